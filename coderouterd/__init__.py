@@ -1,0 +1,3 @@
+"""coderouterd: a routing daemon for coding agents."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,85 @@
+"""The config file as frozen msgspec Structs.
+
+Field names keep the providers.yaml vocabulary of coderouter-cli so existing
+files carry over. Defaults here are the documented defaults (README, config
+reference); change them in one place only.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+HttpUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s/]+")]
+
+ProviderKind = Literal["anthropic", "openai_compat"]
+
+
+class _Strict(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class TimeoutsConfig(_Strict):
+    """Deadlines of one attempt, in seconds.
+
+    first_byte_s runs until the first content event of a stream (the commit
+    point) or the response headers of a non-streaming call; local backends
+    that load a model on demand need it generous.
+    """
+
+    connect_s: Positive = 5.0
+    first_byte_s: Positive = 300.0
+    idle_s: Positive = 120.0
+    total_s: Positive = 1800.0
+
+
+class ProviderConfig(_Strict):
+    name: Name
+    base_url: HttpUrl
+    model: Annotated[str, msgspec.Meta(min_length=1)]
+    kind: ProviderKind = "openai_compat"
+    api_key_env: str | None = None
+    forward_client_key: bool = False
+    extra_headers: dict[str, str] = {}
+    paid: bool = False
+    timeouts: TimeoutsConfig = TimeoutsConfig()
+
+
+class ProfileConfig(_Strict):
+    name: Name
+    providers: Annotated[tuple[str, ...], msgspec.Meta(min_length=1)]
+    allow_paid: bool | None = None
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: Port = 8088
+    state_dir: str | None = None
+    control_socket: str | None = None
+    grace_period_s: NonNegative = 30.0
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024 * 1024
+    keepalive_after_s: Positive = 10.0
+    keepalive_interval_s: Positive = 10.0
+
+
+class Config(_Strict):
+    providers: Annotated[tuple[ProviderConfig, ...], msgspec.Meta(min_length=1)]
+    profiles: Annotated[tuple[ProfileConfig, ...], msgspec.Meta(min_length=1)]
+    default_profile: str | None = None
+    allow_paid: bool = False
+    server: ServerConfig = ServerConfig()
+
+    def provider(self, name: str) -> ProviderConfig | None:
+        return next((p for p in self.providers if p.name == name), None)
+
+    def profile(self, name: str) -> ProfileConfig | None:
+        return next((p for p in self.profiles if p.name == name), None)
+
+    @property
+    def default_profile_name(self) -> str:
+        return self.default_profile or self.profiles[0].name

@@ -1,0 +1,49 @@
+"""What the control socket answers: typed replies shared by server and client."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class ProviderStatus(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    kind: str
+    model: str
+    base_url: str
+    paid: bool
+    # "unknown" until the first attempt; then "ok" or "failing".
+    state: str = "unknown"
+    last_outcome: str | None = None
+    last_status: int | None = None
+    last_change_wall: float | None = None
+    last_attempt_wall: float | None = None
+    consecutive_failures: int = 0
+
+
+class InFlight(msgspec.Struct, frozen=True, kw_only=True):
+    request_id: str
+    dialect: str
+    profile: str
+    provider: str | None
+    stream: bool
+    age_s: float
+
+
+class StatusReply(msgspec.Struct, frozen=True, kw_only=True):
+    version: str
+    pid: int
+    uptime_s: float
+    listen: str
+    config_path: str | None
+    config_digest: str
+    default_profile: str
+    providers: tuple[ProviderStatus, ...]
+    in_flight: tuple[InFlight, ...]
+
+
+class ReloadReply(msgspec.Struct, frozen=True, kw_only=True):
+    ok: bool
+    config_digest: str
+    problems: tuple[str, ...] = ()
+    # Settings that only take effect after a restart (listen address, paths).
+    restart_required: tuple[str, ...] = ()

@@ -1,0 +1,137 @@
+"""The exception tree of coderouterd.
+
+    CoderouterError
+    ├── ConfigError                 the config file has problems (all of them listed)
+    ├── RequestError                the client's request cannot be served as sent
+    │   ├── InvalidRequestError     a field is missing or of the wrong shape (400)
+    │   ├── UnknownProfileError     the chosen profile does not exist (400)
+    │   └── BodyTooLargeError       the body is over server.max_body_bytes (413)
+    ├── UpstreamError               one attempt at one provider failed
+    │   ├── UpstreamConnectError    no connection could be made
+    │   ├── UpstreamTimeoutError    a deadline passed (connect / first_byte / idle / total)
+    │   ├── UpstreamStatusError     the provider answered with an error status
+    │   └── UpstreamProtocolError   the provider's stream was malformed or cut short
+    └── NoProviderAvailableError    every attempt of a plan failed or was skipped
+
+Foreign exceptions (aiohttp, OSError, asyncio timeouts) are mapped into this
+tree once, in the provider adapters; nothing else catches them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class CoderouterError(Exception):
+    """Base of every error coderouterd raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class ConfigError(CoderouterError):
+    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class RequestError(CoderouterError):
+    status = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.message = message
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class InvalidRequestError(RequestError):
+    pass
+
+
+class UnknownProfileError(RequestError):
+    pass
+
+
+class BodyTooLargeError(RequestError):
+    status = 413
+
+
+class UpstreamError(CoderouterError):
+    """One attempt failed. `reason` is a short machine-readable tag for logs and headers."""
+
+    reason = "upstream_error"
+
+    def __init__(self, provider: str, detail: str = "") -> None:
+        self.provider = provider
+        self.detail = detail
+        super().__init__(f"{provider}: {self.reason}" + (f" ({detail})" if detail else ""))
+
+
+class UpstreamConnectError(UpstreamError):
+    reason = "connect_error"
+
+
+class UpstreamTimeoutError(UpstreamError):
+    def __init__(self, provider: str, phase: str) -> None:
+        self.phase = phase
+        super().__init__(provider)
+
+    @property
+    def reason(self) -> str:  # type: ignore[override]
+        return f"timeout_{self.phase}"
+
+
+class UpstreamStatusError(UpstreamError):
+    def __init__(
+        self,
+        provider: str,
+        status: int,
+        body: bytes,
+        content_type: str,
+        error_type: str | None,
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.error_type = error_type
+        super().__init__(provider, error_type or "")
+
+    @property
+    def reason(self) -> str:  # type: ignore[override]
+        return f"http_{self.status}"
+
+
+class UpstreamProtocolError(UpstreamError):
+    reason = "protocol_error"
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptFailure:
+    provider: str
+    reason: str
+    status: int | None = None
+
+
+class NoProviderAvailableError(CoderouterError):
+    def __init__(self, profile: str, attempts: Sequence[AttemptFailure]) -> None:
+        self.profile = profile
+        self.attempts = tuple(attempts)
+        summary = ", ".join(f"{a.provider}: {a.reason}" for a in self.attempts) or "no providers"
+        super().__init__(f"every provider of profile {profile!r} failed ({summary})")
+
+    @property
+    def all_rate_limited(self) -> bool:
+        tried = [a for a in self.attempts if a.status is not None or a.reason.startswith("http_")]
+        return bool(tried) and len(tried) == len(self.attempts) and all(
+            a.status == 429 for a in tried
+        )

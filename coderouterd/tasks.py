@@ -1,0 +1,39 @@
+"""The one place that creates asyncio tasks.
+
+Every task gets a name and a strong reference until it finishes, so none is
+garbage-collected mid-flight and shutdown can cancel whatever is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_live: set[asyncio.Task[Any]] = set()
+
+
+def spawn(coro: Coroutine[Any, Any, T], *, name: str) -> asyncio.Task[T]:
+    task = asyncio.get_running_loop().create_task(coro, name=name)
+    _live.add(task)
+    task.add_done_callback(_live.discard)
+    return task
+
+
+async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
+    """Cancel a task and wait for it to finish, swallowing its outcome."""
+    if not task.done():
+        task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            raise
+    except Exception:  # noqa: BLE001, S110 - the caller abandoned this result on purpose
+        pass
+
+
+def live_tasks() -> frozenset[asyncio.Task[Any]]:
+    return frozenset(_live)
