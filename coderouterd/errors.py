@@ -11,7 +11,8 @@
     │   ├── UpstreamTimeoutError    a deadline passed (connect / first_byte / idle / total)
     │   ├── UpstreamStatusError     the provider answered with an error status
     │   └── UpstreamProtocolError   the provider's stream was malformed or cut short
-    └── NoProviderAvailableError    every attempt of a plan failed or was skipped
+    ├── NoProviderAvailableError    every attempt of a plan failed or was skipped
+    └── ClientDisconnectedError     the client went away while we were answering
 
 Foreign exceptions (aiohttp, OSError, asyncio timeouts) are mapped into this
 tree once, in the provider adapters; nothing else catches them.
@@ -126,8 +127,8 @@ class NoProviderAvailableError(CoderouterError):
     def __init__(self, profile: str, attempts: Sequence[AttemptFailure]) -> None:
         self.profile = profile
         self.attempts = tuple(attempts)
-        summary = ", ".join(f"{a.provider}: {a.reason}" for a in self.attempts) or "no providers"
-        super().__init__(f"every provider of profile {profile!r} failed ({summary})")
+        summary = "; ".join(f"{a.provider}: {a.reason}" for a in self.attempts) or "none configured"
+        super().__init__(f"no provider of profile {profile!r} could serve the request ({summary})")
 
     @property
     def all_rate_limited(self) -> bool:
@@ -135,3 +136,7 @@ class NoProviderAvailableError(CoderouterError):
         return bool(tried) and len(tried) == len(self.attempts) and all(
             a.status == 429 for a in tried
         )
+
+
+class ClientDisconnectedError(CoderouterError):
+    """Raised by response writers when the client's connection is gone."""

@@ -1,0 +1,189 @@
+"""Composition root: builds every object, starts and stops everything.
+
+Nothing else constructs adapters, observers or servers; tests build the same
+objects through `build_app` with their own config and clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+import msgspec
+from aiohttp import web
+
+from coderouterd.clock import Clock, SystemClock
+from coderouterd.config import LoadedConfig, resolve_control_socket, resolve_state_dir
+from coderouterd.ctl.server import build_ctl_app, start_ctl_site, stop_ctl_site
+from coderouterd.daemon import Daemon
+from coderouterd.ingress import info, messages
+from coderouterd.ingress.inflight import InFlightRegistry
+from coderouterd.ingress.keys import DAEMON
+from coderouterd.ingress.middleware import request_context
+from coderouterd.routing.board import ProviderBoard
+from coderouterd.routing.records import Observers
+from coderouterd.tasks import spawn
+from coderouterd.telemetry import events, sdnotify
+from coderouterd.telemetry.logging import get_logger
+from coderouterd.telemetry.observers import ProviderStateObserver, RequestLogObserver
+
+
+def build_daemon(loaded: LoadedConfig, *, clock: Clock, env: Mapping[str, str]) -> Daemon:
+    log = get_logger()
+    board = ProviderBoard()
+    inflight = InFlightRegistry(clock)
+    observer = Observers(
+        [inflight, ProviderStateObserver(board, clock, log), RequestLogObserver(log)]
+    )
+    return Daemon(
+        loaded, clock=clock, env=env, observer=observer, inflight=inflight, board=board, log=log
+    )
+
+
+def build_app(daemon: Daemon) -> web.Application:
+    app = web.Application(
+        middlewares=[request_context], client_max_size=daemon.max_body_bytes
+    )
+    app[DAEMON] = daemon
+    app.router.add_post("/v1/messages", messages.messages)
+    app.router.add_post("/v1/messages/count_tokens", messages.count_tokens)
+    app.router.add_get("/v1/models", info.models)
+    app.router.add_get("/", info.health)
+    app.router.add_get("/healthz", info.health)
+    app.cleanup_ctx.append(_adapters_ctx)
+    return app
+
+
+async def _adapters_ctx(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[DAEMON].close_adapters()
+
+
+async def start_http(daemon: Daemon, host: str, port: int) -> tuple[web.AppRunner, web.TCPSite]:
+    # handler_cancellation: a client that disconnects cancels its handler, which
+    # cancels the upstream request instead of letting it run to the end.
+    runner = web.AppRunner(
+        build_app(daemon), handler_cancellation=True, access_log=None, shutdown_timeout=1.0
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    daemon.listen = _listen_address(site)
+    return runner, site
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def serve(loaded: LoadedConfig, *, env: Mapping[str, str] = os.environ) -> int:
+    """Run until SIGTERM/SIGINT; drain in-flight requests; return the exit status."""
+    log = get_logger()
+    clock = SystemClock()
+    daemon = build_daemon(loaded, clock=clock, env=env)
+    server = loaded.config.server
+    state_dir = resolve_state_dir(loaded.config, env)
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not is_loopback(server.host):
+        _warn_non_loopback(log, server.host)
+
+    runner, site = await start_http(daemon, server.host, server.port)
+
+    socket_path = resolve_control_socket(loaded.config, env)
+    ctl_runner = web.AppRunner(
+        build_ctl_app(status=daemon.status, reload=daemon.reload), access_log=None
+    )
+    await ctl_runner.setup()
+    ctl_site = await start_ctl_site(ctl_runner, socket_path)
+
+    stop = asyncio.Event()
+    _install_signals(stop, daemon)
+    log.info(
+        events.SERVER_STARTED,
+        listen=daemon.listen,
+        pid=os.getpid(),
+        config_path=loaded.path,
+        config_digest=loaded.digest,
+        control_socket=str(socket_path),
+        state_dir=str(state_dir),
+    )
+    daemon.log_unavailable(daemon.holder.current)
+    sdnotify.notify(sdnotify.READY)
+    try:
+        await stop.wait()
+    finally:
+        await _shutdown(daemon, runner, site, ctl_runner, ctl_site, socket_path, server.grace_period_s)
+    return 0
+
+
+async def _shutdown(
+    daemon: Daemon,
+    runner: web.AppRunner,
+    site: web.TCPSite,
+    ctl_runner: web.AppRunner,
+    ctl_site: web.BaseSite,
+    socket_path: Path,
+    grace_s: float,
+) -> None:
+    log = get_logger()
+    sdnotify.notify(sdnotify.STOPPING)
+    log.info(events.SERVER_STOPPING, in_flight=len(daemon.inflight), grace_period_s=grace_s)
+    await site.stop()
+    if runner.server is not None:
+        # Keep-alive connections close after their current request instead of taking new ones.
+        runner.server.pre_shutdown()
+    try:
+        async with asyncio.timeout(grace_s):
+            await daemon.inflight.wait_idle()
+    except TimeoutError:
+        log.warning(events.SERVER_DRAIN_TIMEOUT, abandoned=len(daemon.inflight))
+    await runner.cleanup()
+    await stop_ctl_site(ctl_site, socket_path)
+    await ctl_runner.cleanup()
+    log.info(events.SERVER_STOPPED)
+
+
+def _install_signals(stop: asyncio.Event, daemon: Daemon) -> None:
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: spawn(daemon.reload(), name="reload:sighup"))
+
+
+def _listen_address(site: web.TCPSite) -> str:
+    server = site._server  # noqa: SLF001 - the only way to learn the port chosen for port 0
+    if isinstance(server, asyncio.base_events.Server) and server.sockets:
+        addr = server.sockets[0].getsockname()
+        return f"{addr[0]}:{addr[1]}" if ":" not in addr[0] else f"[{addr[0]}]:{addr[1]}"
+    return site.name
+
+
+def _warn_non_loopback(log: object, host: str) -> None:
+    message = (
+        f"coderouterd is listening on {host}, reachable from other machines. "
+        "It has no authentication: anyone who can reach it can spend your API keys."
+    )
+    print(f"WARNING: {message}", file=sys.stderr, flush=True)
+    log.warning(events.SERVER_NON_LOOPBACK, host=host, message=message)  # type: ignore[attr-defined]
+
+
+def with_overrides(loaded: LoadedConfig, *, host: str | None, port: int | None) -> LoadedConfig:
+    server = loaded.config.server
+    if host is not None:
+        server = msgspec.structs.replace(server, host=host)
+    if port is not None:
+        server = msgspec.structs.replace(server, port=port)
+    config = msgspec.structs.replace(loaded.config, server=server)
+    return msgspec.structs.replace(loaded, config=config)
+
+

@@ -1,0 +1,142 @@
+"""Command line: serve | check | ctl status | ctl reload."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import msgspec
+
+from coderouterd import __version__
+from coderouterd.config import (
+    LoadedConfig,
+    default_config_path,
+    load_config,
+    load_default_config,
+    resolve_control_socket,
+)
+from coderouterd.errors import ConfigError, CoderouterError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print("coderouterd: the configuration has problems:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    except CoderouterError as exc:
+        print(f"coderouterd: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="coderouterd", description="A routing daemon for coding agents.")
+    p.add_argument("--version", action="version", version=f"coderouterd {__version__}")
+    sub = p.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the daemon in the foreground")
+    _config_arg(serve)
+    serve.add_argument("--host", help="override server.host")
+    serve.add_argument("--port", type=int, help="override server.port (0 picks a free port)")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(func=_serve)
+
+    check = sub.add_parser("check", help="validate a config file and exit")
+    _config_arg(check)
+    check.set_defaults(func=_check)
+
+    ctl = sub.add_parser("ctl", help="talk to the running daemon over its control socket")
+    ctl_sub = ctl.add_subparsers(required=True, metavar="ACTION")
+    for name, func, text in (
+        ("status", _ctl_status, "version, uptime, config, providers, requests in flight"),
+        ("reload", _ctl_reload, "re-read and validate the config; keep the old one on error"),
+    ):
+        action = ctl_sub.add_parser(name, help=text)
+        _config_arg(action)
+        action.add_argument("--socket", type=Path, help="control socket path (default: from the config)")
+        action.add_argument("--json", action="store_true", help="print JSON instead of text")
+        action.set_defaults(func=func)
+    return p
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="config file (default: $CODEROUTERD_CONFIG, else the user config path if it exists, "
+        "else the built-in default)",
+    )
+
+
+def _load(path: Path | None) -> LoadedConfig:
+    if path is not None:
+        return load_config(path)
+    fallback = default_config_path()
+    if fallback.exists() or "CODEROUTERD_CONFIG" in os.environ:
+        return load_config(fallback)
+    return load_default_config()
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from coderouterd.app import serve, with_overrides
+    from coderouterd.telemetry.logging import configure
+
+    configure(args.log_level)
+    loaded = with_overrides(_load(args.config), host=args.host, port=args.port)
+    _install_uvloop()
+    return asyncio.run(serve(loaded))
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop  # type: ignore[import-not-found]  # noqa: PLC0415 - optional extra
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def _check(args: argparse.Namespace) -> int:
+    loaded = _load(args.config)
+    where = loaded.path or "built-in default"
+    print(f"ok: {where} ({loaded.digest}); {len(loaded.config.providers)} providers, "
+          f"{len(loaded.config.profiles)} profiles, default profile {loaded.config.default_profile_name!r}")
+    return EXIT_OK
+
+
+def _socket(args: argparse.Namespace) -> Path:
+    return args.socket or resolve_control_socket(_load(args.config).config)
+
+
+def _ctl_status(args: argparse.Namespace) -> int:
+    from coderouterd.ctl.client import fetch_status
+    from coderouterd.ctl.render import render_status
+
+    reply = asyncio.run(fetch_status(_socket(args)))
+    print(msgspec.json.format(msgspec.json.encode(reply)).decode() if args.json else render_status(reply))
+    return EXIT_OK
+
+
+def _ctl_reload(args: argparse.Namespace) -> int:
+    from coderouterd.ctl.client import request_reload
+    from coderouterd.ctl.render import render_reload
+
+    reply = asyncio.run(request_reload(_socket(args)))
+    print(msgspec.json.format(msgspec.json.encode(reply)).decode() if args.json else render_reload(reply))
+    return EXIT_OK if reply.ok else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,374 @@
+"""Read the config file: parse, check every field, cross-check names, convert, freeze.
+
+Every problem is collected before anything is raised, so one run lists them
+all, each with file:line and a field path such as
+`providers[1].timeouts.connect_s`. The checks are driven by the Struct types
+in `model.py`: a new field there is validated here without new code.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import re
+import types
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeGuard, TypeVar, Union, get_args, get_origin
+
+import msgspec
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.scalarbool import ScalarBoolean
+
+from coderouterd.config.default import default_config
+from coderouterd.config.model import Config
+from coderouterd.errors import ConfigError, ConfigProblem
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CREDENTIAL_HEADERS = frozenset({"x-api-key", "authorization"})
+_Node = TypeVar("_Node", CommentedMap, CommentedSeq)
+
+
+class LoadedConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """A checked config and where it came from; `path` is None for the built-in default."""
+
+    config: Config
+    path: str | None
+    digest: str
+
+
+def config_digest(data: bytes) -> str:
+    """Short content hash, shown by `ctl status` so an operator can tell which file is live."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()[:16]
+
+
+def load_default_config() -> LoadedConfig:
+    config = default_config()
+    canonical = msgspec.json.encode(config, order="deterministic")
+    return LoadedConfig(config=config, path=None, digest=config_digest(canonical))
+
+
+def load_config(path: str | os.PathLike[str]) -> LoadedConfig:
+    file = os.fspath(path)
+    try:
+        raw = Path(file).read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError([ConfigProblem(file, None, "", f"cannot read file: {reason}")]) from exc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError([ConfigProblem(file, line, "", "the file is not valid UTF-8")]) from exc
+    config = load_config_text(text, file=file)
+    return LoadedConfig(config=config, path=file, digest=config_digest(raw))
+
+
+def load_config_text(text: str, *, file: str) -> Config:
+    root = _parse(text, file)
+    report = _Report(file)
+    if root is None:
+        report.add(1, "", "the file is empty: expected a mapping with 'providers' and 'profiles'")
+    elif not isinstance(root, CommentedMap):
+        report.add(1, "", f"the top level must be a mapping, got {_describe_value(root)}")
+    else:
+        report.check(root, Config, "", _own_line(root, 1))
+        _cross_check(_plain(root), report)
+    if report.problems:
+        raise ConfigError(sorted(report.problems, key=lambda p: (p.line or 0, p.path)))
+    try:
+        return msgspec.convert(_plain(root), type=Config)
+    except msgspec.ValidationError as exc:  # only if the walker misses a rule msgspec enforces
+        raise ConfigError([ConfigProblem(file, None, "", str(exc))]) from exc
+
+
+def _parse(text: str, file: str) -> object:
+    try:
+        return YAML(typ="rt").load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        context = exc.context or ""
+        if context and exc.context_mark is not None and exc.context_mark.line + 1 != line:
+            context += f" (line {exc.context_mark.line + 1})"
+        detail = "; ".join(str(part) for part in (context, exc.problem) if part)
+        problem = ConfigProblem(file, line, "", f"YAML syntax error: {detail}")
+        raise ConfigError([problem]) from exc
+    except YAMLError as exc:
+        raise ConfigError([ConfigProblem(file, None, "", f"YAML error: {exc}")]) from exc
+
+
+@dataclass
+class _Report:
+    """The walker: one YAML node against one type, recursing through Structs and containers."""
+
+    file: str
+    problems: list[ConfigProblem] = field(default_factory=list)
+    # Field path -> 1-based line of every node visited, for the cross-checks.
+    lines: dict[str, int] = field(default_factory=dict)
+
+    def add(self, line: int | None, path: str, message: str) -> None:
+        self.problems.append(ConfigProblem(self.file, line, path, message))
+
+    def at(self, path: str, message: str) -> None:
+        """A problem at a node the walker has visited."""
+        self.add(self.lines.get(path), path, message)
+
+    def check(self, node: object, tp: Any, path: str, line: int) -> None:
+        self.lines[path] = line
+        base, metas = _unwrap(tp)
+        origin, args = get_origin(base), get_args(base)
+        if origin in (Union, types.UnionType) and type(None) in args:
+            if node is not None:
+                self.check(node, _without_none(base), path, line)
+        elif isinstance(base, type) and issubclass(base, msgspec.Struct):
+            if self._expect(node, CommentedMap, path, line):
+                self._struct(node, base, path, line)
+        elif origin is list or (origin is tuple and args[1:] == (...,)):
+            if self._expect(node, CommentedSeq, path, line):
+                self._sequence(node, args[0], path, line)
+                self._length(len(node), metas, "item", path, line)
+        elif origin is dict:
+            if self._expect(node, CommentedMap, path, line):
+                self._mapping(node, args[0], args[1], path, line)
+                self._length(len(node), metas, "entry", path, line)
+        else:
+            self._leaf(node, tp, path, line)
+
+    def _struct(self, node: CommentedMap, cls: type[msgspec.Struct], path: str, line: int) -> None:
+        fields = {f.encode_name: f for f in msgspec.structs.fields(cls)}
+        here = _own_line(node, line)
+        for key, value in node.items():
+            key_line = _entry_line(node, key, here)
+            if not isinstance(key, str):
+                self.add(key_line, path, f"keys must be strings, got {_describe_value(key)}")
+            elif key in fields:
+                value_line = _entry_line(node, key, key_line, value=True)
+                self.check(value, fields[key].type, _join(path, key), value_line)
+            elif cls.__struct_config__.forbid_unknown_fields:
+                self.add(key_line, _join(path, key), _unknown("key", key, fields))
+        for name, info in fields.items():
+            if info.required and name not in node:
+                self.add(here, _join(path, name), f"missing required key '{name}'")
+
+    def _sequence(self, node: CommentedSeq, item_type: Any, path: str, line: int) -> None:
+        for index, item in enumerate(node):
+            self.check(item, item_type, f"{path}[{index}]", _entry_line(node, index, line))
+
+    def _mapping(self, node: CommentedMap, key: Any, value: Any, path: str, line: int) -> None:
+        here = _own_line(node, line)
+        for k, v in node.items():
+            key_line = _entry_line(node, k, here)
+            entry = _join(path, str(k))
+            self.check(v, value, entry, _entry_line(node, k, key_line, value=True))
+            self.check(k, key, entry, key_line)  # last, so `lines` keeps the key's line
+
+    def _length(self, n: int, metas: list[msgspec.Meta], noun: str, path: str, line: int) -> None:
+        for meta in metas:
+            if meta.min_length is not None and n < meta.min_length:
+                self.add(line, path, f"must have at least {_plural(meta.min_length, noun)}")
+            if meta.max_length is not None and n > meta.max_length:
+                self.add(line, path, f"must have at most {_plural(meta.max_length, noun)}")
+
+    def _leaf(self, node: object, tp: Any, path: str, line: int) -> None:
+        value = _plain(node)
+        try:
+            msgspec.convert(value, type=tp)
+        except msgspec.ValidationError as exc:
+            self.add(line, path, _translate(str(exc), tp, value))
+
+    def _expect(self, node: object, kind: type[_Node], path: str, line: int) -> TypeGuard[_Node]:
+        if not isinstance(node, kind):
+            wanted = "a list" if kind is CommentedSeq else "a mapping"
+            self.add(line, path, f"expected {wanted}, got {_describe_value(node)}")
+        return isinstance(node, kind)
+
+
+# Cross-references, on the plain data so that they run even when fields have problems.
+
+
+def _cross_check(data: dict[Any, Any], report: _Report) -> None:
+    providers = _names(data.get("providers"), "providers", "provider", report)
+    profiles = _names(data.get("profiles"), "profiles", "profile", report)
+    for i, provider in _mappings(data.get("providers")):
+        _check_credentials(provider, f"providers[{i}]", report)
+    for i, profile in _mappings(data.get("profiles")):
+        chain = profile.get("providers")
+        for j, name in enumerate(chain if isinstance(chain, list) else []):
+            if isinstance(name, str) and providers is not None and name not in providers:
+                report.at(f"profiles[{i}].providers[{j}]", _unknown("provider", name, providers))
+    default = data.get("default_profile")
+    if isinstance(default, str) and profiles is not None and default not in profiles:
+        report.at("default_profile", _unknown("profile", default, profiles))
+
+
+def _names(items: object, path: str, noun: str, report: _Report) -> dict[str, int | None] | None:
+    """Name -> line of each item, reporting repeats; None when `items` is not a list at all."""
+    if not isinstance(items, list):
+        return None
+    seen: dict[str, int | None] = {}
+    for i, item in _mappings(items):
+        name, where = item.get("name"), f"{path}[{i}].name"
+        if isinstance(name, str) and name in seen:
+            report.at(where, f"duplicate {noun} name '{name}' (first on line {seen[name]})")
+        elif isinstance(name, str):
+            seen[name] = report.lines.get(where)
+    return seen
+
+
+def _check_credentials(provider: dict[Any, Any], path: str, report: _Report) -> None:
+    headers = provider.get("extra_headers")
+    for key in headers if isinstance(headers, dict) else {}:
+        if isinstance(key, str) and key.lower() in _CREDENTIAL_HEADERS:
+            where = _join(_join(path, "extra_headers"), key)
+            report.at(where, "credentials belong in api_key_env, not in extra_headers")
+    env = provider.get("api_key_env")
+    if isinstance(env, str) and not _ENV_NAME.match(env):
+        # The value is not echoed: a key pasted here must not end up in logs.
+        message = "must be the name of an environment variable (letters, digits, _), not a key"
+        report.at(_join(path, "api_key_env"), message)
+
+
+def _mappings(items: object) -> Iterator[tuple[int, dict[Any, Any]]]:
+    for index, item in enumerate(items if isinstance(items, list) else []):
+        if isinstance(item, dict):
+            yield index, item
+
+
+# Types, values and messages.
+
+
+def _unwrap(tp: Any) -> tuple[Any, list[msgspec.Meta]]:
+    metas: list[msgspec.Meta] = []
+    while get_origin(tp) is Annotated:
+        tp, *extras = get_args(tp)
+        metas += [m for m in extras if isinstance(m, msgspec.Meta)]
+    return tp, metas
+
+
+def _without_none(union: Any) -> Any:
+    rest = tuple(t for t in get_args(union) if t is not type(None))
+    return rest[0] if len(rest) == 1 else Union[rest]  # noqa: UP007 - built from a runtime tuple
+
+
+def _plain(node: object) -> Any:
+    """ruamel's subclasses as plain Python values, as msgspec.convert expects them."""
+    if isinstance(node, Mapping):
+        return {_plain(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(item) for item in node]
+    if isinstance(node, TaggedScalar):
+        return _plain(node.value)
+    if isinstance(node, bool | ScalarBoolean):  # ScalarBoolean is an int subclass
+        return bool(node)
+    for kind in (int, float, str):
+        if isinstance(node, kind):
+            return kind(node)
+    return node
+
+
+_MISMATCH = re.compile(r"^Expected `[^`]+`, got `[^`]+`")
+_BOUND = re.compile(r"^Expected `\w+` (>=|<=|>|<) (\S+)$")
+_LENGTH = re.compile(r"^Expected `\w+` of length (>=|<=) (\d+)$")
+_PATTERN = re.compile(r"^Expected `\w+` matching regex (.+)$")
+
+
+def _translate(message: str, tp: Any, value: object) -> str:
+    message = message.split(" - at `", 1)[0]
+    got = f" (got {_short(value)})"
+    if _MISMATCH.match(message):
+        return f"expected {_describe_type(tp)}, got {_describe_value(value)}"
+    if message.startswith("Invalid enum value"):
+        return f"must be one of {_describe_type(tp).removeprefix('one of ')}{got}"
+    if match := _BOUND.match(message):
+        bound = float(match[2])
+        return f"must be {match[1]} {int(bound) if bound.is_integer() else bound}{got}"
+    if match := _LENGTH.match(message):
+        return _length_message(match[1], int(match[2]))
+    if match := _PATTERN.match(message):
+        return f"must match {match[1]}{got}"
+    return message[:1].lower() + message[1:]
+
+
+def _length_message(operator: str, size: int) -> str:
+    if operator == "<=":
+        return f"must be at most {size} characters long"
+    return "must not be empty" if size == 1 else f"must be at least {size} characters long"
+
+
+def _describe_type(tp: Any) -> str:
+    base, _ = _unwrap(tp)
+    origin = get_origin(base)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(v) for v in get_args(base))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe_type(t) for t in get_args(base))
+    if origin in (list, tuple):
+        return "a list"
+    if origin is dict or (isinstance(base, type) and issubclass(base, msgspec.Struct)):
+        return "a mapping"
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    return names.get(base, "null" if base is type(None) else getattr(base, "__name__", str(base)))
+
+
+def _describe_value(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool | ScalarBoolean):  # before int: both are int subclasses
+        return "a boolean"
+    kinds: tuple[tuple[type, str], ...] = (
+        (int, "an integer"),
+        (float, "a number"),
+        (str, "a string"),
+        (Mapping, "a mapping"),
+        (list, "a list"),
+        (date, "a date"),
+    )
+    return next((name for kind, name in kinds if isinstance(value, kind)), type(value).__name__)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _unknown(noun: str, name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown {noun} '{name}'{hint}"
+
+
+def _join(path: str, key: str) -> str:
+    if not path:
+        return key
+    return f"{path}.{key}" if re.fullmatch(r"[A-Za-z0-9_-]+", key) else f"{path}[{key!r}]"
+
+
+# Lines: ruamel keeps 0-based [key line, key col, value line, value col] per mapping
+# entry and [line, col] per sequence item; merged (`<<:`) keys have none.
+
+
+def _own_line(node: CommentedMap | CommentedSeq, fallback: int) -> int:
+    line = node.lc.line
+    return int(line) + 1 if line is not None else fallback
+
+
+def _entry_line(
+    node: CommentedMap | CommentedSeq, key: object, fallback: int, *, value: bool = False
+) -> int:
+    # ruamel places an empty value on the following line; the key's line reads better.
+    if value and node[key] is None:
+        return fallback
+    try:
+        return int(node.lc.data[key][2 if value else 0]) + 1
+    except (KeyError, IndexError, TypeError):
+        return fallback

@@ -1,0 +1,115 @@
+"""Terminal renderings of control replies: values in, text out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from coderouterd.ctl.model import InFlight, ProviderStatus, ReloadReply, StatusReply
+
+_MISSING = "-"
+
+_PROVIDER_HEADER = ("NAME", "KIND", "MODEL", "STATE", "LAST OUTCOME", "STATUS", "FAILS", "PAID")
+_IN_FLIGHT_HEADER = ("REQUEST", "DIALECT", "PROFILE", "PROVIDER", "STREAM", "AGE")
+
+
+def format_duration(seconds: float) -> str:
+    """Two most significant units, fixed width for the second: "2h 03m", "5m 07s", "3.4s"."""
+    seconds = max(seconds, 0.0)
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    days, rest = divmod(whole, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours:02d}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def render_status(reply: StatusReply) -> str:
+    lines = [
+        f"coderouterd {reply.version}  pid {reply.pid}  up {format_duration(reply.uptime_s)}",
+        f"listen           {reply.listen}",
+        f"config           {reply.config_path or '(none)'}",
+        f"config digest    {reply.config_digest}",
+        f"default profile  {reply.default_profile}",
+        "",
+        f"providers ({len(reply.providers)})",
+        *_indent(_providers_table(reply.providers)),
+        "",
+        f"in flight ({len(reply.in_flight)})",
+        *_indent(_in_flight_table(reply.in_flight)),
+    ]
+    return "\n".join(lines)
+
+
+def render_reload(reply: ReloadReply) -> str:
+    if reply.ok:
+        lines = [f"reloaded: config digest {reply.config_digest}"]
+        if reply.restart_required:
+            lines.append("these settings take effect only after a restart:")
+            lines.extend(f"  - {setting}" for setting in reply.restart_required)
+        return "\n".join(lines)
+    lines = [
+        f"reload rejected; still running config digest {reply.config_digest}",
+        f"{len(reply.problems)} problem(s):" if reply.problems else "no problems were reported",
+    ]
+    lines.extend(f"  - {problem}" for problem in reply.problems)
+    return "\n".join(lines)
+
+
+def _providers_table(providers: Sequence[ProviderStatus]) -> list[str]:
+    if not providers:
+        return ["none"]
+    rows = [
+        (
+            p.name,
+            p.kind,
+            p.model,
+            p.state,
+            _or_missing(p.last_outcome),
+            _or_missing(p.last_status),
+            str(p.consecutive_failures),
+            "yes" if p.paid else "no",
+        )
+        for p in providers
+    ]
+    return render_table(_PROVIDER_HEADER, rows)
+
+
+def _in_flight_table(requests: Sequence[InFlight]) -> list[str]:
+    if not requests:
+        return ["none"]
+    rows = [
+        (
+            r.request_id,
+            r.dialect,
+            r.profile,
+            _or_missing(r.provider),
+            "yes" if r.stream else "no",
+            format_duration(r.age_s),
+        )
+        for r in requests
+    ]
+    return render_table(_IN_FLIGHT_HEADER, rows)
+
+
+def render_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Left-aligned columns two spaces apart, without trailing blanks."""
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
+    ]
+
+
+def _indent(lines: Sequence[str]) -> list[str]:
+    return [f"  {line}" for line in lines]
+
+
+def _or_missing(value: str | int | None) -> str:
+    return _MISSING if value is None else str(value)

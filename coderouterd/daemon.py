@@ -1,0 +1,153 @@
+"""The running daemon's state: the current runtime, requests in flight, provider board.
+
+Handlers and the control API reach everything through this one object; the
+composition root (app.py) builds it and owns its lifecycle.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from coderouterd import __version__
+from coderouterd.clock import Clock
+from coderouterd.config import LoadedConfig, load_config
+from coderouterd.config.model import ServerConfig
+from coderouterd.ctl.model import ProviderStatus, ReloadReply, StatusReply
+from coderouterd.errors import ConfigError
+from coderouterd.ingress.inflight import InFlightRegistry
+from coderouterd.providers.anthropic import AnthropicAdapter
+from coderouterd.routing.board import ProviderBoard
+from coderouterd.routing.call import Call
+from coderouterd.routing.records import Observer
+from coderouterd.runtime import Runtime, build_runtime, retired_adapters
+from coderouterd.telemetry import events
+
+# Server settings bound at start-up: a reload reports a change to them
+# instead of applying it.
+_RESTART_ONLY = ("host", "port", "state_dir", "control_socket", "max_body_bytes")
+
+
+class Daemon:
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        *,
+        clock: Clock,
+        env: Mapping[str, str],
+        observer: Observer,
+        inflight: InFlightRegistry,
+        board: ProviderBoard,
+        log: Any,
+    ) -> None:
+        self._clock = clock
+        self._env = env
+        self._observer = observer
+        self._log = log
+        self.inflight = inflight
+        self.board = board
+        self.holder = _Holder(build_runtime(loaded, env=env, observer=observer, clock=clock))
+        self._retired: list[AnthropicAdapter] = []
+        self.server: ServerConfig = loaded.config.server
+        self.max_body_bytes = self.server.max_body_bytes
+        self.listen = ""
+        self.started_mono = clock.monotonic()
+        self.started_wall = clock.wall()
+        self.started_iso = datetime.datetime.fromtimestamp(self.started_wall, datetime.UTC).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
+
+    @contextmanager
+    def track(self, call: Call) -> Iterator[None]:
+        self.inflight.add(call.request_id, dialect=call.dialect, profile=call.profile, stream=call.stream)
+        try:
+            yield
+        finally:
+            self.inflight.remove(call.request_id)
+
+    def status(self) -> StatusReply:
+        runtime = self.holder.current
+        return StatusReply(
+            version=__version__,
+            pid=os.getpid(),
+            uptime_s=round(self._clock.monotonic() - self.started_mono, 3),
+            listen=self.listen,
+            config_path=runtime.loaded.path,
+            config_digest=runtime.loaded.digest,
+            default_profile=runtime.config.default_profile_name,
+            providers=tuple(self._provider_status(runtime, p.name) for p in runtime.config.providers),
+            in_flight=self.inflight.snapshot(),
+        )
+
+    def _provider_status(self, runtime: Runtime, name: str) -> ProviderStatus:
+        p = runtime.config.provider(name)
+        assert p is not None
+        st = self.board.get(name)
+        unavailable = runtime.unavailable.get(name)
+        return ProviderStatus(
+            name=name,
+            kind=p.kind,
+            model=p.model,
+            base_url=p.base_url,
+            paid=p.paid,
+            state=f"unavailable ({unavailable})" if unavailable else st.state,
+            last_outcome=st.last_outcome,
+            last_status=st.last_status,
+            last_change_wall=st.last_change_wall,
+            last_attempt_wall=st.last_attempt_wall,
+            consecutive_failures=st.consecutive_failures,
+        )
+
+    async def reload(self) -> ReloadReply:
+        """Re-read the config file; swap only if the whole new file is valid."""
+        current = self.holder.current
+        path = current.loaded.path
+        if path is None:
+            return ReloadReply(ok=True, config_digest=current.loaded.digest)
+        try:
+            loaded = load_config(path)
+        except ConfigError as exc:
+            problems = tuple(str(p) for p in exc.problems)
+            self._log.error(events.CONFIG_RELOAD_REJECTED, path=path, problems=list(problems))
+            return ReloadReply(ok=False, config_digest=current.loaded.digest, problems=problems)
+        new = build_runtime(
+            loaded, env=self._env, observer=self._observer, clock=self._clock, previous=current
+        )
+        self.holder.current = new
+        self._retired.extend(retired_adapters(current, new))
+        restart = tuple(
+            f"server.{k}"
+            for k in _RESTART_ONLY
+            if getattr(loaded.config.server, k) != getattr(self.server, k)
+        )
+        self._log.info(
+            events.CONFIG_RELOADED,
+            path=path,
+            digest=loaded.digest,
+            previous_digest=current.loaded.digest,
+            restart_required=list(restart),
+        )
+        self.log_unavailable(new)
+        return ReloadReply(ok=True, config_digest=loaded.digest, restart_required=restart)
+
+    def log_unavailable(self, runtime: Runtime) -> None:
+        for name, reason in runtime.unavailable.items():
+            p = runtime.config.provider(name)
+            self._log.warning(
+                events.PROVIDER_UNAVAILABLE, provider=name, reason=reason, api_key_env=p.api_key_env if p else None
+            )
+
+    async def close_adapters(self) -> None:
+        for adapter in [*self.holder.current.adapters.values(), *self._retired]:
+            await adapter.close()
+        self._retired.clear()
+
+
+class _Holder:
+    """The current runtime; replaced whole, never mutated."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.current = runtime

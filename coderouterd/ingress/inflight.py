@@ -1,0 +1,67 @@
+"""Requests being served right now: for `ctl status` and for draining on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from coderouterd.clock import Clock
+from coderouterd.ctl.model import InFlight
+from coderouterd.routing.records import AttemptRecord, RequestSummary
+
+
+@dataclass(slots=True)
+class _Entry:
+    dialect: str
+    profile: str
+    stream: bool
+    started: float
+    provider: str | None = None
+
+
+class InFlightRegistry:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._entries: dict[str, _Entry] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def add(self, request_id: str, *, dialect: str, profile: str, stream: bool) -> None:
+        self._entries[request_id] = _Entry(dialect, profile, stream, self._clock.monotonic())
+        self._idle.clear()
+
+    def remove(self, request_id: str) -> None:
+        self._entries.pop(request_id, None)
+        if not self._entries:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    def snapshot(self) -> tuple[InFlight, ...]:
+        now = self._clock.monotonic()
+        return tuple(
+            InFlight(
+                request_id=rid,
+                dialect=e.dialect,
+                profile=e.profile,
+                provider=e.provider,
+                stream=e.stream,
+                age_s=round(now - e.started, 3),
+            )
+            for rid, e in self._entries.items()
+        )
+
+    # Observer: shows which provider each request is currently trying.
+    def attempt_started(self, request_id: str, provider: str) -> None:
+        if (entry := self._entries.get(request_id)) is not None:
+            entry.provider = provider
+
+    def attempt_finished(self, request_id: str, record: AttemptRecord) -> None:
+        pass
+
+    def request_finished(self, summary: RequestSummary) -> None:
+        pass

@@ -1,0 +1,62 @@
+"""GET /v1/models, and the liveness routes `/` and `/healthz`."""
+
+from __future__ import annotations
+
+import msgspec
+from aiohttp import web
+
+from coderouterd import __version__
+from coderouterd.ingress.keys import DAEMON
+
+_encode = msgspec.json.Encoder().encode
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.Response(
+        body=_encode({"status": "ok", "service": "coderouterd", "version": __version__}),
+        content_type="application/json",
+    )
+
+
+async def models(request: web.Request) -> web.Response:
+    """Profiles and providers, each usable as a `model` value to select it.
+
+    Each entry carries both the Anthropic (`type`, `display_name`,
+    `created_at`) and the OpenAI (`object`, `created`, `owned_by`) fields so
+    either SDK can list them.
+    """
+    daemon = request.app[DAEMON]
+    config = daemon.holder.current.config
+    created = int(daemon.started_wall)
+    created_at = daemon.started_iso
+    entries = [
+        _model(p.name, f"profile {p.name}: " + " > ".join(p.providers), created, created_at)
+        for p in config.profiles
+    ] + [
+        _model(p.name, f"provider {p.name} ({p.kind}, {p.model})", created, created_at)
+        for p in config.providers
+    ]
+    return web.Response(
+        body=_encode(
+            {
+                "object": "list",
+                "data": entries,
+                "has_more": False,
+                "first_id": entries[0]["id"] if entries else None,
+                "last_id": entries[-1]["id"] if entries else None,
+            }
+        ),
+        content_type="application/json",
+    )
+
+
+def _model(name: str, display: str, created: int, created_at: str) -> dict[str, object]:
+    return {
+        "id": name,
+        "type": "model",
+        "display_name": display,
+        "created_at": created_at,
+        "object": "model",
+        "created": created,
+        "owned_by": "coderouterd",
+    }

@@ -1,0 +1,13 @@
+"""Typed keys for what the composition root puts on the app and the request."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from coderouterd.daemon import Daemon
+
+DAEMON: web.AppKey[Daemon] = web.AppKey("daemon")
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)

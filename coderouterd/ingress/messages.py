@@ -1,0 +1,75 @@
+"""POST /v1/messages and /v1/messages/count_tokens (Anthropic dialect)."""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+from aiohttp import web
+
+from coderouterd.ingress.body import parse_messages_body
+from coderouterd.ingress.keys import DAEMON, REQUEST_ID
+from coderouterd.ingress.sse import AnthropicSSEWriter
+from coderouterd.routing.call import Call
+from coderouterd.routing.plan import PROFILE_HEADER, choose_route, plan_attempts
+
+# Client headers an adapter may need; the rest never leave this process.
+_CLIENT_HEADERS = ("anthropic-version", "anthropic-beta", "x-api-key", "authorization")
+
+# count_tokens is an estimate: no tokenizer is bundled, and JSON-encoded
+# English and code average close to four bytes per token.
+BYTES_PER_TOKEN = 4
+_COUNTED_FIELDS = ("system", "messages", "tools")
+
+_encode = msgspec.json.Encoder().encode
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    daemon = request.app[DAEMON]
+    runtime = daemon.holder.current
+    rid = request[REQUEST_ID]
+    parsed = parse_messages_body(await request.read())
+    route = choose_route(
+        runtime.config,
+        header=request.headers.get(PROFILE_HEADER),
+        body_profile=parsed.profile,
+        model=parsed.model,
+    )
+    plan = plan_attempts(runtime.config, route, unavailable=runtime.unavailable)
+    call = Call(
+        request_id=rid,
+        dialect="anthropic",
+        fields=parsed.fields,
+        headers={h: v for h in _CLIENT_HEADERS if (v := request.headers.get(h)) is not None},
+        stream=parsed.stream,
+        requested_model=parsed.model,
+        profile=plan.profile,
+    )
+    with daemon.track(call):
+        if not parsed.stream:
+            reply = await runtime.engine.unary(call, plan)
+            return web.Response(
+                status=reply.status,
+                body=reply.body,
+                headers={**reply.headers, "content-type": reply.content_type},
+            )
+        sink = AnthropicSSEWriter(request, {"x-request-id": rid})
+        reply = await runtime.engine.stream(call, plan, sink)
+        if reply is not None:
+            return web.Response(
+                status=reply.status,
+                body=reply.body,
+                headers={**reply.headers, "content-type": reply.content_type},
+            )
+        return sink.response
+
+
+async def count_tokens(request: web.Request) -> web.Response:
+    parsed = parse_messages_body(await request.read())
+    counted = sum(len(parsed.fields[f]) for f in _COUNTED_FIELDS if f in parsed.fields)
+    estimate = max(1, math.ceil(counted / BYTES_PER_TOKEN))
+    return web.Response(
+        body=_encode({"input_tokens": estimate}),
+        content_type="application/json",
+        headers={"x-coderouter-estimate": f"bytes/{BYTES_PER_TOKEN}"},
+    )

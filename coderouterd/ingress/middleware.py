@@ -1,0 +1,58 @@
+"""Request id, error mapping and the body-size cap, for every route."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from coderouterd.errors import BodyTooLargeError, CoderouterError
+from coderouterd.ingress.errors import anthropic_error_body, anthropic_error_response
+from coderouterd.ingress.keys import DAEMON, REQUEST_ID
+
+REQUEST_ID_HEADER = "x-request-id"
+
+# An id from the client is kept only if it is safe to echo in headers and logs.
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def request_id_of(header: str | None) -> str:
+    if header and _VALID_ID.match(header):
+        return header
+    return "req_" + uuid.uuid4().hex[:24]
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    rid = request_id_of(request.headers.get(REQUEST_ID_HEADER))
+    request[REQUEST_ID] = rid
+    structlog.contextvars.bind_contextvars(request_id=rid)
+    try:
+        try:
+            resp = await handler(request)
+        except web.HTTPRequestEntityTooLarge as exc:
+            limit = request.app[DAEMON].max_body_bytes
+            message = f"request body is larger than the limit of {limit} bytes ({exc.text})"
+            resp = anthropic_error_response(BodyTooLargeError(message, field="body"), rid)
+        except CoderouterError as exc:
+            resp = anthropic_error_response(exc, rid)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            resp = web.Response(
+                status=exc.status,
+                body=anthropic_error_body(exc.status, exc.reason, rid),
+                content_type="application/json",
+                headers={k: v for k, v in exc.headers.items() if k.lower() == "allow"},
+            )
+        if not resp.prepared:
+            resp.headers[REQUEST_ID_HEADER] = rid
+        return resp
+    finally:
+        structlog.contextvars.unbind_contextvars("request_id")
+

@@ -1,0 +1,83 @@
+"""The client side of a streamed answer, with a commit point.
+
+Nothing is sent until either a provider commits (its first content event is
+ready) or a keep-alive ping is due. Pings send the response headers early,
+without naming a provider; after that an error can only be an in-stream
+`error` event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import msgspec
+from aiohttp import web
+
+from coderouterd.errors import ClientDisconnectedError
+from coderouterd.wire.sse import encode_event
+
+PING = encode_event("ping", b'{"type": "ping"}')
+
+_encode = msgspec.json.Encoder().encode
+
+
+class AnthropicSSEWriter:
+    def __init__(self, request: web.Request, headers: Mapping[str, str]) -> None:
+        self._request = request
+        self._headers = dict(headers)
+        self._resp: web.StreamResponse | None = None
+        self._finished = False
+
+    @property
+    def started(self) -> bool:
+        return self._resp is not None
+
+    @property
+    def response(self) -> web.StreamResponse:
+        # Unprepared only when the client left before anything was sent;
+        # aiohttp then has no one to send this to.
+        return self._resp if self._resp is not None else web.Response(status=499)
+
+    async def _start(self, headers: Mapping[str, str]) -> web.StreamResponse:
+        resp = web.StreamResponse(
+            status=200,
+            headers={
+                **self._headers,
+                **headers,
+                "content-type": "text/event-stream; charset=utf-8",
+                "cache-control": "no-cache",
+                "x-accel-buffering": "no",
+            },
+        )
+        try:
+            await resp.prepare(self._request)
+        except ConnectionError as exc:
+            raise ClientDisconnectedError() from exc
+        self._resp = resp
+        return resp
+
+    async def ping(self) -> None:
+        await self.write(PING)
+
+    async def commit(self, headers: Mapping[str, str]) -> None:
+        if self._resp is None:
+            await self._start(headers)
+
+    async def write(self, data: bytes) -> None:
+        resp = self._resp or await self._start({})
+        try:
+            await resp.write(data)
+        except ConnectionError as exc:
+            raise ClientDisconnectedError() from exc
+
+    async def fail(self, error_type: str, message: str) -> None:
+        body = _encode({"type": "error", "error": {"type": error_type, "message": message}})
+        await self.write(encode_event("error", body))
+
+    async def finish(self) -> None:
+        if self._resp is not None and not self._finished:
+            self._finished = True
+            try:
+                await self._resp.write_eof()
+            except ConnectionError as exc:
+                raise ClientDisconnectedError() from exc

@@ -1,0 +1,141 @@
+"""The edge to upstream HTTP: aiohttp's client is used here and nowhere else.
+
+Foreign errors (aiohttp, OSError) become coderouterd UpstreamErrors in this
+module, once, so the engine only ever branches on our own tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import aiohttp
+import msgspec
+
+from coderouterd.config.model import ProviderConfig
+from coderouterd.errors import (
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamStatusError,
+    UpstreamTimeoutError,
+)
+
+# An error body is read only to classify it and hand it back to the client;
+# anything past this is dropped rather than buffered.
+_MAX_ERROR_BODY = 256 * 1024
+
+
+class _ErrorDetail(msgspec.Struct):
+    type: str | None = None
+
+
+class _ErrorEnvelope(msgspec.Struct):
+    error: _ErrorDetail | str | None = None
+
+
+_error_decoder = msgspec.json.Decoder(_ErrorEnvelope)
+
+
+def error_type_of(body: bytes) -> str | None:
+    """The `error.type` of an Anthropic or OpenAI error body, if it has one."""
+    try:
+        envelope = _error_decoder.decode(body)
+    except msgspec.DecodeError:
+        return None
+    return envelope.error.type if isinstance(envelope.error, _ErrorDetail) else None
+
+
+class UpstreamResponse:
+    """A successful (2xx) upstream response, read incrementally."""
+
+    __slots__ = ("_provider", "_resp", "content_type", "status")
+
+    def __init__(self, provider: str, resp: aiohttp.ClientResponse) -> None:
+        self._provider = provider
+        self._resp = resp
+        self.status = resp.status
+        self.content_type = resp.headers.get("content-type", "application/json")
+
+    async def chunk(self) -> bytes:
+        """The next bytes of the body as they arrive; b"" at the end."""
+        try:
+            return await self._resp.content.readany()
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstreamProtocolError(self._provider, f"connection lost: {type(exc).__name__}") from exc
+
+    async def body(self) -> bytes:
+        try:
+            return await self._resp.read()
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstreamProtocolError(self._provider, f"connection lost: {type(exc).__name__}") from exc
+
+    def release(self) -> None:
+        """Hand the connection back to the pool (body fully read)."""
+        self._resp.release()
+
+    def abort(self) -> None:
+        """Drop the connection: used when we stop reading early or are cancelled."""
+        self._resp.close()
+
+
+class HttpAdapter:
+    """One provider's pooled client session plus the request/response mapping."""
+
+    def __init__(self, config: ProviderConfig, *, api_key: str | None) -> None:
+        self.config = config
+        self.name = config.name
+        self._api_key = api_key
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def api_key(self) -> str | None:
+        return self._api_key
+
+    @property
+    def has_credentials(self) -> bool:
+        return self.config.api_key_env is None or bool(self._api_key)
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            t = self.config.timeouts
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=None, connect=t.connect_s, sock_connect=t.connect_s),
+                connector=aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True),
+                raise_for_status=False,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> UpstreamResponse:
+        """POST and wait for the response headers; a non-2xx status raises UpstreamStatusError."""
+        try:
+            resp = await self._client().post(url, data=body, headers=dict(headers))
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise UpstreamTimeoutError(self.name, "connect") from exc
+        except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
+            raise UpstreamConnectError(self.name, type(exc).__name__) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstreamConnectError(self.name, type(exc).__name__) from exc
+        if 200 <= resp.status < 300:
+            return UpstreamResponse(self.name, resp)
+        raise await self._status_error(resp)
+
+    async def _status_error(self, resp: aiohttp.ClientResponse) -> UpstreamError:
+        try:
+            body = await resp.content.read(_MAX_ERROR_BODY)
+        except (aiohttp.ClientError, OSError):
+            body = b""
+        finally:
+            resp.close()
+        return UpstreamStatusError(
+            self.name,
+            resp.status,
+            body,
+            resp.headers.get("content-type", "application/json"),
+            error_type_of(body),
+        )
+

@@ -1,0 +1,55 @@
+"""Last known outcome of every provider, and its transitions (pure).
+
+A provider is "unknown" until its first attempt, then "ok" or "failing".
+`record` returns the transition when the state changes so the caller logs a
+provider going bad once and coming back once, never every request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from coderouterd.routing.records import AttemptRecord
+
+
+@dataclass(slots=True)
+class ProviderState:
+    state: str = "unknown"
+    last_outcome: str | None = None
+    last_status: int | None = None
+    last_change_wall: float | None = None
+    last_attempt_wall: float | None = None
+    consecutive_failures: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    provider: str
+    old: str
+    new: str
+    reason: str | None
+
+
+class ProviderBoard:
+    def __init__(self) -> None:
+        self._states: dict[str, ProviderState] = {}
+
+    def get(self, name: str) -> ProviderState:
+        return self._states.get(name) or ProviderState()
+
+    def record(self, record: AttemptRecord, now_wall: float) -> Transition | None:
+        if record.outcome == "skipped":
+            return None
+        st = self._states.setdefault(record.provider, ProviderState())
+        st.last_outcome = record.reason or record.outcome
+        st.last_status = record.status
+        st.last_attempt_wall = now_wall
+        # A 4xx handed back to the client says nothing about the provider's health.
+        new = "failing" if record.outcome == "failed" else "ok"
+        st.consecutive_failures = st.consecutive_failures + 1 if new == "failing" else 0
+        if new == st.state:
+            return None
+        old, st.state, st.last_change_wall = st.state, new, now_wall
+        if old == "unknown" and new == "ok":
+            return None
+        return Transition(record.provider, old, new, record.reason)

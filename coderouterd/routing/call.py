@@ -1,0 +1,23 @@
+"""One client request as the engine sees it, independent of HTTP framework."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import msgspec
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    request_id: str
+    dialect: str
+    # Top-level body fields, values left as undecoded JSON so unknown fields
+    # reach the upstream byte for byte.
+    fields: Mapping[str, msgspec.Raw]
+    # The client's headers that adapters may forward, keys lower-cased.
+    headers: Mapping[str, str]
+    stream: bool
+    requested_model: str | None
+    profile: str
+    extra: Mapping[str, str] = field(default_factory=dict)

@@ -1,0 +1,109 @@
+"""Turn a profile's chain into ordered attempts (pure).
+
+Each pass may drop a provider and says why; the reasons travel into the
+response headers, the log line and the all-failed error so an operator can
+see why a provider was not tried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from coderouterd.config.model import Config, ProfileConfig, ProviderConfig
+from coderouterd.errors import UnknownProfileError
+
+PROFILE_HEADER = "x-coderouter-mode"
+
+SKIP_PAID = "paid_blocked"
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    provider: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    profile: str
+    attempts: tuple[ProviderConfig, ...]
+    skipped: tuple[Skip, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Which chain a request asked for: a profile, or one provider by name."""
+
+    profile: str
+    only_provider: str | None = None
+
+
+def choose_route(
+    config: Config,
+    *,
+    header: str | None,
+    body_profile: str | None,
+    model: str | None,
+) -> Route:
+    """Header, then the body's `profile` field, then the model name, then the default.
+
+    A model equal to a profile or provider name (as listed by /v1/models)
+    selects it; any other model name leaves routing to the default profile.
+    """
+    for value, field in ((header, PROFILE_HEADER), (body_profile, "profile")):
+        if value is not None:
+            if config.profile(value) is None:
+                known = ", ".join(p.name for p in config.profiles)
+                raise UnknownProfileError(
+                    f"unknown profile {value!r} (known: {known})", field=field
+                )
+            return Route(value)
+    if model is not None:
+        if config.profile(model) is not None:
+            return Route(model)
+        if config.provider(model) is not None:
+            return Route(config.default_profile_name, only_provider=model)
+    return Route(config.default_profile_name)
+
+
+def plan_attempts(
+    config: Config,
+    route: Route,
+    *,
+    unavailable: Mapping[str, str] | None = None,
+) -> Plan:
+    """Ordered providers to try, with every skipped provider and its reason.
+
+    `unavailable` maps a provider name to a reason decided elsewhere (a
+    missing API key today; exclusions, budget and health later).
+    """
+    profile = config.profile(route.profile)
+    if profile is None:
+        raise UnknownProfileError(f"unknown profile {route.profile!r}", field="profile")
+    names = (route.only_provider,) if route.only_provider else profile.providers
+    attempts: list[ProviderConfig] = []
+    skipped: list[Skip] = []
+    for name in names:
+        provider = config.provider(name)
+        if provider is None:  # config.check guarantees this cannot happen for profiles
+            skipped.append(Skip(name, "unknown_provider"))
+            continue
+        reason = _skip_reason(config, profile, provider, unavailable or {})
+        if reason is None:
+            attempts.append(provider)
+        else:
+            skipped.append(Skip(name, reason))
+    return Plan(profile.name, tuple(attempts), tuple(skipped))
+
+
+def _skip_reason(
+    config: Config,
+    profile: ProfileConfig,
+    provider: ProviderConfig,
+    unavailable: Mapping[str, str],
+) -> str | None:
+    allow_paid = profile.allow_paid if profile.allow_paid is not None else config.allow_paid
+    if provider.paid and not allow_paid:
+        return SKIP_PAID
+    return unavailable.get(provider.name)

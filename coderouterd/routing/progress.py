@@ -1,0 +1,156 @@
+"""Book-keeping of one request while the engine works on it.
+
+Collects the attempt records, timings and usage, builds the response headers
+that name the provider and the fallback path, and hands exactly one summary
+to the observer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from coderouterd.clock import Clock
+from coderouterd.errors import AttemptFailure, UpstreamStatusError
+from coderouterd.routing.call import Call
+from coderouterd.routing.plan import Plan
+from coderouterd.routing.records import AttemptRecord, Observer, RequestSummary, Usage
+
+if TYPE_CHECKING:
+    from coderouterd.routing.engine import KeepAlive
+
+PROVIDER_HEADER = "x-coderouter-provider"
+FALLBACK_PATH_HEADER = "x-coderouter-fallback-path"
+FALLBACK_REASON_HEADER = "x-coderouter-fallback-reason"
+
+CLIENT_CLOSED_STATUS = 499
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A finished answer: a whole body, or a marker that it was streamed."""
+
+    status: int
+    body: bytes
+    content_type: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    outcome: str = "ok"
+
+    @classmethod
+    def from_status_error(cls, exc: UpstreamStatusError, headers: Mapping[str, str]) -> Reply:
+        return cls(exc.status, exc.body, exc.content_type, headers, outcome="returned")
+
+    @classmethod
+    def streamed(cls, outcome: str) -> Reply:
+        return cls(200, b"", "text/event-stream", outcome=outcome)
+
+
+class Progress:
+    def __init__(self, call: Call, plan: Plan, clock: Clock, observer: Observer) -> None:
+        self.call = call
+        self.plan = plan
+        self._clock = clock
+        self._observer = observer
+        self._start = clock.monotonic()
+        self._attempt_start = self._start
+        self._attempt_ttfb: float | None = None
+        self._last_ping: float | None = None
+        self._reported = False
+        self.records: list[AttemptRecord] = [
+            AttemptRecord(provider=s.provider, outcome="skipped", reason=s.reason)
+            for s in plan.skipped
+        ]
+        self.provider: str | None = None
+        self.status = 500
+        self.error: str | None = None
+        self.usage: Usage | None = None
+        self.ttfb_ms: float | None = None
+        self.client_disconnected = False
+
+    def _ms(self, since: float) -> float:
+        return round((self._clock.monotonic() - since) * 1000, 3)
+
+    def start_attempt(self, provider: str) -> None:
+        self._attempt_start = self._clock.monotonic()
+        self._attempt_ttfb = None
+        self._observer.attempt_started(self.call.request_id, provider)
+
+    def first_byte(self) -> None:
+        self._attempt_ttfb = self._ms(self._attempt_start)
+        if self.ttfb_ms is None:
+            self.ttfb_ms = self._ms(self._start)
+
+    def end_attempt(
+        self,
+        outcome: str,
+        reason: str | None,
+        *,
+        provider: str,
+        status: int | None = None,
+        detail: str | None = None,
+        answered: bool = False,
+    ) -> None:
+        record = AttemptRecord(
+            provider=provider,
+            outcome=outcome,
+            reason=f"{reason}: {detail}" if reason and detail else reason,
+            status=status,
+            ttfb_ms=self._attempt_ttfb,
+            latency_ms=self._ms(self._attempt_start),
+        )
+        self.records.append(record)
+        if answered:
+            self.provider = provider
+        self._observer.attempt_finished(self.call.request_id, record)
+
+    def failures(self) -> list[AttemptFailure]:
+        return [AttemptFailure(r.provider, r.reason or r.outcome, r.status) for r in self.records]
+
+    def headers(self, provider: str) -> dict[str, str]:
+        out = {PROVIDER_HEADER: provider}
+        if self.records:
+            out[FALLBACK_PATH_HEADER] = ",".join([*(r.provider for r in self.records), provider])
+            out[FALLBACK_REASON_HEADER] = ", ".join(
+                f"{r.provider}={(r.reason or r.outcome).split(':')[0]}" for r in self.records
+            )
+        return out
+
+    def next_ping_at(self, keepalive: KeepAlive) -> float:
+        if self._last_ping is None:
+            return self._start + keepalive.after_s
+        return self._last_ping + keepalive.interval_s
+
+    def pinged(self) -> None:
+        self._last_ping = self._clock.monotonic()
+
+    def finish(self, status: int, *, error: str | None = None) -> None:
+        self.status = status
+        if error is not None:
+            self.error = error
+
+    def disconnected(self) -> None:
+        self.client_disconnected = True
+        self.status = CLIENT_CLOSED_STATUS
+
+    def report(self) -> None:
+        if self._reported:
+            return
+        self._reported = True
+        self._observer.request_finished(
+            RequestSummary(
+                request_id=self.call.request_id,
+                dialect=self.call.dialect,
+                profile=self.plan.profile,
+                requested_model=self.call.requested_model,
+                provider=self.provider,
+                attempts=tuple(self.records),
+                status=self.status,
+                stream=self.call.stream,
+                ttfb_ms=self.ttfb_ms,
+                total_ms=self._ms(self._start),
+                usage=self.usage,
+                error=self.error,
+                client_disconnected=self.client_disconnected,
+            )
+        )

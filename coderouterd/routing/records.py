@@ -1,0 +1,66 @@
+"""What the engine reports: one record per attempt, one summary per request.
+
+Observers (log line, provider board, state writer) receive these values and
+nothing else, so telemetry never depends on log text.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import msgspec
+
+from coderouterd.wire.usage import Usage
+
+
+class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
+    provider: str
+    # "ok", "failed", "returned" (an error status handed to the client) or "skipped".
+    outcome: str
+    reason: str | None = None
+    status: int | None = None
+    ttfb_ms: float | None = None
+    latency_ms: float | None = None
+
+
+class RequestSummary(msgspec.Struct, frozen=True, kw_only=True):
+    request_id: str
+    dialect: str
+    profile: str
+    requested_model: str | None
+    provider: str | None
+    attempts: tuple[AttemptRecord, ...]
+    status: int
+    stream: bool
+    ttfb_ms: float | None
+    total_ms: float
+    usage: Usage | None
+    error: str | None = None
+    client_disconnected: bool = False
+
+
+class Observer(Protocol):
+    def attempt_started(self, request_id: str, provider: str) -> None: ...
+
+    def attempt_finished(self, request_id: str, record: AttemptRecord) -> None: ...
+
+    def request_finished(self, summary: RequestSummary) -> None: ...
+
+
+class Observers:
+    """Fans each report out to every observer, in order."""
+
+    def __init__(self, observers: list[Observer]) -> None:
+        self._observers = observers
+
+    def attempt_started(self, request_id: str, provider: str) -> None:
+        for o in self._observers:
+            o.attempt_started(request_id, provider)
+
+    def attempt_finished(self, request_id: str, record: AttemptRecord) -> None:
+        for o in self._observers:
+            o.attempt_finished(request_id, record)
+
+    def request_finished(self, summary: RequestSummary) -> None:
+        for o in self._observers:
+            o.request_finished(summary)

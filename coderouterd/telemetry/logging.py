@@ -1,0 +1,42 @@
+"""structlog set-up: JSON lines on stderr, request id bound from context."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+# Keys whose values must never reach a log line, whoever passes them.
+_SECRET_KEYS = frozenset({"api_key", "x-api-key", "authorization", "password", "token", "secret"})
+
+
+def redact_secrets(_logger: object, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key in event:
+        if key.lower() in _SECRET_KEYS:
+            event[key] = "[redacted]"
+    return event
+
+
+def configure(level: str = "info", stream: TextIO | None = None, *, cache: bool = True) -> None:
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_secrets,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+        ),
+        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        cache_logger_on_first_use=cache,
+    )
+
+
+def get_logger() -> Any:
+    return structlog.get_logger("coderouterd")

@@ -1,0 +1,63 @@
+"""Observers that turn engine reports into log lines and provider state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from coderouterd.clock import Clock
+from coderouterd.routing.board import ProviderBoard
+from coderouterd.routing.records import AttemptRecord, RequestSummary
+from coderouterd.telemetry import events
+
+
+class ProviderStateObserver:
+    """Keeps the provider board current and logs each transition once."""
+
+    def __init__(self, board: ProviderBoard, clock: Clock, log: Any) -> None:
+        self._board = board
+        self._clock = clock
+        self._log = log
+
+    def attempt_started(self, request_id: str, provider: str) -> None:
+        pass
+
+    def attempt_finished(self, request_id: str, record: AttemptRecord) -> None:
+        change = self._board.record(record, self._clock.wall())
+        if change is None:
+            return
+        event = events.PROVIDER_FAILING if change.new == "failing" else events.PROVIDER_RECOVERED
+        level = self._log.warning if change.new == "failing" else self._log.info
+        level(event, provider=change.provider, previous=change.old, reason=change.reason)
+
+    def request_finished(self, summary: RequestSummary) -> None:
+        pass
+
+
+class RequestLogObserver:
+    """Writes the one canonical `request.completed` line per request."""
+
+    def __init__(self, log: Any) -> None:
+        self._log = log
+
+    def attempt_started(self, request_id: str, provider: str) -> None:
+        pass
+
+    def attempt_finished(self, request_id: str, record: AttemptRecord) -> None:
+        pass
+
+    def request_finished(self, summary: RequestSummary) -> None:
+        fields = msgspec.structs.asdict(summary)
+        fields["attempts"] = [
+            {k: v for k, v in msgspec.structs.asdict(a).items() if v is not None}
+            for a in summary.attempts
+        ]
+        fields["usage"] = (
+            {k: v for k, v in msgspec.structs.asdict(summary.usage).items() if v is not None}
+            if summary.usage
+            else None
+        )
+        fields.pop("request_id")
+        level = self._log.info if summary.status < 500 else self._log.warning
+        level(events.REQUEST_COMPLETED, **fields)

@@ -1,0 +1,81 @@
+"""Shared fixtures: a daemon running in-process on 127.0.0.1 against fake upstreams."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+from coderouterd.app import build_daemon, start_http
+from coderouterd.clock import SystemClock
+from coderouterd.config import load_config
+from coderouterd.daemon import Daemon
+from coderouterd.telemetry.logging import configure
+from tests.fakes.upstream import FakeUpstream, fake_upstream  # noqa: F401 - fixture
+
+TEST_API_KEY = "sk-test-coderouterd-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _logging() -> None:
+    # Uncached loggers, so structlog.testing.capture_logs sees every line.
+    configure("debug", cache=False)
+
+
+@dataclass
+class RunningDaemon:
+    daemon: Daemon
+    runner: web.AppRunner
+    config_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.daemon.listen}"
+
+
+StartDaemon = Callable[..., Awaitable[RunningDaemon]]
+
+
+@pytest_asyncio.fixture
+async def start_daemon(tmp_path: Path) -> AsyncIterator[StartDaemon]:
+    running: list[RunningDaemon] = []
+
+    async def start(config_yaml: str, *, env: dict[str, str] | None = None) -> RunningDaemon:
+        path = tmp_path / f"config-{len(running)}.yaml"
+        path.write_text(config_yaml)
+        daemon = build_daemon(load_config(path), clock=SystemClock(), env=env or {})
+        runner, _site = await start_http(daemon, "127.0.0.1", 0)
+        handle = RunningDaemon(daemon, runner, path)
+        running.append(handle)
+        return handle
+
+    yield start
+    for handle in running:
+        await handle.runner.cleanup()
+
+
+def provider_yaml(name: str, url: str, *, kind: str = "anthropic", extra: str = "") -> str:
+    block = f"""
+  - name: {name}
+    kind: {kind}
+    base_url: {url}
+    model: {name}-model
+"""
+    return block + "".join(f"    {line}\n" for line in extra.strip().splitlines() if line)
+
+
+def chain_yaml(*providers: str, profiles: str | None = None, top: str = "") -> str:
+    """A config whose `default` profile chains the given provider blocks in order."""
+    names = [p.split("name: ")[1].split()[0] for p in providers]
+    profile_block = profiles or f"  - name: default\n    providers: [{', '.join(names)}]\n"
+    return f"{top}providers:{''.join(providers)}profiles:\n{profile_block}"
+
+
+@pytest.fixture
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("CODEROUTERD")}

@@ -1,0 +1,338 @@
+"""Loading the config file: every problem at once, each with its line and field path."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from ruamel.yaml import YAML
+
+from coderouterd.config import (
+    DEFAULT_CONFIG_YAML,
+    Config,
+    ProfileConfig,
+    ProviderConfig,
+    ServerConfig,
+    config_digest,
+    default_config,
+    load_config,
+    load_config_text,
+    load_default_config,
+)
+from coderouterd.errors import ConfigError, ConfigProblem
+
+EXAMPLE = Path(__file__).parents[3] / "config" / "example.yaml"
+
+MINIMAL = """\
+providers:
+  - name: local
+    base_url: http://127.0.0.1:11434/v1
+    model: qwen
+profiles:
+  - name: main
+    providers: [local]
+"""
+
+
+def problems_of(text: str) -> list[ConfigProblem]:
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, file="c.yaml")
+    return list(caught.value.problems)
+
+
+def provider_with(*lines: str) -> str:
+    """MINIMAL with `lines` added to its provider, from line 5 on."""
+    head, tail = MINIMAL.split("profiles:\n")
+    return head + "".join(f"    {line}\n" for line in lines) + "profiles:\n" + tail
+
+
+def test_minimal_file_gets_every_default() -> None:
+    config = load_config_text(MINIMAL, file="c.yaml")
+
+    provider = ProviderConfig(name="local", base_url="http://127.0.0.1:11434/v1", model="qwen")
+    profile = ProfileConfig(name="main", providers=("local",))
+    assert config == Config(providers=(provider,), profiles=(profile,))
+    assert config.server == ServerConfig()
+    assert config.default_profile_name == "main"
+
+
+MANY_PROBLEMS = """\
+providers:
+  - name: local
+    base_url: http://127.0.0.1:11434/v1
+    model: qwen
+    modle: typo
+    timeouts:
+      connect_s: "5"
+      idle_s: -1
+  - name: local
+    base_url: http://127.0.0.1:1234/v1
+    model: m
+    extra_headers:
+      Authorization: Bearer sk-123
+profiles:
+  - name: main
+    providers:
+      - local
+      - lmstudio
+default_profile: mian
+server:
+  port: 70000
+"""
+
+
+def test_every_problem_is_reported_in_one_load() -> None:
+    problems = problems_of(MANY_PROBLEMS)
+
+    assert [(p.line, p.path) for p in problems] == [
+        (5, "providers[0].modle"),
+        (7, "providers[0].timeouts.connect_s"),
+        (8, "providers[0].timeouts.idle_s"),
+        (9, "providers[1].name"),
+        (13, "providers[1].extra_headers.Authorization"),
+        (18, "profiles[0].providers[1]"),
+        (19, "default_profile"),
+        (21, "server.port"),
+    ]
+    messages = [p.message for p in problems]
+    fragments = [
+        "unknown key 'modle' (did you mean 'model'?)",
+        "expected a number, got a string",
+        "must be > 0",
+        "duplicate provider name 'local' (first on line 2)",
+        "credentials belong in api_key_env, not in extra_headers",
+        "unknown provider 'lmstudio'",
+        "unknown profile 'mian' (did you mean 'main'?)",
+        "must be <= 65535",
+    ]
+    for message, fragment in zip(messages, fragments, strict=True):
+        assert fragment in message
+    assert {p.file for p in problems} == {"c.yaml"}
+
+
+@pytest.mark.parametrize(
+    ("added", "line", "field", "fragment"),
+    [
+        (["paid: yes"], 5, "paid", "expected true or false, got a string"),
+        (["forward_client_key: 1"], 5, "forward_client_key", "expected true or false, got an int"),
+        (["kind: anthropc"], 5, "kind", "must be one of 'anthropic', 'openai_compat'"),
+        (["timeouts: 5"], 5, "timeouts", "expected a mapping, got an integer"),
+        (["timeouts:", "  total_s: 0"], 6, "timeouts.total_s", "must be > 0"),
+        (["timeouts:", "  idle: 1"], 6, "timeouts.idle", "did you mean 'idle_s'?"),
+        (["extra_headers:", "  X-Api-Key: k"], 6, "extra_headers.X-Api-Key", "credentials belong"),
+        (["extra_headers: {x-trace: 1}"], 5, "extra_headers.x-trace", "expected a string, got an"),
+        (["extra_headers: [a]"], 5, "extra_headers", "expected a mapping, got a list"),
+        (
+            ["api_key_env: sk-ant-1"],
+            5,
+            "api_key_env",
+            "must be the name of an environment variable",
+        ),
+    ],
+)
+def test_a_provider_problem_is_reported_at_its_line_and_path(
+    added: list[str], line: int, field: str, fragment: str
+) -> None:
+    [problem] = problems_of(provider_with(*added))
+
+    assert (problem.line, problem.path) == (line, f"providers[0].{field}")
+    assert fragment in problem.message
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "path", "fragment"),
+    [
+        ("http:", "ftp:", 3, "providers[0].base_url", "must match '^https?://"),
+        ("qwen", "''", 4, "providers[0].model", "must not be empty"),
+        ("main", "a b", 6, "profiles[0].name", "must match"),
+        ("[local]", "[]", 7, "profiles[0].providers", "must have at least 1 item"),
+        ("[local]", "local", 7, "profiles[0].providers", "expected a list, got a string"),
+        ("[local]", "[local, 3]", 7, "profiles[0].providers[1]", "expected a string, got an int"),
+    ],
+)
+def test_a_changed_field_is_reported_at_its_line_and_path(
+    old: str, new: str, line: int, path: str, fragment: str
+) -> None:
+    [problem] = problems_of(MINIMAL.replace(old, new))
+
+    assert (problem.line, problem.path) == (line, path)
+    assert fragment in problem.message
+
+
+@pytest.mark.parametrize(
+    ("appended", "line", "path", "fragment"),
+    [
+        ("profile: x", 8, "profile", "unknown key 'profile' (did you mean 'profiles'?)"),
+        ("allow_paid: no", 8, "allow_paid", "expected true or false, got a string"),
+        ("default_profile: 3", 8, "default_profile", "expected a string, got an integer"),
+        ("server: []", 8, "server", "expected a mapping, got a list"),
+        ("server:\n  max_body_bytes: 100", 9, "server.max_body_bytes", "must be >= 1024"),
+        ("server:\n  port: 80.5", 9, "server.port", "expected an integer, got a number"),
+        ("server:\n  host:", 9, "server.host", "expected a string, got null"),
+        ("server:\n  grace_period_s: true", 9, "server.grace_period_s", "got a boolean"),
+        ("server:\n  1: x", 9, "server", "keys must be strings, got an integer"),
+    ],
+)
+def test_an_added_top_level_key_is_reported_at_its_line_and_path(
+    appended: str, line: int, path: str, fragment: str
+) -> None:
+    [problem] = problems_of(MINIMAL + appended + "\n")
+
+    assert (problem.line, problem.path) == (line, path)
+    assert fragment in problem.message
+
+
+def test_a_pasted_key_is_not_echoed_in_the_problem() -> None:
+    [problem] = problems_of(provider_with("api_key_env: sk-ant-secret"))
+
+    assert "sk-ant-secret" not in str(problem)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "path"),
+    [
+        (MINIMAL.replace("    model: qwen\n", ""), 2, "providers[0].model"),
+        (MINIMAL.replace("  - name: main\n    providers", "  - providers"), 6, "profiles[0].name"),
+        ("# comment\n" + MINIMAL.split("profiles:", maxsplit=1)[0], 2, "profiles"),
+        (
+            MINIMAL.replace("profiles:", "  - name: other\n    base_url: http://x\nprofiles:"),
+            5,
+            "providers[1].model",
+        ),
+    ],
+)
+def test_a_missing_key_is_reported_at_the_enclosing_mapping(
+    text: str, line: int, path: str
+) -> None:
+    [problem] = problems_of(text)
+
+    assert (problem.line, problem.path) == (line, path)
+    assert problem.message == f"missing required key '{path.rsplit('.', 1)[-1]}'"
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("providers: [\n  - a\n", 2),
+        ("providers:\n\t- a\n", 2),
+        ("providers: []\nprofiles: []\nproviders: []\n", 3),
+        ("a: 'unterminated\n", 2),
+    ],
+)
+def test_a_yaml_syntax_error_is_one_problem_with_its_line(text: str, line: int) -> None:
+    [problem] = problems_of(text)
+
+    assert problem.line == line
+    assert problem.message.startswith("YAML syntax error: ")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("", "the file is empty"),
+        ("# nothing but a comment\n", "the file is empty"),
+        ("- providers\n", "the top level must be a mapping, got a list"),
+        ("just text\n", "the top level must be a mapping, got a string"),
+    ],
+)
+def test_a_file_without_a_top_level_mapping_is_one_problem(text: str, fragment: str) -> None:
+    [problem] = problems_of(text)
+
+    assert (problem.line, problem.path) == (1, "")
+    assert fragment in problem.message
+
+
+def test_merged_keys_are_checked_and_loaded() -> None:
+    text = MINIMAL.replace("  - name: local\n", "  - &local\n    name: local\n") + (
+        "  - name: second\n    providers: [copy]\n"
+    )
+    text = text.replace("profiles:\n", "  - <<: *local\n    name: copy\nprofiles:\n")
+
+    config = load_config_text(text, file="c.yaml")
+
+    copy = config.provider("copy")
+    assert copy is not None
+    assert copy.base_url == "http://127.0.0.1:11434/v1"
+
+
+def test_load_config_records_the_path_and_the_digest_of_the_bytes(tmp_path: Path) -> None:
+    file = tmp_path / "config.yaml"
+    file.write_text(MINIMAL)
+
+    loaded = load_config(file)
+
+    assert loaded.path == str(file)
+    assert loaded.config == load_config_text(MINIMAL, file="c.yaml")
+    digest = hashlib.sha256(MINIMAL.encode()).hexdigest()[:16]
+    assert loaded.digest == config_digest(MINIMAL.encode()) == f"sha256:{digest}"
+
+
+def test_a_missing_file_is_a_problem_without_a_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "absent.yaml")
+
+    [problem] = caught.value.problems
+    assert (problem.file, problem.line) == (str(tmp_path / "absent.yaml"), None)
+    assert "cannot read file" in problem.message
+
+
+def test_default_config_yaml_loads_to_exactly_the_default_config() -> None:
+    assert load_config_text(DEFAULT_CONFIG_YAML, file="<default>") == default_config()
+
+
+def test_the_default_config_has_a_stable_digest_and_no_path() -> None:
+    first, second = load_default_config(), load_default_config()
+
+    assert first.config == default_config()
+    assert first.path is None
+    assert first.digest == second.digest
+    assert first.digest.startswith("sha256:")
+
+
+def test_the_example_config_loads() -> None:
+    loaded = load_config(EXAMPLE)
+
+    assert {p.kind for p in loaded.config.providers} == {"anthropic", "openai_compat"}
+    assert any(p.paid and p.api_key_env for p in loaded.config.providers)
+    assert any(p.allow_paid is not None for p in loaded.config.profiles)
+
+
+def test_the_example_config_shows_every_field_of_every_struct() -> None:
+    data = YAML(typ="safe").load(EXAMPLE.read_text())
+    root = msgspec.inspect.type_info(Config)
+    shown: dict[type, set[str]] = {}
+    collect_keys(data, root, shown)
+
+    expected = {cls: {f.encode_name for f in info.fields} for cls, info in structs_in(root).items()}
+    assert shown == expected
+
+
+def collect_keys(value: Any, info: msgspec.inspect.Type, shown: dict[type, set[str]]) -> None:
+    """Keys present in `value` per Struct type, following the type tree alongside the data."""
+    if isinstance(info, msgspec.inspect.StructType) and isinstance(value, dict):
+        shown.setdefault(info.cls, set()).update(value)
+        for field in info.fields:
+            if field.encode_name in value:
+                collect_keys(value[field.encode_name], field.type, shown)
+    elif isinstance(info, msgspec.inspect.VarTupleType | msgspec.inspect.ListType):
+        for item in value if isinstance(value, list) else []:
+            collect_keys(item, info.item_type, shown)
+    elif isinstance(info, msgspec.inspect.UnionType):
+        for option in info.types:
+            collect_keys(value, option, shown)
+
+
+def structs_in(info: msgspec.inspect.Type) -> dict[type, msgspec.inspect.StructType]:
+    if isinstance(info, msgspec.inspect.StructType):
+        found = {info.cls: info}
+        for field in info.fields:
+            found |= structs_in(field.type)
+        return found
+    if isinstance(info, msgspec.inspect.VarTupleType | msgspec.inspect.ListType):
+        return structs_in(info.item_type)
+    if isinstance(info, msgspec.inspect.UnionType):
+        return {cls: s for option in info.types for cls, s in structs_in(option).items()}
+    return {}
