@@ -131,6 +131,10 @@ class NoProviderAvailableError(CoderouterError):
         super().__init__(f"no provider of profile {profile!r} could serve the request ({summary})")
 
     @property
+    def status(self) -> int:
+        return 429 if self.all_rate_limited else 503
+
+    @property
     def all_rate_limited(self) -> bool:
         tried = [a for a in self.attempts if a.status is not None or a.reason.startswith("http_")]
         return bool(tried) and len(tried) == len(self.attempts) and all(

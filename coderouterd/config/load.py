@@ -71,18 +71,19 @@ def load_config(path: str | os.PathLike[str]) -> LoadedConfig:
 
 def load_config_text(text: str, *, file: str) -> Config:
     root = _parse(text, file)
-    report = _Report(file)
+    walker = _Walker(file)
+    data = _plain(root)
     if root is None:
-        report.add(1, "", "the file is empty: expected a mapping with 'providers' and 'profiles'")
+        walker.add(1, "", "the file is empty: expected a mapping with 'providers' and 'profiles'")
     elif not isinstance(root, CommentedMap):
-        report.add(1, "", f"the top level must be a mapping, got {_describe_value(root)}")
+        walker.add(1, "", f"the top level must be a mapping, got {_describe_value(root)}")
     else:
-        report.check(root, Config, "", _own_line(root, 1))
-        _cross_check(_plain(root), report)
-    if report.problems:
-        raise ConfigError(sorted(report.problems, key=lambda p: (p.line or 0, p.path)))
+        walker.check(root, Config, "", _own_line(root, 1))
+        _cross_check(data, walker)
+    if walker.problems:
+        raise ConfigError(sorted(walker.problems, key=lambda p: (p.line or 0, p.path)))
     try:
-        return msgspec.convert(_plain(root), type=Config)
+        return msgspec.convert(data, type=Config)
     except msgspec.ValidationError as exc:  # only if the walker misses a rule msgspec enforces
         raise ConfigError([ConfigProblem(file, None, "", str(exc))]) from exc
 
@@ -104,7 +105,7 @@ def _parse(text: str, file: str) -> object:
 
 
 @dataclass
-class _Report:
+class _Walker:
     """The walker: one YAML node against one type, recursing through Structs and containers."""
 
     file: str
@@ -192,22 +193,22 @@ class _Report:
 # Cross-references, on the plain data so that they run even when fields have problems.
 
 
-def _cross_check(data: dict[Any, Any], report: _Report) -> None:
-    providers = _names(data.get("providers"), "providers", "provider", report)
-    profiles = _names(data.get("profiles"), "profiles", "profile", report)
+def _cross_check(data: dict[Any, Any], walker: _Walker) -> None:
+    providers = _names(data.get("providers"), "providers", "provider", walker)
+    profiles = _names(data.get("profiles"), "profiles", "profile", walker)
     for i, provider in _mappings(data.get("providers")):
-        _check_credentials(provider, f"providers[{i}]", report)
+        _check_credentials(provider, f"providers[{i}]", walker)
     for i, profile in _mappings(data.get("profiles")):
         chain = profile.get("providers")
         for j, name in enumerate(chain if isinstance(chain, list) else []):
             if isinstance(name, str) and providers is not None and name not in providers:
-                report.at(f"profiles[{i}].providers[{j}]", _unknown("provider", name, providers))
+                walker.at(f"profiles[{i}].providers[{j}]", _unknown("provider", name, providers))
     default = data.get("default_profile")
     if isinstance(default, str) and profiles is not None and default not in profiles:
-        report.at("default_profile", _unknown("profile", default, profiles))
+        walker.at("default_profile", _unknown("profile", default, profiles))
 
 
-def _names(items: object, path: str, noun: str, report: _Report) -> dict[str, int | None] | None:
+def _names(items: object, path: str, noun: str, walker: _Walker) -> dict[str, int | None] | None:
     """Name -> line of each item, reporting repeats; None when `items` is not a list at all."""
     if not isinstance(items, list):
         return None
@@ -215,23 +216,23 @@ def _names(items: object, path: str, noun: str, report: _Report) -> dict[str, in
     for i, item in _mappings(items):
         name, where = item.get("name"), f"{path}[{i}].name"
         if isinstance(name, str) and name in seen:
-            report.at(where, f"duplicate {noun} name '{name}' (first on line {seen[name]})")
+            walker.at(where, f"duplicate {noun} name '{name}' (first on line {seen[name]})")
         elif isinstance(name, str):
-            seen[name] = report.lines.get(where)
+            seen[name] = walker.lines.get(where)
     return seen
 
 
-def _check_credentials(provider: dict[Any, Any], path: str, report: _Report) -> None:
+def _check_credentials(provider: dict[Any, Any], path: str, walker: _Walker) -> None:
     headers = provider.get("extra_headers")
     for key in headers if isinstance(headers, dict) else {}:
         if isinstance(key, str) and key.lower() in _CREDENTIAL_HEADERS:
             where = _join(_join(path, "extra_headers"), key)
-            report.at(where, "credentials belong in api_key_env, not in extra_headers")
+            walker.at(where, "credentials belong in api_key_env, not in extra_headers")
     env = provider.get("api_key_env")
     if isinstance(env, str) and not _ENV_NAME.match(env):
         # The value is not echoed: a key pasted here must not end up in logs.
         message = "must be the name of an environment variable (letters, digits, _), not a key"
-        report.at(_join(path, "api_key_env"), message)
+        walker.at(_join(path, "api_key_env"), message)
 
 
 def _mappings(items: object) -> Iterator[tuple[int, dict[Any, Any]]]:

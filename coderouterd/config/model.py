@@ -14,7 +14,9 @@ import msgspec
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+Name = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+]
 HttpUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s/]+")]
 
 ProviderKind = Literal["anthropic", "openai_compat"]
@@ -24,7 +26,7 @@ class _Strict(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     pass
 
 
-class TimeoutsConfig(_Strict):
+class TimeoutsConfig(_Strict, frozen=True):
     """Deadlines of one attempt, in seconds.
 
     first_byte_s runs until the first content event of a stream (the commit
@@ -38,7 +40,7 @@ class TimeoutsConfig(_Strict):
     total_s: Positive = 1800.0
 
 
-class ProviderConfig(_Strict):
+class ProviderConfig(_Strict, frozen=True):
     name: Name
     base_url: HttpUrl
     model: Annotated[str, msgspec.Meta(min_length=1)]
@@ -50,13 +52,13 @@ class ProviderConfig(_Strict):
     timeouts: TimeoutsConfig = TimeoutsConfig()
 
 
-class ProfileConfig(_Strict):
+class ProfileConfig(_Strict, frozen=True):
     name: Name
     providers: Annotated[tuple[str, ...], msgspec.Meta(min_length=1)]
     allow_paid: bool | None = None
 
 
-class ServerConfig(_Strict):
+class ServerConfig(_Strict, frozen=True):
     host: str = "127.0.0.1"
     port: Port = 8088
     state_dir: str | None = None
@@ -67,7 +69,7 @@ class ServerConfig(_Strict):
     keepalive_interval_s: Positive = 10.0
 
 
-class Config(_Strict):
+class Config(_Strict, frozen=True):
     providers: Annotated[tuple[ProviderConfig, ...], msgspec.Meta(min_length=1)]
     profiles: Annotated[tuple[ProfileConfig, ...], msgspec.Meta(min_length=1)]
     default_profile: str | None = None

@@ -27,7 +27,7 @@ def status_of(exc: CoderouterError) -> int:
     if isinstance(exc, RequestError):
         return exc.status
     if isinstance(exc, NoProviderAvailableError):
-        return 429 if exc.all_rate_limited else 503
+        return exc.status
     return 500
 
 

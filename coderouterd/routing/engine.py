@@ -86,6 +86,12 @@ class Engine:
             reply = await self._each(progress, lambda a: self._unary_attempt(a, call, progress))
             progress.finish(reply.status)
             return reply
+        except NoProviderAvailableError as exc:
+            progress.finish(exc.status, error=str(exc))
+            raise
+        except asyncio.CancelledError:
+            progress.disconnected()
+            raise
         finally:
             progress.report()
 
@@ -107,6 +113,7 @@ class Engine:
             return None
         except NoProviderAvailableError as exc:
             if not sink.started:
+                progress.finish(exc.status, error=str(exc))
                 raise
             # Headers went out with the keep-alive pings: the error must be in-stream.
             progress.finish(200, error=str(exc))

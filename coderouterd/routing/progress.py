@@ -94,7 +94,8 @@ class Progress:
         record = AttemptRecord(
             provider=provider,
             outcome=outcome,
-            reason=f"{reason}: {detail}" if reason and detail else reason,
+            reason=reason,
+            detail=detail or None,
             status=status,
             ttfb_ms=self._attempt_ttfb,
             latency_ms=self._ms(self._attempt_start),
@@ -112,7 +113,7 @@ class Progress:
         if self.records:
             out[FALLBACK_PATH_HEADER] = ",".join([*(r.provider for r in self.records), provider])
             out[FALLBACK_REASON_HEADER] = ", ".join(
-                f"{r.provider}={(r.reason or r.outcome).split(':')[0]}" for r in self.records
+                f"{r.provider}={r.reason or r.outcome}" for r in self.records
             )
         return out
 

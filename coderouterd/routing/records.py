@@ -18,6 +18,8 @@ class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
     # "ok", "failed", "returned" (an error status handed to the client) or "skipped".
     outcome: str
     reason: str | None = None
+    # Free text for operators (exception name, upstream error type); never parsed.
+    detail: str | None = None
     status: int | None = None
     ttfb_ms: float | None = None
     latency_ms: float | None = None

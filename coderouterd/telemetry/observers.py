@@ -58,6 +58,5 @@ class RequestLogObserver:
             if summary.usage
             else None
         )
-        fields.pop("request_id")
         level = self._log.info if summary.status < 500 else self._log.warning
         level(events.REQUEST_COMPLETED, **fields)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from coderouterd.config import (
@@ -295,7 +298,7 @@ def test_the_default_config_has_a_stable_digest_and_no_path() -> None:
 def test_the_example_config_loads() -> None:
     loaded = load_config(EXAMPLE)
 
-    assert {p.kind for p in loaded.config.providers} == {"anthropic", "openai_compat"}
+    assert {p.kind for p in loaded.config.providers} == {"anthropic"}
     assert any(p.paid and p.api_key_env for p in loaded.config.providers)
     assert any(p.allow_paid is not None for p in loaded.config.profiles)
 
@@ -336,3 +339,33 @@ def structs_in(info: msgspec.inspect.Type) -> dict[type, msgspec.inspect.StructT
     if isinstance(info, msgspec.inspect.UnionType):
         return {cls: s for option in info.types for cls, s in structs_in(option).items()}
     return {}
+
+
+FIELD_NAMES = sorted(
+    {
+        f.encode_name
+        for s in structs_in(msgspec.inspect.type_info(Config)).values()
+        for f in s.fields
+    }
+)
+scalars = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8)
+)
+documents = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(FIELD_NAMES) | st.text(max_size=4), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(documents)
+def test_any_document_either_loads_or_raises_config_error(document: object) -> None:
+    # JSON is YAML, so any JSON document exercises the walker on shapes nobody wrote by hand.
+    try:
+        load_config_text(json.dumps(document), file="c.yaml")
+    except ConfigError as error:
+        assert error.problems
+        assert all(p.line is None or p.line >= 1 for p in error.problems)
