@@ -97,14 +97,24 @@ async def serve(loaded: LoadedConfig, *, env: Mapping[str, str] = os.environ) ->
     if not is_loopback(server.host):
         _warn_non_loopback(log, server.host)
 
-    runner, site = await start_http(daemon, server.host, server.port)
-
+    # The control socket first: when another daemon already owns it, stop
+    # before taking the TCP port.
     socket_path = resolve_control_socket(loaded.config, env)
     ctl_runner = web.AppRunner(
         build_ctl_app(status=daemon.status, reload=daemon.reload), access_log=None
     )
     await ctl_runner.setup()
-    ctl_site = await start_ctl_site(ctl_runner, socket_path)
+    try:
+        ctl_site = await start_ctl_site(ctl_runner, socket_path)
+    except BaseException:
+        await ctl_runner.cleanup()
+        raise
+    try:
+        runner, site = await start_http(daemon, server.host, server.port)
+    except BaseException:
+        await stop_ctl_site(ctl_site, socket_path)
+        await ctl_runner.cleanup()
+        raise
 
     stop = asyncio.Event()
     _install_signals(stop, daemon)

@@ -97,7 +97,13 @@ def _serve(args: argparse.Namespace) -> int:
     configure(args.log_level)
     loaded = with_overrides(_load(args.config), host=args.host, port=args.port)
     _install_uvloop()
-    return asyncio.run(serve(loaded))
+    try:
+        return asyncio.run(serve(loaded))
+    except OSError as exc:
+        server = loaded.config.server
+        print(f"coderouterd: cannot listen on {server.host}:{server.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return EXIT_FAILED
 
 
 def _install_uvloop() -> None:

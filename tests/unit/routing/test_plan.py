@@ -1,0 +1,98 @@
+"""Planning a chain and choosing a route: tables over pure functions."""
+
+from __future__ import annotations
+
+import pytest
+
+from coderouterd.config import load_config_text
+from coderouterd.errors import UnknownProfileError
+from coderouterd.routing.plan import Route, choose_route, plan_attempts
+from coderouterd.routing.verdict import Verdict, classify_status
+
+CONFIG = load_config_text(
+    """
+providers:
+  - {name: local, kind: anthropic, base_url: "http://127.0.0.1:1", model: m}
+  - {name: cloud, kind: anthropic, base_url: "http://127.0.0.1:2", model: m, paid: true}
+  - {name: spare, kind: anthropic, base_url: "http://127.0.0.1:3", model: m}
+profiles:
+  - {name: main, providers: [local, cloud, spare]}
+  - {name: paid-ok, providers: [cloud, local], allow_paid: true}
+  - {name: paid-no, providers: [cloud, local], allow_paid: false}
+""",
+    file="test.yaml",
+)
+
+
+def names(plan) -> tuple[list[str], list[tuple[str, str]]]:
+    return [p.name for p in plan.attempts], [(s.provider, s.reason) for s in plan.skipped]
+
+
+@pytest.mark.parametrize(
+    ("route", "unavailable", "attempts", "skipped"),
+    [
+        (Route("main"), {}, ["local", "spare"], [("cloud", "paid_blocked")]),
+        (Route("paid-ok"), {}, ["cloud", "local"], []),
+        (Route("paid-no"), {}, ["local"], [("cloud", "paid_blocked")]),
+        (Route("main"), {"local": "missing_api_key"}, ["spare"], [("local", "missing_api_key"), ("cloud", "paid_blocked")]),
+        (Route("main", only_provider="spare"), {}, ["spare"], []),
+        (Route("main", only_provider="cloud"), {}, [], [("cloud", "paid_blocked")]),
+    ],
+)
+def test_plan_attempts(route: Route, unavailable: dict, attempts: list, skipped: list) -> None:
+    assert names(plan_attempts(CONFIG, route, unavailable=unavailable)) == (attempts, skipped)
+
+
+def test_global_allow_paid_is_overridden_by_profile() -> None:
+    import msgspec
+
+    generous = msgspec.structs.replace(CONFIG, allow_paid=True)
+    assert names(plan_attempts(generous, Route("main")))[0] == ["local", "cloud", "spare"]
+    assert names(plan_attempts(generous, Route("paid-no")))[0] == ["local"]
+
+
+@pytest.mark.parametrize(
+    ("header", "body", "model", "expected"),
+    [
+        (None, None, None, Route("main")),
+        ("paid-ok", None, None, Route("paid-ok")),
+        (None, "paid-no", None, Route("paid-no")),
+        ("paid-ok", "paid-no", None, Route("paid-ok")),
+        (None, None, "paid-no", Route("paid-no")),
+        (None, None, "spare", Route("main", only_provider="spare")),
+        (None, None, "claude-opus-4", Route("main")),
+    ],
+)
+def test_choose_route(header, body, model, expected: Route) -> None:
+    assert choose_route(CONFIG, header=header, body_profile=body, model=model) == expected
+
+
+@pytest.mark.parametrize(("header", "body", "field"), [("nope", None, "x-coderouter-mode"), (None, "nope", "profile")])
+def test_unknown_profile_names_the_field(header, body, field: str) -> None:
+    with pytest.raises(UnknownProfileError) as info:
+        choose_route(CONFIG, header=header, body_profile=body, model=None)
+    assert info.value.field == field
+    assert "main" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "verdict"),
+    [
+        (200, None, Verdict.OK),
+        (204, None, Verdict.OK),
+        (400, None, Verdict.RETURN),
+        (400, "overloaded_error", Verdict.NEXT),
+        (401, "authentication_error", Verdict.RETURN),
+        (404, None, Verdict.RETURN),
+        (408, None, Verdict.NEXT),
+        (409, None, Verdict.NEXT),
+        (413, None, Verdict.RETURN),
+        (422, None, Verdict.RETURN),
+        (429, "rate_limit_error", Verdict.NEXT),
+        (500, None, Verdict.NEXT),
+        (502, None, Verdict.NEXT),
+        (529, "overloaded_error", Verdict.NEXT),
+    ],
+)
+def test_classify_status(status: int, error_type: str | None, verdict: Verdict) -> None:
+    assert classify_status(status, error_type) is verdict

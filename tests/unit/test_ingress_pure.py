@@ -1,0 +1,37 @@
+"""Pure helpers of the ingress: request ids and body parsing."""
+
+from __future__ import annotations
+
+import pytest
+
+from coderouterd.errors import InvalidRequestError
+from coderouterd.ingress.body import parse_messages_body
+from coderouterd.ingress.middleware import request_id_of
+
+
+@pytest.mark.parametrize(
+    ("header", "kept"),
+    [("abc-123", True), ("a" * 128, True), ("a" * 129, False), ("has space", False), ("", False), (None, False), ("x\ny", False)],
+)
+def test_request_id_of(header: str | None, kept: bool) -> None:
+    rid = request_id_of(header)
+    assert (rid == header) is kept
+    if not kept:
+        assert rid.startswith("req_") and len(rid) == 28
+
+
+def test_profile_field_is_removed_and_others_kept() -> None:
+    parsed = parse_messages_body(b'{"model":"m","messages":[],"profile":"p","stream":true,"x":1}')
+    assert (parsed.model, parsed.stream, parsed.profile) == ("m", True, "p")
+    assert list(parsed.fields) == ["model", "messages", "stream", "x"]
+
+
+def test_model_is_optional() -> None:
+    assert parse_messages_body(b'{"messages":[]}').model is None
+
+
+@pytest.mark.parametrize("body", [b'{"messages": null}', b'{"messages": "hi"}'])
+def test_messages_must_be_an_array(body: bytes) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        parse_messages_body(body)
+    assert info.value.field == "messages"
