@@ -46,9 +46,7 @@ def build_daemon(loaded: LoadedConfig, *, clock: Clock, env: Mapping[str, str]) 
 
 
 def build_app(daemon: Daemon) -> web.Application:
-    app = web.Application(
-        middlewares=[request_context], client_max_size=daemon.max_body_bytes
-    )
+    app = web.Application(middlewares=[request_context], client_max_size=daemon.max_body_bytes)
     app[DAEMON] = daemon
     app.router.add_post("/v1/messages", messages.messages)
     app.router.add_post("/v1/messages/count_tokens", messages.count_tokens)
@@ -132,12 +130,21 @@ async def serve(loaded: LoadedConfig, *, env: Mapping[str, str] = os.environ) ->
     try:
         await stop.wait()
     finally:
-        await _shutdown(daemon, runner, site, ctl_runner, ctl_site, socket_path, server.grace_period_s)
+        await _shutdown(
+            daemon,
+            runner=runner,
+            site=site,
+            ctl_runner=ctl_runner,
+            ctl_site=ctl_site,
+            socket_path=socket_path,
+            grace_s=server.grace_period_s,
+        )
     return 0
 
 
 async def _shutdown(
     daemon: Daemon,
+    *,
     runner: web.AppRunner,
     site: web.TCPSite,
     ctl_runner: web.AppRunner,
@@ -171,7 +178,7 @@ def _install_signals(stop: asyncio.Event, daemon: Daemon) -> None:
 
 
 def _listen_address(site: web.TCPSite) -> str:
-    server = site._server  # noqa: SLF001 - the only way to learn the port chosen for port 0
+    server = site._server
     if isinstance(server, asyncio.base_events.Server) and server.sockets:
         addr = server.sockets[0].getsockname()
         return f"{addr[0]}:{addr[1]}" if ":" not in addr[0] else f"[{addr[0]}]:{addr[1]}"
@@ -195,5 +202,3 @@ def with_overrides(loaded: LoadedConfig, *, host: str | None, port: int | None) 
         server = msgspec.structs.replace(server, port=port)
     config = msgspec.structs.replace(loaded.config, server=server)
     return msgspec.structs.replace(loaded, config=config)
-
-

@@ -12,6 +12,7 @@ from pathlib import Path
 import msgspec
 
 from coderouterd import __version__
+from coderouterd.app import serve, with_overrides
 from coderouterd.config import (
     LoadedConfig,
     default_config_path,
@@ -19,7 +20,10 @@ from coderouterd.config import (
     load_default_config,
     resolve_control_socket,
 )
-from coderouterd.errors import ConfigError, CoderouterError
+from coderouterd.ctl.client import fetch_status, request_reload
+from coderouterd.ctl.render import render_reload, render_status
+from coderouterd.errors import CoderouterError, ConfigError
+from coderouterd.telemetry.logging import configure
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -43,7 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="coderouterd", description="A routing daemon for coding agents.")
+    p = argparse.ArgumentParser(
+        prog="coderouterd", description="A routing daemon for coding agents."
+    )
     p.add_argument("--version", action="version", version=f"coderouterd {__version__}")
     sub = p.add_subparsers(required=True, metavar="COMMAND")
 
@@ -66,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     ):
         action = ctl_sub.add_parser(name, help=text)
         _config_arg(action)
-        action.add_argument("--socket", type=Path, help="control socket path (default: from the config)")
+        action.add_argument(
+            "--socket", type=Path, help="control socket path (default: from the config)"
+        )
         action.add_argument("--json", action="store_true", help="print JSON instead of text")
         action.set_defaults(func=func)
     return p
@@ -91,9 +99,6 @@ def _load(path: Path | None) -> LoadedConfig:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from coderouterd.app import serve, with_overrides
-    from coderouterd.telemetry.logging import configure
-
     configure(args.log_level)
     loaded = with_overrides(_load(args.config), host=args.host, port=args.port)
     _install_uvloop()
@@ -101,8 +106,10 @@ def _serve(args: argparse.Namespace) -> int:
         return asyncio.run(serve(loaded))
     except OSError as exc:
         server = loaded.config.server
-        print(f"coderouterd: cannot listen on {server.host}:{server.port}: {exc.strerror or exc}",
-              file=sys.stderr)
+        print(
+            f"coderouterd: cannot listen on {server.host}:{server.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
 
 
@@ -116,9 +123,12 @@ def _install_uvloop() -> None:
 
 def _check(args: argparse.Namespace) -> int:
     loaded = _load(args.config)
-    where = loaded.path or "built-in default"
-    print(f"ok: {where} ({loaded.digest}); {len(loaded.config.providers)} providers, "
-          f"{len(loaded.config.profiles)} profiles, default profile {loaded.config.default_profile_name!r}")
+    config = loaded.config
+    print(
+        f"ok: {loaded.path or 'built-in default'} ({loaded.digest}); "
+        f"{len(config.providers)} providers, {len(config.profiles)} profiles, "
+        f"default profile {config.default_profile_name!r}"
+    )
     return EXIT_OK
 
 
@@ -127,20 +137,22 @@ def _socket(args: argparse.Namespace) -> Path:
 
 
 def _ctl_status(args: argparse.Namespace) -> int:
-    from coderouterd.ctl.client import fetch_status
-    from coderouterd.ctl.render import render_status
-
     reply = asyncio.run(fetch_status(_socket(args)))
-    print(msgspec.json.format(msgspec.json.encode(reply)).decode() if args.json else render_status(reply))
+    print(
+        msgspec.json.format(msgspec.json.encode(reply)).decode()
+        if args.json
+        else render_status(reply)
+    )
     return EXIT_OK
 
 
 def _ctl_reload(args: argparse.Namespace) -> int:
-    from coderouterd.ctl.client import request_reload
-    from coderouterd.ctl.render import render_reload
-
     reply = asyncio.run(request_reload(_socket(args)))
-    print(msgspec.json.format(msgspec.json.encode(reply)).decode() if args.json else render_reload(reply))
+    print(
+        msgspec.json.format(msgspec.json.encode(reply)).decode()
+        if args.json
+        else render_reload(reply)
+    )
     return EXIT_OK if reply.ok else EXIT_FAILED
 
 

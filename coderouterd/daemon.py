@@ -56,13 +56,15 @@ class Daemon:
         self.listen = ""
         self.started_mono = clock.monotonic()
         self.started_wall = clock.wall()
-        self.started_iso = datetime.datetime.fromtimestamp(self.started_wall, datetime.UTC).strftime(
-            "%Y-%m-%dT%H:%M:%SZ"
-        )
+        self.started_iso = datetime.datetime.fromtimestamp(
+            self.started_wall, datetime.UTC
+        ).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     @contextmanager
     def track(self, call: Call) -> Iterator[None]:
-        self.inflight.add(call.request_id, dialect=call.dialect, profile=call.profile, stream=call.stream)
+        self.inflight.add(
+            call.request_id, dialect=call.dialect, profile=call.profile, stream=call.stream
+        )
         try:
             yield
         finally:
@@ -78,7 +80,9 @@ class Daemon:
             config_path=runtime.loaded.path,
             config_digest=runtime.loaded.digest,
             default_profile=runtime.config.default_profile_name,
-            providers=tuple(self._provider_status(runtime, p.name) for p in runtime.config.providers),
+            providers=tuple(
+                self._provider_status(runtime, p.name) for p in runtime.config.providers
+            ),
             in_flight=self.inflight.snapshot(),
         )
 
@@ -137,7 +141,10 @@ class Daemon:
         for name, reason in runtime.unavailable.items():
             p = runtime.config.provider(name)
             self._log.warning(
-                events.PROVIDER_UNAVAILABLE, provider=name, reason=reason, api_key_env=p.api_key_env if p else None
+                events.PROVIDER_UNAVAILABLE,
+                provider=name,
+                reason=reason,
+                api_key_env=p.api_key_env if p else None,
             )
 
     async def close_adapters(self) -> None:

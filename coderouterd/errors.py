@@ -137,8 +137,8 @@ class NoProviderAvailableError(CoderouterError):
     @property
     def all_rate_limited(self) -> bool:
         tried = [a for a in self.attempts if a.status is not None or a.reason.startswith("http_")]
-        return bool(tried) and len(tried) == len(self.attempts) and all(
-            a.status == 429 for a in tried
+        return (
+            bool(tried) and len(tried) == len(self.attempts) and all(a.status == 429 for a in tried)
         )
 
 

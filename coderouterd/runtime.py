@@ -69,7 +69,9 @@ def _api_key(provider: ProviderConfig, env: Mapping[str, str]) -> str | None:
     return env.get(provider.api_key_env) if provider.api_key_env else None
 
 
-def _reuse(previous: Runtime | None, provider: ProviderConfig, key: str | None) -> AnthropicAdapter | None:
+def _reuse(
+    previous: Runtime | None, provider: ProviderConfig, key: str | None
+) -> AnthropicAdapter | None:
     if previous is None:
         return None
     old = previous.adapters.get(provider.name)

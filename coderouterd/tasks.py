@@ -31,7 +31,7 @@ async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
     except asyncio.CancelledError:
         if not task.cancelled():
             raise
-    except Exception:  # noqa: BLE001, S110 - the caller abandoned this result on purpose
+    except Exception:  # noqa: S110 - the caller abandoned this result on purpose
         pass
 
 

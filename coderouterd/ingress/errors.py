@@ -32,7 +32,10 @@ def status_of(exc: CoderouterError) -> int:
 
 
 def anthropic_error_body(status: int, message: str, request_id: str, **extra: object) -> bytes:
-    error: dict[str, object] = {"type": _ANTHROPIC_TYPES.get(status, "api_error"), "message": message}
+    error: dict[str, object] = {
+        "type": _ANTHROPIC_TYPES.get(status, "api_error"),
+        "message": message,
+    }
     error.update(extra)
     return _encode({"type": "error", "error": error, "request_id": request_id})
 
@@ -55,4 +58,3 @@ def anthropic_error_response(exc: CoderouterError, request_id: str) -> web.Respo
         body=anthropic_error_body(status, message, request_id, **extra),
         content_type="application/json",
     )
-

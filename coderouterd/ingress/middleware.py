@@ -55,4 +55,3 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         return resp
     finally:
         structlog.contextvars.unbind_contextvars("request_id")
-

@@ -61,13 +61,17 @@ class UpstreamResponse:
         try:
             return await self._resp.content.readany()
         except (aiohttp.ClientError, OSError) as exc:
-            raise UpstreamProtocolError(self._provider, f"connection lost: {type(exc).__name__}") from exc
+            raise UpstreamProtocolError(
+                self._provider, f"connection lost: {type(exc).__name__}"
+            ) from exc
 
     async def body(self) -> bytes:
         try:
             return await self._resp.read()
         except (aiohttp.ClientError, OSError) as exc:
-            raise UpstreamProtocolError(self._provider, f"connection lost: {type(exc).__name__}") from exc
+            raise UpstreamProtocolError(
+                self._provider, f"connection lost: {type(exc).__name__}"
+            ) from exc
 
     def release(self) -> None:
         """Hand the connection back to the pool (body fully read)."""
@@ -99,7 +103,9 @@ class HttpAdapter:
         if self._session is None:
             t = self.config.timeouts
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=None, connect=t.connect_s, sock_connect=t.connect_s),
+                timeout=aiohttp.ClientTimeout(
+                    total=None, connect=t.connect_s, sock_connect=t.connect_s
+                ),
                 connector=aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True),
                 raise_for_status=False,
             )
@@ -138,4 +144,3 @@ class HttpAdapter:
             resp.headers.get("content-type", "application/json"),
             error_type_of(body),
         )
-

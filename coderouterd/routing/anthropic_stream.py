@@ -74,7 +74,9 @@ class EventReader:
             chunk = await self._resp.chunk()
             if not chunk:
                 if self._decoder.pending.strip():
-                    raise UpstreamProtocolError(self._provider, "stream cut in the middle of an event")
+                    raise UpstreamProtocolError(
+                        self._provider, "stream cut in the middle of an event"
+                    )
                 return None
             events = self._decoder.feed(chunk)
             if events:

@@ -15,7 +15,6 @@ from typing import Protocol, TypeVar
 
 from coderouterd.clock import Clock
 from coderouterd.errors import (
-    AttemptFailure,
     ClientDisconnectedError,
     NoProviderAvailableError,
     UpstreamError,
@@ -100,7 +99,9 @@ class Engine:
         plain HTTP response (an error status, when nothing was sent yet)."""
         progress = Progress(call, plan, self._clock, self._observer)
         try:
-            reply = await self._each(progress, lambda a: self._stream_attempt(a, call, sink, progress))
+            reply = await self._each(
+                progress, lambda a: self._stream_attempt(a, call, sink, progress)
+            )
             progress.finish(reply.status)
             if reply.outcome != "returned":
                 return None
@@ -108,7 +109,9 @@ class Engine:
                 return reply
             # Pings already committed us to a 200 stream: carry the error inside it.
             kind = error_type_of(reply.body) or "api_error"
-            await sink.fail(kind, f"upstream provider {progress.provider!r} answered {reply.status}")
+            await sink.fail(
+                kind, f"upstream provider {progress.provider!r} answered {reply.status}"
+            )
             await sink.finish()
             return None
         except NoProviderAvailableError as exc:
@@ -129,7 +132,9 @@ class Engine:
         finally:
             progress.report()
 
-    async def _each(self, progress: Progress, attempt: Callable[[Adapter], Awaitable[Reply]]) -> Reply:
+    async def _each(
+        self, progress: Progress, attempt: Callable[[Adapter], Awaitable[Reply]]
+    ) -> Reply:
         for provider in progress.plan.attempts:
             name = provider.name
             progress.start_attempt(name)
@@ -185,7 +190,14 @@ class Engine:
         state = StreamState()
         try:
             await sink.commit(progress.headers(adapter.name))
-            outcome = await self._pump(head, state, sink, t.idle_s, deadline, adapter.name)
+            outcome = await self._pump(
+                head,
+                state=state,
+                sink=sink,
+                idle_s=t.idle_s,
+                deadline=deadline,
+                provider=adapter.name,
+            )
         except BaseException:
             head.resp.abort()
             raise
@@ -202,6 +214,7 @@ class Engine:
     async def _pump(
         self,
         head: Head,
+        *,
         state: StreamState,
         sink: StreamSink,
         idle_s: float,

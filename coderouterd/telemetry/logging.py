@@ -13,7 +13,9 @@ import structlog
 _SECRET_KEYS = frozenset({"api_key", "x-api-key", "authorization", "password", "token", "secret"})
 
 
-def redact_secrets(_logger: object, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def redact_secrets(
+    _logger: object, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     for key in event:
         if key.lower() in _SECRET_KEYS:
             event[key] = "[redacted]"
