@@ -138,22 +138,18 @@ def _socket(args: argparse.Namespace) -> Path:
 
 def _ctl_status(args: argparse.Namespace) -> int:
     reply = asyncio.run(fetch_status(_socket(args)))
-    print(
-        msgspec.json.format(msgspec.json.encode(reply)).decode()
-        if args.json
-        else render_status(reply)
-    )
+    _print_reply(reply, render_status(reply), as_json=args.json)
     return EXIT_OK
 
 
 def _ctl_reload(args: argparse.Namespace) -> int:
     reply = asyncio.run(request_reload(_socket(args)))
-    print(
-        msgspec.json.format(msgspec.json.encode(reply)).decode()
-        if args.json
-        else render_reload(reply)
-    )
+    _print_reply(reply, render_reload(reply), as_json=args.json)
     return EXIT_OK if reply.ok else EXIT_FAILED
+
+
+def _print_reply(reply: msgspec.Struct, text: str, *, as_json: bool) -> None:
+    print(msgspec.json.format(msgspec.json.encode(reply)).decode() if as_json else text)
 
 
 if __name__ == "__main__":

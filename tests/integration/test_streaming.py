@@ -201,3 +201,19 @@ async def test_client_disconnect_while_waiting_for_first_byte(
     await fake_upstream.wait_for_disconnect(timeout=2)
     await fake_upstream.wait_for_open_connections(0, timeout=2)
     assert len(fake_upstream.requests) == 1
+
+
+async def test_client_disconnect_during_non_streaming_call(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.script(Reply(hang=True))
+    url = await two_providers(start_daemon, fake_upstream)
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(asyncio.TimeoutError):
+            async with asyncio.timeout(0.3):
+                async with http.post(f"{url}/v1/messages", json={**BODY, "stream": False}) as resp:
+                    await resp.read()
+    await fake_upstream.wait_for_disconnect(timeout=2)
+    await fake_upstream.wait_for_open_connections(0, timeout=2)
+    # The second provider is never tried for a client that has gone.
+    assert len(fake_upstream.requests) == 1
