@@ -7,6 +7,7 @@ objects through `build_app` with their own config and clock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import os
 import signal
@@ -27,10 +28,13 @@ from coderouterd.ingress.keys import DAEMON
 from coderouterd.ingress.middleware import request_context
 from coderouterd.routing.board import ProviderBoard
 from coderouterd.routing.records import Observers
-from coderouterd.tasks import spawn
+from coderouterd.tasks import SHUTDOWN, spawn
 from coderouterd.telemetry import events, sdnotify
 from coderouterd.telemetry.logging import get_logger
 from coderouterd.telemetry.observers import ProviderStateObserver, RequestLogObserver
+
+# After the grace period, how long abandoned requests get to write their final error event.
+_ABANDON_WAIT_S = 1.0
 
 
 def build_daemon(loaded: LoadedConfig, *, clock: Clock, env: Mapping[str, str]) -> Daemon:
@@ -163,7 +167,11 @@ async def _shutdown(
         async with asyncio.timeout(grace_s):
             await daemon.inflight.wait_idle()
     except TimeoutError:
-        log.warning(events.SERVER_DRAIN_TIMEOUT, abandoned=len(daemon.inflight))
+        log.warning(events.SERVER_DRAIN_TIMEOUT, abandoned=daemon.inflight.cancel_all(SHUTDOWN))
+        # Abandoned handlers end their streams with an error event, then finish.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_ABANDON_WAIT_S):
+                await daemon.inflight.wait_idle()
     await runner.cleanup()
     await stop_ctl_site(ctl_site, socket_path)
     await ctl_runner.cleanup()

@@ -14,6 +14,14 @@ T = TypeVar("T")
 
 _live: set[asyncio.Task[Any]] = set()
 
+# The message a task is cancelled with when the daemon abandons it at
+# shutdown, so the code being cancelled can tell that from a client leaving.
+SHUTDOWN = "coderouterd.shutdown"
+
+
+def cancelled_by_shutdown(exc: BaseException) -> bool:
+    return isinstance(exc, asyncio.CancelledError) and exc.args[:1] == (SHUTDOWN,)
+
 
 def spawn(coro: Coroutine[Any, Any, T], *, name: str) -> asyncio.Task[T]:
     task = asyncio.get_running_loop().create_task(coro, name=name)

@@ -16,6 +16,7 @@ class _Entry:
     profile: str
     stream: bool
     started: float
+    task: asyncio.Task[object] | None
     provider: str | None = None
 
 
@@ -30,8 +31,17 @@ class InFlightRegistry:
         return len(self._entries)
 
     def add(self, request_id: str, *, dialect: str, profile: str, stream: bool) -> None:
-        self._entries[request_id] = _Entry(dialect, profile, stream, self._clock.monotonic())
+        self._entries[request_id] = _Entry(
+            dialect, profile, stream, self._clock.monotonic(), asyncio.current_task()
+        )
         self._idle.clear()
+
+    def cancel_all(self, message: str) -> int:
+        """Cancel the handler of every request still in flight; returns how many."""
+        tasks = [e.task for e in self._entries.values() if e.task is not None]
+        for task in tasks:
+            task.cancel(message)
+        return len(tasks)
 
     def remove(self, request_id: str) -> None:
         self._entries.pop(request_id, None)

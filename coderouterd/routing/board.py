@@ -38,7 +38,9 @@ class ProviderBoard:
         return self._states.get(name) or ProviderState()
 
     def record(self, record: AttemptRecord, now_wall: float) -> Transition | None:
-        if record.outcome == "skipped":
+        # A skipped provider was not asked; an interrupted one was cut off by us
+        # or the client. Neither says anything about the provider's health.
+        if record.outcome in ("skipped", "interrupted"):
             return None
         st = self._states.setdefault(record.provider, ProviderState())
         st.last_outcome = record.reason or record.outcome

@@ -9,6 +9,7 @@ summary are reported to the observer, whatever happens, exactly once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -28,7 +29,7 @@ from coderouterd.routing.plan import Plan
 from coderouterd.routing.progress import Progress, Reply
 from coderouterd.routing.records import Observer
 from coderouterd.routing.verdict import Verdict, classify_status
-from coderouterd.tasks import cancel_and_wait, spawn
+from coderouterd.tasks import cancel_and_wait, cancelled_by_shutdown, spawn
 from coderouterd.wire.usage import usage_of_body
 
 T = TypeVar("T")
@@ -88,8 +89,8 @@ class Engine:
         except NoProviderAvailableError as exc:
             progress.finish(exc.status, error=str(exc))
             raise
-        except asyncio.CancelledError:
-            progress.disconnected()
+        except asyncio.CancelledError as exc:
+            progress.interrupted(shutdown=cancelled_by_shutdown(exc))
             raise
         finally:
             progress.report()
@@ -124,10 +125,13 @@ class Engine:
             await sink.finish()
             return None
         except ClientDisconnectedError:
-            progress.disconnected()
+            progress.interrupted(shutdown=False)
             return None
-        except asyncio.CancelledError:
-            progress.disconnected()
+        except asyncio.CancelledError as exc:
+            shutdown = cancelled_by_shutdown(exc)
+            progress.interrupted(shutdown=shutdown)
+            if shutdown and sink.started:
+                await _tell_client_of_shutdown(sink)
             raise
         finally:
             progress.report()
@@ -151,6 +155,12 @@ class Engine:
                 )
             except UpstreamError as exc:
                 progress.end_attempt("failed", exc.reason, provider=name, detail=exc.detail)
+            except (asyncio.CancelledError, ClientDisconnectedError) as exc:
+                cause = "shutdown" if cancelled_by_shutdown(exc) else "client_disconnected"
+                progress.end_attempt(
+                    "interrupted", cause, provider=name, answered=progress.attempt_committed
+                )
+                raise
             else:
                 ok = reply.outcome == "ok"
                 progress.end_attempt(
@@ -260,6 +270,15 @@ class Engine:
             if task.done() and not task.cancelled() and task.exception() is None:
                 task.result().resp.abort()
             raise
+
+
+async def _tell_client_of_shutdown(sink: StreamSink) -> None:
+    # The stream is being abandoned: end it with an error event rather than a cut.
+    with contextlib.suppress(ClientDisconnectedError, ConnectionError):
+        await sink.fail(
+            "overloaded_error", "coderouterd is shutting down; the stream was cut short"
+        )
+        await sink.finish()
 
 
 async def _fail(sink: StreamSink, provider: str, reason: str) -> str:

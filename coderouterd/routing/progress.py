@@ -25,6 +25,7 @@ FALLBACK_PATH_HEADER = "x-coderouter-fallback-path"
 FALLBACK_REASON_HEADER = "x-coderouter-fallback-reason"
 
 CLIENT_CLOSED_STATUS = 499
+SHUTDOWN_STATUS = 503
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +131,19 @@ class Progress:
         if error is not None:
             self.error = error
 
-    def disconnected(self) -> None:
-        self.client_disconnected = True
-        self.status = CLIENT_CLOSED_STATUS
+    @property
+    def attempt_committed(self) -> bool:
+        """Whether the current attempt got its first byte (and so answered the client)."""
+        return self._attempt_ttfb is not None
+
+    def interrupted(self, *, shutdown: bool) -> None:
+        """The request was cut short: by the client leaving, or by the daemon shutting down."""
+        if shutdown:
+            self.status = SHUTDOWN_STATUS
+            self.error = "abandoned at shutdown"
+        else:
+            self.client_disconnected = True
+            self.status = CLIENT_CLOSED_STATUS
 
     def report(self) -> None:
         if self._reported:

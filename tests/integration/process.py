@@ -72,7 +72,9 @@ class CliResult:
 
 
 async def run_cli(
-    *args: str, env: Mapping[str, str], timeout: float = 10.0  # noqa: ASYNC109
+    *args: str,
+    env: Mapping[str, str],
+    timeout: float = 10.0,  # noqa: ASYNC109
 ) -> CliResult:
     """Run `coderouterd ARGS` to completion; kill it if it outlives `timeout`."""
     proc = await asyncio.create_subprocess_exec(
@@ -102,9 +104,11 @@ def _parse_log_line(text: str) -> LogLine | None:
     return parsed if isinstance(parsed, dict) else None
 
 
-def _yaml_scalar(value: object) -> str:
+def render_config(server: Mapping[str, object], body_yaml: str) -> str:
+    """A `server:` block with these settings, followed by the rest of the file."""
     # A JSON scalar is a YAML scalar with the same meaning.
-    return json.dumps(value)
+    lines = "".join(f"  {key}: {json.dumps(value)}\n" for key, value in server.items())
+    return f"server:\n{lines}{body_yaml}"
 
 
 @dataclass
@@ -120,9 +124,9 @@ class ServeProcess:
     stderr_lines: list[str] = field(default_factory=list)
     stdout_lines: list[str] = field(default_factory=list)
     listen: str = ""
-    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
-    _open_streams: int = 2
-    _readers: list[asyncio.Task[None]] = field(default_factory=list)
+    _changed: asyncio.Condition = field(init=False, default_factory=asyncio.Condition)
+    _open_streams: int = field(init=False, default=2)
+    _readers: list[asyncio.Task[None]] = field(init=False, default_factory=list)
 
     @property
     def pid(self) -> int:
@@ -161,8 +165,7 @@ class ServeProcess:
 
     def write_config(self, body_yaml: str) -> bytes:
         """Write the server block this process runs with, then `body_yaml`; return the bytes."""
-        server = "".join(f"  {k}: {_yaml_scalar(v)}\n" for k, v in self.server_settings.items())
-        data = f"server:\n{server}{body_yaml}".encode()
+        data = render_config(self.server_settings, body_yaml).encode()
         self.config_path.write_bytes(data)
         return data
 
@@ -208,9 +211,7 @@ class ServeProcess:
 
         try:
             async with asyncio.timeout(timeout), self._changed:
-                await self._changed.wait_for(
-                    lambda: found() is not None or self._open_streams == 0
-                )
+                await self._changed.wait_for(lambda: found() is not None or self._open_streams == 0)
         except TimeoutError:
             raise AssertionError(
                 f"no {name!r} log line within {timeout} s; stderr so far:\n{self.stderr_text}"
@@ -274,6 +275,7 @@ async def start_serve(
         **(server or {}),
     }
     config_path = root / "config.yaml"
+    config_path.write_text(render_config(settings, config_yaml))
     proc = await asyncio.create_subprocess_exec(
         *CLI,
         "serve",
@@ -286,10 +288,7 @@ async def start_serve(
         env=child_env(root, env),
         cwd=root,
         limit=_LINE_LIMIT,
-        # The config file is written below, before the child gets to read it:
-        # a Python interpreter takes far longer to start than a write.
-    ) if _write_first(root, config_path, settings, config_yaml) else None
-    assert proc is not None
+    )
     handle = ServeProcess(proc, root, config_path, settings)
     handle.start_readers()
     try:
@@ -301,27 +300,21 @@ async def start_serve(
     return handle
 
 
-def _write_first(root: Path, path: Path, settings: Mapping[str, object], body: str) -> bool:
-    server = "".join(f"  {k}: {_yaml_scalar(v)}\n" for k, v in settings.items())
-    path.write_text(f"server:\n{server}{body}")
-    return True
-
-
 @pytest_asyncio.fixture
 async def serve_process() -> AsyncIterator[StartServe]:
     """Factory: `await serve_process(config_yaml, env=..., server=..., args=...)`."""
-    started: list[tuple[Path, ServeProcess | None]] = []
+    roots: list[Path] = []
+    handles: list[ServeProcess] = []
 
     async def start(config_yaml: str, **kwargs: Any) -> ServeProcess:
         root = make_short_dir()
-        entry: tuple[Path, ServeProcess | None] = (root, None)
-        started.append(entry)
+        roots.append(root)
         handle = await start_serve(root, config_yaml, **kwargs)
-        started[started.index(entry)] = (root, handle)
+        handles.append(handle)
         return handle
 
     yield start
-    for root, handle in started:
-        if handle is not None:
-            await handle.kill()
+    for handle in handles:
+        await handle.kill()
+    for root in roots:
         shutil.rmtree(root, ignore_errors=True)

@@ -185,6 +185,12 @@ async def test_client_disconnect_mid_stream_cancels_upstream(
             await asyncio.sleep(0.02)
     done = next(e for e in logs if e["event"] == "request.completed")
     assert done["client_disconnected"] is True and done["status"] == 499
+    assert done["provider"] == "a"
+    assert done["attempts"] == [
+        {**done["attempts"][0], "provider": "a", "outcome": "interrupted", "reason": "client_disconnected"}
+    ]
+    # Cutting the client off says nothing about the provider's health.
+    assert not any(e["event"] == "provider.failing" for e in logs)
     assert fake_upstream.pending == 0
 
 
