@@ -117,7 +117,7 @@ class ServeProcess:
 
     proc: asyncio.subprocess.Process
     root: Path
-    config_path: Path
+    config_path: Path | None
     server_settings: dict[str, object]
     log_lines: list[LogLine] = field(default_factory=list)
     # Every stderr line as text, JSON or not (the non-loopback WARNING is not).
@@ -165,6 +165,7 @@ class ServeProcess:
 
     def write_config(self, body_yaml: str) -> bytes:
         """Write the server block this process runs with, then `body_yaml`; return the bytes."""
+        assert self.config_path is not None, "running on the built-in default"
         data = render_config(self.server_settings, body_yaml).encode()
         self.config_path.write_bytes(data)
         return data
@@ -256,7 +257,7 @@ StartServe = Callable[..., Awaitable[ServeProcess]]
 
 async def start_serve(
     root: Path,
-    config_yaml: str,
+    config_yaml: str | None,
     *,
     env: Mapping[str, str] | None = None,
     server: Mapping[str, object] | None = None,
@@ -266,21 +267,29 @@ async def start_serve(
     """Start `coderouterd serve` on `config_yaml` (which must not have a `server:` block).
 
     `server` adds or overrides settings of the generated server block; `args`
-    are extra command line arguments. Returns once `server.started` is logged.
+    are extra command line arguments. With no config, the daemon runs on its
+    built-in default (on port 0), its state under the child's XDG_STATE_HOME.
+    Returns once `server.started` is logged.
     """
-    settings: dict[str, object] = {
-        "port": 0,
-        "state_dir": str(root / "state"),
-        "control_socket": str(root / "ctl.sock"),
-        **(server or {}),
-    }
-    config_path = root / "config.yaml"
-    config_path.write_text(render_config(settings, config_yaml))
+    config_path: Path | None = None
+    if config_yaml is None:
+        state = root / "xdg-state" / "coderouterd"
+        settings: dict[str, object] = {"state_dir": str(state), "control_socket": str(state / "control.sock")}
+        config_args = ["--port", "0"]
+    else:
+        settings = {
+            "port": 0,
+            "state_dir": str(root / "state"),
+            "control_socket": str(root / "ctl.sock"),
+            **(server or {}),
+        }
+        config_path = root / "config.yaml"
+        config_path.write_text(render_config(settings, config_yaml))
+        config_args = ["--config", str(config_path)]
     proc = await asyncio.create_subprocess_exec(
         *CLI,
         "serve",
-        "--config",
-        str(config_path),
+        *config_args,
         *args,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
@@ -306,7 +315,7 @@ async def serve_process() -> AsyncIterator[StartServe]:
     roots: list[Path] = []
     handles: list[ServeProcess] = []
 
-    async def start(config_yaml: str, **kwargs: Any) -> ServeProcess:
+    async def start(config_yaml: str | None, **kwargs: Any) -> ServeProcess:
         root = make_short_dir()
         roots.append(root)
         handle = await start_serve(root, config_yaml, **kwargs)

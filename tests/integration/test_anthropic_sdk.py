@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import anthropic
 import pytest
 
@@ -68,3 +70,29 @@ async def test_client_error_is_returned_not_retried(start_daemon: StartDaemon, f
             await client.messages.create(model="m", max_tokens=10, messages=MESSAGES)
     assert "bad thing" in str(info.value)
     assert len(fake_upstream.requests) == 1
+
+
+async def test_events_are_forwarded_as_they_arrive(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+    # Three gaps of 1.5 s: a proxy that buffered the stream would deliver the
+    # first text only after 4.5 s.
+    fake_upstream.script(Reply(events=anthropic_text_stream(["first", " second", " third"]), delay_between_events=1.5))
+    d = await start_daemon(chain_yaml(provider_yaml("a", fake_upstream.url)))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with sdk(d.url) as client:
+        async with client.messages.stream(model="m", max_tokens=10, messages=MESSAGES) as stream:
+            async for text in stream.text_stream:
+                first_after = loop.time() - started
+                break
+    assert text == "first"
+    assert first_after < 4.0
+
+
+async def test_one_pooled_connection_per_provider(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.default = Reply(json=anthropic_message("again"))
+    d = await start_daemon(chain_yaml(provider_yaml("a", fake_upstream.url)))
+    async with sdk(d.url) as client:
+        for _ in range(5):
+            await client.messages.create(model="m", max_tokens=10, messages=MESSAGES)
+    assert len(fake_upstream.requests) == 5
+    assert fake_upstream.open_connections == 1

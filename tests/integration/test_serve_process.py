@@ -353,3 +353,28 @@ async def test_api_keys_reach_the_upstream_and_never_the_log(
     output = d.stderr_text + "\n".join(d.stdout_lines)
     assert upstream_key not in output
     assert client_key not in output
+
+
+async def test_serve_without_a_config_runs_the_built_in_default(serve_process: StartServe) -> None:
+    d = await serve_process(None)
+    [started] = d.events("server.started")
+    assert started["config_path"] is None
+    assert started["state_dir"] == str(d.state_dir)
+    assert socket_mode(d.socket_path) == (True, 0o600)
+    # ctl finds the socket through the same default paths, with no flags at all.
+    env = child_env(d.root)
+    run = await run_cli("ctl", "status", "--json", env=env)
+    assert run.returncode == 0, run.stderr
+    status = msgspec.json.decode(run.stdout)
+    assert status["config_path"] is None
+    assert [(p["name"], p["base_url"]) for p in status["providers"]] == [
+        ("ollama", "http://127.0.0.1:11434"),
+        ("lmstudio", "http://127.0.0.1:1234"),
+        ("llamacpp", "http://127.0.0.1:8080"),
+    ]
+    d.send_signal(signal.SIGTERM)
+    assert await d.wait(timeout=5) == 0
+    assert not d.socket_path.exists()
+    run = await run_cli("ctl", "status", env=env)
+    assert run.returncode == 1
+    assert "not running" in run.stderr
