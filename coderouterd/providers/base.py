@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import aiohttp
-import msgspec
 
 from coderouterd.config.model import ProviderConfig
 from coderouterd.errors import (
@@ -19,30 +18,11 @@ from coderouterd.errors import (
     UpstreamStatusError,
     UpstreamTimeoutError,
 )
+from coderouterd.wire.errors import error_type_of
 
 # An error body is read only to classify it and hand it back to the client;
 # anything past this is dropped rather than buffered.
 _MAX_ERROR_BODY = 256 * 1024
-
-
-class _ErrorDetail(msgspec.Struct):
-    type: str | None = None
-
-
-class _ErrorEnvelope(msgspec.Struct):
-    error: _ErrorDetail | str | None = None
-
-
-_error_decoder = msgspec.json.Decoder(_ErrorEnvelope)
-
-
-def error_type_of(body: bytes) -> str | None:
-    """The `error.type` of an Anthropic or OpenAI error body, if it has one."""
-    try:
-        envelope = _error_decoder.decode(body)
-    except msgspec.DecodeError:
-        return None
-    return envelope.error.type if isinstance(envelope.error, _ErrorDetail) else None
 
 
 class UpstreamResponse:

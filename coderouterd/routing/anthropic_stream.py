@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from coderouterd.errors import UpstreamProtocolError
-from coderouterd.providers.base import UpstreamResponse
+from coderouterd.routing.upstream import UpstreamBody
 from coderouterd.wire.sse import SSEDecoder, SSEEvent
 from coderouterd.wire.usage import Usage
 
@@ -63,7 +63,7 @@ class EventReader:
 
     __slots__ = ("_decoder", "_provider", "_resp")
 
-    def __init__(self, resp: UpstreamResponse, provider: str) -> None:
+    def __init__(self, resp: UpstreamBody, provider: str) -> None:
         self._resp = resp
         self._provider = provider
         self._decoder = SSEDecoder()
@@ -137,12 +137,12 @@ def _merge_usage(into: Usage, delta: Usage) -> None:
 class Head:
     """The events read up to the commit point, plus the reader to continue with."""
 
-    resp: UpstreamResponse
+    resp: UpstreamBody
     reader: EventReader
     events: list[SSEEvent]
 
 
-async def read_head(resp: UpstreamResponse, provider: str) -> Head:
+async def read_head(resp: UpstreamBody, provider: str) -> Head:
     """Read until the first content event; fail (so the engine falls back) before it."""
     reader = EventReader(resp, provider)
     held: list[SSEEvent] = []

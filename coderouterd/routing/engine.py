@@ -22,26 +22,19 @@ from coderouterd.errors import (
     UpstreamStatusError,
     UpstreamTimeoutError,
 )
-from coderouterd.providers.base import UpstreamResponse, error_type_of
 from coderouterd.routing.anthropic_stream import Head, StreamState, read_head
 from coderouterd.routing.call import Call
 from coderouterd.routing.plan import Plan
 from coderouterd.routing.progress import Progress, Reply
 from coderouterd.routing.records import Observer
+from coderouterd.routing.upstream import Adapter, UpstreamBody
 from coderouterd.routing.verdict import Verdict, classify_status
 from coderouterd.tasks import cancel_and_wait, cancelled_by_shutdown, spawn
+from coderouterd.wire.errors import error_type_of
+from coderouterd.wire.sse import SSEEvent
 from coderouterd.wire.usage import usage_of_body
 
 T = TypeVar("T")
-
-
-class Adapter(Protocol):
-    name: str
-
-    @property
-    def config(self): ...  # type: ignore[no-untyped-def]
-
-    async def open(self, call: Call) -> UpstreamResponse: ...
 
 
 class StreamSink(Protocol):
@@ -232,7 +225,7 @@ class Engine:
         provider: str,
     ) -> str | None:
         """Forward events until message_stop; return None, or the reason the stream failed."""
-        batch: list | None = head.events
+        batch: list[SSEEvent] = head.events
         while True:
             for ev in batch:
                 state.observe(ev)
@@ -245,13 +238,14 @@ class Engine:
             phase = "idle" if idle_s < remaining else "total"
             try:
                 async with asyncio.timeout(max(0.0, min(idle_s, remaining))):
-                    batch = await head.reader.next_batch()
+                    next_batch = await head.reader.next_batch()
             except TimeoutError:
                 return await _fail(sink, provider, f"timeout_{phase}")
             except UpstreamError as exc:
                 return await _fail(sink, provider, f"{exc.reason}: {exc.detail}")
-            if batch is None:
+            if next_batch is None:
                 return await _fail(sink, provider, "stream ended without message_stop")
+            batch = next_batch
 
     async def _with_pings(
         self, task: asyncio.Task[Head], sink: StreamSink, progress: Progress
@@ -287,7 +281,7 @@ async def _fail(sink: StreamSink, provider: str, reason: str) -> str:
 
 
 async def _open_head(adapter: Adapter, call: Call, first_byte_s: float) -> Head:
-    resp: UpstreamResponse | None = None
+    resp: UpstreamBody | None = None
     try:
         async with asyncio.timeout(first_byte_s):
             resp = await adapter.open(call)

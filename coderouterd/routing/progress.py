@@ -15,7 +15,8 @@ from coderouterd.clock import Clock
 from coderouterd.errors import AttemptFailure, UpstreamStatusError
 from coderouterd.routing.call import Call
 from coderouterd.routing.plan import Plan
-from coderouterd.routing.records import AttemptRecord, Observer, RequestSummary, Usage
+from coderouterd.routing.records import AttemptRecord, Observer, RequestSummary
+from coderouterd.wire.usage import Usage
 
 if TYPE_CHECKING:
     from coderouterd.routing.engine import KeepAlive
