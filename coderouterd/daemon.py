@@ -19,7 +19,7 @@ from coderouterd.config.model import ServerConfig
 from coderouterd.ctl.model import ProviderStatus, ReloadReply, StatusReply
 from coderouterd.errors import ConfigError
 from coderouterd.ingress.inflight import InFlightRegistry
-from coderouterd.providers.anthropic import AnthropicAdapter
+from coderouterd.providers.base import HttpAdapter
 from coderouterd.routing.board import ProviderBoard
 from coderouterd.routing.call import Call
 from coderouterd.routing.records import Observer
@@ -50,7 +50,7 @@ class Daemon:
         self.inflight = inflight
         self.board = board
         self.holder = _Holder(build_runtime(loaded, env=env, observer=observer, clock=clock))
-        self._retired: list[AnthropicAdapter] = []
+        self._retired: list[HttpAdapter] = []
         self.server: ServerConfig = loaded.config.server
         self.max_body_bytes = self.server.max_body_bytes
         self.listen = ""
@@ -90,7 +90,7 @@ class Daemon:
         p = runtime.config.provider(name)
         assert p is not None
         st = self.board.get(name)
-        unavailable = runtime.unavailable.get(name)
+        unavailable = runtime.unavailable_for("anthropic").get(name)
         return ProviderStatus(
             name=name,
             kind=p.kind,
@@ -138,7 +138,7 @@ class Daemon:
         return ReloadReply(ok=True, config_digest=loaded.digest, restart_required=restart)
 
     def log_unavailable(self, runtime: Runtime) -> None:
-        for name, reason in runtime.unavailable.items():
+        for name, reason in runtime.unavailable_for("anthropic").items():
             p = runtime.config.provider(name)
             self._log.warning(
                 events.PROVIDER_UNAVAILABLE,

@@ -15,24 +15,32 @@ from coderouterd.clock import Clock
 from coderouterd.config import LoadedConfig
 from coderouterd.config.model import Config, ProviderConfig
 from coderouterd.providers.anthropic import AnthropicAdapter
+from coderouterd.providers.base import HttpAdapter
+from coderouterd.providers.openai_compat import OpenAICompatAdapter
 from coderouterd.routing.engine import Engine, KeepAlive
 from coderouterd.routing.records import Observer
+from coderouterd.routing.upstream import ProviderRoute
+from coderouterd.translate.codecs import codecs_for
 
 SKIP_MISSING_KEY = "missing_api_key"
-SKIP_UNSUPPORTED_KIND = "kind_not_supported"
+SKIP_NO_TRANSLATION = "dialect_not_supported"
+DIALECTS = ("anthropic", "openai")
 
 
 @dataclass(frozen=True, slots=True)
 class Runtime:
     loaded: LoadedConfig
-    adapters: Mapping[str, AnthropicAdapter]
+    adapters: Mapping[str, HttpAdapter]
     engine: Engine
-    # Providers that cannot be tried at all, with the reason; planning skips them.
-    unavailable: Mapping[str, str]
+    # By client dialect: providers that cannot be tried, with the reason.
+    unavailable: Mapping[str, Mapping[str, str]]
 
     @property
     def config(self) -> Config:
         return self.loaded.config
+
+    def unavailable_for(self, dialect: str) -> Mapping[str, str]:
+        return self.unavailable[dialect]
 
 
 def build_runtime(
@@ -44,25 +52,34 @@ def build_runtime(
     previous: Runtime | None = None,
 ) -> Runtime:
     config = loaded.config
-    adapters: dict[str, AnthropicAdapter] = {}
-    unavailable: dict[str, str] = {}
+    adapters: dict[str, HttpAdapter] = {}
+    routes: dict[str, ProviderRoute] = {}
+    unavailable: dict[str, dict[str, str]] = {d: {} for d in DIALECTS}
     for provider in config.providers:
-        if provider.kind != "anthropic":
-            unavailable[provider.name] = SKIP_UNSUPPORTED_KIND
-            continue
         key = _api_key(provider, env)
-        adapter = _reuse(previous, provider, key) or AnthropicAdapter(provider, api_key=key)
+        adapter = _reuse(previous, provider, key) or _new_adapter(provider, key)
         adapters[provider.name] = adapter
-        if not adapter.has_credentials:
-            unavailable[provider.name] = SKIP_MISSING_KEY
+        codecs = codecs_for(provider)
+        routes[provider.name] = ProviderRoute(adapter, codecs)
+        for dialect in DIALECTS:
+            if not adapter.has_credentials:
+                unavailable[dialect][provider.name] = SKIP_MISSING_KEY
+            elif dialect not in codecs:
+                unavailable[dialect][provider.name] = SKIP_NO_TRANSLATION
     keepalive = KeepAlive(config.server.keepalive_after_s, config.server.keepalive_interval_s)
-    engine = Engine(adapters, observer, clock, keepalive)
+    engine = Engine(routes, observer, clock, keepalive)
     return Runtime(loaded, adapters, engine, unavailable)
 
 
-def retired_adapters(old: Runtime, new: Runtime) -> list[AnthropicAdapter]:
+def retired_adapters(old: Runtime, new: Runtime) -> list[HttpAdapter]:
     kept = {id(a) for a in new.adapters.values()}
     return [a for a in old.adapters.values() if id(a) not in kept]
+
+
+def _new_adapter(provider: ProviderConfig, key: str | None) -> HttpAdapter:
+    if provider.kind == "anthropic":
+        return AnthropicAdapter(provider, api_key=key)
+    return OpenAICompatAdapter(provider, api_key=key)
 
 
 def _api_key(provider: ProviderConfig, env: Mapping[str, str]) -> str | None:
@@ -71,7 +88,7 @@ def _api_key(provider: ProviderConfig, env: Mapping[str, str]) -> str | None:
 
 def _reuse(
     previous: Runtime | None, provider: ProviderConfig, key: str | None
-) -> AnthropicAdapter | None:
+) -> HttpAdapter | None:
     if previous is None:
         return None
     old = previous.adapters.get(provider.name)

@@ -182,6 +182,9 @@ class _Walker:
             msgspec.convert(value, type=tp)
         except msgspec.ValidationError as exc:
             self.add(line, path, _translate(str(exc), tp, value))
+        except UnicodeEncodeError:
+            # Only reachable through "\ud800"-style escapes in a quoted YAML string.
+            self.add(line, path, "contains an escaped lone surrogate, which is not valid text")
 
     def _expect(self, node: object, kind: type[_Node], path: str, line: int) -> TypeGuard[_Node]:
         if not isinstance(node, kind):

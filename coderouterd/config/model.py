@@ -40,6 +40,20 @@ class TimeoutsConfig(_Strict, frozen=True):
     total_s: Positive = 1800.0
 
 
+class OutputFiltersConfig(_Strict, frozen=True):
+    """Clean-up of model output; None means the default of the provider's kind.
+
+    openai_compat providers default to think: thinking, strip_tool_markup and
+    repair_tool_calls on (local models print reasoning and tool calls as
+    text); anthropic providers default to all off (their output is already
+    structured).
+    """
+
+    think: Literal["off", "strip", "thinking"] | None = None
+    strip_tool_markup: bool | None = None
+    repair_tool_calls: bool | None = None
+
+
 class ProviderConfig(_Strict, frozen=True):
     name: Name
     base_url: HttpUrl
@@ -50,6 +64,9 @@ class ProviderConfig(_Strict, frozen=True):
     extra_headers: dict[str, str] = {}
     paid: bool = False
     timeouts: TimeoutsConfig = TimeoutsConfig()
+    # Ceiling on max_tokens sent to this provider (small local context windows).
+    max_output_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    output_filters: OutputFiltersConfig = OutputFiltersConfig()
 
 
 class ProfileConfig(_Strict, frozen=True):
@@ -74,6 +91,8 @@ class Config(_Strict, frozen=True):
     profiles: Annotated[tuple[ProfileConfig, ...], msgspec.Meta(min_length=1)]
     default_profile: str | None = None
     allow_paid: bool = False
+    # A YAML file of model capability rules applied after the bundled ones.
+    capabilities_file: str | None = None
     server: ServerConfig = ServerConfig()
 
     def provider(self, name: str) -> ProviderConfig | None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from coderouterd.clock import Clock
 from coderouterd.ctl.model import InFlight
-from coderouterd.routing.records import AttemptRecord, RequestSummary
+from coderouterd.routing.records import BaseObserver
 
 
 @dataclass(slots=True)
@@ -20,7 +20,7 @@ class _Entry:
     provider: str | None = None
 
 
-class InFlightRegistry:
+class InFlightRegistry(BaseObserver):
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
@@ -69,9 +69,3 @@ class InFlightRegistry:
     def attempt_started(self, request_id: str, provider: str) -> None:
         if (entry := self._entries.get(request_id)) is not None:
             entry.provider = provider
-
-    def attempt_finished(self, request_id: str, record: AttemptRecord) -> None:
-        pass
-
-    def request_finished(self, summary: RequestSummary) -> None:
-        pass

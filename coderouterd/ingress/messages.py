@@ -35,7 +35,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
         body_profile=parsed.profile,
         model=parsed.model,
     )
-    plan = plan_attempts(runtime.config, route, unavailable=runtime.unavailable)
+    plan = plan_attempts(runtime.config, route, unavailable=runtime.unavailable_for("anthropic"))
     call = Call(
         request_id=rid,
         dialect="anthropic",

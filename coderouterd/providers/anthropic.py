@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import msgspec
-
 from coderouterd.providers.base import HttpAdapter, UpstreamResponse
 from coderouterd.routing.call import Call
 
@@ -15,8 +13,6 @@ DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
 # client sent (its own api key, session ids, user agents) stays here.
 _PASS_HEADERS = ("anthropic-version", "anthropic-beta")
 
-_encode = msgspec.json.Encoder().encode
-
 
 class AnthropicAdapter(HttpAdapter):
     dialect = "anthropic"
@@ -25,11 +21,6 @@ class AnthropicAdapter(HttpAdapter):
     def url(self) -> str:
         base = self.config.base_url.rstrip("/")
         return base + "/messages" if base.endswith("/v1") else base + "/v1/messages"
-
-    def body(self, call: Call) -> bytes:
-        fields = dict(call.fields)
-        fields["model"] = msgspec.Raw(_encode(self.config.model))
-        return _encode(fields)
 
     def headers(self, call: Call) -> dict[str, str]:
         out = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
@@ -51,5 +42,5 @@ class AnthropicAdapter(HttpAdapter):
                 return {"authorization": client["authorization"]}
         return {}
 
-    async def open(self, call: Call) -> UpstreamResponse:
-        return await self.post(self.url, self.body(call), self.headers(call))
+    async def open(self, call: Call, body: bytes) -> UpstreamResponse:
+        return await self.post(self.url, body, self.headers(call))

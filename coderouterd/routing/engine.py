@@ -19,20 +19,24 @@ from coderouterd.errors import (
     ClientDisconnectedError,
     NoProviderAvailableError,
     UpstreamError,
+    UpstreamProtocolError,
     UpstreamStatusError,
     UpstreamTimeoutError,
 )
-from coderouterd.routing.anthropic_stream import Head, StreamState, read_head
 from coderouterd.routing.call import Call
 from coderouterd.routing.plan import Plan
 from coderouterd.routing.progress import Progress, Reply
 from coderouterd.routing.records import Observer
-from coderouterd.routing.upstream import Adapter, UpstreamBody
+from coderouterd.routing.upstream import (
+    Adapter,
+    Codec,
+    ProviderRoute,
+    Transcoder,
+    UpstreamBody,
+)
 from coderouterd.routing.verdict import Verdict, classify_status
 from coderouterd.tasks import cancel_and_wait, cancelled_by_shutdown, spawn
 from coderouterd.wire.errors import error_type_of
-from coderouterd.wire.sse import SSEEvent
-from coderouterd.wire.usage import usage_of_body
 
 T = TypeVar("T")
 
@@ -63,12 +67,12 @@ class KeepAlive:
 class Engine:
     def __init__(
         self,
-        adapters: Mapping[str, Adapter],
+        routes: Mapping[str, ProviderRoute],
         observer: Observer,
         clock: Clock,
         keepalive: KeepAlive,
     ) -> None:
-        self._adapters = adapters
+        self._routes = routes
         self._observer = observer
         self._clock = clock
         self._keepalive = keepalive
@@ -130,19 +134,26 @@ class Engine:
             progress.report()
 
     async def _each(
-        self, progress: Progress, attempt: Callable[[Adapter], Awaitable[Reply]]
+        self, progress: Progress, attempt: Callable[[ProviderRoute], Awaitable[Reply]]
     ) -> Reply:
         for provider in progress.plan.attempts:
             name = provider.name
             progress.start_attempt(name)
             try:
-                reply = await attempt(self._adapters[name])
+                reply = await attempt(self._routes[name])
             except UpstreamStatusError as exc:
                 if classify_status(exc.status, exc.error_type) is Verdict.RETURN:
                     progress.end_attempt(
                         "returned", exc.reason, provider=name, status=exc.status, answered=True
                     )
-                    return Reply.from_status_error(exc, progress.headers(name))
+                    codec = self._routes[name].codecs[progress.call.dialect]
+                    return Reply(
+                        exc.status,
+                        codec.error_body(exc.status, exc.body),
+                        "application/json",
+                        progress.headers(name),
+                        outcome="returned",
+                    )
                 progress.end_attempt(
                     "failed", exc.reason, provider=name, status=exc.status, detail=exc.detail
                 )
@@ -166,86 +177,96 @@ class Engine:
                 return reply
         raise NoProviderAvailableError(progress.plan.profile, progress.failures())
 
-    async def _unary_attempt(self, adapter: Adapter, call: Call, progress: Progress) -> Reply:
+    async def _unary_attempt(self, route: ProviderRoute, call: Call, progress: Progress) -> Reply:
+        adapter, codec = route.adapter, route.codecs[call.dialect]
         t = adapter.config.timeouts
-        resp = await _within(t.first_byte_s, adapter.name, "first_byte", adapter.open(call))
+        body = self._request_body(codec, call, adapter.name)
+        resp = await _within(t.first_byte_s, adapter.name, "first_byte", adapter.open(call, body))
         progress.first_byte()
         try:
-            body = await _within(t.total_s, adapter.name, "total", resp.body())
+            raw = await _within(t.total_s, adapter.name, "total", resp.body())
         except BaseException:
             resp.abort()
             raise
         resp.release()
-        progress.usage = usage_of_body(body)
-        return Reply(resp.status, body, resp.content_type, progress.headers(adapter.name))
+        unary = codec.unary(raw, call)
+        progress.usage = unary.usage
+        return Reply(resp.status, unary.body, unary.content_type, progress.headers(adapter.name))
 
     async def _stream_attempt(
-        self, adapter: Adapter, call: Call, sink: StreamSink, progress: Progress
+        self, route: ProviderRoute, call: Call, sink: StreamSink, progress: Progress
     ) -> Reply:
+        adapter, codec = route.adapter, route.codecs[call.dialect]
         t = adapter.config.timeouts
         deadline = self._clock.monotonic() + t.total_s
+        body = self._request_body(codec, call, adapter.name)
         head = await self._with_pings(
-            spawn(_open_head(adapter, call, t.first_byte_s), name=f"head:{call.request_id}"),
+            spawn(
+                _open_head(adapter, call, body, codec.transcoder(call), t.first_byte_s),
+                name=f"head:{call.request_id}",
+            ),
             sink,
             progress,
         )
         progress.first_byte()
-        state = StreamState()
         try:
             await sink.commit(progress.headers(adapter.name))
             outcome = await self._pump(
-                head,
-                state=state,
-                sink=sink,
-                idle_s=t.idle_s,
-                deadline=deadline,
-                provider=adapter.name,
+                head, sink=sink, idle_s=t.idle_s, deadline=deadline, provider=adapter.name
             )
         except BaseException:
             head.resp.abort()
             raise
-        progress.usage = state.usage
+        finally:
+            progress.usage = head.transcoder.usage
         if outcome is None:
             head.resp.release()
-            await sink.finish()
-            return Reply.streamed("ok")
-        head.resp.abort()
-        progress.error = outcome
+        else:
+            head.resp.abort()
+            progress.error = outcome
         await sink.finish()
-        return Reply.streamed(outcome)
+        return Reply.streamed(outcome or "ok")
+
+    def _request_body(self, codec: Codec, call: Call, provider: str) -> bytes:
+        body, degraded = codec.request(call)
+        if degraded:
+            self._observer.degraded(call.request_id, provider, degraded)
+        return body
 
     async def _pump(
         self,
         head: Head,
         *,
-        state: StreamState,
         sink: StreamSink,
         idle_s: float,
         deadline: float,
         provider: str,
     ) -> str | None:
-        """Forward events until message_stop; return None, or the reason the stream failed."""
-        batch: list[SSEEvent] = head.events
+        """Forward frames until the terminal one; return None, or why the stream failed."""
+        tc = head.transcoder
+        frames = head.frames
         while True:
-            for ev in batch:
-                state.observe(ev)
-            await sink.write(b"".join(ev.raw for ev in batch))
-            if state.error_type is not None:
-                return f"upstream_error_event:{state.error_type}"
-            if state.saw_stop:
+            if frames:
+                await sink.write(b"".join(frames))
+            if tc.upstream_error is not None:
+                return f"upstream_error_event:{tc.upstream_error}"
+            if tc.finished:
                 return None
             remaining = deadline - self._clock.monotonic()
             phase = "idle" if idle_s < remaining else "total"
             try:
                 async with asyncio.timeout(max(0.0, min(idle_s, remaining))):
-                    next_batch = await head.reader.next_batch()
+                    chunk = await head.resp.chunk()
+                outs = tc.feed(chunk) if chunk else tc.end()
             except TimeoutError:
                 return await _fail(sink, provider, f"timeout_{phase}")
             except UpstreamError as exc:
                 return await _fail(sink, provider, f"{exc.reason}: {exc.detail}")
-            if next_batch is None:
-                return await _fail(sink, provider, "stream ended without message_stop")
-            batch = next_batch
+            frames = [o.raw for o in outs]
+            if not chunk and not tc.finished:
+                if frames:
+                    await sink.write(b"".join(frames))
+                return await _fail(sink, provider, f"stream ended without {tc.final_event}")
 
     async def _with_pings(
         self, task: asyncio.Task[Head], sink: StreamSink, progress: Progress
@@ -266,6 +287,49 @@ class Engine:
             raise
 
 
+@dataclass(slots=True)
+class Head:
+    """The frames read up to the commit point, and what to continue reading with."""
+
+    resp: UpstreamBody
+    transcoder: Transcoder
+    frames: list[bytes]
+
+
+async def _open_head(
+    adapter: Adapter, call: Call, body: bytes, tc: Transcoder, first_byte_s: float
+) -> Head:
+    """Send the request and read until the first content frame, within first_byte_s.
+
+    Anything failing here has sent nothing to the client: the engine may fall back.
+    """
+    resp: UpstreamBody | None = None
+    try:
+        async with asyncio.timeout(first_byte_s):
+            resp = await adapter.open(call, body)
+            held: list[bytes] = []
+            while True:
+                chunk = await resp.chunk()
+                outs = tc.feed(chunk) if chunk else tc.end()
+                if tc.upstream_error is not None:
+                    raise UpstreamProtocolError(
+                        adapter.name, f"error event before content: {tc.upstream_error}"
+                    )
+                held.extend(o.raw for o in outs)
+                if any(o.content for o in outs):
+                    return Head(resp, tc, held)
+                if not chunk:
+                    raise UpstreamProtocolError(adapter.name, "stream ended before any content")
+    except TimeoutError as exc:
+        if resp is not None:
+            resp.abort()
+        raise UpstreamTimeoutError(adapter.name, "first_byte") from exc
+    except BaseException:
+        if resp is not None:
+            resp.abort()
+        raise
+
+
 async def _tell_client_of_shutdown(sink: StreamSink) -> None:
     # The stream is being abandoned: end it with an error event rather than a cut.
     with contextlib.suppress(ClientDisconnectedError, ConnectionError):
@@ -278,22 +342,6 @@ async def _tell_client_of_shutdown(sink: StreamSink) -> None:
 async def _fail(sink: StreamSink, provider: str, reason: str) -> str:
     await sink.fail("api_error", f"upstream provider {provider!r} failed mid-stream: {reason}")
     return reason
-
-
-async def _open_head(adapter: Adapter, call: Call, first_byte_s: float) -> Head:
-    resp: UpstreamBody | None = None
-    try:
-        async with asyncio.timeout(first_byte_s):
-            resp = await adapter.open(call)
-            return await read_head(resp, adapter.name)
-    except TimeoutError as exc:
-        if resp is not None:
-            resp.abort()
-        raise UpstreamTimeoutError(adapter.name, "first_byte") from exc
-    except BaseException:
-        if resp is not None:
-            resp.abort()
-        raise
 
 
 async def _within(seconds: float, provider: str, phase: str, aw: Awaitable[T]) -> T:

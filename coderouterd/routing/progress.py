@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from coderouterd.clock import Clock
-from coderouterd.errors import AttemptFailure, UpstreamStatusError
+from coderouterd.errors import AttemptFailure
 from coderouterd.routing.call import Call
 from coderouterd.routing.plan import Plan
 from coderouterd.routing.records import AttemptRecord, Observer, RequestSummary
@@ -38,10 +38,6 @@ class Reply:
     content_type: str
     headers: Mapping[str, str] = field(default_factory=dict)
     outcome: str = "ok"
-
-    @classmethod
-    def from_status_error(cls, exc: UpstreamStatusError, headers: Mapping[str, str]) -> Reply:
-        return cls(exc.status, exc.body, exc.content_type, headers, outcome="returned")
 
     @classmethod
     def streamed(cls, outcome: str) -> Reply:

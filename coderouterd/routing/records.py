@@ -6,10 +6,12 @@ nothing else, so telemetry never depends on log text.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import msgspec
 
+from coderouterd.translate.types import Degradation
 from coderouterd.wire.usage import Usage
 
 
@@ -48,6 +50,26 @@ class Observer(Protocol):
 
     def request_finished(self, summary: RequestSummary) -> None: ...
 
+    def degraded(
+        self, request_id: str, provider: str, degradations: Sequence[Degradation]
+    ) -> None: ...
+
+
+class BaseObserver:
+    """No-op implementations: an observer overrides only the reports it uses."""
+
+    def attempt_started(self, request_id: str, provider: str) -> None:
+        pass
+
+    def attempt_finished(self, request_id: str, record: AttemptRecord) -> None:
+        pass
+
+    def request_finished(self, summary: RequestSummary) -> None:
+        pass
+
+    def degraded(self, request_id: str, provider: str, degradations: Sequence[Degradation]) -> None:
+        pass
+
 
 class Observers:
     """Fans each report out to every observer, in order."""
@@ -66,3 +88,7 @@ class Observers:
     def request_finished(self, summary: RequestSummary) -> None:
         for o in self._observers:
             o.request_finished(summary)
+
+    def degraded(self, request_id: str, provider: str, degradations: Sequence[Degradation]) -> None:
+        for o in self._observers:
+            o.degraded(request_id, provider, degradations)

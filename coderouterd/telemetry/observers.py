@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
 from coderouterd.clock import Clock
 from coderouterd.routing.board import ProviderBoard
-from coderouterd.routing.records import AttemptRecord, RequestSummary
+from coderouterd.routing.records import AttemptRecord, BaseObserver, RequestSummary
 from coderouterd.telemetry import events
+from coderouterd.translate.types import Degradation
 
 
-class ProviderStateObserver:
+class ProviderStateObserver(BaseObserver):
     """Keeps the provider board current and logs each transition once."""
 
     def __init__(self, board: ProviderBoard, clock: Clock, log: Any) -> None:
         self._board = board
         self._clock = clock
         self._log = log
-
-    def attempt_started(self, request_id: str, provider: str) -> None:
-        pass
 
     def attempt_finished(self, request_id: str, record: AttemptRecord) -> None:
         change = self._board.record(record, self._clock.wall())
@@ -31,21 +30,13 @@ class ProviderStateObserver:
         level = self._log.warning if change.new == "failing" else self._log.info
         level(event, provider=change.provider, previous=change.old, reason=change.reason)
 
-    def request_finished(self, summary: RequestSummary) -> None:
-        pass
 
 
-class RequestLogObserver:
+class RequestLogObserver(BaseObserver):
     """Writes the one canonical `request.completed` line per request."""
 
     def __init__(self, log: Any) -> None:
         self._log = log
-
-    def attempt_started(self, request_id: str, provider: str) -> None:
-        pass
-
-    def attempt_finished(self, request_id: str, record: AttemptRecord) -> None:
-        pass
 
     def request_finished(self, summary: RequestSummary) -> None:
         fields = msgspec.structs.asdict(summary)
@@ -60,3 +51,11 @@ class RequestLogObserver:
         )
         level = self._log.info if summary.status < 500 else self._log.warning
         level(events.REQUEST_COMPLETED, **fields)
+
+    def degraded(self, request_id: str, provider: str, degradations: Sequence[Degradation]) -> None:
+        self._log.info(
+            events.CAPABILITY_DEGRADED,
+            request_id=request_id,
+            provider=provider,
+            dropped=[f"{d.field}: {d.reason}" for d in degradations],
+        )

@@ -1,0 +1,204 @@
+"""OpenAI client to OpenAI-compatible provider: bytes through, `model` rewritten.
+
+Usage is always requested upstream (`stream_options.include_usage`) so it
+can be accounted; when the client did not ask for it, the usage-only chunk
+is kept from the client, whose code may not expect an empty `choices`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from coderouterd.errors import UpstreamProtocolError
+from coderouterd.routing.call import Call
+from coderouterd.routing.upstream import Out, Transcoder, Unary
+from coderouterd.translate.types import Degradation
+from coderouterd.wire.sse import SSEDecoder
+from coderouterd.wire.usage import Usage
+
+_encode = msgspec.json.Encoder().encode
+DONE = b"[DONE]"
+DONE_FRAME = b"data: [DONE]\n\n"
+
+
+class _Delta(msgspec.Struct):
+    content: str | None = None
+    tool_calls: list[Any] | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+
+
+class _Choice(msgspec.Struct):
+    delta: _Delta | None = None
+    message: _Delta | None = None
+    finish_reason: str | None = None
+
+
+class _Details(msgspec.Struct):
+    cached_tokens: int | None = None
+
+
+class OpenAIUsage(msgspec.Struct):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    prompt_tokens_details: _Details | None = None
+
+
+class _ErrorInfo(msgspec.Struct):
+    type: str | None = None
+
+
+class _Chunk(msgspec.Struct):
+    choices: list[_Choice] | None = None
+    usage: OpenAIUsage | None = None
+    error: _ErrorInfo | str | None = None
+
+
+_chunk = msgspec.json.Decoder(_Chunk)
+
+
+def usage_from_openai(u: OpenAIUsage) -> Usage:
+    """OpenAI counts cached prompt tokens inside prompt_tokens; Anthropic counts them apart."""
+    cached = u.prompt_tokens_details.cached_tokens if u.prompt_tokens_details else None
+    prompt = u.prompt_tokens
+    return Usage(
+        input_tokens=prompt - (cached or 0) if prompt is not None else None,
+        output_tokens=u.completion_tokens,
+        cache_creation_input_tokens=0,
+        cache_read_input_tokens=cached or 0,
+    )
+
+
+def _has_content(choice: _Choice) -> bool:
+    d = choice.delta
+    return choice.finish_reason is not None or (
+        d is not None and bool(d.content or d.tool_calls or d.reasoning_content or d.reasoning)
+    )
+
+
+class OpenAIPassthrough:
+    final_event = "data: [DONE]"
+    __slots__ = (
+        "_decoder",
+        "_ended",
+        "_forward_usage",
+        "_provider",
+        "finished",
+        "upstream_error",
+        "usage",
+    )
+
+    def __init__(self, provider: str, *, forward_usage: bool) -> None:
+        self._provider = provider
+        self._forward_usage = forward_usage
+        self._decoder = SSEDecoder()
+        self._ended = False
+        self.finished = False
+        self.upstream_error: str | None = None
+        self.usage: Usage | None = None
+
+    def feed(self, chunk: bytes) -> list[Out]:
+        out: list[Out] = []
+        for ev in self._decoder.feed(chunk):
+            if ev.data.strip() == DONE:
+                self.finished = True
+                out.append(Out(ev.raw, True))
+                continue
+            try:
+                parsed = _chunk.decode(ev.data)
+            except msgspec.DecodeError as exc:
+                raise UpstreamProtocolError(self._provider, "malformed data in a chunk") from exc
+            if parsed.error is not None:
+                err = parsed.error
+                self.upstream_error = (
+                    err.type if isinstance(err, _ErrorInfo) else None
+                ) or "api_error"
+                out.append(Out(ev.raw, False))
+                continue
+            if parsed.usage is not None:
+                self.usage = usage_from_openai(parsed.usage)
+            choices = parsed.choices or []
+            if not choices and parsed.usage is not None and not self._forward_usage:
+                continue
+            if any(c.finish_reason for c in choices):
+                self._ended = True
+            out.append(Out(ev.raw, any(_has_content(c) for c in choices)))
+        return out
+
+    def end(self) -> list[Out]:
+        if self._decoder.pending.strip():
+            raise UpstreamProtocolError(self._provider, "stream cut in the middle of a chunk")
+        if not self.finished and self._ended:
+            # Some servers stop after the finish_reason chunk without [DONE].
+            self.finished = True
+            return [Out(DONE_FRAME, True)]
+        return []
+
+
+class _StreamOptions(msgspec.Struct):
+    include_usage: bool = False
+
+
+_stream_options = msgspec.json.Decoder(_StreamOptions)
+_max_tokens = msgspec.json.Decoder(int)
+
+
+class _UnaryBody(msgspec.Struct):
+    usage: OpenAIUsage | None = None
+
+
+_unary = msgspec.json.Decoder(_UnaryBody)
+
+
+def client_wants_usage(call: Call) -> bool:
+    raw = call.fields.get("stream_options")
+    try:
+        return raw is not None and _stream_options.decode(raw).include_usage
+    except msgspec.DecodeError:
+        return False
+
+
+def _int_or_none(raw: msgspec.Raw) -> int:
+    # A non-integer is the upstream's to reject, with its own message.
+    try:
+        return _max_tokens.decode(raw)
+    except msgspec.DecodeError:
+        return -1
+
+
+class OpenAIPassthroughCodec:
+    def __init__(self, provider: str, model: str, *, max_output_tokens: int | None) -> None:
+        self._provider = provider
+        self._model = msgspec.Raw(_encode(model))
+        self._max_output_tokens = max_output_tokens
+
+    def request(self, call: Call) -> tuple[bytes, list[Degradation]]:
+        fields = dict(call.fields)
+        fields["model"] = self._model
+        degraded: list[Degradation] = []
+        if call.stream:
+            fields["stream_options"] = msgspec.Raw(b'{"include_usage":true}')
+        if self._max_output_tokens is not None:
+            for name in ("max_tokens", "max_completion_tokens"):
+                raw = fields.get(name)
+                if raw is not None and _int_or_none(raw) > self._max_output_tokens:
+                    fields[name] = msgspec.Raw(_encode(self._max_output_tokens))
+                    degraded.append(
+                        Degradation(name, f"clamped to the provider's {self._max_output_tokens}")
+                    )
+        return _encode(fields), degraded
+
+    def transcoder(self, call: Call) -> Transcoder:
+        return OpenAIPassthrough(self._provider, forward_usage=client_wants_usage(call))
+
+    def unary(self, body: bytes, call: Call) -> Unary:
+        try:
+            usage = _unary.decode(body).usage
+        except msgspec.DecodeError:
+            usage = None
+        return Unary(body, "application/json", usage_from_openai(usage) if usage else None)
+
+    def error_body(self, status: int, body: bytes) -> bytes:
+        return body
