@@ -52,7 +52,8 @@ def build_daemon(loaded: LoadedConfig, *, clock: Clock, env: Mapping[str, str]) 
 def build_app(daemon: Daemon) -> web.Application:
     app = web.Application(middlewares=[request_context], client_max_size=daemon.max_body_bytes)
     app[DAEMON] = daemon
-    app.router.add_post("/v1/messages", messages.messages)
+    app.router.add_post("/v1/messages", messages.completion_handler("anthropic"))
+    app.router.add_post("/v1/chat/completions", messages.completion_handler("openai"))
     app.router.add_post("/v1/messages/count_tokens", messages.count_tokens)
     app.router.add_get("/v1/models", info.models)
     app.router.add_get("/", info.health)

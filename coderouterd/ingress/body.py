@@ -14,15 +14,16 @@ _bool = msgspec.json.Decoder(bool)
 
 
 @dataclass(frozen=True, slots=True)
-class MessagesBody:
+class RequestBody:
     fields: dict[str, msgspec.Raw]
     model: str | None
     stream: bool
     profile: str | None
 
 
-def parse_messages_body(body: bytes) -> MessagesBody:
-    """Check the shape of an Anthropic Messages request; pull out model, stream, profile.
+def parse_body(body: bytes) -> RequestBody:
+    """Check the shape of a Messages or Chat Completions request; pull out model,
+    stream and profile. Both dialects agree on these four keys.
 
     `profile` is removed from the fields: it is ours, not the upstream's.
     """
@@ -42,7 +43,7 @@ def parse_messages_body(body: bytes) -> MessagesBody:
     # its first byte is enough to tell an array.
     if memoryview(fields["messages"])[:1] != b"[":
         raise InvalidRequestError("must be an array", field="messages")
-    return MessagesBody(fields, model, stream, profile)
+    return RequestBody(fields, model, stream, profile)
 
 
 def _optional(fields: dict[str, msgspec.Raw], name: str, decoder: msgspec.json.Decoder, what: str):  # type: ignore[no-untyped-def]

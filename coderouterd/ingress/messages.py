@@ -1,17 +1,23 @@
-"""POST /v1/messages and /v1/messages/count_tokens (Anthropic dialect)."""
+"""The completion routes: POST /v1/messages (Anthropic) and /v1/chat/completions (OpenAI).
+
+Both run the same steps; only the client dialect, and so the codecs, the
+stream writer and the error envelope, differ.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 
 import msgspec
 from aiohttp import web
 
-from coderouterd.ingress.body import parse_messages_body
+from coderouterd.ingress.body import parse_body
 from coderouterd.ingress.keys import DAEMON, REQUEST_ID
-from coderouterd.ingress.sse import AnthropicSSEWriter
+from coderouterd.ingress.sse import AnthropicSSEWriter, OpenAISSEWriter, SSEWriter
 from coderouterd.routing.call import Call
 from coderouterd.routing.plan import PROFILE_HEADER, choose_route, plan_attempts
+from coderouterd.routing.progress import Reply
 
 # Client headers an adapter may need; the rest never leave this process.
 _CLIENT_HEADERS = ("anthropic-version", "anthropic-beta", "x-api-key", "authorization")
@@ -21,24 +27,35 @@ _CLIENT_HEADERS = ("anthropic-version", "anthropic-beta", "x-api-key", "authoriz
 BYTES_PER_TOKEN = 4
 _COUNTED_FIELDS = ("system", "messages", "tools")
 
+_WRITERS: dict[str, type[SSEWriter]] = {"anthropic": AnthropicSSEWriter, "openai": OpenAISSEWriter}
+
 _encode = msgspec.json.Encoder().encode
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-async def messages(request: web.Request) -> web.StreamResponse:
+
+def completion_handler(dialect: str) -> Handler:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await _complete(request, dialect)
+
+    return handle
+
+
+async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
     daemon = request.app[DAEMON]
     runtime = daemon.holder.current
     rid = request[REQUEST_ID]
-    parsed = parse_messages_body(await request.read())
+    parsed = parse_body(await request.read())
     route = choose_route(
         runtime.config,
         header=request.headers.get(PROFILE_HEADER),
         body_profile=parsed.profile,
         model=parsed.model,
     )
-    plan = plan_attempts(runtime.config, route, unavailable=runtime.unavailable_for("anthropic"))
+    plan = plan_attempts(runtime.config, route, unavailable=runtime.unavailable_for(dialect))
     call = Call(
         request_id=rid,
-        dialect="anthropic",
+        dialect=dialect,
         fields=parsed.fields,
         headers={h: v for h in _CLIENT_HEADERS if (v := request.headers.get(h)) is not None},
         stream=parsed.stream,
@@ -47,25 +64,22 @@ async def messages(request: web.Request) -> web.StreamResponse:
     )
     with daemon.track(call):
         if not parsed.stream:
-            reply = await runtime.engine.unary(call, plan)
-            return web.Response(
-                status=reply.status,
-                body=reply.body,
-                headers={**reply.headers, "content-type": reply.content_type},
-            )
-        sink = AnthropicSSEWriter(request, {"x-request-id": rid})
+            return _response(await runtime.engine.unary(call, plan))
+        sink = _WRITERS[dialect](request, {"x-request-id": rid})
         reply = await runtime.engine.stream(call, plan, sink)
-        if reply is not None:
-            return web.Response(
-                status=reply.status,
-                body=reply.body,
-                headers={**reply.headers, "content-type": reply.content_type},
-            )
-        return sink.response
+        return sink.response if reply is None else _response(reply)
+
+
+def _response(reply: Reply) -> web.Response:
+    return web.Response(
+        status=reply.status,
+        body=reply.body,
+        headers={**reply.headers, "content-type": reply.content_type},
+    )
 
 
 async def count_tokens(request: web.Request) -> web.Response:
-    parsed = parse_messages_body(await request.read())
+    parsed = parse_body(await request.read())
     counted = sum(len(parsed.fields[f]) for f in _COUNTED_FIELDS if f in parsed.fields)
     estimate = max(1, math.ceil(counted / BYTES_PER_TOKEN))
     return web.Response(

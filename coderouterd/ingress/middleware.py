@@ -10,8 +10,9 @@ import structlog
 from aiohttp import web
 
 from coderouterd.errors import BodyTooLargeError, CoderouterError
-from coderouterd.ingress.errors import anthropic_error_body, anthropic_error_response
+from coderouterd.ingress.errors import error_response
 from coderouterd.ingress.keys import DAEMON, REQUEST_ID
+from coderouterd.wire.errors import error_body
 
 REQUEST_ID_HEADER = "x-request-id"
 
@@ -27,10 +28,16 @@ def request_id_of(header: str | None) -> str:
     return "req_" + uuid.uuid4().hex[:24]
 
 
+def dialect_of(path: str) -> str:
+    """Which error envelope a route's clients understand."""
+    return "openai" if path.endswith("/chat/completions") else "anthropic"
+
+
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     rid = request_id_of(request.headers.get(REQUEST_ID_HEADER))
     request[REQUEST_ID] = rid
+    dialect = dialect_of(request.path)
     structlog.contextvars.bind_contextvars(request_id=rid)
     try:
         try:
@@ -38,15 +45,16 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         except web.HTTPRequestEntityTooLarge as exc:
             limit = request.app[DAEMON].max_body_bytes
             message = f"request body is larger than the limit of {limit} bytes ({exc.text})"
-            resp = anthropic_error_response(BodyTooLargeError(message, field="body"), rid)
+            resp = error_response(dialect, BodyTooLargeError(message, field="body"), rid)
         except CoderouterError as exc:
-            resp = anthropic_error_response(exc, rid)
+            resp = error_response(dialect, exc, rid)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
+            extra = {"request_id": rid} if dialect == "anthropic" else {}
             resp = web.Response(
                 status=exc.status,
-                body=anthropic_error_body(exc.status, exc.reason, rid),
+                body=error_body(dialect, exc.status, exc.reason, **extra),
                 content_type="application/json",
                 headers={k: v for k, v in exc.headers.items() if k.lower() == "allow"},
             )

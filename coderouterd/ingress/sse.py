@@ -1,9 +1,10 @@
 """The client side of a streamed answer, with a commit point.
 
-Nothing is sent until either a provider commits (its first content event is
-ready) or a keep-alive ping is due. Pings send the response headers early,
-without naming a provider; after that an error can only be an in-stream
-`error` event.
+Nothing is sent until either a provider commits (its first content frame is
+ready) or a keep-alive is due. A keep-alive sends the response headers
+early, without naming a provider; after that an error can only be an
+in-stream error frame. The two dialects differ only in how a keep-alive and
+an error are written.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ import msgspec
 from aiohttp import web
 
 from coderouterd.errors import ClientDisconnectedError
-from coderouterd.wire.sse import encode_event
-
-PING = encode_event("ping", b'{"type": "ping"}')
+from coderouterd.wire.errors import anthropic_error, openai_error
+from coderouterd.wire.sse import encode_data, encode_event
 
 _encode = msgspec.json.Encoder().encode
 
 
-class AnthropicSSEWriter:
+class SSEWriter:
+    keepalive_frame: bytes
+
     def __init__(self, request: web.Request, headers: Mapping[str, str]) -> None:
         self._request = request
         self._headers = dict(headers)
@@ -37,6 +39,9 @@ class AnthropicSSEWriter:
         # Unprepared only when the client left before anything was sent;
         # aiohttp then has no one to send this to.
         return self._resp if self._resp is not None else web.Response(status=499)
+
+    def error_frame(self, error_type: str, message: str) -> bytes:
+        raise NotImplementedError
 
     async def _start(self, headers: Mapping[str, str]) -> web.StreamResponse:
         resp = web.StreamResponse(
@@ -57,7 +62,7 @@ class AnthropicSSEWriter:
         return resp
 
     async def ping(self) -> None:
-        await self.write(PING)
+        await self.write(self.keepalive_frame)
 
     async def commit(self, headers: Mapping[str, str]) -> None:
         if self._resp is None:
@@ -71,8 +76,7 @@ class AnthropicSSEWriter:
             raise ClientDisconnectedError() from exc
 
     async def fail(self, error_type: str, message: str) -> None:
-        body = _encode({"type": "error", "error": {"type": error_type, "message": message}})
-        await self.write(encode_event("error", body))
+        await self.write(self.error_frame(error_type, message))
 
     async def finish(self) -> None:
         if self._resp is not None and not self._finished:
@@ -81,3 +85,18 @@ class AnthropicSSEWriter:
                 await self._resp.write_eof()
             except ConnectionError as exc:
                 raise ClientDisconnectedError() from exc
+
+
+class AnthropicSSEWriter(SSEWriter):
+    keepalive_frame = encode_event("ping", b'{"type": "ping"}')
+
+    def error_frame(self, error_type: str, message: str) -> bytes:
+        return encode_event("error", _encode(anthropic_error(500, message, error_type=error_type)))
+
+
+class OpenAISSEWriter(SSEWriter):
+    # A comment line: ignored by SSE parsers, enough to keep the connection warm.
+    keepalive_frame = b": keep-alive\n\n"
+
+    def error_frame(self, error_type: str, message: str) -> bytes:
+        return encode_data(_encode(openai_error(500, message, error_type=error_type)))

@@ -1,12 +1,43 @@
-"""Reading the `error.type` of an Anthropic or OpenAI error body (pure)."""
+"""Error envelopes of both dialects: reading them and writing them (pure).
+
+Anthropic: {"type": "error", "error": {"type", "message"}, "request_id"}.
+OpenAI:    {"error": {"message", "type", "param", "code"}}.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
+
+_encode = msgspec.json.Encoder().encode
+
+# Error types by status, as each API uses them.
+ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    503: "overloaded_error",
+    529: "overloaded_error",
+}
+OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
 
 
 class _ErrorDetail(msgspec.Struct):
     type: str | None = None
+    message: str | None = None
 
 
 class _ErrorEnvelope(msgspec.Struct):
@@ -16,10 +47,60 @@ class _ErrorEnvelope(msgspec.Struct):
 _error_decoder = msgspec.json.Decoder(_ErrorEnvelope)
 
 
-def error_type_of(body: bytes) -> str | None:
-    """The `error.type` of an error body, if it has one."""
+def _detail(body: bytes) -> _ErrorDetail | None:
     try:
         envelope = _error_decoder.decode(body)
     except msgspec.DecodeError:
         return None
-    return envelope.error.type if isinstance(envelope.error, _ErrorDetail) else None
+    if isinstance(envelope.error, str):
+        return _ErrorDetail(message=envelope.error)
+    return envelope.error
+
+
+def error_type_of(body: bytes) -> str | None:
+    """The `error.type` of an error body of either dialect, if it has one."""
+    detail = _detail(body)
+    return detail.type if detail else None
+
+
+def anthropic_error(
+    status: int, message: str, *, error_type: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    error = {"type": error_type or ANTHROPIC_TYPES.get(status, "api_error"), "message": message}
+    request_id = extra.pop("request_id", None)
+    error.update(extra)
+    out: dict[str, Any] = {"type": "error", "error": error}
+    if request_id is not None:
+        out["request_id"] = request_id
+    return out
+
+
+def openai_error(
+    status: int,
+    message: str,
+    *,
+    error_type: str | None = None,
+    param: str | None = None,
+    code: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    default = "server_error" if status >= 500 else "invalid_request_error"
+    fallback = OPENAI_TYPES.get(status, default)
+    error = {"message": message, "type": error_type or fallback, "param": param, "code": code}
+    error.update(extra)
+    return {"error": error}
+
+
+def error_body(dialect: str, status: int, message: str, **extra: Any) -> bytes:
+    build = openai_error if dialect == "openai" else anthropic_error
+    return _encode(build(status, message, **extra))
+
+
+def reenvelope(dialect: str, status: int, body: bytes) -> bytes:
+    """An upstream error body of either dialect, rewritten in `dialect`'s envelope."""
+    detail = _detail(body) or _ErrorDetail()
+    text = body.decode("utf-8", "replace")[:500]
+    message = detail.message or text or f"upstream returned HTTP {status}"
+    if dialect == "openai":
+        return _encode(openai_error(status, message))
+    return _encode(anthropic_error(status, message, error_type=detail.type))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from coderouterd.errors import InvalidRequestError
-from coderouterd.ingress.body import parse_messages_body
+from coderouterd.ingress.body import parse_body
 from coderouterd.ingress.middleware import request_id_of
 
 
@@ -21,17 +21,17 @@ def test_request_id_of(header: str | None, kept: bool) -> None:
 
 
 def test_profile_field_is_removed_and_others_kept() -> None:
-    parsed = parse_messages_body(b'{"model":"m","messages":[],"profile":"p","stream":true,"x":1}')
+    parsed = parse_body(b'{"model":"m","messages":[],"profile":"p","stream":true,"x":1}')
     assert (parsed.model, parsed.stream, parsed.profile) == ("m", True, "p")
     assert list(parsed.fields) == ["model", "messages", "stream", "x"]
 
 
 def test_model_is_optional() -> None:
-    assert parse_messages_body(b'{"messages":[]}').model is None
+    assert parse_body(b'{"messages":[]}').model is None
 
 
 @pytest.mark.parametrize("body", [b'{"messages": null}', b'{"messages": "hi"}'])
 def test_messages_must_be_an_array(body: bytes) -> None:
     with pytest.raises(InvalidRequestError) as info:
-        parse_messages_body(body)
+        parse_body(body)
     assert info.value.field == "messages"

@@ -1,0 +1,138 @@
+"""The official openai SDK against the daemon: /v1/chat/completions to OpenAI-compatible providers."""
+
+from __future__ import annotations
+
+import aiohttp
+import openai
+import pytest
+from structlog.testing import capture_logs
+
+from tests.conftest import StartDaemon, chain_yaml, provider_yaml
+from tests.fakes.transcripts import openai_completion, openai_error, openai_text_stream
+from tests.fakes.upstream import FakeUpstream, Reply
+
+MESSAGES = [{"role": "user", "content": "hello"}]
+
+
+def oai(url: str, extra: str = "") -> str:
+    return provider_yaml("o", url + "/v1", kind="openai_compat", extra=extra)
+
+
+def sdk(url: str) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="client-key", max_retries=0, timeout=10)
+
+
+async def test_non_streaming_passthrough(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.script(Reply(json=openai_completion("hi there"), dialect="openai"))
+    d = await start_daemon(chain_yaml(oai(fake_upstream.url, "api_key_env: OAI_KEY")), env={"OAI_KEY": "sk-oai"})
+    async with sdk(d.url) as client:
+        raw = await client.chat.completions.with_raw_response.create(model="x", messages=MESSAGES)
+    completion = raw.parse()
+    assert completion.choices[0].message.content == "hi there"
+    assert raw.headers["x-coderouter-provider"] == "o"
+    sent = fake_upstream.requests[0]
+    assert sent.path == "/v1/chat/completions"
+    assert sent.json["model"] == "o-model"
+    assert sent.headers["authorization"] == "Bearer sk-oai"
+
+
+async def test_streaming_passthrough_requests_usage_but_hides_it(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.script(Reply(events=openai_text_stream(["Hel", "lo"]), dialect="openai"))
+    d = await start_daemon(chain_yaml(oai(fake_upstream.url)))
+    with capture_logs() as logs:
+        async with sdk(d.url) as client:
+            stream = await client.chat.completions.create(model="x", messages=MESSAGES, stream=True)
+            chunks = [c async for c in stream]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello"
+    # The client did not ask for usage: it gets no usage-only chunk ...
+    assert all(c.choices for c in chunks)
+    # ... but usage was requested upstream and accounted.
+    assert fake_upstream.requests[0].json["stream_options"] == {"include_usage": True}
+    done = next(e for e in logs if e["event"] == "request.completed")
+    assert done["usage"] == {
+        "input_tokens": 10, "output_tokens": 5, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0
+    }
+
+
+async def test_usage_chunk_forwarded_when_asked(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.script(Reply(events=openai_text_stream(["a"]), dialect="openai"))
+    d = await start_daemon(chain_yaml(oai(fake_upstream.url)))
+    async with sdk(d.url) as client:
+        stream = await client.chat.completions.create(
+            model="x", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+        chunks = [c async for c in stream]
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 5
+
+
+async def test_fallback_and_openai_error_envelope(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.script(
+        openai_error(503, "loading model"),
+        Reply(json=openai_completion("second"), dialect="openai"),
+        openai_error(400, "bad param", error_type="invalid_request_error"),
+    )
+    d = await start_daemon(chain_yaml(oai(fake_upstream.url), provider_yaml("p", fake_upstream.url + "/v1", kind="openai_compat")))
+    async with sdk(d.url) as client:
+        raw = await client.chat.completions.with_raw_response.create(model="x", messages=MESSAGES)
+        assert raw.headers["x-coderouter-fallback-reason"] == "o=http_503"
+        with pytest.raises(openai.BadRequestError) as info:
+            await client.chat.completions.create(model="x", messages=MESSAGES)
+    assert info.value.body["message"] == "bad param"
+
+
+async def test_bad_input_names_the_param(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+    d = await start_daemon(chain_yaml(oai(fake_upstream.url)))
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{d.url}/v1/chat/completions", json={"model": "x", "messages": "hi"}) as resp:
+            body = await resp.json()
+            assert resp.status == 400
+    assert body["error"]["param"] == "messages"
+    assert body["error"]["type"] == "invalid_request_error"
+    assert body["error"]["message"].startswith("messages: ")
+
+
+async def test_all_failed_is_an_openai_error(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.default = openai_error(500, "boom")
+    d = await start_daemon(chain_yaml(oai(fake_upstream.url)))
+    async with sdk(d.url) as client:
+        with pytest.raises(openai.InternalServerError) as info:
+            await client.chat.completions.create(model="x", messages=MESSAGES)
+    assert info.value.status_code == 503
+    assert info.value.body["attempts"][0]["reason"] == "http_500"
+
+
+async def test_keepalive_comments_and_in_stream_error(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.script(
+        Reply(events=openai_text_stream(["a", "b", "c"]), dialect="openai", delay_before_first_event=0.4,
+              disconnect_after_events=3)
+    )
+    top = "server: {keepalive_after_s: 0.1, keepalive_interval_s: 0.1}\n"
+    d = await start_daemon(chain_yaml(oai(fake_upstream.url), top=top))
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{d.url}/v1/chat/completions", json={"model": "x", "messages": MESSAGES, "stream": True}
+        ) as resp:
+            raw = await resp.read()
+    assert raw.startswith(b": keep-alive\n\n")
+    assert raw.rstrip().endswith(b"}")
+    last = raw.rstrip().rsplit(b"\n\n", 1)[-1]
+    assert last.startswith(b'data: {"error":')
+    async with sdk(d.url) as client:
+        fake_upstream.script(Reply(events=openai_text_stream(["a", "b"]), dialect="openai", disconnect_after_events=2))
+        with pytest.raises(openai.APIError):
+            stream = await client.chat.completions.create(model="x", messages=MESSAGES, stream=True)
+            async for _ in stream:
+                pass
+
+
+async def test_max_output_tokens_clamps(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.script(Reply(json=openai_completion("ok"), dialect="openai"))
+    d = await start_daemon(chain_yaml(oai(fake_upstream.url, "max_output_tokens: 100")))
+    with capture_logs() as logs:
+        async with sdk(d.url) as client:
+            await client.chat.completions.create(model="x", messages=MESSAGES, max_tokens=5000)
+    assert fake_upstream.requests[0].json["max_tokens"] == 100
+    [degraded] = [e for e in logs if e["event"] == "capability.degraded"]
+    assert degraded["provider"] == "o" and "max_tokens" in degraded["dropped"][0]
