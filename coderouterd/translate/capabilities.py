@@ -1,0 +1,131 @@
+"""What a backend model can do, from ordered glob rules.
+
+Rules come from the bundled `model-capabilities.yaml` and then from an
+optional user file, so user rules win. Every rule whose `kind` and `model`
+glob match contributes the fields it sets; later matches override earlier
+ones field by field. Globs use fnmatch syntax and match case-insensitively
+(`*` also matches `/`), because one model appears as `qwen3:32b` on Ollama,
+`Qwen/Qwen3-32B` on vLLM and `qwen/qwen3-32b` on OpenRouter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from fnmatch import fnmatchcase
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+from ruamel.yaml.comments import CommentedSeq
+
+from coderouterd.config.load import _own_line, _parse, _plain, _Walker
+from coderouterd.errors import ConfigError, ConfigProblem
+
+ReasoningParam = Literal["reasoning_effort", "reasoning", "think"]
+RuleKind = Literal["anthropic", "openai_compat", "*"]
+BUNDLED_FILE = "model-capabilities.yaml"
+_PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True):
+    """What one (kind, model) pair supports; the defaults are what an unknown model gets.
+
+    reasoning_param says how to ask an openai_compat backend for reasoning:
+    "reasoning_effort" (a low/medium/high string, OpenAI and vLLM style),
+    "reasoning" (OpenRouter's object), "think" (Ollama's boolean) or None
+    (the backend has no such switch). cache_control is whether an
+    anthropic-kind backend accepts cache_control markers.
+    """
+
+    tools: bool = True
+    vision: bool = False
+    thinking: bool = False
+    reasoning_param: ReasoningParam | None = None
+    cache_control: bool = False
+    max_context_tokens: int | None = None
+    max_output_tokens: int | None = None
+
+
+class _RuleSchema(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The shape of one rule in a file; only the keys a rule writes are applied."""
+
+    kind: RuleKind
+    model: Annotated[str, msgspec.Meta(min_length=1)]
+    tools: bool = True
+    vision: bool = False
+    thinking: bool = False
+    reasoning_param: ReasoningParam | None = None
+    cache_control: bool = False
+    max_context_tokens: _PositiveInt | None = None
+    max_output_tokens: _PositiveInt | None = None
+
+
+class CapabilityRule(msgspec.Struct, frozen=True, kw_only=True):
+    """One rule: where it applies, and the capability fields it sets (and only those)."""
+
+    kind: RuleKind
+    model: str
+    sets: Mapping[str, Any]
+    source: str = ""
+
+    def matches(self, kind: str, model: str) -> bool:
+        return self.kind in ("*", kind) and fnmatchcase(model.lower(), self.model.lower())
+
+
+class CapabilityRegistry(msgspec.Struct, frozen=True):
+    rules: tuple[CapabilityRule, ...] = ()
+
+    def lookup(self, kind: str, model: str) -> ModelCapabilities:
+        fields: dict[str, Any] = {}
+        for rule in self.rules:
+            if rule.matches(kind, model):
+                fields.update(rule.sets)
+        return ModelCapabilities(**fields)
+
+
+def parse_rules(text: str, *, file: str) -> tuple[CapabilityRule, ...]:
+    """The rules of one file, or ConfigError listing every problem with its line.
+
+    An empty file has no rules. The top level is a list of rule mappings.
+    """
+    root = _parse(text, file)
+    if root is None:
+        return ()
+    walker = _Walker(file)
+    if not isinstance(root, CommentedSeq):
+        walker.add(1, "", "the top level must be a list of rules")
+    else:
+        walker.check(root, list[_RuleSchema], "rules", _own_line(root, 1))
+    if walker.problems:
+        raise ConfigError(sorted(walker.problems, key=lambda p: (p.line or 0, p.path)))
+    rules = []
+    for index, item in enumerate(_plain(root)):
+        schema = msgspec.convert(item, type=_RuleSchema)
+        sets = {key: getattr(schema, key) for key in item if key not in ("kind", "model")}
+        where = f"{file}:{walker.lines.get(f'rules[{index}]', 0)}"
+        rules.append(CapabilityRule(kind=schema.kind, model=schema.model, sets=sets, source=where))
+    return tuple(rules)
+
+
+def bundled_rules() -> tuple[CapabilityRule, ...]:
+    text = resources.files("coderouterd.config").joinpath(BUNDLED_FILE).read_text("utf-8")
+    return parse_rules(text, file=BUNDLED_FILE)
+
+
+def load_registry(user_file: str | None) -> CapabilityRegistry:
+    """The bundled rules followed by those of `user_file` (when given), which win."""
+    rules = bundled_rules()
+    if user_file is not None:
+        rules += parse_rules(_read(user_file), file=user_file)
+    return CapabilityRegistry(rules)
+
+
+def _read(file: str) -> str:
+    try:
+        return Path(file).read_text("utf-8-sig")
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError([ConfigProblem(file, None, "", f"cannot read file: {reason}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigProblem(file, None, "", "the file is not valid UTF-8")]) from exc

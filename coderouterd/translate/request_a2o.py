@@ -1,0 +1,400 @@
+"""An Anthropic Messages request as an OpenAI Chat Completions request (pure).
+
+Conventions the OpenAI dialect cannot express directly:
+
+- A `tool_result` with `is_error: true` becomes a `role: "tool"` message whose
+  content starts with "Error: " (OpenAI has no error flag on tool messages).
+- Images inside a tool result, and images sent to a model without vision,
+  become the text `IMAGE_OMITTED` so the model knows something was there.
+- Text blocks of one message are joined with "\n" into a content string;
+  a message that carries images keeps OpenAI content parts instead.
+- Of a tool's JSON Schema only a top-level `$schema` is removed: local
+  backends accept the other keywords, and strict ones are handled per
+  provider, not here.
+
+Everything dropped is recorded once per field as a Degradation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from coderouterd.errors import InvalidRequestError
+from coderouterd.translate.capabilities import ModelCapabilities
+from coderouterd.translate.types import Degradation
+
+IMAGE_OMITTED = "[image omitted: this model cannot view images]"
+TOOL_ERROR_PREFIX = "Error: "
+
+_HANDLED = frozenset(
+    {"model", "messages", "system", "max_tokens", "stop_sequences", "temperature", "top_p"}
+    | {"top_k", "tools", "tool_choice", "thinking", "stream", "metadata"}
+)
+_ANTHROPIC_ONLY = {
+    "cache_control": "prompt caching markers have no OpenAI equivalent",
+    "context_management": "Anthropic context management has no OpenAI equivalent",
+    "output_config": "Anthropic output_config has no OpenAI equivalent",
+    "container": "Anthropic code-execution containers have no OpenAI equivalent",
+    "mcp_servers": "the Anthropic MCP connector has no OpenAI equivalent",
+    "service_tier": "Anthropic service tiers do not apply to this backend",
+}
+_EFFORT_LIMITS = ((4096, "low"), (16384, "medium"))
+
+
+class Notes:
+    """Degradations of one request, at most one per field, in the order first seen."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, Degradation] = {}
+
+    def add(self, field: str, reason: str) -> None:
+        self._seen.setdefault(field, Degradation(field, reason))
+
+    def items(self) -> list[Degradation]:
+        return list(self._seen.values())
+
+
+def anthropic_to_openai_request(
+    body: Mapping[str, Any],
+    *,
+    model: str,
+    caps: ModelCapabilities,
+    max_output_tokens: int | None,
+    stream: bool,
+) -> tuple[dict[str, Any], list[Degradation]]:
+    notes = Notes()
+    messages = _system_messages(body.get("system"), "system", notes)
+    messages += _messages(body.get("messages"), caps, notes)
+    out: dict[str, Any] = {"model": model, "messages": messages}
+    limit = min((n for n in (max_output_tokens, caps.max_output_tokens) if n), default=None)
+    max_tokens = _max_tokens(body.get("max_tokens"), limit, notes)
+    if max_tokens is not None:
+        out["max_tokens"] = max_tokens
+    out.update(_sampling(body, notes))
+    out.update(_tools(body.get("tools"), body.get("tool_choice"), caps, notes))
+    out.update(_reasoning(body.get("thinking"), caps, notes))
+    out.update(_metadata(body.get("metadata"), notes))
+    for key in body:
+        if key not in _HANDLED:
+            notes.add(key, _ANTHROPIC_ONLY.get(key, "unknown field, not forwarded"))
+    out["stream"] = stream
+    if stream:
+        out["stream_options"] = {"include_usage": True}
+    return out, notes.items()
+
+
+# Messages.
+
+
+def _messages(raw: object, caps: ModelCapabilities, notes: Notes) -> list[dict[str, Any]]:
+    if not isinstance(raw, list):
+        raise InvalidRequestError("must be a list of messages", field="messages")
+    out: list[dict[str, Any]] = []
+    for i, message in enumerate(raw):
+        path = f"messages[{i}]"
+        if not isinstance(message, Mapping):
+            raise InvalidRequestError("must be an object", field=path)
+        role, content = message.get("role"), message.get("content")
+        if "content" not in message:
+            raise InvalidRequestError("missing required field 'content'", field=f"{path}.content")
+        if role == "user":
+            out += _user(content, f"{path}.content", caps, notes)
+        elif role == "assistant":
+            out.append(_assistant(content, f"{path}.content", notes))
+        elif role == "system":
+            out += _system_messages(content, f"{path}.content", notes)
+        elif role is None:
+            raise InvalidRequestError("missing required field 'role'", field=f"{path}.role")
+        else:
+            problem = f"unknown role {role!r}: expected 'user', 'assistant' or 'system'"
+            raise InvalidRequestError(problem, field=f"{path}.role")
+    return out
+
+
+def _system_messages(raw: object, path: str, notes: Notes) -> list[dict[str, Any]]:
+    if raw is None:
+        return []
+    text = "\n\n".join(_texts(_blocks(raw, path), path, notes))
+    return [{"role": "system", "content": text}] if text else []
+
+
+def _texts(blocks: Sequence[Mapping[str, Any]], path: str, notes: Notes) -> list[str]:
+    """The text of blocks that may only be text (system prompts)."""
+    texts = []
+    for j, block in enumerate(blocks):
+        if block.get("type") != "text":
+            raise InvalidRequestError("only text blocks are allowed here", field=f"{path}[{j}]")
+        texts.append(_text_of(block, f"{path}[{j}]", notes))
+    return texts
+
+
+def _user(raw: object, path: str, caps: ModelCapabilities, notes: Notes) -> list[dict[str, Any]]:
+    """Tool results first, each its own `tool` message, then the rest as one user message."""
+    tools: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
+    for j, block in enumerate(_blocks(raw, path)):
+        where, kind = f"{path}[{j}]", block.get("type")
+        if kind == "tool_result":
+            tools.append(_tool_result(block, where, notes))
+        elif kind == "text":
+            parts.append({"type": "text", "text": _text_of(block, where, notes)})
+        elif kind == "image":
+            parts.append(_image(block, where, caps, notes))
+        else:
+            _drop_block(block, notes)
+    return tools + ([{"role": "user", "content": _content(parts)}] if parts else [])
+
+
+def _assistant(raw: object, path: str, notes: Notes) -> dict[str, Any]:
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for j, block in enumerate(_blocks(raw, path)):
+        where, kind = f"{path}[{j}]", block.get("type")
+        if kind == "text":
+            texts.append(_text_of(block, where, notes))
+        elif kind == "tool_use":
+            calls.append(_tool_call(block, where, notes))
+        elif kind in ("thinking", "redacted_thinking"):
+            notes.add("content.thinking", "earlier thinking is not sent to OpenAI backends")
+        else:
+            _drop_block(block, notes)
+    message: dict[str, Any] = {"role": "assistant", "content": "\n".join(texts)}
+    if calls:
+        message["content"] = message["content"] or None
+        message["tool_calls"] = calls
+    return message
+
+
+def _blocks(raw: object, path: str) -> list[Mapping[str, Any]]:
+    """Content as a list of blocks: a string is one text block."""
+    if isinstance(raw, str):
+        return [{"type": "text", "text": raw}]
+    if not isinstance(raw, list):
+        raise InvalidRequestError("must be a string or a list of content blocks", field=path)
+    for j, block in enumerate(raw):
+        if not isinstance(block, Mapping) or not isinstance(block.get("type"), str):
+            raise InvalidRequestError("must be a content block with a 'type'", field=f"{path}[{j}]")
+    return raw
+
+
+def _text_of(block: Mapping[str, Any], path: str, notes: Notes) -> str:
+    _note_cache_control(block, notes)
+    text = block.get("text")
+    if not isinstance(text, str):
+        raise InvalidRequestError("must be a string", field=f"{path}.text")
+    return text
+
+
+def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    if all(part["type"] == "text" for part in parts):
+        return "\n".join(part["text"] for part in parts)
+    return parts
+
+
+def _image(
+    block: Mapping[str, Any], path: str, caps: ModelCapabilities, notes: Notes
+) -> dict[str, Any]:
+    _note_cache_control(block, notes)
+    url = _image_url(block.get("source"), f"{path}.source")
+    if url is None:
+        notes.add("image.source", "images given by file id cannot be sent to this backend")
+    elif not caps.vision:
+        notes.add("image", "the model cannot view images")
+    else:
+        return {"type": "image_url", "image_url": {"url": url}}
+    return {"type": "text", "text": IMAGE_OMITTED}
+
+
+def _image_url(source: object, path: str) -> str | None:
+    if not isinstance(source, Mapping):
+        raise InvalidRequestError("must be an object", field=path)
+    kind = source.get("type")
+    if kind == "base64":
+        media, data = source.get("media_type"), source.get("data")
+        if not isinstance(media, str) or not isinstance(data, str):
+            raise InvalidRequestError("needs string 'media_type' and 'data'", field=path)
+        return f"data:{media};base64,{data}"
+    if kind == "url":
+        url = source.get("url")
+        if not isinstance(url, str):
+            raise InvalidRequestError("must be a string", field=f"{path}.url")
+        return url
+    if kind == "file":
+        return None
+    raise InvalidRequestError(f"unknown image source type {kind!r}", field=f"{path}.type")
+
+
+def _drop_block(block: Mapping[str, Any], notes: Notes) -> None:
+    kind = block["type"]
+    notes.add(f"content.{kind}", f"{kind} blocks have no OpenAI equivalent")
+
+
+def _tool_call(block: Mapping[str, Any], path: str, notes: Notes) -> dict[str, Any]:
+    _note_cache_control(block, notes)
+    call_id, name, arguments = block.get("id"), block.get("name"), block.get("input", {})
+    if not isinstance(call_id, str) or not call_id:
+        raise InvalidRequestError("must be a non-empty string", field=f"{path}.id")
+    if not isinstance(name, str) or not name:
+        raise InvalidRequestError("must be a non-empty string", field=f"{path}.name")
+    if not isinstance(arguments, Mapping):
+        raise InvalidRequestError("must be an object", field=f"{path}.input")
+    encoded = json.dumps(arguments, ensure_ascii=False, separators=(",", ":"))
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": encoded}}
+
+
+def _tool_result(block: Mapping[str, Any], path: str, notes: Notes) -> dict[str, Any]:
+    _note_cache_control(block, notes)
+    call_id, content = block.get("tool_use_id"), block.get("content", "")
+    if not isinstance(call_id, str) or not call_id:
+        raise InvalidRequestError("must be a non-empty string", field=f"{path}.tool_use_id")
+    if content is None:
+        content = ""
+    texts: list[str] = []
+    for j, inner in enumerate(_blocks(content, f"{path}.content")):
+        where, kind = f"{path}.content[{j}]", inner.get("type")
+        if kind == "text":
+            texts.append(_text_of(inner, where, notes))
+        elif kind == "image":
+            notes.add("tool_result.image", "tool messages carry text only")
+            texts.append(IMAGE_OMITTED)
+        else:
+            _drop_block(inner, notes)
+    text = "\n".join(texts)
+    if block.get("is_error") is True:
+        text = TOOL_ERROR_PREFIX + text
+    return {"role": "tool", "tool_call_id": call_id, "content": text}
+
+
+def _note_cache_control(block: Mapping[str, Any], notes: Notes) -> None:
+    if "cache_control" in block:
+        notes.add("cache_control", _ANTHROPIC_ONLY["cache_control"])
+
+
+# Parameters.
+
+
+def _max_tokens(raw: object, limit: int | None, notes: Notes) -> int | None:
+    if raw is None:
+        return limit
+    if not isinstance(raw, int) or isinstance(raw, bool) or raw < 1:
+        raise InvalidRequestError("must be a positive integer", field="max_tokens")
+    if limit is not None and raw > limit:
+        notes.add("max_tokens", f"clamped from {raw} to the provider's limit of {limit}")
+        return limit
+    return raw
+
+
+def _sampling(body: Mapping[str, Any], notes: Notes) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in ("temperature", "top_p"):
+        if body.get(key) is not None:
+            out[key] = body[key]
+    stop = body.get("stop_sequences")
+    if stop is not None:
+        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+            raise InvalidRequestError("must be a list of strings", field="stop_sequences")
+        if stop:
+            out["stop"] = list(stop)
+    if body.get("top_k") is not None:
+        notes.add("top_k", "top_k is not part of the OpenAI API")
+    return out
+
+
+def _tools(raw: object, choice: object, caps: ModelCapabilities, notes: Notes) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, list):
+        raise InvalidRequestError("must be a list", field="tools")
+    tools = []
+    for j, tool in enumerate(raw):
+        if not isinstance(tool, Mapping):
+            raise InvalidRequestError("must be an object", field=f"tools[{j}]")
+        _note_cache_control(tool, notes)
+        if tool.get("input_schema") is None:
+            kind = tool.get("type") or tool.get("name")
+            notes.add(f"tools.{kind}", "a server tool (no input_schema) has no OpenAI equivalent")
+        else:
+            tools.append(_function(tool, f"tools[{j}]"))
+    if tools and not caps.tools:
+        notes.add("tools", "the model does not support tools")
+        tools = []
+    out: dict[str, Any] = {"tools": tools} if tools else {}
+    if tools and choice is not None:
+        out.update(_tool_choice(choice))
+    return out
+
+
+def _function(tool: Mapping[str, Any], path: str) -> dict[str, Any]:
+    name, schema = tool.get("name"), tool["input_schema"]
+    if not isinstance(name, str) or not name:
+        raise InvalidRequestError("must be a non-empty string", field=f"{path}.name")
+    if not isinstance(schema, Mapping):
+        raise InvalidRequestError("must be an object", field=f"{path}.input_schema")
+    function: dict[str, Any] = {"name": name}
+    if isinstance(tool.get("description"), str):
+        function["description"] = tool["description"]
+    function["parameters"] = {k: v for k, v in schema.items() if k != "$schema"}
+    return {"type": "function", "function": function}
+
+
+def _tool_choice(choice: object) -> dict[str, Any]:
+    if not isinstance(choice, Mapping):
+        raise InvalidRequestError("must be an object", field="tool_choice")
+    kind = choice.get("type")
+    out: dict[str, Any]
+    if kind in ("auto", "none"):
+        out = {"tool_choice": kind}
+    elif kind == "any":
+        out = {"tool_choice": "required"}
+    elif kind == "tool":
+        name = choice.get("name")
+        if not isinstance(name, str) or not name:
+            raise InvalidRequestError("must be a non-empty string", field="tool_choice.name")
+        out = {"tool_choice": {"type": "function", "function": {"name": name}}}
+    else:
+        raise InvalidRequestError(f"unknown tool_choice type {kind!r}", field="tool_choice.type")
+    if choice.get("disable_parallel_tool_use") is True and kind != "none":
+        out["parallel_tool_calls"] = False
+    return out
+
+
+def _reasoning(raw: object, caps: ModelCapabilities, notes: Notes) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise InvalidRequestError("must be an object", field="thinking")
+    kind, budget = raw.get("type"), raw.get("budget_tokens")
+    if kind == "enabled" and (not isinstance(budget, int) or isinstance(budget, bool)):
+        raise InvalidRequestError("must be an integer", field="thinking.budget_tokens")
+    if kind not in ("enabled", "adaptive", "disabled"):
+        raise InvalidRequestError(f"unknown thinking type {kind!r}", field="thinking.type")
+    param = caps.reasoning_param
+    if kind == "disabled":
+        return {"think": False} if param == "think" else {}
+    effort = _effort(budget) if isinstance(budget, int) and kind == "enabled" else "medium"
+    if param == "think":
+        return {"think": True}
+    if param == "reasoning_effort":
+        return {"reasoning_effort": effort}
+    if param == "reasoning":
+        by_budget = kind == "enabled"
+        return {"reasoning": {"max_tokens": budget} if by_budget else {"effort": effort}}
+    notes.add("thinking", "the backend has no way to ask this model for reasoning")
+    return {}
+
+
+def _effort(budget: int) -> str:
+    return next((effort for top, effort in _EFFORT_LIMITS if budget < top), "high")
+
+
+def _metadata(raw: object, notes: Notes) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise InvalidRequestError("must be an object", field="metadata")
+    if any(key != "user_id" for key in raw):
+        notes.add("metadata", "only metadata.user_id has an OpenAI equivalent (user)")
+    user = raw.get("user_id")
+    return {"user": user} if isinstance(user, str) and user else {}

@@ -1,0 +1,748 @@
+"""Anthropic Messages requests as OpenAI Chat Completions requests: golden tables."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from coderouterd.errors import InvalidRequestError
+from coderouterd.translate.capabilities import ModelCapabilities
+from coderouterd.translate.request_a2o import IMAGE_OMITTED, anthropic_to_openai_request
+from coderouterd.translate.types import Degradation
+
+CAPS = ModelCapabilities()
+VISION = ModelCapabilities(vision=True)
+USER_HI = {"role": "user", "content": "hi"}
+PNG = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
+
+
+def translate(
+    body: dict[str, Any],
+    *,
+    caps: ModelCapabilities = CAPS,
+    limit: int | None = None,
+    stream: bool = False,
+) -> tuple[dict[str, Any], list[Degradation]]:
+    full = {"model": "claude-sonnet-4-5", "max_tokens": 1024, **body}
+    return anthropic_to_openai_request(
+        full, model="qwen3:32b", caps=caps, max_output_tokens=limit, stream=stream
+    )
+
+
+def messages_of(messages: list[Any], **kwargs: Any) -> list[dict[str, Any]]:
+    out, _ = translate({"messages": messages}, **kwargs)
+    return list(out["messages"])
+
+
+def fields(degradations: list[Degradation]) -> list[str]:
+    return [d.field for d in degradations]
+
+
+def test_a_plain_request_gets_model_max_tokens_and_stream_false() -> None:
+    out, degradations = translate({"messages": [USER_HI]})
+    assert out == {
+        "model": "qwen3:32b",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 1024,
+        "stream": False,
+    }
+    assert degradations == []
+
+
+def test_streaming_asks_for_usage() -> None:
+    out, _ = translate({"messages": [USER_HI], "stream": True}, stream=True)
+    assert out["stream"] is True
+    assert out["stream_options"] == {"include_usage": True}
+
+
+# Messages: (name, anthropic messages, openai messages, degraded fields).
+MESSAGE_CASES: list[tuple[str, list[Any], list[Any], list[str]]] = [
+    (
+        "text blocks of one message are joined with a newline",
+        [
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+            }
+        ],
+        [{"role": "user", "content": "a\nb"}],
+        [],
+    ),
+    (
+        "a mid-conversation system message stays in place",
+        [
+            USER_HI,
+            {"role": "assistant", "content": "yo"},
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "more"},
+        ],
+        [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "yo"},
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "more"},
+        ],
+        [],
+    ),
+    (
+        "a system message given as blocks, cache_control dropped",
+        [
+            {
+                "role": "system",
+                "content": [{"type": "text", "text": "s", "cache_control": {"type": "ephemeral"}}],
+            },
+            USER_HI,
+        ],
+        [{"role": "system", "content": "s"}, {"role": "user", "content": "hi"}],
+        ["cache_control"],
+    ),
+    (
+        "assistant tool_use becomes tool_calls with null content",
+        [
+            USER_HI,
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": "toolu_1",
+                        "name": "Read",
+                        "input": {"path": "é.txt", "n": [1, 2.5]},
+                    }
+                ],
+            },
+        ],
+        [
+            {"role": "user", "content": "hi"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "toolu_1",
+                        "type": "function",
+                        "function": {"name": "Read", "arguments": '{"path":"é.txt","n":[1,2.5]}'},
+                    }
+                ],
+            },
+        ],
+        [],
+    ),
+    (
+        "assistant text and tool_use keep the text",
+        [
+            USER_HI,
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": "Let me look."},
+                    {"type": "tool_use", "id": "t1", "name": "Ls", "input": {}},
+                ],
+            },
+        ],
+        [
+            {"role": "user", "content": "hi"},
+            {
+                "role": "assistant",
+                "content": "Let me look.",
+                "tool_calls": [
+                    {"id": "t1", "type": "function", "function": {"name": "Ls", "arguments": "{}"}}
+                ],
+            },
+        ],
+        [],
+    ),
+    (
+        "parallel tool results become tool messages in order, before the remaining text",
+        [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "t2", "content": "two"},
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "t1",
+                        "content": [
+                            {"type": "text", "text": "one"},
+                            {"type": "text", "text": "uno"},
+                        ],
+                    },
+                    {"type": "text", "text": "continue"},
+                ],
+            }
+        ],
+        [
+            {"role": "tool", "tool_call_id": "t2", "content": "two"},
+            {"role": "tool", "tool_call_id": "t1", "content": "one\nuno"},
+            {"role": "user", "content": "continue"},
+        ],
+        [],
+    ),
+    (
+        "is_error is carried as an Error: prefix",
+        [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "t1",
+                        "content": "no such file",
+                        "is_error": True,
+                    },
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "t2",
+                        "content": "ok",
+                        "is_error": False,
+                    },
+                ],
+            }
+        ],
+        [
+            {"role": "tool", "tool_call_id": "t1", "content": "Error: no such file"},
+            {"role": "tool", "tool_call_id": "t2", "content": "ok"},
+        ],
+        [],
+    ),
+    (
+        "a tool_result without content is empty text",
+        [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "t1"},
+                    {"type": "tool_result", "tool_use_id": "t2", "content": None, "is_error": True},
+                ],
+            }
+        ],
+        [
+            {"role": "tool", "tool_call_id": "t1", "content": ""},
+            {"role": "tool", "tool_call_id": "t2", "content": "Error: "},
+        ],
+        [],
+    ),
+    (
+        "an image inside a tool result becomes a placeholder",
+        [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "t1",
+                        "content": [
+                            {"type": "text", "text": "screenshot:"},
+                            {"type": "image", "source": PNG},
+                        ],
+                    }
+                ],
+            }
+        ],
+        [{"role": "tool", "tool_call_id": "t1", "content": f"screenshot:\n{IMAGE_OMITTED}"}],
+        ["tool_result.image"],
+    ),
+    (
+        "thinking blocks are never sent as content, recorded once",
+        [
+            USER_HI,
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "secret", "signature": "sig"},
+                    {"type": "redacted_thinking", "data": "xyz"},
+                    {"type": "text", "text": "answer"},
+                ],
+            },
+            {"role": "user", "content": "and?"},
+            {
+                "role": "assistant",
+                "content": [{"type": "thinking", "thinking": "more", "signature": "s2"}],
+            },
+        ],
+        [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "answer"},
+            {"role": "user", "content": "and?"},
+            {"role": "assistant", "content": ""},
+        ],
+        ["content.thinking"],
+    ),
+    (
+        "server tool blocks in history are dropped",
+        [
+            USER_HI,
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "server_tool_use",
+                        "id": "srv_1",
+                        "name": "web_search",
+                        "input": {"query": "x"},
+                    },
+                    {"type": "web_search_tool_result", "tool_use_id": "srv_1", "content": []},
+                    {"type": "text", "text": "found"},
+                ],
+            },
+        ],
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "found"}],
+        ["content.server_tool_use", "content.web_search_tool_result"],
+    ),
+    (
+        "images to a model without vision become placeholders",
+        [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image", "source": PNG},
+                    {"type": "text", "text": "what is it?"},
+                ],
+            }
+        ],
+        [{"role": "user", "content": f"{IMAGE_OMITTED}\nwhat is it?"}],
+        ["image"],
+    ),
+    (
+        "a document block has no OpenAI form",
+        [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "document",
+                        "source": {"type": "text", "data": "d", "media_type": "text/plain"},
+                    },
+                    {"type": "text", "text": "summarise"},
+                ],
+            }
+        ],
+        [{"role": "user", "content": "summarise"}],
+        ["content.document"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("messages", "expected", "degraded"),
+    [case[1:] for case in MESSAGE_CASES],
+    ids=[case[0] for case in MESSAGE_CASES],
+)
+def test_messages_translate(messages: list[Any], expected: list[Any], degraded: list[str]) -> None:
+    out, degradations = translate({"messages": messages})
+    assert out["messages"] == expected
+    assert fields(degradations) == degraded
+
+
+def test_images_keep_content_parts_for_a_vision_model() -> None:
+    url = {"type": "url", "url": "https://example.com/cat.jpg"}
+    content = [
+        {"type": "text", "text": "compare"},
+        {"type": "image", "source": PNG},
+        {"type": "image", "source": url},
+    ]
+    out, degradations = translate({"messages": [{"role": "user", "content": content}]}, caps=VISION)
+    assert out["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "compare"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+                {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
+            ],
+        }
+    ]
+    assert degradations == []
+
+
+def test_an_image_by_file_id_cannot_be_sent() -> None:
+    image = {"type": "image", "source": {"type": "file", "file_id": "file_1"}}
+    out, degradations = translate({"messages": [{"role": "user", "content": [image]}]}, caps=VISION)
+    assert out["messages"] == [{"role": "user", "content": IMAGE_OMITTED}]
+    assert fields(degradations) == ["image.source"]
+
+
+def test_the_top_level_system_comes_first() -> None:
+    blocks = [
+        {"type": "text", "text": "x-anthropic-billing-header: cc"},
+        {"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}},
+    ]
+    for system, text in [
+        ("plain", "plain"),
+        (blocks, "x-anthropic-billing-header: cc\n\nYou are Claude Code."),
+    ]:
+        out, _ = translate({"system": system, "messages": [USER_HI]})
+        assert out["messages"][0] == {"role": "system", "content": text}
+    out, _ = translate({"system": "", "messages": [USER_HI]})
+    assert out["messages"] == [{"role": "user", "content": "hi"}]
+
+
+def test_cache_control_is_never_forwarded_and_recorded_once() -> None:
+    ephemeral = {"type": "ephemeral", "ttl": "1h"}
+    body = {
+        "cache_control": {"type": "ephemeral"},
+        "system": [{"type": "text", "text": "s", "cache_control": ephemeral}],
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "a", "cache_control": ephemeral}],
+            },
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": "t",
+                        "name": "f",
+                        "input": {},
+                        "cache_control": ephemeral,
+                    }
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "t",
+                        "cache_control": ephemeral,
+                        "content": [{"type": "text", "text": "r", "cache_control": ephemeral}],
+                    }
+                ],
+            },
+        ],
+        "tools": [{"name": "f", "input_schema": {"type": "object"}, "cache_control": ephemeral}],
+    }
+    out, degradations = translate(body)
+    assert "cache_control" not in json.dumps(out)
+    assert fields(degradations) == ["cache_control"]
+
+
+def test_tool_input_properties_named_like_anthropic_fields_are_kept() -> None:
+    schema = {"type": "object", "properties": {"cache_control": {"type": "string"}}}
+    out, degradations = translate(
+        {"messages": [USER_HI], "tools": [{"name": "f", "input_schema": schema}]}
+    )
+    assert out["tools"][0]["function"]["parameters"] == schema
+    assert degradations == []
+
+
+def test_tools_become_functions_and_server_tools_are_dropped() -> None:
+    schema = {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object",
+        "properties": {"n": {"type": "integer", "exclusiveMinimum": 0, "format": "int32"}},
+        "required": ["n"],
+        "additionalProperties": False,
+    }
+    tools = [
+        {"name": "Count", "description": "count things", "input_schema": schema},
+        {"type": "web_search_20250305", "name": "web_search", "max_uses": 5},
+        {"type": "custom", "name": "Bare", "input_schema": {"type": "object"}},
+        {"type": "bash_20250124", "name": "bash"},
+    ]
+    out, degradations = translate({"messages": [USER_HI], "tools": tools})
+    kept = {key: value for key, value in schema.items() if key != "$schema"}
+    assert out["tools"] == [
+        {
+            "type": "function",
+            "function": {"name": "Count", "description": "count things", "parameters": kept},
+        },
+        {"type": "function", "function": {"name": "Bare", "parameters": {"type": "object"}}},
+    ]
+    assert fields(degradations) == ["tools.web_search_20250305", "tools.bash_20250124"]
+
+
+def test_only_server_tools_means_no_tools_and_no_tool_choice() -> None:
+    body = {
+        "messages": [USER_HI],
+        "tools": [{"type": "web_search_20250305", "name": "web_search"}],
+        "tool_choice": {"type": "any"},
+    }
+    out, _ = translate(body)
+    assert "tools" not in out and "tool_choice" not in out
+
+
+def test_a_model_without_tools_gets_none() -> None:
+    body = {
+        "messages": [USER_HI],
+        "tools": [{"name": "f", "input_schema": {"type": "object"}}],
+        "tool_choice": {"type": "auto"},
+    }
+    out, degradations = translate(body, caps=ModelCapabilities(tools=False))
+    assert "tools" not in out and "tool_choice" not in out
+    assert degradations == [Degradation("tools", "the model does not support tools")]
+
+
+TOOL_CHOICES = [
+    ({"type": "auto"}, {"tool_choice": "auto"}),
+    ({"type": "any"}, {"tool_choice": "required"}),
+    ({"type": "none"}, {"tool_choice": "none"}),
+    (
+        {"type": "tool", "name": "f"},
+        {"tool_choice": {"type": "function", "function": {"name": "f"}}},
+    ),
+    (
+        {"type": "auto", "disable_parallel_tool_use": True},
+        {"tool_choice": "auto", "parallel_tool_calls": False},
+    ),
+    (
+        {"type": "any", "disable_parallel_tool_use": True},
+        {"tool_choice": "required", "parallel_tool_calls": False},
+    ),
+    ({"type": "auto", "disable_parallel_tool_use": False}, {"tool_choice": "auto"}),
+]
+
+
+@pytest.mark.parametrize(("choice", "expected"), TOOL_CHOICES)
+def test_tool_choice(choice: dict[str, Any], expected: dict[str, Any]) -> None:
+    tools = [{"name": "f", "input_schema": {"type": "object"}}]
+    out, _ = translate({"messages": [USER_HI], "tools": tools, "tool_choice": choice})
+    assert {k: v for k, v in out.items() if k in ("tool_choice", "parallel_tool_calls")} == expected
+
+
+def test_sampling_parameters() -> None:
+    body = {
+        "messages": [USER_HI],
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "top_k": 40,
+        "stop_sequences": ["</done>", "STOP"],
+    }
+    out, degradations = translate(body)
+    assert (out["temperature"], out["top_p"], out["stop"]) == (0.2, 0.9, ["</done>", "STOP"])
+    assert "top_k" not in out
+    assert fields(degradations) == ["top_k"]
+    out, _ = translate({"messages": [USER_HI], "stop_sequences": []})
+    assert "stop" not in out
+
+
+MAX_TOKENS = [
+    # (max_tokens, argument limit, caps limit, sent, clamped)
+    (1024, None, None, 1024, False),
+    (64000, 8192, None, 8192, True),
+    (64000, None, 4096, 4096, True),
+    (64000, 8192, 4096, 4096, True),
+    (2000, 8192, 4096, 2000, False),
+    (None, 8192, None, 8192, False),
+    (None, None, None, None, False),
+]
+
+
+@pytest.mark.parametrize(("asked", "limit", "cap", "sent", "clamped"), MAX_TOKENS)
+def test_max_tokens_is_clamped_to_the_limits(
+    asked: int | None, limit: int | None, cap: int | None, sent: int | None, clamped: bool
+) -> None:
+    caps = ModelCapabilities(max_output_tokens=cap)
+    out, degradations = translate(
+        {"messages": [USER_HI], "max_tokens": asked}, caps=caps, limit=limit
+    )
+    assert out.get("max_tokens") == sent
+    assert fields(degradations) == (["max_tokens"] if clamped else [])
+
+
+THINKING = [
+    # (reasoning_param, thinking, sent, degraded)
+    (
+        "reasoning_effort",
+        {"type": "enabled", "budget_tokens": 1024},
+        {"reasoning_effort": "low"},
+        False,
+    ),
+    (
+        "reasoning_effort",
+        {"type": "enabled", "budget_tokens": 4095},
+        {"reasoning_effort": "low"},
+        False,
+    ),
+    (
+        "reasoning_effort",
+        {"type": "enabled", "budget_tokens": 4096},
+        {"reasoning_effort": "medium"},
+        False,
+    ),
+    (
+        "reasoning_effort",
+        {"type": "enabled", "budget_tokens": 16383},
+        {"reasoning_effort": "medium"},
+        False,
+    ),
+    (
+        "reasoning_effort",
+        {"type": "enabled", "budget_tokens": 16384},
+        {"reasoning_effort": "high"},
+        False,
+    ),
+    ("reasoning_effort", {"type": "adaptive"}, {"reasoning_effort": "medium"}, False),
+    ("reasoning_effort", {"type": "disabled"}, {}, False),
+    (
+        "reasoning",
+        {"type": "enabled", "budget_tokens": 10000},
+        {"reasoning": {"max_tokens": 10000}},
+        False,
+    ),
+    ("reasoning", {"type": "adaptive"}, {"reasoning": {"effort": "medium"}}, False),
+    ("reasoning", {"type": "disabled"}, {}, False),
+    ("think", {"type": "enabled", "budget_tokens": 2048}, {"think": True}, False),
+    ("think", {"type": "adaptive"}, {"think": True}, False),
+    ("think", {"type": "disabled"}, {"think": False}, False),
+    (None, {"type": "enabled", "budget_tokens": 2048}, {}, True),
+    (None, {"type": "adaptive"}, {}, True),
+    (None, {"type": "disabled"}, {}, False),
+]
+
+
+@pytest.mark.parametrize(("param", "thinking", "sent", "degraded"), THINKING)
+def test_thinking_becomes_the_backends_reasoning_parameter(
+    param: Any, thinking: dict[str, Any], sent: dict[str, Any], degraded: bool
+) -> None:
+    caps = ModelCapabilities(thinking=True, reasoning_param=param)
+    out, degradations = translate({"messages": [USER_HI], "thinking": thinking}, caps=caps)
+    assert {k: v for k, v in out.items() if k in ("reasoning_effort", "reasoning", "think")} == sent
+    assert fields(degradations) == (["thinking"] if degraded else [])
+
+
+def test_anthropic_only_fields_are_dropped_and_named_once_each() -> None:
+    body = {
+        "messages": [USER_HI],
+        "context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]},
+        "output_config": {"effort": "high"},
+        "container": "container_1",
+        "mcp_servers": [{"type": "url", "url": "https://mcp.example", "name": "m"}],
+        "service_tier": "auto",
+        "cache_control": {"type": "ephemeral"},
+        "some_future_field": {"x": 1},
+        "metadata": {"user_id": "user_abc_session_1"},
+    }
+    out, degradations = translate(body)
+    assert out["user"] == "user_abc_session_1"
+    for key in body:
+        if key not in ("messages", "metadata"):
+            assert key not in out
+    assert fields(degradations) == [
+        "context_management",
+        "output_config",
+        "container",
+        "mcp_servers",
+        "service_tier",
+        "cache_control",
+        "some_future_field",
+    ]
+
+
+def test_metadata_beyond_user_id_is_recorded() -> None:
+    out, degradations = translate({"messages": [USER_HI], "metadata": {"trace": "t"}})
+    assert "user" not in out
+    assert fields(degradations) == ["metadata"]
+
+
+def test_degradations_are_unique_per_field() -> None:
+    image = {"type": "image", "source": PNG, "cache_control": {"type": "ephemeral"}}
+    messages = [{"role": "user", "content": [image, image, {"type": "text", "text": "x"}]}] * 5
+    _, degradations = translate({"messages": messages, "top_k": 5})
+    assert fields(degradations) == ["cache_control", "image", "top_k"]
+
+
+ERRORS = [
+    ({"messages": "hi"}, "messages"),
+    ({"messages": ["hi"]}, "messages[0]"),
+    ({"messages": [{"content": "hi"}]}, "messages[0].role"),
+    ({"messages": [{"role": "tool", "content": "hi"}]}, "messages[0].role"),
+    ({"messages": [{"role": "user"}]}, "messages[0].content"),
+    ({"messages": [{"role": "user", "content": 7}]}, "messages[0].content"),
+    ({"messages": [{"role": "user", "content": [{"text": "no type"}]}]}, "messages[0].content[0]"),
+    (
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": 3}]}]},
+        "messages[0].content[0].text",
+    ),
+    (
+        {
+            "messages": [
+                USER_HI,
+                {"role": "assistant", "content": "a"},
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": "t1", "content": "ok"},
+                        {"type": "tool_result", "tool_use_id": "t2", "content": 42},
+                    ],
+                },
+            ]
+        },
+        "messages[2].content[1].content",
+    ),
+    (
+        {"messages": [{"role": "user", "content": [{"type": "tool_result", "content": "x"}]}]},
+        "messages[0].content[0].tool_use_id",
+    ),
+    (
+        {
+            "messages": [
+                {
+                    "role": "assistant",
+                    "content": [{"type": "tool_use", "id": "t", "name": "f", "input": "x"}],
+                }
+            ]
+        },
+        "messages[0].content[0].input",
+    ),
+    (
+        {
+            "messages": [
+                {"role": "assistant", "content": [{"type": "tool_use", "name": "f", "input": {}}]}
+            ]
+        },
+        "messages[0].content[0].id",
+    ),
+    (
+        {
+            "messages": [
+                {"role": "user", "content": [{"type": "image", "source": {"type": "base64"}}]}
+            ]
+        },
+        "messages[0].content[0].source",
+    ),
+    (
+        {"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "ftp"}}]}]},
+        "messages[0].content[0].source.type",
+    ),
+    ({"system": [{"type": "image", "source": PNG}], "messages": [USER_HI]}, "system[0]"),
+    ({"messages": [USER_HI], "max_tokens": "many"}, "max_tokens"),
+    ({"messages": [USER_HI], "max_tokens": 0}, "max_tokens"),
+    ({"messages": [USER_HI], "thinking": {"type": "sometimes"}}, "thinking.type"),
+    ({"messages": [USER_HI], "thinking": {"type": "enabled"}}, "thinking.budget_tokens"),
+    ({"messages": [USER_HI], "thinking": "on"}, "thinking"),
+    ({"messages": [USER_HI], "tools": {"name": "f"}}, "tools"),
+    ({"messages": [USER_HI], "tools": [{"input_schema": {}}]}, "tools[0].name"),
+    (
+        {"messages": [USER_HI], "tools": [{"name": "f", "input_schema": "object"}]},
+        "tools[0].input_schema",
+    ),
+    (
+        {
+            "messages": [USER_HI],
+            "tools": [{"name": "f", "input_schema": {}}],
+            "tool_choice": {"type": "maybe"},
+        },
+        "tool_choice.type",
+    ),
+    (
+        {
+            "messages": [USER_HI],
+            "tools": [{"name": "f", "input_schema": {}}],
+            "tool_choice": {"type": "tool"},
+        },
+        "tool_choice.name",
+    ),
+    ({"messages": [USER_HI], "stop_sequences": "STOP"}, "stop_sequences"),
+    ({"messages": [USER_HI], "metadata": "m"}, "metadata"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), ERRORS)
+def test_malformed_requests_name_the_field(body: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        translate(body)
+    assert caught.value.field == field
