@@ -43,6 +43,7 @@ class Daemon:
         board: ProviderBoard,
         log: Any,
     ) -> None:
+        self.clock = clock
         self._clock = clock
         self._env = env
         self._observer = observer
@@ -113,13 +114,13 @@ class Daemon:
             return ReloadReply(ok=True, config_digest=current.loaded.digest)
         try:
             loaded = load_config(path)
+            new = build_runtime(
+                loaded, env=self._env, observer=self._observer, clock=self._clock, previous=current
+            )
         except ConfigError as exc:
             problems = tuple(str(p) for p in exc.problems)
             self._log.error(events.CONFIG_RELOAD_REJECTED, path=path, problems=list(problems))
             return ReloadReply(ok=False, config_digest=current.loaded.digest, problems=problems)
-        new = build_runtime(
-            loaded, env=self._env, observer=self._observer, clock=self._clock, previous=current
-        )
         self.holder.current = new
         self._retired.extend(retired_adapters(current, new))
         restart = tuple(

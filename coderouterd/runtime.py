@@ -20,6 +20,7 @@ from coderouterd.providers.openai_compat import OpenAICompatAdapter
 from coderouterd.routing.engine import Engine, KeepAlive
 from coderouterd.routing.records import Observer
 from coderouterd.routing.upstream import ProviderRoute
+from coderouterd.translate.capabilities import load_registry
 from coderouterd.translate.codecs import codecs_for
 
 SKIP_MISSING_KEY = "missing_api_key"
@@ -52,6 +53,7 @@ def build_runtime(
     previous: Runtime | None = None,
 ) -> Runtime:
     config = loaded.config
+    registry = load_registry(config.capabilities_file)
     adapters: dict[str, HttpAdapter] = {}
     routes: dict[str, ProviderRoute] = {}
     unavailable: dict[str, dict[str, str]] = {d: {} for d in DIALECTS}
@@ -59,7 +61,7 @@ def build_runtime(
         key = _api_key(provider, env)
         adapter = _reuse(previous, provider, key) or _new_adapter(provider, key)
         adapters[provider.name] = adapter
-        codecs = codecs_for(provider)
+        codecs = codecs_for(provider, registry)
         routes[provider.name] = ProviderRoute(adapter, codecs)
         for dialect in DIALECTS:
             if not adapter.has_credentials:

@@ -6,7 +6,6 @@ stream writer and the error envelope, differ.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable
 
 import msgspec
@@ -18,14 +17,11 @@ from coderouterd.ingress.sse import AnthropicSSEWriter, OpenAISSEWriter, SSEWrit
 from coderouterd.routing.call import Call
 from coderouterd.routing.plan import PROFILE_HEADER, choose_route, plan_attempts
 from coderouterd.routing.progress import Reply
+from coderouterd.translate.estimate import BYTES_PER_TOKEN, estimate_prompt_tokens
 
 # Client headers an adapter may need; the rest never leave this process.
 _CLIENT_HEADERS = ("anthropic-version", "anthropic-beta", "x-api-key", "authorization")
 
-# count_tokens is an estimate: no tokenizer is bundled, and JSON-encoded
-# English and code average close to four bytes per token.
-BYTES_PER_TOKEN = 4
-_COUNTED_FIELDS = ("system", "messages", "tools")
 
 _WRITERS: dict[str, type[SSEWriter]] = {"anthropic": AnthropicSSEWriter, "openai": OpenAISSEWriter}
 
@@ -61,6 +57,7 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
         stream=parsed.stream,
         requested_model=parsed.model,
         profile=plan.profile,
+        created=int(daemon.clock.wall()),
     )
     with daemon.track(call):
         if not parsed.stream:
@@ -80,8 +77,7 @@ def _response(reply: Reply) -> web.Response:
 
 async def count_tokens(request: web.Request) -> web.Response:
     parsed = parse_body(await request.read())
-    counted = sum(len(parsed.fields[f]) for f in _COUNTED_FIELDS if f in parsed.fields)
-    estimate = max(1, math.ceil(counted / BYTES_PER_TOKEN))
+    estimate = estimate_prompt_tokens(parsed.fields)
     return web.Response(
         body=_encode({"input_tokens": estimate}),
         content_type="application/json",

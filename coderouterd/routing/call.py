@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import msgspec
 
@@ -20,4 +20,5 @@ class Call:
     stream: bool
     requested_model: str | None
     profile: str
-    extra: Mapping[str, str] = field(default_factory=dict)
+    # Unix time the request arrived, for response objects that carry one.
+    created: int = 0

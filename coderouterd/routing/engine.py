@@ -190,7 +190,8 @@ class Engine:
             raise
         resp.release()
         unary = codec.unary(raw, call)
-        progress.usage = unary.usage
+        progress.usage, progress.usage_estimated = unary.usage, unary.usage_estimated
+        progress.repairs = unary.repairs
         return Reply(resp.status, unary.body, unary.content_type, progress.headers(adapter.name))
 
     async def _stream_attempt(
@@ -218,7 +219,9 @@ class Engine:
             head.resp.abort()
             raise
         finally:
-            progress.usage = head.transcoder.usage
+            tc = head.transcoder
+            progress.usage, progress.usage_estimated = tc.usage, tc.usage_estimated
+            progress.repairs = tc.repairs
         if outcome is None:
             head.resp.release()
         else:

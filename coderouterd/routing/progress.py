@@ -63,6 +63,8 @@ class Progress:
         self.status = 500
         self.error: str | None = None
         self.usage: Usage | None = None
+        self.usage_estimated = False
+        self.repairs = 0
         self.ttfb_ms: float | None = None
         self.client_disconnected = False
 
@@ -159,6 +161,8 @@ class Progress:
                 ttfb_ms=self.ttfb_ms,
                 total_ms=self._ms(self._start),
                 usage=self.usage,
+                usage_estimated=self.usage_estimated,
+                repairs=self.repairs,
                 error=self.error,
                 client_disconnected=self.client_disconnected,
             )

@@ -39,6 +39,10 @@ class RequestSummary(msgspec.Struct, frozen=True, kw_only=True):
     ttfb_ms: float | None
     total_ms: float
     usage: Usage | None
+    # True when the provider reported no usage and it was estimated from sizes.
+    usage_estimated: bool = False
+    # Tool calls lifted out of the model's text into tool_use blocks.
+    repairs: int = 0
     error: str | None = None
     client_disconnected: bool = False
 

@@ -52,6 +52,16 @@ class Transcoder(Protocol):
     # Name of the upstream's terminal frame, for the error when it never came.
     final_event: str
 
+    @property
+    def repairs(self) -> int:
+        """Tool calls lifted out of the model's text so far."""
+        ...
+
+    @property
+    def usage_estimated(self) -> bool:
+        """Whether the usage had to be estimated (the upstream reported none)."""
+        ...
+
     def feed(self, chunk: bytes) -> list[Out]: ...
 
     def end(self) -> list[Out]:
@@ -76,6 +86,8 @@ class Unary(NamedTuple):
     body: bytes
     content_type: str
     usage: Usage | None
+    repairs: int = 0
+    usage_estimated: bool = False
 
 
 class Codec(Protocol):

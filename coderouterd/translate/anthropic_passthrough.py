@@ -15,7 +15,7 @@ from coderouterd.routing.call import Call
 from coderouterd.routing.upstream import Out, Transcoder, Unary
 from coderouterd.translate.types import Degradation
 from coderouterd.wire.errors import error_type_of
-from coderouterd.wire.sse import SSEDecoder
+from coderouterd.wire.sse import SSEDecoder, SSEEvent
 from coderouterd.wire.usage import Usage, usage_of_body
 
 _encode = msgspec.json.Encoder().encode
@@ -56,6 +56,8 @@ def merge_usage(into: Usage, update: Usage) -> None:
 
 class AnthropicPassthrough:
     final_event = "message_stop"
+    repairs = 0
+    usage_estimated = False
     __slots__ = ("_decoder", "_provider", "finished", "upstream_error", "usage")
 
     def __init__(self, provider: str) -> None:
@@ -66,8 +68,12 @@ class AnthropicPassthrough:
         self.usage: Usage | None = None
 
     def feed(self, chunk: bytes) -> list[Out]:
-        out: list[Out] = []
-        for ev in self._decoder.feed(chunk):
+        return [Out(ev.raw, ev.event not in NOT_CONTENT) for ev in self.events(chunk)]
+
+    def events(self, chunk: bytes) -> list[SSEEvent]:
+        """The chunk's complete events, each checked to carry JSON and observed."""
+        events = self._decoder.feed(chunk)
+        for ev in events:
             try:
                 _typed.decode(ev.data)
             except msgspec.DecodeError as exc:
@@ -75,8 +81,7 @@ class AnthropicPassthrough:
                     self._provider, f"malformed data in {ev.event!r} event"
                 ) from exc
             self._observe(ev.event, ev.data)
-            out.append(Out(ev.raw, ev.event not in NOT_CONTENT))
-        return out
+        return events
 
     def end(self) -> list[Out]:
         if self._decoder.pending.strip():

@@ -80,6 +80,8 @@ def _has_content(choice: _Choice) -> bool:
 
 class OpenAIPassthrough:
     final_event = "data: [DONE]"
+    repairs = 0
+    usage_estimated = False
     __slots__ = (
         "_decoder",
         "_ended",

@@ -171,6 +171,9 @@ class FakeUpstream:
 
     def __init__(self, *, default: Reply | None = None) -> None:
         self.default = default
+        # Chooses a reply from the request itself, for clients (like Claude Code)
+        # whose requests cannot be scripted in order. Used when the queue is empty.
+        self.responder: Callable[[Recorded], Reply] | None = None
         self.requests: list[Recorded] = []
         self._queue: deque[Reply] = deque()
         self._disconnects = 0
@@ -271,7 +274,7 @@ class FakeUpstream:
             return _json_response(200, _FIXED_GETS[request.path])
         if request.method != "POST" or not request.path.endswith(_SCRIPTED_SUFFIXES):
             return _json_response(404, _error_body(f"fake upstream has no route {request.path}"))
-        reply = self._next_reply()
+        reply = self._next_reply(self.requests[-1])
         if reply is None:
             message = f"fake upstream: no scripted reply for POST {request.path} (queue empty)"
             return _json_response(500, _error_body(message))
@@ -284,9 +287,11 @@ class FakeUpstream:
                 self._note_disconnect()
             raise
 
-    def _next_reply(self) -> Reply | None:
+    def _next_reply(self, recorded: Recorded) -> Reply | None:
         if self._queue:
             return self._queue.popleft()
+        if self.responder is not None:
+            return self.responder(recorded)
         return self.default
 
     async def _play(

@@ -1,0 +1,193 @@
+"""Streaming `<think>…</think>` handling for model text (pure).
+
+Local reasoning models (Qwen3, DeepSeek-R1 distills, QwQ) write their
+reasoning into the content between `<think>` and `</think>`. `ThinkFilter`
+splits a stream of content into ("text", …) and ("thinking", …) segments as
+the chunks arrive:
+
+* a tag split across chunks (`<thi` + `nk>`) is still recognised: at most
+  `len("</think>") - 1` characters that could begin a tag are held back, and
+  released the moment they cannot;
+* in "strip" and "thinking" modes a stray `</think>` outside a think block is
+  dropped, a `<think>` inside one is kept as thinking text, and whitespace
+  right after either tag (and at the very start of a run) is dropped, so the
+  empty `<think>\\n\\n</think>` a non-thinking turn prints leaves nothing;
+* in "off" mode everything is text, tags included.
+
+Chat templates that put `<think>` into the prompt make the model emit only
+the closing tag. With `assume_open_at_start=True` the start of the run is
+*undecided*: it is held until the first tag decides it. A `</think>` with no
+`<think>` before it makes everything held thinking; a `<think>` makes it
+text; the end of the run makes it text (the model did not think). Holding is
+unavoidable here (nothing is known until the closing tag), so it is bounded:
+past `undecided_limit` characters the held text is released as text and a
+later `</think>` is treated as stray. The caller turns this on only for
+models whose template opens the block.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Literal
+
+from coderouterd.translate.types import ThinkMode
+
+SegmentKind = Literal["text", "thinking"]
+ThinkSegment = tuple[SegmentKind, str]
+
+OPEN_TAG = "<think>"
+CLOSE_TAG = "</think>"
+DEFAULT_UNDECIDED_LIMIT = 64 * 1024
+
+
+class _State(Enum):
+    OUTSIDE = "outside"
+    INSIDE = "inside"
+    UNDECIDED = "undecided"
+
+
+class ThinkFilter:
+    """Feed content text as it arrives; get ordered text/thinking segments back."""
+
+    __slots__ = (
+        "_held",
+        "_held_len",
+        "_limit",
+        "_mode",
+        "_out",
+        "_pending",
+        "_start_state",
+        "_state",
+        "_trim_lead",
+    )
+
+    def __init__(
+        self,
+        mode: ThinkMode,
+        *,
+        assume_open_at_start: bool = False,
+        undecided_limit: int = DEFAULT_UNDECIDED_LIMIT,
+    ) -> None:
+        self._mode: ThinkMode = mode
+        self._limit = undecided_limit
+        self._start_state = (
+            _State.UNDECIDED if assume_open_at_start and mode != "off" else _State.OUTSIDE
+        )
+        self._state = self._start_state
+        self._pending = ""
+        self._held: list[str] = []
+        self._held_len = 0
+        self._trim_lead = mode != "off"
+        self._out: list[ThinkSegment] = []
+
+    def feed(self, text: str) -> list[ThinkSegment]:
+        if self._mode == "off":
+            return [("text", text)] if text else []
+        s = self._pending + text if self._pending else text
+        self._pending = ""
+        self._scan(s, final=False)
+        return self._take()
+
+    def flush(self) -> list[ThinkSegment]:
+        """End the run: release everything held and close an open think block.
+
+        The filter can be fed again afterwards; the next run starts as a new
+        response would (undecided when `assume_open_at_start` was given).
+        """
+        if self._mode == "off":
+            return []
+        s, self._pending = self._pending, ""
+        self._scan(s, final=True)
+        if self._state is _State.UNDECIDED:
+            self._resolve(_State.OUTSIDE)
+        self._state = self._start_state
+        self._trim_lead = True
+        return self._take()
+
+    def _take(self) -> list[ThinkSegment]:
+        """The segments of this call, neighbours of the same kind joined once."""
+        out: list[ThinkSegment] = []
+        parts: list[str] = []
+        for kind, t in self._out:
+            if out and out[-1][0] != kind:
+                out[-1] = (out[-1][0], "".join(parts))
+                parts = []
+            if not parts:
+                out.append((kind, ""))
+            parts.append(t)
+        if out:
+            out[-1] = (out[-1][0], "".join(parts))
+        self._out = []
+        return out
+
+    def _scan(self, s: str, *, final: bool) -> None:
+        start = pos = 0
+        while (i := s.find("<", pos)) != -1:
+            if s.startswith(OPEN_TAG, i):
+                tag = OPEN_TAG
+            elif s.startswith(CLOSE_TAG, i):
+                tag = CLOSE_TAG
+            else:
+                rest = s[i:]
+                if not final and len(rest) < len(CLOSE_TAG) and _could_be_tag(rest):
+                    self._emit(s[start:i])
+                    self._pending = rest
+                    return
+                pos = i + 1
+                continue
+            self._emit(s[start:i])
+            self._on_tag(tag)
+            start = pos = i + len(tag)
+        self._emit(s[start:])
+
+    def _on_tag(self, tag: str) -> None:
+        state = self._state
+        if tag == OPEN_TAG:
+            if state is _State.INSIDE:
+                self._emit(tag)
+                return
+            if state is _State.UNDECIDED:
+                self._resolve(_State.OUTSIDE)
+            self._state = _State.INSIDE
+        elif state is _State.INSIDE:
+            self._state = _State.OUTSIDE
+        elif state is _State.UNDECIDED:
+            self._resolve(_State.INSIDE)
+            self._state = _State.OUTSIDE
+        else:
+            return  # a stray closing tag: dropped
+        self._trim_lead = True
+
+    def _resolve(self, as_state: _State) -> None:
+        """Release the undecided start of the run as thinking or as text."""
+        held = "".join(self._held)
+        self._held = []
+        self._held_len = 0
+        self._state = as_state
+        self._emit(held)
+
+    def _emit(self, t: str) -> None:
+        if not t:
+            return
+        if self._state is _State.UNDECIDED:
+            self._held.append(t)
+            self._held_len += len(t)
+            if self._held_len > self._limit:
+                self._resolve(_State.OUTSIDE)
+            return
+        if self._trim_lead:
+            t = t.lstrip()
+            if not t:
+                return
+            self._trim_lead = False
+        if self._state is _State.INSIDE:
+            if self._mode == "strip":
+                return
+            kind: SegmentKind = "thinking"
+        else:
+            kind = "text"
+        self._out.append((kind, t))
+
+
+def _could_be_tag(rest: str) -> bool:
+    return OPEN_TAG.startswith(rest) or CLOSE_TAG.startswith(rest)

@@ -1,0 +1,297 @@
+"""An OpenAI chat.completion as an Anthropic message (pure).
+
+Also the pieces the stream translator shares with it: the finish_reason
+mapping, usage, tool-use ids and the output pipeline (think filter, then
+tool-call repair or markup stripping).
+
+Decisions:
+
+* Thinking taken from `reasoning_content` / `reasoning` or from `<think>`
+  text is a block `{"type": "thinking", "thinking": …, "signature": ""}`.
+  The empty signature marks it as unsigned: the engine must never send such
+  a block to an Anthropic upstream (it would be rejected as altered).
+* Tool-call arguments are parsed as JSON; an empty string is `{}`; anything
+  that is not a JSON object is kept as `{"_raw": "<the string>"}` so the call
+  still reaches the client and the tool reports the bad input to the model.
+* A text block never starts with whitespace and a whitespace-only text block
+  is dropped (Anthropic rejects those when the client sends them back).
+* Upstream tool-call ids are kept (characters outside `[A-Za-z0-9_-]`
+  replaced); missing, duplicated and repaired ones get `toolu_<message
+  id>_<n>`.
+* Usage is always complete. Without upstream usage, input is the caller's
+  estimate and output is a quarter of the characters the model produced
+  (content, reasoning, tool names and arguments), and it is marked
+  estimated.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import msgspec
+
+from coderouterd.translate.estimate import estimate_text_tokens
+from coderouterd.translate.filters import ThinkFilter
+from coderouterd.translate.repair import ToolCall, ToolCallRepair
+from coderouterd.translate.types import OutputFilters
+
+_FINISH_TO_STOP = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "refusal",
+}
+_NOT_ID = re.compile(r"[^A-Za-z0-9_-]")
+
+Piece = tuple[Literal["text", "thinking"], str] | ToolCall
+
+
+def stop_reason_of(finish_reason: object) -> str:
+    """OpenAI finish_reason as an Anthropic stop_reason; the set is open."""
+    if isinstance(finish_reason, str):
+        return _FINISH_TO_STOP.get(finish_reason, "end_turn")
+    return "end_turn"
+
+
+def anthropic_usage(
+    upstream: object, *, estimated_input_tokens: int, output_chars: int
+) -> tuple[dict[str, int], bool]:
+    """A complete Anthropic usage object and whether any of it is estimated."""
+    usage = upstream if isinstance(upstream, Mapping) else {}
+    prompt = _int(usage.get("prompt_tokens"))
+    completion = _int(usage.get("completion_tokens"))
+    details = usage.get("prompt_tokens_details")
+    cached = _int(details.get("cached_tokens")) if isinstance(details, Mapping) else None
+    cached = cached or 0
+    estimated = prompt is None or completion is None
+    input_tokens = estimated_input_tokens if prompt is None else max(prompt - cached, 0)
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": estimate_text_tokens(output_chars) if completion is None else completion,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": cached if prompt is not None else 0,
+    }, estimated
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class ToolIds:
+    """Tool-use ids unique within one message."""
+
+    __slots__ = ("_base", "_n", "_used")
+
+    def __init__(self, message_id: str) -> None:
+        self._base = _NOT_ID.sub("_", message_id.removeprefix("msg_"))
+        self._n = 0
+        self._used: set[str] = set()
+
+    def assign(self, upstream_id: object = None) -> str:
+        tool_id = _NOT_ID.sub("_", upstream_id) if isinstance(upstream_id, str) else ""
+        while not tool_id or tool_id in self._used:
+            self._n += 1
+            tool_id = f"toolu_{self._base}_{self._n}"
+        self._used.add(tool_id)
+        return tool_id
+
+
+class OutputPipeline:
+    """Model text through the think filter, then tool-call repair or stripping.
+
+    Thinking segments end the current text run of the repair, so text held
+    back by it comes out before the thinking.
+    """
+
+    __slots__ = ("_repair", "_think")
+
+    def __init__(
+        self, filters: OutputFilters, tool_names: frozenset[str], *, assume_think_open: bool
+    ) -> None:
+        self._think = (
+            ThinkFilter(filters.think, assume_open_at_start=assume_think_open)
+            if filters.think != "off"
+            else None
+        )
+        names = tool_names if filters.repair_tool_calls else frozenset()
+        strip = filters.strip_tool_markup
+        self._repair = ToolCallRepair(names, strip_markup=strip) if names or strip else None
+
+    @property
+    def repairs(self) -> int:
+        return self._repair.repairs if self._repair is not None else 0
+
+    @property
+    def holding(self) -> bool:
+        """Whether a flush could release anything (cheap check for callers)."""
+        return self._think is not None or self._repair is not None
+
+    def feed(self, text: str) -> list[Piece]:
+        if self._think is None:
+            return self._route([("text", text)])
+        return self._route(self._think.feed(text))
+
+    def flush(self) -> list[Piece]:
+        out = self._route(self._think.flush()) if self._think is not None else []
+        if self._repair is not None:
+            out += self._repaired(self._repair.flush())
+        return out
+
+    def _route(self, segments: list[tuple[Literal["text", "thinking"], str]]) -> list[Piece]:
+        out: list[Piece] = []
+        for kind, text in segments:
+            if self._repair is None:
+                out.append((kind, text))
+            elif kind == "thinking":
+                out += self._repaired(self._repair.flush())
+                out.append((kind, text))
+            else:
+                out += self._repaired(self._repair.feed(text))
+        return out
+
+    @staticmethod
+    def _repaired(segments: list[str | ToolCall]) -> list[Piece]:
+        return [("text", seg) if isinstance(seg, str) else seg for seg in segments]
+
+
+def parse_arguments(raw: object) -> dict[str, Any]:
+    """Tool-call arguments as an object; see the module doc for the fallbacks."""
+    if isinstance(raw, Mapping):
+        return dict(raw)
+    if not isinstance(raw, str) or not raw.strip():
+        return {}
+    try:
+        value = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return {"_raw": raw}
+    return value if isinstance(value, dict) else {"_raw": raw}
+
+
+def first_choice(choices: object) -> Mapping[str, Any]:
+    """The choice with index 0 (or the first one); other choices are ignored."""
+    if not isinstance(choices, list):
+        return {}
+    maps = [c for c in choices if isinstance(c, Mapping)]
+    for choice in maps:
+        if choice.get("index", 0) == 0:
+            return choice
+    return maps[0] if maps else {}
+
+
+def text_of(content: object) -> str:
+    """Message content as text: a string, or a list of text parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            p["text"] for p in content if isinstance(p, Mapping) and isinstance(p.get("text"), str)
+        )
+    return ""
+
+
+def reasoning_of(source: Mapping[str, Any]) -> str:
+    for key in ("reasoning_content", "reasoning"):
+        value = source.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+class _Blocks:
+    """Content blocks built with the same rules the stream translator follows."""
+
+    def __init__(self, ids: ToolIds) -> None:
+        self.blocks: list[dict[str, Any]] = []
+        self._ids = ids
+
+    def text(self, text: str) -> None:
+        last = self.blocks[-1] if self.blocks else None
+        if last is not None and last["type"] == "text":
+            last["text"] += text
+        elif text.strip():
+            self.blocks.append({"type": "text", "text": text.lstrip()})
+
+    def thinking(self, text: str) -> None:
+        last = self.blocks[-1] if self.blocks else None
+        if last is not None and last["type"] == "thinking":
+            last["thinking"] += text
+        elif text:
+            self.blocks.append({"type": "thinking", "thinking": text, "signature": ""})
+
+    def tool_use(self, upstream_id: object, name: str, arguments: dict[str, Any]) -> None:
+        tool_id = self._ids.assign(upstream_id)
+        self.blocks.append({"type": "tool_use", "id": tool_id, "name": name, "input": arguments})
+
+    def pieces(self, pieces: list[Piece]) -> None:
+        for piece in pieces:
+            if isinstance(piece, ToolCall):
+                self.tool_use(None, piece.name, piece.arguments)
+            elif piece[0] == "thinking":
+                self.thinking(piece[1])
+            else:
+                self.text(piece[1])
+
+
+def openai_to_anthropic_response(
+    resp: Mapping[str, Any],
+    *,
+    message_id: str,
+    model: str,
+    filters: OutputFilters,
+    tool_names: frozenset[str],
+    estimated_input_tokens: int,
+    assume_think_open: bool = False,
+) -> tuple[dict[str, Any], int, bool]:
+    """(Anthropic message, tool calls repaired, usage estimated)."""
+    choice = first_choice(resp.get("choices"))
+    message = choice.get("message")
+    if not isinstance(message, Mapping):
+        message = {}
+    blocks = _Blocks(ToolIds(message_id))
+    reasoning = reasoning_of(message)
+    blocks.thinking(reasoning)
+    content = text_of(message.get("content"))
+    pipeline = OutputPipeline(filters, tool_names, assume_think_open=assume_think_open)
+    blocks.pieces(pipeline.feed(content) + pipeline.flush())
+    chars = len(reasoning) + len(content) + _add_tool_calls(blocks, message)
+    usage, estimated = anthropic_usage(
+        resp.get("usage"), estimated_input_tokens=estimated_input_tokens, output_chars=chars
+    )
+    has_tool = any(b["type"] == "tool_use" for b in blocks.blocks)
+    return (
+        {
+            "id": message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": blocks.blocks,
+            "stop_reason": "tool_use" if has_tool else stop_reason_of(choice.get("finish_reason")),
+            "stop_sequence": None,
+            "usage": usage,
+        },
+        pipeline.repairs,
+        estimated,
+    )
+
+
+def _add_tool_calls(blocks: _Blocks, message: Mapping[str, Any]) -> int:
+    """Adds message.tool_calls (or a legacy function_call); returns their characters."""
+    calls = message.get("tool_calls")
+    if not isinstance(calls, list):
+        legacy = message.get("function_call")
+        calls = [{"function": legacy}] if isinstance(legacy, Mapping) else []
+    chars = 0
+    for call in calls:
+        function = call.get("function") if isinstance(call, Mapping) else None
+        if not isinstance(function, Mapping):
+            continue
+        name = function.get("name")
+        if not isinstance(name, str) or not name:
+            continue
+        raw = function.get("arguments")
+        chars += len(name) + (len(raw) if isinstance(raw, str) else 0)
+        blocks.tool_use(call.get("id"), name, parse_arguments(raw))
+    return chars

@@ -1,0 +1,266 @@
+"""Codecs between the two dialects: Anthropic clients on OpenAI-compatible
+providers, and OpenAI clients on Anthropic providers.
+
+Each request body is decoded whole (translation needs every field), and each
+stream is decoded frame by frame, translated, and encoded again in the
+client's dialect. Unsigned thinking produced from an OpenAI backend's
+reasoning never travels back to an Anthropic upstream: request_a2o drops
+thinking blocks from the history it sends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from coderouterd.config.model import ProviderConfig
+from coderouterd.errors import UpstreamProtocolError
+from coderouterd.routing.call import Call
+from coderouterd.routing.upstream import Out, Transcoder, Unary
+from coderouterd.translate.anthropic_passthrough import NOT_CONTENT, AnthropicPassthrough
+from coderouterd.translate.capabilities import ModelCapabilities
+from coderouterd.translate.estimate import estimate_prompt_tokens
+from coderouterd.translate.openai_passthrough import DONE, DONE_FRAME, client_wants_usage
+from coderouterd.translate.request_a2o import anthropic_to_openai_request
+from coderouterd.translate.request_o2a import openai_to_anthropic_request
+from coderouterd.translate.response_a2o import AnthropicToOpenAIStream, anthropic_to_openai_response
+from coderouterd.translate.response_o2a import openai_to_anthropic_response
+from coderouterd.translate.stream_o2a import OpenAIToAnthropicStream
+from coderouterd.translate.types import Degradation, OutputFilters
+from coderouterd.wire.errors import anthropic_error, openai_error, reenvelope
+from coderouterd.wire.sse import SSEDecoder, encode_data, encode_event
+from coderouterd.wire.usage import Usage
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.decode
+
+
+def decoded_fields(call: Call) -> dict[str, Any]:
+    return {k: _decode(v) for k, v in call.fields.items()}
+
+
+def offered_tool_names(call: Call) -> frozenset[str]:
+    """Names of the tools the request offers (Anthropic `name` or OpenAI `function.name`)."""
+    raw = call.fields.get("tools")
+    tools = _decode(raw) if raw is not None else None
+    if not isinstance(tools, list):
+        return frozenset()
+    names = (t.get("name") if isinstance(t, dict) else None for t in tools)
+    functions = (
+        t.get("function", {}).get("name") if isinstance(t, dict) and "function" in t else None
+        for t in tools
+    )
+    return frozenset(n for n in (*names, *functions) if isinstance(n, str))
+
+
+def _usage(counts: dict[str, Any] | None) -> Usage | None:
+    if not counts:
+        return None
+    return msgspec.convert({k: v for k, v in counts.items() if k in Usage.__struct_fields__}, Usage)
+
+
+class OpenAIToAnthropicTranscoder:
+    """An OpenAI-compatible stream, as Anthropic events for an Anthropic client."""
+
+    final_event = "data: [DONE]"
+
+    def __init__(self, provider: str, stream: OpenAIToAnthropicStream) -> None:
+        self._provider = provider
+        self._stream = stream
+        self._decoder = SSEDecoder()
+        self._saw_finish_reason = False
+        self.finished = False
+        self.upstream_error: str | None = None
+
+    @property
+    def usage(self) -> Usage | None:
+        return _usage(self._stream.usage)
+
+    @property
+    def repairs(self) -> int:
+        return self._stream.repairs
+
+    @property
+    def usage_estimated(self) -> bool:
+        return self._stream.usage_estimated
+
+    def feed(self, chunk: bytes) -> list[Out]:
+        out: list[Out] = []
+        for ev in self._decoder.feed(chunk):
+            if ev.data.strip() == DONE:
+                out += self._finish()
+                continue
+            try:
+                data = _decode(ev.data)
+            except msgspec.DecodeError as exc:
+                raise UpstreamProtocolError(self._provider, "malformed data in a chunk") from exc
+            if not isinstance(data, dict):
+                raise UpstreamProtocolError(self._provider, "a chunk that is not a JSON object")
+            if "error" in data:
+                out.append(self._error(data["error"]))
+                continue
+            choices = data.get("choices") or []
+            if any(isinstance(c, dict) and c.get("finish_reason") for c in choices):
+                self._saw_finish_reason = True
+            out += [_anthropic_out(name, d) for name, d in self._stream.feed(data)]
+        return out
+
+    def end(self) -> list[Out]:
+        if self._decoder.pending.strip():
+            raise UpstreamProtocolError(self._provider, "stream cut in the middle of a chunk")
+        # Servers that stop after the finish_reason chunk without [DONE] still finished.
+        return self._finish() if self._saw_finish_reason and not self.finished else []
+
+    def _finish(self) -> list[Out]:
+        self.finished = True
+        return [_anthropic_out(name, d) for name, d in self._stream.finish()]
+
+    def _error(self, error: object) -> Out:
+        detail = error if isinstance(error, dict) else {"message": str(error)}
+        kind = detail.get("type") if isinstance(detail.get("type"), str) else "api_error"
+        self.upstream_error = kind
+        message = str(detail.get("message") or "the upstream reported an error")
+        return Out(encode_event("error", _encode(anthropic_error(500, message))), False)
+
+
+def _anthropic_out(name: str, data: dict[str, Any]) -> Out:
+    return Out(encode_event(name, _encode(data)), name not in NOT_CONTENT)
+
+
+class AnthropicToOpenAITranscoder:
+    """An Anthropic stream, as Chat Completions chunks for an OpenAI client."""
+
+    final_event = "message_stop"
+    repairs = 0
+    usage_estimated = False
+
+    def __init__(
+        self, provider: str, stream: AnthropicToOpenAIStream, *, include_usage: bool
+    ) -> None:
+        self._source = AnthropicPassthrough(provider)
+        self._stream = stream
+        self._include_usage = include_usage
+        self.upstream_error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self._source.finished
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._source.usage
+
+    def feed(self, chunk: bytes) -> list[Out]:
+        out: list[Out] = []
+        for ev in self._source.events(chunk):
+            if ev.event == "error":
+                self.upstream_error = self._source.upstream_error
+                message = "the upstream reported an error"
+                body = openai_error(500, message, error_type=self.upstream_error)
+                out.append(Out(encode_data(_encode(body)), False))
+                continue
+            chunks = self._stream.feed(ev.event, _decode(ev.data))
+            if ev.event == "message_stop":
+                chunks += self._stream.finish(self._include_usage)
+            content = ev.event not in NOT_CONTENT
+            out += [Out(encode_data(_encode(c)), content) for c in chunks]
+            if ev.event == "message_stop":
+                out.append(Out(DONE_FRAME, True))
+        return out
+
+    def end(self) -> list[Out]:
+        return self._source.end()
+
+
+class AnthropicToOpenAICodec:
+    """Anthropic client, OpenAI-compatible provider."""
+
+    def __init__(
+        self, provider: ProviderConfig, caps: ModelCapabilities, filters: OutputFilters
+    ) -> None:
+        self._provider = provider
+        self._caps = caps
+        self._filters = filters
+
+    def request(self, call: Call) -> tuple[bytes, list[Degradation]]:
+        body, degraded = anthropic_to_openai_request(
+            decoded_fields(call),
+            model=self._provider.model,
+            caps=self._caps,
+            max_output_tokens=self._provider.max_output_tokens,
+            stream=call.stream,
+        )
+        return _encode(body), degraded
+
+    def _settings(self, call: Call) -> dict[str, Any]:
+        return {
+            "message_id": f"msg_{call.request_id}",
+            "model": call.requested_model or self._provider.model,
+            "filters": self._filters,
+            "tool_names": offered_tool_names(call),
+            "estimated_input_tokens": estimate_prompt_tokens(call.fields),
+        }
+
+    def transcoder(self, call: Call) -> Transcoder:
+        return OpenAIToAnthropicTranscoder(
+            self._provider.name, OpenAIToAnthropicStream(**self._settings(call))
+        )
+
+    def unary(self, body: bytes, call: Call) -> Unary:
+        try:
+            decoded = _decode(body)
+        except msgspec.DecodeError as exc:
+            raise UpstreamProtocolError(self._provider.name, "response is not JSON") from exc
+        message, repairs, estimated = openai_to_anthropic_response(decoded, **self._settings(call))
+        return Unary(
+            _encode(message),
+            "application/json",
+            _usage(message.get("usage")),
+            repairs=repairs,
+            usage_estimated=estimated,
+        )
+
+    def error_body(self, status: int, body: bytes) -> bytes:
+        return reenvelope("anthropic", status, body)
+
+
+class OpenAIToAnthropicCodec:
+    """OpenAI client, Anthropic provider."""
+
+    def __init__(self, provider: ProviderConfig) -> None:
+        self._provider = provider
+
+    def request(self, call: Call) -> tuple[bytes, list[Degradation]]:
+        body, degraded = openai_to_anthropic_request(
+            decoded_fields(call),
+            model=self._provider.model,
+            max_output_tokens=self._provider.max_output_tokens,
+        )
+        body["stream"] = call.stream
+        return _encode(body), degraded
+
+    def transcoder(self, call: Call) -> Transcoder:
+        stream = AnthropicToOpenAIStream(
+            completion_id=f"chatcmpl-{call.request_id}",
+            model=call.requested_model or self._provider.model,
+            created=call.created,
+        )
+        return AnthropicToOpenAITranscoder(
+            self._provider.name, stream, include_usage=client_wants_usage(call)
+        )
+
+    def unary(self, body: bytes, call: Call) -> Unary:
+        try:
+            decoded = _decode(body)
+        except msgspec.DecodeError as exc:
+            raise UpstreamProtocolError(self._provider.name, "response is not JSON") from exc
+        usage = _usage(decoded.get("usage")) if isinstance(decoded, dict) else None
+        return Unary(
+            _encode(anthropic_to_openai_response(decoded, created=call.created)),
+            "application/json",
+            usage,
+        )
+
+    def error_body(self, status: int, body: bytes) -> bytes:
+        return reenvelope("openai", status, body)

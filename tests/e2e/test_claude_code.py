@@ -1,0 +1,126 @@
+"""The real Claude Code CLI, pointed at the daemon, served by a scripted OpenAI-compatible backend.
+
+Claude Code asks for a file to be written; the backend answers with a Write
+tool call (properly, as text that repair must lift, or after <think>
+reasoning), Claude Code runs the tool, and the file must exist afterwards.
+Side requests Claude Code makes on its own (titles, quota checks) get a
+short plain answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import StartDaemon, chain_yaml, provider_yaml
+from tests.e2e.claude_code import claude_env, install_claude_code
+from tests.fakes.transcripts import openai_text_stream
+from tests.fakes.upstream import FakeUpstream, Recorded, Reply
+
+CONTENT = "hello from coderouterd"
+THOUGHT = "SECRET-REASONING-the user wants a file"
+FINAL = "The file is written."
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture(scope="session")
+def claude_cli() -> list[str]:
+    return install_claude_code()
+
+
+def _chunk(delta: dict[str, Any], finish: str | None = None) -> tuple[str, dict[str, Any]]:
+    return ("", {
+        "id": "chatcmpl-e2e", "object": "chat.completion.chunk", "created": 1, "model": "m",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    })
+
+
+def text_reply(*pieces: str) -> Reply:
+    return Reply(events=openai_text_stream(list(pieces)), dialect="openai")
+
+
+def tool_call_reply(path: Path) -> Reply:
+    args = json.dumps({"file_path": str(path), "content": CONTENT})
+    return Reply(dialect="openai", events=[
+        _chunk({"role": "assistant", "content": ""}),
+        _chunk({"tool_calls": [{"index": 0, "id": "call_e2e_1", "type": "function",
+                                "function": {"name": "Write", "arguments": ""}}]}),
+        _chunk({"tool_calls": [{"index": 0, "function": {"arguments": args[:20]}}]}),
+        _chunk({"tool_calls": [{"index": 0, "function": {"arguments": args[20:]}}]}),
+        _chunk({}, "tool_calls"),
+    ])
+
+
+def text_tool_call_reply(path: Path) -> Reply:
+    call = json.dumps({"name": "Write", "arguments": {"file_path": str(path), "content": CONTENT}})
+    return text_reply("I will write it.\n<tool_", f"call>{call[:30]}", f"{call[30:]}</tool_call>")
+
+
+def thinking_tool_call_reply(path: Path) -> Reply:
+    call = json.dumps({"name": "Write", "arguments": {"file_path": str(path), "content": CONTENT}})
+    return text_reply("<think>", THOUGHT, "</think>", f"<tool_call>{call}</tool_call>")
+
+
+def responder(first: Reply, final: Reply) -> Callable[[Recorded], Reply]:
+    def choose(req: Recorded) -> Reply:
+        body = req.json or {}
+        messages = body.get("messages", [])
+        names = {t.get("function", {}).get("name") for t in body.get("tools", [])}
+        if any(m.get("role") == "tool" for m in messages):
+            return final
+        if "Write" in names:
+            return first
+        return text_reply("ok")
+    return choose
+
+
+async def run_claude(cli: list[str], url: str, workdir: Path, prompt: str) -> tuple[int, str, str]:
+    home = workdir / "home"
+    home.mkdir()
+    proc = await asyncio.create_subprocess_exec(
+        *cli, "-p", prompt, "--allowedTools", "Write", "--output-format", "text",
+        cwd=workdir, env=claude_env(home, url),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=180)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+@pytest.mark.parametrize("variant", ["tool_calls", "repaired_text", "think_then_text_call"])
+async def test_claude_code_writes_a_file_through_the_daemon(
+    claude_cli: list[str], start_daemon: StartDaemon, fake_upstream: FakeUpstream, tmp_path: Path,
+    variant: str,
+) -> None:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    target = workdir / "hello.txt"
+    first = {
+        "tool_calls": tool_call_reply,
+        "repaired_text": text_tool_call_reply,
+        "think_then_text_call": thinking_tool_call_reply,
+    }[variant](target)
+    final = text_reply("<think>", THOUGHT, "</think>", FINAL) if variant.startswith("think") else text_reply(FINAL)
+    fake_upstream.responder = responder(first, final)
+    backend = provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat")
+    d = await start_daemon(chain_yaml(backend))
+    code, out, err = await run_claude(
+        claude_cli, d.url, workdir, f"Write the text '{CONTENT}' to the file {target} using the Write tool."
+    )
+    assert code == 0, f"claude exited {code}\nstdout:\n{out}\nstderr:\n{err}"
+    assert target.read_text() == CONTENT
+    assert FINAL in out
+    assert THOUGHT not in out
+    assert "<tool_call>" not in out
+    tooled = [r for r in fake_upstream.requests if r.json and r.json.get("tools")]
+    assert tooled, "Claude Code never reached the backend with its tools"
