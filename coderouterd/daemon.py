@@ -104,6 +104,7 @@ class Daemon:
             last_change_wall=st.last_change_wall,
             last_attempt_wall=st.last_attempt_wall,
             consecutive_failures=st.consecutive_failures,
+            tool_call_repairs=st.repairs,
         )
 
     async def reload(self) -> ReloadReply:

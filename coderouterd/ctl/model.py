@@ -18,6 +18,7 @@ class ProviderStatus(msgspec.Struct, frozen=True, kw_only=True):
     last_change_wall: float | None = None
     last_attempt_wall: float | None = None
     consecutive_failures: int = 0
+    tool_call_repairs: int = 0
 
 
 class InFlight(msgspec.Struct, frozen=True, kw_only=True):

@@ -8,7 +8,17 @@ from coderouterd.ctl.model import InFlight, ProviderStatus, ReloadReply, StatusR
 
 _MISSING = "-"
 
-_PROVIDER_HEADER = ("NAME", "KIND", "MODEL", "STATE", "LAST OUTCOME", "STATUS", "FAILS", "PAID")
+_PROVIDER_HEADER = (
+    "NAME",
+    "KIND",
+    "MODEL",
+    "STATE",
+    "LAST OUTCOME",
+    "STATUS",
+    "FAILS",
+    "REPAIRS",
+    "PAID",
+)
 _IN_FLIGHT_HEADER = ("REQUEST", "DIALECT", "PROFILE", "PROVIDER", "STREAM", "AGE")
 
 
@@ -74,6 +84,7 @@ def _providers_table(providers: Sequence[ProviderStatus]) -> list[str]:
             _or_missing(p.last_outcome),
             _or_missing(p.last_status),
             str(p.consecutive_failures),
+            str(p.tool_call_repairs),
             "yes" if p.paid else "no",
         )
         for p in providers

@@ -20,6 +20,8 @@ class ProviderState:
     last_change_wall: float | None = None
     last_attempt_wall: float | None = None
     consecutive_failures: int = 0
+    # Tool calls lifted out of this provider's text since start-up.
+    repairs: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,10 @@ class ProviderBoard:
 
     def get(self, name: str) -> ProviderState:
         return self._states.get(name) or ProviderState()
+
+    def count_repairs(self, provider: str, repairs: int) -> None:
+        if repairs:
+            self._states.setdefault(provider, ProviderState()).repairs += repairs
 
     def record(self, record: AttemptRecord, now_wall: float) -> Transition | None:
         # A skipped provider was not asked; an interrupted one was cut off by us

@@ -30,6 +30,10 @@ class ProviderStateObserver(BaseObserver):
         level = self._log.warning if change.new == "failing" else self._log.info
         level(event, provider=change.provider, previous=change.old, reason=change.reason)
 
+    def request_finished(self, summary: RequestSummary) -> None:
+        if summary.provider is not None:
+            self._board.count_repairs(summary.provider, summary.repairs)
+
 
 
 class RequestLogObserver(BaseObserver):

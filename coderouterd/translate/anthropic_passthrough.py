@@ -8,6 +8,8 @@ usage, the terminal `message_stop` and in-stream errors are noted on the way.
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 from coderouterd.errors import UpstreamProtocolError
@@ -105,6 +107,38 @@ class AnthropicPassthrough:
             self.upstream_error = error_type_of(data) or "api_error"
 
 
+# Thinking that a local model produced (from <think> text or reasoning_content)
+# carries an empty signature; an Anthropic upstream rejects it with a 400.
+_UNSIGNED = re.compile(rb'"signature"\s*:\s*""')
+_UNSIGNED_DROPPED = Degradation(
+    "content.thinking",
+    "unsigned thinking from another provider is not sent to an Anthropic upstream",
+)
+
+
+def without_unsigned_thinking(messages: msgspec.Raw) -> msgspec.Raw | None:
+    """The history without unsigned thinking blocks, or None when it has none.
+
+    A byte scan first: the common request has none and stays bytes.
+    """
+    if not _UNSIGNED.search(memoryview(messages)):
+        return None
+    decoded = msgspec.json.decode(messages)
+    if not isinstance(decoded, list):
+        return None
+    for message in decoded:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            message["content"] = [b for b in content if not _is_unsigned_thinking(b)]
+    return msgspec.Raw(_encode(decoded))
+
+
+def _is_unsigned_thinking(block: object) -> bool:
+    return (
+        isinstance(block, dict) and block.get("type") == "thinking" and not block.get("signature")
+    )
+
+
 class AnthropicPassthroughCodec:
     def __init__(self, provider: str, model: str) -> None:
         self._provider = provider
@@ -113,7 +147,12 @@ class AnthropicPassthroughCodec:
     def request(self, call: Call) -> tuple[bytes, list[Degradation]]:
         fields = dict(call.fields)
         fields["model"] = self._model
-        return _encode(fields), []
+        degraded: list[Degradation] = []
+        messages = fields.get("messages")
+        if messages is not None and (cleaned := without_unsigned_thinking(messages)) is not None:
+            fields["messages"] = cleaned
+            degraded.append(_UNSIGNED_DROPPED)
+        return _encode(fields), degraded
 
     def transcoder(self, call: Call) -> Transcoder:
         return AnthropicPassthrough(self._provider)

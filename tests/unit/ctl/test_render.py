@@ -97,9 +97,9 @@ def test_render_status_providers_table_is_aligned_with_dashes_for_unknowns() -> 
     text = render_status(_status(in_flight=()))
     start = text.splitlines().index("providers (2)")
     assert text.splitlines()[start + 1 : start + 4] == [
-        "  NAME   KIND           MODEL              STATE    LAST OUTCOME  STATUS  FAILS  PAID",
-        "  local  openai_compat  qwen2.5-coder:32b  ok       completed     200     0      no",
-        "  cloud  anthropic      claude-sonnet-4    unknown  -             -       0      yes",
+        "  NAME   KIND           MODEL              STATE    LAST OUTCOME  STATUS  FAILS  REPAIRS  PAID",
+        "  local  openai_compat  qwen2.5-coder:32b  ok       completed     200     0      0        no",
+        "  cloud  anthropic      claude-sonnet-4    unknown  -             -       0      0        yes",
     ]
 
 

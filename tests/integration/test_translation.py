@@ -1,0 +1,233 @@
+"""Both SDKs across dialects: Anthropic clients on OpenAI-compatible providers and back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anthropic
+import msgspec
+import openai
+import pytest
+from structlog.testing import capture_logs
+
+from coderouterd.errors import ConfigError
+from tests.conftest import StartDaemon, chain_yaml, provider_yaml
+from tests.fakes.transcripts import (
+    anthropic_message,
+    anthropic_text_stream,
+    openai_completion,
+    openai_error,
+    openai_text_stream,
+)
+from tests.fakes.upstream import FakeUpstream, Reply
+
+MESSAGES = [{"role": "user", "content": "write it"}]
+WRITE_TOOL = {
+    "name": "Write",
+    "description": "write a file",
+    "input_schema": {"type": "object", "properties": {"file_path": {"type": "string"}}},
+}
+
+
+def oai(url: str, extra: str = "") -> str:
+    return provider_yaml("local", url + "/v1", kind="openai_compat", extra=extra)
+
+
+def chunk(delta: dict, finish: str | None = None) -> tuple[str, dict]:
+    return ("", {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+
+
+def a_sdk(url: str) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0, timeout=10)
+
+
+async def stream_message(url: str, **kw) -> anthropic.types.Message:
+    async with a_sdk(url) as client:
+        async with client.messages.stream(model="m", max_tokens=100, messages=MESSAGES, **kw) as s:
+            return await s.get_final_message()
+
+
+async def test_streamed_tool_calls_become_tool_use(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.script(Reply(dialect="openai", events=[
+        chunk({"role": "assistant", "content": "Sure."}),
+        chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                               "function": {"name": "Write", "arguments": '{"file_'}}]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'path": "/tmp/a"}'}}]}),
+        chunk({}, "tool_calls"),
+    ]))
+    d = await start_daemon(chain_yaml(oai(fake_upstream.url)))
+    message = await stream_message(d.url, tools=[WRITE_TOOL])
+    assert [b.type for b in message.content] == ["text", "tool_use"]
+    assert message.content[1].name == "Write" and message.content[1].input == {"file_path": "/tmp/a"}
+    assert message.stop_reason == "tool_use"
+    sent = fake_upstream.requests[0].json
+    assert sent["tools"][0]["function"]["parameters"] == WRITE_TOOL["input_schema"]
+    assert sent["stream_options"] == {"include_usage": True}
+
+
+async def test_tool_call_printed_as_text_is_repaired_and_counted(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    call = json.dumps({"name": "Write", "arguments": {"file_path": "/tmp/b"}})
+    fake_upstream.script(Reply(dialect="openai", events=openai_text_stream(["<tool_call>", call, "</tool_call>"])))
+    d = await start_daemon(chain_yaml(oai(fake_upstream.url)))
+    with capture_logs() as logs:
+        message = await stream_message(d.url, tools=[WRITE_TOOL])
+    assert [b.type for b in message.content] == ["tool_use"]
+    assert message.content[0].input == {"file_path": "/tmp/b"}
+    assert message.stop_reason == "tool_use"
+    done = next(e for e in logs if e["event"] == "request.completed")
+    assert done["repairs"] == 1
+    local = next(p for p in d.daemon.status().providers if p.name == "local")
+    assert local.tool_call_repairs == 1
+
+
+async def test_think_text_becomes_a_thinking_block(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.script(Reply(dialect="openai", events=openai_text_stream(["<think>hmm", "</think>", "Answer"])))
+    d = await start_daemon(chain_yaml(oai(fake_upstream.url)))
+    message = await stream_message(d.url)
+    assert [b.type for b in message.content] == ["thinking", "text"]
+    assert message.content[0].thinking == "hmm" and message.content[1].text == "Answer"
+
+
+async def test_think_strip_filter_from_config(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.script(Reply(dialect="openai", events=openai_text_stream(["<think>hmm</think>", "Answer"])))
+    d = await start_daemon(chain_yaml(oai(fake_upstream.url, "output_filters: {think: strip}")))
+    message = await stream_message(d.url)
+    assert [(b.type, b.text) for b in message.content] == [("text", "Answer")]
+
+
+async def test_non_streaming_translation_and_missing_usage_estimated(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    body = openai_completion("plain answer", finish_reason="length")
+    del body["usage"]
+    fake_upstream.script(Reply(json=body, dialect="openai"))
+    d = await start_daemon(chain_yaml(oai(fake_upstream.url)))
+    with capture_logs() as logs:
+        async with a_sdk(d.url) as client:
+            message = await client.messages.create(model="m", max_tokens=100, messages=MESSAGES)
+    assert message.content[0].text == "plain answer"
+    assert message.stop_reason == "max_tokens"
+    assert message.usage.input_tokens > 0 and message.usage.cache_read_input_tokens == 0
+    done = next(e for e in logs if e["event"] == "request.completed")
+    assert done["usage_estimated"] is True
+
+
+async def test_openai_error_reaches_an_anthropic_client_in_its_envelope(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.script(openai_error(400, "context too long", error_type="invalid_request_error"))
+    d = await start_daemon(chain_yaml(oai(fake_upstream.url)))
+    async with a_sdk(d.url) as client:
+        with pytest.raises(anthropic.BadRequestError) as info:
+            await client.messages.create(model="m", max_tokens=10, messages=MESSAGES)
+    assert info.value.body["type"] == "error"
+    assert info.value.body["error"]["message"] == "context too long"
+
+
+async def test_anthropic_only_fields_dropped_and_reported_once(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.script(Reply(json=openai_completion("ok"), dialect="openai"))
+    d = await start_daemon(chain_yaml(oai(fake_upstream.url)))
+    system = [{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}]
+    with capture_logs() as logs:
+        async with a_sdk(d.url) as client:
+            await client.messages.create(
+                model="m", max_tokens=10, system=system, messages=MESSAGES,
+                metadata={"user_id": "u1"}, extra_body={"context_management": {"edits": []}},
+            )
+    sent = fake_upstream.requests[0].json
+    assert "cache_control" not in json.dumps(sent) and "context_management" not in sent
+    assert sent["messages"][0] == {"role": "system", "content": "be brief"}
+    assert sent["user"] == "u1"
+    [degraded] = [e for e in logs if e["event"] == "capability.degraded"]
+    fields = [d.split(":")[0] for d in degraded["dropped"]]
+    assert sorted(fields) == ["cache_control", "context_management"]
+
+
+def o_sdk(url: str) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0, timeout=10)
+
+
+async def test_openai_client_on_anthropic_provider_streaming(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.script(Reply(events=anthropic_text_stream(["Hel", "lo"])))
+    d = await start_daemon(chain_yaml(provider_yaml("claude", fake_upstream.url)))
+    async with o_sdk(d.url) as client:
+        stream = await client.chat.completions.create(
+            model="claude", messages=[{"role": "system", "content": "sys"}, *MESSAGES], stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = [c async for c in stream]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].usage.prompt_tokens == 10 and chunks[-1].usage.completion_tokens == 5
+    sent = fake_upstream.requests[0].json
+    assert sent["system"] == "sys" and sent["max_tokens"] > 0 and sent["model"] == "claude-model"
+
+
+async def test_openai_client_on_anthropic_provider_tool_use(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    message = anthropic_message("")
+    message["content"] = [{"type": "tool_use", "id": "toolu_1", "name": "Write", "input": {"file_path": "/x"}}]
+    message["stop_reason"] = "tool_use"
+    fake_upstream.script(Reply(json=message))
+    d = await start_daemon(chain_yaml(provider_yaml("claude", fake_upstream.url)))
+    tools = [{"type": "function", "function": {"name": "Write", "parameters": WRITE_TOOL["input_schema"]}}]
+    async with o_sdk(d.url) as client:
+        completion = await client.chat.completions.create(model="claude", messages=MESSAGES, tools=tools)
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.tool_calls[0].function.name == "Write"
+    assert json.loads(choice.message.tool_calls[0].function.arguments) == {"file_path": "/x"}
+    assert fake_upstream.requests[0].json["tools"][0]["input_schema"] == WRITE_TOOL["input_schema"]
+
+
+HISTORY_WITH_THINKING = [
+    {"role": "user", "content": "q"},
+    {"role": "assistant", "content": [
+        {"type": "thinking", "thinking": "local model musing", "signature": ""},
+        {"type": "thinking", "thinking": "real", "signature": "sig-abc"},
+        {"type": "text", "text": "a"},
+    ]},
+    {"role": "user", "content": "next"},
+]
+
+
+async def test_unsigned_thinking_never_reaches_an_anthropic_upstream(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.default = Reply(json=anthropic_message("ok"))
+    d = await start_daemon(chain_yaml(provider_yaml("claude", fake_upstream.url)))
+    with capture_logs() as logs:
+        async with a_sdk(d.url) as client:
+            await client.messages.create(model="m", max_tokens=10, messages=HISTORY_WITH_THINKING)
+            await client.messages.create(model="m", max_tokens=10, messages=MESSAGES)
+    blocks = fake_upstream.requests[0].json["messages"][1]["content"]
+    assert [b.get("signature") for b in blocks if b["type"] == "thinking"] == ["sig-abc"]
+    # Requests with nothing unsigned stay bytes: the history is forwarded as sent.
+    decode = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
+    assert bytes(decode(fake_upstream.requests[1].body)["messages"]) == json.dumps(MESSAGES, separators=(",", ":")).encode()
+    assert [e["dropped"] for e in logs if e["event"] == "capability.degraded"] == [
+        ["content.thinking: unsigned thinking from another provider is not sent to an Anthropic upstream"]
+    ]
+
+
+async def test_user_capabilities_file_wins(start_daemon: StartDaemon, fake_upstream: FakeUpstream, tmp_path: Path) -> None:
+    rules = tmp_path / "caps.yaml"
+    rules.write_text('- kind: openai_compat\n  model: "local-*"\n  max_output_tokens: 64\n')
+    fake_upstream.script(Reply(json=openai_completion("ok"), dialect="openai"))
+    d = await start_daemon(chain_yaml(oai(fake_upstream.url), top=f"capabilities_file: {rules}\n"))
+    async with a_sdk(d.url) as client:
+        await client.messages.create(model="m", max_tokens=5000, messages=MESSAGES)
+    assert fake_upstream.requests[0].json["max_tokens"] == 64
+    rules.write_text("- kind: openai_compat\n  model: x\n  bogus: 1\n")
+    with pytest.raises(ConfigError) as info:
+        await start_daemon(chain_yaml(oai(fake_upstream.url), top=f"capabilities_file: {rules}\n"))
+    assert f"{rules}:3" in str(info.value) and "bogus" in str(info.value)
