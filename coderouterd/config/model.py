@@ -40,6 +40,21 @@ class TimeoutsConfig(_Strict, frozen=True):
     total_s: Positive = 1800.0
 
 
+class CostConfig(_Strict, frozen=True):
+    """Prices in USD per million tokens, Anthropic-style cache pricing, monthly cap.
+
+    Cache reads are billed at input price x cache_read_discount, cache
+    writes at input price x cache_creation_premium.
+    """
+
+    input_tokens_per_million: NonNegative = 0.0
+    output_tokens_per_million: NonNegative = 0.0
+    cache_read_discount: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.10
+    cache_creation_premium: Annotated[float, msgspec.Meta(ge=1)] = 1.25
+    # Spend cap per UTC calendar month; None means no cap.
+    monthly_budget_usd: NonNegative | None = None
+
+
 class OutputFiltersConfig(_Strict, frozen=True):
     """Clean-up of model output; None means the default of the provider's kind.
 
@@ -67,12 +82,39 @@ class ProviderConfig(_Strict, frozen=True):
     # Ceiling on max_tokens sent to this provider (small local context windows).
     max_output_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
     output_filters: OutputFiltersConfig = OutputFiltersConfig()
+    cost: CostConfig | None = None
 
 
 class ProfileConfig(_Strict, frozen=True):
     name: Name
     providers: Annotated[tuple[str, ...], msgspec.Meta(min_length=1)]
     allow_paid: bool | None = None
+    # False keeps this profile's requests out of the replay records.
+    record_replays: bool = True
+
+
+class ReplayConfig(_Strict, frozen=True):
+    enabled: bool = True
+    # A record (request plus response, compressed) larger than this is not kept.
+    max_record_kb: Annotated[int, msgspec.Meta(ge=1)] = 4096
+    # Oldest records are deleted first once all of them together pass this.
+    max_total_mb: Annotated[int, msgspec.Meta(ge=1)] = 1024
+
+
+class StateConfig(_Strict, frozen=True):
+    """The SQLite database in server.state_dir and its single writer."""
+
+    # FULL also syncs the WAL on every commit: survives power loss, costs latency.
+    synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    # The writer commits queued records at most this long after the first one
+    # arrived (or sooner, at commit_batch records): a crash loses at most this window.
+    commit_window_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 50
+    commit_batch: Annotated[int, msgspec.Meta(ge=1)] = 256
+    # Records waiting for the writer; past this they are dropped and counted.
+    queue_size: Annotated[int, msgspec.Meta(ge=1)] = 10_000
+    retention_days: Positive = 30.0
+    retention_max_mb: Annotated[int, msgspec.Meta(ge=1)] = 2048
+    replay: ReplayConfig = ReplayConfig()
 
 
 class ServerConfig(_Strict, frozen=True):
@@ -94,6 +136,7 @@ class Config(_Strict, frozen=True):
     # A YAML file of model capability rules applied after the bundled ones.
     capabilities_file: str | None = None
     server: ServerConfig = ServerConfig()
+    state: StateConfig = StateConfig()
 
     def provider(self, name: str) -> ProviderConfig | None:
         return next((p for p in self.providers if p.name == name), None)

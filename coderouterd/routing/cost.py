@@ -1,0 +1,51 @@
+"""What an answer cost, what caching saved, and how the cache behaved (pure)."""
+
+from __future__ import annotations
+
+import datetime
+from typing import NamedTuple
+
+from coderouterd.config.model import CostConfig
+from coderouterd.wire.usage import Usage
+
+_MILLION = 1_000_000
+
+
+class AttemptCost(NamedTuple):
+    cost_usd: float
+    # Against the same tokens billed at the plain input price; negative when
+    # writing the cache cost more than reading it saved.
+    savings_usd: float
+
+
+def cost_of(usage: Usage, price: CostConfig) -> AttemptCost:
+    per_input = price.input_tokens_per_million / _MILLION
+    per_output = price.output_tokens_per_million / _MILLION
+    read = usage.cache_read_input_tokens or 0
+    created = usage.cache_creation_input_tokens or 0
+    cache_cost = per_input * (
+        read * price.cache_read_discount + created * price.cache_creation_premium
+    )
+    cost = (
+        (usage.input_tokens or 0) * per_input + (usage.output_tokens or 0) * per_output + cache_cost
+    )
+    return AttemptCost(cost, (read + created) * per_input - cache_cost)
+
+
+def cache_outcome(usage: Usage | None, *, estimated: bool) -> str:
+    """hit (something was read from the cache), creation (only written), none, or unknown."""
+    if usage is None or estimated:
+        return "unknown"
+    read, created = usage.cache_read_input_tokens, usage.cache_creation_input_tokens
+    if read is None and created is None:
+        return "unknown"
+    if read:
+        return "hit"
+    if created:
+        return "creation"
+    return "none"
+
+
+def month_of(wall: float) -> str:
+    """The UTC calendar month of a Unix time, as 'YYYY-MM'."""
+    return datetime.datetime.fromtimestamp(wall, datetime.UTC).strftime("%Y-%m")
