@@ -27,6 +27,7 @@ from coderouterd.ingress.inflight import InFlightRegistry
 from coderouterd.ingress.keys import DAEMON
 from coderouterd.ingress.middleware import request_context
 from coderouterd.routing.board import ProviderBoard
+from coderouterd.routing.budget import BudgetBook
 from coderouterd.routing.records import Observers
 from coderouterd.tasks import SHUTDOWN, spawn
 from coderouterd.telemetry import events, sdnotify
@@ -45,7 +46,14 @@ def build_daemon(loaded: LoadedConfig, *, clock: Clock, env: Mapping[str, str]) 
         [inflight, ProviderStateObserver(board, clock, log), RequestLogObserver(log)]
     )
     return Daemon(
-        loaded, clock=clock, env=env, observer=observer, inflight=inflight, board=board, log=log
+        loaded,
+        clock=clock,
+        env=env,
+        observer=observer,
+        inflight=inflight,
+        board=board,
+        budget=BudgetBook(),
+        log=log,
     )
 
 

@@ -21,7 +21,9 @@ from coderouterd.errors import ConfigError
 from coderouterd.ingress.inflight import InFlightRegistry
 from coderouterd.providers.base import HttpAdapter
 from coderouterd.routing.board import ProviderBoard
+from coderouterd.routing.budget import BudgetBook
 from coderouterd.routing.call import Call
+from coderouterd.routing.cost import month_of
 from coderouterd.routing.records import Observer
 from coderouterd.runtime import Runtime, build_runtime, retired_adapters
 from coderouterd.telemetry import events
@@ -41,6 +43,7 @@ class Daemon:
         observer: Observer,
         inflight: InFlightRegistry,
         board: ProviderBoard,
+        budget: BudgetBook,
         log: Any,
     ) -> None:
         self.clock = clock
@@ -50,6 +53,7 @@ class Daemon:
         self._log = log
         self.inflight = inflight
         self.board = board
+        self.budget = budget
         self.holder = _Holder(build_runtime(loaded, env=env, observer=observer, clock=clock))
         self._retired: list[HttpAdapter] = []
         self.server: ServerConfig = loaded.config.server
@@ -60,6 +64,14 @@ class Daemon:
         self.started_iso = datetime.datetime.fromtimestamp(
             self.started_wall, datetime.UTC
         ).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def unavailable(self, runtime: Runtime, dialect: str) -> dict[str, str]:
+        """Providers a request must skip: no key, no translation, or this month's budget spent."""
+        month = month_of(self._clock.wall())
+        return {
+            **self.budget.blocked(runtime.config.providers, month),
+            **runtime.unavailable_for(dialect),
+        }
 
     @contextmanager
     def track(self, call: Call) -> Iterator[None]:

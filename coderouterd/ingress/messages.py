@@ -48,7 +48,7 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
         body_profile=parsed.profile,
         model=parsed.model,
     )
-    plan = plan_attempts(runtime.config, route, unavailable=runtime.unavailable_for(dialect))
+    plan = plan_attempts(runtime.config, route, unavailable=daemon.unavailable(runtime, dialect))
     call = Call(
         request_id=rid,
         dialect=dialect,
