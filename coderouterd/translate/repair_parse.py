@@ -1,0 +1,378 @@
+"""Recognising tool calls that a model printed as text (pure, no I/O).
+
+Owns what a candidate span is and what it means: the candidate classes that
+consume a span incrementally, decide where it ends and turn it into calls,
+and the parser for call-syntax keyword arguments. The streaming driver in
+`repair` decides where a candidate may start and what happens to the text.
+
+Recognised, for offered tool names only and arguments that are a JSON object:
+
+* `<tool_call>{"name": …, "arguments": {…}}</tool_call>` anywhere in the
+  text (arguments may be a JSON string; a list of calls is accepted too);
+* a code fence opened by a line that is exactly ```json (any case) or ```, holding
+  one call object, a list of them or a `{"tool_calls": […]}` envelope;
+* a bare call object or envelope that makes up whole lines: it starts a line
+  (after indentation) and nothing but whitespace follows it on its last line;
+* call syntax `Name(key="value", n=1, obj={…})` making up whole lines, with
+  keyword arguments whose values are JSON-ish literals.
+
+A call object is `{"name", "arguments" | "parameters"}` or the OpenAI
+`{"function": {"name", "arguments"}}` item.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Any
+
+import msgspec
+
+OPEN_TAG = "<tool_call>"
+CLOSE_TAG = "</tool_call>"
+_NON_WS = re.compile(r"\S")
+_NON_BLANK = re.compile(r"[^ \t\r]")
+_OUT_RE = {'"': re.compile(r'[\[\]{}()"]'), "\"'": re.compile(r"[\[\]{}()\"']")}
+_IN_RE = {'"': re.compile(r'["\\]'), "'": re.compile(r"['\\]")}
+_KEYWORD = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*")
+_SEPARATOR = re.compile(r"\s*(,?)\s*")
+_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
+_WORD = re.compile(r"[A-Za-z]+")
+_WORDS: dict[str, Any] = {
+    "true": True,
+    "false": False,
+    "null": None,
+    "True": True,
+    "False": False,
+    "None": None,
+}
+_STRING = {
+    '"': re.compile(r'"((?:[^"\\]|\\.)*)"', re.S),
+    "'": re.compile(r"'((?:[^'\\]|\\.)*)'", re.S),
+}
+_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)", re.S)
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "0": "\0"}
+_FENCE_LANGUAGES = frozenset({"", "json"})
+_MAX_INFO = 16
+_INVALID = object()
+Lifted = tuple[str, dict[str, Any]]
+
+
+class ScanState(Enum):
+    HEAD = "head"  # at a line start, only indentation seen
+    MID = "mid"  # inside a line
+    CODE_HEAD = "code_head"  # at a line start inside a foreign code fence
+    CODE_MID = "code_mid"  # inside a line inside a foreign code fence
+
+
+# candidates: each consumes a span incrementally; step() returns the end of
+# the span once it is decided (setting `complete`) or -1 when it needs more.
+
+
+class Candidate:
+    __slots__ = ("complete", "ends_line")
+
+    def __init__(self) -> None:
+        self.complete = False
+        self.ends_line = False
+
+    def step(self, s: str, pos: int) -> int:
+        raise NotImplementedError
+
+    def at_eof(self) -> bool:
+        """Whether the span held so far is complete when the text ends here."""
+        return False
+
+    def calls(self, span: str, names: frozenset[str]) -> list[Lifted] | None:
+        raise NotImplementedError
+
+    def code_state(self, *, over_limit: bool) -> ScanState | None:
+        """Where scanning resumes after a failure, if inside a foreign code fence."""
+        return None
+
+
+class TagCandidate(Candidate):
+    __slots__ = ("_tail",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._tail = ""
+
+    def step(self, s: str, pos: int) -> int:
+        window = self._tail + s[pos:]
+        k = window.find(CLOSE_TAG)
+        if k == -1:
+            self._tail = window[-(len(CLOSE_TAG) - 1) :]
+            return -1
+        self.complete = True
+        return pos + k - len(self._tail) + len(CLOSE_TAG)
+
+    def calls(self, span: str, names: frozenset[str]) -> list[Lifted] | None:
+        value = _decode(span[len(OPEN_TAG) : -len(CLOSE_TAG)])
+        return _calls(value, names, allow_list=True, require_args=False)
+
+
+class FenceCandidate(Candidate):
+    __slots__ = ("_code", "_info", "_info_len", "_phase", "_tail")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._phase = "info"
+        self._info: list[str] = []
+        self._info_len = 0
+        self._tail = ""
+        self._code: ScanState | None = None
+
+    def step(self, s: str, pos: int) -> int:
+        if self._phase == "info":
+            i = s.find("\n", pos)
+            if i == -1:
+                self._info.append(s[pos:])
+                self._info_len += len(s) - pos
+                return self._fail(ScanState.CODE_MID, len(s)) if self._info_len > _MAX_INFO else -1
+            language = ("".join(self._info) + s[pos:i]).strip().lower()
+            if language not in _FENCE_LANGUAGES:
+                return self._fail(ScanState.CODE_HEAD, i + 1)
+            self._phase, pos = "first", i + 1
+        if self._phase == "first":
+            m = _NON_WS.search(s, pos)
+            if m is None:
+                return -1
+            if s[m.start()] not in "{[":
+                return self._fail(ScanState.CODE_HEAD, m.start())
+            self._phase, pos = "body", m.start() + 1
+        window = self._tail + s[pos:]
+        k = window.find("\n```")
+        if k == -1:
+            self._tail = window[-3:]
+            return -1
+        self.complete = True
+        return pos + k - len(self._tail) + 4
+
+    def _fail(self, code: ScanState, end: int) -> int:
+        self._code = code
+        return end
+
+    def code_state(self, *, over_limit: bool) -> ScanState | None:
+        return ScanState.CODE_MID if over_limit else self._code
+
+    def calls(self, span: str, names: frozenset[str]) -> list[Lifted] | None:
+        body = span.partition("\n")[2][:-3]
+        return _calls(_decode(body), names, allow_list=True, require_args=True)
+
+
+class _WholeLines(Candidate):
+    """A bracketed span that must start a line and end one: bare JSON or a call."""
+
+    __slots__ = ("_brackets", "_phase")
+
+    _first_chars: str = ""
+
+    def __init__(self, quotes: str) -> None:
+        super().__init__()
+        self._phase = "first"
+        self._brackets = _Brackets(quotes, depth=1)  # the opening bracket is consumed
+
+    def step(self, s: str, pos: int) -> int:
+        if self._phase == "first":
+            m = _NON_WS.search(s, pos)
+            if m is None:
+                return -1
+            if not self._may_start(s[m.start()]):
+                return m.start()
+            self._phase, pos = "body", m.start()
+        if self._phase == "body":
+            end = self._brackets.advance(s, pos)
+            if end < 0:
+                return -1
+            self._phase, pos = "after", end
+        m = _NON_BLANK.search(s, pos)
+        if m is None:
+            return -1
+        if s[m.start()] != "\n":
+            return m.start()
+        self.complete = self.ends_line = True
+        return m.start() + 1
+
+    def _may_start(self, c: str) -> bool:
+        raise NotImplementedError
+
+    def at_eof(self) -> bool:
+        self.ends_line = self._phase == "after"
+        return self.ends_line
+
+
+class BareCandidate(_WholeLines):
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__('"')
+
+    def _may_start(self, c: str) -> bool:
+        return c in '"}'
+
+    def calls(self, span: str, names: frozenset[str]) -> list[Lifted] | None:
+        return _calls(_decode(span), names, allow_list=False, require_args=True)
+
+
+class CallCandidate(_WholeLines):
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        super().__init__("\"'")
+        self._name = name
+
+    def _may_start(self, c: str) -> bool:
+        return c in {")", "_"} or c.isalpha()
+
+    def calls(self, span: str, names: frozenset[str]) -> list[Lifted] | None:
+        body = span.rstrip()
+        if not body.endswith(")"):
+            return None  # closed by a bracket of another kind
+        args = parse_keyword_arguments(body[body.index("(") + 1 : -1])
+        return None if args is None else [(self._name, args)]
+
+
+class _Brackets:
+    """Finds where a bracketed span closes, skipping quoted strings."""
+
+    __slots__ = ("_depth", "_escape", "_out", "_quote", "_quotes")
+
+    def __init__(self, quotes: str, *, depth: int = 0) -> None:
+        self._quotes = quotes
+        self._out = _OUT_RE[quotes]
+        self._depth = depth
+        self._quote: str | None = None
+        self._escape = False
+
+    def advance(self, s: str, i: int) -> int:
+        """Index after the bracket that closes the first one, or -1 if not seen yet."""
+        n = len(s)
+        while i < n:
+            if self._quote is not None:
+                if self._escape:
+                    self._escape = False
+                    i += 1
+                    continue
+                m = _IN_RE[self._quote].search(s, i)
+                if m is None:
+                    return -1
+                i = m.start()
+                if s[i] == "\\":
+                    self._escape = True
+                else:
+                    self._quote = None
+                i += 1
+                continue
+            m = self._out.search(s, i)
+            if m is None:
+                return -1
+            i = m.start()
+            c = s[i]
+            i += 1
+            if c in self._quotes:
+                self._quote = c
+            elif c in "([{":
+                self._depth += 1
+            else:
+                self._depth -= 1
+                if self._depth <= 0:
+                    return i
+        return -1
+
+
+# parsing
+
+
+def _decode(text: str) -> Any:
+    try:
+        return msgspec.json.decode(text.strip())
+    except msgspec.DecodeError:
+        return _INVALID
+
+
+def _calls(
+    value: Any, names: frozenset[str], *, allow_list: bool, require_args: bool
+) -> list[Lifted] | None:
+    if isinstance(value, dict) and isinstance(value.get("tool_calls"), list):
+        items: list[Any] = value["tool_calls"]
+    elif isinstance(value, list) and allow_list:
+        items = value
+    else:
+        items = [value]
+    calls = [_call_of(item, names, require_args=require_args) for item in items]
+    if not calls or any(c is None for c in calls):
+        return None
+    return [c for c in calls if c is not None]
+
+
+def _call_of(obj: Any, names: frozenset[str], *, require_args: bool) -> Lifted | None:
+    if not isinstance(obj, dict):
+        return None
+    if isinstance(obj.get("function"), dict):
+        obj = obj["function"]
+    name = obj.get("name")
+    if not isinstance(name, str) or name not in names:
+        return None
+    if "arguments" in obj:
+        raw = obj["arguments"]
+    elif "parameters" in obj:
+        raw = obj["parameters"]
+    elif require_args:
+        return None
+    else:
+        raw = {}
+    if isinstance(raw, str):
+        raw = _decode(raw) if raw.strip() else {}
+    return (name, raw) if isinstance(raw, dict) else None
+
+
+def parse_keyword_arguments(inner: str) -> dict[str, Any] | None:
+    """`a="x", n=1, o={"k": [1]}` as a dict; None unless every argument parses."""
+    args: dict[str, Any] = {}
+    if not inner.strip():
+        return args
+    i, n = 0, len(inner)
+    while True:
+        m = _KEYWORD.match(inner, i)
+        if m is None:
+            return None
+        value, i = _literal(inner, m.end())
+        if value is _INVALID or m.group(1) in args:
+            return None
+        args[m.group(1)] = value
+        sep = _SEPARATOR.match(inner, i)
+        assert sep is not None  # the pattern matches the empty string
+        i = sep.end()
+        if i == n:
+            return args
+        if not sep.group(1):
+            return None
+
+
+def _literal(text: str, i: int) -> tuple[Any, int]:
+    c = text[i : i + 1]
+    if c in ("'", '"'):
+        m = _STRING[c].match(text, i)
+        if m is None:
+            return _INVALID, i
+        return _ESCAPE.sub(_unescape, m.group(1)), m.end()
+    if c in ("{", "["):
+        end = _Brackets('"').advance(text, i)
+        return (_INVALID, i) if end < 0 else (_decode(text[i:end]), end)
+    if (m := _NUMBER.match(text, i)) is not None:
+        number = m.group()
+        is_float = any(ch in number for ch in ".eE")
+        return (float(number) if is_float else int(number)), m.end()
+    if (m := _WORD.match(text, i)) is not None and m.group() in _WORDS:
+        return _WORDS[m.group()], m.end()
+    return _INVALID, i
+
+
+def _unescape(m: re.Match[str]) -> str:
+    code = m.group(1)
+    if len(code) == 5 and code[0] == "u":
+        return chr(int(code[1:], 16))
+    if code in _ESCAPES:
+        return _ESCAPES[code]
+    return code if code in "\\'\"/" else "\\" + code
