@@ -1,0 +1,262 @@
+"""Replay records: what is kept of a request, and how a replay is compared.
+
+Everything here is pure except the two read helpers at the bottom. The
+state writer stores rows built from `redact_headers`, `compress` and a
+`ResponseCapture`; `coderouterd replay` reads them back with `get_replay`,
+sends the request again, and prints `render_diff(diff(...))` of the two
+assembled responses.
+"""
+
+from __future__ import annotations
+
+import difflib
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+import aiosqlite
+import msgspec
+
+from coderouterd.state.assemble import Assembled, Dialect
+
+# Headers that change what a provider answers, or identify the client and
+# session for the person reading a replay. Anything else is dropped: an
+# allow-list cannot leak a credential header invented next year.
+SAFE_HEADERS = frozenset(
+    {
+        "anthropic-version",
+        "anthropic-beta",
+        "content-type",
+        "user-agent",
+        "x-app",
+        "x-coderouter-mode",
+        "x-request-id",
+        "x-claude-code-session-id",
+    }
+)
+# Checked even for allowed names, so a careless addition above stays safe.
+_SECRET_PARTS = ("key", "token", "secret", "auth", "cookie", "password")
+
+_ZLIB_LEVEL = 6
+
+
+def redact_headers(
+    headers: Mapping[str, str], allowed: frozenset[str] = SAFE_HEADERS
+) -> dict[str, str]:
+    """The allowed headers, names lower-cased; repeated ones joined by ", "."""
+    out: dict[str, str] = {}
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower not in allowed or any(part in lower for part in _SECRET_PARTS):
+            continue
+        out[lower] = f"{out[lower]}, {value}" if lower in out else value
+    return out
+
+
+def compress(data: bytes) -> bytes:
+    return zlib.compress(data, _ZLIB_LEVEL)
+
+
+def decompress(blob: bytes) -> bytes:
+    return zlib.decompress(blob)
+
+
+class ResponseCapture:
+    """The first `limit` bytes of a response; the rest is counted, not kept."""
+
+    __slots__ = ("_chunks", "_size", "limit", "seen", "truncated")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.seen = 0
+        self.truncated = False
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.seen += len(chunk)
+        room = self.limit - self._size
+        if len(chunk) > room:
+            self.truncated = True
+            chunk = chunk[: max(room, 0)]
+        if chunk:
+            self._chunks.append(chunk)
+            self._size += len(chunk)
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self._chunks)
+
+
+# --- comparing two responses --------------------------------------------------
+
+
+class Change(msgspec.Struct, frozen=True):
+    field: str
+    before: Any
+    after: Any
+
+
+_TEXT_FIELDS = ("text", "thinking")
+_COMPARED_USAGE = ("input_tokens", "output_tokens")
+
+
+def diff(
+    recorded: Assembled,
+    new: Assembled,
+    *,
+    recorded_ms: float | None,
+    new_ms: float | None,
+) -> list[Change]:
+    """What differs, in a fixed order: content first, then accounting.
+
+    Tool calls are matched by position. Latency is compared in whole
+    milliseconds, and only when both sides were measured.
+    """
+    changes = [
+        Change(name, getattr(recorded, name), getattr(new, name))
+        for name in _TEXT_FIELDS
+        if getattr(recorded, name) != getattr(new, name)
+    ]
+    for i in range(max(len(recorded.tool_calls), len(new.tool_calls))):
+        before = recorded.tool_calls[i] if i < len(recorded.tool_calls) else None
+        after = new.tool_calls[i] if i < len(new.tool_calls) else None
+        for part in ("name", "input"):
+            old_value = getattr(before, part, None)
+            new_value = getattr(after, part, None)
+            if old_value != new_value:
+                changes.append(Change(f"tool_calls[{i}].{part}", old_value, new_value))
+    for name in ("stop_reason", "error"):
+        if getattr(recorded, name) != getattr(new, name):
+            changes.append(Change(name, getattr(recorded, name), getattr(new, name)))
+    for key in _COMPARED_USAGE:
+        if recorded.usage.get(key) != new.usage.get(key):
+            changes.append(Change(f"usage.{key}", recorded.usage.get(key), new.usage.get(key)))
+    if recorded_ms is not None and new_ms is not None and round(recorded_ms) != round(new_ms):
+        changes.append(Change("latency_ms", round(recorded_ms), round(new_ms)))
+    return changes
+
+
+def render_diff(changes: list[Change]) -> str:
+    if not changes:
+        return "no differences"
+    return "\n".join(_render(change) for change in changes)
+
+
+def _render(change: Change) -> str:
+    before, after = _shown(change.before), _shown(change.after)
+    if change.field in _TEXT_FIELDS or "\n" in before or "\n" in after:
+        lines = difflib.unified_diff(
+            before.splitlines(),
+            after.splitlines(),
+            fromfile=f"recorded {change.field}",
+            tofile=f"replayed {change.field}",
+            lineterm="",
+        )
+        if rendered := "\n".join(lines):
+            return rendered
+        # Only line endings differ, which a line diff cannot show.
+        return f"{change.field}: {change.before!r} -> {change.after!r}"
+    return f"{change.field}: {before} -> {after}"
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, dict):
+        # Sorted and indented, so a tool input differing in one key diffs as
+        # one line.
+        text = msgspec.json.format(msgspec.json.encode(value, order="sorted"), indent=2)
+        return text.decode()
+    return str(value)
+
+
+# --- reading stored records ---------------------------------------------------
+
+
+class ReplayRecord(msgspec.Struct, frozen=True, kw_only=True):
+    request_id: str
+    ts: float
+    dialect: Dialect
+    profile: str
+    provider: str | None
+    stream: bool
+    request_headers: dict[str, str]
+    request_body: bytes
+    response_body: bytes | None
+    response_truncated: bool
+
+
+class ReplaySummary(msgspec.Struct, frozen=True, kw_only=True):
+    request_id: str
+    ts: float
+    dialect: Dialect
+    profile: str
+    provider: str | None
+    stream: bool
+    size: int
+
+
+_headers_decoder = msgspec.json.Decoder(dict[str, str])
+
+_SELECT_ONE = (
+    "SELECT request_id, ts, dialect, profile, provider, stream, request_headers,"
+    " request_body, response_body, response_truncated FROM replays WHERE request_id = ?"
+)
+
+
+async def get_replay(conn: aiosqlite.Connection, request_id: str) -> ReplayRecord | None:
+    async with conn.execute(_SELECT_ONE, (request_id,)) as cursor:
+        row = await cursor.fetchone()
+    if row is None:
+        return None
+    response = row[8]
+    return ReplayRecord(
+        request_id=row[0],
+        ts=row[1],
+        dialect=row[2],
+        profile=row[3],
+        provider=row[4],
+        stream=bool(row[5]),
+        request_headers=_headers_decoder.decode(row[6]),
+        request_body=decompress(row[7]),
+        response_body=None if response is None else decompress(response),
+        response_truncated=bool(row[9]),
+    )
+
+
+async def list_replays(
+    conn: aiosqlite.Connection,
+    *,
+    since: float | None = None,
+    provider: str | None = None,
+    limit: int = 50,
+) -> list[ReplaySummary]:
+    """Newest first."""
+    # Only fixed fragments are concatenated; values are always bound.
+    where: list[str] = []
+    params: list[object] = []
+    if since is not None:
+        where.append("ts >= ?")
+        params.append(since)
+    if provider is not None:
+        where.append("provider = ?")
+        params.append(provider)
+    query = "SELECT request_id, ts, dialect, profile, provider, stream, size FROM replays"
+    if where:
+        query += " WHERE " + " AND ".join(where)
+    query += " ORDER BY ts DESC, request_id LIMIT ?"
+    params.append(limit)
+    async with conn.execute(query, params) as cursor:
+        return [
+            ReplaySummary(
+                request_id=row[0],
+                ts=row[1],
+                dialect=row[2],
+                profile=row[3],
+                provider=row[4],
+                stream=bool(row[5]),
+                size=row[6],
+            )
+            async for row in cursor
+        ]
