@@ -24,6 +24,7 @@ from coderouterd.ctl.client import fetch_status, request_reload
 from coderouterd.ctl.render import render_reload, render_status
 from coderouterd.errors import CoderouterError, ConfigError
 from coderouterd.telemetry.logging import configure
+from coderouterd.telemetry.malloc import tune_malloc
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -102,6 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
     configure(args.log_level)
     loaded = with_overrides(_load(args.config), host=args.host, port=args.port)
     _install_uvloop()
+    tune_malloc()
     try:
         return asyncio.run(serve(loaded))
     except OSError as exc:

@@ -65,13 +65,13 @@ class Daemon:
             self.started_wall, datetime.UTC
         ).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    def unavailable(self, runtime: Runtime, dialect: str) -> dict[str, str]:
+    def unavailable(self, runtime: Runtime, dialect: str) -> Mapping[str, str]:
         """Providers a request must skip: no key, no translation, or this month's budget spent."""
+        static = runtime.unavailable_for(dialect)
+        if not runtime.budgeted:
+            return static
         month = month_of(self._clock.wall())
-        return {
-            **self.budget.blocked(runtime.config.providers, month),
-            **runtime.unavailable_for(dialect),
-        }
+        return {**self.budget.blocked(runtime.budgeted, month), **static}
 
     @contextmanager
     def track(self, call: Call) -> Iterator[None]:

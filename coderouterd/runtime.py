@@ -35,6 +35,8 @@ class Runtime:
     engine: Engine
     # By client dialect: providers that cannot be tried, with the reason.
     unavailable: Mapping[str, Mapping[str, str]]
+    # Providers with a monthly budget, the only ones the budget gate looks at.
+    budgeted: tuple[ProviderConfig, ...] = ()
 
     @property
     def config(self) -> Config:
@@ -70,7 +72,10 @@ def build_runtime(
                 unavailable[dialect][provider.name] = SKIP_NO_TRANSLATION
     keepalive = KeepAlive(config.server.keepalive_after_s, config.server.keepalive_interval_s)
     engine = Engine(routes, observer, clock, keepalive)
-    return Runtime(loaded, adapters, engine, unavailable)
+    budgeted = tuple(
+        p for p in config.providers if p.cost and p.cost.monthly_budget_usd is not None
+    )
+    return Runtime(loaded, adapters, engine, unavailable, budgeted)
 
 
 def retired_adapters(old: Runtime, new: Runtime) -> list[HttpAdapter]:

@@ -35,7 +35,8 @@ def configure(level: str = "info", stream: TextIO | None = None, *, cache: bool 
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        # One write() per line (PrintLogger makes two: the line, then the newline).
+        logger_factory=structlog.WriteLoggerFactory(stream or sys.stderr),
         cache_logger_on_first_use=cache,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,6 +44,8 @@ class RequestLogObserver(BaseObserver):
         self._log = log
 
     def request_finished(self, summary: RequestSummary) -> None:
+        if summary.status < 500 and not self._log.is_enabled_for(logging.INFO):
+            return
         fields = msgspec.structs.asdict(summary)
         fields["attempts"] = [
             {k: v for k, v in msgspec.structs.asdict(a).items() if v is not None}
