@@ -21,6 +21,7 @@ dropped instead of released.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -92,7 +93,7 @@ class ToolCallRepair:
         max_candidate: int = DEFAULT_MAX_CANDIDATE,
     ) -> None:
         self._names = tool_names
-        self._prefixes = frozenset(n[:k] for n in tool_names for k in range(1, len(n) + 1))
+        self._prefixes = _prefixes(tool_names)
         self._strip = strip_markup
         self._tags = bool(tool_names) or strip_markup
         self._max = max_candidate
@@ -344,3 +345,9 @@ def strip_tool_markup(text: str) -> str:
     stripper = ToolCallRepair(frozenset(), strip_markup=True)
     segments = stripper.feed(text) + stripper.flush()
     return "".join(seg for seg in segments if isinstance(seg, str))
+
+
+@functools.lru_cache(maxsize=64)
+def _prefixes(tool_names: frozenset[str]) -> frozenset[str]:
+    # Every request of a session offers the same tools: build their prefixes once.
+    return frozenset(n[:k] for n in tool_names for k in range(1, len(n) + 1))

@@ -17,13 +17,13 @@ Everything dropped is recorded once per field as a Degradation.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from coderouterd.errors import InvalidRequestError
 from coderouterd.translate.capabilities import ModelCapabilities
 from coderouterd.translate.types import Degradation
+from coderouterd.wire.compact import compact_json
 
 IMAGE_OMITTED = "[image omitted: this model cannot view images]"
 TOOL_ERROR_PREFIX = "Error: "
@@ -240,7 +240,7 @@ def _tool_call(block: Mapping[str, Any], path: str, notes: Notes) -> dict[str, A
         raise InvalidRequestError("must be a non-empty string", field=f"{path}.name")
     if not isinstance(arguments, Mapping):
         raise InvalidRequestError("must be an object", field=f"{path}.input")
-    encoded = json.dumps(arguments, ensure_ascii=False, separators=(",", ":"))
+    encoded = compact_json(arguments)
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": encoded}}
 
 

@@ -8,9 +8,10 @@ thinking and server-tool blocks have no OpenAI form and are left out.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
+
+from coderouterd.wire.compact import compact_json
 
 _FINISH_REASONS = {
     "end_turn": "stop",
@@ -92,7 +93,7 @@ def anthropic_to_openai_response(message: Mapping[str, Any], *, created: int) ->
 
 
 def _tool_call(block: Mapping[str, Any]) -> dict[str, Any]:
-    arguments = json.dumps(block.get("input") or {}, ensure_ascii=False, separators=(",", ":"))
+    arguments = compact_json(block.get("input") or {})
     function = {"name": str(block.get("name", "")), "arguments": arguments}
     return {"id": str(block.get("id", "")), "type": "function", "function": function}
 
@@ -194,7 +195,7 @@ class AnthropicToOpenAIStream:
         if not isinstance(index, int) or index not in self._pending_input:
             return []
         whole = self._pending_input.pop(index)
-        return self._arguments(index, json.dumps(whole, ensure_ascii=False, separators=(",", ":")))
+        return self._arguments(index, compact_json(whole))
 
     def _arguments(self, index: int, fragment: str) -> list[dict[str, Any]]:
         call = {"index": self._tool_index[index], "function": {"arguments": fragment}}

@@ -40,18 +40,30 @@ def decoded_fields(call: Call) -> dict[str, Any]:
     return {k: _decode(v) for k, v in call.fields.items()}
 
 
+class _Function(msgspec.Struct):
+    name: str | None = None
+
+
+class _ToolName(msgspec.Struct):
+    name: str | None = None
+    function: _Function | None = None
+
+
+# Only the names: the schemas are skipped without being built into objects.
+_tool_names = msgspec.json.Decoder(list[_ToolName])
+
+
 def offered_tool_names(call: Call) -> frozenset[str]:
     """Names of the tools the request offers (Anthropic `name` or OpenAI `function.name`)."""
     raw = call.fields.get("tools")
-    tools = _decode(raw) if raw is not None else None
-    if not isinstance(tools, list):
+    if raw is None:
         return frozenset()
-    names = (t.get("name") if isinstance(t, dict) else None for t in tools)
-    functions = (
-        t.get("function", {}).get("name") if isinstance(t, dict) and "function" in t else None
-        for t in tools
-    )
-    return frozenset(n for n in (*names, *functions) if isinstance(n, str))
+    try:
+        tools = _tool_names.decode(raw)
+    except msgspec.DecodeError:
+        return frozenset()
+    names = (t.name or (t.function.name if t.function else None) for t in tools)
+    return frozenset(n for n in names if n)
 
 
 def _usage(counts: dict[str, Any] | None) -> Usage | None:

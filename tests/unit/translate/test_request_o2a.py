@@ -566,8 +566,13 @@ def test_malformed_requests_name_the_field(body: dict[str, Any], field: str) -> 
 
 # Round trip: an Anthropic conversation sent to an OpenAI backend and back.
 
+# Values a JSON request can carry: no NaN or infinity (JSON has neither).
 _json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
     lambda inner: (
         st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
     ),
