@@ -18,6 +18,7 @@ from pathlib import Path
 import msgspec
 from aiohttp import web
 
+from coderouterd import __version__
 from coderouterd.clock import Clock, SystemClock
 from coderouterd.config import LoadedConfig, resolve_control_socket, resolve_state_dir
 from coderouterd.ctl.server import build_ctl_app, start_ctl_site, stop_ctl_site
@@ -28,7 +29,9 @@ from coderouterd.ingress.keys import DAEMON
 from coderouterd.ingress.middleware import request_context
 from coderouterd.routing.board import ProviderBoard
 from coderouterd.routing.budget import BudgetBook
-from coderouterd.routing.records import Observers
+from coderouterd.routing.records import Observer, Observers
+from coderouterd.state.recorder import RequestRecorder
+from coderouterd.state.service import StateService
 from coderouterd.tasks import SHUTDOWN, spawn
 from coderouterd.telemetry import events, sdnotify
 from coderouterd.telemetry.logging import get_logger
@@ -38,23 +41,37 @@ from coderouterd.telemetry.observers import ProviderStateObserver, RequestLogObs
 _ABANDON_WAIT_S = 1.0
 
 
-def build_daemon(loaded: LoadedConfig, *, clock: Clock, env: Mapping[str, str]) -> Daemon:
+def build_daemon(
+    loaded: LoadedConfig,
+    *,
+    clock: Clock,
+    env: Mapping[str, str],
+    state: StateService | None = None,
+) -> Daemon:
     log = get_logger()
     board = ProviderBoard()
     inflight = InFlightRegistry(clock)
-    observer = Observers(
-        [inflight, ProviderStateObserver(board, clock, log), RequestLogObserver(log)]
-    )
-    return Daemon(
+    observers: list[Observer] = [
+        inflight,
+        ProviderStateObserver(board, clock, log),
+        RequestLogObserver(log),
+    ]
+    daemon = Daemon(
         loaded,
         clock=clock,
         env=env,
-        observer=observer,
+        observer=Observers(observers),
         inflight=inflight,
         board=board,
-        budget=BudgetBook(),
+        budget=state.budget if state else BudgetBook(),
         log=log,
+        state=state,
     )
+    if state is not None:
+        observers.append(
+            RequestRecorder(state.writer, state.budget, clock, pricing=daemon.provider_config)
+        )
+    return daemon
 
 
 def build_app(daemon: Daemon) -> web.Application:
@@ -101,10 +118,26 @@ async def serve(loaded: LoadedConfig, *, env: Mapping[str, str] = os.environ) ->
     """Run until SIGTERM/SIGINT; drain in-flight requests; return the exit status."""
     log = get_logger()
     clock = SystemClock()
-    daemon = build_daemon(loaded, clock=clock, env=env)
-    server = loaded.config.server
     state_dir = resolve_state_dir(loaded.config, env)
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    state = await StateService.open(state_dir, loaded.config.state, clock=clock, log=log)
+    try:
+        return await _serve(loaded, state, state_dir=state_dir, clock=clock, env=env)
+    finally:
+        await state.close()
+
+
+async def _serve(
+    loaded: LoadedConfig,
+    state: StateService,
+    *,
+    state_dir: Path,
+    clock: Clock,
+    env: Mapping[str, str],
+) -> int:
+    log = get_logger()
+    server = loaded.config.server
+    daemon = build_daemon(loaded, clock=clock, env=env, state=state)
     if not is_loopback(server.host):
         _warn_non_loopback(log, server.host)
 
@@ -112,7 +145,8 @@ async def serve(loaded: LoadedConfig, *, env: Mapping[str, str] = os.environ) ->
     # before taking the TCP port.
     socket_path = resolve_control_socket(loaded.config, env)
     ctl_runner = web.AppRunner(
-        build_ctl_app(status=daemon.status, reload=daemon.reload), access_log=None
+        build_ctl_app(status=daemon.status, reload=daemon.reload, on_action=daemon.ctl_action),
+        access_log=None,
     )
     await ctl_runner.setup()
     try:
@@ -139,6 +173,13 @@ async def serve(loaded: LoadedConfig, *, env: Mapping[str, str] = os.environ) ->
         state_dir=str(state_dir),
     )
     daemon.log_unavailable(daemon.holder.current)
+    state.audit(
+        events.DAEMON_STARTED,
+        version=__version__,
+        pid=os.getpid(),
+        config_path=loaded.path,
+        config_digest=loaded.digest,
+    )
     sdnotify.notify(sdnotify.READY)
     try:
         await stop.wait()
@@ -184,6 +225,8 @@ async def _shutdown(
     await runner.cleanup()
     await stop_ctl_site(ctl_site, socket_path)
     await ctl_runner.cleanup()
+    if daemon.state is not None:
+        daemon.state.audit(events.DAEMON_STOPPED, pid=os.getpid())
     log.info(events.SERVER_STOPPED)
 
 

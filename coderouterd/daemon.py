@@ -12,13 +12,21 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import msgspec
+
 from coderouterd import __version__
 from coderouterd.clock import Clock
 from coderouterd.config import LoadedConfig, load_config
-from coderouterd.config.model import ServerConfig
-from coderouterd.ctl.model import ProviderStatus, ReloadReply, StatusReply
+from coderouterd.config.model import ProviderConfig, ServerConfig
+from coderouterd.ctl.model import (
+    BudgetStatus,
+    ProviderStatus,
+    ReloadReply,
+    StateStatus,
+    StatusReply,
+)
 from coderouterd.errors import ConfigError
-from coderouterd.ingress.inflight import InFlightRegistry
+from coderouterd.ingress.inflight import InFlightEntry, InFlightRegistry
 from coderouterd.providers.base import HttpAdapter
 from coderouterd.routing.board import ProviderBoard
 from coderouterd.routing.budget import BudgetBook
@@ -26,6 +34,9 @@ from coderouterd.routing.call import Call
 from coderouterd.routing.cost import month_of
 from coderouterd.routing.records import Observer
 from coderouterd.runtime import Runtime, build_runtime, retired_adapters
+from coderouterd.state.recorder import PendingReplay
+from coderouterd.state.replay import ResponseCapture
+from coderouterd.state.service import StateService
 from coderouterd.telemetry import events
 
 # Server settings bound at start-up: a reload reports a change to them
@@ -45,6 +56,7 @@ class Daemon:
         board: ProviderBoard,
         budget: BudgetBook,
         log: Any,
+        state: StateService | None = None,
     ) -> None:
         self.clock = clock
         self._clock = clock
@@ -54,6 +66,7 @@ class Daemon:
         self.inflight = inflight
         self.board = board
         self.budget = budget
+        self.state = state
         self.holder = _Holder(build_runtime(loaded, env=env, observer=observer, clock=clock))
         self._retired: list[HttpAdapter] = []
         self.server: ServerConfig = loaded.config.server
@@ -65,6 +78,19 @@ class Daemon:
             self.started_wall, datetime.UTC
         ).strftime("%Y-%m-%dT%H:%M:%SZ")
 
+    def provider_config(self, name: str) -> ProviderConfig | None:
+        return self.holder.current.config.provider(name)
+
+    def ctl_action(self, action: str, uid: int | None) -> None:
+        if self.state is not None:
+            self.state.audit(events.CTL_ACTION, action=action, uid=uid)
+
+    def recording_replays(self, profile: str) -> bool:
+        if self.state is None or not self.holder.current.config.state.replay.enabled:
+            return False
+        p = self.holder.current.config.profile(profile)
+        return p is not None and p.record_replays
+
     def unavailable(self, runtime: Runtime, dialect: str) -> Mapping[str, str]:
         """Providers a request must skip: no key, no translation, or this month's budget spent."""
         static = runtime.unavailable_for(dialect)
@@ -74,14 +100,45 @@ class Daemon:
         return {**self.budget.blocked(runtime.budgeted, month), **static}
 
     @contextmanager
-    def track(self, call: Call) -> Iterator[None]:
-        self.inflight.add(
+    def track(self, call: Call) -> Iterator[InFlightEntry]:
+        entry = self.inflight.add(
             call.request_id, dialect=call.dialect, profile=call.profile, stream=call.stream
         )
         try:
-            yield
+            yield entry
         finally:
             self.inflight.remove(call.request_id)
+
+    def replay_capture(self, profile: str) -> ResponseCapture | None:
+        """A capture for the response when this profile's requests are recorded."""
+        if self.state is None or not self.recording_replays(profile):
+            return None
+        return ResponseCapture(self.holder.current.config.state.replay.max_record_kb * 1024)
+
+    def record_replay(
+        self,
+        call: Call,
+        headers: Mapping[str, str],
+        body: bytes,
+        capture: ResponseCapture,
+        provider: str | None,
+    ) -> None:
+        if self.state is None:
+            return
+        self.state.replays.submit(
+            PendingReplay(
+                request_id=call.request_id,
+                ts=self._clock.wall(),
+                dialect=call.dialect,
+                profile=call.profile,
+                provider=provider,
+                stream=call.stream,
+                headers=dict(headers),
+                request_body=body,
+                response_body=capture.data,
+                response_truncated=capture.truncated,
+            )
+        )
 
     def status(self) -> StatusReply:
         runtime = self.holder.current
@@ -97,7 +154,34 @@ class Daemon:
                 self._provider_status(runtime, p.name) for p in runtime.config.providers
             ),
             in_flight=self.inflight.snapshot(),
+            budgets=self._budgets(runtime),
+            state=self._state_status(),
         )
+
+    def _budgets(self, runtime: Runtime) -> tuple[BudgetStatus, ...]:
+        month = month_of(self._clock.wall())
+        out = []
+        for p in runtime.config.providers:
+            if p.cost is None:
+                continue
+            spent = self.budget.spent(p.name, month)
+            cap = p.cost.monthly_budget_usd
+            out.append(
+                BudgetStatus(
+                    provider=p.name,
+                    month=month,
+                    spent_usd=round(spent, 6),
+                    budget_usd=cap,
+                    percent=round(100 * spent / cap, 1) if cap else None,
+                    blocked=self.budget.exhausted(p, month),
+                )
+            )
+        return tuple(out)
+
+    def _state_status(self) -> StateStatus | None:
+        if self.state is None:
+            return None
+        return StateStatus(**msgspec.structs.asdict(self.state.stats()))
 
     def _provider_status(self, runtime: Runtime, name: str) -> ProviderStatus:
         p = runtime.config.provider(name)
@@ -133,6 +217,13 @@ class Daemon:
         except ConfigError as exc:
             problems = tuple(str(p) for p in exc.problems)
             self._log.error(events.CONFIG_RELOAD_REJECTED, path=path, problems=list(problems))
+            if self.state is not None:
+                self.state.audit(
+                    events.CONFIG_RELOAD_REJECTED,
+                    path=path,
+                    running_digest=current.loaded.digest,
+                    problems=len(problems),
+                )
             return ReloadReply(ok=False, config_digest=current.loaded.digest, problems=problems)
         self.holder.current = new
         self._retired.extend(retired_adapters(current, new))
@@ -141,6 +232,13 @@ class Daemon:
             for k in _RESTART_ONLY
             if getattr(loaded.config.server, k) != getattr(self.server, k)
         )
+        if self.state is not None:
+            self.state.audit(
+                events.CONFIG_RELOADED,
+                path=path,
+                digest=loaded.digest,
+                previous_digest=current.loaded.digest,
+            )
         self._log.info(
             events.CONFIG_RELOADED,
             path=path,

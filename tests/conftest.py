@@ -12,10 +12,11 @@ import pytest_asyncio
 from aiohttp import web
 
 from coderouterd.app import build_daemon, start_http
-from coderouterd.clock import SystemClock
+from coderouterd.clock import Clock, SystemClock
 from coderouterd.config import load_config
 from coderouterd.daemon import Daemon
-from coderouterd.telemetry.logging import configure
+from coderouterd.state.service import StateService
+from coderouterd.telemetry.logging import configure, get_logger
 from tests.fakes.upstream import FakeUpstream, fake_upstream  # noqa: F401 - fixture
 
 TEST_API_KEY = "sk-test-coderouterd-0123456789abcdef"
@@ -32,6 +33,7 @@ class RunningDaemon:
     daemon: Daemon
     runner: web.AppRunner
     config_path: Path
+    state: StateService
 
     @property
     def url(self) -> str:
@@ -45,18 +47,31 @@ StartDaemon = Callable[..., Awaitable[RunningDaemon]]
 async def start_daemon(tmp_path: Path) -> AsyncIterator[StartDaemon]:
     running: list[RunningDaemon] = []
 
-    async def start(config_yaml: str, *, env: dict[str, str] | None = None) -> RunningDaemon:
-        path = tmp_path / f"config-{len(running)}.yaml"
+    async def start(
+        config_yaml: str, *, env: dict[str, str] | None = None, clock: Clock | None = None
+    ) -> RunningDaemon:
+        n = len(running)
+        path = tmp_path / f"config-{n}.yaml"
         path.write_text(config_yaml)
-        daemon = build_daemon(load_config(path), clock=SystemClock(), env=env or {})
-        runner, _site = await start_http(daemon, "127.0.0.1", 0)
-        handle = RunningDaemon(daemon, runner, path)
+        loaded = load_config(path)
+        clock = clock or SystemClock()
+        state = await StateService.open(
+            tmp_path / f"state-{n}", loaded.config.state, clock=clock, log=get_logger()
+        )
+        try:
+            daemon = build_daemon(loaded, clock=clock, env=env or {}, state=state)
+            runner, _site = await start_http(daemon, "127.0.0.1", 0)
+        except BaseException:
+            await state.close()
+            raise
+        handle = RunningDaemon(daemon, runner, path, state)
         running.append(handle)
         return handle
 
     yield start
     for handle in running:
         await handle.runner.cleanup()
+        await handle.state.close()
 
 
 def provider_yaml(name: str, url: str, *, kind: str = "anthropic", extra: str = "") -> str:

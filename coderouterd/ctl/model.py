@@ -30,6 +30,29 @@ class InFlight(msgspec.Struct, frozen=True, kw_only=True):
     age_s: float
 
 
+class BudgetStatus(msgspec.Struct, frozen=True, kw_only=True):
+    provider: str
+    month: str
+    spent_usd: float
+    budget_usd: float | None
+    percent: float | None
+    blocked: bool
+
+
+class StateStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """The database's health, as `ctl status` shows it."""
+
+    path: str
+    size_bytes: int
+    queue_depth: int
+    dropped: int
+    failed_rows: int
+    committed_rows: int
+    last_commit_wall: float | None
+    replays_dropped: int
+    replays_too_large: int
+
+
 class StatusReply(msgspec.Struct, frozen=True, kw_only=True):
     version: str
     pid: int
@@ -40,6 +63,8 @@ class StatusReply(msgspec.Struct, frozen=True, kw_only=True):
     default_profile: str
     providers: tuple[ProviderStatus, ...]
     in_flight: tuple[InFlight, ...]
+    budgets: tuple[BudgetStatus, ...] = ()
+    state: StateStatus | None = None
 
 
 class ReloadReply(msgspec.Struct, frozen=True, kw_only=True):

@@ -11,7 +11,7 @@ from coderouterd.routing.records import BaseObserver
 
 
 @dataclass(slots=True)
-class _Entry:
+class InFlightEntry:
     dialect: str
     profile: str
     stream: bool
@@ -23,18 +23,20 @@ class _Entry:
 class InFlightRegistry(BaseObserver):
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, InFlightEntry] = {}
         self._idle = asyncio.Event()
         self._idle.set()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def add(self, request_id: str, *, dialect: str, profile: str, stream: bool) -> None:
-        self._entries[request_id] = _Entry(
+    def add(self, request_id: str, *, dialect: str, profile: str, stream: bool) -> InFlightEntry:
+        entry = InFlightEntry(
             dialect, profile, stream, self._clock.monotonic(), asyncio.current_task()
         )
+        self._entries[request_id] = entry
         self._idle.clear()
+        return entry
 
     def cancel_all(self, message: str) -> int:
         """Cancel the handler of every request still in flight; returns how many."""

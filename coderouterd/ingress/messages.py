@@ -41,7 +41,8 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
     daemon = request.app[DAEMON]
     runtime = daemon.holder.current
     rid = request[REQUEST_ID]
-    parsed = parse_body(await request.read())
+    body = await request.read()
+    parsed = parse_body(body)
     route = choose_route(
         runtime.config,
         header=request.headers.get(PROFILE_HEADER),
@@ -59,12 +60,23 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
         profile=plan.profile,
         created=int(daemon.clock.wall()),
     )
-    with daemon.track(call):
+    capture = daemon.replay_capture(plan.profile)
+    with daemon.track(call) as entry:
         if not parsed.stream:
-            return _response(await runtime.engine.unary(call, plan))
-        sink = _WRITERS[dialect](request, {"x-request-id": rid})
-        reply = await runtime.engine.stream(call, plan, sink)
-        return sink.response if reply is None else _response(reply)
+            reply = await runtime.engine.unary(call, plan)
+            if capture is not None:
+                capture.add(reply.body)
+            response: web.StreamResponse = _response(reply)
+        else:
+            sink = _WRITERS[dialect](request, {"x-request-id": rid})
+            sink.capture = capture
+            reply = await runtime.engine.stream(call, plan, sink)
+            if reply is not None and capture is not None:
+                capture.add(reply.body)
+            response = sink.response if reply is None else _response(reply)
+        if capture is not None:
+            daemon.record_replay(call, request.headers, body, capture, entry.provider)
+        return response
 
 
 def _response(reply: Reply) -> web.Response:

@@ -15,6 +15,7 @@ import msgspec
 from aiohttp import web
 
 from coderouterd.errors import ClientDisconnectedError
+from coderouterd.state.replay import ResponseCapture
 from coderouterd.wire.errors import anthropic_error, openai_error
 from coderouterd.wire.sse import encode_data, encode_event
 
@@ -29,6 +30,8 @@ class SSEWriter:
         self._headers = dict(headers)
         self._resp: web.StreamResponse | None = None
         self._finished = False
+        # Set when the request is recorded for replay: a copy of what is sent.
+        self.capture: ResponseCapture | None = None
 
     @property
     def started(self) -> bool:
@@ -70,6 +73,8 @@ class SSEWriter:
 
     async def write(self, data: bytes) -> None:
         resp = self._resp or await self._start({})
+        if self.capture is not None:
+            self.capture.add(data)
         try:
             await resp.write(data)
         except ConnectionError as exc:

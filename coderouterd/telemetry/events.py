@@ -13,3 +13,8 @@ CONFIG_RELOADED = "config.reloaded"
 CONFIG_RELOAD_REJECTED = "config.reload_rejected"
 PROVIDER_UNAVAILABLE = "provider.unavailable"
 CAPABILITY_DEGRADED = "capability.degraded"
+
+# Audit log events (also written to the hash-chained audit table).
+DAEMON_STARTED = "daemon.started"
+DAEMON_STOPPED = "daemon.stopped"
+CTL_ACTION = "ctl.action"

@@ -1,0 +1,125 @@
+"""Opening the state database, and the one way this package writes: a transaction.
+
+The daemon keeps a single writer connection (the Writer's task owns it) and
+opens separate read-only connections for readers; WAL lets readers see the
+last commit without waiting for the writer.
+
+`synchronous=NORMAL` in WAL mode survives a crash of the process: a commit
+is in the WAL file when COMMIT returns. Only a power loss or OS crash can
+take back the last commits; `FULL` closes that gap at the price of an fsync
+per commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote
+
+import aiosqlite
+
+from coderouterd.errors import CoderouterError
+
+DB_FILENAME = "coderouterd.db"
+BUSY_TIMEOUT_MS = 5000
+
+Synchronous = Literal["NORMAL", "FULL"]
+
+
+class StateError(CoderouterError):
+    """The state database cannot be opened, migrated or used as asked."""
+
+
+def db_path(state_dir: Path) -> Path:
+    return state_dir / DB_FILENAME
+
+
+async def open_db(
+    path: Path, *, synchronous: Synchronous = "NORMAL", readonly: bool = False
+) -> aiosqlite.Connection:
+    """Open the database; the writer's connection creates it, a reader's never does.
+
+    Connections run with isolation_level=None: Python's sqlite3 then never
+    opens transactions behind our back, so `immediate()` is the only place
+    a transaction starts and every commit is explicit.
+    """
+    if synchronous not in ("NORMAL", "FULL"):
+        # It is interpolated into a PRAGMA, so it must be one of the two words.
+        raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
+    try:
+        if readonly:
+            conn = await aiosqlite.connect(_readonly_uri(path), uri=True, isolation_level=None)
+        else:
+            _create_private(path)
+            conn = await aiosqlite.connect(path, isolation_level=None)
+    except (OSError, sqlite3.Error) as e:
+        raise StateError(f"cannot open state database {path}: {e}") from e
+    try:
+        await _configure(conn, synchronous=synchronous, readonly=readonly)
+    except (sqlite3.Error, StateError) as e:
+        await conn.close()
+        if isinstance(e, StateError):
+            raise
+        raise StateError(f"cannot configure state database {path}: {e}") from e
+    return conn
+
+
+def _readonly_uri(path: Path) -> str:
+    # Percent-encode so a '?' or '#' in a directory name stays part of the path.
+    return f"file:{quote(str(path.absolute()))}?mode=ro"
+
+
+def _create_private(path: Path) -> None:
+    # The request log and replays hold prompts: owner-only from the first byte.
+    # SQLite gives the -wal and -shm files the database file's permissions.
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+
+
+async def _configure(conn: aiosqlite.Connection, *, synchronous: str, readonly: bool) -> None:
+    await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    if readonly:
+        # WAL is a property of the file, set by the writer; a reader cannot change it.
+        await conn.execute("PRAGMA query_only = ON")
+        return
+    async with conn.execute("PRAGMA journal_mode = WAL") as cur:
+        row = await cur.fetchone()
+    mode = str(row[0]).lower() if row else ""
+    if mode != "wal":
+        # Readers would block the writer and the durability promise would not hold.
+        raise StateError(f"state database cannot use WAL (journal_mode is {mode!r})")
+    await conn.execute(f"PRAGMA synchronous = {synchronous}")
+    await conn.execute("PRAGMA foreign_keys = ON")
+
+
+@contextlib.asynccontextmanager
+async def immediate(conn: aiosqlite.Connection) -> AsyncIterator[None]:
+    """One write transaction: BEGIN IMMEDIATE ... COMMIT, rolled back on any exception.
+
+    IMMEDIATE takes the write lock up front, so a second process waits
+    (busy_timeout) at BEGIN instead of failing halfway through the batch.
+    """
+    if conn.in_transaction:
+        # Only a task cancelled mid-rollback leaves one open; every later BEGIN
+        # would fail on it.
+        await _rollback_quietly(conn)
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        await conn.execute("COMMIT")
+    except BaseException:
+        await _rollback_quietly(conn)
+        raise
+
+
+async def _rollback_quietly(conn: aiosqlite.Connection) -> None:
+    # The error that brought us here is the one worth reporting; SQLite may
+    # already have rolled back on its own (e.g. SQLITE_FULL).
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            await conn.execute("ROLLBACK")

@@ -1,0 +1,164 @@
+"""Typed reads of the state database, meant for a read-only connection.
+
+Each function is one or two SELECTs; rows come back as the same Structs the
+writer takes, so a reader and the writer cannot disagree about a column.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import msgspec
+
+from coderouterd.state.records import (
+    ATTEMPT_COLUMNS,
+    REQUEST_COLUMNS,
+    AttemptRow,
+    ExclusionSet,
+    RequestRow,
+)
+
+
+class BudgetTotal(msgspec.Struct, frozen=True, kw_only=True):
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+    requests: int
+
+
+class DbHealth(msgspec.Struct, frozen=True, kw_only=True):
+    size_bytes: int
+    wal_bytes: int
+    page_count: int
+    # Highest applied migration; 0 before the first.
+    schema_version: int
+
+
+# Column names come from records.py, never from input.
+_SELECT_REQUESTS = f"SELECT {', '.join(REQUEST_COLUMNS)} FROM requests"  # noqa: S608
+# The request ids travel as one JSON array: one parameter however many ids.
+_SELECT_ATTEMPTS = (
+    f"SELECT {', '.join(ATTEMPT_COLUMNS)} FROM attempts"  # noqa: S608
+    " WHERE request_id IN (SELECT value FROM json_each(?)) ORDER BY request_id, seq"
+)
+
+
+async def recent_requests(
+    conn: aiosqlite.Connection, *, since: float | None, provider: str | None, limit: int
+) -> list[RequestRow]:
+    """The newest requests first, each with its attempts."""
+    where: list[str] = []
+    params: list[Any] = []
+    if since is not None:
+        where.append("ts >= ?")
+        params.append(since)
+    if provider is not None:
+        where.append("provider = ?")
+        params.append(provider)
+    sql = _SELECT_REQUESTS
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY ts DESC, id LIMIT ?"
+    params.append(limit)
+    rows = await conn.execute_fetchall(sql, params)
+    return await _with_attempts(conn, rows)
+
+
+async def request(conn: aiosqlite.Connection, request_id: str) -> RequestRow | None:
+    rows = await conn.execute_fetchall(_SELECT_REQUESTS + " WHERE id = ?", (request_id,))
+    found = await _with_attempts(conn, rows)
+    return found[0] if found else None
+
+
+async def _with_attempts(
+    conn: aiosqlite.Connection, rows: Iterable[sqlite3.Row]
+) -> list[RequestRow]:
+    requests = list(rows)
+    if not requests:
+        return []
+    ids = json.dumps([r[0] for r in requests])
+    by_request: dict[str, list[AttemptRow]] = {}
+    for a in await conn.execute_fetchall(_SELECT_ATTEMPTS, (ids,)):
+        by_request.setdefault(a[0], []).append(_attempt(a))
+    return [_request(r, tuple(by_request.get(r[0], ()))) for r in requests]
+
+
+def _request(r: sqlite3.Row, attempts: tuple[AttemptRow, ...]) -> RequestRow:
+    return RequestRow(
+        id=r[0], ts=r[1], dialect=r[2], profile=r[3], requested_model=r[4], provider=r[5],
+        status=r[6], stream=bool(r[7]), ttfb_ms=r[8], total_ms=r[9], input_tokens=r[10],
+        output_tokens=r[11], cache_creation_input_tokens=r[12], cache_read_input_tokens=r[13],
+        usage_estimated=bool(r[14]), cost_usd=r[15], savings_usd=r[16], cache_outcome=r[17],
+        repairs=r[18], error=r[19], client_disconnected=bool(r[20]), attempts=attempts,
+    )  # fmt: skip
+
+
+def _attempt(a: sqlite3.Row) -> AttemptRow:
+    return AttemptRow(
+        seq=a[1], provider=a[2], outcome=a[3], reason=a[4], detail=a[5], status=a[6],
+        ttfb_ms=a[7], latency_ms=a[8], cost_usd=a[9],
+    )  # fmt: skip
+
+
+async def month_totals(conn: aiosqlite.Connection, month: str) -> dict[str, BudgetTotal]:
+    """Spend per provider in one UTC month ('YYYY-MM')."""
+    rows = await conn.execute_fetchall(
+        "SELECT provider, cost_usd, input_tokens, output_tokens, requests"
+        " FROM budget_totals WHERE month = ? ORDER BY provider",
+        (month,),
+    )
+    return {
+        r[0]: BudgetTotal(cost_usd=r[1], input_tokens=r[2], output_tokens=r[3], requests=r[4])
+        for r in rows
+    }
+
+
+async def exclusions(conn: aiosqlite.Connection) -> list[ExclusionSet]:
+    rows = await conn.execute_fetchall(
+        "SELECT provider, reason, since, until FROM exclusions ORDER BY provider"
+    )
+    return [ExclusionSet(provider=r[0], reason=r[1], since=r[2], until=r[3]) for r in rows]
+
+
+async def schema_version(conn: aiosqlite.Connection) -> int:
+    rows = list(
+        await conn.execute_fetchall(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        )
+    )
+    if not rows:
+        return 0
+    rows = list(await conn.execute_fetchall("SELECT max(version) FROM schema_migrations"))
+    return int(rows[0][0] or 0)
+
+
+async def db_health(conn: aiosqlite.Connection, path: Path) -> DbHealth:
+    async with conn.execute("PRAGMA page_count") as cur:
+        row = await cur.fetchone()
+    return DbHealth(
+        size_bytes=_file_size(path),
+        wal_bytes=_file_size(path.with_name(path.name + "-wal")),
+        page_count=int(row[0]) if row else 0,
+        schema_version=await schema_version(conn),
+    )
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        # No WAL file between a clean close and the next write.
+        return 0
+
+
+async def integrity_check(conn: aiosqlite.Connection) -> list[str]:
+    """SQLite's own findings; empty when the database is sound."""
+    rows = await conn.execute_fetchall("PRAGMA integrity_check")
+    problems = [str(r[0]) for r in rows]
+    return [] if problems == ["ok"] else problems

@@ -1,0 +1,188 @@
+"""Retention: old requests go, and the database stays under its size cap.
+
+`enforce_retention` takes the writer's connection and must run between two
+batches (`Writer.maintain` does that); it spawns nothing. Rows go in chunks
+of at most 500, each its own short transaction, so a large clean-up never
+holds the write lock for long and a crash midway keeps the chunks already
+done. For size, only as many of the oldest replays go as their recorded
+sizes say are needed, so a cap is not overshot by a whole chunk of big rows.
+
+What "size" means here: the bytes of live pages, (page_count -
+freelist_count) * page_size. Deleting rows does not shrink the file; the
+freed pages go to SQLite's freelist and the next inserts reuse them, so the
+file stops growing at about the cap. Measuring the file instead would
+never see a deletion and would empty the database.
+
+Why no VACUUM and no incremental_vacuum: VACUUM rewrites the whole file
+(twice its size on disk, the write lock held throughout), and
+incremental_vacuum only works on a database created with
+auto_vacuum=INCREMENTAL, which this schema is not. The WAL file grows with a
+large deletion until the next automatic checkpoint copies it back and
+restarts it; that is bounded by the chunk size and needs no action here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Literal
+
+import aiosqlite
+import msgspec
+
+from coderouterd.state.db import immediate
+
+CHUNK = 500
+SECONDS_PER_DAY = 86_400.0
+
+Trim = Literal["replays", "requests"]
+
+
+class RetentionResult(msgspec.Struct, frozen=True, kw_only=True):
+    deleted_requests: int
+    # Replays deleted on their own and with their requests.
+    deleted_replays: int
+
+
+def age_cutoff(now: float, max_age_days: float) -> float:
+    """Requests older than this (ts strictly before it) are past retention."""
+    return now - max_age_days * SECONDS_PER_DAY
+
+
+def next_trim(
+    *, used_bytes: int, max_bytes: int, replays_left: bool, requests_left: bool
+) -> Trim | None:
+    """What to delete next to get under max_bytes: replays (the big rows) first.
+
+    None when under the cap, or when nothing deletable is left (the audit log
+    and budget totals are never deleted for size).
+    """
+    if used_bytes <= max_bytes:
+        return None
+    if replays_left:
+        return "replays"
+    if requests_left:
+        return "requests"
+    return None
+
+
+def oldest_to_delete(sizes: Sequence[int], *, total: int, limit: int) -> int:
+    """How many of the oldest rows (sizes oldest first) must go to bring total to limit."""
+    n = 0
+    while total > limit and n < len(sizes):
+        total -= sizes[n]
+        n += 1
+    return n
+
+
+async def enforce_retention(
+    conn: aiosqlite.Connection,
+    *,
+    now: float,
+    max_age_days: float,
+    max_bytes: int,
+    max_replay_bytes: int | None = None,
+) -> RetentionResult:
+    """Apply the age limit, then the cap on replays' total size, then the database size cap."""
+    requests = replays = 0
+    cutoff = age_cutoff(now, max_age_days)
+    while ids := await _ids(
+        conn, "SELECT id FROM requests WHERE ts < ? ORDER BY ts LIMIT ?", (cutoff, CHUNK)
+    ):
+        r, p = await _delete_requests(conn, ids)
+        requests, replays = requests + r, replays + p
+    if max_replay_bytes is not None:
+        rows = list(await conn.execute_fetchall("SELECT coalesce(sum(size), 0) FROM replays"))
+        total = int(rows[0][0])
+        while total > max_replay_bytes:
+            deleted, freed = await _delete_oldest_replays(conn, total, max_replay_bytes)
+            if deleted == 0:
+                break
+            replays, total = replays + deleted, total - freed
+    while True:
+        used = await used_bytes(conn)
+        step = next_trim(
+            used_bytes=used,
+            max_bytes=max_bytes,
+            replays_left=await _exists(conn, "replays"),
+            requests_left=await _exists(conn, "requests"),
+        )
+        if step is None:
+            break
+        if step == "replays":
+            # replays.size stands in for the pages a replay holds; the loop
+            # measures again, so an underestimate only costs another round.
+            replays += (await _delete_oldest_replays(conn, used, max_bytes))[0]
+        else:
+            ids = await _ids(conn, "SELECT id FROM requests ORDER BY ts LIMIT ?", (CHUNK,))
+            r, p = await _delete_requests(conn, ids)
+            requests, replays = requests + r, replays + p
+    return RetentionResult(deleted_requests=requests, deleted_replays=replays)
+
+
+async def used_bytes(conn: aiosqlite.Connection) -> int:
+    page_count = await _pragma_int(conn, "page_count")
+    freelist = await _pragma_int(conn, "freelist_count")
+    return (page_count - freelist) * await _pragma_int(conn, "page_size")
+
+
+async def _delete_oldest_replays(
+    conn: aiosqlite.Connection, total: int, limit: int
+) -> tuple[int, int]:
+    """Delete just enough of the oldest replays (up to CHUNK); return (count, their sizes)."""
+    oldest = [
+        (str(r[0]), int(r[1]))
+        for r in await conn.execute_fetchall(
+            "SELECT request_id, size FROM replays ORDER BY ts LIMIT ?", (CHUNK,)
+        )
+    ]
+    n = oldest_to_delete([size for _, size in oldest], total=total, limit=limit)
+    if n == 0:
+        return 0, 0
+    deleted = await _delete_replays(conn, [rid for rid, _ in oldest[:n]])
+    return deleted, sum(size for _, size in oldest[:n])
+
+
+async def _delete_requests(conn: aiosqlite.Connection, ids: list[str]) -> tuple[int, int]:
+    # Attempts and replays are deleted explicitly rather than by ON DELETE
+    # CASCADE, so the counts are exact and nothing depends on foreign_keys=ON.
+    param = (json.dumps(ids),)
+    async with immediate(conn):
+        replays = await _rowcount(
+            conn, "DELETE FROM replays WHERE request_id IN (SELECT value FROM json_each(?))", param
+        )
+        await _rowcount(
+            conn, "DELETE FROM attempts WHERE request_id IN (SELECT value FROM json_each(?))", param
+        )
+        requests = await _rowcount(
+            conn, "DELETE FROM requests WHERE id IN (SELECT value FROM json_each(?))", param
+        )
+    return requests, replays
+
+
+async def _delete_replays(conn: aiosqlite.Connection, ids: list[str]) -> int:
+    async with immediate(conn):
+        return await _rowcount(
+            conn,
+            "DELETE FROM replays WHERE request_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(ids),),
+        )
+
+
+async def _rowcount(conn: aiosqlite.Connection, sql: str, params: tuple[str]) -> int:
+    async with conn.execute(sql, params) as cur:
+        return max(cur.rowcount, 0)
+
+
+async def _ids(conn: aiosqlite.Connection, sql: str, params: tuple[float | int, ...]) -> list[str]:
+    return [str(r[0]) for r in await conn.execute_fetchall(sql, params)]
+
+
+async def _exists(conn: aiosqlite.Connection, table: Literal["replays", "requests"]) -> bool:
+    rows = list(await conn.execute_fetchall(f"SELECT EXISTS (SELECT 1 FROM {table})"))  # noqa: S608 - table is a Literal
+    return bool(rows[0][0])
+
+
+async def _pragma_int(conn: aiosqlite.Connection, name: str) -> int:
+    rows = list(await conn.execute_fetchall(f"PRAGMA {name}"))
+    return int(rows[0][0])

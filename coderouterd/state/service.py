@@ -1,0 +1,163 @@
+"""The daemon's state, opened and closed as one: database, writer, recorders, loops.
+
+Opening migrates the database (refusing one newer than this code), loads
+this month's budget totals, and starts the writer, the replay compressor and
+the retention loop as named tasks. Closing stops the loops and flushes the
+writer, so a clean shutdown loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import msgspec
+
+from coderouterd.clock import Clock
+from coderouterd.config.model import StateConfig
+from coderouterd.routing.budget import BudgetBook
+from coderouterd.routing.cost import month_of
+from coderouterd.state import reads
+from coderouterd.state.db import db_path, open_db
+from coderouterd.state.migrate import discover, migrate
+from coderouterd.state.recorder import ReplayRecorder
+from coderouterd.state.records import AuditEvent
+from coderouterd.state.retention import enforce_retention
+from coderouterd.state.writer import Writer
+from coderouterd.tasks import cancel_and_wait, spawn
+
+RETENTION_INTERVAL_S = 3600.0
+
+
+class StateStats(msgspec.Struct, frozen=True, kw_only=True):
+    path: str
+    size_bytes: int
+    queue_depth: int
+    dropped: int
+    failed_rows: int
+    committed_rows: int
+    last_commit_wall: float | None
+    replays_dropped: int
+    replays_too_large: int
+
+
+class StateService:
+    def __init__(
+        self,
+        path: Path,
+        conn: aiosqlite.Connection,
+        writer: Writer,
+        replays: ReplayRecorder,
+        budget: BudgetBook,
+        *,
+        config: StateConfig,
+        clock: Clock,
+        log: Any,
+    ) -> None:
+        self.path = path
+        self.writer = writer
+        self.replays = replays
+        self.budget = budget
+        self._conn = conn
+        self._config = config
+        self._clock = clock
+        self._log = log
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def open(
+        cls, state_dir: Path, config: StateConfig, *, clock: Clock, log: Any
+    ) -> StateService:
+        path = db_path(state_dir)
+        conn = await open_db(path, synchronous=config.synchronous)
+        try:
+            await migrate(conn, discover(), now=clock.wall())
+            totals = await reads.month_totals(conn, month_of(clock.wall()))
+        except BaseException:
+            await conn.close()
+            raise
+        month = month_of(clock.wall())
+        budget = BudgetBook({(p, month): t.cost_usd for p, t in totals.items()})
+        writer = Writer(
+            conn,
+            clock=clock,
+            window_s=config.commit_window_ms / 1000,
+            max_batch=config.commit_batch,
+            max_queue=config.queue_size,
+            on_error=lambda exc, lost: log.error("state.write_failed", error=repr(exc), lost=lost),
+        )
+        replays = ReplayRecorder(writer, max_record_bytes=config.replay.max_record_kb * 1024)
+        service = cls(path, conn, writer, replays, budget, config=config, clock=clock, log=log)
+        service._start()
+        return service
+
+    def _start(self) -> None:
+        self._tasks = [
+            spawn(self.writer.run(), name="state:writer"),
+            spawn(self.replays.run(), name="state:replays"),
+            spawn(self._retention_loop(), name="state:retention"),
+        ]
+
+    def audit(self, event: str, **fields: Any) -> None:
+        self.writer.submit(AuditEvent(ts=self._clock.wall(), event=event, fields=fields))
+
+    async def enforce_retention(self) -> None:
+        c = self._config
+        result = await self.writer.maintain(
+            lambda conn: enforce_retention(
+                conn,
+                now=self._clock.wall(),
+                max_age_days=c.retention_days,
+                max_bytes=c.retention_max_mb * 1024 * 1024,
+                max_replay_bytes=c.replay.max_total_mb * 1024 * 1024,
+            )
+        )
+        if result.deleted_requests or result.deleted_replays:
+            self._log.info(
+                "state.retention",
+                deleted_requests=result.deleted_requests,
+                deleted_replays=result.deleted_replays,
+            )
+
+    async def _retention_loop(self) -> None:
+        while True:
+            try:
+                await self.enforce_retention()
+            except Exception as exc:  # one failed pass must not end the loop
+                self._log.error("state.retention_failed", error=repr(exc))
+            await asyncio.sleep(RETENTION_INTERVAL_S)
+
+    def stats(self) -> StateStats:
+        w = self.writer.stats()
+        size = sum(
+            f.stat().st_size
+            for f in (self.path, self.path.with_name(self.path.name + "-wal"))
+            if f.exists()
+        )
+        return StateStats(
+            path=str(self.path),
+            size_bytes=size,
+            queue_depth=w.queue_depth + w.audit_queue_depth,
+            dropped=w.dropped + w.audit_dropped,
+            failed_rows=w.failed_rows,
+            committed_rows=w.committed_rows,
+            last_commit_wall=w.last_commit_wall,
+            replays_dropped=self.replays.dropped,
+            replays_too_large=self.replays.too_large,
+        )
+
+    async def close(self) -> None:
+        """Stop the loops, then write everything still queued, then close."""
+        retention, replays, writer = self._tasks or (None, None, None)
+        for task in (retention, replays):
+            if task is not None:
+                await cancel_and_wait(task)
+        with contextlib.suppress(Exception):
+            await self.replays.drain()
+        await self.writer.close()
+        if writer is not None:
+            await cancel_and_wait(writer)
+        await self._conn.close()

@@ -1,0 +1,216 @@
+"""The batched writer against a real database file."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import aiosqlite
+
+from coderouterd.state.chain import GENESIS, chain_hash
+from coderouterd.state.db import open_db
+from coderouterd.state.records import AuditEvent, BudgetIncrement, ExclusionSet
+from coderouterd.state.writer import Writer
+from coderouterd.tasks import cancel_and_wait, spawn
+from tests.integration.state.support_db import ManualClock, count, eventually, request_row
+
+
+class Errors:
+    def __init__(self) -> None:
+        self.seen: list[tuple[Exception, int]] = []
+
+    def __call__(self, exc: Exception, lost: int) -> None:
+        self.seen.append((exc, lost))
+
+
+def start(writer: Writer) -> asyncio.Task[None]:
+    return spawn(writer.run(), name="test.state.writer")
+
+
+async def stop(writer: Writer, task: asyncio.Task[None]) -> None:
+    await writer.close()
+    await asyncio.wait_for(task, 1.0)
+
+
+async def audit_chain_verifies(conn: aiosqlite.Connection) -> list[int]:
+    rows = await conn.execute_fetchall(
+        "SELECT seq, ts, event, fields, prev_hash, hash FROM audit ORDER BY seq"
+    )
+    prev = GENESIS
+    seqs = []
+    for seq, ts, event, fields, prev_hash, digest in rows:
+        assert prev_hash == prev
+        assert digest == chain_hash(prev, seq, ts, event, fields)
+        prev = digest
+        seqs.append(seq)
+    return seqs
+
+
+async def test_submits_within_the_window_share_one_transaction(
+    conn: aiosqlite.Connection,
+) -> None:
+    writer = Writer(conn, clock=ManualClock(), window_s=0.2)
+    task = start(writer)
+    for i in range(5):
+        assert writer.submit(request_row(f"r{i}"))
+    await asyncio.sleep(0.02)
+    for i in range(5, 10):
+        assert writer.submit(request_row(f"r{i}"))
+    await eventually(lambda: writer.stats().committed_rows >= 10)
+    stats = writer.stats()
+    assert (stats.batches, stats.committed_rows, stats.queue_depth) == (1, 10, 0)
+    assert stats.last_commit_wall == 1_750_000_000.0
+    assert await count(conn, "requests") == 10
+    assert await count(conn, "attempts") == 10
+    await stop(writer, task)
+
+
+async def test_max_batch_splits_a_burst(conn: aiosqlite.Connection) -> None:
+    writer = Writer(conn, clock=ManualClock(), window_s=5.0, max_batch=4)
+    task = start(writer)
+    for i in range(10):
+        writer.submit(request_row(f"r{i}"))
+    # Two full batches go without waiting for the (long) window.
+    await eventually(lambda: writer.stats().batches >= 2)
+    assert writer.stats().committed_rows == 8
+    await writer.flush()
+    assert (writer.stats().batches, await count(conn, "requests")) == (3, 10)
+    await stop(writer, task)
+
+
+async def test_close_writes_everything_then_refuses(db_file: Path) -> None:
+    conn = await open_db(db_file)
+    writer = Writer(conn, clock=ManualClock(), window_s=10.0)
+    task = start(writer)
+    for i in range(300):
+        writer.submit(request_row(f"r{i}"))
+    writer.submit(BudgetIncrement(provider="p", month="2025-06", cost_usd=1.0,
+                                  input_tokens=1, output_tokens=2))  # fmt: skip
+    started = time.monotonic()
+    await stop(writer, task)
+    assert time.monotonic() - started < 2.0
+    assert not writer.submit(request_row("late"))
+    assert writer.stats().dropped == 1
+    await conn.close()
+    reader = await open_db(db_file, readonly=True)
+    assert await count(reader, "requests") == 300
+    assert await count(reader, "budget_totals") == 1
+    await reader.close()
+
+
+async def test_close_without_run_still_writes_everything(conn: aiosqlite.Connection) -> None:
+    writer = Writer(conn, clock=ManualClock())
+    for i in range(3):
+        writer.submit(request_row(f"r{i}"))
+    await writer.close()
+    assert await count(conn, "requests") == 3
+
+
+async def test_overflow_is_dropped_counted_and_never_blocks(conn: aiosqlite.Connection) -> None:
+    writer = Writer(conn, clock=ManualClock(), max_queue=5, max_audit_queue=3)
+    accepted = [writer.submit(request_row(f"r{i}")) for i in range(8)]
+    assert accepted == [True] * 5 + [False] * 3
+    # Audit events have their own queue: a full request queue does not drop them.
+    audits = [writer.submit(AuditEvent(ts=1.0, event="e", fields={"i": i})) for i in range(4)]
+    assert audits == [True, True, True, False]
+    stats = writer.stats()
+    assert (stats.queue_depth, stats.dropped, stats.audit_queue_depth, stats.audit_dropped) == (
+        5, 3, 3, 1,
+    )  # fmt: skip
+    await writer.close()
+    assert (await count(conn, "requests"), await count(conn, "audit")) == (5, 3)
+
+
+async def test_audit_events_survive_a_flood_and_chain(conn: aiosqlite.Connection) -> None:
+    writer = Writer(conn, clock=ManualClock(), max_queue=10, max_batch=50)
+    task = start(writer)
+    for i in range(200):
+        writer.submit(request_row(f"r{i}"))
+        assert writer.submit(AuditEvent(ts=1000.0 + i / 7, event="provider.ejected",
+                                        fields={"provider": f"p{i % 3}", "n": i}))  # fmt: skip
+    await stop(writer, task)
+    assert writer.stats().audit_dropped == 0
+    assert writer.stats().dropped > 0
+    assert await audit_chain_verifies(conn) == list(range(1, 201))
+
+
+async def test_a_failing_batch_is_rolled_back_alone(conn: aiosqlite.Connection) -> None:
+    errors = Errors()
+    writer = Writer(conn, clock=ManualClock(), window_s=0.01, on_error=errors)
+    task = start(writer)
+    writer.submit(request_row("r1"))
+    writer.submit(AuditEvent(ts=1.0, event="first", fields={}))
+    await writer.flush()
+    # r1 again violates the primary key: its whole batch goes, the loop goes on.
+    writer.submit(request_row("r2"))
+    writer.submit(ExclusionSet(provider="p", reason="oom", since=1.0))
+    writer.submit(AuditEvent(ts=2.0, event="lost", fields={}))
+    writer.submit(request_row("r1"))
+    await writer.flush()
+    writer.submit(request_row("r3"))
+    writer.submit(AuditEvent(ts=3.0, event="third", fields={}))
+    await stop(writer, task)
+    assert [lost for _, lost in errors.seen] == [4]
+    assert isinstance(errors.seen[0][0], aiosqlite.IntegrityError)
+    stats = writer.stats()
+    assert (stats.batches, stats.committed_rows, stats.failed_rows) == (2, 4, 4)
+    ids = [r[0] for r in await conn.execute_fetchall("SELECT id FROM requests ORDER BY id")]
+    assert ids == ["r1", "r3"]
+    assert await count(conn, "exclusions") == 0
+    assert not conn.in_transaction
+    assert await audit_chain_verifies(conn) == [1, 2]
+    events = await conn.execute_fetchall("SELECT event FROM audit ORDER BY seq")
+    assert [e[0] for e in events] == ["first", "third"]
+
+
+async def test_unencodable_audit_fields_lose_only_their_event(
+    conn: aiosqlite.Connection,
+) -> None:
+    errors = Errors()
+    writer = Writer(conn, clock=ManualClock(), on_error=errors)
+    writer.submit(AuditEvent(ts=1.0, event="ok", fields={}))
+    writer.submit(AuditEvent(ts=2.0, event="bad", fields={"x": object()}))
+    writer.submit(request_row("r1"))
+    await writer.close()
+    assert [lost for _, lost in errors.seen] == [1]
+    assert (await count(conn, "audit"), await count(conn, "requests")) == (1, 1)
+    assert writer.stats().committed_rows == 2
+
+
+async def test_the_chain_resumes_after_reopening(db_file: Path) -> None:
+    for round_ in range(2):
+        conn = await open_db(db_file)
+        writer = Writer(conn, clock=ManualClock())
+        task = start(writer)
+        for i in range(3):
+            writer.submit(AuditEvent(ts=float(round_ * 10 + i), event="e", fields={"r": round_}))
+        await stop(writer, task)
+        await conn.close()
+    reader = await open_db(db_file, readonly=True)
+    assert await audit_chain_verifies(reader) == [1, 2, 3, 4, 5, 6]
+    await reader.close()
+
+
+async def test_maintenance_runs_between_batches(conn: aiosqlite.Connection) -> None:
+    writer = Writer(conn, clock=ManualClock(), window_s=0.01)
+    task = start(writer)
+    writer.submit(request_row("r1"))
+
+    async def job(c: aiosqlite.Connection) -> int:
+        assert not c.in_transaction
+        return await count(c, "requests")
+
+    await writer.flush()
+    assert await writer.maintain(job) == 1
+    await stop(writer, task)
+
+
+async def test_a_cancelled_run_leaves_flush_to_write_inline(conn: aiosqlite.Connection) -> None:
+    writer = Writer(conn, clock=ManualClock(), window_s=10.0)
+    task = start(writer)
+    writer.submit(request_row("r1"))
+    await asyncio.sleep(0.01)
+    await cancel_and_wait(task)
+    await writer.close()
+    assert await count(conn, "requests") == 1
