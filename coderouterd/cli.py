@@ -13,6 +13,7 @@ import msgspec
 
 from coderouterd import __version__
 from coderouterd.app import serve, with_overrides
+from coderouterd.cli_state import add_commands as add_state_commands
 from coderouterd.config import (
     LoadedConfig,
     default_config_path,
@@ -78,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
         )
         action.add_argument("--json", action="store_true", help="print JSON instead of text")
         action.set_defaults(func=func)
+    add_state_commands(sub, _config_arg)
+    p.set_defaults(load=_load)
     return p
 
 

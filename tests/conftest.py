@@ -18,6 +18,7 @@ from coderouterd.daemon import Daemon
 from coderouterd.state.service import StateService
 from coderouterd.telemetry.logging import configure, get_logger
 from tests.fakes.upstream import FakeUpstream, fake_upstream  # noqa: F401 - fixture
+from tests.integration.process import serve_process, short_dir  # noqa: F401 - fixtures
 
 TEST_API_KEY = "sk-test-coderouterd-0123456789abcdef"
 
@@ -48,7 +49,11 @@ async def start_daemon(tmp_path: Path) -> AsyncIterator[StartDaemon]:
     running: list[RunningDaemon] = []
 
     async def start(
-        config_yaml: str, *, env: dict[str, str] | None = None, clock: Clock | None = None
+        config_yaml: str,
+        *,
+        env: dict[str, str] | None = None,
+        clock: Clock | None = None,
+        state_dir: Path | None = None,
     ) -> RunningDaemon:
         n = len(running)
         path = tmp_path / f"config-{n}.yaml"
@@ -56,7 +61,7 @@ async def start_daemon(tmp_path: Path) -> AsyncIterator[StartDaemon]:
         loaded = load_config(path)
         clock = clock or SystemClock()
         state = await StateService.open(
-            tmp_path / f"state-{n}", loaded.config.state, clock=clock, log=get_logger()
+            state_dir or tmp_path / f"state-{n}", loaded.config.state, clock=clock, log=get_logger()
         )
         try:
             daemon = build_daemon(loaded, clock=clock, env=env or {}, state=state)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import msgspec
 
 from coderouterd.errors import InvalidRequestError
 
+T = TypeVar("T")
+
 _top = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _str = msgspec.json.Decoder(str)
 _bool = msgspec.json.Decoder(bool)
+_OPEN_BRACKET = ord("[")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +45,14 @@ def parse_body(body: bytes) -> RequestBody:
         raise InvalidRequestError("field required", field="messages")
     # A full decode of the history would cost as much as the rest of the request;
     # its first byte is enough to tell an array.
-    if memoryview(fields["messages"])[:1] != b"[":
+    if memoryview(fields["messages"])[0] != _OPEN_BRACKET:
         raise InvalidRequestError("must be an array", field="messages")
     return RequestBody(fields, model, stream, profile)
 
 
-def _optional(fields: dict[str, msgspec.Raw], name: str, decoder: msgspec.json.Decoder, what: str):  # type: ignore[no-untyped-def]
+def _optional(
+    fields: dict[str, msgspec.Raw], name: str, decoder: msgspec.json.Decoder[T], what: str
+) -> T | None:
     raw = fields.get(name)
     if raw is None:
         return None

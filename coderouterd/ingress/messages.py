@@ -70,10 +70,12 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
         else:
             sink = _WRITERS[dialect](request, {"x-request-id": rid})
             sink.capture = capture
-            reply = await runtime.engine.stream(call, plan, sink)
-            if reply is not None and capture is not None:
-                capture.add(reply.body)
-            response = sink.response if reply is None else _response(reply)
+            # None: the stream went to the client; otherwise a whole reply
+            # (an error before anything was streamed) is still to be sent.
+            unsent = await runtime.engine.stream(call, plan, sink)
+            if unsent is not None and capture is not None:
+                capture.add(unsent.body)
+            response = sink.response if unsent is None else _response(unsent)
         if capture is not None:
             daemon.record_replay(call, request.headers, body, capture, entry.provider)
         return response

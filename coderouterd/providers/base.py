@@ -6,6 +6,7 @@ module, once, so the engine only ever branches on our own tree.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Mapping
 
 import aiohttp
@@ -18,6 +19,7 @@ from coderouterd.errors import (
     UpstreamStatusError,
     UpstreamTimeoutError,
 )
+from coderouterd.routing.call import Call
 from coderouterd.wire.errors import error_type_of
 
 # An error body is read only to classify it and hand it back to the client;
@@ -62,7 +64,7 @@ class UpstreamResponse:
         self._resp.close()
 
 
-class HttpAdapter:
+class HttpAdapter(abc.ABC):
     """One provider's pooled client session plus the request/response mapping."""
 
     def __init__(self, config: ProviderConfig, *, api_key: str | None) -> None:
@@ -90,6 +92,10 @@ class HttpAdapter:
                 raise_for_status=False,
             )
         return self._session
+
+    @abc.abstractmethod
+    async def open(self, call: Call, body: bytes) -> UpstreamResponse:
+        """Send one attempt's body; return once the upstream's 2xx headers arrived."""
 
     async def close(self) -> None:
         if self._session is not None:

@@ -66,6 +66,7 @@ class StateService:
         self._clock = clock
         self._log = log
         self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
 
     @classmethod
     async def open(
@@ -150,7 +151,10 @@ class StateService:
         )
 
     async def close(self) -> None:
-        """Stop the loops, then write everything still queued, then close."""
+        """Stop the loops, then write everything still queued, then close. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         retention, replays, writer = self._tasks or (None, None, None)
         for task in (retention, replays):
             if task is not None:

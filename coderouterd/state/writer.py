@@ -217,22 +217,15 @@ class Writer:
         Sharing the loop keeps the connection's transactions from interleaving
         with a batch's.
         """
-        if not self._active:
-            self._active = True
-            self._idle.clear()
-            try:
-                return await job(self._conn)
-            finally:
-                self._active = False
-                self._idle.set()
-                self._release_waiters(everyone=True)
         done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._jobs.append((job, done))
         self._wake.set()
+        if not self._active:
+            await self._drain_inline()
         return await done
 
     async def _drain_inline(self) -> None:
-        # Without a running loop (never started, or cancelled), flush writes itself.
+        # Without a running loop (not started yet, or cancelled), the caller writes.
         self._active = True
         self._idle.clear()
         try:

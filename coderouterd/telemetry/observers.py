@@ -36,7 +36,6 @@ class ProviderStateObserver(BaseObserver):
             self._board.count_repairs(summary.provider, summary.repairs)
 
 
-
 class RequestLogObserver(BaseObserver):
     """Writes the one canonical `request.completed` line per request."""
 

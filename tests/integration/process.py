@@ -311,13 +311,20 @@ async def start_serve(
 
 @pytest_asyncio.fixture
 async def serve_process() -> AsyncIterator[StartServe]:
-    """Factory: `await serve_process(config_yaml, env=..., server=..., args=...)`."""
+    """Factory: `await serve_process(config_yaml, env=..., server=..., args=...)`.
+
+    `state_root=` reuses an earlier process's directory (same state and
+    socket), to restart a daemon on its own database.
+    """
     roots: list[Path] = []
     handles: list[ServeProcess] = []
 
-    async def start(config_yaml: str | None, **kwargs: Any) -> ServeProcess:
-        root = make_short_dir()
-        roots.append(root)
+    async def start(
+        config_yaml: str | None, *, state_root: Path | None = None, **kwargs: Any
+    ) -> ServeProcess:
+        root = state_root or make_short_dir()
+        if state_root is None:
+            roots.append(root)
         handle = await start_serve(root, config_yaml, **kwargs)
         handles.append(handle)
         return handle

@@ -21,12 +21,7 @@ from coderouterd.config import config_digest
 from tests.conftest import chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_error, anthropic_message, anthropic_text_stream
 from tests.fakes.upstream import FakeUpstream, Reply
-from tests.integration import process
 from tests.integration.process import LogLine, StartServe, child_env, render_config, run_cli
-
-# The harness's fixtures, bound here so that pytest finds them.
-serve_process = process.serve_process
-short_dir = process.short_dir
 
 pytestmark = pytest.mark.timeout(20)
 

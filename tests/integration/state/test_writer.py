@@ -214,3 +214,19 @@ async def test_a_cancelled_run_leaves_flush_to_write_inline(conn: aiosqlite.Conn
     await cancel_and_wait(task)
     await writer.close()
     assert await count(conn, "requests") == 1
+
+
+async def test_maintenance_without_a_running_loop_runs_inline(
+    conn: aiosqlite.Connection,
+) -> None:
+    writer = Writer(conn, clock=ManualClock())
+    writer.submit(request_row("r1"))
+
+    async def job(c: aiosqlite.Connection) -> int:
+        return await count(c, "requests")
+
+    # Jobs go before the queued batch, as they do between batches of run().
+    results = await asyncio.gather(writer.maintain(job), writer.maintain(job))
+    assert results == [0, 0]
+    assert await count(conn, "requests") == 1
+    await writer.close()
