@@ -53,7 +53,7 @@ def build_daemon(
     inflight = InFlightRegistry(clock)
     observers: list[Observer] = [
         inflight,
-        ProviderStateObserver(board, clock, log),
+        ProviderStateObserver(board, clock, log, audit=state.audit if state else None),
         RequestLogObserver(log),
     ]
     daemon = Daemon(

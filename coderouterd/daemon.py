@@ -201,6 +201,7 @@ class Daemon:
             last_attempt_wall=st.last_attempt_wall,
             consecutive_failures=st.consecutive_failures,
             tool_call_repairs=st.repairs,
+            auth_rejected=st.auth_rejected,
         )
 
     async def reload(self) -> ReloadReply:

@@ -19,6 +19,8 @@ class ProviderStatus(msgspec.Struct, frozen=True, kw_only=True):
     last_attempt_wall: float | None = None
     consecutive_failures: int = 0
     tool_call_repairs: int = 0
+    # The provider's last answer was a 401/403 to our credentials.
+    auth_rejected: bool = False
 
 
 class InFlight(msgspec.Struct, frozen=True, kw_only=True):

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Sequence
 
-from coderouterd.ctl.model import InFlight, ProviderStatus, ReloadReply, StatusReply
+from coderouterd.ctl.model import (
+    BudgetStatus,
+    InFlight,
+    ProviderStatus,
+    ReloadReply,
+    StateStatus,
+    StatusReply,
+)
 
 _MISSING = "-"
 
@@ -19,6 +27,7 @@ _PROVIDER_HEADER = (
     "REPAIRS",
     "PAID",
 )
+_BUDGET_HEADER = ("PROVIDER", "MONTH", "SPENT USD", "BUDGET USD", "USED", "BLOCKED")
 _IN_FLIGHT_HEADER = ("REQUEST", "DIALECT", "PROFILE", "PROVIDER", "STREAM", "AGE")
 
 
@@ -54,6 +63,9 @@ def render_status(reply: StatusReply) -> str:
         f"in flight ({len(reply.in_flight)})",
         *_indent(_in_flight_table(reply.in_flight)),
     ]
+    if reply.budgets:
+        lines += ["", "spend this month", *_indent(_budget_table(reply.budgets))]
+    lines += ["", "database", *_indent(_state_lines(reply.state))]
     return "\n".join(lines)
 
 
@@ -80,7 +92,7 @@ def _providers_table(providers: Sequence[ProviderStatus]) -> list[str]:
             p.name,
             p.kind,
             p.model,
-            p.state,
+            f"{p.state}, key rejected" if p.auth_rejected else p.state,
             _or_missing(p.last_outcome),
             _or_missing(p.last_status),
             str(p.consecutive_failures),
@@ -90,6 +102,56 @@ def _providers_table(providers: Sequence[ProviderStatus]) -> list[str]:
         for p in providers
     ]
     return render_table(_PROVIDER_HEADER, rows)
+
+
+def _budget_table(budgets: Sequence[BudgetStatus]) -> list[str]:
+    rows = [
+        (
+            b.provider,
+            b.month,
+            f"{b.spent_usd:.4f}",
+            _MISSING if b.budget_usd is None else f"{b.budget_usd:.2f}",
+            _MISSING if b.percent is None else f"{b.percent:.1f}%",
+            "yes" if b.blocked else "no",
+        )
+        for b in budgets
+    ]
+    return render_table(_BUDGET_HEADER, rows)
+
+
+def _state_lines(state: StateStatus | None) -> list[str]:
+    if state is None:
+        return ["not open (no state is kept)"]
+    last = (
+        "never"
+        if state.last_commit_wall is None
+        else datetime.datetime.fromtimestamp(state.last_commit_wall, datetime.UTC).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
+    )
+    lines = [
+        f"path           {state.path}",
+        f"size           {format_bytes(state.size_bytes)}",
+        f"last commit    {last}",
+        f"queue depth    {state.queue_depth}",
+        f"rows written   {state.committed_rows}",
+        f"rows dropped   {state.dropped} (queue full)  {state.failed_rows} (write failed)",
+    ]
+    if state.replays_dropped or state.replays_too_large:
+        lines.append(
+            f"replays lost   {state.replays_dropped} (queue full)  "
+            f"{state.replays_too_large} (over max_record_kb)"
+        )
+    return lines
+
+
+def format_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
 
 
 def _in_flight_table(requests: Sequence[InFlight]) -> list[str]:

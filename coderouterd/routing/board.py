@@ -3,6 +3,9 @@
 A provider is "unknown" until its first attempt, then "ok" or "failing".
 `record` returns the transition when the state changes so the caller logs a
 provider going bad once and coming back once, never every request.
+Credentials are tracked apart from health: a 401/403 is handed back to the
+client, so it never makes a provider "failing", yet an operator must hear of
+a rejected key once, and once more when it works again.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from coderouterd.routing.records import AttemptRecord
+
+AUTH_REJECTED_STATUSES = frozenset({401, 403})
 
 
 @dataclass(slots=True)
@@ -20,6 +25,8 @@ class ProviderState:
     last_change_wall: float | None = None
     last_attempt_wall: float | None = None
     consecutive_failures: int = 0
+    # The provider's last answer rejected our credentials (401/403).
+    auth_rejected: bool = False
     # Tool calls lifted out of this provider's text since start-up.
     repairs: int = 0
 
@@ -61,3 +68,19 @@ class ProviderBoard:
         if old == "unknown" and new == "ok":
             return None
         return Transition(record.provider, old, new, record.reason)
+
+    def auth_change(self, record: AttemptRecord) -> bool | None:
+        """True when a provider starts rejecting our credentials, False when it
+        accepts them again after that, None when nothing changed."""
+        rejected = record.status in AUTH_REJECTED_STATUSES
+        if not rejected and record.outcome != "ok":
+            return None
+        st = self._states.get(record.provider)
+        if st is None:
+            if not rejected:
+                return None
+            st = self._states[record.provider] = ProviderState()
+        if st.auth_rejected == rejected:
+            return None
+        st.auth_rejected = rejected
+        return rejected

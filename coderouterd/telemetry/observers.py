@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -14,16 +14,23 @@ from coderouterd.routing.records import AttemptRecord, BaseObserver, RequestSumm
 from coderouterd.telemetry import events
 from coderouterd.translate.types import Degradation
 
+Audit = Callable[..., None]
+
 
 class ProviderStateObserver(BaseObserver):
-    """Keeps the provider board current and logs each transition once."""
+    """Keeps the provider board current and logs each transition once; a
+    provider rejecting or again accepting our credentials is also audited."""
 
-    def __init__(self, board: ProviderBoard, clock: Clock, log: Any) -> None:
+    def __init__(
+        self, board: ProviderBoard, clock: Clock, log: Any, audit: Audit | None = None
+    ) -> None:
         self._board = board
         self._clock = clock
         self._log = log
+        self._audit = audit
 
     def attempt_finished(self, request_id: str, record: AttemptRecord) -> None:
+        self._note_auth(request_id, record)
         change = self._board.record(record, self._clock.wall())
         if change is None:
             return
@@ -34,6 +41,21 @@ class ProviderStateObserver(BaseObserver):
     def request_finished(self, summary: RequestSummary) -> None:
         if summary.provider is not None:
             self._board.count_repairs(summary.provider, summary.repairs)
+
+    def _note_auth(self, request_id: str, record: AttemptRecord) -> None:
+        rejected = self._board.auth_change(record)
+        if rejected is None:
+            return
+        if rejected:
+            event = events.PROVIDER_AUTH_REJECTED
+            fields = {"provider": record.provider, "status": record.status}
+            self._log.warning(event, request_id=request_id, **fields)
+        else:
+            event = events.PROVIDER_AUTH_ACCEPTED
+            fields = {"provider": record.provider}
+            self._log.info(event, request_id=request_id, **fields)
+        if self._audit is not None:
+            self._audit(event, request_id=request_id, **fields)
 
 
 class RequestLogObserver(BaseObserver):

@@ -27,9 +27,17 @@ def install_claude_code() -> list[str]:
         raise RuntimeError("the end-to-end tests need node and npm on PATH")
     if not _WRAPPER.exists():
         _CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [npm, "install", "--prefix", str(_CACHE), "--no-audit", "--no-fund",
-             f"@anthropic-ai/claude-code@{CLAUDE_CODE_VERSION}"],
+        # A fixed argv with npm as found on PATH; no shell.
+        subprocess.run(  # noqa: S603
+            [
+                npm,
+                "install",
+                "--prefix",
+                str(_CACHE),
+                "--no-audit",
+                "--no-fund",
+                f"@anthropic-ai/claude-code@{CLAUDE_CODE_VERSION}",
+            ],
             check=True,
             timeout=_INSTALL_TIMEOUT_S,
             stdout=subprocess.DEVNULL,

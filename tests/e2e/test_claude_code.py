@@ -35,10 +35,16 @@ def claude_cli() -> list[str]:
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None) -> tuple[str, dict[str, Any]]:
-    return ("", {
-        "id": "chatcmpl-e2e", "object": "chat.completion.chunk", "created": 1, "model": "m",
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    })
+    return (
+        "",
+        {
+            "id": "chatcmpl-e2e",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        },
+    )
 
 
 def text_reply(*pieces: str) -> Reply:
@@ -47,14 +53,27 @@ def text_reply(*pieces: str) -> Reply:
 
 def tool_call_reply(path: Path) -> Reply:
     args = json.dumps({"file_path": str(path), "content": CONTENT})
-    return Reply(dialect="openai", events=[
-        _chunk({"role": "assistant", "content": ""}),
-        _chunk({"tool_calls": [{"index": 0, "id": "call_e2e_1", "type": "function",
-                                "function": {"name": "Write", "arguments": ""}}]}),
-        _chunk({"tool_calls": [{"index": 0, "function": {"arguments": args[:20]}}]}),
-        _chunk({"tool_calls": [{"index": 0, "function": {"arguments": args[20:]}}]}),
-        _chunk({}, "tool_calls"),
-    ])
+    return Reply(
+        dialect="openai",
+        events=[
+            _chunk({"role": "assistant", "content": ""}),
+            _chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": "call_e2e_1",
+                            "type": "function",
+                            "function": {"name": "Write", "arguments": ""},
+                        }
+                    ]
+                }
+            ),
+            _chunk({"tool_calls": [{"index": 0, "function": {"arguments": args[:20]}}]}),
+            _chunk({"tool_calls": [{"index": 0, "function": {"arguments": args[20:]}}]}),
+            _chunk({}, "tool_calls"),
+        ],
+    )
 
 
 def text_tool_call_reply(path: Path) -> Reply:
@@ -77,6 +96,7 @@ def responder(first: Reply, final: Reply) -> Callable[[Recorded], Reply]:
         if "Write" in names:
             return first
         return text_reply("ok")
+
     return choose
 
 
@@ -84,9 +104,18 @@ async def run_claude(cli: list[str], url: str, workdir: Path, prompt: str) -> tu
     home = workdir / "home"
     home.mkdir()
     proc = await asyncio.create_subprocess_exec(
-        *cli, "-p", prompt, "--allowedTools", "Write", "--output-format", "text",
-        cwd=workdir, env=claude_env(home, url),
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        *cli,
+        "-p",
+        prompt,
+        "--allowedTools",
+        "Write",
+        "--output-format",
+        "text",
+        cwd=workdir,
+        env=claude_env(home, url),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout=180)
@@ -99,7 +128,10 @@ async def run_claude(cli: list[str], url: str, workdir: Path, prompt: str) -> tu
 
 @pytest.mark.parametrize("variant", ["tool_calls", "repaired_text", "think_then_text_call"])
 async def test_claude_code_writes_a_file_through_the_daemon(
-    claude_cli: list[str], start_daemon: StartDaemon, fake_upstream: FakeUpstream, tmp_path: Path,
+    claude_cli: list[str],
+    start_daemon: StartDaemon,
+    fake_upstream: FakeUpstream,
+    tmp_path: Path,
     variant: str,
 ) -> None:
     workdir = tmp_path / "work"
@@ -110,12 +142,19 @@ async def test_claude_code_writes_a_file_through_the_daemon(
         "repaired_text": text_tool_call_reply,
         "think_then_text_call": thinking_tool_call_reply,
     }[variant](target)
-    final = text_reply("<think>", THOUGHT, "</think>", FINAL) if variant.startswith("think") else text_reply(FINAL)
+    final = (
+        text_reply("<think>", THOUGHT, "</think>", FINAL)
+        if variant.startswith("think")
+        else text_reply(FINAL)
+    )
     fake_upstream.responder = responder(first, final)
     backend = provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat")
     d = await start_daemon(chain_yaml(backend))
     code, out, err = await run_claude(
-        claude_cli, d.url, workdir, f"Write the text '{CONTENT}' to the file {target} using the Write tool."
+        claude_cli,
+        d.url,
+        workdir,
+        f"Write the text '{CONTENT}' to the file {target} using the Write tool.",
     )
     assert code == 0, f"claude exited {code}\nstdout:\n{out}\nstderr:\n{err}"
     assert target.read_text() == CONTENT

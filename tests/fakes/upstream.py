@@ -69,6 +69,10 @@ class Reply:
     omit_message_stop: bool = False
     # Never answer; the request ends only when the client goes away.
     hang: bool = False
+    # After this many frames, wait until the test sets `resume`: proves that
+    # what came before reached the client while the upstream was still open.
+    pause_after_frames: int | None = None
+    resume: asyncio.Event | None = None
 
 
 @dataclass(frozen=True)
@@ -315,6 +319,8 @@ class FakeUpstream:
         response = web.StreamResponse(status=reply.status, headers=headers)
         await response.prepare(request)
         for written, frame in enumerate(plan_frames(reply)):
+            if written == reply.pause_after_frames and reply.resume is not None:
+                await reply.resume.wait()
             await asyncio.sleep(
                 reply.delay_before_first_event if written == 0 else reply.delay_between_events
             )

@@ -274,7 +274,10 @@ async def start_serve(
     config_path: Path | None = None
     if config_yaml is None:
         state = root / "xdg-state" / "coderouterd"
-        settings: dict[str, object] = {"state_dir": str(state), "control_socket": str(state / "control.sock")}
+        settings: dict[str, object] = {
+            "state_dir": str(state),
+            "control_socket": str(state / "control.sock"),
+        }
         config_args = ["--port", "0"]
     else:
         settings = {

@@ -64,44 +64,50 @@ async def test_other_client_errors_are_returned_as_they_are(
     d = await start_daemon(
         chain_yaml(provider_yaml("a", fake_upstream.url), provider_yaml("b", fake_upstream.url))
     )
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{d.url}/v1/messages", json=BODY) as resp:
-            body = await resp.json()
-            assert resp.status == status
-            assert resp.headers["x-coderouter-provider"] == "a"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{d.url}/v1/messages", json=BODY) as resp,
+    ):
+        body = await resp.json()
+        assert resp.status == status
+        assert resp.headers["x-coderouter-provider"] == "a"
     assert body["error"]["message"] == "your fault"
     assert len(fake_upstream.requests) == 1
 
 
-async def test_connect_error_falls_through(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+async def test_connect_error_falls_through(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.script(Reply(events=anthropic_text_stream(["up"])))
     d = await start_daemon(
         chain_yaml(provider_yaml("dead", closed_port_url()), provider_yaml("b", fake_upstream.url))
     )
-    async with sdk(d.url) as client:
-        async with client.messages.stream(**BODY) as stream:
-            message = await stream.get_final_message()
-            headers = stream.response.headers
+    async with sdk(d.url) as client, client.messages.stream(**BODY) as stream:
+        message = await stream.get_final_message()
+        headers = stream.response.headers
     assert message.content[0].text == "up"
     assert headers["x-coderouter-fallback-reason"] == "dead=connect_error"
 
 
-async def test_first_byte_timeout_falls_through(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+async def test_first_byte_timeout_falls_through(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.script(
         Reply(events=anthropic_text_stream(["late"]), delay_before_first_event=5),
         Reply(events=anthropic_text_stream(["fast"])),
     )
     slow = provider_yaml("slow", fake_upstream.url, extra="timeouts: {first_byte_s: 0.3}")
     d = await start_daemon(chain_yaml(slow, provider_yaml("b", fake_upstream.url)))
-    async with sdk(d.url) as client:
-        async with client.messages.stream(**BODY) as stream:
-            message = await stream.get_final_message()
-            headers = stream.response.headers
+    async with sdk(d.url) as client, client.messages.stream(**BODY) as stream:
+        message = await stream.get_final_message()
+        headers = stream.response.headers
     assert message.content[0].text == "fast"
     assert headers["x-coderouter-fallback-reason"] == "slow=timeout_first_byte"
 
 
-async def test_non_streaming_first_byte_timeout(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+async def test_non_streaming_first_byte_timeout(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.script(
         Reply(json=anthropic_message("late"), delay_before_headers=5),
         Reply(json=anthropic_message("fast")),
@@ -124,9 +130,8 @@ async def test_error_event_before_content_falls_through(
     d = await start_daemon(
         chain_yaml(provider_yaml("a", fake_upstream.url), provider_yaml("b", fake_upstream.url))
     )
-    async with sdk(d.url) as client:
-        async with client.messages.stream(**BODY) as stream:
-            message = await stream.get_final_message()
+    async with sdk(d.url) as client, client.messages.stream(**BODY) as stream:
+        message = await stream.get_final_message()
     assert message.content[0].text == "ok"
 
 
@@ -145,12 +150,18 @@ async def test_all_failed_gives_one_anthropic_error_listing_attempts(
     body = err.body
     assert body["type"] == "overloaded_error" or body["error"]["type"] == "overloaded_error"
     attempts = (body.get("error") or body)["attempts"]
-    assert [(a["provider"], a["reason"]) for a in attempts] == [("a", "http_500"), ("dead", "connect_error")]
+    assert [(a["provider"], a["reason"]) for a in attempts] == [
+        ("a", "http_500"),
+        ("dead", "connect_error"),
+    ]
 
 
-async def test_all_rate_limited_gives_429(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+async def test_all_rate_limited_gives_429(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.script(
-        anthropic_error(429, "rate_limit_error", "slow"), anthropic_error(429, "rate_limit_error", "slow")
+        anthropic_error(429, "rate_limit_error", "slow"),
+        anthropic_error(429, "rate_limit_error", "slow"),
     )
     d = await start_daemon(
         chain_yaml(provider_yaml("a", fake_upstream.url), provider_yaml("b", fake_upstream.url))
@@ -180,10 +191,14 @@ PAID_PROFILES = """\
 """
 
 
-async def test_paid_provider_skipped_unless_allowed(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+async def test_paid_provider_skipped_unless_allowed(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.default = Reply(json=anthropic_message("answer"))
     cloud = provider_yaml("cloud", fake_upstream.url, extra="paid: true")
-    d = await start_daemon(chain_yaml(cloud, provider_yaml("local", fake_upstream.url), profiles=PAID_PROFILES))
+    d = await start_daemon(
+        chain_yaml(cloud, provider_yaml("local", fake_upstream.url), profiles=PAID_PROFILES)
+    )
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{d.url}/v1/messages", json=BODY) as resp:
             assert resp.status == 200
@@ -205,7 +220,9 @@ async def test_global_allow_paid(start_daemon: StartDaemon, fake_upstream: FakeU
     assert raw.headers["x-coderouter-provider"] == "cloud"
 
 
-async def test_only_paid_providers_blocked_says_so(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+async def test_only_paid_providers_blocked_says_so(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
     cloud = provider_yaml("cloud", fake_upstream.url, extra="paid: true")
     d = await start_daemon(chain_yaml(cloud))
     async with sdk(d.url) as client:
@@ -216,16 +233,19 @@ async def test_only_paid_providers_blocked_says_so(start_daemon: StartDaemon, fa
     assert fake_upstream.requests == []
 
 
-async def test_request_completed_log_line(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
-    fake_upstream.script(anthropic_error(503, "overloaded_error", "busy"), Reply(events=anthropic_text_stream(["a"])))
+async def test_request_completed_log_line(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.script(
+        anthropic_error(503, "overloaded_error", "busy"), Reply(events=anthropic_text_stream(["a"]))
+    )
     d = await start_daemon(
         chain_yaml(provider_yaml("a", fake_upstream.url), provider_yaml("b", fake_upstream.url))
     )
     with capture_logs() as logs:
-        async with sdk(d.url) as client:
-            async with client.messages.stream(**BODY) as stream:
-                await stream.get_final_message()
-                rid = stream.response.headers["x-request-id"]
+        async with sdk(d.url) as client, client.messages.stream(**BODY) as stream:
+            await stream.get_final_message()
+            rid = stream.response.headers["x-request-id"]
     done = [e for e in logs if e["event"] == "request.completed"]
     assert len(done) == 1
     line = done[0]
@@ -242,7 +262,9 @@ async def test_request_completed_log_line(start_daemon: StartDaemon, fake_upstre
     assert [e["provider"] for e in failing] == ["a"]
 
 
-async def test_provider_state_changes_logged_once(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+async def test_provider_state_changes_logged_once(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
     d = await start_daemon(
         chain_yaml(provider_yaml("a", fake_upstream.url), provider_yaml("b", fake_upstream.url))
     )

@@ -35,12 +35,17 @@ def answer(fake_upstream: FakeUpstream) -> FakeUpstream:
 
 async def two(start_daemon: StartDaemon, fake: FakeUpstream, **kw) -> str:
     d = await start_daemon(
-        chain_yaml(provider_yaml("a", fake.url), provider_yaml("b", fake.url), profiles=TWO_PROFILES), **kw
+        chain_yaml(
+            provider_yaml("a", fake.url), provider_yaml("b", fake.url), profiles=TWO_PROFILES
+        ),
+        **kw,
     )
     return d.url
 
 
-async def test_unknown_fields_pass_through_byte_for_byte(start_daemon: StartDaemon, answer: FakeUpstream) -> None:
+async def test_unknown_fields_pass_through_byte_for_byte(
+    start_daemon: StartDaemon, answer: FakeUpstream
+) -> None:
     url = await two(start_daemon, answer)
     body = (
         b'{"model":"claude-x","max_tokens":5,'
@@ -71,9 +76,16 @@ async def test_unknown_fields_pass_through_byte_for_byte(start_daemon: StartDaem
         ({"headers": {"x-coderouter-mode": "default"}, "body": {"profile": "other"}}, "a"),
     ],
 )
-async def test_profile_selection(start_daemon: StartDaemon, answer: FakeUpstream, how: dict, expected: str) -> None:
+async def test_profile_selection(
+    start_daemon: StartDaemon, answer: FakeUpstream, how: dict, expected: str
+) -> None:
     url = await two(start_daemon, answer)
-    body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}], **how.get("body", {})}
+    body = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [{"role": "user", "content": "x"}],
+        **how.get("body", {}),
+    }
     status, headers, _ = await post(url, body, how.get("headers"))
     assert status == 200
     assert headers["x-coderouter-provider"] == expected
@@ -97,7 +109,9 @@ async def test_bad_input_gets_an_anthropic_error_naming_the_field(
     start_daemon: StartDaemon, answer: FakeUpstream, body: bytes, headers: dict, field: str
 ) -> None:
     url = await two(start_daemon, answer)
-    status, resp_headers, err = await post(url, body, {"content-type": "application/json", **headers})
+    status, resp_headers, err = await post(
+        url, body, {"content-type": "application/json", **headers}
+    )
     assert status == 400
     assert err["type"] == "error"
     assert err["error"]["type"] == "invalid_request_error"
@@ -108,7 +122,9 @@ async def test_bad_input_gets_an_anthropic_error_naming_the_field(
 
 
 async def test_body_over_the_cap_gets_413(start_daemon: StartDaemon, answer: FakeUpstream) -> None:
-    d = await start_daemon(chain_yaml(provider_yaml("a", answer.url), top="server: {max_body_bytes: 2048}\n"))
+    d = await start_daemon(
+        chain_yaml(provider_yaml("a", answer.url), top="server: {max_body_bytes: 2048}\n")
+    )
     big = {"model": "m", "messages": [{"role": "user", "content": "x" * 4096}]}
     status, _, err = await post(d.url, big)
     assert status == 413
@@ -120,7 +136,9 @@ async def test_body_over_the_cap_gets_413(start_daemon: StartDaemon, answer: Fak
 async def test_headers_forwarded_and_credentials_from_the_environment(
     start_daemon: StartDaemon, answer: FakeUpstream
 ) -> None:
-    a = provider_yaml("a", answer.url, extra="api_key_env: UPSTREAM_KEY\nextra_headers: {x-tenant: t1}")
+    a = provider_yaml(
+        "a", answer.url, extra="api_key_env: UPSTREAM_KEY\nextra_headers: {x-tenant: t1}"
+    )
     d = await start_daemon(chain_yaml(a), env={"UPSTREAM_KEY": "sk-upstream-secret"})
     body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
     client_headers = {
@@ -142,7 +160,9 @@ async def test_headers_forwarded_and_credentials_from_the_environment(
     assert "anthropic-beta" not in bare
 
 
-async def test_client_key_never_forwarded_unless_configured(start_daemon: StartDaemon, answer: FakeUpstream) -> None:
+async def test_client_key_never_forwarded_unless_configured(
+    start_daemon: StartDaemon, answer: FakeUpstream
+) -> None:
     closed = provider_yaml("closed", answer.url)
     fwd = provider_yaml("fwd", answer.url, extra="forward_client_key: true")
     profiles = "  - name: default\n    providers: [closed]\n  - name: fwd\n    providers: [fwd]\n"
@@ -154,7 +174,9 @@ async def test_client_key_never_forwarded_unless_configured(start_daemon: StartD
     assert answer.requests[1].headers["x-api-key"] == "client-secret"
 
 
-async def test_missing_api_key_skips_the_provider(start_daemon: StartDaemon, answer: FakeUpstream) -> None:
+async def test_missing_api_key_skips_the_provider(
+    start_daemon: StartDaemon, answer: FakeUpstream
+) -> None:
     keyed = provider_yaml("keyed", answer.url, extra="api_key_env: NOT_SET_ANYWHERE")
     d = await start_daemon(chain_yaml(keyed, provider_yaml("b", answer.url)), env={})
     status, headers, _ = await post(d.url, {"model": "m", "messages": []})
@@ -162,7 +184,9 @@ async def test_missing_api_key_skips_the_provider(start_daemon: StartDaemon, ans
     assert headers["x-coderouter-fallback-reason"] == "keyed=missing_api_key"
 
 
-async def test_request_id_honoured_or_generated(start_daemon: StartDaemon, answer: FakeUpstream) -> None:
+async def test_request_id_honoured_or_generated(
+    start_daemon: StartDaemon, answer: FakeUpstream
+) -> None:
     url = await two(start_daemon, answer)
     body = {"model": "m", "messages": []}
     _, headers, _ = await post(url, body, {"x-request-id": "trace-123.abc"})
@@ -174,8 +198,12 @@ async def test_request_id_honoured_or_generated(start_daemon: StartDaemon, answe
 async def test_count_tokens_is_an_estimate(start_daemon: StartDaemon, answer: FakeUpstream) -> None:
     url = await two(start_daemon, answer)
     async with anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0) as client:
-        small = await client.messages.count_tokens(model="m", messages=[{"role": "user", "content": "hi"}])
-        large = await client.messages.count_tokens(model="m", messages=[{"role": "user", "content": "hi " * 1000}])
+        small = await client.messages.count_tokens(
+            model="m", messages=[{"role": "user", "content": "hi"}]
+        )
+        large = await client.messages.count_tokens(
+            model="m", messages=[{"role": "user", "content": "hi " * 1000}]
+        )
     assert 0 < small.input_tokens < 20
     assert 600 < large.input_tokens < 1200
     assert answer.requests == []
@@ -203,7 +231,9 @@ async def test_health_routes(start_daemon: StartDaemon, answer: FakeUpstream, pa
             assert resp.status == 200
 
 
-async def test_unknown_route_and_method_get_json_errors(start_daemon: StartDaemon, answer: FakeUpstream) -> None:
+async def test_unknown_route_and_method_get_json_errors(
+    start_daemon: StartDaemon, answer: FakeUpstream
+) -> None:
     url = await two(start_daemon, answer)
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{url}/v1/nothing") as resp:

@@ -22,9 +22,13 @@ def sdk(url: str) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="client-key", max_retries=0, timeout=10)
 
 
-async def test_non_streaming_passthrough(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+async def test_non_streaming_passthrough(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.script(Reply(json=openai_completion("hi there"), dialect="openai"))
-    d = await start_daemon(chain_yaml(oai(fake_upstream.url, "api_key_env: OAI_KEY")), env={"OAI_KEY": "sk-oai"})
+    d = await start_daemon(
+        chain_yaml(oai(fake_upstream.url, "api_key_env: OAI_KEY")), env={"OAI_KEY": "sk-oai"}
+    )
     async with sdk(d.url) as client:
         raw = await client.chat.completions.with_raw_response.create(model="x", messages=MESSAGES)
     completion = raw.parse()
@@ -52,11 +56,16 @@ async def test_streaming_passthrough_requests_usage_but_hides_it(
     assert fake_upstream.requests[0].json["stream_options"] == {"include_usage": True}
     done = next(e for e in logs if e["event"] == "request.completed")
     assert done["usage"] == {
-        "input_tokens": 10, "output_tokens": 5, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0
+        "input_tokens": 10,
+        "output_tokens": 5,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
     }
 
 
-async def test_usage_chunk_forwarded_when_asked(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+async def test_usage_chunk_forwarded_when_asked(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.script(Reply(events=openai_text_stream(["a"]), dialect="openai"))
     d = await start_daemon(chain_yaml(oai(fake_upstream.url)))
     async with sdk(d.url) as client:
@@ -67,13 +76,20 @@ async def test_usage_chunk_forwarded_when_asked(start_daemon: StartDaemon, fake_
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 5
 
 
-async def test_fallback_and_openai_error_envelope(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+async def test_fallback_and_openai_error_envelope(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.script(
         openai_error(503, "loading model"),
         Reply(json=openai_completion("second"), dialect="openai"),
         openai_error(400, "bad param", error_type="invalid_request_error"),
     )
-    d = await start_daemon(chain_yaml(oai(fake_upstream.url), provider_yaml("p", fake_upstream.url + "/v1", kind="openai_compat")))
+    d = await start_daemon(
+        chain_yaml(
+            oai(fake_upstream.url),
+            provider_yaml("p", fake_upstream.url + "/v1", kind="openai_compat"),
+        )
+    )
     async with sdk(d.url) as client:
         raw = await client.chat.completions.with_raw_response.create(model="x", messages=MESSAGES)
         assert raw.headers["x-coderouter-fallback-reason"] == "o=http_503"
@@ -82,18 +98,24 @@ async def test_fallback_and_openai_error_envelope(start_daemon: StartDaemon, fak
     assert info.value.body["message"] == "bad param"
 
 
-async def test_bad_input_names_the_param(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+async def test_bad_input_names_the_param(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
     d = await start_daemon(chain_yaml(oai(fake_upstream.url)))
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{d.url}/v1/chat/completions", json={"model": "x", "messages": "hi"}) as resp:
-            body = await resp.json()
-            assert resp.status == 400
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{d.url}/v1/chat/completions", json={"model": "x", "messages": "hi"}) as resp,
+    ):
+        body = await resp.json()
+        assert resp.status == 400
     assert body["error"]["param"] == "messages"
     assert body["error"]["type"] == "invalid_request_error"
     assert body["error"]["message"].startswith("messages: ")
 
 
-async def test_all_failed_is_an_openai_error(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+async def test_all_failed_is_an_openai_error(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.default = openai_error(500, "boom")
     d = await start_daemon(chain_yaml(oai(fake_upstream.url)))
     async with sdk(d.url) as client:
@@ -103,31 +125,46 @@ async def test_all_failed_is_an_openai_error(start_daemon: StartDaemon, fake_ups
     assert info.value.body["attempts"][0]["reason"] == "http_500"
 
 
-async def test_keepalive_comments_and_in_stream_error(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+async def test_keepalive_comments_and_in_stream_error(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.script(
-        Reply(events=openai_text_stream(["a", "b", "c"]), dialect="openai", delay_before_first_event=0.4,
-              disconnect_after_events=3)
+        Reply(
+            events=openai_text_stream(["a", "b", "c"]),
+            dialect="openai",
+            delay_before_first_event=0.4,
+            disconnect_after_events=3,
+        )
     )
     top = "server: {keepalive_after_s: 0.1, keepalive_interval_s: 0.1}\n"
     d = await start_daemon(chain_yaml(oai(fake_upstream.url), top=top))
-    async with aiohttp.ClientSession() as http:
-        async with http.post(
-            f"{d.url}/v1/chat/completions", json={"model": "x", "messages": MESSAGES, "stream": True}
-        ) as resp:
-            raw = await resp.read()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{d.url}/v1/chat/completions",
+            json={"model": "x", "messages": MESSAGES, "stream": True},
+        ) as resp,
+    ):
+        raw = await resp.read()
     assert raw.startswith(b": keep-alive\n\n")
     assert raw.rstrip().endswith(b"}")
     last = raw.rstrip().rsplit(b"\n\n", 1)[-1]
     assert last.startswith(b'data: {"error":')
     async with sdk(d.url) as client:
-        fake_upstream.script(Reply(events=openai_text_stream(["a", "b"]), dialect="openai", disconnect_after_events=2))
+        fake_upstream.script(
+            Reply(
+                events=openai_text_stream(["a", "b"]), dialect="openai", disconnect_after_events=2
+            )
+        )
         with pytest.raises(openai.APIError):
             stream = await client.chat.completions.create(model="x", messages=MESSAGES, stream=True)
             async for _ in stream:
                 pass
 
 
-async def test_max_output_tokens_clamps(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+async def test_max_output_tokens_clamps(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.script(Reply(json=openai_completion("ok"), dialect="openai"))
     d = await start_daemon(chain_yaml(oai(fake_upstream.url, "max_output_tokens: 100")))
     with capture_logs() as logs:

@@ -15,14 +15,23 @@ from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_error, anthropic_text_stream
 from tests.fakes.upstream import FakeUpstream, Reply
 
-BODY = {"model": "m", "max_tokens": 10, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+BODY = {
+    "model": "m",
+    "max_tokens": 10,
+    "stream": True,
+    "messages": [{"role": "user", "content": "hi"}],
+}
 FAST_PINGS = "server: {keepalive_after_s: 0.1, keepalive_interval_s: 0.1}\n"
 
 
-async def raw_stream(url: str, body: dict = BODY, headers: dict | None = None) -> tuple[aiohttp.ClientResponse, list[tuple[str, dict]]]:
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{url}/v1/messages", json=body, headers=headers or {}) as resp:
-            data = await resp.read()
+async def raw_stream(
+    url: str, body: dict = BODY, headers: dict | None = None
+) -> tuple[aiohttp.ClientResponse, list[tuple[str, dict]]]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{url}/v1/messages", json=body, headers=headers or {}) as resp,
+    ):
+        data = await resp.read()
     events = SSEDecoder().feed(data)
     return resp, [(e.event, json.loads(e.data)) for e in events]
 
@@ -33,9 +42,13 @@ def text_of(events: list[tuple[str, dict]]) -> str:
     )
 
 
-async def two_providers(start_daemon: StartDaemon, fake: FakeUpstream, top: str = "", a_extra: str = "") -> str:
+async def two_providers(
+    start_daemon: StartDaemon, fake: FakeUpstream, top: str = "", a_extra: str = ""
+) -> str:
     d = await start_daemon(
-        chain_yaml(provider_yaml("a", fake.url, extra=a_extra), provider_yaml("b", fake.url), top=top)
+        chain_yaml(
+            provider_yaml("a", fake.url, extra=a_extra), provider_yaml("b", fake.url), top=top
+        )
     )
     return d.url
 
@@ -43,13 +56,20 @@ async def two_providers(start_daemon: StartDaemon, fake: FakeUpstream, top: str 
 async def test_failure_after_content_ends_with_error_event(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
-    fake_upstream.script(Reply(events=anthropic_text_stream(["one ", "two ", "three"]), disconnect_after_events=4))
+    fake_upstream.script(
+        Reply(events=anthropic_text_stream(["one ", "two ", "three"]), disconnect_after_events=4)
+    )
     url = await two_providers(start_daemon, fake_upstream)
     with capture_logs() as logs:
         resp, events = await raw_stream(url)
     assert resp.status == 200
     names = [n for n, _ in events]
-    assert names[:4] == ["message_start", "content_block_start", "content_block_delta", "content_block_delta"]
+    assert names[:4] == [
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_delta",
+    ]
     assert names[-1] == "error" and "message_stop" not in names
     assert events[-1][1]["error"]["type"] == "api_error"
     assert text_of(events) == "one two "
@@ -59,19 +79,27 @@ async def test_failure_after_content_ends_with_error_event(
     assert done["error"] and done["attempts"][0]["outcome"] == "failed"
 
 
-async def test_sdk_raises_on_mid_stream_error(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
-    fake_upstream.script(Reply(events=anthropic_text_stream(["one ", "two"]), disconnect_after_events=3))
+async def test_sdk_raises_on_mid_stream_error(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.script(
+        Reply(events=anthropic_text_stream(["one ", "two"]), disconnect_after_events=3)
+    )
     url = await two_providers(start_daemon, fake_upstream)
     received = []
     async with anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0) as client:
         with pytest.raises(anthropic.APIStatusError):
-            async with client.messages.stream(model="m", max_tokens=10, messages=BODY["messages"]) as stream:
+            async with client.messages.stream(
+                model="m", max_tokens=10, messages=BODY["messages"]
+            ) as stream:
                 async for text in stream.text_stream:
                     received.append(text)
     assert received == ["one "]
 
 
-async def test_missing_message_stop_is_surfaced(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+async def test_missing_message_stop_is_surfaced(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.script(Reply(events=anthropic_text_stream(["all of it"]), omit_message_stop=True))
     url = await two_providers(start_daemon, fake_upstream)
     _, events = await raw_stream(url)
@@ -84,16 +112,20 @@ async def test_malformed_event_after_commit_is_never_forwarded(
 ) -> None:
     fake_upstream.script(Reply(events=anthropic_text_stream(["a", "b"]), malformed_after_events=3))
     url = await two_providers(start_daemon, fake_upstream)
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{url}/v1/messages", json=BODY) as resp:
-            raw = await resp.read()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{url}/v1/messages", json=BODY) as resp,
+    ):
+        raw = await resp.read()
     assert b"{this is not json" not in raw
     events = SSEDecoder().feed(raw)
     assert events[-1].event == "error"
     assert all(json.loads(e.data) for e in events)
 
 
-async def test_malformed_event_before_commit_falls_back(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+async def test_malformed_event_before_commit_falls_back(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.script(
         Reply(events=anthropic_text_stream(["bad"]), malformed_after_events=1),
         Reply(events=anthropic_text_stream(["good"])),
@@ -104,10 +136,18 @@ async def test_malformed_event_before_commit_falls_back(start_daemon: StartDaemo
     assert resp.headers["x-coderouter-fallback-reason"] == "a=protocol_error"
 
 
-async def test_idle_timeout_mid_stream(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
-    fake_upstream.script(Reply(events=anthropic_text_stream(["a", "b", "c"]), delay_between_events=1.0))
-    fake_upstream.script(Reply(events=anthropic_text_stream(["a", "b", "c"]), delay_between_events=1.0))
-    url = await two_providers(start_daemon, fake_upstream, a_extra="timeouts: {idle_s: 0.3, first_byte_s: 5}")
+async def test_idle_timeout_mid_stream(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.script(
+        Reply(events=anthropic_text_stream(["a", "b", "c"]), delay_between_events=1.0)
+    )
+    fake_upstream.script(
+        Reply(events=anthropic_text_stream(["a", "b", "c"]), delay_between_events=1.0)
+    )
+    url = await two_providers(
+        start_daemon, fake_upstream, a_extra="timeouts: {idle_s: 0.3, first_byte_s: 5}"
+    )
     _, events = await raw_stream(url)
     assert events[-1][0] == "error"
     assert "timeout_idle" in events[-1][1]["error"]["message"]
@@ -116,7 +156,9 @@ async def test_idle_timeout_mid_stream(start_daemon: StartDaemon, fake_upstream:
 async def test_keepalive_pings_while_waiting_for_first_byte(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
-    fake_upstream.script(Reply(events=anthropic_text_stream(["slow answer"]), delay_before_first_event=0.6))
+    fake_upstream.script(
+        Reply(events=anthropic_text_stream(["slow answer"]), delay_before_first_event=0.6)
+    )
     url = await two_providers(start_daemon, fake_upstream, top=FAST_PINGS)
     resp, events = await raw_stream(url)
     names = [n for n, _ in events]
@@ -128,12 +170,16 @@ async def test_keepalive_pings_while_waiting_for_first_byte(
     assert resp.headers["x-request-id"]
 
 
-async def test_fallback_still_possible_after_pings(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+async def test_fallback_still_possible_after_pings(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.script(
         Reply(events=anthropic_text_stream(["never"]), delay_before_first_event=5),
         Reply(events=anthropic_text_stream(["from b"])),
     )
-    url = await two_providers(start_daemon, fake_upstream, top=FAST_PINGS, a_extra="timeouts: {first_byte_s: 0.5}")
+    url = await two_providers(
+        start_daemon, fake_upstream, top=FAST_PINGS, a_extra="timeouts: {first_byte_s: 0.5}"
+    )
     _, events = await raw_stream(url)
     names = [n for n, _ in events]
     assert names.count("ping") >= 2
@@ -149,7 +195,9 @@ async def test_all_failed_after_pings_is_an_in_stream_overloaded_error(
         Reply(events=anthropic_text_stream(["x"]), delay_before_first_event=0.4),
     )
     fake_upstream.default = anthropic_error(503, "overloaded_error", "busy")
-    url = await two_providers(start_daemon, fake_upstream, top=FAST_PINGS, a_extra="timeouts: {first_byte_s: 0.3}")
+    url = await two_providers(
+        start_daemon, fake_upstream, top=FAST_PINGS, a_extra="timeouts: {first_byte_s: 0.3}"
+    )
     resp, events = await raw_stream(url)
     assert resp.status == 200
     assert [n for n, _ in events][-1] == "error"
@@ -160,7 +208,14 @@ async def test_all_failed_after_pings_is_an_in_stream_overloaded_error(
 async def test_client_error_after_pings_is_an_in_stream_error(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
-    fake_upstream.script(Reply(**{**anthropic_error(400, "invalid_request_error", "nope").__dict__, "delay_before_headers": 0.4}))
+    fake_upstream.script(
+        Reply(
+            **{
+                **anthropic_error(400, "invalid_request_error", "nope").__dict__,
+                "delay_before_headers": 0.4,
+            }
+        )
+    )
     url = await two_providers(start_daemon, fake_upstream, top=FAST_PINGS)
     resp, events = await raw_stream(url)
     assert resp.status == 200
@@ -174,9 +229,11 @@ async def test_client_disconnect_mid_stream_cancels_upstream(
     fake_upstream.script(Reply(events=anthropic_text_stream(["x"] * 50), delay_between_events=0.2))
     url = await two_providers(start_daemon, fake_upstream)
     with capture_logs() as logs:
-        async with aiohttp.ClientSession() as http:
-            async with http.post(f"{url}/v1/messages", json=BODY) as resp:
-                await resp.content.readuntil(b"content_block_delta")
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{url}/v1/messages", json=BODY) as resp,
+        ):
+            await resp.content.readuntil(b"content_block_delta")
         await fake_upstream.wait_for_disconnect(timeout=2)
         await fake_upstream.wait_for_open_connections(0, timeout=2)
         for _ in range(50):
@@ -187,7 +244,12 @@ async def test_client_disconnect_mid_stream_cancels_upstream(
     assert done["client_disconnected"] is True and done["status"] == 499
     assert done["provider"] == "a"
     assert done["attempts"] == [
-        {**done["attempts"][0], "provider": "a", "outcome": "interrupted", "reason": "client_disconnected"}
+        {
+            **done["attempts"][0],
+            "provider": "a",
+            "outcome": "interrupted",
+            "reason": "client_disconnected",
+        }
     ]
     # Cutting the client off says nothing about the provider's health.
     assert not any(e["event"] == "provider.failing" for e in logs)

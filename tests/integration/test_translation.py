@@ -35,8 +35,16 @@ def oai(url: str, extra: str = "") -> str:
 
 
 def chunk(delta: dict, finish: str | None = None) -> tuple[str, dict]:
-    return ("", {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
-                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    return (
+        "",
+        {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        },
+    )
 
 
 def a_sdk(url: str) -> anthropic.AsyncAnthropic:
@@ -44,23 +52,50 @@ def a_sdk(url: str) -> anthropic.AsyncAnthropic:
 
 
 async def stream_message(url: str, **kw) -> anthropic.types.Message:
-    async with a_sdk(url) as client:
-        async with client.messages.stream(model="m", max_tokens=100, messages=MESSAGES, **kw) as s:
-            return await s.get_final_message()
+    async with (
+        a_sdk(url) as client,
+        client.messages.stream(model="m", max_tokens=100, messages=MESSAGES, **kw) as s,
+    ):
+        return await s.get_final_message()
 
 
-async def test_streamed_tool_calls_become_tool_use(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
-    fake_upstream.script(Reply(dialect="openai", events=[
-        chunk({"role": "assistant", "content": "Sure."}),
-        chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
-                               "function": {"name": "Write", "arguments": '{"file_'}}]}),
-        chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'path": "/tmp/a"}'}}]}),
-        chunk({}, "tool_calls"),
-    ]))
+async def test_streamed_tool_calls_become_tool_use(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.script(
+        Reply(
+            dialect="openai",
+            events=[
+                chunk({"role": "assistant", "content": "Sure."}),
+                chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": "call_1",
+                                "type": "function",
+                                "function": {"name": "Write", "arguments": '{"file_'},
+                            }
+                        ]
+                    }
+                ),
+                chunk(
+                    {
+                        "tool_calls": [
+                            {"index": 0, "function": {"arguments": 'path": "notes/a.txt"}'}}
+                        ]
+                    }
+                ),
+                chunk({}, "tool_calls"),
+            ],
+        )
+    )
     d = await start_daemon(chain_yaml(oai(fake_upstream.url)))
     message = await stream_message(d.url, tools=[WRITE_TOOL])
     assert [b.type for b in message.content] == ["text", "tool_use"]
-    assert message.content[1].name == "Write" and message.content[1].input == {"file_path": "/tmp/a"}
+    assert message.content[1].name == "Write" and message.content[1].input == {
+        "file_path": "notes/a.txt"
+    }
     assert message.stop_reason == "tool_use"
     sent = fake_upstream.requests[0].json
     assert sent["tools"][0]["function"]["parameters"] == WRITE_TOOL["input_schema"]
@@ -70,13 +105,15 @@ async def test_streamed_tool_calls_become_tool_use(start_daemon: StartDaemon, fa
 async def test_tool_call_printed_as_text_is_repaired_and_counted(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
-    call = json.dumps({"name": "Write", "arguments": {"file_path": "/tmp/b"}})
-    fake_upstream.script(Reply(dialect="openai", events=openai_text_stream(["<tool_call>", call, "</tool_call>"])))
+    call = json.dumps({"name": "Write", "arguments": {"file_path": "notes/b.txt"}})
+    fake_upstream.script(
+        Reply(dialect="openai", events=openai_text_stream(["<tool_call>", call, "</tool_call>"]))
+    )
     d = await start_daemon(chain_yaml(oai(fake_upstream.url)))
     with capture_logs() as logs:
         message = await stream_message(d.url, tools=[WRITE_TOOL])
     assert [b.type for b in message.content] == ["tool_use"]
-    assert message.content[0].input == {"file_path": "/tmp/b"}
+    assert message.content[0].input == {"file_path": "notes/b.txt"}
     assert message.stop_reason == "tool_use"
     done = next(e for e in logs if e["event"] == "request.completed")
     assert done["repairs"] == 1
@@ -84,16 +121,24 @@ async def test_tool_call_printed_as_text_is_repaired_and_counted(
     assert local.tool_call_repairs == 1
 
 
-async def test_think_text_becomes_a_thinking_block(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
-    fake_upstream.script(Reply(dialect="openai", events=openai_text_stream(["<think>hmm", "</think>", "Answer"])))
+async def test_think_text_becomes_a_thinking_block(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.script(
+        Reply(dialect="openai", events=openai_text_stream(["<think>hmm", "</think>", "Answer"]))
+    )
     d = await start_daemon(chain_yaml(oai(fake_upstream.url)))
     message = await stream_message(d.url)
     assert [b.type for b in message.content] == ["thinking", "text"]
     assert message.content[0].thinking == "hmm" and message.content[1].text == "Answer"
 
 
-async def test_think_strip_filter_from_config(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
-    fake_upstream.script(Reply(dialect="openai", events=openai_text_stream(["<think>hmm</think>", "Answer"])))
+async def test_think_strip_filter_from_config(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.script(
+        Reply(dialect="openai", events=openai_text_stream(["<think>hmm</think>", "Answer"]))
+    )
     d = await start_daemon(chain_yaml(oai(fake_upstream.url, "output_filters: {think: strip}")))
     message = await stream_message(d.url)
     assert [(b.type, b.text) for b in message.content] == [("text", "Answer")]
@@ -137,8 +182,12 @@ async def test_anthropic_only_fields_dropped_and_reported_once(
     with capture_logs() as logs:
         async with a_sdk(d.url) as client:
             await client.messages.create(
-                model="m", max_tokens=10, system=system, messages=MESSAGES,
-                metadata={"user_id": "u1"}, extra_body={"context_management": {"edits": []}},
+                model="m",
+                max_tokens=10,
+                system=system,
+                messages=MESSAGES,
+                metadata={"user_id": "u1"},
+                extra_body={"context_management": {"edits": []}},
             )
     sent = fake_upstream.requests[0].json
     assert "cache_control" not in json.dumps(sent) and "context_management" not in sent
@@ -160,7 +209,9 @@ async def test_openai_client_on_anthropic_provider_streaming(
     d = await start_daemon(chain_yaml(provider_yaml("claude", fake_upstream.url)))
     async with o_sdk(d.url) as client:
         stream = await client.chat.completions.create(
-            model="claude", messages=[{"role": "system", "content": "sys"}, *MESSAGES], stream=True,
+            model="claude",
+            messages=[{"role": "system", "content": "sys"}, *MESSAGES],
+            stream=True,
             stream_options={"include_usage": True},
         )
         chunks = [c async for c in stream]
@@ -175,13 +226,22 @@ async def test_openai_client_on_anthropic_provider_tool_use(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
     message = anthropic_message("")
-    message["content"] = [{"type": "tool_use", "id": "toolu_1", "name": "Write", "input": {"file_path": "/x"}}]
+    message["content"] = [
+        {"type": "tool_use", "id": "toolu_1", "name": "Write", "input": {"file_path": "/x"}}
+    ]
     message["stop_reason"] = "tool_use"
     fake_upstream.script(Reply(json=message))
     d = await start_daemon(chain_yaml(provider_yaml("claude", fake_upstream.url)))
-    tools = [{"type": "function", "function": {"name": "Write", "parameters": WRITE_TOOL["input_schema"]}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": "Write", "parameters": WRITE_TOOL["input_schema"]},
+        }
+    ]
     async with o_sdk(d.url) as client:
-        completion = await client.chat.completions.create(model="claude", messages=MESSAGES, tools=tools)
+        completion = await client.chat.completions.create(
+            model="claude", messages=MESSAGES, tools=tools
+        )
     choice = completion.choices[0]
     assert choice.finish_reason == "tool_calls"
     assert choice.message.tool_calls[0].function.name == "Write"
@@ -191,11 +251,14 @@ async def test_openai_client_on_anthropic_provider_tool_use(
 
 HISTORY_WITH_THINKING = [
     {"role": "user", "content": "q"},
-    {"role": "assistant", "content": [
-        {"type": "thinking", "thinking": "local model musing", "signature": ""},
-        {"type": "thinking", "thinking": "real", "signature": "sig-abc"},
-        {"type": "text", "text": "a"},
-    ]},
+    {
+        "role": "assistant",
+        "content": [
+            {"type": "thinking", "thinking": "local model musing", "signature": ""},
+            {"type": "thinking", "thinking": "real", "signature": "sig-abc"},
+            {"type": "text", "text": "a"},
+        ],
+    },
     {"role": "user", "content": "next"},
 ]
 
@@ -213,13 +276,20 @@ async def test_unsigned_thinking_never_reaches_an_anthropic_upstream(
     assert [b.get("signature") for b in blocks if b["type"] == "thinking"] == ["sig-abc"]
     # Requests with nothing unsigned stay bytes: the history is forwarded as sent.
     decode = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
-    assert bytes(decode(fake_upstream.requests[1].body)["messages"]) == json.dumps(MESSAGES, separators=(",", ":")).encode()
+    assert (
+        bytes(decode(fake_upstream.requests[1].body)["messages"])
+        == json.dumps(MESSAGES, separators=(",", ":")).encode()
+    )
     assert [e["dropped"] for e in logs if e["event"] == "capability.degraded"] == [
-        ["content.thinking: unsigned thinking from another provider is not sent to an Anthropic upstream"]
+        [
+            "content.thinking: unsigned thinking from another provider is not sent to an Anthropic upstream"
+        ]
     ]
 
 
-async def test_user_capabilities_file_wins(start_daemon: StartDaemon, fake_upstream: FakeUpstream, tmp_path: Path) -> None:
+async def test_user_capabilities_file_wins(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
     rules = tmp_path / "caps.yaml"
     rules.write_text('- kind: openai_compat\n  model: "local-*"\n  max_output_tokens: 64\n')
     fake_upstream.script(Reply(json=openai_completion("ok"), dialect="openai"))

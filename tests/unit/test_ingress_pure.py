@@ -11,7 +11,15 @@ from coderouterd.ingress.middleware import request_id_of
 
 @pytest.mark.parametrize(
     ("header", "kept"),
-    [("abc-123", True), ("a" * 128, True), ("a" * 129, False), ("has space", False), ("", False), (None, False), ("x\ny", False)],
+    [
+        ("abc-123", True),
+        ("a" * 128, True),
+        ("a" * 129, False),
+        ("has space", False),
+        ("", False),
+        (None, False),
+        ("x\ny", False),
+    ],
 )
 def test_request_id_of(header: str | None, kept: bool) -> None:
     rid = request_id_of(header)

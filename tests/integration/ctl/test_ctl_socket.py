@@ -183,7 +183,9 @@ async def test_rejected_reload_answers_422_and_round_trips(
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_PEERCRED is Linux-only")
-async def test_changes_are_reported_with_the_peer_uid_and_reads_are_not(served: Path, daemon: FakeDaemon) -> None:
+async def test_changes_are_reported_with_the_peer_uid_and_reads_are_not(
+    served: Path, daemon: FakeDaemon
+) -> None:
     await fetch_status(served)
     await request_reload(served)
     assert daemon.actions == [("reload", os.getuid())]

@@ -8,9 +8,9 @@ import time
 import anthropic
 import pytest
 
+from coderouterd.state import reads
 from coderouterd.state.audit import tail
 from coderouterd.state.db import open_db
-from coderouterd.state import reads
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message
 from tests.fakes.upstream import FakeUpstream, Reply
@@ -46,7 +46,9 @@ def utc(*args: int) -> float:
 
 async def ask(url: str) -> str:
     async with anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0) as client:
-        raw = await client.messages.with_raw_response.create(model="m", max_tokens=5, messages=MESSAGES)
+        raw = await client.messages.with_raw_response.create(
+            model="m", max_tokens=5, messages=MESSAGES
+        )
         return raw.headers["x-coderouter-provider"]
 
 
@@ -56,7 +58,8 @@ async def test_budget_skips_then_rolls_over_and_survives_restart(
     fake_upstream.default = Reply(json=anthropic_message("ok"))
     clock = ShiftedClock(utc(2026, 11, 30, 23, 59))
     config = chain_yaml(
-        provider_yaml("cloud", fake_upstream.url, extra=PRICED), provider_yaml("local", fake_upstream.url)
+        provider_yaml("cloud", fake_upstream.url, extra=PRICED),
+        provider_yaml("local", fake_upstream.url),
     )
     d = await start_daemon(config, clock=clock)
     # $2, $4 (crosses 80 %), $6 (crosses 100 %): then cloud is skipped.
@@ -76,7 +79,10 @@ async def test_budget_skips_then_rolls_over_and_survives_restart(
     finally:
         await conn.close()
     assert totals["cloud"].cost_usd == pytest.approx(6.0) and totals["cloud"].requests == 3
-    assert ("budget.threshold_crossed", 80) in events and ("budget.threshold_crossed", 100) in events
+    assert ("budget.threshold_crossed", 80) in events and (
+        "budget.threshold_crossed",
+        100,
+    ) in events
     # A restart on the same database still knows the month is spent.
     await d.runner.cleanup()
     await d.state.close()
@@ -84,7 +90,9 @@ async def test_budget_skips_then_rolls_over_and_survives_restart(
     assert await ask(again.url) == "local"
 
 
-async def test_every_provider_over_budget_says_so(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> None:
+async def test_every_provider_over_budget_says_so(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.default = Reply(json=anthropic_message("ok"))
     d = await start_daemon(chain_yaml(provider_yaml("cloud", fake_upstream.url, extra=PRICED)))
     for _ in range(3):

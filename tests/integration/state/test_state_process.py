@@ -27,16 +27,21 @@ def cli_args(d: ServeProcess) -> list[str]:
 
 
 async def post(url: str, body: dict, **headers: str) -> tuple[int, bytes, str]:
-    async with aiohttp.ClientSession() as http, http.post(
-        f"{url}/v1/messages", json=body, headers={"x-api-key": CLIENT_KEY, **headers}
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{url}/v1/messages", json=body, headers={"x-api-key": CLIENT_KEY, **headers}
+        ) as resp,
+    ):
         return resp.status, await resp.read(), resp.headers.get("x-request-id", "")
 
 
-async def wait_committed(d: ServeProcess, rows: int, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_committed(d: ServeProcess, rows: int, within_s: float = 5.0) -> None:
+    deadline = time.monotonic() + within_s
     while True:
-        run = await run_cli("ctl", "status", "--json", "--socket", str(d.socket_path), env=child_env(d.root))
+        run = await run_cli(
+            "ctl", "status", "--json", "--socket", str(d.socket_path), env=child_env(d.root)
+        )
         state = msgspec.json.decode(run.stdout)["state"]
         if state["committed_rows"] >= rows and state["queue_depth"] == 0:
             return
@@ -44,27 +49,42 @@ async def wait_committed(d: ServeProcess, rows: int, timeout: float = 5.0) -> No
         await asyncio.sleep(0.05)
 
 
-async def test_replay_round_trip_with_diff(serve_process: StartServe, fake_upstream: FakeUpstream) -> None:
+async def test_replay_round_trip_with_diff(
+    serve_process: StartServe, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.script(
         Reply(events=anthropic_text_stream(["first ", "answer"])),
         Reply(events=anthropic_text_stream(["second answer"], output_tokens=9)),
         Reply(events=anthropic_text_stream(["from b"])),
     )
-    d = await serve_process(chain_yaml(provider_yaml("a", fake_upstream.url), provider_yaml("b", fake_upstream.url)))
+    d = await serve_process(
+        chain_yaml(provider_yaml("a", fake_upstream.url), provider_yaml("b", fake_upstream.url))
+    )
     status, _, rid = await post(d.url, {**BODY, "stream": True})
     assert status == 200
     await wait_committed(d, 2)
     env = child_env(d.root)
     listing = await run_cli("replay", "list", "--json", *cli_args(d), env=env)
     assert [r["request_id"] for r in msgspec.json.decode(listing.stdout)] == [rid]
-    run = await run_cli("replay", rid, "--diff", "--socket", str(d.socket_path), *cli_args(d), env=env)
+    run = await run_cli(
+        "replay", rid, "--diff", "--socket", str(d.socket_path), *cli_args(d), env=env
+    )
     assert run.returncode == 0, run.stderr
     assert "second answer" in run.stdout
     assert "-first answer" in run.stdout and "+second answer" in run.stdout
     assert "output_tokens" in run.stdout
     # --provider sends to that provider alone.
-    run = await run_cli("replay", rid, "--provider", "b", "--json", "--socket", str(d.socket_path),
-                        *cli_args(d), env=env)
+    run = await run_cli(
+        "replay",
+        rid,
+        "--provider",
+        "b",
+        "--json",
+        "--socket",
+        str(d.socket_path),
+        *cli_args(d),
+        env=env,
+    )
     reply = msgspec.json.decode(run.stdout)
     assert reply["status"] == 200 and reply["response"]["text"] == "from b", reply
     assert fake_upstream.requests[-1].json["model"] == "b-model"
@@ -86,18 +106,25 @@ async def test_audit_verify_catches_an_edited_and_a_deleted_row(
     tail = await run_cli("audit", "tail", "--json", *cli_args(d), env=env)
     events = [r["event"] for r in msgspec.json.decode(tail.stdout)]
     assert events == [
-        "daemon.started", "ctl.action", "config.reloaded", "ctl.action", "config.reloaded", "daemon.stopped"
+        "daemon.started",
+        "ctl.action",
+        "config.reloaded",
+        "ctl.action",
+        "config.reloaded",
+        "daemon.stopped",
     ]
     db = d.state_dir / "coderouterd.db"
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE audit SET fields = '{\"action\":\"reload\",\"uid\":0}' WHERE seq = 3")
+        conn.execute('UPDATE audit SET fields = \'{"action":"reload","uid":0}\' WHERE seq = 3')
     edited = await run_cli("audit", "verify", *cli_args(d), env=env)
     assert edited.returncode == 1 and "row 3 was edited" in edited.stdout
     with sqlite3.connect(db) as conn:
         conn.execute("DELETE FROM audit WHERE seq IN (2, 3)")
     deleted = await run_cli("audit", "verify", "--json", *cli_args(d), env=env)
     result = msgspec.json.decode(deleted.stdout)
-    assert deleted.returncode == 1 and result["first_bad_seq"] == 2 and "missing" in result["problem"]
+    assert (
+        deleted.returncode == 1 and result["first_bad_seq"] == 2 and "missing" in result["problem"]
+    )
 
 
 async def test_sigkill_under_load_loses_at_most_the_window(
@@ -128,7 +155,9 @@ async def test_sigkill_under_load_loses_at_most_the_window(
         budget_rows, budget_cost = conn.execute(
             "SELECT requests, cost_usd FROM budget_totals WHERE provider = 'a'"
         ).fetchone()
-        row_cost = conn.execute("SELECT sum(cost_usd) FROM requests WHERE provider = 'a'").fetchone()[0]
+        row_cost = conn.execute(
+            "SELECT sum(cost_usd) FROM requests WHERE provider = 'a'"
+        ).fetchone()[0]
     # The 50 ms window plus scheduling slack: anything answered half a second
     # before the kill must be on disk.
     settled = {rid for rid, at in completed if at < killed_at - 0.5}
@@ -146,7 +175,9 @@ async def test_sigkill_under_load_loses_at_most_the_window(
         assert UPSTREAM_KEY.encode() not in data and CLIENT_KEY.encode() not in data, path
 
 
-async def test_db_status_and_migrate(serve_process: StartServe, fake_upstream: FakeUpstream) -> None:
+async def test_db_status_and_migrate(
+    serve_process: StartServe, fake_upstream: FakeUpstream
+) -> None:
     d = await serve_process(chain_yaml(provider_yaml("a", fake_upstream.url)))
     env = child_env(d.root)
     run = await run_cli("db", "status", "--json", *cli_args(d), env=env)

@@ -2,8 +2,21 @@ from __future__ import annotations
 
 import pytest
 
-from coderouterd.ctl.model import InFlight, ProviderStatus, ReloadReply, StatusReply
-from coderouterd.ctl.render import format_duration, render_reload, render_status, render_table
+from coderouterd.ctl.model import (
+    BudgetStatus,
+    InFlight,
+    ProviderStatus,
+    ReloadReply,
+    StateStatus,
+    StatusReply,
+)
+from coderouterd.ctl.render import (
+    format_bytes,
+    format_duration,
+    render_reload,
+    render_status,
+    render_table,
+)
 
 LOCAL = ProviderStatus(
     name="local",
@@ -106,7 +119,7 @@ def test_render_status_providers_table_is_aligned_with_dashes_for_unknowns() -> 
 def test_render_status_in_flight_table() -> None:
     lines = render_status(_status()).splitlines()
     start = lines.index("in flight (2)")
-    assert lines[start + 1 :] == [
+    assert lines[start + 1 : start + 4] == [
         "  REQUEST  DIALECT    PROFILE  PROVIDER  STREAM  AGE",
         "  req_01   anthropic  coding   local     yes     3.2s",
         "  req_02   openai     coding   -         no      1m 15s",
@@ -115,7 +128,92 @@ def test_render_status_in_flight_table() -> None:
 
 def test_render_status_with_nothing_configured_or_running_says_none() -> None:
     lines = render_status(_status(providers=(), in_flight=())).splitlines()
-    assert lines[-5:] == ["providers (0)", "  none", "", "in flight (0)", "  none"]
+    assert lines[-8:] == [
+        "providers (0)",
+        "  none",
+        "",
+        "in flight (0)",
+        "  none",
+        "",
+        "database",
+        "  not open (no state is kept)",
+    ]
+
+
+def test_a_rejected_key_shows_in_the_state_column() -> None:
+    rejected = ProviderStatus(
+        name="cloud",
+        kind="anthropic",
+        model="m",
+        base_url="https://x",
+        paid=True,
+        state="ok",
+        last_status=401,
+        auth_rejected=True,
+    )
+    assert "ok, key rejected" in render_status(_status(providers=(rejected,)))
+
+
+def test_render_status_budgets_and_database() -> None:
+    budgets = (
+        BudgetStatus(
+            provider="cloud",
+            month="2026-11",
+            spent_usd=8.5,
+            budget_usd=10.0,
+            percent=85.0,
+            blocked=False,
+        ),
+        BudgetStatus(
+            provider="local",
+            month="2026-11",
+            spent_usd=0.0,
+            budget_usd=None,
+            percent=None,
+            blocked=False,
+        ),
+    )
+    state = StateStatus(
+        path="/var/lib/coderouterd/coderouterd.db",
+        size_bytes=3 * 1024 * 1024 + 512 * 1024,
+        queue_depth=2,
+        dropped=0,
+        failed_rows=0,
+        committed_rows=1234,
+        last_commit_wall=1795600000.0,
+        replays_dropped=1,
+        replays_too_large=0,
+    )
+    lines = render_status(_status(budgets=budgets, state=state)).splitlines()
+    start = lines.index("spend this month")
+    assert lines[start + 1 : start + 4] == [
+        "  PROVIDER  MONTH    SPENT USD  BUDGET USD  USED   BLOCKED",
+        "  cloud     2026-11  8.5000     10.00       85.0%  no",
+        "  local     2026-11  0.0000     -           -      no",
+    ]
+    assert lines[lines.index("database") + 1 :] == [
+        "  path           /var/lib/coderouterd/coderouterd.db",
+        "  size           3.5 MB",
+        "  last commit    2026-11-25T09:46:40Z",
+        "  queue depth    2",
+        "  rows written   1234",
+        "  rows dropped   0 (queue full)  0 (write failed)",
+        "  replays lost   1 (queue full)  0 (over max_record_kb)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("n", "expected"),
+    [
+        (0, "0 B"),
+        (1023, "1023 B"),
+        (1024, "1.0 KB"),
+        (5 * 1024**3, "5.0 GB"),
+        (2048 * 1024**3, "2048.0 GB"),
+    ],
+)
+def test_format_bytes(n: int, expected: str) -> None:
+    assert format_bytes(n) == expected
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,9 @@ def test_transitions_only_on_change() -> None:
 
 def test_consecutive_failures_and_first_failure_from_unknown() -> None:
     board = ProviderBoard()
-    assert board.record(rec("failed", "connect_error"), 1.0) == Transition("p", "unknown", "failing", "connect_error")
+    assert board.record(rec("failed", "connect_error"), 1.0) == Transition(
+        "p", "unknown", "failing", "connect_error"
+    )
     board.record(rec("failed", "connect_error"), 2.0)
     assert board.get("p").consecutive_failures == 2
     assert board.get("other").state == "unknown"

@@ -22,7 +22,11 @@ PRICE = CostConfig(input_tokens_per_million=3.0, output_tokens_per_million=15.0)
         # A million cache reads at 10 % of the input price save 90 % of it.
         (Usage(input_tokens=0, output_tokens=0, cache_read_input_tokens=1_000_000), 0.30, 2.70),
         # Writing the cache costs 25 % more than plain input: a negative saving.
-        (Usage(input_tokens=0, output_tokens=0, cache_creation_input_tokens=1_000_000), 3.75, -0.75),
+        (
+            Usage(input_tokens=0, output_tokens=0, cache_creation_input_tokens=1_000_000),
+            3.75,
+            -0.75,
+        ),
         (Usage(), 0.0, 0.0),
     ],
 )
@@ -37,9 +41,21 @@ def test_cost_of(usage: Usage, cost: float, savings: float) -> None:
     [
         (None, False, "unknown"),
         (Usage(input_tokens=5), False, "unknown"),
-        (Usage(input_tokens=5, cache_read_input_tokens=3, cache_creation_input_tokens=0), False, "hit"),
-        (Usage(input_tokens=5, cache_read_input_tokens=0, cache_creation_input_tokens=9), False, "creation"),
-        (Usage(input_tokens=5, cache_read_input_tokens=0, cache_creation_input_tokens=0), False, "none"),
+        (
+            Usage(input_tokens=5, cache_read_input_tokens=3, cache_creation_input_tokens=0),
+            False,
+            "hit",
+        ),
+        (
+            Usage(input_tokens=5, cache_read_input_tokens=0, cache_creation_input_tokens=9),
+            False,
+            "creation",
+        ),
+        (
+            Usage(input_tokens=5, cache_read_input_tokens=0, cache_creation_input_tokens=0),
+            False,
+            "none",
+        ),
         (Usage(input_tokens=5, cache_read_input_tokens=3), True, "unknown"),
     ],
 )

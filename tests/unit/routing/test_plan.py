@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from coderouterd.config import load_config_text
@@ -34,7 +35,12 @@ def names(plan) -> tuple[list[str], list[tuple[str, str]]]:
         (Route("main"), {}, ["local", "spare"], [("cloud", "paid_blocked")]),
         (Route("paid-ok"), {}, ["cloud", "local"], []),
         (Route("paid-no"), {}, ["local"], [("cloud", "paid_blocked")]),
-        (Route("main"), {"local": "missing_api_key"}, ["spare"], [("local", "missing_api_key"), ("cloud", "paid_blocked")]),
+        (
+            Route("main"),
+            {"local": "missing_api_key"},
+            ["spare"],
+            [("local", "missing_api_key"), ("cloud", "paid_blocked")],
+        ),
         (Route("main", only_provider="spare"), {}, ["spare"], []),
         (Route("main", only_provider="cloud"), {}, [], [("cloud", "paid_blocked")]),
     ],
@@ -44,8 +50,6 @@ def test_plan_attempts(route: Route, unavailable: dict, attempts: list, skipped:
 
 
 def test_global_allow_paid_is_overridden_by_profile() -> None:
-    import msgspec
-
     generous = msgspec.structs.replace(CONFIG, allow_paid=True)
     assert names(plan_attempts(generous, Route("main")))[0] == ["local", "cloud", "spare"]
     assert names(plan_attempts(generous, Route("paid-no")))[0] == ["local"]
@@ -67,7 +71,9 @@ def test_choose_route(header, body, model, expected: Route) -> None:
     assert choose_route(CONFIG, header=header, body_profile=body, model=model) == expected
 
 
-@pytest.mark.parametrize(("header", "body", "field"), [("nope", None, "x-coderouter-mode"), (None, "nope", "profile")])
+@pytest.mark.parametrize(
+    ("header", "body", "field"), [("nope", None, "x-coderouter-mode"), (None, "nope", "profile")]
+)
 def test_unknown_profile_names_the_field(header, body, field: str) -> None:
     with pytest.raises(UnknownProfileError) as info:
         choose_route(CONFIG, header=header, body_profile=body, model=None)

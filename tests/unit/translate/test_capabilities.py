@@ -40,9 +40,21 @@ BUNDLED_CASES = [
     ("anthropic", "claude-3-7-sonnet-latest", CLAUDE),
     ("anthropic", "qwen3:32b", DEFAULT),
     # Ollama names switch reasoning with think
-    ("openai_compat", "qwen3:32b", ModelCapabilities(thinking=True, reasoning_param="reasoning_effort")),
-    ("openai_compat", "deepseek-r1:14b", ModelCapabilities(thinking=True, reasoning_param="reasoning_effort")),
-    ("openai_compat", "qwq:latest", ModelCapabilities(thinking=True, reasoning_param="reasoning_effort")),
+    (
+        "openai_compat",
+        "qwen3:32b",
+        ModelCapabilities(thinking=True, reasoning_param="reasoning_effort"),
+    ),
+    (
+        "openai_compat",
+        "deepseek-r1:14b",
+        ModelCapabilities(thinking=True, reasoning_param="reasoning_effort"),
+    ),
+    (
+        "openai_compat",
+        "qwq:latest",
+        ModelCapabilities(thinking=True, reasoning_param="reasoning_effort"),
+    ),
     (
         "openai_compat",
         "hf.co/unsloth/Qwen3-8B-GGUF:Q4_K_M",

@@ -8,10 +8,10 @@ from hypothesis import strategies as st
 from coderouterd.wire.sse import SSEDecoder, encode_event, parse_frame
 
 STREAM = (
-    b"event: message_start\ndata: {\"type\":\"message_start\"}\n\n"
+    b'event: message_start\ndata: {"type":"message_start"}\n\n'
     b": keep-alive comment\n\n"
-    b"event: content_block_delta\ndata: {\"text\":\"caf\xc3\xa9\"}\n\n"
-    b"data: {\"openai\":true}\n\n"
+    b'event: content_block_delta\ndata: {"text":"caf\xc3\xa9"}\n\n'
+    b'data: {"openai":true}\n\n'
     b"event: multi\ndata: line1\ndata: line2\n\n"
 )
 
@@ -19,7 +19,7 @@ STREAM = (
 def decode_in_pieces(data: bytes, cuts: list[int]) -> list[tuple[str, bytes]]:
     decoder = SSEDecoder()
     out, start = [], 0
-    for cut in sorted(set(cuts)) + [len(data)]:
+    for cut in [*sorted(set(cuts)), len(data)]:
         out += [(e.event, e.data) for e in decoder.feed(data[start:cut])]
         start = cut
     assert decoder.pending == b""
@@ -68,4 +68,6 @@ def test_field_without_space_and_unknown_fields() -> None:
 
 def test_encode_round_trips() -> None:
     for name, data in EXPECTED:
-        assert [(e.event, e.data) for e in SSEDecoder().feed(encode_event(name, data))] == [(name, data)]
+        assert [(e.event, e.data) for e in SSEDecoder().feed(encode_event(name, data))] == [
+            (name, data)
+        ]
