@@ -234,6 +234,7 @@ class Daemon:
             if getattr(loaded.config.server, k) != getattr(self.server, k)
         )
         if self.state is not None:
+            restart += self.state.reconfigure(loaded.config.state)
             self.state.audit(
                 events.CONFIG_RELOADED,
                 path=path,

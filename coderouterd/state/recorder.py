@@ -135,7 +135,7 @@ class PendingReplay:
 class ReplayRecorder:
     def __init__(self, writer: Writer, *, max_record_bytes: int, max_queue: int = 256) -> None:
         self._writer = writer
-        self._max_record = max_record_bytes
+        self.max_record_bytes = max_record_bytes
         self._max_queue = max_queue
         self._queue: collections.deque[PendingReplay] = collections.deque()
         self._wake = asyncio.Event()
@@ -163,7 +163,7 @@ class ReplayRecorder:
             self._queue.clear()
             rows = await asyncio.to_thread(_compress_all, batch)
             for row in rows:
-                if row.size > self._max_record:
+                if row.size > self.max_record_bytes:
                     self.too_large += 1
                 elif not self._writer.submit(row):
                     self.dropped += 1

@@ -30,6 +30,8 @@ from coderouterd.state.writer import Writer
 from coderouterd.tasks import cancel_and_wait, spawn
 
 RETENTION_INTERVAL_S = 3600.0
+# Writer settings, bound when the database is opened; a reload reports them.
+_OPEN_ONLY = ("synchronous", "commit_window_ms", "commit_batch", "queue_size")
 
 
 class StateStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,6 +65,8 @@ class StateService:
         self.budget = budget
         self._conn = conn
         self._config = config
+        # The writer's settings, fixed when the database was opened.
+        self._opened = config
         self._clock = clock
         self._log = log
         self._tasks: list[asyncio.Task[None]] = []
@@ -89,6 +93,9 @@ class StateService:
             max_batch=config.commit_batch,
             max_queue=config.queue_size,
             on_error=lambda exc, lost: log.error("state.write_failed", error=repr(exc), lost=lost),
+            on_drop=lambda dropped: log.warning(
+                "state.records_dropped", dropped=dropped, queue_size=config.queue_size
+            ),
         )
         replays = ReplayRecorder(writer, max_record_bytes=config.replay.max_record_kb * 1024)
         service = cls(path, conn, writer, replays, budget, config=config, clock=clock, log=log)
@@ -101,6 +108,15 @@ class StateService:
             spawn(self.replays.run(), name="state:replays"),
             spawn(self._retention_loop(), name="state:retention"),
         ]
+
+    def reconfigure(self, config: StateConfig) -> tuple[str, ...]:
+        """Apply a reloaded `state` section: retention and replay caps at once;
+        returns the writer settings that take effect only after a restart."""
+        self._config = config
+        self.replays.max_record_bytes = config.replay.max_record_kb * 1024
+        return tuple(
+            f"state.{k}" for k in _OPEN_ONLY if getattr(config, k) != getattr(self._opened, k)
+        )
 
     def audit(self, event: str, **fields: Any) -> None:
         self.writer.submit(AuditEvent(ts=self._clock.wall(), event=event, fields=fields))

@@ -45,6 +45,7 @@ from coderouterd.state.records import AuditEvent, Record, Writable, batch_statem
 T = TypeVar("T")
 
 OnError = Callable[[Exception, int], None]
+OnDrop = Callable[[int], None]
 Job = Callable[[aiosqlite.Connection], Awaitable[Any]]
 
 _log = logging.getLogger(__name__)
@@ -52,6 +53,10 @@ _log = logging.getLogger(__name__)
 
 def _log_error(exc: Exception, lost: int) -> None:
     _log.error("state write failed, %d records lost: %r", lost, exc)
+
+
+def _log_drop(dropped: int) -> None:
+    _log.warning("state queue full, %d records dropped", dropped)
 
 
 class WriterStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,6 +82,7 @@ class Writer:
         max_queue: int = 10_000,
         max_audit_queue: int = 100_000,
         on_error: OnError = _log_error,
+        on_drop: OnDrop = _log_drop,
     ) -> None:
         if window_s < 0 or max_batch < 1 or max_queue < 0 or max_audit_queue < 0:
             raise ValueError("window_s, max_queue, max_audit_queue >= 0 and max_batch >= 1")
@@ -87,6 +93,12 @@ class Writer:
         self._max_queue = max_queue
         self._max_audit_queue = max_audit_queue
         self._on_error = on_error
+        # Called with the number of records dropped since the last call: at
+        # the first drop of a full queue, then after each batch while they
+        # go on, so an overflow is logged at once yet never once per record.
+        self._on_drop = on_drop
+        self._unreported_drops = 0
+        self._reported_since_batch = False
         # One FIFO for both kinds keeps their relative order (an exclusion and
         # its audit event land in the same order they happened); the two caps
         # are enforced by counting. Each entry carries its arrival time.
@@ -145,6 +157,16 @@ class Writer:
             self._audit_dropped += 1
         else:
             self._dropped += 1
+        first = self._unreported_drops == 0 and not self._reported_since_batch
+        self._unreported_drops += 1
+        if first:
+            self._report_drops()
+
+    def _report_drops(self) -> None:
+        dropped, self._unreported_drops = self._unreported_drops, 0
+        self._reported_since_batch = dropped > 0
+        if dropped:
+            self._on_drop(dropped)
 
     def stats(self) -> WriterStats:
         return WriterStats(
@@ -300,6 +322,7 @@ class Writer:
         finally:
             self._processed += len(batch)
             self._release_waiters()
+            self._report_drops()
 
     async def _chain_head(self) -> tuple[int, str]:
         if self._chain is None:

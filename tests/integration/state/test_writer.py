@@ -122,6 +122,27 @@ async def test_overflow_is_dropped_counted_and_never_blocks(conn: aiosqlite.Conn
     assert (await count(conn, "requests"), await count(conn, "audit")) == (5, 3)
 
 
+async def test_drops_are_reported_at_once_then_once_per_batch(
+    conn: aiosqlite.Connection,
+) -> None:
+    reports: list[int] = []
+    writer = Writer(conn, clock=ManualClock(), max_queue=2, on_drop=reports.append)
+    for i in range(5):
+        writer.submit(request_row(f"a{i}"))
+    # The first drop is reported as it happens; the next two wait for a batch.
+    assert reports == [1]
+    await writer.flush()
+    assert reports == [1, 2]
+    await writer.flush()
+    assert reports == [1, 2]
+    # Drops right after a report wait for the next batch, however few.
+    for i in range(3):
+        writer.submit(request_row(f"b{i}"))
+    assert reports == [1, 2]
+    await writer.close()
+    assert reports == [1, 2, 1]
+
+
 async def test_audit_events_survive_a_flood_and_chain(conn: aiosqlite.Connection) -> None:
     writer = Writer(conn, clock=ManualClock(), max_queue=10, max_batch=50)
     task = start(writer)
