@@ -204,7 +204,9 @@ def export_source(repo: Path, rev: str, dest: Path) -> str:
 
     Returns the commit id. A daemon started with PYTHONPATH=dest imports this
     copy instead of the editable install, so a run measures one fixed commit
-    even while the working tree changes.
+    even while the working tree changes. A symlink in the package to a path
+    elsewhere in the repository (`coderouterd/migrations -> ../migrations`)
+    gets that path exported too, as of the same commit.
     """
     sha = subprocess.run(
         ["git", "-C", str(repo), "rev-parse", "--verify", f"{rev}^{{commit}}"],
@@ -213,12 +215,24 @@ def export_source(repo: Path, rev: str, dest: Path) -> str:
         check=True,
     ).stdout.strip()
     dest.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(
-        ["git", "-C", str(repo), "archive", sha, "coderouterd"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    todo, done = ["coderouterd"], set()
+    while todo:
+        top = todo.pop()
+        done.add(top)
+        archive = subprocess.run(
+            ["git", "-C", str(repo), "archive", sha, top],
+            capture_output=True,
+            check=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+        for link in (dest / top).rglob("*"):
+            if not link.is_symlink() or link.exists():
+                continue
+            target = os.path.normpath(link.parent / os.readlink(link))
+            rel = os.path.relpath(target, dest)
+            if rel.startswith("..") or rel in done:
+                raise RuntimeError(f"{rev}: cannot export {link.relative_to(dest)} -> {rel}")
+            todo.append(rel)
     return sha
 
 

@@ -30,8 +30,8 @@ sys.path.insert(0, str(BENCH))
 
 import procs  # noqa: E402
 from bodies import SIZES, make_body  # noqa: E402
+from common import MALLOC_ENV  # noqa: E402
 from load import RawClient, build_request  # noqa: E402
-from run import MALLOC_ENV  # noqa: E402
 
 
 def summarize(raw: Path, top: int) -> str:
