@@ -23,6 +23,7 @@ from coderouterd.clock import Clock, SystemClock
 from coderouterd.config import LoadedConfig, resolve_control_socket, resolve_state_dir
 from coderouterd.ctl.server import build_ctl_app, start_ctl_site, stop_ctl_site
 from coderouterd.daemon import Daemon
+from coderouterd.errors import ListenError
 from coderouterd.ingress import info, messages
 from coderouterd.ingress.inflight import InFlightRegistry
 from coderouterd.ingress.keys import DAEMON
@@ -100,7 +101,11 @@ async def start_http(daemon: Daemon, host: str, port: int) -> tuple[web.AppRunne
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     daemon.listen = _listen_address(site)
     return runner, site
 

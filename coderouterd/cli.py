@@ -107,15 +107,7 @@ def _serve(args: argparse.Namespace) -> int:
     loaded = with_overrides(_load(args.config), host=args.host, port=args.port)
     _install_uvloop()
     tune_malloc()
-    try:
-        return asyncio.run(serve(loaded))
-    except OSError as exc:
-        server = loaded.config.server
-        print(
-            f"coderouterd: cannot listen on {server.host}:{server.port}: {exc.strerror or exc}",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
+    return asyncio.run(serve(loaded))
 
 
 def _install_uvloop() -> None:

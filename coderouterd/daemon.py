@@ -119,7 +119,6 @@ class Daemon:
         self,
         call: Call,
         headers: Mapping[str, str],
-        body: bytes,
         capture: ResponseCapture,
         provider: str | None,
     ) -> None:
@@ -134,7 +133,7 @@ class Daemon:
                 provider=provider,
                 stream=call.stream,
                 headers=dict(headers),
-                request_body=body,
+                request_fields=call.fields,
                 response_body=capture.data,
                 response_truncated=capture.truncated,
             )

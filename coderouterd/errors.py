@@ -144,3 +144,7 @@ class NoProviderAvailableError(CoderouterError):
 
 class ClientDisconnectedError(CoderouterError):
     """Raised by response writers when the client's connection is gone."""
+
+
+class ListenError(CoderouterError):
+    """The HTTP port cannot be bound; the daemon does not start."""

@@ -77,7 +77,7 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
                 capture.add(unsent.body)
             response = sink.response if unsent is None else _response(unsent)
         if capture is not None:
-            daemon.record_replay(call, request.headers, body, capture, entry.provider)
+            daemon.record_replay(call, request.headers, capture, entry.provider)
         return response
 
 

@@ -5,16 +5,18 @@ cost, adds it to the month's budget (in memory, at once, so the next plan
 sees it), and hands the request row, the budget increment and any budget
 threshold crossed to the writer, without awaiting.
 
-`ReplayRecorder` takes what the client sent and got back. Compressing an
-80 KB body takes about a millisecond of CPU, so it happens in a worker
-thread, fed by a bounded queue: the request path only appends to a deque.
+`ReplayRecorder` takes what the client sent and got back. The request body
+is cut into shared pieces (state/pieces.py) and only pieces not stored
+recently are compressed and written; that and the response's compression
+happen in a worker thread, fed by a bounded queue: the request path only
+appends to a deque.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import msgspec
@@ -24,7 +26,17 @@ from coderouterd.config.model import ProviderConfig
 from coderouterd.routing.budget import BudgetBook
 from coderouterd.routing.cost import cache_outcome, cost_of, month_of
 from coderouterd.routing.records import BaseObserver, RequestSummary
-from coderouterd.state.records import AttemptRow, AuditEvent, BudgetIncrement, ReplayRow, RequestRow
+from coderouterd.state import pieces
+from coderouterd.state.drops import DropReporter
+from coderouterd.state.records import (
+    BODY_PIECES,
+    AttemptRow,
+    AuditEvent,
+    BudgetIncrement,
+    PieceRow,
+    ReplayRow,
+    RequestRow,
+)
 from coderouterd.state.replay import compress, redact_headers
 from coderouterd.state.writer import Writer
 
@@ -127,28 +139,81 @@ class PendingReplay:
     provider: str | None
     stream: bool
     headers: Mapping[str, str]
-    request_body: bytes
+    # The body's top-level fields as the client sent them (`profile` removed).
+    request_fields: Mapping[str, msgspec.Raw]
     response_body: bytes
     response_truncated: bool
 
 
+def _ignore(dropped: int) -> None:
+    pass
+
+
+class KnownPieces:
+    """Pieces written recently, by digest, with the time written (bounded LRU).
+
+    Only a cache: forgetting an entry costs one more write of the piece.
+    """
+
+    def __init__(self, max_entries: int = 65_536) -> None:
+        self._max = max_entries
+        self._written: collections.OrderedDict[bytes, float] = collections.OrderedDict()
+
+    def fresh(self, digest: bytes, ts: float) -> bool:
+        written = self._written.get(digest)
+        if written is None or ts - written >= pieces.PIECE_REFRESH_S:
+            return False
+        self._written.move_to_end(digest)
+        return True
+
+    def note(self, digest: bytes, ts: float) -> None:
+        self._written[digest] = ts
+        self._written.move_to_end(digest)
+        while len(self._written) > self._max:
+            self._written.popitem(last=False)
+
+    def forget(self, digests: Iterable[bytes]) -> None:
+        for d in digests:
+            self._written.pop(d, None)
+
+    def clear(self) -> None:
+        self._written.clear()
+
+
 class ReplayRecorder:
-    def __init__(self, writer: Writer, *, max_record_bytes: int, max_queue: int = 256) -> None:
+    def __init__(
+        self,
+        writer: Writer,
+        *,
+        max_record_bytes: int,
+        max_queue: int = 256,
+        on_drop: Callable[[int], None] | None = None,
+    ) -> None:
         self._writer = writer
         self.max_record_bytes = max_record_bytes
         self._max_queue = max_queue
         self._queue: collections.deque[PendingReplay] = collections.deque()
         self._wake = asyncio.Event()
+        self._known = KnownPieces()
+        self._drops = DropReporter(on_drop or _ignore)
         self.dropped = 0
         self.too_large = 0
 
     def submit(self, pending: PendingReplay) -> bool:
         if len(self._queue) >= self._max_queue:
-            self.dropped += 1
+            self._count_drops(1)
             return False
         self._queue.append(pending)
         self._wake.set()
         return True
+
+    def forget_pieces(self) -> None:
+        """After a failed write: pieces believed written may not be."""
+        self._known.clear()
+
+    def _count_drops(self, n: int) -> None:
+        self.dropped += n
+        self._drops.dropped(n)
 
     async def run(self) -> None:
         while True:
@@ -161,31 +226,55 @@ class ReplayRecorder:
         while self._queue:
             batch = list(self._queue)
             self._queue.clear()
-            rows = await asyncio.to_thread(_compress_all, batch)
-            for row in rows:
-                if row.size > self.max_record_bytes:
+            rows = await asyncio.to_thread(self._build_all, batch)
+            for i, row in enumerate(rows):
+                if row is None:
                     self.too_large += 1
                 elif not self._writer.submit(row):
-                    self.dropped += 1
+                    # Nothing drains the writer's queue during this loop, so
+                    # the rest would be refused too; later rows may lean on
+                    # pieces this one carried, so none of them may be written.
+                    self._known.forget(p.digest for r in rows[i:] if r for p in r.new_pieces)
+                    self._count_drops(sum(1 for r in rows[i:] if r is not None))
+                    break
+            self._drops.flush()
 
+    def _build_all(self, batch: list[PendingReplay]) -> list[ReplayRow | None]:
+        return [self._build(p) for p in batch]
 
-def _compress_all(batch: list[PendingReplay]) -> list[ReplayRow]:
-    return [_compressed(p) for p in batch]
+    def _build(self, p: PendingReplay) -> ReplayRow | None:
+        """The row to write, or None when it is over max_record_bytes.
 
-
-def _compressed(p: PendingReplay) -> ReplayRow:
-    request = compress(p.request_body)
-    response = compress(p.response_body)
-    return ReplayRow(
-        request_id=p.request_id,
-        ts=p.ts,
-        dialect=p.dialect,
-        profile=p.profile,
-        provider=p.provider,
-        stream=p.stream,
-        request_headers=msgspec.json.encode(redact_headers(p.headers)).decode(),
-        request_body=request,
-        response_body=response,
-        response_truncated=p.response_truncated,
-        size=len(request) + len(response),
-    )
+        Runs in the worker thread, which alone touches `_known` meanwhile.
+        """
+        recipe, parts = pieces.split(p.request_fields)
+        written: list[PieceRow] = []
+        seen: set[bytes] = set()
+        for part in parts:
+            if part.digest in seen or self._known.fresh(part.digest, p.ts):
+                continue
+            seen.add(part.digest)
+            data = compress(part.data)
+            written.append(PieceRow(digest=part.digest, data=data, size=len(data), last_ref=p.ts))
+        request = compress(recipe)
+        response = compress(p.response_body)
+        size = len(request) + len(response) + sum(w.size for w in written)
+        if size > self.max_record_bytes:
+            return None
+        for w in written:
+            self._known.note(w.digest, p.ts)
+        return ReplayRow(
+            request_id=p.request_id,
+            ts=p.ts,
+            dialect=p.dialect,
+            profile=p.profile,
+            provider=p.provider,
+            stream=p.stream,
+            request_headers=msgspec.json.encode(redact_headers(p.headers)).decode(),
+            request_body=request,
+            body_format=BODY_PIECES,
+            new_pieces=tuple(written),
+            response_body=response,
+            response_truncated=p.response_truncated,
+            size=size,
+        )

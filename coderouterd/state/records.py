@@ -29,8 +29,12 @@ ATTEMPT_COLUMNS = (
 )  # fmt: skip
 REPLAY_COLUMNS = (
     "request_id", "ts", "dialect", "profile", "provider", "stream", "request_headers",
-    "request_body", "response_body", "response_truncated", "size",
+    "request_body", "body_format", "response_body", "response_truncated", "size",
 )  # fmt: skip
+# replays.body_format: the compressed body itself, or a compressed recipe
+# naming pieces in `replay_pieces` (state/pieces.py).
+BODY_WHOLE = 0
+BODY_PIECES = 1
 AUDIT_COLUMNS = ("seq", "ts", "event", "fields", "prev_hash", "hash")
 
 
@@ -64,6 +68,11 @@ SET_EXCLUSION = (
     " reason = excluded.reason, since = excluded.since, until = excluded.until"
 )
 CLEAR_EXCLUSION = "DELETE FROM exclusions WHERE provider = ?"
+# A piece written again (referenced after PIECE_REFRESH_S) only moves last_ref on.
+UPSERT_PIECE = (
+    "INSERT INTO replay_pieces (digest, data, size, last_ref) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (digest) DO UPDATE SET last_ref = max(last_ref, excluded.last_ref)"
+)
 INSERT_AUDIT = _insert("audit", AUDIT_COLUMNS)
 
 
@@ -123,6 +132,18 @@ class RequestRow(msgspec.Struct, frozen=True, kw_only=True):
         return [(INSERT_REQUEST, row), *(a.statement(self.id) for a in self.attempts)]
 
 
+class PieceRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One piece of request bodies, compressed, shared by every record naming it."""
+
+    digest: bytes
+    data: bytes
+    size: int
+    last_ref: float
+
+    def statements(self) -> list[Statement]:
+        return [(UPSERT_PIECE, (self.digest, self.data, self.size, self.last_ref))]
+
+
 class ReplayRow(msgspec.Struct, frozen=True, kw_only=True):
     request_id: str
     ts: float
@@ -134,15 +155,22 @@ class ReplayRow(msgspec.Struct, frozen=True, kw_only=True):
     request_body: bytes
     response_body: bytes | None
     response_truncated: bool
+    # Compressed bytes this record added: its own and the pieces it wrote.
     size: int
+    body_format: int = BODY_WHOLE
+    # Pieces not written recently, written with this record.
+    new_pieces: tuple[PieceRow, ...] = ()
 
     def statements(self) -> list[Statement]:
         row = (
             self.request_id, self.ts, self.dialect, self.profile, self.provider,
-            int(self.stream), self.request_headers, self.request_body, self.response_body,
-            int(self.response_truncated), self.size,
+            int(self.stream), self.request_headers, self.request_body, self.body_format,
+            self.response_body, int(self.response_truncated), self.size,
         )  # fmt: skip
-        return [(INSERT_REPLAY, (*row, self.request_id))]
+        return [
+            *(s for p in self.new_pieces for s in p.statements()),
+            (INSERT_REPLAY, (*row, self.request_id)),
+        ]
 
 
 class BudgetIncrement(msgspec.Struct, frozen=True, kw_only=True):
@@ -224,11 +252,12 @@ Writable = RequestRow | ReplayRow | BudgetIncrement | ExclusionSet | ExclusionCl
 _PHASE = {
     INSERT_REQUEST: 0,
     INSERT_ATTEMPT: 1,
-    INSERT_REPLAY: 2,
-    ADD_BUDGET: 3,
-    SET_EXCLUSION: 4,
-    CLEAR_EXCLUSION: 4,
-    INSERT_AUDIT: 5,
+    UPSERT_PIECE: 2,
+    INSERT_REPLAY: 3,
+    ADD_BUDGET: 4,
+    SET_EXCLUSION: 5,
+    CLEAR_EXCLUSION: 5,
+    INSERT_AUDIT: 6,
 }
 
 

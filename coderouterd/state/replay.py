@@ -17,7 +17,9 @@ from typing import Any
 import aiosqlite
 import msgspec
 
+from coderouterd.state import pieces
 from coderouterd.state.assemble import Assembled, Dialect
+from coderouterd.state.records import BODY_PIECES
 
 # Headers that change what a provider answers, or identify the client and
 # session for the person reading a replay. Anything else is dropped: an
@@ -201,16 +203,23 @@ _headers_decoder = msgspec.json.Decoder(dict[str, str])
 
 _SELECT_ONE = (
     "SELECT request_id, ts, dialect, profile, provider, stream, request_headers,"
-    " request_body, response_body, response_truncated FROM replays WHERE request_id = ?"
+    " request_body, response_body, response_truncated, body_format"
+    " FROM replays WHERE request_id = ?"
 )
+# Bound per query, well under SQLite's limit on variables.
+_PIECES_PER_QUERY = 500
 
 
 async def get_replay(conn: aiosqlite.Connection, request_id: str) -> ReplayRecord | None:
+    """The record, its request body whole again; MissingPieceError if a piece is gone."""
     async with conn.execute(_SELECT_ONE, (request_id,)) as cursor:
         row = await cursor.fetchone()
     if row is None:
         return None
     response = row[8]
+    body = decompress(row[7])
+    if row[10] == BODY_PIECES:
+        body = pieces.join(body, await _load_pieces(conn, pieces.digests_in(body)))
     return ReplayRecord(
         request_id=row[0],
         ts=row[1],
@@ -219,10 +228,22 @@ async def get_replay(conn: aiosqlite.Connection, request_id: str) -> ReplayRecor
         provider=row[4],
         stream=bool(row[5]),
         request_headers=_headers_decoder.decode(row[6]),
-        request_body=decompress(row[7]),
+        request_body=body,
         response_body=None if response is None else decompress(response),
         response_truncated=bool(row[9]),
     )
+
+
+async def _load_pieces(conn: aiosqlite.Connection, digests: list[bytes]) -> dict[bytes, bytes]:
+    wanted = list(dict.fromkeys(digests))
+    found: dict[bytes, bytes] = {}
+    for i in range(0, len(wanted), _PIECES_PER_QUERY):
+        chunk = wanted[i : i + _PIECES_PER_QUERY]
+        marks = ", ".join("?" * len(chunk))
+        query = f"SELECT digest, data FROM replay_pieces WHERE digest IN ({marks})"  # noqa: S608 - placeholders only
+        async with conn.execute(query, chunk) as cursor:
+            found.update({bytes(d): decompress(data) async for d, data in cursor})
+    return found
 
 
 async def list_replays(

@@ -31,6 +31,7 @@ import aiosqlite
 import msgspec
 
 from coderouterd.state.db import immediate
+from coderouterd.state.pieces import PIECE_REFRESH_S
 
 CHUNK = 500
 SECONDS_PER_DAY = 86_400.0
@@ -42,6 +43,7 @@ class RetentionResult(msgspec.Struct, frozen=True, kw_only=True):
     deleted_requests: int
     # Replays deleted on their own and with their requests.
     deleted_replays: int
+    deleted_pieces: int = 0
 
 
 def age_cutoff(now: float, max_age_days: float) -> float:
@@ -66,6 +68,20 @@ def next_trim(
     return None
 
 
+def piece_cutoff(now: float, oldest_replay_ts: float | None) -> float:
+    """Pieces last written before this are named by no record, kept or pending.
+
+    A record at time t naming a piece implies the piece's last_ref >= t -
+    PIECE_REFRESH_S (pieces.py), so last_ref < oldest - PIECE_REFRESH_S means
+    every record naming it is gone. Records still queued are recent: a
+    second PIECE_REFRESH_S before `now` leaves room for them.
+    """
+    pending = now - 2 * PIECE_REFRESH_S
+    if oldest_replay_ts is None:
+        return pending
+    return min(oldest_replay_ts - PIECE_REFRESH_S, pending)
+
+
 def oldest_to_delete(sizes: Sequence[int], *, total: int, limit: int) -> int:
     """How many of the oldest rows (sizes oldest first) must go to bring total to limit."""
     n = 0
@@ -83,7 +99,10 @@ async def enforce_retention(
     max_bytes: int,
     max_replay_bytes: int | None = None,
 ) -> RetentionResult:
-    """Apply the age limit, then the cap on replays' total size, then the database size cap."""
+    """Apply the age limit, then the cap on replays' total size, then the database size cap.
+
+    Pieces of request bodies go once no record can name them.
+    """
     requests = replays = 0
     cutoff = age_cutoff(now, max_age_days)
     while ids := await _ids(
@@ -99,6 +118,7 @@ async def enforce_retention(
             if deleted == 0:
                 break
             replays, total = replays + deleted, total - freed
+    pieces = await _delete_orphan_pieces(conn, now)
     while True:
         used = await used_bytes(conn)
         step = next_trim(
@@ -113,11 +133,31 @@ async def enforce_retention(
             # replays.size stands in for the pages a replay holds; the loop
             # measures again, so an underestimate only costs another round.
             replays += (await _delete_oldest_replays(conn, used, max_bytes))[0]
+            pieces += await _delete_orphan_pieces(conn, now)
         else:
             ids = await _ids(conn, "SELECT id FROM requests ORDER BY ts LIMIT ?", (CHUNK,))
             r, p = await _delete_requests(conn, ids)
             requests, replays = requests + r, replays + p
-    return RetentionResult(deleted_requests=requests, deleted_replays=replays)
+    return RetentionResult(
+        deleted_requests=requests, deleted_replays=replays, deleted_pieces=pieces
+    )
+
+
+async def _delete_orphan_pieces(conn: aiosqlite.Connection, now: float) -> int:
+    rows = list(await conn.execute_fetchall("SELECT min(ts) FROM replays"))
+    cutoff = piece_cutoff(now, rows[0][0])
+    deleted = 0
+    while True:
+        async with immediate(conn):
+            n = await _rowcount(
+                conn,
+                "DELETE FROM replay_pieces WHERE rowid IN"
+                " (SELECT rowid FROM replay_pieces WHERE last_ref < ? LIMIT ?)",
+                (cutoff, CHUNK),
+            )
+        deleted += n
+        if n < CHUNK:
+            return deleted
 
 
 async def used_bytes(conn: aiosqlite.Connection) -> int:
@@ -169,7 +209,9 @@ async def _delete_replays(conn: aiosqlite.Connection, ids: list[str]) -> int:
         )
 
 
-async def _rowcount(conn: aiosqlite.Connection, sql: str, params: tuple[str]) -> int:
+async def _rowcount(
+    conn: aiosqlite.Connection, sql: str, params: tuple[str] | tuple[float, int]
+) -> int:
     async with conn.execute(sql, params) as cur:
         return max(cur.rowcount, 0)
 

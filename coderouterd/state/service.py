@@ -86,18 +86,28 @@ class StateService:
             raise
         month = month_of(clock.wall())
         budget = BudgetBook({(p, month): t.cost_usd for p, t in totals.items()})
+
+        def write_failed(exc: Exception, lost: int) -> None:
+            log.error("state.write_failed", error=repr(exc), lost=lost)
+            # Pieces of the lost batch may be named by records still to come.
+            replays.forget_pieces()
+
         writer = Writer(
             conn,
             clock=clock,
             window_s=config.commit_window_ms / 1000,
             max_batch=config.commit_batch,
             max_queue=config.queue_size,
-            on_error=lambda exc, lost: log.error("state.write_failed", error=repr(exc), lost=lost),
+            on_error=write_failed,
             on_drop=lambda dropped: log.warning(
                 "state.records_dropped", dropped=dropped, queue_size=config.queue_size
             ),
         )
-        replays = ReplayRecorder(writer, max_record_bytes=config.replay.max_record_kb * 1024)
+        replays = ReplayRecorder(
+            writer,
+            max_record_bytes=config.replay.max_record_kb * 1024,
+            on_drop=lambda dropped: log.warning("state.replays_dropped", dropped=dropped),
+        )
         service = cls(path, conn, writer, replays, budget, config=config, clock=clock, log=log)
         service._start()
         return service
@@ -132,11 +142,12 @@ class StateService:
                 max_replay_bytes=c.replay.max_total_mb * 1024 * 1024,
             )
         )
-        if result.deleted_requests or result.deleted_replays:
+        if result.deleted_requests or result.deleted_replays or result.deleted_pieces:
             self._log.info(
                 "state.retention",
                 deleted_requests=result.deleted_requests,
                 deleted_replays=result.deleted_replays,
+                deleted_pieces=result.deleted_pieces,
             )
 
     async def _retention_loop(self) -> None:

@@ -40,6 +40,7 @@ import msgspec
 from coderouterd.clock import Clock
 from coderouterd.state.chain import GENESIS
 from coderouterd.state.db import StateError, immediate
+from coderouterd.state.drops import DropReporter
 from coderouterd.state.records import AuditEvent, Record, Writable, batch_statements
 
 T = TypeVar("T")
@@ -93,12 +94,7 @@ class Writer:
         self._max_queue = max_queue
         self._max_audit_queue = max_audit_queue
         self._on_error = on_error
-        # Called with the number of records dropped since the last call: at
-        # the first drop of a full queue, then after each batch while they
-        # go on, so an overflow is logged at once yet never once per record.
-        self._on_drop = on_drop
-        self._unreported_drops = 0
-        self._reported_since_batch = False
+        self._drops = DropReporter(on_drop)
         # One FIFO for both kinds keeps their relative order (an exclusion and
         # its audit event land in the same order they happened); the two caps
         # are enforced by counting. Each entry carries its arrival time.
@@ -157,16 +153,7 @@ class Writer:
             self._audit_dropped += 1
         else:
             self._dropped += 1
-        first = self._unreported_drops == 0 and not self._reported_since_batch
-        self._unreported_drops += 1
-        if first:
-            self._report_drops()
-
-    def _report_drops(self) -> None:
-        dropped, self._unreported_drops = self._unreported_drops, 0
-        self._reported_since_batch = dropped > 0
-        if dropped:
-            self._on_drop(dropped)
+        self._drops.dropped()
 
     def stats(self) -> WriterStats:
         return WriterStats(
@@ -322,7 +309,7 @@ class Writer:
         finally:
             self._processed += len(batch)
             self._release_waiters()
-            self._report_drops()
+            self._drops.flush()
 
     async def _chain_head(self) -> tuple[int, str]:
         if self._chain is None:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiosqlite
-import pytest_asyncio
 
 from coderouterd.state.assemble import assemble
 from coderouterd.state.replay import (
@@ -18,15 +15,6 @@ from coderouterd.state.replay import (
     list_replays,
     redact_headers,
 )
-
-_MIGRATION = Path(__file__).parents[3] / "migrations" / "0001_initial.sql"
-
-
-@pytest_asyncio.fixture
-async def conn(tmp_path: Path) -> AsyncIterator[aiosqlite.Connection]:
-    async with aiosqlite.connect(tmp_path / "state.db") as db:
-        await db.executescript(_MIGRATION.read_text())
-        yield db
 
 
 async def store(

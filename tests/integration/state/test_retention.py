@@ -105,8 +105,9 @@ async def test_over_the_size_cap_the_oldest_replays_go_first(conn: aiosqlite.Con
 
 async def test_with_no_replays_left_the_oldest_requests_go(conn: aiosqlite.Connection) -> None:
     await seed(conn, 1200, replay_size=2_000, start=NOW - 5000)
-    result = await enforce_retention(conn, now=NOW, max_age_days=30, max_bytes=64 * 1024)
-    assert await used_bytes(conn) <= 64 * 1024
+    # The empty schema alone takes about 80 KB of pages.
+    result = await enforce_retention(conn, now=NOW, max_age_days=30, max_bytes=120 * 1024)
+    assert await used_bytes(conn) <= 120 * 1024
     assert result.deleted_replays == 1200
     assert result.deleted_requests >= 500
     remaining = await ids(conn, "SELECT id FROM requests ORDER BY ts")

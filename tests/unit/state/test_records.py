@@ -28,15 +28,16 @@ from coderouterd.state.records import (
     batch_statements,
 )
 
-SCHEMA = (Path(__file__).parents[3] / "migrations" / "0001_initial.sql").read_text()
+MIGRATIONS = sorted((Path(__file__).parents[3] / "migrations").glob("*.sql"))
 
 
 @pytest.fixture
 def db() -> Iterator[sqlite3.Connection]:
     conn = sqlite3.connect(":memory:", isolation_level=None)
     conn.execute("PRAGMA foreign_keys = ON")
-    for statement in split_statements(SCHEMA):
-        conn.execute(statement)
+    for path in MIGRATIONS:
+        for statement in split_statements(path.read_text()):
+            conn.execute(statement)
     yield conn
     conn.close()
 
@@ -103,7 +104,7 @@ def test_replay_row_is_stored_with_its_request(db: sqlite3.Connection) -> None:
     )  # fmt: skip
     run(db, replay.statements())
     assert db.execute("SELECT * FROM replays").fetchall() == [
-        ("r1", 10.5, "openai", "fast", "vllm", 1, '{"a":"b"}', b"\x00zz", None, 1, 3)
+        ("r1", 10.5, "openai", "fast", "vllm", 1, '{"a":"b"}', b"\x00zz", None, 1, 3, 0)
     ]
 
 

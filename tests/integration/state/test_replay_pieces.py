@@ -1,0 +1,189 @@
+"""Replay bodies stored as shared pieces, against a real SQLite file: written once,
+read back whole, kept while named, deleted once no record can name them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import anthropic
+import msgspec
+
+from coderouterd.state import pieces, retention
+from coderouterd.state.db import db_path, open_db
+from coderouterd.state.migrate import discover, migrate
+from coderouterd.state.pieces import PIECE_REFRESH_S
+from coderouterd.state.recorder import PendingReplay, ReplayRecorder
+from coderouterd.state.replay import compress, get_replay
+from coderouterd.state.writer import Writer
+from tests.conftest import StartDaemon, chain_yaml, provider_yaml
+from tests.fakes.transcripts import anthropic_message
+from tests.fakes.upstream import FakeUpstream, Reply
+from tests.integration.state.support_db import ManualClock, count, request_row
+from tests.unit.state.test_pieces import conversation, fields_of
+
+_fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
+NOW = 1_750_000_000.0
+
+
+def pending(rid: str, body: dict[str, Any], ts: float) -> PendingReplay:
+    return PendingReplay(
+        request_id=rid,
+        ts=ts,
+        dialect="anthropic",
+        profile="default",
+        provider="local",
+        stream=False,
+        headers={"anthropic-version": "2023-06-01", "x-api-key": "sk-never-stored"},
+        request_fields=_fields.decode(json.dumps(body).encode()),
+        response_body=b'{"type":"message","content":[]}',
+        response_truncated=False,
+    )
+
+
+async def record(
+    conn: aiosqlite.Connection, turns: list[tuple[str, dict[str, Any], float]], **kw: Any
+) -> ReplayRecorder:
+    writer = Writer(conn, clock=ManualClock())
+    recorder = ReplayRecorder(writer, max_record_bytes=kw.pop("max_record_bytes", 1 << 22), **kw)
+    for rid, body, ts in turns:
+        writer.submit(request_row(rid, ts=ts))
+        recorder.submit(pending(rid, body, ts))
+        # One record at a time, as a steady trickle of requests arrives.
+        await recorder.drain()
+    await writer.close()
+    return recorder
+
+
+def pieces_of(body: dict[str, Any]) -> list[bytes]:
+    return [p.digest for p in pieces.split(fields_of(body))[1]]
+
+
+async def body_of(conn: aiosqlite.Connection, rid: str) -> dict[str, Any]:
+    rec = await get_replay(conn, rid)
+    assert rec is not None
+    return json.loads(rec.request_body)
+
+
+async def test_a_growing_conversation_stores_each_piece_once(conn: aiosqlite.Connection) -> None:
+    # Each turn adds an assistant answer and a user message, as an agent's do.
+    turns = [(f"r{n}", conversation(n), NOW + n) for n in range(40, 100, 2)]
+    await record(conn, turns)
+    for rid, body, _ in turns:
+        assert await body_of(conn, rid) == body
+    # One copy of system and tools, and of each run of the history, plus
+    # the open run rewritten as it grows.
+    assert await count(conn, "replay_pieces") < 2 + 100
+    stored = sum(r[0] for r in await conn.execute_fetchall("SELECT size FROM replays"))
+    whole = sum(len(compress(json.dumps(body).encode())) for _, body, _ in turns)
+    assert stored * 3 < whole, (stored, whole)
+
+
+async def test_a_record_over_the_cap_leaves_its_pieces_to_the_next(
+    conn: aiosqlite.Connection,
+) -> None:
+    body = conversation(40)
+    await record(conn, [("big", body, NOW), ("next", body, NOW + 1)], max_record_bytes=4000)
+    assert await get_replay(conn, "big") is None
+    # The first was over the cap because of its pieces; the second had to write them.
+    assert await get_replay(conn, "next") is None
+
+
+async def test_pieces_named_by_kept_records_survive_retention(conn: aiosqlite.Connection) -> None:
+    old, new = conversation(30), conversation(36)
+    await record(conn, [("old", old, NOW), ("new", new, NOW + 10)])
+    before = await count(conn, "replay_pieces")
+    await conn.execute("DELETE FROM replays WHERE request_id = 'old'")
+    await conn.commit()
+    later = NOW + 10 * PIECE_REFRESH_S
+    await retention.enforce_retention(conn, now=later, max_age_days=3650, max_bytes=1 << 30)
+    # "new" names everything "old" did but the last open run.
+    assert before - 1 <= await count(conn, "replay_pieces") <= before
+    assert await body_of(conn, "new") == new
+
+
+async def test_pieces_go_once_no_record_can_name_them(conn: aiosqlite.Connection) -> None:
+    await record(conn, [("a", conversation(30), NOW)])
+    assert await count(conn, "replay_pieces") > 0
+    # Just deleted: a record still queued could name them, so they stay a while.
+    await conn.execute("DELETE FROM replays")
+    await conn.commit()
+    await retention.enforce_retention(conn, now=NOW + 60, max_age_days=3650, max_bytes=1 << 30)
+    assert await count(conn, "replay_pieces") > 0
+    result = await retention.enforce_retention(
+        conn, now=NOW + 2 * PIECE_REFRESH_S + 1, max_age_days=3650, max_bytes=1 << 30
+    )
+    assert await count(conn, "replay_pieces") == 0
+    assert result.deleted_pieces > 0
+
+
+async def test_a_piece_named_again_after_the_refresh_time_is_rewritten(
+    conn: aiosqlite.Connection,
+) -> None:
+    body = conversation(30)
+    recorder = await record(conn, [("a", body, NOW)])
+    await conn.execute("DELETE FROM replay_pieces")
+    await conn.commit()
+    # Within the refresh time the recorder trusts that its pieces are stored ...
+    writer = Writer(conn, clock=ManualClock())
+    recorder._writer = writer  # the same recorder, writing to a new writer
+    for rid, ts in (("b", NOW + 5), ("c", NOW + PIECE_REFRESH_S + 5)):
+        writer.submit(request_row(rid, ts=ts))
+        recorder.submit(pending(rid, body, ts))
+        await recorder.drain()
+    await writer.close()
+    rows = await conn.execute_fetchall("SELECT DISTINCT last_ref FROM replay_pieces")
+    # ... after it, "c" writes them again, data included, with its own time.
+    assert [r[0] for r in rows] == [NOW + PIECE_REFRESH_S + 5]
+    assert await body_of(conn, "c") == body
+
+
+async def test_a_record_from_before_the_pieces_migration_still_reads(tmp_path: Path) -> None:
+    path = db_path(tmp_path / "state")
+    conn = await open_db(path)
+    try:
+        first, *rest = discover()
+        await migrate(conn, [first], now=1.0)
+        body = json.dumps(conversation(10)).encode()
+        await conn.execute(
+            "INSERT INTO requests (id, ts, dialect, profile, status, stream, total_ms)"
+            " VALUES ('old', 1.0, 'anthropic', 'default', 200, 0, 5.0)"
+        )
+        await conn.execute(
+            "INSERT INTO replays (request_id, ts, dialect, profile, provider, stream,"
+            " request_headers, request_body, response_body, response_truncated, size)"
+            " VALUES ('old', 1.0, 'anthropic', 'default', 'local', 0, '{}', ?, NULL, 0, 1)",
+            (compress(body),),
+        )
+        await conn.commit()
+        assert await migrate(conn, [first, *rest], now=2.0) == rest
+        rec = await get_replay(conn, "old")
+        assert rec is not None and rec.request_body == body
+    finally:
+        await conn.close()
+
+
+async def test_a_session_through_the_daemon_replays_exactly_what_was_sent(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.default = Reply(json=anthropic_message("ok"))
+    d = await start_daemon(chain_yaml(provider_yaml("local", fake_upstream.url)))
+    sent: dict[str, dict[str, Any]] = {}
+    async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as client:
+        for turns in (20, 22, 24):
+            body = {k: v for k, v in conversation(turns).items() if k != "stream"}
+            raw = await client.messages.with_raw_response.create(**body)
+            sent[raw.headers["x-request-id"]] = body
+    await d.state.replays.drain()
+    await d.state.writer.flush()
+    conn = await open_db(d.state.path, readonly=True)
+    try:
+        for rid, body in sent.items():
+            assert await body_of(conn, rid) == body
+        pieces_written = await count(conn, "replay_pieces")
+    finally:
+        await conn.close()
+    # The later turns wrote only their new runs, not system, tools and history again.
+    assert pieces_written < len(pieces_of(conversation(24))) + 6

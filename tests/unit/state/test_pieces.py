@@ -1,0 +1,121 @@
+"""Request bodies cut into shared pieces and joined again (pure)."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from coderouterd.state import pieces
+from coderouterd.state.pieces import MIN_PIECE_BYTES, MissingPieceError
+
+_fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
+WORDS = ("read", "file", "edit", "test", "def", "return", "import", "error", "path", "line")
+
+
+def fields_of(body: dict[str, Any]) -> dict[str, msgspec.Raw]:
+    return _fields.decode(json.dumps(body).encode())
+
+
+def round_trip(body: dict[str, Any]) -> tuple[dict[str, Any], list[pieces.Piece]]:
+    recipe, parts = pieces.split(fields_of(body))
+    joined = pieces.join(recipe, {p.digest: p.data for p in parts})
+    return json.loads(joined), parts
+
+
+def message(i: int, size: int = 300) -> dict[str, Any]:
+    # Words drawn per turn: text that compresses like prose, not like "xxxx".
+    rng = random.Random(i)
+    text = " ".join(rng.choice(WORDS) + str(rng.randrange(100)) for _ in range(size // 6))
+    role = "user" if i % 2 == 0 else "assistant"
+    return {"role": role, "content": [{"type": "text", "text": f"turn {i} {text}"}]}
+
+
+def conversation(turns: int) -> dict[str, Any]:
+    return {
+        "model": "claude-sonnet",
+        "max_tokens": 1000,
+        "system": [{"type": "text", "text": "You are a coding agent. " * 40}],
+        "tools": [{"name": f"T{i}", "input_schema": {"type": "object"}} for i in range(30)],
+        "messages": [message(i) for i in range(turns)],
+        "stream": True,
+    }
+
+
+def test_a_conversation_comes_back_whole_with_its_key_order() -> None:
+    body = conversation(40)
+    joined, parts = round_trip(body)
+    assert joined == body
+    assert list(joined) == list(body)
+    # system, tools and some runs of messages; far fewer pieces than messages.
+    assert 3 <= len(parts) < 40
+
+
+def test_small_fields_and_short_histories_stay_in_the_recipe() -> None:
+    body = {"model": "m", "system": "short", "messages": [message(0, 10)], "max_tokens": 5}
+    recipe, parts = pieces.split(fields_of(body))
+    assert parts == []
+    assert pieces.digests_in(recipe) == []
+    assert json.loads(pieces.join(recipe, {})) == body
+
+
+def test_unknown_large_fields_stay_inline() -> None:
+    body = {"model": "m", "metadata": {"note": "n" * (2 * MIN_PIECE_BYTES)}, "messages": []}
+    joined, parts = round_trip(body)
+    assert joined == body and parts == []
+
+
+def test_a_growing_history_shares_every_closed_run() -> None:
+    earlier = {p.digest for p in pieces.split(fields_of(conversation(60)))[1]}
+    later_parts = pieces.split(fields_of(conversation(90)))[1]
+    later = {p.digest for p in later_parts}
+    # Only the run still open at turn 60 may differ; everything before it is shared.
+    assert len(earlier - later) <= 1
+    assert len(earlier & later) >= len(earlier) - 1
+
+
+def test_a_changed_old_message_changes_only_its_run() -> None:
+    body = conversation(60)
+    before = [p.digest for p in pieces.split(fields_of(body))[1]]
+    body["messages"][5]["content"][0]["text"] += " edited"
+    after = [p.digest for p in pieces.split(fields_of(body))[1]]
+    assert len(before) == len(after)
+    assert sum(a != b for a, b in zip(before, after, strict=True)) == 1
+
+
+def test_a_missing_piece_is_named() -> None:
+    recipe, parts = pieces.split(fields_of(conversation(10)))
+    available = {p.digest: p.data for p in parts[1:]}
+    with pytest.raises(MissingPieceError, match=parts[0].digest.hex()[:12]):
+        pieces.join(recipe, available)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=40),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(
+    messages=st.lists(
+        st.fixed_dictionaries(
+            {"role": st.sampled_from(["user", "assistant"]), "content": json_values}
+        ),
+        max_size=40,
+    ),
+    system=json_values,
+    padding=st.integers(min_value=0, max_value=3 * MIN_PIECE_BYTES),
+)
+def test_any_body_round_trips(messages: list[Any], system: Any, padding: int) -> None:
+    # The padding pushes a history past MIN_PIECE_BYTES, so both paths are taken.
+    history = [*messages, {"role": "user", "content": "p" * padding}]
+    body = {"model": "m", "system": system, "messages": history}
+    assert round_trip(body)[0] == body
