@@ -11,11 +11,17 @@ A run of messages ends after a message whose digest's first byte is a
 multiple of RUN_DIVISOR. The cut depends only on the messages themselves,
 so the same history yields the same runs however much follows it, and from
 one turn to the next only the last, still open run is new.
+
+Hashing is most of the cost, so a `DigestMemo` remembers the previous body
+of recent conversations: a unit (system, tools, a message) equal byte for
+byte to the one at its place last time reuses that digest, and comparing
+bytes is several times cheaper than hashing them.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Mapping
 
 import msgspec
@@ -63,43 +69,76 @@ def digest(data: bytes | memoryview) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def split(fields: Mapping[str, msgspec.Raw]) -> tuple[bytes, list[Piece]]:
+class DigestMemo:
+    """The units and digests of the last body of recent conversations, each
+    known by its first message (bounded LRU; only a cache)."""
+
+    def __init__(self, max_conversations: int = 16) -> None:
+        self._max = max_conversations
+        self._last: OrderedDict[bytes, tuple[list[bytes], list[bytes]]] = OrderedDict()
+
+    def digests(self, units: list[bytes], key: bytes | None) -> list[bytes]:
+        previous = self._last.get(key) if key is not None else None
+        if previous is None:
+            out = [digest(u) for u in units]
+        else:
+            before, known = previous
+            out = [
+                known[i] if i < len(before) and before[i] == u else digest(u)
+                for i, u in enumerate(units)
+            ]
+        if key is not None:
+            self._last[key] = (units, out)
+            self._last.move_to_end(key)
+            while len(self._last) > self._max:
+                self._last.popitem(last=False)
+        return out
+
+
+def split(
+    fields: Mapping[str, msgspec.Raw], memo: DigestMemo | None = None
+) -> tuple[bytes, list[Piece]]:
     """The recipe (JSON) and the pieces of a request body's top-level fields."""
     out: dict[str, msgspec.Raw] = {}
-    refs: dict[str, list[str]] = {}
-    pieces: list[Piece] = []
+    whole: list[str] = []
+    units: list[bytes] = []
+    messages: list[bytes] = []
     for name, raw in fields.items():
         if len(raw) < MIN_PIECE_BYTES:
             out[name] = raw
-            continue
-        if name in WHOLE_FIELDS:
-            data = bytes(raw)
-            runs = [Piece(digest(data), data)]
+        elif name in WHOLE_FIELDS:
+            out[name] = _NULL
+            whole.append(name)
+            units.append(bytes(raw))
         elif name == MESSAGES and memoryview(raw)[0] == _OPEN_BRACKET:
-            runs = _runs(_list.decode(raw))
+            out[name] = _NULL
+            messages = [bytes(m) for m in _list.decode(raw)]
         else:
             out[name] = raw
-            continue
-        out[name] = _NULL
-        refs[name] = [p.digest.hex() for p in runs]
-        pieces.extend(runs)
+    if not units and not messages:
+        return _encode(Recipe(out, {})), []
+    units += messages
+    key = messages[0] if messages else None
+    digests = memo.digests(units, key) if memo is not None else [digest(u) for u in units]
+    n = len(whole)
+    pieces = [Piece(d, u) for d, u in zip(digests[:n], units[:n], strict=True)]
+    refs = {name: [p.digest.hex()] for name, p in zip(whole, pieces, strict=True)}
+    if messages:
+        runs = _runs(messages, digests[len(whole) :])
+        refs[MESSAGES] = [p.digest.hex() for p in runs]
+        pieces += runs
     return _encode(Recipe(out, refs)), pieces
 
 
-def _runs(messages: list[msgspec.Raw]) -> list[Piece]:
+def _runs(messages: list[bytes], digests: list[bytes]) -> list[Piece]:
     runs: list[Piece] = []
-    members: list[bytes] = []
-    digests: list[bytes] = []
-    for message in messages:
-        data = bytes(message)
-        d = digest(data)
-        members.append(data)
-        digests.append(d)
+    start = 0
+    for i, d in enumerate(digests):
         if d[0] % RUN_DIVISOR == 0:
-            runs.append(_run(members, digests))
-            members, digests = [], []
-    if members:
-        runs.append(_run(members, digests))
+            runs.append(_run(messages[start : i + 1], digests[start : i + 1]))
+            start = i + 1
+    if start < len(messages):
+        runs.append(_run(messages[start:], digests[start:]))
     return runs
 
 

@@ -195,6 +195,7 @@ class ReplayRecorder:
         self._queue: collections.deque[PendingReplay] = collections.deque()
         self._wake = asyncio.Event()
         self._known = KnownPieces()
+        self._memo = pieces.DigestMemo()
         self._drops = DropReporter(on_drop or _ignore)
         self.dropped = 0
         self.too_large = 0
@@ -247,7 +248,7 @@ class ReplayRecorder:
 
         Runs in the worker thread, which alone touches `_known` meanwhile.
         """
-        recipe, parts = pieces.split(p.request_fields)
+        recipe, parts = pieces.split(p.request_fields, self._memo)
         written: list[PieceRow] = []
         seen: set[bytes] = set()
         for part in parts:

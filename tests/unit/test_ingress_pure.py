@@ -43,3 +43,8 @@ def test_messages_must_be_an_array(body: bytes) -> None:
     with pytest.raises(InvalidRequestError) as info:
         parse_body(body)
     assert info.value.field == "messages"
+
+
+def test_generated_request_ids_differ() -> None:
+    ids = {request_id_of(None) for _ in range(1000)}
+    assert len(ids) == 1000

@@ -119,3 +119,14 @@ def test_any_body_round_trips(messages: list[Any], system: Any, padding: int) ->
     history = [*messages, {"role": "user", "content": "p" * padding}]
     body = {"model": "m", "system": system, "messages": history}
     assert round_trip(body)[0] == body
+
+
+def test_the_memo_gives_the_digests_hashing_would() -> None:
+    memo = pieces.DigestMemo(max_conversations=2)
+    bodies = [conversation(n) for n in (10, 12, 14)]
+    bodies[2]["messages"][3]["content"][0]["text"] = "changed"
+    other = conversation(9)
+    other["messages"][0]["content"][0]["text"] = "another conversation"
+    for body in [*bodies, other, bodies[0], other]:
+        fields = fields_of(body)
+        assert pieces.split(fields, memo) == pieces.split(fields)
