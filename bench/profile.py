@@ -118,6 +118,9 @@ def main() -> int:
         "--malloc", action="store_true", help="run coderouterd with the bench's MALLOC_* settings"
     )
     ap.add_argument(
+        "--no-replay", action="store_true", help="coderouterd with replay recording off"
+    )
+    ap.add_argument(
         "--rev", help="profile coderouterd as of this git revision, not the working tree"
     )
     args = ap.parse_args()
@@ -161,6 +164,7 @@ def main() -> int:
                 "model: mock-model}\n"
                 f"  - {{name: o_fast, kind: openai_compat, base_url: '{mock.url}/v1', "
                 "model: mock-model}\nprofiles:\n  - {name: bench, providers: [a_fast]}\n"
+                + ("state: {replay: {enabled: false}}\n" if args.no_replay else "")
             )
             env = dict(os.environ)
             if args.malloc:

@@ -15,3 +15,6 @@ CREATE INDEX replay_pieces_last_ref ON replay_pieces (last_ref);
 
 -- 0: request_body is the compressed body; 1: a compressed recipe of pieces.
 ALTER TABLE replays ADD COLUMN body_format INTEGER NOT NULL DEFAULT 0;
+
+-- Nothing reads requests by provider; the index cost a b-tree insert per request.
+DROP INDEX requests_provider_ts;

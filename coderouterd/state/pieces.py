@@ -73,7 +73,7 @@ class DigestMemo:
     """The units and digests of the last body of recent conversations, each
     known by its first message (bounded LRU; only a cache)."""
 
-    def __init__(self, max_conversations: int = 16) -> None:
+    def __init__(self, max_conversations: int = 8) -> None:
         self._max = max_conversations
         self._last: OrderedDict[bytes, tuple[list[bytes], list[bytes]]] = OrderedDict()
 

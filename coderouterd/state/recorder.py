@@ -155,7 +155,7 @@ class KnownPieces:
     Only a cache: forgetting an entry costs one more write of the piece.
     """
 
-    def __init__(self, max_entries: int = 65_536) -> None:
+    def __init__(self, max_entries: int = 16_384) -> None:
         self._max = max_entries
         self._written: collections.OrderedDict[bytes, float] = collections.OrderedDict()
 
