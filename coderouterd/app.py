@@ -31,6 +31,7 @@ from coderouterd.ingress.middleware import request_context
 from coderouterd.routing.board import ProviderBoard
 from coderouterd.routing.budget import BudgetBook
 from coderouterd.routing.records import Observer, Observers
+from coderouterd.state.db import StateError
 from coderouterd.state.recorder import RequestRecorder
 from coderouterd.state.service import StateService
 from coderouterd.tasks import SHUTDOWN, spawn
@@ -124,7 +125,10 @@ async def serve(loaded: LoadedConfig, *, env: Mapping[str, str] = os.environ) ->
     log = get_logger()
     clock = SystemClock()
     state_dir = resolve_state_dir(loaded.config, env)
-    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateError(f"cannot create the state directory {state_dir}: {exc}") from exc
     state = await StateService.open(state_dir, loaded.config.state, clock=clock, log=log)
     try:
         return await _serve(loaded, state, state_dir=state_dir, clock=clock, env=env)

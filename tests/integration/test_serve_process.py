@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime
 import signal
+import socket
 import stat
 import time
 from collections.abc import AsyncIterator
@@ -373,3 +374,39 @@ async def test_serve_without_a_config_runs_the_built_in_default(serve_process: S
     run = await run_cli("ctl", "status", env=env)
     assert run.returncode == 1
     assert "not running" in run.stderr
+
+
+async def test_a_port_in_use_is_named_and_exits_1(
+    short_dir: Path, fake_upstream: FakeUpstream
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = {
+            "port": port,
+            "state_dir": str(short_dir / "state"),
+            "control_socket": str(short_dir / "ctl.sock"),
+        }
+        config = short_dir / "config.yaml"
+        config.write_text(render_config(server, chain_yaml(provider_yaml("a", fake_upstream.url))))
+        run = await run_cli("serve", "--config", str(config), env=child_env(short_dir))
+    assert run.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in run.stderr
+    assert "Traceback" not in run.stderr
+    # It gave up cleanly: the control socket it had bound is gone again.
+    assert not (short_dir / "ctl.sock").exists()
+
+
+async def test_a_state_dir_that_cannot_be_made_is_named_and_exits_1(
+    short_dir: Path, fake_upstream: FakeUpstream
+) -> None:
+    blocker = short_dir / "a-file"
+    blocker.write_text("")
+    server = {"port": 0, "state_dir": str(blocker / "state")}
+    config = short_dir / "config.yaml"
+    config.write_text(render_config(server, chain_yaml(provider_yaml("a", fake_upstream.url))))
+    run = await run_cli("serve", "--config", str(config), env=child_env(short_dir))
+    assert run.returncode == 1
+    assert f"cannot create the state directory {blocker / 'state'}" in run.stderr
+    assert "Traceback" not in run.stderr
