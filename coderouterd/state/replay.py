@@ -55,11 +55,21 @@ def redact_headers(
     return out
 
 
+# Below this, zlib's set-up costs more CPU than the bytes it would save.
+_COMPRESS_FROM = 1024
+# A zlib stream never starts with 0: its first byte names the deflate method.
+_STORED = b"\x00"
+
+
 def compress(data: bytes) -> bytes:
+    if len(data) < _COMPRESS_FROM:
+        return _STORED + data
     return zlib.compress(data, _ZLIB_LEVEL)
 
 
 def decompress(blob: bytes) -> bytes:
+    if blob[:1] == _STORED:
+        return blob[1:]
     return zlib.decompress(blob)
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any
 
 import pytest
@@ -243,6 +244,14 @@ def test_redaction_refuses_secret_names_even_if_allow_listed() -> None:
 @given(st.binary(max_size=4096))
 def test_compression_round_trips_any_bytes(data: bytes) -> None:
     assert decompress(compress(data)) == data
+
+
+def test_small_blobs_are_stored_and_zlib_from_before_still_reads() -> None:
+    assert compress(b'{"a":1}') == b'\x00{"a":1}'
+    assert decompress(zlib.compress(b"written before small blobs were stored")) == (
+        b"written before small blobs were stored"
+    )
+    assert decompress(compress(b"")) == b""
 
 
 def test_compression_shrinks_repetitive_streams() -> None:
