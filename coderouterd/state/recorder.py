@@ -145,6 +145,9 @@ class PendingReplay:
     response_truncated: bool
 
 
+GATHER_S = 0.02
+
+
 def _ignore(dropped: int) -> None:
     pass
 
@@ -196,6 +199,7 @@ class ReplayRecorder:
         self._wake = asyncio.Event()
         self._known = KnownPieces()
         self._memo = pieces.DigestMemo()
+        self._stopping = False
         self._drops = DropReporter(on_drop or _ignore)
         self.dropped = 0
         self.too_large = 0
@@ -217,17 +221,33 @@ class ReplayRecorder:
         self._drops.dropped(n)
 
     async def run(self) -> None:
-        while True:
+        """Build and hand over batches until stop(); then the rest, and return."""
+        while not self._stopping:
             await self._wake.wait()
+            if not self._stopping:
+                # Let a batch gather: one hop to the worker thread per window,
+                # not one per request.
+                await asyncio.sleep(GATHER_S)
             self._wake.clear()
             await self.drain()
 
+    def stop(self) -> None:
+        """End run() after one last drain; stopping it so, rather than by
+        cancelling, never leaves a build running in the worker thread."""
+        self._stopping = True
+        self._wake.set()
+
     async def drain(self) -> None:
-        """Compress and hand to the writer everything queued now."""
+        """Compress and hand to the writer everything queued now.
+
+        A batch leaves the queue only once built, so a drain cancelled midway
+        loses nothing; the next drain (at close) builds it again.
+        """
         while self._queue:
             batch = list(self._queue)
-            self._queue.clear()
             rows = await asyncio.to_thread(self._build_all, batch)
+            for _ in batch:
+                self._queue.popleft()
             for i, row in enumerate(rows):
                 if row is None:
                     self.too_large += 1

@@ -183,9 +183,13 @@ class StateService:
             return
         self._closed = True
         retention, replays, writer = self._tasks or (None, None, None)
-        for task in (retention, replays):
-            if task is not None:
-                await cancel_and_wait(task)
+        if retention is not None:
+            await cancel_and_wait(retention)
+        self.replays.stop()
+        if replays is not None:
+            # wait() leaves the task's own failure to the drain below.
+            await asyncio.wait({replays})
+        # Never started, or it failed: what is queued is still written.
         with contextlib.suppress(Exception):
             await self.replays.drain()
         await self.writer.close()
