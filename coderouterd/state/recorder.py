@@ -5,11 +5,10 @@ cost, adds it to the month's budget (in memory, at once, so the next plan
 sees it), and hands the request row, the budget increment and any budget
 threshold crossed to the writer, without awaiting.
 
-`ReplayRecorder` takes what the client sent and got back. The request body
-is cut into shared pieces (state/pieces.py) and only pieces not stored
-recently are compressed and written; that and the response's compression
-happen in a worker thread, fed by a bounded queue: the request path only
-appends to a deque.
+`ReplayRecorder` takes what the client sent and got back. The request path
+only appends to a bounded deque; a background task cuts each body into
+shared pieces (state/pieces.py) and compresses and writes only the pieces
+not stored recently, with the response.
 """
 
 from __future__ import annotations
@@ -146,6 +145,13 @@ class PendingReplay:
 
 
 GATHER_S = 0.02
+# Compressing more than this (new pieces, recipe, response) goes to a thread:
+# about 100 us of zlib, as long as the event loop may be held.
+INLINE_COMPRESS = 4096
+
+
+def _compress_all(blobs: list[bytes]) -> list[bytes]:
+    return [compress(b) for b in blobs]
 
 
 def _ignore(dropped: int) -> None:
@@ -225,60 +231,56 @@ class ReplayRecorder:
         while not self._stopping:
             await self._wake.wait()
             if not self._stopping:
-                # Let a batch gather: one hop to the worker thread per window,
-                # not one per request.
+                # Let a burst pass before building its records.
                 await asyncio.sleep(GATHER_S)
             self._wake.clear()
             await self.drain()
 
     def stop(self) -> None:
         """End run() after one last drain; stopping it so, rather than by
-        cancelling, never leaves a build running in the worker thread."""
+        cancelling, never leaves a compression running in the worker thread."""
         self._stopping = True
         self._wake.set()
 
     async def drain(self) -> None:
-        """Compress and hand to the writer everything queued now.
+        """Build and hand to the writer everything queued now.
 
-        A batch leaves the queue only once built, so a drain cancelled midway
-        loses nothing; the next drain (at close) builds it again.
+        Records are built on the event loop, one at a time with a yield in
+        between: splitting a body is mostly comparing bytes with the previous
+        turn, and a worker thread would cost more in hand-offs and GIL
+        switches than it saves. Only compressing more than INLINE_COMPRESS
+        bytes of new pieces goes to a thread. A record leaves the queue once
+        handed over, so a drain cut short loses nothing.
         """
         while self._queue:
-            batch = list(self._queue)
-            rows = await asyncio.to_thread(self._build_all, batch)
-            for _ in batch:
-                self._queue.popleft()
-            for i, row in enumerate(rows):
-                if row is None:
-                    self.too_large += 1
-                elif not self._writer.submit(row):
-                    # Nothing drains the writer's queue during this loop, so
-                    # the rest would be refused too; later rows may lean on
-                    # pieces this one carried, so none of them may be written.
-                    self._known.forget(p.digest for r in rows[i:] if r for p in r.new_pieces)
-                    self._count_drops(sum(1 for r in rows[i:] if r is not None))
-                    break
-            self._drops.flush()
+            row = await self._build(self._queue[0])
+            self._queue.popleft()
+            if row is None:
+                self.too_large += 1
+            elif not self._writer.submit(row):
+                # Later records may lean on pieces this one carried.
+                self._known.forget(p.digest for p in row.new_pieces)
+                self._count_drops(1)
+            await asyncio.sleep(0)
+        self._drops.flush()
 
-    def _build_all(self, batch: list[PendingReplay]) -> list[ReplayRow | None]:
-        return [self._build(p) for p in batch]
-
-    def _build(self, p: PendingReplay) -> ReplayRow | None:
-        """The row to write, or None when it is over max_record_bytes.
-
-        Runs in the worker thread, which alone touches `_known` meanwhile.
-        """
+    async def _build(self, p: PendingReplay) -> ReplayRow | None:
+        """The row to write, or None when it is over max_record_bytes."""
         recipe, parts = pieces.split(p.request_fields, self._memo)
-        written: list[PieceRow] = []
-        seen: set[bytes] = set()
+        new: dict[bytes, bytes] = {}
         for part in parts:
-            if part.digest in seen or self._known.fresh(part.digest, p.ts):
-                continue
-            seen.add(part.digest)
-            data = compress(part.data)
-            written.append(PieceRow(digest=part.digest, data=data, size=len(data), last_ref=p.ts))
-        request = compress(recipe)
-        response = compress(p.response_body)
+            if part.digest not in new and not self._known.fresh(part.digest, p.ts):
+                new[part.digest] = part.data
+        blobs = [*new.values(), recipe, p.response_body]
+        if sum(len(b) for b in blobs) > INLINE_COMPRESS:
+            packed = await asyncio.to_thread(_compress_all, blobs)
+        else:
+            packed = _compress_all(blobs)
+        *datas, request, response = packed
+        written = [
+            PieceRow(digest=d, data=data, size=len(data), last_ref=p.ts)
+            for d, data in zip(new, datas, strict=True)
+        ]
         size = len(request) + len(response) + sum(w.size for w in written)
         if size > self.max_record_bytes:
             return None
