@@ -57,7 +57,6 @@ class MissingPieceError(CoderouterError):
     """A recipe names a piece the database does not have (lost with a failed write)."""
 
 
-_top = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _list = msgspec.json.Decoder(list[msgspec.Raw])
 _recipe = msgspec.json.Decoder(Recipe)
 _encode = msgspec.json.Encoder().encode
@@ -124,7 +123,7 @@ def split(
     pieces = [Piece(d, u) for d, u in zip(digests[:n], units[:n], strict=True)]
     refs = {name: [p.digest.hex()] for name, p in zip(whole, pieces, strict=True)}
     if messages:
-        runs = _runs(messages, digests[len(whole) :])
+        runs = _runs(messages, digests[n:])
         refs[MESSAGES] = [p.digest.hex() for p in runs]
         pieces += runs
     return _encode(Recipe(out, refs)), pieces
