@@ -109,6 +109,12 @@ def main() -> int:
     ap.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--native", action="store_true", help="include C frames (py-spy --native)")
+    ap.add_argument(
+        "--all-threads",
+        action="store_true",
+        help="sample every thread, not only the one holding the GIL (py-spy then counts "
+        "threads waiting for the GIL or inside SQLite's wait as busy)",
+    )
     ap.add_argument("--log-level", default="warning", help="coderouterd --log-level")
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument(
@@ -231,6 +237,8 @@ def main() -> int:
         ]
         if args.native:
             spy_cmd.append("--native")
+        if not args.all_threads:
+            spy_cmd.append("--gil")
         spy_proc = subprocess.Popen(
             spy_cmd,
             stdout=subprocess.DEVNULL,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from coderouterd.clock import Clock
+from coderouterd.config.model import TimeoutsConfig
 from coderouterd.errors import (
     ClientDisconnectedError,
     NoProviderAvailableError,
@@ -180,11 +181,14 @@ class Engine:
     async def _unary_attempt(self, route: ProviderRoute, call: Call, progress: Progress) -> Reply:
         adapter, codec = route.adapter, route.codecs[call.dialect]
         t = adapter.config.timeouts
+        deadline = self._clock.monotonic() + t.total_s
         body = self._request_body(codec, call, adapter.name)
-        resp = await _within(t.first_byte_s, adapter.name, "first_byte", adapter.open(call, body))
+        wait, phase = _first_wait(t.first_byte_s, t.total_s)
+        resp = await _within(wait, adapter.name, phase, adapter.open(call, body))
         progress.first_byte()
         try:
-            raw = await _within(t.total_s, adapter.name, "total", resp.body())
+            remaining = deadline - self._clock.monotonic()
+            raw = await _within(remaining, adapter.name, "total", resp.body())
         except BaseException:
             resp.abort()
             raise
@@ -203,7 +207,7 @@ class Engine:
         body = self._request_body(codec, call, adapter.name)
         head = await self._with_pings(
             spawn(
-                _open_head(adapter, call, body, codec.transcoder(call), t.first_byte_s),
+                _open_head(adapter, call, body, codec.transcoder(call), t),
                 name=f"head:{call.request_id}",
             ),
             sink,
@@ -300,15 +304,17 @@ class Head:
 
 
 async def _open_head(
-    adapter: Adapter, call: Call, body: bytes, tc: Transcoder, first_byte_s: float
+    adapter: Adapter, call: Call, body: bytes, tc: Transcoder, t: TimeoutsConfig
 ) -> Head:
-    """Send the request and read until the first content frame, within first_byte_s.
+    """Send the request and read until the first content frame, within first_byte_s
+    (or total_s, when that is shorter).
 
     Anything failing here has sent nothing to the client: the engine may fall back.
     """
     resp: UpstreamBody | None = None
+    wait, phase = _first_wait(t.first_byte_s, t.total_s)
     try:
-        async with asyncio.timeout(first_byte_s):
+        async with asyncio.timeout(wait):
             resp = await adapter.open(call, body)
             held: list[bytes] = []
             while True:
@@ -326,7 +332,7 @@ async def _open_head(
     except TimeoutError as exc:
         if resp is not None:
             resp.abort()
-        raise UpstreamTimeoutError(adapter.name, "first_byte") from exc
+        raise UpstreamTimeoutError(adapter.name, phase) from exc
     except BaseException:
         if resp is not None:
             resp.abort()
@@ -345,6 +351,14 @@ async def _tell_client_of_shutdown(sink: StreamSink) -> None:
 async def _fail(sink: StreamSink, provider: str, reason: str) -> str:
     await sink.fail("api_error", f"upstream provider {provider!r} failed mid-stream: {reason}")
     return reason
+
+
+def _first_wait(first_byte_s: float, total_s: float) -> tuple[float, str]:
+    """How long an attempt may wait for its first byte, and which limit that is:
+    total_s bounds the whole attempt, so a first_byte_s beyond it never applies."""
+    if total_s < first_byte_s:
+        return total_s, "total"
+    return first_byte_s, "first_byte"
 
 
 async def _within(seconds: float, provider: str, phase: str, aw: Awaitable[T]) -> T:
