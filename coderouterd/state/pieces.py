@@ -12,16 +12,18 @@ multiple of RUN_DIVISOR. The cut depends only on the messages themselves,
 so the same history yields the same runs however much follows it, and from
 one turn to the next only the last, still open run is new.
 
-Hashing is most of the cost, so a `DigestMemo` remembers the previous body
-of recent conversations: a unit (system, tools, a message) equal byte for
-byte to the one at its place last time reuses that digest, and comparing
-bytes is several times cheaper than hashing them.
+Hashing and decoding the history are most of the cost, so a `DigestMemo`
+remembers the last body of recent conversations. A history that starts with
+the bytes of an earlier one's closed runs reuses those runs as they are:
+only what follows them is decoded, and a message there equal byte for byte
+to the one at its place last time reuses that digest. `system` and `tools`
+equal to a recent value reuse its digest. Comparing bytes is many times
+cheaper than decoding or hashing them.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from collections.abc import Mapping
 
 import msgspec
@@ -62,36 +64,61 @@ _recipe = msgspec.json.Decoder(Recipe)
 _encode = msgspec.json.Encoder().encode
 _NULL = msgspec.Raw(b"null")
 _OPEN_BRACKET = ord("[")
+_COMMA = ord(",")
 
 
 def digest(data: bytes | memoryview) -> bytes:
     return hashlib.sha256(data).digest()
 
 
+class _History(msgspec.Struct):
+    """What the memo keeps of one conversation's last history."""
+
+    # The history's raw JSON, and where its closed runs end in it (0: none).
+    raw: bytes
+    closed_end: int
+    closed: list[Piece]
+    # The messages after the closed runs, and their digests.
+    open_units: list[bytes]
+    open_digests: list[bytes]
+
+
 class DigestMemo:
-    """The units and digests of the last body of recent conversations, each
-    known by its first message (bounded LRU; only a cache)."""
+    """The pieces of the last body of recent conversations (bounded; only a
+    cache: whatever it forgets is computed again)."""
 
     def __init__(self, max_conversations: int = 8) -> None:
         self._max = max_conversations
-        self._last: OrderedDict[bytes, tuple[list[bytes], list[bytes]]] = OrderedDict()
+        self._histories: list[_History] = []
+        self._fields: list[tuple[bytes, bytes]] = []
+        # Histories that continued a remembered one (their closed runs reused).
+        self.continued = 0
 
-    def digests(self, units: list[bytes], key: bytes | None) -> list[bytes]:
-        previous = self._last.get(key) if key is not None else None
-        if previous is None:
-            out = [digest(u) for u in units]
-        else:
-            before, known = previous
-            out = [
-                known[i] if i < len(before) and before[i] == u else digest(u)
-                for i, u in enumerate(units)
-            ]
-        if key is not None:
-            self._last[key] = (units, out)
-            self._last.move_to_end(key)
-            while len(self._last) > self._max:
-                self._last.popitem(last=False)
-        return out
+    def field_digest(self, unit: bytes) -> bytes:
+        """The digest of a whole field (system, tools), known if recently seen."""
+        for i, (known, d) in enumerate(self._fields):
+            if known == unit:
+                self._fields.insert(0, self._fields.pop(i))
+                return d
+        d = digest(unit)
+        self._fields.insert(0, (unit, d))
+        del self._fields[2 * self._max :]
+        return d
+
+    def history(self, raw: bytes) -> _History | None:
+        """The remembered history whose closed runs `raw` continues."""
+        for h in self._histories:
+            e = h.closed_end
+            if e and len(raw) > e and raw[e] == _COMMA and raw.startswith(h.raw[:e]):
+                self.continued += 1
+                return h
+        return None
+
+    def remember(self, h: _History, replaces: _History | None) -> None:
+        if replaces is not None:
+            self._histories.remove(replaces)
+        self._histories.insert(0, h)
+        del self._histories[self._max :]
 
 
 def split(
@@ -99,37 +126,68 @@ def split(
 ) -> tuple[bytes, list[Piece]]:
     """The recipe (JSON) and the pieces of a request body's top-level fields."""
     out: dict[str, msgspec.Raw] = {}
-    whole: list[str] = []
-    units: list[bytes] = []
-    messages: list[bytes] = []
+    refs: dict[str, list[str]] = {}
+    parts: list[Piece] = []
     for name, raw in fields.items():
         if len(raw) < MIN_PIECE_BYTES:
             out[name] = raw
         elif name in WHOLE_FIELDS:
             out[name] = _NULL
-            whole.append(name)
-            units.append(bytes(raw))
+            unit = bytes(raw)
+            piece = Piece(memo.field_digest(unit) if memo else digest(unit), unit)
+            refs[name] = [piece.digest.hex()]
+            parts.append(piece)
         elif name == MESSAGES and memoryview(raw)[0] == _OPEN_BRACKET:
             out[name] = _NULL
-            messages = [bytes(m) for m in _list.decode(raw)]
+            runs = _history_runs(bytes(raw), memo)
+            refs[name] = [p.digest.hex() for p in runs]
+            parts += runs
         else:
             out[name] = raw
-    if not units and not messages:
-        return _encode(Recipe(out, {})), []
-    units += messages
-    key = messages[0] if messages else None
-    digests = memo.digests(units, key) if memo is not None else [digest(u) for u in units]
-    n = len(whole)
-    pieces = [Piece(d, u) for d, u in zip(digests[:n], units[:n], strict=True)]
-    refs = {name: [p.digest.hex()] for name, p in zip(whole, pieces, strict=True)}
-    if messages:
-        runs = _runs(messages, digests[n:])
-        refs[MESSAGES] = [p.digest.hex() for p in runs]
-        pieces += runs
-    return _encode(Recipe(out, refs)), pieces
+    return _encode(Recipe(out, refs)), parts
 
 
-def _runs(messages: list[bytes], digests: list[bytes]) -> list[Piece]:
+def _history_runs(raw: bytes, memo: DigestMemo | None) -> list[Piece]:
+    """The runs of a history; `raw` is its JSON array."""
+    known = memo.history(raw) if memo is not None else None
+    if known is None:
+        closed: list[Piece] = []
+        offset = 0
+        units = [bytes(m) for m in _list.decode(raw)]
+        digests = [digest(u) for u in units]
+    else:
+        closed, offset = known.closed, known.closed_end
+        units = [bytes(m) for m in _list.decode(b"[" + raw[offset + 1 :])]
+        before, was = known.open_units, known.open_digests
+        digests = [
+            was[i] if i < len(before) and before[i] == u else digest(u) for i, u in enumerate(units)
+        ]
+    runs, open_from = _runs(units, digests)
+    if memo is not None:
+        closing = runs[: len(runs) - (open_from < len(units))]
+        end = _closed_end(raw, offset, closing)
+        kept = [*closed, *closing] if end > offset else closed
+        rest = open_from if end > offset else 0
+        memo.remember(_History(raw, end, kept, units[rest:], digests[rest:]), known)
+    return [*closed, *runs]
+
+
+def _closed_end(raw: bytes, offset: int, closing: list[Piece]) -> int:
+    """Where the newly closed runs end in `raw`, if they follow `offset` as
+    compact JSON (a history with other spacing is not reused); else offset."""
+    if not closing:
+        return offset
+    joined = b",".join(r.data for r in closing)
+    start = offset + 1
+    end = start + len(joined)
+    if raw[end : end + 1] == b"," and raw[start:end] == joined:
+        return end
+    return offset
+
+
+def _runs(messages: list[bytes], digests: list[bytes]) -> tuple[list[Piece], int]:
+    """The runs of these messages, and where the last, still open one starts
+    (len(messages) when every run is closed)."""
     runs: list[Piece] = []
     start = 0
     for i, d in enumerate(digests):
@@ -138,7 +196,7 @@ def _runs(messages: list[bytes], digests: list[bytes]) -> list[Piece]:
             start = i + 1
     if start < len(messages):
         runs.append(_run(messages[start:], digests[start:]))
-    return runs
+    return runs, start
 
 
 def _run(members: list[bytes], digests: list[bytes]) -> Piece:

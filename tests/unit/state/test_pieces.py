@@ -130,3 +130,90 @@ def test_the_memo_gives_the_digests_hashing_would() -> None:
     for body in [*bodies, other, bodies[0], other]:
         fields = fields_of(body)
         assert pieces.split(fields, memo) == pieces.split(fields)
+
+
+def compact(body: dict[str, Any]) -> dict[str, msgspec.Raw]:
+    return _fields.decode(json.dumps(body, separators=(",", ":")).encode())
+
+
+def test_a_continued_history_reuses_its_closed_runs_and_splits_as_without_the_memo() -> None:
+    memo = pieces.DigestMemo()
+    for turns in (30, 31, 33, 33, 40):
+        fields = compact(conversation(turns))
+        assert pieces.split(fields, memo) == pieces.split(fields)
+    # Every body after the first continued the one before it.
+    assert memo.continued == 4
+
+
+def test_a_history_with_other_spacing_is_split_alike_but_not_continued() -> None:
+    memo = pieces.DigestMemo()
+    for turns in (30, 31, 35):
+        fields = fields_of(conversation(turns))  # json.dumps: ", " between messages
+        assert pieces.split(fields, memo) == pieces.split(fields)
+    assert memo.continued == 0
+
+
+def test_offsets_that_land_on_a_comma_inside_a_spaced_history_are_not_trusted() -> None:
+    # Wrongly counted offsets fall inside a message; ending every text with
+    # commas makes them look like a boundary there.
+    def history(turns: int) -> dict[str, Any]:
+        body = conversation(turns)
+        for m in body["messages"]:
+            m["content"][0]["text"] += "," * 400
+        return body
+
+    memo = pieces.DigestMemo()
+    for turns in (40, 41, 44):
+        fields = fields_of(history(turns))
+        assert pieces.split(fields, memo) == pieces.split(fields)
+    assert memo.continued == 0
+
+
+def test_an_edit_that_keeps_every_length_is_not_taken_for_a_continuation() -> None:
+    memo = pieces.DigestMemo()
+    body = conversation(40)
+    pieces.split(compact(body), memo)
+    text = body["messages"][1]["content"][0]["text"]
+    body["messages"][1]["content"][0]["text"] = "T" + text[1:]
+    body["messages"].append(message(40))
+    fields = compact(body)
+    assert pieces.split(fields, memo) == pieces.split(fields)
+    assert memo.continued == 0
+
+
+def test_an_edited_or_forked_history_is_split_as_without_the_memo() -> None:
+    memo = pieces.DigestMemo(max_conversations=2)
+    base = conversation(40)
+    edited = conversation(42)
+    edited["messages"][2]["content"][0]["text"] = "rewritten early turn"
+    fork_a, fork_b = conversation(45), conversation(45)
+    fork_b["messages"][-1]["content"][0]["text"] = "the other branch"
+    cut = conversation(20)  # the client dropped turns (compaction)
+    for body in (base, edited, conversation(44), fork_a, fork_b, cut, conversation(46)):
+        fields = compact(body)
+        assert pieces.split(fields, memo) == pieces.split(fields)
+
+
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from(["grow", "edit", "cut", "same"]), st.integers(0, 12)),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_any_sequence_of_turns_splits_as_without_the_memo(steps: list[tuple[str, int]]) -> None:
+    memo = pieces.DigestMemo(max_conversations=3)
+    history = [message(i, 120) for i in range(10)]
+    for action, n in steps:
+        if action == "grow":
+            history = [*history, *(message(len(history) + i, 120) for i in range(n))]
+        elif action == "edit" and history:
+            # Same length: offsets stay where they were, only bytes differ.
+            history = [dict(m) for m in history]
+            old = history[n % len(history)]
+            text = old["content"][0]["text"]
+            old["content"] = [{"type": "text", "text": "E" + text[1:]}]
+        elif action == "cut":
+            history = history[: max(1, len(history) - n)]
+        fields = compact({"model": "m", "messages": history})
+        assert pieces.split(fields, memo) == pieces.split(fields)
