@@ -15,14 +15,13 @@ import sys
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
-import msgspec
 from aiohttp import web
 
 from coderouterd import __version__
 from coderouterd.clock import Clock, SystemClock
 from coderouterd.config import LoadedConfig, resolve_control_socket, resolve_state_dir
 from coderouterd.ctl.server import build_ctl_app, start_ctl_site, stop_ctl_site
-from coderouterd.daemon import Daemon
+from coderouterd.daemon import Daemon, with_server_overrides
 from coderouterd.errors import ListenError
 from coderouterd.ingress import info, messages
 from coderouterd.ingress.inflight import InFlightRegistry
@@ -49,6 +48,7 @@ def build_daemon(
     clock: Clock,
     env: Mapping[str, str],
     state: StateService | None = None,
+    server_overrides: Mapping[str, object] | None = None,
 ) -> Daemon:
     log = get_logger()
     board = ProviderBoard()
@@ -68,6 +68,7 @@ def build_daemon(
         budget=state.budget if state else BudgetBook(),
         log=log,
         state=state,
+        server_overrides=server_overrides,
     )
     if state is not None:
         observers.append(
@@ -120,8 +121,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-async def serve(loaded: LoadedConfig, *, env: Mapping[str, str] = os.environ) -> int:
-    """Run until SIGTERM/SIGINT; drain in-flight requests; return the exit status."""
+async def serve(
+    loaded: LoadedConfig,
+    *,
+    env: Mapping[str, str] = os.environ,
+    server_overrides: Mapping[str, object] | None = None,
+) -> int:
+    """Run until SIGTERM/SIGINT; drain in-flight requests; return the exit status.
+
+    `server_overrides` (host, port from the command line; None: not given) win
+    over the file, now and at every reload.
+    """
+    loaded = with_server_overrides(loaded, server_overrides or {})
     log = get_logger()
     clock = SystemClock()
     state_dir = resolve_state_dir(loaded.config, env)
@@ -131,7 +142,14 @@ async def serve(loaded: LoadedConfig, *, env: Mapping[str, str] = os.environ) ->
         raise StateError(f"cannot create the state directory {state_dir}: {exc}") from exc
     state = await StateService.open(state_dir, loaded.config.state, clock=clock, log=log)
     try:
-        return await _serve(loaded, state, state_dir=state_dir, clock=clock, env=env)
+        return await _serve(
+            loaded,
+            state,
+            state_dir=state_dir,
+            clock=clock,
+            env=env,
+            server_overrides=server_overrides,
+        )
     finally:
         await state.close()
 
@@ -143,10 +161,13 @@ async def _serve(
     state_dir: Path,
     clock: Clock,
     env: Mapping[str, str],
+    server_overrides: Mapping[str, object] | None,
 ) -> int:
     log = get_logger()
     server = loaded.config.server
-    daemon = build_daemon(loaded, clock=clock, env=env, state=state)
+    daemon = build_daemon(
+        loaded, clock=clock, env=env, state=state, server_overrides=server_overrides
+    )
     if not is_loopback(server.host):
         _warn_non_loopback(log, server.host)
 
@@ -261,13 +282,3 @@ def _warn_non_loopback(log: object, host: str) -> None:
     )
     print(f"WARNING: {message}", file=sys.stderr, flush=True)
     log.warning(events.SERVER_NON_LOOPBACK, host=host, message=message)  # type: ignore[attr-defined]
-
-
-def with_overrides(loaded: LoadedConfig, *, host: str | None, port: int | None) -> LoadedConfig:
-    server = loaded.config.server
-    if host is not None:
-        server = msgspec.structs.replace(server, host=host)
-    if port is not None:
-        server = msgspec.structs.replace(server, port=port)
-    config = msgspec.structs.replace(loaded.config, server=server)
-    return msgspec.structs.replace(loaded, config=config)

@@ -12,7 +12,7 @@ from pathlib import Path
 import msgspec
 
 from coderouterd import __version__
-from coderouterd.app import serve, with_overrides
+from coderouterd.app import serve
 from coderouterd.cli_state import add_commands as add_state_commands
 from coderouterd.config import (
     LoadedConfig,
@@ -104,10 +104,10 @@ def _load(path: Path | None) -> LoadedConfig:
 
 def _serve(args: argparse.Namespace) -> int:
     configure(args.log_level)
-    loaded = with_overrides(_load(args.config), host=args.host, port=args.port)
+    loaded = _load(args.config)
     _install_uvloop()
     tune_malloc()
-    return asyncio.run(serve(loaded))
+    return asyncio.run(serve(loaded, server_overrides={"host": args.host, "port": args.port}))
 
 
 def _install_uvloop() -> None:

@@ -44,6 +44,16 @@ from coderouterd.telemetry import events
 _RESTART_ONLY = ("host", "port", "state_dir", "control_socket", "max_body_bytes")
 
 
+def with_server_overrides(loaded: LoadedConfig, overrides: Mapping[str, Any]) -> LoadedConfig:
+    """`loaded` with the server settings given on the command line (None: not given)."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given:
+        return loaded
+    server = msgspec.structs.replace(loaded.config.server, **given)
+    config = msgspec.structs.replace(loaded.config, server=server)
+    return msgspec.structs.replace(loaded, config=config)
+
+
 class Daemon:
     def __init__(
         self,
@@ -57,7 +67,13 @@ class Daemon:
         budget: BudgetBook,
         log: Any,
         state: StateService | None = None,
+        server_overrides: Mapping[str, Any] | None = None,
     ) -> None:
+        # `serve --host/--port` win over the file at every reload, as they will
+        # at the next start under the same command line: a file that differs
+        # there needs no restart, since a restart would not apply it either.
+        self._overrides = dict(server_overrides or {})
+        loaded = with_server_overrides(loaded, self._overrides)
         self.clock = clock
         self._clock = clock
         self._env = env
@@ -210,7 +226,7 @@ class Daemon:
         if path is None:
             return ReloadReply(ok=True, config_digest=current.loaded.digest)
         try:
-            loaded = load_config(path)
+            loaded = with_server_overrides(load_config(path), self._overrides)
             new = build_runtime(
                 loaded, env=self._env, observer=self._observer, clock=self._clock, previous=current
             )

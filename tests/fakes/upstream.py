@@ -73,6 +73,9 @@ class Reply:
     # what came before reached the client while the upstream was still open.
     pause_after_frames: int | None = None
     resume: asyncio.Event | None = None
+    # Non-streaming: send the headers and the first byte of the body, then
+    # wait this long before the rest (a body that is slow after the headers).
+    delay_within_body: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,9 @@ class Recorded:
     headers: CIMultiDict[str]
     body: bytes
     json: Any  # the decoded body, or None when it was empty or not JSON
+    # The client's end of the TCP connection the request came on: tells
+    # which requests shared a pooled connection.
+    peer_port: int | None = None
 
 
 def sse_frame(dialect: Dialect, name: str, data: bytes) -> bytes:
@@ -263,6 +269,7 @@ class FakeUpstream:
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         body = await request.read()
         decoded = _decode_json(body)
+        peer = request.transport.get_extra_info("peername") if request.transport else None
         self.requests.append(
             Recorded(
                 method=request.method,
@@ -271,6 +278,7 @@ class FakeUpstream:
                 headers=CIMultiDict(request.headers),
                 body=body,
                 json=decoded,
+                peer_port=peer[1] if peer else None,
             )
         )
         self._waiters.wake()
@@ -309,7 +317,23 @@ class FakeUpstream:
         if reply.events is not None and (streaming or reply.json is None):
             return await self._stream(request, reply)
         body = b"" if reply.json is None else msgspec.json.encode(reply.json)
+        if reply.delay_within_body and body:
+            return await self._slow_body(request, reply, body)
         return _body_response(reply.status, body, reply.headers)
+
+    async def _slow_body(
+        self, request: web.BaseRequest, reply: Reply, body: bytes
+    ) -> web.StreamResponse:
+        headers = CIMultiDict({"Content-Type": "application/json"})
+        headers.update(reply.headers)
+        response = web.StreamResponse(status=reply.status, headers=headers)
+        response.content_length = len(body)
+        await response.prepare(request)
+        await response.write(body[:1])
+        await asyncio.sleep(reply.delay_within_body)
+        await response.write(body[1:])
+        await response.write_eof()
+        return response
 
     async def _stream(self, request: web.BaseRequest, reply: Reply) -> web.StreamResponse:
         headers = CIMultiDict(

@@ -110,13 +110,24 @@ async def test_events_are_forwarded_as_they_arrive(
         assert [t async for t in texts] == [" second"]
 
 
-async def test_one_pooled_connection_per_provider(
+async def test_each_provider_reuses_its_own_pooled_connection(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
+    # Both providers on the same host and port: a session shared between them
+    # would carry every request over one connection.
     fake_upstream.default = Reply(json=anthropic_message("again"))
-    d = await start_daemon(chain_yaml(provider_yaml("a", fake_upstream.url)))
+    d = await start_daemon(
+        chain_yaml(provider_yaml("a", fake_upstream.url), provider_yaml("b", fake_upstream.url))
+    )
     async with sdk(d.url) as client:
-        for _ in range(5):
-            await client.messages.create(model="m", max_tokens=10, messages=MESSAGES)
-    assert len(fake_upstream.requests) == 5
-    assert fake_upstream.open_connections == 1
+        for _ in range(3):
+            for provider in ("a", "b"):
+                # A model named like a provider routes to that provider alone.
+                await client.messages.create(model=provider, max_tokens=10, messages=MESSAGES)
+    ports: dict[str, set[int | None]] = {"a-model": set(), "b-model": set()}
+    for request in fake_upstream.requests:
+        ports[request.json["model"]].add(request.peer_port)
+    assert len(fake_upstream.requests) == 6
+    assert all(len(used) == 1 for used in ports.values()), ports
+    assert ports["a-model"] != ports["b-model"]
+    assert fake_upstream.open_connections == 2

@@ -148,11 +148,13 @@ async def test_all_failed_gives_one_anthropic_error_listing_attempts(
     err = info.value
     assert err.status_code == 503
     body = err.body
-    assert body["type"] == "overloaded_error" or body["error"]["type"] == "overloaded_error"
-    attempts = (body.get("error") or body)["attempts"]
-    assert [(a["provider"], a["reason"]) for a in attempts] == [
-        ("a", "http_500"),
-        ("dead", "connect_error"),
+    assert isinstance(body, dict)
+    assert body["type"] == "error"
+    assert body["request_id"] == err.response.headers["x-request-id"]
+    assert body["error"]["type"] == "overloaded_error"
+    assert body["error"]["attempts"] == [
+        {"provider": "a", "reason": "http_500", "status": 500},
+        {"provider": "dead", "reason": "connect_error", "status": None},
     ]
 
 
@@ -167,8 +169,16 @@ async def test_all_rate_limited_gives_429(
         chain_yaml(provider_yaml("a", fake_upstream.url), provider_yaml("b", fake_upstream.url))
     )
     async with sdk(d.url) as client:
-        with pytest.raises(anthropic.RateLimitError):
+        with pytest.raises(anthropic.RateLimitError) as info:
             await client.messages.create(**BODY)
+    body = info.value.body
+    assert isinstance(body, dict)
+    assert body["type"] == "error"
+    assert body["error"]["type"] == "rate_limit_error"
+    assert body["error"]["attempts"] == [
+        {"provider": "a", "reason": "http_429", "status": 429},
+        {"provider": "b", "reason": "http_429", "status": 429},
+    ]
 
 
 async def test_all_failed_streaming_before_headers_is_an_http_error(

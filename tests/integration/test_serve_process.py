@@ -200,6 +200,37 @@ async def test_ctl_status_shows_the_daemon_and_the_stream_in_flight(
     assert socket_mode(d.socket_path) == (True, 0o600)
 
 
+async def test_ctl_status_shows_the_failed_provider_and_the_one_that_answered(
+    serve_process: StartServe, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.script(
+        anthropic_error(503, "overloaded_error", "busy"), Reply(json=anthropic_message("ok"))
+    )
+    d = await serve_process(
+        chain_yaml(provider_yaml("a", fake_upstream.url), provider_yaml("b", fake_upstream.url))
+    )
+    await ask(d.url)
+    sock, env = str(d.socket_path), child_env(d.root)
+    as_json, as_text = await asyncio.gather(
+        run_cli("ctl", "status", "--json", "--socket", sock, env=env),
+        run_cli("ctl", "status", "--socket", sock, env=env),
+    )
+    assert as_json.returncode == 0, as_json.stderr
+    status = msgspec.json.decode(as_json.stdout)
+    assert status["uptime_s"] > 0
+    providers = {p["name"]: p for p in status["providers"]}
+    a, b = providers["a"], providers["b"]
+    assert (a["state"], a["last_outcome"], a["last_status"]) == ("failing", "http_503", 503)
+    assert a["consecutive_failures"] == 1
+    assert (b["state"], b["last_outcome"], b["last_status"]) == ("ok", "ok", 200)
+    assert b["consecutive_failures"] == 0
+    assert status["in_flight"] == []
+    assert as_text.returncode == 0, as_text.stderr
+    rows = {line.split()[0]: line.split() for line in as_text.stdout.splitlines() if line.strip()}
+    assert rows["a"][3:6] == ["failing", "http_503", "503"]
+    assert rows["b"][3:6] == ["ok", "ok", "200"]
+
+
 async def test_sigterm_drains_a_stream_in_flight_and_refuses_new_connections(
     serve_process: StartServe, fake_upstream: FakeUpstream
 ) -> None:
@@ -306,6 +337,33 @@ async def test_sighup_and_ctl_reload_swap_valid_configs_and_keep_the_old_on_erro
     assert fake_upstream.requests[-1].json["model"] == "a-model-v3"
 
 
+async def test_a_reload_asks_for_no_restart_over_settings_the_command_line_overrides(
+    serve_process: StartServe, fake_upstream: FakeUpstream
+) -> None:
+    # The file names a port the daemon never binds: `--port 0` wins over it.
+    body = chain_yaml(provider_yaml("a", fake_upstream.url))
+    d = await serve_process(body, server={"port": 9}, args=["--port", "0"])
+    assert d.port != 9
+    sock, env = str(d.socket_path), child_env(d.root)
+
+    async def reload() -> list[str]:
+        run = await run_cli("ctl", "reload", "--json", "--socket", sock, env=env)
+        assert run.returncode == 0, run.stdout + run.stderr
+        reply = msgspec.json.decode(run.stdout)
+        assert reply["config_digest"] == config_digest(d.config_path.read_bytes())
+        return list(reply["restart_required"])
+
+    assert await reload() == []
+    # A restart under the same command line would bind port 0 again, whatever the file says.
+    d.server_settings["port"] = 10
+    d.write_config(body)
+    assert await reload() == []
+    # A restart-only setting the command line leaves alone is still named.
+    d.server_settings["max_body_bytes"] = 4096
+    d.write_config(body)
+    assert await reload() == ["server.max_body_bytes"]
+
+
 async def test_binding_beyond_loopback_warns_loudly(serve_process: StartServe) -> None:
     d = await serve_process(
         chain_yaml(provider_yaml("a", "http://127.0.0.1:9")),
@@ -319,16 +377,21 @@ async def test_binding_beyond_loopback_warns_loudly(serve_process: StartServe) -
     assert await d.wait() == 0
 
 
-async def test_api_keys_reach_the_upstream_and_never_the_log(
+async def test_api_keys_reach_the_upstream_and_neither_keys_nor_bodies_reach_the_log(
     serve_process: StartServe, fake_upstream: FakeUpstream
 ) -> None:
     upstream_key = "sk-upstream-7f3a9c2e-distinctive-d1e5"
     client_key = "sk-client-4b8d0a61-distinctive-93fc"
+    prompt = "prompt-0c5e77b2-distinctive-never-logged"
+    streamed = "streamed-reply-91d4f0aa-distinctive"
+    unary = "unary-reply-3b27e6c1-distinctive"
+    refusal = "upstream-error-text-5fa8d3-distinctive"
+    messages: list[MessageParam] = [{"role": "user", "content": prompt}]
     key_env = "api_key_env: TEST_UPSTREAM_KEY"
     fake_upstream.script(
-        anthropic_error(529, "overloaded_error", "busy"),
-        Reply(events=anthropic_text_stream(["ok"])),
-        Reply(json=anthropic_message("ok")),
+        anthropic_error(529, "overloaded_error", refusal),
+        Reply(events=anthropic_text_stream([streamed])),
+        Reply(json=anthropic_message(unary)),
     )
     d = await serve_process(
         chain_yaml(
@@ -339,16 +402,19 @@ async def test_api_keys_reach_the_upstream_and_never_the_log(
         args=["--log-level", "debug"],
     )
     async with sdk(d.url, api_key=client_key) as client:
-        async with client.messages.stream(model="m", max_tokens=10, messages=MESSAGES) as s:
-            await s.get_final_message()
-        await client.messages.create(model="m", max_tokens=10, messages=MESSAGES)
+        async with client.messages.stream(model="m", max_tokens=10, messages=messages) as s:
+            assert (await s.get_final_message()).content[0].text == streamed
+        answer = await client.messages.create(model="m", max_tokens=10, messages=messages)
+        assert answer.content[0].type == "text"
+        assert answer.content[0].text == unary
     d.send_signal(signal.SIGTERM)
     assert await d.wait() == 0
     assert [r.headers["x-api-key"] for r in fake_upstream.requests] == [upstream_key] * 3
+    assert all(prompt in r.body.decode() for r in fake_upstream.requests)
     assert len(d.events("request.completed")) == 2
     output = d.stderr_text + "\n".join(d.stdout_lines)
-    assert upstream_key not in output
-    assert client_key not in output
+    for secret in (upstream_key, client_key, prompt, streamed, unary, refusal):
+        assert secret not in output, secret
 
 
 async def test_serve_without_a_config_runs_the_built_in_default(serve_process: StartServe) -> None:

@@ -62,6 +62,21 @@ def test_minimal_file_gets_every_default() -> None:
     assert config.default_profile_name == "main"
 
 
+def test_the_defaults_are_the_documented_ones() -> None:
+    # Literals from the README's configuration tables, not the Structs' own
+    # defaults: changing a default must change this test and the README with it.
+    config = load_config_text(MINIMAL, file="c.yaml")
+
+    s = config.server
+    assert (s.host, s.port, s.state_dir, s.control_socket) == ("127.0.0.1", 8088, None, None)
+    assert s.grace_period_s == 30
+    assert s.max_body_bytes == 67_108_864
+    assert (s.keepalive_after_s, s.keepalive_interval_s) == (10, 10)
+    t = config.providers[0].timeouts
+    assert (t.connect_s, t.first_byte_s, t.idle_s, t.total_s) == (5, 300, 120, 1800)
+    assert (config.allow_paid, config.default_profile) == (False, None)
+
+
 MANY_PROBLEMS = """\
 providers:
   - name: local
@@ -81,6 +96,8 @@ profiles:
     providers:
       - local
       - lmstudio
+  - name: main
+    providers: [local]
 default_profile: mian
 server:
   port: 70000
@@ -97,8 +114,9 @@ def test_every_problem_is_reported_in_one_load() -> None:
         (9, "providers[1].name"),
         (13, "providers[1].extra_headers.Authorization"),
         (18, "profiles[0].providers[1]"),
-        (19, "default_profile"),
-        (21, "server.port"),
+        (19, "profiles[1].name"),
+        (21, "default_profile"),
+        (23, "server.port"),
     ]
     messages = [p.message for p in problems]
     fragments = [
@@ -108,6 +126,7 @@ def test_every_problem_is_reported_in_one_load() -> None:
         "duplicate provider name 'local' (first on line 2)",
         "credentials belong in api_key_env, not in extra_headers",
         "unknown provider 'lmstudio'",
+        "duplicate profile name 'main' (first on line 15)",
         "unknown profile 'mian' (did you mean 'main'?)",
         "must be <= 65535",
     ]
