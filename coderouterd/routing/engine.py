@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from coderouterd.clock import Clock
 from coderouterd.config.model import TimeoutsConfig
@@ -38,8 +38,6 @@ from coderouterd.routing.upstream import (
 from coderouterd.routing.verdict import Verdict, classify_status
 from coderouterd.tasks import cancel_and_wait, cancelled_by_shutdown, spawn
 from coderouterd.wire.errors import error_type_of
-
-T = TypeVar("T")
 
 
 class StreamSink(Protocol):
@@ -181,16 +179,24 @@ class Engine:
     async def _unary_attempt(self, route: ProviderRoute, call: Call, progress: Progress) -> Reply:
         adapter, codec = route.adapter, route.codecs[call.dialect]
         t = adapter.config.timeouts
-        deadline = self._clock.monotonic() + t.total_s
         body = self._request_body(codec, call, adapter.name)
         wait, phase = _first_wait(t.first_byte_s, t.total_s)
-        resp = await _within(wait, adapter.name, phase, adapter.open(call, body))
-        progress.first_byte()
+        resp: UpstreamBody | None = None
+        # One timeout, moved on from the first-byte limit to the total one.
         try:
-            remaining = deadline - self._clock.monotonic()
-            raw = await _within(remaining, adapter.name, "total", resp.body())
+            async with asyncio.timeout(wait) as limit:
+                resp = await adapter.open(call, body)
+                progress.first_byte()
+                phase = "total"
+                limit.reschedule(_when(limit) - wait + t.total_s)
+                raw = await resp.body()
+        except TimeoutError as exc:
+            if resp is not None:
+                resp.abort()
+            raise UpstreamTimeoutError(adapter.name, phase) from exc
         except BaseException:
-            resp.abort()
+            if resp is not None:
+                resp.abort()
             raise
         resp.release()
         unary = codec.unary(raw, call)
@@ -361,9 +367,7 @@ def _first_wait(first_byte_s: float, total_s: float) -> tuple[float, str]:
     return first_byte_s, "first_byte"
 
 
-async def _within(seconds: float, provider: str, phase: str, aw: Awaitable[T]) -> T:
-    try:
-        async with asyncio.timeout(seconds):
-            return await aw
-    except TimeoutError as exc:
-        raise UpstreamTimeoutError(provider, phase) from exc
+def _when(limit: asyncio.Timeout) -> float:
+    when = limit.when()
+    assert when is not None  # set on entry, from the first-byte wait
+    return when
