@@ -67,6 +67,12 @@ def add_commands(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None]
     tail.set_defaults(func=_audit_tail)
     verify = aud.add_parser("verify", help="check the chain; names an edited or deleted row")
     _common(verify, config_arg)
+    verify.add_argument(
+        "--expect-last-seq",
+        type=int,
+        metavar="N",
+        help="the log must reach row N (a last seq noted earlier): catches rows cut off the end",
+    )
     verify.set_defaults(func=_audit_verify)
 
 
@@ -176,11 +182,11 @@ def _audit_verify(args: argparse.Namespace) -> int:
     async def run() -> int:
         conn = await _readonly(path)
         try:
-            result = await audit.verify(conn)
+            result = await audit.verify(conn, expected_last_seq=args.expect_last_seq)
         finally:
             await conn.close()
         text = (
-            f"ok: {result.rows_checked} rows, chain intact"
+            f"ok: {result.rows_checked} rows, chain intact, last seq {result.last_seq or 0}"
             if result.ok
             else f"TAMPERED: {result.problem}"
         )

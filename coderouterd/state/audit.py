@@ -40,10 +40,13 @@ class AuditRow(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class VerifyResult(msgspec.Struct, frozen=True, kw_only=True):
-    """`rows_checked` counts the rows found sound before the first problem."""
+    """`rows_checked` counts the rows found sound before the first problem;
+    `last_seq` is the seq of the last of them (None when there is none), the
+    number to keep and pass back as `expected_last_seq` later."""
 
     ok: bool
     rows_checked: int
+    last_seq: int | None = None
     first_bad_seq: int | None = None
     problem: str | None = None
 
@@ -118,11 +121,19 @@ class ChainVerifier:
                 f"row {seq} is missing (deleted?); the log should reach row {expected_last_seq}"
             )
             return self._fail(seq, problem)
-        return VerifyResult(ok=True, rows_checked=self._checked)
+        return VerifyResult(ok=True, rows_checked=self._checked, last_seq=self._last_seq)
+
+    @property
+    def _last_seq(self) -> int | None:
+        return self._next_seq - 1 if self._checked else None
 
     def _fail(self, seq: int, problem: str) -> VerifyResult:
         return VerifyResult(
-            ok=False, rows_checked=self._checked, first_bad_seq=seq, problem=problem
+            ok=False,
+            rows_checked=self._checked,
+            last_seq=self._last_seq,
+            first_bad_seq=seq,
+            problem=problem,
         )
 
 

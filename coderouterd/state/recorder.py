@@ -2,8 +2,8 @@
 
 `RequestRecorder` is an engine observer: for every summary it computes the
 cost, adds it to the month's budget (in memory, at once, so the next plan
-sees it), and hands the request row, the budget increment and any budget
-threshold crossed to the writer, without awaiting.
+sees it), and hands the request row together with its budget increment (one
+record), and any budget threshold crossed, to the writer, without awaiting.
 
 `ReplayRecorder` takes what the client sent and got back. The request path
 only appends to a bounded deque; a background task cuts each body into
@@ -32,6 +32,7 @@ from coderouterd.state.records import (
     AttemptRow,
     AuditEvent,
     BudgetIncrement,
+    FinishedRequest,
     PieceRow,
     ReplayRow,
     RequestRow,
@@ -56,22 +57,25 @@ class RequestRecorder(BaseObserver):
         provider = self._pricing(summary.provider) if summary.provider else None
         price = provider.cost if provider else None
         cost = cost_of(summary.usage, price) if summary.usage and price else None
-        self._writer.submit(_request_row(summary, now, cost.cost_usd if cost else None,
-                                         cost.savings_usd if cost else None))  # fmt: skip
+        row = _request_row(summary, now, cost.cost_usd if cost else None,
+                           cost.savings_usd if cost else None)  # fmt: skip
         if cost is None or provider is None or price is None:
+            self._writer.submit(FinishedRequest(row=row))
             return
         month = month_of(now)
+        # The book counts the spend even if the writer drops the record: it is
+        # what keeps the budget from being overrun. The drop itself is counted
+        # by the writer; only a restart then forgets the spend.
         crossed = self._budget.add(provider.name, month, cost.cost_usd, price.monthly_budget_usd)
         usage = summary.usage
-        self._writer.submit(
-            BudgetIncrement(
-                provider=provider.name,
-                month=month,
-                cost_usd=cost.cost_usd,
-                input_tokens=(usage.input_tokens or 0) if usage else 0,
-                output_tokens=(usage.output_tokens or 0) if usage else 0,
-            )
+        spend = BudgetIncrement(
+            provider=provider.name,
+            month=month,
+            cost_usd=cost.cost_usd,
+            input_tokens=(usage.input_tokens or 0) if usage else 0,
+            output_tokens=(usage.output_tokens or 0) if usage else 0,
         )
+        self._writer.submit(FinishedRequest(row=row, spend=spend))
         for percent in crossed:
             fields = {
                 "provider": provider.name,

@@ -187,6 +187,22 @@ class BudgetIncrement(msgspec.Struct, frozen=True, kw_only=True):
         return [(ADD_BUDGET, params)]
 
 
+class FinishedRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """A request's row and the spend it adds to its provider's month, as one record.
+
+    One record is one submit and lies whole in one batch, so the row and its
+    spend are committed in the same transaction, or dropped together:
+    `budget_totals` counts exactly the requests whose rows were written.
+    """
+
+    row: RequestRow
+    spend: BudgetIncrement | None = None
+
+    def statements(self) -> list[Statement]:
+        own = self.row.statements()
+        return own if self.spend is None else [*own, *self.spend.statements()]
+
+
 class ExclusionSet(msgspec.Struct, frozen=True, kw_only=True):
     provider: str
     reason: str
@@ -241,8 +257,12 @@ class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-Record = RequestRow | ReplayRow | BudgetIncrement | ExclusionSet | ExclusionCleared | AuditEvent
-Writable = RequestRow | ReplayRow | BudgetIncrement | ExclusionSet | ExclusionCleared | AuditRow
+# A budget increment is written only with its request (FinishedRequest).
+Record = RequestRow | FinishedRequest | ReplayRow | ExclusionSet | ExclusionCleared | AuditEvent
+Writable = RequestRow | FinishedRequest | ReplayRow | ExclusionSet | ExclusionCleared | AuditRow
+# Never dropped for overload: counted against the writer's audit cap, not the
+# request cap. An exclusion change and its audit event are one story.
+KEPT = (AuditEvent, ExclusionSet, ExclusionCleared)
 
 # Statements of one batch run table by table, so each table's inserts go to
 # SQLite as one executemany instead of one thread hop per row (about 30x

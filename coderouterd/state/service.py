@@ -4,12 +4,18 @@ Opening migrates the database (refusing one newer than this code), loads
 this month's budget totals, and starts the writer, the replay compressor and
 the retention loop as named tasks. Closing stops the loops and flushes the
 writer, so a clean shutdown loses nothing.
+
+Self-healing records what it does through `provider_excluded`,
+`provider_restored` and `restart_command_ran`: each queues the `exclusions`
+row change first and its audit event after it, and the writer never drops
+either for overload. Logging the same events is the caller's part.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +30,11 @@ from coderouterd.state import reads
 from coderouterd.state.db import db_path, open_db
 from coderouterd.state.migrate import discover, migrate
 from coderouterd.state.recorder import ReplayRecorder
-from coderouterd.state.records import AuditEvent
+from coderouterd.state.records import AuditEvent, ExclusionCleared, ExclusionSet
 from coderouterd.state.retention import enforce_retention
 from coderouterd.state.writer import Writer
 from coderouterd.tasks import cancel_and_wait, spawn
+from coderouterd.telemetry import events
 
 RETENTION_INTERVAL_S = 3600.0
 # Writer settings, bound when the database is opened; a reload reports them.
@@ -131,12 +138,95 @@ class StateService:
     def audit(self, event: str, **fields: Any) -> None:
         self.writer.submit(AuditEvent(ts=self._clock.wall(), event=event, fields=fields))
 
-    async def enforce_retention(self) -> None:
+    def provider_excluded(
+        self,
+        provider: str,
+        *,
+        reason: str,
+        consecutive_failures: int,
+        threshold: int,
+        last_reason: str | None,
+        last_status: int | None,
+        episode: int,
+        until: float | None = None,
+        uid: int | None = None,
+    ) -> None:
+        """Take a provider out of rotation: its `exclusions` row, then its audit event."""
+        now = self._clock.wall()
+        self.writer.submit(ExclusionSet(provider=provider, reason=reason, since=now, until=until))
+        fields = {
+            "provider": provider,
+            "reason": reason,
+            "consecutive_failures": consecutive_failures,
+            "threshold": threshold,
+            "last_reason": last_reason,
+            "last_status": last_status,
+            "episode": episode,
+        }
+        self._audit_at(now, events.PROVIDER_EXCLUDED, fields, until=until, uid=uid)
+
+    def provider_restored(
+        self,
+        provider: str,
+        *,
+        via: str,
+        excluded_for_s: float,
+        probes_failed: int,
+        episode: int,
+        latency_ms: float | None = None,
+        uid: int | None = None,
+    ) -> None:
+        """Put a provider back: its `exclusions` row goes, then its audit event."""
+        now = self._clock.wall()
+        self.writer.submit(ExclusionCleared(provider=provider))
+        fields = {
+            "provider": provider,
+            "via": via,
+            "excluded_for_s": excluded_for_s,
+            "probes_failed": probes_failed,
+            "episode": episode,
+        }
+        self._audit_at(now, events.PROVIDER_RESTORED, fields, latency_ms=latency_ms, uid=uid)
+
+    def restart_command_ran(
+        self,
+        provider: str,
+        *,
+        argv: Sequence[str],
+        exit_status: int | None,
+        signal: int | None,
+        timed_out: bool,
+        duration_ms: float,
+        output_tail: str,
+        output_truncated: bool,
+        episode: int,
+    ) -> None:
+        """Audit one run of a provider's restart_command (no row changes)."""
+        fields = {
+            "provider": provider,
+            "argv": list(argv),
+            "exit_status": exit_status,
+            "signal": signal,
+            "timed_out": timed_out,
+            "duration_ms": duration_ms,
+            "output_tail": output_tail,
+            "output_truncated": output_truncated,
+            "episode": episode,
+        }
+        self._audit_at(self._clock.wall(), events.PROVIDER_RESTART_COMMAND, fields)
+
+    def _audit_at(self, now: float, event: str, fields: dict[str, Any], **optional: Any) -> None:
+        # Optional fields appear only when known, so a row says what happened.
+        fields.update((k, v) for k, v in optional.items() if v is not None)
+        self.writer.submit(AuditEvent(ts=now, event=event, fields=fields))
+
+    async def _retention_pass(self, now: float) -> None:
+        """One retention pass at `now`, with the limits of the config in force."""
         c = self._config
         result = await self.writer.maintain(
             lambda conn: enforce_retention(
                 conn,
-                now=self._clock.wall(),
+                now=now,
                 max_age_days=c.retention_days,
                 max_bytes=c.retention_max_mb * 1024 * 1024,
                 max_replay_bytes=c.replay.max_total_mb * 1024 * 1024,
@@ -150,13 +240,20 @@ class StateService:
                 deleted_pieces=result.deleted_pieces,
             )
 
+    async def retention_tick(self, now: float) -> float:
+        """Run the retention pass due at `now`; return when the next one is due."""
+        try:
+            await self._retention_pass(now)
+        except Exception as exc:  # one failed pass must not end the loop
+            self._log.error("state.retention_failed", error=repr(exc))
+        return now + RETENTION_INTERVAL_S
+
     async def _retention_loop(self) -> None:
         while True:
-            try:
-                await self.enforce_retention()
-            except Exception as exc:  # one failed pass must not end the loop
-                self._log.error("state.retention_failed", error=repr(exc))
-            await asyncio.sleep(RETENTION_INTERVAL_S)
+            due = await self.retention_tick(self._clock.wall())
+            # Bounded: a wall clock set back must not postpone retention for long.
+            wait = min(max(due - self._clock.wall(), 0.0), RETENTION_INTERVAL_S)
+            await asyncio.sleep(wait)
 
     def stats(self) -> StateStats:
         w = self.writer.stats()

@@ -14,15 +14,19 @@ Durability, as a promise:
 * Under overload the queue is capped at `max_queue` records: a record
   arriving at a full queue is dropped and counted (`stats().dropped`), so a
   slow disk can slow the log but never the requests.
-* Audit events are never dropped for overload: they have their own queue
-  (`max_audit_queue`, 100 000 by default, far beyond anything but a stuck
-  disk), and only past that cap are they dropped and counted
-  (`stats().audit_dropped`) rather than growing memory without bound.
+* A crash while the writer is behind (a slow disk, a burst) loses what is
+  queued, however long it has waited: at most `max_queue` records, plus the
+  audit events and exclusion changes queued beside them.
+* Audit events and exclusion changes are never dropped for overload: they
+  count against their own cap (`max_audit_queue`, 100 000 by default, far
+  beyond anything but a stuck disk), and only past that cap are they
+  dropped and counted (`stats().audit_dropped`) rather than growing memory
+  without bound.
 * A batch that fails (disk full, a constraint) is rolled back as a whole,
   reported to `on_error`, counted (`stats().failed_rows`), and the loop goes
   on with the next batch.
 
-Counts are of records: a request with its attempts counts as one.
+Counts are of records: a request with its attempts and its spend counts as one.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from coderouterd.clock import Clock
 from coderouterd.state.chain import GENESIS
 from coderouterd.state.db import StateError, immediate
 from coderouterd.state.drops import DropReporter
-from coderouterd.state.records import AuditEvent, Record, Writable, batch_statements
+from coderouterd.state.records import KEPT, AuditEvent, Record, Writable, batch_statements
 
 T = TypeVar("T")
 
@@ -125,7 +129,7 @@ class Writer:
 
     def submit(self, record: Record) -> bool:
         """Queue a record for the next batch; False if it was dropped. Never blocks."""
-        audit = isinstance(record, AuditEvent)
+        audit = isinstance(record, KEPT)
         if self._closed:
             self._count_drop(audit)
             return False
@@ -267,7 +271,7 @@ class Writer:
         batch: list[Record] = []
         while self._queue and len(batch) < self._max_batch:
             record, _ = self._queue.popleft()
-            if isinstance(record, AuditEvent):
+            if isinstance(record, KEPT):
                 self._audit_depth -= 1
             else:
                 self._depth -= 1

@@ -20,3 +20,7 @@ DAEMON_STOPPED = "daemon.stopped"
 CTL_ACTION = "ctl.action"
 PROVIDER_AUTH_REJECTED = "provider.auth_rejected"
 PROVIDER_AUTH_ACCEPTED = "provider.auth_accepted"
+# Audit events of self-healing (StateService queues the row change, then these).
+PROVIDER_EXCLUDED = "provider.excluded"
+PROVIDER_RESTORED = "provider.restored"
+PROVIDER_RESTART_COMMAND = "provider.restart_command"

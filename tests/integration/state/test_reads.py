@@ -16,6 +16,7 @@ from coderouterd.state.records import (
     BudgetIncrement,
     ExclusionCleared,
     ExclusionSet,
+    FinishedRequest,
     RequestRow,
 )
 from coderouterd.state.writer import Writer
@@ -73,12 +74,13 @@ async def test_month_totals_and_exclusions(
 ) -> None:
     inc = BudgetIncrement(provider="or", month="2025-06", cost_usd=0.5, input_tokens=3,
                           output_tokens=4)  # fmt: skip
+    may = BudgetIncrement(provider="or", month="2025-05", cost_usd=9.0, input_tokens=0,
+                          output_tokens=0)  # fmt: skip
     await write(
         conn,
-        inc,
-        inc,
-        BudgetIncrement(provider="or", month="2025-05", cost_usd=9.0, input_tokens=0,
-                        output_tokens=0),
+        FinishedRequest(row=request_row("j1"), spend=inc),
+        FinishedRequest(row=request_row("j2"), spend=inc),
+        FinishedRequest(row=request_row("m1"), spend=may),
         ExclusionSet(provider="b", reason="oom", since=5.0, until=65.0),
         ExclusionSet(provider="a", reason="manual", since=1.0),
         ExclusionSet(provider="c", reason="x", since=1.0),

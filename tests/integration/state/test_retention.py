@@ -7,7 +7,7 @@ import os
 import aiosqlite
 import pytest
 
-from coderouterd.state.records import AuditEvent, BudgetIncrement, ReplayRow
+from coderouterd.state.records import AuditEvent, BudgetIncrement, FinishedRequest, ReplayRow
 from coderouterd.state.retention import (
     age_cutoff,
     enforce_retention,
@@ -32,14 +32,16 @@ def replay(rid: str, ts: float, size: int) -> ReplayRow:
 
 async def seed(conn: aiosqlite.Connection, n: int, *, replay_size: int, start: float) -> None:
     writer = Writer(conn, clock=ManualClock())
+    # The budget total outlives every request row deleted for size.
+    spend = BudgetIncrement(provider="local", month="2025-01", cost_usd=0.0, input_tokens=0,
+                            output_tokens=0)  # fmt: skip
     for i in range(n):
         ts = start + i
-        writer.submit(request_row(f"r{i:04d}", ts=ts, attempts=2))
+        row = request_row(f"r{i:04d}", ts=ts, attempts=2)
+        writer.submit(FinishedRequest(row=row, spend=spend if i == 0 else None))
         if replay_size:
             writer.submit(replay(f"r{i:04d}", ts, replay_size))
     writer.submit(AuditEvent(ts=start, event="kept", fields={}))
-    writer.submit(BudgetIncrement(provider="local", month="2025-01", cost_usd=0.0,
-                                  input_tokens=0, output_tokens=0))  # fmt: skip
     await writer.close()
 
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import msgspec
 
+from coderouterd import __version__
 from tests.conftest import chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message, anthropic_text_stream
 from tests.fakes.upstream import FakeUpstream, Reply
@@ -127,12 +130,37 @@ async def test_audit_verify_catches_an_edited_and_a_deleted_row(
     )
 
 
+# A non-default window, and batches too large to fill, so the window alone
+# decides when records are committed. The slack covers committing a batch and
+# scheduling under load.
+WINDOW_MS = 200
+SLACK_S = (WINDOW_MS + 150) / 1000
+STATE = f"state:\n  commit_window_ms: {WINDOW_MS}\n  commit_batch: 1000000\n"
+
+
+async def ctl_status(d: ServeProcess) -> dict[str, Any]:
+    run = await run_cli(
+        "ctl", "status", "--json", "--socket", str(d.socket_path), env=child_env(d.root)
+    )
+    assert run.returncode == 0, run.stderr
+    reply: dict[str, Any] = msgspec.json.decode(run.stdout)
+    return reply
+
+
+def spent(status: dict[str, Any], provider: str) -> float:
+    [budget] = [b for b in status["budgets"] if b["provider"] == provider]
+    return float(budget["spent_usd"])
+
+
 async def test_sigkill_under_load_loses_at_most_the_window(
     serve_process: StartServe, fake_upstream: FakeUpstream
 ) -> None:
     fake_upstream.default = Reply(json=anthropic_message("ok"))
     priced = "api_key_env: UPSTREAM_KEY\ncost:\n  input_tokens_per_million: 1\n  output_tokens_per_million: 2\n"
-    config = chain_yaml(provider_yaml("a", fake_upstream.url, extra=priced))
+    config = chain_yaml(
+        provider_yaml("a", fake_upstream.url, extra=priced),
+        top=STATE,
+    )
     d = await serve_process(config, env={"UPSTREAM_KEY": UPSTREAM_KEY})
     completed: list[tuple[str, float]] = []
     stop_at = time.monotonic() + 1.5
@@ -152,27 +180,86 @@ async def test_sigkill_under_load_loses_at_most_the_window(
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         stored = {r[0] for r in conn.execute("SELECT id FROM requests")}
+        # Every row whole: its provider, status and cost, and its one attempt.
+        broken = conn.execute(
+            "SELECT count(*) FROM requests WHERE provider IS NOT 'a' OR status != 200"
+            " OR cost_usd IS NULL OR (SELECT count(*) FROM attempts WHERE request_id = id) != 1"
+        ).fetchone()[0]
+        attempts = conn.execute("SELECT count(*) FROM attempts").fetchone()[0]
         budget_rows, budget_cost = conn.execute(
             "SELECT requests, cost_usd FROM budget_totals WHERE provider = 'a'"
         ).fetchone()
         row_cost = conn.execute(
             "SELECT sum(cost_usd) FROM requests WHERE provider = 'a'"
         ).fetchone()[0]
-    # The 50 ms window plus scheduling slack: anything answered half a second
-    # before the kill must be on disk.
-    settled = {rid for rid, at in completed if at < killed_at - 0.5}
+    assert (broken, attempts) == (0, len(stored))
+    # Anything answered more than a window (and the slack) before the kill is on disk.
+    settled = {rid for rid, at in completed if at < killed_at - SLACK_S}
     assert settled <= stored
-    assert len(stored) >= len(settled)
     # Request rows and budget totals are committed together: they agree.
     assert budget_rows == len(stored) and abs(budget_cost - row_cost) < 1e-9
-    # The daemon starts again on the same database, and nothing was lost after restart.
+    # Restarted on the same database, the daemon's month spend is that of the rows.
     again = await serve_process(config, env={"UPSTREAM_KEY": UPSTREAM_KEY}, state_root=d.root)
+    assert spent(await ctl_status(again), "a") == round(row_cost, 6)
     status, _, _ = await post(again.url, BODY)
     assert status == 200
+    assert spent(await ctl_status(again), "a") > round(row_cost, 6)
     # No API key, the daemon's or the client's, is anywhere in the database files.
     for path in d.state_dir.iterdir():
         data = path.read_bytes()
         assert UPSTREAM_KEY.encode() not in data and CLIENT_KEY.encode() not in data, path
+
+
+async def test_a_full_queue_is_counted_in_ctl_status_and_logged(
+    serve_process: StartServe, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.default = Reply(json=anthropic_message("ok"))
+    config = chain_yaml(provider_yaml("a", fake_upstream.url), top="state:\n  queue_size: 1\n")
+    d = await serve_process(config)
+    since = d.mark()
+    replies = await asyncio.gather(*(post(d.url, BODY) for _ in range(20)))
+    assert [status for status, _, _ in replies] == [200] * 20
+    dropped = (await ctl_status(d))["state"]["dropped"]
+    assert dropped > 0
+    logged = await d.wait_for_event("state.records_dropped", since=since)
+    assert logged["queue_size"] == 1 and 1 <= logged["dropped"] <= dropped
+
+
+async def test_audit_events_carry_the_digests_and_the_callers_uid(
+    serve_process: StartServe, fake_upstream: FakeUpstream
+) -> None:
+    chain = chain_yaml(provider_yaml("a", fake_upstream.url))
+    d = await serve_process(chain)
+    env = child_env(d.root)
+    started_digest = (await ctl_status(d))["config_digest"]
+    d.write_config("state:\n  retention_days: 3\n" + chain)
+    run = await run_cli("ctl", "reload", "--json", "--socket", str(d.socket_path), env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    reloaded_digest = msgspec.json.decode(run.stdout)["config_digest"]
+    assert reloaded_digest != started_digest
+    d.write_config("providers: []\n")
+    rejected = await run_cli("ctl", "reload", "--socket", str(d.socket_path), env=env)
+    assert rejected.returncode == 1
+    d.send_signal(signal.SIGTERM)
+    assert await d.wait(timeout=10) == 0
+    # The CLI reads the state directory from the config: a valid one again.
+    d.write_config(chain)
+    tail = await run_cli("audit", "tail", "--json", *cli_args(d), env=env)
+    rows = [(r["event"], r["fields"]) for r in msgspec.json.decode(tail.stdout)]
+    path = str(d.config_path)
+    uid = os.getuid()
+    assert rows == [
+        ("daemon.started", {"version": __version__, "pid": d.pid, "config_path": path,
+                            "config_digest": started_digest}),
+        ("ctl.action", {"action": "reload", "uid": uid}),
+        ("config.reloaded", {"path": path, "digest": reloaded_digest,
+                             "previous_digest": started_digest}),
+        ("ctl.action", {"action": "reload", "uid": uid}),
+        ("config.reload_rejected", {"path": path, "running_digest": reloaded_digest,
+                                    "problems": rows[4][1]["problems"]}),
+        ("daemon.stopped", {"pid": d.pid}),
+    ]  # fmt: skip
+    assert rows[4][1]["problems"] >= 1
 
 
 async def test_db_status_and_migrate(

@@ -10,7 +10,7 @@ import aiosqlite
 
 from coderouterd.state.chain import GENESIS, chain_hash
 from coderouterd.state.db import open_db
-from coderouterd.state.records import AuditEvent, BudgetIncrement, ExclusionSet
+from coderouterd.state.records import AuditEvent, BudgetIncrement, ExclusionSet, FinishedRequest
 from coderouterd.state.writer import Writer
 from coderouterd.tasks import cancel_and_wait, spawn
 from tests.integration.state.support_db import ManualClock, count, eventually, request_row
@@ -85,8 +85,9 @@ async def test_close_writes_everything_then_refuses(db_file: Path) -> None:
     task = start(writer)
     for i in range(300):
         writer.submit(request_row(f"r{i}"))
-    writer.submit(BudgetIncrement(provider="p", month="2025-06", cost_usd=1.0,
-                                  input_tokens=1, output_tokens=2))  # fmt: skip
+    spend = BudgetIncrement(provider="p", month="2025-06", cost_usd=1.0, input_tokens=1,
+                            output_tokens=2)  # fmt: skip
+    writer.submit(FinishedRequest(row=request_row("spent"), spend=spend))
     started = time.monotonic()
     await stop(writer, task)
     assert time.monotonic() - started < 2.0
@@ -94,7 +95,7 @@ async def test_close_writes_everything_then_refuses(db_file: Path) -> None:
     assert writer.stats().dropped == 1
     await conn.close()
     reader = await open_db(db_file, readonly=True)
-    assert await count(reader, "requests") == 300
+    assert await count(reader, "requests") == 301
     assert await count(reader, "budget_totals") == 1
     await reader.close()
 

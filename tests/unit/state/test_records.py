@@ -22,6 +22,7 @@ from coderouterd.state.records import (
     BudgetIncrement,
     ExclusionCleared,
     ExclusionSet,
+    FinishedRequest,
     ReplayRow,
     RequestRow,
     Statement,
@@ -133,6 +134,20 @@ def test_budget_increments_add_up_per_provider_and_month(db: sqlite3.Connection)
     assert rows == [("or", "2025-06", 0.75, 11, 22, 2), ("or", "2025-07", 1.0, 1, 1, 1)]
 
 
+def test_a_finished_request_writes_its_row_then_its_spend(db: sqlite3.Connection) -> None:
+    spend = BudgetIncrement(
+        provider="vllm", month="2025-06", cost_usd=0.25, input_tokens=11, output_tokens=22
+    )
+    statements = FinishedRequest(row=request(), spend=spend).statements()
+    assert [s[0] for s in statements] == [INSERT_REQUEST, ADD_BUDGET]
+    run(db, statements)
+    assert db.execute("SELECT id FROM requests").fetchall() == [("r1",)]
+    assert db.execute("SELECT * FROM budget_totals").fetchall() == [
+        ("vllm", "2025-06", 0.25, 11, 22, 1)
+    ]
+    assert FinishedRequest(row=request("r2")).statements() == request("r2").statements()
+
+
 def test_exclusion_set_replaces_and_cleared_deletes(db: sqlite3.Connection) -> None:
     run(db, ExclusionSet(provider="p", reason="oom", since=1.0, until=5.0).statements())
     run(db, ExclusionSet(provider="p", reason="manual", since=2.0).statements())
@@ -162,7 +177,7 @@ def test_batch_statements_group_by_table_in_foreign_key_order(db: sqlite3.Connec
     )  # fmt: skip
     one = request("r1", attempts=(AttemptRow(seq=0, provider="p", outcome="ok"),))
     two = request("r2", attempts=(AttemptRow(seq=0, provider="p", outcome="ok"),))
-    grouped = batch_statements([audit, replay, one, budget, two])
+    grouped = batch_statements([audit, replay, one, FinishedRequest(row=two, spend=budget)])
     assert [(sql.split()[2], len(params)) for sql, params in grouped] == [
         ("requests", 2), ("attempts", 2), ("replays", 1), ("budget_totals", 1), ("audit", 1),
     ]  # fmt: skip
