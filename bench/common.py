@@ -34,6 +34,8 @@ TARGET_DRIFT_MB = 10
 
 # Systems measured in the throughput phase only.
 THROUGHPUT_ONLY = ("coderouterd-norec",)
+# The coderouterd daemon running the code of `--baseline REV`; not in the memory phase.
+BASELINE = "coderouterd@base"
 RECORDING_FIGURE = "recording on vs off throughput"
 
 
@@ -138,6 +140,9 @@ class Ctx:
     _mark: tuple[float, dict[str, tuple[float, float]], float] | None = None
     source: str = "working tree"  # what coderouterd code is measured
     pythonpath: str | None = None  # set when --rev exported a fixed commit
+    baseline_path: str | None = None  # the export of --baseline REV
+    baseline_source: str | None = None  # "REV = sha" of --baseline
+    only: list[str] | None = None  # the phases chosen by --only; None: every phase
     _bodies: dict[tuple[int, bool, str], bytes] = field(default_factory=dict)
 
     def left(self) -> float:
@@ -186,13 +191,20 @@ class Ctx:
         self._mark = (now, times, ours)
 
     def active(
-        self, *, translate: bool = True, extra: bool = True, throughput: bool = False
+        self,
+        *,
+        translate: bool = True,
+        extra: bool = True,
+        throughput: bool = False,
+        baseline: bool = True,
     ) -> list[System]:
         out = []
         for s in self.systems.values():
             if s.skip:
                 continue
             if not throughput and s.name in THROUGHPUT_ONLY:
+                continue
+            if not baseline and s.name == BASELINE:
                 continue
             if not translate and s.name.endswith("translate"):
                 continue

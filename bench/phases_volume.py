@@ -23,8 +23,8 @@ from common import (
     say,
     unpin,
 )
+from daemon import crd_inflight, crd_rows
 from load import HEADERS, AioClient, RawClient, build_request
-from systems import crd_inflight, crd_rows
 
 # ---------------------------------------------------------------- throughput
 
@@ -103,6 +103,7 @@ async def phase_throughput(ctx: Ctx) -> None:
             "cpu_us_per_req": cpu[s.name] / max(done[s.name], 1) * 1e6,
             "after_cpu_us_per_req": after_cpu[s.name] / max(done[s.name], 1) * 1e6,
             "rps_with_after": statistics.median(rates_after[s.name]) if rates[s.name] else 0.0,
+            "round_rps": rates[s.name],  # round by round, for ratios between any two systems
             "ratio_to_floor": statistics.median(
                 [ratio(a, b) for a, b in zip(rates[s.name], rates.get("floor", []), strict=False)]
             )
@@ -336,7 +337,9 @@ async def phase_memory(ctx: Ctx) -> None:
     unpin(ctx)
     # coderouterd+malloc too: what the malloc settings cost in memory.
     systems = [
-        s for s in ctx.active(translate=False) if s.name not in ("direct", "coderouterd@info")
+        s
+        for s in ctx.active(translate=False, baseline=False)
+        if s.name not in ("direct", "coderouterd@info")
     ]
     say(f"  {ctx.counts.open_streams} concurrent open streams (80k bodies):")
     for s in systems:

@@ -12,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from baseline import comparison_section
 from bodies import SIZES, describe, make_body
 from common import (
     MALLOC_ENV,
@@ -159,15 +160,23 @@ def write_results(ctx: Ctx, path: Path, started: float, argv: list[str]) -> None
     w = L.append
     w("# coderouterd bench results\n")
     w(
-        f"Written by `python bench/run.py{' --quick' if ctx.quick else ''}` on "
+        f"Written by `{' '.join(['python bench/run.py', *argv[1:]])}` on "
         f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')} in {time.monotonic() - started:.0f} s. "
         "How to read it: [README.md](README.md).\n"
     )
     if ctx.quick:
         w("**Quick run**: few samples; use the full run for figures to quote.\n")
+    if ctx.only:
+        w(
+            f"**Partial run**: only {', '.join(ctx.only)}; the other phases were skipped by "
+            "`--only` (see Skipped).\n"
+        )
     w("## Machine and versions\n")
     w("| | |\n|---|---|")
-    for k, v in {**machine(), **versions(), "measured coderouterd": ctx.source}.items():
+    sources = {"measured coderouterd": ctx.source}
+    if ctx.baseline_source:
+        sources["baseline coderouterd"] = f"{ctx.baseline_source} (exported)"
+    for k, v in {**machine(), **versions(), **sources}.items():
         w(f"| {k} | {v} |")
     w("")
     w("## Targets\n")
@@ -179,6 +188,7 @@ def write_results(ctx: Ctx, path: Path, started: float, argv: list[str]) -> None
         )
     w("")
     w("PASS* = within the target scaled to the requests actually sent (quick run).\n")
+    L.extend(comparison_section(ctx))
     if ctx.skipped:
         w("## Skipped\n")
         for k, v in ctx.skipped.items():
@@ -373,6 +383,11 @@ def write_results(ctx: Ctx, path: Path, started: float, argv: list[str]) -> None
         "- `coderouterd-norec` is the same daemon with replay records off; it is measured in "
         "the throughput phase only."
     )
+    if ctx.baseline_source:
+        w(
+            "- `coderouterd@base` is the same daemon running the `--baseline` commit's code; it "
+            "takes no part in the memory phase."
+        )
     for note in ctx.notes:
         w(f"- {note}")
     w(f"- Command: `{' '.join(argv)}`")

@@ -1,47 +1,25 @@
 """Start-up: the mock, the floor, the coderouterd daemons and their config, LiteLLM; the probe.
 
-Also what the runner asks a running coderouterd: `ctl status`, and the row
-counts of its database.
+Also the warnings and errors in every process's stderr, after the run.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
-import os
 import re
-import sqlite3
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import procs
 from bodies import SIZES
-from common import BENCH, HOLD, MALLOC_ENV, PACE, PEER_VENV, ROUTES, Ctx, System, say
+from common import BASELINE, BENCH, HOLD, MALLOC_ENV, PACE, PEER_VENV, ROUTES, Ctx, System, say
+from daemon import child_env, crd_argv, crd_status
 from load import BENCH_KEY, AioClient
 from procs import Proc
 
 # ---------------------------------------------------------------- start-up
-
-
-def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CODEROUTERD_", "MALLOC_"))
-        and k not in ("NOTIFY_SOCKET", "PYTHONPATH")
-    }
-    env.update(extra or {})
-    return env
-
-
-def crd_env(ctx: Ctx, extra: dict[str, str] | None = None) -> dict[str, str]:
-    return child_env(
-        {**({"PYTHONPATH": ctx.pythonpath} if ctx.pythonpath else {}), **(extra or {})}
-    )
 
 
 def crd_state_dir(ctx: Ctx, name: str) -> Path:
@@ -73,38 +51,36 @@ def crd_config(ctx: Ctx, name: str, mock: str, *, replay: bool = True) -> Path:
 
 
 def start_crd(
-    ctx: Ctx, name: str, mock: str, *, level: str, env: dict[str, str], replay: bool = True
+    ctx: Ctx,
+    name: str,
+    mock: str,
+    *,
+    level: str,
+    env: dict[str, str],
+    replay: bool = True,
+    baseline: bool = False,
 ) -> Proc:
     # Every daemon starts on an empty database of its own, under this run's workdir.
     state = crd_state_dir(ctx, name)
     if state.exists():
         raise RuntimeError(f"{name}: state dir {state} exists before the start: not a fresh run")
     cfg = crd_config(ctx, name, mock, replay=replay)
-    argv = [
-        sys.executable,
-        "-m",
-        "coderouterd.cli",
-        "serve",
-        "--config",
-        str(cfg),
-        "--log-level",
-        level,
-    ]
+    pythonpath = ctx.baseline_path if baseline else ctx.pythonpath
+    argv = crd_argv(pythonpath, "serve", "--config", str(cfg), "--log-level", level)
     home = ctx.workdir / f"{name}-home"
     home.mkdir()
-    proc = procs.start(
-        name,
-        argv,
-        workdir=ctx.workdir,
-        env=crd_env(ctx, {**env, "XDG_STATE_HOME": str(home), "XDG_CONFIG_HOME": str(home)}),
-    )
+    extra = {**env, "XDG_STATE_HOME": str(home), "XDG_CONFIG_HOME": str(home)}
+    if pythonpath:
+        extra["PYTHONPATH"] = pythonpath
+    proc = procs.start(name, argv, workdir=ctx.workdir, env=child_env(extra))
+    proc.extra["pythonpath"] = pythonpath or ""
     proc.extra["level"] = level
     proc.extra["state_dir"] = str(state)
     ctx.procs.append(proc)
     return proc
 
 
-def crd_port(ctx: Ctx, proc: Proc, sock: Path) -> int:
+def crd_port(ctx: Ctx, proc: Proc) -> int:
     """`server.started` carries the address, but it is an info line: at
     --log-level warning it is filtered out, so ask `ctl status` instead."""
     if "info" in proc.extra.get("level", "") and procs.wait_log_listen(proc, 20):
@@ -113,8 +89,8 @@ def crd_port(ctx: Ctx, proc: Proc, sock: Path) -> int:
     while time.monotonic() < end:
         if not proc.alive():
             raise RuntimeError(f"{proc.name} exited:\n{proc.tail()}")
-        status = crd_status(ctx, sock)
-        if status is not None and status["listen"]:
+        status = crd_status(ctx, proc)
+        if status is not None and status.get("listen"):
             proc.port = int(status["listen"].rsplit(":", 1)[1])
             return proc.port
         time.sleep(0.1)
@@ -165,6 +141,38 @@ def start_litellm(ctx: Ctx, mock: str) -> Proc | None:
     return proc
 
 
+# Daemons the run goes on without, the reason recorded, when they do not start.
+OPTIONAL = ("coderouterd-norec", BASELINE)
+
+
+def start_crds(ctx: Ctx, mock: str) -> dict[str, Proc]:
+    """Every coderouterd daemon, in the order of the tables (the baseline next to
+    the one it is compared with)."""
+    crds = {"coderouterd": start_crd(ctx, "crd", mock, level="warning", env={})}
+    if ctx.baseline_path and BASELINE not in ctx.skipped:
+        # The `coderouterd` daemon exactly, running the baseline's code.
+        crds[BASELINE] = start_crd(ctx, "crd-base", mock, level="warning", env={}, baseline=True)
+    crds["coderouterd-norec"] = start_crd(
+        ctx, "crd-norec", mock, level="warning", env={}, replay=False
+    )
+    crds["coderouterd+malloc"] = start_crd(ctx, "crd-malloc", mock, level="warning", env=MALLOC_ENV)
+    crds["coderouterd@info"] = start_crd(ctx, "crd-info", mock, level="info", env={})
+    return crds
+
+
+def crd_notes(ctx: Ctx) -> dict[str, str]:
+    return {
+        "coderouterd": "Anthropic -> anthropic provider, --log-level warning",
+        BASELINE: f"the coderouterd daemon (same config and flags) running {ctx.baseline_source}"
+        " (exported; PYTHONPATH to it); latency, streaming and throughput phases",
+        "coderouterd-norec": "the coderouterd daemon with `state: {replay: {enabled: false}}` "
+        "(no replay records; request rows still written); throughput phase only",
+        "coderouterd+malloc": " ".join(f"{k}={v}" for k, v in MALLOC_ENV.items()),
+        "coderouterd@info": "--log-level info (one request.completed line per request, "
+        "stderr to a file)",
+    }
+
+
 def start_all(ctx: Ctx) -> None:
     mock = procs.start(
         "mock",
@@ -194,57 +202,26 @@ def start_all(ctx: Ctx) -> None:
         env=child_env(),
     )
     ctx.procs.append(floor)
-    crds = {
-        "coderouterd": start_crd(ctx, "crd", mock.url, level="warning", env={}),
-        "coderouterd-norec": start_crd(
-            ctx, "crd-norec", mock.url, level="warning", env={}, replay=False
-        ),
-        "coderouterd+malloc": start_crd(
-            ctx, "crd-malloc", mock.url, level="warning", env=MALLOC_ENV
-        ),
-        "coderouterd@info": start_crd(ctx, "crd-info", mock.url, level="info", env={}),
-    }
+    crds = start_crds(ctx, mock.url)
     procs.wait_port_line(floor, 10)
     ctx.systems["direct"] = System("direct", mock, mock.url, True, "the mock itself")
     ctx.systems["floor"] = System("floor", floor, floor.url, True, "bare aiohttp pass-through")
+    notes = crd_notes(ctx)
     for key, proc in list(crds.items()):
-        sock = ctx.workdir / f"{proc.name}.sock"
         try:
-            crd_port(ctx, proc, sock)
+            crd_port(ctx, proc)
             procs.wait_http(proc.url + "/healthz", 15, proc)
         except RuntimeError as exc:
-            if key != "coderouterd-norec":
+            if key not in OPTIONAL:
                 raise
-            # A build without `state.replay` rejects that config: no "off" to compare with.
-            ctx.skipped[key] = f"did not start: {str(exc)[:300]}"
+            # A build without `state.replay` rejects that config: no "off" to compare
+            # with; a baseline may not accept today's config or answer `ctl status`.
+            procs.stop(proc)
+            ctx.skipped[key] = f"did not start: {' '.join(str(exc).split())[:400]}"
             del crds[key]
+            continue
+        ctx.systems[key] = System(key, proc, proc.url, False, notes[key])
     crd = crds["coderouterd"]
-    ctx.systems["coderouterd"] = System(
-        "coderouterd", crd, crd.url, False, "Anthropic -> anthropic provider, --log-level warning"
-    )
-    if "coderouterd-norec" in crds:
-        ctx.systems["coderouterd-norec"] = System(
-            "coderouterd-norec",
-            crds["coderouterd-norec"],
-            crds["coderouterd-norec"].url,
-            False,
-            "the coderouterd daemon with `state: {replay: {enabled: false}}` (no replay "
-            "records; request rows still written); throughput phase only",
-        )
-    ctx.systems["coderouterd+malloc"] = System(
-        "coderouterd+malloc",
-        crds["coderouterd+malloc"],
-        crds["coderouterd+malloc"].url,
-        False,
-        " ".join(f"{k}={v}" for k, v in MALLOC_ENV.items()),
-    )
-    ctx.systems["coderouterd@info"] = System(
-        "coderouterd@info",
-        crds["coderouterd@info"],
-        crds["coderouterd@info"].url,
-        False,
-        "--log-level info (one request.completed line per request, stderr to a file)",
-    )
     ctx.systems["coderouterd-translate"] = System(
         "coderouterd-translate", crd, crd.url, False, "Anthropic -> openai_compat provider"
     )
@@ -315,78 +292,6 @@ def _skip_reasons(body: bytes) -> list[str]:
         for a in attempts
         if isinstance(a, dict) and str(a.get("reason", "")).endswith("_not_supported")
     ]
-
-
-# ---------------------------------------------------------------- a running coderouterd
-
-
-def crd_status(ctx: Ctx, sock: Path) -> dict[str, Any] | None:
-    """`coderouterd ctl status --json`, or None when it fails."""
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "coderouterd.cli",
-            "ctl",
-            "status",
-            "--json",
-            "--socket",
-            str(sock),
-        ],
-        capture_output=True,
-        timeout=10,
-        check=False,
-        env=crd_env(ctx),
-        cwd=ctx.workdir,
-    )
-    if r.returncode != 0:
-        return None
-    status: dict[str, Any] = json.loads(r.stdout)
-    return status
-
-
-def crd_inflight(ctx: Ctx, proc: Proc) -> int | None:
-    status = crd_status(ctx, ctx.workdir / f"{proc.name}.sock")
-    return None if status is None else len(status.get("in_flight", []))
-
-
-def crd_rows(ctx: Ctx, proc: Proc) -> dict[str, Any]:
-    """Rows in the daemon's database (opened read-only) and its writer's counters.
-
-    Waits until the counts stop moving: the writer commits in batches, and a
-    daemon that records replays compresses them in a worker thread first.
-    """
-    state = Path(proc.extra["state_dir"])
-    db = state / "coderouterd.db"
-    out: dict[str, Any] = {"state_dir": str(state), "db": str(db)}
-    if not db.exists():
-        out["error"] = f"no database in {state}"
-        return out
-    counts: dict[str, int] = {}
-    end = time.monotonic() + 5
-    while True:
-        try:
-            with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as conn:
-                now = {
-                    table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608 - fixed names
-                    for table in ("requests", "replays")
-                }
-        except sqlite3.Error as exc:
-            out["error"] = f"{db}: {exc}"
-            return out
-        if now == counts or time.monotonic() > end:
-            break
-        counts = now
-        time.sleep(0.3)
-    out.update(now)
-    status = crd_status(ctx, ctx.workdir / f"{proc.name}.sock")
-    st = (status or {}).get("state") or {}
-    out["daemon_db"] = st.get("path")
-    if st.get("path") and Path(st["path"]).resolve() != db.resolve():
-        out["error"] = f"the daemon reports its database at {st['path']}, not {db}"
-    for key in ("dropped", "failed_rows", "replays_dropped", "replays_too_large"):
-        out[key] = st.get(key)
-    return out
 
 
 _PROBLEM = re.compile(r"Error\b|\bERROR\b|\bWARNING\b|[Ee]xception")
