@@ -171,13 +171,24 @@ def recording_figures(
         [ratio(a, b) for a, b in zip(rates_after[on], rates_after[off], strict=True)]
     )
     replays_on, replays_off = state[on].get("replays"), state[off].get("replays")
-    # The comparison means something only if one daemon records and the other does not.
-    valid = isinstance(replays_on, int) and replays_on > 0 and replays_off == 0
+    grew = {k: _delta(state[on], k) for k in ("requests", "replays")}
+    # The comparison means something only if one daemon records every request of
+    # the phase and the other records none: a recorder that drops records under
+    # load would look cheaper than it is.
+    valid = (
+        isinstance(replays_on, int)
+        and grew["replays"] is not None
+        and grew["replays"] > 0
+        and grew["replays"] == grew["requests"]
+        and replays_off == 0
+    )
     check = (
-        f"{replays_on} replay rows written (off: {replays_off})"
+        f"{grew['replays']} replay rows written for {grew['requests']} requests (off: "
+        f"{replays_off})"
         if valid
-        else f"CHECK FAILED: replay rows on {replays_on}, off {replays_off} "
-        f"({state[on].get('error') or state[off].get('error') or 'expected >0 and 0'})"
+        else f"CHECK FAILED: this phase wrote {grew['replays']} replay rows for "
+        f"{grew['requests']} requests, off {replays_off} "
+        f"({state[on].get('error') or state[off].get('error') or 'expected all and 0'})"
     )
     ctx.figure(
         RECORDING_FIGURE,
@@ -197,6 +208,11 @@ def recording_figures(
         f"{ra:.2f}x (median of per-round ratios)",
         "INFO",
     )
+
+
+def _delta(state: dict[str, object], key: str) -> int | None:
+    now, before = state.get(key), state.get(f"{key}_before")
+    return now - before if isinstance(now, int) and isinstance(before, int) else None
 
 
 def _grew(now: dict[str, object], before: dict[str, object], key: str) -> str:

@@ -149,6 +149,9 @@ class PendingReplay:
 
 
 GATHER_S = 0.02
+# A build costs tens of microseconds (more with up to INLINE_COMPRESS bytes
+# to compress), so this bounds how long a drain holds the loop at a time.
+BUILDS_PER_YIELD = 16
 # Compressing more than this (new pieces, recipe, response) goes to a thread:
 # about 100 us of zlib, as long as the event loop may be held.
 INLINE_COMPRESS = 4096
@@ -200,11 +203,13 @@ class ReplayRecorder:
         *,
         max_record_bytes: int,
         max_queue: int = 256,
+        gather_s: float = GATHER_S,
         on_drop: Callable[[int], None] | None = None,
     ) -> None:
         self._writer = writer
         self.max_record_bytes = max_record_bytes
         self._max_queue = max_queue
+        self._gather_s = gather_s
         self._queue: collections.deque[PendingReplay] = collections.deque()
         self._wake = asyncio.Event()
         self._known = KnownPieces()
@@ -236,7 +241,7 @@ class ReplayRecorder:
             await self._wake.wait()
             if not self._stopping:
                 # Let a burst pass before building its records.
-                await asyncio.sleep(GATHER_S)
+                await asyncio.sleep(self._gather_s)
             self._wake.clear()
             await self.drain()
 
@@ -249,13 +254,16 @@ class ReplayRecorder:
     async def drain(self) -> None:
         """Build and hand to the writer everything queued now.
 
-        Records are built on the event loop, one at a time with a yield in
-        between: splitting a body is mostly comparing bytes with the previous
-        turn, and a worker thread would cost more in hand-offs and GIL
-        switches than it saves. Only compressing more than INLINE_COMPRESS
+        Records are built on the event loop, BUILDS_PER_YIELD at a time with
+        a yield in between: splitting a body is mostly comparing bytes with
+        the previous turn, and a worker thread would cost more in hand-offs
+        and GIL switches than it saves. Yielding after every record would let
+        a busy loop serve requests faster than it builds their records, and
+        the queue would overflow. Only compressing more than INLINE_COMPRESS
         bytes of new pieces goes to a thread. A record leaves the queue once
         handed over, so a drain cut short loses nothing.
         """
+        built = 0
         while self._queue:
             row = await self._build(self._queue[0])
             self._queue.popleft()
@@ -265,7 +273,9 @@ class ReplayRecorder:
                 # Later records may lean on pieces this one carried.
                 self._known.forget(p.digest for p in row.new_pieces)
                 self._count_drops(1)
-            await asyncio.sleep(0)
+            built += 1
+            if built % BUILDS_PER_YIELD == 0:
+                await asyncio.sleep(0)
         self._drops.flush()
 
     async def _build(self, p: PendingReplay) -> ReplayRow | None:

@@ -3,6 +3,7 @@ read back whole, kept while named, deleted once no record can name them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -187,3 +188,30 @@ async def test_a_session_through_the_daemon_replays_exactly_what_was_sent(
         await conn.close()
     # The later turns wrote only their new runs, not system, tools and history again.
     assert pieces_written < len(pieces_of(conversation(24))) + 6
+
+
+async def test_the_recorder_keeps_up_with_a_loop_that_finishes_several_requests_per_turn(
+    conn: aiosqlite.Connection,
+) -> None:
+    # A busy daemon finishes a few requests in every turn of the event loop;
+    # records built one per turn would fall behind and overflow the queue.
+    writer = Writer(conn, clock=ManualClock())
+    recorder = ReplayRecorder(writer, max_record_bytes=1 << 22, max_queue=64, gather_s=0)
+    body = conversation(12)
+    # The conversation's pieces are written first, as in a session under way:
+    # from then on each record is built on the loop, with no thread hop.
+    writer.submit(request_row("first", ts=NOW))
+    recorder.submit(pending("first", body, NOW))
+    await recorder.drain()
+    task = asyncio.create_task(recorder.run())
+    for turn in range(400):
+        for i in range(3):
+            rid = f"r{turn}-{i}"
+            writer.submit(request_row(rid, ts=NOW + turn))
+            recorder.submit(pending(rid, body, NOW + turn))
+        await asyncio.sleep(0)
+    recorder.stop()
+    await task
+    await writer.close()
+    assert recorder.dropped == 0
+    assert await count(conn, "replays") == 1201
