@@ -67,7 +67,10 @@ _OPEN_BRACKET = ord("[")
 _COMMA = ord(",")
 
 
-def digest(data: bytes | memoryview) -> bytes:
+Buffer = bytes | memoryview | msgspec.Raw
+
+
+def digest(data: Buffer) -> bytes:
     return hashlib.sha256(data).digest()
 
 
@@ -94,22 +97,24 @@ class DigestMemo:
         # Histories that continued a remembered one (their closed runs reused).
         self.continued = 0
 
-    def field_digest(self, unit: bytes) -> bytes:
-        """The digest of a whole field (system, tools), known if recently seen."""
+    def field(self, raw: Buffer) -> tuple[bytes, bytes]:
+        """A whole field's bytes and digest (system, tools): a recently seen
+        value is found by comparing bytes, and not copied again."""
         for i, (known, d) in enumerate(self._fields):
-            if known == unit:
+            if _equal(known, raw):
                 self._fields.insert(0, self._fields.pop(i))
-                return d
+                return known, d
+        unit = bytes(raw)
         d = digest(unit)
         self._fields.insert(0, (unit, d))
         del self._fields[2 * self._max :]
-        return d
+        return unit, d
 
-    def history(self, raw: bytes) -> _History | None:
+    def history(self, raw: memoryview) -> _History | None:
         """The remembered history whose closed runs `raw` continues."""
         for h in self._histories:
             e = h.closed_end
-            if e and len(raw) > e and raw[e] == _COMMA and raw.startswith(h.raw[:e]):
+            if e and len(raw) > e and raw[e] == _COMMA and h.raw.startswith(raw[:e]):
                 self.continued += 1
                 return h
         return None
@@ -133,13 +138,12 @@ def split(
             out[name] = raw
         elif name in WHOLE_FIELDS:
             out[name] = _NULL
-            unit = bytes(raw)
-            piece = Piece(memo.field_digest(unit) if memo else digest(unit), unit)
-            refs[name] = [piece.digest.hex()]
-            parts.append(piece)
+            unit, d = memo.field(raw) if memo else (bytes(raw), digest(raw))
+            refs[name] = [d.hex()]
+            parts.append(Piece(d, unit))
         elif name == MESSAGES and memoryview(raw)[0] == _OPEN_BRACKET:
             out[name] = _NULL
-            runs = _history_runs(bytes(raw), memo)
+            runs = _history_runs(memoryview(raw), memo)
             refs[name] = [p.digest.hex() for p in runs]
             parts += runs
         else:
@@ -147,7 +151,7 @@ def split(
     return _encode(Recipe(out, refs)), parts
 
 
-def _history_runs(raw: bytes, memo: DigestMemo | None) -> list[Piece]:
+def _history_runs(raw: memoryview, memo: DigestMemo | None) -> list[Piece]:
     """The runs of a history; `raw` is its JSON array."""
     known = memo.history(raw) if memo is not None else None
     if known is None:
@@ -168,11 +172,14 @@ def _history_runs(raw: bytes, memo: DigestMemo | None) -> list[Piece]:
         end = _closed_end(raw, offset, closing)
         kept = [*closed, *closing] if end > offset else closed
         rest = open_from if end > offset else 0
-        memo.remember(_History(raw, end, kept, units[rest:], digests[rest:]), known)
+        # A history sent again unchanged (a retry) keeps the bytes already held.
+        same = known is not None and _equal(known.raw, raw)
+        held = known.raw if same and known is not None else bytes(raw)
+        memo.remember(_History(held, end, kept, units[rest:], digests[rest:]), known)
     return [*closed, *runs]
 
 
-def _closed_end(raw: bytes, offset: int, closing: list[Piece]) -> int:
+def _closed_end(raw: memoryview, offset: int, closing: list[Piece]) -> int:
     """Where the newly closed runs end in `raw`, if they follow `offset` as
     compact JSON (a history with other spacing is not reused); else offset."""
     if not closing:
@@ -180,9 +187,15 @@ def _closed_end(raw: bytes, offset: int, closing: list[Piece]) -> int:
     joined = b",".join(r.data for r in closing)
     start = offset + 1
     end = start + len(joined)
-    if raw[end : end + 1] == b"," and raw[start:end] == joined:
+    if len(raw) > end and raw[end] == _COMMA and _equal(joined, raw[start:end]):
         return end
     return offset
+
+
+def _equal(held: bytes, raw: Buffer) -> bool:
+    # bytes.startswith compares a buffer without copying it; == would copy or
+    # compare item by item.
+    return len(held) == len(memoryview(raw)) and held.startswith(raw)
 
 
 def _runs(messages: list[bytes], digests: list[bytes]) -> tuple[list[Piece], int]:
