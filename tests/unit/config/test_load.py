@@ -388,3 +388,40 @@ def test_any_document_either_loads_or_raises_config_error(document: object) -> N
     except ConfigError as error:
         assert error.problems
         assert all(p.line is None or p.line >= 1 for p in error.problems)
+
+
+# A providers.yaml as the system coderouterd reimplements documents it: users
+# bring such files, so its vocabulary must load unchanged.
+SEED_STYLE = """\
+allow_paid: false
+default_profile: default
+providers:
+  - name: anthropic-direct
+    kind: anthropic
+    base_url: https://api.anthropic.com
+    model: claude-sonnet-4-6
+    api_key_env: ANTHROPIC_API_KEY
+    paid: true
+    cost:
+      input_tokens_per_million: 3.00
+      output_tokens_per_million: 15.00
+      cache_read_discount: 0.10
+      cache_creation_premium: 1.25
+      monthly_budget_usd: 5.0
+  - name: ollama-local
+    base_url: http://localhost:11434/v1
+    model: qwen3.6:35b-a3b
+profiles:
+  - name: default
+    providers: [anthropic-direct, ollama-local]
+"""
+
+
+def test_a_providers_yaml_in_the_original_vocabulary_loads() -> None:
+    config = load_config_text(SEED_STYLE, file="providers.yaml")
+    paid, local = config.providers
+    assert (paid.kind, paid.paid, paid.api_key_env) == ("anthropic", True, "ANTHROPIC_API_KEY")
+    assert paid.cost is not None and paid.cost.monthly_budget_usd == 5.0
+    assert (local.kind, local.base_url) == ("openai_compat", "http://localhost:11434/v1")
+    assert config.profiles[0].providers == ("anthropic-direct", "ollama-local")
+    assert config.default_profile == "default" and config.allow_paid is False
