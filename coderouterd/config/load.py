@@ -65,8 +65,19 @@ def load_config(path: str | os.PathLike[str]) -> LoadedConfig:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ConfigError([ConfigProblem(file, line, "", "the file is not valid UTF-8")]) from exc
-    config = load_config_text(text, file=file)
+    config = _beside(load_config_text(text, file=file), file)
     return LoadedConfig(config=config, path=file, digest=config_digest(raw))
+
+
+def _beside(config: Config, file: str) -> Config:
+    """Paths the config names are read relative to the config file, not the cwd."""
+    named = config.capabilities_file
+    if named is None:
+        return config
+    path = Path(named).expanduser()
+    if not path.is_absolute():
+        path = Path(file).absolute().parent / path
+    return msgspec.structs.replace(config, capabilities_file=str(path))
 
 
 def load_config_text(text: str, *, file: str) -> Config:

@@ -61,10 +61,13 @@ class OutputFiltersConfig(_Strict, frozen=True):
     openai_compat providers default to think: thinking, strip_tool_markup and
     repair_tool_calls on (local models print reasoning and tool calls as
     text); anthropic providers default to all off (their output is already
-    structured).
+    structured). assume_think_open defaults to the capability registry's
+    template_opens_think for the provider's model.
     """
 
     think: Literal["off", "strip", "thinking"] | None = None
+    # The model's text starts inside a think block its chat template opened.
+    assume_think_open: bool | None = None
     strip_tool_markup: bool | None = None
     repair_tool_calls: bool | None = None
 
@@ -133,7 +136,8 @@ class Config(_Strict, frozen=True):
     profiles: Annotated[tuple[ProfileConfig, ...], msgspec.Meta(min_length=1)]
     default_profile: str | None = None
     allow_paid: bool = False
-    # A YAML file of model capability rules applied after the bundled ones.
+    # A YAML file of model capability rules applied after the bundled ones;
+    # a relative path is read next to the config file (load resolves it).
     capabilities_file: str | None = None
     server: ServerConfig = ServerConfig()
     state: StateConfig = StateConfig()

@@ -1,4 +1,4 @@
-"""Anthropic client to Anthropic provider: bytes through, only `model` rewritten.
+"""Anthropic client to Anthropic provider: the stream's bytes forwarded.
 
 The transcoder forwards each SSE frame's raw bytes untouched. It still looks
 at every frame: its data must be JSON (msgspec validates while skipping
@@ -11,14 +11,10 @@ from __future__ import annotations
 import msgspec
 
 from coderouterd.errors import UpstreamProtocolError
-from coderouterd.routing.call import Call
-from coderouterd.routing.upstream import Out, Transcoder, Unary
-from coderouterd.translate.types import Degradation
+from coderouterd.routing.upstream import Out
 from coderouterd.wire.errors import error_type_of
 from coderouterd.wire.sse import SSEDecoder, SSEEvent
-from coderouterd.wire.usage import Usage, usage_of_body
-
-_encode = msgspec.json.Encoder().encode
+from coderouterd.wire.usage import Usage
 
 # Events that do not commit a stream: until another event arrives, nothing
 # the provider sent has to reach the client, so another provider may take over.
@@ -103,76 +99,3 @@ class AnthropicPassthrough:
             self.finished = True
         elif kind == "error":
             self.upstream_error = error_type_of(data) or "api_error"
-
-
-# Thinking that a local model produced (from <think> text or reasoning_content)
-# carries an empty signature; an Anthropic upstream rejects it with a 400.
-# Clients serialise it compactly or with one space after the colon; two exact
-# searches (memmem) cost a fraction of a regex over a long history.
-_SIGNATURE = b'"signature"'
-
-
-def has_empty_signature(raw: bytes) -> bool:
-    """Whether some `"signature"` key holds "": one pass over the bytes, since
-    scanning 50 KB costs about 20 us and most histories have no signature."""
-    at = raw.find(_SIGNATURE)
-    while at >= 0:
-        rest = raw[at + len(_SIGNATURE) : at + len(_SIGNATURE) + 32].lstrip(b" \t\r\n")
-        if rest.startswith(b":") and rest[1:].lstrip(b" \t\r\n").startswith(b'""'):
-            return True
-        at = raw.find(_SIGNATURE, at + 1)
-    return False
-
-
-_UNSIGNED_DROPPED = Degradation(
-    "content.thinking",
-    "unsigned thinking from another provider is not sent to an Anthropic upstream",
-)
-
-
-def without_unsigned_thinking(messages: msgspec.Raw) -> msgspec.Raw | None:
-    """The history without unsigned thinking blocks, or None when it has none.
-
-    A byte scan first: the common request has none and stays bytes.
-    """
-    if not has_empty_signature(bytes(messages)):
-        return None
-    decoded = msgspec.json.decode(messages)
-    if not isinstance(decoded, list):
-        return None
-    for message in decoded:
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, list):
-            message["content"] = [b for b in content if not _is_unsigned_thinking(b)]
-    return msgspec.Raw(_encode(decoded))
-
-
-def _is_unsigned_thinking(block: object) -> bool:
-    return (
-        isinstance(block, dict) and block.get("type") == "thinking" and not block.get("signature")
-    )
-
-
-class AnthropicPassthroughCodec:
-    def __init__(self, provider: str, model: str) -> None:
-        self._provider = provider
-        self._model = msgspec.Raw(_encode(model))
-
-    def request(self, call: Call) -> tuple[bytes, list[Degradation]]:
-        fields = dict(call.fields)
-        fields["model"] = self._model
-        degraded: list[Degradation] = []
-        messages = fields.get("messages")
-        if messages is not None and (cleaned := without_unsigned_thinking(messages)) is not None:
-            fields["messages"] = cleaned
-            degraded.append(_UNSIGNED_DROPPED)
-        return _encode(fields), degraded
-
-    def transcoder(self, call: Call) -> Transcoder:
-        return AnthropicPassthrough(self._provider)
-
-    def unary(self, body: bytes, call: Call) -> Unary:
-        return Unary(body, "application/json", usage_of_body(body))
-
-    def error_body(self, status: int, body: bytes) -> bytes:
-        return body

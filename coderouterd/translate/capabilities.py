@@ -25,24 +25,52 @@ from coderouterd.errors import ConfigError, ConfigProblem
 ReasoningParam = Literal["reasoning_effort", "reasoning", "think"]
 RuleKind = Literal["anthropic", "openai_compat", "*"]
 BUNDLED_FILE = "model-capabilities.yaml"
+THINKING_UNSUPPORTED = "the model cannot reason (capability registry: thinking: false)"
 _PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 
 
 class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True):
     """What one (kind, model) pair supports; the defaults are what an unknown model gets.
 
-    reasoning_param says how to ask an openai_compat backend for reasoning:
-    "reasoning_effort" (a low/medium/high string, OpenAI and vLLM style),
-    "reasoning" (OpenRouter's object), "think" (Ollama's boolean) or None
-    (the backend has no such switch). cache_control is whether an
-    anthropic-kind backend accepts cache_control markers.
+    What translation does with each field:
+
+    * tools: false drops the request's tools (recorded).
+    * vision: false replaces images with a placeholder text (recorded).
+    * thinking: false drops the request's `thinking` for this backend
+      (recorded); true or None (unknown) sends it as the client asked, through
+      reasoning_param on openai_compat.
+    * reasoning_param says how to ask an openai_compat backend for reasoning:
+      "reasoning_effort" (a low/medium/high string, OpenAI and vLLM style),
+      "reasoning" (OpenRouter's object), "think" (Ollama's boolean) or None
+      (the backend has no such switch: `thinking` is dropped).
+    * template_opens_think: the model's chat template opens `<think>` itself,
+      so its text starts with reasoning and only `</think>` appears; the think
+      filter then treats the start of the text as undecided (see filters).
+    * cache_control: false on an anthropic-kind backend strips cache_control
+      markers before sending (recorded); true or None forwards them. The
+      OpenAI dialect never carries them.
+    * system_messages: false on an anthropic-kind backend moves `role:
+      system` messages out of `messages` into the top-level system (recorded);
+      true or None forwards them.
+    * strict_schema: the openai_compat backend rejects JSON Schema keywords
+      outside a small subset (Gemini); tool schemas are cut down to it
+      (schema.strict_schema, recorded).
+    * echo_reasoning: the openai_compat backend needs the reasoning of an
+      assistant tool turn sent back as `reasoning_content` (DeepSeek's
+      thinking mode); other backends never get earlier thinking.
+    * max_context_tokens is informational: nothing reads it yet.
+    * max_output_tokens clamps max_tokens, like the provider's own ceiling.
     """
 
     tools: bool = True
     vision: bool = False
-    thinking: bool = False
+    thinking: bool | None = None
     reasoning_param: ReasoningParam | None = None
-    cache_control: bool = False
+    template_opens_think: bool = False
+    cache_control: bool | None = None
+    system_messages: bool | None = None
+    strict_schema: bool = False
+    echo_reasoning: bool = False
     max_context_tokens: int | None = None
     max_output_tokens: int | None = None
 
@@ -54,9 +82,13 @@ class _RuleSchema(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     model: Annotated[str, msgspec.Meta(min_length=1)]
     tools: bool = True
     vision: bool = False
-    thinking: bool = False
+    thinking: bool | None = None
     reasoning_param: ReasoningParam | None = None
-    cache_control: bool = False
+    template_opens_think: bool = False
+    cache_control: bool | None = None
+    system_messages: bool | None = None
+    strict_schema: bool = False
+    echo_reasoning: bool = False
     max_context_tokens: _PositiveInt | None = None
     max_output_tokens: _PositiveInt | None = None
 

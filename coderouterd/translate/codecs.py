@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from coderouterd.config.model import OutputFiltersConfig, ProviderConfig
 from coderouterd.routing.upstream import Codec
-from coderouterd.translate.anthropic_passthrough import AnthropicPassthroughCodec
-from coderouterd.translate.capabilities import CapabilityRegistry
-from coderouterd.translate.openai_passthrough import OpenAIPassthroughCodec
+from coderouterd.translate.capabilities import CapabilityRegistry, ModelCapabilities
+from coderouterd.translate.passthrough import AnthropicPassthroughCodec, OpenAIPassthroughCodec
 from coderouterd.translate.translated import AnthropicToOpenAICodec, OpenAIToAnthropicCodec
 from coderouterd.translate.types import OutputFilters
 
@@ -20,35 +19,40 @@ _KIND_FILTERS = {
 }
 
 
-def output_filters(kind: str, configured: OutputFiltersConfig) -> OutputFilters:
+def output_filters(
+    kind: str, configured: OutputFiltersConfig, caps: ModelCapabilities
+) -> OutputFilters:
+    """The kind's defaults, the registry's template_opens_think, then the config's choices."""
     base = _KIND_FILTERS[kind]
+
+    def pick(value: bool | None, default: bool) -> bool:
+        return value if value is not None else default
+
     return OutputFilters(
         think=configured.think if configured.think is not None else base.think,
-        strip_tool_markup=(
-            configured.strip_tool_markup
-            if configured.strip_tool_markup is not None
-            else base.strip_tool_markup
-        ),
-        repair_tool_calls=(
-            configured.repair_tool_calls
-            if configured.repair_tool_calls is not None
-            else base.repair_tool_calls
-        ),
+        assume_think_open=pick(configured.assume_think_open, caps.template_opens_think),
+        strip_tool_markup=pick(configured.strip_tool_markup, base.strip_tool_markup),
+        repair_tool_calls=pick(configured.repair_tool_calls, base.repair_tool_calls),
     )
 
 
 def codecs_for(provider: ProviderConfig, registry: CapabilityRegistry) -> dict[str, Codec]:
     """Codecs by client dialect."""
+    caps = registry.lookup(provider.kind, provider.model)
+    filters = output_filters(provider.kind, provider.output_filters, caps)
     if provider.kind == "anthropic":
         return {
-            "anthropic": AnthropicPassthroughCodec(provider.name, provider.model),
-            "openai": OpenAIToAnthropicCodec(provider),
+            "anthropic": AnthropicPassthroughCodec(
+                provider.name, provider.model, caps=caps, filters=filters
+            ),
+            "openai": OpenAIToAnthropicCodec(provider, caps),
         }
-    caps = registry.lookup(provider.kind, provider.model)
-    filters = output_filters(provider.kind, provider.output_filters)
     return {
         "openai": OpenAIPassthroughCodec(
-            provider.name, provider.model, max_output_tokens=provider.max_output_tokens
+            provider.name,
+            provider.model,
+            max_output_tokens=provider.max_output_tokens,
+            filters=filters,
         ),
         "anthropic": AnthropicToOpenAICodec(provider, caps, filters),
     }

@@ -22,7 +22,9 @@ text; the end of the run makes it text (the model did not think). Holding is
 unavoidable here (nothing is known until the closing tag), so it is bounded:
 past `undecided_limit` characters the held text is released as text and a
 later `</think>` is treated as stray. The caller turns this on only for
-models whose template opens the block.
+models whose template opens the block, and `reasoning_arrived` turns it off
+again as soon as the server shows that it extracts the reasoning itself
+(`reasoning_content`): then the text cannot start inside a think block.
 """
 
 from __future__ import annotations
@@ -102,6 +104,14 @@ class ThinkFilter:
             self._resolve(_State.OUTSIDE)
         self._state = self._start_state
         self._trim_lead = True
+        return self._take()
+
+    def reasoning_arrived(self) -> list[ThinkSegment]:
+        """The server delivers reasoning apart from the text: an undecided start
+        is text, in this run and in later ones."""
+        self._start_state = _State.OUTSIDE
+        if self._state is _State.UNDECIDED:
+            self._resolve(_State.OUTSIDE)
         return self._take()
 
     def _take(self) -> list[ThinkSegment]:

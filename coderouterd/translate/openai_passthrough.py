@@ -1,4 +1,4 @@
-"""OpenAI client to OpenAI-compatible provider: bytes through, `model` rewritten.
+"""OpenAI client to OpenAI-compatible provider: the stream's bytes forwarded.
 
 Usage is always requested upstream (`stream_options.include_usage`) so it
 can be accounted; when the client did not ask for it, the usage-only chunk
@@ -13,12 +13,10 @@ import msgspec
 
 from coderouterd.errors import UpstreamProtocolError
 from coderouterd.routing.call import Call
-from coderouterd.routing.upstream import Out, Transcoder, Unary
-from coderouterd.translate.types import Degradation
+from coderouterd.routing.upstream import Out
 from coderouterd.wire.sse import SSEDecoder
 from coderouterd.wire.usage import Usage
 
-_encode = msgspec.json.Encoder().encode
 DONE = b"[DONE]"
 DONE_FRAME = b"data: [DONE]\n\n"
 
@@ -60,14 +58,18 @@ _chunk = msgspec.json.Decoder(_Chunk)
 
 
 def usage_from_openai(u: OpenAIUsage) -> Usage:
-    """OpenAI counts cached prompt tokens inside prompt_tokens; Anthropic counts them apart."""
+    """OpenAI counts cached prompt tokens inside prompt_tokens; Anthropic counts them apart.
+
+    OpenAI reports no cache writes; without cache details the cache counts are
+    unknown (None), not zero, so the cache outcome says `unknown`.
+    """
     cached = u.prompt_tokens_details.cached_tokens if u.prompt_tokens_details else None
     prompt = u.prompt_tokens
     return Usage(
         input_tokens=prompt - (cached or 0) if prompt is not None else None,
         output_tokens=u.completion_tokens,
-        cache_creation_input_tokens=0,
-        cache_read_input_tokens=cached or 0,
+        cache_creation_input_tokens=None if cached is None else 0,
+        cache_read_input_tokens=cached,
     )
 
 
@@ -144,7 +146,6 @@ class _StreamOptions(msgspec.Struct):
 
 
 _stream_options = msgspec.json.Decoder(_StreamOptions)
-_max_tokens = msgspec.json.Decoder(int)
 
 
 class _UnaryBody(msgspec.Struct):
@@ -154,53 +155,17 @@ class _UnaryBody(msgspec.Struct):
 _unary = msgspec.json.Decoder(_UnaryBody)
 
 
+def usage_of_completion(body: bytes) -> Usage | None:
+    try:
+        usage = _unary.decode(body).usage
+    except msgspec.DecodeError:
+        return None
+    return usage_from_openai(usage) if usage else None
+
+
 def client_wants_usage(call: Call) -> bool:
     raw = call.fields.get("stream_options")
     try:
         return raw is not None and _stream_options.decode(raw).include_usage
     except msgspec.DecodeError:
         return False
-
-
-def _int_or_none(raw: msgspec.Raw) -> int:
-    # A non-integer is the upstream's to reject, with its own message.
-    try:
-        return _max_tokens.decode(raw)
-    except msgspec.DecodeError:
-        return -1
-
-
-class OpenAIPassthroughCodec:
-    def __init__(self, provider: str, model: str, *, max_output_tokens: int | None) -> None:
-        self._provider = provider
-        self._model = msgspec.Raw(_encode(model))
-        self._max_output_tokens = max_output_tokens
-
-    def request(self, call: Call) -> tuple[bytes, list[Degradation]]:
-        fields = dict(call.fields)
-        fields["model"] = self._model
-        degraded: list[Degradation] = []
-        if call.stream:
-            fields["stream_options"] = msgspec.Raw(b'{"include_usage":true}')
-        if self._max_output_tokens is not None:
-            for name in ("max_tokens", "max_completion_tokens"):
-                raw = fields.get(name)
-                if raw is not None and _int_or_none(raw) > self._max_output_tokens:
-                    fields[name] = msgspec.Raw(_encode(self._max_output_tokens))
-                    degraded.append(
-                        Degradation(name, f"clamped to the provider's {self._max_output_tokens}")
-                    )
-        return _encode(fields), degraded
-
-    def transcoder(self, call: Call) -> Transcoder:
-        return OpenAIPassthrough(self._provider, forward_usage=client_wants_usage(call))
-
-    def unary(self, body: bytes, call: Call) -> Unary:
-        try:
-            usage = _unary.decode(body).usage
-        except msgspec.DecodeError:
-            usage = None
-        return Unary(body, "application/json", usage_from_openai(usage) if usage else None)
-
-    def error_body(self, status: int, body: bytes) -> bytes:
-        return body

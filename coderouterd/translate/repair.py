@@ -12,6 +12,9 @@ only a candidate span (and trailing whitespace, so that it can be trimmed
 when a call follows) is held. A candidate that turns out not to be a call is
 released verbatim. Each character is examined a bounded number of times; a
 candidate longer than `max_candidate` is given up and released as text.
+`scanned` counts the characters handed to the scanner (held text counts
+again each time it is looked at) and joined into candidate spans, so tests
+can check that the work grows linearly with the text.
 
 Whitespace around a lifted call is dropped: the text before it and after it
 become separate segments. With `strip_markup`, `<tool_call>…</tool_call>`
@@ -83,6 +86,7 @@ class ToolCallRepair:
         "_tags",
         "_trim_lead",
         "_ws",
+        "scanned",
     )
 
     def __init__(
@@ -107,6 +111,7 @@ class ToolCallRepair:
         self._trim_lead = False
         self._out: list[Segment] = []
         self._run: list[str] = []  # text released since the last segment boundary
+        self.scanned = 0
 
     @property
     def repairs(self) -> int:
@@ -145,6 +150,7 @@ class ToolCallRepair:
     # scanning
 
     def _scan(self, s: str, *, final: bool) -> None:
+        self.scanned += len(s)
         pos = 0
         n = len(s)
         while True:
@@ -289,6 +295,7 @@ class ToolCallRepair:
         cand = self._cand
         assert cand is not None
         span = "".join(self._cand_parts)
+        self.scanned += len(span)
         self._cand = None
         self._cand_parts = []
         self._cand_len = 0

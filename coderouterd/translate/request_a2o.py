@@ -9,8 +9,11 @@ Conventions the OpenAI dialect cannot express directly:
 - Text blocks of one message are joined with "\n" into a content string;
   a message that carries images keeps OpenAI content parts instead.
 - Of a tool's JSON Schema only a top-level `$schema` is removed: local
-  backends accept the other keywords, and strict ones are handled per
-  provider, not here.
+  backends accept the other keywords. A backend whose capability rule says
+  `strict_schema` gets the cut-down schema of `schema.strict_schema`.
+- Earlier thinking is not sent, except to a backend whose rule says
+  `echo_reasoning` (DeepSeek's thinking mode requires it): there the thinking
+  of an assistant turn that calls tools goes back as its `reasoning_content`.
 
 Everything dropped is recorded once per field as a Degradation.
 """
@@ -22,7 +25,9 @@ from typing import Any
 
 from coderouterd.errors import InvalidRequestError
 from coderouterd.translate.capabilities import ModelCapabilities
-from coderouterd.translate.types import Degradation
+from coderouterd.translate.request_params import max_tokens, reasoning, sampling
+from coderouterd.translate.schema import strict_schema
+from coderouterd.translate.types import Degradation, Notes
 from coderouterd.wire.compact import compact_json
 
 IMAGE_OMITTED = "[image omitted: this model cannot view images]"
@@ -30,7 +35,7 @@ TOOL_ERROR_PREFIX = "Error: "
 
 _HANDLED = frozenset(
     {"model", "messages", "system", "max_tokens", "stop_sequences", "temperature", "top_p"}
-    | {"top_k", "tools", "tool_choice", "thinking", "stream", "metadata"}
+    | {"top_k", "tools", "tool_choice", "thinking", "stream"}
 )
 _ANTHROPIC_ONLY = {
     "cache_control": "prompt caching markers have no OpenAI equivalent",
@@ -39,21 +44,9 @@ _ANTHROPIC_ONLY = {
     "container": "Anthropic code-execution containers have no OpenAI equivalent",
     "mcp_servers": "the Anthropic MCP connector has no OpenAI equivalent",
     "service_tier": "Anthropic service tiers do not apply to this backend",
+    # Claude Code's metadata.user_id names its account and session: not for third parties.
+    "metadata": "request metadata (the client's user id) is not sent to OpenAI backends",
 }
-_EFFORT_LIMITS = ((4096, "low"), (16384, "medium"))
-
-
-class Notes:
-    """Degradations of one request, at most one per field, in the order first seen."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, Degradation] = {}
-
-    def add(self, field: str, reason: str) -> None:
-        self._seen.setdefault(field, Degradation(field, reason))
-
-    def items(self) -> list[Degradation]:
-        return list(self._seen.values())
 
 
 def anthropic_to_openai_request(
@@ -69,13 +62,12 @@ def anthropic_to_openai_request(
     messages += _messages(body.get("messages"), caps, notes)
     out: dict[str, Any] = {"model": model, "messages": messages}
     limit = min((n for n in (max_output_tokens, caps.max_output_tokens) if n), default=None)
-    max_tokens = _max_tokens(body.get("max_tokens"), limit, notes)
-    if max_tokens is not None:
-        out["max_tokens"] = max_tokens
-    out.update(_sampling(body, notes))
+    tokens = max_tokens(body.get("max_tokens"), limit, notes)
+    if tokens is not None:
+        out["max_tokens"] = tokens
+    out.update(sampling(body, notes))
     out.update(_tools(body.get("tools"), body.get("tool_choice"), caps, notes))
-    out.update(_reasoning(body.get("thinking"), caps, notes))
-    out.update(_metadata(body.get("metadata"), notes))
+    out.update(reasoning(body.get("thinking"), caps, notes))
     for key in body:
         if key not in _HANDLED:
             notes.add(key, _ANTHROPIC_ONLY.get(key, "unknown field, not forwarded"))
@@ -102,7 +94,7 @@ def _messages(raw: object, caps: ModelCapabilities, notes: Notes) -> list[dict[s
         if role == "user":
             out += _user(content, f"{path}.content", caps, notes)
         elif role == "assistant":
-            out.append(_assistant(content, f"{path}.content", notes))
+            out.append(_assistant(content, f"{path}.content", caps, notes))
         elif role == "system":
             out += _system_messages(content, f"{path}.content", notes)
         elif role is None:
@@ -147,9 +139,10 @@ def _user(raw: object, path: str, caps: ModelCapabilities, notes: Notes) -> list
     return tools + ([{"role": "user", "content": _content(parts)}] if parts else [])
 
 
-def _assistant(raw: object, path: str, notes: Notes) -> dict[str, Any]:
+def _assistant(raw: object, path: str, caps: ModelCapabilities, notes: Notes) -> dict[str, Any]:
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
+    thinking: list[str] = []
     for j, block in enumerate(_blocks(raw, path)):
         where, kind = f"{path}[{j}]", block.get("type")
         if kind == "text":
@@ -157,13 +150,17 @@ def _assistant(raw: object, path: str, notes: Notes) -> dict[str, Any]:
         elif kind == "tool_use":
             calls.append(_tool_call(block, where, notes))
         elif kind in ("thinking", "redacted_thinking"):
-            notes.add("content.thinking", "earlier thinking is not sent to OpenAI backends")
+            thinking.append(str(block.get("thinking") or ""))
         else:
             _drop_block(block, notes)
     message: dict[str, Any] = {"role": "assistant", "content": "\n".join(texts)}
     if calls:
         message["content"] = message["content"] or None
         message["tool_calls"] = calls
+    if calls and caps.echo_reasoning and "".join(thinking):
+        message["reasoning_content"] = "".join(thinking)
+    elif thinking:
+        notes.add("content.thinking", "earlier thinking is not sent to OpenAI backends")
     return message
 
 
@@ -272,36 +269,6 @@ def _note_cache_control(block: Mapping[str, Any], notes: Notes) -> None:
         notes.add("cache_control", _ANTHROPIC_ONLY["cache_control"])
 
 
-# Parameters.
-
-
-def _max_tokens(raw: object, limit: int | None, notes: Notes) -> int | None:
-    if raw is None:
-        return limit
-    if not isinstance(raw, int) or isinstance(raw, bool) or raw < 1:
-        raise InvalidRequestError("must be a positive integer", field="max_tokens")
-    if limit is not None and raw > limit:
-        notes.add("max_tokens", f"clamped from {raw} to the provider's limit of {limit}")
-        return limit
-    return raw
-
-
-def _sampling(body: Mapping[str, Any], notes: Notes) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in ("temperature", "top_p"):
-        if body.get(key) is not None:
-            out[key] = body[key]
-    stop = body.get("stop_sequences")
-    if stop is not None:
-        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
-            raise InvalidRequestError("must be a list of strings", field="stop_sequences")
-        if stop:
-            out["stop"] = list(stop)
-    if body.get("top_k") is not None:
-        notes.add("top_k", "top_k is not part of the OpenAI API")
-    return out
-
-
 def _tools(raw: object, choice: object, caps: ModelCapabilities, notes: Notes) -> dict[str, Any]:
     if raw is None:
         return {}
@@ -316,7 +283,7 @@ def _tools(raw: object, choice: object, caps: ModelCapabilities, notes: Notes) -
             kind = tool.get("type") or tool.get("name")
             notes.add(f"tools.{kind}", "a server tool (no input_schema) has no OpenAI equivalent")
         else:
-            tools.append(_function(tool, f"tools[{j}]"))
+            tools.append(_function(tool, f"tools[{j}]", caps, notes))
     if tools and not caps.tools:
         notes.add("tools", "the model does not support tools")
         tools = []
@@ -326,7 +293,9 @@ def _tools(raw: object, choice: object, caps: ModelCapabilities, notes: Notes) -
     return out
 
 
-def _function(tool: Mapping[str, Any], path: str) -> dict[str, Any]:
+def _function(
+    tool: Mapping[str, Any], path: str, caps: ModelCapabilities, notes: Notes
+) -> dict[str, Any]:
     name, schema = tool.get("name"), tool["input_schema"]
     if not isinstance(name, str) or not name:
         raise InvalidRequestError("must be a non-empty string", field=f"{path}.name")
@@ -335,7 +304,13 @@ def _function(tool: Mapping[str, Any], path: str) -> dict[str, Any]:
     function: dict[str, Any] = {"name": name}
     if isinstance(tool.get("description"), str):
         function["description"] = tool["description"]
-    function["parameters"] = {k: v for k, v in schema.items() if k != "$schema"}
+    parameters = {k: v for k, v in schema.items() if k != "$schema"}
+    if caps.strict_schema:
+        parameters, dropped = strict_schema(parameters)
+        if dropped:
+            unknown = ", ".join(sorted(dropped))
+            notes.add("tools.input_schema", f"keywords the backend rejects dropped: {unknown}")
+    function["parameters"] = parameters
     return {"type": "function", "function": function}
 
 
@@ -358,43 +333,3 @@ def _tool_choice(choice: object) -> dict[str, Any]:
     if choice.get("disable_parallel_tool_use") is True and kind != "none":
         out["parallel_tool_calls"] = False
     return out
-
-
-def _reasoning(raw: object, caps: ModelCapabilities, notes: Notes) -> dict[str, Any]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise InvalidRequestError("must be an object", field="thinking")
-    kind, budget = raw.get("type"), raw.get("budget_tokens")
-    if kind == "enabled" and (not isinstance(budget, int) or isinstance(budget, bool)):
-        raise InvalidRequestError("must be an integer", field="thinking.budget_tokens")
-    if kind not in ("enabled", "adaptive", "disabled"):
-        raise InvalidRequestError(f"unknown thinking type {kind!r}", field="thinking.type")
-    param = caps.reasoning_param
-    if kind == "disabled":
-        return {"think": False} if param == "think" else {}
-    effort = _effort(budget) if isinstance(budget, int) and kind == "enabled" else "medium"
-    if param == "think":
-        return {"think": True}
-    if param == "reasoning_effort":
-        return {"reasoning_effort": effort}
-    if param == "reasoning":
-        by_budget = kind == "enabled"
-        return {"reasoning": {"max_tokens": budget} if by_budget else {"effort": effort}}
-    notes.add("thinking", "the backend has no way to ask this model for reasoning")
-    return {}
-
-
-def _effort(budget: int) -> str:
-    return next((effort for top, effort in _EFFORT_LIMITS if budget < top), "high")
-
-
-def _metadata(raw: object, notes: Notes) -> dict[str, Any]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise InvalidRequestError("must be an object", field="metadata")
-    if any(key != "user_id" for key in raw):
-        notes.add("metadata", "only metadata.user_id has an OpenAI equivalent (user)")
-    user = raw.get("user_id")
-    return {"user": user} if isinstance(user, str) and user else {}

@@ -26,8 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from coderouterd.errors import InvalidRequestError
-from coderouterd.translate.request_a2o import Notes
-from coderouterd.translate.types import Degradation
+from coderouterd.translate.types import Degradation, Notes
 
 DEFAULT_MAX_TOKENS = 4096
 CONTINUE_PLACEHOLDER = "(continue)"

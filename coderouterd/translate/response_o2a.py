@@ -108,11 +108,9 @@ class OutputPipeline:
 
     __slots__ = ("_repair", "_think")
 
-    def __init__(
-        self, filters: OutputFilters, tool_names: frozenset[str], *, assume_think_open: bool
-    ) -> None:
+    def __init__(self, filters: OutputFilters, tool_names: frozenset[str]) -> None:
         self._think = (
-            ThinkFilter(filters.think, assume_open_at_start=assume_think_open)
+            ThinkFilter(filters.think, assume_open_at_start=filters.assume_think_open)
             if filters.think != "off"
             else None
         )
@@ -133,6 +131,15 @@ class OutputPipeline:
         if self._think is None:
             return self._route([("text", text)])
         return self._route(self._think.feed(text))
+
+    def reasoning_arrived(self) -> list[Piece]:
+        """The server delivers reasoning apart from the text: see ThinkFilter.reasoning_arrived."""
+        return self._route(self._think.reasoning_arrived()) if self._think is not None else []
+
+    def reasoning(self, text: str) -> list[Piece]:
+        """Reasoning the server delivered apart from the text (`reasoning_content`),
+        as a thinking piece after any text held so far."""
+        return self.reasoning_arrived() + self._route([("thinking", text)])
 
     def flush(self) -> list[Piece]:
         out = self._route(self._think.flush()) if self._think is not None else []
@@ -200,7 +207,7 @@ def reasoning_of(source: Mapping[str, Any]) -> str:
     return ""
 
 
-class _Blocks:
+class Blocks:
     """Content blocks built with the same rules the stream translator follows."""
 
     def __init__(self, ids: ToolIds) -> None:
@@ -243,18 +250,18 @@ def openai_to_anthropic_response(
     filters: OutputFilters,
     tool_names: frozenset[str],
     estimated_input_tokens: int,
-    assume_think_open: bool = False,
 ) -> tuple[dict[str, Any], int, bool]:
     """(Anthropic message, tool calls repaired, usage estimated)."""
     choice = first_choice(resp.get("choices"))
     message = choice.get("message")
     if not isinstance(message, Mapping):
         message = {}
-    blocks = _Blocks(ToolIds(message_id))
+    blocks = Blocks(ToolIds(message_id))
+    pipeline = OutputPipeline(filters, tool_names)
     reasoning = reasoning_of(message)
-    blocks.thinking(reasoning)
+    if reasoning:
+        blocks.pieces(pipeline.reasoning(reasoning))
     content = text_of(message.get("content"))
-    pipeline = OutputPipeline(filters, tool_names, assume_think_open=assume_think_open)
     blocks.pieces(pipeline.feed(content) + pipeline.flush())
     chars = len(reasoning) + len(content) + _add_tool_calls(blocks, message)
     usage, estimated = anthropic_usage(
@@ -277,7 +284,7 @@ def openai_to_anthropic_response(
     )
 
 
-def _add_tool_calls(blocks: _Blocks, message: Mapping[str, Any]) -> int:
+def _add_tool_calls(blocks: Blocks, message: Mapping[str, Any]) -> int:
     """Adds message.tool_calls (or a legacy function_call); returns their characters."""
     calls = message.get("tool_calls")
     if not isinstance(calls, list):

@@ -17,6 +17,10 @@ name is known; fragments before that are held. Arguments are passed through
 as `input_json_delta` verbatim (after `input: {}` in the start event);
 unlike the non-streaming path they are not validated.
 
+Text or reasoning that arrives while a call's block is open would close it
+and lose the call's later fragments: it is held until the call is over (the
+next call starts, or the stream ends) and then comes out as its own block.
+
 Thinking from `reasoning_content` / `reasoning` or from `<think>` text is a
 thinking block with an empty signature (unsigned, see response_o2a).
 Whitespace that would open a text block is held until real text follows and
@@ -29,9 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
-from coderouterd.translate.repair import ToolCall
+from coderouterd.translate.blocks import BlockWriter, Event, json_text
 from coderouterd.translate.response_o2a import (
     OutputPipeline,
     Piece,
@@ -44,7 +46,7 @@ from coderouterd.translate.response_o2a import (
 )
 from coderouterd.translate.types import OutputFilters
 
-Event = tuple[str, dict[str, Any]]
+__all__ = ["Event", "OpenAIToAnthropicStream"]
 
 
 @dataclass(slots=True)
@@ -53,7 +55,6 @@ class _Call:
     upstream_id: str | None
     name: str = ""
     block: int | None = None
-    closed: bool = False
     held: list[str] = field(default_factory=list)
 
 
@@ -68,33 +69,27 @@ class OpenAIToAnthropicStream:
         filters: OutputFilters,
         tool_names: frozenset[str],
         estimated_input_tokens: int,
-        assume_think_open: bool = False,
     ) -> None:
         self._message_id = message_id
         self._model = model
         self._estimated_input = estimated_input_tokens
-        self._pipeline = OutputPipeline(filters, tool_names, assume_think_open=assume_think_open)
-        self._ids = ToolIds(message_id)
-        self._events: list[Event] = []
-        self._open: str | None = None  # type of the open block
-        self._next_index = 0
-        self._ws: list[str] = []  # whitespace waiting for a text block
+        self._pipeline = OutputPipeline(filters, tool_names)
+        self._w = BlockWriter(ToolIds(message_id))
         self._call: _Call | None = None
         self._by_index: dict[int, _Call] = {}
         self._upstream_ids: set[str] = set()
-        self._tool_used = False
+        self._deferred: list[Piece] = []  # text that arrived while a call streamed
         self._finish_reason: object = None
         self._upstream_usage: object = None
         self._chars = 0
         self._message_started = False
-        self._started = False
         self._finished = False
         self.dropped_fragments = 0
 
     @property
     def started(self) -> bool:
         """A content event has been produced: the engine's commit point."""
-        return self._started
+        return self._w.started
 
     @property
     def repairs(self) -> int:
@@ -107,6 +102,11 @@ class OpenAIToAnthropicStream:
     @property
     def usage_estimated(self) -> bool:
         return self._usage()[1]
+
+    @property
+    def upstream_usage(self) -> object:
+        """The usage object the upstream reported, if any (for accounting)."""
+        return self._upstream_usage
 
     def _usage(self) -> tuple[dict[str, int], bool]:
         return anthropic_usage(
@@ -127,30 +127,24 @@ class OpenAIToAnthropicStream:
             self._delta(delta)
         if choice.get("finish_reason") is not None:
             self._finish_reason = choice["finish_reason"]
-        return self._take()
+        return self._w.take()
 
     def finish(self) -> list[Event]:
         """End of stream ([DONE] or a clean EOF). Idempotent."""
         if self._finished:
             return []
         self._start_message()
-        self._pieces(self._pipeline.flush())
-        self._close()
+        self._w.close()
+        self._deliver(self._pipeline.flush())
+        self._w.close()
         self._finished = True
-        stop_reason = "tool_use" if self._tool_used else stop_reason_of(self._finish_reason)
-        self._emit(
+        stop_reason = "tool_use" if self._w.tool_used else stop_reason_of(self._finish_reason)
+        self._w.emit(
             "message_delta",
             {"delta": {"stop_reason": stop_reason, "stop_sequence": None}, "usage": self.usage},
         )
-        self._emit("message_stop", {})
-        return self._take()
-
-    def _take(self) -> list[Event]:
-        events, self._events = self._events, []
-        return events
-
-    def _emit(self, event: str, data: dict[str, Any]) -> None:
-        self._events.append((event, {"type": event, **data}))
+        self._w.emit("message_stop", {})
+        return self._w.take()
 
     def _start_message(self) -> None:
         if self._message_started:
@@ -167,83 +161,46 @@ class OpenAIToAnthropicStream:
             "stop_sequence": None,
             "usage": usage,
         }
-        self._emit("message_start", {"message": message})
+        self._w.emit("message_start", {"message": message})
 
     def _delta(self, delta: Mapping[str, Any]) -> None:
         reasoning = reasoning_of(delta)
         if reasoning:
             self._chars += len(reasoning)
-            self._thinking(reasoning)
+            self._deliver(self._pipeline.reasoning(reasoning))
         for key in ("content", "refusal"):
             text = text_of(delta.get(key))
             if text:
                 self._chars += len(text)
-                self._pieces(self._pipeline.feed(text))
+                self._deliver(self._pipeline.feed(text))
         calls = delta.get("tool_calls")
         if not isinstance(calls, list):
             legacy = delta.get("function_call")
             calls = [{"function": legacy}] if isinstance(legacy, Mapping) else []
         fragments = [c for c in calls if isinstance(c, Mapping)]
         if fragments:
-            self._pieces(self._pipeline.flush())
+            self._deliver(self._pipeline.flush())
         for fragment in fragments:
             self._fragment(fragment)
 
-    # blocks
-
-    def _open_block(self, kind: str, content_block: dict[str, Any]) -> int:
-        self._close()
-        index = self._next_index
-        self._next_index += 1
-        self._open = kind
-        self._started = True
-        self._emit("content_block_start", {"index": index, "content_block": content_block})
-        return index
-
-    def _close(self) -> None:
-        if self._open is None:
+    def _deliver(self, pieces: list[Piece]) -> None:
+        """Pieces of the model's text, in order, held while a call's block is open."""
+        if self._streaming_call():
+            self._deferred += pieces
             return
-        self._emit("content_block_stop", {"index": self._next_index - 1})
-        self._open = None
-        if self._call is not None and self._call.block is not None:
-            self._call.closed = True
+        if self._deferred:
+            deferred, self._deferred = self._deferred, []
+            self._w.pieces(deferred)
+        self._w.pieces(pieces)
 
-    def _block_delta(self, delta: dict[str, Any]) -> None:
-        self._emit("content_block_delta", {"index": self._next_index - 1, "delta": delta})
+    def _streaming_call(self) -> bool:
+        call = self._call
+        return call is not None and self._w.open == "tool_use" and call.block == self._w.index
 
-    def _pieces(self, pieces: list[Piece]) -> None:
-        for piece in pieces:
-            if isinstance(piece, ToolCall):
-                self._lifted(piece)
-            elif piece[0] == "thinking":
-                self._thinking(piece[1])
-            else:
-                self._text(piece[1])
-
-    def _text(self, text: str) -> None:
-        if self._open != "text":
-            if not text.strip():
-                self._ws.append(text)
-                return
-            text = ("".join(self._ws) + text).lstrip()
-            self._open_block("text", {"type": "text", "text": ""})
-        self._ws = []
-        self._block_delta({"type": "text_delta", "text": text})
-
-    def _thinking(self, text: str) -> None:
-        if self._open != "thinking":
-            self._ws = []
-            self._open_block("thinking", {"type": "thinking", "thinking": "", "signature": ""})
-        self._block_delta({"type": "thinking_delta", "thinking": text})
-
-    def _lifted(self, call: ToolCall) -> None:
-        self._ws = []
-        self._tool_used = True
-        tool_id = self._ids.assign(None)
-        block = {"type": "tool_use", "id": tool_id, "name": call.name, "input": {}}
-        self._open_block("tool_use", block)
-        self._block_delta({"type": "input_json_delta", "partial_json": _json(call.arguments)})
-        self._close()
+    def _closed(self, call: _Call) -> bool:
+        return call.block is not None and not (
+            self._w.open == "tool_use" and call.block == self._w.index
+        )
 
     # structured tool calls
 
@@ -258,7 +215,7 @@ class OpenAIToAnthropicStream:
         name = name if isinstance(name, str) and name else None
         arguments = function.get("arguments")
         if isinstance(arguments, Mapping):
-            arguments = _json(arguments)
+            arguments = json_text(arguments)
         arguments = arguments if isinstance(arguments, str) else ""
         self._chars += len(arguments) + len(name or "")
         call = self._target(index, call_id, name)
@@ -274,13 +231,13 @@ class OpenAIToAnthropicStream:
         if call.block is None:
             call.held.append(arguments)
         elif arguments:
-            self._block_delta({"type": "input_json_delta", "partial_json": arguments})
+            self._w.delta({"type": "input_json_delta", "partial_json": arguments})
 
     def _target(self, index: int | None, call_id: str | None, name: str | None) -> _Call | None:
         """The call a fragment belongs to: the current one, a new one or a closed one (None)."""
         if call_id is not None and call_id in self._upstream_ids:
             known = self._call
-            if known is None or known.upstream_id != call_id or known.closed:
+            if known is None or known.upstream_id != call_id or self._closed(known):
                 return None
             return known
         current = self._by_index.get(index) if index is not None else self._call
@@ -296,21 +253,14 @@ class OpenAIToAnthropicStream:
                 self._by_index[index] = call
             return call
         assert current is not None
-        if current is not self._call or current.closed:
+        if current is not self._call or self._closed(current):
             return None
         return current
 
     def _open_call(self, call: _Call) -> None:
-        self._ws = []
-        self._tool_used = True
-        tool_id = self._ids.assign(call.upstream_id)
-        block = {"type": "tool_use", "id": tool_id, "name": call.name, "input": {}}
-        call.block = self._open_block("tool_use", block)
+        self._deliver([])  # text held while the previous call streamed comes first
+        call.block = self._w.tool_use(call.upstream_id, call.name)
         held = "".join(call.held)
         call.held = []
         if held:
-            self._block_delta({"type": "input_json_delta", "partial_json": held})
-
-
-def _json(value: object) -> str:
-    return msgspec.json.encode(value).decode()
+            self._w.delta({"type": "input_json_delta", "partial_json": held})

@@ -19,7 +19,7 @@ from coderouterd.errors import UpstreamProtocolError
 from coderouterd.routing.call import Call
 from coderouterd.routing.upstream import Out, Transcoder, Unary
 from coderouterd.translate.anthropic_passthrough import NOT_CONTENT, AnthropicPassthrough
-from coderouterd.translate.capabilities import ModelCapabilities
+from coderouterd.translate.capabilities import THINKING_UNSUPPORTED, ModelCapabilities
 from coderouterd.translate.estimate import estimate_prompt_tokens
 from coderouterd.translate.openai_passthrough import DONE, DONE_FRAME, client_wants_usage
 from coderouterd.translate.request_a2o import anthropic_to_openai_request
@@ -28,7 +28,7 @@ from coderouterd.translate.response_a2o import AnthropicToOpenAIStream, anthropi
 from coderouterd.translate.response_o2a import openai_to_anthropic_response
 from coderouterd.translate.stream_o2a import OpenAIToAnthropicStream
 from coderouterd.translate.types import Degradation, OutputFilters
-from coderouterd.wire.errors import anthropic_error, openai_error, reenvelope
+from coderouterd.wire.errors import ANTHROPIC_TYPES, anthropic_error, openai_error, reenvelope
 from coderouterd.wire.sse import SSEDecoder, encode_data, encode_event
 from coderouterd.wire.usage import Usage
 
@@ -72,6 +72,17 @@ def _usage(counts: dict[str, Any] | None) -> Usage | None:
     return msgspec.convert({k: v for k, v in counts.items() if k in Usage.__struct_fields__}, Usage)
 
 
+def _accounted(counts: dict[str, Any] | None, upstream: object) -> Usage | None:
+    """The usage to account: the client's complete counts, except that cache
+    counts the upstream did not report are unknown rather than zero."""
+    usage = _usage(counts)
+    details = upstream.get("prompt_tokens_details") if isinstance(upstream, dict) else None
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    if usage is not None and not isinstance(cached, int):
+        usage.cache_read_input_tokens = usage.cache_creation_input_tokens = None
+    return usage
+
+
 class OpenAIToAnthropicTranscoder:
     """An OpenAI-compatible stream, as Anthropic events for an Anthropic client."""
 
@@ -87,7 +98,7 @@ class OpenAIToAnthropicTranscoder:
 
     @property
     def usage(self) -> Usage | None:
-        return _usage(self._stream.usage)
+        return _accounted(self._stream.usage, self._stream.upstream_usage)
 
     @property
     def repairs(self) -> int:
@@ -109,7 +120,7 @@ class OpenAIToAnthropicTranscoder:
                 raise UpstreamProtocolError(self._provider, "malformed data in a chunk") from exc
             if not isinstance(data, dict):
                 raise UpstreamProtocolError(self._provider, "a chunk that is not a JSON object")
-            if "error" in data:
+            if data.get("error") is not None:
                 out.append(self._error(data["error"]))
                 continue
             choices = data.get("choices") or []
@@ -119,9 +130,12 @@ class OpenAIToAnthropicTranscoder:
         return out
 
     def end(self) -> list[Out]:
+        """A clean end of the body. After a finish_reason it is a complete answer,
+        [DONE] or not (some servers never send it; the usage chunk may be missing
+        too, and is then estimated). Before one, nothing is produced: the engine
+        ends the stream with an error event, never with a clean end_turn."""
         if self._decoder.pending.strip():
             raise UpstreamProtocolError(self._provider, "stream cut in the middle of a chunk")
-        # Servers that stop after the finish_reason chunk without [DONE] still finished.
         return self._finish() if self._saw_finish_reason and not self.finished else []
 
     def _finish(self) -> list[Out]:
@@ -133,7 +147,9 @@ class OpenAIToAnthropicTranscoder:
         kind = detail.get("type") if isinstance(detail.get("type"), str) else "api_error"
         self.upstream_error = kind
         message = str(detail.get("message") or "the upstream reported an error")
-        return Out(encode_event("error", _encode(anthropic_error(500, message))), False)
+        known = kind if kind in ANTHROPIC_TYPES.values() else "api_error"
+        body = anthropic_error(500, message, error_type=known)
+        return Out(encode_event("error", _encode(body)), False)
 
 
 def _anthropic_out(name: str, data: dict[str, Any]) -> Out:
@@ -225,10 +241,11 @@ class AnthropicToOpenAICodec:
         except msgspec.DecodeError as exc:
             raise UpstreamProtocolError(self._provider.name, "response is not JSON") from exc
         message, repairs, estimated = openai_to_anthropic_response(decoded, **self._settings(call))
+        upstream = decoded.get("usage") if isinstance(decoded, dict) else None
         return Unary(
             _encode(message),
             "application/json",
-            _usage(message.get("usage")),
+            _accounted(message.get("usage"), upstream),
             repairs=repairs,
             usage_estimated=estimated,
         )
@@ -240,8 +257,9 @@ class AnthropicToOpenAICodec:
 class OpenAIToAnthropicCodec:
     """OpenAI client, Anthropic provider."""
 
-    def __init__(self, provider: ProviderConfig) -> None:
+    def __init__(self, provider: ProviderConfig, caps: ModelCapabilities) -> None:
         self._provider = provider
+        self._caps = caps
 
     def request(self, call: Call) -> tuple[bytes, list[Degradation]]:
         body, degraded = openai_to_anthropic_request(
@@ -249,6 +267,8 @@ class OpenAIToAnthropicCodec:
             model=self._provider.model,
             max_output_tokens=self._provider.max_output_tokens,
         )
+        if self._caps.thinking is False and body.pop("thinking", None) is not None:
+            degraded.append(Degradation("reasoning_effort", THINKING_UNSUPPORTED))
         body["stream"] = call.stream
         return _encode(body), degraded
 

@@ -17,6 +17,19 @@ class Degradation(msgspec.Struct, frozen=True):
     reason: str
 
 
+class Notes:
+    """Degradations of one request, at most one per field, in the order first seen."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, Degradation] = {}
+
+    def add(self, field: str, reason: str) -> None:
+        self._seen.setdefault(field, Degradation(field, reason))
+
+    def items(self) -> list[Degradation]:
+        return list(self._seen.values())
+
+
 ThinkMode = Literal["off", "strip", "thinking"]
 
 
@@ -24,11 +37,19 @@ class OutputFilters(msgspec.Struct, frozen=True, kw_only=True):
     """Per-provider clean-up of model output, decided by config and capabilities.
 
     think: "strip" drops <think>…</think> text, "thinking" turns it into a
-    thinking block, "off" leaves it as text. strip_tool_markup removes stray
+    thinking block, "off" leaves it as text. assume_think_open says the
+    model's chat template already opened the think block, so the text starts
+    inside it and only `</think>` appears. strip_tool_markup removes stray
     tool-call markup that repair could not lift. repair_tool_calls lifts
     tool calls written as text into tool_use blocks.
     """
 
     think: ThinkMode = "off"
+    assume_think_open: bool = False
     strip_tool_markup: bool = False
     repair_tool_calls: bool = False
+
+    @property
+    def active(self) -> bool:
+        """Whether any filter can change the output (otherwise it stays bytes)."""
+        return self.think != "off" or self.strip_tool_markup or self.repair_tool_calls

@@ -19,39 +19,92 @@ class SSEEvent(NamedTuple):
     raw: bytes
 
 
+# Past this size an incomplete frame is kept as a list of chunks instead of
+# one bytes object, so that each new chunk is not copied onto all of it.
+_LIST_AT = 16 * 1024
+
+
 class SSEDecoder:
     """Feed it chunks as they arrive; it returns the frames each chunk completed.
 
     A frame holding only comments or nothing is dropped (keep-alive lines).
     Whatever is left when the stream ends is an incomplete frame: `pending`
     tells a caller that the upstream cut a frame in half.
+
+    The search for a frame end resumes where the last one stopped (three
+    bytes back, where a terminator may begin), and a large incomplete frame
+    is kept as the chunks it arrived in and joined once its end arrives, so
+    a frame that arrives in many chunks costs time linear in its size.
+    `scanned` counts the bytes copied and searched, for tests to check
+    exactly that.
     """
 
-    __slots__ = ("_buf",)
+    __slots__ = ("_buf", "_cr", "_parts", "scanned")
 
     def __init__(self) -> None:
-        self._buf = b""
+        self._buf = b""  # the incomplete frame, while it is small
+        self._parts: list[bytes] = []  # the incomplete frame, once it is large
+        self._cr = False  # whether it holds a "\r" (then frames may end in "\r")
+        self.scanned = 0
 
     @property
     def pending(self) -> bytes:
-        return self._buf
+        return b"".join(self._parts) if self._parts else self._buf
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        buf = self._buf + chunk if self._buf else chunk
+        if not chunk:
+            return []
+        cr = self._cr or b"\r" in chunk
+        if self._parts:
+            joined = self._join_large(chunk, cr)
+            if joined is None:
+                return []
+            buf, resume = joined
+        elif held := self._buf:
+            resume = len(held) - 3 if len(held) > 3 else 0
+            buf = held + chunk
+        else:
+            resume, buf = 0, chunk
+        # Bytes copied into buf, and bytes searched for a frame end.
+        self.scanned += (0 if buf is chunk else len(buf)) + len(buf) - resume
         events: list[SSEEvent] = []
         start = 0
         # Most servers end frames with "\n\n"; the regex is only needed when a
-        # "\r" is present somewhere in the buffer.
-        if b"\r" not in buf:
-            while (end := buf.find(b"\n\n", start)) != -1:
+        # "\r" is present.
+        if not cr:
+            while (end := buf.find(b"\n\n", resume)) != -1:
                 self._append(events, buf[start : end + 2], buf[start:end])
-                start = end + 2
+                start = resume = end + 2
         else:
-            for m in _FRAME_END.finditer(buf, start):
+            for m in _FRAME_END.finditer(buf, resume):
                 self._append(events, buf[start : m.end()], buf[start : m.start()])
                 start = m.end()
-        self._buf = buf[start:]
+        rest = buf[start:] if start else buf
+        if len(rest) > _LIST_AT:
+            self._buf, self._parts = b"", [rest]
+        else:
+            self._buf = rest
+        self._cr = cr and b"\r" in rest
         return events
+
+    def _join_large(self, chunk: bytes, cr: bool) -> tuple[bytes, int] | None:
+        """The large incomplete frame joined with `chunk` and where to resume
+        searching, or None (chunk kept) while no frame end has arrived."""
+        parts = self._parts
+        boundary = parts[-1][-3:] + chunk[:3]
+        self.scanned += len(boundary)
+        if cr:
+            found = _FRAME_END.search(chunk) is not None or _FRAME_END.search(boundary) is not None
+        else:
+            found = b"\n\n" in chunk or b"\n\n" in boundary
+        parts.append(chunk)
+        if not found:
+            self.scanned += len(chunk)
+            self._cr = cr
+            return None
+        buf = b"".join(parts)
+        self._parts = []
+        return buf, len(buf) - len(chunk) - 3
 
     @staticmethod
     def _append(events: list[SSEEvent], raw: bytes, body: bytes) -> None:

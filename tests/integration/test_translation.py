@@ -186,16 +186,18 @@ async def test_anthropic_only_fields_dropped_and_reported_once(
                 max_tokens=10,
                 system=system,
                 messages=MESSAGES,
-                metadata={"user_id": "u1"},
+                metadata={"user_id": "user_acct-1234_session_abcd"},
                 extra_body={"context_management": {"edits": []}},
             )
     sent = fake_upstream.requests[0].json
     assert "cache_control" not in json.dumps(sent) and "context_management" not in sent
     assert sent["messages"][0] == {"role": "system", "content": "be brief"}
-    assert sent["user"] == "u1"
+    # Claude Code's account and session id never reaches a third-party backend.
+    assert "user" not in sent and "metadata" not in sent
+    assert b"acct-1234" not in fake_upstream.requests[0].body
     [degraded] = [e for e in logs if e["event"] == "capability.degraded"]
     fields = [d.split(":")[0] for d in degraded["dropped"]]
-    assert sorted(fields) == ["cache_control", "context_management"]
+    assert sorted(fields) == ["cache_control", "context_management", "metadata"]
 
 
 def o_sdk(url: str) -> openai.AsyncOpenAI:

@@ -48,13 +48,31 @@ BUNDLED_CASES = [
     (
         "openai_compat",
         "deepseek-r1:14b",
-        ModelCapabilities(thinking=True, reasoning_param="reasoning_effort"),
+        ModelCapabilities(
+            thinking=True, reasoning_param="reasoning_effort", template_opens_think=True
+        ),
     ),
     (
         "openai_compat",
         "qwq:latest",
-        ModelCapabilities(thinking=True, reasoning_param="reasoning_effort"),
+        ModelCapabilities(
+            thinking=True, reasoning_param="reasoning_effort", template_opens_think=True
+        ),
     ),
+    # templates that open <think> themselves, as llama.cpp and vLLM name them
+    (
+        "openai_compat",
+        "DeepSeek-R1-Distill-Qwen-32B-Q4_K_M",
+        ModelCapabilities(
+            thinking=True, reasoning_param="reasoning_effort", template_opens_think=True
+        ),
+    ),
+    (
+        "openai_compat",
+        "Qwen/Qwen3-30B-A3B-Thinking-2507",
+        ModelCapabilities(thinking=True, reasoning_param="reasoning", template_opens_think=True),
+    ),
+    ("anthropic", "deepseek-r1:8b", ModelCapabilities(template_opens_think=True)),
     (
         "openai_compat",
         "hf.co/unsloth/Qwen3-8B-GGUF:Q4_K_M",
@@ -101,9 +119,9 @@ BUNDLED_CASES = [
         ),
     ),
     # non-thinking members of thinking families
-    ("openai_compat", "qwen3-coder:30b", DEFAULT),
-    ("openai_compat", "Qwen/Qwen3-Coder-30B-A3B-Instruct", DEFAULT),
-    ("openai_compat", "qwen3:30b-a3b-instruct-2507-q4_K_M", DEFAULT),
+    ("openai_compat", "qwen3-coder:30b", ModelCapabilities(thinking=False)),
+    ("openai_compat", "Qwen/Qwen3-Coder-30B-A3B-Instruct", ModelCapabilities(thinking=False)),
+    ("openai_compat", "qwen3:30b-a3b-instruct-2507-q4_K_M", ModelCapabilities(thinking=False)),
     ("openai_compat", "magistral:24b", ModelCapabilities(thinking=True)),
     # tools and vision
     ("openai_compat", "llama3.1:8b", DEFAULT),
@@ -117,6 +135,15 @@ BUNDLED_CASES = [
     ("openai_compat", "mistral:7b", DEFAULT),
     ("openai_compat", "qwen2.5vl:7b", ModelCapabilities(vision=True)),
     ("openai_compat", "some-unknown-model", DEFAULT),
+    # hosted APIs with wire quirks
+    (
+        "openai_compat",
+        "gemini-2.5-flash",
+        ModelCapabilities(
+            vision=True, thinking=True, reasoning_param="reasoning_effort", strict_schema=True
+        ),
+    ),
+    ("openai_compat", "deepseek-reasoner", ModelCapabilities(thinking=True, echo_reasoning=True)),
 ]
 
 
@@ -136,8 +163,9 @@ def test_bundled_rules_each_set_something() -> None:
 
 def test_an_unknown_model_gets_the_defaults() -> None:
     assert CapabilityRegistry().lookup("openai_compat", "x") == DEFAULT
-    assert DEFAULT.tools and not DEFAULT.vision and not DEFAULT.thinking
-    assert DEFAULT.reasoning_param is None and not DEFAULT.cache_control
+    assert DEFAULT.tools and not DEFAULT.vision and DEFAULT.thinking is None
+    assert DEFAULT.reasoning_param is None and DEFAULT.cache_control is None
+    assert not DEFAULT.template_opens_think
 
 
 def test_later_rules_override_only_the_fields_they_set() -> None:
@@ -158,10 +186,10 @@ def test_later_rules_override_only_the_fields_they_set() -> None:
 """
     )
     assert reg.lookup("openai_compat", "qwen3:8b") == ModelCapabilities(
-        vision=True, reasoning_param="think", max_output_tokens=8192
+        vision=True, thinking=False, reasoning_param="think", max_output_tokens=8192
     )
     assert reg.lookup("openai_compat", "qwen3:0.6b") == ModelCapabilities(
-        vision=True, max_output_tokens=8192
+        vision=True, thinking=False, max_output_tokens=8192
     )
     assert reg.lookup("anthropic", "qwen3:8b") == ModelCapabilities(
         vision=True, thinking=True, max_output_tokens=8192
@@ -189,7 +217,11 @@ def test_user_rules_win_over_bundled_ones(tmp_path: Path) -> None:
     )
     reg = load_registry(str(user))
     assert reg.lookup("anthropic", "claude-opus-4-1") == ModelCapabilities(
-        vision=True, thinking=True, max_context_tokens=200_000, max_output_tokens=32000
+        vision=True,
+        thinking=True,
+        cache_control=False,
+        max_context_tokens=200_000,
+        max_output_tokens=32000,
     )
     assert reg.lookup("anthropic", "claude-sonnet-4-5") == CLAUDE
     assert reg.rules[-1].source == f"{user}:1"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from coderouterd.translate.filters import CLOSE_TAG, ThinkFilter, ThinkSegment
-from coderouterd.translate.types import ThinkMode
+from coderouterd.translate.response_o2a import OutputPipeline, Piece
+from coderouterd.translate.types import OutputFilters, ThinkMode
 
 
 def run(mode: ThinkMode, pieces: list[str], *, assume_open: bool = False) -> list[ThinkSegment]:
@@ -149,3 +151,43 @@ def test_a_megabyte_of_text_is_filtered_in_one_pass() -> None:
         total += sum(len(t) for _, t in f.feed(chunk))
     total += sum(len(t) for _, t in f.flush())
     assert total == len(chunk) * (1_000_000 // len(chunk))
+
+
+def test_reasoning_arriving_apart_decides_an_assumed_open_start_as_text() -> None:
+    f = ThinkFilter("thinking", assume_open_at_start=True)
+    assert f.feed("\nThe ans") == []
+    assert f.reasoning_arrived() == [("text", "The ans")]
+    assert f.feed("wer.") == [("text", "wer.")]
+    assert f.flush() == []
+    # Later runs start decided too: the server keeps reasoning apart.
+    assert f.feed("next") == [("text", "next")]
+
+
+PIPELINE_FILTERS = OutputFilters(think="thinking", strip_tool_markup=True, repair_tool_calls=True)
+
+
+def pipeline_run(pieces: list[str]) -> list[Piece]:
+    pipeline = OutputPipeline(PIPELINE_FILTERS, frozenset({"Read"}))
+    out: list[Piece] = []
+    for piece in pieces:
+        out += pipeline.feed(piece)
+    return out + pipeline.flush()
+
+
+def test_text_held_back_by_repair_comes_out_before_a_thinking_segment() -> None:
+    # "Rea" may start a Read(...) call: repair holds it until the thinking ends the run.
+    out = pipeline_run(["Checking:\nRea", "<think>x</think>", "d it"])
+    assert out == [("text", "Checking:"), ("text", "\nRea"), ("thinking", "x"), ("text", "d it")]
+
+
+def test_structured_reasoning_comes_out_after_the_text_held_before_it() -> None:
+    pipeline = OutputPipeline(PIPELINE_FILTERS, frozenset({"Read"}))
+    assert pipeline.feed("Checking:\nRea") == [("text", "Checking:")]
+    assert pipeline.reasoning("why") == [("text", "\nRea"), ("thinking", "why")]
+
+
+def test_text_held_as_undecided_comes_out_before_structured_reasoning() -> None:
+    filters = msgspec.structs.replace(PIPELINE_FILTERS, assume_think_open=True)
+    pipeline = OutputPipeline(filters, frozenset({"Read"}))
+    assert pipeline.feed("An answer") == []
+    assert pipeline.reasoning("why") == [("text", "An answer"), ("thinking", "why")]

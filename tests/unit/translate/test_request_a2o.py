@@ -617,9 +617,8 @@ def test_anthropic_only_fields_are_dropped_and_named_once_each() -> None:
         "metadata": {"user_id": "user_abc_session_1"},
     }
     out, degradations = translate(body)
-    assert out["user"] == "user_abc_session_1"
     for key in body:
-        if key not in ("messages", "metadata"):
+        if key != "messages":
             assert key not in out
     assert fields(degradations) == [
         "context_management",
@@ -629,12 +628,16 @@ def test_anthropic_only_fields_are_dropped_and_named_once_each() -> None:
         "service_tier",
         "cache_control",
         "some_future_field",
+        "metadata",
     ]
 
 
-def test_metadata_beyond_user_id_is_recorded() -> None:
-    out, degradations = translate({"messages": [USER_HI], "metadata": {"trace": "t"}})
-    assert "user" not in out
+def test_metadata_user_id_never_reaches_an_openai_backend_and_the_drop_is_recorded() -> None:
+    out, degradations = translate(
+        {"messages": [USER_HI], "metadata": {"user_id": "user_abc_account_x_session_y"}}
+    )
+    assert "user" not in out and "metadata" not in out
+    assert "user_abc" not in json.dumps(out)
     assert fields(degradations) == ["metadata"]
 
 
@@ -737,7 +740,6 @@ ERRORS = [
         "tool_choice.name",
     ),
     ({"messages": [USER_HI], "stop_sequences": "STOP"}, "stop_sequences"),
-    ({"messages": [USER_HI], "metadata": "m"}, "metadata"),
 ]
 
 
@@ -746,3 +748,85 @@ def test_malformed_requests_name_the_field(body: dict[str, Any], field: str) -> 
     with pytest.raises(InvalidRequestError) as caught:
         translate(body)
     assert caught.value.field == field
+
+
+def test_a_model_that_cannot_reason_gets_no_reasoning_parameter_even_with_a_switch() -> None:
+    caps = ModelCapabilities(thinking=False, reasoning_param="reasoning_effort")
+    thinking = {"type": "enabled", "budget_tokens": 2048}
+    out, degradations = translate({"messages": [USER_HI], "thinking": thinking}, caps=caps)
+    assert "reasoning_effort" not in out
+    assert [(d.field, d.reason) for d in degradations] == [
+        ("thinking", "the model cannot reason (capability registry: thinking: false)")
+    ]
+
+
+TOOL_TURN = [
+    USER_HI,
+    {
+        "role": "assistant",
+        "content": [
+            {"type": "thinking", "thinking": "need the file", "signature": ""},
+            {"type": "tool_use", "id": "call_1", "name": "Read", "input": {"file_path": "/a"}},
+        ],
+    },
+    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_1", "content": "x"}]},
+    {
+        "role": "assistant",
+        "content": [
+            {"type": "thinking", "thinking": "done", "signature": ""},
+            {"type": "text", "text": "It says x."},
+        ],
+    },
+]
+
+
+def test_echo_reasoning_sends_the_thinking_of_tool_turns_back_as_reasoning_content() -> None:
+    out, degradations = translate(
+        {"messages": TOOL_TURN}, caps=ModelCapabilities(echo_reasoning=True)
+    )
+    assistants = [m for m in out["messages"] if m["role"] == "assistant"]
+    assert assistants[0]["reasoning_content"] == "need the file"
+    # A turn without tool calls is over: its thinking is not needed.
+    assert "reasoning_content" not in assistants[1]
+    assert fields(degradations) == ["content.thinking"]
+
+
+def test_without_echo_reasoning_no_thinking_is_sent_back() -> None:
+    out, degradations = translate({"messages": TOOL_TURN})
+    assert not any("reasoning_content" in m for m in out["messages"])
+    assert fields(degradations) == ["content.thinking"]
+
+
+STRICT_TOOL = {
+    "name": "Read",
+    "input_schema": {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object",
+        "properties": {"limit": {"type": "integer", "exclusiveMinimum": 0}},
+        "additionalProperties": False,
+    },
+}
+
+
+def test_a_strict_backend_gets_tool_schemas_it_accepts_and_the_cut_is_recorded() -> None:
+    out, degradations = translate(
+        {"messages": [USER_HI], "tools": [STRICT_TOOL]},
+        caps=ModelCapabilities(strict_schema=True),
+    )
+    assert out["tools"][0]["function"]["parameters"] == {
+        "type": "object",
+        "properties": {"limit": {"type": "integer"}},
+    }
+    assert [(d.field, d.reason) for d in degradations] == [
+        (
+            "tools.input_schema",
+            "keywords the backend rejects dropped: additionalProperties, exclusiveMinimum",
+        )
+    ]
+
+
+def test_other_backends_get_the_tool_schema_as_sent_but_for_its_schema_uri() -> None:
+    out, degradations = translate({"messages": [USER_HI], "tools": [STRICT_TOOL]})
+    parameters = out["tools"][0]["function"]["parameters"]
+    assert parameters == {k: v for k, v in STRICT_TOOL["input_schema"].items() if k != "$schema"}
+    assert degradations == []

@@ -22,6 +22,7 @@ TOOL_TRANSCRIPTS = [
     "gemini_missing_index",
     "llamacpp_qwen_tool_call_text",
     "lmstudio_stream_tools",
+    "lmstudio_text_inside_tool_call",
     "ollama_parallel_tools",
     "openrouter_tools",
     "vllm_whole_call_one_chunk",
@@ -135,7 +136,6 @@ def make_stream(config: dict[str, Any]) -> OpenAIToAnthropicStream:
         filters=msgspec.convert(config["filters"], OutputFilters),
         tool_names=frozenset(config["tool_names"]),
         estimated_input_tokens=config["estimated_input_tokens"],
-        assume_think_open=config["assume_think_open"],
     )
 
 

@@ -71,3 +71,48 @@ def test_encode_round_trips() -> None:
         assert [(e.event, e.data) for e in SSEDecoder().feed(encode_event(name, data))] == [
             (name, data)
         ]
+
+
+def test_cr_only_line_endings_split_at_every_point() -> None:
+    cr = STREAM.replace(b"\n", b"\r")
+    for cut in range(len(cr) + 1):
+        assert decode_in_pieces(cr, [cut]) == EXPECTED
+
+
+def test_a_frame_end_split_across_three_chunks_is_found() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: 1\r") == []
+    assert decoder.feed(b"\n") == []
+    assert decoder.feed(b"\r") == []
+    assert [e.data for e in decoder.feed(b"\ndata: 2\n\n")] == [b"1", b"2"]
+    assert decoder.pending == b""
+
+
+def work_for_one_frame(size: int, chunk: int) -> int:
+    frame = b"data: " + b"x" * size + b"\n\n"
+    decoder = SSEDecoder()
+    events = []
+    for i in range(0, len(frame), chunk):
+        events += decoder.feed(frame[i : i + chunk])
+    assert [len(e.data) for e in events] == [size]
+    assert decoder.pending == b""
+    return decoder.scanned
+
+
+def test_a_huge_frame_in_small_chunks_costs_linear_work() -> None:
+    # Each byte is searched about once on arrival and copied about once when
+    # the frame is joined; rescanning or recopying what is held on every chunk
+    # would be quadratic.
+    small = work_for_one_frame(1_000_000, 1024)
+    large = work_for_one_frame(2_000_000, 1024)
+    assert small <= 3 * 1_000_000
+    assert large <= 2.1 * small
+
+
+def test_a_frame_end_right_after_a_large_incomplete_frame_is_found() -> None:
+    for cut in (1, 2, 3):
+        body = b"data: " + b"y" * 40_000 + b"\n\n" + b"data: z\n\n"
+        end = body.index(b"\n\n")
+        decoder = SSEDecoder()
+        events = decoder.feed(body[: end + cut - 1]) + decoder.feed(body[end + cut - 1 :])
+        assert [len(e.data) for e in events] == [40_000, 1]

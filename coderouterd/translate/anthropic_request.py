@@ -1,0 +1,157 @@
+"""What an Anthropic-dialect request loses before it reaches an Anthropic upstream (pure).
+
+The body stays bytes unless something has to go; only the top-level fields
+that change are decoded and encoded again.
+
+* Unsigned thinking. Thinking that a local model produced (from <think>
+  text or reasoning_content) carries an empty signature, or none; an
+  Anthropic upstream rejects it with a 400. Such blocks are removed, and an
+  assistant message left with no content at all is removed with them (an
+  empty `content` is a 400 too; Anthropic joins the user turns around it).
+* `thinking` for a backend whose registry rule says `thinking: false`.
+* cache_control markers for a backend whose rule says `cache_control:
+  false`: on system blocks, content blocks (tool_result contents included),
+  tools and the top level.
+* `role: system` messages inside `messages` (newer Claude Code sends them)
+  for a backend whose rule says `system_messages: false`: their text blocks
+  are appended to the top-level `system`, in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+import msgspec
+
+from coderouterd.translate.types import Degradation
+
+_encode = msgspec.json.Encoder().encode
+
+_SIGNATURE = b'"signature"'
+_THINKING = b'"thinking"'
+_CACHE_CONTROL = b'"cache_control"'
+_SYSTEM = b'"system"'
+_BLANK = b" \t\r\n"
+
+UNSIGNED_DROPPED = Degradation(
+    "content.thinking",
+    "unsigned thinking from another provider is not sent to an Anthropic upstream",
+)
+CACHE_CONTROL_DROPPED = Degradation(
+    "cache_control", "the backend does not accept prompt caching markers"
+)
+SYSTEM_FOLDED = Degradation(
+    "messages.system", "system messages moved into the top-level system for this backend"
+)
+
+
+def may_hold_unsigned_thinking(raw: bytes) -> bool:
+    """Whether a history may hold a thinking block without a valid signature.
+
+    Cheap, and allowed to say yes wrongly (the decode that follows decides).
+    A history without thinking costs one search for `"thinking"`. Otherwise
+    a `"signature"` key holding "" or null says yes, and so does a count
+    that does not match: a thinking block writes `"thinking"` twice (type
+    and key) and one `"signature"` key, so fewer signatures than half the
+    `"thinking"`s means some block has none (extra `"thinking"` keys, in tool
+    input say, only cost a decode).
+    """
+    if _THINKING not in raw:
+        return False
+    signatures = 0
+    at = raw.find(_SIGNATURE)
+    while at >= 0:
+        signatures += 1
+        rest = raw[at + len(_SIGNATURE) : at + len(_SIGNATURE) + 32].lstrip(_BLANK)
+        if rest.startswith(b":"):
+            value = rest[1:].lstrip(_BLANK)
+            if value.startswith((b'""', b"null")):
+                return True
+        at = raw.find(_SIGNATURE, at + 1)
+    return raw.count(_THINKING) > 2 * signatures
+
+
+def without_unsigned_thinking(messages: msgspec.Raw) -> msgspec.Raw | None:
+    """The history without unsigned thinking blocks, or None when it has none."""
+    if not may_hold_unsigned_thinking(bytes(messages)):
+        return None
+    decoded = msgspec.json.decode(messages)
+    if not isinstance(decoded, list):
+        return None
+    kept: list[Any] = []
+    changed = False
+    for message in decoded:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            signed = [b for b in content if not _is_unsigned_thinking(b)]
+            if len(signed) != len(content):
+                changed = True
+                if not signed:
+                    continue
+                message["content"] = signed
+        kept.append(message)
+    return msgspec.Raw(_encode(kept)) if changed else None
+
+
+def _is_unsigned_thinking(block: object) -> bool:
+    return (
+        isinstance(block, dict) and block.get("type") == "thinking" and not block.get("signature")
+    )
+
+
+def strip_cache_control(fields: MutableMapping[str, msgspec.Raw]) -> bool:
+    """Removes every cache_control marker from the request; whether there was one."""
+    found = fields.pop("cache_control", None) is not None
+    for key in ("system", "messages", "tools"):
+        raw = fields.get(key)
+        if raw is None or _CACHE_CONTROL not in bytes(raw):
+            continue
+        value = msgspec.json.decode(raw)
+        if _strip(value, nested=key == "messages"):
+            fields[key] = msgspec.Raw(_encode(value))
+            found = True
+    return found
+
+
+def _strip(items: object, *, nested: bool) -> bool:
+    """Drops cache_control from each item (messages: from each content block)."""
+    found = False
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        if nested:
+            found = _strip(item.get("content"), nested=False) or found
+            continue
+        found = item.pop("cache_control", None) is not None or found
+        if item.get("type") == "tool_result":
+            found = _strip(item.get("content"), nested=False) or found
+    return found
+
+
+def fold_system_messages(fields: MutableMapping[str, msgspec.Raw]) -> bool:
+    """Moves `role: system` messages into the top-level system; whether there were any."""
+    raw = fields.get("messages")
+    if raw is None or _SYSTEM not in bytes(raw):
+        return False
+    messages = msgspec.json.decode(raw)
+    if not isinstance(messages, list):
+        return False
+    kept = [m for m in messages if not (isinstance(m, dict) and m.get("role") == "system")]
+    if len(kept) == len(messages):
+        return False
+    system = _text_blocks(msgspec.json.decode(fields["system"]) if "system" in fields else None)
+    for message in messages:
+        if isinstance(message, dict) and message.get("role") == "system":
+            system += _text_blocks(message.get("content"))
+    fields["system"] = msgspec.Raw(_encode(system))
+    fields["messages"] = msgspec.Raw(_encode(kept))
+    return True
+
+
+def _text_blocks(content: object) -> list[Any]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    if isinstance(content, list):
+        return [b for b in content if isinstance(b, dict) and b.get("type") == "text"]
+    return []

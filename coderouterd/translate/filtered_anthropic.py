@@ -1,0 +1,167 @@
+"""Output filters on an Anthropic provider's answer, for an Anthropic client (pure).
+
+Used only for providers whose output filters are on; otherwise the
+passthrough forwards bytes. Text goes through the output pipeline (think
+filter, then tool-call repair or markup stripping), which may split one text
+block into text, thinking and tool_use blocks, so every block is re-indexed.
+Blocks that are not text (thinking, tool_use, server tools, …) pass as they
+came, in order; a thinking block also tells the think filter that reasoning
+arrives structured (see ThinkFilter.reasoning_arrived). The pipeline is
+flushed at the end of each text block, so text blocks stay separate. When a
+call was lifted from the text the stop reason becomes `tool_use`. Frames the
+filters do not touch (message_start, ping, message_stop, error, unknown
+events) are forwarded as the upstream's own bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from coderouterd.routing.upstream import Out
+from coderouterd.translate.anthropic_passthrough import NOT_CONTENT, AnthropicPassthrough
+from coderouterd.translate.blocks import BlockWriter, Event
+from coderouterd.translate.response_o2a import Blocks, OutputPipeline, ToolIds
+from coderouterd.translate.types import OutputFilters
+from coderouterd.wire.sse import encode_event
+from coderouterd.wire.usage import Usage
+
+_encode = msgspec.json.Encoder().encode
+_THINKING = frozenset({"thinking", "redacted_thinking"})
+
+
+class FilteredAnthropicStream:
+    """Anthropic events in; None (forward the frame as it is) or the events to send."""
+
+    def __init__(self, filters: OutputFilters, tool_names: frozenset[str], message_id: str) -> None:
+        self._pipeline = OutputPipeline(filters, tool_names)
+        self._w = BlockWriter(ToolIds(message_id))
+        self._text: set[int] = set()  # upstream indices of text blocks
+        self._mapped: dict[int, int] = {}  # upstream index -> our index, other blocks
+
+    @property
+    def repairs(self) -> int:
+        return self._pipeline.repairs
+
+    def feed(self, name: str, data: Mapping[str, Any]) -> list[Event] | None:
+        index = data.get("index")
+        if name == "content_block_start" and isinstance(index, int):
+            self._start(index, data.get("content_block"))
+        elif name == "content_block_delta" and isinstance(index, int):
+            self._delta(index, data.get("delta"))
+        elif name == "content_block_stop" and isinstance(index, int):
+            self._end_text() if index in self._text else self._w.close()
+        elif name == "message_delta":
+            self._end_text()
+            self._w.emit("message_delta", self._stop_reason(data))
+        elif name == "message_stop":
+            self._end_text()
+            return self._w.take() or None
+        else:
+            return None
+        return self._w.take()
+
+    def _start(self, index: int, block: object) -> None:
+        block = block if isinstance(block, Mapping) else {}
+        if block.get("type") == "text":
+            self._text.add(index)
+            self._w.pieces(self._pipeline.feed(str(block.get("text") or "")))
+            return
+        if block.get("type") in _THINKING:
+            self._w.pieces(self._pipeline.reasoning_arrived())
+        self._end_text()
+        self._mapped[index] = self._w.open_block(str(block.get("type")), dict(block))
+
+    def _delta(self, index: int, delta: object) -> None:
+        if not isinstance(delta, Mapping):
+            return
+        if index in self._text:
+            self._w.pieces(self._pipeline.feed(str(delta.get("text") or "")))
+        elif self._w.open is not None and self._mapped.get(index) == self._w.index:
+            self._w.delta(dict(delta))
+
+    def _end_text(self) -> None:
+        self._w.pieces(self._pipeline.flush())
+        self._w.close()
+
+    def _stop_reason(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in data.items() if k != "type"}
+        delta = data.get("delta")
+        if self.repairs and isinstance(delta, Mapping):
+            out["delta"] = {**delta, "stop_reason": "tool_use"}
+        return out
+
+
+class FilteredAnthropicTranscoder:
+    """AnthropicPassthrough's checks and accounting, with the filters applied."""
+
+    final_event = "message_stop"
+    usage_estimated = False
+
+    def __init__(self, provider: str, stream: FilteredAnthropicStream) -> None:
+        self._source = AnthropicPassthrough(provider)
+        self._stream = stream
+
+    @property
+    def finished(self) -> bool:
+        return self._source.finished
+
+    @property
+    def upstream_error(self) -> str | None:
+        return self._source.upstream_error
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._source.usage
+
+    @property
+    def repairs(self) -> int:
+        return self._stream.repairs
+
+    def feed(self, chunk: bytes) -> list[Out]:
+        out: list[Out] = []
+        for ev in self._source.events(chunk):
+            data = msgspec.json.decode(ev.data)
+            events = self._stream.feed(ev.event, data) if isinstance(data, dict) else None
+            if events is None:
+                out.append(Out(ev.raw, ev.event not in NOT_CONTENT))
+            else:
+                out += [Out(encode_event(n, _encode(d)), n not in NOT_CONTENT) for n, d in events]
+            if events is not None and ev.event == "message_stop":
+                out.append(Out(ev.raw, True))
+        return out
+
+    def end(self) -> list[Out]:
+        return self._source.end()
+
+
+def filter_anthropic_message(
+    message: dict[str, Any], *, filters: OutputFilters, tool_names: frozenset[str]
+) -> tuple[dict[str, Any], int]:
+    """A whole Messages response with its text blocks filtered; (message, repairs)."""
+    pipeline = OutputPipeline(filters, tool_names)
+    ids = ToolIds(str(message.get("id") or "msg"))
+    content: list[Any] = []
+    for block in message.get("content") or []:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind != "text":
+            if kind in _THINKING:
+                content += _built(ids, pipeline.reasoning_arrived())
+            content.append(block)
+            continue
+        text = str(block.get("text") or "")
+        pieces = pipeline.feed(text) + pipeline.flush()
+        # Unchanged text keeps its block whole (citations and all).
+        content += [block] if pieces == [("text", text)] else _built(ids, pieces)
+    out = {**message, "content": content}
+    if pipeline.repairs:
+        out["stop_reason"] = "tool_use"
+    return out, pipeline.repairs
+
+
+def _built(ids: ToolIds, pieces: list[Any]) -> list[dict[str, Any]]:
+    blocks = Blocks(ids)
+    blocks.pieces(pieces)
+    return blocks.blocks

@@ -1,0 +1,172 @@
+"""Codecs for a client and a provider of the same dialect: bytes through.
+
+The request body is forwarded with `model` replaced; fields the capability
+registry says the backend cannot take are removed (each removal recorded).
+When the provider's output filters are on, its stream and unary body go
+through them in the client's dialect (filtered_anthropic, filtered_openai);
+when they are off, the transcoders forward the upstream's bytes and nothing
+else is done: the Anthropic-to-anthropic path is the benchmarked hot path.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from coderouterd.routing.call import Call
+from coderouterd.routing.upstream import Transcoder, Unary
+from coderouterd.translate.anthropic_passthrough import AnthropicPassthrough
+from coderouterd.translate.anthropic_request import (
+    CACHE_CONTROL_DROPPED,
+    SYSTEM_FOLDED,
+    UNSIGNED_DROPPED,
+    fold_system_messages,
+    strip_cache_control,
+    without_unsigned_thinking,
+)
+from coderouterd.translate.capabilities import THINKING_UNSUPPORTED, ModelCapabilities
+from coderouterd.translate.filtered_anthropic import (
+    FilteredAnthropicStream,
+    FilteredAnthropicTranscoder,
+    filter_anthropic_message,
+)
+from coderouterd.translate.filtered_openai import (
+    FilteredOpenAIStream,
+    FilteredOpenAITranscoder,
+    filter_openai_completion,
+)
+from coderouterd.translate.openai_passthrough import (
+    OpenAIPassthrough,
+    client_wants_usage,
+    usage_of_completion,
+)
+from coderouterd.translate.translated import offered_tool_names
+from coderouterd.translate.types import Degradation, OutputFilters
+from coderouterd.wire.usage import usage_of_body
+
+_encode = msgspec.json.Encoder().encode
+_max_tokens = msgspec.json.Decoder(int)
+
+
+class AnthropicPassthroughCodec:
+    def __init__(
+        self,
+        provider: str,
+        model: str,
+        *,
+        caps: ModelCapabilities | None = None,
+        filters: OutputFilters | None = None,
+    ) -> None:
+        caps = caps or ModelCapabilities()
+        self._provider = provider
+        self._model = msgspec.Raw(_encode(model))
+        self._drop_thinking = caps.thinking is False
+        self._strip_cache_control = caps.cache_control is False
+        self._fold_system = caps.system_messages is False
+        self._filters = filters if filters is not None and filters.active else None
+
+    def request(self, call: Call) -> tuple[bytes, list[Degradation]]:
+        fields = dict(call.fields)
+        fields["model"] = self._model
+        degraded: list[Degradation] = []
+        messages = fields.get("messages")
+        if messages is not None and (cleaned := without_unsigned_thinking(messages)) is not None:
+            fields["messages"] = cleaned
+            degraded.append(UNSIGNED_DROPPED)
+        if self._drop_thinking and fields.pop("thinking", None) is not None:
+            degraded.append(Degradation("thinking", THINKING_UNSUPPORTED))
+        if self._strip_cache_control and strip_cache_control(fields):
+            degraded.append(CACHE_CONTROL_DROPPED)
+        if self._fold_system and fold_system_messages(fields):
+            degraded.append(SYSTEM_FOLDED)
+        return _encode(fields), degraded
+
+    def transcoder(self, call: Call) -> Transcoder:
+        if self._filters is None:
+            return AnthropicPassthrough(self._provider)
+        stream = FilteredAnthropicStream(
+            self._filters, offered_tool_names(call), f"msg_{call.request_id}"
+        )
+        return FilteredAnthropicTranscoder(self._provider, stream)
+
+    def unary(self, body: bytes, call: Call) -> Unary:
+        usage = usage_of_body(body)
+        if self._filters is None:
+            return Unary(body, "application/json", usage)
+        try:
+            message = msgspec.json.decode(body)
+        except msgspec.DecodeError:
+            return Unary(body, "application/json", usage)
+        if not isinstance(message, dict):
+            return Unary(body, "application/json", usage)
+        filtered, repairs = filter_anthropic_message(
+            message, filters=self._filters, tool_names=offered_tool_names(call)
+        )
+        return Unary(_encode(filtered), "application/json", usage, repairs=repairs)
+
+    def error_body(self, status: int, body: bytes) -> bytes:
+        return body
+
+
+class OpenAIPassthroughCodec:
+    def __init__(
+        self,
+        provider: str,
+        model: str,
+        *,
+        max_output_tokens: int | None,
+        filters: OutputFilters | None = None,
+    ) -> None:
+        self._provider = provider
+        self._model = msgspec.Raw(_encode(model))
+        self._max_output_tokens = max_output_tokens
+        self._filters = filters if filters is not None and filters.active else None
+
+    def request(self, call: Call) -> tuple[bytes, list[Degradation]]:
+        fields = dict(call.fields)
+        fields["model"] = self._model
+        degraded: list[Degradation] = []
+        if call.stream:
+            fields["stream_options"] = msgspec.Raw(b'{"include_usage":true}')
+        limit = self._max_output_tokens
+        if limit is not None:
+            for name in ("max_tokens", "max_completion_tokens"):
+                raw = fields.get(name)
+                if raw is not None and _int_or_none(raw) > limit:
+                    fields[name] = msgspec.Raw(_encode(limit))
+                    degraded.append(Degradation(name, f"clamped to the provider's {limit}"))
+        return _encode(fields), degraded
+
+    def transcoder(self, call: Call) -> Transcoder:
+        source = OpenAIPassthrough(self._provider, forward_usage=client_wants_usage(call))
+        if self._filters is None:
+            return source
+        return FilteredOpenAITranscoder(
+            source, FilteredOpenAIStream(self._filters, offered_tool_names(call))
+        )
+
+    def unary(self, body: bytes, call: Call) -> Unary:
+        usage = usage_of_completion(body)
+        if self._filters is not None:
+            try:
+                decoded = msgspec.json.decode(body)
+            except msgspec.DecodeError:
+                decoded = None
+            filtered = None
+            if isinstance(decoded, dict):
+                filtered = filter_openai_completion(
+                    decoded, filters=self._filters, tool_names=offered_tool_names(call)
+                )
+            if filtered is not None:
+                return Unary(_encode(filtered[0]), "application/json", usage, repairs=filtered[1])
+        return Unary(body, "application/json", usage)
+
+    def error_body(self, status: int, body: bytes) -> bytes:
+        return body
+
+
+def _int_or_none(raw: msgspec.Raw) -> int:
+    # A non-integer is the upstream's to reject, with its own message.
+    try:
+        return _max_tokens.decode(raw)
+    except msgspec.DecodeError:
+        return -1

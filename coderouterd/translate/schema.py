@@ -1,0 +1,59 @@
+"""Tool JSON Schemas cut down for backends with a strict schema dialect (pure).
+
+Gemini's OpenAI-compatible endpoint rejects a whole request over one JSON
+Schema keyword it does not know, and coding agents' tools use plenty of them
+(`propertyNames`, `exclusiveMinimum`, `const`, `$schema`, `format` …). For a
+backend whose capability rule says `strict_schema: true` the schema keeps
+only the keywords of the OpenAPI subset such backends accept; `const` becomes
+a one-value `enum`, which means the same. Property names are names, never
+keywords: `properties: {format: …}` keeps its `format` property.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+_KEPT = frozenset(
+    {"type", "description", "enum", "nullable", "required", "items", "minItems", "maxItems"}
+    | {"minimum", "maximum", "minLength", "maxLength", "pattern", "title"}
+    | {"properties", "anyOf", "format"}
+)
+# Formats the strict dialect understands; any other one is dropped.
+_FORMATS = frozenset({"enum", "date-time"})
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf")
+
+
+def strict_schema(schema: Mapping[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    """The schema with only the accepted keywords, and the keywords dropped."""
+    dropped: set[str] = set()
+    return _clean(schema, dropped), dropped
+
+
+def _clean(schema: Mapping[str, Any], dropped: set[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in schema.items():
+        if name == "const" and "enum" not in schema:
+            out["enum"] = [value]
+            continue
+        # oneOf as anyOf: a value that validates against one validates against any.
+        key = "anyOf" if name == "oneOf" and "anyOf" not in schema else name
+        if key not in _KEPT or (key == "format" and value not in _FORMATS):
+            dropped.add(key)
+            continue
+        out[key] = _value(key, value, dropped)
+    return out
+
+
+def _value(key: str, value: Any, dropped: set[str]) -> Any:
+    if key == "properties" and isinstance(value, Mapping):
+        return {name: _sub(prop, dropped) for name, prop in value.items()}
+    if key == "items":
+        return _sub(value, dropped)
+    if key in _SCHEMA_LISTS and isinstance(value, list):
+        return [_sub(item, dropped) for item in value]
+    return value
+
+
+def _sub(value: Any, dropped: set[str]) -> Any:
+    return _clean(value, dropped) if isinstance(value, Mapping) else value

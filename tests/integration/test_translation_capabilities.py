@@ -1,0 +1,163 @@
+"""The capability registry decides what reaches a backend: thinking and cache_control."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import msgspec
+import openai
+import pytest
+from structlog.testing import capture_logs
+
+from tests.conftest import StartDaemon, chain_yaml, provider_yaml
+from tests.fakes.transcripts import anthropic_message, openai_completion
+from tests.fakes.upstream import FakeUpstream, Reply
+
+MESSAGES: list[Any] = [
+    {
+        "role": "user",
+        "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}],
+    }
+]
+SYSTEM: list[Any] = [{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}]
+THINKING: Any = {"type": "enabled", "budget_tokens": 2048}
+RESTRICTED = '- {kind: anthropic, model: "claude-*", thinking: false, cache_control: false}\n'
+
+
+def a_sdk(url: str) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0, timeout=10)
+
+
+async def claude_daemon(
+    start_daemon: StartDaemon, fake: FakeUpstream, tmp_path: Path, rules: str | None
+) -> str:
+    top = ""
+    if rules is not None:
+        (tmp_path / "caps.yaml").write_text(rules)
+        top = "capabilities_file: caps.yaml\n"  # next to the config file
+    d = await start_daemon(chain_yaml(provider_yaml("claude", fake.url), top=top))
+    return d.url
+
+
+def dropped(logs: list[dict[str, Any]]) -> list[str]:
+    return [d for e in logs if e["event"] == "capability.degraded" for d in e["dropped"]]
+
+
+async def test_a_backend_without_thinking_or_caching_gets_neither_and_the_drops_are_logged(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    fake_upstream.default = Reply(json=anthropic_message("ok"))
+    url = await claude_daemon(start_daemon, fake_upstream, tmp_path, RESTRICTED)
+    with capture_logs() as logs:
+        async with a_sdk(url) as client:
+            await client.messages.create(
+                model="m",
+                max_tokens=4096,
+                system=SYSTEM,
+                messages=MESSAGES,
+                thinking=THINKING,
+                extra_body={"cache_control": {"type": "ephemeral"}},
+            )
+    sent = fake_upstream.requests[0]
+    assert "thinking" not in sent.json
+    assert b"cache_control" not in sent.body
+    assert sent.json["system"] == [{"type": "text", "text": "be brief"}]
+    assert sent.json["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
+    assert [d.split(":")[0] for d in dropped(logs)] == ["thinking", "cache_control"]
+
+
+@pytest.mark.parametrize("name", ["claude", "ollama"])
+async def test_a_backend_the_registry_allows_or_does_not_know_gets_the_body_as_sent(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, name: str
+) -> None:
+    # "claude-model" has thinking and caching in the bundled rules; nothing is
+    # known of "ollama-model", so nothing is taken away from it either.
+    fake_upstream.default = Reply(json=anthropic_message("ok"))
+    d = await start_daemon(chain_yaml(provider_yaml(name, fake_upstream.url)))
+    with capture_logs() as logs:
+        async with a_sdk(d.url) as client:
+            await client.messages.create(
+                model="m", max_tokens=4096, system=SYSTEM, messages=MESSAGES, thinking=THINKING
+            )
+    fields = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode(fake_upstream.requests[0].body)
+    assert bytes(fields["messages"]) == json.dumps(MESSAGES, separators=(",", ":")).encode()
+    assert msgspec.json.decode(fields["system"]) == SYSTEM
+    assert msgspec.json.decode(fields["thinking"]) == THINKING
+    assert dropped(logs) == []
+
+
+async def test_an_openai_clients_reasoning_effort_is_dropped_for_a_backend_without_thinking(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    fake_upstream.default = Reply(json=anthropic_message("ok"))
+    url = await claude_daemon(start_daemon, fake_upstream, tmp_path, RESTRICTED)
+    with capture_logs() as logs:
+        async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0) as client:
+            await client.chat.completions.create(
+                model="x",
+                messages=[{"role": "user", "content": "hi"}],
+                reasoning_effort="high",
+                max_tokens=30000,
+            )
+    assert "thinking" not in fake_upstream.requests[0].json
+    assert [d.split(":")[0] for d in dropped(logs)] == ["reasoning_effort"]
+
+
+async def test_an_openai_compat_model_that_cannot_reason_gets_no_reasoning_parameter(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    # The backend has a reasoning switch, but this model cannot use it.
+    rules = tmp_path / "caps.yaml"
+    rules.write_text(
+        '- {kind: openai_compat, model: "local-*", thinking: false,'
+        " reasoning_param: reasoning_effort}\n"
+    )
+    fake_upstream.default = Reply(dialect="openai", json=openai_completion("ok"))
+    provider = provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat")
+    d = await start_daemon(chain_yaml(provider, top=f"capabilities_file: {rules}\n"))
+    with capture_logs() as logs:
+        async with a_sdk(d.url) as client:
+            await client.messages.create(
+                model="m",
+                max_tokens=4096,
+                messages=[{"role": "user", "content": "hi"}],
+                thinking=THINKING,
+            )
+    sent = fake_upstream.requests[0].json
+    assert not {"reasoning_effort", "reasoning", "think"} & set(sent)
+    assert dropped(logs) == [
+        "thinking: the model cannot reason (capability registry: thinking: false)"
+    ]
+
+
+async def test_system_messages_are_folded_for_a_backend_that_rejects_them(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    fake_upstream.default = Reply(json=anthropic_message("ok"))
+    rules = '- {kind: anthropic, model: "local-*", system_messages: false}\n'
+    (tmp_path / "caps.yaml").write_text(rules)
+    provider = provider_yaml("local", fake_upstream.url)
+    d = await start_daemon(chain_yaml(provider, top="capabilities_file: caps.yaml\n"))
+    history = [
+        {"role": "user", "content": "q"},
+        {"role": "system", "content": "Plan mode is on."},
+        {"role": "user", "content": "go"},
+    ]
+    with capture_logs() as logs:
+        async with a_sdk(d.url) as client:
+            await client.messages.create(
+                model="m",
+                max_tokens=10,
+                system="base",
+                messages=history,
+            )
+    sent = fake_upstream.requests[0].json
+    assert sent["system"] == [
+        {"type": "text", "text": "base"},
+        {"type": "text", "text": "Plan mode is on."},
+    ]
+    assert [m["role"] for m in sent["messages"]] == ["user", "user"]
+    assert [d.split(":")[0] for d in dropped(logs)] == ["messages.system"]

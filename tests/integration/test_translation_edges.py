@@ -1,0 +1,199 @@
+"""The OpenAI-to-Anthropic stream glue at its edges: cuts, error chunks, a missing [DONE]."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+import anthropic
+import pytest
+from structlog.testing import capture_logs
+
+from coderouterd.wire.sse import SSEDecoder
+from tests.conftest import StartDaemon, chain_yaml, provider_yaml
+from tests.fakes.transcripts import openai_text_stream
+from tests.fakes.upstream import FakeUpstream, Reply
+
+BODY = {
+    "model": "m",
+    "max_tokens": 50,
+    "stream": True,
+    "messages": [{"role": "user", "content": "hi"}],
+}
+ERROR_CHUNK = ("", {"error": {"message": "model crashed", "type": "server_error"}})
+
+
+def oai(name: str, url: str) -> str:
+    return provider_yaml(name, url + "/v1", kind="openai_compat")
+
+
+async def raw_stream(url: str) -> list[tuple[str, dict[str, Any]]]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{url}/v1/messages", json=BODY) as resp,
+    ):
+        assert resp.status == 200
+        data = await resp.read()
+    decoder = SSEDecoder()
+    events = [(e.event, json.loads(e.data)) for e in decoder.feed(data)]
+    assert decoder.pending == b""
+    return events
+
+
+def text_of(events: list[tuple[str, dict[str, Any]]]) -> str:
+    return "".join(
+        d["delta"].get("text", "") for name, d in events if name == "content_block_delta"
+    )
+
+
+def assert_ends_with_an_error_and_no_clean_end(events: list[tuple[str, dict[str, Any]]]) -> None:
+    names = [name for name, _ in events]
+    assert names[-1] == "error"
+    assert "message_delta" not in names and "message_stop" not in names
+
+
+async def test_a_cut_before_the_finish_reason_ends_with_an_error_event_not_an_end_turn(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    events = openai_text_stream(["one ", "two ", "three"])
+    fake_upstream.script(Reply(dialect="openai", events=events, disconnect_after_events=3))
+    d = await start_daemon(chain_yaml(oai("local", fake_upstream.url)))
+    got = await raw_stream(d.url)
+    assert text_of(got) == "one two"  # the trailing space waits for more text
+    assert_ends_with_an_error_and_no_clean_end(got)
+    assert got[-1][1]["error"]["type"] == "api_error"
+
+
+async def test_a_clean_end_of_body_before_any_finish_reason_is_an_error_too(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    events = openai_text_stream(["one ", "two"])[:-2]  # no finish_reason, no usage
+    fake_upstream.script(Reply(dialect="openai", events=events, omit_message_stop=True))
+    d = await start_daemon(chain_yaml(oai("local", fake_upstream.url)))
+    got = await raw_stream(d.url)
+    assert text_of(got) == "one two"
+    assert_ends_with_an_error_and_no_clean_end(got)
+
+
+async def test_the_anthropic_sdk_raises_on_a_cut_instead_of_returning_a_truncated_message(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    events = openai_text_stream(["one ", "two ", "three"])
+    fake_upstream.script(Reply(dialect="openai", events=events, disconnect_after_events=3))
+    d = await start_daemon(chain_yaml(oai("local", fake_upstream.url)))
+    async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as client:
+        with pytest.raises(anthropic.APIStatusError) as info:
+            async with client.messages.stream(
+                model="m", max_tokens=50, messages=BODY["messages"]
+            ) as stream:
+                await stream.get_final_message()
+    assert "failed mid-stream" in str(info.value)
+
+
+async def test_a_cut_before_any_content_falls_back_to_the_next_provider(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.script(
+        Reply(dialect="openai", events=openai_text_stream(["lost"]), disconnect_after_events=1),
+        Reply(dialect="openai", events=openai_text_stream(["from b"])),
+    )
+    d = await start_daemon(chain_yaml(oai("a", fake_upstream.url), oai("b", fake_upstream.url)))
+    got = await raw_stream(d.url)
+    assert text_of(got) == "from b"
+    assert [name for name, _ in got][-2:] == ["message_delta", "message_stop"]
+
+
+async def test_an_error_chunk_before_content_falls_back_to_the_next_provider(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    first = [*openai_text_stream([])[:1], ERROR_CHUNK]
+    fake_upstream.script(
+        Reply(dialect="openai", events=first, omit_message_stop=True),
+        Reply(dialect="openai", events=openai_text_stream(["from b"])),
+    )
+    d = await start_daemon(chain_yaml(oai("a", fake_upstream.url), oai("b", fake_upstream.url)))
+    with capture_logs() as logs:
+        got = await raw_stream(d.url)
+    assert text_of(got) == "from b"
+    assert "error" not in [name for name, _ in got]
+    done = next(e for e in logs if e["event"] == "request.completed")
+    assert [a["provider"] for a in done["attempts"]] == ["a", "b"]
+    assert done["attempts"][0]["outcome"] == "failed"
+    assert done["attempts"][0]["detail"] == "error event before content: server_error"
+
+
+async def test_an_error_chunk_after_content_becomes_an_error_event(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    # The error waits until the client has the text: the stream is committed.
+    resume = asyncio.Event()
+    events = [*openai_text_stream(["partial answer"])[:2], ERROR_CHUNK]
+    fake_upstream.script(
+        Reply(
+            dialect="openai",
+            events=events,
+            omit_message_stop=True,
+            pause_after_frames=2,
+            resume=resume,
+        ),
+        Reply(dialect="openai", events=openai_text_stream(["never used"])),
+    )
+    d = await start_daemon(chain_yaml(oai("a", fake_upstream.url), oai("b", fake_upstream.url)))
+    decoder = SSEDecoder()
+    got: list[tuple[str, dict[str, Any]]] = []
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{d.url}/v1/messages", json=BODY) as resp,
+    ):
+        async for chunk in resp.content.iter_any():
+            got += [(e.event, json.loads(e.data)) for e in decoder.feed(chunk)]
+            if text_of(got):
+                resume.set()
+    assert text_of(got) == "partial answer"
+    assert_ends_with_an_error_and_no_clean_end(got)
+    assert got[-1][1]["error"]["message"] == "model crashed"
+    assert fake_upstream.pending == 1  # no fallback after the commit point
+
+
+async def test_a_finish_reason_then_a_clean_end_without_done_is_a_complete_answer(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    events = openai_text_stream(["all ", "of it"], prompt_tokens=21, completion_tokens=4)
+    fake_upstream.script(Reply(dialect="openai", events=events, omit_message_stop=True))
+    d = await start_daemon(chain_yaml(oai("local", fake_upstream.url)))
+    with capture_logs() as logs:
+        got = await raw_stream(d.url)
+    assert text_of(got) == "all of it"
+    assert [name for name, _ in got][-2:] == ["message_delta", "message_stop"]
+    assert got[-2][1]["delta"]["stop_reason"] == "end_turn"
+    assert got[-2][1]["usage"]["output_tokens"] == 4
+    done = next(e for e in logs if e["event"] == "request.completed")
+    assert done["error"] is None and done["usage_estimated"] is False
+
+
+async def test_a_finish_reason_then_a_clean_end_without_usage_is_complete_and_estimated(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    events = openai_text_stream(["all of it"], include_usage=False)
+    fake_upstream.script(Reply(dialect="openai", events=events, omit_message_stop=True))
+    d = await start_daemon(chain_yaml(oai("local", fake_upstream.url)))
+    with capture_logs() as logs:
+        got = await raw_stream(d.url)
+    assert text_of(got) == "all of it"
+    assert got[-1][0] == "message_stop"
+    done = next(e for e in logs if e["event"] == "request.completed")
+    assert done["error"] is None and done["usage_estimated"] is True
+
+
+async def test_a_cut_after_the_finish_reason_is_still_an_error_event(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    events = openai_text_stream(["all of it"])
+    cut = len(events) - 1  # the finish_reason chunk went out, the usage chunk and [DONE] not
+    fake_upstream.script(Reply(dialect="openai", events=events, disconnect_after_events=cut))
+    d = await start_daemon(chain_yaml(oai("local", fake_upstream.url)))
+    got = await raw_stream(d.url)
+    assert text_of(got) == "all of it"
+    assert_ends_with_an_error_and_no_clean_end(got)

@@ -1,0 +1,179 @@
+"""What an Anthropic request loses before an Anthropic upstream: unsigned thinking, cache_control."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+import pytest
+
+from coderouterd.translate.anthropic_request import (
+    fold_system_messages,
+    may_hold_unsigned_thinking,
+    strip_cache_control,
+    without_unsigned_thinking,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "found"),
+    [
+        (b'[{"type":"thinking","thinking":"t","signature":""}]', True),
+        (b'[{"type": "thinking", "signature": ""}]', True),
+        (b'[{"type": "thinking",\n  "signature" :\n    ""\n}]', True),
+        (b'[{"type":"thinking","signature":"EqQBCkgIARAB"}]', False),
+        (b'[{"type":"thinking","thinking":"t","signature":"EqQBCkgIARAB"}]', False),
+        (b'[{"type": "thinking", "thinking": "t", "signature": "EqQB"}]', False),
+        (b'[{"type":"thinking","signature":"x"},{"signature":""}]', True),
+        # No signature key at all, or a null one.
+        (b'[{"type":"thinking","thinking":"t"}]', True),
+        (b'[{"type": "thinking", "thinking": "t", "signature": null}]', True),
+        (
+            b'[{"type":"thinking","thinking":"a","signature":"s1"},'
+            b'{"type":"thinking","thinking":"b"}]',
+            True,
+        ),
+        # Inside a string the quotes are escaped: not a key.
+        (b'[{"type":"text","text":"{\\"signature\\":\\"\\"}"}]', False),
+        (b'[{"type":"text","text":"no thinking here"}]', False),
+        (b'[{"type":"redacted_thinking","data":"abc"}]', False),
+        (b"[]", False),
+    ],
+)
+def test_the_byte_scan_finds_every_history_that_may_hold_unsigned_thinking(
+    raw: bytes, found: bool
+) -> None:
+    assert may_hold_unsigned_thinking(raw) is found
+
+
+def cleaned(messages: list[Any]) -> list[Any] | None:
+    out = without_unsigned_thinking(msgspec.Raw(json.dumps(messages).encode()))
+    return None if out is None else json.loads(bytes(out))
+
+
+SIGNED = {"type": "thinking", "thinking": "real", "signature": "sig"}
+
+
+@pytest.mark.parametrize(
+    "unsigned",
+    [
+        {"type": "thinking", "thinking": "local", "signature": ""},
+        {"type": "thinking", "thinking": "local", "signature": None},
+        {"type": "thinking", "thinking": "local"},
+    ],
+)
+def test_unsigned_thinking_is_removed_whatever_shape_its_missing_signature_takes(
+    unsigned: dict[str, Any],
+) -> None:
+    history = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": [unsigned, SIGNED, {"type": "text", "text": "a"}]},
+    ]
+    assert cleaned(history) == [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": [SIGNED, {"type": "text", "text": "a"}]},
+    ]
+
+
+def test_an_assistant_message_left_empty_is_removed_rather_than_sent_with_no_content() -> None:
+    only_thinking = {"role": "assistant", "content": [{"type": "thinking", "thinking": "hm"}]}
+    history = [
+        {"role": "user", "content": "q"},
+        only_thinking,
+        {"role": "user", "content": "again"},
+    ]
+    # Anthropic joins the two user turns; an empty content would be a 400.
+    assert cleaned(history) == [
+        {"role": "user", "content": "q"},
+        {"role": "user", "content": "again"},
+    ]
+
+
+def test_a_history_whose_thinking_is_all_signed_stays_bytes() -> None:
+    history = [{"role": "assistant", "content": [SIGNED, {"type": "text", "text": "a"}]}]
+    assert cleaned(history) is None
+    # A false alarm of the scan (a tool input with a "thinking" key) decodes but changes nothing.
+    tool = {"type": "tool_use", "id": "t", "name": "f", "input": {"thinking": "x"}}
+    assert cleaned([{"role": "assistant", "content": [SIGNED, tool]}]) is None
+
+
+def raw_fields(body: dict[str, Any]) -> dict[str, msgspec.Raw]:
+    return {k: msgspec.Raw(json.dumps(v).encode()) for k, v in body.items()}
+
+
+def test_strip_cache_control_removes_every_marker_and_nothing_else() -> None:
+    marker = {"type": "ephemeral"}
+    schema = {"type": "object", "properties": {"cache_control": {"type": "string"}}}
+    body = {
+        "cache_control": marker,
+        "system": [{"type": "text", "text": "s", "cache_control": marker}],
+        "tools": [{"name": "f", "input_schema": schema, "cache_control": marker}],
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "t",
+                        "content": [{"type": "text", "text": "r", "cache_control": marker}],
+                        "cache_control": marker,
+                    },
+                    {"type": "text", "text": "u", "cache_control": marker},
+                ],
+            },
+            {"role": "assistant", "content": "plain"},
+        ],
+    }
+    fields = raw_fields(body)
+    assert strip_cache_control(fields) is True
+    out = {k: json.loads(bytes(v)) for k, v in fields.items()}
+    assert "cache_control" not in out
+    assert out["system"] == [{"type": "text", "text": "s"}]
+    # A tool parameter named cache_control is part of the schema, not a marker.
+    assert out["tools"] == [{"name": "f", "input_schema": schema}]
+    assert out["messages"][0]["content"] == [
+        {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text", "text": "r"}]},
+        {"type": "text", "text": "u"},
+    ]
+
+
+def test_strip_cache_control_leaves_a_body_without_markers_as_bytes() -> None:
+    fields = raw_fields({"system": "s", "messages": [{"role": "user", "content": "u"}]})
+    before = dict(fields)
+    assert strip_cache_control(fields) is False
+    assert all(fields[k] is before[k] for k in before)
+
+
+def test_system_messages_inside_messages_are_folded_into_the_top_level_system() -> None:
+    cached = {"type": "text", "text": "rules", "cache_control": {"type": "ephemeral"}}
+    body = {
+        "system": "You are a coder.",
+        "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "system", "content": "Plan mode is on."},
+            {"role": "assistant", "content": "a"},
+            {"role": "system", "content": [cached]},
+            {"role": "user", "content": "more"},
+        ],
+    }
+    fields = raw_fields(body)
+    assert fold_system_messages(fields) is True
+    assert json.loads(bytes(fields["system"])) == [
+        {"type": "text", "text": "You are a coder."},
+        {"type": "text", "text": "Plan mode is on."},
+        cached,
+    ]
+    assert [m["role"] for m in json.loads(bytes(fields["messages"]))] == [
+        "user",
+        "assistant",
+        "user",
+    ]
+
+
+def test_a_history_without_system_messages_is_not_touched() -> None:
+    # "system" as text is not a role.
+    fields = raw_fields({"messages": [{"role": "user", "content": 'the "system" prompt'}]})
+    before = dict(fields)
+    assert fold_system_messages(fields) is False
+    assert fields == before
