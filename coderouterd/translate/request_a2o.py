@@ -10,7 +10,10 @@ Conventions the OpenAI dialect cannot express directly:
   a message that carries images keeps OpenAI content parts instead.
 - Of a tool's JSON Schema only a top-level `$schema` is removed: local
   backends accept the other keywords. A backend whose capability rule says
-  `strict_schema` gets the cut-down schema of `schema.strict_schema`.
+  `strict_schema` gets the cut-down schema of `schema.strict_schema`. `tools`
+  may come as raw JSON: each schema then stays raw unless it must change,
+  since decoding and encoding again twenty schemas is most of a request's
+  translation.
 - Earlier thinking is not sent, except to a backend whose rule says
   `echo_reasoning` (DeepSeek's thinking mode requires it): there the thinking
   of an assistant turn that calls tools goes back as its `reasoning_content`.
@@ -22,6 +25,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import msgspec
 
 from coderouterd.errors import InvalidRequestError
 from coderouterd.translate.capabilities import ModelCapabilities
@@ -270,6 +275,8 @@ def _note_cache_control(block: Mapping[str, Any], notes: Notes) -> None:
 
 
 def _tools(raw: object, choice: object, caps: ModelCapabilities, notes: Notes) -> dict[str, Any]:
+    if isinstance(raw, msgspec.Raw):
+        raw = _lazy_tools(raw)
     if raw is None:
         return {}
     if not isinstance(raw, list):
@@ -293,25 +300,53 @@ def _tools(raw: object, choice: object, caps: ModelCapabilities, notes: Notes) -
     return out
 
 
+_raw_tools = msgspec.json.Decoder(list[dict[str, msgspec.Raw]])
+_SCHEMA_KEY = b'"$schema"'
+_OPEN_BRACE = ord("{")
+
+
+def _lazy_tools(raw: msgspec.Raw) -> object:
+    """Tools decoded but for their schemas, which stay raw JSON; anything not a
+    list of objects is decoded whole, for _tools to name the problem."""
+    try:
+        tools = _raw_tools.decode(raw)
+    except msgspec.ValidationError:
+        return msgspec.json.decode(raw)
+    return [
+        {k: v if k == "input_schema" else msgspec.json.decode(v) for k, v in tool.items()}
+        for tool in tools
+    ]
+
+
 def _function(
     tool: Mapping[str, Any], path: str, caps: ModelCapabilities, notes: Notes
 ) -> dict[str, Any]:
     name, schema = tool.get("name"), tool["input_schema"]
     if not isinstance(name, str) or not name:
         raise InvalidRequestError("must be a non-empty string", field=f"{path}.name")
+    if isinstance(schema, msgspec.Raw):
+        if memoryview(schema)[0] != _OPEN_BRACE:
+            raise InvalidRequestError("must be an object", field=f"{path}.input_schema")
+        if not caps.strict_schema and _SCHEMA_KEY not in bytes(schema):
+            return {"type": "function", "function": _named(tool, name, schema)}
+        schema = msgspec.json.decode(schema)
     if not isinstance(schema, Mapping):
         raise InvalidRequestError("must be an object", field=f"{path}.input_schema")
-    function: dict[str, Any] = {"name": name}
-    if isinstance(tool.get("description"), str):
-        function["description"] = tool["description"]
     parameters = {k: v for k, v in schema.items() if k != "$schema"}
     if caps.strict_schema:
         parameters, dropped = strict_schema(parameters)
         if dropped:
             unknown = ", ".join(sorted(dropped))
             notes.add("tools.input_schema", f"keywords the backend rejects dropped: {unknown}")
+    return {"type": "function", "function": _named(tool, name, parameters)}
+
+
+def _named(tool: Mapping[str, Any], name: str, parameters: object) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": name}
+    if isinstance(tool.get("description"), str):
+        function["description"] = tool["description"]
     function["parameters"] = parameters
-    return {"type": "function", "function": function}
+    return function
 
 
 def _tool_choice(choice: object) -> dict[str, Any]:

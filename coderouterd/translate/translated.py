@@ -212,8 +212,10 @@ class AnthropicToOpenAICodec:
         self._filters = filters
 
     def request(self, call: Call) -> tuple[bytes, list[Degradation]]:
+        # `tools` stays raw: request_a2o decodes the schemas only if they change.
+        fields = {k: v if k == "tools" else _decode(v) for k, v in call.fields.items()}
         body, degraded = anthropic_to_openai_request(
-            decoded_fields(call),
+            fields,
             model=self._provider.model,
             caps=self._caps,
             max_output_tokens=self._provider.max_output_tokens,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 import pytest
 
 from coderouterd.errors import InvalidRequestError
@@ -25,10 +26,15 @@ def translate(
     limit: int | None = None,
     stream: bool = False,
 ) -> tuple[dict[str, Any], list[Degradation]]:
-    full = {"model": "claude-sonnet-4-5", "max_tokens": 1024, **body}
-    return anthropic_to_openai_request(
+    full: dict[str, Any] = {"model": "claude-sonnet-4-5", "max_tokens": 1024, **body}
+    if "tools" in full:
+        # As the codec hands them over: raw JSON, schemas decoded only if they change.
+        full["tools"] = msgspec.Raw(msgspec.json.encode(full["tools"]))
+    out, degraded = anthropic_to_openai_request(
         full, model="qwen3:32b", caps=caps, max_output_tokens=limit, stream=stream
     )
+    # What goes on the wire: raw schemas and decoded values alike, as plain JSON.
+    return msgspec.json.decode(msgspec.json.encode(out)), degraded
 
 
 def messages_of(messages: list[Any], **kwargs: Any) -> list[dict[str, Any]]:
@@ -830,3 +836,28 @@ def test_other_backends_get_the_tool_schema_as_sent_but_for_its_schema_uri() -> 
     parameters = out["tools"][0]["function"]["parameters"]
     assert parameters == {k: v for k, v in STRICT_TOOL["input_schema"].items() if k != "$schema"}
     assert degradations == []
+
+
+def test_raw_tool_schemas_translate_exactly_as_decoded_ones() -> None:
+    tools = [
+        {"name": "Count", "description": "d", "input_schema": STRICT_TOOL["input_schema"]},
+        {
+            "name": "Plain",
+            "input_schema": {"type": "object", "properties": {"a": {"type": "string"}}},
+        },
+        {"type": "web_search_20250305", "name": "web_search"},
+    ]
+    body = {"model": "m", "max_tokens": 10, "messages": [USER_HI]}
+    for caps in (CAPS, ModelCapabilities(strict_schema=True)):
+        decoded = anthropic_to_openai_request(
+            {**body, "tools": tools}, model="q", caps=caps, max_output_tokens=None, stream=False
+        )
+        raw = anthropic_to_openai_request(
+            {**body, "tools": msgspec.Raw(msgspec.json.encode(tools))},
+            model="q",
+            caps=caps,
+            max_output_tokens=None,
+            stream=False,
+        )
+        assert msgspec.json.encode(raw[0]) == msgspec.json.encode(decoded[0])
+        assert raw[1] == decoded[1]
