@@ -11,9 +11,8 @@ Conventions the OpenAI dialect cannot express directly:
 - Of a tool's JSON Schema only a top-level `$schema` is removed: local
   backends accept the other keywords. A backend whose capability rule says
   `strict_schema` gets the cut-down schema of `schema.strict_schema`. `tools`
-  may come as raw JSON: each schema then stays raw unless it must change,
-  since decoding and encoding again twenty schemas is most of a request's
-  translation.
+  may come as raw JSON: only a schema's top-level keys are then decoded (to
+  drop `$schema`) and its nested values stay raw, unless the backend is strict.
 - Earlier thinking is not sent, except to a backend whose rule says
   `echo_reasoning` (DeepSeek's thinking mode requires it): there the thinking
   of an assistant turn that calls tools goes back as its `reasoning_content`.
@@ -91,7 +90,7 @@ def _messages(raw: object, caps: ModelCapabilities, notes: Notes) -> list[dict[s
     out: list[dict[str, Any]] = []
     for i, message in enumerate(raw):
         path = f"messages[{i}]"
-        if not isinstance(message, Mapping):
+        if not isinstance(message, dict):
             raise InvalidRequestError("must be an object", field=path)
         role, content = message.get("role"), message.get("content")
         if "content" not in message:
@@ -176,7 +175,7 @@ def _blocks(raw: object, path: str) -> list[Mapping[str, Any]]:
     if not isinstance(raw, list):
         raise InvalidRequestError("must be a string or a list of content blocks", field=path)
     for j, block in enumerate(raw):
-        if not isinstance(block, Mapping) or not isinstance(block.get("type"), str):
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
             raise InvalidRequestError("must be a content block with a 'type'", field=f"{path}[{j}]")
     return raw
 
@@ -210,7 +209,7 @@ def _image(
 
 
 def _image_url(source: object, path: str) -> str | None:
-    if not isinstance(source, Mapping):
+    if not isinstance(source, dict):
         raise InvalidRequestError("must be an object", field=path)
     kind = source.get("type")
     if kind == "base64":
@@ -240,7 +239,7 @@ def _tool_call(block: Mapping[str, Any], path: str, notes: Notes) -> dict[str, A
         raise InvalidRequestError("must be a non-empty string", field=f"{path}.id")
     if not isinstance(name, str) or not name:
         raise InvalidRequestError("must be a non-empty string", field=f"{path}.name")
-    if not isinstance(arguments, Mapping):
+    if not isinstance(arguments, dict):
         raise InvalidRequestError("must be an object", field=f"{path}.input")
     encoded = compact_json(arguments)
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": encoded}}
@@ -283,7 +282,7 @@ def _tools(raw: object, choice: object, caps: ModelCapabilities, notes: Notes) -
         raise InvalidRequestError("must be a list", field="tools")
     tools = []
     for j, tool in enumerate(raw):
-        if not isinstance(tool, Mapping):
+        if not isinstance(tool, dict):
             raise InvalidRequestError("must be an object", field=f"tools[{j}]")
         _note_cache_control(tool, notes)
         if tool.get("input_schema") is None:
@@ -301,7 +300,7 @@ def _tools(raw: object, choice: object, caps: ModelCapabilities, notes: Notes) -
 
 
 _raw_tools = msgspec.json.Decoder(list[dict[str, msgspec.Raw]])
-_SCHEMA_KEY = b'"$schema"'
+_raw_object = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _OPEN_BRACE = ord("{")
 
 
@@ -327,10 +326,13 @@ def _function(
     if isinstance(schema, msgspec.Raw):
         if memoryview(schema)[0] != _OPEN_BRACE:
             raise InvalidRequestError("must be an object", field=f"{path}.input_schema")
-        if not caps.strict_schema and _SCHEMA_KEY not in bytes(schema):
-            return {"type": "function", "function": _named(tool, name, schema)}
+        if not caps.strict_schema:
+            # Only a top-level key may go: the nested schema stays raw.
+            top = _raw_object.decode(schema)
+            top.pop("$schema", None)
+            return {"type": "function", "function": _named(tool, name, top)}
         schema = msgspec.json.decode(schema)
-    if not isinstance(schema, Mapping):
+    if not isinstance(schema, dict):
         raise InvalidRequestError("must be an object", field=f"{path}.input_schema")
     parameters = {k: v for k, v in schema.items() if k != "$schema"}
     if caps.strict_schema:
@@ -350,7 +352,7 @@ def _named(tool: Mapping[str, Any], name: str, parameters: object) -> dict[str, 
 
 
 def _tool_choice(choice: object) -> dict[str, Any]:
-    if not isinstance(choice, Mapping):
+    if not isinstance(choice, dict):
         raise InvalidRequestError("must be an object", field="tool_choice")
     kind = choice.get("type")
     out: dict[str, Any]
