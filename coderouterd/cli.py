@@ -25,7 +25,7 @@ from coderouterd.ctl.client import fetch_status, request_reload
 from coderouterd.ctl.render import render_reload, render_status
 from coderouterd.errors import CoderouterError, ConfigError
 from coderouterd.telemetry.logging import configure
-from coderouterd.telemetry.malloc import tune_malloc
+from coderouterd.telemetry.memory import tune_gc, tune_malloc
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -107,6 +107,7 @@ def _serve(args: argparse.Namespace) -> int:
     loaded = _load(args.config)
     _install_uvloop()
     tune_malloc()
+    tune_gc()
     return asyncio.run(serve(loaded, server_overrides={"host": args.host, "port": args.port}))
 
 
