@@ -32,7 +32,7 @@ from coderouterd.routing.board import ProviderBoard
 from coderouterd.routing.budget import BudgetBook
 from coderouterd.routing.call import Call
 from coderouterd.routing.cost import month_of
-from coderouterd.routing.records import Observer
+from coderouterd.routing.records import Observer, RequestSummary
 from coderouterd.runtime import Runtime, build_runtime, retired_adapters
 from coderouterd.state.recorder import PendingReplay
 from coderouterd.state.replay import ResponseCapture
@@ -124,6 +124,36 @@ class Daemon:
             yield entry
         finally:
             self.inflight.remove(call.request_id)
+
+    def rejected(
+        self,
+        request_id: str,
+        *,
+        dialect: str,
+        status: int,
+        error: str,
+        model: str | None,
+        stream: bool,
+        started: float,
+    ) -> None:
+        """Report a request refused before routing (bad body, unknown profile, too
+        large): it has no profile and no attempts, but a summary like any other."""
+        self._observer.request_finished(
+            RequestSummary(
+                request_id=request_id,
+                dialect=dialect,
+                profile="",
+                requested_model=model,
+                provider=None,
+                attempts=(),
+                status=status,
+                stream=stream,
+                ttfb_ms=None,
+                total_ms=round((self._clock.monotonic() - started) * 1000, 3),
+                usage=None,
+                error=error,
+            )
+        )
 
     def replay_capture(self, profile: str) -> ResponseCapture | None:
         """A capture for the response when this profile's requests are recorded."""

@@ -11,7 +11,9 @@ from collections.abc import Awaitable, Callable
 import msgspec
 from aiohttp import web
 
-from coderouterd.ingress.body import parse_body
+from coderouterd.errors import CoderouterError
+from coderouterd.ingress.body import RequestBody, parse_body
+from coderouterd.ingress.errors import status_of
 from coderouterd.ingress.keys import DAEMON, REQUEST_ID
 from coderouterd.ingress.sse import AnthropicSSEWriter, OpenAISSEWriter, SSEWriter
 from coderouterd.routing.call import Call
@@ -41,15 +43,32 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
     daemon = request.app[DAEMON]
     runtime = daemon.holder.current
     rid = request[REQUEST_ID]
-    body = await request.read()
-    parsed = parse_body(body)
-    route = choose_route(
-        runtime.config,
-        header=request.headers.get(PROFILE_HEADER),
-        body_profile=parsed.profile,
-        model=parsed.model,
-    )
-    plan = plan_attempts(runtime.config, route, unavailable=daemon.unavailable(runtime, dialect))
+    started = daemon.clock.monotonic()
+    parsed: RequestBody | None = None
+    try:
+        parsed = parse_body(await request.read())
+        route = choose_route(
+            runtime.config,
+            header=request.headers.get(PROFILE_HEADER),
+            body_profile=parsed.profile,
+            model=parsed.model,
+        )
+        plan = plan_attempts(
+            runtime.config, route, unavailable=daemon.unavailable(runtime, dialect)
+        )
+    except (CoderouterError, web.HTTPRequestEntityTooLarge) as exc:
+        # Refused before any provider was chosen: still one log line and one row.
+        status = exc.status if isinstance(exc, web.HTTPException) else status_of(exc)
+        daemon.rejected(
+            rid,
+            dialect=dialect,
+            status=status,
+            error=str(exc),
+            model=parsed.model if parsed else None,
+            stream=parsed.stream if parsed else False,
+            started=started,
+        )
+        raise
     call = Call(
         request_id=rid,
         dialect=dialect,

@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import aiohttp
 import anthropic
 import msgspec
 import openai
@@ -257,3 +258,54 @@ async def test_a_request_no_provider_answered_stores_its_status_and_error(
         attempts=(logged_attempt(line, 0),),
     )
     assert (row.attempts[0].outcome, row.attempts[0].status) == ("failed", 500)
+
+
+async def test_a_request_refused_before_routing_still_leaves_its_row_and_log_line(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    d = await start_daemon(config(fake_upstream.url))
+    async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as client:
+        with capture_logs() as logs, pytest.raises(anthropic.BadRequestError) as info:
+            await client.messages.create(
+                model="m",
+                max_tokens=5,
+                messages=MESSAGES,
+                stream=True,
+                extra_headers={"x-coderouter-mode": "nowhere"},
+            )
+    rid = info.value.response.headers["x-request-id"]
+    row = await stored(d, rid)
+    line = completed(logs, rid)
+    assert line["status"] == 400 and "nowhere" in line["error"]
+    assert msgspec.structs.replace(row, ts=0.0) == RequestRow(
+        id=rid,
+        ts=0.0,
+        dialect="anthropic",
+        profile="",
+        requested_model="m",
+        provider=None,
+        status=400,
+        stream=True,
+        ttfb_ms=None,
+        total_ms=line["total_ms"],
+        cache_outcome="unknown",
+        error=line["error"],
+        attempts=(),
+    )
+    assert fake_upstream.requests == []
+
+
+async def test_a_body_that_is_not_json_leaves_a_row_in_the_clients_dialect(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    d = await start_daemon(config(fake_upstream.url))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{d.url}/v1/chat/completions", data=b"{not json") as resp,
+    ):
+        assert resp.status == 400
+        assert (await resp.json())["error"]["param"] == "body"
+        rid = resp.headers["x-request-id"]
+    row = await stored(d, rid)
+    assert (row.dialect, row.status, row.profile, row.requested_model) == ("openai", 400, "", None)
+    assert row.error is not None and "JSON" in row.error
