@@ -23,10 +23,10 @@ import msgspec
 from coderouterd.routing.upstream import Out
 from coderouterd.translate.anthropic_passthrough import NOT_CONTENT, AnthropicPassthrough
 from coderouterd.translate.blocks import BlockWriter, Event
+from coderouterd.translate.filtered import FilteredTranscoder
 from coderouterd.translate.response_o2a import Blocks, OutputPipeline, ToolIds
 from coderouterd.translate.types import OutputFilters
 from coderouterd.wire.sse import encode_event
-from coderouterd.wire.usage import Usage
 
 _encode = msgspec.json.Encoder().encode
 _THINKING = frozenset({"thinking", "redacted_thinking"})
@@ -94,31 +94,14 @@ class FilteredAnthropicStream:
         return out
 
 
-class FilteredAnthropicTranscoder:
+class FilteredAnthropicTranscoder(FilteredTranscoder):
     """AnthropicPassthrough's checks and accounting, with the filters applied."""
 
     final_event = "message_stop"
-    usage_estimated = False
 
     def __init__(self, provider: str, stream: FilteredAnthropicStream) -> None:
-        self._source = AnthropicPassthrough(provider)
-        self._stream = stream
-
-    @property
-    def finished(self) -> bool:
-        return self._source.finished
-
-    @property
-    def upstream_error(self) -> str | None:
-        return self._source.upstream_error
-
-    @property
-    def usage(self) -> Usage | None:
-        return self._source.usage
-
-    @property
-    def repairs(self) -> int:
-        return self._stream.repairs
+        self._source: AnthropicPassthrough = AnthropicPassthrough(provider)
+        self._stream: FilteredAnthropicStream = stream
 
     def feed(self, chunk: bytes) -> list[Out]:
         out: list[Out] = []

@@ -21,12 +21,12 @@ import msgspec
 
 from coderouterd.routing.upstream import Out
 from coderouterd.translate.blocks import json_text
+from coderouterd.translate.filtered import FilteredTranscoder
 from coderouterd.translate.openai_passthrough import DONE, OpenAIPassthrough
 from coderouterd.translate.repair import ToolCall
 from coderouterd.translate.response_o2a import OutputPipeline, Piece, first_choice, reasoning_of
 from coderouterd.translate.types import OutputFilters
 from coderouterd.wire.sse import encode_data, parse_frame
-from coderouterd.wire.usage import Usage
 
 _encode = msgspec.json.Encoder().encode
 
@@ -147,31 +147,14 @@ def _is_content(chunk: Mapping[str, Any]) -> bool:
     )
 
 
-class FilteredOpenAITranscoder:
+class FilteredOpenAITranscoder(FilteredTranscoder):
     """OpenAIPassthrough's checks and accounting, with the filters applied."""
 
     final_event = "data: [DONE]"
-    usage_estimated = False
 
     def __init__(self, source: OpenAIPassthrough, stream: FilteredOpenAIStream) -> None:
-        self._source = source
-        self._stream = stream
-
-    @property
-    def finished(self) -> bool:
-        return self._source.finished
-
-    @property
-    def upstream_error(self) -> str | None:
-        return self._source.upstream_error
-
-    @property
-    def usage(self) -> Usage | None:
-        return self._source.usage
-
-    @property
-    def repairs(self) -> int:
-        return self._stream.repairs
+        self._source: OpenAIPassthrough = source
+        self._stream: FilteredOpenAIStream = stream
 
     def feed(self, chunk: bytes) -> list[Out]:
         return self._filtered(self._source.feed(chunk))
