@@ -861,3 +861,19 @@ def test_raw_tool_schemas_translate_exactly_as_decoded_ones() -> None:
         )
         assert msgspec.json.encode(raw[0]) == msgspec.json.encode(decoded[0])
         assert raw[1] == decoded[1]
+
+
+@pytest.mark.parametrize("param", ["reasoning_effort", "reasoning", "think", None])
+def test_a_subagent_with_thinking_disabled_and_an_effort_gets_no_reasoning(param: Any) -> None:
+    # Claude Code's subagents send this pair; it must not turn reasoning on.
+    caps = ModelCapabilities(thinking=True, reasoning_param=param)
+    body = {
+        "messages": [USER_HI],
+        "thinking": {"type": "disabled"},
+        "output_config": {"effort": "high"},
+    }
+    out, degradations = translate(body, caps=caps)
+    assert out.get("reasoning_effort") is None and out.get("reasoning") is None
+    assert out.get("think") in (None, False)
+    assert "output_config" not in out
+    assert "output_config" in fields(degradations)
