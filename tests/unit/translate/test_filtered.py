@@ -179,15 +179,18 @@ def assembled(chunks: list[dict[str, Any]]) -> dict[str, Any]:
     return {"content": content, "reasoning": reasoning, "calls": calls, "finish": finish}
 
 
+# A proper tool call the upstream sends itself, beside one written as text.
+UPSTREAM_CALL = {
+    "index": 0,
+    "id": "u1",
+    "type": "function",
+    "function": {"name": "Bash", "arguments": "{}"},
+}
+
+
 def test_a_lifted_call_never_shares_an_index_with_the_upstreams_own_calls() -> None:
-    upstream_call = {
-        "index": 0,
-        "id": "u1",
-        "type": "function",
-        "function": {"name": "Bash", "arguments": "{}"},
-    }
     out = through_openai(
-        [chunk({"content": CALL}), chunk({"tool_calls": [upstream_call]}), chunk({}, "stop")]
+        [chunk({"content": CALL}), chunk({"tool_calls": [UPSTREAM_CALL]}), chunk({}, "stop")]
     )
     got = assembled(out)
     assert got["calls"] == {
@@ -198,16 +201,10 @@ def test_a_lifted_call_never_shares_an_index_with_the_upstreams_own_calls() -> N
 
 
 def test_text_held_back_comes_out_before_the_upstreams_tool_calls_and_finish() -> None:
-    upstream_call = {
-        "index": 0,
-        "id": "u1",
-        "type": "function",
-        "function": {"name": "Bash", "arguments": "{}"},
-    }
     out = through_openai(
         [
             chunk({"content": "Checking:\nRea"}),
-            chunk({"tool_calls": [upstream_call]}),
+            chunk({"tool_calls": [UPSTREAM_CALL]}),
             chunk({}, "tool_calls"),
         ]
     )
