@@ -26,6 +26,7 @@ from coderouterd.ctl.model import (
     StatusReply,
 )
 from coderouterd.errors import ConfigError
+from coderouterd.ingress.body import BodyMemo
 from coderouterd.ingress.inflight import InFlightEntry, InFlightRegistry
 from coderouterd.providers.base import HttpAdapter
 from coderouterd.routing.board import ProviderBoard
@@ -87,6 +88,9 @@ class Daemon:
         self._retired: list[HttpAdapter] = []
         self.server: ServerConfig = loaded.config.server
         self.max_body_bytes = self.server.max_body_bytes
+        # Recent conversations' last bodies: a turn's body is read only where
+        # it differs from the one before.
+        self.bodies = BodyMemo()
         self.listen = ""
         self.started_mono = clock.monotonic()
         self.started_wall = clock.wall()

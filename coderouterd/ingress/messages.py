@@ -46,7 +46,7 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
     started = daemon.clock.monotonic()
     parsed: RequestBody | None = None
     try:
-        parsed = parse_body(await request.read())
+        parsed = daemon.bodies.parse(await request.read())
         route = choose_route(
             runtime.config,
             header=request.headers.get(PROFILE_HEADER),
@@ -78,6 +78,7 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
         requested_model=parsed.model,
         profile=plan.profile,
         created=int(daemon.clock.wall()),
+        history=parsed.history,
     )
     capture = daemon.replay_capture(plan.profile)
     with daemon.track(call) as entry:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import msgspec
+
+if TYPE_CHECKING:
+    from coderouterd.translate.anthropic_request import HistoryCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,3 +26,5 @@ class Call:
     profile: str
     # Unix time the request arrived, for response objects that carry one.
     created: int = 0
+    # What ingress learned of fields["messages"] (thinking blocks), if anything.
+    history: HistoryCheck | None = None

@@ -72,9 +72,46 @@ def may_hold_unsigned_thinking(raw: bytes) -> bool:
     return raw.count(_THINKING) > 2 * signatures
 
 
-def without_unsigned_thinking(messages: msgspec.Raw) -> msgspec.Raw | None:
-    """The history without unsigned thinking blocks, or None when it has none."""
-    if not may_hold_unsigned_thinking(bytes(messages)):
+class HistoryCheck:
+    """Whether one request's history holds unsigned thinking: found out at most
+    once per request, however many Anthropic providers it is tried on.
+
+    A history continuing one already found clean (the same messages, then
+    more) is searched only from `clean_upto`, the comma after the last
+    message already known: a thinking block lies whole inside one message.
+    """
+
+    __slots__ = ("clean_upto", "messages", "unsigned")
+
+    def __init__(
+        self, messages: msgspec.Raw, *, clean_upto: int = 0, unsigned: bool | None = None
+    ) -> None:
+        self.messages = messages
+        self.clean_upto = clean_upto
+        # None until known; then whether unsigned blocks are there.
+        self.unsigned = unsigned
+
+    def may_hold_unsigned(self) -> bool:
+        if self.unsigned is not None:
+            return self.unsigned
+        if self.clean_upto:
+            after = memoryview(self.messages)[self.clean_upto + 1 :]
+            return may_hold_unsigned_thinking(b"[" + after)
+        return may_hold_unsigned_thinking(bytes(self.messages))
+
+
+def without_unsigned_thinking(
+    messages: msgspec.Raw, check: HistoryCheck | None = None
+) -> msgspec.Raw | None:
+    """The history without unsigned thinking blocks, or None when it has none.
+
+    `check`, when it is of these very messages, answers the cheap question
+    and remembers the answer.
+    """
+    if check is None or check.messages is not messages:
+        check = HistoryCheck(messages)
+    if not check.may_hold_unsigned():
+        check.unsigned = False
         return None
     decoded = msgspec.json.decode(messages)
     if not isinstance(decoded, list):
@@ -91,6 +128,7 @@ def without_unsigned_thinking(messages: msgspec.Raw) -> msgspec.Raw | None:
                     continue
                 message["content"] = signed
         kept.append(message)
+    check.unsigned = changed
     return msgspec.Raw(_encode(kept)) if changed else None
 
 

@@ -69,7 +69,8 @@ class AnthropicPassthroughCodec:
         fields["model"] = self._model
         degraded: list[Degradation] = []
         messages = fields.get("messages")
-        if messages is not None and (cleaned := without_unsigned_thinking(messages)) is not None:
+        cleaned = None if messages is None else without_unsigned_thinking(messages, call.history)
+        if cleaned is not None:
             fields["messages"] = cleaned
             degraded.append(UNSIGNED_DROPPED)
         if self._drop_thinking and fields.pop("thinking", None) is not None:

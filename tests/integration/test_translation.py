@@ -289,6 +289,30 @@ async def test_unsigned_thinking_never_reaches_an_anthropic_upstream(
     ]
 
 
+async def test_each_turn_of_a_conversation_loses_its_unsigned_thinking_though_read_through_the_last(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.default = Reply(json=anthropic_message("ok"))
+    d = await start_daemon(chain_yaml(provider_yaml("claude", fake_upstream.url)))
+    signed = {"type": "thinking", "thinking": "real", "signature": "sig-abc"}
+    unsigned = {"type": "thinking", "thinking": "local", "signature": ""}
+    turns = [
+        [{"role": "user", "content": "q"}, {"role": "assistant", "content": [signed]}],
+        [{"role": "user", "content": "more"}, {"role": "assistant", "content": [unsigned, signed]}],
+        [{"role": "user", "content": "again"}],
+    ]
+    history: list = []
+    async with a_sdk(d.url) as client:
+        for turn in turns:
+            history += turn
+            await client.messages.create(model="m", max_tokens=10, messages=history)
+    assert d.daemon.bodies.reused == 2
+    sent = [r.json["messages"] for r in fake_upstream.requests]
+    assert sent[0] == turns[0]
+    assert sent[1] == [*turns[0], turns[1][0], {"role": "assistant", "content": [signed]}]
+    assert sent[2] == [*sent[1], *turns[2]]
+
+
 async def test_user_capabilities_file_wins(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
