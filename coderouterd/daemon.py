@@ -184,6 +184,7 @@ class Daemon:
                 stream=call.stream,
                 headers=dict(headers),
                 request_fields=call.fields,
+                conversation=call.conversation,
                 response_body=capture.data,
                 response_truncated=capture.truncated,
             )

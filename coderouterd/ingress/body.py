@@ -12,6 +12,9 @@ history only what follows the messages already read before.
 
 from __future__ import annotations
 
+import collections
+import dataclasses
+import itertools
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -23,7 +26,6 @@ from coderouterd.translate.anthropic_request import HistoryCheck
 T = TypeVar("T")
 
 _top = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_value = msgspec.json.Decoder(msgspec.Raw)
 _list = msgspec.json.Decoder(list[msgspec.Raw])
 _str = msgspec.json.Decoder(str)
 _bool = msgspec.json.Decoder(bool)
@@ -42,6 +44,9 @@ class RequestBody:
     profile: str | None
     # What is known of the history's thinking blocks (Anthropic upstreams).
     history: HistoryCheck = field(compare=False)
+    # Which remembered conversation (BodyMemo) this body belongs to, if any:
+    # a hint for other caches of the conversation, never trusted without a compare.
+    conversation: int | None = None
 
 
 def parse_body(body: bytes) -> RequestBody:
@@ -82,6 +87,15 @@ def _optional(
         raise InvalidRequestError(f"must be {what}", field=name) from exc
 
 
+# A later turn goes on after one of the last few messages: the one before the
+# last is where it does when the client moved a cache breakpoint off the last.
+_CUTS = 4
+# Bytes compared before a cut to tell a conversation's turn from another's.
+_PROBE = 16
+# Last bytes of a body it is filed by.
+_END = 32
+
+
 @dataclass(frozen=True, slots=True)
 class _Known:
     """A body read whole once, or through a _Known before it: where its history lies."""
@@ -90,34 +104,68 @@ class _Known:
     parsed: RequestBody
     start: int  # of the `messages` value
     end: int  # one past it
-    # Whether the history has a message: only then can a comma and more follow it.
-    continuable: bool
+    # Where the last few messages end in `body`: the `,` after each, or the
+    # closing `]` after the last. A later turn may go on from any of them.
+    cuts: tuple[int, ...]
 
 
 class BodyMemo:
     """The last body of recent conversations (bounded; only a cache: a body it
-    cannot place is read whole, and an error is always that of `parse_body`)."""
+    cannot place is read whole, and an error is always that of `parse_body`).
 
-    def __init__(self, max_conversations: int = 8) -> None:
+    Bodies are filed by their last bytes, which lie after the history (the
+    fields that follow it: for a coding agent its session's metadata), so
+    finding a body's conversation among many costs a dict lookup and a few
+    byte compares.
+    """
+
+    def __init__(self, max_conversations: int = 64) -> None:
         self._max = max_conversations
-        self._known: list[_Known] = []
+        # By conversation, least recently used first.
+        self._known: collections.OrderedDict[int, _Known] = collections.OrderedDict()
+        # Conversations by how many bytes end them (at most _END), then by those bytes.
+        self._by_end: dict[int, dict[bytes, list[int]]] = {}
+        self._ids = itertools.count(1)
         # Bodies read through a remembered one instead of whole.
         self.reused = 0
 
     def parse(self, body: bytes) -> RequestBody:
-        for i, known in enumerate(self._known):
-            found = _through(known, body)
-            if found is not None:
-                self.reused += 1
-                del self._known[i]
-                self._known.insert(0, found)
-                return found.parsed
+        for n, filed in self._by_end.items():
+            for conversation in reversed(filed.get(body[-n:], ())):
+                found = _through(self._known[conversation], body)
+                if found is not None:
+                    self.reused += 1
+                    self._known[conversation] = found
+                    self._known.move_to_end(conversation)
+                    return found.parsed
         parsed = parse_body(body)
-        learned = _learn(body, parsed)
-        if learned is not None:
-            self._known.insert(0, learned)
-            del self._known[self._max :]
-        return parsed
+        learned = _learn(body, dataclasses.replace(parsed, conversation=next(self._ids)))
+        if learned is None:
+            return parsed
+        self._add(learned)
+        return learned.parsed
+
+    def _add(self, known: _Known) -> None:
+        conversation = known.parsed.conversation
+        assert conversation is not None
+        self._known[conversation] = known
+        n, end = _end_of(known)
+        self._by_end.setdefault(n, {}).setdefault(end, []).append(conversation)
+        while len(self._known) > self._max:
+            _, oldest = self._known.popitem(last=False)
+            n, end = _end_of(oldest)
+            filed = self._by_end[n]
+            filed[end].remove(oldest.parsed.conversation)  # type: ignore[arg-type]
+            if not filed[end]:
+                del filed[end]
+            if not filed:
+                del self._by_end[n]
+
+
+def _end_of(known: _Known) -> tuple[int, bytes]:
+    """The bytes a body is filed by: its last ones, after the history."""
+    n = min(_END, len(known.body) - known.end)
+    return n, known.body[-n:]
 
 
 def _learn(body: bytes, parsed: RequestBody) -> _Known | None:
@@ -125,7 +173,8 @@ def _learn(body: bytes, parsed: RequestBody) -> _Known | None:
 
     Compact means the body is exactly the encoding of its fields: no spacing
     to skip, no key escaped or repeated, so the bytes around the history are
-    the other fields and nothing else.
+    the other fields and nothing else, and each message ends where its
+    length says.
     """
     fields = parsed.fields
     if parsed.profile is not None or _encode(fields) != body:
@@ -136,77 +185,72 @@ def _learn(body: bytes, parsed: RequestBody) -> _Known | None:
     head = before[:-1] + (b"," if len(before) > 2 else b"") + b'"messages":'
     if not body.startswith(head):
         return None
-    start, size = len(head), len(fields[MESSAGES])
-    # Compact: `[]` is the only empty history.
-    return _Known(body, parsed, start, start + size, continuable=size > 2)
+    start = len(head)
+    messages = _list.decode(fields[MESSAGES])
+    return _Known(body, parsed, start, start + len(fields[MESSAGES]), _cuts(start, messages))
+
+
+def _cuts(at: int, messages: list[msgspec.Raw]) -> tuple[int, ...]:
+    """Where compact `messages` end, in an array whose `[` (or the `,` before
+    them) is at offset `at`: the last _CUTS of them."""
+    ends = []
+    for m in messages:
+        at += 1 + len(m)
+        ends.append(at)
+    return tuple(ends[-_CUTS:])
 
 
 def _through(known: _Known, body: bytes) -> _Known | None:
-    """`body` read through `known`: its fields, if it differs only in its history.
+    """`body` read through `known`: its fields, if it is `known` again or goes on
+    from one of its cuts with more messages and the same bytes after the history.
 
-    The bytes before and after the history are those of `known`, so they hold
-    the same fields; the history between them is read, as far as needed.
+    The bytes before the cut and after the history are those of `known`, so
+    they hold the same fields and messages; only what follows the cut is read.
     """
-    old = memoryview(known.body)
-    start = known.start
-    end = len(body) - (len(old) - known.end)
-    if end <= start or not body.startswith(old[:start]) or not body.endswith(old[known.end :]):
-        return None
-    new = memoryview(body)[start:end]
-    p = known.parsed
-    was = known.end - start
-    if len(new) == was and known.body.startswith(new, start):
-        # The same body again (a retry): nothing new to read.
+    old = known.body
+    if len(body) == len(old) and body == old:
+        # Sent again unchanged (a retry): nothing new to read.
+        p = known.parsed
         history = HistoryCheck(p.fields[MESSAGES], unsigned=p.history.unsigned)
         return _Known(
-            known.body, _with(p, p.fields[MESSAGES], history), start, known.end, known.continuable
+            old, _with(p, p.fields[MESSAGES], history), known.start, known.end, known.cuts
         )
-    read = _read_history(known, new)
-    if read is None:
+    new = memoryview(body)
+    end = len(body) - (len(old) - known.end)
+    for cut in reversed(known.cuts):
+        if end <= cut + 1 or new[cut] != _COMMA:
+            continue
+        probe = max(cut - _PROBE, known.start)
+        if not old.startswith(new[probe:cut], probe):
+            continue
+        # This conversation: it goes on from here, or from nowhere.
+        if old.startswith(new[:probe]) and body.endswith(memoryview(old)[known.end :]):
+            return _go_on(known, body, cut, end)
         return None
-    history, continuable = read
-    return _Known(body, _with(p, history.messages, history), start, end, continuable)
+    return None
 
 
-def _read_history(known: _Known, new: memoryview) -> tuple[HistoryCheck, bool] | None:
-    """A history between known fields, if it is an array, and whether it has a message."""
-    if new[0] != _OPEN_BRACKET or new[-1] != _CLOSE_BRACKET:
-        # Not an array, or spacing after it that a whole read leaves out of its value.
+def _go_on(known: _Known, body: bytes, cut: int, end: int) -> _Known | None:
+    if body[end - 1] != _CLOSE_BRACKET:
+        # Spacing after the history, which a whole read leaves out of its value.
         return None
-    messages = msgspec.Raw(new)
-    was = known.end - known.start
-    if (
-        known.continuable
-        and len(new) > was
-        and new[was - 1] == _COMMA
-        and known.body.startswith(new[: was - 1], known.start)
-        and _has_messages(b"[" + new[was:])
-    ):
-        # The messages read before, a comma, and more: only the more is read.
-        clean_upto = was - 1 if known.parsed.history.unsigned is False else 0
-        return HistoryCheck(messages, clean_upto=clean_upto), True
     try:
-        _value.decode(new)
+        more = _list.decode(b"[" + memoryview(body)[cut + 1 : end])
     except msgspec.DecodeError:
         return None
-    return HistoryCheck(messages), _opens_with_message(new)
+    if not more:
+        return None
+    start, p = known.start, known.parsed
+    messages = msgspec.Raw(memoryview(body)[start:end])
+    clean_upto = cut - start if p.history.unsigned is False else 0
+    history = HistoryCheck(messages, clean_upto=clean_upto)
+    kept = tuple(c for c in known.cuts if c <= cut)
+    compact = cut + 1 + sum(len(m) + 1 for m in more) == end
+    cuts = (*kept, *_cuts(cut, more)) if compact else kept
+    return _Known(body, _with(p, messages, history), start, end, cuts[-_CUTS:])
 
 
 def _with(p: RequestBody, messages: msgspec.Raw, history: HistoryCheck) -> RequestBody:
     fields = dict(p.fields)
     fields[MESSAGES] = messages
-    return RequestBody(fields, p.model, p.stream, p.profile, history)
-
-
-def _has_messages(array: bytes) -> bool:
-    """Whether `array` is a JSON array of one or more values."""
-    try:
-        return len(_list.decode(array)) > 0
-    except msgspec.DecodeError:
-        return False
-
-
-def _opens_with_message(array: memoryview) -> bool:
-    # A valid array: non-empty unless `]` follows `[` and spacing. Past 64 bytes
-    # of spacing it is taken as empty, which only costs a whole read later.
-    return bytes(array[1:65]).lstrip(b" \t\r\n")[:1] not in (b"]", b"")
+    return RequestBody(fields, p.model, p.stream, p.profile, history, p.conversation)

@@ -79,6 +79,7 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
         profile=plan.profile,
         created=int(daemon.clock.wall()),
         history=parsed.history,
+        conversation=parsed.conversation,
     )
     capture = daemon.replay_capture(plan.profile)
     with daemon.track(call) as entry:

@@ -28,3 +28,5 @@ class Call:
     created: int = 0
     # What ingress learned of fields["messages"] (thinking blocks), if anything.
     history: HistoryCheck | None = None
+    # Which conversation ingress read the body through (BodyMemo), if any: a hint.
+    conversation: int | None = None

@@ -23,6 +23,7 @@ cheaper than decoding or hashing them.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 from collections.abc import Mapping
 
@@ -40,6 +41,10 @@ RUN_DIVISOR = 8
 # (data included) with the new time, so a piece's last_ref is never more than
 # this older than any record naming it. Retention relies on that.
 PIECE_REFRESH_S = 3600.0
+# Remembered whole fields of one length (system prompts, tool lists).
+_SAME_LENGTH = 4
+# Bytes compared first, just before where a history's closed runs end.
+_PROBE = 16
 
 
 class Piece(msgspec.Struct, frozen=True):
@@ -88,48 +93,83 @@ class _History(msgspec.Struct):
 
 class DigestMemo:
     """The pieces of the last body of recent conversations (bounded; only a
-    cache: whatever it forgets is computed again)."""
+    cache: whatever it forgets is computed again).
 
-    def __init__(self, max_conversations: int = 8) -> None:
+    A caller that knows which conversation a body belongs to (ingress's
+    BodyMemo does) passes it as `conversation`: the history is then checked
+    against that conversation's alone, however many are remembered. It is a
+    hint; the bytes are compared all the same.
+    """
+
+    def __init__(self, max_conversations: int = 64) -> None:
         self._max = max_conversations
-        self._histories: list[_History] = []
-        self._fields: list[tuple[bytes, bytes]] = []
+        # By conversation (or a key of our own), least recently used first.
+        self._histories: collections.OrderedDict[object, _History] = collections.OrderedDict()
+        # Whole fields by length, each list newest first; lengths least recently used first.
+        self._fields: dict[int, list[tuple[bytes, bytes]]] = {}
         # Histories that continued a remembered one (their closed runs reused).
         self.continued = 0
 
     def field(self, raw: Buffer) -> tuple[bytes, bytes]:
         """A whole field's bytes and digest (system, tools): a recently seen
         value is found by comparing bytes, and not copied again."""
-        for i, (known, d) in enumerate(self._fields):
-            if _equal(known, raw):
-                self._fields.insert(0, self._fields.pop(i))
+        n = len(memoryview(raw))
+        same = self._fields.pop(n, [])
+        self._fields[n] = same
+        for i, (known, d) in enumerate(same):
+            # Of equal length: equal if it starts with them.
+            if known.startswith(raw):
+                same.insert(0, same.pop(i))
                 return known, d
         unit = bytes(raw)
         d = digest(unit)
-        self._fields.insert(0, (unit, d))
-        del self._fields[2 * self._max :]
+        same.insert(0, (unit, d))
+        del same[_SAME_LENGTH:]
+        while len(self._fields) > 2 * self._max:
+            del self._fields[next(iter(self._fields))]
         return unit, d
 
-    def history(self, raw: memoryview) -> _History | None:
-        """The remembered history whose closed runs `raw` continues."""
-        for h in self._histories:
+    def history(
+        self, raw: memoryview, conversation: object = None
+    ) -> tuple[object, _History] | None:
+        """The remembered history whose closed runs `raw` continues, and its key."""
+        if conversation is not None:
+            h = self._histories.get(conversation)
+            candidates = [] if h is None else [(conversation, h)]
+        else:
+            candidates = list(reversed(self._histories.items()))
+        for key, h in candidates:
             e = h.closed_end
-            if e and len(raw) > e and raw[e] == _COMMA and h.raw.startswith(raw[:e]):
+            if not e or len(raw) <= e or raw[e] != _COMMA:
+                continue
+            probe = max(e - _PROBE, 0)
+            # The bytes just before the end first: they differ between conversations.
+            if h.raw.startswith(raw[probe:e], probe) and h.raw.startswith(raw[:probe]):
                 self.continued += 1
-                return h
+                return key, h
         return None
 
-    def remember(self, h: _History, replaces: _History | None) -> None:
+    def remember(self, h: _History, replaces: object = None, conversation: object = None) -> None:
         if replaces is not None:
-            self._histories.remove(replaces)
-        self._histories.insert(0, h)
-        del self._histories[self._max :]
+            self._histories.pop(replaces, None)
+        key = conversation if conversation is not None else replaces
+        if key is None:
+            key = object()
+        self._histories[key] = h
+        self._histories.move_to_end(key)
+        while len(self._histories) > self._max:
+            self._histories.popitem(last=False)
 
 
 def split(
-    fields: Mapping[str, msgspec.Raw], memo: DigestMemo | None = None
+    fields: Mapping[str, msgspec.Raw],
+    memo: DigestMemo | None = None,
+    conversation: object = None,
 ) -> tuple[bytes, list[Piece]]:
-    """The recipe (JSON) and the pieces of a request body's top-level fields."""
+    """The recipe (JSON) and the pieces of a request body's top-level fields.
+
+    `conversation`: a hint for the memo (see DigestMemo).
+    """
     out: dict[str, msgspec.Raw] = {}
     refs: dict[str, list[str]] = {}
     parts: list[Piece] = []
@@ -143,7 +183,7 @@ def split(
             parts.append(Piece(d, unit))
         elif name == MESSAGES and memoryview(raw)[0] == _OPEN_BRACKET:
             out[name] = _NULL
-            runs = _history_runs(memoryview(raw), memo)
+            runs = _history_runs(memoryview(raw), memo, conversation)
             refs[name] = [p.digest.hex() for p in runs]
             parts += runs
         else:
@@ -151,9 +191,10 @@ def split(
     return _encode(Recipe(out, refs)), parts
 
 
-def _history_runs(raw: memoryview, memo: DigestMemo | None) -> list[Piece]:
+def _history_runs(raw: memoryview, memo: DigestMemo | None, conversation: object) -> list[Piece]:
     """The runs of a history; `raw` is its JSON array."""
-    known = memo.history(raw) if memo is not None else None
+    found = memo.history(raw, conversation) if memo is not None else None
+    key, known = found if found is not None else (None, None)
     if known is None:
         closed: list[Piece] = []
         offset = 0
@@ -175,7 +216,7 @@ def _history_runs(raw: memoryview, memo: DigestMemo | None) -> list[Piece]:
         # A history sent again unchanged (a retry) keeps the bytes already held.
         same = known is not None and _equal(known.raw, raw)
         held = known.raw if same and known is not None else bytes(raw)
-        memo.remember(_History(held, end, kept, units[rest:], digests[rest:]), known)
+        memo.remember(_History(held, end, kept, units[rest:], digests[rest:]), key, conversation)
     return [*closed, *runs]
 
 

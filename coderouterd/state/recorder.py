@@ -146,6 +146,8 @@ class PendingReplay:
     request_fields: Mapping[str, msgspec.Raw]
     response_body: bytes
     response_truncated: bool
+    # Which conversation ingress read the body through, if any: a hint for the memo.
+    conversation: int | None = None
 
 
 GATHER_S = 0.02
@@ -280,7 +282,7 @@ class ReplayRecorder:
 
     async def _build(self, p: PendingReplay) -> ReplayRow | None:
         """The row to write, or None when it is over max_record_bytes."""
-        recipe, parts = pieces.split(p.request_fields, self._memo)
+        recipe, parts = pieces.split(p.request_fields, self._memo, p.conversation)
         new: dict[bytes, bytes] = {}
         for part in parts:
             if part.digest not in new and not self._known.fresh(part.digest, p.ts):

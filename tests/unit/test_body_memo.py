@@ -52,15 +52,39 @@ def test_a_resent_body_and_a_continued_history_are_read_through_the_memo() -> No
     assert memo.reused == 1
     same_as_whole(memo, body([user("a"), user("b")]))
     same_as_whole(memo, body([user("a"), user("b"), user("c")]))
-    # A different history between the same fields is still read through it.
+    assert memo.reused == 3
+    # A different history between the same fields is another conversation.
     same_as_whole(memo, body([user("z")]))
-    assert memo.reused == 4
+    assert memo.reused == 3
+
+
+def marked(text: str) -> dict[str, Any]:
+    block = {"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}
+    return {"role": "user", "content": [block]}
+
+
+def test_a_turn_that_moves_the_cache_breakpoint_off_the_last_message_goes_on_before_it() -> None:
+    memo = BodyMemo()
+    same_as_whole(memo, body([user("a"), marked("b")]))
+    same_as_whole(memo, body([user("a"), user("b"), user("c"), marked("d")]))
+    same_as_whole(memo, body([user("a"), user("b"), user("c"), user("d"), marked("e")]))
+    assert memo.reused == 2
+
+
+def test_many_conversations_at_once_are_each_read_through_their_last_turn() -> None:
+    memo = BodyMemo()
+    for turn in range(4):
+        for conv in range(40):
+            same_as_whole(memo, body([user(f"conv {conv}")] + [user(str(t)) for t in range(turn)]))
+    assert memo.reused == 3 * 40
 
 
 def test_a_body_with_other_surroundings_is_read_whole() -> None:
     memo = BodyMemo()
-    same_as_whole(memo, body([user("a")]))
-    same_as_whole(memo, body([user("a"), user("b")], system="other"))
+    same_as_whole(memo, body([user("a"), user("b")]))
+    # The same messages and one more, but a field after them changed.
+    same_as_whole(memo, body([user("a"), user("b"), user("c")], system="other"))
+    same_as_whole(memo, body([user("a"), user("b")], stream=True))
     same_as_whole(memo, compact({"model": "n", "messages": [user("a")], "system": "s"}))
     assert memo.reused == 0
 
@@ -77,6 +101,9 @@ def test_a_body_with_other_surroundings_is_read_whole() -> None:
         (b'[{"role":"user","content":"a"}]', b'{"role":"user","content":"a"}', "messages"),
         (b'[{"role":"user","content":"a"}]', b'"hi"', "messages"),
         (b'[{"role":"user","content":"a"}]', b'[{"role":"user","content":"a"}] ]', "body"),
+        # Anything but a comma where the messages read before end.
+        (b'[{"role":"user","content":"a"}]', b'[{"role":"user","content":"a"} 2]', "body"),
+        (b'[{"role":"user","content":"a"}]', b'[{"role":"user","content":"a"}x2]', "body"),
     ],
 )
 def test_a_broken_history_between_remembered_fields_gets_the_whole_read_error(
@@ -113,7 +140,23 @@ def test_a_continued_history_with_spacing_in_its_new_messages_is_still_exact() -
     same_as_whole(memo, head + b"[1, 2 , 3]" + tail)
     same_as_whole(memo, head + b"[ ]" + tail)
     same_as_whole(memo, head + b"[ ,4]" + tail)
-    assert memo.reused == 3
+    assert memo.reused == 2
+
+
+def test_the_places_a_turn_may_go_on_from_are_exact_after_spaced_messages() -> None:
+    memo = BodyMemo()
+    head, tail = b'{"messages":', b"}"
+    same_as_whole(memo, head + b"[1]" + tail)
+    same_as_whole(memo, head + b"[1, 2,3]" + tail)
+    # A memo that took the spaced messages for compact ones would place a
+    # message end on `3` and read on from there.
+    assert same_as_whole(memo, head + b"[1, 2,,4]" + tail)[:2] == ("error", "body")
+    # Spacing after the history: a whole read leaves it out of the value.
+    same_as_whole(memo, head + b"[1,5] " + tail)
+    # And compact ones: each cut right after its message, not a byte later.
+    same_as_whole(memo, head + b"[1,2,3]" + tail)
+    assert same_as_whole(memo, head + b"[1,2,,4]" + tail)[:2] == ("error", "body")
+    assert memo.reused == 2
 
 
 def test_the_memo_is_bounded_and_keeps_the_most_recent_conversations() -> None:
@@ -182,6 +225,8 @@ _step = st.one_of(
     st.tuples(st.just("append"), st.lists(_message, min_size=1, max_size=3)),
     st.tuples(st.just("replace"), st.lists(_message, max_size=3)),
     st.tuples(st.just("truncate"), st.integers(0, 4)),
+    # What a client moving its cache breakpoint does: the last message changes.
+    st.tuples(st.just("edit_last"), st.builds(marked, st.text(max_size=4))),
     st.tuples(st.just("model"), st.sampled_from(["m", "n", None, 5])),
     st.tuples(st.just("stream"), st.sampled_from([True, False, "yes"])),
     st.tuples(st.just("resend"), st.none()),
@@ -210,6 +255,8 @@ def test_any_conversation_parses_through_the_memo_as_it_does_whole(
             state["messages"] = arg
         elif op == "truncate":
             state["messages"] = state["messages"][:arg]
+        elif op == "edit_last":
+            state["messages"] = [*state["messages"][:-1], arg, user("next")]
         elif op in ("model", "stream"):
             state[op] = arg
         raw = _render(state, spacing and op != "resend")

@@ -145,6 +145,37 @@ def test_a_continued_history_reuses_its_closed_runs_and_splits_as_without_the_me
     assert memo.continued == 4
 
 
+def own(turns: int, n: int) -> dict[str, Any]:
+    """Conversation n: its own first message."""
+    body = conversation(turns)
+    body["messages"][0]["content"][0]["text"] = f"conversation {n} " * 20
+    return body
+
+
+def test_many_conversations_at_once_each_continue_their_own_history() -> None:
+    memo = pieces.DigestMemo(max_conversations=40)
+    for turns in (30, 31, 33):
+        for n in range(40):
+            fields = compact(own(turns, n))
+            assert pieces.split(fields, memo, conversation=n) == pieces.split(fields)
+    assert memo.continued == 2 * 40
+    # Without the hint the memo finds them too, comparing with each.
+    blind = pieces.DigestMemo(max_conversations=40)
+    for turns in (30, 31):
+        for n in range(40):
+            pieces.split(compact(own(turns, n)), blind)
+    assert blind.continued == 40
+
+
+def test_a_hint_naming_another_conversation_costs_a_decode_never_a_wrong_split() -> None:
+    memo = pieces.DigestMemo()
+    pieces.split(compact(own(30, 1)), memo, conversation=1)
+    pieces.split(compact(own(30, 2)), memo, conversation=2)
+    fields = compact(own(31, 1))
+    assert pieces.split(fields, memo, conversation=2) == pieces.split(fields)
+    assert memo.continued == 0
+
+
 def test_a_history_with_other_spacing_is_split_alike_but_not_continued() -> None:
     memo = pieces.DigestMemo()
     for turns in (30, 31, 35):
