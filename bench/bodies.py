@@ -201,6 +201,43 @@ def make_body(size: int, *, stream: bool = False, seed: int = 7, model: str = "a
     return _encode(body)
 
 
+def _short_turn(rng: random.Random, i: int) -> list[dict]:
+    """A tool call and its result, a few lines long: what one turn adds."""
+    pair = _turn(rng, i)
+    pair[1]["content"][0]["content"] = _code(rng, rng.randint(4, 12))
+    return pair
+
+
+def make_conversation(
+    size: int, turns: int, *, seed: int, stream: bool = False, model: str = "a_fast"
+) -> list[bytes]:
+    """Successive request bodies of one conversation, about `size` bytes on average.
+
+    As a coding agent sends them: every body is the one before with one more
+    tool call and its result, the same system prompt and tools, and the
+    cache breakpoint moved to the last message. Conversations with other
+    seeds are other sessions: they differ in their first message and in
+    the session named in `metadata`.
+    """
+    rng = random.Random(seed)
+    added = [_short_turn(rng, 1000 + k) for k in range(turns)]
+    growth = sum(len(_encode({"m": pair})) for pair in added)
+    base = json.loads(make_body(max(size - growth // 2, 8_000), stream=stream, model=model))
+    first = base["messages"][0]["content"][-1]
+    first["text"] = f"(conversation {seed}) {first['text']}"
+    # One agent session per conversation; Claude Code names its session here.
+    base["metadata"] = {"user_id": f"user_bench_session_{seed:04d}"}
+    del base["messages"][-1]["content"][-1]["cache_control"]
+    out = []
+    messages = base["messages"]
+    for pair in added:
+        messages = messages + pair
+        body = dict(base, messages=json.loads(json.dumps(messages)))
+        body["messages"][-1]["content"][-1]["cache_control"] = {"type": "ephemeral"}
+        out.append(_encode(body))
+    return out
+
+
 def describe(body: bytes) -> str:
     obj = json.loads(body)
     blocks = [

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import procs
-from bodies import make_body
+from bodies import make_body, make_conversation
 from procs import Proc
 
 BENCH = Path(__file__).resolve().parent
@@ -24,6 +24,8 @@ HOLD = "/pace/50000/n/400"  # open-streams phase: a stream that lasts 20 s
 ROUTES = {"fast": "", "pace": PACE, "hold": HOLD}
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "4194304", "MALLOC_TRIM_THRESHOLD_": "67108864"}
 
+# Turns of each conversation the latency and throughput phases send (bodies.py).
+TURNS = 16
 TARGET_PASSTHROUGH = 1.3
 TARGET_TRANSLATION = 2.0
 TARGET_CHUNK_MS = 0.2
@@ -144,6 +146,7 @@ class Ctx:
     baseline_source: str | None = None  # "REV = sha" of --baseline
     only: list[str] | None = None  # the phases chosen by --only; None: every phase
     _bodies: dict[tuple[int, bool, str], bytes] = field(default_factory=dict)
+    _conversations: dict[tuple[int, str, int], list[bytes]] = field(default_factory=dict)
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
@@ -153,6 +156,13 @@ class Ctx:
         if key not in self._bodies:
             self._bodies[key] = make_body(size, stream=stream, model=model)
         return self._bodies[key]
+
+    def conversation(self, size: int, model: str, seed: int = 0) -> list[bytes]:
+        """The turns of one conversation averaging `size` bytes (bodies.make_conversation)."""
+        key = (size, model, seed)
+        if key not in self._conversations:
+            self._conversations[key] = make_conversation(size, TURNS, seed=seed, model=model)
+        return self._conversations[key]
 
     def ours_cpu_s(self) -> float:
         own = os.times()

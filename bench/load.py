@@ -169,20 +169,30 @@ class RawClient:
         self.conns.clear()
 
     async def run(
-        self, requests: list[bytes], count: int, *, deadline: float
+        self, requests: list[bytes] | list[list[bytes]], count: int, *, deadline: float
     ) -> tuple[int, int, float]:
         """Send `count` requests over all connections, cycling through `requests`.
 
+        `requests` may instead be conversations (lists of successive bodies):
+        connection i then sends conversation i's turns in order, starting
+        over after the last, as one agent session per connection would.
         Returns (ok, failed, seconds). Stops early at `deadline` (time.monotonic()).
         """
         await self.open()
         issued = 0
         ok = failed = 0
+        nested = bool(requests) and isinstance(requests[0], list)
+        sequences: list[list[bytes]] = [
+            requests[i % len(requests)] if nested else requests  # type: ignore[misc]
+            for i in range(len(self.conns))
+        ]
 
-        async def worker(conn: _Conn) -> None:
+        async def worker(i: int, conn: _Conn) -> None:
             nonlocal issued, ok, failed
+            mine, turn = sequences[i], 0 if nested else i
             while issued < count and time.monotonic() < deadline:
-                req = requests[issued % len(requests)]
+                req = mine[turn % len(mine)]
+                turn += 1
                 issued += 1
                 try:
                     status = await asyncio.wait_for(conn.send(req), 60)
@@ -195,5 +205,5 @@ class RawClient:
                     failed += 1
 
         t0 = time.perf_counter()
-        await asyncio.gather(*(worker(c) for c in self.conns))
+        await asyncio.gather(*(worker(i, c) for i, c in enumerate(self.conns)))
         return ok, failed, time.perf_counter() - t0

@@ -32,7 +32,13 @@ async def phase_latency(ctx: Ctx, size_key: str) -> None:
     systems = ctx.active()
     pin_latency(ctx)
     clients = {s.name: AioClient() for s in systems}
-    bodies = {s.name: ctx.body(size, False, s.model("fast")) for s in systems}
+    # 1 KB is a first turn; the larger sizes are a conversation's turns, sent in order.
+    bodies = {
+        s.name: [ctx.body(size, False, s.model("fast"))]
+        if size < SIZES["80k"]
+        else ctx.conversation(size, s.model("fast"))
+        for s in systems
+    }
     urls = {s.name: s.url("fast") for s in systems}
     errors = dict.fromkeys(clients, 0)
     lat: dict[str, list[int]] = {s.name: [] for s in systems}
@@ -40,7 +46,7 @@ async def phase_latency(ctx: Ctx, size_key: str) -> None:
     try:
         for s in systems:
             for _ in range(c.lat_warm):
-                await clients[s.name].unary(urls[s.name], bodies[s.name])
+                await clients[s.name].unary(urls[s.name], bodies[s.name][0])
         before = {s.name: procs.cpu_sample(s.proc.pid) for s in systems}
         gc.collect()
         gc.disable()
@@ -53,8 +59,10 @@ async def phase_latency(ctx: Ctx, size_key: str) -> None:
             for sweep in range(c.lat_sweeps):
                 k = (r * c.lat_sweeps + sweep) % len(systems)
                 for s in systems[k:] + systems[:k]:
+                    turns = bodies[s.name]
+                    body = turns[(r * c.lat_sweeps + sweep) % len(turns)]
                     try:
-                        ns, status, _ = await clients[s.name].unary(urls[s.name], bodies[s.name])
+                        ns, status, _ = await clients[s.name].unary(urls[s.name], body)
                     except Exception:
                         errors[s.name] += 1
                         continue

@@ -28,14 +28,25 @@ from load import HEADERS, AioClient, RawClient, build_request
 
 # ---------------------------------------------------------------- throughput
 
+CONNECTIONS = 32
+
 
 async def phase_throughput(ctx: Ctx) -> None:
     """Short interleaved rounds; the ratio to the floor is the median of per-round ratios,
     so a slow spell of the VM hits both systems of a round alike."""
     c = ctx.counts
     systems = ctx.active(translate=False, throughput=True)
-    body = {s.name: ctx.body(SIZES["80k"], False, s.model("fast")) for s in systems}
-    reqs = {s.name: [build_request(s.url("fast"), body[s.name])] for s in systems}
+    # One conversation per connection: 32 agent sessions, each sending its turns in order.
+    reqs = {
+        s.name: [
+            [
+                build_request(s.url("fast"), b)
+                for b in ctx.conversation(SIZES["80k"], s.model("fast"), n)
+            ]
+            for n in range(CONNECTIONS)
+        ]
+        for s in systems
+    }
     recording = [s for s in systems if s.name in ("coderouterd", "coderouterd-norec")]
     rows_before = {s.name: await asyncio.to_thread(crd_rows, ctx, s.proc) for s in recording}
     rates: dict[str, list[float]] = {s.name: [] for s in systems}
@@ -56,7 +67,7 @@ async def phase_throughput(ctx: Ctx) -> None:
         order = procs.idlest_cores(ctx.cores, 0.1)
         for s in systems[k:] + systems[:k]:
             pin_split(ctx, None if s.name == "direct" else s.proc, order)
-            client = RawClient(s.url("fast"), 32)
+            client = RawClient(s.url("fast"), CONNECTIONS)
             try:
                 await client.run(reqs[s.name], 64, deadline=time.monotonic() + 5)  # warm
                 before = procs.cpu_sample(s.proc.pid)
@@ -111,7 +122,9 @@ async def phase_throughput(ctx: Ctx) -> None:
             else float("nan"),
         }
     ctx.results["throughput"] = {"rounds": rounds, "rows": rows}
-    say(f"  concurrency 32, 80k bodies, {rounds} rounds; system under test alone on one core:")
+    say(
+        f"  concurrency {CONNECTIONS}, 80k conversations, {rounds} rounds; system under test alone on one core:"
+    )
     for name, row in rows.items():
         say(
             f"    {name:<22} {row['rps']:7.0f} req/s (rounds {row['rps_min']:.0f}-"

@@ -29,8 +29,8 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import procs  # noqa: E402
-from bodies import SIZES, make_body  # noqa: E402
-from common import MALLOC_ENV  # noqa: E402
+from bodies import SIZES, make_body, make_conversation  # noqa: E402
+from common import MALLOC_ENV, TURNS  # noqa: E402
 from load import RawClient, build_request  # noqa: E402
 
 
@@ -84,12 +84,11 @@ def _short(frame: str) -> str:
     return f"{name} ({path})"
 
 
-async def drive(url: str, body: bytes, seconds: float, concurrency: int) -> int:
+async def drive(url: str, bodies: list[list[bytes]], seconds: float, concurrency: int) -> int:
     client = RawClient(url, concurrency)
+    requests = [[build_request(url, b) for b in turns] for turns in bodies]
     try:
-        ok, _, _ = await client.run(
-            [build_request(url, body)], 10**9, deadline=time.monotonic() + seconds
-        )
+        ok, _, _ = await client.run(requests, 10**9, deadline=time.monotonic() + seconds)
     finally:
         client.close()
     return ok
@@ -209,8 +208,15 @@ def main() -> int:
         procs.pin(mock.pid, {cores[0]})
         procs.pin(target.pid, {own})
         model = "o_fast" if args.translate else "a_fast"
-        body = make_body(SIZES[args.size], stream=args.stream, model=model)
-        asyncio.run(drive(url, body, 2, args.concurrency))  # warm up
+        # As the bench's throughput phase: one conversation per connection (1k: one body).
+        size = SIZES[args.size]
+        bodies = [
+            make_conversation(size, TURNS, seed=n, stream=args.stream, model=model)
+            if size >= SIZES["80k"]
+            else [make_body(size, stream=args.stream, model=model)]
+            for n in range(args.concurrency)
+        ]
+        asyncio.run(drive(url, bodies, 2, args.concurrency))  # warm up
         out_dir = BENCH / ".profile"
         out_dir.mkdir(exist_ok=True)
         tag = (
@@ -247,7 +253,7 @@ def main() -> int:
         time.sleep(0.5)
         before = procs.cpu_sample(target.pid)
         t0 = time.monotonic()
-        ok = asyncio.run(drive(url, body, args.seconds - 1, args.concurrency))
+        ok = asyncio.run(drive(url, bodies, args.seconds - 1, args.concurrency))
         wall = time.monotonic() - t0
         cpu = procs.cpu_sample(target.pid).cpu_s - before.cpu_s
         spy_proc.wait(args.seconds + 30)

@@ -13,12 +13,13 @@ import time
 from pathlib import Path
 
 from baseline import comparison_section
-from bodies import SIZES, describe, make_body
+from bodies import SIZES, describe, make_body, make_conversation
 from common import (
     MALLOC_ENV,
     PEER_VENV,
     RECORDING_FIGURE,
     TARGET_RECORDING,
+    TURNS,
     Ctx,
     fmt_ms,
     opt,
@@ -206,10 +207,7 @@ def write_results(ctx: Ctx, path: Path, started: float, argv: list[str]) -> None
             continue
         rows = lat["rows"]
         floor = rows["floor"]
-        w(
-            f"## Added latency, non-streaming, concurrency 1, {key} body "
-            f"({len(make_body(SIZES[key]))} bytes)\n"
-        )
+        w(f"## Added latency, non-streaming, concurrency 1, {key} body ({_sizes(key)})\n")
         w(
             f"{lat['rounds']} interleaved rounds of {ctx.counts.lat_sweeps} sweeps; all processes "
             "on one core. Added = latency through the system minus the median direct latency "
@@ -260,7 +258,11 @@ def write_results(ctx: Ctx, path: Path, started: float, argv: list[str]) -> None
     tpr = r.get("throughput")
     if tpr:
         tp = tpr["rows"]
-        w("## Throughput per core, concurrency 32, 80k non-streaming\n")
+        w(
+            "## Throughput per core, concurrency 32, 80k non-streaming\n\n"
+            f"32 conversations, one per connection, each sending its {TURNS} turns in order "
+            f"and starting over ({_sizes('80k')}).\n"
+        )
         w(
             f"{tpr['rounds']} interleaved rounds of "
             f"{ctx.counts.tput_count // ctx.counts.tput_rounds} "
@@ -373,6 +375,13 @@ def write_results(ctx: Ctx, path: Path, started: float, argv: list[str]) -> None
     w("## Method notes\n")
     w(f"- Bodies: {', '.join(f'{k}: {describe(make_body(v))}' for k, v in SIZES.items())}.")
     w(
+        f"- The 80k and 200k latency figures and the throughput figure send conversations: "
+        f"{TURNS} successive turns, each body the one before with one more tool call and its "
+        "result and the cache breakpoint moved to the last message, as Claude Code sends them. "
+        "A router may remember what it read of the last turn (coderouterd does); a body "
+        "resent unchanged would flatter it."
+    )
+    w(
         "- coderouterd runs with `--log-level warning` so that the per-request "
         "`request.completed` line is not part of the main figures; `coderouterd@info` is the "
         "same daemon at the default level, its stderr going to a file."
@@ -394,3 +403,10 @@ def write_results(ctx: Ctx, path: Path, started: float, argv: list[str]) -> None
     w("")
     path.write_text("\n".join(L))
     say(f"wrote {path}")
+
+
+def _sizes(key: str) -> str:
+    if key == "1k":
+        return f"{len(make_body(SIZES[key]))} bytes"
+    turns = [len(b) for b in make_conversation(SIZES[key], TURNS, seed=0)]
+    return f"turns of {min(turns)}-{max(turns)} bytes"
