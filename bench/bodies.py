@@ -208,6 +208,23 @@ def _short_turn(rng: random.Random, i: int) -> list[dict]:
     return pair
 
 
+# In every message of a conversation: RawClient writes a token of the same
+# length over it on each pass, so that no pass resends what a router stored.
+ROUND_MARK = "~~~~~~~~"
+
+
+def _marked(message: dict) -> None:
+    content = message["content"]
+    if isinstance(content, str):
+        message["content"] = f"{ROUND_MARK} {content}"
+        return
+    block = content[0]
+    if isinstance(block.get("text"), str):
+        block["text"] = f"{ROUND_MARK} {block['text']}"
+    elif isinstance(block.get("content"), str):
+        block["content"] = f"{ROUND_MARK} {block['content']}"
+
+
 def make_conversation(
     size: int, turns: int, *, seed: int, stream: bool = False, model: str = "a_fast"
 ) -> list[bytes]:
@@ -217,7 +234,7 @@ def make_conversation(
     tool call and its result, the same system prompt and tools, and the
     cache breakpoint moved to the last message. Conversations with other
     seeds are other sessions: they differ in their first message and in
-    the session named in `metadata`.
+    the session named in `metadata`. Every message carries ROUND_MARK.
     """
     rng = random.Random(seed)
     added = [_short_turn(rng, 1000 + k) for k in range(turns)]
@@ -228,6 +245,8 @@ def make_conversation(
     # One agent session per conversation; Claude Code names its session here.
     base["metadata"] = {"user_id": f"user_bench_session_{seed:04d}"}
     del base["messages"][-1]["content"][-1]["cache_control"]
+    for message in [*base["messages"], *(m for pair in added for m in pair)]:
+        _marked(message)
     out = []
     messages = base["messages"]
     for pair in added:

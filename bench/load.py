@@ -12,6 +12,7 @@ takes to find its end.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import secrets
 import time
@@ -19,7 +20,12 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from bodies import ROUND_MARK
+
 STAMP = re.compile(rb"@(\d{6,}) tok")
+_MARK = ROUND_MARK.encode()
+# Conversation passes of this process: each gets its own token.
+_passes = itertools.count(1)
 # One key per run for every system: LiteLLM refuses to start without a master
 # key; coderouterd (forward_client_key off) and the mock ignore it.
 BENCH_KEY = "sk-bench-" + secrets.token_hex(24)
@@ -174,8 +180,10 @@ class RawClient:
         """Send `count` requests over all connections, cycling through `requests`.
 
         `requests` may instead be conversations (lists of successive bodies):
-        connection i then sends conversation i's turns in order, starting
-        over after the last, as one agent session per connection would.
+        connection i then sends conversation i's turns in order, as one agent
+        session per connection would. After the last turn it starts over as a
+        new conversation: every message's ROUND_MARK gets a token never sent
+        before, so nothing a router stored from an earlier pass comes back.
         Returns (ok, failed, seconds). Stops early at `deadline` (time.monotonic()).
         """
         await self.open()
@@ -190,8 +198,13 @@ class RawClient:
         async def worker(i: int, conn: _Conn) -> None:
             nonlocal issued, ok, failed
             mine, turn = sequences[i], 0 if nested else i
+            token = b""
             while issued < count and time.monotonic() < deadline:
                 req = mine[turn % len(mine)]
+                if nested:
+                    if turn % len(mine) == 0:
+                        token = b"%08x" % next(_passes)
+                    req = req.replace(_MARK, token)
                 turn += 1
                 issued += 1
                 try:
