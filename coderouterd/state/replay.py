@@ -39,7 +39,9 @@ SAFE_HEADERS = frozenset(
 # Checked even for allowed names, so a careless addition above stays safe.
 _SECRET_PARTS = ("key", "token", "secret", "auth", "cookie", "password")
 
-_ZLIB_LEVEL = 6
+# Level 1: a new turn's pieces (about 8 KB) compress in ~35 us instead of
+# ~105 us at level 6, for about a tenth more bytes stored.
+_ZLIB_LEVEL = 1
 
 
 def redact_headers(
