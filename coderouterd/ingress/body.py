@@ -107,6 +107,11 @@ class _Known:
     # Where the last few messages end in `body`: the `,` after each, or the
     # closing `]` after the last. A later turn may go on from any of them.
     cuts: tuple[int, ...]
+    # Each field in order, with where its value lies: (name, offset, size,
+    # whether after the history: then the offset counts from `end`). A later
+    # turn's fields are cut from its own body, so no earlier body is kept
+    # alive through them.
+    layout: tuple[tuple[str, int, int, bool], ...]
 
 
 class BodyMemo:
@@ -186,8 +191,16 @@ def _learn(body: bytes, parsed: RequestBody) -> _Known | None:
     if not body.startswith(head):
         return None
     start = len(head)
+    end = start + len(fields[MESSAGES])
+    layout = []
+    at = 1  # after `{`
+    for name, value in fields.items():
+        at += len(_encode(name)) + 1
+        after = at > start
+        layout.append((name, at - end if after else at, len(value), after))
+        at += len(value) + 1
     messages = _list.decode(fields[MESSAGES])
-    return _Known(body, parsed, start, start + len(fields[MESSAGES]), _cuts(start, messages))
+    return _Known(body, parsed, start, end, _cuts(start, messages), tuple(layout))
 
 
 def _cuts(at: int, messages: list[msgspec.Raw]) -> tuple[int, ...]:
@@ -213,7 +226,7 @@ def _through(known: _Known, body: bytes) -> _Known | None:
         p = known.parsed
         history = HistoryCheck(p.fields[MESSAGES], unsigned=p.history.unsigned)
         return _Known(
-            old, _with(p, p.fields[MESSAGES], history), known.start, known.end, known.cuts
+            old, _with(p, p.fields, history), known.start, known.end, known.cuts, known.layout
         )
     new = memoryview(body)
     end = len(body) - (len(old) - known.end)
@@ -247,10 +260,15 @@ def _go_on(known: _Known, body: bytes, cut: int, end: int) -> _Known | None:
     kept = tuple(c for c in known.cuts if c <= cut)
     compact = cut + 1 + sum(len(m) + 1 for m in more) == end
     cuts = (*kept, *_cuts(cut, more)) if compact else kept
-    return _Known(body, _with(p, messages, history), start, end, cuts[-_CUTS:])
+    view = memoryview(body)
+    fields = {
+        name: messages
+        if name == MESSAGES
+        else msgspec.Raw(view[at + end if after else at :][:size])
+        for name, at, size, after in known.layout
+    }
+    return _Known(body, _with(p, fields, history), start, end, cuts[-_CUTS:], known.layout)
 
 
-def _with(p: RequestBody, messages: msgspec.Raw, history: HistoryCheck) -> RequestBody:
-    fields = dict(p.fields)
-    fields[MESSAGES] = messages
-    return RequestBody(fields, p.model, p.stream, p.profile, history, p.conversation)
+def _with(p: RequestBody, fields: dict[str, msgspec.Raw], history: HistoryCheck) -> RequestBody:
+    return RequestBody(dict(fields), p.model, p.stream, p.profile, history, p.conversation)
