@@ -149,8 +149,16 @@ class PendingReplay:
     # Which conversation ingress read the body through, if any: a hint for the memo.
     conversation: int | None = None
 
+    @property
+    def size(self) -> int:
+        """Bytes this record holds alive until built: its body and its response."""
+        return sum(len(v) for v in self.request_fields.values()) + len(self.response_body)
+
 
 GATHER_S = 0.02
+# What records waiting to be built may hold: a recorder that falls behind
+# (a loop at full load) drops records rather than memory growing with bodies.
+MAX_QUEUE_BYTES = 8 << 20
 # A build costs tens of microseconds (more with up to INLINE_COMPRESS bytes
 # to compress), so this bounds how long a drain holds the loop at a time.
 BUILDS_PER_YIELD = 16
@@ -205,12 +213,16 @@ class ReplayRecorder:
         *,
         max_record_bytes: int,
         max_queue: int = 256,
+        max_queue_bytes: int = MAX_QUEUE_BYTES,
         gather_s: float = GATHER_S,
         on_drop: Callable[[int], None] | None = None,
     ) -> None:
         self._writer = writer
         self.max_record_bytes = max_record_bytes
         self._max_queue = max_queue
+        self._max_queue_bytes = max_queue_bytes
+        # Bytes the queued records hold alive (their bodies and responses).
+        self._queued_bytes = 0
         self._gather_s = gather_s
         self._queue: collections.deque[PendingReplay] = collections.deque()
         self._wake = asyncio.Event()
@@ -222,10 +234,14 @@ class ReplayRecorder:
         self.too_large = 0
 
     def submit(self, pending: PendingReplay) -> bool:
-        if len(self._queue) >= self._max_queue:
+        size = pending.size
+        if len(self._queue) >= self._max_queue or (
+            self._queue and self._queued_bytes + size > self._max_queue_bytes
+        ):
             self._count_drops(1)
             return False
         self._queue.append(pending)
+        self._queued_bytes += size
         self._wake.set()
         return True
 
@@ -268,7 +284,7 @@ class ReplayRecorder:
         built = 0
         while self._queue:
             row = await self._build(self._queue[0])
-            self._queue.popleft()
+            self._queued_bytes -= self._queue.popleft().size
             if row is None:
                 self.too_large += 1
             elif not self._writer.submit(row):

@@ -215,3 +215,30 @@ async def test_the_recorder_keeps_up_with_a_loop_that_finishes_several_requests_
     await writer.close()
     assert recorder.dropped == 0
     assert await count(conn, "replays") == 1201
+
+
+async def test_records_waiting_to_be_built_hold_at_most_their_byte_cap(
+    conn: aiosqlite.Connection,
+) -> None:
+    writer = Writer(conn, clock=ManualClock())
+    body = conversation(12)
+    size = pending("x", body, NOW).size
+    recorder = ReplayRecorder(
+        writer, max_record_bytes=1 << 22, max_queue=64, max_queue_bytes=3 * size, gather_s=0
+    )
+    for i in range(5):
+        writer.submit(request_row(f"r{i}", ts=NOW))
+        recorder.submit(pending(f"r{i}", body, NOW))
+    assert recorder.dropped == 2
+    await recorder.drain()
+    # Built records free their share: the next ones fit again.
+    for i in range(5, 8):
+        writer.submit(request_row(f"r{i}", ts=NOW))
+        assert recorder.submit(pending(f"r{i}", body, NOW))
+    await recorder.drain()
+    await writer.close()
+    assert await count(conn, "replays") == 6
+    # One record larger than the cap alone is still taken: the cap bounds a backlog.
+    big = ReplayRecorder(writer, max_record_bytes=1 << 22, max_queue_bytes=1, gather_s=0)
+    assert big.submit(pending("big", body, NOW))
+    assert not big.submit(pending("big2", body, NOW))
