@@ -6,9 +6,10 @@ sees it), and hands the request row together with its budget increment (one
 record), and any budget threshold crossed, to the writer, without awaiting.
 
 `ReplayRecorder` takes what the client sent and got back. The request path
-only appends to a bounded deque; a background task cuts each body into
-shared pieces (state/pieces.py) and compresses and writes only the pieces
-not stored recently, with the response.
+appends to a bounded deque; a background task cuts each body into shared
+pieces (state/pieces.py) and compresses and writes only the pieces not
+stored recently, with the response. When the deque is full the request
+path builds the oldest records itself: records are never lost to a busy loop.
 """
 
 from __future__ import annotations
@@ -232,18 +233,29 @@ class ReplayRecorder:
         self._drops = DropReporter(on_drop or _ignore)
         self.dropped = 0
         self.too_large = 0
+        # Records built by submit() because the queue was full.
+        self.built_inline = 0
 
     def submit(self, pending: PendingReplay) -> bool:
+        """Queue a record to be built; False if the writer refused one built now.
+
+        A recorder that has fallen behind (a loop at full load serves requests
+        faster than the background drain builds their records) builds its
+        oldest waiting records here, on the submitting request's path, until
+        this one fits: a saturated daemon then serves fewer requests and
+        records every one, its memory held to the queue's caps.
+        """
         size = pending.size
-        if len(self._queue) >= self._max_queue or (
-            self._queue and self._queued_bytes + size > self._max_queue_bytes
+        kept = True
+        while self._queue and (
+            len(self._queue) >= self._max_queue or self._queued_bytes + size > self._max_queue_bytes
         ):
-            self._count_drops(1)
-            return False
+            kept = self._hand_over(self._build_now(self._take())) and kept
+            self.built_inline += 1
         self._queue.append(pending)
         self._queued_bytes += size
         self._wake.set()
-        return True
+        return kept
 
     def forget_pieces(self) -> None:
         """After a failed write: pieces believed written may not be."""
@@ -278,36 +290,66 @@ class ReplayRecorder:
         and GIL switches than it saves. Yielding after every record would let
         a busy loop serve requests faster than it builds their records, and
         the queue would overflow. Only compressing more than INLINE_COMPRESS
-        bytes of new pieces goes to a thread. A record leaves the queue once
-        handed over, so a drain cut short loses nothing.
+        bytes of new pieces goes to a thread. A drain cut short mid-build puts
+        the record back at the head of the queue, so it loses nothing.
         """
         built = 0
         while self._queue:
-            row = await self._build(self._queue[0])
-            self._queued_bytes -= self._queue.popleft().size
-            if row is None:
-                self.too_large += 1
-            elif not self._writer.submit(row):
-                # Later records may lean on pieces this one carried.
-                self._known.forget(p.digest for p in row.new_pieces)
-                self._count_drops(1)
+            p = self._take()
+            try:
+                row = await self._build(p)
+            except BaseException:
+                # Cut short mid-build: the record waits for the next drain.
+                self._queue.appendleft(p)
+                self._queued_bytes += p.size
+                raise
+            self._hand_over(row)
             built += 1
             if built % BUILDS_PER_YIELD == 0:
                 await asyncio.sleep(0)
         self._drops.flush()
 
+    def _take(self) -> PendingReplay:
+        p = self._queue.popleft()
+        self._queued_bytes -= p.size
+        return p
+
+    def _hand_over(self, row: ReplayRow | None) -> bool:
+        if row is None:
+            self.too_large += 1
+            return True
+        if self._writer.submit(row):
+            return True
+        # Later records may lean on pieces this one carried.
+        self._known.forget(p.digest for p in row.new_pieces)
+        self._count_drops(1)
+        return False
+
     async def _build(self, p: PendingReplay) -> ReplayRow | None:
         """The row to write, or None when it is over max_record_bytes."""
+        new, blobs = self._pieces_of(p)
+        if sum(len(b) for b in blobs) > INLINE_COMPRESS:
+            packed = await asyncio.to_thread(_compress_all, blobs)
+        else:
+            packed = _compress_all(blobs)
+        return self._row(p, new, packed)
+
+    def _build_now(self, p: PendingReplay) -> ReplayRow | None:
+        new, blobs = self._pieces_of(p)
+        return self._row(p, new, _compress_all(blobs))
+
+    def _pieces_of(self, p: PendingReplay) -> tuple[dict[bytes, bytes], list[bytes]]:
+        """The pieces not written recently, by digest, and the blobs to compress."""
         recipe, parts = pieces.split(p.request_fields, self._memo, p.conversation)
         new: dict[bytes, bytes] = {}
         for part in parts:
             if part.digest not in new and not self._known.fresh(part.digest, p.ts):
                 new[part.digest] = part.data
-        blobs = [*new.values(), recipe, p.response_body]
-        if sum(len(b) for b in blobs) > INLINE_COMPRESS:
-            packed = await asyncio.to_thread(_compress_all, blobs)
-        else:
-            packed = _compress_all(blobs)
+        return new, [*new.values(), recipe, p.response_body]
+
+    def _row(
+        self, p: PendingReplay, new: dict[bytes, bytes], packed: list[bytes]
+    ) -> ReplayRow | None:
         *datas, request, response = packed
         written = [
             PieceRow(digest=d, data=data, size=len(data), last_ref=p.ts)

@@ -11,6 +11,7 @@ from typing import Any
 import aiosqlite
 import anthropic
 import msgspec
+import pytest
 
 from coderouterd.state import pieces, retention
 from coderouterd.state.db import db_path, open_db
@@ -217,7 +218,7 @@ async def test_the_recorder_keeps_up_with_a_loop_that_finishes_several_requests_
     assert await count(conn, "replays") == 1201
 
 
-async def test_records_waiting_to_be_built_hold_at_most_their_byte_cap(
+async def test_a_recorder_behind_builds_its_oldest_records_on_submit_and_loses_none(
     conn: aiosqlite.Connection,
 ) -> None:
     writer = Writer(conn, clock=ManualClock())
@@ -228,17 +229,38 @@ async def test_records_waiting_to_be_built_hold_at_most_their_byte_cap(
     )
     for i in range(5):
         writer.submit(request_row(f"r{i}", ts=NOW))
-        recorder.submit(pending(f"r{i}", body, NOW))
-    assert recorder.dropped == 2
-    await recorder.drain()
-    # Built records free their share: the next ones fit again.
-    for i in range(5, 8):
-        writer.submit(request_row(f"r{i}", ts=NOW))
         assert recorder.submit(pending(f"r{i}", body, NOW))
+    # Three bodies fit the cap: the two oldest were built to make room.
+    assert recorder.built_inline == 2
+    await writer.flush()
+    assert await count(conn, "replays") == 2
     await recorder.drain()
     await writer.close()
-    assert await count(conn, "replays") == 6
-    # One record larger than the cap alone is still taken: the cap bounds a backlog.
+    assert recorder.dropped == 0
+    assert await count(conn, "replays") == 5
+    # A record larger than the cap alone still waits: the cap bounds a backlog.
     big = ReplayRecorder(writer, max_record_bytes=1 << 22, max_queue_bytes=1, gather_s=0)
-    assert big.submit(pending("big", body, NOW))
-    assert not big.submit(pending("big2", body, NOW))
+    big.submit(pending("big", body, NOW))
+    assert big.built_inline == 0
+    big.submit(pending("big2", body, NOW))
+    assert big.built_inline == 1
+
+
+async def test_a_drain_cancelled_mid_build_leaves_the_record_for_the_next(
+    conn: aiosqlite.Connection,
+) -> None:
+    writer = Writer(conn, clock=ManualClock())
+    recorder = ReplayRecorder(writer, max_record_bytes=1 << 22, gather_s=0)
+    # A first record of a conversation: its pieces are compressed on a thread.
+    writer.submit(request_row("r0", ts=NOW))
+    recorder.submit(pending("r0", conversation(40), NOW))
+    task = asyncio.create_task(recorder.drain())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await writer.flush()
+    assert await count(conn, "replays") == 0
+    await recorder.drain()
+    await writer.close()
+    assert await count(conn, "replays") == 1
