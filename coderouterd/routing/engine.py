@@ -211,14 +211,13 @@ class Engine:
         t = adapter.config.timeouts
         deadline = self._clock.monotonic() + t.total_s
         body = self._request_body(codec, call, adapter.name)
-        head = await self._with_pings(
-            spawn(
-                _open_head(adapter, call, body, codec.transcoder(call), t),
-                name=f"head:{call.request_id}",
-            ),
-            sink,
-            progress,
+        opening = spawn(
+            _open_head(adapter, call, body, codec.transcoder(call), t),
+            name=f"head:{call.request_id}",
         )
+        # Sent once the head is open: a long stream need not hold the body too.
+        del body
+        head = await self._with_pings(opening, sink, progress)
         progress.first_byte()
         try:
             await sink.commit(progress.headers(adapter.name))
