@@ -3,11 +3,12 @@
 Checking that a body is JSON means reading all of it: about 40 us for the
 80 KB a coding agent sends on every turn, the largest single cost of a
 request. A `BodyMemo` reads most of that only once per conversation. A
-turn's body is the previous turn's with a longer `messages`: the same bytes
-before the history and after it. Given a remembered body in compact JSON,
-a new body that starts and ends with the same bytes around its history has
-the same fields but `messages`; only the history is read, and of the
-history only what follows the messages already read before.
+turn's body is the previous turn's with more messages: the same bytes
+before the history and after it, and the same messages up to the end of
+one of the last few (a client may have changed the last one, moving its
+cache breakpoint). Given a remembered body in compact JSON, a new body that
+matches it so has the same fields but `messages`, and only the messages
+after that point are read.
 """
 
 from __future__ import annotations

@@ -157,8 +157,9 @@ class PendingReplay:
 
 
 GATHER_S = 0.02
-# What records waiting to be built may hold: a recorder that falls behind
-# (a loop at full load) drops records rather than memory growing with bodies.
+# What records waiting to be built may hold: past it, a recorder that falls
+# behind (a loop at full load) builds records on the request path (submit)
+# rather than let memory grow with bodies.
 MAX_QUEUE_BYTES = 4 << 20
 # A build costs tens of microseconds (more with up to INLINE_COMPRESS bytes
 # to compress), so this bounds how long a drain holds the loop at a time.
