@@ -33,9 +33,10 @@ from coderouterd.routing.records import Observer, Observers
 from coderouterd.state.db import StateError
 from coderouterd.state.recorder import RequestRecorder
 from coderouterd.state.service import StateService
-from coderouterd.tasks import SHUTDOWN, spawn
+from coderouterd.tasks import SHUTDOWN, cancel_and_wait, spawn
 from coderouterd.telemetry import events, sdnotify
 from coderouterd.telemetry.logging import get_logger
+from coderouterd.telemetry.memory import malloc_trim, trim_when_idle
 from coderouterd.telemetry.observers import ProviderStateObserver, RequestLogObserver
 
 # After the grace period, how long abandoned requests get to write their final error event.
@@ -211,9 +212,20 @@ async def _serve(
         config_digest=loaded.digest,
     )
     sdnotify.notify(sdnotify.READY)
+    trim = malloc_trim()
+    trimmer = (
+        None
+        if trim is None
+        else spawn(
+            trim_when_idle(lambda: daemon.inflight.started, lambda: len(daemon.inflight), trim),
+            name="malloc-trim",
+        )
+    )
     try:
         await stop.wait()
     finally:
+        if trimmer is not None:
+            await cancel_and_wait(trimmer)
         await _shutdown(
             daemon,
             runner=runner,

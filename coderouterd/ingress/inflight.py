@@ -24,6 +24,8 @@ class InFlightRegistry(BaseObserver):
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._entries: dict[str, InFlightEntry] = {}
+        # Requests added since start.
+        self.started = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -35,6 +37,7 @@ class InFlightRegistry(BaseObserver):
             dialect, profile, stream, self._clock.monotonic(), asyncio.current_task()
         )
         self._entries[request_id] = entry
+        self.started += 1
         self._idle.clear()
         return entry
 

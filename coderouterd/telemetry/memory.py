@@ -19,17 +19,20 @@ still frees nearly everything a request leaves, so little waits longer
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import gc
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 4 * 1024 * 1024
 TRIM_THRESHOLD = 64 * 1024 * 1024
 GC_THRESHOLDS = (20_000, 20, 20)
+# Idle this long after serving requests, the heap kept for them goes back.
+IDLE_TRIM_S = 2.0
 
 
 def tune_malloc(env: Mapping[str, str] = os.environ) -> bool:
@@ -49,6 +52,40 @@ def tune_malloc(env: Mapping[str, str] = os.environ) -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
         mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     )
+
+
+def malloc_trim() -> Callable[[], object] | None:
+    """glibc's malloc_trim(0), or None where there is none."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = (ctypes.c_size_t,)
+    trim.restype = ctypes.c_int
+    return lambda: trim(0)
+
+
+async def trim_when_idle(
+    requests: Callable[[], int],
+    in_flight: Callable[[], int],
+    trim: Callable[[], object],
+    *,
+    idle_s: float = IDLE_TRIM_S,
+) -> None:
+    """Give the heap back once no request has started for `idle_s` and none is
+    in flight, after some were served: the raised trim threshold keeps freed
+    memory for the next request while busy, not forever after a burst."""
+    trimmed_at = seen = requests()
+    while True:
+        await asyncio.sleep(idle_s)
+        now = requests()
+        if now == seen and now != trimmed_at and not in_flight():
+            trim()
+            trimmed_at = now
+        seen = now
 
 
 def tune_gc() -> None:
