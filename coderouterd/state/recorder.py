@@ -226,7 +226,8 @@ class ReplayRecorder:
         # Bytes the queued records hold alive (their bodies and responses).
         self._queued_bytes = 0
         self._gather_s = gather_s
-        self._queue: collections.deque[PendingReplay] = collections.deque()
+        # Each record with its size, counted once.
+        self._queue: collections.deque[tuple[PendingReplay, int]] = collections.deque()
         self._wake = asyncio.Event()
         self._known = KnownPieces()
         self._memo = pieces.DigestMemo()
@@ -253,7 +254,7 @@ class ReplayRecorder:
         ):
             kept = self._hand_over(self._build_now(self._take())) and kept
             self.built_inline += 1
-        self._queue.append(pending)
+        self._queue.append((pending, size))
         self._queued_bytes += size
         self._wake.set()
         return kept
@@ -296,13 +297,14 @@ class ReplayRecorder:
         """
         built = 0
         while self._queue:
-            p = self._take()
+            p, size = self._queue[0]
+            self._take()
             try:
                 row = await self._build(p)
             except BaseException:
                 # Cut short mid-build: the record waits for the next drain.
-                self._queue.appendleft(p)
-                self._queued_bytes += p.size
+                self._queue.appendleft((p, size))
+                self._queued_bytes += size
                 raise
             self._hand_over(row)
             built += 1
@@ -311,8 +313,8 @@ class ReplayRecorder:
         self._drops.flush()
 
     def _take(self) -> PendingReplay:
-        p = self._queue.popleft()
-        self._queued_bytes -= p.size
+        p, size = self._queue.popleft()
+        self._queued_bytes -= size
         return p
 
     def _hand_over(self, row: ReplayRow | None) -> bool:
