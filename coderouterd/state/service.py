@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiosqlite
 import msgspec
@@ -53,6 +53,12 @@ class StateStats(msgspec.Struct, frozen=True, kw_only=True):
     replays_too_large: int
 
 
+class _Loops(NamedTuple):
+    writer: asyncio.Task[None]
+    replays: asyncio.Task[None]
+    retention: asyncio.Task[None]
+
+
 class StateService:
     def __init__(
         self,
@@ -76,7 +82,7 @@ class StateService:
         self._opened = config
         self._clock = clock
         self._log = log
-        self._tasks: list[asyncio.Task[None]] = []
+        self._loops: _Loops | None = None
         self._closed = False
 
     @classmethod
@@ -120,11 +126,11 @@ class StateService:
         return service
 
     def _start(self) -> None:
-        self._tasks = [
-            spawn(self.writer.run(), name="state:writer"),
-            spawn(self.replays.run(), name="state:replays"),
-            spawn(self._retention_loop(), name="state:retention"),
-        ]
+        self._loops = _Loops(
+            writer=spawn(self.writer.run(), name="state:writer"),
+            replays=spawn(self.replays.run(), name="state:replays"),
+            retention=spawn(self._retention_loop(), name="state:retention"),
+        )
 
     def reconfigure(self, config: StateConfig) -> tuple[str, ...]:
         """Apply a reloaded `state` section: retention and replay caps at once;
@@ -279,17 +285,19 @@ class StateService:
         if self._closed:
             return
         self._closed = True
-        retention, replays, writer = self._tasks or (None, None, None)
-        if retention is not None:
-            await cancel_and_wait(retention)
+        loops = self._loops
+        if loops is not None:
+            await cancel_and_wait(loops.retention)
         self.replays.stop()
-        if replays is not None:
+        if loops is not None:
             # wait() leaves the task's own failure to the drain below.
-            await asyncio.wait({replays})
+            await asyncio.wait({loops.replays})
         # Never started, or it failed: what is queued is still written.
         with contextlib.suppress(Exception):
             await self.replays.drain()
+        # The writer loop ends by itself once close() has written the queue;
+        # cancelling it before that would lose the batch it is committing.
         await self.writer.close()
-        if writer is not None:
-            await cancel_and_wait(writer)
+        if loops is not None:
+            await cancel_and_wait(loops.writer)
         await self._conn.close()

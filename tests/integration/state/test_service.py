@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import aiosqlite
 import pytest
 import pytest_asyncio
 
+from coderouterd.clock import SystemClock
 from coderouterd.config.model import StateConfig
 from coderouterd.state import reads
 from coderouterd.state.audit import tail, verify
@@ -88,6 +91,25 @@ async def test_the_retention_loop_runs_a_pass_as_the_state_opens(open_state: Ope
     async with asyncio.timeout(2.0):
         while await request_ids(again) != ["new"]:  # noqa: ASYNC110 - polls the rows
             await asyncio.sleep(0.005)
+
+
+async def test_closing_while_a_batch_is_being_committed_keeps_it(tmp_path: Path) -> None:
+    state = await StateService.open(
+        tmp_path / "mid-batch", StateConfig(), clock=SystemClock(), log=get_logger()
+    )
+    try:
+        state.writer.submit(request_row("in-flight", ts=time.time()))
+        # Once the loop has taken the record it is awaiting SQLite's thread: the
+        # commit takes several round trips, each a loop iteration away.
+        async with asyncio.timeout(2.0):
+            while state.writer.stats().queue_depth:  # noqa: ASYNC110 - polls the loop
+                await asyncio.sleep(0)
+        assert state.writer.stats().committed_rows == 0
+    finally:
+        await state.close()
+    assert state.writer.stats().committed_rows == 1
+    with sqlite3.connect(state.path) as db:
+        assert db.execute("SELECT id FROM requests").fetchall() == [("in-flight",)]
 
 
 async def test_retention_follows_the_reloaded_config(
