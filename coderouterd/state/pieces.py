@@ -10,13 +10,16 @@ under its SHA-256; a record keeps a small recipe naming its pieces.
 A run of messages ends after a message whose digest's first byte is a
 multiple of RUN_DIVISOR. The cut depends only on the messages themselves,
 so the same history yields the same runs however much follows it, and from
-one turn to the next only the last, still open run is new.
+one turn to the next only the last, still open run is new (and the run of
+the message a client changed, e.g. to move its cache breakpoint). The open
+run is written again on every turn, so runs are short: a few messages.
 
 Hashing and decoding the history are most of the cost, so a `DigestMemo`
 remembers the last body of recent conversations. A history that starts with
-the bytes of an earlier one's closed runs reuses those runs as they are:
-only what follows them is decoded, and a message there equal byte for byte
-to the one at its place last time reuses that digest. `system` and `tools`
+the bytes of an earlier one's closed runs reuses those runs as they are, or
+all but the last few of them when a message there changed: only what
+follows them is decoded, and a message there equal byte for byte to the one
+at its place last time reuses that digest. `system` and `tools`
 equal to a recent value reuse its digest. Comparing bytes is many times
 cheaper than decoding or hashing them.
 """
@@ -36,7 +39,7 @@ WHOLE_FIELDS = ("system", "tools")
 MESSAGES = "messages"
 # Smaller values stay inline in the recipe: a piece costs a row and a lookup.
 MIN_PIECE_BYTES = 512
-RUN_DIVISOR = 8
+RUN_DIVISOR = 4
 # A piece named again this long after it was last written is written again
 # (data included) with the new time, so a piece's last_ref is never more than
 # this older than any record naming it. Retention relies on that.
@@ -45,6 +48,9 @@ PIECE_REFRESH_S = 3600.0
 _SAME_LENGTH = 4
 # Bytes compared first, just before where a history's closed runs end.
 _PROBE = 16
+# How many of a remembered history's last closed runs a new one may differ in
+# and still reuse the runs before them.
+_RUNS_BACK = 3
 
 
 class Piece(msgspec.Struct, frozen=True):
@@ -82,9 +88,9 @@ def digest(data: Buffer) -> bytes:
 class _History(msgspec.Struct):
     """What the memo keeps of one conversation's last history."""
 
-    # The history's raw JSON, and where its closed runs end in it (0: none).
+    # The history's raw JSON, its closed runs and where each ends in it.
     raw: bytes
-    closed_end: int
+    ends: list[int]
     closed: list[Piece]
     # The messages after the closed runs, and their digests.
     open_units: list[bytes]
@@ -131,22 +137,24 @@ class DigestMemo:
 
     def history(
         self, raw: memoryview, conversation: object = None
-    ) -> tuple[object, _History] | None:
-        """The remembered history whose closed runs `raw` continues, and its key."""
+    ) -> tuple[object, _History, int] | None:
+        """The remembered history whose first closed runs `raw` continues, its
+        key, and how many of its runs it continues."""
         if conversation is not None:
             h = self._histories.get(conversation)
             candidates = [] if h is None else [(conversation, h)]
         else:
             candidates = list(reversed(self._histories.items()))
         for key, h in candidates:
-            e = h.closed_end
-            if not e or len(raw) <= e or raw[e] != _COMMA:
-                continue
-            probe = max(e - _PROBE, 0)
-            # The bytes just before the end first: they differ between conversations.
-            if h.raw.startswith(raw[probe:e], probe) and h.raw.startswith(raw[:probe]):
-                self.continued += 1
-                return key, h
+            for k in range(len(h.ends), max(len(h.ends) - _RUNS_BACK, 0), -1):
+                e = h.ends[k - 1]
+                if len(raw) <= e or raw[e] != _COMMA:
+                    continue
+                probe = max(e - _PROBE, 0)
+                # The bytes just before the end first: they differ between conversations.
+                if h.raw.startswith(raw[probe:e], probe) and h.raw.startswith(raw[:probe]):
+                    self.continued += 1
+                    return key, h, k
         return None
 
     def remember(self, h: _History, replaces: object = None, conversation: object = None) -> None:
@@ -194,43 +202,56 @@ def split(
 def _history_runs(raw: memoryview, memo: DigestMemo | None, conversation: object) -> list[Piece]:
     """The runs of a history; `raw` is its JSON array."""
     found = memo.history(raw, conversation) if memo is not None else None
-    key, known = found if found is not None else (None, None)
+    key, known, k = found if found is not None else (None, None, 0)
     if known is None:
         closed: list[Piece] = []
+        ends: list[int] = []
         offset = 0
         units = [bytes(m) for m in _list.decode(raw)]
         digests = [digest(u) for u in units]
     else:
-        closed, offset = known.closed, known.closed_end
+        closed, ends = known.closed[:k], known.ends[:k]
+        offset = ends[-1]
         units = [bytes(m) for m in _list.decode(b"[" + raw[offset + 1 :])]
-        before, was = known.open_units, known.open_digests
+        # The remembered open messages follow the last closed run only.
+        before, was = (known.open_units, known.open_digests) if k == len(known.ends) else ([], [])
         digests = [
             was[i] if i < len(before) and before[i] == u else digest(u) for i, u in enumerate(units)
         ]
-    runs, open_from = _runs(units, digests)
+    runs, last_from = _runs(units, digests)
     if memo is not None:
-        closing = runs[: len(runs) - (open_from < len(units))]
-        end = _closed_end(raw, offset, closing)
-        kept = [*closed, *closing] if end > offset else closed
-        rest = open_from if end > offset else 0
+        # The last run is remembered as open even when its last message closed
+        # it: that message is the one a client changes next turn (it moves its
+        # cache breakpoint off it), and a run that ends the history has no
+        # comma after it to confirm where it ends.
+        closing = runs[:-1]
+        new_ends = _closed_ends(raw, offset, closing)
+        kept = [*closed, *closing] if new_ends else closed
+        rest = last_from if new_ends else 0
         # A history sent again unchanged (a retry) keeps the bytes already held.
         same = known is not None and _equal(known.raw, raw)
         held = known.raw if same and known is not None else bytes(raw)
-        memo.remember(_History(held, end, kept, units[rest:], digests[rest:]), key, conversation)
+        remembered = _History(held, [*ends, *new_ends], kept, units[rest:], digests[rest:])
+        memo.remember(remembered, key, conversation)
     return [*closed, *runs]
 
 
-def _closed_end(raw: memoryview, offset: int, closing: list[Piece]) -> int:
-    """Where the newly closed runs end in `raw`, if they follow `offset` as
-    compact JSON (a history with other spacing is not reused); else offset."""
+def _closed_ends(raw: memoryview, offset: int, closing: list[Piece]) -> list[int]:
+    """Where each newly closed run ends in `raw`, if they follow `offset` as
+    compact JSON (a history with other spacing is not reused); else none."""
     if not closing:
-        return offset
+        return []
     joined = b",".join(r.data for r in closing)
     start = offset + 1
     end = start + len(joined)
-    if len(raw) > end and raw[end] == _COMMA and _equal(joined, raw[start:end]):
-        return end
-    return offset
+    if not (len(raw) > end and raw[end] == _COMMA and _equal(joined, raw[start:end])):
+        return []
+    ends = []
+    for r in closing:
+        start += len(r.data)
+        ends.append(start)
+        start += 1
+    return ends
 
 
 def _equal(held: bytes, raw: Buffer) -> bool:
@@ -240,17 +261,17 @@ def _equal(held: bytes, raw: Buffer) -> bool:
 
 
 def _runs(messages: list[bytes], digests: list[bytes]) -> tuple[list[Piece], int]:
-    """The runs of these messages, and where the last, still open one starts
-    (len(messages) when every run is closed)."""
+    """The runs of these messages, and where the last one starts."""
     runs: list[Piece] = []
-    start = 0
+    start = last = 0
     for i, d in enumerate(digests):
         if d[0] % RUN_DIVISOR == 0:
             runs.append(_run(messages[start : i + 1], digests[start : i + 1]))
-            start = i + 1
+            start, last = i + 1, start
     if start < len(messages):
         runs.append(_run(messages[start:], digests[start:]))
-    return runs, start
+        last = start
+    return runs, last
 
 
 def _run(members: list[bytes], digests: list[bytes]) -> Piece:

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from coderouterd.state import pieces
-from coderouterd.state.pieces import MIN_PIECE_BYTES, MissingPieceError
+from coderouterd.state.pieces import MIN_PIECE_BYTES, RUN_DIVISOR, MissingPieceError
 
 _fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
 WORDS = ("read", "file", "edit", "test", "def", "return", "import", "error", "path", "line")
@@ -165,6 +165,40 @@ def test_many_conversations_at_once_each_continue_their_own_history() -> None:
         for n in range(40):
             pieces.split(compact(own(turns, n)), blind)
     assert blind.continued == 40
+
+
+def test_moved_cache_breakpoints_still_continue_the_history() -> None:
+    # Breakpoints on the newest two user turns: each turn one leaves a message
+    # a few back, which may lie in a closed run by then.
+    def marked(m: dict[str, Any], on: bool) -> dict[str, Any]:
+        blocks = [{k: v for k, v in b.items() if k != "cache_control"} for b in m["content"]]
+        if on:
+            blocks[-1]["cache_control"] = {"type": "ephemeral"}
+        return {**m, "content": blocks}
+
+    memo = pieces.DigestMemo()
+    messages = [message(i) for i in range(30)]
+    for turn in range(24):
+        messages = [*messages, message(100 + 2 * turn), message(101 + 2 * turn)]
+        n = len(messages)
+        sent = [marked(m, i in (n - 1, n - 3)) for i, m in enumerate(messages)]
+        fields = compact({**conversation(0), "messages": sent})
+        assert pieces.split(fields, memo) == pieces.split(fields)
+    assert memo.continued == 23
+
+
+def closes_a_run(m: dict[str, Any]) -> bool:
+    return pieces.digest(json.dumps(m, separators=(",", ":")).encode())[0] % RUN_DIVISOR == 0
+
+
+def test_a_history_whose_last_message_closes_a_run_is_continued() -> None:
+    # Such a run ends at the array's end: nothing after it confirms where.
+    turns = next(n for n in range(20, 80) if closes_a_run(message(n - 1)))
+    memo = pieces.DigestMemo()
+    pieces.split(compact(conversation(turns)), memo)
+    fields = compact(conversation(turns + 2))
+    assert pieces.split(fields, memo) == pieces.split(fields)
+    assert memo.continued == 1
 
 
 def test_a_hint_naming_another_conversation_costs_a_decode_never_a_wrong_split() -> None:
