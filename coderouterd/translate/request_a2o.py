@@ -18,10 +18,16 @@ Conventions the OpenAI dialect cannot express directly:
   of an assistant turn that calls tools goes back as its `reasoning_content`.
 
 Everything dropped is recorded once per field as a Degradation.
+
+A conversation resends its whole history every turn, and a message's
+translation depends on nothing but its own bytes and the backend's
+capabilities: `TranslatedHistory` keeps recent messages' translations, so a
+turn translates only the messages it has not sent before.
 """
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -53,6 +59,40 @@ _ANTHROPIC_ONLY = {
 }
 
 
+_encode = msgspec.json.Encoder().encode
+_raw_list = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+class TranslatedHistory:
+    """Recently translated messages by their bytes, for one backend's
+    capabilities (bounded by bytes, least recently used out; only a cache)."""
+
+    def __init__(self, max_bytes: int = 8 << 20) -> None:
+        self._max = max_bytes
+        self._bytes = 0
+        # Message bytes -> its OpenAI messages (encoded, comma-joined) and notes.
+        self._known: collections.OrderedDict[bytes, tuple[bytes, tuple[Degradation, ...]]] = (
+            collections.OrderedDict()
+        )
+        self.reused = 0
+
+    def get(self, message: bytes) -> tuple[bytes, tuple[Degradation, ...]] | None:
+        known = self._known.get(message)
+        if known is not None:
+            self._known.move_to_end(message)
+            self.reused += 1
+        return known
+
+    def put(self, message: bytes, translated: tuple[bytes, tuple[Degradation, ...]]) -> None:
+        if message in self._known:
+            return
+        self._known[message] = translated
+        self._bytes += len(message) + len(translated[0])
+        while self._bytes > self._max:
+            old, (out, _) = self._known.popitem(last=False)
+            self._bytes -= len(old) + len(out)
+
+
 def anthropic_to_openai_request(
     body: Mapping[str, Any],
     *,
@@ -60,17 +100,26 @@ def anthropic_to_openai_request(
     caps: ModelCapabilities,
     max_output_tokens: int | None,
     stream: bool,
+    history: TranslatedHistory | None = None,
 ) -> tuple[dict[str, Any], list[Degradation]]:
+    """`body`'s values decoded, except that `tools` and `messages` may be raw
+    JSON; raw `messages` are translated through `history` when given."""
     notes = Notes()
-    messages = _system_messages(body.get("system"), "system", notes)
-    messages += _messages(body.get("messages"), caps, notes)
+    system = _system_messages(body.get("system"), "system", notes)
+    raw = body.get("messages")
+    messages: list[dict[str, Any]] | msgspec.Raw
+    if isinstance(raw, msgspec.Raw):
+        parts = [_encode(m) for m in system] + _raw_messages(raw, caps, notes, history)
+        messages = msgspec.Raw(b"[" + b",".join(parts) + b"]")
+    else:
+        messages = system + _messages(raw, caps, notes)
     out: dict[str, Any] = {"model": model, "messages": messages}
     limit = min((n for n in (max_output_tokens, caps.max_output_tokens) if n), default=None)
     tokens = max_tokens(body.get("max_tokens"), limit, notes)
     if tokens is not None:
         out["max_tokens"] = tokens
     out.update(sampling(body, notes))
-    out.update(_tools(body.get("tools"), body.get("tool_choice"), caps, notes))
+    out.update(_tools(body.get("tools"), body.get("tool_choice"), caps, notes, history))
     out.update(reasoning(body.get("thinking"), caps, notes))
     for key in body:
         if key not in _HANDLED:
@@ -89,24 +138,54 @@ def _messages(raw: object, caps: ModelCapabilities, notes: Notes) -> list[dict[s
         raise InvalidRequestError("must be a list of messages", field="messages")
     out: list[dict[str, Any]] = []
     for i, message in enumerate(raw):
-        path = f"messages[{i}]"
-        if not isinstance(message, dict):
-            raise InvalidRequestError("must be an object", field=path)
-        role, content = message.get("role"), message.get("content")
-        if "content" not in message:
-            raise InvalidRequestError("missing required field 'content'", field=f"{path}.content")
-        if role == "user":
-            out += _user(content, f"{path}.content", caps, notes)
-        elif role == "assistant":
-            out.append(_assistant(content, f"{path}.content", caps, notes))
-        elif role == "system":
-            out += _system_messages(content, f"{path}.content", notes)
-        elif role is None:
-            raise InvalidRequestError("missing required field 'role'", field=f"{path}.role")
-        else:
-            problem = f"unknown role {role!r}: expected 'user', 'assistant' or 'system'"
-            raise InvalidRequestError(problem, field=f"{path}.role")
+        out += _message(message, f"messages[{i}]", caps, notes)
     return out
+
+
+def _raw_messages(
+    raw: msgspec.Raw, caps: ModelCapabilities, notes: Notes, history: TranslatedHistory | None
+) -> list[bytes]:
+    """The translated messages, each encoded, of a raw history."""
+    try:
+        items = _raw_list.decode(raw)
+    except msgspec.ValidationError:
+        raise InvalidRequestError("must be a list of messages", field="messages") from None
+    out: list[bytes] = []
+    for i, item in enumerate(items):
+        key = bytes(item)
+        known = history.get(key) if history is not None else None
+        if known is None:
+            own = Notes()
+            translated = _message(msgspec.json.decode(key), f"messages[{i}]", caps, own)
+            known = (b",".join(_encode(m) for m in translated), tuple(own.items()))
+            if history is not None:
+                history.put(key, known)
+        encoded, degraded = known
+        for d in degraded:
+            notes.add(d.field, d.reason)
+        if encoded:
+            out.append(encoded)
+    return out
+
+
+def _message(
+    message: object, path: str, caps: ModelCapabilities, notes: Notes
+) -> list[dict[str, Any]]:
+    if not isinstance(message, dict):
+        raise InvalidRequestError("must be an object", field=path)
+    role, content = message.get("role"), message.get("content")
+    if "content" not in message:
+        raise InvalidRequestError("missing required field 'content'", field=f"{path}.content")
+    if role == "user":
+        return _user(content, f"{path}.content", caps, notes)
+    if role == "assistant":
+        return [_assistant(content, f"{path}.content", caps, notes)]
+    if role == "system":
+        return _system_messages(content, f"{path}.content", notes)
+    if role is None:
+        raise InvalidRequestError("missing required field 'role'", field=f"{path}.role")
+    problem = f"unknown role {role!r}: expected 'user', 'assistant' or 'system'"
+    raise InvalidRequestError(problem, field=f"{path}.role")
 
 
 def _system_messages(raw: object, path: str, notes: Notes) -> list[dict[str, Any]]:
@@ -273,11 +352,38 @@ def _note_cache_control(block: Mapping[str, Any], notes: Notes) -> None:
         notes.add("cache_control", _ANTHROPIC_ONLY["cache_control"])
 
 
-def _tools(raw: object, choice: object, caps: ModelCapabilities, notes: Notes) -> dict[str, Any]:
-    if isinstance(raw, msgspec.Raw):
-        raw = _lazy_tools(raw)
+def _tools(
+    raw: object,
+    choice: object,
+    caps: ModelCapabilities,
+    notes: Notes,
+    history: TranslatedHistory | None,
+) -> dict[str, Any]:
+    tools: list[dict[str, Any]] | msgspec.Raw
+    if isinstance(raw, msgspec.Raw) and history is not None:
+        # A conversation sends the same tools every turn. The prefix keeps the
+        # key apart from a message's (a JSON object).
+        key = b"tools:" + raw
+        known = history.get(key)
+        if known is None:
+            own = Notes()
+            known = (_encode(_tool_list(_lazy_tools(raw), caps, own)), tuple(own.items()))
+            history.put(key, known)
+        encoded, degraded = known
+        for d in degraded:
+            notes.add(d.field, d.reason)
+        tools = msgspec.Raw(encoded) if encoded != b"[]" else []
+    else:
+        tools = _tool_list(_lazy_tools(raw) if isinstance(raw, msgspec.Raw) else raw, caps, notes)
+    out: dict[str, Any] = {"tools": tools} if len(tools) else {}
+    if out and choice is not None:
+        out.update(_tool_choice(choice))
+    return out
+
+
+def _tool_list(raw: object, caps: ModelCapabilities, notes: Notes) -> list[dict[str, Any]]:
     if raw is None:
-        return {}
+        return []
     if not isinstance(raw, list):
         raise InvalidRequestError("must be a list", field="tools")
     tools = []
@@ -293,10 +399,7 @@ def _tools(raw: object, choice: object, caps: ModelCapabilities, notes: Notes) -
     if tools and not caps.tools:
         notes.add("tools", "the model does not support tools")
         tools = []
-    out: dict[str, Any] = {"tools": tools} if tools else {}
-    if tools and choice is not None:
-        out.update(_tool_choice(choice))
-    return out
+    return tools
 
 
 _raw_tools = msgspec.json.Decoder(list[dict[str, msgspec.Raw]])

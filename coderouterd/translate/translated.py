@@ -22,7 +22,7 @@ from coderouterd.translate.anthropic_passthrough import NOT_CONTENT, AnthropicPa
 from coderouterd.translate.capabilities import THINKING_UNSUPPORTED, ModelCapabilities
 from coderouterd.translate.estimate import estimate_prompt_tokens
 from coderouterd.translate.openai_passthrough import DONE, DONE_FRAME, client_wants_usage
-from coderouterd.translate.request_a2o import anthropic_to_openai_request
+from coderouterd.translate.request_a2o import TranslatedHistory, anthropic_to_openai_request
 from coderouterd.translate.request_o2a import openai_to_anthropic_request
 from coderouterd.translate.response_a2o import AnthropicToOpenAIStream, anthropic_to_openai_response
 from coderouterd.translate.response_o2a import openai_to_anthropic_response
@@ -34,6 +34,7 @@ from coderouterd.wire.usage import Usage
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.decode
+_KEPT_RAW = frozenset({"tools", "messages"})
 
 
 def decoded_fields(call: Call) -> dict[str, Any]:
@@ -210,16 +211,19 @@ class AnthropicToOpenAICodec:
         self._provider = provider
         self._caps = caps
         self._filters = filters
+        self.history = TranslatedHistory()
 
     def request(self, call: Call) -> tuple[bytes, list[Degradation]]:
-        # `tools` stays raw: request_a2o decodes the schemas only if they change.
-        fields = {k: v if k == "tools" else _decode(v) for k, v in call.fields.items()}
+        # `tools` and `messages` stay raw: request_a2o decodes the schemas only
+        # if they change, and only the messages it has not translated before.
+        fields = {k: v if k in _KEPT_RAW else _decode(v) for k, v in call.fields.items()}
         body, degraded = anthropic_to_openai_request(
             fields,
             model=self._provider.model,
             caps=self._caps,
             max_output_tokens=self._provider.max_output_tokens,
             stream=call.stream,
+            history=self.history,
         )
         return _encode(body), degraded
 

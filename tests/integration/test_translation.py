@@ -12,6 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from coderouterd.errors import ConfigError
+from coderouterd.translate.request_a2o import IMAGE_OMITTED
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import (
     anthropic_message,
@@ -198,6 +199,58 @@ async def test_anthropic_only_fields_dropped_and_reported_once(
     [degraded] = [e for e in logs if e["event"] == "capability.degraded"]
     fields = [d.split(":")[0] for d in degraded["dropped"]]
     assert sorted(fields) == ["cache_control", "context_management", "metadata"]
+
+
+async def test_every_turn_of_a_conversation_is_translated_whole_though_its_history_is_remembered(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.default = Reply(json=openai_completion("ok"), dialect="openai")
+    d = await start_daemon(chain_yaml(oai(fake_upstream.url)))
+    png = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
+    call = {"type": "tool_use", "id": "t1", "name": "Write", "input": {"file_path": "a"}}
+    cached = {"type": "ephemeral"}
+    turns = [
+        [{"role": "user", "content": [{"type": "text", "text": "look"},
+                                      {"type": "image", "source": png}]}],
+        [{"role": "assistant", "content": [call]},
+         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
+                                       "content": "done"}]}],
+        [{"role": "assistant", "content": "next?"}, {"role": "user", "content": "go on"}],
+    ]  # fmt: skip
+    history: list = []
+    with capture_logs() as logs:
+        async with a_sdk(d.url) as client:
+            for turn in turns:
+                history += turn
+                # The breakpoint on the newest message only, as Claude Code moves it.
+                sent = json.loads(json.dumps(history))
+                last = sent[-1]["content"]
+                if isinstance(last, str):
+                    sent[-1]["content"] = last = [{"type": "text", "text": last}]
+                last[-1]["cache_control"] = cached
+                await client.messages.create(model="m", max_tokens=10, messages=sent)
+    upstream = [r.json["messages"] for r in fake_upstream.requests]
+    first = [{"role": "user", "content": f"look\n{IMAGE_OMITTED}"}]
+    second = [
+        *first,
+        {"role": "assistant", "content": None, "tool_calls": [{
+            "id": "t1", "type": "function",
+            "function": {"name": "Write", "arguments": '{"file_path":"a"}'}}]},
+        {"role": "tool", "tool_call_id": "t1", "content": "done"},
+    ]  # fmt: skip
+    third = [
+        *second,
+        {"role": "assistant", "content": "next?"},
+        {"role": "user", "content": "go on"},
+    ]
+    assert upstream == [first, second, third]
+    # What a remembered message dropped is reported on every turn that sends it.
+    dropped = [
+        sorted(x.split(":")[0] for x in e["dropped"])
+        for e in logs
+        if e["event"] == "capability.degraded"
+    ]
+    assert dropped == [["cache_control", "image"]] * 3
 
 
 def o_sdk(url: str) -> openai.AsyncOpenAI:

@@ -10,7 +10,11 @@ import pytest
 
 from coderouterd.errors import InvalidRequestError
 from coderouterd.translate.capabilities import ModelCapabilities
-from coderouterd.translate.request_a2o import IMAGE_OMITTED, anthropic_to_openai_request
+from coderouterd.translate.request_a2o import (
+    IMAGE_OMITTED,
+    TranslatedHistory,
+    anthropic_to_openai_request,
+)
 from coderouterd.translate.types import Degradation
 
 CAPS = ModelCapabilities()
@@ -26,15 +30,59 @@ def translate(
     limit: int | None = None,
     stream: bool = False,
 ) -> tuple[dict[str, Any], list[Degradation]]:
+    """The translation as the codec makes it, checked against the other ways:
+    messages decoded, and raw through a TranslatedHistory twice (the second
+    time from what it remembers). All agree, in their errors too."""
     full: dict[str, Any] = {"model": "claude-sonnet-4-5", "max_tokens": 1024, **body}
     if "tools" in full:
         # As the codec hands them over: raw JSON, schemas decoded only if they change.
         full["tools"] = msgspec.Raw(msgspec.json.encode(full["tools"]))
-    out, degraded = anthropic_to_openai_request(
-        full, model="qwen3:32b", caps=caps, max_output_tokens=limit, stream=stream
-    )
-    # What goes on the wire: raw schemas and decoded values alike, as plain JSON.
+    raw = dict(full)
+    if "messages" in raw:
+        raw["messages"] = msgspec.Raw(msgspec.json.encode(raw["messages"]))
+    history = TranslatedHistory()
+    outcomes = [
+        _outcome(b, caps, limit, stream, h)
+        for b, h in ((full, None), (raw, None), (raw, history), (raw, history))
+    ]
+    assert all(o == outcomes[0] for o in outcomes), outcomes
+    result = outcomes[0]
+    if isinstance(result, InvalidRequestError):
+        raise result
+    return result
+
+
+def _outcome(
+    body: dict[str, Any],
+    caps: ModelCapabilities,
+    limit: int | None,
+    stream: bool,
+    history: TranslatedHistory | None,
+) -> Any:
+    try:
+        out, degraded = anthropic_to_openai_request(
+            body, model="qwen3:32b", caps=caps, max_output_tokens=limit, stream=stream,
+            history=history,
+        )  # fmt: skip
+    except InvalidRequestError as exc:
+        return _SameError(exc)
+    # What goes on the wire: raw values and decoded ones alike, as plain JSON.
     return msgspec.json.decode(msgspec.json.encode(out)), degraded
+
+
+class _SameError(InvalidRequestError):
+    """An error that equals another of the same message and field."""
+
+    def __init__(self, exc: InvalidRequestError) -> None:
+        super().__init__(exc.message, field=exc.field)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _SameError) and (str(self), self.field) == (
+            str(other),
+            other.field,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def messages_of(messages: list[Any], **kwargs: Any) -> list[dict[str, Any]]:
@@ -877,3 +925,37 @@ def test_a_subagent_with_thinking_disabled_and_an_effort_gets_no_reasoning(param
     assert out.get("think") in (None, False)
     assert "output_config" not in out
     assert "output_config" in fields(degradations)
+
+
+def raw_request(messages: list[Any]) -> dict[str, Any]:
+    return {"model": "m", "max_tokens": 5, "messages": msgspec.Raw(msgspec.json.encode(messages))}
+
+
+def via(history: TranslatedHistory, messages: list[Any]) -> dict[str, Any]:
+    out, _ = anthropic_to_openai_request(
+        raw_request(messages), model="x", caps=CAPS, max_output_tokens=None, stream=False,
+        history=history,
+    )  # fmt: skip
+    return msgspec.json.decode(msgspec.json.encode(out))
+
+
+def test_a_turn_translates_only_the_messages_it_has_not_sent_before() -> None:
+    history = TranslatedHistory()
+    turn = [USER_HI, {"role": "assistant", "content": "yo"}]
+    via(history, turn)
+    assert history.reused == 0
+    out = via(history, [*turn, {"role": "user", "content": "more"}])
+    assert history.reused == 2
+    assert out["messages"][-1] == {"role": "user", "content": "more"}
+
+
+def test_the_translated_history_forgets_the_least_recently_sent_past_its_size() -> None:
+    history = TranslatedHistory(max_bytes=200)
+    texts = [{"role": "user", "content": f"message {i} " + "x" * 40} for i in range(6)]
+    for m in texts:
+        via(history, [m])
+    # One message with its translation fits: the newest is kept.
+    via(history, [texts[-1]])
+    assert history.reused == 1
+    via(history, [texts[0]])
+    assert history.reused == 1
