@@ -8,26 +8,20 @@ Conventions the OpenAI dialect cannot express directly:
   become the text `IMAGE_OMITTED` so the model knows something was there.
 - Text blocks of one message are joined with "\n" into a content string;
   a message that carries images keeps OpenAI content parts instead.
-- Of a tool's JSON Schema only a top-level `$schema` is removed: local
-  backends accept the other keywords. A backend whose capability rule says
-  `strict_schema` gets the cut-down schema of `schema.strict_schema`. `tools`
-  may come as raw JSON: only a schema's top-level keys are then decoded (to
-  drop `$schema`) and its nested values stay raw, unless the backend is strict.
+- Tools become functions as `tools_a2o` says.
 - Earlier thinking is not sent, except to a backend whose rule says
   `echo_reasoning` (DeepSeek's thinking mode requires it): there the thinking
   of an assistant turn that calls tools goes back as its `reasoning_content`.
 
 Everything dropped is recorded once per field as a Degradation.
 
-A conversation resends its whole history every turn, and a message's
-translation depends on nothing but its own bytes and the backend's
-capabilities: `TranslatedHistory` keeps recent messages' translations, so a
-turn translates only the messages it has not sent before.
+Raw `messages` are translated message by message through a
+`TranslatedHistory` (memo_a2o), so a turn translates only the messages its
+conversation has not sent before.
 """
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -35,8 +29,9 @@ import msgspec
 
 from coderouterd.errors import InvalidRequestError
 from coderouterd.translate.capabilities import ModelCapabilities
+from coderouterd.translate.memo_a2o import TranslatedHistory
 from coderouterd.translate.request_params import max_tokens, reasoning, sampling
-from coderouterd.translate.schema import strict_schema
+from coderouterd.translate.tools_a2o import CACHE_CONTROL_DROPPED, note_cache_control, tools
 from coderouterd.translate.types import Degradation, Notes
 from coderouterd.wire.compact import compact_json
 
@@ -48,7 +43,7 @@ _HANDLED = frozenset(
     | {"top_k", "tools", "tool_choice", "thinking", "stream"}
 )
 _ANTHROPIC_ONLY = {
-    "cache_control": "prompt caching markers have no OpenAI equivalent",
+    "cache_control": CACHE_CONTROL_DROPPED,
     "context_management": "Anthropic context management has no OpenAI equivalent",
     "output_config": "Anthropic output_config has no OpenAI equivalent",
     "container": "Anthropic code-execution containers have no OpenAI equivalent",
@@ -61,36 +56,6 @@ _ANTHROPIC_ONLY = {
 
 _encode = msgspec.json.Encoder().encode
 _raw_list = msgspec.json.Decoder(list[msgspec.Raw])
-
-
-class TranslatedHistory:
-    """Recently translated messages by their bytes, for one backend's
-    capabilities (bounded by bytes, least recently used out; only a cache)."""
-
-    def __init__(self, max_bytes: int = 8 << 20) -> None:
-        self._max = max_bytes
-        self._bytes = 0
-        # Message bytes -> its OpenAI messages (encoded, comma-joined) and notes.
-        self._known: collections.OrderedDict[bytes, tuple[bytes, tuple[Degradation, ...]]] = (
-            collections.OrderedDict()
-        )
-        self.reused = 0
-
-    def get(self, message: bytes) -> tuple[bytes, tuple[Degradation, ...]] | None:
-        known = self._known.get(message)
-        if known is not None:
-            self._known.move_to_end(message)
-            self.reused += 1
-        return known
-
-    def put(self, message: bytes, translated: tuple[bytes, tuple[Degradation, ...]]) -> None:
-        if message in self._known:
-            return
-        self._known[message] = translated
-        self._bytes += len(message) + len(translated[0])
-        while self._bytes > self._max:
-            old, (out, _) = self._known.popitem(last=False)
-            self._bytes -= len(old) + len(out)
 
 
 def anthropic_to_openai_request(
@@ -119,7 +84,7 @@ def anthropic_to_openai_request(
     if tokens is not None:
         out["max_tokens"] = tokens
     out.update(sampling(body, notes))
-    out.update(_tools(body.get("tools"), body.get("tool_choice"), caps, notes, history))
+    out.update(tools(body.get("tools"), body.get("tool_choice"), caps, notes, history))
     out.update(reasoning(body.get("thinking"), caps, notes))
     for key in body:
         if key not in _HANDLED:
@@ -150,19 +115,17 @@ def _raw_messages(
         items = _raw_list.decode(raw)
     except msgspec.ValidationError:
         raise InvalidRequestError("must be a list of messages", field="messages") from None
+    # Without a history, one that keeps nothing: the same path either way.
+    memo = history if history is not None else TranslatedHistory(max_bytes=0)
     out: list[bytes] = []
     for i, item in enumerate(items):
-        key = bytes(item)
-        known = history.get(key) if history is not None else None
-        if known is None:
-            own = Notes()
-            translated = _message(msgspec.json.decode(key), f"messages[{i}]", caps, own)
-            known = (b",".join(_encode(m) for m in translated), tuple(own.items()))
-            if history is not None:
-                history.put(key, known)
-        encoded, degraded = known
-        for d in degraded:
-            notes.add(d.field, d.reason)
+        path = f"messages[{i}]"
+
+        def translate(own: Notes, raw: msgspec.Raw = item, path: str = path) -> bytes:
+            translated = _message(msgspec.json.decode(raw), path, caps, own)
+            return b",".join(_encode(m) for m in translated)
+
+        encoded = memo.through(bytes(item), notes, translate)
         if encoded:
             out.append(encoded)
     return out
@@ -260,7 +223,7 @@ def _blocks(raw: object, path: str) -> list[Mapping[str, Any]]:
 
 
 def _text_of(block: Mapping[str, Any], path: str, notes: Notes) -> str:
-    _note_cache_control(block, notes)
+    note_cache_control(block, notes)
     text = block.get("text")
     if not isinstance(text, str):
         raise InvalidRequestError("must be a string", field=f"{path}.text")
@@ -276,7 +239,7 @@ def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
 def _image(
     block: Mapping[str, Any], path: str, caps: ModelCapabilities, notes: Notes
 ) -> dict[str, Any]:
-    _note_cache_control(block, notes)
+    note_cache_control(block, notes)
     url = _image_url(block.get("source"), f"{path}.source")
     if url is None:
         notes.add("image.source", "images given by file id cannot be sent to this backend")
@@ -312,7 +275,7 @@ def _drop_block(block: Mapping[str, Any], notes: Notes) -> None:
 
 
 def _tool_call(block: Mapping[str, Any], path: str, notes: Notes) -> dict[str, Any]:
-    _note_cache_control(block, notes)
+    note_cache_control(block, notes)
     call_id, name, arguments = block.get("id"), block.get("name"), block.get("input", {})
     if not isinstance(call_id, str) or not call_id:
         raise InvalidRequestError("must be a non-empty string", field=f"{path}.id")
@@ -325,7 +288,7 @@ def _tool_call(block: Mapping[str, Any], path: str, notes: Notes) -> dict[str, A
 
 
 def _tool_result(block: Mapping[str, Any], path: str, notes: Notes) -> dict[str, Any]:
-    _note_cache_control(block, notes)
+    note_cache_control(block, notes)
     call_id, content = block.get("tool_use_id"), block.get("content", "")
     if not isinstance(call_id, str) or not call_id:
         raise InvalidRequestError("must be a non-empty string", field=f"{path}.tool_use_id")
@@ -345,131 +308,3 @@ def _tool_result(block: Mapping[str, Any], path: str, notes: Notes) -> dict[str,
     if block.get("is_error") is True:
         text = TOOL_ERROR_PREFIX + text
     return {"role": "tool", "tool_call_id": call_id, "content": text}
-
-
-def _note_cache_control(block: Mapping[str, Any], notes: Notes) -> None:
-    if "cache_control" in block:
-        notes.add("cache_control", _ANTHROPIC_ONLY["cache_control"])
-
-
-def _tools(
-    raw: object,
-    choice: object,
-    caps: ModelCapabilities,
-    notes: Notes,
-    history: TranslatedHistory | None,
-) -> dict[str, Any]:
-    tools: list[dict[str, Any]] | msgspec.Raw
-    if isinstance(raw, msgspec.Raw) and history is not None:
-        # A conversation sends the same tools every turn. The prefix keeps the
-        # key apart from a message's (a JSON object).
-        key = b"tools:" + raw
-        known = history.get(key)
-        if known is None:
-            own = Notes()
-            known = (_encode(_tool_list(_lazy_tools(raw), caps, own)), tuple(own.items()))
-            history.put(key, known)
-        encoded, degraded = known
-        for d in degraded:
-            notes.add(d.field, d.reason)
-        tools = msgspec.Raw(encoded) if encoded != b"[]" else []
-    else:
-        tools = _tool_list(_lazy_tools(raw) if isinstance(raw, msgspec.Raw) else raw, caps, notes)
-    out: dict[str, Any] = {"tools": tools} if len(tools) else {}
-    if out and choice is not None:
-        out.update(_tool_choice(choice))
-    return out
-
-
-def _tool_list(raw: object, caps: ModelCapabilities, notes: Notes) -> list[dict[str, Any]]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise InvalidRequestError("must be a list", field="tools")
-    tools = []
-    for j, tool in enumerate(raw):
-        if not isinstance(tool, dict):
-            raise InvalidRequestError("must be an object", field=f"tools[{j}]")
-        _note_cache_control(tool, notes)
-        if tool.get("input_schema") is None:
-            kind = tool.get("type") or tool.get("name")
-            notes.add(f"tools.{kind}", "a server tool (no input_schema) has no OpenAI equivalent")
-        else:
-            tools.append(_function(tool, f"tools[{j}]", caps, notes))
-    if tools and not caps.tools:
-        notes.add("tools", "the model does not support tools")
-        tools = []
-    return tools
-
-
-_raw_tools = msgspec.json.Decoder(list[dict[str, msgspec.Raw]])
-_raw_object = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_OPEN_BRACE = ord("{")
-
-
-def _lazy_tools(raw: msgspec.Raw) -> object:
-    """Tools decoded but for their schemas, which stay raw JSON; anything not a
-    list of objects is decoded whole, for _tools to name the problem."""
-    try:
-        tools = _raw_tools.decode(raw)
-    except msgspec.ValidationError:
-        return msgspec.json.decode(raw)
-    return [
-        {k: v if k == "input_schema" else msgspec.json.decode(v) for k, v in tool.items()}
-        for tool in tools
-    ]
-
-
-def _function(
-    tool: Mapping[str, Any], path: str, caps: ModelCapabilities, notes: Notes
-) -> dict[str, Any]:
-    name, schema = tool.get("name"), tool["input_schema"]
-    if not isinstance(name, str) or not name:
-        raise InvalidRequestError("must be a non-empty string", field=f"{path}.name")
-    if isinstance(schema, msgspec.Raw):
-        if memoryview(schema)[0] != _OPEN_BRACE:
-            raise InvalidRequestError("must be an object", field=f"{path}.input_schema")
-        if not caps.strict_schema:
-            # Only a top-level key may go: the nested schema stays raw.
-            top = _raw_object.decode(schema)
-            top.pop("$schema", None)
-            return {"type": "function", "function": _named(tool, name, top)}
-        schema = msgspec.json.decode(schema)
-    if not isinstance(schema, dict):
-        raise InvalidRequestError("must be an object", field=f"{path}.input_schema")
-    parameters = {k: v for k, v in schema.items() if k != "$schema"}
-    if caps.strict_schema:
-        parameters, dropped = strict_schema(parameters)
-        if dropped:
-            unknown = ", ".join(sorted(dropped))
-            notes.add("tools.input_schema", f"keywords the backend rejects dropped: {unknown}")
-    return {"type": "function", "function": _named(tool, name, parameters)}
-
-
-def _named(tool: Mapping[str, Any], name: str, parameters: object) -> dict[str, Any]:
-    function: dict[str, Any] = {"name": name}
-    if isinstance(tool.get("description"), str):
-        function["description"] = tool["description"]
-    function["parameters"] = parameters
-    return function
-
-
-def _tool_choice(choice: object) -> dict[str, Any]:
-    if not isinstance(choice, dict):
-        raise InvalidRequestError("must be an object", field="tool_choice")
-    kind = choice.get("type")
-    out: dict[str, Any]
-    if kind in ("auto", "none"):
-        out = {"tool_choice": kind}
-    elif kind == "any":
-        out = {"tool_choice": "required"}
-    elif kind == "tool":
-        name = choice.get("name")
-        if not isinstance(name, str) or not name:
-            raise InvalidRequestError("must be a non-empty string", field="tool_choice.name")
-        out = {"tool_choice": {"type": "function", "function": {"name": name}}}
-    else:
-        raise InvalidRequestError(f"unknown tool_choice type {kind!r}", field="tool_choice.type")
-    if choice.get("disable_parallel_tool_use") is True and kind != "none":
-        out["parallel_tool_calls"] = False
-    return out

@@ -21,8 +21,9 @@ from coderouterd.routing.upstream import Out, Transcoder, Unary
 from coderouterd.translate.anthropic_passthrough import NOT_CONTENT, AnthropicPassthrough
 from coderouterd.translate.capabilities import THINKING_UNSUPPORTED, ModelCapabilities
 from coderouterd.translate.estimate import estimate_prompt_tokens
+from coderouterd.translate.memo_a2o import TranslatedHistory
 from coderouterd.translate.openai_passthrough import DONE, DONE_FRAME, client_wants_usage
-from coderouterd.translate.request_a2o import TranslatedHistory, anthropic_to_openai_request
+from coderouterd.translate.request_a2o import anthropic_to_openai_request
 from coderouterd.translate.request_o2a import openai_to_anthropic_request
 from coderouterd.translate.response_a2o import AnthropicToOpenAIStream, anthropic_to_openai_response
 from coderouterd.translate.response_o2a import openai_to_anthropic_response

@@ -10,11 +10,8 @@ import pytest
 
 from coderouterd.errors import InvalidRequestError
 from coderouterd.translate.capabilities import ModelCapabilities
-from coderouterd.translate.request_a2o import (
-    IMAGE_OMITTED,
-    TranslatedHistory,
-    anthropic_to_openai_request,
-)
+from coderouterd.translate.memo_a2o import TranslatedHistory
+from coderouterd.translate.request_a2o import IMAGE_OMITTED, anthropic_to_openai_request
 from coderouterd.translate.types import Degradation
 
 CAPS = ModelCapabilities()
