@@ -6,13 +6,15 @@ Compressing each body whole would cost about 1.7 ms of CPU per 80 KB
 request and store the conversation again on every turn. Instead a body is
 cut into pieces, `system`, `tools` and runs of `messages`, each stored once
 under its SHA-256; a record keeps a small recipe naming its pieces.
+The last run of `messages` stays in the recipe: it is the run the next turn
+extends, so as a piece it would be named by this record alone.
 
 A run of messages ends after a message whose digest's first byte is a
 multiple of RUN_DIVISOR. The cut depends only on the messages themselves,
 so the same history yields the same runs however much follows it, and from
 one turn to the next only the last, still open run is new (and the run of
 the message a client changed, e.g. to move its cache breakpoint). The open
-run is written again on every turn, so runs are short: a few messages.
+run is stored again with every turn, so runs are short: a few messages.
 
 Hashing and decoding the history are most of the cost, so a `DigestMemo`
 remembers the last body of recent conversations. A history that starts with
@@ -53,17 +55,24 @@ _PROBE = 16
 _RUNS_BACK = 3
 
 
+_NO_TAIL = msgspec.Raw(b"")
+
+
 class Piece(msgspec.Struct, frozen=True):
     digest: bytes
     # Raw JSON: a field's value, or a run of messages joined by commas.
     data: bytes
 
 
-class Recipe(msgspec.Struct, frozen=True):
+class Recipe(msgspec.Struct, frozen=True, omit_defaults=True):
     """The body's fields in their order, pieced ones as null, and their digests."""
 
     fields: dict[str, msgspec.Raw]
     pieces: dict[str, list[str]]
+    # The last run of `messages`, as a JSON array: kept in the record itself,
+    # since it is the run the next turn extends (a piece of it would be
+    # written once and named by no later record).
+    tail: msgspec.Raw = _NO_TAIL
 
 
 class MissingPieceError(CoderouterError):
@@ -181,6 +190,7 @@ def split(
     out: dict[str, msgspec.Raw] = {}
     refs: dict[str, list[str]] = {}
     parts: list[Piece] = []
+    tail = _NO_TAIL
     for name, raw in fields.items():
         if len(raw) < MIN_PIECE_BYTES:
             out[name] = raw
@@ -191,16 +201,23 @@ def split(
             parts.append(Piece(d, unit))
         elif name == MESSAGES and memoryview(raw)[0] == _OPEN_BRACKET:
             out[name] = _NULL
-            runs = _history_runs(memoryview(raw), memo, conversation)
+            runs, last = _history_runs(memoryview(raw), memo, conversation)
+            if last is None:
+                out[name] = raw
+                continue
             refs[name] = [p.digest.hex() for p in runs]
             parts += runs
+            tail = msgspec.Raw(b"[" + last + b"]")
         else:
             out[name] = raw
-    return _encode(Recipe(out, refs)), parts
+    return _encode(Recipe(out, refs, tail)), parts
 
 
-def _history_runs(raw: memoryview, memo: DigestMemo | None, conversation: object) -> list[Piece]:
-    """The runs of a history; `raw` is its JSON array."""
+def _history_runs(
+    raw: memoryview, memo: DigestMemo | None, conversation: object
+) -> tuple[list[Piece], bytes | None]:
+    """The runs of a history but its last, and the last one's data (None
+    for an empty history); `raw` is its JSON array."""
     found = memo.history(raw, conversation) if memo is not None else None
     key, known, k = found if found is not None else (None, None, 0)
     if known is None:
@@ -219,6 +236,8 @@ def _history_runs(raw: memoryview, memo: DigestMemo | None, conversation: object
             was[i] if i < len(before) and before[i] == u else digest(u) for i, u in enumerate(units)
         ]
     runs, last_from = _runs(units, digests)
+    if not runs:
+        return [], None
     if memo is not None:
         # The last run is remembered as open even when its last message closed
         # it: that message is the one a client changes next turn (it moves its
@@ -233,7 +252,7 @@ def _history_runs(raw: memoryview, memo: DigestMemo | None, conversation: object
         held = known.raw if same and known is not None else bytes(raw)
         remembered = _History(held, [*ends, *new_ends], kept, units[rest:], digests[rest:])
         memo.remember(remembered, key, conversation)
-    return [*closed, *runs]
+    return [*closed, *runs[:-1]], runs[-1].data
 
 
 def _closed_ends(raw: memoryview, offset: int, closing: list[Piece]) -> list[int]:
@@ -296,6 +315,8 @@ def join(recipe: bytes, pieces: Mapping[bytes, bytes]) -> bytes:
                 raise MissingPieceError(f"piece {h[:12]} of `{name}` is missing")
             parts.append(data)
         if name == MESSAGES:
+            if r.tail:
+                parts.append(bytes(r.tail)[1:-1])
             fields[name] = msgspec.Raw(b"[" + b",".join(parts) + b"]")
         else:
             fields[name] = msgspec.Raw(parts[0])

@@ -88,6 +88,31 @@ def test_a_changed_old_message_changes_only_its_run() -> None:
     assert sum(a != b for a, b in zip(before, after, strict=True)) == 1
 
 
+def test_the_last_run_of_a_history_stays_in_the_recipe() -> None:
+    body = conversation(40)
+    recipe, parts = pieces.split(fields_of(body))
+    last = json.dumps(body["messages"][-1]).encode()
+    # The message the next turn follows (and a client may edit) is no piece,
+    # so the next turn does not leave a piece behind that nothing names.
+    assert last in recipe
+    assert not any(last in p.data for p in parts)
+    named = {bytes.fromhex(h) for h in json.loads(recipe)["pieces"]["messages"]}
+    assert named == {p.digest for p in parts} - {parts[0].digest, parts[1].digest}
+
+
+def test_a_recipe_naming_every_run_as_a_piece_still_joins() -> None:
+    # As recipes were written before the last run stayed in them: rows in
+    # existing databases still replay.
+    body = conversation(30)
+    recipe, parts = pieces.split(fields_of(body))
+    old = json.loads(recipe)
+    tail = json.dumps(old.pop("tail"), separators=(",", ":")).encode()[1:-1]
+    runs = {p.digest: p.data for p in parts}
+    runs[pieces.digest(tail)] = tail
+    old["pieces"]["messages"].append(pieces.digest(tail).hex())
+    assert json.loads(pieces.join(json.dumps(old).encode(), runs)) == body
+
+
 def test_a_missing_piece_is_named() -> None:
     recipe, parts = pieces.split(fields_of(conversation(10)))
     available = {p.digest: p.data for p in parts[1:]}
