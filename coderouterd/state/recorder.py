@@ -10,6 +10,8 @@ appends to a bounded deque; a background task cuts each body into shared
 pieces (state/pieces.py) and compresses and writes only the pieces not
 stored recently, with the response. When the deque is full the request
 path builds the oldest records itself: records are never lost to a busy loop.
+A recorder that is behind (see BEHIND) spends less on each record: its
+recipe and response are stored uncompressed.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from coderouterd.state.records import (
     ReplayRow,
     RequestRow,
 )
-from coderouterd.state.replay import compress, redact_headers
+from coderouterd.state.replay import compress, redact_headers, stored
 from coderouterd.state.writer import Writer
 
 BUDGET_THRESHOLD = "budget.threshold_crossed"
@@ -167,10 +169,26 @@ BUILDS_PER_YIELD = 16
 # Compressing more than this (new pieces, recipe, response) goes to a thread:
 # about 70 us of zlib at level 1, as long as the event loop may be held.
 INLINE_COMPRESS = 16384
+# A drain that finds more records than this waiting (requests arrive faster
+# than ~800/s), and a build on the request path, store the records' own
+# recipe and response uncompressed: at full load zlib is a tenth of the CPU
+# a request costs, and the loop's CPU is better spent answering. Pieces are
+# compressed all the same: they are shared, and kept as long as any record
+# names them.
+BEHIND = 16
 
 
 def _compress_all(blobs: list[bytes]) -> list[bytes]:
     return [compress(b) for b in blobs]
+
+
+def _pack(blobs: list[bytes], own: bool) -> list[bytes]:
+    """The new pieces compressed, then the recipe and the response: compressed
+    too if `own`, else stored as they are."""
+    if own:
+        return _compress_all(blobs)
+    *datas, recipe, response = blobs
+    return [*_compress_all(datas), stored(recipe), stored(response)]
 
 
 def _ignore(dropped: int) -> None:
@@ -292,15 +310,18 @@ class ReplayRecorder:
         and GIL switches than it saves. Yielding after every record would let
         a busy loop serve requests faster than it builds their records, and
         the queue would overflow. Only compressing more than INLINE_COMPRESS
-        bytes of new pieces goes to a thread. A drain cut short mid-build puts
-        the record back at the head of the queue, so it loses nothing.
+        bytes goes to a thread. A drain that starts with more than BEHIND
+        records waiting stores their recipes and responses uncompressed. A
+        drain cut short mid-build puts the record back at the head of the
+        queue, so it loses nothing.
         """
         built = 0
+        own = len(self._queue) <= BEHIND
         while self._queue:
             p, size = self._queue[0]
             self._take()
             try:
-                row = await self._build(p)
+                row = await self._build(p, own)
             except BaseException:
                 # Cut short mid-build: the record waits for the next drain.
                 self._queue.appendleft((p, size))
@@ -328,18 +349,20 @@ class ReplayRecorder:
         self._count_drops(1)
         return False
 
-    async def _build(self, p: PendingReplay) -> ReplayRow | None:
-        """The row to write, or None when it is over max_record_bytes."""
+    async def _build(self, p: PendingReplay, own: bool) -> ReplayRow | None:
+        """The row to write, or None when it is over max_record_bytes; `own`:
+        compress the record's recipe and response too."""
         new, blobs = self._pieces_of(p)
-        if sum(len(b) for b in blobs) > INLINE_COMPRESS:
-            packed = await asyncio.to_thread(_compress_all, blobs)
+        packing = blobs if own else blobs[:-2]
+        if sum(len(b) for b in packing) > INLINE_COMPRESS:
+            packed = await asyncio.to_thread(_pack, blobs, own)
         else:
-            packed = _compress_all(blobs)
+            packed = _pack(blobs, own)
         return self._row(p, new, packed)
 
     def _build_now(self, p: PendingReplay) -> ReplayRow | None:
         new, blobs = self._pieces_of(p)
-        return self._row(p, new, _compress_all(blobs))
+        return self._row(p, new, _pack(blobs, own=False))
 
     def _pieces_of(self, p: PendingReplay) -> tuple[dict[bytes, bytes], list[bytes]]:
         """The pieces not written recently, by digest, and the blobs to compress."""

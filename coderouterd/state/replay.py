@@ -65,8 +65,13 @@ _STORED = b"\x00"
 
 def compress(data: bytes) -> bytes:
     if len(data) < _COMPRESS_FROM:
-        return _STORED + data
+        return stored(data)
     return zlib.compress(data, _ZLIB_LEVEL)
+
+
+def stored(data: bytes) -> bytes:
+    """`data` as a blob `decompress` reads, uncompressed."""
+    return _STORED + data
 
 
 def decompress(blob: bytes) -> bytes:

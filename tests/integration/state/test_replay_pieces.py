@@ -4,6 +4,7 @@ read back whole, kept while named, deleted once no record can name them."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from coderouterd.state import pieces, retention
 from coderouterd.state.db import db_path, open_db
 from coderouterd.state.migrate import discover, migrate
 from coderouterd.state.pieces import PIECE_REFRESH_S
-from coderouterd.state.recorder import PendingReplay, ReplayRecorder
+from coderouterd.state.recorder import BEHIND, PendingReplay, ReplayRecorder
 from coderouterd.state.replay import compress, get_replay
 from coderouterd.state.writer import Writer
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
@@ -244,6 +245,51 @@ async def test_a_recorder_behind_builds_its_oldest_records_on_submit_and_loses_n
     assert big.built_inline == 0
     big.submit(pending("big2", body, NOW))
     assert big.built_inline == 1
+
+
+async def test_a_recorder_behind_stores_recipes_and_responses_as_they_are(
+    conn: aiosqlite.Connection,
+) -> None:
+    writer = Writer(conn, clock=ManualClock())
+    recorder = ReplayRecorder(writer, max_record_bytes=1 << 22, max_queue=BEHIND + 4, gather_s=0)
+    answer = json.dumps({"type": "message", "content": [{"type": "text", "text": "ok " * 600}]})
+
+    def turn(rid: str, n: int) -> PendingReplay:
+        writer.submit(request_row(rid, ts=NOW + n))
+        return dataclasses.replace(
+            pending(rid, conversation(n), NOW + n), response_body=answer.encode()
+        )
+
+    recorder.submit(turn("steady", 20))
+    await recorder.drain()
+    # A burst: more records waiting than BEHIND, then more than the queue holds.
+    burst = [f"burst{n}" for n in range(BEHIND + 8)]
+    for n, rid in enumerate(burst):
+        recorder.submit(turn(rid, 21 + n))
+    assert recorder.built_inline == 4
+    await recorder.drain()
+    await writer.close()
+    blobs = {
+        rid: (req[:1], resp[:1])
+        for rid, req, resp in await (
+            await conn.execute("SELECT request_id, request_body, response_body FROM replays")
+        ).fetchall()
+    }
+    assert blobs.pop("steady") == (b"x", b"x")  # zlib's first byte, at level 1
+    assert set(blobs.values()) == {(b"\x00", b"\x00")}
+    # Pieces stay compressed: they outlive the burst, shared by later records.
+    # (Those below a KB are stored as they are, always.)
+    raw_sizes = await (
+        await conn.execute(
+            "SELECT length(data) FROM replay_pieces WHERE substr(data, 1, 1) = ?", (b"\x00",)
+        )
+    ).fetchall()
+    assert raw_sizes and max(n for (n,) in raw_sizes) <= 1024
+    assert await count(conn, "replay_pieces") > len(raw_sizes)
+    for n, rid in enumerate(["steady", *burst]):
+        rec = await get_replay(conn, rid)
+        assert rec is not None and rec.response_body == answer.encode()
+        assert json.loads(rec.request_body) == conversation(20 + n)
 
 
 async def test_a_drain_cancelled_mid_build_leaves_the_record_for_the_next(
