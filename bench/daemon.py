@@ -81,6 +81,17 @@ def crd_inflight(ctx: Ctx, proc: Proc) -> int | None:
     return None if status is None else len(status.get("in_flight", []))
 
 
+def _replay_bytes(conn: sqlite3.Connection) -> dict[str, int]:
+    """What the replay records hold on disk: their own blobs, the pieces,
+    and how many records were stored uncompressed (a recorder behind)."""
+    own, raw = conn.execute(
+        "SELECT coalesce(sum(length(request_body) + coalesce(length(response_body), 0)), 0),"
+        " count(CASE WHEN substr(request_body, 1, 1) = x'00' THEN 1 END) FROM replays"
+    ).fetchone()
+    (shared,) = conn.execute("SELECT coalesce(sum(length(data)), 0) FROM replay_pieces").fetchone()
+    return {"replay_bytes": int(own), "piece_bytes": int(shared), "replays_uncompressed": int(raw)}
+
+
 def crd_rows(ctx: Ctx, proc: Proc) -> dict[str, Any]:
     """Rows in the daemon's database (opened read-only) and its writer's counters.
 
@@ -110,6 +121,12 @@ def crd_rows(ctx: Ctx, proc: Proc) -> dict[str, Any]:
         counts = now
         time.sleep(0.3)
     out.update(now)
+    try:
+        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as conn:
+            out.update(_replay_bytes(conn))
+    except sqlite3.Error as exc:
+        out["error"] = f"{db}: {exc}"
+        return out
     status = crd_status(ctx, proc)
     st = (status or {}).get("state") or {}
     out["daemon_db"] = st.get("path")

@@ -11,6 +11,7 @@ import platform
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from baseline import comparison_section
 from bodies import SIZES, describe, make_body, make_conversation
@@ -295,17 +296,21 @@ def write_results(ctx: Ctx, path: Path, started: float, argv: list[str]) -> None
     if rec:
         w("## Recording on vs off: the databases\n")
         w(
-            "`coderouterd` records a replay (request and response, compressed in a worker "
-            "thread) of every request, the default; `coderouterd-norec` is the same daemon with "
+            "`coderouterd` records a replay (request and response; the body as shared "
+            "pieces) of every request, the default; `coderouterd-norec` is the same daemon with "
             "`state: {replay: {enabled: false}}`. Both write a request row per request. Each "
             "starts on an empty state dir under the run's temp dir; rows are counted "
-            "read-only after the throughput phase.\n"
+            "read-only after the throughput phase. *Stored uncompressed*: records whose recipe "
+            "and response were built while the recorder was behind (see README, Replay "
+            "bodies); *KB per record*: the records' own blobs and the pieces, over all the "
+            "phases' records.\n"
         )
         w(
             "| system | database | request rows | replay rows | during throughput (requests / "
-            "replays) | replays dropped | replays too large | rows dropped |"
+            "replays) | replays dropped | replays too large | rows dropped | stored "
+            "uncompressed | KB per record (own + pieces) |"
         )
-        w("|---|---|---|---|---|---|---|---|")
+        w("|---|---|---|---|---|---|---|---|---|---|")
         for name, s in rec.items():
             during = [
                 str(s[k] - s[f"{k}_before"])
@@ -316,7 +321,8 @@ def write_results(ctx: Ctx, path: Path, started: float, argv: list[str]) -> None
             w(
                 f"| {name} | {s.get('error') or s['db']} | {s.get('requests', '-')} | "
                 f"{s.get('replays', '-')} | {' / '.join(during)} | {s.get('replays_dropped')} | "
-                f"{s.get('replays_too_large')} | {s.get('dropped')} |"
+                f"{s.get('replays_too_large')} | {s.get('dropped')} | "
+                f"{s.get('replays_uncompressed', '-')} | {_per_record(s)} |"
             )
         w("")
     w("## Memory (VmRSS)\n")
@@ -410,3 +416,11 @@ def _sizes(key: str) -> str:
         return f"{len(make_body(SIZES[key]))} bytes"
     turns = [len(b) for b in make_conversation(SIZES[key], TURNS, seed=0)]
     return f"turns of {min(turns)}-{max(turns)} bytes"
+
+
+def _per_record(s: dict[str, Any]) -> str:
+    n = s.get("replays")
+    own, shared = s.get("replay_bytes"), s.get("piece_bytes")
+    if not isinstance(n, int) or not n or not isinstance(own, int) or not isinstance(shared, int):
+        return "-"
+    return f"{own / n / 1024:.1f} + {shared / n / 1024:.1f}"
