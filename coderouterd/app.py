@@ -73,7 +73,13 @@ def build_daemon(
     )
     if state is not None:
         observers.append(
-            RequestRecorder(state.writer, state.budget, clock, pricing=daemon.provider_config)
+            RequestRecorder(
+                state.writer,
+                state.budget,
+                clock,
+                pricing=daemon.provider_config,
+                on_unwritten=state.replays.request_unwritten,
+            )
         )
     return daemon
 

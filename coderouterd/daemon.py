@@ -185,6 +185,7 @@ class Daemon:
                 headers=dict(headers),
                 request_fields=call.fields,
                 conversation=call.conversation,
+                body=call.body,
                 response_body=capture.data,
                 response_truncated=capture.truncated,
             )

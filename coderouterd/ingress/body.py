@@ -48,6 +48,9 @@ class RequestBody:
     # Which remembered conversation (BodyMemo) this body belongs to, if any:
     # a hint for other caches of the conversation, never trusted without a compare.
     conversation: int | None = None
+    # The body's bytes when they are exactly `fields` encoded (a compact body
+    # BodyMemo placed in a conversation), for whoever keeps the body as sent.
+    raw: bytes | None = field(default=None, compare=False, repr=False)
 
 
 def parse_body(body: bytes) -> RequestBody:
@@ -145,7 +148,7 @@ class BodyMemo:
                     self._known.move_to_end(conversation)
                     return found.parsed
         parsed = parse_body(body)
-        learned = _learn(body, dataclasses.replace(parsed, conversation=next(self._ids)))
+        learned = _learn(body, dataclasses.replace(parsed, conversation=next(self._ids), raw=body))
         if learned is None:
             return parsed
         self._add(learned)
@@ -227,7 +230,7 @@ def _through(known: _Known, body: bytes) -> _Known | None:
         p = known.parsed
         history = HistoryCheck(p.fields[MESSAGES], unsigned=p.history.unsigned)
         return _Known(
-            old, _with(p, p.fields, history), known.start, known.end, known.cuts, known.layout
+            old, _with(p, p.fields, history, old), known.start, known.end, known.cuts, known.layout
         )
     new = memoryview(body)
     end = len(body) - (len(old) - known.end)
@@ -268,8 +271,10 @@ def _go_on(known: _Known, body: bytes, cut: int, end: int) -> _Known | None:
         else msgspec.Raw(view[at + end if after else at :][:size])
         for name, at, size, after in known.layout
     }
-    return _Known(body, _with(p, fields, history), start, end, cuts[-_CUTS:], known.layout)
+    return _Known(body, _with(p, fields, history, body), start, end, cuts[-_CUTS:], known.layout)
 
 
-def _with(p: RequestBody, fields: dict[str, msgspec.Raw], history: HistoryCheck) -> RequestBody:
-    return RequestBody(dict(fields), p.model, p.stream, p.profile, history, p.conversation)
+def _with(
+    p: RequestBody, fields: dict[str, msgspec.Raw], history: HistoryCheck, raw: bytes
+) -> RequestBody:
+    return RequestBody(dict(fields), p.model, p.stream, p.profile, history, p.conversation, raw)

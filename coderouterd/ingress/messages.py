@@ -80,6 +80,7 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
         created=int(daemon.clock.wall()),
         history=parsed.history,
         conversation=parsed.conversation,
+        body=parsed.raw,
     )
     capture = daemon.replay_capture(plan.profile)
     with daemon.track(call) as entry:

@@ -30,3 +30,5 @@ class Call:
     history: HistoryCheck | None = None
     # Which conversation ingress read the body through (BodyMemo), if any: a hint.
     conversation: int | None = None
+    # The body as the client sent it, when that is exactly `fields` encoded.
+    body: bytes | None = None

@@ -76,7 +76,8 @@ class Recipe(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class MissingPieceError(CoderouterError):
-    """A recipe names a piece the database does not have (lost with a failed write)."""
+    """A stored body cannot be put together again: a piece it names, or an
+    earlier record it continues, is not in the database (lost with a failed write)."""
 
 
 _list = msgspec.json.Decoder(list[msgspec.Raw])

@@ -6,18 +6,20 @@ sees it), and hands the request row together with its budget increment (one
 record), and any budget threshold crossed, to the writer, without awaiting.
 
 `ReplayRecorder` takes what the client sent and got back. The request path
-appends to a bounded deque; a background task cuts each body into shared
-pieces (state/pieces.py) and compresses and writes only the pieces not
-stored recently, with the response. When the deque is full the request
-path builds the oldest records itself: records are never lost to a busy loop.
-A recorder that is behind (see BEHIND) spends less on each record: its
-recipe and response are stored uncompressed.
+appends to a bounded deque; a background task stores each body as what it
+adds to its conversation's last record (state/deltas.py) when it can, else
+cuts it into shared pieces (state/pieces.py) and compresses and writes only
+the pieces not stored recently; the response goes with it. When the deque
+is full the request path builds the oldest records itself: records are
+never lost to a busy loop. A recorder that is behind (see BEHIND) spends
+less on each record: its own blobs are stored uncompressed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -28,9 +30,10 @@ from coderouterd.config.model import ProviderConfig
 from coderouterd.routing.budget import BudgetBook
 from coderouterd.routing.cost import cache_outcome, cost_of, month_of
 from coderouterd.routing.records import BaseObserver, RequestSummary
-from coderouterd.state import pieces
+from coderouterd.state import deltas, pieces
 from coderouterd.state.drops import DropReporter
 from coderouterd.state.records import (
+    BODY_DELTA,
     BODY_PIECES,
     AttemptRow,
     AuditEvent,
@@ -49,11 +52,21 @@ Pricing = Callable[[str], ProviderConfig | None]
 
 
 class RequestRecorder(BaseObserver):
-    def __init__(self, writer: Writer, budget: BudgetBook, clock: Clock, pricing: Pricing) -> None:
+    def __init__(
+        self,
+        writer: Writer,
+        budget: BudgetBook,
+        clock: Clock,
+        pricing: Pricing,
+        *,
+        on_unwritten: Callable[[str], None] | None = None,
+    ) -> None:
         self._writer = writer
         self._budget = budget
         self._clock = clock
         self._pricing = pricing
+        # Told the id of each request whose row the writer refused.
+        self._on_unwritten = on_unwritten or _ignore_id
 
     def request_finished(self, summary: RequestSummary) -> None:
         now = self._clock.wall()
@@ -63,7 +76,7 @@ class RequestRecorder(BaseObserver):
         row = _request_row(summary, now, cost.cost_usd if cost else None,
                            cost.savings_usd if cost else None)  # fmt: skip
         if cost is None or provider is None or price is None:
-            self._writer.submit(FinishedRequest(row=row))
+            self._submit(FinishedRequest(row=row))
             return
         month = month_of(now)
         # The book counts the spend even if the writer drops the record: it is
@@ -78,7 +91,7 @@ class RequestRecorder(BaseObserver):
             input_tokens=(usage.input_tokens or 0) if usage else 0,
             output_tokens=(usage.output_tokens or 0) if usage else 0,
         )
-        self._writer.submit(FinishedRequest(row=row, spend=spend))
+        self._submit(FinishedRequest(row=row, spend=spend))
         for percent in crossed:
             fields = {
                 "provider": provider.name,
@@ -88,6 +101,10 @@ class RequestRecorder(BaseObserver):
                 "budget_usd": price.monthly_budget_usd,
             }
             self._writer.submit(AuditEvent(ts=now, event=BUDGET_THRESHOLD, fields=fields))
+
+    def _submit(self, finished: FinishedRequest) -> None:
+        if not self._writer.submit(finished):
+            self._on_unwritten(finished.row.id)
 
 
 def _request_row(
@@ -151,6 +168,9 @@ class PendingReplay:
     response_truncated: bool
     # Which conversation ingress read the body through, if any: a hint for the memo.
     conversation: int | None = None
+    # The body as sent, when it is exactly `request_fields` encoded: what a
+    # delta is cut from.
+    body: bytes | None = None
 
     @property
     def size(self) -> int:
@@ -193,6 +213,33 @@ def _pack(blobs: list[bytes], own: bool) -> list[bytes]:
 
 def _ignore(dropped: int) -> None:
     pass
+
+
+def _ignore_id(request_id: str) -> None:
+    pass
+
+
+# Why a record was not built; `_hand_over` counts each.
+class _Skipped(enum.Enum):
+    UNWRITTEN = enum.auto()
+    TOO_LARGE = enum.auto()
+
+
+_MAX_UNWRITTEN = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class _Contents:
+    """What a record's body is stored as, before packing."""
+
+    # Pieces not written recently, by digest.
+    new: dict[bytes, bytes]
+    # The new pieces' data, the record's own blob (a recipe or a delta), the response.
+    blobs: list[bytes]
+    body_format: int
+    # BODY_DELTA: the record it continues, and the bytes of its body kept.
+    base: deltas.Base | None = None
+    base_len: int | None = None
 
 
 class KnownPieces:
@@ -249,6 +296,11 @@ class ReplayRecorder:
         self._wake = asyncio.Event()
         self._known = KnownPieces()
         self._memo = pieces.DigestMemo()
+        self._bases = deltas.Bases()
+        # Requests whose row the writer refused: their records could not be
+        # inserted, so they are neither built nor made a base (bounded; a
+        # record is built soon after its request's row is submitted).
+        self._unwritten: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._stopping = False
         self._drops = DropReporter(on_drop or _ignore)
         self.dropped = 0
@@ -277,9 +329,17 @@ class ReplayRecorder:
         self._wake.set()
         return kept
 
-    def forget_pieces(self) -> None:
-        """After a failed write: pieces believed written may not be."""
+    def forget(self) -> None:
+        """After rows were lost (a failed write) or deleted (retention): pieces
+        believed written, and records a delta would name, may not be stored."""
         self._known.clear()
+        self._bases.clear()
+
+    def request_unwritten(self, request_id: str) -> None:
+        """The writer refused this request's row: its record is not to be built."""
+        self._unwritten[request_id] = None
+        while len(self._unwritten) > _MAX_UNWRITTEN:
+            self._unwritten.popitem(last=False)
 
     def _count_drops(self, n: int) -> None:
         self.dropped += n
@@ -338,54 +398,79 @@ class ReplayRecorder:
         self._queued_bytes -= size
         return p
 
-    def _hand_over(self, row: ReplayRow | None) -> bool:
-        if row is None:
-            self.too_large += 1
+    def _hand_over(self, row: ReplayRow | _Skipped) -> bool:
+        if isinstance(row, _Skipped):
+            if row is _Skipped.TOO_LARGE:
+                self.too_large += 1
             return True
         if self._writer.submit(row):
             return True
-        # Later records may lean on pieces this one carried.
+        # Later records may lean on pieces this one carried, or continue it.
         self._known.forget(p.digest for p in row.new_pieces)
+        self._bases.clear()
         self._count_drops(1)
         return False
 
-    async def _build(self, p: PendingReplay, own: bool) -> ReplayRow | None:
-        """The row to write, or None when it is over max_record_bytes; `own`:
-        compress the record's recipe and response too."""
-        new, blobs = self._pieces_of(p)
+    async def _build(self, p: PendingReplay, own: bool) -> ReplayRow | _Skipped:
+        """The row to write, or why there is none; `own`: compress the
+        record's own blob and response too."""
+        contents = self._contents(p)
+        if contents is None:
+            return _Skipped.UNWRITTEN
+        blobs = contents.blobs
         packing = blobs if own else blobs[:-2]
         if sum(len(b) for b in packing) > INLINE_COMPRESS:
             packed = await asyncio.to_thread(_pack, blobs, own)
         else:
             packed = _pack(blobs, own)
-        return self._row(p, new, packed)
+        return self._row(p, contents, packed)
 
-    def _build_now(self, p: PendingReplay) -> ReplayRow | None:
-        new, blobs = self._pieces_of(p)
-        return self._row(p, new, _pack(blobs, own=False))
+    def _build_now(self, p: PendingReplay) -> ReplayRow | _Skipped:
+        contents = self._contents(p)
+        if contents is None:
+            return _Skipped.UNWRITTEN
+        return self._row(p, contents, _pack(contents.blobs, own=False))
 
-    def _pieces_of(self, p: PendingReplay) -> tuple[dict[bytes, bytes], list[bytes]]:
-        """The pieces not written recently, by digest, and the blobs to compress."""
+    def _contents(self, p: PendingReplay) -> _Contents | None:
+        """The record's body as a delta on its conversation's last record if
+        it continues it, else as pieces; None if its request row is not stored."""
+        if p.request_id in self._unwritten:
+            del self._unwritten[p.request_id]
+            self._count_drops(1)
+            return None
+        if p.body is not None and p.conversation is not None:
+            found = self._bases.against(p.conversation, p.body)
+            if found is not None:
+                base, shared = found
+                blobs = [p.body[shared:], p.response_body]
+                return _Contents({}, blobs, BODY_DELTA, base, shared)
         recipe, parts = pieces.split(p.request_fields, self._memo, p.conversation)
         new: dict[bytes, bytes] = {}
         for part in parts:
             if part.digest not in new and not self._known.fresh(part.digest, p.ts):
                 new[part.digest] = part.data
-        return new, [*new.values(), recipe, p.response_body]
+        return _Contents(new, [*new.values(), recipe, p.response_body], BODY_PIECES)
 
     def _row(
-        self, p: PendingReplay, new: dict[bytes, bytes], packed: list[bytes]
-    ) -> ReplayRow | None:
+        self, p: PendingReplay, contents: _Contents, packed: list[bytes]
+    ) -> ReplayRow | _Skipped:
         *datas, request, response = packed
         written = [
             PieceRow(digest=d, data=data, size=len(data), last_ref=p.ts)
-            for d, data in zip(new, datas, strict=True)
+            for d, data in zip(contents.new, datas, strict=True)
         ]
         size = len(request) + len(response) + sum(w.size for w in written)
         if size > self.max_record_bytes:
-            return None
+            if p.conversation is not None:
+                # The next turn cannot continue a record that is not stored.
+                self._bases.drop(p.conversation)
+            return _Skipped.TOO_LARGE
         for w in written:
             self._known.note(w.digest, p.ts)
+        base = contents.base
+        if p.conversation is not None and p.body is not None:
+            depth = 0 if base is None else base.depth + 1
+            self._bases.note(p.conversation, deltas.Base(p.request_id, p.body, depth))
         return ReplayRow(
             request_id=p.request_id,
             ts=p.ts,
@@ -395,8 +480,10 @@ class ReplayRecorder:
             stream=p.stream,
             request_headers=msgspec.json.encode(redact_headers(p.headers)).decode(),
             request_body=request,
-            body_format=BODY_PIECES,
+            body_format=contents.body_format,
             new_pieces=tuple(written),
+            base_id=None if base is None else base.request_id,
+            base_len=contents.base_len,
             response_body=response,
             response_truncated=p.response_truncated,
             size=size,

@@ -29,12 +29,15 @@ ATTEMPT_COLUMNS = (
 )  # fmt: skip
 REPLAY_COLUMNS = (
     "request_id", "ts", "dialect", "profile", "provider", "stream", "request_headers",
-    "request_body", "body_format", "response_body", "response_truncated", "size",
+    "request_body", "body_format", "response_body", "response_truncated", "size", "base_id",
+    "base_len",
 )  # fmt: skip
-# replays.body_format: the compressed body itself, or a compressed recipe
-# naming pieces in `replay_pieces` (state/pieces.py).
+# replays.body_format: the compressed body itself, a compressed recipe naming
+# pieces in `replay_pieces` (state/pieces.py), or the bytes that follow the
+# first base_len bytes of the body of record base_id (state/deltas.py).
 BODY_WHOLE = 0
 BODY_PIECES = 1
+BODY_DELTA = 2
 AUDIT_COLUMNS = ("seq", "ts", "event", "fields", "prev_hash", "hash")
 
 
@@ -47,10 +50,12 @@ INSERT_REQUEST = _insert("requests", REQUEST_COLUMNS)
 INSERT_ATTEMPT = _insert("attempts", ATTEMPT_COLUMNS)
 # A replay whose request row never made it (dropped on overflow) is skipped:
 # as a plain INSERT its foreign key would fail, and take the whole batch with it.
+# So is a delta whose base is not stored: it could never be read back.
 INSERT_REPLAY = (
     f"INSERT INTO replays ({', '.join(REPLAY_COLUMNS)}) "  # noqa: S608 - constant names
     f"SELECT {', '.join('?' * len(REPLAY_COLUMNS))} "
     "WHERE EXISTS (SELECT 1 FROM requests WHERE id = ?)"
+    " AND (? IS NULL OR EXISTS (SELECT 1 FROM replays WHERE request_id = ?))"
 )
 ADD_BUDGET = (
     "INSERT INTO budget_totals"
@@ -160,16 +165,20 @@ class ReplayRow(msgspec.Struct, frozen=True, kw_only=True):
     body_format: int = BODY_WHOLE
     # Pieces not written recently, written with this record.
     new_pieces: tuple[PieceRow, ...] = ()
+    # BODY_DELTA: the record whose body this one continues, and how much of it.
+    base_id: str | None = None
+    base_len: int | None = None
 
     def statements(self) -> list[Statement]:
         row = (
             self.request_id, self.ts, self.dialect, self.profile, self.provider,
             int(self.stream), self.request_headers, self.request_body, self.body_format,
-            self.response_body, int(self.response_truncated), self.size,
+            self.response_body, int(self.response_truncated), self.size, self.base_id,
+            self.base_len,
         )  # fmt: skip
         return [
             *(s for p in self.new_pieces for s in p.statements()),
-            (INSERT_REPLAY, (*row, self.request_id)),
+            (INSERT_REPLAY, (*row, self.request_id, self.base_id, self.base_id)),
         ]
 
 

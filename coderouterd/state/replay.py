@@ -17,9 +17,9 @@ from typing import Any
 import aiosqlite
 import msgspec
 
-from coderouterd.state import pieces
+from coderouterd.state import deltas, pieces
 from coderouterd.state.assemble import Assembled, Dialect
-from coderouterd.state.records import BODY_PIECES
+from coderouterd.state.records import BODY_DELTA, BODY_PIECES
 
 # Headers that change what a provider answers, or identify the client and
 # session for the person reading a replay. Anything else is dropped: an
@@ -220,23 +220,25 @@ _headers_decoder = msgspec.json.Decoder(dict[str, str])
 
 _SELECT_ONE = (
     "SELECT request_id, ts, dialect, profile, provider, stream, request_headers,"
-    " request_body, response_body, response_truncated, body_format"
+    " response_body, response_truncated"
     " FROM replays WHERE request_id = ?"
+)
+_SELECT_BODY = (
+    "SELECT request_body, body_format, base_id, base_len FROM replays WHERE request_id = ?"
 )
 # Bound per query, well under SQLite's limit on variables.
 _PIECES_PER_QUERY = 500
 
 
 async def get_replay(conn: aiosqlite.Connection, request_id: str) -> ReplayRecord | None:
-    """The record, its request body whole again; MissingPieceError if a piece is gone."""
+    """The record, its request body whole again; MissingPieceError if a piece
+    or an earlier record its body continues is gone."""
     async with conn.execute(_SELECT_ONE, (request_id,)) as cursor:
         row = await cursor.fetchone()
     if row is None:
         return None
-    response = row[8]
-    body = decompress(row[7])
-    if row[10] == BODY_PIECES:
-        body = pieces.join(body, await _load_pieces(conn, pieces.digests_in(body)))
+    response = row[7]
+    body = await request_body(conn, request_id)
     return ReplayRecord(
         request_id=row[0],
         ts=row[1],
@@ -247,8 +249,37 @@ async def get_replay(conn: aiosqlite.Connection, request_id: str) -> ReplayRecor
         request_headers=_headers_decoder.decode(row[6]),
         request_body=body,
         response_body=None if response is None else decompress(response),
-        response_truncated=bool(row[9]),
+        response_truncated=bool(row[8]),
     )
+
+
+async def request_body(conn: aiosqlite.Connection, request_id: str) -> bytes:
+    """A stored record's request body, whole: its blob, with its pieces joined
+    in or the earlier records it continues read first."""
+    added: list[tuple[int, bytes]] = []
+    at = request_id
+    while True:
+        async with conn.execute(_SELECT_BODY, (at,)) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            raise pieces.MissingPieceError(
+                f"record {at}, whose body {request_id}'s continues, is missing"
+            )
+        blob, body_format, base_id, base_len = row
+        if body_format != BODY_DELTA:
+            break
+        # Chains are at most MAX_DEPTH long; a longer one is a loop.
+        if len(added) > deltas.MAX_DEPTH:
+            raise pieces.MissingPieceError(f"the records {request_id}'s body continues loop")
+        added.append((base_len, decompress(blob)))
+        at = base_id
+    body = decompress(blob)
+    if body_format == BODY_PIECES:
+        body = pieces.join(body, await _load_pieces(conn, pieces.digests_in(body)))
+    try:
+        return deltas.rebuild(body, reversed(added))
+    except ValueError as exc:
+        raise pieces.MissingPieceError(f"{request_id}'s body cannot be rebuilt: {exc}") from exc
 
 
 async def _load_pieces(conn: aiosqlite.Connection, digests: list[bytes]) -> dict[bytes, bytes]:

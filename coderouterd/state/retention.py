@@ -13,6 +13,11 @@ freed pages go to SQLite's freelist and the next inserts reuse them, so the
 file stops growing at about the cap. Measuring the file instead would
 never see a deletion and would empty the database.
 
+A record stored as a delta on an earlier one (state/deltas.py) outlives
+its base: retention deletes the oldest first. Before a base goes, each
+record continuing it that stays is stored whole, in the same transaction,
+so no record is left naming one that is gone.
+
 Why no VACUUM and no incremental_vacuum: VACUUM rewrites the whole file
 (twice its size on disk, the write lock held throughout), and
 incremental_vacuum only works on a database created with
@@ -31,7 +36,9 @@ import aiosqlite
 import msgspec
 
 from coderouterd.state.db import immediate
-from coderouterd.state.pieces import PIECE_REFRESH_S
+from coderouterd.state.pieces import PIECE_REFRESH_S, MissingPieceError
+from coderouterd.state.records import BODY_WHOLE
+from coderouterd.state.replay import compress, request_body
 
 CHUNK = 500
 SECONDS_PER_DAY = 86_400.0
@@ -179,8 +186,8 @@ async def _delete_oldest_replays(
     n = oldest_to_delete([size for _, size in oldest], total=total, limit=limit)
     if n == 0:
         return 0, 0
-    deleted = await _delete_replays(conn, [rid for rid, _ in oldest[:n]])
-    return deleted, sum(size for _, size in oldest[:n])
+    deleted, grown = await _delete_replays(conn, [rid for rid, _ in oldest[:n]])
+    return deleted, sum(size for _, size in oldest[:n]) - grown
 
 
 async def _delete_requests(conn: aiosqlite.Connection, ids: list[str]) -> tuple[int, int]:
@@ -188,6 +195,7 @@ async def _delete_requests(conn: aiosqlite.Connection, ids: list[str]) -> tuple[
     # CASCADE, so the counts are exact and nothing depends on foreign_keys=ON.
     param = (json.dumps(ids),)
     async with immediate(conn):
+        await _store_dependents_whole(conn, param[0])
         replays = await _rowcount(
             conn, "DELETE FROM replays WHERE request_id IN (SELECT value FROM json_each(?))", param
         )
@@ -200,13 +208,45 @@ async def _delete_requests(conn: aiosqlite.Connection, ids: list[str]) -> tuple[
     return requests, replays
 
 
-async def _delete_replays(conn: aiosqlite.Connection, ids: list[str]) -> int:
+async def _delete_replays(conn: aiosqlite.Connection, ids: list[str]) -> tuple[int, int]:
+    """Delete these replays; return (count, bytes the records continuing them grew by)."""
+    param = json.dumps(ids)
     async with immediate(conn):
-        return await _rowcount(
+        grown = await _store_dependents_whole(conn, param)
+        deleted = await _rowcount(
             conn,
             "DELETE FROM replays WHERE request_id IN (SELECT value FROM json_each(?))",
-            (json.dumps(ids),),
+            (param,),
         )
+    return deleted, grown
+
+
+_DEPENDENTS = (
+    "SELECT request_id, length(request_body) FROM replays"
+    " WHERE base_id IN (SELECT value FROM json_each(?))"
+    " AND request_id NOT IN (SELECT value FROM json_each(?))"
+)
+# SET expressions read the row as it was: size loses the old blob's length.
+_STORE_WHOLE = (
+    "UPDATE replays SET request_body = ?, body_format = ?, base_id = NULL, base_len = NULL,"
+    " size = size - length(request_body) + ? WHERE request_id = ?"
+)
+
+
+async def _store_dependents_whole(conn: aiosqlite.Connection, ids_json: str) -> int:
+    """Store whole each record that continues one of these and is not among
+    them; return the bytes they grew by. Call inside the deleting transaction."""
+    grown = 0
+    for request_id, old in await conn.execute_fetchall(_DEPENDENTS, (ids_json, ids_json)):
+        try:
+            body = await request_body(conn, request_id)
+        except MissingPieceError:
+            # Unreadable already (an earlier record was lost): nothing to keep.
+            continue
+        blob = compress(body)
+        grown += len(blob) - old
+        await conn.execute(_STORE_WHOLE, (blob, BODY_WHOLE, len(blob), request_id))
+    return grown
 
 
 async def _rowcount(

@@ -102,8 +102,8 @@ class StateService:
 
         def write_failed(exc: Exception, lost: int) -> None:
             log.error("state.write_failed", error=repr(exc), lost=lost)
-            # Pieces of the lost batch may be named by records still to come.
-            replays.forget_pieces()
+            # Pieces and records of the lost batch may be named by records still to come.
+            replays.forget()
 
         writer = Writer(
             conn,
@@ -238,6 +238,9 @@ class StateService:
                 max_replay_bytes=c.replay.max_total_mb * 1024 * 1024,
             )
         )
+        if result.deleted_replays:
+            # A conversation's last record may be gone: its next is stored in pieces.
+            self.replays.forget()
         if result.deleted_requests or result.deleted_replays or result.deleted_pieces:
             self._log.info(
                 "state.retention",

@@ -13,6 +13,8 @@ from coderouterd.state.chain import GENESIS, chain_hash
 from coderouterd.state.migrate import split_statements
 from coderouterd.state.records import (
     ADD_BUDGET,
+    BODY_DELTA,
+    BODY_WHOLE,
     INSERT_ATTEMPT,
     INSERT_AUDIT,
     INSERT_REQUEST,
@@ -105,8 +107,27 @@ def test_replay_row_is_stored_with_its_request(db: sqlite3.Connection) -> None:
     )  # fmt: skip
     run(db, replay.statements())
     assert db.execute("SELECT * FROM replays").fetchall() == [
-        ("r1", 10.5, "openai", "fast", "vllm", 1, '{"a":"b"}', b"\x00zz", None, 1, 3, 0)
-    ]
+        ("r1", 10.5, "openai", "fast", "vllm", 1, '{"a":"b"}', b"\x00zz", None, 1, 3, 0, None,
+         None)
+    ]  # fmt: skip
+
+
+def test_delta_is_stored_only_when_its_base_is(db: sqlite3.Connection) -> None:
+    run(db, request().statements())
+    run(db, request("r2").statements())
+    delta = ReplayRow(
+        request_id="r2", ts=11.0, dialect="openai", profile="fast", provider="vllm",
+        stream=False, request_headers="{}", request_body=b"\x00more", response_body=None,
+        response_truncated=False, size=5, body_format=BODY_DELTA, base_id="r1", base_len=4,
+    )  # fmt: skip
+    run(db, delta.statements())
+    assert db.execute("SELECT count(*) FROM replays").fetchone() == (0,)
+    base = msgspec.structs.replace(delta, request_id="r1", body_format=BODY_WHOLE,
+                                   base_id=None, base_len=None)  # fmt: skip
+    run(db, [*base.statements(), *delta.statements()])
+    assert db.execute(
+        "SELECT request_id, body_format, base_id, base_len FROM replays ORDER BY request_id"
+    ).fetchall() == [("r1", BODY_WHOLE, None, None), ("r2", BODY_DELTA, "r1", 4)]
 
 
 def test_replay_without_its_request_is_skipped_not_an_error(db: sqlite3.Connection) -> None:

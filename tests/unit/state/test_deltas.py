@@ -1,0 +1,79 @@
+"""Choosing what a replay body is stored against, and putting it back together."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from coderouterd.state.deltas import MAX_DEPTH, MIN_SHARED, Base, Bases, rebuild, shared_prefix
+
+
+def naive_prefix(a: bytes, b: bytes) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+@given(st.binary(max_size=64), st.binary(max_size=32), st.binary(max_size=32))
+def test_shared_prefix_is_the_length_of_the_common_start(common: bytes, a: bytes, b: bytes) -> None:
+    x, y = common + a, common + b
+    assert shared_prefix(x, y) == naive_prefix(x, y)
+    assert shared_prefix(x, memoryview(y)) == naive_prefix(x, y)
+
+
+def test_shared_prefix_at_the_edges() -> None:
+    assert shared_prefix(b"", b"abc") == 0
+    assert shared_prefix(b"abc", b"abc") == 3
+    assert shared_prefix(b"abc", b"abcdef") == 3
+    assert shared_prefix(b"xbc", b"abc") == 0
+
+
+BODY = b"h" * MIN_SHARED * 2
+
+
+def test_a_body_continuing_the_last_is_stored_against_it() -> None:
+    bases = Bases()
+    bases.note("c", Base("r1", BODY + b"]}", 0))
+    found = bases.against("c", BODY + b",new]}")
+    assert found == (Base("r1", BODY + b"]}", 0), len(BODY))
+    # Another conversation's body is never compared.
+    assert bases.against("other", BODY + b",new]}") is None
+
+
+def test_too_little_shared_means_no_delta() -> None:
+    bases = Bases()
+    bases.note("c", Base("r1", BODY, 0))
+    assert bases.against("c", BODY[: MIN_SHARED - 1] + b"x") is None
+    # Shared enough bytes, but less than half the body: the rest is new.
+    assert bases.against("c", BODY[:MIN_SHARED] + b"x" * (3 * MIN_SHARED)) is None
+    assert bases.against("c", BODY[:MIN_SHARED] + b"x" * MIN_SHARED) is not None
+
+
+def test_a_base_at_max_depth_ends_the_chain() -> None:
+    bases = Bases()
+    bases.note("c", Base("r1", BODY, MAX_DEPTH - 1))
+    assert bases.against("c", BODY) is not None
+    bases.note("c", Base("r2", BODY, MAX_DEPTH))
+    assert bases.against("c", BODY) is None
+
+
+def test_bases_are_bounded_least_recently_noted_first() -> None:
+    bases = Bases(max_conversations=2)
+    for c in ("a", "b", "a", "c"):
+        bases.note(c, Base(c, BODY, 0))
+    assert len(bases) == 2
+    assert bases.against("b", BODY) is None
+    assert bases.against("a", BODY) is not None
+    bases.drop("a")
+    assert bases.against("a", BODY) is None
+    bases.clear()
+    assert len(bases) == 0
+
+
+def test_rebuild_applies_deltas_oldest_first() -> None:
+    assert rebuild(b'{"m":[1]}', [(7, b",2]}"), (9, b",3]}")]) == b'{"m":[1,2,3]}'
+    assert rebuild(b"same", []) == b"same"
+    with pytest.raises(ValueError, match="keeps 9 bytes of a 4-byte body"):
+        rebuild(b"abcd", [(9, b"x")])
