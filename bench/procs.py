@@ -199,6 +199,18 @@ def cpu_sample(pid: int) -> CpuSample:
     return CpuSample(cpu, minflt, majflt)
 
 
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of each thread of pid, by thread id (the main thread's is pid)."""
+    out: dict[int, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
 def export_source(repo: Path, rev: str, dest: Path) -> str:
     """Copy the `coderouterd` package as of `rev` into dest (read-only on the repo).
 
