@@ -12,7 +12,7 @@ cuts it into shared pieces (state/pieces.py) and compresses and writes only
 the pieces not stored recently; the response goes with it. When the deque
 is full the request path builds the oldest records itself: records are
 never lost to a busy loop. A recorder that is behind (see BEHIND) spends
-less on each record: its own blobs are stored uncompressed.
+less on each record: it stores what it writes uncompressed.
 """
 
 from __future__ import annotations
@@ -190,25 +190,18 @@ BUILDS_PER_YIELD = 16
 # about 70 us of zlib at level 1, as long as the event loop may be held.
 INLINE_COMPRESS = 16384
 # A drain that finds more records than this waiting (requests arrive faster
-# than ~800/s), and a build on the request path, store the records' own
-# recipe and response uncompressed: at full load zlib is a tenth of the CPU
-# a request costs, and the loop's CPU is better spent answering. Pieces are
-# compressed all the same: they are shared, and kept as long as any record
-# names them.
+# than ~800/s), and a build on the request path, store what they write
+# uncompressed, pieces included: at full load zlib costs more of the loop's
+# CPU than anything else a record needs (a conversation's first turn brings
+# tens of KB of new pieces), and that CPU is better spent answering. The
+# bytes count against replay.max_total_mb like any others, and a piece
+# written so stays so (about 3.5x the bytes of a compressed one).
 BEHIND = 16
 
 
-def _compress_all(blobs: list[bytes]) -> list[bytes]:
-    return [compress(b) for b in blobs]
-
-
-def _pack(blobs: list[bytes], own: bool) -> list[bytes]:
-    """The new pieces compressed, then the recipe and the response: compressed
-    too if `own`, else stored as they are."""
-    if own:
-        return _compress_all(blobs)
-    *datas, recipe, response = blobs
-    return [*_compress_all(datas), stored(recipe), stored(response)]
+def _pack(blobs: list[bytes], squeeze: bool) -> list[bytes]:
+    """The blobs compressed if `squeeze`, else stored as they are."""
+    return [compress(b) for b in blobs] if squeeze else [stored(b) for b in blobs]
 
 
 def _ignore(dropped: int) -> None:
@@ -376,12 +369,12 @@ class ReplayRecorder:
         queue, so it loses nothing.
         """
         built = 0
-        own = len(self._queue) <= BEHIND
+        squeeze = len(self._queue) <= BEHIND
         while self._queue:
             p, size = self._queue[0]
             self._take()
             try:
-                row = await self._build(p, own)
+                row = await self._build(p, squeeze)
             except BaseException:
                 # Cut short mid-build: the record waits for the next drain.
                 self._queue.appendleft((p, size))
@@ -411,25 +404,23 @@ class ReplayRecorder:
         self._count_drops(1)
         return False
 
-    async def _build(self, p: PendingReplay, own: bool) -> ReplayRow | _Skipped:
-        """The row to write, or why there is none; `own`: compress the
-        record's own blob and response too."""
+    async def _build(self, p: PendingReplay, squeeze: bool) -> ReplayRow | _Skipped:
+        """The row to write, or why there is none; `squeeze`: compress what it writes."""
         contents = self._contents(p)
         if contents is None:
             return _Skipped.UNWRITTEN
         blobs = contents.blobs
-        packing = blobs if own else blobs[:-2]
-        if sum(len(b) for b in packing) > INLINE_COMPRESS:
-            packed = await asyncio.to_thread(_pack, blobs, own)
+        if squeeze and sum(len(b) for b in blobs) > INLINE_COMPRESS:
+            packed = await asyncio.to_thread(_pack, blobs, True)
         else:
-            packed = _pack(blobs, own)
+            packed = _pack(blobs, squeeze)
         return self._row(p, contents, packed)
 
     def _build_now(self, p: PendingReplay) -> ReplayRow | _Skipped:
         contents = self._contents(p)
         if contents is None:
             return _Skipped.UNWRITTEN
-        return self._row(p, contents, _pack(contents.blobs, own=False))
+        return self._row(p, contents, _pack(contents.blobs, squeeze=False))
 
     def _contents(self, p: PendingReplay) -> _Contents | None:
         """The record's body as a delta on its conversation's last record if
