@@ -186,6 +186,8 @@ class Daemon:
                 request_fields=call.fields,
                 conversation=call.conversation,
                 body=call.body,
+                turn=call.turn,
+                shared=call.shared,
                 response_body=capture.data,
                 response_truncated=capture.truncated,
             )

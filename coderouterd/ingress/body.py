@@ -51,6 +51,11 @@ class RequestBody:
     # The body's bytes when they are exactly `fields` encoded (a compact body
     # BodyMemo placed in a conversation), for whoever keeps the body as sent.
     raw: bytes | None = field(default=None, compare=False, repr=False)
+    # Which body of its conversation this is (from 1; 0 outside any), and how
+    # many first bytes it has in common with the one before (0: unknown), as
+    # BodyMemo compared them: a hint for whoever keeps the conversation's last.
+    turn: int = field(default=0, compare=False)
+    shared: int = field(default=0, compare=False)
 
 
 def parse_body(body: bytes) -> RequestBody:
@@ -148,7 +153,8 @@ class BodyMemo:
                     self._known.move_to_end(conversation)
                     return found.parsed
         parsed = parse_body(body)
-        learned = _learn(body, dataclasses.replace(parsed, conversation=next(self._ids), raw=body))
+        first = dataclasses.replace(parsed, conversation=next(self._ids), raw=body, turn=1)
+        learned = _learn(body, first)
         if learned is None:
             return parsed
         self._add(learned)
@@ -229,9 +235,8 @@ def _through(known: _Known, body: bytes) -> _Known | None:
         # Sent again unchanged (a retry): nothing new to read.
         p = known.parsed
         history = HistoryCheck(p.fields[MESSAGES], unsigned=p.history.unsigned)
-        return _Known(
-            old, _with(p, p.fields, history, old), known.start, known.end, known.cuts, known.layout
-        )
+        again = _with(p, p.fields, history, old, shared=len(old))
+        return _Known(old, again, known.start, known.end, known.cuts, known.layout)
     new = memoryview(body)
     end = len(body) - (len(old) - known.end)
     for cut in reversed(known.cuts):
@@ -271,10 +276,20 @@ def _go_on(known: _Known, body: bytes, cut: int, end: int) -> _Known | None:
         else msgspec.Raw(view[at + end if after else at :][:size])
         for name, at, size, after in known.layout
     }
-    return _Known(body, _with(p, fields, history, body), start, end, cuts[-_CUTS:], known.layout)
+    # _through compared the bytes before the cut with the known body's.
+    parsed = _with(p, fields, history, body, shared=cut)
+    return _Known(body, parsed, start, end, cuts[-_CUTS:], known.layout)
 
 
 def _with(
-    p: RequestBody, fields: dict[str, msgspec.Raw], history: HistoryCheck, raw: bytes
+    p: RequestBody,
+    fields: dict[str, msgspec.Raw],
+    history: HistoryCheck,
+    raw: bytes,
+    *,
+    shared: int,
 ) -> RequestBody:
-    return RequestBody(dict(fields), p.model, p.stream, p.profile, history, p.conversation, raw)
+    """The next body of `p`'s conversation."""
+    return RequestBody(
+        dict(fields), p.model, p.stream, p.profile, history, p.conversation, raw, p.turn + 1, shared
+    )

@@ -81,6 +81,8 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
         history=parsed.history,
         conversation=parsed.conversation,
         body=parsed.raw,
+        turn=parsed.turn,
+        shared=parsed.shared,
     )
     capture = daemon.replay_capture(plan.profile)
     with daemon.track(call) as entry:

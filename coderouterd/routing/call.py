@@ -32,3 +32,7 @@ class Call:
     conversation: int | None = None
     # The body as the client sent it, when that is exactly `fields` encoded.
     body: bytes | None = None
+    # Which body of its conversation this is, and how many first bytes it
+    # shares with the one before (ingress/body.py): hints.
+    turn: int = 0
+    shared: int = 0

@@ -35,6 +35,8 @@ class Base(NamedTuple):
     body: bytes
     # Deltas between it and the record stored in pieces it leads back to.
     depth: int
+    # Which body of its conversation it is, as ingress counted (0: unknown).
+    turn: int = 0
 
 
 def shared_prefix(a: bytes, b: bytes | memoryview) -> int:
@@ -66,12 +68,20 @@ class Bases:
     def __len__(self) -> int:
         return len(self._last)
 
-    def against(self, conversation: object, body: bytes) -> tuple[Base, int] | None:
-        """The base `body` may be stored against and the bytes they share, if any."""
+    def against(
+        self, conversation: object, body: bytes, turn: int = 0, shared: int = 0
+    ) -> tuple[Base, int] | None:
+        """The base `body` may be stored against and the bytes they share, if any.
+
+        `turn`, `shared`: which body of the conversation `body` is, and how
+        many first bytes it is known to share with the one before; taken
+        instead of comparing when the base is that one.
+        """
         base = self._last.get(conversation)
         if base is None or base.depth >= MAX_DEPTH:
             return None
-        shared = shared_prefix(base.body, body)
+        if not (shared and base.turn and base.turn == turn - 1):
+            shared = shared_prefix(base.body, body)
         if shared < MIN_SHARED or 2 * shared < len(body):
             return None
         return base, shared

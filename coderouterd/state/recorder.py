@@ -171,6 +171,10 @@ class PendingReplay:
     # The body as sent, when it is exactly `request_fields` encoded: what a
     # delta is cut from.
     body: bytes | None = None
+    # Which body of the conversation this is, and how many first bytes it
+    # shares with the one before, as ingress compared them (0: unknown).
+    turn: int = 0
+    shared: int = 0
 
     @property
     def size(self) -> int:
@@ -430,7 +434,7 @@ class ReplayRecorder:
             self._count_drops(1)
             return None
         if p.body is not None and p.conversation is not None:
-            found = self._bases.against(p.conversation, p.body)
+            found = self._bases.against(p.conversation, p.body, p.turn, p.shared)
             if found is not None:
                 base, shared = found
                 blobs = [p.body[shared:], p.response_body]
@@ -461,7 +465,7 @@ class ReplayRecorder:
         base = contents.base
         if p.conversation is not None and p.body is not None:
             depth = 0 if base is None else base.depth + 1
-            self._bases.note(p.conversation, deltas.Base(p.request_id, p.body, depth))
+            self._bases.note(p.conversation, deltas.Base(p.request_id, p.body, depth, p.turn))
         return ReplayRow(
             request_id=p.request_id,
             ts=p.ts,

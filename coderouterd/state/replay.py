@@ -10,6 +10,7 @@ assembled responses.
 from __future__ import annotations
 
 import difflib
+import functools
 import zlib
 from collections.abc import Mapping
 from typing import Any
@@ -48,13 +49,19 @@ def redact_headers(
     headers: Mapping[str, str], allowed: frozenset[str] = SAFE_HEADERS
 ) -> dict[str, str]:
     """The allowed headers, names lower-cased; repeated ones joined by ", "."""
+    keep = _keepable(allowed)
     out: dict[str, str] = {}
     for name, value in headers.items():
         lower = name.lower()
-        if lower not in allowed or any(part in lower for part in _SECRET_PARTS):
-            continue
-        out[lower] = f"{out[lower]}, {value}" if lower in out else value
+        if lower in keep:
+            out[lower] = f"{out[lower]}, {value}" if lower in out else value
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _keepable(allowed: frozenset[str]) -> frozenset[str]:
+    # Once per allow-list, not once per header of every recorded request.
+    return frozenset(n for n in allowed if not any(part in n for part in _SECRET_PARTS))
 
 
 # Below this, zlib's set-up costs more CPU than the bytes it would save.

@@ -37,10 +37,27 @@ def outcome(parse: Any, raw: bytes) -> tuple[Any, ...]:
     return (list(fields), fields, p.model, p.stream, p.profile)
 
 
-def same_as_whole(memo: BodyMemo, raw: bytes) -> tuple[Any, ...]:
+def same_as_whole(
+    memo: BodyMemo, raw: bytes, seen: dict[int, tuple[int, bytes]] | None = None
+) -> tuple[Any, ...]:
     whole = outcome(parse_body, raw)
-    assert outcome(memo.parse, raw) == whole
+    parse = memo.parse if seen is None else lambda r: hinted(memo, r, seen)
+    assert outcome(parse, raw) == whole
     return whole
+
+
+def hinted(memo: BodyMemo, raw: bytes, seen: dict[int, tuple[int, bytes]]) -> RequestBody:
+    """memo.parse, checking its hints against `seen`: each conversation's last
+    turn number and body, as this test sent them."""
+    p = memo.parse(raw)
+    if p.conversation is None:
+        assert (p.turn, p.shared) == (0, 0)
+        return p
+    turn, before = seen.get(p.conversation, (0, b""))
+    assert p.turn == turn + 1
+    assert p.shared <= len(before) and raw[: p.shared] == before[: p.shared]
+    seen[p.conversation] = (p.turn, raw)
+    return p
 
 
 def test_a_resent_body_and_a_continued_history_are_read_through_the_memo() -> None:
@@ -61,6 +78,21 @@ def test_a_resent_body_and_a_continued_history_are_read_through_the_memo() -> No
 def marked(text: str) -> dict[str, Any]:
     block = {"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}
     return {"role": "user", "content": [block]}
+
+
+def test_each_turn_says_how_many_first_bytes_it_shares_with_the_one_before() -> None:
+    memo = BodyMemo()
+    first, second = body([user("a"), marked("b")]), body([user("a"), user("b"), marked("c")])
+    p1, p2, p3 = memo.parse(first), memo.parse(second), memo.parse(second)
+    assert p1.conversation == p2.conversation == p3.conversation is not None
+    assert [(p.turn, p.shared) for p in (p1, p2, p3)] == [
+        (1, 0),
+        # Up to the end of the first message: the second gained its breakpoint.
+        (2, len(compact({"model": "m", "messages": [user("a")]})) - 2),
+        (3, len(second)),
+    ]
+    # Read whole, a body is in no conversation and has no turn.
+    assert (parse_body(first).turn, parse_body(first).shared) == (0, 0)
 
 
 def test_a_turn_that_moves_the_cache_breakpoint_off_the_last_message_goes_on_before_it() -> None:
@@ -247,6 +279,7 @@ def test_any_conversation_parses_through_the_memo_as_it_does_whole(
     steps: list[tuple[tuple[str, Any], bytes | None, int, bool]],
 ) -> None:
     memo = BodyMemo(max_conversations=3)
+    seen: dict[int, tuple[int, bytes]] = {}
     state: dict[str, Any] = {"model": "m", "messages": [user("hi")], "system": "s"}
     for (op, arg), spoil, at, spacing in steps:
         if op == "append":
@@ -264,8 +297,8 @@ def test_any_conversation_parses_through_the_memo_as_it_does_whole(
             # Bytes inserted anywhere: mostly inside the history, sometimes around it.
             i = at % (len(raw) + 1)
             raw = raw[:i] + spoil + raw[i:]
-        if same_as_whole(memo, raw)[0] != "error":
-            p = memo.parse(raw)
+        if same_as_whole(memo, raw, seen)[0] != "error":
+            p = hinted(memo, raw, seen)
             whole = parse_body(raw)
             got = without_unsigned_thinking(p.fields["messages"], p.history)
             want = without_unsigned_thinking(whole.fields["messages"])

@@ -42,6 +42,24 @@ def test_a_body_continuing_the_last_is_stored_against_it() -> None:
     assert bases.against("other", BODY + b",new]}") is None
 
 
+def shared_with_base(bases: Bases, body: bytes, turn: int, shared: int) -> int | None:
+    found = bases.against("c", body, turn, shared)
+    return None if found is None else found[1]
+
+
+def test_the_turn_before_is_taken_at_its_word_and_any_other_compared() -> None:
+    bases = Bases()
+    bases.note("c", Base("r1", BODY + b"]}", 0, turn=4))
+    # Turn 5 says it shares 4100 bytes with turn 4, the base: no compare.
+    assert shared_with_base(bases, BODY + b",new]}", turn=5, shared=4100) == 4100
+    # Another turn, no turn, or nothing said: the bytes are compared.
+    for turn, shared in ((6, 4100), (0, 4100), (5, 0)):
+        assert shared_with_base(bases, BODY + b",new]}", turn, shared) == len(BODY)
+    # A base whose turn is unknown is always compared.
+    bases.note("c", Base("r2", BODY, 0))
+    assert shared_with_base(bases, BODY + b"]}", turn=1, shared=4100) == len(BODY)
+
+
 def test_too_little_shared_means_no_delta() -> None:
     bases = Bases()
     bases.note("c", Base("r1", BODY, 0))
