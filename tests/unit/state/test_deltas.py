@@ -16,11 +16,18 @@ def naive_prefix(a: bytes, b: bytes) -> int:
     return n
 
 
-@given(st.binary(max_size=64), st.binary(max_size=32), st.binary(max_size=32))
-def test_shared_prefix_is_the_length_of_the_common_start(common: bytes, a: bytes, b: bytes) -> None:
+@given(
+    st.binary(max_size=600), st.binary(max_size=300), st.binary(max_size=300), st.integers(0, 600)
+)
+def test_shared_prefix_is_the_length_of_the_common_start(
+    common: bytes, a: bytes, b: bytes, known: int
+) -> None:
     x, y = common + a, common + b
     assert shared_prefix(x, y) == naive_prefix(x, y)
     assert shared_prefix(x, memoryview(y)) == naive_prefix(x, y)
+    # Starting from any number of bytes known to be shared.
+    known = min(known, naive_prefix(x, y))
+    assert shared_prefix(x, y, known) == naive_prefix(x, y)
 
 
 def test_shared_prefix_at_the_edges() -> None:
@@ -47,17 +54,20 @@ def shared_with_base(bases: Bases, body: bytes, turn: int, shared: int) -> int |
     return None if found is None else found[1]
 
 
-def test_the_turn_before_is_taken_at_its_word_and_any_other_compared() -> None:
+def test_the_turn_before_is_compared_only_past_what_it_is_known_to_share() -> None:
     bases = Bases()
     bases.note("c", Base("r1", BODY + b"]}", 0, turn=4))
-    # Turn 5 says it shares 4100 bytes with turn 4, the base: no compare.
-    assert shared_with_base(bases, BODY + b",new]}", turn=5, shared=4100) == 4100
-    # Another turn, no turn, or nothing said: the bytes are compared.
+    # Its first byte differs: only a compare from the start would see it.
+    body = b"x" + BODY[1:] + b",new]}"
+    # Turn 5 is known to share 4100 bytes with turn 4, the base: compared from there.
+    assert shared_with_base(bases, body, turn=5, shared=4100) == len(BODY)
+    # Another turn, no turn, or nothing known: compared from the start.
     for turn, shared in ((6, 4100), (0, 4100), (5, 0)):
+        assert shared_with_base(bases, body, turn, shared) is None
         assert shared_with_base(bases, BODY + b",new]}", turn, shared) == len(BODY)
-    # A base whose turn is unknown is always compared.
-    bases.note("c", Base("r2", BODY, 0))
-    assert shared_with_base(bases, BODY + b"]}", turn=1, shared=4100) == len(BODY)
+    # A base whose turn is unknown is always compared from the start.
+    bases.note("c", Base("r2", BODY + b"]}", 0))
+    assert shared_with_base(bases, body, turn=1, shared=4100) is None
 
 
 def test_too_little_shared_means_no_delta() -> None:
