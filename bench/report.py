@@ -296,21 +296,22 @@ def write_results(ctx: Ctx, path: Path, started: float, argv: list[str]) -> None
     if rec:
         w("## Recording on vs off: the databases\n")
         w(
-            "`coderouterd` records a replay (request and response; the body as shared "
-            "pieces) of every request, the default; `coderouterd-norec` is the same daemon with "
+            "`coderouterd` records a replay (request and response; the body as what it adds "
+            "to its conversation's last record, else as shared pieces) of every request, the "
+            "default; `coderouterd-norec` is the same daemon with "
             "`state: {replay: {enabled: false}}`. Both write a request row per request. Each "
             "starts on an empty state dir under the run's temp dir; rows are counted "
-            "read-only after the throughput phase. *Stored uncompressed*: records whose recipe "
-            "and response were built while the recorder was behind (see README, Replay "
-            "bodies); *KB per record*: the records' own blobs and the pieces, over all the "
-            "phases' records.\n"
+            "read-only after the throughput phase. *Deltas*: records stored as what their "
+            "body adds to the last; *stored uncompressed*: records built while the recorder "
+            "was behind (see README, Replay bodies); *KB per record*: the records' own blobs "
+            "and the pieces, over all the phases' records.\n"
         )
         w(
             "| system | database | request rows | replay rows | during throughput (requests / "
-            "replays) | replays dropped | replays too large | rows dropped | stored "
+            "replays) | replays dropped | replays too large | rows dropped | deltas | stored "
             "uncompressed | KB per record (own + pieces) |"
         )
-        w("|---|---|---|---|---|---|---|---|---|---|")
+        w("|---|---|---|---|---|---|---|---|---|---|---|")
         for name, s in rec.items():
             during = [
                 str(s[k] - s[f"{k}_before"])
@@ -322,7 +323,8 @@ def write_results(ctx: Ctx, path: Path, started: float, argv: list[str]) -> None
                 f"| {name} | {s.get('error') or s['db']} | {s.get('requests', '-')} | "
                 f"{s.get('replays', '-')} | {' / '.join(during)} | {s.get('replays_dropped')} | "
                 f"{s.get('replays_too_large')} | {s.get('dropped')} | "
-                f"{s.get('replays_uncompressed', '-')} | {_per_record(s)} |"
+                f"{s.get('replays_delta', '-')} | {s.get('replays_uncompressed', '-')} | "
+                f"{_per_record(s)} |"
             )
         w("")
     w("## Memory (VmRSS)\n")
