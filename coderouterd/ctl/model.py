@@ -53,6 +53,8 @@ class StateStatus(msgspec.Struct, frozen=True, kw_only=True):
     last_commit_wall: float | None
     replays_dropped: int
     replays_too_large: int
+    # Not stored: the request row, or the record the body continues, was missing.
+    replays_orphaned: int = 0
 
 
 class StatusReply(msgspec.Struct, frozen=True, kw_only=True):

@@ -137,10 +137,11 @@ def _state_lines(state: StateStatus | None) -> list[str]:
         f"rows written   {state.committed_rows}",
         f"rows dropped   {state.dropped} (queue full)  {state.failed_rows} (write failed)",
     ]
-    if state.replays_dropped or state.replays_too_large:
+    if state.replays_dropped or state.replays_too_large or state.replays_orphaned:
         lines.append(
             f"replays lost   {state.replays_dropped} (queue full)  "
-            f"{state.replays_too_large} (over max_record_kb)"
+            f"{state.replays_too_large} (over max_record_kb)  "
+            f"{state.replays_orphaned} (request row or base record missing)"
         )
     return lines
 

@@ -82,8 +82,8 @@ class Bases:
         """The base `body` may be stored against and the bytes they share, if any.
 
         `turn`, `shared`: which body of the conversation `body` is, and how
-        many first bytes it is known to share with the one before; taken
-        instead of comparing when the base is that one.
+        many first bytes it is known to share with the one before; when the
+        base is that one, only the bytes after those are compared.
         """
         base = self._last.get(conversation)
         if base is None or base.depth >= MAX_DEPTH:

@@ -51,6 +51,7 @@ class StateStats(msgspec.Struct, frozen=True, kw_only=True):
     last_commit_wall: float | None
     replays_dropped: int
     replays_too_large: int
+    replays_orphaned: int
 
 
 class _Loops(NamedTuple):
@@ -281,6 +282,7 @@ class StateService:
             last_commit_wall=w.last_commit_wall,
             replays_dropped=self.replays.dropped,
             replays_too_large=self.replays.too_large,
+            replays_orphaned=w.replays_orphaned,
         )
 
     async def close(self) -> None:

@@ -25,6 +25,10 @@ Durability, as a promise:
 * A batch that fails (disk full, a constraint) is rolled back as a whole,
   reported to `on_error`, counted (`stats().failed_rows`), and the loop goes
   on with the next batch.
+* A replay record whose request row, or the earlier record its body
+  continues, is not in the database when its batch is written is not
+  inserted (it could never be read back whole) and is counted
+  (`stats().replays_orphaned`); it is no error, and costs no other record.
 
 Counts are of records: a request with its attempts and its spend counts as one.
 """
@@ -45,7 +49,14 @@ from coderouterd.clock import Clock
 from coderouterd.state.chain import GENESIS
 from coderouterd.state.db import StateError, immediate
 from coderouterd.state.drops import DropReporter
-from coderouterd.state.records import KEPT, AuditEvent, Record, Writable, batch_statements
+from coderouterd.state.records import (
+    INSERT_REPLAY,
+    KEPT,
+    AuditEvent,
+    Record,
+    Writable,
+    batch_statements,
+)
 
 T = TypeVar("T")
 
@@ -74,6 +85,8 @@ class WriterStats(msgspec.Struct, frozen=True, kw_only=True):
     audit_dropped: int
     # Records lost because their batch failed to commit.
     failed_rows: int
+    # Replay records not inserted: their request row or base record was missing.
+    replays_orphaned: int
 
 
 class Writer:
@@ -123,6 +136,7 @@ class Writer:
         self._dropped = 0
         self._audit_dropped = 0
         self._failed = 0
+        self._orphaned = 0
         self._committed = 0
         self._batches = 0
         self._last_commit_wall: float | None = None
@@ -169,6 +183,7 @@ class Writer:
             audit_queue_depth=self._audit_depth,
             audit_dropped=self._audit_dropped,
             failed_rows=self._failed,
+            replays_orphaned=self._orphaned,
         )
 
     async def run(self) -> None:
@@ -299,15 +314,19 @@ class Writer:
                     continue
                 seq, prev_hash = row.seq, row.hash
                 writable.append(row)
+            orphaned = 0
             async with immediate(self._conn):
                 for sql, params in batch_statements(writable):
-                    await self._conn.executemany(sql, params)
+                    cursor = await self._conn.executemany(sql, params)
+                    if sql == INSERT_REPLAY:
+                        orphaned += len(params) - max(cursor.rowcount, 0)
         except Exception as e:
             # Broad on purpose: any failure costs this batch, never the loop.
             self._lose(e, unwritten)
         else:
             self._chain = (seq, prev_hash)
-            self._committed += unwritten
+            self._committed += unwritten - orphaned
+            self._orphaned += orphaned
             self._batches += 1
             self._last_commit_wall = self._clock.wall()
         finally:

@@ -309,3 +309,20 @@ async def test_a_session_through_the_daemon_is_stored_as_deltas_and_replays_exac
         assert await count(conn, "replays") == len(sent)
     finally:
         await conn.close()
+
+
+async def test_a_delta_on_a_record_lost_with_its_batch_is_counted_not_stored(
+    conn: aiosqlite.Connection,
+) -> None:
+    writer, recorder = new_recorder(conn)
+    r0, r1, r2 = turn("r0", 20, NOW), turn("r1", 22, NOW + 1), turn("r2", 24, NOW + 2)
+    await record_turns(conn, writer, recorder, [r0])
+    # r1's batch fails (a request row written twice): its row and record are lost.
+    writer.submit(request_row("r0", ts=r0.ts))
+    await record_turns(conn, writer, recorder, [r1])
+    assert writer.stats().failed_rows == 3
+    # r2 was built as a delta on r1 before anyone could know.
+    await record_turns(conn, writer, recorder, [r2])
+    assert writer.stats().replays_orphaned == 1
+    assert set(await formats(conn)) == {"r0"}
+    await writer.close()

@@ -10,7 +10,15 @@ import aiosqlite
 
 from coderouterd.state.chain import GENESIS, chain_hash
 from coderouterd.state.db import open_db
-from coderouterd.state.records import AuditEvent, BudgetIncrement, ExclusionSet, FinishedRequest
+from coderouterd.state.records import (
+    BODY_DELTA,
+    BODY_PIECES,
+    AuditEvent,
+    BudgetIncrement,
+    ExclusionSet,
+    FinishedRequest,
+    ReplayRow,
+)
 from coderouterd.state.writer import Writer
 from coderouterd.tasks import cancel_and_wait, spawn
 from tests.integration.state.support_db import ManualClock, count, eventually, request_row
@@ -252,3 +260,34 @@ async def test_maintenance_without_a_running_loop_runs_inline(
     assert results == [0, 0]
     assert await count(conn, "requests") == 1
     await writer.close()
+
+
+def replay_row(rid: str, base: str | None = None) -> ReplayRow:
+    return ReplayRow(
+        request_id=rid, ts=1.0, dialect="anthropic", profile="p", provider=None, stream=False,
+        request_headers="{}", request_body=b"\x00x", response_body=None,
+        response_truncated=False, size=2, body_format=BODY_DELTA if base else BODY_PIECES,
+        base_id=base, base_len=1 if base else None,
+    )  # fmt: skip
+
+
+async def test_replays_that_cannot_be_stored_are_counted_not_errors(
+    conn: aiosqlite.Connection,
+) -> None:
+    errors = Errors()
+    writer = Writer(conn, clock=ManualClock(), on_error=errors)
+    writer.submit(request_row("r1"))
+    writer.submit(request_row("r2"))
+    writer.submit(replay_row("r1"))
+    # No request row; a base that is not stored; a base stored in the same batch.
+    writer.submit(replay_row("gone"))
+    writer.submit(replay_row("r2", base="lost"))
+    await writer.flush()
+    writer.submit(request_row("r3"))
+    writer.submit(replay_row("r3", base="r1"))
+    await writer.close()
+    assert errors.seen == []
+    stats = writer.stats()
+    assert (stats.committed_rows, stats.replays_orphaned, stats.failed_rows) == (5, 2, 0)
+    rows = await conn.execute_fetchall("SELECT request_id FROM replays ORDER BY request_id")
+    assert [r[0] for r in rows] == ["r1", "r3"]

@@ -183,6 +183,7 @@ def test_render_status_budgets_and_database() -> None:
         last_commit_wall=1795600000.0,
         replays_dropped=1,
         replays_too_large=0,
+        replays_orphaned=3,
     )
     lines = render_status(_status(budgets=budgets, state=state)).splitlines()
     start = lines.index("spend this month")
@@ -198,7 +199,8 @@ def test_render_status_budgets_and_database() -> None:
         "  queue depth    2",
         "  rows written   1234",
         "  rows dropped   0 (queue full)  0 (write failed)",
-        "  replays lost   1 (queue full)  0 (over max_record_kb)",
+        "  replays lost   1 (queue full)  0 (over max_record_kb)  "
+        "3 (request row or base record missing)",
     ]
 
 
