@@ -11,12 +11,10 @@ import time
 from typing import Any
 
 import aiosqlite
-import anthropic
 import msgspec
 import pytest
 
 from coderouterd.routing.budget import BudgetBook
-from coderouterd.routing.records import RequestSummary
 from coderouterd.state import retention
 from coderouterd.state.db import open_db
 from coderouterd.state.deltas import MAX_DEPTH
@@ -29,7 +27,8 @@ from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message
 from tests.fakes.upstream import FakeUpstream, Reply
 from tests.integration.state.support_db import ManualClock, count, request_row
-from tests.integration.state.test_replay_pieces import NOW, pending
+from tests.integration.state.test_recorder import summary
+from tests.integration.state.test_replay_pieces import NOW, pending, send_session
 from tests.unit.state.test_pieces import conversation
 
 DAY = retention.SECONDS_PER_DAY
@@ -179,22 +178,6 @@ async def test_a_request_whose_row_was_refused_leaves_no_gap_in_the_chain(
     await writer.close()
 
 
-def summary(rid: str) -> RequestSummary:
-    return RequestSummary(
-        request_id=rid,
-        dialect="anthropic",
-        profile="default",
-        requested_model="m",
-        provider=None,
-        attempts=(),
-        status=200,
-        stream=False,
-        ttfb_ms=None,
-        total_ms=1.0,
-        usage=None,
-    )
-
-
 async def test_retention_by_age_stores_whole_the_records_that_continue_deleted_ones(
     conn: aiosqlite.Connection,
 ) -> None:
@@ -260,17 +243,13 @@ async def test_after_a_retention_pass_the_next_record_is_stored_in_pieces(
 ) -> None:
     fake_upstream.default = Reply(json=anthropic_message("ok"))
     d = await start_daemon(chain_yaml(provider_yaml("local", fake_upstream.url)))
-    sent: dict[str, dict[str, Any]] = {}
-    async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as client:
-        for n in (20, 22, 24, 26):
-            body = {k: v for k, v in conversation(n).items() if k != "stream"}
-            raw = await client.messages.with_raw_response.create(**body)
-            sent[raw.headers["x-request-id"]] = body
-            await d.state.replays.drain()
-            await d.state.writer.flush()
-            if n == 22:
-                # Everything recorded so far is past its age: a pass deletes it.
-                await d.state.retention_tick(time.time() + 3651 * DAY)
+
+    async def expire_all(n: int) -> None:
+        if n == 22:
+            # Everything recorded so far is past its age: a pass deletes it.
+            await d.state.retention_tick(time.time() + 3651 * DAY)
+
+    sent = await send_session(d, (20, 22, 24, 26), after_each=expire_all)
     conn = await open_db(d.state.path, readonly=True)
     try:
         stored = await formats(conn)
@@ -289,14 +268,7 @@ async def test_a_session_through_the_daemon_is_stored_as_deltas_and_replays_exac
 ) -> None:
     fake_upstream.default = Reply(json=anthropic_message("ok"))
     d = await start_daemon(chain_yaml(provider_yaml("local", fake_upstream.url)))
-    sent: dict[str, dict[str, Any]] = {}
-    async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as client:
-        for n in (20, 22, 24, 26):
-            body = {k: v for k, v in conversation(n).items() if k != "stream"}
-            raw = await client.messages.with_raw_response.create(**body)
-            sent[raw.headers["x-request-id"]] = body
-    await d.state.replays.drain()
-    await d.state.writer.flush()
+    sent = await send_session(d, (20, 22, 24, 26))
     conn = await open_db(d.state.path, readonly=True)
     try:
         stored = await formats(conn)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from coderouterd.state.pieces import PIECE_REFRESH_S
 from coderouterd.state.recorder import BEHIND, PendingReplay, ReplayRecorder
 from coderouterd.state.replay import compress, get_replay
 from coderouterd.state.writer import Writer
-from tests.conftest import StartDaemon, chain_yaml, provider_yaml
+from tests.conftest import RunningDaemon, StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message
 from tests.fakes.upstream import FakeUpstream, Reply
 from tests.integration.state.support_db import ManualClock, count, request_row
@@ -168,19 +169,35 @@ async def test_a_record_from_before_the_pieces_migration_still_reads(tmp_path: P
         await conn.close()
 
 
+async def send_session(
+    d: RunningDaemon,
+    turns: Iterable[int],
+    after_each: Callable[[int], Awaitable[None]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Send these turns of conversation() with the Anthropic SDK; return the
+    bodies sent by request id once their records are written. `after_each`
+    runs after each turn's record is."""
+    sent: dict[str, dict[str, Any]] = {}
+    async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as client:
+        for n in turns:
+            body = {k: v for k, v in conversation(n).items() if k != "stream"}
+            raw = await client.messages.with_raw_response.create(**body)
+            sent[raw.headers["x-request-id"]] = body
+            if after_each is not None:
+                await d.state.replays.drain()
+                await d.state.writer.flush()
+                await after_each(n)
+    await d.state.replays.drain()
+    await d.state.writer.flush()
+    return sent
+
+
 async def test_a_session_through_the_daemon_replays_exactly_what_was_sent(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
     fake_upstream.default = Reply(json=anthropic_message("ok"))
     d = await start_daemon(chain_yaml(provider_yaml("local", fake_upstream.url)))
-    sent: dict[str, dict[str, Any]] = {}
-    async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as client:
-        for turns in (20, 22, 24):
-            body = {k: v for k, v in conversation(turns).items() if k != "stream"}
-            raw = await client.messages.with_raw_response.create(**body)
-            sent[raw.headers["x-request-id"]] = body
-    await d.state.replays.drain()
-    await d.state.writer.flush()
+    sent = await send_session(d, (20, 22, 24))
     conn = await open_db(d.state.path, readonly=True)
     try:
         for rid, body in sent.items():
