@@ -122,11 +122,6 @@ class OutputPipeline:
     def repairs(self) -> int:
         return self._repair.repairs if self._repair is not None else 0
 
-    @property
-    def holding(self) -> bool:
-        """Whether a flush could release anything (cheap check for callers)."""
-        return self._think is not None or self._repair is not None
-
     def feed(self, text: str) -> list[Piece]:
         if self._think is None:
             return self._route([("text", text)])
