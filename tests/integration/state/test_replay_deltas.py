@@ -12,6 +12,7 @@ from typing import Any
 
 import aiosqlite
 import msgspec
+import openai
 import pytest
 
 from coderouterd.routing.budget import BudgetBook
@@ -24,7 +25,7 @@ from coderouterd.state.records import BODY_DELTA, BODY_PIECES, BODY_WHOLE
 from coderouterd.state.replay import get_replay
 from coderouterd.state.writer import Writer
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
-from tests.fakes.transcripts import anthropic_message
+from tests.fakes.transcripts import anthropic_message, openai_completion
 from tests.fakes.upstream import FakeUpstream, Reply
 from tests.integration.state.support_db import ManualClock, count, request_row
 from tests.integration.state.test_recorder import summary
@@ -298,3 +299,38 @@ async def test_a_delta_on_a_record_lost_with_its_batch_is_counted_not_stored(
     assert writer.stats().replays_orphaned == 1
     assert set(await formats(conn)) == {"r0"}
     await writer.close()
+
+
+async def test_an_openai_session_is_stored_as_deltas_and_replays_exactly(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.default = Reply(json=openai_completion("ok"))
+    local = provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat")
+    d = await start_daemon(chain_yaml(local))
+    messages: list[dict[str, Any]] = [{"role": "system", "content": "Answer tersely. " * 400}]
+    sent: dict[str, list[dict[str, Any]]] = {}
+    async with openai.AsyncOpenAI(base_url=f"{d.url}/v1", api_key="k", max_retries=0) as client:
+        for n in range(3):
+            messages = [*messages, {"role": "user", "content": f"question {n}"}]
+            raw = await client.chat.completions.with_raw_response.create(
+                model="gpt-x", messages=messages
+            )
+            sent[raw.headers["x-request-id"]] = messages
+            messages = [*messages, {"role": "assistant", "content": "ok"}]
+    await d.state.replays.drain()
+    await d.state.writer.flush()
+    conn = await open_db(d.state.path, readonly=True)
+    try:
+        stored = await formats(conn)
+        ids = list(sent)
+        assert [stored[rid] for rid in ids] == [
+            (BODY_PIECES, None),
+            (BODY_DELTA, ids[0]),
+            (BODY_DELTA, ids[1]),
+        ]
+        for rid, history in sent.items():
+            rec = await get_replay(conn, rid)
+            assert rec is not None and rec.dialect == "openai"
+            assert json.loads(rec.request_body) == {"messages": history, "model": "gpt-x"}
+    finally:
+        await conn.close()
