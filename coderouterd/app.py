@@ -31,7 +31,7 @@ from coderouterd.routing.board import ProviderBoard
 from coderouterd.routing.budget import BudgetBook
 from coderouterd.routing.records import Observer, Observers
 from coderouterd.state.db import StateError
-from coderouterd.state.recorder import RequestRecorder
+from coderouterd.state.request_recorder import RequestRecorder
 from coderouterd.state.service import StateService
 from coderouterd.tasks import SHUTDOWN, cancel_and_wait, spawn
 from coderouterd.telemetry import events, sdnotify

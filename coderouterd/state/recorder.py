@@ -1,9 +1,4 @@
-"""What each finished request leaves in the database, built off the request path.
-
-`RequestRecorder` is an engine observer: for every summary it computes the
-cost, adds it to the month's budget (in memory, at once, so the next plan
-sees it), and hands the request row together with its budget increment (one
-record), and any budget threshold crossed, to the writer, without awaiting.
+"""Replay records: what the client sent and got back, built off the request path.
 
 `ReplayRecorder` takes what the client sent and got back. The request path
 appends to a bounded deque; a background task stores each body as what it
@@ -25,130 +20,11 @@ from dataclasses import dataclass
 
 import msgspec
 
-from coderouterd.clock import Clock
-from coderouterd.config.model import ProviderConfig
-from coderouterd.routing.budget import BudgetBook
-from coderouterd.routing.cost import cache_outcome, cost_of, month_of
-from coderouterd.routing.records import BaseObserver, RequestSummary
 from coderouterd.state import deltas, pieces
 from coderouterd.state.drops import DropReporter
-from coderouterd.state.records import (
-    BODY_DELTA,
-    BODY_PIECES,
-    AttemptRow,
-    AuditEvent,
-    BudgetIncrement,
-    FinishedRequest,
-    PieceRow,
-    ReplayRow,
-    RequestRow,
-)
+from coderouterd.state.records import BODY_DELTA, BODY_PIECES, PieceRow, ReplayRow
 from coderouterd.state.replay import compress, redact_headers, stored
 from coderouterd.state.writer import Writer
-
-BUDGET_THRESHOLD = "budget.threshold_crossed"
-
-Pricing = Callable[[str], ProviderConfig | None]
-
-
-class RequestRecorder(BaseObserver):
-    def __init__(
-        self,
-        writer: Writer,
-        budget: BudgetBook,
-        clock: Clock,
-        pricing: Pricing,
-        *,
-        on_unwritten: Callable[[str], None] | None = None,
-    ) -> None:
-        self._writer = writer
-        self._budget = budget
-        self._clock = clock
-        self._pricing = pricing
-        # Told the id of each request whose row the writer refused.
-        self._on_unwritten = on_unwritten or _ignore_id
-
-    def request_finished(self, summary: RequestSummary) -> None:
-        now = self._clock.wall()
-        provider = self._pricing(summary.provider) if summary.provider else None
-        price = provider.cost if provider else None
-        cost = cost_of(summary.usage, price) if summary.usage and price else None
-        row = _request_row(summary, now, cost.cost_usd if cost else None,
-                           cost.savings_usd if cost else None)  # fmt: skip
-        if cost is None or provider is None or price is None:
-            self._submit(FinishedRequest(row=row))
-            return
-        month = month_of(now)
-        # The book counts the spend even if the writer drops the record: it is
-        # what keeps the budget from being overrun. The drop itself is counted
-        # by the writer; only a restart then forgets the spend.
-        crossed = self._budget.add(provider.name, month, cost.cost_usd, price.monthly_budget_usd)
-        usage = summary.usage
-        spend = BudgetIncrement(
-            provider=provider.name,
-            month=month,
-            cost_usd=cost.cost_usd,
-            input_tokens=(usage.input_tokens or 0) if usage else 0,
-            output_tokens=(usage.output_tokens or 0) if usage else 0,
-        )
-        self._submit(FinishedRequest(row=row, spend=spend))
-        for percent in crossed:
-            fields = {
-                "provider": provider.name,
-                "month": month,
-                "percent": percent,
-                "spent_usd": round(self._budget.spent(provider.name, month), 6),
-                "budget_usd": price.monthly_budget_usd,
-            }
-            self._writer.submit(AuditEvent(ts=now, event=BUDGET_THRESHOLD, fields=fields))
-
-    def _submit(self, finished: FinishedRequest) -> None:
-        if not self._writer.submit(finished):
-            self._on_unwritten(finished.row.id)
-
-
-def _request_row(
-    s: RequestSummary, now: float, cost: float | None, savings: float | None
-) -> RequestRow:
-    u = s.usage
-    attempts = tuple(
-        AttemptRow(
-            seq=i,
-            provider=a.provider,
-            outcome=a.outcome,
-            reason=a.reason,
-            detail=a.detail,
-            status=a.status,
-            ttfb_ms=a.ttfb_ms,
-            latency_ms=a.latency_ms,
-            cost_usd=cost if a.provider == s.provider and a.outcome != "skipped" else None,
-        )
-        for i, a in enumerate(s.attempts)
-    )
-    return RequestRow(
-        id=s.request_id,
-        ts=now - s.total_ms / 1000,
-        dialect=s.dialect,
-        profile=s.profile,
-        requested_model=s.requested_model,
-        provider=s.provider,
-        status=s.status,
-        stream=s.stream,
-        ttfb_ms=s.ttfb_ms,
-        total_ms=s.total_ms,
-        input_tokens=u.input_tokens if u else None,
-        output_tokens=u.output_tokens if u else None,
-        cache_creation_input_tokens=u.cache_creation_input_tokens if u else None,
-        cache_read_input_tokens=u.cache_read_input_tokens if u else None,
-        usage_estimated=s.usage_estimated,
-        cost_usd=cost,
-        savings_usd=savings,
-        cache_outcome=cache_outcome(u, estimated=s.usage_estimated),
-        repairs=s.repairs,
-        error=s.error,
-        client_disconnected=s.client_disconnected,
-        attempts=attempts,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,10 +85,6 @@ def _pack(blobs: list[bytes], squeeze: bool) -> list[bytes]:
 
 
 def _ignore(dropped: int) -> None:
-    pass
-
-
-def _ignore_id(request_id: str) -> None:
     pass
 
 

@@ -12,7 +12,7 @@ from coderouterd.routing.cost import month_of
 from coderouterd.routing.records import AttemptRecord, RequestSummary
 from coderouterd.state import reads
 from coderouterd.state.audit import tail
-from coderouterd.state.recorder import RequestRecorder
+from coderouterd.state.request_recorder import RequestRecorder
 from coderouterd.state.writer import Writer
 from coderouterd.wire.usage import Usage
 from tests.integration.state.support_db import ManualClock, count

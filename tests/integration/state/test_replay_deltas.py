@@ -20,9 +20,10 @@ from coderouterd.state import retention
 from coderouterd.state.db import open_db
 from coderouterd.state.deltas import MAX_DEPTH
 from coderouterd.state.pieces import MissingPieceError
-from coderouterd.state.recorder import PendingReplay, ReplayRecorder, RequestRecorder
+from coderouterd.state.recorder import PendingReplay, ReplayRecorder
 from coderouterd.state.records import BODY_DELTA, BODY_PIECES, BODY_WHOLE
 from coderouterd.state.replay import get_replay
+from coderouterd.state.request_recorder import RequestRecorder
 from coderouterd.state.writer import Writer
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message, openai_completion
