@@ -28,6 +28,7 @@ restarts it; that is bounded by the chunk size and needs no action here.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from typing import Literal
@@ -243,7 +244,8 @@ async def _store_dependents_whole(conn: aiosqlite.Connection, ids_json: str) -> 
         except MissingPieceError:
             # Unreadable already (an earlier record was lost): nothing to keep.
             continue
-        blob = compress(body)
+        # A long conversation's body is hundreds of KB: zlib off the event loop.
+        blob = await asyncio.to_thread(compress, body)
         grown += len(blob) - old
         await conn.execute(_STORE_WHOLE, (blob, BODY_WHOLE, len(blob), request_id))
     return grown
