@@ -268,21 +268,28 @@ def settle(s: System) -> None:
         s.settle_s += procs.wait_quiet(pids)
 
 
-def pin_latency(ctx: Ctx) -> None:
-    """All processes of a latency run on one core (the idlest): no cross-core wake-ups.
+def timing_groups(systems: list[System]) -> list[list[System]]:
+    """The systems as the latency phases time them, group after group, each
+    in rounds of its own: the systems that settle (the peer) last, with
+    `direct` for their baseline. Interleaved with the others, the peer left
+    the shared core idle for ~15 ms a sweep and every request after such a
+    pause ran slower (`direct` 0.25 -> 0.64 ms at 1 KB, the floor's added
+    latency 0.39 -> 0.72 ms), so coderouterd's ratios to the floor moved from
+    ~1.2x to ~1.5x merely because LiteLLM was installed. The peer's own
+    figures are reports, ~15x coderouterd's, that the split does not blur."""
+    main = [s for s in systems if not s.settle]
+    peers = [s for s in systems if s.settle]
+    if not peers:
+        return [main]
+    return [main, [s for s in main if s.name == "direct"] + peers]
 
-    Except a system that works after it answers (the peer, `settle`): it goes
-    to another core, where its background work and its cache footprint cannot
-    land on the other systems' timed requests (with it on the shared core,
-    every added figure moved by up to 0.4 ms from one run to the next). It
-    pays a cross-core wake-up per request, ~0.1 ms of its ~15 ms.
-    """
-    order = procs.idlest_cores(ctx.cores)
-    core, aside = {order[0]}, {order[-1]}
-    settling = {s.proc.pid for s in ctx.systems.values() if s.settle}
+
+def pin_latency(ctx: Ctx) -> None:
+    """All processes of a latency run on one core (the idlest): no cross-core wake-ups."""
+    core = {procs.idlest_cores(ctx.cores)[0]}
     procs.pin_self(core)
     for p in ctx.procs:
-        procs.pin(p.pid, aside if p.pid in settling else core)
+        procs.pin(p.pid, core)
 
 
 def pin_split(ctx: Ctx, sut: Proc | None, order: list[int]) -> None:

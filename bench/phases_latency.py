@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import statistics
 import time
-from collections.abc import Awaitable
 
 import procs
 from bodies import SIZES
@@ -22,20 +20,11 @@ from common import (
     ratio,
     say,
     settle,
+    timing_groups,
 )
 from load import AioClient
 
 # ---------------------------------------------------------------- latency
-
-
-async def untimed(request: Awaitable[object]) -> None:
-    """A request straight to the mock after a system that settles (the peer,
-    on another core): the latency core sat idle through the peer's ~15 ms,
-    and the first request after such a pause pays the VM's wake-up (~0.3 ms).
-    This one pays it, not the next timed one, which is usually `direct`, the
-    baseline every added figure subtracts (the systems keep their cyclic order)."""
-    with contextlib.suppress(Exception):
-        await request
 
 
 async def phase_latency(ctx: Ctx, size_key: str) -> None:
@@ -62,39 +51,37 @@ async def phase_latency(ctx: Ctx, size_key: str) -> None:
         before = {s.name: procs.cpu_sample(s.proc.pid) for s in systems}
         gc.collect()
         gc.disable()
-        end = time.monotonic() + min(c.lat_cap_s, ctx.left() - 30)
         rounds = 0
-        for r in range(c.lat_rounds):
-            if time.monotonic() > end:
-                break
-            rnd: dict[str, list[int]] = {s.name: [] for s in systems}
-            for sweep in range(c.lat_sweeps):
-                k = (r * c.lat_sweeps + sweep) % len(systems)
-                for s in systems[k:] + systems[:k]:
-                    turns = bodies[s.name]
-                    body = turns[(r * c.lat_sweeps + sweep) % len(turns)]
-                    try:
-                        ns, status, _ = await clients[s.name].unary(urls[s.name], body)
-                    except Exception:
-                        errors[s.name] += 1
-                        continue
-                    finally:
-                        settle(s)
-                        if s.settle:
-                            await untimed(
-                                clients["direct"].unary(urls["direct"], bodies["direct"][0])
-                            )
-                    if status != 200:
-                        errors[s.name] += 1
-                        continue
-                    rnd[s.name].append(ns)
-            if not rnd["direct"]:
-                continue
-            base = statistics.median(rnd["direct"])
-            for name, values in rnd.items():
-                lat[name].extend(values)
-                added[name].extend(v - base for v in values)
-            rounds += 1
+        for group in timing_groups(systems):
+            end = time.monotonic() + min(c.lat_cap_s, ctx.left() - 30)
+            for r in range(c.lat_rounds):
+                if time.monotonic() > end:
+                    break
+                rnd: dict[str, list[int]] = {s.name: [] for s in group}
+                for sweep in range(c.lat_sweeps):
+                    k = (r * c.lat_sweeps + sweep) % len(group)
+                    for s in group[k:] + group[:k]:
+                        turns = bodies[s.name]
+                        body = turns[(r * c.lat_sweeps + sweep) % len(turns)]
+                        try:
+                            ns, status, _ = await clients[s.name].unary(urls[s.name], body)
+                        except Exception:
+                            errors[s.name] += 1
+                            continue
+                        finally:
+                            settle(s)
+                        if status != 200:
+                            errors[s.name] += 1
+                            continue
+                        rnd[s.name].append(ns)
+                if not rnd["direct"]:
+                    continue
+                base = statistics.median(rnd["direct"])
+                for name, values in rnd.items():
+                    lat[name].extend(values)
+                    added[name].extend(v - base for v in values)
+                if "floor" in rnd:
+                    rounds += 1
         gc.enable()
         after = {s.name: procs.cpu_sample(s.proc.pid) for s in systems}
     finally:
@@ -190,41 +177,39 @@ async def phase_stream(ctx: Ctx) -> None:
                 await clients[s.name].stream(urls[s.name], bodies[s.name])
         gc.collect()
         gc.disable()
-        end = time.monotonic() + min(c.stream_cap_s, ctx.left() - 30)
         rounds = 0
-        for r in range(c.stream_rounds):
-            if time.monotonic() > end:
-                break
-            rt: dict[str, list[int]] = {s.name: [] for s in systems}
-            rc: dict[str, list[int]] = {s.name: [] for s in systems}
-            for sweep in range(c.stream_sweeps):
-                k = (r * c.stream_sweeps + sweep) % len(systems)
-                for s in systems[k:] + systems[:k]:
-                    try:
-                        smp = await clients[s.name].stream(urls[s.name], bodies[s.name])
-                    except Exception:
-                        bad[s.name] += 1
-                        continue
-                    finally:
-                        settle(s)
-                        if s.settle:
-                            await untimed(
-                                clients["direct"].stream(urls["direct"], bodies["direct"])
-                            )
-                    if smp.status != 200 or not smp.complete or smp.ttft_ns < 0:
-                        bad[s.name] += 1
-                        continue
-                    rt[s.name].append(smp.ttft_ns)
-                    rc[s.name].extend(smp.chunk_delays_ns)
-            if not rt["direct"]:
-                continue
-            bt, bc = statistics.median(rt["direct"]), statistics.median(rc["direct"])
-            for name, values in rt.items():
-                ttft[name].extend(values)
-                chunk[name].extend(rc[name])
-                add_ttft[name].extend(v - bt for v in values)
-                add_chunk[name].extend(v - bc for v in rc[name])
-            rounds += 1
+        for group in timing_groups(systems):
+            end = time.monotonic() + min(c.stream_cap_s, ctx.left() - 30)
+            for r in range(c.stream_rounds):
+                if time.monotonic() > end:
+                    break
+                rt: dict[str, list[int]] = {s.name: [] for s in group}
+                rc: dict[str, list[int]] = {s.name: [] for s in group}
+                for sweep in range(c.stream_sweeps):
+                    k = (r * c.stream_sweeps + sweep) % len(group)
+                    for s in group[k:] + group[:k]:
+                        try:
+                            smp = await clients[s.name].stream(urls[s.name], bodies[s.name])
+                        except Exception:
+                            bad[s.name] += 1
+                            continue
+                        finally:
+                            settle(s)
+                        if smp.status != 200 or not smp.complete or smp.ttft_ns < 0:
+                            bad[s.name] += 1
+                            continue
+                        rt[s.name].append(smp.ttft_ns)
+                        rc[s.name].extend(smp.chunk_delays_ns)
+                if not rt["direct"]:
+                    continue
+                bt, bc = statistics.median(rt["direct"]), statistics.median(rc["direct"])
+                for name, values in rt.items():
+                    ttft[name].extend(values)
+                    chunk[name].extend(rc[name])
+                    add_ttft[name].extend(v - bt for v in values)
+                    add_chunk[name].extend(v - bc for v in rc[name])
+                if "floor" in rt:
+                    rounds += 1
     finally:
         gc.enable()
         for cl in clients.values():
