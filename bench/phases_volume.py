@@ -362,8 +362,17 @@ async def phase_open_streams(ctx: Ctx, s: System) -> None:
     )
 
 
+# Before the memory figures every process is left idle this long: coderouterd
+# gives freed heap back after 2-4 s without requests (telemetry/memory.py), so
+# its RSS with open streams would otherwise depend on how soon after its last
+# throughput round the phase happened to start (65.7 or 83.5 MB before the
+# streams, 114 or 121 MB with them, in two runs of the same code).
+MEMORY_SETTLE_S = 5.0
+
+
 async def phase_memory(ctx: Ctx) -> None:
     unpin(ctx)
+    await asyncio.sleep(min(MEMORY_SETTLE_S, max(ctx.left() - 60, 0)))
     # coderouterd+malloc too: what the malloc settings cost in memory.
     systems = [
         s
