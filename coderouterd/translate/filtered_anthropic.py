@@ -7,10 +7,13 @@ block into text, thinking and tool_use blocks, so every block is re-indexed.
 Blocks that are not text (thinking, tool_use, server tools, …) pass as they
 came, in order; a thinking block also tells the think filter that reasoning
 arrives structured (see ThinkFilter.reasoning_arrived). The pipeline is
-flushed at the end of each text block, so text blocks stay separate. When a
-call was lifted from the text the stop reason becomes `tool_use`. Frames the
-filters do not touch (message_start, ping, message_stop, error, unknown
-events) are forwarded as the upstream's own bytes.
+flushed at the end of each text block, so text blocks stay separate. A
+citation in a text block goes to the text block open when it arrives, or to
+the next one the same upstream block opens (none: its text all became
+thinking or calls, and it is dropped). When a call was lifted from the text
+the stop reason becomes `tool_use`. Frames the filters do not touch
+(message_start, ping, message_stop, error, unknown events) are forwarded as
+the upstream's own bytes.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ class FilteredAnthropicStream:
         self._w = BlockWriter(ToolIds(message_id))
         self._text: set[int] = set()  # upstream indices of text blocks
         self._mapped: dict[int, int] = {}  # upstream index -> our index, other blocks
+        # citations_delta events of the current text block, waiting for a text block of ours
+        self._citations: list[dict[str, Any]] = []
 
     @property
     def repairs(self) -> int:
@@ -78,12 +83,24 @@ class FilteredAnthropicStream:
         if not isinstance(delta, Mapping):
             return
         if index in self._text:
-            self._w.pieces(self._pipeline.feed(str(delta.get("text") or "")))
+            if delta.get("type") == "citations_delta":
+                self._citations.append(dict(delta))
+            else:
+                self._w.pieces(self._pipeline.feed(str(delta.get("text") or "")))
+            self._cite()
         elif self._w.open is not None and self._mapped.get(index) == self._w.index:
             self._w.delta(dict(delta))
 
+    def _cite(self) -> None:
+        if self._citations and self._w.open == "text":
+            for citation in self._citations:
+                self._w.delta(citation)
+            self._citations.clear()
+
     def _end_text(self) -> None:
         self._w.pieces(self._pipeline.flush())
+        self._cite()
+        self._citations.clear()
         self._w.close()
 
     def _stop_reason(self, data: Mapping[str, Any]) -> dict[str, Any]:

@@ -123,6 +123,42 @@ async def test_structured_blocks_of_an_anthropic_provider_pass_the_filters_in_or
     assert getattr(message.content[2], "id", None) == "toolu_up"
 
 
+CITATION = {
+    "type": "char_location",
+    "cited_text": "The sky is blue.",
+    "document_index": 0,
+    "document_title": "facts",
+    "start_char_index": 0,
+    "end_char_index": 16,
+}
+
+
+def cite(index: int) -> tuple[str, dict[str, Any]]:
+    delta = {"type": "citations_delta", "citation": CITATION}
+    return ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+
+
+async def test_citations_in_a_filtered_anthropic_stream_stay_with_their_text(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    # One text block: a citation before any text, one inside it, then a call
+    # written as text (lifted): both citations stay with the text.
+    events = anthropic_text_stream(["According to the notes, ", "the sky is blue.", CALL_TEXT])
+    text_deltas = [i for i, (name, _) in enumerate(events) if name == "content_block_delta"]
+    events.insert(text_deltas[1], cite(0))
+    events.insert(text_deltas[0], cite(0))
+    fake_upstream.script(Reply(events=events))
+    d = await start_daemon(chain_yaml(claude(fake_upstream.url, FILTERS_ON)))
+    message = await a_stream(d.url, tools=[READ_TOOL])
+    assert blocks(message) == [
+        ("text", "According to the notes, the sky is blue."),
+        ("tool_use", ("Read", {"file_path": "/a.py"})),
+    ]
+    text = message.content[0]
+    assert text.type == "text" and text.citations is not None
+    assert [c.model_dump(exclude_none=True) for c in text.citations] == [CITATION, CITATION]
+
+
 async def test_filters_on_an_anthropic_provider_apply_to_a_whole_message(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
