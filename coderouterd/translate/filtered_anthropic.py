@@ -153,12 +153,23 @@ def filter_anthropic_message(
             continue
         text = str(block.get("text") or "")
         pieces = pipeline.feed(text) + pipeline.flush()
-        # Unchanged text keeps its block whole (citations and all).
-        content += [block] if pieces == [("text", text)] else _built(ids, pieces)
+        # Unchanged text keeps its block whole (citations and all); changed,
+        # its citations go to its first text block, as in a stream.
+        if pieces == [("text", text)]:
+            content.append(block)
+        else:
+            content += _cited(_built(ids, pieces), block.get("citations"))
     out = {**message, "content": content}
     if pipeline.repairs:
         out["stop_reason"] = "tool_use"
     return out, pipeline.repairs
+
+
+def _cited(blocks: list[dict[str, Any]], citations: object) -> list[dict[str, Any]]:
+    first = next((b for b in blocks if b.get("type") == "text"), None)
+    if citations and first is not None:
+        first["citations"] = citations
+    return blocks
 
 
 def _built(ids: ToolIds, pieces: list[Any]) -> list[dict[str, Any]]:

@@ -139,6 +139,22 @@ def test_an_unchanged_text_block_keeps_its_other_fields() -> None:
     assert out["content"] == [block] and out["stop_reason"] == "end_turn" and repairs == 0
 
 
+def test_a_changed_text_block_gives_its_citations_to_its_text() -> None:
+    citations = [{"type": "char_location", "cited_text": "x"}]
+    block = {"type": "text", "text": "Reading.\n" + CALL, "citations": citations}
+    out, repairs = filter_anthropic_message(
+        {"id": "m", "content": [block], "stop_reason": "end_turn"}, filters=ON, tool_names=TOOLS
+    )
+    assert [b["type"] for b in out["content"]] == ["text", "tool_use"] and repairs == 1
+    assert out["content"][0] == {"type": "text", "text": "Reading.", "citations": citations}
+    # Text that all became a call keeps no citation: there is no text to cite.
+    block = {"type": "text", "text": CALL, "citations": citations}
+    out, _ = filter_anthropic_message(
+        {"id": "m", "content": [block], "stop_reason": "end_turn"}, filters=ON, tool_names=TOOLS
+    )
+    assert [b["type"] for b in out["content"]] == ["tool_use"]
+
+
 # OpenAI
 
 
