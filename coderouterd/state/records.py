@@ -32,9 +32,10 @@ REPLAY_COLUMNS = (
     "request_body", "body_format", "response_body", "response_truncated", "size", "base_id",
     "base_len",
 )  # fmt: skip
-# replays.body_format: the compressed body itself, a compressed recipe naming
+# replays.body_format: request_body holds the body itself, a recipe naming
 # pieces in `replay_pieces` (state/pieces.py), or the bytes that follow the
-# first base_len bytes of the body of record base_id (state/deltas.py).
+# first base_len bytes of the body of record base_id (state/deltas.py); each
+# blob compressed or stored as it is (replay.compress / replay.stored).
 BODY_WHOLE = 0
 BODY_PIECES = 1
 BODY_DELTA = 2
