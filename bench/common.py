@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -282,6 +283,22 @@ def timing_groups(systems: list[System]) -> list[list[System]]:
     if not peers:
         return [main]
     return [main, [s for s in main if s.name == "direct"] + peers]
+
+
+def timed_rounds(
+    ctx: Ctx, systems: list[System], rounds: int, sweeps: int, cap_s: float
+) -> Iterator[tuple[int, list[list[System]]]]:
+    """The rounds of a latency phase, group after group (timing_groups), each
+    group within `cap_s`: the round's number and, sweep by sweep, its systems
+    in the order they are sent to, the start rotating so that every system
+    takes every place."""
+    for group in timing_groups(systems):
+        end = time.monotonic() + min(cap_s, ctx.left() - 30)
+        for r in range(rounds):
+            if time.monotonic() > end:
+                break
+            starts = ((r * sweeps + sweep) % len(group) for sweep in range(sweeps))
+            yield r, [group[k:] + group[:k] for k in starts]
 
 
 def pin_latency(ctx: Ctx) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import statistics
-import time
 
 import procs
 from bodies import SIZES
@@ -20,7 +19,7 @@ from common import (
     ratio,
     say,
     settle,
-    timing_groups,
+    timed_rounds,
 )
 from load import AioClient
 
@@ -52,36 +51,31 @@ async def phase_latency(ctx: Ctx, size_key: str) -> None:
         gc.collect()
         gc.disable()
         rounds = 0
-        for group in timing_groups(systems):
-            end = time.monotonic() + min(c.lat_cap_s, ctx.left() - 30)
-            for r in range(c.lat_rounds):
-                if time.monotonic() > end:
-                    break
-                rnd: dict[str, list[int]] = {s.name: [] for s in group}
-                for sweep in range(c.lat_sweeps):
-                    k = (r * c.lat_sweeps + sweep) % len(group)
-                    for s in group[k:] + group[:k]:
-                        turns = bodies[s.name]
-                        body = turns[(r * c.lat_sweeps + sweep) % len(turns)]
-                        try:
-                            ns, status, _ = await clients[s.name].unary(urls[s.name], body)
-                        except Exception:
-                            errors[s.name] += 1
-                            continue
-                        finally:
-                            settle(s)
-                        if status != 200:
-                            errors[s.name] += 1
-                            continue
-                        rnd[s.name].append(ns)
-                if not rnd["direct"]:
-                    continue
-                base = statistics.median(rnd["direct"])
-                for name, values in rnd.items():
-                    lat[name].extend(values)
-                    added[name].extend(v - base for v in values)
-                if "floor" in rnd:
-                    rounds += 1
+        for r, orders in timed_rounds(ctx, systems, c.lat_rounds, c.lat_sweeps, c.lat_cap_s):
+            rnd: dict[str, list[int]] = {s.name: [] for s in orders[0]}
+            for sweep, order in enumerate(orders):
+                for s in order:
+                    turns = bodies[s.name]
+                    body = turns[(r * c.lat_sweeps + sweep) % len(turns)]
+                    try:
+                        ns, status, _ = await clients[s.name].unary(urls[s.name], body)
+                    except Exception:
+                        errors[s.name] += 1
+                        continue
+                    finally:
+                        settle(s)
+                    if status != 200:
+                        errors[s.name] += 1
+                        continue
+                    rnd[s.name].append(ns)
+            if not rnd["direct"]:
+                continue
+            base = statistics.median(rnd["direct"])
+            for name, values in rnd.items():
+                lat[name].extend(values)
+                added[name].extend(v - base for v in values)
+            if "floor" in rnd:
+                rounds += 1
         gc.enable()
         after = {s.name: procs.cpu_sample(s.proc.pid) for s in systems}
     finally:
@@ -178,38 +172,34 @@ async def phase_stream(ctx: Ctx) -> None:
         gc.collect()
         gc.disable()
         rounds = 0
-        for group in timing_groups(systems):
-            end = time.monotonic() + min(c.stream_cap_s, ctx.left() - 30)
-            for r in range(c.stream_rounds):
-                if time.monotonic() > end:
-                    break
-                rt: dict[str, list[int]] = {s.name: [] for s in group}
-                rc: dict[str, list[int]] = {s.name: [] for s in group}
-                for sweep in range(c.stream_sweeps):
-                    k = (r * c.stream_sweeps + sweep) % len(group)
-                    for s in group[k:] + group[:k]:
-                        try:
-                            smp = await clients[s.name].stream(urls[s.name], bodies[s.name])
-                        except Exception:
-                            bad[s.name] += 1
-                            continue
-                        finally:
-                            settle(s)
-                        if smp.status != 200 or not smp.complete or smp.ttft_ns < 0:
-                            bad[s.name] += 1
-                            continue
-                        rt[s.name].append(smp.ttft_ns)
-                        rc[s.name].extend(smp.chunk_delays_ns)
-                if not rt["direct"]:
-                    continue
-                bt, bc = statistics.median(rt["direct"]), statistics.median(rc["direct"])
-                for name, values in rt.items():
-                    ttft[name].extend(values)
-                    chunk[name].extend(rc[name])
-                    add_ttft[name].extend(v - bt for v in values)
-                    add_chunk[name].extend(v - bc for v in rc[name])
-                if "floor" in rt:
-                    rounds += 1
+        rs = timed_rounds(ctx, systems, c.stream_rounds, c.stream_sweeps, c.stream_cap_s)
+        for _, orders in rs:
+            rt: dict[str, list[int]] = {s.name: [] for s in orders[0]}
+            rc: dict[str, list[int]] = {s.name: [] for s in orders[0]}
+            for order in orders:
+                for s in order:
+                    try:
+                        smp = await clients[s.name].stream(urls[s.name], bodies[s.name])
+                    except Exception:
+                        bad[s.name] += 1
+                        continue
+                    finally:
+                        settle(s)
+                    if smp.status != 200 or not smp.complete or smp.ttft_ns < 0:
+                        bad[s.name] += 1
+                        continue
+                    rt[s.name].append(smp.ttft_ns)
+                    rc[s.name].extend(smp.chunk_delays_ns)
+            if not rt["direct"]:
+                continue
+            bt, bc = statistics.median(rt["direct"]), statistics.median(rc["direct"])
+            for name, values in rt.items():
+                ttft[name].extend(values)
+                chunk[name].extend(rc[name])
+                add_ttft[name].extend(v - bt for v in values)
+                add_chunk[name].extend(v - bc for v in rc[name])
+            if "floor" in rt:
+                rounds += 1
     finally:
         gc.enable()
         for cl in clients.values():
