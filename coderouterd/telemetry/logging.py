@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
@@ -14,13 +15,47 @@ import structlog
 _SECRET_KEYS = frozenset({"api_key", "x-api-key", "authorization", "password", "token", "secret"})
 
 
+# Whether each key seen so far is a secret's: keys are the code's own names,
+# so this stays small; bounded all the same.
+_secret_key: dict[str, bool] = {}
+_MAX_KEYS = 4096
+
+
 def redact_secrets(
     _logger: object, _name: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     for key in event:
-        if key.lower() in _SECRET_KEYS:
+        secret = _secret_key.get(key)
+        if secret is None:
+            if len(_secret_key) >= _MAX_KEYS:
+                _secret_key.clear()
+            secret = _secret_key[key] = key.lower() in _SECRET_KEYS
+        if secret:
             event[key] = "[redacted]"
     return event
+
+
+class UtcStamp:
+    """Adds `timestamp`: ISO 8601 UTC with microseconds, e.g.
+    2026-12-06T19:21:40.721294Z. The date and time to the second are
+    formatted once per second, not once per line."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(
+        self, _logger: object, _name: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        event["timestamp"] = f"{self._prefix}.{int((now - second) * 1e6):06d}Z"
+        return event
 
 
 # What JSON cannot hold is written as its repr, as structlog's own renderer does.
@@ -33,21 +68,38 @@ def dumps(event: object, **_: object) -> str:
     return _encoder.encode(event).decode()
 
 
+def render_bytes(_logger: object, _name: str, event: MutableMapping[str, Any]) -> bytes:
+    """The line's JSON as the bytes written: no str to decode and encode again."""
+    return _encoder.encode(event)
+
+
 def configure(level: str = "info", stream: TextIO | None = None, *, cache: bool = True) -> None:
+    out = stream or sys.stderr
+    # A stream with a binary layer (stderr, a file) gets the encoded bytes
+    # themselves; one without (io.StringIO) gets text. Either way one write()
+    # per line: PrintLogger would make two, the line and then the newline.
+    binary = getattr(out, "buffer", None)
+    renderer: Any
+    factory: Any
+    if binary is not None:
+        out.flush()  # what was written as text goes out before the first line
+        renderer, factory = render_bytes, structlog.BytesLoggerFactory(binary)
+    else:
+        renderer = structlog.processors.JSONRenderer(serializer=dumps)
+        factory = structlog.WriteLoggerFactory(out)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            UtcStamp(),
             redact_secrets,
             structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(serializer=dumps),
+            renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        # One write() per line (PrintLogger makes two: the line, then the newline).
-        logger_factory=structlog.WriteLoggerFactory(stream or sys.stderr),
+        logger_factory=factory,
         cache_logger_on_first_use=cache,
     )
 

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
-from coderouterd.telemetry.logging import configure, dumps, get_logger
+import pytest
+
+from coderouterd.telemetry.logging import UtcStamp, configure, dumps, get_logger, redact_secrets
 
 
 def test_a_log_line_is_one_json_object_in_the_order_given() -> None:
@@ -43,3 +48,38 @@ def test_the_configured_logger_writes_redacted_json_lines() -> None:
     event = json.loads(line)
     assert event["event"] == "provider.ejected" and event["level"] == "info"
     assert event["api_key"] == "[redacted]" and "sk-secret" not in line
+
+
+def test_a_file_gets_the_lines_as_bytes_after_what_was_written_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "daemon.log"
+    with path.open("w", encoding="utf-8") as out:
+        out.write("before\n")
+        configure("info", out, cache=False)
+        try:
+            get_logger().info("server.started", note="café", **{"token": "t0ken"})
+        finally:
+            configure("debug", cache=False)
+    first, line = path.read_text(encoding="utf-8").splitlines()
+    event = json.loads(line)
+    assert first == "before"
+    assert event["note"] == "café"
+    assert event == {**event, "token": "[redacted]"}
+
+
+@pytest.mark.parametrize("key", ["Authorization", "API_KEY", "X-Api-Key", "password"])
+def test_secret_keys_are_redacted_whatever_their_case(key: str) -> None:
+    event = redact_secrets(None, "info", {key: "s3cret", "provider": "p"})
+    assert event == {key: "[redacted]", "provider": "p"}
+
+
+def test_the_timestamp_is_utc_iso_with_microseconds_and_the_current_second() -> None:
+    stamp = UtcStamp()
+    before = time.time()
+    first = stamp(None, "info", {})["timestamp"]
+    second = stamp(None, "info", {})["timestamp"]
+    after = time.time()
+    for value in (first, second):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", value)
+        at = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+        assert before - 1e-6 <= at <= after
+    assert first <= second
