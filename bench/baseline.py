@@ -93,7 +93,7 @@ def comparison(results: dict[str, Any]) -> list[Row]:
                 target=f"<= {TARGET_PASSTHROUGH}x floor",
             ),
             _pair(f"added latency p99, c=1, {key}", "added_p99_ns", rows, scale=1e-6, unit="ms"),
-            # None where the daemon's process also serves another system (translate).
+            # None where the daemon's process also serves another system.
             _pair(f"CPU per request, c=1, {key}", "cpu_us_per_req", rows, scale=1, unit="us"),
         ]
     rows = results.get("stream", {}).get("rows", {})
@@ -145,8 +145,7 @@ def comparison_section(ctx: Ctx) -> list[str]:
         f"{ctx.baseline_source}, measured in the same interleaved rounds. "
         "*measured / baseline* below 1 is an improvement for times and CPU, above 1 for "
         "req/s (there it is the median of per-round ratios); the ratios to the floor show "
-        "how far each is from the target. CPU per request at c=1 is listed only when "
-        "`coderouterd`'s process serves no other system (`coderouterd-translate` shares it). "
+        "how far each is from the target. "
         "The PASS/FAIL lines above are the measured `coderouterd`'s only.\n",
     ]
     if BASELINE in ctx.skipped:
