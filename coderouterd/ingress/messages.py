@@ -6,7 +6,8 @@ stream writer and the error envelope, differ.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import functools
+from collections.abc import Awaitable, Callable, Mapping
 
 import msgspec
 from aiohttp import web
@@ -15,10 +16,13 @@ from coderouterd.errors import CoderouterError
 from coderouterd.ingress.body import RequestBody, parse_body
 from coderouterd.ingress.errors import status_of
 from coderouterd.ingress.keys import DAEMON, REQUEST_ID
+from coderouterd.ingress.middleware import REQUEST_ID_HEADER
 from coderouterd.ingress.sse import AnthropicSSEWriter, OpenAISSEWriter, SSEWriter
 from coderouterd.routing.call import Call
 from coderouterd.routing.plan import PROFILE_HEADER, choose_route, plan_attempts
 from coderouterd.routing.progress import Reply
+from coderouterd.telemetry import events
+from coderouterd.telemetry.logging import get_logger
 from coderouterd.translate.estimate import BYTES_PER_TOKEN, estimate_prompt_tokens
 
 # Client headers an adapter may need; the rest never leave this process.
@@ -28,6 +32,7 @@ _CLIENT_HEADERS = ("anthropic-version", "anthropic-beta", "x-api-key", "authoriz
 _WRITERS: dict[str, type[SSEWriter]] = {"anthropic": AnthropicSSEWriter, "openai": OpenAISSEWriter}
 
 _encode = msgspec.json.Encoder().encode
+_log = get_logger()
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -87,30 +92,58 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
     capture = daemon.replay_capture(plan.profile)
     with daemon.track(call) as entry:
         if not parsed.stream:
-            reply = await runtime.engine.unary(call, plan)
+            bookkeeping: list[Callable[[], None]] = []
+            reply = await runtime.engine.unary(call, plan, after=bookkeeping.append)
+            unary = _response(reply, {REQUEST_ID_HEADER: rid})
             if capture is not None:
                 capture.add(reply.body)
-            response: web.StreamResponse = _response(reply)
-        else:
-            sink = _WRITERS[dialect](request, {"x-request-id": rid})
-            sink.capture = capture
-            # None: the stream went to the client; otherwise a whole reply
-            # (an error before anything was streamed) is still to be sent.
-            unsent = await runtime.engine.stream(call, plan, sink)
-            if unsent is not None and capture is not None:
-                capture.add(unsent.body)
-            response = sink.response if unsent is None else _response(unsent)
+                bookkeeping.append(
+                    functools.partial(
+                        daemon.record_replay, call, request.headers, capture, entry.provider
+                    )
+                )
+            await _send_first(request, unary, bookkeeping)
+            return unary
+        sink = _WRITERS[dialect](request, {REQUEST_ID_HEADER: rid})
+        sink.capture = capture
+        # None: the stream went to the client; otherwise a whole reply
+        # (an error before anything was streamed) is still to be sent.
+        unsent = await runtime.engine.stream(call, plan, sink)
+        if unsent is not None and capture is not None:
+            capture.add(unsent.body)
+        response = sink.response if unsent is None else _response(unsent)
         if capture is not None:
             daemon.record_replay(call, request.headers, capture, entry.provider)
         return response
 
 
-def _response(reply: Reply) -> web.Response:
+def _response(reply: Reply, extra: Mapping[str, str] | None = None) -> web.Response:
     return web.Response(
         status=reply.status,
         body=reply.body,
-        headers={**reply.headers, "content-type": reply.content_type},
+        headers={**reply.headers, **(extra or {}), "content-type": reply.content_type},
     )
+
+
+async def _send_first(
+    request: web.Request, response: web.Response, bookkeeping: list[Callable[[], None]]
+) -> None:
+    """Send a whole reply, then do what only the daemon needs of the request
+    (its report: log line, request row, spend; its replay record): the client
+    does not wait for them. Nothing of it may fail the request now: an error
+    is logged, and the rest still runs."""
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+    except ConnectionError:
+        # The client left; aiohttp finds that too when it finishes the response.
+        pass
+    finally:
+        for step in bookkeeping:
+            try:
+                step()
+            except Exception as exc:
+                _log.exception(events.REQUEST_BOOKKEEPING_FAILED, error=repr(exc))
 
 
 async def count_tokens(request: web.Request) -> web.Response:

@@ -76,11 +76,20 @@ class Engine:
         self._clock = clock
         self._keepalive = keepalive
 
-    async def unary(self, call: Call, plan: Plan) -> Reply:
+    async def unary(
+        self, call: Call, plan: Plan, *, after: Callable[[Callable[[], None]], None] | None = None
+    ) -> Reply:
+        """The answer to `call`. `after`, if given, is handed the request's report
+        when a reply is returned, for the caller to make once the reply is sent;
+        a call that raises is reported here all the same."""
         progress = Progress(call, plan, self._clock, self._observer)
+        handed = False
         try:
             reply = await self._each(progress, lambda a: self._unary_attempt(a, call, progress))
             progress.finish(reply.status)
+            if after is not None:
+                after(progress.report)
+                handed = True
             return reply
         except NoProviderAvailableError as exc:
             progress.finish(exc.status, error=str(exc))
@@ -89,7 +98,8 @@ class Engine:
             progress.interrupted(shutdown=cancelled_by_shutdown(exc))
             raise
         finally:
-            progress.report()
+            if not handed:
+                progress.report()
 
     async def stream(self, call: Call, plan: Plan, sink: StreamSink) -> Reply | None:
         """Stream the answer into `sink`; or return a Reply the caller must send as a

@@ -1,6 +1,8 @@
 """Log event names: constants, so a rename is one edit and a grep finds every use."""
 
 REQUEST_COMPLETED = "request.completed"
+# A sent request's report or replay record raised; the request itself was answered.
+REQUEST_BOOKKEEPING_FAILED = "request.bookkeeping_failed"
 PROVIDER_FAILING = "provider.failing"
 PROVIDER_RECOVERED = "provider.recovered"
 SERVER_STARTED = "server.started"
