@@ -40,21 +40,25 @@ class UtcStamp:
     2026-12-06T19:21:40.721294Z. The date and time to the second are
     formatted once per second, not once per line."""
 
-    __slots__ = ("_prefix", "_second")
+    __slots__ = ("_second",)
 
     def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
+        # (second, its formatted date and time), replaced whole: a line logged
+        # from another thread never pairs one second with another's text.
+        self._second: tuple[int, str] = (-1, "")
 
     def __call__(
         self, _logger: object, _name: str, event: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         now = time.time()
         second = int(now)
-        if second != self._second:
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        event["timestamp"] = f"{self._prefix}.{int((now - second) * 1e6):06d}Z"
+        cached = self._second
+        if cached[0] != second:
+            cached = self._second = (
+                second,
+                time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)),
+            )
+        event["timestamp"] = f"{cached[1]}.{int((now - second) * 1e6):06d}Z"
         return event
 
 
