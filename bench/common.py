@@ -92,7 +92,11 @@ QUICK = Counts(
     tput_rounds=5,
     tput_cap_s=2,
     drift_count=2000,
-    drift_warm=300,
+    # As long as the full run's: a daemon's bounded caches (SQLite's page
+    # cache, the memos) are still filling 300 requests in, and the quick
+    # run's scaled target (2 MB over 2000) read that as growth (+10-14 MB
+    # over the first 40 %, flat after).
+    drift_warm=1000,
     open_streams=256,
     open_cap_s=15,
 )
