@@ -4,23 +4,49 @@ A conversation resends its whole history every turn, and a message's
 translation depends on nothing but its own bytes and the backend's
 capabilities (fixed per codec): keeping recent translations by bytes lets a
 turn translate only what it has not sent before.
+
+Looking each message up by its bytes still hashes the whole history every
+turn. So each conversation's last translated history is kept as well, with
+where each of its messages ends: a turn whose history starts with the same
+bytes, up to the end of one of those messages, takes their translations as
+they are, and only the messages after them are looked up or translated.
 """
 
 from __future__ import annotations
 
 import collections
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from coderouterd.translate.types import Degradation, Notes
 
 
-class TranslatedHistory:
-    """Recently translated messages by their bytes, for one backend's
-    capabilities (bounded by bytes, least recently used out; only a cache)."""
+@dataclass(frozen=True, slots=True)
+class LastTurn:
+    """A conversation's `messages` as last translated, in compact JSON."""
 
-    def __init__(self, max_bytes: int = 8 << 20) -> None:
+    raw: bytes
+    # Where each message ends in `raw`: the offset of the `,` or `]` after it.
+    ends: tuple[int, ...]
+    # Each message's translation (encoded, comma-joined; b"" for none) and
+    # the notes it took.
+    parts: tuple[bytes, ...]
+    notes: tuple[tuple[Degradation, ...], ...]
+
+
+class TranslatedHistory:
+    """Recently translated messages by their bytes, and the last translated
+    history of recent conversations, for one backend's capabilities (each
+    bounded by `max_bytes` of JSON, and the histories by count too, least
+    recently used out; only a cache)."""
+
+    def __init__(self, max_bytes: int = 8 << 20, max_conversations: int = 32) -> None:
         self._max = max_bytes
         self._bytes = 0
+        self._max_turns = max_conversations
+        # By conversation (ingress's hint), least recently used first.
+        self._turns: collections.OrderedDict[object, LastTurn] = collections.OrderedDict()
+        self._turn_bytes = 0
         # Message bytes -> its OpenAI messages (encoded, comma-joined) and notes.
         self._known: collections.OrderedDict[bytes, tuple[bytes, tuple[Degradation, ...]]] = (
             collections.OrderedDict()
@@ -37,15 +63,21 @@ class TranslatedHistory:
     def through(self, key: bytes, notes: Notes, translate: Callable[[Notes], bytes]) -> bytes:
         """What `translate` gives for `key`, remembered; the notes it took are
         added to `notes` on every call, remembered or not."""
+        encoded, degraded = self.entry(key, translate)
+        for d in degraded:
+            notes.add(d.field, d.reason)
+        return encoded
+
+    def entry(
+        self, key: bytes, translate: Callable[[Notes], bytes]
+    ) -> tuple[bytes, tuple[Degradation, ...]]:
+        """What `translate` gives for `key` and the notes it took, remembered."""
         known = self.get(key)
         if known is None:
             own = Notes()
             known = (translate(own), tuple(own.items()))
             self.put(key, known)
-        encoded, degraded = known
-        for d in degraded:
-            notes.add(d.field, d.reason)
-        return encoded
+        return known
 
     def put(self, message: bytes, translated: tuple[bytes, tuple[Degradation, ...]]) -> None:
         if message in self._known:
@@ -55,3 +87,19 @@ class TranslatedHistory:
         while self._bytes > self._max:
             old, (out, _) = self._known.popitem(last=False)
             self._bytes -= len(old) + len(out)
+
+    def last_turn(self, conversation: object) -> LastTurn | None:
+        return self._turns.get(conversation)
+
+    def remember_turn(self, conversation: object, turn: LastTurn) -> None:
+        size = len(turn.raw)
+        if size > self._max or not self._max_turns:
+            return
+        old = self._turns.pop(conversation, None)
+        if old is not None:
+            self._turn_bytes -= len(old.raw)
+        self._turns[conversation] = turn
+        self._turn_bytes += size
+        while len(self._turns) > self._max_turns or self._turn_bytes > self._max:
+            _, out = self._turns.popitem(last=False)
+            self._turn_bytes -= len(out.raw)

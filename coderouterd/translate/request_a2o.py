@@ -29,7 +29,7 @@ import msgspec
 
 from coderouterd.errors import InvalidRequestError
 from coderouterd.translate.capabilities import ModelCapabilities
-from coderouterd.translate.memo_a2o import TranslatedHistory
+from coderouterd.translate.memo_a2o import LastTurn, TranslatedHistory
 from coderouterd.translate.request_params import max_tokens, reasoning, sampling
 from coderouterd.translate.tools_a2o import CACHE_CONTROL_DROPPED, note_cache_control, tools
 from coderouterd.translate.types import Degradation, Notes
@@ -56,6 +56,8 @@ _ANTHROPIC_ONLY = {
 
 _encode = msgspec.json.Encoder().encode
 _raw_list = msgspec.json.Decoder(list[msgspec.Raw])
+_COMMA = ord(",")
+_DELIMITERS = frozenset(b",]")
 
 
 def anthropic_to_openai_request(
@@ -66,15 +68,20 @@ def anthropic_to_openai_request(
     max_output_tokens: int | None,
     stream: bool,
     history: TranslatedHistory | None = None,
+    conversation: object = None,
 ) -> tuple[dict[str, Any], list[Degradation]]:
     """`body`'s values decoded, except that `tools` and `messages` may be raw
-    JSON; raw `messages` are translated through `history` when given."""
+    JSON; raw `messages` are translated through `history` when given, and
+    `conversation` (ingress's hint, never trusted without a compare) names
+    the last translation of this history there."""
     notes = Notes()
     system = _system_messages(body.get("system"), "system", notes)
     raw = body.get("messages")
     messages: list[dict[str, Any]] | msgspec.Raw
     if isinstance(raw, msgspec.Raw):
-        parts = [_encode(m) for m in system] + _raw_messages(raw, caps, notes, history)
+        parts = [_encode(m) for m in system] + _raw_messages(
+            raw, caps, notes, history, conversation
+        )
         messages = msgspec.Raw(b"[" + b",".join(parts) + b"]")
     else:
         messages = system + _messages(raw, caps, notes)
@@ -108,27 +115,81 @@ def _messages(raw: object, caps: ModelCapabilities, notes: Notes) -> list[dict[s
 
 
 def _raw_messages(
-    raw: msgspec.Raw, caps: ModelCapabilities, notes: Notes, history: TranslatedHistory | None
+    raw: msgspec.Raw,
+    caps: ModelCapabilities,
+    notes: Notes,
+    history: TranslatedHistory | None,
+    conversation: object = None,
 ) -> list[bytes]:
-    """The translated messages, each encoded, of a raw history."""
-    try:
-        items = _raw_list.decode(raw)
-    except msgspec.ValidationError:
-        raise InvalidRequestError("must be a list of messages", field="messages") from None
+    """The translated messages, each encoded, of a raw history.
+
+    `conversation` (ingress's hint) names the history's last translation in
+    `history`: the messages this one starts with, byte for byte, are taken
+    from it as they are (see memo_a2o)."""
     # Without a history, one that keeps nothing: the same path either way.
     memo = history if history is not None else TranslatedHistory(max_bytes=0)
-    out: list[bytes] = []
-    for i, item in enumerate(items):
-        path = f"messages[{i}]"
+    view = memoryview(raw)
+    last = memo.last_turn(conversation) if conversation is not None else None
+    kept = _kept(last, view) if last is not None else 0
+    if last is not None and kept:
+        at = last.ends[kept - 1]
+        # `,`: more messages follow; `]`: the same ones.
+        items = _items(b"[" + view[at + 1 :]) if view[at] == _COMMA else []
+        ends, parts, each = list(last.ends[:kept]), list(last.parts[:kept]), list(last.notes[:kept])
+        for taken in each:
+            for d in taken:
+                notes.add(d.field, d.reason)
+    else:
+        items = _items(raw)
+        at = 0  # the `[`
+        ends, parts, each = [], [], []
+    for j, item in enumerate(items):
+        path = f"messages[{kept + j}]"
 
         def translate(own: Notes, raw: msgspec.Raw = item, path: str = path) -> bytes:
             translated = _message(msgspec.json.decode(raw), path, caps, own)
             return b",".join(_encode(m) for m in translated)
 
-        encoded = memo.through(bytes(item), notes, translate)
-        if encoded:
-            out.append(encoded)
-    return out
+        encoded, degraded = memo.entry(bytes(item), translate)
+        for d in degraded:
+            notes.add(d.field, d.reason)
+        parts.append(encoded)
+        each.append(degraded)
+        at += 1 + len(item)
+        ends.append(at)
+    # Compact JSON (no spacing between messages): every end is where it says.
+    if conversation is not None and ends and at == len(view) - 1:
+        memo.remember_turn(
+            conversation, LastTurn(bytes(view), tuple(ends), tuple(parts), tuple(each))
+        )
+    return [p for p in parts if p]
+
+
+def _items(raw: msgspec.Raw | bytes) -> list[msgspec.Raw]:
+    try:
+        return _raw_list.decode(raw)
+    except msgspec.ValidationError:
+        raise InvalidRequestError("must be a list of messages", field="messages") from None
+
+
+# How many of the last turn's last messages a turn may have changed (a client
+# moving its cache breakpoint) and still take the ones before them.
+_BACK = 3
+_PROBE = 16
+
+
+def _kept(last: LastTurn, view: memoryview) -> int:
+    """How many of `last`'s first messages `view` starts with, byte for byte."""
+    n = len(last.ends)
+    for k in range(n, max(n - _BACK, 0), -1):
+        end = last.ends[k - 1]
+        if end >= len(view) or view[end] not in _DELIMITERS:
+            continue
+        probe = max(end - _PROBE, 0)
+        # The bytes just before the end first: they differ soonest.
+        if last.raw.startswith(view[probe:end], probe) and last.raw.startswith(view[:probe]):
+            return k
+    return 0
 
 
 def _message(

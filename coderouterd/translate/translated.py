@@ -225,6 +225,7 @@ class AnthropicToOpenAICodec:
             max_output_tokens=self._provider.max_output_tokens,
             stream=call.stream,
             history=self.history,
+            conversation=call.conversation,
         )
         return _encode(body), degraded
 

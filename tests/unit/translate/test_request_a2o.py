@@ -7,6 +7,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from coderouterd.errors import InvalidRequestError
 from coderouterd.translate.capabilities import ModelCapabilities
@@ -29,7 +31,8 @@ def translate(
 ) -> tuple[dict[str, Any], list[Degradation]]:
     """The translation as the codec makes it, checked against the other ways:
     messages decoded, and raw through a TranslatedHistory twice (the second
-    time from what it remembers). All agree, in their errors too."""
+    time from what it remembers), by message and as a conversation's turn.
+    All agree, in their errors too."""
     full: dict[str, Any] = {"model": "claude-sonnet-4-5", "max_tokens": 1024, **body}
     if "tools" in full:
         # As the codec hands them over: raw JSON, schemas decoded only if they change.
@@ -37,10 +40,17 @@ def translate(
     raw = dict(full)
     if "messages" in raw:
         raw["messages"] = msgspec.Raw(msgspec.json.encode(raw["messages"]))
-    history = TranslatedHistory()
+    history, turns = TranslatedHistory(), TranslatedHistory()
     outcomes = [
-        _outcome(b, caps, limit, stream, h)
-        for b, h in ((full, None), (raw, None), (raw, history), (raw, history))
+        _outcome(b, caps, limit, stream, h, conversation=c)
+        for b, h, c in (
+            (full, None, None),
+            (raw, None, None),
+            (raw, history, None),
+            (raw, history, None),
+            (raw, turns, 1),
+            (raw, turns, 1),
+        )
     ]
     assert all(o == outcomes[0] for o in outcomes), outcomes
     result = outcomes[0]
@@ -55,11 +65,13 @@ def _outcome(
     limit: int | None,
     stream: bool,
     history: TranslatedHistory | None,
+    *,
+    conversation: object = None,
 ) -> Any:
     try:
         out, degraded = anthropic_to_openai_request(
             body, model="qwen3:32b", caps=caps, max_output_tokens=limit, stream=stream,
-            history=history,
+            history=history, conversation=conversation,
         )  # fmt: skip
     except InvalidRequestError as exc:
         return _SameError(exc)
@@ -928,12 +940,20 @@ def raw_request(messages: list[Any]) -> dict[str, Any]:
     return {"model": "m", "max_tokens": 5, "messages": msgspec.Raw(msgspec.json.encode(messages))}
 
 
-def via(history: TranslatedHistory, messages: list[Any]) -> dict[str, Any]:
-    out, _ = anthropic_to_openai_request(
+def via(
+    history: TranslatedHistory | None, messages: list[Any], conversation: object = None
+) -> dict[str, Any]:
+    return via_with_notes(history, messages, conversation)[0]
+
+
+def via_with_notes(
+    history: TranslatedHistory | None, messages: list[Any], conversation: object = None
+) -> tuple[dict[str, Any], list[Degradation]]:
+    out, notes = anthropic_to_openai_request(
         raw_request(messages), model="x", caps=CAPS, max_output_tokens=None, stream=False,
-        history=history,
+        history=history, conversation=conversation,
     )  # fmt: skip
-    return msgspec.json.decode(msgspec.json.encode(out))
+    return msgspec.json.decode(msgspec.json.encode(out)), notes
 
 
 def test_a_turn_translates_only_the_messages_it_has_not_sent_before() -> None:
@@ -956,3 +976,106 @@ def test_the_translated_history_forgets_the_least_recently_sent_past_its_size() 
     assert history.reused == 1
     via(history, [texts[0]])
     assert history.reused == 1
+
+
+def _said(text: str) -> dict[str, Any]:
+    return {"role": "assistant", "content": text}
+
+
+CACHED_TURN = {
+    "role": "user",
+    "content": [{"type": "text", "text": "the plan", "cache_control": {"type": "ephemeral"}}],
+}
+
+
+def test_a_conversations_next_turn_takes_the_messages_it_shares_without_looking_them_up() -> None:
+    history = TranslatedHistory()
+    first = [CACHED_TURN, _said("a picture")]
+    via(history, first, conversation=7)
+    out, notes = via_with_notes(history, [*first, USER_HI], conversation=7)
+    # Taken whole from the last turn: no lookup by bytes, same translation.
+    assert history.reused == 0
+    assert (out, notes) == via_with_notes(None, [*first, USER_HI])
+    # What a taken message dropped is reported again, as on every turn.
+    assert [n.field for n in notes] == ["cache_control"]
+
+
+def test_a_changed_last_message_is_translated_again_and_the_ones_before_it_are_taken() -> None:
+    history = TranslatedHistory()
+    first = [USER_HI, _said("one"), {"role": "user", "content": "two"}]
+    via(history, first, conversation=1)
+    moved = [USER_HI, _said("one"), {"role": "user", "content": "two, edited"}, _said("three")]
+    assert via(history, moved, conversation=1) == via(None, moved)
+    assert history.reused == 0
+    # Fewer messages than last time, all of them unchanged: taken as they are.
+    assert via(history, moved[:2], conversation=1) == via(None, moved[:2])
+
+
+def test_a_conversation_hint_is_never_trusted_without_the_bytes() -> None:
+    history = TranslatedHistory()
+    via(history, [USER_HI, _said("for one")], conversation=3)
+    # Every message ends where one of the last turn's did: only the bytes tell.
+    other = [{"role": "user", "content": "ho"}, _said("for two")]
+    assert via(history, other, conversation=3) == via(None, other)
+
+
+def test_a_history_with_spacing_is_not_kept_as_a_turn() -> None:
+    history = TranslatedHistory()
+    spaced = b'[ {"role":"user","content":"hi"} ]'
+    body = {"model": "m", "max_tokens": 5, "messages": msgspec.Raw(spaced)}
+    anthropic_to_openai_request(
+        body, model="x", caps=CAPS, max_output_tokens=None, stream=False,
+        history=history, conversation=5,
+    )  # fmt: skip
+    assert history.last_turn(5) is None
+    via(history, [USER_HI], conversation=5)
+    assert history.last_turn(5) is not None
+
+
+# Some of one length: an edit that keeps every message's end where it was.
+_MESSAGES = st.sampled_from(
+    [
+        USER_HI,
+        _said("ok"),
+        _said("no"),
+        _said("sure"),
+        CACHED_TURN,
+        {"role": "user", "content": "ho"},
+    ]
+)
+_EDITS = st.lists(
+    st.tuples(st.sampled_from(["append", "edit_last", "drop_last"]), _MESSAGES), max_size=12
+)
+
+
+@given(_EDITS)
+def test_turn_after_turn_the_translation_is_that_of_the_whole_history(
+    edits: list[tuple[str, dict[str, Any]]],
+) -> None:
+    history = TranslatedHistory()
+    messages: list[dict[str, Any]] = [USER_HI]
+    for op, message in edits:
+        if op == "append" or not messages:
+            messages = [*messages, message]
+        elif op == "edit_last":
+            messages = [*messages[:-1], message]
+        else:
+            messages = messages[:-1] or [message]
+        assert via_with_notes(history, messages, conversation=0) == via_with_notes(None, messages)
+
+
+def test_the_last_turns_kept_are_bounded_by_bytes_and_by_count() -> None:
+    long = [{"role": "user", "content": "x" * 150}]
+    history = TranslatedHistory(max_bytes=400, max_conversations=3)
+    for c in range(3):
+        via(history, long, conversation=c)
+    # ~170 bytes each: two fit in 400, the oldest went.
+    assert [history.last_turn(c) is not None for c in range(3)] == [False, True, True]
+    history = TranslatedHistory(max_conversations=2)
+    for c in range(3):
+        via(history, [USER_HI], conversation=c)
+    assert [history.last_turn(c) is not None for c in range(3)] == [False, True, True]
+    # A history larger than the whole budget is not kept at all.
+    small = TranslatedHistory(max_bytes=100)
+    via(small, long, conversation=9)
+    assert small.last_turn(9) is None
