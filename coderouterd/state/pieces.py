@@ -35,6 +35,7 @@ from collections.abc import Mapping
 import msgspec
 
 from coderouterd.errors import CoderouterError
+from coderouterd.wire.prefix import kept_items
 
 # Top-level fields stored as one piece each; `messages` is cut into runs.
 WHOLE_FIELDS = ("system", "tools")
@@ -48,8 +49,6 @@ RUN_DIVISOR = 4
 PIECE_REFRESH_S = 3600.0
 # Remembered whole fields of one length (system prompts, tool lists).
 _SAME_LENGTH = 4
-# Bytes compared first, just before where a history's closed runs end.
-_PROBE = 16
 # How many of a remembered history's last closed runs a new one may differ in
 # and still reuse the runs before them.
 _RUNS_BACK = 3
@@ -86,6 +85,7 @@ _encode = msgspec.json.Encoder().encode
 _NULL = msgspec.Raw(b"null")
 _OPEN_BRACKET = ord("[")
 _COMMA = ord(",")
+_AFTER_RUN = frozenset(b",")
 
 
 Buffer = bytes | memoryview | msgspec.Raw
@@ -156,15 +156,11 @@ class DigestMemo:
         else:
             candidates = list(reversed(self._histories.items()))
         for key, h in candidates:
-            for k in range(len(h.ends), max(len(h.ends) - _RUNS_BACK, 0), -1):
-                e = h.ends[k - 1]
-                if len(raw) <= e or raw[e] != _COMMA:
-                    continue
-                probe = max(e - _PROBE, 0)
-                # The bytes just before the end first: they differ between conversations.
-                if h.raw.startswith(raw[probe:e], probe) and h.raw.startswith(raw[:probe]):
-                    self.continued += 1
-                    return key, h, k
+            # Only where more follows: the open run after the closed ones is new.
+            k = kept_items(h.raw, h.ends, raw, back=_RUNS_BACK, delimiters=_AFTER_RUN)
+            if k:
+                self.continued += 1
+                return key, h, k
         return None
 
     def remember(self, h: _History, replaces: object = None, conversation: object = None) -> None:

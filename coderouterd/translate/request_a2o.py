@@ -34,6 +34,7 @@ from coderouterd.translate.request_params import max_tokens, reasoning, sampling
 from coderouterd.translate.tools_a2o import CACHE_CONTROL_DROPPED, note_cache_control, tools
 from coderouterd.translate.types import Degradation, Notes
 from coderouterd.wire.compact import compact_json
+from coderouterd.wire.prefix import kept_items
 
 IMAGE_OMITTED = "[image omitted: this model cannot view images]"
 TOOL_ERROR_PREFIX = "Error: "
@@ -130,7 +131,11 @@ def _raw_messages(
     memo = history if history is not None else TranslatedHistory(max_bytes=0)
     view = memoryview(raw)
     last = memo.last_turn(conversation) if conversation is not None else None
-    kept = _kept(last, view) if last is not None else 0
+    kept = (
+        kept_items(last.raw, last.ends, view, back=_BACK, delimiters=_DELIMITERS)
+        if last is not None
+        else 0
+    )
     if last is not None and kept:
         at = last.ends[kept - 1]
         # `,`: more messages follow; `]`: the same ones.
@@ -175,21 +180,6 @@ def _items(raw: msgspec.Raw | bytes) -> list[msgspec.Raw]:
 # How many of the last turn's last messages a turn may have changed (a client
 # moving its cache breakpoint) and still take the ones before them.
 _BACK = 3
-_PROBE = 16
-
-
-def _kept(last: LastTurn, view: memoryview) -> int:
-    """How many of `last`'s first messages `view` starts with, byte for byte."""
-    n = len(last.ends)
-    for k in range(n, max(n - _BACK, 0), -1):
-        end = last.ends[k - 1]
-        if end >= len(view) or view[end] not in _DELIMITERS:
-            continue
-        probe = max(end - _PROBE, 0)
-        # The bytes just before the end first: they differ soonest.
-        if last.raw.startswith(view[probe:end], probe) and last.raw.startswith(view[:probe]):
-            return k
-    return 0
 
 
 def _message(
