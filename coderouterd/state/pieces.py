@@ -16,6 +16,12 @@ one turn to the next only the last, still open run is new (and the run of
 the message a client changed, e.g. to move its cache breakpoint). The open
 run is stored again with every turn, so runs are short: a few messages.
 
+A record's new pieces, when there are several, are written as one *pack*:
+their bytes one after the other, compressed as one blob, each piece's row
+naming where its bytes lie in it. zlib's cost on blobs of a few KB is per
+call (a first turn's 39 new messages: ~570 us one by one, ~80 us together),
+and together they compress to about a third of the bytes.
+
 Hashing and decoding the history are most of the cost, so a `DigestMemo`
 remembers the last body of recent conversations. A history that starts with
 the bytes of an earlier one's closed runs reuses those runs as they are, or
@@ -61,6 +67,31 @@ class Piece(msgspec.Struct, frozen=True):
     digest: bytes
     # Raw JSON: a field's value, or a run of messages joined by commas.
     data: bytes
+
+
+class Pack(msgspec.Struct, frozen=True):
+    """Pieces' bytes one after the other, to be stored as one blob."""
+
+    # Of the pieces' digests in order: the same pieces make the same pack.
+    digest: bytes
+    data: bytes
+    # Each piece's digest, where its bytes start in `data`, and their length.
+    places: list[tuple[bytes, int, int]]
+
+
+def pack(new: Mapping[bytes, bytes]) -> Pack:
+    """The pieces (bytes by digest) as one pack, in their order."""
+    places = []
+    at = 0
+    for d, data in new.items():
+        places.append((d, at, len(data)))
+        at += len(data)
+    return Pack(digest(b"".join(new)), b"".join(new.values()), places)
+
+
+def unpack(data: bytes, places: list[tuple[bytes, int, int]]) -> dict[bytes, bytes]:
+    """The pieces at these places of a pack's data; one that does not fit is left out."""
+    return {d: data[at : at + n] for d, at, n in places if at >= 0 and at + n <= len(data)}
 
 
 class Recipe(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -4,10 +4,11 @@
 appends to a bounded deque; a background task stores each body as what it
 adds to its conversation's last record (state/deltas.py) when it can, else
 cuts it into shared pieces (state/pieces.py) and compresses and writes only
-the pieces not stored recently; the response goes with it. When the deque
-is full the request path builds the oldest records itself: records are
-never lost to a busy loop. A recorder that is behind (see BEHIND) spends
-less on each record: it stores what it writes uncompressed.
+the pieces not stored recently (several as one pack); the response goes
+with it. When the deque is full the request path builds the oldest records
+itself: records are never lost to a busy loop. A recorder that is behind
+(see BEHIND) spends less on each record: it stores what it writes
+uncompressed, but for packs.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import msgspec
 
 from coderouterd.state import deltas, pieces
 from coderouterd.state.drops import DropReporter
-from coderouterd.state.records import BODY_DELTA, BODY_PIECES, PieceRow, ReplayRow
+from coderouterd.state.records import BODY_DELTA, BODY_PIECES, PackRow, PieceRow, ReplayRow
 from coderouterd.state.replay import compress, redact_headers, stored
 from coderouterd.state.writer import Writer
 
@@ -71,17 +72,19 @@ BUILDS_PER_YIELD = 16
 INLINE_COMPRESS = 16384
 # A drain that finds more records than this waiting (requests arrive faster
 # than ~800/s), and a build on the request path, store what they write
-# uncompressed, pieces included: at full load zlib costs more of the loop's
-# CPU than anything else a record needs (a conversation's first turn brings
-# tens of KB of new pieces), and that CPU is better spent answering. The
-# bytes count against replay.max_total_mb like any others, and a piece
-# written so stays so (about 3.5x the bytes of a compressed one).
+# uncompressed but for a pack: at full load zlib's set-up on every small blob
+# costs more of the loop's CPU than anything else a record needs, and that
+# CPU is better spent answering. A pack (a first turn's tens of KB of new
+# pieces) is one call, whose CPU costs about what writing its bytes
+# uncompressed does (measured at c=32), for an eighth of the bytes. What is
+# stored uncompressed counts against replay.max_total_mb like anything else,
+# and a piece written so stays so until it is written again.
 BEHIND = 16
 
 
-def _pack(blobs: list[bytes], squeeze: bool) -> list[bytes]:
-    """The blobs compressed if `squeeze`, else stored as they are."""
-    return [compress(b) for b in blobs] if squeeze else [stored(b) for b in blobs]
+def _finish(blobs: list[bytes], squeeze: list[bool]) -> list[bytes]:
+    """Each blob compressed or stored as it is, as `squeeze` says."""
+    return [compress(b) if z else stored(b) for b, z in zip(blobs, squeeze, strict=True)]
 
 
 def _ignore(dropped: int) -> None:
@@ -99,16 +102,24 @@ _MAX_UNWRITTEN = 4096
 
 @dataclass(frozen=True, slots=True)
 class _Contents:
-    """What a record's body is stored as, before packing."""
+    """What a record's body is stored as, before compression."""
 
     # Pieces not written recently, by digest.
     new: dict[bytes, bytes]
-    # The new pieces' data, the record's own blob (a recipe or a delta), the response.
+    # The new pieces' data (or their pack's), the record's own blob (a recipe
+    # or a delta), the response.
     blobs: list[bytes]
     body_format: int
     # BODY_DELTA: the record it continues, and the bytes of its body kept.
     base: deltas.Base | None = None
     base_len: int | None = None
+    # BODY_PIECES: the new pieces as one blob, when there are several.
+    pack: pieces.Pack | None = None
+
+    def squeeze(self, all_blobs: bool) -> list[bool]:
+        """Which blobs to compress: all of them, or (behind) only the pack."""
+        packed = self.pack is not None
+        return [all_blobs or (packed and i == 0) for i in range(len(self.blobs))]
 
 
 class KnownPieces:
@@ -285,18 +296,19 @@ class ReplayRecorder:
         contents = self._contents(p)
         if contents is None:
             return _Skipped.UNWRITTEN
-        blobs = contents.blobs
+        blobs, which = contents.blobs, contents.squeeze(squeeze)
+        # Behind, the loop is busy anyway: a hand-off to a thread costs more.
         if squeeze and sum(len(b) for b in blobs) > INLINE_COMPRESS:
-            packed = await asyncio.to_thread(_pack, blobs, True)
+            finished = await asyncio.to_thread(_finish, blobs, which)
         else:
-            packed = _pack(blobs, squeeze)
-        return self._row(p, contents, packed)
+            finished = _finish(blobs, which)
+        return self._row(p, contents, finished)
 
     def _build_now(self, p: PendingReplay) -> ReplayRow | _Skipped:
         contents = self._contents(p)
         if contents is None:
             return _Skipped.UNWRITTEN
-        return self._row(p, contents, _pack(contents.blobs, squeeze=False))
+        return self._row(p, contents, _finish(contents.blobs, contents.squeeze(False)))
 
     def _contents(self, p: PendingReplay) -> _Contents | None:
         """The record's body as a delta on its conversation's last record if
@@ -316,17 +328,29 @@ class ReplayRecorder:
         for part in parts:
             if part.digest not in new and not self._known.fresh(part.digest, p.ts):
                 new[part.digest] = part.data
-        return _Contents(new, [*new.values(), recipe, p.response_body], BODY_PIECES)
+        if len(new) < 2:
+            return _Contents(new, [*new.values(), recipe, p.response_body], BODY_PIECES)
+        pack = pieces.pack(new)
+        return _Contents(new, [pack.data, recipe, p.response_body], BODY_PIECES, pack=pack)
 
     def _row(
-        self, p: PendingReplay, contents: _Contents, packed: list[bytes]
+        self, p: PendingReplay, contents: _Contents, finished: list[bytes]
     ) -> ReplayRow | _Skipped:
-        *datas, request, response = packed
-        written = [
-            PieceRow(digest=d, data=data, size=len(data), last_ref=p.ts)
-            for d, data in zip(contents.new, datas, strict=True)
-        ]
-        size = len(request) + len(response) + sum(w.size for w in written)
+        *datas, request, response = finished
+        pack = contents.pack
+        new_pack = None
+        if pack is None:
+            written = [
+                PieceRow(digest=d, data=data, size=len(data), last_ref=p.ts)
+                for d, data in zip(contents.new, datas, strict=True)
+            ]
+        else:
+            new_pack = PackRow(digest=pack.digest, data=datas[0], last_ref=p.ts)
+            written = [
+                PieceRow(digest=d, data=b"", size=n, last_ref=p.ts, pack=pack.digest, pack_at=at)
+                for d, at, n in pack.places
+            ]
+        size = len(request) + len(response) + sum(len(b) for b in datas)
         if size > self.max_record_bytes:
             if p.conversation is not None:
                 # The next turn cannot continue a record that is not stored.
@@ -349,6 +373,7 @@ class ReplayRecorder:
             request_body=request,
             body_format=contents.body_format,
             new_pieces=tuple(written),
+            new_pack=new_pack,
             base_id=None if base is None else base.request_id,
             base_len=contents.base_len,
             response_body=response,

@@ -74,9 +74,19 @@ SET_EXCLUSION = (
     " reason = excluded.reason, since = excluded.since, until = excluded.until"
 )
 CLEAR_EXCLUSION = "DELETE FROM exclusions WHERE provider = ?"
-# A piece written again (referenced after PIECE_REFRESH_S) only moves last_ref on.
+# A piece written again (named after PIECE_REFRESH_S, or forgotten) takes the
+# new write whole, where its bytes are included: a packed piece must never
+# outlive its pack, whose last_ref is that of the write that put it there.
 UPSERT_PIECE = (
-    "INSERT INTO replay_pieces (digest, data, size, last_ref) VALUES (?, ?, ?, ?)"
+    "INSERT INTO replay_pieces (digest, data, size, last_ref, pack, pack_at)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (digest) DO UPDATE SET data = excluded.data, size = excluded.size,"
+    " last_ref = excluded.last_ref, pack = excluded.pack, pack_at = excluded.pack_at"
+    " WHERE excluded.last_ref >= replay_pieces.last_ref"
+)
+# The same pieces make the same pack (and the same bytes once uncompressed).
+UPSERT_PACK = (
+    "INSERT INTO replay_packs (digest, data, last_ref) VALUES (?, ?, ?)"
     " ON CONFLICT (digest) DO UPDATE SET last_ref = max(last_ref, excluded.last_ref)"
 )
 INSERT_AUDIT = _insert("audit", AUDIT_COLUMNS)
@@ -139,15 +149,30 @@ class RequestRow(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PieceRow(msgspec.Struct, frozen=True, kw_only=True):
-    """One piece of request bodies, compressed, shared by every record naming it."""
+    """One piece of request bodies, shared by every record naming it: its own
+    blob, or (data empty) `size` bytes from `pack_at` in a pack's."""
 
     digest: bytes
     data: bytes
     size: int
     last_ref: float
+    pack: bytes | None = None
+    pack_at: int | None = None
 
     def statements(self) -> list[Statement]:
-        return [(UPSERT_PIECE, (self.digest, self.data, self.size, self.last_ref))]
+        row = (self.digest, self.data, self.size, self.last_ref, self.pack, self.pack_at)
+        return [(UPSERT_PIECE, row)]
+
+
+class PackRow(msgspec.Struct, frozen=True, kw_only=True):
+    """Several pieces' bytes as one blob (state/pieces.py, Pack)."""
+
+    digest: bytes
+    data: bytes
+    last_ref: float
+
+    def statements(self) -> list[Statement]:
+        return [(UPSERT_PACK, (self.digest, self.data, self.last_ref))]
 
 
 class ReplayRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -161,11 +186,14 @@ class ReplayRow(msgspec.Struct, frozen=True, kw_only=True):
     request_body: bytes
     response_body: bytes | None
     response_truncated: bool
-    # Compressed bytes this record added: its own and the pieces it wrote.
+    # Stored bytes this record added: its own blobs and those of the pieces
+    # and pack it wrote.
     size: int
     body_format: int = BODY_WHOLE
-    # Pieces not written recently, written with this record.
+    # Pieces not written recently, written with this record, and the pack
+    # holding their bytes if there are several.
     new_pieces: tuple[PieceRow, ...] = ()
+    new_pack: PackRow | None = None
     # BODY_DELTA: the record whose body this one continues, and how much of it.
     base_id: str | None = None
     base_len: int | None = None
@@ -178,6 +206,7 @@ class ReplayRow(msgspec.Struct, frozen=True, kw_only=True):
             self.base_len,
         )  # fmt: skip
         return [
+            *(self.new_pack.statements() if self.new_pack is not None else ()),
             *(s for p in self.new_pieces for s in p.statements()),
             (INSERT_REPLAY, (*row, self.request_id, self.base_id, self.base_id)),
         ]

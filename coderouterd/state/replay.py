@@ -290,15 +290,34 @@ async def request_body(conn: aiosqlite.Connection, request_id: str) -> bytes:
 
 
 async def _load_pieces(conn: aiosqlite.Connection, digests: list[bytes]) -> dict[bytes, bytes]:
-    wanted = list(dict.fromkeys(digests))
+    """The data of these pieces that are stored, by digest: their own, or
+    cut from their pack's."""
     found: dict[bytes, bytes] = {}
+    # Where packed pieces lie, by pack.
+    packed: dict[bytes, list[tuple[bytes, int, int]]] = {}
+    query = "SELECT digest, data, pack, pack_at, size FROM replay_pieces WHERE digest IN"
+    for d, data, pack, at, size in await _select_in(conn, query, digests):
+        if pack is None:
+            found[bytes(d)] = decompress(data)
+        else:
+            packed.setdefault(bytes(pack), []).append((bytes(d), at, size))
+    query = "SELECT digest, data FROM replay_packs WHERE digest IN"
+    for d, data in await _select_in(conn, query, list(packed)):
+        found.update(pieces.unpack(decompress(data), packed[bytes(d)]))
+    return found
+
+
+async def _select_in(
+    conn: aiosqlite.Connection, query: str, keys: list[bytes]
+) -> list[aiosqlite.Row]:
+    """`query` ending in `... WHERE column IN`, for these keys (any number)."""
+    wanted = list(dict.fromkeys(keys))
+    rows: list[aiosqlite.Row] = []
     for i in range(0, len(wanted), _PIECES_PER_QUERY):
         chunk = wanted[i : i + _PIECES_PER_QUERY]
         marks = ", ".join("?" * len(chunk))
-        query = f"SELECT digest, data FROM replay_pieces WHERE digest IN ({marks})"  # noqa: S608 - placeholders only
-        async with conn.execute(query, chunk) as cursor:
-            found.update({bytes(d): decompress(data) async for d, data in cursor})
-    return found
+        rows += await conn.execute_fetchall(f"{query} ({marks})", chunk)
+    return rows
 
 
 async def list_replays(

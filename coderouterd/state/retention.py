@@ -52,6 +52,7 @@ class RetentionResult(msgspec.Struct, frozen=True, kw_only=True):
     # Replays deleted on their own and with their requests.
     deleted_replays: int
     deleted_pieces: int = 0
+    deleted_packs: int = 0
 
 
 def age_cutoff(now: float, max_age_days: float) -> float:
@@ -126,7 +127,7 @@ async def enforce_retention(
             if deleted == 0:
                 break
             replays, total = replays + deleted, total - freed
-    pieces = await _delete_orphan_pieces(conn, now)
+    pieces, packs = await _delete_orphan_pieces(conn, now)
     while True:
         used = await used_bytes(conn)
         step = next_trim(
@@ -141,28 +142,45 @@ async def enforce_retention(
             # replays.size stands in for the pages a replay holds; the loop
             # measures again, so an underestimate only costs another round.
             replays += (await _delete_oldest_replays(conn, used, max_bytes))[0]
-            pieces += await _delete_orphan_pieces(conn, now)
+            more, more_packs = await _delete_orphan_pieces(conn, now)
+            pieces, packs = pieces + more, packs + more_packs
         else:
             ids = await _ids(conn, "SELECT id FROM requests ORDER BY ts LIMIT ?", (CHUNK,))
             r, p = await _delete_requests(conn, ids)
             requests, replays = requests + r, replays + p
     return RetentionResult(
-        deleted_requests=requests, deleted_replays=replays, deleted_pieces=pieces
+        deleted_requests=requests,
+        deleted_replays=replays,
+        deleted_pieces=pieces,
+        deleted_packs=packs,
     )
 
 
-async def _delete_orphan_pieces(conn: aiosqlite.Connection, now: float) -> int:
+_DELETE_PIECES = (
+    "DELETE FROM replay_pieces WHERE rowid IN"
+    " (SELECT rowid FROM replay_pieces WHERE last_ref < ? LIMIT ?)"
+)
+# A pack's last_ref is never older than that of a piece pointing into it
+# (migrations/0004_replay_packs.sql), so the pieces' cutoff serves for it.
+_DELETE_PACKS = (
+    "DELETE FROM replay_packs WHERE rowid IN"
+    " (SELECT rowid FROM replay_packs WHERE last_ref < ? LIMIT ?)"
+)
+
+
+async def _delete_orphan_pieces(conn: aiosqlite.Connection, now: float) -> tuple[int, int]:
+    """Delete the pieces and packs no record can name; return how many of each."""
     rows = list(await conn.execute_fetchall("SELECT min(ts) FROM replays"))
     cutoff = piece_cutoff(now, rows[0][0])
+    pieces = await _delete_all(conn, _DELETE_PIECES, cutoff)
+    return pieces, await _delete_all(conn, _DELETE_PACKS, cutoff)
+
+
+async def _delete_all(conn: aiosqlite.Connection, sql: str, cutoff: float) -> int:
     deleted = 0
     while True:
         async with immediate(conn):
-            n = await _rowcount(
-                conn,
-                "DELETE FROM replay_pieces WHERE rowid IN"
-                " (SELECT rowid FROM replay_pieces WHERE last_ref < ? LIMIT ?)",
-                (cutoff, CHUNK),
-            )
+            n = await _rowcount(conn, sql, (cutoff, CHUNK))
         deleted += n
         if n < CHUNK:
             return deleted

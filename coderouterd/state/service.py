@@ -242,13 +242,8 @@ class StateService:
         if result.deleted_replays:
             # A conversation's last record may be gone: its next is stored in pieces.
             self.replays.forget()
-        if result.deleted_requests or result.deleted_replays or result.deleted_pieces:
-            self._log.info(
-                "state.retention",
-                deleted_requests=result.deleted_requests,
-                deleted_replays=result.deleted_replays,
-                deleted_pieces=result.deleted_pieces,
-            )
+        if any(msgspec.structs.astuple(result)):
+            self._log.info("state.retention", **msgspec.structs.asdict(result))
 
     async def retention_tick(self, now: float) -> float:
         """Run the retention pass due at `now`; return when the next one is due."""

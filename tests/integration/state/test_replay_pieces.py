@@ -270,11 +270,19 @@ async def test_a_recorder_behind_stores_what_it_writes_as_it_is(
     writer = Writer(conn, clock=ManualClock())
     recorder = ReplayRecorder(writer, max_record_bytes=1 << 22, max_queue=BEHIND + 4, gather_s=0)
     answer = json.dumps({"type": "message", "content": [{"type": "text", "text": "ok " * 600}]})
+    # Another conversation's first turn: every piece of it new, several of them.
+    other = conversation(30)
+    other["messages"] = [
+        {**m, "content": [{"type": "text", "text": "other " + m["content"][0]["text"]}]}
+        for m in other["messages"]
+    ]
+    bodies = {"steady": conversation(20)}
 
-    def turn(rid: str, n: int) -> PendingReplay:
+    def turn(rid: str, n: int, body: dict[str, Any] | None = None) -> PendingReplay:
         writer.submit(request_row(rid, ts=NOW + n))
+        bodies[rid] = body or conversation(n)
         return dataclasses.replace(
-            pending(rid, conversation(n), NOW + n), response_body=answer.encode()
+            pending(rid, bodies[rid], NOW + n), response_body=answer.encode()
         )
 
     recorder.submit(turn("steady", 20))
@@ -282,7 +290,7 @@ async def test_a_recorder_behind_stores_what_it_writes_as_it_is(
     # A burst: more records waiting than BEHIND, then more than the queue holds.
     burst = [f"burst{n}" for n in range(BEHIND + 8)]
     for n, rid in enumerate(burst):
-        recorder.submit(turn(rid, 21 + n))
+        recorder.submit(turn(rid, 21 + n, other if n == BEHIND // 2 else None))
     assert recorder.built_inline == 4
     await recorder.drain()
     await writer.close()
@@ -294,21 +302,18 @@ async def test_a_recorder_behind_stores_what_it_writes_as_it_is(
     }
     assert blobs.pop("steady") == (b"x", b"x")  # zlib's first byte, at level 1
     assert set(blobs.values()) == {(b"\x00", b"\x00")}
-    # The first record's pieces were compressed; the burst's new ones were not.
-    firsts = {
-        first: n
-        for first, n in await (
-            await conn.execute(
-                "SELECT substr(data, 1, 1), count(*) FROM replay_pieces WHERE size > 1024"
-                " GROUP BY 1"
-            )
-        ).fetchall()
-    }
-    assert firsts.keys() == {b"x", b"\x00"}
-    for n, rid in enumerate(["steady", *burst]):
+    # Packs are compressed, the burst's among them; the burst's own pieces are not.
+    packs = await conn.execute_fetchall("SELECT last_ref, substr(data, 1, 1) FROM replay_packs")
+    assert {first for _, first in packs} == {b"x"}
+    assert {NOW + 20, NOW + 21 + BEHIND // 2} <= {ts for ts, _ in packs}
+    alone = await conn.execute_fetchall(
+        "SELECT DISTINCT substr(data, 1, 1) FROM replay_pieces WHERE size > 1024 AND pack IS NULL"
+    )
+    assert [r[0] for r in alone] == [b"\x00"]
+    for rid, body in bodies.items():
         rec = await get_replay(conn, rid)
         assert rec is not None and rec.response_body == answer.encode()
-        assert json.loads(rec.request_body) == conversation(20 + n)
+        assert json.loads(rec.request_body) == body
 
 
 async def test_a_drain_cancelled_mid_build_leaves_the_record_for_the_next(

@@ -15,6 +15,7 @@ from typing import Any
 import aiosqlite
 import pytest
 import pytest_asyncio
+from structlog.testing import capture_logs
 
 from coderouterd.clock import SystemClock
 from coderouterd.config.model import StateConfig
@@ -128,8 +129,12 @@ async def test_retention_follows_the_reloaded_config(
     assert len(await request_ids(state)) == 20
     d.config_path.write_text("state:\n  retention_days: 2\n  retention_max_mb: 1\n" + chain)
     assert (await d.daemon.reload()).ok
-    await state.retention_tick(NOW)
+    with capture_logs() as logs:
+        await state.retention_tick(NOW)
     assert await request_ids(state) == [f"new{i}" for i in range(10)]
+    (line,) = [entry for entry in logs if entry["event"] == "state.retention"]
+    assert line["deleted_requests"] == 10 and line["deleted_replays"] > 0
+    assert line["deleted_pieces"] == line["deleted_packs"] == 0
     assert await state.writer.maintain(used_bytes) <= 1 * MB
     # Size is trimmed oldest first, replays before requests.
     left = await on_writer(state, "SELECT request_id FROM replays ORDER BY ts, request_id")

@@ -307,3 +307,20 @@ def test_any_sequence_of_turns_splits_as_without_the_memo(steps: list[tuple[str,
             history = history[: max(1, len(history) - n)]
         fields = compact({"model": "m", "messages": history})
         assert pieces.split(fields, memo) == pieces.split(fields)
+
+
+def test_a_pack_holds_its_pieces_in_order_and_gives_them_back() -> None:
+    new = {pieces.digest(d): d for d in (b"alpha", b"", b"gamma!")}
+    pack = pieces.pack(new)
+    assert pack.data == b"alphagamma!"
+    assert pieces.unpack(pack.data, pack.places) == new
+    # Named by its pieces: the same pieces in another order are another pack.
+    assert pack.digest == pieces.pack(dict(new)).digest
+    assert pack.digest != pieces.pack(dict(reversed(new.items()))).digest
+
+
+def test_a_place_past_the_packs_end_gives_nothing() -> None:
+    d = pieces.digest(b"x")
+    assert pieces.unpack(b"abc", [(d, 1, 2)]) == {d: b"bc"}
+    assert pieces.unpack(b"abc", [(d, 2, 2)]) == {}
+    assert pieces.unpack(b"abc", [(d, -1, 1)]) == {}
