@@ -82,15 +82,22 @@ def crd_inflight(ctx: Ctx, proc: Proc) -> int | None:
 
 
 def _replay_bytes(conn: sqlite3.Connection) -> dict[str, int]:
-    """What the replay records hold on disk: their own blobs, the pieces,
-    how many records were stored uncompressed (a recorder behind) and how
-    many as what their body adds to the conversation's last (body_format 2)."""
+    """What the replay records hold on disk: their own blobs, the pieces
+    (their packs included), how many records were stored uncompressed (a
+    recorder behind) and how many as what their body adds to the
+    conversation's last (body_format 2)."""
     own, raw, delta = conn.execute(
         "SELECT coalesce(sum(length(request_body) + coalesce(length(response_body), 0)), 0),"
         " count(CASE WHEN substr(request_body, 1, 1) = x'00' THEN 1 END),"
         " count(CASE WHEN body_format = 2 THEN 1 END) FROM replays"
     ).fetchone()
     (shared,) = conn.execute("SELECT coalesce(sum(length(data)), 0) FROM replay_pieces").fetchone()
+    # A baseline from before packs existed has no such table.
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'replay_packs'").fetchone():
+        (packed,) = conn.execute(
+            "SELECT coalesce(sum(length(data)), 0) FROM replay_packs"
+        ).fetchone()
+        shared += packed
     return {
         "replay_bytes": int(own),
         "piece_bytes": int(shared),
