@@ -264,21 +264,44 @@ class Engine:
         deadline: float,
         provider: str,
     ) -> str | None:
-        """Forward frames until the terminal one; return None, or why the stream failed."""
+        """Forward frames until the terminal one; return None, or why the stream failed.
+
+        While the client hears nothing, it gets a keep-alive after
+        keepalive.after_s and then every interval_s, as before the first
+        byte: a backend that sends a long tool call only once it is whole
+        (or holds back text the output filters are still deciding on) must
+        not look like a dead stream to the client or to a proxy between.
+        """
         tc = head.transcoder
         frames = head.frames
+        clock, keepalive = self._clock, self._keepalive
+        # When the client last got bytes, and how long it may then hear nothing.
+        heard, quiet_s = clock.monotonic(), keepalive.after_s
         while True:
             if frames:
                 await sink.write(b"".join(frames))
+                heard, quiet_s = clock.monotonic(), keepalive.after_s
             if tc.upstream_error is not None:
                 return f"upstream_error_event:{tc.upstream_error}"
             if tc.finished:
                 return None
-            remaining = deadline - self._clock.monotonic()
-            phase = "idle" if idle_s < remaining else "total"
+            now = clock.monotonic()
+            # Gaps between chunks are limited from the wait's start; pings do not reset it.
+            idle_at = now + idle_s
+            limit, phase = (idle_at, "idle") if idle_at < deadline else (deadline, "total")
             try:
-                async with asyncio.timeout(max(0.0, min(idle_s, remaining))):
-                    chunk = await head.resp.chunk()
+                while True:
+                    ping_at = heard + quiet_s
+                    try:
+                        async with asyncio.timeout(max(0.0, min(limit, ping_at) - now)):
+                            chunk = await head.resp.chunk()
+                        break
+                    except TimeoutError:
+                        if ping_at >= limit:
+                            raise
+                    await sink.ping()
+                    heard, quiet_s = clock.monotonic(), keepalive.interval_s
+                    now = heard
                 outs = tc.feed(chunk) if chunk else tc.end()
             except TimeoutError:
                 return await _fail(sink, provider, f"timeout_{phase}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import openai
 import pytest
@@ -156,6 +158,39 @@ async def test_keepalive_comments_and_in_stream_error(
             stream = await client.chat.completions.create(model="x", messages=MESSAGES, stream=True)
             async for _ in stream:
                 pass
+
+
+async def test_keepalive_comments_mid_stream_are_skipped_by_the_sdk(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    def silent_after_a() -> Reply:
+        resume = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.5, resume.set)
+        return Reply(
+            events=openai_text_stream(["a", "b"]),
+            dialect="openai",
+            pause_after_frames=2,
+            resume=resume,
+        )
+
+    top = "server: {keepalive_after_s: 0.1, keepalive_interval_s: 0.1}\n"
+    d = await start_daemon(chain_yaml(oai(fake_upstream.url), top=top))
+    fake_upstream.script(silent_after_a())
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{d.url}/v1/chat/completions",
+            json={"model": "x", "messages": MESSAGES, "stream": True},
+        ) as resp,
+    ):
+        raw = await resp.read()
+    a, b = raw.index(b'"content":"a"'), raw.index(b'"content":"b"')
+    assert raw[a:b].count(b"\n: keep-alive\n\n") >= 2
+    fake_upstream.script(silent_after_a())
+    async with sdk(d.url) as client:
+        stream = await client.chat.completions.create(model="x", messages=MESSAGES, stream=True)
+        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text == "ab"
 
 
 async def test_max_output_tokens_clamps(

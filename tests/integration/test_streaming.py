@@ -153,6 +153,48 @@ async def test_idle_timeout_mid_stream(
     assert "timeout_idle" in events[-1][1]["error"]["message"]
 
 
+async def test_keepalive_pings_while_the_upstream_is_silent_mid_stream(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    # message_start, content_block_start and the first delta; then silence,
+    # as from a backend that sends a long tool call only once it is whole.
+    resume = asyncio.Event()
+    fake_upstream.script(
+        Reply(
+            events=anthropic_text_stream(["before ", "after"]), pause_after_frames=3, resume=resume
+        )
+    )
+    url = await two_providers(start_daemon, fake_upstream, top=FAST_PINGS)
+    asyncio.get_running_loop().call_later(0.6, resume.set)
+    _, events = await raw_stream(url)
+    names = [n for n, _ in events]
+    first, second = [i for i, n in enumerate(names) if n == "content_block_delta"]
+    assert second - first > 3 and set(names[first + 1 : second]) == {"ping"}
+    assert "ping" not in names[second:]
+    assert text_of(events) == "before after" and names[-1] == "message_stop"
+
+
+async def test_pings_mid_stream_do_not_hold_off_the_idle_limit(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.script(
+        Reply(
+            events=anthropic_text_stream(["a", "b"]), pause_after_frames=3, resume=asyncio.Event()
+        )
+    )
+    url = await two_providers(
+        start_daemon,
+        fake_upstream,
+        top=FAST_PINGS,
+        a_extra="timeouts: {idle_s: 0.5, first_byte_s: 5}",
+    )
+    _, events = await raw_stream(url)
+    names = [n for n, _ in events]
+    assert names.count("ping") >= 2 and names[-1] == "error"
+    assert "timeout_idle" in events[-1][1]["error"]["message"]
+    assert text_of(events) == "a"
+
+
 async def test_keepalive_pings_while_waiting_for_first_byte(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
