@@ -8,6 +8,12 @@ that change are decoded and encoded again.
   Anthropic upstream rejects it with a 400. Such blocks are removed, and an
   assistant message left with no content at all is removed with them (an
   empty `content` is a 400 too; Anthropic joins the user turns around it).
+* `thinking`, when a removed unsigned block started an assistant message
+  of the turn in progress (the tool loop since the user's last own
+  message): with thinking on, Anthropic requires such a message to start
+  with a signed thinking block (a 400 otherwise), and a turn keeps one
+  thinking setting throughout, so that request goes without thinking; the
+  `clear_thinking` edits of `context_management`, which need it on, go too.
 * `thinking` for a backend whose registry rule says `thinking: false`.
 * cache_control markers for a backend whose rule says `cache_control:
   false`: on system blocks, content blocks (tool_result contents included),
@@ -37,6 +43,14 @@ _BLANK = b" \t\r\n"
 UNSIGNED_DROPPED = Degradation(
     "content.thinking",
     "unsigned thinking from another provider is not sent to an Anthropic upstream",
+)
+TURN_UNTHOUGHT = Degradation(
+    "thinking",
+    "off for this request: the tool loop in progress began its thinking on a provider"
+    " that cannot sign it",
+)
+CLEAR_THINKING_DROPPED = Degradation(
+    "context_management.edits", "clear_thinking edits dropped with thinking"
 )
 CACHE_CONTROL_DROPPED = Degradation(
     "cache_control", "the backend does not accept prompt caching markers"
@@ -130,6 +144,70 @@ def without_unsigned_thinking(
         kept.append(message)
     check.unsigned = changed
     return msgspec.Raw(_encode(kept)) if changed else None
+
+
+def open_turn_lost_thinking(messages: msgspec.Raw) -> bool:
+    """Whether an assistant message of the turn in progress starts with
+    unsigned thinking and has no signed thinking block right after it to
+    start with once that is removed (see the module docstring)."""
+    decoded = msgspec.json.decode(messages)
+    if not isinstance(decoded, list):
+        return False
+    turn: list[Any] = []
+    for message in decoded:
+        if not isinstance(message, dict):
+            continue
+        if message.get("role") == "user" and not _only_tool_results(message.get("content")):
+            turn = []
+        elif message.get("role") == "assistant":
+            turn.append(message.get("content"))
+    for content in turn:
+        if not isinstance(content, list) or not content or not _is_unsigned_thinking(content[0]):
+            continue
+        rest = [b for b in content if not _is_unsigned_thinking(b)]
+        if rest and not (isinstance(rest[0], dict) and rest[0].get("type") in _THINKING_TYPES):
+            return True
+    return False
+
+
+def without_thinking(fields: MutableMapping[str, msgspec.Raw]) -> list[Degradation]:
+    """Turns thinking off for this request (see the module docstring)."""
+    if not _thinking_on(fields.get("thinking")):
+        return []
+    del fields["thinking"]
+    degraded = [TURN_UNTHOUGHT]
+    raw = fields.get("context_management")
+    value = msgspec.json.decode(raw) if raw is not None else None
+    edits = value.get("edits") if isinstance(value, dict) else None
+    if isinstance(value, dict) and isinstance(edits, list):
+        kept = [e for e in edits if not _clears_thinking(e)]
+        if len(kept) != len(edits):
+            degraded.append(CLEAR_THINKING_DROPPED)
+            if kept or len(value) > 1:
+                fields["context_management"] = msgspec.Raw(_encode({**value, "edits": kept}))
+            else:
+                del fields["context_management"]
+    return degraded
+
+
+_THINKING_TYPES = frozenset({"thinking", "redacted_thinking"})
+
+
+def _thinking_on(raw: msgspec.Raw | None) -> bool:
+    value = msgspec.json.decode(raw) if raw is not None else None
+    return isinstance(value, dict) and value.get("type") != "disabled"
+
+
+def _clears_thinking(edit: object) -> bool:
+    return isinstance(edit, dict) and str(edit.get("type", "")).startswith("clear_thinking")
+
+
+def _only_tool_results(content: object) -> bool:
+    return (
+        isinstance(content, list)
+        and bool(content)
+        and all(isinstance(b, dict) and b.get("type") == "tool_result" for b in content)
+    )
 
 
 def _is_unsigned_thinking(block: object) -> bool:

@@ -20,7 +20,9 @@ from coderouterd.translate.anthropic_request import (
     SYSTEM_FOLDED,
     UNSIGNED_DROPPED,
     fold_system_messages,
+    open_turn_lost_thinking,
     strip_cache_control,
+    without_thinking,
     without_unsigned_thinking,
 )
 from coderouterd.translate.capabilities import THINKING_UNSUPPORTED, ModelCapabilities
@@ -68,13 +70,15 @@ class AnthropicPassthroughCodec:
         fields = dict(call.fields)
         fields["model"] = self._model
         degraded: list[Degradation] = []
-        messages = fields.get("messages")
-        cleaned = None if messages is None else without_unsigned_thinking(messages, call.history)
-        if cleaned is not None:
-            fields["messages"] = cleaned
-            degraded.append(UNSIGNED_DROPPED)
         if self._drop_thinking and fields.pop("thinking", None) is not None:
             degraded.append(Degradation("thinking", THINKING_UNSUPPORTED))
+        messages = fields.get("messages")
+        cleaned = None if messages is None else without_unsigned_thinking(messages, call.history)
+        if messages is not None and cleaned is not None:
+            fields["messages"] = cleaned
+            degraded.append(UNSIGNED_DROPPED)
+            if "thinking" in fields and open_turn_lost_thinking(messages):
+                degraded += without_thinking(fields)
         if self._strip_cache_control and strip_cache_control(fields):
             degraded.append(CACHE_CONTROL_DROPPED)
         if self._fold_system and fold_system_messages(fields):

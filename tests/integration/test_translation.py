@@ -366,6 +366,53 @@ async def test_each_turn_of_a_conversation_loses_its_unsigned_thinking_though_re
     assert sent[2] == [*sent[1], *turns[2]]
 
 
+async def test_a_tool_loop_begun_with_unsigned_thinking_goes_on_without_thinking(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    # A local model began the turn (its thinking unsigned) and called a tool;
+    # the tool's result now goes to an Anthropic upstream, with thinking on
+    # as Claude Code sends it. Anthropic would answer 400 to an assistant
+    # message of the loop that does not start with signed thinking.
+    fake_upstream.default = Reply(json=anthropic_message("done"))
+    d = await start_daemon(chain_yaml(provider_yaml("claude", fake_upstream.url)))
+    unsigned = {"type": "thinking", "thinking": "local", "signature": ""}
+    call = {"type": "tool_use", "id": "toolu_1", "name": "Write", "input": {"file_path": "/x"}}
+    result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}
+    loop = [
+        {"role": "user", "content": "write it"},
+        {"role": "assistant", "content": [unsigned, call]},
+        {"role": "user", "content": [result]},
+    ]
+    edits = [
+        {"type": "clear_thinking_20251015", "keep": "all"},
+        {"type": "clear_tool_uses_20250919"},
+    ]
+    with capture_logs() as logs:
+        async with a_sdk(d.url) as client:
+            for history in (loop, [*loop, {"role": "assistant", "content": "done"}, USER_NEXT]):
+                await client.messages.create(
+                    model="m",
+                    max_tokens=2048,
+                    messages=history,
+                    thinking={"type": "enabled", "budget_tokens": 1024},
+                    extra_body={"context_management": {"edits": edits}},
+                )
+    first, second = (r.json for r in fake_upstream.requests)
+    assert "thinking" not in first
+    assert first["context_management"] == {"edits": edits[1:]}
+    assert first["messages"][1] == {"role": "assistant", "content": [call]}
+    # Once the user speaks again a new turn begins: thinking is on for it.
+    assert second["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    assert second["context_management"] == {"edits": edits}
+    dropped = [e["dropped"] for e in logs if e["event"] == "capability.degraded"]
+    assert [len(d) for d in dropped] == [3, 1]
+    assert dropped[0][1].startswith("thinking: off for this request")
+    assert dropped[0][2].startswith("context_management.edits:")
+
+
+USER_NEXT = {"role": "user", "content": "thanks, now the tests"}
+
+
 async def test_user_capabilities_file_wins(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:

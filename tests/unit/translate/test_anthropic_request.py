@@ -11,7 +11,9 @@ import pytest
 from coderouterd.translate.anthropic_request import (
     fold_system_messages,
     may_hold_unsigned_thinking,
+    open_turn_lost_thinking,
     strip_cache_control,
+    without_thinking,
     without_unsigned_thinking,
 )
 
@@ -96,6 +98,68 @@ def test_a_history_whose_thinking_is_all_signed_stays_bytes() -> None:
     # A false alarm of the scan (a tool input with a "thinking" key) decodes but changes nothing.
     tool = {"type": "tool_use", "id": "t", "name": "f", "input": {"thinking": "x"}}
     assert cleaned([{"role": "assistant", "content": [SIGNED, tool]}]) is None
+
+
+UNSIGNED = {"type": "thinking", "thinking": "local", "signature": ""}
+CALL = {"type": "tool_use", "id": "t1", "name": "f", "input": {}}
+RESULT = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1"}]}
+ASK = {"role": "user", "content": "q"}
+
+
+@pytest.mark.parametrize(
+    ("history", "lost"),
+    [
+        # The loop in progress: its assistant message would start with the call.
+        ([ASK, {"role": "assistant", "content": [UNSIGNED, CALL]}, RESULT], True),
+        # Its first step lost it, a later one (from Anthropic) kept it: still lost.
+        (
+            [
+                ASK,
+                {"role": "assistant", "content": [UNSIGNED, CALL]},
+                RESULT,
+                {"role": "assistant", "content": [SIGNED, CALL]},
+                RESULT,
+            ],
+            True,
+        ),
+        # Signed thinking follows the unsigned block, or comes first.
+        ([ASK, {"role": "assistant", "content": [UNSIGNED, SIGNED, CALL]}, RESULT], False),
+        ([ASK, {"role": "assistant", "content": [SIGNED, UNSIGNED, CALL]}, RESULT], False),
+        # A message of nothing but unsigned thinking goes whole.
+        ([ASK, {"role": "assistant", "content": [UNSIGNED]}, RESULT], False),
+        # A finished turn: the user spoke since.
+        ([ASK, {"role": "assistant", "content": [UNSIGNED, CALL]}, RESULT, ASK], False),
+        (
+            [ASK, {"role": "assistant", "content": [UNSIGNED, CALL]}, {**RESULT, "content": "x"}],
+            False,
+        ),
+    ],
+)
+def test_the_turn_in_progress_loses_its_thinking_only_where_a_message_started_with_it(
+    history: list[Any], lost: bool
+) -> None:
+    assert open_turn_lost_thinking(msgspec.Raw(json.dumps(history).encode())) is lost
+
+
+def test_thinking_goes_off_with_the_edits_that_need_it() -> None:
+    clear = {"type": "clear_thinking_20251015", "keep": "all"}
+    tools = {"type": "clear_tool_uses_20250919"}
+    fields = raw_fields(
+        {"thinking": {"type": "adaptive"}, "context_management": {"edits": [clear, tools]}}
+    )
+    assert [d.field for d in without_thinking(fields)] == ["thinking", "context_management.edits"]
+    assert {k: json.loads(bytes(v)) for k, v in fields.items()} == {
+        "context_management": {"edits": [tools]}
+    }
+    # Nothing left of context_management: it goes whole.
+    fields = raw_fields({"thinking": {"type": "enabled"}, "context_management": {"edits": [clear]}})
+    without_thinking(fields)
+    assert fields == {}
+    # Off already: nothing to do.
+    fields = raw_fields(
+        {"thinking": {"type": "disabled"}, "context_management": {"edits": [clear]}}
+    )
+    assert without_thinking(fields) == [] and set(fields) == {"thinking", "context_management"}
 
 
 def raw_fields(body: dict[str, Any]) -> dict[str, msgspec.Raw]:
