@@ -8,12 +8,12 @@ that change are decoded and encoded again.
   Anthropic upstream rejects it with a 400. Such blocks are removed, and an
   assistant message left with no content at all is removed with them (an
   empty `content` is a 400 too; Anthropic joins the user turns around it).
-* `thinking`, when a removed unsigned block started an assistant message
-  of the turn in progress (the tool loop since the user's last own
-  message): with thinking on, Anthropic requires such a message to start
-  with a signed thinking block (a 400 otherwise), and a turn keeps one
-  thinking setting throughout, so that request goes without thinking; the
-  `clear_thinking` edits of `context_management`, which need it on, go too.
+* `thinking`, when a removed unsigned block started the assistant message
+  whose tool calls the request's trailing tool results answer (a tool loop
+  in progress): with thinking on, Anthropic requires that message to start
+  with signed thinking (a 400 otherwise; its own advice is to turn thinking
+  off), so that request goes without thinking; the `clear_thinking` edits
+  of `context_management`, which need it on, go too.
 * `thinking` for a backend whose registry rule says `thinking: false`.
 * cache_control markers for a backend whose rule says `cache_control:
   false`: on system blocks, content blocks (tool_result contents included),
@@ -25,7 +25,7 @@ that change are decoded and encoded again.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 import msgspec
@@ -46,7 +46,7 @@ UNSIGNED_DROPPED = Degradation(
 )
 TURN_UNTHOUGHT = Degradation(
     "thinking",
-    "off for this request: the tool loop in progress began its thinking on a provider"
+    "off for this request: the tool call being answered came with thinking from a provider"
     " that cannot sign it",
 )
 CLEAR_THINKING_DROPPED = Degradation(
@@ -146,28 +146,37 @@ def without_unsigned_thinking(
     return msgspec.Raw(_encode(kept)) if changed else None
 
 
-def open_turn_lost_thinking(messages: msgspec.Raw) -> bool:
-    """Whether an assistant message of the turn in progress starts with
-    unsigned thinking and has no signed thinking block right after it to
-    start with once that is removed (see the module docstring)."""
+def loop_in_progress(messages: Sequence[Any]) -> list[Any] | None:
+    """The content of the assistant message whose tool calls the history's
+    trailing tool results answer, if it ends in such a loop."""
+    i = len(messages)
+    while i > 0 and _answers_tools(messages[i - 1]):
+        i -= 1
+    if i == len(messages) or i == 0:
+        return None
+    message = messages[i - 1]
+    if not isinstance(message, dict) or message.get("role") != "assistant":
+        return None
+    content = message.get("content")
+    return content if isinstance(content, list) else None
+
+
+def starts_thinking(content: Sequence[Any]) -> bool:
+    return (
+        bool(content) and isinstance(content[0], dict) and content[0].get("type") in _THINKING_TYPES
+    )
+
+
+def loop_lost_thinking(messages: msgspec.Raw) -> bool:
+    """Whether the assistant message of the tool loop in progress starts
+    with unsigned thinking and not with signed thinking once that is gone:
+    with thinking on, Anthropic requires it to start with thinking."""
     decoded = msgspec.json.decode(messages)
-    if not isinstance(decoded, list):
+    content = loop_in_progress(decoded) if isinstance(decoded, list) else None
+    if not content or not _is_unsigned_thinking(content[0]):
         return False
-    turn: list[Any] = []
-    for message in decoded:
-        if not isinstance(message, dict):
-            continue
-        if message.get("role") == "user" and not _only_tool_results(message.get("content")):
-            turn = []
-        elif message.get("role") == "assistant":
-            turn.append(message.get("content"))
-    for content in turn:
-        if not isinstance(content, list) or not content or not _is_unsigned_thinking(content[0]):
-            continue
-        rest = [b for b in content if not _is_unsigned_thinking(b)]
-        if rest and not (isinstance(rest[0], dict) and rest[0].get("type") in _THINKING_TYPES):
-            return True
-    return False
+    rest = [b for b in content if not _is_unsigned_thinking(b)]
+    return bool(rest) and not starts_thinking(rest)
 
 
 def without_thinking(fields: MutableMapping[str, msgspec.Raw]) -> list[Degradation]:
@@ -202,11 +211,14 @@ def _clears_thinking(edit: object) -> bool:
     return isinstance(edit, dict) and str(edit.get("type", "")).startswith("clear_thinking")
 
 
-def _only_tool_results(content: object) -> bool:
+def _answers_tools(message: object) -> bool:
+    # Claude Code appends text (system reminders) to its tool results.
+    content = message.get("content") if isinstance(message, dict) else None
     return (
-        isinstance(content, list)
-        and bool(content)
-        and all(isinstance(b, dict) and b.get("type") == "tool_result" for b in content)
+        isinstance(message, dict)
+        and message.get("role") == "user"
+        and isinstance(content, list)
+        and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content)
     )
 
 

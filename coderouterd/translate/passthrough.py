@@ -20,7 +20,7 @@ from coderouterd.translate.anthropic_request import (
     SYSTEM_FOLDED,
     UNSIGNED_DROPPED,
     fold_system_messages,
-    open_turn_lost_thinking,
+    loop_lost_thinking,
     strip_cache_control,
     without_thinking,
     without_unsigned_thinking,
@@ -77,7 +77,7 @@ class AnthropicPassthroughCodec:
         if messages is not None and cleaned is not None:
             fields["messages"] = cleaned
             degraded.append(UNSIGNED_DROPPED)
-            if "thinking" in fields and open_turn_lost_thinking(messages):
+            if "thinking" in fields and loop_lost_thinking(messages):
                 degraded += without_thinking(fields)
         if self._strip_cache_control and strip_cache_control(fields):
             degraded.append(CACHE_CONTROL_DROPPED)

@@ -16,6 +16,9 @@ Anthropic's rules the OpenAI dialect does not have, and how they are met:
 - With thinking on, temperature must be 1 and top_p at least 0.95, and tool
   use cannot be forced: the conflicting setting is dropped (for forced tool
   use, the thinking) with a Degradation.
+- With thinking on, the assistant message whose tool calls are being
+  answered must start with signed thinking, which an OpenAI client never
+  has: thinking is off for such a request, with a Degradation.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from coderouterd.errors import InvalidRequestError
+from coderouterd.translate.anthropic_request import loop_in_progress, starts_thinking
 from coderouterd.translate.types import Degradation, Notes
 
 DEFAULT_MAX_TOKENS = 4096
@@ -62,6 +66,9 @@ def openai_to_anthropic_request(
     out["messages"] = turns
     out.update(_tools(body.get("tools"), body.get("tool_choice"), body, notes))
     budget = _budget(body.get("reasoning_effort"), out.get("tool_choice"), notes)
+    if budget is not None and _loop_without_thinking(turns):
+        notes.add("reasoning_effort", _LOOP_WITHOUT_THINKING)
+        budget = None
     out["max_tokens"] = _max_tokens(body, budget, max_output_tokens, notes)
     if budget is not None and out["max_tokens"] - 1 < _MIN_THINKING_BUDGET:
         notes.add("reasoning_effort", "max_tokens leaves no room for a thinking budget")
@@ -373,6 +380,19 @@ def _tool_choice(choice: object, notes: Notes) -> dict[str, Any]:
         notes.add("tool_choice", f"tool_choice {kind!r} has no Anthropic equivalent; auto used")
         return {"type": "auto"}
     raise InvalidRequestError("must be auto, none, required or a function", field="tool_choice")
+
+
+_LOOP_WITHOUT_THINKING = (
+    "off for this request: the tool call being answered came without thinking,"
+    " which Anthropic requires with thinking on"
+)
+
+
+def _loop_without_thinking(turns: list[Any]) -> bool:
+    # An OpenAI client's assistant messages carry no signed thinking: with
+    # thinking on, Anthropic refuses one whose tool calls are being answered.
+    loop = loop_in_progress(turns)
+    return loop is not None and not starts_thinking(loop)
 
 
 def _budget(effort: object, tool_choice: Mapping[str, Any] | None, notes: Notes) -> int | None:

@@ -10,8 +10,8 @@ import pytest
 
 from coderouterd.translate.anthropic_request import (
     fold_system_messages,
+    loop_lost_thinking,
     may_hold_unsigned_thinking,
-    open_turn_lost_thinking,
     strip_cache_control,
     without_thinking,
     without_unsigned_thinking,
@@ -111,7 +111,17 @@ ASK = {"role": "user", "content": "q"}
     [
         # The loop in progress: its assistant message would start with the call.
         ([ASK, {"role": "assistant", "content": [UNSIGNED, CALL]}, RESULT], True),
-        # Its first step lost it, a later one (from Anthropic) kept it: still lost.
+        # Claude Code appends a reminder to its tool results: still the loop.
+        (
+            [
+                ASK,
+                {"role": "assistant", "content": [UNSIGNED, CALL]},
+                {"role": "user", "content": [*RESULT["content"], {"type": "text", "text": "r"}]},
+            ],
+            True,
+        ),
+        # Only the message being answered counts: an earlier step of the loop
+        # may lose its thinking, the last (from Anthropic) has it.
         (
             [
                 ASK,
@@ -120,25 +130,32 @@ ASK = {"role": "user", "content": "q"}
                 {"role": "assistant", "content": [SIGNED, CALL]},
                 RESULT,
             ],
+            False,
+        ),
+        (
+            [
+                ASK,
+                {"role": "assistant", "content": [SIGNED, CALL]},
+                RESULT,
+                {"role": "assistant", "content": [UNSIGNED, CALL]},
+                RESULT,
+            ],
             True,
         ),
         # Signed thinking follows the unsigned block, or comes first.
         ([ASK, {"role": "assistant", "content": [UNSIGNED, SIGNED, CALL]}, RESULT], False),
         ([ASK, {"role": "assistant", "content": [SIGNED, UNSIGNED, CALL]}, RESULT], False),
-        # A message of nothing but unsigned thinking goes whole.
-        ([ASK, {"role": "assistant", "content": [UNSIGNED]}, RESULT], False),
-        # A finished turn: the user spoke since.
+        # A finished turn: the user spoke since, or nothing answers a tool.
         ([ASK, {"role": "assistant", "content": [UNSIGNED, CALL]}, RESULT, ASK], False),
-        (
-            [ASK, {"role": "assistant", "content": [UNSIGNED, CALL]}, {**RESULT, "content": "x"}],
-            False,
-        ),
+        ([ASK, {"role": "assistant", "content": [UNSIGNED, {"type": "text", "text": "a"}]}], False),
+        ([RESULT], False),
+        ([], False),
     ],
 )
-def test_the_turn_in_progress_loses_its_thinking_only_where_a_message_started_with_it(
+def test_a_tool_loop_loses_its_thinking_only_where_the_message_answered_started_with_it(
     history: list[Any], lost: bool
 ) -> None:
-    assert open_turn_lost_thinking(msgspec.Raw(json.dumps(history).encode())) is lost
+    assert loop_lost_thinking(msgspec.Raw(json.dumps(history).encode())) is lost
 
 
 def test_thinking_goes_off_with_the_edits_that_need_it() -> None:
