@@ -45,7 +45,13 @@ _ANTHROPIC_MESSAGE = json.dumps(
         "content": [{"type": "text", "text": "ok " * 40}],
         "stop_reason": "end_turn",
         "stop_sequence": None,
-        "usage": {"input_tokens": 20000, "output_tokens": 40, "cache_read_input_tokens": 18000},
+        # All four counts, as Anthropic sends them (a router completes missing ones).
+        "usage": {
+            "input_tokens": 20000,
+            "output_tokens": 40,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 18000,
+        },
     },
     separators=(",", ":"),
 ).encode()
@@ -79,7 +85,7 @@ _A_HEAD = (
         '{"type":"message_start","message":{"id":"msg_bench","type":"message",'
         '"role":"assistant","model":"mock-model","content":[],"stop_reason":null,'
         '"stop_sequence":null,"usage":{"input_tokens":20000,"output_tokens":1,'
-        '"cache_read_input_tokens":18000}}}',
+        '"cache_creation_input_tokens":0,"cache_read_input_tokens":18000}}}',
     )
     + _sse(
         "content_block_start",

@@ -4,6 +4,10 @@ The transcoder forwards each SSE frame's raw bytes untouched. It still looks
 at every frame: its data must be JSON (msgspec validates while skipping
 fields, which is cheap) so a malformed frame never reaches the client, and
 usage, the terminal `message_stop` and in-stream errors are noted on the way.
+One frame may be rewritten: a `message_start` whose usage lacks a count
+(Anthropic-compatible servers that do not cache leave the cache counts out)
+gets it as 0, since clients read all four (Claude Code's status line and
+`/context` broke without them). The usage recorded keeps them unknown.
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ import msgspec
 from coderouterd.errors import UpstreamProtocolError
 from coderouterd.routing.upstream import Out
 from coderouterd.wire.errors import error_type_of
-from coderouterd.wire.sse import SSEDecoder, SSEEvent
-from coderouterd.wire.usage import Usage
+from coderouterd.wire.sse import SSEDecoder, SSEEvent, encode_event
+from coderouterd.wire.usage import Usage, completed, is_complete
 
 # Events that do not commit a stream: until another event arrives, nothing
 # the provider sent has to reach the client, so another provider may take over.
@@ -37,6 +41,7 @@ class _MessageDelta(msgspec.Struct):
     usage: Usage | None = None
 
 
+_encode = msgspec.json.Encoder().encode
 _typed = msgspec.json.Decoder(_Typed)
 _start = msgspec.json.Decoder(_MessageStart)
 _delta = msgspec.json.Decoder(_MessageDelta)
@@ -69,7 +74,7 @@ class AnthropicPassthrough:
     def events(self, chunk: bytes) -> list[SSEEvent]:
         """The chunk's complete events, each checked to carry JSON and observed."""
         events = self._decoder.feed(chunk)
-        for ev in events:
+        for i, ev in enumerate(events):
             try:
                 _typed.decode(ev.data)
             except msgspec.DecodeError as exc:
@@ -77,6 +82,8 @@ class AnthropicPassthrough:
                     self._provider, f"malformed data in {ev.event!r} event"
                 ) from exc
             self._observe(ev.event, ev.data)
+            if ev.event == "message_start" and not is_complete(self.usage):
+                events[i] = _with_complete_usage(ev)
         return events
 
     def end(self) -> list[Out]:
@@ -99,3 +106,13 @@ class AnthropicPassthrough:
             self.finished = True
         elif kind == "error":
             self.upstream_error = error_type_of(data) or "api_error"
+
+
+def _with_complete_usage(ev: SSEEvent) -> SSEEvent:
+    start = msgspec.json.decode(ev.data)
+    message = start.get("message") if isinstance(start, dict) else None
+    if not isinstance(message, dict):
+        return ev
+    message["usage"] = completed(message.get("usage"))
+    data = _encode(start)
+    return SSEEvent(ev.event, data, encode_event(ev.event, data))

@@ -43,7 +43,7 @@ from coderouterd.translate.openai_passthrough import (
 )
 from coderouterd.translate.translated import offered_tool_names
 from coderouterd.translate.types import Degradation, OutputFilters
-from coderouterd.wire.usage import usage_of_body
+from coderouterd.wire.usage import completed, is_complete, usage_of_body
 
 _encode = msgspec.json.Encoder().encode
 _max_tokens = msgspec.json.Decoder(int)
@@ -95,7 +95,8 @@ class AnthropicPassthroughCodec:
 
     def unary(self, body: bytes, call: Call) -> Unary:
         usage = usage_of_body(body)
-        if self._filters is None:
+        whole = is_complete(usage)
+        if self._filters is None and whole:
             return Unary(body, "application/json", usage)
         try:
             message = msgspec.json.decode(body)
@@ -103,10 +104,15 @@ class AnthropicPassthroughCodec:
             return Unary(body, "application/json", usage)
         if not isinstance(message, dict):
             return Unary(body, "application/json", usage)
-        filtered, repairs = filter_anthropic_message(
-            message, filters=self._filters, tool_names=offered_tool_names(call)
-        )
-        return Unary(_encode(filtered), "application/json", usage, repairs=repairs)
+        repairs = 0
+        if self._filters is not None:
+            message, repairs = filter_anthropic_message(
+                message, filters=self._filters, tool_names=offered_tool_names(call)
+            )
+        if not whole:
+            # As in a stream's message_start (anthropic_passthrough.py).
+            message["usage"] = completed(message.get("usage"))
+        return Unary(_encode(message), "application/json", usage, repairs=repairs)
 
     def error_body(self, status: int, body: bytes) -> bytes:
         return body

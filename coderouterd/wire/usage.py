@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 
@@ -24,3 +26,15 @@ def usage_of_body(body: bytes) -> Usage | None:
         return _decoder.decode(body).usage
     except msgspec.DecodeError:
         return None
+
+
+def is_complete(usage: Usage | None) -> bool:
+    """Whether all four counts are there (clients read every one of them)."""
+    return usage is not None and None not in msgspec.structs.astuple(usage)
+
+
+def completed(usage: object) -> dict[str, Any]:
+    """Anthropic usage with all four counts, a missing or null one as 0;
+    any other key kept as it is."""
+    given: dict[str, Any] = usage if isinstance(usage, dict) else {}
+    return {**given, **{k: given.get(k) or 0 for k in Usage.__struct_fields__}}

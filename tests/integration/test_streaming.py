@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 
 import aiohttp
 import anthropic
@@ -12,8 +13,8 @@ from structlog.testing import capture_logs
 
 from coderouterd.wire.sse import SSEDecoder
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
-from tests.fakes.transcripts import anthropic_error, anthropic_text_stream
-from tests.fakes.upstream import FakeUpstream, Reply
+from tests.fakes.transcripts import anthropic_error, anthropic_message, anthropic_text_stream
+from tests.fakes.upstream import FakeUpstream, Reply, plan_frames
 
 BODY = {
     "model": "m",
@@ -77,6 +78,62 @@ async def test_failure_after_content_ends_with_error_event(
     assert len(fake_upstream.requests) == 1
     done = next(e for e in logs if e["event"] == "request.completed")
     assert done["error"] and done["attempts"][0]["outcome"] == "failed"
+
+
+async def test_usage_without_cache_counts_reaches_the_client_whole(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    # An Anthropic-compatible server that does not cache leaves the cache
+    # counts out; clients read all four (Claude Code's status line did not).
+    events = anthropic_text_stream(["hi"])
+    events[0][1]["message"]["usage"] = {"input_tokens": 10, "output_tokens": 1}
+    message = anthropic_message("hi")
+    message["usage"] = {"input_tokens": 10, "output_tokens": 2, "service_tier": "x"}
+    fake_upstream.script(Reply(events=events), Reply(json=message))
+    d = await start_daemon(chain_yaml(provider_yaml("a", fake_upstream.url)))
+    _, got = await raw_stream(d.url)
+    assert got[0][1]["message"]["usage"] == {
+        "input_tokens": 10,
+        "output_tokens": 1,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
+    # Every other frame as it came.
+    assert [e for _, e in got[1:]] == [e for _, e in events[1:]]
+    async with aiohttp.ClientSession() as http:
+        resp = await http.post(f"{d.url}/v1/messages", json={**BODY, "stream": False})
+        answer = await resp.json()
+    assert answer["usage"] == {
+        "input_tokens": 10,
+        "output_tokens": 2,
+        "service_tier": "x",
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
+    assert {k: v for k, v in answer.items() if k != "usage"} == {
+        k: v for k, v in message.items() if k != "usage"
+    }
+    # What the daemon records: the counts the server did not give are unknown.
+    await d.state.writer.flush()
+    with sqlite3.connect(d.state.path) as db:
+        rows = db.execute(
+            "SELECT input_tokens, cache_read_input_tokens, cache_outcome FROM requests ORDER BY ts"
+        ).fetchall()
+    assert rows == [(10, None, "unknown"), (10, None, "unknown")]
+
+
+async def test_complete_usage_leaves_the_stream_as_bytes(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    reply = Reply(events=anthropic_text_stream(["hi"]))
+    fake_upstream.script(reply)
+    d = await start_daemon(chain_yaml(provider_yaml("a", fake_upstream.url)))
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{d.url}/v1/messages", json=BODY) as resp,
+    ):
+        raw = await resp.read()
+    assert raw == b"".join(f for f in plan_frames(reply) if f is not None)
 
 
 async def test_sdk_raises_on_mid_stream_error(
