@@ -123,6 +123,50 @@ async def test_structured_blocks_of_an_anthropic_provider_pass_the_filters_in_or
     assert getattr(message.content[2], "id", None) == "toolu_up"
 
 
+def block_events(index: int, start: dict[str, Any], *deltas: dict[str, Any]) -> list[Any]:
+    return [
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": index, "content_block": start},
+        ),
+        *(
+            ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d})
+            for d in deltas
+        ),
+        ("content_block_stop", {"type": "content_block_stop", "index": index}),
+    ]
+
+
+async def test_signed_and_redacted_thinking_pass_the_filters_unchanged(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    # Signatures must come back to Anthropic verbatim: the filters never touch them.
+    thinking = block_events(
+        0,
+        {"type": "thinking", "thinking": "", "signature": ""},
+        {"type": "thinking_delta", "thinking": "let me "},
+        {"type": "thinking_delta", "thinking": "see"},
+        {"type": "signature_delta", "signature": "EqQBCkgIARAB+sig=="},
+    )
+    redacted = block_events(1, {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafP"})
+    events = anthropic_text_stream(["done"])
+    for e in events:
+        if "index" in e[1]:
+            e[1]["index"] = 2
+    events[1:1] = [*thinking, *redacted]
+    fake_upstream.script(Reply(events=events))
+    d = await start_daemon(chain_yaml(claude(fake_upstream.url, FILTERS_ON)))
+    message = await a_stream(d.url)
+    first, second, third = message.content
+    assert (first.type, getattr(first, "thinking", None)) == ("thinking", "let me see")
+    assert getattr(first, "signature", None) == "EqQBCkgIARAB+sig=="
+    assert (second.type, getattr(second, "data", None)) == (
+        "redacted_thinking",
+        "EmwKAhgBEgy3va3pzix/LafP",
+    )
+    assert (third.type, getattr(third, "text", None)) == ("text", "done")
+
+
 CITATION = {
     "type": "char_location",
     "cited_text": "The sky is blue.",
