@@ -136,6 +136,17 @@ async def test_complete_usage_leaves_the_stream_as_bytes(
     assert raw == b"".join(f for f in plan_frames(reply) if f is not None)
 
 
+async def test_an_empty_stream_falls_back_to_the_next_provider(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    # A 200 whose event stream ends at once: nothing was sent to the client yet.
+    fake_upstream.script(Reply(events=[]), Reply(events=anthropic_text_stream(["from b"])))
+    url = await two_providers(start_daemon, fake_upstream)
+    resp, events = await raw_stream(url)
+    assert resp.headers["x-coderouter-provider"] == "b"
+    assert text_of(events) == "from b" and events[-1][0] == "message_stop"
+
+
 async def test_sdk_raises_on_mid_stream_error(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:

@@ -9,10 +9,13 @@ import aiohttp
 import anthropic
 import msgspec
 import openai
+import pytest
 
+from coderouterd.wire.sse import SSEDecoder
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import (
     anthropic_message,
+    anthropic_stream_error,
     anthropic_text_stream,
     openai_completion,
     openai_text_stream,
@@ -165,6 +168,35 @@ async def test_signed_and_redacted_thinking_pass_the_filters_unchanged(
         "EmwKAhgBEgy3va3pzix/LafP",
     )
     assert (third.type, getattr(third, "text", None)) == ("text", "done")
+
+
+@pytest.mark.parametrize("filters", [FILTERS_ON, FILTERS_OFF])
+async def test_pings_unknown_events_and_an_error_after_content_reach_the_client(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, filters: str
+) -> None:
+    events = anthropic_text_stream(["one ", "two"])
+    second = [i for i, (name, _) in enumerate(events) if name == "content_block_delta"][1]
+    future = ("content_block_future", {"type": "content_block_future", "index": 0})
+    events[second:second] = [("ping", {"type": "ping"}), future]
+    # The provider fails mid-answer: an error event instead of its last three.
+    events[-3:] = [anthropic_stream_error("overloaded_error", "busy")]
+    fake_upstream.script(Reply(events=events))
+    d = await start_daemon(chain_yaml(claude(fake_upstream.url, filters)))
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{d.url}/v1/messages",
+            json={"model": "m", "max_tokens": 100, "messages": MESSAGES, "stream": True},
+        ) as resp,
+    ):
+        got = [(e.event, json.loads(e.data)) for e in SSEDecoder().feed(await resp.read())]
+    names = [n for n, _ in got]
+    text = "".join(d["delta"].get("text", "") for n, d in got if n == "content_block_delta")
+    assert text == "one two"
+    assert names[-1] == "error" and "message_stop" not in names
+    assert got[-1][1]["error"]["type"] == "overloaded_error"
+    # Committed: no other provider was asked.
+    assert len(fake_upstream.requests) == 1
 
 
 CITATION = {
