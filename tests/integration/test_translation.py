@@ -413,6 +413,24 @@ async def test_a_tool_loop_begun_with_unsigned_thinking_goes_on_without_thinking
 USER_NEXT = {"role": "user", "content": "thanks, now the tests"}
 
 
+async def test_an_openai_compat_upstream_gets_none_of_the_anthropic_clients_headers(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.script(Reply(json=openai_completion("ok"), dialect="openai"))
+    d = await start_daemon(chain_yaml(oai(fake_upstream.url)))
+    async with a_sdk(d.url) as client:
+        await client.messages.create(
+            model="m",
+            max_tokens=10,
+            messages=MESSAGES,
+            extra_headers={"anthropic-beta": "interleaved-thinking-2025-05-14", "x-app": "cli"},
+        )
+    sent = {k.lower() for k in fake_upstream.requests[0].headers}
+    assert not {k for k in sent if k.startswith(("anthropic-", "x-api-key", "x-app"))}
+    # The client's key is not forwarded unless the provider says so.
+    assert "authorization" not in sent
+
+
 async def test_user_capabilities_file_wins(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
