@@ -19,7 +19,13 @@ import pytest
 
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.e2e.claude_code import claude_env, install_claude_code
-from tests.fakes.transcripts import openai_text_stream
+from tests.fakes.transcripts import (
+    anthropic_error,
+    anthropic_message,
+    anthropic_text_stream,
+    openai_error,
+    openai_text_stream,
+)
 from tests.fakes.upstream import FakeUpstream, Recorded, Reply
 
 CONTENT = "hello from coderouterd"
@@ -100,7 +106,9 @@ def responder(first: Reply, final: Reply) -> Callable[[Recorded], Reply]:
     return choose
 
 
-async def run_claude(cli: list[str], url: str, workdir: Path, prompt: str) -> tuple[int, str, str]:
+async def run_claude(
+    cli: list[str], url: str, workdir: Path, prompt: str, extra_env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
     home = workdir / "home"
     home.mkdir()
     proc = await asyncio.create_subprocess_exec(
@@ -112,7 +120,7 @@ async def run_claude(cli: list[str], url: str, workdir: Path, prompt: str) -> tu
         "--output-format",
         "text",
         cwd=workdir,
-        env=claude_env(home, url),
+        env={**claude_env(home, url), **(extra_env or {})},
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -163,3 +171,89 @@ async def test_claude_code_writes_a_file_through_the_daemon(
     assert "<tool_call>" not in out
     tooled = [r for r in fake_upstream.requests if r.json and r.json.get("tools")]
     assert tooled, "Claude Code never reached the backend with its tools"
+
+
+def anthropic_refusal(body: dict[str, Any]) -> str | None:
+    """What Anthropic's Messages API would answer 400 to in this request, if anything."""
+    messages = body.get("messages", [])
+    for i, m in enumerate(messages):
+        for block in m.get("content") if isinstance(m.get("content"), list) else []:
+            if block.get("type") == "thinking" and not block.get("signature"):
+                return f"messages.{i}: a thinking block without a valid signature"
+    thinking = body.get("thinking") or {}
+    if thinking.get("type", "disabled") == "disabled":
+        return None
+    # With thinking on, the assistant message whose tool calls are answered
+    # must start with (signed) thinking.
+    answers = [
+        i
+        for i, m in enumerate(messages)
+        if m.get("role") == "user"
+        and isinstance(m.get("content"), list)
+        and any(b.get("type") == "tool_result" for b in m["content"])
+    ]
+    if answers and answers[-1] == len(messages) - 1 and answers[-1] > 0:
+        content = messages[answers[-1] - 1].get("content")
+        first = content[0] if isinstance(content, list) and content else {}
+        if first.get("type") not in ("thinking", "redacted_thinking"):
+            return "a final assistant message must start with a thinking block"
+    return None
+
+
+async def test_claude_code_finishes_on_anthropic_when_the_local_backend_dies_mid_task(
+    claude_cli: list[str],
+    start_daemon: StartDaemon,
+    fake_upstream: FakeUpstream,
+    tmp_path: Path,
+) -> None:
+    # The local model thinks and calls Write; when Claude Code sends the tool's
+    # result back, the local backend is gone and an Anthropic provider takes
+    # over, with the local model's unsigned thinking in the history and
+    # thinking on. The fake Anthropic upstream refuses what the real one would.
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    target = workdir / "hello.txt"
+    refused: list[str] = []
+
+    def choose(req: Recorded) -> Reply:
+        body = req.json or {}
+        if req.path.endswith("/chat/completions"):
+            names = {t.get("function", {}).get("name") for t in body.get("tools", [])}
+            if any(m.get("role") == "tool" for m in body.get("messages", [])):
+                return openai_error(503, "model unloaded")
+            return thinking_tool_call_reply(target) if "Write" in names else text_reply("ok")
+        problem = anthropic_refusal(body)
+        if problem is not None:
+            refused.append(problem)
+            return anthropic_error(400, "invalid_request_error", problem)
+        if body.get("stream"):
+            return Reply(events=anthropic_text_stream([FINAL]))
+        return Reply(json=anthropic_message(FINAL))
+
+    fake_upstream.responder = choose
+    local = provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat")
+    claude = provider_yaml("claude", fake_upstream.url)
+    d = await start_daemon(chain_yaml(local, claude))
+    code, out, err = await run_claude(
+        claude_cli,
+        d.url,
+        workdir,
+        f"Write the text '{CONTENT}' to the file {target} using the Write tool.",
+        extra_env={"MAX_THINKING_TOKENS": "2048"},
+    )
+    assert code == 0, f"claude exited {code}\nstdout:\n{out}\nstderr:\n{err}\nrefused: {refused}"
+    assert target.read_text() == CONTENT
+    assert FINAL in out and THOUGHT not in out
+    assert not refused
+    taken = [
+        r.json
+        for r in fake_upstream.requests
+        if r.path.endswith("/v1/messages") and r.json and r.json.get("tools")
+    ]
+    assert taken, "the Anthropic provider never took over the task"
+    assert any(
+        b.get("type") == "tool_result"
+        for m in taken[-1]["messages"]
+        if isinstance(m.get("content"), list)
+        for b in m["content"]
+    )
