@@ -204,8 +204,17 @@ async def test_count_tokens_is_an_estimate(start_daemon: StartDaemon, answer: Fa
         large = await client.messages.count_tokens(
             model="m", messages=[{"role": "user", "content": "hi " * 1000}]
         )
+        # As Claude Code asks: its system prompt and tools count too.
+        tool = {"name": "Read", "input_schema": {"type": "object"}, "description": "d " * 500}
+        whole = await client.messages.count_tokens(
+            model="m",
+            system=[{"type": "text", "text": "s " * 1000}],
+            tools=[tool],
+            messages=[{"role": "user", "content": "hi"}],
+        )
     assert 0 < small.input_tokens < 20
     assert 600 < large.input_tokens < 1200
+    assert 700 < whole.input_tokens < 1500
     assert answer.requests == []
 
 
