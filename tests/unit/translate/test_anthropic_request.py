@@ -92,6 +92,24 @@ def test_an_assistant_message_left_empty_is_removed_rather_than_sent_with_no_con
     ]
 
 
+def test_signed_and_redacted_thinking_survive_the_rewrite_exactly() -> None:
+    # Values, not bytes, are what Anthropic checks: escapes and non-ASCII included.
+    signed = {"type": "thinking", "thinking": 'caf\u00e9 "q" \\ \n', "signature": "Eq+/=="}
+    redacted = {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafP+=="}
+    unsigned = {"type": "thinking", "thinking": "local", "signature": ""}
+    history = [
+        {"role": "user", "content": "q"},
+        {
+            "role": "assistant",
+            "content": [signed, redacted, unsigned, {"type": "text", "text": "a"}],
+        },
+    ]
+    assert cleaned(history) == [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": [signed, redacted, {"type": "text", "text": "a"}]},
+    ]
+
+
 def test_a_history_whose_thinking_is_all_signed_stays_bytes() -> None:
     history = [{"role": "assistant", "content": [SIGNED, {"type": "text", "text": "a"}]}]
     assert cleaned(history) is None
