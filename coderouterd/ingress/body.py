@@ -103,6 +103,8 @@ _CUTS = 4
 _PROBE = 16
 # Last bytes of a body it is filed by.
 _END = 32
+# What the remembered bodies may add up to: a long session's body nears 1 MB.
+MEMO_BYTES = 32 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +135,10 @@ class BodyMemo:
     byte compares.
     """
 
-    def __init__(self, max_conversations: int = 64) -> None:
+    def __init__(self, max_conversations: int = 64, max_bytes: int = MEMO_BYTES) -> None:
         self._max = max_conversations
+        self._max_bytes = max_bytes
+        self._bytes = 0
         # By conversation, least recently used first.
         self._known: collections.OrderedDict[int, _Known] = collections.OrderedDict()
         # Conversations by how many bytes end them (at most _END), then by those bytes.
@@ -149,8 +153,10 @@ class BodyMemo:
                 found = _through(self._known[conversation], body)
                 if found is not None:
                     self.reused += 1
+                    self._bytes += len(found.body) - len(self._known[conversation].body)
                     self._known[conversation] = found
                     self._known.move_to_end(conversation)
+                    self._trim()
                     return found.parsed
         parsed = parse_body(body)
         first = dataclasses.replace(parsed, conversation=next(self._ids), raw=body, turn=1)
@@ -164,10 +170,18 @@ class BodyMemo:
         conversation = known.parsed.conversation
         assert conversation is not None
         self._known[conversation] = known
+        self._bytes += len(known.body)
         n, end = _end_of(known)
         self._by_end.setdefault(n, {}).setdefault(end, []).append(conversation)
-        while len(self._known) > self._max:
+        self._trim()
+
+    def _trim(self) -> None:
+        """Forget the least recently used until within bounds (the newest stays)."""
+        while len(self._known) > self._max or (
+            self._bytes > self._max_bytes and len(self._known) > 1
+        ):
             _, oldest = self._known.popitem(last=False)
+            self._bytes -= len(oldest.body)
             n, end = _end_of(oldest)
             filed = self._by_end[n]
             filed[end].remove(oldest.parsed.conversation)  # type: ignore[arg-type]

@@ -26,6 +26,8 @@ MAX_DEPTH = 64
 # A body sharing less than this with its base is stored in pieces: a delta
 # then saves little, and a short chain is cheaper to read back.
 MIN_SHARED = 4096
+# What the remembered bodies may add up to: a long session's body nears 1 MB.
+MAX_BYTES = 32 << 20
 
 
 class Base(NamedTuple):
@@ -66,11 +68,14 @@ def shared_prefix(a: bytes, b: bytes | memoryview, known: int = 0) -> int:
 
 
 class Bases:
-    """The last record of recent conversations (bounded LRU; only a cache:
-    a conversation it forgets has its next record stored in pieces)."""
+    """The last record of recent conversations (bounded LRU, by count and by
+    the bytes of their bodies; only a cache: a conversation it forgets has its
+    next record stored in pieces)."""
 
-    def __init__(self, max_conversations: int = 64) -> None:
+    def __init__(self, max_conversations: int = 64, max_bytes: int = MAX_BYTES) -> None:
         self._max = max_conversations
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._last: collections.OrderedDict[object, Base] = collections.OrderedDict()
 
     def __len__(self) -> int:
@@ -97,16 +102,23 @@ class Bases:
         return base, shared
 
     def note(self, conversation: object, base: Base) -> None:
+        self.drop(conversation)
         self._last[conversation] = base
-        self._last.move_to_end(conversation)
-        while len(self._last) > self._max:
-            self._last.popitem(last=False)
+        self._bytes += len(base.body)
+        # The newest stays, however large.
+        while len(self._last) > self._max or (
+            self._bytes > self._max_bytes and len(self._last) > 1
+        ):
+            self._bytes -= len(self._last.popitem(last=False)[1].body)
 
     def drop(self, conversation: object) -> None:
-        self._last.pop(conversation, None)
+        gone = self._last.pop(conversation, None)
+        if gone is not None:
+            self._bytes -= len(gone.body)
 
     def clear(self) -> None:
         self._last.clear()
+        self._bytes = 0
 
 
 def rebuild(root: bytes, deltas: Iterable[tuple[int, bytes]]) -> bytes:

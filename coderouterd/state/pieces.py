@@ -53,6 +53,8 @@ RUN_DIVISOR = 4
 # (data included) with the new time, so a piece's last_ref is never more than
 # this older than any record naming it. Retention relies on that.
 PIECE_REFRESH_S = 3600.0
+# What the remembered histories may add up to: a long session's nears 1 MB.
+MEMO_BYTES = 32 << 20
 # Remembered whole fields of one length (system prompts, tool lists).
 _SAME_LENGTH = 4
 # How many of a remembered history's last closed runs a new one may differ in
@@ -139,8 +141,9 @@ class _History(msgspec.Struct):
 
 
 class DigestMemo:
-    """The pieces of the last body of recent conversations (bounded; only a
-    cache: whatever it forgets is computed again).
+    """The pieces of the last body of recent conversations (bounded by count
+    and by the histories' bytes; only a cache: whatever it forgets is
+    computed again).
 
     A caller that knows which conversation a body belongs to (ingress's
     BodyMemo does) passes it as `conversation`: the history is then checked
@@ -148,8 +151,10 @@ class DigestMemo:
     hint; the bytes are compared all the same.
     """
 
-    def __init__(self, max_conversations: int = 64) -> None:
+    def __init__(self, max_conversations: int = 64, max_bytes: int = MEMO_BYTES) -> None:
         self._max = max_conversations
+        self._max_bytes = max_bytes
+        self._bytes = 0
         # By conversation (or a key of our own), least recently used first.
         self._histories: collections.OrderedDict[object, _History] = collections.OrderedDict()
         # Whole fields by length, each list newest first; lengths least recently used first.
@@ -196,14 +201,23 @@ class DigestMemo:
 
     def remember(self, h: _History, replaces: object = None, conversation: object = None) -> None:
         if replaces is not None:
-            self._histories.pop(replaces, None)
+            self._forget(replaces)
         key = conversation if conversation is not None else replaces
         if key is None:
             key = object()
+        self._forget(key)
         self._histories[key] = h
-        self._histories.move_to_end(key)
-        while len(self._histories) > self._max:
-            self._histories.popitem(last=False)
+        self._bytes += len(h.raw)
+        # The newest stays, however large.
+        while len(self._histories) > self._max or (
+            self._bytes > self._max_bytes and len(self._histories) > 1
+        ):
+            self._bytes -= len(self._histories.popitem(last=False)[1].raw)
+
+    def _forget(self, key: object) -> None:
+        gone = self._histories.pop(key, None)
+        if gone is not None:
+            self._bytes -= len(gone.raw)
 
 
 def split(

@@ -202,6 +202,25 @@ def test_the_memo_is_bounded_and_keeps_the_most_recent_conversations() -> None:
     assert memo.reused == 1
 
 
+def test_the_memo_is_bounded_by_the_bytes_of_its_bodies_too() -> None:
+    convs = [body([user(str(i) * 1000)], system=f"s{i}") for i in range(3)]
+    memo = BodyMemo(max_bytes=int(2.5 * len(convs[0])))
+    for c in convs:
+        same_as_whole(memo, c)
+    # The oldest went to make room; the two newest are still read through.
+    same_as_whole(memo, convs[0])
+    assert memo.reused == 0
+    same_as_whole(memo, convs[2])
+    assert memo.reused == 1
+    # A body larger than the bound is kept all the same (alone).
+    huge = body([user("x" * 10_000)], system="huge")
+    same_as_whole(memo, huge)
+    same_as_whole(memo, body([user("x" * 10_000), user("more")], system="huge"))
+    assert memo.reused == 2
+    same_as_whole(memo, convs[2])
+    assert memo.reused == 2
+
+
 SIGNED = {"type": "thinking", "thinking": "t", "signature": "sig"}
 UNSIGNED = {"type": "thinking", "thinking": "local", "signature": ""}
 

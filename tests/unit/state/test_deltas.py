@@ -105,3 +105,21 @@ def test_rebuild_applies_deltas_oldest_first() -> None:
     assert rebuild(b"same", []) == b"same"
     with pytest.raises(ValueError, match="keeps 9 bytes of a 4-byte body"):
         rebuild(b"abcd", [(9, b"x")])
+
+
+def test_bases_are_bounded_by_the_bytes_of_their_bodies_the_newest_kept() -> None:
+    bases = Bases(max_bytes=int(2.5 * len(BODY)))
+    for c in "abc":
+        bases.note(c, Base(f"r{c}", BODY, 0))
+    assert len(bases) == 2 and bases.against("a", BODY + b"x") is None
+    assert bases.against("c", BODY + b"x") is not None
+    # Noted again, a conversation's base replaces its last: counted once.
+    bases.note("c", Base("rc2", BODY, 1))
+    bases.note("b", Base("rb2", BODY, 1))
+    assert len(bases) == 2
+    bases.note("big", Base("big", BODY * 4, 0))
+    assert len(bases) == 1 and bases.against("big", BODY * 4 + b"x") is not None
+    bases.drop("big")
+    bases.note("a", Base("ra", BODY, 0))
+    bases.note("b", Base("rb", BODY, 0))
+    assert len(bases) == 2

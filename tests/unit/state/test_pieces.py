@@ -157,6 +157,25 @@ def test_the_memo_gives_the_digests_hashing_would() -> None:
         assert pieces.split(fields, memo) == pieces.split(fields)
 
 
+def test_the_memo_is_bounded_by_the_bytes_of_its_histories_the_newest_kept() -> None:
+    def continued(memo: pieces.DigestMemo, n: int, conv: str) -> int:
+        before = memo.continued
+        pieces.split(compact(conversation(n)), memo, conv)
+        return memo.continued - before
+
+    size = len(compact(conversation(20))["messages"])
+    memo = pieces.DigestMemo(max_bytes=int(2.5 * size))
+    for conv in "abc":
+        continued(memo, 20, conv)
+    # "a" was forgotten to make room: its next turn is split whole.
+    assert continued(memo, 22, "a") == 0
+    assert continued(memo, 22, "c") == 1
+    # A history larger than the bound is kept all the same (alone).
+    memo = pieces.DigestMemo(max_bytes=size // 2)
+    continued(memo, 20, "a")
+    assert continued(memo, 22, "a") == 1
+
+
 def compact(body: dict[str, Any]) -> dict[str, msgspec.Raw]:
     return _fields.decode(json.dumps(body, separators=(",", ":")).encode())
 
