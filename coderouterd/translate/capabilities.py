@@ -58,6 +58,11 @@ class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True):
     * echo_reasoning: the openai_compat backend needs the reasoning of an
       assistant tool turn sent back as `reasoning_content` (DeepSeek's
       thinking mode); other backends never get earlier thinking.
+    * signed_thinking: the anthropic-kind backend checks thinking signatures
+      (Claude): with thinking on, it refuses a request whose tool calls being
+      answered do not start with signed thinking, so such a request goes
+      without thinking (recorded). A backend that does not check them
+      (a local server's Anthropic API) keeps thinking on.
     * max_context_tokens is informational: nothing reads it yet.
     * max_output_tokens clamps max_tokens, like the provider's own ceiling.
     """
@@ -71,6 +76,7 @@ class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True):
     system_messages: bool | None = None
     strict_schema: bool = False
     echo_reasoning: bool = False
+    signed_thinking: bool = False
     max_context_tokens: int | None = None
     max_output_tokens: int | None = None
 
@@ -89,6 +95,7 @@ class _RuleSchema(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     system_messages: bool | None = None
     strict_schema: bool = False
     echo_reasoning: bool = False
+    signed_thinking: bool = False
     max_context_tokens: _PositiveInt | None = None
     max_output_tokens: _PositiveInt | None = None
 

@@ -64,6 +64,7 @@ class AnthropicPassthroughCodec:
         self._drop_thinking = caps.thinking is False
         self._strip_cache_control = caps.cache_control is False
         self._fold_system = caps.system_messages is False
+        self._signed_thinking = caps.signed_thinking
         self._filters = filters if filters is not None and filters.active else None
 
     def request(self, call: Call) -> tuple[bytes, list[Degradation]]:
@@ -77,7 +78,7 @@ class AnthropicPassthroughCodec:
         if messages is not None and cleaned is not None:
             fields["messages"] = cleaned
             degraded.append(UNSIGNED_DROPPED)
-            if "thinking" in fields and loop_lost_thinking(messages):
+            if self._signed_thinking and "thinking" in fields and loop_lost_thinking(messages):
                 degraded += without_thinking(fields)
         if self._strip_cache_control and strip_cache_control(fields):
             degraded.append(CACHE_CONTROL_DROPPED)

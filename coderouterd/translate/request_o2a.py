@@ -16,9 +16,10 @@ Anthropic's rules the OpenAI dialect does not have, and how they are met:
 - With thinking on, temperature must be 1 and top_p at least 0.95, and tool
   use cannot be forced: the conflicting setting is dropped (for forced tool
   use, the thinking) with a Degradation.
-- With thinking on, the assistant message whose tool calls are being
-  answered must start with signed thinking, which an OpenAI client never
-  has: thinking is off for such a request, with a Degradation.
+- With thinking on, a backend that checks thinking signatures (Claude)
+  requires the assistant message whose tool calls are being answered to
+  start with signed thinking, which an OpenAI client never has: thinking is
+  off for such a request, with a Degradation.
 """
 
 from __future__ import annotations
@@ -56,8 +57,13 @@ _DROPPED = {
 
 
 def openai_to_anthropic_request(
-    body: Mapping[str, Any], *, model: str, max_output_tokens: int | None
+    body: Mapping[str, Any],
+    *,
+    model: str,
+    max_output_tokens: int | None,
+    signed_thinking: bool = False,
 ) -> tuple[dict[str, Any], list[Degradation]]:
+    """`signed_thinking`: the backend checks thinking signatures (Claude)."""
     notes = Notes()
     system, turns = _conversation(body.get("messages"), notes)
     out: dict[str, Any] = {"model": model}
@@ -66,7 +72,7 @@ def openai_to_anthropic_request(
     out["messages"] = turns
     out.update(_tools(body.get("tools"), body.get("tool_choice"), body, notes))
     budget = _budget(body.get("reasoning_effort"), out.get("tool_choice"), notes)
-    if budget is not None and _loop_without_thinking(turns):
+    if budget is not None and signed_thinking and _loop_without_thinking(turns):
         notes.add("reasoning_effort", _LOOP_WITHOUT_THINKING)
         budget = None
     out["max_tokens"] = _max_tokens(body, budget, max_output_tokens, notes)

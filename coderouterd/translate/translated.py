@@ -274,6 +274,7 @@ class OpenAIToAnthropicCodec:
             decoded_fields(call),
             model=self._provider.model,
             max_output_tokens=self._provider.max_output_tokens,
+            signed_thinking=self._caps.signed_thinking,
         )
         if self._caps.thinking is False and body.pop("thinking", None) is not None:
             degraded.append(Degradation("reasoning_effort", THINKING_UNSUPPORTED))

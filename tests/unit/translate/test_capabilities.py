@@ -18,7 +18,11 @@ from coderouterd.translate.capabilities import (
 
 DEFAULT = ModelCapabilities()
 CLAUDE = ModelCapabilities(
-    vision=True, thinking=True, cache_control=True, max_context_tokens=200_000
+    vision=True,
+    thinking=True,
+    signed_thinking=True,
+    cache_control=True,
+    max_context_tokens=200_000,
 )
 
 
@@ -219,6 +223,7 @@ def test_user_rules_win_over_bundled_ones(tmp_path: Path) -> None:
     assert reg.lookup("anthropic", "claude-opus-4-1") == ModelCapabilities(
         vision=True,
         thinking=True,
+        signed_thinking=True,
         cache_control=False,
         max_context_tokens=200_000,
         max_output_tokens=32000,

@@ -483,12 +483,19 @@ def test_forced_tool_use_wins_over_thinking() -> None:
     assert fields(degradations) == ["reasoning_effort"]
 
 
-def test_thinking_is_off_while_a_tool_call_is_being_answered() -> None:
+def test_thinking_is_off_while_a_tool_call_is_being_answered_by_claude() -> None:
     tools = [{"type": "function", "function": {"name": "f"}}]
     asked = {"role": "assistant", "content": None, "tool_calls": [call("a", "f", "{}")]}
     answer = {"role": "tool", "tool_call_id": "a", "content": "42"}
     loop = [USER_HI, asked, answer]
-    out, degradations = translate({"messages": loop, "tools": tools, "reasoning_effort": "low"})
+
+    def claude(messages: list[Any]) -> tuple[dict[str, Any], list[Degradation]]:
+        body = {"model": "gpt-4o", "messages": messages, "tools": tools, "reasoning_effort": "low"}
+        return openai_to_anthropic_request(
+            body, model="claude-sonnet-4-5", max_output_tokens=None, signed_thinking=True
+        )
+
+    out, degradations = claude(loop)
     # An OpenAI client's assistant message has no signed thinking to start with.
     assert "thinking" not in out and out["max_tokens"] == 4096
     assert fields(degradations) == ["reasoning_effort"]
@@ -496,10 +503,11 @@ def test_thinking_is_off_while_a_tool_call_is_being_answered() -> None:
     # A tool result with the user's own words after it (merged into one turn)
     # still answers the call; once the assistant has answered in words, a
     # new turn thinks again.
-    out, _ = translate({"messages": [*loop, USER_HI], "tools": tools, "reasoning_effort": "low"})
-    assert "thinking" not in out
-    done = [*loop, {"role": "assistant", "content": "it is 42"}, USER_HI]
-    out, degradations = translate({"messages": done, "tools": tools, "reasoning_effort": "low"})
+    assert "thinking" not in claude([*loop, USER_HI])[0]
+    out, degradations = claude([*loop, {"role": "assistant", "content": "it is 42"}, USER_HI])
+    assert out["thinking"] == {"type": "enabled", "budget_tokens": 2048} and not degradations
+    # A backend that does not check signatures thinks throughout.
+    out, degradations = translate({"messages": loop, "tools": tools, "reasoning_effort": "low"})
     assert out["thinking"] == {"type": "enabled", "budget_tokens": 2048} and not degradations
 
 
