@@ -13,7 +13,6 @@ after that point are read.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import itertools
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import TypeVar
 import msgspec
 
 from coderouterd.errors import InvalidRequestError
+from coderouterd.lru import SizedLRU
 from coderouterd.translate.anthropic_request import HistoryCheck
 
 T = TypeVar("T")
@@ -136,11 +136,10 @@ class BodyMemo:
     """
 
     def __init__(self, max_conversations: int = 64, max_bytes: int = MEMO_BYTES) -> None:
-        self._max = max_conversations
-        self._max_bytes = max_bytes
-        self._bytes = 0
         # By conversation, least recently used first.
-        self._known: collections.OrderedDict[int, _Known] = collections.OrderedDict()
+        self._known: SizedLRU[int, _Known] = SizedLRU(
+            max_conversations, max_bytes, lambda known: len(known.body)
+        )
         # Conversations by how many bytes end them (at most _END), then by those bytes.
         self._by_end: dict[int, dict[bytes, list[int]]] = {}
         self._ids = itertools.count(1)
@@ -150,13 +149,11 @@ class BodyMemo:
     def parse(self, body: bytes) -> RequestBody:
         for n, filed in self._by_end.items():
             for conversation in reversed(filed.get(body[-n:], ())):
-                found = _through(self._known[conversation], body)
+                known = self._known.get(conversation)
+                found = None if known is None else _through(known, body)
                 if found is not None:
                     self.reused += 1
-                    self._bytes += len(found.body) - len(self._known[conversation].body)
-                    self._known[conversation] = found
-                    self._known.move_to_end(conversation)
-                    self._trim()
+                    self._forget(self._known.put(conversation, found))
                     return found.parsed
         parsed = parse_body(body)
         first = dataclasses.replace(parsed, conversation=next(self._ids), raw=body, turn=1)
@@ -169,22 +166,16 @@ class BodyMemo:
     def _add(self, known: _Known) -> None:
         conversation = known.parsed.conversation
         assert conversation is not None
-        self._known[conversation] = known
-        self._bytes += len(known.body)
         n, end = _end_of(known)
         self._by_end.setdefault(n, {}).setdefault(end, []).append(conversation)
-        self._trim()
+        self._forget(self._known.put(conversation, known))
 
-    def _trim(self) -> None:
-        """Forget the least recently used until within bounds (the newest stays)."""
-        while len(self._known) > self._max or (
-            self._bytes > self._max_bytes and len(self._known) > 1
-        ):
-            _, oldest = self._known.popitem(last=False)
-            self._bytes -= len(oldest.body)
+    def _forget(self, evicted: list[tuple[int, _Known]]) -> None:
+        """Unfile the bodies the memo let go."""
+        for conversation, oldest in evicted:
             n, end = _end_of(oldest)
             filed = self._by_end[n]
-            filed[end].remove(oldest.parsed.conversation)  # type: ignore[arg-type]
+            filed[end].remove(conversation)
             if not filed[end]:
                 del filed[end]
             if not filed:

@@ -18,9 +18,10 @@ base it deletes whole first (retention.py).
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Iterable
 from typing import NamedTuple
+
+from coderouterd.lru import SizedLRU
 
 MAX_DEPTH = 64
 # A body sharing less than this with its base is stored in pieces: a delta
@@ -73,10 +74,9 @@ class Bases:
     next record stored in pieces)."""
 
     def __init__(self, max_conversations: int = 64, max_bytes: int = MAX_BYTES) -> None:
-        self._max = max_conversations
-        self._max_bytes = max_bytes
-        self._bytes = 0
-        self._last: collections.OrderedDict[object, Base] = collections.OrderedDict()
+        self._last: SizedLRU[object, Base] = SizedLRU(
+            max_conversations, max_bytes, lambda base: len(base.body)
+        )
 
     def __len__(self) -> int:
         return len(self._last)
@@ -102,23 +102,13 @@ class Bases:
         return base, shared
 
     def note(self, conversation: object, base: Base) -> None:
-        self.drop(conversation)
-        self._last[conversation] = base
-        self._bytes += len(base.body)
-        # The newest stays, however large.
-        while len(self._last) > self._max or (
-            self._bytes > self._max_bytes and len(self._last) > 1
-        ):
-            self._bytes -= len(self._last.popitem(last=False)[1].body)
+        self._last.put(conversation, base)
 
     def drop(self, conversation: object) -> None:
-        gone = self._last.pop(conversation, None)
-        if gone is not None:
-            self._bytes -= len(gone.body)
+        self._last.pop(conversation)
 
     def clear(self) -> None:
         self._last.clear()
-        self._bytes = 0
 
 
 def rebuild(root: bytes, deltas: Iterable[tuple[int, bytes]]) -> bytes:

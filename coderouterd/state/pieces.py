@@ -34,13 +34,13 @@ cheaper than decoding or hashing them.
 
 from __future__ import annotations
 
-import collections
 import hashlib
 from collections.abc import Mapping
 
 import msgspec
 
 from coderouterd.errors import CoderouterError
+from coderouterd.lru import SizedLRU
 from coderouterd.wire.prefix import kept_items
 
 # Top-level fields stored as one piece each; `messages` is cut into runs.
@@ -153,10 +153,10 @@ class DigestMemo:
 
     def __init__(self, max_conversations: int = 64, max_bytes: int = MEMO_BYTES) -> None:
         self._max = max_conversations
-        self._max_bytes = max_bytes
-        self._bytes = 0
         # By conversation (or a key of our own), least recently used first.
-        self._histories: collections.OrderedDict[object, _History] = collections.OrderedDict()
+        self._histories: SizedLRU[object, _History] = SizedLRU(
+            max_conversations, max_bytes, lambda h: len(h.raw)
+        )
         # Whole fields by length, each list newest first; lengths least recently used first.
         self._fields: dict[int, list[tuple[bytes, bytes]]] = {}
         # Histories that continued a remembered one (their closed runs reused).
@@ -190,7 +190,7 @@ class DigestMemo:
             h = self._histories.get(conversation)
             candidates = [] if h is None else [(conversation, h)]
         else:
-            candidates = list(reversed(self._histories.items()))
+            candidates = list(self._histories.newest_first())
         for key, h in candidates:
             # Only where more follows: the open run after the closed ones is new.
             k = kept_items(h.raw, h.ends, raw, back=_RUNS_BACK, delimiters=_AFTER_RUN)
@@ -201,23 +201,11 @@ class DigestMemo:
 
     def remember(self, h: _History, replaces: object = None, conversation: object = None) -> None:
         if replaces is not None:
-            self._forget(replaces)
+            self._histories.pop(replaces)
         key = conversation if conversation is not None else replaces
         if key is None:
             key = object()
-        self._forget(key)
-        self._histories[key] = h
-        self._bytes += len(h.raw)
-        # The newest stays, however large.
-        while len(self._histories) > self._max or (
-            self._bytes > self._max_bytes and len(self._histories) > 1
-        ):
-            self._bytes -= len(self._histories.popitem(last=False)[1].raw)
-
-    def _forget(self, key: object) -> None:
-        gone = self._histories.pop(key, None)
-        if gone is not None:
-            self._bytes -= len(gone.raw)
+        self._histories.put(key, h)
 
 
 def split(

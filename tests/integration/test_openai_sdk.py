@@ -123,6 +123,18 @@ async def test_all_failed_is_an_openai_error(
     assert info.value.body["attempts"][0]["reason"] == "http_500"
 
 
+async def raw_chat_stream(url: str) -> bytes:
+    """A streamed chat completion's bytes, as they came."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{url}/v1/chat/completions",
+            json={"model": "x", "messages": MESSAGES, "stream": True},
+        ) as resp,
+    ):
+        return await resp.read()
+
+
 async def test_keepalive_comments_and_in_stream_error(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
@@ -136,14 +148,7 @@ async def test_keepalive_comments_and_in_stream_error(
     )
     top = "server: {keepalive_after_s: 0.1, keepalive_interval_s: 0.1}\n"
     d = await start_daemon(chain_yaml(oai(fake_upstream.url), top=top))
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            f"{d.url}/v1/chat/completions",
-            json={"model": "x", "messages": MESSAGES, "stream": True},
-        ) as resp,
-    ):
-        raw = await resp.read()
+    raw = await raw_chat_stream(d.url)
     assert raw.startswith(b": keep-alive\n\n")
     assert raw.rstrip().endswith(b"}")
     last = raw.rstrip().rsplit(b"\n\n", 1)[-1]
@@ -176,14 +181,7 @@ async def test_keepalive_comments_mid_stream_are_skipped_by_the_sdk(
     top = "server: {keepalive_after_s: 0.1, keepalive_interval_s: 0.1}\n"
     d = await start_daemon(chain_yaml(oai(fake_upstream.url), top=top))
     fake_upstream.script(silent_after_a())
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            f"{d.url}/v1/chat/completions",
-            json={"model": "x", "messages": MESSAGES, "stream": True},
-        ) as resp,
-    ):
-        raw = await resp.read()
+    raw = await raw_chat_stream(d.url)
     a, b = raw.index(b'"content":"a"'), raw.index(b'"content":"b"')
     assert raw[a:b].count(b"\n: keep-alive\n\n") >= 2
     fake_upstream.script(silent_after_a())

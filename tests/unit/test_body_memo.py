@@ -191,20 +191,13 @@ def test_the_places_a_turn_may_go_on_from_are_exact_after_spaced_messages() -> N
     assert memo.reused == 2
 
 
-def test_the_memo_is_bounded_and_keeps_the_most_recent_conversations() -> None:
-    memo = BodyMemo(max_conversations=2)
-    convs = [body([user(str(i))], system=f"s{i}") for i in range(3)]
-    for c in convs:
-        same_as_whole(memo, c)
-    same_as_whole(memo, convs[0])
-    assert memo.reused == 0
-    same_as_whole(memo, convs[2])
-    assert memo.reused == 1
-
-
-def test_the_memo_is_bounded_by_the_bytes_of_its_bodies_too() -> None:
+@pytest.mark.parametrize("bound", ["count", "bytes"])
+def test_the_memo_is_bounded_and_keeps_the_most_recent_conversations(bound: str) -> None:
     convs = [body([user(str(i) * 1000)], system=f"s{i}") for i in range(3)]
-    memo = BodyMemo(max_bytes=int(2.5 * len(convs[0])))
+    if bound == "count":
+        memo = BodyMemo(max_conversations=2)
+    else:
+        memo = BodyMemo(max_bytes=int(2.5 * len(convs[0])))
     for c in convs:
         same_as_whole(memo, c)
     # The oldest went to make room; the two newest are still read through.
@@ -212,13 +205,18 @@ def test_the_memo_is_bounded_by_the_bytes_of_its_bodies_too() -> None:
     assert memo.reused == 0
     same_as_whole(memo, convs[2])
     assert memo.reused == 1
-    # A body larger than the bound is kept all the same (alone).
+
+
+def test_a_body_larger_than_the_memo_bound_is_kept_alone() -> None:
+    small = body([user("a")], system="small")
+    memo = BodyMemo(max_bytes=5000)
+    same_as_whole(memo, small)
     huge = body([user("x" * 10_000)], system="huge")
     same_as_whole(memo, huge)
     same_as_whole(memo, body([user("x" * 10_000), user("more")], system="huge"))
-    assert memo.reused == 2
-    same_as_whole(memo, convs[2])
-    assert memo.reused == 2
+    assert memo.reused == 1
+    same_as_whole(memo, small)
+    assert memo.reused == 1
 
 
 SIGNED = {"type": "thinking", "thinking": "t", "signature": "sig"}
