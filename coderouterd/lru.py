@@ -11,6 +11,9 @@ import collections
 from collections.abc import Callable, Hashable, Iterator
 from typing import Generic, TypeVar
 
+# What each memo of recent conversations may hold by default.
+MEMO_BYTES = 32 << 20
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 

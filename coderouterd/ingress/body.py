@@ -21,7 +21,7 @@ from typing import TypeVar
 import msgspec
 
 from coderouterd.errors import InvalidRequestError
-from coderouterd.lru import SizedLRU
+from coderouterd.lru import MEMO_BYTES, SizedLRU
 from coderouterd.translate.anthropic_request import HistoryCheck
 
 T = TypeVar("T")
@@ -103,8 +103,6 @@ _CUTS = 4
 _PROBE = 16
 # Last bytes of a body it is filed by.
 _END = 32
-# What the remembered bodies may add up to: a long session's body nears 1 MB.
-MEMO_BYTES = 32 << 20
 
 
 @dataclass(frozen=True, slots=True)

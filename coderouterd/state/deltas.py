@@ -21,14 +21,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from coderouterd.lru import SizedLRU
+from coderouterd.lru import MEMO_BYTES, SizedLRU
 
 MAX_DEPTH = 64
 # A body sharing less than this with its base is stored in pieces: a delta
 # then saves little, and a short chain is cheaper to read back.
 MIN_SHARED = 4096
-# What the remembered bodies may add up to: a long session's body nears 1 MB.
-MAX_BYTES = 32 << 20
 
 
 class Base(NamedTuple):
@@ -73,7 +71,7 @@ class Bases:
     the bytes of their bodies; only a cache: a conversation it forgets has its
     next record stored in pieces)."""
 
-    def __init__(self, max_conversations: int = 64, max_bytes: int = MAX_BYTES) -> None:
+    def __init__(self, max_conversations: int = 64, max_bytes: int = MEMO_BYTES) -> None:
         self._last: SizedLRU[object, Base] = SizedLRU(
             max_conversations, max_bytes, lambda base: len(base.body)
         )

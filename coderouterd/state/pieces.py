@@ -40,7 +40,7 @@ from collections.abc import Mapping
 import msgspec
 
 from coderouterd.errors import CoderouterError
-from coderouterd.lru import SizedLRU
+from coderouterd.lru import MEMO_BYTES, SizedLRU
 from coderouterd.wire.prefix import kept_items
 
 # Top-level fields stored as one piece each; `messages` is cut into runs.
@@ -53,8 +53,6 @@ RUN_DIVISOR = 4
 # (data included) with the new time, so a piece's last_ref is never more than
 # this older than any record naming it. Retention relies on that.
 PIECE_REFRESH_S = 3600.0
-# What the remembered histories may add up to: a long session's nears 1 MB.
-MEMO_BYTES = 32 << 20
 # Remembered whole fields of one length (system prompts, tool lists).
 _SAME_LENGTH = 4
 # How many of a remembered history's last closed runs a new one may differ in
