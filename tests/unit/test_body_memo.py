@@ -295,7 +295,8 @@ def _render(state: dict[str, Any], spacing: bool) -> bytes:
 def test_any_conversation_parses_through_the_memo_as_it_does_whole(
     steps: list[tuple[tuple[str, Any], bytes | None, int, bool]],
 ) -> None:
-    memo = BodyMemo(max_conversations=3)
+    # Bounds small enough that bodies are forgotten by count and by bytes.
+    memo = BodyMemo(max_conversations=3, max_bytes=1500)
     seen: dict[int, tuple[int, bytes]] = {}
     state: dict[str, Any] = {"model": "m", "messages": [user("hi")], "system": "s"}
     for (op, arg), spoil, at, spacing in steps:
@@ -320,3 +321,6 @@ def test_any_conversation_parses_through_the_memo_as_it_does_whole(
             got = without_unsigned_thinking(p.fields["messages"], p.history)
             want = without_unsigned_thinking(whole.fields["messages"])
             assert (got and bytes(got)) == (want and bytes(want))
+        # Every remembered body is filed, and nothing else is.
+        filed = [c for by_end in memo._by_end.values() for cs in by_end.values() for c in cs]
+        assert sorted(filed) == sorted(c for c, _ in memo._known.newest_first())

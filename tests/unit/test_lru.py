@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from coderouterd.lru import SizedLRU
 
 
@@ -39,3 +42,25 @@ def test_an_entry_larger_than_the_bound_stays_alone() -> None:
     lru.put("a", b"1")
     lru.clear()
     assert (len(lru), lru.bytes) == (0, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ops=st.lists(
+        st.tuples(st.sampled_from(["put", "pop"]), st.integers(0, 5), st.integers(0, 12)),
+        max_size=40,
+    )
+)
+def test_the_bounds_and_the_byte_count_hold_after_any_operations(
+    ops: list[tuple[str, int, int]],
+) -> None:
+    lru: SizedLRU[int, bytes] = SizedLRU(3, 10, len)
+    for op, key, size in ops:
+        if op == "put":
+            evicted = lru.put(key, b"x" * size)
+            assert key not in {k for k, _ in evicted} and lru.get(key) == b"x" * size
+        else:
+            lru.pop(key)
+        entries = list(lru.newest_first())
+        assert lru.bytes == sum(len(v) for _, v in entries)
+        assert len(entries) <= 3 and (lru.bytes <= 10 or len(entries) == 1)
