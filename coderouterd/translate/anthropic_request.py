@@ -3,11 +3,14 @@
 The body stays bytes unless something has to go; only the top-level fields
 that change are decoded and encoded again.
 
-* Unsigned thinking. Thinking that a local model produced (from <think>
-  text or reasoning_content) carries an empty signature, or none; an
-  Anthropic upstream rejects it with a 400. Such blocks are removed, and an
-  assistant message left with no content at all is removed with them (an
-  empty `content` is a 400 too; Anthropic joins the user turns around it).
+* Unsigned thinking, for a backend that checks signatures (Claude; the
+  registry's `signed_thinking`). Thinking that a local model produced (from
+  <think> text, reasoning_content, or a local server's own Anthropic API)
+  carries an empty signature, or none; Anthropic rejects it with a 400.
+  Such blocks are removed, and an assistant message left with no content at
+  all is removed with them (an empty `content` is a 400 too; Anthropic
+  joins the user turns around it). A backend that checks no signatures (a
+  local server: Ollama reads them back as its model's reasoning) keeps them.
 * `thinking`, when a removed unsigned block started the assistant message
   whose tool calls the request's trailing tool results answer (a tool loop
   in progress): with thinking on, Anthropic requires that message to start

@@ -59,10 +59,11 @@ class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True):
       assistant tool turn sent back as `reasoning_content` (DeepSeek's
       thinking mode); other backends never get earlier thinking.
     * signed_thinking: the anthropic-kind backend checks thinking signatures
-      (Claude): with thinking on, it refuses a request whose tool calls being
-      answered do not start with signed thinking, so such a request goes
-      without thinking (recorded). A backend that does not check them
-      (a local server's Anthropic API) keeps thinking on.
+      (Claude): thinking blocks without one are left out of the history, and
+      with thinking on a request whose tool calls being answered then do not
+      start with signed thinking goes without thinking (both recorded). A
+      backend that does not check them (a local server's Anthropic API) gets
+      the history as sent.
     * max_context_tokens is informational: nothing reads it yet.
     * max_output_tokens clamps max_tokens, like the provider's own ceiling.
     """

@@ -74,11 +74,17 @@ class AnthropicPassthroughCodec:
         if self._drop_thinking and fields.pop("thinking", None) is not None:
             degraded.append(Degradation("thinking", THINKING_UNSUPPORTED))
         messages = fields.get("messages")
-        cleaned = None if messages is None else without_unsigned_thinking(messages, call.history)
+        # Only a backend that checks signatures refuses unsigned thinking; a
+        # local server's Anthropic API gets its model's own thinking back.
+        cleaned = (
+            without_unsigned_thinking(messages, call.history)
+            if messages is not None and self._signed_thinking
+            else None
+        )
         if messages is not None and cleaned is not None:
             fields["messages"] = cleaned
             degraded.append(UNSIGNED_DROPPED)
-            if self._signed_thinking and "thinking" in fields and loop_lost_thinking(messages):
+            if "thinking" in fields and loop_lost_thinking(messages):
                 degraded += without_thinking(fields)
         if self._strip_cache_control and strip_cache_control(fields):
             degraded.append(CACHE_CONTROL_DROPPED)

@@ -408,22 +408,24 @@ async def test_a_tool_loop_begun_with_unsigned_thinking_goes_on_without_thinking
     assert [len(d) for d in dropped] == [3, 1]
     assert dropped[0][1].startswith("thinking: off for this request")
     assert dropped[0][2].startswith("context_management.edits:")
-    # A local server's Anthropic API checks no signatures: the loop keeps
-    # thinking there (its unsigned thinking is still left out).
+    # A local server's Anthropic API checks no signatures: it gets the
+    # history as sent, its model's own thinking included, and thinks on.
     fake_upstream.requests.clear()
     d = await start_daemon(chain_yaml(provider_yaml("local", fake_upstream.url)))
-    async with a_sdk(d.url) as client:
-        await client.messages.create(
-            model="m",
-            max_tokens=2048,
-            messages=loop,
-            thinking={"type": "enabled", "budget_tokens": 1024},
-            extra_body={"context_management": {"edits": edits}},
-        )
+    with capture_logs() as logs:
+        async with a_sdk(d.url) as client:
+            await client.messages.create(
+                model="m",
+                max_tokens=2048,
+                messages=loop,
+                thinking={"type": "enabled", "budget_tokens": 1024},
+                extra_body={"context_management": {"edits": edits}},
+            )
     (local,) = (r.json for r in fake_upstream.requests)
     assert local["thinking"] == {"type": "enabled", "budget_tokens": 1024}
     assert local["context_management"] == {"edits": edits}
-    assert local["messages"][1] == {"role": "assistant", "content": [call]}
+    assert local["messages"] == loop
+    assert not [e for e in logs if e["event"] == "capability.degraded"]
 
 
 USER_NEXT = {"role": "user", "content": "thanks, now the tests"}
