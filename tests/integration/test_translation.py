@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 from pathlib import Path
 
 import anthropic
@@ -387,16 +388,20 @@ async def test_a_tool_loop_begun_with_unsigned_thinking_goes_on_without_thinking
         {"type": "clear_thinking_20251015", "keep": "all"},
         {"type": "clear_tool_uses_20250919"},
     ]
+
+    async def send(url: str, history: list[Any]) -> None:
+        async with a_sdk(url) as client:
+            await client.messages.create(
+                model="m",
+                max_tokens=2048,
+                messages=history,
+                thinking={"type": "enabled", "budget_tokens": 1024},
+                extra_body={"context_management": {"edits": edits}},
+            )
+
     with capture_logs() as logs:
-        async with a_sdk(d.url) as client:
-            for history in (loop, [*loop, {"role": "assistant", "content": "done"}, USER_NEXT]):
-                await client.messages.create(
-                    model="m",
-                    max_tokens=2048,
-                    messages=history,
-                    thinking={"type": "enabled", "budget_tokens": 1024},
-                    extra_body={"context_management": {"edits": edits}},
-                )
+        await send(d.url, loop)
+        await send(d.url, [*loop, {"role": "assistant", "content": "done"}, USER_NEXT])
     first, second = (r.json for r in fake_upstream.requests)
     assert "thinking" not in first
     assert first["context_management"] == {"edits": edits[1:]}
@@ -413,14 +418,7 @@ async def test_a_tool_loop_begun_with_unsigned_thinking_goes_on_without_thinking
     fake_upstream.requests.clear()
     d = await start_daemon(chain_yaml(provider_yaml("local", fake_upstream.url)))
     with capture_logs() as logs:
-        async with a_sdk(d.url) as client:
-            await client.messages.create(
-                model="m",
-                max_tokens=2048,
-                messages=loop,
-                thinking={"type": "enabled", "budget_tokens": 1024},
-                extra_body={"context_management": {"edits": edits}},
-            )
+        await send(d.url, loop)
     (local,) = (r.json for r in fake_upstream.requests)
     assert local["thinking"] == {"type": "enabled", "budget_tokens": 1024}
     assert local["context_management"] == {"edits": edits}
