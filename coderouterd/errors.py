@@ -59,6 +59,10 @@ class InvalidRequestError(RequestError):
     pass
 
 
+# A JSON value too deeply nested to decode is the client's error too.
+NESTED_TOO_DEEP = "is nested too deeply to be read"
+
+
 class UnknownProfileError(RequestError):
     pass
 

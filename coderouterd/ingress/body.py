@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import msgspec
 
-from coderouterd.errors import InvalidRequestError
+from coderouterd.errors import NESTED_TOO_DEEP, InvalidRequestError
 from coderouterd.lru import MEMO_BYTES, SizedLRU
 from coderouterd.translate.anthropic_request import HistoryCheck
 
@@ -70,6 +70,8 @@ def parse_body(body: bytes) -> RequestBody:
         fields = _top.decode(body)
     except msgspec.DecodeError as exc:
         raise InvalidRequestError(f"body is not a JSON object ({exc})", field="body") from exc
+    except RecursionError as exc:
+        raise InvalidRequestError(NESTED_TOO_DEEP, field="body") from exc
     model = _optional(fields, "model", _str, "a string")
     stream = _optional(fields, "stream", _bool, "a boolean") or False
     profile = _optional(fields, "profile", _str, "a string")
@@ -94,6 +96,9 @@ def _optional(
         return decoder.decode(raw)
     except msgspec.ValidationError as exc:
         raise InvalidRequestError(f"must be {what}", field=name) from exc
+    except msgspec.DecodeError as exc:
+        # Invalid UTF-8 inside a string: not caught by the skipping first read.
+        raise InvalidRequestError(f"must be {what} ({exc})", field=name) from exc
 
 
 # A later turn goes on after one of the last few messages: the one before the
@@ -261,7 +266,8 @@ def _go_on(known: _Known, body: bytes, cut: int, end: int) -> _Known | None:
         return None
     try:
         more = _list.decode(b"[" + memoryview(body)[cut + 1 : end])
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
+        # Read whole instead, to fail with parse_body's error.
         return None
     if not more:
         return None

@@ -11,8 +11,10 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import msgspec
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
-from coderouterd.errors import CoderouterError
+from coderouterd.errors import CoderouterError, InvalidRequestError
 from coderouterd.ingress.body import RequestBody, parse_body
 from coderouterd.ingress.errors import status_of
 from coderouterd.ingress.keys import DAEMON, REQUEST_ID
@@ -51,7 +53,7 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
     started = daemon.clock.monotonic()
     parsed: RequestBody | None = None
     try:
-        parsed = daemon.bodies.parse(await request.read())
+        parsed = daemon.bodies.parse(await read_body(request))
         route = choose_route(
             runtime.config,
             header=request.headers.get(PROFILE_HEADER),
@@ -117,6 +119,15 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
         return response
 
 
+async def read_body(request: web.Request) -> bytes:
+    """The request's body; one that cannot be read (a corrupt gzip or
+    deflate encoding, a cut chunked body) is the client's error."""
+    try:
+        return await request.read()
+    except (RequestPayloadError, HttpProcessingError) as exc:
+        raise InvalidRequestError(f"cannot be read ({exc})", field="body") from exc
+
+
 def _response(reply: Reply, extra: Mapping[str, str] | None = None) -> web.Response:
     return web.Response(
         status=reply.status,
@@ -147,7 +158,7 @@ async def _send_first(
 
 
 async def count_tokens(request: web.Request) -> web.Response:
-    parsed = parse_body(await request.read())
+    parsed = parse_body(await read_body(request))
     estimate = estimate_prompt_tokens(parsed.fields)
     return web.Response(
         body=_encode({"input_tokens": estimate}),

@@ -51,9 +51,10 @@ class ProviderBoard:
             self._states.setdefault(provider, ProviderState()).repairs += repairs
 
     def record(self, record: AttemptRecord, now_wall: float) -> Transition | None:
-        # A skipped provider was not asked; an interrupted one was cut off by us
-        # or the client. Neither says anything about the provider's health.
-        if record.outcome in ("skipped", "interrupted"):
+        # A skipped provider was not asked, nor was one the request could not
+        # be written for (refused); an interrupted one was cut off by us or the
+        # client. None says anything about the provider's health.
+        if record.outcome in ("skipped", "refused", "interrupted"):
             return None
         st = self._states.setdefault(record.provider, ProviderState())
         st.last_outcome = record.reason or record.outcome

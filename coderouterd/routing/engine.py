@@ -19,6 +19,7 @@ from coderouterd.config.model import TimeoutsConfig
 from coderouterd.errors import (
     ClientDisconnectedError,
     NoProviderAvailableError,
+    RequestError,
     UpstreamError,
     UpstreamProtocolError,
     UpstreamStatusError,
@@ -91,7 +92,7 @@ class Engine:
                 after(progress.report)
                 handed = True
             return reply
-        except NoProviderAvailableError as exc:
+        except (NoProviderAvailableError, RequestError) as exc:
             progress.finish(exc.status, error=str(exc))
             raise
         except asyncio.CancelledError as exc:
@@ -121,13 +122,14 @@ class Engine:
             )
             await sink.finish()
             return None
-        except NoProviderAvailableError as exc:
+        except (NoProviderAvailableError, RequestError) as exc:
             if not sink.started:
                 progress.finish(exc.status, error=str(exc))
                 raise
             # Headers went out with the keep-alive pings: the error must be in-stream.
             progress.finish(200, error=str(exc))
-            await sink.fail("overloaded_error", str(exc))
+            failed = isinstance(exc, NoProviderAvailableError)
+            await sink.fail("overloaded_error" if failed else "invalid_request_error", str(exc))
             await sink.finish()
             return None
         except ClientDisconnectedError:
@@ -150,6 +152,11 @@ class Engine:
             progress.start_attempt(name)
             try:
                 reply = await attempt(self._routes[name])
+            except RequestError as exc:
+                # The request cannot be written for this provider: the client's
+                # error, answered as such; no later provider is tried for it.
+                progress.end_attempt("refused", "invalid_request", provider=name, detail=str(exc))
+                raise
             except UpstreamStatusError as exc:
                 if classify_status(exc.status, exc.error_type) is Verdict.RETURN:
                     progress.end_attempt(

@@ -17,7 +17,9 @@ from coderouterd.wire.usage import Usage
 
 class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
     provider: str
-    # "ok", "failed", "returned" (an error status handed to the client) or "skipped".
+    # "ok", "failed", "returned" (an error status handed to the client),
+    # "refused" (the request could not be written for this provider: the
+    # client's error), "interrupted" or "skipped".
     outcome: str
     reason: str | None = None
     # Free text for operators (exception name, upstream error type); never parsed.

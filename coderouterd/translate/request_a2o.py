@@ -27,12 +27,12 @@ from typing import Any
 
 import msgspec
 
-from coderouterd.errors import InvalidRequestError
+from coderouterd.errors import NESTED_TOO_DEEP, InvalidRequestError
 from coderouterd.translate.capabilities import ModelCapabilities
 from coderouterd.translate.memo_a2o import LastTurn, TranslatedHistory
 from coderouterd.translate.request_params import max_tokens, reasoning, sampling
 from coderouterd.translate.tools_a2o import CACHE_CONTROL_DROPPED, note_cache_control, tools
-from coderouterd.translate.types import Degradation, Notes
+from coderouterd.translate.types import Degradation, Notes, read_json
 from coderouterd.wire.compact import compact_json
 from coderouterd.wire.prefix import kept_items
 
@@ -152,7 +152,7 @@ def _raw_messages(
         path = f"messages[{kept + j}]"
 
         def translate(own: Notes, raw: msgspec.Raw = item, path: str = path) -> bytes:
-            translated = _message(msgspec.json.decode(raw), path, caps, own)
+            translated = _message(read_json(raw, path), path, caps, own)
             return b",".join(_encode(m) for m in translated)
 
         encoded, degraded = memo.entry(bytes(item), translate)
@@ -175,6 +175,8 @@ def _items(raw: msgspec.Raw | bytes) -> list[msgspec.Raw]:
         return _raw_list.decode(raw)
     except msgspec.ValidationError:
         raise InvalidRequestError("must be a list of messages", field="messages") from None
+    except RecursionError:
+        raise InvalidRequestError(NESTED_TOO_DEEP, field="messages") from None
 
 
 # How many of the last turn's last messages a turn may have changed (a client

@@ -29,7 +29,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from coderouterd.errors import InvalidRequestError
+from coderouterd.errors import NESTED_TOO_DEEP, InvalidRequestError
 from coderouterd.translate.anthropic_request import loop_in_progress, starts_thinking
 from coderouterd.translate.types import Degradation, Notes
 
@@ -254,6 +254,8 @@ def _arguments(raw: object, path: str) -> dict[str, Any]:
         value = json.loads(raw)
     except ValueError as exc:
         raise InvalidRequestError(f"is not valid JSON ({exc.args[0]})", field=where) from exc
+    except RecursionError as exc:
+        raise InvalidRequestError(NESTED_TOO_DEEP, field=where) from exc
     if not isinstance(value, dict):
         raise InvalidRequestError("must encode a JSON object", field=where)
     return value

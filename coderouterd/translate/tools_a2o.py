@@ -15,11 +15,11 @@ from typing import Any
 
 import msgspec
 
-from coderouterd.errors import InvalidRequestError
+from coderouterd.errors import NESTED_TOO_DEEP, InvalidRequestError
 from coderouterd.translate.capabilities import ModelCapabilities
 from coderouterd.translate.memo_a2o import TranslatedHistory
 from coderouterd.translate.schema import strict_schema
-from coderouterd.translate.types import Notes
+from coderouterd.translate.types import Notes, read_json
 
 CACHE_CONTROL_DROPPED = "prompt caching markers have no OpenAI equivalent"
 
@@ -87,10 +87,12 @@ def _lazy_tools(raw: msgspec.Raw) -> object:
     try:
         tools = _raw_tools.decode(raw)
     except msgspec.ValidationError:
-        return msgspec.json.decode(raw)
+        return read_json(raw, "tools")
+    except RecursionError:
+        raise InvalidRequestError(NESTED_TOO_DEEP, field="tools") from None
     return [
-        {k: v if k == "input_schema" else msgspec.json.decode(v) for k, v in tool.items()}
-        for tool in tools
+        {k: v if k == "input_schema" else read_json(v, f"tools[{i}].{k}") for k, v in tool.items()}
+        for i, tool in enumerate(tools)
     ]
 
 
@@ -105,10 +107,13 @@ def _function(
             raise InvalidRequestError("must be an object", field=f"{path}.input_schema")
         if not caps.strict_schema:
             # Only a top-level key may go: the nested schema stays raw.
-            top = _raw_object.decode(schema)
+            try:
+                top = _raw_object.decode(schema)
+            except (msgspec.DecodeError, RecursionError):
+                top = read_json(schema, f"{path}.input_schema")
             top.pop("$schema", None)
             return {"type": "function", "function": _named(tool, name, top)}
-        schema = msgspec.json.decode(schema)
+        schema = read_json(schema, f"{path}.input_schema")
     if not isinstance(schema, dict):
         raise InvalidRequestError("must be an object", field=f"{path}.input_schema")
     parameters = {k: v for k, v in schema.items() if k != "$schema"}

@@ -28,7 +28,7 @@ from coderouterd.translate.request_o2a import openai_to_anthropic_request
 from coderouterd.translate.response_a2o import AnthropicToOpenAIStream, anthropic_to_openai_response
 from coderouterd.translate.response_o2a import openai_to_anthropic_response
 from coderouterd.translate.stream_o2a import OpenAIToAnthropicStream
-from coderouterd.translate.types import Degradation, OutputFilters
+from coderouterd.translate.types import Degradation, OutputFilters, read_json
 from coderouterd.wire.errors import ANTHROPIC_TYPES, anthropic_error, openai_error, reenvelope
 from coderouterd.wire.sse import SSEDecoder, encode_data, encode_event
 from coderouterd.wire.usage import Usage
@@ -38,8 +38,9 @@ _decode = msgspec.json.decode
 _KEPT_RAW = frozenset({"tools", "messages"})
 
 
-def decoded_fields(call: Call) -> dict[str, Any]:
-    return {k: _decode(v) for k, v in call.fields.items()}
+def decoded_fields(call: Call, kept_raw: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The request's top-level fields decoded, but those in `kept_raw`."""
+    return {k: v if k in kept_raw else read_json(v, k) for k, v in call.fields.items()}
 
 
 class _Function(msgspec.Struct):
@@ -217,7 +218,7 @@ class AnthropicToOpenAICodec:
     def request(self, call: Call) -> tuple[bytes, list[Degradation]]:
         # `tools` and `messages` stay raw: request_a2o decodes the schemas only
         # if they change, and only the messages it has not translated before.
-        fields = {k: v if k in _KEPT_RAW else _decode(v) for k, v in call.fields.items()}
+        fields = decoded_fields(call, _KEPT_RAW)
         body, degraded = anthropic_to_openai_request(
             fields,
             model=self._provider.model,

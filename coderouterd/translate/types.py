@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
+
+from coderouterd.errors import NESTED_TOO_DEEP, InvalidRequestError
 
 
 class Degradation(msgspec.Struct, frozen=True):
@@ -53,3 +55,15 @@ class OutputFilters(msgspec.Struct, frozen=True, kw_only=True):
     def active(self) -> bool:
         """Whether any filter can change the output (otherwise it stays bytes)."""
         return self.think != "off" or self.strip_tool_markup or self.repair_tool_calls
+
+
+def read_json(raw: msgspec.Raw | bytes | str, field: str) -> Any:
+    """`raw` decoded. The first read of a body skips what it does not need
+    unchecked, so invalid UTF-8 in a string or nesting too deep to decode
+    shows here: the client's error, named by its field."""
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequestError(f"cannot be read ({exc})", field=field) from exc
+    except RecursionError as exc:
+        raise InvalidRequestError(NESTED_TOO_DEEP, field=field) from exc
