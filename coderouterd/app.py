@@ -25,8 +25,8 @@ from coderouterd.daemon import Daemon, with_server_overrides
 from coderouterd.errors import ListenError
 from coderouterd.ingress import info, messages
 from coderouterd.ingress.inflight import InFlightRegistry
-from coderouterd.ingress.keys import DAEMON
-from coderouterd.ingress.middleware import request_context
+from coderouterd.ingress.keys import DAEMON, REQUEST_IDS
+from coderouterd.ingress.middleware import RequestIds, request_context
 from coderouterd.routing.board import ProviderBoard
 from coderouterd.routing.budget import BudgetBook
 from coderouterd.routing.records import Observer, Observers
@@ -87,6 +87,7 @@ def build_daemon(
 def build_app(daemon: Daemon) -> web.Application:
     app = web.Application(middlewares=[request_context], client_max_size=daemon.max_body_bytes)
     app[DAEMON] = daemon
+    app[REQUEST_IDS] = RequestIds()
     app.router.add_post("/v1/messages", messages.completion_handler("anthropic"))
     app.router.add_post("/v1/chat/completions", messages.completion_handler("openai"))
     app.router.add_post("/v1/messages/count_tokens", messages.count_tokens)

@@ -33,6 +33,9 @@ class SizedLRU(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
     @property
     def bytes(self) -> int:
         return self._bytes

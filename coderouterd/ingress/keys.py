@@ -8,6 +8,8 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from coderouterd.daemon import Daemon
+    from coderouterd.ingress.middleware import RequestIds
 
 DAEMON: web.AppKey[Daemon] = web.AppKey("daemon")
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
+REQUEST_IDS: web.AppKey[RequestIds] = web.AppKey("request_ids")

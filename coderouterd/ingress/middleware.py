@@ -12,7 +12,8 @@ from aiohttp import web
 
 from coderouterd.errors import BodyTooLargeError, CoderouterError
 from coderouterd.ingress.errors import error_response
-from coderouterd.ingress.keys import DAEMON, REQUEST_ID
+from coderouterd.ingress.keys import DAEMON, REQUEST_ID, REQUEST_IDS
+from coderouterd.lru import SizedLRU
 from coderouterd.wire.errors import error_body
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -32,7 +33,30 @@ _id_counter = itertools.count()
 def request_id_of(header: str | None) -> str:
     if header and _VALID_ID.match(header):
         return header
+    return _generated()
+
+
+def _generated() -> str:
     return f"req_{_ID_PREFIX}{next(_id_counter):012x}"
+
+
+class RequestIds:
+    """Each request's id: the client's x-request-id when it is safe to echo and
+    no recent request used it, else a generated one. The request log keys on
+    the id, so a client that retries with the same x-request-id gets a new one
+    for the retry, which the response header tells it."""
+
+    def __init__(self, remember: int = 65_536) -> None:
+        self._recent: SizedLRU[str, None] = SizedLRU(remember, remember, lambda _: 0)
+
+    def assign(self, header: str | None) -> str:
+        rid = request_id_of(header)
+        if rid != header:
+            return rid
+        if rid in self._recent:
+            return _generated()
+        self._recent.put(rid, None)
+        return rid
 
 
 def dialect_of(path: str) -> str:
@@ -42,7 +66,7 @@ def dialect_of(path: str) -> str:
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    rid = request_id_of(request.headers.get(REQUEST_ID_HEADER))
+    rid = request.app[REQUEST_IDS].assign(request.headers.get(REQUEST_ID_HEADER))
     request[REQUEST_ID] = rid
     dialect = dialect_of(request.path)
     structlog.contextvars.bind_contextvars(request_id=rid)

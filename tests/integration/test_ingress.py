@@ -193,6 +193,9 @@ async def test_request_id_honoured_or_generated(
     assert headers["x-request-id"] == "trace-123.abc"
     _, headers, _ = await post(url, body, {"x-request-id": "bad id\twith spaces"})
     assert headers["x-request-id"].startswith("req_")
+    # A retry with the same id is a request of its own: the request log keys on it.
+    _, headers, _ = await post(url, body, {"x-request-id": "trace-123.abc"})
+    assert headers["x-request-id"].startswith("req_")
 
 
 async def test_count_tokens_is_an_estimate(start_daemon: StartDaemon, answer: FakeUpstream) -> None:

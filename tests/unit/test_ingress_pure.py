@@ -6,7 +6,7 @@ import pytest
 
 from coderouterd.errors import InvalidRequestError
 from coderouterd.ingress.body import parse_body
-from coderouterd.ingress.middleware import request_id_of
+from coderouterd.ingress.middleware import RequestIds, request_id_of
 
 
 @pytest.mark.parametrize(
@@ -48,3 +48,15 @@ def test_messages_must_be_an_array(body: bytes) -> None:
 def test_generated_request_ids_differ() -> None:
     ids = {request_id_of(None) for _ in range(1000)}
     assert len(ids) == 1000
+
+
+def test_a_client_id_is_kept_once_among_recent_requests() -> None:
+    ids = RequestIds(remember=2)
+    assert ids.assign("a") == "a"
+    again = ids.assign("a")
+    assert again != "a" and again.startswith("req_")
+    assert ids.assign("b") == "b"
+    assert ids.assign("c") == "c"
+    # "a" was forgotten: only recent ids are checked.
+    assert ids.assign("a") == "a"
+    assert ids.assign("bad id").startswith("req_")

@@ -21,7 +21,7 @@ from coderouterd.state.db import open_db
 from coderouterd.state.deltas import MAX_DEPTH
 from coderouterd.state.pieces import MissingPieceError
 from coderouterd.state.recorder import PendingReplay, ReplayRecorder
-from coderouterd.state.records import BODY_DELTA, BODY_PIECES, BODY_WHOLE
+from coderouterd.state.records import BODY_DELTA, BODY_PIECES, BODY_WHOLE, AuditEvent
 from coderouterd.state.replay import get_replay
 from coderouterd.state.request_recorder import RequestRecorder
 from coderouterd.state.writer import Writer
@@ -291,8 +291,14 @@ async def test_a_delta_on_a_record_lost_with_its_batch_is_counted_not_stored(
     writer, recorder = new_recorder(conn)
     r0, r1, r2 = turn("r0", 20, NOW), turn("r1", 22, NOW + 1), turn("r2", 24, NOW + 2)
     await record_turns(conn, writer, recorder, [r0])
-    # r1's batch fails (a request row written twice): its row and record are lost.
-    writer.submit(request_row("r0", ts=r0.ts))
+    # r1's batch fails whole: its audit event takes a place in the chain that
+    # another writer took first (an audit row is never left out alone).
+    await conn.execute(
+        "INSERT INTO audit (seq, ts, event, fields, prev_hash, hash)"
+        " VALUES (1, 1.0, 'x', '{}', '', '')"
+    )
+    await conn.commit()
+    writer.submit(AuditEvent(ts=NOW + 1, event="lost", fields={}))
     await record_turns(conn, writer, recorder, [r1])
     assert writer.stats().failed_rows == 3
     # r2 was built as a delta on r1 before anyone could know.

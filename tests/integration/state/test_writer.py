@@ -165,33 +165,59 @@ async def test_audit_events_survive_a_flood_and_chain(conn: aiosqlite.Connection
     assert await audit_chain_verifies(conn) == list(range(1, 201))
 
 
-async def test_a_failing_batch_is_rolled_back_alone(conn: aiosqlite.Connection) -> None:
+async def test_a_record_that_breaks_a_constraint_is_left_out_alone(
+    conn: aiosqlite.Connection,
+) -> None:
     errors = Errors()
     writer = Writer(conn, clock=ManualClock(), window_s=0.01, on_error=errors)
     task = start(writer)
     writer.submit(request_row("r1"))
     writer.submit(AuditEvent(ts=1.0, event="first", fields={}))
     await writer.flush()
-    # r1 again violates the primary key: its whole batch goes, the loop goes on.
+    # r1 again violates the primary key (a client reusing its request id
+    # across a restart): it alone is left out, the rest of its batch goes in.
     writer.submit(request_row("r2"))
     writer.submit(ExclusionSet(provider="p", reason="oom", since=1.0))
-    writer.submit(AuditEvent(ts=2.0, event="lost", fields={}))
+    writer.submit(AuditEvent(ts=2.0, event="second", fields={}))
     writer.submit(request_row("r1"))
     await writer.flush()
     writer.submit(request_row("r3"))
     writer.submit(AuditEvent(ts=3.0, event="third", fields={}))
     await stop(writer, task)
-    assert [lost for _, lost in errors.seen] == [4]
+    assert [lost for _, lost in errors.seen] == [1]
     assert isinstance(errors.seen[0][0], aiosqlite.IntegrityError)
     stats = writer.stats()
-    assert (stats.batches, stats.committed_rows, stats.failed_rows) == (2, 4, 4)
+    assert (stats.batches, stats.committed_rows, stats.failed_rows) == (3, 7, 1)
     ids = [r[0] for r in await conn.execute_fetchall("SELECT id FROM requests ORDER BY id")]
-    assert ids == ["r1", "r3"]
-    assert await count(conn, "exclusions") == 0
+    assert ids == ["r1", "r2", "r3"]
+    assert await count(conn, "exclusions") == 1
     assert not conn.in_transaction
-    assert await audit_chain_verifies(conn) == [1, 2]
+    assert await audit_chain_verifies(conn) == [1, 2, 3]
+
+
+async def test_a_batch_whose_audit_row_is_refused_is_rolled_back_whole(
+    conn: aiosqlite.Connection,
+) -> None:
+    errors = Errors()
+    writer = Writer(conn, clock=ManualClock(), window_s=0.01, on_error=errors)
+    task = start(writer)
+    writer.submit(AuditEvent(ts=1.0, event="first", fields={}))
+    await writer.flush()
+    # Another writer took the next place in the chain: an audit row cannot be
+    # left out alone (the chain would break after it), so its batch goes.
+    await conn.execute(
+        "INSERT INTO audit (seq, ts, event, fields, prev_hash, hash) VALUES (2, 1.5, 'x', '{}', '', '')"
+    )
+    await conn.commit()
+    writer.submit(request_row("r1"))
+    writer.submit(AuditEvent(ts=2.0, event="lost", fields={}))
+    await writer.flush()
+    await stop(writer, task)
+    assert [lost for _, lost in errors.seen] == [2]
+    assert await count(conn, "requests") == 0
+    assert not conn.in_transaction
     events = await conn.execute_fetchall("SELECT event FROM audit ORDER BY seq")
-    assert [e[0] for e in events] == ["first", "third"]
+    assert [e[0] for e in events] == ["first", "x"]
 
 
 async def test_unencodable_audit_fields_lose_only_their_event(
