@@ -31,7 +31,7 @@ from typing import Any
 
 from coderouterd.errors import NESTED_TOO_DEEP, InvalidRequestError
 from coderouterd.translate.anthropic_request import loop_in_progress, starts_thinking
-from coderouterd.translate.types import Degradation, Notes
+from coderouterd.translate.types import Degradation, Notes, number_or_none
 
 DEFAULT_MAX_TOKENS = 4096
 CONTINUE_PLACEHOLDER = "(continue)"
@@ -296,8 +296,8 @@ def _max_tokens(
 
 def _sampling(body: Mapping[str, Any], *, thinking: bool, notes: Notes) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    temperature, top_p = body.get("temperature"), body.get("top_p")
-    if isinstance(temperature, int | float) and not isinstance(temperature, bool):
+    temperature, top_p = number_or_none(body, "temperature"), number_or_none(body, "top_p")
+    if temperature is not None:
         if thinking and temperature != 1:
             notes.add("temperature", "Anthropic requires temperature 1 with thinking; dropped")
         elif temperature > 1:
@@ -305,7 +305,7 @@ def _sampling(body: Mapping[str, Any], *, thinking: bool, notes: Notes) -> dict[
             out["temperature"] = 1.0
         else:
             out["temperature"] = temperature
-    if isinstance(top_p, int | float) and not isinstance(top_p, bool):
+    if top_p is not None:
         if thinking and top_p < 0.95:
             notes.add("top_p", "Anthropic requires top_p of at least 0.95 with thinking; dropped")
         else:

@@ -7,7 +7,7 @@ from typing import Any
 
 from coderouterd.errors import InvalidRequestError
 from coderouterd.translate.capabilities import THINKING_UNSUPPORTED, ModelCapabilities
-from coderouterd.translate.types import Notes
+from coderouterd.translate.types import Notes, number_or_none
 
 _EFFORT_LIMITS = ((4096, "low"), (16384, "medium"))
 
@@ -26,8 +26,8 @@ def max_tokens(raw: object, limit: int | None, notes: Notes) -> int | None:
 def sampling(body: Mapping[str, Any], notes: Notes) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in ("temperature", "top_p"):
-        if body.get(key) is not None:
-            out[key] = body[key]
+        if (value := number_or_none(body, key)) is not None:
+            out[key] = value
     stop = body.get("stop_sequences")
     if stop is not None:
         if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):

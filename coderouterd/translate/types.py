@@ -67,3 +67,13 @@ def read_json(raw: msgspec.Raw | bytes | str, field: str) -> Any:
         raise InvalidRequestError(f"cannot be read ({exc})", field=field) from exc
     except RecursionError as exc:
         raise InvalidRequestError(NESTED_TOO_DEEP, field=field) from exc
+
+
+def number_or_none(body: Any, key: str) -> float | int | None:
+    """A sampling parameter (temperature, top_p): absent, or a number."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRequestError("must be a number", field=key)
+    return value

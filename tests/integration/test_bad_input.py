@@ -100,6 +100,13 @@ TRANSLATED = [
     (
         "openai_compat",
         "anthropic",
+        b'{"model":"m","max_tokens":5,"messages":' + HI + b',"temperature":"hot"}',
+        "temperature",
+    ),
+    ("anthropic", "openai", b'{"model":"m","messages":' + HI + b',"top_p":"high"}', "top_p"),
+    (
+        "openai_compat",
+        "anthropic",
         b'{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi \xff\xfe"}]}',
         "messages[0]",
     ),
