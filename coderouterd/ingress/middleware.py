@@ -59,9 +59,15 @@ class RequestIds:
         return rid
 
 
+# Paths only OpenAI clients call (ours or not: an OpenAI SDK asking for a
+# route coderouterd lacks gets its 404 in the envelope it reads).
+_OPENAI_PATHS = re.compile(r"/(chat|completions|responses|embeddings)(/|$)")
+
+
 def dialect_of(path: str) -> str:
-    """Which error envelope a route's clients understand."""
-    return "openai" if path.endswith("/chat/completions") else "anthropic"
+    """Which error envelope a route's clients understand; Anthropic's unless
+    the path is one only OpenAI clients call."""
+    return "openai" if _OPENAI_PATHS.search(path) else "anthropic"
 
 
 @web.middleware

@@ -255,3 +255,11 @@ async def test_unknown_route_and_method_get_json_errors(
             assert resp.status == 405
             assert "POST" in resp.headers["allow"]
             assert (await resp.json())["type"] == "error"
+        # Routes only OpenAI clients call answer in their envelope.
+        for path in ("/v1/chat/completions/extra", "/v1/responses", "/v1/embeddings"):
+            async with http.post(f"{url}{path}", json={}) as resp:
+                assert resp.status == 404
+                body = await resp.json()
+                assert "type" not in body and body["error"]["type"] == "not_found_error"
+        async with http.get(f"{url}/v1/chat/completions") as resp:
+            assert resp.status == 405 and "type" not in await resp.json()
