@@ -125,6 +125,11 @@ async def read_body(request: web.Request) -> bytes:
     try:
         return await request.read()
     except (RequestPayloadError, HttpProcessingError) as exc:
+        # The body is done with, and so is the connection once the answer is
+        # out: aiohttp would otherwise read on in the broken body after the
+        # answer, fail again and log it as unhandled.
+        request.content.feed_eof()
+        request.protocol.close()
         raise InvalidRequestError(f"cannot be read ({exc})", field="body") from exc
 
 
