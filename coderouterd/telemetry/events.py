@@ -15,6 +15,8 @@ CONFIG_RELOADED = "config.reloaded"
 CONFIG_RELOAD_REJECTED = "config.reload_rejected"
 PROVIDER_UNAVAILABLE = "provider.unavailable"
 CAPABILITY_DEGRADED = "capability.degraded"
+# A library's own warning or error (aiohttp, asyncio), through the logging module.
+LIBRARY_LOG = "library.log"
 
 # Audit log events (also written to the hash-chained audit table).
 DAEMON_STARTED = "daemon.started"

@@ -11,6 +11,8 @@ from typing import Any, TextIO
 import msgspec
 import structlog
 
+from coderouterd.telemetry import events
+
 # Keys whose values must never reach a log line, whoever passes them.
 _SECRET_KEYS = frozenset({"api_key", "x-api-key", "authorization", "password", "token", "secret"})
 
@@ -106,7 +108,30 @@ def configure(level: str = "info", stream: TextIO | None = None, *, cache: bool 
         logger_factory=factory,
         cache_logger_on_first_use=cache,
     )
+    _route_library_records()
 
 
 def get_logger() -> Any:
     return structlog.get_logger("coderouterd")
+
+
+class _LibraryRecords(logging.Handler):
+    """What libraries log through the standard logging module (aiohttp's
+    'Error handling request', asyncio's warnings), written as our own JSON
+    lines: a log shipper reading stderr sees nothing else."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            fields: dict[str, Any] = {"logger": record.name, "message": record.getMessage()}
+            if record.exc_info:
+                fields["exc_info"] = record.exc_info
+            get_logger().log(record.levelno, events.LIBRARY_LOG, **fields)
+        except Exception:  # a broken record must not break the code that logged it
+            self.handleError(record)
+
+
+def _route_library_records() -> None:
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _LibraryRecords)]:
+        root.removeHandler(handler)
+    root.addHandler(_LibraryRecords(logging.WARNING))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 import time
 import uuid
@@ -48,6 +49,31 @@ def test_the_configured_logger_writes_redacted_json_lines() -> None:
     event = json.loads(line)
     assert event["event"] == "provider.ejected" and event["level"] == "info"
     assert event["api_key"] == "[redacted]" and "sk-secret" not in line
+
+
+def test_what_libraries_log_is_written_as_json_lines_too() -> None:
+    out = io.StringIO()
+    configure("info", out, cache=False)
+    try:
+        library = logging.getLogger("aiohttp.server")
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            library.exception("Error handling request from %s", "127.0.0.1")
+        library.info("not written: below warning")
+    finally:
+        configure("debug", cache=False)
+    (line,) = out.getvalue().splitlines()
+    event = json.loads(line)
+    assert (event["event"], event["level"], event["logger"]) == (
+        "library.log",
+        "error",
+        "aiohttp.server",
+    )
+    assert event["message"] == "Error handling request from 127.0.0.1"
+    assert "ValueError: boom" in event["exception"]
+    # Configured again, the records are routed once, not twice.
+    assert sum(type(h).__name__ == "_LibraryRecords" for h in logging.getLogger().handlers) == 1
 
 
 def test_a_file_gets_the_lines_as_bytes_after_what_was_written_as_text(tmp_path: Path) -> None:
