@@ -65,8 +65,11 @@ def _tool_list(raw: object, caps: ModelCapabilities, notes: Notes) -> list[dict[
         if not isinstance(tool, dict):
             raise InvalidRequestError("must be an object", field=f"tools[{j}]")
         note_cache_control(tool, notes)
+        kind = tool.get("type")
+        if tool.get("input_schema") is None and kind in (None, "custom"):
+            # A tool of the client's own needs its schema (Anthropic says so too).
+            raise InvalidRequestError("field required", field=f"tools[{j}].input_schema")
         if tool.get("input_schema") is None:
-            kind = tool.get("type") or tool.get("name")
             notes.add(f"tools.{kind}", "a server tool (no input_schema) has no OpenAI equivalent")
         else:
             tools.append(_function(tool, f"tools[{j}]", caps, notes))

@@ -782,6 +782,11 @@ ERRORS = [
     ({"messages": [USER_HI], "thinking": "on"}, "thinking"),
     ({"messages": [USER_HI], "tools": {"name": "f"}}, "tools"),
     ({"messages": [USER_HI], "tools": [{"input_schema": {}}]}, "tools[0].name"),
+    ({"messages": [USER_HI], "tools": [{"name": "f"}]}, "tools[0].input_schema"),
+    (
+        {"messages": [USER_HI], "tools": [{"type": "custom", "name": "f"}]},
+        "tools[0].input_schema",
+    ),
     (
         {"messages": [USER_HI], "tools": [{"name": "f", "input_schema": "object"}]},
         "tools[0].input_schema",
