@@ -87,7 +87,7 @@ def build_daemon(
 def build_app(daemon: Daemon) -> web.Application:
     app = web.Application(middlewares=[request_context], client_max_size=daemon.max_body_bytes)
     app[DAEMON] = daemon
-    app[REQUEST_IDS] = RequestIds()
+    app[REQUEST_IDS] = RequestIds(seen=daemon.state.client_ids if daemon.state else ())
     app.router.add_post("/v1/messages", messages.completion_handler("anthropic"))
     app.router.add_post("/v1/chat/completions", messages.completion_handler("openai"))
     app.router.add_post("/v1/messages/count_tokens", messages.count_tokens)

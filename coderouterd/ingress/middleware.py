@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 import structlog
 from aiohttp import web
@@ -14,6 +14,7 @@ from coderouterd.errors import BodyTooLargeError, CoderouterError
 from coderouterd.ingress.errors import error_response
 from coderouterd.ingress.keys import DAEMON, REQUEST_ID, REQUEST_IDS
 from coderouterd.lru import SizedLRU
+from coderouterd.state.reads import CLIENT_IDS_KEPT
 from coderouterd.wire.errors import error_body
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -44,10 +45,13 @@ class RequestIds:
     """Each request's id: the client's x-request-id when it is safe to echo and
     no recent request used it, else a generated one. The request log keys on
     the id, so a client that retries with the same x-request-id gets a new one
-    for the retry, which the response header tells it."""
+    for the retry, which the response header tells it. `seen`: the ids
+    clients chose before a restart (the request log's latest), oldest first."""
 
-    def __init__(self, remember: int = 65_536) -> None:
+    def __init__(self, remember: int = CLIENT_IDS_KEPT, seen: Iterable[str] = ()) -> None:
         self._recent: SizedLRU[str, None] = SizedLRU(remember, remember, lambda _: 0)
+        for rid in seen:
+            self._recent.put(rid, None)
 
     def assign(self, header: str | None) -> str:
         rid = request_id_of(header)

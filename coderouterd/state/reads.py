@@ -119,6 +119,21 @@ async def month_totals(conn: aiosqlite.Connection, month: str) -> dict[str, Budg
     }
 
 
+# How many request ids chosen by clients are remembered (at start, from the log).
+CLIENT_IDS_KEPT = 65_536
+
+
+async def client_request_ids(conn: aiosqlite.Connection, limit: int) -> list[str]:
+    """The ids clients chose (not generated `req_` ones) of the latest
+    requests, oldest first: a client that reuses one after a restart gets a
+    new id instead of a row the request log refuses."""
+    rows = await conn.execute_fetchall(
+        "SELECT id FROM requests WHERE id NOT LIKE 'req\\_%' ESCAPE '\\' ORDER BY ts DESC LIMIT ?",
+        (limit,),
+    )
+    return [str(r[0]) for r in reversed(list(rows))]
+
+
 async def exclusions(conn: aiosqlite.Connection) -> list[ExclusionSet]:
     rows = await conn.execute_fetchall(
         "SELECT provider, reason, since, until FROM exclusions ORDER BY provider"

@@ -85,6 +85,8 @@ class StateService:
         self._log = log
         self._loops: _Loops | None = None
         self._closed = False
+        # Request ids clients chose for the latest requests, oldest first.
+        self.client_ids: tuple[str, ...] = ()
 
     @classmethod
     async def open(
@@ -95,6 +97,7 @@ class StateService:
         try:
             await migrate(conn, discover(), now=clock.wall())
             totals = await reads.month_totals(conn, month_of(clock.wall()))
+            client_ids = await reads.client_request_ids(conn, reads.CLIENT_IDS_KEPT)
         except BaseException:
             await conn.close()
             raise
@@ -123,6 +126,7 @@ class StateService:
             on_drop=lambda dropped: log.warning("state.replays_dropped", dropped=dropped),
         )
         service = cls(path, conn, writer, replays, budget, config=config, clock=clock, log=log)
+        service.client_ids = tuple(client_ids)
         service._start()
         return service
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import aiohttp
 import anthropic
 import msgspec
@@ -196,6 +199,28 @@ async def test_request_id_honoured_or_generated(
     # A retry with the same id is a request of its own: the request log keys on it.
     _, headers, _ = await post(url, body, {"x-request-id": "trace-123.abc"})
     assert headers["x-request-id"].startswith("req_")
+
+
+async def test_a_client_id_reused_after_a_restart_gets_a_new_one(
+    start_daemon: StartDaemon, answer: FakeUpstream, tmp_path: Path
+) -> None:
+    state_dir = tmp_path / "kept-state"
+    config = chain_yaml(provider_yaml("a", answer.url))
+    body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    first = await start_daemon(config, state_dir=state_dir)
+    _, headers, _ = await post(first.url, body, {"x-request-id": "trace-1"})
+    assert headers["x-request-id"] == "trace-1"
+    await first.runner.cleanup()
+    await first.state.close()
+    # The same state, a new process: the id is in the request log already.
+    second = await start_daemon(config, state_dir=state_dir)
+    _, headers, _ = await post(second.url, body, {"x-request-id": "trace-1"})
+    assert headers["x-request-id"].startswith("req_")
+    await second.state.writer.flush()
+    with sqlite3.connect(second.state.path) as db:
+        ids = {row[0] for row in db.execute("SELECT id FROM requests")}
+    assert ids == {"trace-1", headers["x-request-id"]}
+    assert second.state.writer.stats().failed_rows == 0
 
 
 async def test_count_tokens_is_an_estimate(start_daemon: StartDaemon, answer: FakeUpstream) -> None:
