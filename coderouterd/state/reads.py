@@ -124,14 +124,16 @@ CLIENT_IDS_KEPT = 65_536
 
 
 async def client_request_ids(conn: aiosqlite.Connection, limit: int) -> list[str]:
-    """The ids clients chose (not generated `req_` ones) of the latest
-    requests, oldest first: a client that reuses one after a restart gets a
-    new id instead of a row the request log refuses."""
+    """The ids clients chose (not generated `req_` ones) among the latest
+    `limit` requests, oldest first: a client that reuses one after a restart
+    gets a new id instead of a row the request log refuses. Only those rows
+    are read, however long the log."""
     rows = await conn.execute_fetchall(
-        "SELECT id FROM requests WHERE id NOT LIKE 'req\\_%' ESCAPE '\\' ORDER BY ts DESC LIMIT ?",
+        "SELECT id FROM (SELECT id, ts FROM requests ORDER BY ts DESC LIMIT ?)"
+        r" WHERE id NOT LIKE 'req\_%' ESCAPE '\' ORDER BY ts",
         (limit,),
     )
-    return [str(r[0]) for r in reversed(list(rows))]
+    return [str(r[0]) for r in rows]
 
 
 async def exclusions(conn: aiosqlite.Connection) -> list[ExclusionSet]:
