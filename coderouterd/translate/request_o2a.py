@@ -11,8 +11,8 @@ Anthropic's rules the OpenAI dialect does not have, and how they are met:
   assistant gets the user turn `CONTINUE_PLACEHOLDER` in front.
 - No empty or whitespace-only text blocks: they are left out, and a message
   left with nothing is left out.
-- `max_tokens` is required: `DEFAULT_MAX_TOKENS` when the client sent none
-  (plus the thinking budget when reasoning was asked for).
+- `max_tokens` is required: `DEFAULT_MAX_TOKENS` (params_o2a) when the
+  client sent none (plus the thinking budget when reasoning was asked for).
 - With thinking on, temperature must be 1 and top_p at least 0.95, and tool
   use cannot be forced: the conflicting setting is dropped (for forced tool
   use, the thinking) with a Degradation.
@@ -30,13 +30,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from coderouterd.errors import NESTED_TOO_DEEP, InvalidRequestError
-from coderouterd.translate.anthropic_request import loop_in_progress, starts_thinking
-from coderouterd.translate.types import Degradation, Notes, number_or_none
+from coderouterd.translate.params_o2a import limits, sampling, tools
+from coderouterd.translate.types import Degradation, Notes
 
-DEFAULT_MAX_TOKENS = 4096
 CONTINUE_PLACEHOLDER = "(continue)"
-THINKING_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 24576}
-_MIN_THINKING_BUDGET = 1024
 _DATA_URL = re.compile(r"^data:([^;,]+)(?:;[^;,]*)*;base64,(.*)$", re.DOTALL)
 
 _HANDLED = frozenset(
@@ -70,18 +67,18 @@ def openai_to_anthropic_request(
     if system:
         out["system"] = system
     out["messages"] = turns
-    out.update(_tools(body.get("tools"), body.get("tool_choice"), body, notes))
-    budget = _budget(body.get("reasoning_effort"), out.get("tool_choice"), notes)
-    if budget is not None and signed_thinking and _loop_without_thinking(turns):
-        notes.add("reasoning_effort", _LOOP_WITHOUT_THINKING)
-        budget = None
-    out["max_tokens"] = _max_tokens(body, budget, max_output_tokens, notes)
-    if budget is not None and out["max_tokens"] - 1 < _MIN_THINKING_BUDGET:
-        notes.add("reasoning_effort", "max_tokens leaves no room for a thinking budget")
-        budget = None
-    if budget is not None:
-        out["thinking"] = {"type": "enabled", "budget_tokens": min(budget, out["max_tokens"] - 1)}
-    out.update(_sampling(body, thinking=budget is not None, notes=notes))
+    out.update(tools(body.get("tools"), body.get("tool_choice"), body, notes))
+    out.update(
+        limits(
+            body,
+            tool_choice=out.get("tool_choice"),
+            turns=turns,
+            max_output_tokens=max_output_tokens,
+            signed_thinking=signed_thinking,
+            notes=notes,
+        )
+    )
+    out.update(sampling(body, thinking="thinking" in out, notes=notes))
     user = body.get("user")
     if isinstance(user, str) and user:
         out["metadata"] = {"user_id": user}
@@ -273,143 +270,3 @@ def _tool_result(message: Mapping[str, Any], path: str) -> dict[str, Any]:
         parts = _parts(raw, f"{path}.content")
         content = _text_blocks(parts, f"{path}.content")
     return {"type": "tool_result", "tool_use_id": call_id, "content": content or ""}
-
-
-# Parameters.
-
-
-def _max_tokens(
-    body: Mapping[str, Any], budget: int | None, limit: int | None, notes: Notes
-) -> int:
-    key = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
-    raw = body.get(key)
-    if raw is None:
-        wanted = DEFAULT_MAX_TOKENS + (budget or 0)
-        return min(wanted, limit) if limit else wanted
-    if not isinstance(raw, int) or isinstance(raw, bool) or raw < 1:
-        raise InvalidRequestError("must be a positive integer", field=key)
-    if limit and raw > limit:
-        notes.add(key, f"clamped from {raw} to the provider's limit of {limit}")
-        return limit
-    return raw
-
-
-def _sampling(body: Mapping[str, Any], *, thinking: bool, notes: Notes) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    temperature, top_p = number_or_none(body, "temperature"), number_or_none(body, "top_p")
-    if temperature is not None:
-        if thinking and temperature != 1:
-            notes.add("temperature", "Anthropic requires temperature 1 with thinking; dropped")
-        elif temperature > 1:
-            notes.add("temperature", f"Anthropic accepts 0 to 1; clamped from {temperature}")
-            out["temperature"] = 1.0
-        else:
-            out["temperature"] = temperature
-    if top_p is not None:
-        if thinking and top_p < 0.95:
-            notes.add("top_p", "Anthropic requires top_p of at least 0.95 with thinking; dropped")
-        else:
-            out["top_p"] = top_p
-    stop = _stop(body.get("stop"))
-    if any(not s.strip() for s in stop):
-        notes.add("stop", "Anthropic rejects whitespace-only stop sequences; dropped")
-    if kept := [s for s in stop if s.strip()]:
-        out["stop_sequences"] = kept
-    return out
-
-
-def _stop(raw: object) -> list[str]:
-    if raw is None:
-        return []
-    if isinstance(raw, str):
-        return [raw]
-    if isinstance(raw, list) and all(isinstance(s, str) for s in raw):
-        return list(raw)
-    raise InvalidRequestError("must be a string or a list of strings", field="stop")
-
-
-def _tools(raw: object, choice: object, body: Mapping[str, Any], notes: Notes) -> dict[str, Any]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, list):
-        raise InvalidRequestError("must be a list", field="tools")
-    tools = []
-    for j, tool in enumerate(raw):
-        if not isinstance(tool, Mapping):
-            raise InvalidRequestError("must be an object", field=f"tools[{j}]")
-        if tool.get("type") == "function":
-            tools.append(_tool(tool.get("function"), f"tools[{j}].function"))
-        else:
-            kind = tool.get("type")
-            notes.add(f"tools.{kind}", f"{kind} tools have no Anthropic equivalent")
-    if not tools:
-        return {}
-    out: dict[str, Any] = {"tools": tools}
-    tool_choice = _tool_choice(choice, notes) if choice is not None else None
-    if body.get("parallel_tool_calls") is False:
-        tool_choice = tool_choice or {"type": "auto"}
-        if tool_choice["type"] != "none":
-            tool_choice["disable_parallel_tool_use"] = True
-    if tool_choice is not None:
-        out["tool_choice"] = tool_choice
-    return out
-
-
-def _tool(function: object, path: str) -> dict[str, Any]:
-    if not isinstance(function, Mapping):
-        raise InvalidRequestError("must be an object", field=path)
-    name, schema = function.get("name"), function.get("parameters")
-    if not isinstance(name, str) or not name:
-        raise InvalidRequestError("must be a non-empty string", field=f"{path}.name")
-    if schema is None:
-        schema = {"type": "object", "properties": {}}
-    elif not isinstance(schema, Mapping):
-        raise InvalidRequestError("must be an object", field=f"{path}.parameters")
-    tool: dict[str, Any] = {"name": name}
-    if isinstance(function.get("description"), str):
-        tool["description"] = function["description"]
-    tool["input_schema"] = dict(schema)
-    return tool
-
-
-def _tool_choice(choice: object, notes: Notes) -> dict[str, Any]:
-    named = {"auto": "auto", "none": "none", "required": "any"}
-    if isinstance(choice, str) and choice in named:
-        return {"type": named[choice]}
-    if isinstance(choice, Mapping) and choice.get("type") == "function":
-        function = choice.get("function")
-        name = function.get("name") if isinstance(function, Mapping) else None
-        if not isinstance(name, str) or not name:
-            problem = "must be a non-empty string"
-            raise InvalidRequestError(problem, field="tool_choice.function.name")
-        return {"type": "tool", "name": name}
-    if isinstance(choice, Mapping) and isinstance(choice.get("type"), str):
-        kind = choice["type"]
-        notes.add("tool_choice", f"tool_choice {kind!r} has no Anthropic equivalent; auto used")
-        return {"type": "auto"}
-    raise InvalidRequestError("must be auto, none, required or a function", field="tool_choice")
-
-
-_LOOP_WITHOUT_THINKING = (
-    "off for this request: the tool call being answered came without thinking,"
-    " which Anthropic requires with thinking on"
-)
-
-
-def _loop_without_thinking(turns: list[Any]) -> bool:
-    # An OpenAI client's assistant messages carry no signed thinking: with
-    # thinking on, Anthropic refuses one whose tool calls are being answered.
-    loop = loop_in_progress(turns)
-    return loop is not None and not starts_thinking(loop)
-
-
-def _budget(effort: object, tool_choice: Mapping[str, Any] | None, notes: Notes) -> int | None:
-    if effort is None or effort == "none":
-        return None
-    if not isinstance(effort, str) or effort not in THINKING_BUDGETS:
-        allowed = ", ".join(["none", *THINKING_BUDGETS])
-        raise InvalidRequestError(f"must be one of {allowed}", field="reasoning_effort")
-    if tool_choice is not None and tool_choice["type"] in ("any", "tool"):
-        notes.add("reasoning_effort", "Anthropic cannot think while tool use is forced; dropped")
-        return None
-    return THINKING_BUDGETS[effort]

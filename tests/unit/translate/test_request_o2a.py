@@ -10,12 +10,9 @@ from hypothesis import strategies as st
 
 from coderouterd.errors import InvalidRequestError
 from coderouterd.translate.capabilities import ModelCapabilities
+from coderouterd.translate.params_o2a import DEFAULT_MAX_TOKENS
 from coderouterd.translate.request_a2o import anthropic_to_openai_request
-from coderouterd.translate.request_o2a import (
-    CONTINUE_PLACEHOLDER,
-    DEFAULT_MAX_TOKENS,
-    openai_to_anthropic_request,
-)
+from coderouterd.translate.request_o2a import CONTINUE_PLACEHOLDER, openai_to_anthropic_request
 from coderouterd.translate.types import Degradation
 
 USER_HI = {"role": "user", "content": "hi"}
