@@ -17,8 +17,9 @@ from coderouterd.config.model import Config, ProviderConfig
 from coderouterd.providers.anthropic import AnthropicAdapter
 from coderouterd.providers.base import HttpAdapter
 from coderouterd.providers.openai_compat import OpenAICompatAdapter
-from coderouterd.routing.engine import Engine, KeepAlive
+from coderouterd.routing.engine import Engine
 from coderouterd.routing.records import Observer
+from coderouterd.routing.streams import KeepAlive
 from coderouterd.routing.upstream import ProviderRoute
 from coderouterd.translate.capabilities import load_registry
 from coderouterd.translate.codecs import codecs_for

@@ -19,7 +19,7 @@ from coderouterd.routing.records import AttemptRecord, Observer, RequestSummary
 from coderouterd.wire.usage import Usage
 
 if TYPE_CHECKING:
-    from coderouterd.routing.engine import KeepAlive
+    from coderouterd.routing.streams import KeepAlive
 
 PROVIDER_HEADER = "x-coderouter-provider"
 FALLBACK_PATH_HEADER = "x-coderouter-fallback-path"

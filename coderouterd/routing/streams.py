@@ -1,0 +1,202 @@
+"""A stream through its commit point and after (the engine's streaming half).
+
+Until the first content frame (the head) nothing is sent but keep-alive
+pings, so another provider may still take over; after it, frames are
+forwarded as they come, pings fill the client's silences, and a failure
+ends the stream in-stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from coderouterd.clock import Clock
+from coderouterd.config.model import TimeoutsConfig
+from coderouterd.errors import (
+    ClientDisconnectedError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamTimeoutError,
+)
+from coderouterd.routing.call import Call
+from coderouterd.routing.progress import Progress
+from coderouterd.routing.upstream import Adapter, Transcoder, UpstreamBody
+from coderouterd.tasks import cancel_and_wait
+
+
+class StreamSink(Protocol):
+    """The client side of a stream; implemented by the ingress SSE writer."""
+
+    @property
+    def started(self) -> bool: ...
+
+    async def ping(self) -> None: ...
+
+    async def commit(self, headers: Mapping[str, str]) -> None: ...
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def fail(self, error_type: str, message: str) -> None: ...
+
+    async def finish(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class KeepAlive:
+    after_s: float
+    interval_s: float
+
+
+async def pump(
+    head: Head,
+    *,
+    clock: Clock,
+    keepalive: KeepAlive,
+    sink: StreamSink,
+    idle_s: float,
+    deadline: float,
+    provider: str,
+) -> str | None:
+    """Forward frames until the terminal one; return None, or why the stream failed.
+
+    While the client hears nothing, it gets a keep-alive after
+    keepalive.after_s and then every interval_s, as before the first
+    byte: a backend that sends a long tool call only once it is whole
+    (or holds back text the output filters are still deciding on) must
+    not look like a dead stream to the client or to a proxy between.
+    """
+    tc = head.transcoder
+    frames = head.frames
+    # When the client last got bytes, and how long it may then hear nothing.
+    heard, quiet_s = clock.monotonic(), keepalive.after_s
+    while True:
+        if frames:
+            await sink.write(b"".join(frames))
+            heard, quiet_s = clock.monotonic(), keepalive.after_s
+        if tc.upstream_error is not None:
+            return f"upstream_error_event:{tc.upstream_error}"
+        if tc.finished:
+            return None
+        now = clock.monotonic()
+        # Gaps between chunks are limited from the wait's start; pings do not reset it.
+        idle_at = now + idle_s
+        limit, phase = (idle_at, "idle") if idle_at < deadline else (deadline, "total")
+        try:
+            while True:
+                ping_at = heard + quiet_s
+                try:
+                    async with asyncio.timeout(max(0.0, min(limit, ping_at) - now)):
+                        chunk = await head.resp.chunk()
+                    break
+                except TimeoutError:
+                    if ping_at >= limit:
+                        raise
+                await sink.ping()
+                heard, quiet_s = clock.monotonic(), keepalive.interval_s
+                now = heard
+            outs = tc.feed(chunk) if chunk else tc.end()
+        except TimeoutError:
+            return await fail_mid_stream(sink, provider, f"timeout_{phase}")
+        except UpstreamError as exc:
+            return await fail_mid_stream(sink, provider, f"{exc.reason}: {exc.detail}")
+        frames = [o.raw for o in outs]
+        if not chunk and not tc.finished:
+            if frames:
+                await sink.write(b"".join(frames))
+            return await fail_mid_stream(sink, provider, f"stream ended without {tc.final_event}")
+
+
+async def with_pings(
+    task: asyncio.Task[Head],
+    sink: StreamSink,
+    progress: Progress,
+    *,
+    clock: Clock,
+    keepalive: KeepAlive,
+) -> Head:
+    """The head `task` opens, the client pinged meanwhile (before the first byte)."""
+    try:
+        while True:
+            delay = progress.next_ping_at(keepalive) - clock.monotonic()
+            done, _ = await asyncio.wait({task}, timeout=max(0.0, delay))
+            if done:
+                return task.result()
+            await sink.ping()
+            progress.pinged()
+    except BaseException:
+        await cancel_and_wait(task)
+        # The head may have arrived just as we were cancelled: drop its connection.
+        if task.done() and not task.cancelled() and task.exception() is None:
+            task.result().resp.abort()
+        raise
+
+
+@dataclass(slots=True)
+class Head:
+    """The frames read up to the commit point, and what to continue reading with."""
+
+    resp: UpstreamBody
+    transcoder: Transcoder
+    frames: list[bytes]
+
+
+async def open_head(
+    adapter: Adapter, call: Call, body: bytes, tc: Transcoder, t: TimeoutsConfig
+) -> Head:
+    """Send the request and read until the first content frame, within first_byte_s
+    (or total_s, when that is shorter).
+
+    Anything failing here has sent nothing to the client: the engine may fall back.
+    """
+    resp: UpstreamBody | None = None
+    wait, phase = first_wait(t.first_byte_s, t.total_s)
+    try:
+        async with asyncio.timeout(wait):
+            resp = await adapter.open(call, body)
+            held: list[bytes] = []
+            while True:
+                chunk = await resp.chunk()
+                outs = tc.feed(chunk) if chunk else tc.end()
+                if tc.upstream_error is not None:
+                    raise UpstreamProtocolError(
+                        adapter.name, f"error event before content: {tc.upstream_error}"
+                    )
+                held.extend(o.raw for o in outs)
+                if any(o.content for o in outs):
+                    return Head(resp, tc, held)
+                if not chunk:
+                    raise UpstreamProtocolError(adapter.name, "stream ended before any content")
+    except TimeoutError as exc:
+        if resp is not None:
+            resp.abort()
+        raise UpstreamTimeoutError(adapter.name, phase) from exc
+    except BaseException:
+        if resp is not None:
+            resp.abort()
+        raise
+
+
+async def tell_client_of_shutdown(sink: StreamSink) -> None:
+    # The stream is being abandoned: end it with an error event rather than a cut.
+    with contextlib.suppress(ClientDisconnectedError, ConnectionError):
+        await sink.fail(
+            "overloaded_error", "coderouterd is shutting down; the stream was cut short"
+        )
+        await sink.finish()
+
+
+async def fail_mid_stream(sink: StreamSink, provider: str, reason: str) -> str:
+    await sink.fail("api_error", f"upstream provider {provider!r} failed mid-stream: {reason}")
+    return reason
+
+
+def first_wait(first_byte_s: float, total_s: float) -> tuple[float, str]:
+    """How long an attempt may wait for its first byte, and which limit that is:
+    total_s bounds the whole attempt, so a first_byte_s beyond it never applies."""
+    if total_s < first_byte_s:
+        return total_s, "total"
+    return first_byte_s, "first_byte"
