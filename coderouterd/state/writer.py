@@ -50,14 +50,12 @@ from coderouterd.clock import Clock
 from coderouterd.state.chain import GENESIS
 from coderouterd.state.db import StateError, immediate
 from coderouterd.state.drops import DropReporter
+from coderouterd.state.inserts import insert, insert_each
 from coderouterd.state.records import (
-    INSERT_REPLAY,
     KEPT,
     AuditEvent,
-    AuditRow,
     Record,
     Writable,
-    batch_statements,
 )
 
 T = TypeVar("T")
@@ -318,12 +316,12 @@ class Writer:
                 writable.append(row)
             try:
                 async with immediate(self._conn):
-                    orphaned = await self._insert(writable)
+                    orphaned = await insert(self._conn, writable)
             except sqlite3.IntegrityError:
                 # One record breaks a constraint (a request id stored before
                 # a restart, reused by its client): the others go in without it.
                 async with immediate(self._conn):
-                    orphaned, refused = await self._insert_each(writable)
+                    orphaned, refused = await insert_each(self._conn, writable)
                 for why in refused:
                     self._lose(why, 1)
                 unwritten -= len(refused)
@@ -340,35 +338,6 @@ class Writer:
             self._processed += len(batch)
             self._release_waiters()
             self._drops.flush()
-
-    async def _insert(self, writable: list[Writable]) -> int:
-        """Insert the records, grouped by statement; return the replays left
-        out for want of their request row or base (INSERT_REPLAY's guard)."""
-        orphaned = 0
-        for sql, params in batch_statements(writable):
-            cursor = await self._conn.executemany(sql, params)
-            if sql == INSERT_REPLAY:
-                orphaned += len(params) - max(cursor.rowcount, 0)
-        return orphaned
-
-    async def _insert_each(self, writable: list[Writable]) -> tuple[int, list[Exception]]:
-        """Insert each record in a savepoint of its own, leaving out those that
-        break a constraint; return the replays orphaned and why each record
-        was refused. An audit row is never left out alone: the chain would
-        break after it, so the batch fails whole."""
-        orphaned = 0
-        refused: list[Exception] = []
-        for record in writable:
-            await self._conn.execute("SAVEPOINT record")
-            try:
-                orphaned += await self._insert([record])
-            except sqlite3.IntegrityError as e:
-                if isinstance(record, AuditRow):
-                    raise
-                await self._conn.execute("ROLLBACK TO record")
-                refused.append(e)
-            await self._conn.execute("RELEASE record")
-        return orphaned, refused
 
     async def _chain_head(self) -> tuple[int, str]:
         if self._chain is None:
