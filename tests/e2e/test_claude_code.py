@@ -106,15 +106,24 @@ def responder(first: Reply, final: Reply) -> Callable[[Recorded], Reply]:
     return choose
 
 
+def write_target(tmp_path: Path) -> Path:
+    """The file Claude Code is asked to write, in a working directory of its own."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    return workdir / "hello.txt"
+
+
 async def run_claude(
-    cli: list[str], url: str, workdir: Path, prompt: str, extra_env: dict[str, str] | None = None
+    cli: list[str], url: str, target: Path, extra_env: dict[str, str] | None = None
 ) -> tuple[int, str, str]:
+    """Claude Code asked to write CONTENT to `target`, run in its directory."""
+    workdir = target.parent
     home = workdir / "home"
     home.mkdir()
     proc = await asyncio.create_subprocess_exec(
         *cli,
         "-p",
-        prompt,
+        f"Write the text '{CONTENT}' to the file {target} using the Write tool.",
         "--allowedTools",
         "Write",
         "--output-format",
@@ -142,9 +151,7 @@ async def test_claude_code_writes_a_file_through_the_daemon(
     tmp_path: Path,
     variant: str,
 ) -> None:
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    target = workdir / "hello.txt"
+    target = write_target(tmp_path)
     first = {
         "tool_calls": tool_call_reply,
         "repaired_text": text_tool_call_reply,
@@ -158,12 +165,7 @@ async def test_claude_code_writes_a_file_through_the_daemon(
     fake_upstream.responder = responder(first, final)
     backend = provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat")
     d = await start_daemon(chain_yaml(backend))
-    code, out, err = await run_claude(
-        claude_cli,
-        d.url,
-        workdir,
-        f"Write the text '{CONTENT}' to the file {target} using the Write tool.",
-    )
+    code, out, err = await run_claude(claude_cli, d.url, target)
     assert code == 0, f"claude exited {code}\nstdout:\n{out}\nstderr:\n{err}"
     assert target.read_text() == CONTENT
     assert FINAL in out
@@ -210,9 +212,7 @@ async def test_claude_code_finishes_on_anthropic_when_the_local_backend_dies_mid
     # result back, the local backend is gone and an Anthropic provider takes
     # over, with the local model's unsigned thinking in the history and
     # thinking on. The fake Anthropic upstream refuses what the real one would.
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    target = workdir / "hello.txt"
+    target = write_target(tmp_path)
     refused: list[str] = []
 
     def choose(req: Recorded) -> Reply:
@@ -235,11 +235,7 @@ async def test_claude_code_finishes_on_anthropic_when_the_local_backend_dies_mid
     claude = provider_yaml("claude", fake_upstream.url)
     d = await start_daemon(chain_yaml(local, claude))
     code, out, err = await run_claude(
-        claude_cli,
-        d.url,
-        workdir,
-        f"Write the text '{CONTENT}' to the file {target} using the Write tool.",
-        extra_env={"MAX_THINKING_TOKENS": "2048"},
+        claude_cli, d.url, target, extra_env={"MAX_THINKING_TOKENS": "2048"}
     )
     assert code == 0, f"claude exited {code}\nstdout:\n{out}\nstderr:\n{err}\nrefused: {refused}"
     assert target.read_text() == CONTENT

@@ -36,6 +36,13 @@ def start(writer: Writer) -> asyncio.Task[None]:
     return spawn(writer.run(), name="test.state.writer")
 
 
+def running(conn: aiosqlite.Connection) -> tuple[Writer, asyncio.Task[None], Errors]:
+    """A writer committing every 10 ms, its loop, and the failures it reports."""
+    errors = Errors()
+    writer = Writer(conn, clock=ManualClock(), window_s=0.01, on_error=errors)
+    return writer, start(writer), errors
+
+
 async def stop(writer: Writer, task: asyncio.Task[None]) -> None:
     await writer.close()
     await asyncio.wait_for(task, 1.0)
@@ -168,9 +175,7 @@ async def test_audit_events_survive_a_flood_and_chain(conn: aiosqlite.Connection
 async def test_a_record_that_breaks_a_constraint_is_left_out_alone(
     conn: aiosqlite.Connection,
 ) -> None:
-    errors = Errors()
-    writer = Writer(conn, clock=ManualClock(), window_s=0.01, on_error=errors)
-    task = start(writer)
+    writer, task, errors = running(conn)
     writer.submit(request_row("r1"))
     writer.submit(AuditEvent(ts=1.0, event="first", fields={}))
     await writer.flush()
@@ -198,9 +203,7 @@ async def test_a_record_that_breaks_a_constraint_is_left_out_alone(
 async def test_a_batch_whose_audit_row_is_refused_is_rolled_back_whole(
     conn: aiosqlite.Connection,
 ) -> None:
-    errors = Errors()
-    writer = Writer(conn, clock=ManualClock(), window_s=0.01, on_error=errors)
-    task = start(writer)
+    writer, task, errors = running(conn)
     writer.submit(AuditEvent(ts=1.0, event="first", fields={}))
     await writer.flush()
     # Another writer took the next place in the chain: an audit row cannot be
