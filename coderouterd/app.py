@@ -23,10 +23,13 @@ from coderouterd.config import LoadedConfig, resolve_control_socket, resolve_sta
 from coderouterd.ctl.server import build_ctl_app, start_ctl_site, stop_ctl_site
 from coderouterd.daemon import Daemon, with_server_overrides
 from coderouterd.errors import ListenError
+from coderouterd.healing.policy import HealingBook
+from coderouterd.healing.service import HealingService
 from coderouterd.ingress import info, messages
 from coderouterd.ingress.inflight import InFlightRegistry
 from coderouterd.ingress.keys import DAEMON, REQUEST_IDS
 from coderouterd.ingress.middleware import RequestIds, request_context
+from coderouterd.providers.base import HttpAdapter
 from coderouterd.routing.board import ProviderBoard
 from coderouterd.routing.budget import BudgetBook
 from coderouterd.routing.records import Observer, Observers
@@ -54,10 +57,26 @@ def build_daemon(
     log = get_logger()
     board = ProviderBoard()
     inflight = InFlightRegistry(clock)
+
+    def runtime_adapters() -> Mapping[str, HttpAdapter]:
+        # The adapters of whichever runtime is current when a probe is sent.
+        return daemon.holder.current.adapters
+
+    healing = HealingService(
+        HealingBook.for_config(loaded.config),
+        adapters=runtime_adapters,
+        state=state,
+        log=log,
+        clock=clock,
+        env=env,
+    )
+    if state is not None:
+        healing.load((e.provider, e.reason, e.since) for e in state.exclusions)
     observers: list[Observer] = [
         inflight,
         ProviderStateObserver(board, clock, log, audit=state.audit if state else None),
         RequestLogObserver(log),
+        healing,
     ]
     daemon = Daemon(
         loaded,
@@ -70,6 +89,7 @@ def build_daemon(
         log=log,
         state=state,
         server_overrides=server_overrides,
+        healing=healing,
     )
     if state is not None:
         observers.append(
@@ -95,7 +115,17 @@ def build_app(daemon: Daemon) -> web.Application:
     app.router.add_get("/", info.health)
     app.router.add_get("/healthz", info.health)
     app.cleanup_ctx.append(_adapters_ctx)
+    app.cleanup_ctx.append(_healing_ctx)
     return app
+
+
+async def _healing_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Probes and restarts run while the server does; they stop before the
+    # state service closes, so their last records are written.
+    healing = app[DAEMON].healing
+    healing.start()
+    yield
+    await healing.close()
 
 
 async def _adapters_ctx(app: web.Application) -> AsyncIterator[None]:

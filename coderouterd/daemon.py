@@ -20,12 +20,14 @@ from coderouterd.config import LoadedConfig, load_config
 from coderouterd.config.model import ProviderConfig, ServerConfig
 from coderouterd.ctl.model import (
     BudgetStatus,
+    HealingStatus,
     ProviderStatus,
     ReloadReply,
     StateStatus,
     StatusReply,
 )
 from coderouterd.errors import ConfigError
+from coderouterd.healing.service import HealingService
 from coderouterd.ingress.body import BodyMemo
 from coderouterd.ingress.inflight import InFlightEntry, InFlightRegistry
 from coderouterd.providers.base import HttpAdapter
@@ -69,6 +71,7 @@ class Daemon:
         log: Any,
         state: StateService | None = None,
         server_overrides: Mapping[str, Any] | None = None,
+        healing: HealingService,
     ) -> None:
         # `serve --host/--port` win over the file at every reload, as they will
         # at the next start under the same command line: a file that differs
@@ -84,6 +87,7 @@ class Daemon:
         self.board = board
         self.budget = budget
         self.state = state
+        self.healing = healing
         self.holder = _Holder(build_runtime(loaded, env=env, observer=observer, clock=clock))
         self._retired: list[HttpAdapter] = []
         self.server: ServerConfig = loaded.config.server
@@ -241,13 +245,20 @@ class Daemon:
         assert p is not None
         st = self.board.get(name)
         unavailable = runtime.unavailable_for("anthropic").get(name)
+        healing = self._healing_status(name)
+        if unavailable:
+            state = f"unavailable ({unavailable})"
+        elif healing.excluded:
+            state = f"excluded ({healing.reason})"
+        else:
+            state = st.state
         return ProviderStatus(
             name=name,
             kind=p.kind,
             model=p.model,
             base_url=p.base_url,
             paid=p.paid,
-            state=f"unavailable ({unavailable})" if unavailable else st.state,
+            state=state,
             last_outcome=st.last_outcome,
             last_status=st.last_status,
             last_change_wall=st.last_change_wall,
@@ -255,6 +266,28 @@ class Daemon:
             consecutive_failures=st.consecutive_failures,
             tool_call_repairs=st.repairs,
             auth_rejected=st.auth_rejected,
+            healing=healing,
+        )
+
+    def _healing_status(self, name: str) -> HealingStatus:
+        book = self.healing.book
+        h = book.health(name)
+        ex = h.excluded
+        due = None if ex is None or ex.next_probe is None else ex.next_probe
+        return HealingStatus(
+            threshold=book.threshold(name),
+            excluded=ex is not None,
+            reason=None if ex is None else ex.reason,
+            since_wall=None if ex is None else ex.since_wall,
+            next_probe_in_s=None
+            if due is None
+            else round(max(0.0, due - self._clock.monotonic()), 3),
+            probes_failed=0 if ex is None else ex.probes_failed,
+            last_probe_wall=h.last_probe_wall,
+            last_probe_ok=h.last_probe_ok,
+            last_probe_latency_ms=h.last_probe_latency_ms,
+            restarts=h.restarts,
+            restart_running=h.restarting,
         )
 
     async def reload(self) -> ReloadReply:
@@ -281,6 +314,7 @@ class Daemon:
             return ReloadReply(ok=False, config_digest=current.loaded.digest, problems=problems)
         self.holder.current = new
         self._retired.extend(retired_adapters(current, new))
+        self.healing.reconfigure(loaded.config)
         restart = tuple(
             f"server.{k}"
             for k in _RESTART_ONLY

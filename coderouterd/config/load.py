@@ -212,6 +212,7 @@ def _cross_check(data: dict[Any, Any], walker: _Walker) -> None:
     profiles = _names(data.get("profiles"), "profiles", "profile", walker)
     for i, provider in _mappings(data.get("providers")):
         _check_credentials(provider, f"providers[{i}]", walker)
+        _check_restart_command(provider, f"providers[{i}]", walker)
     for i, profile in _mappings(data.get("profiles")):
         chain = profile.get("providers")
         for j, name in enumerate(chain if isinstance(chain, list) else []):
@@ -247,6 +248,20 @@ def _check_credentials(provider: dict[Any, Any], path: str, walker: _Walker) -> 
         # The value is not echoed: a key pasted here must not end up in logs.
         message = "must be the name of an environment variable (letters, digits, _), not a key"
         walker.at(_join(path, "api_key_env"), message)
+
+
+def _check_restart_command(provider: dict[Any, Any], path: str, walker: _Walker) -> None:
+    # The seeds took a shell line; coderouterd runs an argv list without a
+    # shell (no quoting or injection surprises), and says how to write one.
+    if not isinstance(provider.get("restart_command"), str):
+        return
+    where = _join(path, "restart_command")
+    walker.problems = [p for p in walker.problems if p.path != where]
+    walker.at(
+        where,
+        "must be a list of arguments, run without a shell, e.g. "
+        "[systemctl, --user, restart, ollama]; for a shell line write [sh, -c, '...']",
+    )
 
 
 def _mappings(items: object) -> Iterator[tuple[int, dict[Any, Any]]]:

@@ -72,6 +72,11 @@ class OutputFiltersConfig(_Strict, frozen=True):
     repair_tool_calls: bool | None = None
 
 
+# An argv list, run without a shell (see SelfHealingConfig).
+Argv = Annotated[tuple[Annotated[str, msgspec.Meta(min_length=1)], ...], msgspec.Meta(min_length=1)]
+HealthAction = Literal["off", "warn", "demote", "exclude"]
+
+
 class ProviderConfig(_Strict, frozen=True):
     name: Name
     base_url: HttpUrl
@@ -86,6 +91,10 @@ class ProviderConfig(_Strict, frozen=True):
     max_output_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
     output_filters: OutputFiltersConfig = OutputFiltersConfig()
     cost: CostConfig | None = None
+    # Run when the provider is excluded as unhealthy, e.g.
+    # [systemctl, --user, restart, ollama]; never through a shell.
+    restart_command: Argv | None = None
+    restart_timeout_s: Positive = 30.0
 
 
 class ProfileConfig(_Strict, frozen=True):
@@ -94,6 +103,13 @@ class ProfileConfig(_Strict, frozen=True):
     allow_paid: bool | None = None
     # False keeps this profile's requests out of the replay records.
     record_replays: bool = True
+    # How this profile treats a provider self-healing has excluded: `exclude`
+    # skips it (and lets this profile's threshold exclude it), `demote` tries
+    # it last, `warn` and `off` leave it in place.
+    backend_health_action: HealthAction = "warn"
+    # A provider listed by an `exclude` profile is excluded after twice this
+    # many consecutive failed attempts (the smallest such threshold wins).
+    backend_health_threshold: Annotated[int, msgspec.Meta(ge=2, le=20)] = 3
 
 
 class ReplayConfig(_Strict, frozen=True):
@@ -120,6 +136,23 @@ class StateConfig(_Strict, frozen=True):
     replay: ReplayConfig = ReplayConfig()
 
 
+class SelfHealingConfig(_Strict, frozen=True):
+    """Excluded providers are probed until one answers; restart_command runs once per exclusion."""
+
+    # Probe delays double from the first to the cap, each moved by up to
+    # +-jitter of itself so that providers excluded together are not probed in step.
+    recovery_initial_interval_s: Positive = 30.0
+    recovery_max_interval_s: Positive = 300.0
+    recovery_jitter: Annotated[float, msgspec.Meta(ge=0, le=0.5)] = 0.1
+    probe_timeout_s: Positive = 10.0
+    # A provider excluded again within this long is not restarted again.
+    restart_min_interval_s: NonNegative = 600.0
+    # The last bytes of a restart_command's output kept in its audit event.
+    restart_output_bytes: Annotated[int, msgspec.Meta(ge=0, le=65536)] = 2048
+    # A failure this long after the previous one starts a new streak.
+    failure_window_s: Positive = 600.0
+
+
 class ServerConfig(_Strict, frozen=True):
     host: str = "127.0.0.1"
     port: Port = 8088
@@ -141,6 +174,7 @@ class Config(_Strict, frozen=True):
     capabilities_file: str | None = None
     server: ServerConfig = ServerConfig()
     state: StateConfig = StateConfig()
+    self_healing: SelfHealingConfig = SelfHealingConfig()
 
     def provider(self, name: str) -> ProviderConfig | None:
         return next((p for p in self.providers if p.name == name), None)

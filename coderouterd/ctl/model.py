@@ -5,13 +5,33 @@ from __future__ import annotations
 import msgspec
 
 
+class HealingStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """What self-healing knows of a provider (healing/policy.py)."""
+
+    # Excluded after 2 x this many consecutive failures; None: never excluded automatically.
+    threshold: int | None = None
+    excluded: bool = False
+    reason: str | None = None
+    since_wall: float | None = None
+    # None while a restart_command runs (the probe waits for it), or not excluded.
+    next_probe_in_s: float | None = None
+    probes_failed: int = 0
+    last_probe_wall: float | None = None
+    last_probe_ok: bool | None = None
+    last_probe_latency_ms: float | None = None
+    # restart_command runs since start-up, and whether one runs now.
+    restarts: int = 0
+    restart_running: bool = False
+
+
 class ProviderStatus(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     kind: str
     model: str
     base_url: str
     paid: bool
-    # "unknown" until the first attempt; then "ok" or "failing".
+    # "unknown" until the first attempt; then "ok" or "failing"; "excluded
+    # (unhealthy)" while self-healing keeps it out; "unavailable (why)".
     state: str = "unknown"
     last_outcome: str | None = None
     last_status: int | None = None
@@ -21,6 +41,7 @@ class ProviderStatus(msgspec.Struct, frozen=True, kw_only=True):
     tool_call_repairs: int = 0
     # The provider's last answer was a 401/403 to our credentials.
     auth_rejected: bool = False
+    healing: HealingStatus = HealingStatus()
 
 
 class InFlight(msgspec.Struct, frozen=True, kw_only=True):

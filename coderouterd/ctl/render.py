@@ -92,7 +92,7 @@ def _providers_table(providers: Sequence[ProviderStatus]) -> list[str]:
             p.name,
             p.kind,
             p.model,
-            f"{p.state}, key rejected" if p.auth_rejected else p.state,
+            _state(p),
             _or_missing(p.last_outcome),
             _or_missing(p.last_status),
             str(p.consecutive_failures),
@@ -102,6 +102,19 @@ def _providers_table(providers: Sequence[ProviderStatus]) -> list[str]:
         for p in providers
     ]
     return render_table(_PROVIDER_HEADER, rows)
+
+
+def _state(p: ProviderStatus) -> str:
+    state = f"{p.state}, key rejected" if p.auth_rejected else p.state
+    h = p.healing
+    if h.excluded:
+        if h.restart_running:
+            state += ", restarting"
+        elif h.next_probe_in_s is not None:
+            state += f", probe in {format_duration(h.next_probe_in_s)}"
+        if h.probes_failed:
+            state += f", {h.probes_failed} probe(s) failed"
+    return state
 
 
 def _budget_table(budgets: Sequence[BudgetStatus]) -> list[str]:

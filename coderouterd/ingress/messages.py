@@ -61,7 +61,10 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
             model=parsed.model,
         )
         plan = plan_attempts(
-            runtime.config, route, unavailable=daemon.unavailable(runtime, dialect)
+            runtime.config,
+            route,
+            unavailable=daemon.unavailable(runtime, dialect),
+            excluded=daemon.healing.excluded(),
         )
     except (CoderouterError, web.HTTPRequestEntityTooLarge) as exc:
         # Refused before any provider was chosen: still one log line and one row.

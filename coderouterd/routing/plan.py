@@ -7,7 +7,7 @@ see why a provider was not tried.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from coderouterd.config.model import Config, ProfileConfig, ProviderConfig
@@ -16,6 +16,9 @@ from coderouterd.errors import UnknownProfileError
 PROFILE_HEADER = "x-coderouter-mode"
 
 SKIP_PAID = "paid_blocked"
+# Self-healing took the provider out (healing/policy.py); only profiles whose
+# backend_health_action is `exclude` skip it.
+SKIP_EXCLUDED = "excluded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +75,16 @@ def plan_attempts(
     route: Route,
     *,
     unavailable: Mapping[str, str] | None = None,
+    excluded: Collection[str] = frozenset(),
 ) -> Plan:
     """Ordered providers to try, with every skipped provider and its reason.
 
     `unavailable` maps a provider name to a reason decided elsewhere (a
-    missing API key today; exclusions, budget and health later).
+    missing API key or translation, this month's budget spent). `excluded`
+    names the providers self-healing took out: an `exclude` profile skips
+    them, a `demote` profile tries them last. Exclusions never leave a plan
+    empty: when they are all that stands between a request and every
+    provider, those providers are tried anyway, in order.
     """
     profile = config.profile(route.profile)
     if profile is None:
@@ -90,10 +98,19 @@ def plan_attempts(
             skipped.append(Skip(name, "unknown_provider"))
             continue
         reason = _skip_reason(config, profile, provider, unavailable or {})
+        if reason is None and name in excluded and profile.backend_health_action == "exclude":
+            reason = SKIP_EXCLUDED
         if reason is None:
             attempts.append(provider)
         else:
             skipped.append(Skip(name, reason))
+    if not attempts and any(s.reason == SKIP_EXCLUDED for s in skipped):
+        attempts = [
+            p for s in skipped if s.reason == SKIP_EXCLUDED if (p := config.provider(s.provider))
+        ]
+        skipped = [s for s in skipped if s.reason != SKIP_EXCLUDED]
+    elif excluded and profile.backend_health_action == "demote":
+        attempts.sort(key=lambda p: p.name in excluded)
     return Plan(profile.name, tuple(attempts), tuple(skipped))
 
 

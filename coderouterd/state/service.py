@@ -87,6 +87,8 @@ class StateService:
         self._closed = False
         # Request ids clients chose for the latest requests, oldest first.
         self.client_ids: tuple[str, ...] = ()
+        # Providers excluded when the database was opened (self-healing loads them).
+        self.exclusions: tuple[ExclusionSet, ...] = ()
 
     @classmethod
     async def open(
@@ -98,6 +100,7 @@ class StateService:
             await migrate(conn, discover(), now=clock.wall())
             totals = await reads.month_totals(conn, month_of(clock.wall()))
             client_ids = await reads.client_request_ids(conn, reads.CLIENT_IDS_KEPT)
+            exclusions = await reads.exclusions(conn)
         except BaseException:
             await conn.close()
             raise
@@ -127,6 +130,7 @@ class StateService:
         )
         service = cls(path, conn, writer, replays, budget, config=config, clock=clock, log=log)
         service.client_ids = tuple(client_ids)
+        service.exclusions = tuple(exclusions)
         service._start()
         return service
 
@@ -211,8 +215,10 @@ class StateService:
         output_tail: str,
         output_truncated: bool,
         episode: int,
+        error: str | None = None,
     ) -> None:
-        """Audit one run of a provider's restart_command (no row changes)."""
+        """Audit one run of a provider's restart_command (no row changes);
+        `error`: why it could not be started."""
         fields = {
             "provider": provider,
             "argv": list(argv),
@@ -224,7 +230,7 @@ class StateService:
             "output_truncated": output_truncated,
             "episode": episode,
         }
-        self._audit_at(self._clock.wall(), events.PROVIDER_RESTART_COMMAND, fields)
+        self._audit_at(self._clock.wall(), events.PROVIDER_RESTART_COMMAND, fields, error=error)
 
     def _audit_at(self, now: float, event: str, fields: dict[str, Any], **optional: Any) -> None:
         # Optional fields appear only when known, so a row says what happened.

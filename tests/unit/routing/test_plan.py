@@ -102,3 +102,42 @@ def test_unknown_profile_names_the_field(header, body, field: str) -> None:
 )
 def test_classify_status(status: int, error_type: str | None, verdict: Verdict) -> None:
     assert classify_status(status, error_type) is verdict
+
+
+HEALING = load_config_text(
+    """
+providers:
+  - {name: a, kind: anthropic, base_url: "http://127.0.0.1:1", model: m}
+  - {name: b, kind: anthropic, base_url: "http://127.0.0.1:2", model: m}
+  - {name: c, kind: anthropic, base_url: "http://127.0.0.1:3", model: m, paid: true}
+profiles:
+  - {name: skip, providers: [a, b, c], backend_health_action: exclude, allow_paid: true}
+  - {name: last, providers: [a, b, c], backend_health_action: demote, allow_paid: true}
+  - {name: keep, providers: [a, b], backend_health_action: warn}
+  - {name: free, providers: [a, c], backend_health_action: exclude}
+""",
+    file="healing.yaml",
+)
+
+
+@pytest.mark.parametrize(
+    ("profile", "excluded", "unavailable", "attempts", "skipped"),
+    [
+        ("skip", {"a"}, {}, ["b", "c"], [("a", "excluded")]),
+        ("skip", {"a", "c"}, {}, ["b"], [("a", "excluded"), ("c", "excluded")]),
+        ("last", {"a"}, {}, ["b", "c", "a"], []),
+        ("last", {"a", "b"}, {}, ["c", "a", "b"], []),
+        ("keep", {"a"}, {}, ["a", "b"], []),
+        # Exclusions never empty a chain: the excluded are tried anyway, in order.
+        ("skip", {"a", "b", "c"}, {}, ["a", "b", "c"], []),
+        ("free", {"a"}, {}, ["a"], [("c", "paid_blocked")]),
+        ("skip", {"a", "b"}, {"c": "budget_exceeded"}, ["a", "b"], [("c", "budget_exceeded")]),
+        # A provider that cannot be tried anyway keeps its own reason.
+        ("skip", {"a"}, {"a": "missing_api_key"}, ["b", "c"], [("a", "missing_api_key")]),
+    ],
+)
+def test_plans_of_profiles_with_excluded_providers(
+    profile: str, excluded: set, unavailable: dict, attempts: list, skipped: list
+) -> None:
+    plan = plan_attempts(HEALING, Route(profile), unavailable=unavailable, excluded=excluded)
+    assert names(plan) == (attempts, skipped)

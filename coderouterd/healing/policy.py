@@ -1,0 +1,347 @@
+"""Self-healing decisions: when a provider is excluded, probed, restarted, restored (pure).
+
+A provider listed by an `exclude` profile is excluded after 2 x threshold
+consecutive failed attempts (the smallest threshold among those profiles),
+a streak that starts over after `failure_window_s` without a failure. Only
+`failed` attempts count: an error handed back to the client, a refused or
+interrupted attempt, or rejected credentials say nothing about the backend's
+health. An excluded provider is probed until a probe succeeds, the delays
+doubling from `recovery_initial_interval_s` to `recovery_max_interval_s`
+with jitter; its restart_command runs once per exclusion (not again within
+`restart_min_interval_s`), and its first probe comes one initial interval
+after the command ends. A real request that gets through restores it too.
+
+`HealingBook` only decides: every method takes the time and returns what to
+do, and the service (service.py) does it. Each exclusion is an episode with
+its own number, so the result of a probe or restart from an earlier episode
+is recognised and ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from coderouterd.config.model import Config, SelfHealingConfig
+
+UNHEALTHY = "unhealthy"
+AUTH_STATUSES = frozenset({401, 403})
+
+
+@dataclass(frozen=True, slots=True)
+class Exclude:
+    provider: str
+    reason: str
+    consecutive_failures: int
+    threshold: int
+    last_reason: str | None
+    last_status: int | None
+    episode: int
+
+
+@dataclass(frozen=True, slots=True)
+class Restore:
+    provider: str
+    # "probe", "request", or "config_removed" (no longer configured).
+    via: str
+    excluded_for_s: float
+    probes_failed: int
+    episode: int
+    latency_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    provider: str
+    argv: tuple[str, ...]
+    timeout_s: float
+    episode: int
+
+
+@dataclass(frozen=True, slots=True)
+class RestartSkipped:
+    provider: str
+    # "running" or "too_soon".
+    why: str
+    next_allowed_in_s: float | None
+    episode: int
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    provider: str
+    episode: int
+
+
+Decision = Exclude | Restore | Restart | RestartSkipped | Probe
+
+
+def next_probe_delay(failed: int, settings: SelfHealingConfig, u: float) -> float:
+    """Seconds until the next probe after `failed` failed probes; `u` in [0, 1)
+    places it within +-jitter of the doubled delay."""
+    base = min(
+        settings.recovery_max_interval_s,
+        settings.recovery_initial_interval_s * 2.0 ** min(failed, 32),
+    )
+    return base * (1 + settings.recovery_jitter * (2 * u - 1))
+
+
+@dataclass(slots=True)
+class Exclusion:
+    reason: str
+    since_wall: float
+    since_mono: float
+    episode: int
+    probes_failed: int = 0
+    # When the next probe is due (monotonic); None while a restart runs.
+    next_probe: float | None = None
+
+
+@dataclass(slots=True)
+class ProviderHealth:
+    """What the book knows of one provider; `ctl status` shows it."""
+
+    streak: int = 0
+    last_failure: float | None = None
+    last_reason: str | None = None
+    last_status: int | None = None
+    excluded: Exclusion | None = None
+    probing: bool = False
+    restarting: bool = False
+    last_restart: float | None = None
+    restarts: int = 0
+    last_probe_wall: float | None = None
+    last_probe_ok: bool | None = None
+    last_probe_latency_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Policy:
+    # None: no `exclude` profile lists the provider, so it is never excluded.
+    threshold: int | None
+    restart: tuple[str, ...] | None
+    restart_timeout_s: float
+
+
+@dataclass(slots=True)
+class HealingBook:
+    settings: SelfHealingConfig
+    _policies: dict[str, _Policy] = field(default_factory=dict)
+    _health: dict[str, ProviderHealth] = field(default_factory=dict)
+    _episodes: int = 0
+
+    @classmethod
+    def for_config(cls, config: Config) -> HealingBook:
+        book = cls(config.self_healing)
+        book.configure(config, now_mono=0.0)
+        return book
+
+    def configure(self, config: Config, *, now_mono: float) -> list[Decision]:
+        """Take a (re)loaded config; providers no longer in it are restored."""
+        self.settings = config.self_healing
+        thresholds: dict[str, int] = {}
+        for profile in config.profiles:
+            if profile.backend_health_action != "exclude":
+                continue
+            for name in profile.providers:
+                t = profile.backend_health_threshold
+                thresholds[name] = min(t, thresholds.get(name, t))
+        self._policies = {
+            p.name: _Policy(thresholds.get(p.name), p.restart_command, p.restart_timeout_s)
+            for p in config.providers
+        }
+        out: list[Decision] = []
+        for name in [n for n in self._health if n not in self._policies]:
+            health = self._health.pop(name)
+            if health.excluded is not None:
+                out.append(self._restored(name, health, "config_removed", now_mono))
+        return out
+
+    def excluded(self) -> frozenset[str]:
+        return frozenset(n for n, h in self._health.items() if h.excluded is not None)
+
+    def health(self, provider: str) -> ProviderHealth:
+        return self._health.get(provider) or ProviderHealth()
+
+    def threshold(self, provider: str) -> int | None:
+        policy = self._policies.get(provider)
+        return None if policy is None else policy.threshold
+
+    def observe(
+        self,
+        provider: str,
+        *,
+        outcome: str,
+        reason: str | None,
+        status: int | None,
+        now_mono: float,
+        now_wall: float,
+        u: float = 0.5,
+    ) -> list[Decision]:
+        """One finished attempt of a real request; `u` in [0, 1) jitters the first probe."""
+        policy = self._policies.get(provider)
+        if policy is None or status in AUTH_STATUSES:
+            return []
+        if outcome == "ok":
+            return self._succeeded(provider, now_mono)
+        if outcome != "failed":
+            return []
+        health = self._health.setdefault(provider, ProviderHealth())
+        if health.last_failure is not None and (
+            now_mono - health.last_failure > self.settings.failure_window_s
+        ):
+            health.streak = 0
+        health.streak += 1
+        health.last_failure = now_mono
+        health.last_reason, health.last_status = reason, status
+        if (
+            policy.threshold is None
+            or health.excluded is not None
+            or health.streak < 2 * policy.threshold
+        ):
+            return []
+        self._episodes += 1
+        episode = self._episodes
+        health.excluded = Exclusion(UNHEALTHY, now_wall, now_mono, episode)
+        out: list[Decision] = [
+            Exclude(provider, UNHEALTHY, health.streak, policy.threshold, reason, status, episode)
+        ]
+        restart = self._restart(provider, policy, health, now_mono)
+        if restart is not None:
+            out.append(restart)
+        if not health.restarting:
+            health.excluded.next_probe = now_mono + self._delay(0, u)
+        return out
+
+    def _succeeded(self, provider: str, now_mono: float) -> list[Decision]:
+        health = self._health.get(provider)
+        if health is None:
+            return []
+        health.streak = 0
+        if health.excluded is not None and health.excluded.reason == UNHEALTHY:
+            return [self._restored(provider, health, "request", now_mono)]
+        return []
+
+    def _restart(
+        self, provider: str, policy: _Policy, health: ProviderHealth, now: float
+    ) -> Restart | RestartSkipped | None:
+        assert health.excluded is not None
+        episode = health.excluded.episode
+        if policy.restart is None:
+            return None
+        if health.restarting:
+            return RestartSkipped(provider, "running", None, episode)
+        wait = self.settings.restart_min_interval_s
+        if health.last_restart is not None and now - health.last_restart < wait:
+            left = round(wait - (now - health.last_restart), 3)
+            return RestartSkipped(provider, "too_soon", left, episode)
+        health.restarting = True
+        health.last_restart = now
+        return Restart(provider, policy.restart, policy.restart_timeout_s, episode)
+
+    def restart_finished(self, provider: str, episode: int, *, now_mono: float) -> None:
+        """The restart_command of `episode` ended (whatever its outcome): probe
+        one initial interval later, giving the backend time to come up."""
+        health = self._health.get(provider)
+        if health is None:
+            return
+        health.restarting = False
+        health.restarts += 1
+        ex = health.excluded
+        if ex is not None and ex.episode == episode:
+            ex.next_probe = now_mono + self.settings.recovery_initial_interval_s
+
+    def due(self, now_mono: float) -> list[Probe]:
+        """Probes to send now; each provider has at most one in flight."""
+        out = []
+        for name, health in self._health.items():
+            ex = health.excluded
+            if ex is None or health.probing or ex.next_probe is None or ex.next_probe > now_mono:
+                continue
+            health.probing = True
+            out.append(Probe(name, ex.episode))
+        return out
+
+    def next_due(self) -> float | None:
+        """When the next probe is due (monotonic), if any is scheduled."""
+        times = [
+            h.excluded.next_probe
+            for h in self._health.values()
+            if h.excluded is not None and h.excluded.next_probe is not None and not h.probing
+        ]
+        return min(times, default=None)
+
+    def probe_finished(
+        self,
+        provider: str,
+        episode: int,
+        *,
+        ok: bool,
+        latency_ms: float | None,
+        now_mono: float,
+        now_wall: float,
+        u: float,
+    ) -> list[Decision]:
+        health = self._health.get(provider)
+        if health is None:
+            return []
+        health.probing = False
+        health.last_probe_wall, health.last_probe_ok = now_wall, ok
+        health.last_probe_latency_ms = latency_ms
+        ex = health.excluded
+        if ex is None or ex.episode != episode:
+            return []
+        if ok:
+            health.streak = 0
+            return [self._restored(provider, health, "probe", now_mono, latency_ms)]
+        ex.probes_failed += 1
+        ex.next_probe = now_mono + self._delay(ex.probes_failed, u)
+        return []
+
+    def load(
+        self, rows: Iterable[tuple[str, str, float]], *, now_mono: float, now_wall: float, u: float
+    ) -> list[Decision]:
+        """Exclusions stored before a restart, as (provider, reason, since_wall):
+        kept with their time, probed soon, never restarted at start-up (a daemon
+        that crash-loops must not loop restarts too); those of providers no
+        longer configured are restored."""
+        out: list[Decision] = []
+        for provider, reason, since_wall in rows:
+            self._episodes += 1
+            since_mono = now_mono - max(0.0, now_wall - since_wall)
+            ex = Exclusion(reason, since_wall, since_mono, self._episodes)
+            health = self._health.setdefault(provider, ProviderHealth())
+            health.excluded = ex
+            if provider not in self._policies:
+                gone = self._health.pop(provider)
+                out.append(self._restored(provider, gone, "config_removed", now_mono))
+                continue
+            # A few seconds, so that a backend which came back meanwhile is
+            # restored at once, without a probe storm at every restart.
+            ex.next_probe = now_mono + min(5.0, self.settings.recovery_initial_interval_s) * (
+                1 + self.settings.recovery_jitter * (2 * u - 1)
+            )
+        return out
+
+    def _restored(
+        self,
+        provider: str,
+        health: ProviderHealth,
+        via: str,
+        now_mono: float,
+        latency_ms: float | None = None,
+    ) -> Restore:
+        ex = health.excluded
+        assert ex is not None
+        health.excluded = None
+        return Restore(
+            provider,
+            via,
+            round(max(0.0, now_mono - ex.since_mono), 3),
+            ex.probes_failed,
+            ex.episode,
+            latency_ms,
+        )
+
+    def _delay(self, failed: int, u: float) -> float:
+        return next_probe_delay(failed, self.settings, u)

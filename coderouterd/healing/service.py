@@ -1,0 +1,267 @@
+"""Self-healing at work: the book's decisions carried out (I/O shell).
+
+`HealingService` observes every attempt of every request (it is one of the
+engine's observers), asks the book (policy.py) what follows, and does it:
+it logs and records an exclusion or a restoration (the `exclusions` row and
+its audit event, state/service.py), runs a restart_command (restart.py)
+and audits its outcome, and probes excluded providers (probe.py) from one
+loop that sleeps until the next probe is due. Everything runs on the event
+loop; probes and restarts are named tasks, at most one of each per
+provider, cancelled at close (a running restart_command's process group is
+killed then).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from coderouterd.clock import Clock
+from coderouterd.config.model import Config
+from coderouterd.healing.policy import (
+    Decision,
+    Exclude,
+    HealingBook,
+    Probe,
+    Restart,
+    RestartSkipped,
+    Restore,
+)
+from coderouterd.healing.probe import probe
+from coderouterd.healing.restart import run_restart
+from coderouterd.providers.base import HttpAdapter
+from coderouterd.routing.records import AttemptRecord, BaseObserver
+from coderouterd.state.service import StateService
+from coderouterd.tasks import cancel_and_wait, spawn
+from coderouterd.telemetry import events
+
+# The longest the loop sleeps without a wake-up, so that a clock jump or a
+# missed wake-up costs at most this much delay.
+_MAX_SLEEP_S = 60.0
+
+
+class HealingService(BaseObserver):
+    def __init__(
+        self,
+        book: HealingBook,
+        *,
+        adapters: Callable[[], Mapping[str, HttpAdapter]],
+        state: StateService | None,
+        log: Any,
+        clock: Clock,
+        env: Mapping[str, str],
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.book = book
+        self._adapters = adapters
+        self._state = state
+        self._log = log
+        self._clock = clock
+        self._env = env
+        self._rand = rand
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def excluded(self) -> frozenset[str]:
+        return self.book.excluded()
+
+    def attempt_finished(self, request_id: str, record: AttemptRecord) -> None:
+        self._apply(
+            self.book.observe(
+                record.provider,
+                outcome=record.outcome,
+                reason=record.reason,
+                status=record.status,
+                now_mono=self._clock.monotonic(),
+                now_wall=self._clock.wall(),
+                u=self._rand(),
+            ),
+            request_id=request_id,
+        )
+
+    def load(self, rows: Iterable[tuple[str, str, float]]) -> None:
+        """Exclusions stored before this start, as (provider, reason, since)."""
+        rows = list(rows)
+        decisions = self.book.load(
+            rows, now_mono=self._clock.monotonic(), now_wall=self._clock.wall(), u=self._rand()
+        )
+        kept = sorted(self.book.excluded())
+        if kept:
+            self._log.warning(events.PROVIDER_EXCLUDED_AT_STARTUP, providers=kept)
+        self._apply(decisions)
+
+    def reconfigure(self, config: Config) -> None:
+        self._apply(self.book.configure(config, now_mono=self._clock.monotonic()))
+
+    def start(self) -> None:
+        if self._loop_task is None:
+            self._loop_task = spawn(self._run(), name="healing:loop")
+
+    async def close(self) -> None:
+        tasks = [t for t in (self._loop_task, *self._tasks) if t is not None]
+        self._loop_task = None
+        for task in tasks:
+            await cancel_and_wait(task)
+
+    async def _run(self) -> None:
+        while True:
+            self._apply(self.book.due(self._clock.monotonic()))
+            due = self.book.next_due()
+            wait = _MAX_SLEEP_S if due is None else due - self._clock.monotonic()
+            self._wake.clear()
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(wait, _MAX_SLEEP_S)):
+                        await self._wake.wait()
+
+    def _apply(self, decisions: Sequence[Decision], *, request_id: str | None = None) -> None:
+        for d in decisions:
+            if isinstance(d, Exclude):
+                self._excluded(d, request_id)
+            elif isinstance(d, Restore):
+                self._restored(d, request_id)
+            elif isinstance(d, Restart):
+                self._spawn(self._restart(d), f"healing:restart:{d.provider}")
+            elif isinstance(d, RestartSkipped):
+                self._log.info(
+                    events.PROVIDER_RESTART_SKIPPED,
+                    provider=d.provider,
+                    why=d.why,
+                    next_allowed_in_s=d.next_allowed_in_s,
+                    episode=d.episode,
+                )
+            elif isinstance(d, Probe):
+                self._spawn(self._probe(d), f"healing:probe:{d.provider}")
+        if decisions:
+            self._wake.set()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task: asyncio.Task[None] = spawn(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _excluded(self, d: Exclude, request_id: str | None) -> None:
+        self._log.warning(
+            events.PROVIDER_EXCLUDED,
+            request_id=request_id,
+            provider=d.provider,
+            reason=d.reason,
+            consecutive_failures=d.consecutive_failures,
+            threshold=d.threshold,
+            last_reason=d.last_reason,
+            last_status=d.last_status,
+            episode=d.episode,
+        )
+        if self._state is not None:
+            self._state.provider_excluded(
+                d.provider,
+                reason=d.reason,
+                consecutive_failures=d.consecutive_failures,
+                threshold=d.threshold,
+                last_reason=d.last_reason,
+                last_status=d.last_status,
+                episode=d.episode,
+            )
+
+    def _restored(self, d: Restore, request_id: str | None) -> None:
+        self._log.info(
+            events.PROVIDER_RESTORED,
+            request_id=request_id,
+            provider=d.provider,
+            via=d.via,
+            excluded_for_s=d.excluded_for_s,
+            probes_failed=d.probes_failed,
+            latency_ms=d.latency_ms,
+            episode=d.episode,
+        )
+        if self._state is not None:
+            self._state.provider_restored(
+                d.provider,
+                via=d.via,
+                excluded_for_s=d.excluded_for_s,
+                probes_failed=d.probes_failed,
+                episode=d.episode,
+                latency_ms=d.latency_ms,
+            )
+
+    async def _probe(self, d: Probe) -> None:
+        try:
+            adapter = self._adapters().get(d.provider)
+            reason: str | None = "not_configured"
+            status: int | None = None
+            if adapter is None:
+                ok, latency_ms = False, None
+            else:
+                timeout_s = self.book.settings.probe_timeout_s
+                outcome = await probe(adapter, timeout_s=timeout_s, clock=self._clock)
+                ok, latency_ms = outcome.ok, outcome.latency_ms
+                reason, status = outcome.reason, outcome.status
+            self._log.debug(
+                events.PROVIDER_PROBE,
+                provider=d.provider,
+                ok=ok,
+                latency_ms=latency_ms,
+                status=status,
+                reason=reason,
+                episode=d.episode,
+            )
+        except Exception as exc:
+            # A probe that breaks is a failed probe, never a stuck provider.
+            ok, latency_ms = False, None
+            self._log.exception(events.PROVIDER_PROBE, provider=d.provider, error=repr(exc))
+        self._apply(
+            self.book.probe_finished(
+                d.provider,
+                d.episode,
+                ok=ok,
+                latency_ms=latency_ms,
+                now_mono=self._clock.monotonic(),
+                now_wall=self._clock.wall(),
+                u=self._rand(),
+            )
+        )
+        self._wake.set()
+
+    async def _restart(self, d: Restart) -> None:
+        try:
+            outcome = await run_restart(
+                d.argv,
+                provider=d.provider,
+                timeout_s=d.timeout_s,
+                output_bytes=self.book.settings.restart_output_bytes,
+                env=self._env,
+            )
+        finally:
+            self.book.restart_finished(d.provider, d.episode, now_mono=self._clock.monotonic())
+            self._wake.set()
+        level = self._log.info if outcome.ok else self._log.warning
+        level(
+            events.PROVIDER_RESTART_COMMAND,
+            provider=d.provider,
+            argv=list(d.argv),
+            exit_status=outcome.exit_status,
+            signal=outcome.signal,
+            timed_out=outcome.timed_out,
+            duration_ms=outcome.duration_ms,
+            output_tail=outcome.output_tail,
+            output_truncated=outcome.truncated,
+            error=outcome.error,
+            episode=d.episode,
+        )
+        if self._state is not None:
+            self._state.restart_command_ran(
+                d.provider,
+                argv=d.argv,
+                exit_status=outcome.exit_status,
+                signal=outcome.signal,
+                timed_out=outcome.timed_out,
+                duration_ms=outcome.duration_ms,
+                output_tail=outcome.output_tail,
+                output_truncated=outcome.truncated,
+                episode=d.episode,
+                error=outcome.error,
+            )

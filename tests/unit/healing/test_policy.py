@@ -1,0 +1,275 @@
+"""The self-healing book: exclusion, probes, restarts, restoration (pure; time is an argument)."""
+
+from __future__ import annotations
+
+import pytest
+
+from coderouterd.config.load import load_config_text
+from coderouterd.config.model import Config, SelfHealingConfig
+from coderouterd.healing.policy import (
+    Exclude,
+    HealingBook,
+    Probe,
+    Restart,
+    RestartSkipped,
+    Restore,
+    next_probe_delay,
+)
+
+
+def config(
+    *,
+    action: str = "exclude",
+    threshold: int = 3,
+    restart: str = "",
+    healing: str = "",
+    second_profile: str = "",
+) -> Config:
+    return load_config_text(
+        f"""
+providers:
+  - {{name: a, base_url: "http://127.0.0.1:1", model: m{restart}}}
+  - {{name: b, base_url: "http://127.0.0.1:2", model: m}}
+profiles:
+  - {{name: p, providers: [a, b], backend_health_action: {action}, backend_health_threshold: {threshold}}}
+{second_profile}
+{healing}
+""",
+        file="test.yaml",
+    )
+
+
+def fail(
+    book: HealingBook, n: int, *, at: float = 0.0, step: float = 1.0, provider: str = "a"
+) -> list:
+    out = []
+    for i in range(n):
+        now = at + i * step
+        out += book.observe(
+            provider,
+            outcome="failed",
+            reason="http_503",
+            status=503,
+            now_mono=now,
+            now_wall=1e9 + now,
+        )
+    return out
+
+
+def test_a_provider_is_excluded_at_twice_the_threshold() -> None:
+    book = HealingBook.for_config(config(threshold=3))
+
+    assert fail(book, 5) == []
+    assert book.excluded() == frozenset()
+    decisions = fail(book, 1, at=5.0)
+
+    assert decisions == [Exclude("a", "unhealthy", 6, 3, "http_503", 503, 1)]
+    assert book.excluded() == {"a"}
+
+
+def test_the_smallest_threshold_among_exclude_profiles_wins_and_others_do_not_count() -> None:
+    c = config(
+        threshold=5,
+        second_profile="  - {name: q, providers: [a], backend_health_action: exclude, backend_health_threshold: 2}\n"
+        "  - {name: r, providers: [b], backend_health_action: demote, backend_health_threshold: 2}",
+    )
+    book = HealingBook.for_config(c)
+
+    assert book.threshold("a") == 2
+    # b is in an `exclude` profile (p, 5) too; r's demote threshold does not count.
+    assert book.threshold("b") == 5
+    assert [type(d) for d in fail(book, 4)] == [Exclude]
+
+
+@pytest.mark.parametrize("action", ["warn", "off", "demote"])
+def test_only_exclude_profiles_exclude(action: str) -> None:
+    book = HealingBook.for_config(config(action=action, threshold=2))
+
+    assert fail(book, 50) == []
+    assert book.threshold("a") is None
+
+
+def test_a_success_or_an_old_failure_restarts_the_streak() -> None:
+    book = HealingBook.for_config(
+        config(threshold=2, healing="self_healing: {failure_window_s: 60}")
+    )
+    fail(book, 3)
+    book.observe("a", outcome="ok", reason=None, status=200, now_mono=3.0, now_wall=1e9)
+    assert fail(book, 3, at=4.0) == []
+    # The 4th failure comes 61 s after the 3rd: a new streak of 1.
+    assert fail(book, 1, at=67.0) == []
+    assert book.health("a").streak == 1
+    assert [type(d) for d in fail(book, 3, at=68.0)] == [Exclude]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status"),
+    [
+        ("returned", 400),
+        ("refused", None),
+        ("interrupted", None),
+        ("skipped", None),
+        ("failed", 401),
+        ("failed", 403),
+    ],
+)
+def test_attempts_that_say_nothing_of_health_do_not_count(outcome: str, status: int | None) -> None:
+    book = HealingBook.for_config(config(threshold=2))
+    for i in range(10):
+        assert (
+            book.observe("a", outcome=outcome, reason=None, status=status, now_mono=i, now_wall=i)
+            == []
+        )
+    assert book.health("a").streak == 0
+
+
+def test_probe_delays_double_to_the_cap_within_jitter() -> None:
+    s = SelfHealingConfig(
+        recovery_initial_interval_s=30, recovery_max_interval_s=300, recovery_jitter=0.1
+    )
+
+    assert [next_probe_delay(n, s, 0.5) for n in range(7)] == [30, 60, 120, 240, 300, 300, 300]
+    assert next_probe_delay(0, s, 0.0) == pytest.approx(27.0)
+    assert next_probe_delay(5, s, 0.9999) == pytest.approx(330.0, abs=0.01)
+
+
+def test_an_excluded_provider_is_probed_until_a_probe_succeeds() -> None:
+    book = HealingBook.for_config(config(threshold=2, healing="self_healing: {recovery_jitter: 0}"))
+    fail(book, 4)  # excluded at t=3
+
+    assert book.next_due() == 33.0
+    assert book.due(32.9) == []
+    assert book.due(33.0) == [Probe("a", 1)]
+    # One probe in flight at a time.
+    assert book.due(40.0) == []
+    assert book.next_due() is None
+    failed = book.probe_finished(
+        "a", 1, ok=False, latency_ms=None, now_mono=40.0, now_wall=1e9, u=0.5
+    )
+    assert failed == []
+    assert book.next_due() == 100.0  # the second probe comes 60 s later
+    assert book.due(100.0) == [Probe("a", 1)]
+    restored = book.probe_finished(
+        "a", 1, ok=True, latency_ms=12.5, now_mono=101.0, now_wall=1e9, u=0.5
+    )
+
+    assert restored == [Restore("a", "probe", 98.0, 1, 1, 12.5)]
+    assert book.excluded() == frozenset()
+    assert book.health("a").streak == 0
+    assert book.next_due() is None
+
+
+def test_a_request_that_gets_through_restores_an_excluded_provider() -> None:
+    book = HealingBook.for_config(config(threshold=2))
+    fail(book, 4)
+
+    decisions = book.observe(
+        "a", outcome="ok", reason=None, status=200, now_mono=10.0, now_wall=1e9
+    )
+
+    assert decisions == [Restore("a", "request", 7.0, 0, 1)]
+
+
+def test_the_result_of_an_earlier_episode_is_ignored() -> None:
+    book = HealingBook.for_config(config(threshold=2, healing="self_healing: {recovery_jitter: 0}"))
+    fail(book, 4)
+    [probe] = book.due(100.0)
+    book.observe("a", outcome="ok", reason=None, status=200, now_mono=101.0, now_wall=1e9)
+    fail(book, 4, at=102.0)  # excluded again: episode 2
+
+    stale = book.probe_finished(
+        "a", probe.episode, ok=True, latency_ms=1.0, now_mono=106.0, now_wall=1e9, u=0.5
+    )
+
+    assert stale == []
+    assert book.excluded() == {"a"}
+
+
+def test_a_restart_runs_once_per_exclusion_and_not_again_too_soon() -> None:
+    book = HealingBook.for_config(
+        config(
+            threshold=2,
+            restart=", restart_command: [systemctl, restart, a], restart_timeout_s: 7",
+            healing="self_healing: {restart_min_interval_s: 600, recovery_jitter: 0}",
+        )
+    )
+    first = fail(book, 4)
+
+    assert first[1:] == [Restart("a", ("systemctl", "restart", "a"), 7.0, 1)]
+    # No probe while the command runs; the first one an initial interval after it.
+    assert book.due(1000.0) == []
+    assert book.next_due() is None
+    book.restart_finished("a", 1, now_mono=20.0)
+    assert book.next_due() == 50.0
+    assert book.health("a").restarts == 1
+    [probe] = book.due(50.0)
+    book.probe_finished(
+        "a", probe.episode, ok=True, latency_ms=1.0, now_mono=51.0, now_wall=1e9, u=0.5
+    )
+
+    again = fail(book, 4, at=100.0)
+
+    assert again[1:] == [RestartSkipped("a", "too_soon", 500.0, 2)]
+    # Without a restart, the first probe is an initial interval after the exclusion.
+    assert book.next_due() == 133.0
+
+
+def test_a_restart_still_running_is_not_started_twice() -> None:
+    book = HealingBook.for_config(
+        config(
+            threshold=2,
+            restart=", restart_command: [x]",
+            healing="self_healing: {restart_min_interval_s: 0}",
+        )
+    )
+    fail(book, 4)
+    book.observe("a", outcome="ok", reason=None, status=200, now_mono=5.0, now_wall=1e9)
+
+    again = fail(book, 4, at=6.0)
+
+    assert again[1:] == [RestartSkipped("a", "running", None, 2)]
+
+
+def test_exclusions_stored_before_a_restart_are_kept_probed_soon_and_not_restarted() -> None:
+    book = HealingBook.for_config(
+        config(
+            threshold=2,
+            restart=", restart_command: [x]",
+            healing="self_healing: {recovery_jitter: 0}",
+        )
+    )
+
+    decisions = book.load(
+        [("a", "unhealthy", 1000.0), ("gone", "unhealthy", 1100.0)],
+        now_mono=50.0,
+        now_wall=1300.0,
+        u=0.5,
+    )
+
+    assert decisions == [Restore("gone", "config_removed", 200.0, 0, 2)]
+    assert book.excluded() == {"a"}
+    ex = book.health("a").excluded
+    assert ex is not None
+    assert ex.since_wall == 1000.0
+    assert book.next_due() == 55.0
+    [probe] = book.due(55.0)
+    restored = book.probe_finished(
+        "a", probe.episode, ok=True, latency_ms=3.0, now_mono=56.0, now_wall=1306.0, u=0.5
+    )
+    # Excluded for the time before the restart too.
+    assert restored == [Restore("a", "probe", 306.0, 0, 1, 3.0)]
+
+
+def test_a_reload_that_removes_an_excluded_provider_restores_it() -> None:
+    book = HealingBook.for_config(config(threshold=2))
+    fail(book, 4)
+    smaller = load_config_text(
+        "providers:\n  - {name: b, base_url: 'http://127.0.0.1:2', model: m}\n"
+        "profiles:\n  - {name: p, providers: [b]}\n",
+        file="t.yaml",
+    )
+
+    decisions = book.configure(smaller, now_mono=10.0)
+
+    assert decisions == [Restore("a", "config_removed", 7.0, 0, 1)]
+    assert book.excluded() == frozenset()
