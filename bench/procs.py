@@ -211,6 +211,22 @@ def thread_cpu(pid: int) -> dict[int, float]:
     return out
 
 
+def thread_switches(pid: int) -> dict[int, tuple[int, int]]:
+    """(voluntary, involuntary) context switches of each thread of pid, by thread id."""
+    out: dict[int, tuple[int, int]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            lines = (task / "status").read_text().splitlines()
+        except OSError:
+            continue
+        counts = dict(line.split(":\t", 1) for line in lines if "ctxt_switches" in line)
+        out[int(task.name)] = (
+            int(counts.get("voluntary_ctxt_switches", 0)),
+            int(counts.get("nonvoluntary_ctxt_switches", 0)),
+        )
+    return out
+
+
 def export_source(repo: Path, rev: str, dest: Path) -> str:
     """Copy the `coderouterd` package as of `rev` into dest (read-only on the repo).
 

@@ -253,6 +253,7 @@ def main() -> int:
         time.sleep(0.5)
         before = procs.cpu_sample(target.pid)
         threads_before = procs.thread_cpu(target.pid)
+        switches_before = procs.thread_switches(target.pid)
         t0 = time.monotonic()
         ok = asyncio.run(drive(url, bodies, args.seconds - 1, args.concurrency))
         wall = time.monotonic() - t0
@@ -260,6 +261,7 @@ def main() -> int:
         spy_proc.wait(args.seconds + 30)
         faults = procs.cpu_sample(target.pid).minflt - before.minflt
         threads = procs.thread_cpu(target.pid)
+        switches = procs.thread_switches(target.pid)
         main_cpu = threads.get(target.pid, 0.0) - threads_before.get(target.pid, 0.0)
         print(
             f"{tag}: {ok} requests in {wall:.1f}s = {ok / wall:.0f} req/s, "
@@ -271,6 +273,19 @@ def main() -> int:
         print(
             f"  of which the event loop's thread {main_cpu / max(ok, 1) * 1e6:.0f} us, "
             f"other threads {(cpu - main_cpu) / max(ok, 1) * 1e6:.0f} us"
+        )
+        # Each switch between the threads of one core costs a few microseconds
+        # and leaves the caches colder (a thread waiting for the GIL switches too).
+        n = max(ok, 1)
+        print(
+            "  context switches per request (voluntary/involuntary): "
+            + ", ".join(
+                f"{'loop' if tid == target.pid else tid} "
+                f"{(v - switches_before.get(tid, (0, 0))[0]) / n:.2f}/"
+                f"{(i - switches_before.get(tid, (0, 0))[1]) / n:.2f}"
+                for tid, (v, i) in sorted(switches.items())
+                if v + i > sum(switches_before.get(tid, (0, 0)))
+            )
         )
         summary = summarize(raw, args.top)
         (out_dir / f"{tag}.txt").write_text(summary + "\n")
