@@ -37,6 +37,7 @@ class Exclude:
     last_reason: str | None
     last_status: int | None
     episode: int
+    since_wall: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +205,16 @@ class HealingBook:
         episode = self._episodes
         health.excluded = Exclusion(UNHEALTHY, now_wall, now_mono, episode)
         out: list[Decision] = [
-            Exclude(provider, UNHEALTHY, health.streak, policy.threshold, reason, status, episode)
+            Exclude(
+                provider,
+                UNHEALTHY,
+                health.streak,
+                policy.threshold,
+                reason,
+                status,
+                episode,
+                now_wall,
+            )
         ]
         restart = self._restart(provider, policy, health, now_mono)
         if restart is not None:

@@ -165,6 +165,7 @@ class HealingService(BaseObserver):
                 last_reason=d.last_reason,
                 last_status=d.last_status,
                 episode=d.episode,
+                since=d.since_wall,
             )
 
     def _restored(self, d: Restore, request_id: str | None) -> None:

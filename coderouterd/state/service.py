@@ -165,9 +165,11 @@ class StateService:
         episode: int,
         until: float | None = None,
         uid: int | None = None,
+        since: float | None = None,
     ) -> None:
-        """Take a provider out of rotation: its `exclusions` row, then its audit event."""
-        now = self._clock.wall()
+        """Take a provider out of rotation: its `exclusions` row, then its audit
+        event; `since`: when it was decided (default now)."""
+        now = self._clock.wall() if since is None else since
         self.writer.submit(ExclusionSet(provider=provider, reason=reason, since=now, until=until))
         fields = {
             "provider": provider,

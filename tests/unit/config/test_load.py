@@ -75,6 +75,17 @@ def test_the_defaults_are_the_documented_ones() -> None:
     t = config.providers[0].timeouts
     assert (t.connect_s, t.first_byte_s, t.idle_s, t.total_s) == (5, 300, 120, 1800)
     assert (config.allow_paid, config.default_profile) == (False, None)
+    p, profile = config.providers[0], config.profiles[0]
+    assert (p.restart_command, p.restart_timeout_s) == (None, 30)
+    assert (profile.backend_health_action, profile.backend_health_threshold) == ("warn", 3)
+    h = config.self_healing
+    assert (h.recovery_initial_interval_s, h.recovery_max_interval_s, h.recovery_jitter) == (
+        30,
+        300,
+        0.1,
+    )
+    assert (h.probe_timeout_s, h.restart_min_interval_s, h.failure_window_s) == (10, 600, 600)
+    assert h.restart_output_bytes == 2048
 
 
 MANY_PROBLEMS = """\
@@ -425,3 +436,39 @@ def test_a_providers_yaml_in_the_original_vocabulary_loads() -> None:
     assert (local.kind, local.base_url) == ("openai_compat", "http://localhost:11434/v1")
     assert config.profiles[0].providers == ("anthropic-direct", "ollama-local")
     assert config.default_profile == "default" and config.allow_paid is False
+
+
+def test_a_restart_command_written_as_a_shell_line_says_how_to_write_it() -> None:
+    [problem] = problems_of(provider_with("restart_command: systemctl --user restart ollama"))
+
+    assert (problem.line, problem.path) == (5, "providers[0].restart_command")
+    assert "list of arguments, run without a shell" in problem.message
+    assert "[sh, -c, '...']" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("line", "path", "fragment"),
+    [
+        ("restart_command: []", "providers[0].restart_command", "at least 1 item"),
+        ('restart_command: [""]', "providers[0].restart_command[0]", "must not be empty"),
+        ("restart_timeout_s: 0", "providers[0].restart_timeout_s", "> 0"),
+    ],
+)
+def test_restart_command_problems(line: str, path: str, fragment: str) -> None:
+    [problem] = problems_of(provider_with(line))
+    assert problem.path == path
+    assert fragment in problem.message
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("backend_health_threshold", "1", ">= 2"),
+        ("backend_health_threshold", "21", "<= 20"),
+        ("backend_health_action", "demolish", "demote"),
+    ],
+)
+def test_backend_health_problems(field: str, value: str, fragment: str) -> None:
+    [problem] = problems_of(MINIMAL + f"    {field}: {value}\n")
+    assert problem.path == f"profiles[0].{field}"
+    assert fragment in problem.message

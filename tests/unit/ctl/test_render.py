@@ -4,6 +4,7 @@ import pytest
 
 from coderouterd.ctl.model import (
     BudgetStatus,
+    HealingStatus,
     InFlight,
     ProviderStatus,
     ReloadReply,
@@ -152,6 +153,30 @@ def test_a_rejected_key_shows_in_the_state_column() -> None:
         auth_rejected=True,
     )
     assert "ok, key rejected" in render_status(_status(providers=(rejected,)))
+
+
+@pytest.mark.parametrize(
+    ("healing", "shown"),
+    [
+        (HealingStatus(excluded=True, reason="unhealthy", next_probe_in_s=75.0), "probe in 1m 15s"),
+        (
+            HealingStatus(excluded=True, reason="unhealthy", next_probe_in_s=2, probes_failed=3),
+            "probe in 2.0s, 3 probe(s) failed",
+        ),
+        (HealingStatus(excluded=True, reason="unhealthy", restart_running=True), "restarting"),
+    ],
+)
+def test_an_exclusion_shows_in_the_state_column(healing: HealingStatus, shown: str) -> None:
+    excluded = ProviderStatus(
+        name="local",
+        kind="anthropic",
+        model="m",
+        base_url="http://x",
+        paid=False,
+        state="excluded (unhealthy)",
+        healing=healing,
+    )
+    assert f"excluded (unhealthy), {shown}" in render_status(_status(providers=(excluded,)))
 
 
 def test_render_status_budgets_and_database() -> None:

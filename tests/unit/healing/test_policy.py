@@ -63,7 +63,7 @@ def test_a_provider_is_excluded_at_twice_the_threshold() -> None:
     assert book.excluded() == frozenset()
     decisions = fail(book, 1, at=5.0)
 
-    assert decisions == [Exclude("a", "unhealthy", 6, 3, "http_503", 503, 1)]
+    assert decisions == [Exclude("a", "unhealthy", 6, 3, "http_503", 503, 1, 1e9 + 5)]
     assert book.excluded() == {"a"}
 
 

@@ -1,0 +1,245 @@
+"""Self-healing through a real daemon: a failing provider is excluded, probed,
+restarted and restored; exclusions survive a restart of the daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import anthropic
+
+from coderouterd.state.audit import tail
+from coderouterd.state.db import open_db
+from coderouterd.state.reads import exclusions
+from tests.conftest import TEST_API_KEY, RunningDaemon, StartDaemon, provider_yaml
+from tests.fakes.transcripts import anthropic_error, anthropic_message
+from tests.fakes.upstream import FakeUpstream, Reply
+
+MESSAGES = [{"role": "user", "content": "hello"}]
+BUSY = anthropic_error(503, "overloaded_error", "busy")
+# The restart command: records its argv and environment, prints, exits 0.
+RESTART_SCRIPT = """
+import json, os, sys
+with open(sys.argv[1], "a") as f:
+    f.write(json.dumps({"argv": sys.argv[2:], "env": dict(os.environ)}) + "\\n")
+print("restarted", os.environ["CODEROUTERD_PROVIDER"])
+"""
+
+
+def config(
+    a: str, b: str | None, *, restart: list[str] | None = None, action: str = "exclude"
+) -> str:
+    extra = f"restart_command: {json.dumps(restart)}" if restart else ""
+    providers = provider_yaml("a", a, extra=extra) + (provider_yaml("b", b) if b else "")
+    chain = "[a, b]" if b else "[a]"
+    return (
+        "self_healing: {recovery_initial_interval_s: 0.3, recovery_jitter: 0, probe_timeout_s: 5}\n"
+        f"providers:{providers}"
+        "profiles:\n"
+        f"  - {{name: default, providers: {chain}, backend_health_action: {action}, "
+        "backend_health_threshold: 2}\n"
+    )
+
+
+async def ask(d: RunningDaemon) -> tuple[str, dict[str, str]]:
+    """One request; the provider that answered and the response headers."""
+    async with anthropic.AsyncAnthropic(
+        base_url=d.url, api_key="client-key", max_retries=0, timeout=10
+    ) as client:
+        raw = await client.messages.with_raw_response.create(
+            model="m", max_tokens=10, messages=MESSAGES
+        )
+    return raw.headers["x-coderouter-provider"], dict(raw.headers)
+
+
+async def until(condition: Any, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - the book is plain state
+            await asyncio.sleep(0.02)
+
+
+async def audit_events(d: RunningDaemon, prefix: str = "provider.") -> list[tuple[str, dict]]:
+    await d.state.writer.flush()
+    conn = await open_db(d.state.path, readonly=True)
+    try:
+        return [(r.event, r.fields) for r in await tail(conn, 200) if r.event.startswith(prefix)]
+    finally:
+        await conn.close()
+
+
+async def stored_exclusions(d: RunningDaemon) -> list[str]:
+    await d.state.writer.flush()
+    conn = await open_db(d.state.path, readonly=True)
+    try:
+        return [e.provider for e in await exclusions(conn)]
+    finally:
+        await conn.close()
+
+
+async def test_a_failing_provider_is_excluded_probed_and_restored(
+    start_daemon: StartDaemon,
+) -> None:
+    async with FakeUpstream() as a, FakeUpstream(default=Reply(json=anthropic_message("b"))) as b:
+        a.script(BUSY, BUSY, BUSY, BUSY)
+        d = await start_daemon(config(a.url, b.url))
+        for _ in range(4):
+            assert (await ask(d))[0] == "b"
+        assert d.daemon.healing.excluded() == {"a"}
+
+        # Excluded: the next request goes straight to b, and says why.
+        provider, headers = await ask(d)
+        assert provider == "b"
+        assert headers["x-coderouter-fallback-reason"] == "a=excluded"
+        assert len(a.requests) == 4
+        [status_a, _] = d.daemon.status().providers
+        assert status_a.state == "excluded (unhealthy)"
+        assert status_a.healing.excluded and status_a.healing.threshold == 2
+        assert await stored_exclusions(d) == ["a"]
+
+        # The first probe fails (a is still busy); the second gets an answer.
+        a.script(BUSY, Reply(json=anthropic_message("pong")))
+        await until(lambda: not d.daemon.healing.excluded())
+
+        probes = a.requests[4:]
+        assert len(probes) == 2
+        assert probes[0].json == {
+            "model": "a-model",
+            "max_tokens": 1,
+            "messages": [{"role": "user", "content": "ping"}],
+            "stream": False,
+        }
+        assert await stored_exclusions(d) == []
+        a.script(Reply(json=anthropic_message("a is back")))
+        assert (await ask(d))[0] == "a"
+        [status_a, _] = d.daemon.status().providers
+        assert status_a.state == "ok"
+        assert status_a.healing.last_probe_ok is True
+
+    events = await audit_events(d)
+    assert [e for e, _ in events] == ["provider.excluded", "provider.restored"]
+    excluded, restored = (f for _, f in events)
+    assert excluded["consecutive_failures"] == 4
+    assert excluded["last_reason"] == "http_503"
+    assert restored["via"] == "probe"
+    assert restored["probes_failed"] == 1
+    assert restored["episode"] == excluded["episode"]
+
+
+async def test_exclusions_never_leave_a_chain_empty(start_daemon: StartDaemon) -> None:
+    async with FakeUpstream() as a:
+        a.script(BUSY, BUSY, BUSY, BUSY, Reply(json=anthropic_message("still here")))
+        d = await start_daemon(
+            config(a.url, None).replace(
+                "recovery_initial_interval_s: 0.3", "recovery_initial_interval_s: 60"
+            )
+        )
+        for _ in range(4):
+            try:
+                await ask(d)
+            except anthropic.APIStatusError as exc:
+                assert exc.status_code == 503
+        assert d.daemon.healing.excluded() == {"a"}
+
+        provider, _ = await ask(d)
+
+        assert provider == "a"
+        assert len(a.requests) == 5
+        # It answered: restored by the request itself.
+        assert d.daemon.healing.excluded() == frozenset()
+    assert [f["via"] for e, f in await audit_events(d) if e == "provider.restored"] == ["request"]
+
+
+async def test_restart_command_runs_without_shell_or_keys_and_is_audited(
+    start_daemon: StartDaemon, tmp_path: Path
+) -> None:
+    script = tmp_path / "restart.py"
+    script.write_text(RESTART_SCRIPT)
+    marker = tmp_path / "restarts.jsonl"
+    argv = [sys.executable, str(script), str(marker), "a;b", "$(touch pwned)"]
+    async with (
+        FakeUpstream(default=BUSY) as a,
+        FakeUpstream(default=Reply(json=anthropic_message("b"))) as b,
+    ):
+        d = await start_daemon(
+            config(a.url, b.url, restart=argv),
+            env={"PATH": os.environ["PATH"], "ANTHROPIC_API_KEY": TEST_API_KEY},
+        )
+        for _ in range(4):
+            await ask(d)
+        await until(lambda: d.daemon.healing.book.health("a").restarts == 1)
+
+    [run] = [json.loads(line) for line in marker.read_text().splitlines()]
+    assert run["argv"] == ["a;b", "$(touch pwned)"]
+    assert run["env"]["CODEROUTERD_PROVIDER"] == "a"
+    assert TEST_API_KEY not in json.dumps(run["env"])
+    assert not (tmp_path / "pwned").exists()
+    [(_, audited)] = [(e, f) for e, f in await audit_events(d) if e == "provider.restart_command"]
+    assert audited["argv"] == argv
+    assert audited["exit_status"] == 0
+    assert audited["timed_out"] is False
+    assert audited["output_tail"] == "restarted a\n"
+
+
+async def test_an_exclusion_survives_a_restart_without_running_the_command_again(
+    start_daemon: StartDaemon, tmp_path: Path
+) -> None:
+    script = tmp_path / "restart.py"
+    script.write_text(RESTART_SCRIPT)
+    marker = tmp_path / "restarts.jsonl"
+    state_dir = tmp_path / "state"
+    async with (
+        FakeUpstream(default=BUSY) as a,
+        FakeUpstream(default=Reply(json=anthropic_message("b"))) as b,
+    ):
+        yaml = config(a.url, b.url, restart=[sys.executable, str(script), str(marker)])
+        first = await start_daemon(yaml, state_dir=state_dir)
+        for _ in range(4):
+            await ask(first)
+        await until(lambda: first.daemon.healing.book.health("a").restarts == 1)
+        since = first.daemon.status().providers[0].healing.since_wall
+        await first.runner.cleanup()
+        await first.state.close()
+
+        second = await start_daemon(yaml, state_dir=state_dir)
+
+        [status_a, _] = second.daemon.status().providers
+        assert status_a.state == "excluded (unhealthy)"
+        assert status_a.healing.since_wall == since
+        assert status_a.healing.next_probe_in_s is not None
+        assert status_a.healing.next_probe_in_s <= 0.3
+        assert (await ask(second))[0] == "b"
+        # Probed soon after the start (a is still busy), never restarted at start-up.
+        await until(lambda: second.daemon.healing.book.health("a").last_probe_ok is False)
+        assert len(marker.read_text().splitlines()) == 1
+    assert await stored_exclusions(second) == ["a"]
+
+
+async def test_a_demote_profile_tries_an_excluded_provider_last(start_daemon: StartDaemon) -> None:
+    async with FakeUpstream() as a, FakeUpstream(default=Reply(json=anthropic_message("b"))) as b:
+        # `default` (exclude, listed first) excludes a; `other` only demotes it.
+        yaml = (
+            config(a.url, b.url)
+            + "  - {name: other, providers: [a, b], backend_health_action: demote}\n"
+        )
+        a.script(BUSY, BUSY, BUSY, BUSY)
+        d = await start_daemon(yaml)
+        for _ in range(4):
+            await ask(d)
+        assert d.daemon.healing.excluded() == {"a"}
+        async with anthropic.AsyncAnthropic(
+            base_url=d.url, api_key="k", max_retries=0, timeout=10
+        ) as client:
+            raw = await client.messages.with_raw_response.create(
+                model="m",
+                max_tokens=10,
+                messages=MESSAGES,
+                extra_headers={"x-coderouter-mode": "other"},
+            )
+        # b answered first; a, excluded, would have come after it, not skipped.
+        assert raw.headers["x-coderouter-provider"] == "b"
+        assert "x-coderouter-fallback-reason" not in raw.headers
+        assert len(a.requests) == 4
