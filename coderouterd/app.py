@@ -63,7 +63,7 @@ def build_daemon(
         return daemon.holder.current.adapters
 
     healing = HealingService(
-        HealingBook.for_config(loaded.config),
+        HealingBook.for_config(loaded.config, now_mono=clock.monotonic()),
         adapters=runtime_adapters,
         state=state,
         log=log,

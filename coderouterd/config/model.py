@@ -151,6 +151,10 @@ class SelfHealingConfig(_Strict, frozen=True):
     restart_output_bytes: Annotated[int, msgspec.Meta(ge=0, le=65536)] = 2048
     # A failure this long after the previous one starts a new streak.
     failure_window_s: Positive = 600.0
+    # Probe every provider that is not paid and has had no attempt for this
+    # long, so that a dead backend is found (and excluded) before a client
+    # waits on it; failed probes count like failed attempts. None: off.
+    continuous_probe_interval_s: Positive | None = None
 
 
 class ServerConfig(_Strict, frozen=True):

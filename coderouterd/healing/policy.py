@@ -71,7 +71,11 @@ class RestartSkipped:
 @dataclass(frozen=True, slots=True)
 class Probe:
     provider: str
+    # The exclusion's episode; CONTINUOUS for a probe of a provider in service.
     episode: int
+
+
+CONTINUOUS = 0
 
 
 Decision = Exclude | Restore | Restart | RestartSkipped | Probe
@@ -114,6 +118,8 @@ class ProviderHealth:
     last_probe_wall: float | None = None
     last_probe_ok: bool | None = None
     last_probe_latency_ms: float | None = None
+    # When the provider last answered anything, or was last probed (monotonic).
+    last_seen: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +128,8 @@ class _Policy:
     threshold: int | None
     restart: tuple[str, ...] | None
     restart_timeout_s: float
+    # Probed continuously while in service (continuous_probe_interval_s, not paid).
+    watched: bool
 
 
 @dataclass(slots=True)
@@ -130,11 +138,13 @@ class HealingBook:
     _policies: dict[str, _Policy] = field(default_factory=dict)
     _health: dict[str, ProviderHealth] = field(default_factory=dict)
     _episodes: int = 0
+    # Kept up to date rather than built per request: every plan asks.
+    _excluded: frozenset[str] = frozenset()
 
     @classmethod
-    def for_config(cls, config: Config) -> HealingBook:
+    def for_config(cls, config: Config, *, now_mono: float = 0.0) -> HealingBook:
         book = cls(config.self_healing)
-        book.configure(config, now_mono=0.0)
+        book.configure(config, now_mono=now_mono)
         return book
 
     def configure(self, config: Config, *, now_mono: float) -> list[Decision]:
@@ -147,10 +157,22 @@ class HealingBook:
             for name in profile.providers:
                 t = profile.backend_health_threshold
                 thresholds[name] = min(t, thresholds.get(name, t))
+        watching = self.settings.continuous_probe_interval_s is not None
         self._policies = {
-            p.name: _Policy(thresholds.get(p.name), p.restart_command, p.restart_timeout_s)
+            p.name: _Policy(
+                thresholds.get(p.name),
+                p.restart_command,
+                p.restart_timeout_s,
+                watching and not p.paid,
+            )
             for p in config.providers
         }
+        for name, policy in self._policies.items():
+            if policy.watched:
+                # The first continuous probe one interval from now.
+                health = self._health.setdefault(name, ProviderHealth())
+                if health.last_seen is None:
+                    health.last_seen = now_mono
         out: list[Decision] = []
         for name in [n for n in self._health if n not in self._policies]:
             health = self._health.pop(name)
@@ -159,7 +181,10 @@ class HealingBook:
         return out
 
     def excluded(self) -> frozenset[str]:
-        return frozenset(n for n, h in self._health.items() if h.excluded is not None)
+        return self._excluded
+
+    def _changed(self) -> None:
+        self._excluded = frozenset(n for n, h in self._health.items() if h.excluded is not None)
 
     def health(self, provider: str) -> ProviderHealth:
         return self._health.get(provider) or ProviderHealth()
@@ -181,12 +206,37 @@ class HealingBook:
     ) -> list[Decision]:
         """One finished attempt of a real request; `u` in [0, 1) jitters the first probe."""
         policy = self._policies.get(provider)
-        if policy is None or status in AUTH_STATUSES:
+        if policy is None:
+            return []
+        if outcome in ("ok", "failed", "returned"):
+            self._health.setdefault(provider, ProviderHealth()).last_seen = now_mono
+        if status in AUTH_STATUSES:
             return []
         if outcome == "ok":
             return self._succeeded(provider, now_mono)
         if outcome != "failed":
             return []
+        return self._failed(
+            provider,
+            policy,
+            reason=reason,
+            status=status,
+            now_mono=now_mono,
+            now_wall=now_wall,
+            u=u,
+        )
+
+    def _failed(
+        self,
+        provider: str,
+        policy: _Policy,
+        *,
+        reason: str | None,
+        status: int | None,
+        now_mono: float,
+        now_wall: float,
+        u: float,
+    ) -> list[Decision]:
         health = self._health.setdefault(provider, ProviderHealth())
         if health.last_failure is not None and (
             now_mono - health.last_failure > self.settings.failure_window_s
@@ -204,6 +254,7 @@ class HealingBook:
         self._episodes += 1
         episode = self._episodes
         health.excluded = Exclusion(UNHEALTHY, now_wall, now_mono, episode)
+        self._changed()
         out: list[Decision] = [
             Exclude(
                 provider,
@@ -265,21 +316,29 @@ class HealingBook:
         """Probes to send now; each provider has at most one in flight."""
         out = []
         for name, health in self._health.items():
-            ex = health.excluded
-            if ex is None or health.probing or ex.next_probe is None or ex.next_probe > now_mono:
+            when = self._next_probe(name, health)
+            if when is None or when > now_mono:
                 continue
             health.probing = True
-            out.append(Probe(name, ex.episode))
+            ex = health.excluded
+            out.append(Probe(name, CONTINUOUS if ex is None else ex.episode))
         return out
 
     def next_due(self) -> float | None:
         """When the next probe is due (monotonic), if any is scheduled."""
-        times = [
-            h.excluded.next_probe
-            for h in self._health.values()
-            if h.excluded is not None and h.excluded.next_probe is not None and not h.probing
-        ]
-        return min(times, default=None)
+        times = [self._next_probe(n, h) for n, h in self._health.items()]
+        return min((t for t in times if t is not None), default=None)
+
+    def _next_probe(self, name: str, health: ProviderHealth) -> float | None:
+        if health.probing:
+            return None
+        if health.excluded is not None:
+            return health.excluded.next_probe
+        policy = self._policies.get(name)
+        interval = self.settings.continuous_probe_interval_s
+        if policy is None or not policy.watched or interval is None or health.last_seen is None:
+            return None
+        return health.last_seen + interval
 
     def probe_finished(
         self,
@@ -291,14 +350,32 @@ class HealingBook:
         now_mono: float,
         now_wall: float,
         u: float,
+        reason: str | None = None,
+        status: int | None = None,
     ) -> list[Decision]:
+        """A probe's result. A recovery probe (the exclusion's episode) that
+        succeeds restores the provider; a continuous one counts like an attempt."""
         health = self._health.get(provider)
         if health is None:
             return []
         health.probing = False
         health.last_probe_wall, health.last_probe_ok = now_wall, ok
         health.last_probe_latency_ms = latency_ms
+        health.last_seen = now_mono
         ex = health.excluded
+        if episode == CONTINUOUS and ex is None:
+            policy = self._policies.get(provider)
+            if ok or policy is None or status in AUTH_STATUSES:
+                return self._succeeded(provider, now_mono) if ok else []
+            return self._failed(
+                provider,
+                policy,
+                reason=reason,
+                status=status,
+                now_mono=now_mono,
+                now_wall=now_wall,
+                u=u,
+            )
         if ex is None or ex.episode != episode:
             return []
         if ok:
@@ -331,6 +408,7 @@ class HealingBook:
             ex.next_probe = now_mono + min(5.0, self.settings.recovery_initial_interval_s) * (
                 1 + self.settings.recovery_jitter * (2 * u - 1)
             )
+        self._changed()
         return out
 
     def _restored(
@@ -344,6 +422,7 @@ class HealingBook:
         ex = health.excluded
         assert ex is not None
         health.excluded = None
+        self._changed()
         return Restore(
             provider,
             via,

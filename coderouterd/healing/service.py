@@ -79,8 +79,7 @@ class HealingService(BaseObserver):
                 now_mono=self._clock.monotonic(),
                 now_wall=self._clock.wall(),
                 u=self._rand(),
-            ),
-            request_id=request_id,
+            )
         )
 
     def load(self, rows: Iterable[tuple[str, str, float]]) -> None:
@@ -96,6 +95,8 @@ class HealingService(BaseObserver):
 
     def reconfigure(self, config: Config) -> None:
         self._apply(self.book.configure(config, now_mono=self._clock.monotonic()))
+        # Intervals may have changed: the loop recomputes when it sleeps until.
+        self._wake.set()
 
     def start(self) -> None:
         if self._loop_task is None:
@@ -118,12 +119,14 @@ class HealingService(BaseObserver):
                     async with asyncio.timeout(min(wait, _MAX_SLEEP_S)):
                         await self._wake.wait()
 
-    def _apply(self, decisions: Sequence[Decision], *, request_id: str | None = None) -> None:
+    def _apply(self, decisions: Sequence[Decision]) -> None:
+        # Decided during a request, a log line carries its request_id (bound in
+        # the request's context), and so does a restart it starts.
         for d in decisions:
             if isinstance(d, Exclude):
-                self._excluded(d, request_id)
+                self._excluded(d)
             elif isinstance(d, Restore):
-                self._restored(d, request_id)
+                self._restored(d)
             elif isinstance(d, Restart):
                 self._spawn(self._restart(d), f"healing:restart:{d.provider}")
             elif isinstance(d, RestartSkipped):
@@ -144,10 +147,9 @@ class HealingService(BaseObserver):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _excluded(self, d: Exclude, request_id: str | None) -> None:
+    def _excluded(self, d: Exclude) -> None:
         self._log.warning(
             events.PROVIDER_EXCLUDED,
-            request_id=request_id,
             provider=d.provider,
             reason=d.reason,
             consecutive_failures=d.consecutive_failures,
@@ -168,10 +170,9 @@ class HealingService(BaseObserver):
                 since=d.since_wall,
             )
 
-    def _restored(self, d: Restore, request_id: str | None) -> None:
+    def _restored(self, d: Restore) -> None:
         self._log.info(
             events.PROVIDER_RESTORED,
-            request_id=request_id,
             provider=d.provider,
             via=d.via,
             excluded_for_s=d.excluded_for_s,
@@ -212,7 +213,7 @@ class HealingService(BaseObserver):
             )
         except Exception as exc:
             # A probe that breaks is a failed probe, never a stuck provider.
-            ok, latency_ms = False, None
+            ok, latency_ms, reason, status = False, None, "probe_error", None
             self._log.exception(events.PROVIDER_PROBE, provider=d.provider, error=repr(exc))
         self._apply(
             self.book.probe_finished(
@@ -223,6 +224,8 @@ class HealingService(BaseObserver):
                 now_mono=self._clock.monotonic(),
                 now_wall=self._clock.wall(),
                 u=self._rand(),
+                reason=reason,
+                status=status,
             )
         )
         self._wake.set()

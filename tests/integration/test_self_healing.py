@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -243,3 +244,27 @@ async def test_a_demote_profile_tries_an_excluded_provider_last(start_daemon: St
         assert raw.headers["x-coderouter-provider"] == "b"
         assert "x-coderouter-fallback-reason" not in raw.headers
         assert len(a.requests) == 4
+
+
+async def test_continuous_probes_exclude_a_dead_backend_before_a_client_meets_it(
+    start_daemon: StartDaemon,
+) -> None:
+    async with FakeUpstream(default=Reply(json=anthropic_message("b"))) as b:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+        yaml = config(dead, b.url).replace(
+            "probe_timeout_s: 5}", "probe_timeout_s: 5, continuous_probe_interval_s: 0.1}"
+        )
+        d = await start_daemon(yaml)
+
+        await until(lambda: d.daemon.healing.excluded() == {"a"})
+        # b is probed too, and stays in service.
+        await until(lambda: d.daemon.healing.book.health("b").last_probe_ok is True)
+        provider, headers = await ask(d)
+
+        assert provider == "b"
+        assert headers["x-coderouter-fallback-reason"] == "a=excluded"
+        assert d.daemon.healing.excluded() == {"a"}
+    [(_, excluded)] = [(e, f) for e, f in await audit_events(d) if e == "provider.excluded"]
+    assert excluded["last_reason"] == "connect_error"

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import json
 import signal
 import socket
 import stat
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -476,3 +478,51 @@ async def test_a_state_dir_that_cannot_be_made_is_named_and_exits_1(
     assert run.returncode == 1
     assert f"cannot create the state directory {blocker / 'state'}" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+SLEEPING_RESTART = """
+import os, sys, time
+with open(sys.argv[1], "w") as f:
+    f.write(str(os.getpid()))
+time.sleep(60)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state == "Z"
+
+
+async def test_sigterm_kills_a_restart_command_still_running(
+    serve_process: StartServe, fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    fake_upstream.default = anthropic_error(503, "overloaded_error", "busy")
+    pid_file = tmp_path / "restart.pid"
+    argv = [sys.executable, "-c", SLEEPING_RESTART, str(pid_file)]
+    body = chain_yaml(
+        provider_yaml("a", fake_upstream.url, extra=f"restart_command: {json.dumps(argv)}"),
+        profiles="  - name: default\n    providers: [a]\n    backend_health_action: exclude\n"
+        "    backend_health_threshold: 2\n",
+    )
+    d = await serve_process(body, server={"grace_period_s": 1.0})
+    for _ in range(4):
+        with pytest.raises(anthropic.APIStatusError):
+            await ask(d.url)
+    async with asyncio.timeout(10):
+        while not pid_file.exists() or not pid_file.read_text():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    command = int(pid_file.read_text())
+    assert not _gone(command)
+
+    d.send_signal(signal.SIGTERM)
+    code = await d.wait(timeout=15)
+
+    assert code == 0
+    async with asyncio.timeout(10):
+        while not _gone(command):  # noqa: ASYNC110 - another process's state
+            await asyncio.sleep(0.02)
+    [excluded] = d.events("provider.excluded")
+    assert excluded["provider"] == "a"

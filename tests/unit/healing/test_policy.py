@@ -273,3 +273,85 @@ def test_a_reload_that_removes_an_excluded_provider_restores_it() -> None:
 
     assert decisions == [Restore("a", "config_removed", 7.0, 0, 1)]
     assert book.excluded() == frozenset()
+
+
+def watched_config(interval: str = "continuous_probe_interval_s: 60") -> Config:
+    return load_config_text(
+        f"""
+self_healing: {{recovery_jitter: 0, {interval}}}
+providers:
+  - {{name: a, base_url: "http://127.0.0.1:1", model: m}}
+  - {{name: cloud, base_url: "http://127.0.0.1:2", model: m, paid: true}}
+profiles:
+  - {{name: p, providers: [a, cloud], backend_health_action: exclude, backend_health_threshold: 2, allow_paid: true}}
+""",
+        file="watched.yaml",
+    )
+
+
+def test_continuous_probes_are_off_by_default() -> None:
+    book = HealingBook.for_config(watched_config(interval=""), now_mono=100.0)
+
+    assert book.next_due() is None
+    assert book.due(1e9) == []
+
+
+def test_providers_in_service_are_probed_after_an_interval_without_attempts() -> None:
+    book = HealingBook.for_config(watched_config(), now_mono=100.0)
+
+    # Paid providers are never probed while in service (each probe costs).
+    assert book.next_due() == 160.0
+    assert book.due(159.0) == []
+    book.observe("a", outcome="returned", reason=None, status=400, now_mono=150.0, now_wall=1e9)
+    assert book.due(160.0) == []
+    assert book.next_due() == 210.0
+    assert book.due(210.0) == [Probe("a", 0)]
+    assert book.next_due() is None  # one probe in flight
+    ok = book.probe_finished("a", 0, ok=True, latency_ms=5.0, now_mono=211.0, now_wall=1e9, u=0.5)
+    assert ok == []
+    assert book.next_due() == 271.0
+    assert book.health("a").last_probe_ok is True
+
+
+def test_failed_continuous_probes_exclude_like_failed_attempts() -> None:
+    book = HealingBook.for_config(watched_config(), now_mono=0.0)
+    decisions: list = []
+    now = 0.0
+    for _ in range(4):
+        now = book.next_due() or 0.0
+        [probe] = book.due(now)
+        assert probe == Probe("a", 0)
+        decisions += book.probe_finished(
+            "a",
+            0,
+            ok=False,
+            latency_ms=None,
+            now_mono=now,
+            now_wall=1e9 + now,
+            u=0.5,
+            reason="connect_error",
+        )
+
+    assert decisions == [Exclude("a", "unhealthy", 4, 2, "connect_error", None, 1, 1e9 + 240)]
+    # From now on its probes are recovery probes of the exclusion.
+    assert book.next_due() == now + 30
+    assert book.due(now + 30) == [Probe("a", 1)]
+
+
+def test_a_continuous_probe_whose_key_is_rejected_does_not_count() -> None:
+    book = HealingBook.for_config(watched_config(), now_mono=0.0)
+    for i in range(10):
+        [probe] = book.due(60.0 * (i + 1))
+        book.probe_finished(
+            "a",
+            probe.episode,
+            ok=False,
+            latency_ms=1.0,
+            now_mono=60.0 * (i + 1),
+            now_wall=1e9,
+            u=0.5,
+            reason="auth_rejected",
+            status=401,
+        )
+    assert book.excluded() == frozenset()
+    assert book.health("a").streak == 0
