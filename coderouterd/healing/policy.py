@@ -364,12 +364,11 @@ class HealingBook:
         health.last_seen = now_mono
         ex = health.excluded
         if episode == CONTINUOUS and ex is None:
-            policy = self._policies.get(provider)
-            if ok or policy is None or status in AUTH_STATUSES:
-                return self._succeeded(provider, now_mono) if ok else []
-            return self._failed(
+            # A provider in service: its probe counts as an attempt would.
+            outcome = "ok" if ok else "failed"
+            return self.observe(
                 provider,
-                policy,
+                outcome=outcome,
                 reason=reason,
                 status=status,
                 now_mono=now_mono,

@@ -147,48 +147,35 @@ class HealingService(BaseObserver):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    # Each event goes to the log and, with the same fields, to the audit log
+    # (with its `exclusions` row change: state/service.py).
+
     def _excluded(self, d: Exclude) -> None:
-        self._log.warning(
-            events.PROVIDER_EXCLUDED,
-            provider=d.provider,
-            reason=d.reason,
-            consecutive_failures=d.consecutive_failures,
-            threshold=d.threshold,
-            last_reason=d.last_reason,
-            last_status=d.last_status,
-            episode=d.episode,
-        )
+        fields: dict[str, Any] = {
+            "provider": d.provider,
+            "reason": d.reason,
+            "consecutive_failures": d.consecutive_failures,
+            "threshold": d.threshold,
+            "last_reason": d.last_reason,
+            "last_status": d.last_status,
+            "episode": d.episode,
+        }
+        self._log.warning(events.PROVIDER_EXCLUDED, **fields)
         if self._state is not None:
-            self._state.provider_excluded(
-                d.provider,
-                reason=d.reason,
-                consecutive_failures=d.consecutive_failures,
-                threshold=d.threshold,
-                last_reason=d.last_reason,
-                last_status=d.last_status,
-                episode=d.episode,
-                since=d.since_wall,
-            )
+            self._state.provider_excluded(**fields, since=d.since_wall)
 
     def _restored(self, d: Restore) -> None:
-        self._log.info(
-            events.PROVIDER_RESTORED,
-            provider=d.provider,
-            via=d.via,
-            excluded_for_s=d.excluded_for_s,
-            probes_failed=d.probes_failed,
-            latency_ms=d.latency_ms,
-            episode=d.episode,
-        )
+        fields: dict[str, Any] = {
+            "provider": d.provider,
+            "via": d.via,
+            "excluded_for_s": d.excluded_for_s,
+            "probes_failed": d.probes_failed,
+            "episode": d.episode,
+            "latency_ms": d.latency_ms,
+        }
+        self._log.info(events.PROVIDER_RESTORED, **fields)
         if self._state is not None:
-            self._state.provider_restored(
-                d.provider,
-                via=d.via,
-                excluded_for_s=d.excluded_for_s,
-                probes_failed=d.probes_failed,
-                episode=d.episode,
-                latency_ms=d.latency_ms,
-            )
+            self._state.provider_restored(**fields)
 
     async def _probe(self, d: Probe) -> None:
         try:
@@ -242,30 +229,19 @@ class HealingService(BaseObserver):
         finally:
             self.book.restart_finished(d.provider, d.episode, now_mono=self._clock.monotonic())
             self._wake.set()
+        fields: dict[str, Any] = {
+            "provider": d.provider,
+            "argv": list(d.argv),
+            "exit_status": outcome.exit_status,
+            "signal": outcome.signal,
+            "timed_out": outcome.timed_out,
+            "duration_ms": outcome.duration_ms,
+            "output_tail": outcome.output_tail,
+            "output_truncated": outcome.truncated,
+            "episode": d.episode,
+            "error": outcome.error,
+        }
         level = self._log.info if outcome.ok else self._log.warning
-        level(
-            events.PROVIDER_RESTART_COMMAND,
-            provider=d.provider,
-            argv=list(d.argv),
-            exit_status=outcome.exit_status,
-            signal=outcome.signal,
-            timed_out=outcome.timed_out,
-            duration_ms=outcome.duration_ms,
-            output_tail=outcome.output_tail,
-            output_truncated=outcome.truncated,
-            error=outcome.error,
-            episode=d.episode,
-        )
+        level(events.PROVIDER_RESTART_COMMAND, **fields)
         if self._state is not None:
-            self._state.restart_command_ran(
-                d.provider,
-                argv=d.argv,
-                exit_status=outcome.exit_status,
-                signal=outcome.signal,
-                timed_out=outcome.timed_out,
-                duration_ms=outcome.duration_ms,
-                output_tail=outcome.output_tail,
-                output_truncated=outcome.truncated,
-                episode=d.episode,
-                error=outcome.error,
-            )
+            self._state.restart_command_ran(**fields)
