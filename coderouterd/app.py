@@ -213,7 +213,12 @@ async def _serve(
     # before taking the TCP port.
     socket_path = resolve_control_socket(loaded.config, env)
     ctl_runner = web.AppRunner(
-        build_ctl_app(status=daemon.status, reload=daemon.reload, on_action=daemon.ctl_action),
+        build_ctl_app(
+            status=daemon.status,
+            reload=daemon.reload,
+            on_action=daemon.ctl_action,
+            provider_action=daemon.provider_action,
+        ),
         access_log=None,
     )
     await ctl_runner.setup()

@@ -1,4 +1,4 @@
-"""Command line: serve | check | ctl status | ctl reload."""
+"""Command line: serve | check | ctl status|reload|exclude|restore (and the state commands)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from coderouterd.config import (
     load_default_config,
     resolve_control_socket,
 )
-from coderouterd.ctl.client import fetch_status, request_reload
-from coderouterd.ctl.render import render_reload, render_status
+from coderouterd.ctl.client import fetch_status, request_provider_action, request_reload
+from coderouterd.ctl.render import render_provider_action, render_reload, render_status
 from coderouterd.errors import CoderouterError, ConfigError
 from coderouterd.telemetry.logging import configure
 from coderouterd.telemetry.memory import tune_gc, tune_malloc
@@ -71,8 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     for name, func, text in (
         ("status", _ctl_status, "version, uptime, config, providers, requests in flight"),
         ("reload", _ctl_reload, "re-read and validate the config; keep the old one on error"),
+        ("exclude", _ctl_provider, "take a provider out of every profile until `ctl restore`"),
+        ("restore", _ctl_provider, "put back a provider excluded by hand or by self-healing"),
     ):
         action = ctl_sub.add_parser(name, help=text)
+        if name in ("exclude", "restore"):
+            action.add_argument("provider", metavar="NAME", help="provider name")
+            action.set_defaults(action=name)
         _config_arg(action)
         action.add_argument(
             "--socket", type=Path, help="control socket path (default: from the config)"
@@ -143,6 +148,12 @@ def _ctl_status(args: argparse.Namespace) -> int:
 def _ctl_reload(args: argparse.Namespace) -> int:
     reply = asyncio.run(request_reload(_socket(args)))
     _print_reply(reply, render_reload(reply), as_json=args.json)
+    return EXIT_OK if reply.ok else EXIT_FAILED
+
+
+def _ctl_provider(args: argparse.Namespace) -> int:
+    reply = asyncio.run(request_provider_action(_socket(args), args.action, args.provider))
+    _print_reply(reply, render_provider_action(reply), as_json=args.json)
     return EXIT_OK if reply.ok else EXIT_FAILED
 
 

@@ -21,6 +21,7 @@ from coderouterd.config.model import ProviderConfig, ServerConfig
 from coderouterd.ctl.model import (
     BudgetStatus,
     HealingStatus,
+    ProviderActionReply,
     ProviderStatus,
     ReloadReply,
     StateStatus,
@@ -35,6 +36,7 @@ from coderouterd.routing.board import ProviderBoard
 from coderouterd.routing.budget import BudgetBook
 from coderouterd.routing.call import Call
 from coderouterd.routing.cost import month_of
+from coderouterd.routing.plan import SKIP_EXCLUDED_MANUAL
 from coderouterd.routing.records import Observer, RequestSummary
 from coderouterd.runtime import Runtime, build_runtime, retired_adapters
 from coderouterd.state.recorder import PendingReplay
@@ -116,12 +118,34 @@ class Daemon:
         return p is not None and p.record_replays
 
     def unavailable(self, runtime: Runtime, dialect: str) -> Mapping[str, str]:
-        """Providers a request must skip: no key, no translation, or this month's budget spent."""
+        """Providers a request must skip: no key, no translation, this month's
+        budget spent, or taken out by the operator (`ctl exclude`)."""
         static = runtime.unavailable_for(dialect)
-        if not runtime.budgeted:
+        manual = self.healing.book.manual()
+        if not runtime.budgeted and not manual:
             return static
         month = month_of(self._clock.wall())
-        return {**self.budget.blocked(runtime.budgeted, month), **static}
+        held = dict.fromkeys(manual, SKIP_EXCLUDED_MANUAL)
+        return {**held, **self.budget.blocked(runtime.budgeted, month), **static}
+
+    def provider_action(self, action: str, provider: str, uid: int | None) -> ProviderActionReply:
+        """`ctl exclude` / `ctl restore` of one provider."""
+        self.ctl_action(f"{action} {provider}", uid)
+        change = self.healing.exclude if action == "exclude" else self.healing.restore
+        try:
+            changed = change(provider, uid=uid)
+        except KeyError:
+            known = ", ".join(p.name for p in self.holder.current.config.providers)
+            message = f"no provider {provider!r} (configured: {known})"
+            return ProviderActionReply(ok=False, provider=provider, action=action, message=message)
+        if action == "exclude":
+            done = "excluded: no profile tries it until `ctl restore`"
+            message = done if changed else "already excluded by hand"
+        else:
+            message = "restored" if changed else "was not excluded"
+        return ProviderActionReply(
+            ok=True, provider=provider, action=action, changed=changed, message=message
+        )
 
     @contextmanager
     def track(self, call: Call) -> Iterator[InFlightEntry]:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 import msgspec
 
-from coderouterd.ctl.model import ReloadReply, StatusReply
+from coderouterd.ctl.model import ProviderActionReply, ReloadReply, StatusReply
 from coderouterd.errors import CoderouterError
 
 Reason = Literal["missing", "refused", "denied", "timeout", "bad_reply"]
@@ -30,6 +31,7 @@ _BASE_URL = "http://coderouterd"
 
 _STATUS_DECODER = msgspec.json.Decoder(StatusReply)
 _RELOAD_DECODER = msgspec.json.Decoder(ReloadReply)
+_ACTION_DECODER = msgspec.json.Decoder(ProviderActionReply)
 
 R = TypeVar("R")
 
@@ -55,6 +57,19 @@ async def request_reload(path: Path, *, timeout: float = 30.0) -> ReloadReply:  
     """Ask for a reload; a rejected config comes back as a reply with `ok=False`."""
     status, body = await _call(path, "POST", "/v1/reload", timeout)
     return _decode(path, status, body, _RELOAD_DECODER, accept=(200, 422))
+
+
+async def request_provider_action(
+    path: Path,
+    action: str,
+    provider: str,
+    *,
+    timeout: float = 5.0,  # noqa: ASYNC109
+) -> ProviderActionReply:
+    """`exclude` or `restore` one provider; an unknown one comes back with `ok=False`."""
+    route = f"/v1/providers/{quote(provider, safe='')}/{action}"
+    status, body = await _call(path, "POST", route, timeout)
+    return _decode(path, status, body, _ACTION_DECODER, accept=(200, 404))
 
 
 async def _call(path: Path, method: str, route: str, deadline_s: float) -> tuple[int, bytes]:

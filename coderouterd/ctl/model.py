@@ -92,6 +92,17 @@ class StatusReply(msgspec.Struct, frozen=True, kw_only=True):
     state: StateStatus | None = None
 
 
+class ProviderActionReply(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer to `ctl exclude` / `ctl restore`."""
+
+    # False: no such provider.
+    ok: bool
+    provider: str
+    action: str
+    changed: bool = False
+    message: str = ""
+
+
 class ReloadReply(msgspec.Struct, frozen=True, kw_only=True):
     ok: bool
     config_digest: str

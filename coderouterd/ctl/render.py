@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from coderouterd.ctl.model import (
     BudgetStatus,
     InFlight,
+    ProviderActionReply,
     ProviderStatus,
     ReloadReply,
     StateStatus,
@@ -82,6 +83,10 @@ def render_reload(reply: ReloadReply) -> str:
     ]
     lines.extend(f"  - {problem}" for problem in reply.problems)
     return "\n".join(lines)
+
+
+def render_provider_action(reply: ProviderActionReply) -> str:
+    return f"{reply.provider}: {reply.message}"
 
 
 def _providers_table(providers: Sequence[ProviderStatus]) -> list[str]:

@@ -21,10 +21,13 @@ from pathlib import Path
 import msgspec
 from aiohttp import web
 
-from coderouterd.ctl.model import ReloadReply, StatusReply
+from coderouterd.ctl.model import ProviderActionReply, ReloadReply, StatusReply
 from coderouterd.errors import CoderouterError
 
 OnAction = Callable[[str, int | None], None]
+# (action, provider, peer uid): `exclude` or `restore`; audits itself.
+ProviderAction = Callable[[str, str, int | None], ProviderActionReply]
+PROVIDER_ACTIONS = ("exclude", "restore")
 
 # Only actions that change the daemon are audited; status is a read that
 # monitoring polls every few seconds and would drown the audit log.
@@ -55,6 +58,7 @@ class _Actions:
     status: Callable[[], StatusReply]
     reload: Callable[[], Awaitable[ReloadReply]]
     on_action: OnAction
+    provider_action: ProviderAction | None
 
 
 _ACTIONS = web.AppKey("ctl_actions", _Actions)
@@ -65,11 +69,18 @@ def build_ctl_app(
     status: Callable[[], StatusReply],
     reload: Callable[[], Awaitable[ReloadReply]],
     on_action: OnAction | None = None,
+    provider_action: ProviderAction | None = None,
 ) -> web.Application:
     app = web.Application()
-    app[_ACTIONS] = _Actions(status=status, reload=reload, on_action=on_action or _ignore_action)
+    app[_ACTIONS] = _Actions(
+        status=status,
+        reload=reload,
+        on_action=on_action or _ignore_action,
+        provider_action=provider_action,
+    )
     app.router.add_get("/v1/status", _handle_status)
     app.router.add_post("/v1/reload", _handle_reload)
+    app.router.add_post("/v1/providers/{name}/{action}", _handle_provider_action)
     return app
 
 
@@ -83,6 +94,15 @@ async def _handle_reload(request: web.Request) -> web.Response:
     actions.on_action(ACTION_RELOAD, peer_uid(request))
     reply = await actions.reload()
     return _json_response(reply, status=200 if reply.ok else 422)
+
+
+async def _handle_provider_action(request: web.Request) -> web.Response:
+    handler = request.app[_ACTIONS].provider_action
+    action, name = request.match_info["action"], request.match_info["name"]
+    if handler is None or action not in PROVIDER_ACTIONS:
+        raise web.HTTPNotFound()
+    reply = handler(action, name, peer_uid(request))
+    return _json_response(reply, status=200 if reply.ok else 404)
 
 
 def _json_response(reply: msgspec.Struct, *, status: int = 200) -> web.Response:

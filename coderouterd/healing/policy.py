@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from coderouterd.config.model import Config, SelfHealingConfig
 
 UNHEALTHY = "unhealthy"
+# Taken out by the operator (`ctl exclude`): skipped by every profile, never
+# probed or restarted, back only by `ctl restore`.
+MANUAL = "manual"
 AUTH_STATUSES = frozenset({401, 403})
 
 
@@ -33,7 +36,7 @@ class Exclude:
     provider: str
     reason: str
     consecutive_failures: int
-    threshold: int
+    threshold: int | None
     last_reason: str | None
     last_status: int | None
     episode: int
@@ -140,6 +143,7 @@ class HealingBook:
     _episodes: int = 0
     # Kept up to date rather than built per request: every plan asks.
     _excluded: frozenset[str] = frozenset()
+    _manual: frozenset[str] = frozenset()
 
     @classmethod
     def for_config(cls, config: Config, *, now_mono: float = 0.0) -> HealingBook:
@@ -181,10 +185,17 @@ class HealingBook:
         return out
 
     def excluded(self) -> frozenset[str]:
+        """Providers excluded as unhealthy: each profile's action says what to do."""
         return self._excluded
 
+    def manual(self) -> frozenset[str]:
+        """Providers the operator excluded: no profile tries them."""
+        return self._manual
+
     def _changed(self) -> None:
-        self._excluded = frozenset(n for n, h in self._health.items() if h.excluded is not None)
+        reasons = {n: h.excluded.reason for n, h in self._health.items() if h.excluded is not None}
+        self._excluded = frozenset(n for n, r in reasons.items() if r != MANUAL)
+        self._manual = frozenset(n for n, r in reasons.items() if r == MANUAL)
 
     def health(self, provider: str) -> ProviderHealth:
         return self._health.get(provider) or ProviderHealth()
@@ -384,6 +395,40 @@ class HealingBook:
         ex.next_probe = now_mono + self._delay(ex.probes_failed, u)
         return []
 
+    def exclude_manual(self, provider: str, *, now_mono: float, now_wall: float) -> list[Decision]:
+        """The operator takes `provider` out (KeyError: not configured); [] if
+        it already was. An exclusion as unhealthy becomes a manual one."""
+        policy = self._policies[provider]
+        health = self._health.setdefault(provider, ProviderHealth())
+        if health.excluded is not None and health.excluded.reason == MANUAL:
+            return []
+        self._episodes += 1
+        health.excluded = Exclusion(MANUAL, now_wall, now_mono, self._episodes)
+        self._changed()
+        return [
+            Exclude(
+                provider,
+                MANUAL,
+                health.streak,
+                policy.threshold,
+                health.last_reason,
+                health.last_status,
+                self._episodes,
+                now_wall,
+            )
+        ]
+
+    def restore_manual(self, provider: str, *, now_mono: float) -> list[Decision]:
+        """The operator puts `provider` back, however it was excluded
+        (KeyError: not configured); [] if it was not."""
+        if provider not in self._policies:
+            raise KeyError(provider)
+        health = self._health.get(provider)
+        if health is None or health.excluded is None:
+            return []
+        health.streak = 0
+        return [self._restored(provider, health, "manual", now_mono)]
+
     def load(
         self, rows: Iterable[tuple[str, str, float]], *, now_mono: float, now_wall: float, u: float
     ) -> list[Decision]:
@@ -401,6 +446,8 @@ class HealingBook:
             if provider not in self._policies:
                 gone = self._health.pop(provider)
                 out.append(self._restored(provider, gone, "config_removed", now_mono))
+                continue
+            if reason == MANUAL:
                 continue
             # A few seconds, so that a backend which came back meanwhile is
             # restored at once, without a probe storm at every restart.

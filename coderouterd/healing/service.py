@@ -69,6 +69,19 @@ class HealingService(BaseObserver):
     def excluded(self) -> frozenset[str]:
         return self.book.excluded()
 
+    def exclude(self, provider: str, *, uid: int | None) -> bool:
+        """`ctl exclude`: whether it changed anything (KeyError: no such provider)."""
+        now = self._clock.monotonic()
+        decisions = self.book.exclude_manual(provider, now_mono=now, now_wall=self._clock.wall())
+        self._apply(decisions, uid=uid)
+        return bool(decisions)
+
+    def restore(self, provider: str, *, uid: int | None) -> bool:
+        """`ctl restore`: whether it changed anything (KeyError: no such provider)."""
+        decisions = self.book.restore_manual(provider, now_mono=self._clock.monotonic())
+        self._apply(decisions, uid=uid)
+        return bool(decisions)
+
     def attempt_finished(self, request_id: str, record: AttemptRecord) -> None:
         self._apply(
             self.book.observe(
@@ -119,14 +132,14 @@ class HealingService(BaseObserver):
                     async with asyncio.timeout(min(wait, _MAX_SLEEP_S)):
                         await self._wake.wait()
 
-    def _apply(self, decisions: Sequence[Decision]) -> None:
+    def _apply(self, decisions: Sequence[Decision], *, uid: int | None = None) -> None:
         # Decided during a request, a log line carries its request_id (bound in
         # the request's context), and so does a restart it starts.
         for d in decisions:
             if isinstance(d, Exclude):
-                self._excluded(d)
+                self._excluded(d, uid)
             elif isinstance(d, Restore):
-                self._restored(d)
+                self._restored(d, uid)
             elif isinstance(d, Restart):
                 self._spawn(self._restart(d), f"healing:restart:{d.provider}")
             elif isinstance(d, RestartSkipped):
@@ -150,7 +163,7 @@ class HealingService(BaseObserver):
     # Each event goes to the log and, with the same fields, to the audit log
     # (with its `exclusions` row change: state/service.py).
 
-    def _excluded(self, d: Exclude) -> None:
+    def _excluded(self, d: Exclude, uid: int | None) -> None:
         fields: dict[str, Any] = {
             "provider": d.provider,
             "reason": d.reason,
@@ -160,11 +173,13 @@ class HealingService(BaseObserver):
             "last_status": d.last_status,
             "episode": d.episode,
         }
+        if uid is not None:
+            fields["uid"] = uid
         self._log.warning(events.PROVIDER_EXCLUDED, **fields)
         if self._state is not None:
             self._state.provider_excluded(**fields, since=d.since_wall)
 
-    def _restored(self, d: Restore) -> None:
+    def _restored(self, d: Restore, uid: int | None) -> None:
         fields: dict[str, Any] = {
             "provider": d.provider,
             "via": d.via,
@@ -173,6 +188,8 @@ class HealingService(BaseObserver):
             "episode": d.episode,
             "latency_ms": d.latency_ms,
         }
+        if uid is not None:
+            fields["uid"] = uid
         self._log.info(events.PROVIDER_RESTORED, **fields)
         if self._state is not None:
             self._state.provider_restored(**fields)

@@ -19,6 +19,9 @@ SKIP_PAID = "paid_blocked"
 # Self-healing took the provider out (healing/policy.py); only profiles whose
 # backend_health_action is `exclude` skip it.
 SKIP_EXCLUDED = "excluded"
+# Taken out by the operator (`ctl exclude`): skipped by every profile, like a
+# missing key, even when that leaves a chain empty.
+SKIP_EXCLUDED_MANUAL = "excluded_manual"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime
 import json
+import os
 import signal
 import socket
 import stat
@@ -526,3 +527,49 @@ async def test_sigterm_kills_a_restart_command_still_running(
             await asyncio.sleep(0.02)
     [excluded] = d.events("provider.excluded")
     assert excluded["provider"] == "a"
+
+
+async def test_ctl_exclude_and_restore_take_a_provider_out_of_every_profile_and_back(
+    serve_process: StartServe, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.default = Reply(json=anthropic_message("ok"))
+    d = await serve_process(
+        chain_yaml(provider_yaml("a", fake_upstream.url), provider_yaml("b", fake_upstream.url))
+    )
+    sock, env = str(d.socket_path), child_env(d.root)
+
+    excluded = await run_cli("ctl", "exclude", "a", "--socket", sock, env=env)
+    again = await run_cli("ctl", "exclude", "a", "--json", "--socket", sock, env=env)
+    unknown = await run_cli("ctl", "exclude", "nope", "--socket", sock, env=env)
+
+    assert excluded.returncode == 0, excluded.stderr
+    assert excluded.stdout.strip() == "a: excluded: no profile tries it until `ctl restore`"
+    assert msgspec.json.decode(again.stdout)["changed"] is False
+    assert unknown.returncode == 1
+    assert unknown.stdout.strip() == "nope: no provider 'nope' (configured: a, b)"
+    # `default` is a `warn` profile: a manual exclusion skips the provider all the same.
+    async with sdk(d.url) as client:
+        raw = await client.messages.with_raw_response.create(
+            model="m", max_tokens=10, messages=MESSAGES
+        )
+    assert raw.headers["x-coderouter-provider"] == "b"
+    assert raw.headers["x-coderouter-fallback-reason"] == "a=excluded_manual"
+    status = await run_cli("ctl", "status", "--socket", sock, env=env)
+    [row_a] = [line.split() for line in status.stdout.splitlines() if line.split()[:1] == ["a"]]
+    assert row_a[3:5] == ["excluded", "(manual)"]
+
+    restored = await run_cli("ctl", "restore", "a", "--socket", sock, env=env)
+
+    assert restored.returncode == 0, restored.stderr
+    assert restored.stdout.strip() == "a: restored"
+    assert (await ask(d.url)).content[0].type == "text"
+    [excluded_line] = d.events("provider.excluded")
+    [restored_line] = d.events("provider.restored")
+    assert (excluded_line["reason"], excluded_line["uid"]) == ("manual", os.getuid())
+    assert (restored_line["via"], restored_line["uid"]) == ("manual", os.getuid())
+    audit = await run_cli(
+        "audit", "tail", "--json", "--config", str(d.root / "config.yaml"), env=env
+    )
+    events = [e["event"] for e in msgspec.json.decode(audit.stdout)]
+    assert events.count("ctl.action") == 4
+    assert "provider.excluded" in events and "provider.restored" in events

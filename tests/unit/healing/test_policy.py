@@ -355,3 +355,56 @@ def test_a_continuous_probe_whose_key_is_rejected_does_not_count() -> None:
         )
     assert book.excluded() == frozenset()
     assert book.health("a").streak == 0
+
+
+def test_a_manual_exclusion_is_never_probed_nor_lifted_by_a_request() -> None:
+    book = HealingBook.for_config(watched_config(), now_mono=0.0)
+
+    [excluded] = book.exclude_manual("a", now_mono=1.0, now_wall=1e9)
+
+    assert (excluded.provider, excluded.reason, excluded.threshold) == ("a", "manual", 2)
+    assert book.manual() == {"a"}
+    assert book.excluded() == frozenset()  # that set is for the profiles' actions
+    assert book.next_due() is None
+    assert book.due(1e6) == []
+    assert (
+        book.observe("a", outcome="ok", reason=None, status=200, now_mono=2.0, now_wall=1e9) == []
+    )
+    assert book.exclude_manual("a", now_mono=3.0, now_wall=1e9) == []
+    assert book.restore_manual("a", now_mono=11.0) == [Restore("a", "manual", 10.0, 0, 1)]
+    assert book.manual() == frozenset()
+    assert book.restore_manual("a", now_mono=12.0) == []
+
+
+def test_an_unhealthy_exclusion_taken_over_by_hand_stops_being_probed() -> None:
+    book = HealingBook.for_config(config(threshold=2, healing="self_healing: {recovery_jitter: 0}"))
+    fail(book, 4)
+    [probe] = book.due(100.0)
+
+    [manual] = book.exclude_manual("a", now_mono=101.0, now_wall=1e9)
+
+    assert manual.episode == 2
+    assert book.manual() == {"a"} and book.excluded() == frozenset()
+    late = book.probe_finished(
+        "a", probe.episode, ok=True, latency_ms=1.0, now_mono=102.0, now_wall=1e9, u=0.5
+    )
+    assert late == []
+    assert book.manual() == {"a"}
+    assert book.next_due() is None
+
+
+def test_manual_actions_on_an_unknown_provider_raise_key_error() -> None:
+    book = HealingBook.for_config(config())
+    with pytest.raises(KeyError):
+        book.exclude_manual("nope", now_mono=0.0, now_wall=0.0)
+    with pytest.raises(KeyError):
+        book.restore_manual("nope", now_mono=0.0)
+
+
+def test_a_manual_exclusion_stored_before_a_restart_stays_unprobed() -> None:
+    book = HealingBook.for_config(config())
+
+    assert book.load([("a", "manual", 100.0)], now_mono=5.0, now_wall=200.0, u=0.5) == []
+
+    assert book.manual() == {"a"}
+    assert book.next_due() is None
