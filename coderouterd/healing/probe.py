@@ -5,8 +5,9 @@ through the provider's adapter (its URL, credentials, extra headers and
 connection pool), outside the engine: a probe is no client request, so it
 writes no request row, spends no budget and tells no observer. A backend
 counts as recovered when it answers 2xx with a JSON object within the
-timeout; a 401/403 is reported as such and is no recovery (the backend is
-up, but would refuse real requests too).
+timeout; a 401/403 is no recovery (the backend is up, but would refuse real
+requests too), unless the provider forwards the client's key and has none
+of its own: a probe has no key to send, and the answer shows the backend up.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ class ProbeOutcome:
     status: int | None = None
     # Why it failed: "timeout", "status_503", "auth_rejected", "not_json", an error's reason.
     reason: str | None = None
+
+
+def _borrows_keys(adapter: HttpAdapter) -> bool:
+    return adapter.config.forward_client_key and not adapter.api_key
 
 
 def probe_body(adapter: HttpAdapter) -> bytes:
@@ -66,6 +71,10 @@ async def probe(adapter: HttpAdapter, *, timeout_s: float, clock: Clock) -> Prob
         return ProbeOutcome(False, took(), reason="timeout")
     except UpstreamStatusError as exc:
         auth = exc.status in (401, 403)
+        if auth and _borrows_keys(adapter):
+            # Real requests carry the client's key, which a probe lacks: the
+            # backend answered, so it is up.
+            return ProbeOutcome(True, took(), exc.status, "auth_rejected")
         reason = "auth_rejected" if auth else f"status_{exc.status}"
         return ProbeOutcome(False, took(), exc.status, reason)
     except UpstreamError as exc:

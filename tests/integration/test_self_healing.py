@@ -268,3 +268,41 @@ async def test_continuous_probes_exclude_a_dead_backend_before_a_client_meets_it
         assert d.daemon.healing.excluded() == {"a"}
     [(_, excluded)] = [(e, f) for e, f in await audit_events(d) if e == "provider.excluded"]
     assert excluded["last_reason"] == "connect_error"
+
+
+async def test_a_provider_using_the_clients_key_recovers_on_a_probe_answered_401(
+    start_daemon: StartDaemon,
+) -> None:
+    async with FakeUpstream() as a, FakeUpstream(default=Reply(json=anthropic_message("b"))) as b:
+        a.script(BUSY, BUSY, BUSY, BUSY, anthropic_error(401, "authentication_error", "no key"))
+        yaml = config(a.url, b.url).replace(
+            "    model: a-model\n", "    model: a-model\n    forward_client_key: true\n"
+        )
+        d = await start_daemon(yaml)
+        for _ in range(4):
+            await ask(d)
+        assert d.daemon.healing.excluded() == {"a"}
+
+        await until(lambda: not d.daemon.healing.excluded())
+
+        # The probe went without a key: it has none to send.
+        probe = a.requests[4]
+        assert "x-api-key" not in probe.headers and "authorization" not in probe.headers
+
+
+async def test_a_probe_answered_401_with_our_own_key_is_no_recovery(
+    start_daemon: StartDaemon,
+) -> None:
+    async with FakeUpstream() as a, FakeUpstream(default=Reply(json=anthropic_message("b"))) as b:
+        a.script(BUSY, BUSY, BUSY, BUSY, anthropic_error(401, "authentication_error", "bad key"))
+        yaml = config(a.url, b.url).replace(
+            "    model: a-model\n", "    model: a-model\n    api_key_env: A_KEY\n"
+        )
+        d = await start_daemon(yaml, env={"A_KEY": TEST_API_KEY})
+        for _ in range(4):
+            await ask(d)
+
+        await until(lambda: d.daemon.healing.book.health("a").last_probe_ok is False)
+
+        assert d.daemon.healing.excluded() == {"a"}
+        assert a.requests[4].headers["x-api-key"] == TEST_API_KEY
