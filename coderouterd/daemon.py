@@ -21,6 +21,8 @@ from coderouterd.config.model import ProviderConfig, ServerConfig
 from coderouterd.ctl.model import (
     BudgetStatus,
     HealingStatus,
+    MemoryStatus,
+    MemoStatus,
     ProviderActionReply,
     ProviderStatus,
     ReloadReply,
@@ -43,6 +45,7 @@ from coderouterd.state.recorder import PendingReplay
 from coderouterd.state.replay import ResponseCapture
 from coderouterd.state.service import StateService
 from coderouterd.telemetry import events
+from coderouterd.telemetry.memory import peak_rss_bytes, rss_bytes
 
 # Server settings bound at start-up: a reload reports a change to them
 # instead of applying it.
@@ -237,6 +240,22 @@ class Daemon:
             in_flight=self.inflight.snapshot(),
             budgets=self._budgets(runtime),
             state=self._state_status(),
+            memory=self._memory_status(),
+        )
+
+    def _memory_status(self) -> MemoryStatus:
+        sizes = {"request bodies": self.bodies.size()}
+        if self.state is not None:
+            sizes.update(self.state.replays.memo_sizes())
+        now = rss_bytes()
+        return MemoryStatus(
+            rss_bytes=now,
+            # The kernel updates the peak lazily: it may trail the current size.
+            peak_rss_bytes=max(peak_rss_bytes(), now or 0),
+            memos=tuple(
+                MemoStatus(name=name, conversations=n, bytes=size)
+                for name, (n, size) in sizes.items()
+            ),
         )
 
     def _budgets(self, runtime: Runtime) -> tuple[BudgetStatus, ...]:

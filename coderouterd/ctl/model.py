@@ -78,6 +78,21 @@ class StateStatus(msgspec.Struct, frozen=True, kw_only=True):
     replays_orphaned: int = 0
 
 
+class MemoStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """One memo of recent conversations (a cache, bounded by count and bytes)."""
+
+    name: str
+    conversations: int
+    bytes: int
+
+
+class MemoryStatus(msgspec.Struct, frozen=True, kw_only=True):
+    # Resident memory now (None where it cannot be read: not Linux) and at its peak.
+    rss_bytes: int | None
+    peak_rss_bytes: int
+    memos: tuple[MemoStatus, ...] = ()
+
+
 class StatusReply(msgspec.Struct, frozen=True, kw_only=True):
     version: str
     pid: int
@@ -90,6 +105,7 @@ class StatusReply(msgspec.Struct, frozen=True, kw_only=True):
     in_flight: tuple[InFlight, ...]
     budgets: tuple[BudgetStatus, ...] = ()
     state: StateStatus | None = None
+    memory: MemoryStatus | None = None
 
 
 class ProviderActionReply(msgspec.Struct, frozen=True, kw_only=True):

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from coderouterd.ctl.model import (
     BudgetStatus,
     InFlight,
+    MemoryStatus,
     ProviderActionReply,
     ProviderStatus,
     ReloadReply,
@@ -67,7 +68,19 @@ def render_status(reply: StatusReply) -> str:
     if reply.budgets:
         lines += ["", "spend this month", *_indent(_budget_table(reply.budgets))]
     lines += ["", "database", *_indent(_state_lines(reply.state))]
+    if reply.memory is not None:
+        lines += ["", "memory", *_indent(_memory_lines(reply.memory))]
     return "\n".join(lines)
+
+
+def _memory_lines(memory: MemoryStatus) -> list[str]:
+    now = _MISSING if memory.rss_bytes is None else format_bytes(memory.rss_bytes)
+    rows = [("resident", f"{now} (peak {format_bytes(memory.peak_rss_bytes)})")]
+    rows += [
+        (m.name, f"{m.conversations} conversations, {format_bytes(m.bytes)}") for m in memory.memos
+    ]
+    width = max(len(name) for name, _ in rows)
+    return [f"{name.ljust(width)}  {value}" for name, value in rows]
 
 
 def render_reload(reply: ReloadReply) -> str:

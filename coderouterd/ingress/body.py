@@ -149,6 +149,10 @@ class BodyMemo:
         # Bodies read through a remembered one instead of whole.
         self.reused = 0
 
+    def size(self) -> tuple[int, int]:
+        """Conversations remembered, and the bytes of their bodies."""
+        return len(self._known), self._known.bytes
+
     def parse(self, body: bytes) -> RequestBody:
         for n, filed in self._by_end.items():
             for conversation in reversed(filed.get(body[-n:], ())):

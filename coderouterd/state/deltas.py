@@ -79,6 +79,10 @@ class Bases:
     def __len__(self) -> int:
         return len(self._last)
 
+    def size(self) -> tuple[int, int]:
+        """Conversations remembered, and the bytes of their last bodies."""
+        return len(self._last), self._last.bytes
+
     def against(
         self, conversation: object, body: bytes, turn: int = 0, shared: int = 0
     ) -> tuple[Base, int] | None:

@@ -139,9 +139,9 @@ class _History(msgspec.Struct):
 
 
 class DigestMemo:
-    """The pieces of the last body of recent conversations (bounded by count
-    and by the histories' bytes; only a cache: whatever it forgets is
-    computed again).
+    """The pieces of the last body of recent conversations, and recent whole
+    fields (bounded by count and by bytes, each; only a cache: whatever it
+    forgets is computed again).
 
     A caller that knows which conversation a body belongs to (ingress's
     BodyMemo does) passes it as `conversation`: the history is then checked
@@ -151,12 +151,14 @@ class DigestMemo:
 
     def __init__(self, max_conversations: int = 64, max_bytes: int = MEMO_BYTES) -> None:
         self._max = max_conversations
+        self._max_bytes = max_bytes
         # By conversation (or a key of our own), least recently used first.
         self._histories: SizedLRU[object, _History] = SizedLRU(
             max_conversations, max_bytes, lambda h: len(h.raw)
         )
         # Whole fields by length, each list newest first; lengths least recently used first.
         self._fields: dict[int, list[tuple[bytes, bytes]]] = {}
+        self._field_bytes = 0
         # Histories that continued a remembered one (their closed runs reused).
         self.continued = 0
 
@@ -174,10 +176,26 @@ class DigestMemo:
         unit = bytes(raw)
         d = digest(unit)
         same.insert(0, (unit, d))
+        self._field_bytes += n
+        for old, _ in same[_SAME_LENGTH:]:
+            self._field_bytes -= len(old)
         del same[_SAME_LENGTH:]
-        while len(self._fields) > 2 * self._max:
-            del self._fields[next(iter(self._fields))]
+        # The length just used is the newest: it goes last, whatever its size.
+        while len(self._fields) > 2 * self._max or (
+            self._field_bytes > self._max_bytes and len(self._fields) > 1
+        ):
+            for old, _ in self._fields.pop(next(iter(self._fields))):
+                self._field_bytes -= len(old)
         return unit, d
+
+    def size(self) -> tuple[int, int]:
+        """Histories remembered, and their bytes with those of the whole fields."""
+        return len(self._histories), self._histories.bytes + self._field_bytes
+
+    @property
+    def field_bytes(self) -> int:
+        """The bytes of the whole fields remembered."""
+        return self._field_bytes
 
     def history(
         self, raw: memoryview, conversation: object = None

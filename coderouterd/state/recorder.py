@@ -209,6 +209,10 @@ class ReplayRecorder:
         self._wake.set()
         return kept
 
+    def memo_sizes(self) -> dict[str, tuple[int, int]]:
+        """Each memo's conversations and bytes, for `ctl status`."""
+        return {"replay pieces": self._memo.size(), "replay last records": self._bases.size()}
+
     def forget(self) -> None:
         """After rows were lost (a failed write) or deleted (retention): pieces
         believed written, and records a delta would name, may not be stored."""

@@ -24,6 +24,8 @@ import ctypes
 import ctypes.util
 import gc
 import os
+import resource
+import sys
 from collections.abc import Callable, Mapping
 
 _M_TRIM_THRESHOLD = -1
@@ -33,6 +35,21 @@ TRIM_THRESHOLD = 64 * 1024 * 1024
 GC_THRESHOLDS = (20_000, 20, 20)
 # Idle this long after serving requests, the heap kept for them goes back.
 IDLE_TRIM_S = 2.0
+
+
+def rss_bytes() -> int | None:
+    """The process's resident memory now (Linux; None elsewhere)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def peak_rss_bytes() -> int:
+    """The most resident memory the process has had (macOS counts bytes, Linux KB)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
 def tune_malloc(env: Mapping[str, str] = os.environ) -> bool:

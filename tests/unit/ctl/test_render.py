@@ -6,6 +6,8 @@ from coderouterd.ctl.model import (
     BudgetStatus,
     HealingStatus,
     InFlight,
+    MemoryStatus,
+    MemoStatus,
     ProviderStatus,
     ReloadReply,
     StateStatus,
@@ -291,3 +293,23 @@ def test_render_table_pads_every_column_but_strips_trailing_blanks() -> None:
         "wide cell  x",
         "y",
     ]
+
+
+def test_render_status_memory() -> None:
+    memory = MemoryStatus(
+        rss_bytes=50 * 1024 * 1024,
+        peak_rss_bytes=120 * 1024 * 1024,
+        memos=(
+            MemoStatus(name="request bodies", conversations=3, bytes=2048),
+            MemoStatus(name="replay last records", conversations=2, bytes=0),
+        ),
+    )
+    text = render_status(_status(memory=memory))
+    assert text.endswith(
+        "memory\n"
+        "  resident             50.0 MB (peak 120.0 MB)\n"
+        "  request bodies       3 conversations, 2.0 KB\n"
+        "  replay last records  2 conversations, 0 B"
+    )
+    unknown = MemoryStatus(rss_bytes=None, peak_rss_bytes=1024)
+    assert "resident  - (peak 1.0 KB)" in render_status(_status(memory=unknown))

@@ -343,3 +343,19 @@ def test_a_place_past_the_packs_end_gives_nothing() -> None:
     assert pieces.unpack(b"abc", [(d, 1, 2)]) == {d: b"bc"}
     assert pieces.unpack(b"abc", [(d, 2, 2)]) == {}
     assert pieces.unpack(b"abc", [(d, -1, 1)]) == {}
+
+
+def test_remembered_whole_fields_are_bounded_by_bytes_the_newest_kept() -> None:
+    memo = pieces.DigestMemo(max_bytes=10_000)
+    values = [json.dumps(["x" * (1000 + i)]).encode() for i in range(30)]
+    stored = []
+    for v in values:
+        stored.append(memo.field(memoryview(v))[0])
+        assert memo.field_bytes <= 10_000
+    # A remembered value comes back as the bytes kept; a forgotten one is copied anew.
+    assert memo.field(memoryview(values[-1]))[0] is stored[-1]
+    assert memo.field(memoryview(values[0]))[0] is not stored[0]
+    # One value larger than the bound is kept all the same, alone.
+    huge = json.dumps(["y" * 20_000]).encode()
+    memo.field(huge)
+    assert memo.field_bytes == len(huge)
