@@ -10,6 +10,10 @@ doubling from `recovery_initial_interval_s` to `recovery_max_interval_s`
 with jitter; its restart_command runs once per exclusion (not again within
 `restart_min_interval_s`), and its first probe comes one initial interval
 after the command ends. A real request that gets through restores it too.
+With continuous probes on, providers in service that are not paid are
+probed after an interval without attempts, and a failed probe counts as a
+failed attempt. The operator may exclude a provider by hand (never probed,
+back only by hand) and restore any exclusion.
 
 `HealingBook` only decides: every method takes the time and returns what to
 do, and the service (service.py) does it. Each exclusion is an episode with
@@ -23,106 +27,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from coderouterd.config.model import Config, SelfHealingConfig
-
-UNHEALTHY = "unhealthy"
-# Taken out by the operator (`ctl exclude`): skipped by every profile, never
-# probed or restarted, back only by `ctl restore`.
-MANUAL = "manual"
-AUTH_STATUSES = frozenset({401, 403})
-
-
-@dataclass(frozen=True, slots=True)
-class Exclude:
-    provider: str
-    reason: str
-    consecutive_failures: int
-    threshold: int | None
-    last_reason: str | None
-    last_status: int | None
-    episode: int
-    since_wall: float
-
-
-@dataclass(frozen=True, slots=True)
-class Restore:
-    provider: str
-    # "probe", "request", or "config_removed" (no longer configured).
-    via: str
-    excluded_for_s: float
-    probes_failed: int
-    episode: int
-    latency_ms: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Restart:
-    provider: str
-    argv: tuple[str, ...]
-    timeout_s: float
-    episode: int
-
-
-@dataclass(frozen=True, slots=True)
-class RestartSkipped:
-    provider: str
-    # "running" or "too_soon".
-    why: str
-    next_allowed_in_s: float | None
-    episode: int
-
-
-@dataclass(frozen=True, slots=True)
-class Probe:
-    provider: str
-    # The exclusion's episode; CONTINUOUS for a probe of a provider in service.
-    episode: int
-
-
-CONTINUOUS = 0
-
-
-Decision = Exclude | Restore | Restart | RestartSkipped | Probe
-
-
-def next_probe_delay(failed: int, settings: SelfHealingConfig, u: float) -> float:
-    """Seconds until the next probe after `failed` failed probes; `u` in [0, 1)
-    places it within +-jitter of the doubled delay."""
-    base = min(
-        settings.recovery_max_interval_s,
-        settings.recovery_initial_interval_s * 2.0 ** min(failed, 32),
-    )
-    return base * (1 + settings.recovery_jitter * (2 * u - 1))
-
-
-@dataclass(slots=True)
-class Exclusion:
-    reason: str
-    since_wall: float
-    since_mono: float
-    episode: int
-    probes_failed: int = 0
-    # When the next probe is due (monotonic); None while a restart runs.
-    next_probe: float | None = None
-
-
-@dataclass(slots=True)
-class ProviderHealth:
-    """What the book knows of one provider; `ctl status` shows it."""
-
-    streak: int = 0
-    last_failure: float | None = None
-    last_reason: str | None = None
-    last_status: int | None = None
-    excluded: Exclusion | None = None
-    probing: bool = False
-    restarting: bool = False
-    last_restart: float | None = None
-    restarts: int = 0
-    last_probe_wall: float | None = None
-    last_probe_ok: bool | None = None
-    last_probe_latency_ms: float | None = None
-    # When the provider last answered anything, or was last probed (monotonic).
-    last_seen: float | None = None
+from coderouterd.healing.decisions import (
+    AUTH_STATUSES,
+    CONTINUOUS,
+    MANUAL,
+    UNHEALTHY,
+    Decision,
+    Exclude,
+    Exclusion,
+    Probe,
+    ProviderHealth,
+    Restart,
+    RestartSkipped,
+    Restore,
+    next_probe_delay,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,16 +230,18 @@ class HealingBook:
         health.last_restart = now
         return Restart(provider, policy.restart, policy.restart_timeout_s, episode)
 
-    def restart_finished(self, provider: str, episode: int, *, now_mono: float) -> None:
-        """The restart_command of `episode` ended (whatever its outcome): probe
-        one initial interval later, giving the backend time to come up."""
+    def restart_finished(self, provider: str, *, now_mono: float) -> None:
+        """A restart_command ended (whatever its outcome): probe one initial
+        interval later, giving the backend time to come up."""
         health = self._health.get(provider)
         if health is None:
             return
         health.restarting = False
         health.restarts += 1
         ex = health.excluded
-        if ex is not None and ex.episode == episode:
+        # Also an exclusion made while this restart ran (a later episode): it
+        # waited for the restart instead of starting its own.
+        if ex is not None and ex.reason != MANUAL and ex.next_probe is None:
             ex.next_probe = now_mono + self.settings.recovery_initial_interval_s
 
     def due(self, now_mono: float) -> list[Probe]:

@@ -21,15 +21,15 @@ from typing import Any
 
 from coderouterd.clock import Clock
 from coderouterd.config.model import Config
-from coderouterd.healing.policy import (
+from coderouterd.healing.decisions import (
     Decision,
     Exclude,
-    HealingBook,
     Probe,
     Restart,
     RestartSkipped,
     Restore,
 )
+from coderouterd.healing.policy import HealingBook
 from coderouterd.healing.probe import probe
 from coderouterd.healing.restart import run_restart
 from coderouterd.providers.base import HttpAdapter
@@ -244,7 +244,7 @@ class HealingService(BaseObserver):
                 env=self._env,
             )
         finally:
-            self.book.restart_finished(d.provider, d.episode, now_mono=self._clock.monotonic())
+            self.book.restart_finished(d.provider, now_mono=self._clock.monotonic())
             self._wake.set()
         fields: dict[str, Any] = {
             "provider": d.provider,

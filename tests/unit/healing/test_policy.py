@@ -6,15 +6,15 @@ import pytest
 
 from coderouterd.config.load import load_config_text
 from coderouterd.config.model import Config, SelfHealingConfig
-from coderouterd.healing.policy import (
+from coderouterd.healing.decisions import (
     Exclude,
-    HealingBook,
     Probe,
     Restart,
     RestartSkipped,
     Restore,
     next_probe_delay,
 )
+from coderouterd.healing.policy import HealingBook
 
 
 def config(
@@ -199,7 +199,7 @@ def test_a_restart_runs_once_per_exclusion_and_not_again_too_soon() -> None:
     # No probe while the command runs; the first one an initial interval after it.
     assert book.due(1000.0) == []
     assert book.next_due() is None
-    book.restart_finished("a", 1, now_mono=20.0)
+    book.restart_finished("a", now_mono=20.0)
     assert book.next_due() == 50.0
     assert book.health("a").restarts == 1
     [probe] = book.due(50.0)
@@ -228,6 +228,11 @@ def test_a_restart_still_running_is_not_started_twice() -> None:
     again = fail(book, 4, at=6.0)
 
     assert again[1:] == [RestartSkipped("a", "running", None, 2)]
+    # The new exclusion waits for the running restart, then is probed.
+    assert book.next_due() is None
+    book.restart_finished("a", now_mono=20.0)
+    assert book.next_due() == 50.0
+    assert book.due(50.0) == [Probe("a", 2)]
 
 
 def test_exclusions_stored_before_a_restart_are_kept_probed_soon_and_not_restarted() -> None:
