@@ -97,11 +97,10 @@ class HealingService(BaseObserver):
 
     def load(self, rows: Iterable[tuple[str, str, float]]) -> None:
         """Exclusions stored before this start, as (provider, reason, since)."""
-        rows = list(rows)
         decisions = self.book.load(
             rows, now_mono=self._clock.monotonic(), now_wall=self._clock.wall(), u=self._rand()
         )
-        kept = sorted(self.book.excluded())
+        kept = sorted(self.book.excluded() | self.book.manual())
         if kept:
             self._log.warning(events.PROVIDER_EXCLUDED_AT_STARTUP, providers=kept)
         self._apply(decisions)
