@@ -7,26 +7,18 @@ composition root (app.py) builds it and owns its lifecycle.
 from __future__ import annotations
 
 import datetime
-import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import msgspec
 
-from coderouterd import __version__
 from coderouterd.clock import Clock
 from coderouterd.config import LoadedConfig, load_config
 from coderouterd.config.model import ProviderConfig, ServerConfig
 from coderouterd.ctl.model import (
-    BudgetStatus,
-    HealingStatus,
-    MemoryStatus,
-    MemoStatus,
     ProviderActionReply,
-    ProviderStatus,
     ReloadReply,
-    StateStatus,
     StatusReply,
 )
 from coderouterd.errors import ConfigError
@@ -44,8 +36,8 @@ from coderouterd.runtime import Runtime, build_runtime, retired_adapters
 from coderouterd.state.recorder import PendingReplay
 from coderouterd.state.replay import ResponseCapture
 from coderouterd.state.service import StateService
+from coderouterd.status import status_of
 from coderouterd.telemetry import events
-from coderouterd.telemetry.memory import peak_rss_bytes, rss_bytes
 
 # Server settings bound at start-up: a reload reports a change to them
 # instead of applying it.
@@ -225,113 +217,7 @@ class Daemon:
         )
 
     def status(self) -> StatusReply:
-        runtime = self.holder.current
-        return StatusReply(
-            version=__version__,
-            pid=os.getpid(),
-            uptime_s=round(self._clock.monotonic() - self.started_mono, 3),
-            listen=self.listen,
-            config_path=runtime.loaded.path,
-            config_digest=runtime.loaded.digest,
-            default_profile=runtime.config.default_profile_name,
-            providers=tuple(
-                self._provider_status(runtime, p.name) for p in runtime.config.providers
-            ),
-            in_flight=self.inflight.snapshot(),
-            budgets=self._budgets(runtime),
-            state=self._state_status(),
-            memory=self._memory_status(),
-        )
-
-    def _memory_status(self) -> MemoryStatus:
-        sizes = {"request bodies": self.bodies.size()}
-        if self.state is not None:
-            sizes.update(self.state.replays.memo_sizes())
-        now = rss_bytes()
-        return MemoryStatus(
-            rss_bytes=now,
-            # The kernel updates the peak lazily: it may trail the current size.
-            peak_rss_bytes=max(peak_rss_bytes(), now or 0),
-            memos=tuple(
-                MemoStatus(name=name, conversations=n, bytes=size)
-                for name, (n, size) in sizes.items()
-            ),
-        )
-
-    def _budgets(self, runtime: Runtime) -> tuple[BudgetStatus, ...]:
-        month = month_of(self._clock.wall())
-        out = []
-        for p in runtime.config.providers:
-            if p.cost is None:
-                continue
-            spent = self.budget.spent(p.name, month)
-            cap = p.cost.monthly_budget_usd
-            out.append(
-                BudgetStatus(
-                    provider=p.name,
-                    month=month,
-                    spent_usd=round(spent, 6),
-                    budget_usd=cap,
-                    percent=round(100 * spent / cap, 1) if cap else None,
-                    blocked=self.budget.exhausted(p, month),
-                )
-            )
-        return tuple(out)
-
-    def _state_status(self) -> StateStatus | None:
-        if self.state is None:
-            return None
-        return StateStatus(**msgspec.structs.asdict(self.state.stats()))
-
-    def _provider_status(self, runtime: Runtime, name: str) -> ProviderStatus:
-        p = runtime.config.provider(name)
-        assert p is not None
-        st = self.board.get(name)
-        unavailable = runtime.unavailable_for("anthropic").get(name)
-        healing = self._healing_status(name)
-        if unavailable:
-            state = f"unavailable ({unavailable})"
-        elif healing.excluded:
-            state = f"excluded ({healing.reason})"
-        else:
-            state = st.state
-        return ProviderStatus(
-            name=name,
-            kind=p.kind,
-            model=p.model,
-            base_url=p.base_url,
-            paid=p.paid,
-            state=state,
-            last_outcome=st.last_outcome,
-            last_status=st.last_status,
-            last_change_wall=st.last_change_wall,
-            last_attempt_wall=st.last_attempt_wall,
-            consecutive_failures=st.consecutive_failures,
-            tool_call_repairs=st.repairs,
-            auth_rejected=st.auth_rejected,
-            healing=healing,
-        )
-
-    def _healing_status(self, name: str) -> HealingStatus:
-        book = self.healing.book
-        h = book.health(name)
-        ex = h.excluded
-        due = None if ex is None or ex.next_probe is None else ex.next_probe
-        return HealingStatus(
-            threshold=book.threshold(name),
-            excluded=ex is not None,
-            reason=None if ex is None else ex.reason,
-            since_wall=None if ex is None else ex.since_wall,
-            next_probe_in_s=None
-            if due is None
-            else round(max(0.0, due - self._clock.monotonic()), 3),
-            probes_failed=0 if ex is None else ex.probes_failed,
-            last_probe_wall=h.last_probe_wall,
-            last_probe_ok=h.last_probe_ok,
-            last_probe_latency_ms=h.last_probe_latency_ms,
-            restarts=h.restarts,
-            restart_running=h.restarting,
-        )
+        return status_of(self)
 
     async def reload(self) -> ReloadReply:
         """Re-read the config file; swap only if the whole new file is valid."""

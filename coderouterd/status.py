@@ -1,0 +1,136 @@
+"""What `ctl status` answers, read from the running daemon (no side effects)."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from coderouterd import __version__
+from coderouterd.ctl.model import (
+    BudgetStatus,
+    HealingStatus,
+    MemoryStatus,
+    MemoStatus,
+    ProviderStatus,
+    StateStatus,
+    StatusReply,
+)
+from coderouterd.routing.cost import month_of
+from coderouterd.runtime import Runtime
+from coderouterd.telemetry.memory import peak_rss_bytes, rss_bytes
+
+if TYPE_CHECKING:
+    from coderouterd.daemon import Daemon
+
+
+def status_of(daemon: Daemon) -> StatusReply:
+    """What `ctl status` answers."""
+    runtime = daemon.holder.current
+    return StatusReply(
+        version=__version__,
+        pid=os.getpid(),
+        uptime_s=round(daemon.clock.monotonic() - daemon.started_mono, 3),
+        listen=daemon.listen,
+        config_path=runtime.loaded.path,
+        config_digest=runtime.loaded.digest,
+        default_profile=runtime.config.default_profile_name,
+        providers=tuple(_provider(daemon, runtime, p.name) for p in runtime.config.providers),
+        in_flight=daemon.inflight.snapshot(),
+        budgets=_budgets(daemon, runtime),
+        state=_state(daemon),
+        memory=_memory(daemon),
+    )
+
+
+def _memory(daemon: Daemon) -> MemoryStatus:
+    sizes = {"request bodies": daemon.bodies.size()}
+    if daemon.state is not None:
+        sizes.update(daemon.state.replays.memo_sizes())
+    now = rss_bytes()
+    return MemoryStatus(
+        rss_bytes=now,
+        # The kernel updates the peak lazily: it may trail the current size.
+        peak_rss_bytes=max(peak_rss_bytes(), now or 0),
+        memos=tuple(
+            MemoStatus(name=name, conversations=n, bytes=size) for name, (n, size) in sizes.items()
+        ),
+    )
+
+
+def _budgets(daemon: Daemon, runtime: Runtime) -> tuple[BudgetStatus, ...]:
+    month = month_of(daemon.clock.wall())
+    out = []
+    for p in runtime.config.providers:
+        if p.cost is None:
+            continue
+        spent = daemon.budget.spent(p.name, month)
+        cap = p.cost.monthly_budget_usd
+        out.append(
+            BudgetStatus(
+                provider=p.name,
+                month=month,
+                spent_usd=round(spent, 6),
+                budget_usd=cap,
+                percent=round(100 * spent / cap, 1) if cap else None,
+                blocked=daemon.budget.exhausted(p, month),
+            )
+        )
+    return tuple(out)
+
+
+def _state(daemon: Daemon) -> StateStatus | None:
+    if daemon.state is None:
+        return None
+    return StateStatus(**msgspec.structs.asdict(daemon.state.stats()))
+
+
+def _provider(daemon: Daemon, runtime: Runtime, name: str) -> ProviderStatus:
+    p = runtime.config.provider(name)
+    assert p is not None
+    st = daemon.board.get(name)
+    unavailable = runtime.unavailable_for("anthropic").get(name)
+    healing = _healing(daemon, name)
+    if unavailable:
+        state = f"unavailable ({unavailable})"
+    elif healing.excluded:
+        state = f"excluded ({healing.reason})"
+    else:
+        state = st.state
+    return ProviderStatus(
+        name=name,
+        kind=p.kind,
+        model=p.model,
+        base_url=p.base_url,
+        paid=p.paid,
+        state=state,
+        last_outcome=st.last_outcome,
+        last_status=st.last_status,
+        last_change_wall=st.last_change_wall,
+        last_attempt_wall=st.last_attempt_wall,
+        consecutive_failures=st.consecutive_failures,
+        tool_call_repairs=st.repairs,
+        auth_rejected=st.auth_rejected,
+        healing=healing,
+    )
+
+
+def _healing(daemon: Daemon, name: str) -> HealingStatus:
+    book = daemon.healing.book
+    h = book.health(name)
+    ex = h.excluded
+    due = None if ex is None or ex.next_probe is None else ex.next_probe
+    return HealingStatus(
+        threshold=book.threshold(name),
+        excluded=ex is not None,
+        reason=None if ex is None else ex.reason,
+        since_wall=None if ex is None else ex.since_wall,
+        next_probe_in_s=None if due is None else round(max(0.0, due - daemon.clock.monotonic()), 3),
+        probes_failed=0 if ex is None else ex.probes_failed,
+        last_probe_wall=h.last_probe_wall,
+        last_probe_ok=h.last_probe_ok,
+        last_probe_latency_ms=h.last_probe_latency_ms,
+        restarts=h.restarts,
+        restart_running=h.restarting,
+    )
