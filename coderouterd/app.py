@@ -71,7 +71,7 @@ def build_daemon(
         env=env,
     )
     if state is not None:
-        healing.load((e.provider, e.reason, e.since) for e in state.exclusions)
+        healing.load((e.provider, e.reason, e.since, e.until) for e in state.exclusions)
     observers: list[Observer] = [
         inflight,
         ProviderStateObserver(board, clock, log, audit=state.audit if state else None),

@@ -71,6 +71,10 @@ class BodyTooLargeError(RequestError):
     status = 413
 
 
+# An attempt's reason when the backend said it ran out of memory.
+MEMORY_PRESSURE = "memory_pressure"
+
+
 class UpstreamError(CoderouterError):
     """One attempt failed. `reason` is a short machine-readable tag for logs and headers."""
 
@@ -104,16 +108,20 @@ class UpstreamStatusError(UpstreamError):
         body: bytes,
         content_type: str,
         error_type: str | None,
+        *,
+        memory_pressure: bool = False,
     ) -> None:
         self.status = status
         self.body = body
         self.content_type = content_type
         self.error_type = error_type
+        # The body says the backend ran out of memory (wire/errors.py).
+        self.memory_pressure = memory_pressure
         super().__init__(provider, error_type or "")
 
     @property
     def reason(self) -> str:  # type: ignore[override]
-        return f"http_{self.status}"
+        return MEMORY_PRESSURE if self.memory_pressure else f"http_{self.status}"
 
 
 class UpstreamProtocolError(UpstreamError):

@@ -128,6 +128,10 @@ def _healing(daemon: Daemon, name: str) -> HealingStatus:
         since_wall=None if ex is None else ex.since_wall,
         next_probe_in_s=None if due is None else round(max(0.0, due - daemon.clock.monotonic()), 3),
         probes_failed=0 if ex is None else ex.probes_failed,
+        until_wall=None if ex is None else ex.until_wall,
+        ends_in_s=None
+        if ex is None or ex.until_mono is None
+        else round(max(0.0, ex.until_mono - daemon.clock.monotonic()), 3),
         last_probe_wall=h.last_probe_wall,
         last_probe_ok=h.last_probe_ok,
         last_probe_latency_ms=h.last_probe_latency_ms,

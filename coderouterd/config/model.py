@@ -75,6 +75,7 @@ class OutputFiltersConfig(_Strict, frozen=True):
 # An argv list, run without a shell (see SelfHealingConfig).
 Argv = Annotated[tuple[Annotated[str, msgspec.Meta(min_length=1)], ...], msgspec.Meta(min_length=1)]
 HealthAction = Literal["off", "warn", "demote", "exclude"]
+PressureAction = Literal["off", "warn", "skip"]
 
 
 class ProviderConfig(_Strict, frozen=True):
@@ -110,6 +111,11 @@ class ProfileConfig(_Strict, frozen=True):
     # A provider listed by an `exclude` profile is excluded after twice this
     # many consecutive failed attempts (the smallest such threshold wins).
     backend_health_threshold: Annotated[int, msgspec.Meta(ge=2, le=20)] = 3
+    # A provider that says it ran out of memory: `skip` keeps it out of this
+    # profile for memory_pressure_cooldown_s (time to free the model's
+    # memory), `warn` logs it, `off` does neither.
+    memory_pressure_action: PressureAction = "warn"
+    memory_pressure_cooldown_s: Annotated[int, msgspec.Meta(ge=10, le=3600)] = 120
 
 
 class ReplayConfig(_Strict, frozen=True):

@@ -15,6 +15,9 @@ class HealingStatus(msgspec.Struct, frozen=True, kw_only=True):
     since_wall: float | None = None
     # None while a restart_command runs (the probe waits for it), or not excluded.
     next_probe_in_s: float | None = None
+    # When a cooldown (memory pressure) ends, and how soon.
+    until_wall: float | None = None
+    ends_in_s: float | None = None
     probes_failed: int = 0
     last_probe_wall: float | None = None
     last_probe_ok: bool | None = None

@@ -126,6 +126,8 @@ def _state(p: ProviderStatus) -> str:
     state = f"{p.state}, key rejected" if p.auth_rejected else p.state
     h = p.healing
     if h.excluded:
+        if h.ends_in_s is not None:
+            state += f", for {format_duration(h.ends_in_s)}"
         if h.restart_running:
             state += ", restarting"
         elif h.next_probe_in_s is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from coderouterd.config.model import SelfHealingConfig
+from coderouterd.config.model import Config, SelfHealingConfig
 
 UNHEALTHY = "unhealthy"
 # Taken out by the operator (`ctl exclude`): skipped by every profile, never
@@ -27,12 +27,25 @@ class Exclude:
     last_status: int | None
     episode: int
     since_wall: float
+    # A cooldown's end (memory pressure); None: until restored.
+    until_wall: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryPressure:
+    """A backend said it ran out of memory (logged; `skip` profiles also cool it down)."""
+
+    provider: str
+    status: int | None
+    # None: no profile that lists it skips it.
+    cooldown_s: float | None
 
 
 @dataclass(frozen=True, slots=True)
 class Restore:
     provider: str
-    # "probe", "request", "manual" (`ctl restore`) or "config_removed".
+    # "probe", "request", "manual" (`ctl restore`), "expired" (a cooldown
+    # ended) or "config_removed".
     via: str
     excluded_for_s: float
     probes_failed: int
@@ -67,7 +80,7 @@ class Probe:
 CONTINUOUS = 0
 
 
-Decision = Exclude | Restore | Restart | RestartSkipped | Probe
+Decision = Exclude | MemoryPressure | Restore | Restart | RestartSkipped | Probe
 
 
 def next_probe_delay(failed: int, settings: SelfHealingConfig, u: float) -> float:
@@ -87,8 +100,12 @@ class Exclusion:
     since_mono: float
     episode: int
     probes_failed: int = 0
-    # When the next probe is due (monotonic); None while a restart runs.
+    # When the next probe is due (monotonic); None while a restart runs, and
+    # for exclusions that are not probed (manual, a cooldown).
     next_probe: float | None = None
+    # When a cooldown ends (monotonic and wall time); None: until restored.
+    until_mono: float | None = None
+    until_wall: float | None = None
 
 
 @dataclass(slots=True)
@@ -109,3 +126,50 @@ class ProviderHealth:
     last_probe_latency_ms: float | None = None
     # When the provider last answered anything, or was last probed (monotonic).
     last_seen: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How self-healing treats one provider, from the profiles that list it."""
+
+    # None: no `exclude` profile lists the provider, so it is never excluded.
+    threshold: int | None
+    restart: tuple[str, ...] | None
+    restart_timeout_s: float
+    # Probed continuously while in service (continuous_probe_interval_s, not paid).
+    watched: bool
+    # Memory pressure: logged unless every profile listing it is `off`; cooled
+    # down for the longest cooldown among its `skip` profiles (None: none).
+    pressure_noted: bool = False
+    cooldown_s: float | None = None
+
+
+def policies_for(config: Config) -> dict[str, Policy]:
+    """Each provider's policy: the smallest backend_health_threshold among its
+    `exclude` profiles, the longest memory_pressure_cooldown_s among its
+    `skip` ones."""
+    thresholds: dict[str, int] = {}
+    cooldowns: dict[str, float] = {}
+    noted: set[str] = set()
+    for profile in config.profiles:
+        for name in profile.providers:
+            if profile.backend_health_action == "exclude":
+                t = profile.backend_health_threshold
+                thresholds[name] = min(t, thresholds.get(name, t))
+            if profile.memory_pressure_action != "off":
+                noted.add(name)
+            if profile.memory_pressure_action == "skip":
+                c = float(profile.memory_pressure_cooldown_s)
+                cooldowns[name] = max(c, cooldowns.get(name, c))
+    watching = config.self_healing.continuous_probe_interval_s is not None
+    return {
+        p.name: Policy(
+            thresholds.get(p.name),
+            p.restart_command,
+            p.restart_timeout_s,
+            watching and not p.paid,
+            p.name in noted,
+            cooldowns.get(p.name),
+        )
+        for p in config.providers
+    }

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from coderouterd.config.model import Config, SelfHealingConfig
+from coderouterd.errors import MEMORY_PRESSURE
 from coderouterd.healing.decisions import (
     AUTH_STATUSES,
     CONTINUOUS,
@@ -35,34 +36,28 @@ from coderouterd.healing.decisions import (
     Decision,
     Exclude,
     Exclusion,
+    MemoryPressure,
+    Policy,
     Probe,
     ProviderHealth,
     Restart,
     RestartSkipped,
     Restore,
     next_probe_delay,
+    policies_for,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class _Policy:
-    # None: no `exclude` profile lists the provider, so it is never excluded.
-    threshold: int | None
-    restart: tuple[str, ...] | None
-    restart_timeout_s: float
-    # Probed continuously while in service (continuous_probe_interval_s, not paid).
-    watched: bool
 
 
 @dataclass(slots=True)
 class HealingBook:
     settings: SelfHealingConfig
-    _policies: dict[str, _Policy] = field(default_factory=dict)
+    _policies: dict[str, Policy] = field(default_factory=dict)
     _health: dict[str, ProviderHealth] = field(default_factory=dict)
     _episodes: int = 0
     # Kept up to date rather than built per request: every plan asks.
     _excluded: frozenset[str] = frozenset()
     _manual: frozenset[str] = frozenset()
+    _cooling: frozenset[str] = frozenset()
 
     @classmethod
     def for_config(cls, config: Config, *, now_mono: float = 0.0) -> HealingBook:
@@ -73,23 +68,7 @@ class HealingBook:
     def configure(self, config: Config, *, now_mono: float) -> list[Decision]:
         """Take a (re)loaded config; providers no longer in it are restored."""
         self.settings = config.self_healing
-        thresholds: dict[str, int] = {}
-        for profile in config.profiles:
-            if profile.backend_health_action != "exclude":
-                continue
-            for name in profile.providers:
-                t = profile.backend_health_threshold
-                thresholds[name] = min(t, thresholds.get(name, t))
-        watching = self.settings.continuous_probe_interval_s is not None
-        self._policies = {
-            p.name: _Policy(
-                thresholds.get(p.name),
-                p.restart_command,
-                p.restart_timeout_s,
-                watching and not p.paid,
-            )
-            for p in config.providers
-        }
+        self._policies = policies_for(config)
         for name, policy in self._policies.items():
             if policy.watched:
                 # The first continuous probe one interval from now.
@@ -111,10 +90,15 @@ class HealingBook:
         """Providers the operator excluded: no profile tries them."""
         return self._manual
 
+    def cooling(self) -> frozenset[str]:
+        """Providers cooling down after running out of memory: `skip` profiles skip them."""
+        return self._cooling
+
     def _changed(self) -> None:
         reasons = {n: h.excluded.reason for n, h in self._health.items() if h.excluded is not None}
-        self._excluded = frozenset(n for n, r in reasons.items() if r != MANUAL)
         self._manual = frozenset(n for n, r in reasons.items() if r == MANUAL)
+        self._cooling = frozenset(n for n, r in reasons.items() if r == MEMORY_PRESSURE)
+        self._excluded = frozenset(reasons) - self._manual - self._cooling
 
     def health(self, provider: str) -> ProviderHealth:
         return self._health.get(provider) or ProviderHealth()
@@ -146,7 +130,7 @@ class HealingBook:
             return self._succeeded(provider, now_mono)
         if outcome != "failed":
             return []
-        return self._failed(
+        out = self._failed(
             provider,
             policy,
             reason=reason,
@@ -155,11 +139,68 @@ class HealingBook:
             now_wall=now_wall,
             u=u,
         )
+        if reason == MEMORY_PRESSURE and policy.pressure_noted:
+            out = self._pressure(
+                provider, policy, out, status=status, now_mono=now_mono, now_wall=now_wall
+            )
+        return out
+
+    def _pressure(
+        self,
+        provider: str,
+        policy: Policy,
+        out: list[Decision],
+        *,
+        status: int | None,
+        now_mono: float,
+        now_wall: float,
+    ) -> list[Decision]:
+        """After a failure that said the backend ran out of memory: note it,
+        and cool the provider down (unless just excluded as unhealthy, which
+        outlasts a cooldown)."""
+        noted: list[Decision] = [MemoryPressure(provider, status, policy.cooldown_s)]
+        if out or policy.cooldown_s is None:
+            return noted + out
+        return noted + self._cool(provider, policy.cooldown_s, status, now_mono, now_wall)
+
+    def _cool(
+        self, provider: str, cooldown_s: float, status: int | None, now_mono: float, now_wall: float
+    ) -> list[Decision]:
+        """A cooldown starts, or starts over; nothing if a longer exclusion holds."""
+        health = self._health[provider]
+        ex = health.excluded
+        if ex is not None and ex.reason != MEMORY_PRESSURE:
+            return []
+        self._episodes += 1
+        until_wall = now_wall + cooldown_s
+        health.excluded = Exclusion(
+            MEMORY_PRESSURE,
+            now_wall if ex is None else ex.since_wall,
+            now_mono if ex is None else ex.since_mono,
+            self._episodes,
+            until_mono=now_mono + cooldown_s,
+            until_wall=until_wall,
+        )
+        self._changed()
+        threshold = self._policies[provider].threshold
+        return [
+            Exclude(
+                provider,
+                MEMORY_PRESSURE,
+                health.streak,
+                threshold,
+                MEMORY_PRESSURE,
+                status,
+                self._episodes,
+                now_wall,
+                until_wall,
+            )
+        ]
 
     def _failed(
         self,
         provider: str,
-        policy: _Policy,
+        policy: Policy,
         *,
         reason: str | None,
         status: int | None,
@@ -175,11 +216,9 @@ class HealingBook:
         health.streak += 1
         health.last_failure = now_mono
         health.last_reason, health.last_status = reason, status
-        if (
-            policy.threshold is None
-            or health.excluded is not None
-            or health.streak < 2 * policy.threshold
-        ):
+        # A cooldown gives way to an exclusion as unhealthy, nothing else does.
+        held = health.excluded is not None and health.excluded.reason != MEMORY_PRESSURE
+        if policy.threshold is None or held or health.streak < 2 * policy.threshold:
             return []
         self._episodes += 1
         episode = self._episodes
@@ -209,12 +248,12 @@ class HealingBook:
         if health is None:
             return []
         health.streak = 0
-        if health.excluded is not None and health.excluded.reason == UNHEALTHY:
+        if health.excluded is not None and health.excluded.reason != MANUAL:
             return [self._restored(provider, health, "request", now_mono)]
         return []
 
     def _restart(
-        self, provider: str, policy: _Policy, health: ProviderHealth, now: float
+        self, provider: str, policy: Policy, health: ProviderHealth, now: float
     ) -> Restart | RestartSkipped | None:
         assert health.excluded is not None
         episode = health.excluded.episode
@@ -244,10 +283,15 @@ class HealingBook:
         if ex is not None and ex.reason != MANUAL and ex.next_probe is None:
             ex.next_probe = now_mono + self.settings.recovery_initial_interval_s
 
-    def due(self, now_mono: float) -> list[Probe]:
-        """Probes to send now; each provider has at most one in flight."""
-        out = []
-        for name, health in self._health.items():
+    def due(self, now_mono: float) -> list[Decision]:
+        """Cooldowns that ended, and probes to send now (each provider has at
+        most one in flight)."""
+        out: list[Decision] = []
+        for name, health in list(self._health.items()):
+            ex = health.excluded
+            if ex is not None and ex.until_mono is not None and ex.until_mono <= now_mono:
+                out.append(self._restored(name, health, "expired", now_mono))
+                continue
             when = self._next_probe(name, health)
             if when is None or when > now_mono:
                 continue
@@ -257,8 +301,9 @@ class HealingBook:
         return out
 
     def next_due(self) -> float | None:
-        """When the next probe is due (monotonic), if any is scheduled."""
+        """When the next probe is due or cooldown ends (monotonic), if any."""
         times = [self._next_probe(n, h) for n, h in self._health.items()]
+        times += [h.excluded.until_mono for h in self._health.values() if h.excluded is not None]
         return min((t for t in times if t is not None), default=None)
 
     def _next_probe(self, name: str, health: ProviderHealth) -> float | None:
@@ -351,24 +396,35 @@ class HealingBook:
         return [self._restored(provider, health, "manual", now_mono)]
 
     def load(
-        self, rows: Iterable[tuple[str, str, float]], *, now_mono: float, now_wall: float, u: float
+        self,
+        rows: Iterable[tuple[str, str, float, float | None]],
+        *,
+        now_mono: float,
+        now_wall: float,
+        u: float,
     ) -> list[Decision]:
-        """Exclusions stored before a restart, as (provider, reason, since_wall):
-        kept with their time, probed soon, never restarted at start-up (a daemon
-        that crash-loops must not loop restarts too); those of providers no
-        longer configured are restored."""
+        """Exclusions stored before a restart, as (provider, reason, since,
+        until) in wall time: kept with their time, probed soon, never
+        restarted at start-up (a daemon that crash-loops must not loop
+        restarts too); a cooldown keeps what is left of it. Those of providers
+        no longer configured, and cooldowns that ended, are restored."""
         out: list[Decision] = []
-        for provider, reason, since_wall in rows:
+        for provider, reason, since_wall, until_wall in rows:
             self._episodes += 1
             since_mono = now_mono - max(0.0, now_wall - since_wall)
             ex = Exclusion(reason, since_wall, since_mono, self._episodes)
             health = self._health.setdefault(provider, ProviderHealth())
             health.excluded = ex
-            if provider not in self._policies:
+            if until_wall is not None:
+                ex.until_wall, ex.until_mono = until_wall, now_mono + (until_wall - now_wall)
+            if provider not in self._policies or (
+                until_wall is not None and until_wall <= now_wall
+            ):
                 gone = self._health.pop(provider)
-                out.append(self._restored(provider, gone, "config_removed", now_mono))
+                via = "config_removed" if provider not in self._policies else "expired"
+                out.append(self._restored(provider, gone, via, now_mono))
                 continue
-            if reason == MANUAL:
+            if reason in (MANUAL, MEMORY_PRESSURE):
                 continue
             # A few seconds, so that a backend which came back meanwhile is
             # restored at once, without a probe storm at every restart.

@@ -24,6 +24,7 @@ from coderouterd.config.model import Config
 from coderouterd.healing.decisions import (
     Decision,
     Exclude,
+    MemoryPressure,
     Probe,
     Restart,
     RestartSkipped,
@@ -95,12 +96,12 @@ class HealingService(BaseObserver):
             )
         )
 
-    def load(self, rows: Iterable[tuple[str, str, float]]) -> None:
-        """Exclusions stored before this start, as (provider, reason, since)."""
+    def load(self, rows: Iterable[tuple[str, str, float, float | None]]) -> None:
+        """Exclusions stored before this start, as (provider, reason, since, until)."""
         decisions = self.book.load(
             rows, now_mono=self._clock.monotonic(), now_wall=self._clock.wall(), u=self._rand()
         )
-        kept = sorted(self.book.excluded() | self.book.manual())
+        kept = sorted(self.book.excluded() | self.book.manual() | self.book.cooling())
         if kept:
             self._log.warning(events.PROVIDER_EXCLUDED_AT_STARTUP, providers=kept)
         self._apply(decisions)
@@ -151,6 +152,13 @@ class HealingService(BaseObserver):
                 )
             elif isinstance(d, Probe):
                 self._spawn(self._probe(d), f"healing:probe:{d.provider}")
+            elif isinstance(d, MemoryPressure):
+                self._log.warning(
+                    events.PROVIDER_MEMORY_PRESSURE,
+                    provider=d.provider,
+                    status=d.status,
+                    cooldown_s=d.cooldown_s,
+                )
         if decisions:
             self._wake.set()
 
@@ -174,6 +182,8 @@ class HealingService(BaseObserver):
         }
         if uid is not None:
             fields["uid"] = uid
+        if d.until_wall is not None:
+            fields["until"] = d.until_wall
         self._log.warning(events.PROVIDER_EXCLUDED, **fields)
         if self._state is not None:
             self._state.provider_excluded(**fields, since=d.since_wall)

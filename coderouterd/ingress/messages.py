@@ -64,7 +64,8 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
             runtime.config,
             route,
             unavailable=daemon.unavailable(runtime, dialect),
-            excluded=daemon.healing.excluded(),
+            excluded=daemon.healing.book.excluded(),
+            cooling=daemon.healing.book.cooling(),
         )
     except (CoderouterError, web.HTTPRequestEntityTooLarge) as exc:
         # Refused before any provider was chosen: still one log line and one row.

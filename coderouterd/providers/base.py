@@ -20,7 +20,7 @@ from coderouterd.errors import (
     UpstreamTimeoutError,
 )
 from coderouterd.routing.call import Call
-from coderouterd.wire.errors import error_type_of
+from coderouterd.wire.errors import error_type_of, mentions_memory_pressure
 
 # An error body is read only to classify it and hand it back to the client;
 # anything past this is dropped rather than buffered.
@@ -129,4 +129,5 @@ class HttpAdapter(abc.ABC):
             body,
             resp.headers.get("content-type", "application/json"),
             error_type_of(body),
+            memory_pressure=resp.status >= 400 and mentions_memory_pressure(body),
         )

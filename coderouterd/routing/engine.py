@@ -134,7 +134,10 @@ class Engine:
                 progress.end_attempt("refused", "invalid_request", provider=name, detail=str(exc))
                 raise
             except UpstreamStatusError as exc:
-                if classify_status(exc.status, exc.error_type) is Verdict.RETURN:
+                verdict = classify_status(
+                    exc.status, exc.error_type, memory_pressure=exc.memory_pressure
+                )
+                if verdict is Verdict.RETURN:
                     progress.end_attempt(
                         "returned", exc.reason, provider=name, status=exc.status, answered=True
                     )

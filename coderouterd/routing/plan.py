@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from coderouterd.config.model import Config, ProfileConfig, ProviderConfig
-from coderouterd.errors import UnknownProfileError
+from coderouterd.errors import MEMORY_PRESSURE, UnknownProfileError
 
 PROFILE_HEADER = "x-coderouter-mode"
 
@@ -22,6 +22,10 @@ SKIP_EXCLUDED = "excluded"
 # Taken out by the operator (`ctl exclude`): skipped by every profile, like a
 # missing key, even when that leaves a chain empty.
 SKIP_EXCLUDED_MANUAL = "excluded_manual"
+# Cooling down after saying it ran out of memory; only `skip` profiles skip it.
+SKIP_MEMORY_PRESSURE = MEMORY_PRESSURE
+# What self-healing skips yet tries when nothing else is left.
+_HEALING = frozenset({SKIP_EXCLUDED, SKIP_MEMORY_PRESSURE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,15 +83,17 @@ def plan_attempts(
     *,
     unavailable: Mapping[str, str] | None = None,
     excluded: Collection[str] = frozenset(),
+    cooling: Collection[str] = frozenset(),
 ) -> Plan:
     """Ordered providers to try, with every skipped provider and its reason.
 
     `unavailable` maps a provider name to a reason decided elsewhere (a
     missing API key or translation, this month's budget spent). `excluded`
     names the providers self-healing took out: an `exclude` profile skips
-    them, a `demote` profile tries them last. Exclusions never leave a plan
-    empty: when they are all that stands between a request and every
-    provider, those providers are tried anyway, in order.
+    them, a `demote` profile tries them last. `cooling` names those cooling
+    down after running out of memory: a `skip` profile skips them. Neither
+    ever leaves a plan empty: when they are all that stands between a
+    request and every provider, those providers are tried anyway, in order.
     """
     profile = config.profile(route.profile)
     if profile is None:
@@ -103,15 +109,17 @@ def plan_attempts(
         reason = _skip_reason(config, profile, provider, unavailable or {})
         if reason is None and name in excluded and profile.backend_health_action == "exclude":
             reason = SKIP_EXCLUDED
+        if reason is None and name in cooling and profile.memory_pressure_action == "skip":
+            reason = SKIP_MEMORY_PRESSURE
         if reason is None:
             attempts.append(provider)
         else:
             skipped.append(Skip(name, reason))
-    if not attempts and any(s.reason == SKIP_EXCLUDED for s in skipped):
+    if not attempts and any(s.reason in _HEALING for s in skipped):
         attempts = [
-            p for s in skipped if s.reason == SKIP_EXCLUDED if (p := config.provider(s.provider))
+            p for s in skipped if s.reason in _HEALING if (p := config.provider(s.provider))
         ]
-        skipped = [s for s in skipped if s.reason != SKIP_EXCLUDED]
+        skipped = [s for s in skipped if s.reason not in _HEALING]
     elif excluded and profile.backend_health_action == "demote":
         attempts.sort(key=lambda p: p.name in excluded)
     return Plan(profile.name, tuple(attempts), tuple(skipped))

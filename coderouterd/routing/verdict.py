@@ -15,9 +15,12 @@ class Verdict(enum.Enum):
     RETURN = "return"
 
 
-def classify_status(status: int, error_type: str | None = None) -> Verdict:
+def classify_status(
+    status: int, error_type: str | None = None, *, memory_pressure: bool = False
+) -> Verdict:
+    """A backend out of memory may say so with any status: another fits."""
     if 200 <= status < 300:
         return Verdict.OK
     if status in _RETRYABLE or status >= 500 or error_type == "overloaded_error":
         return Verdict.NEXT
-    return Verdict.RETURN
+    return Verdict.NEXT if memory_pressure else Verdict.RETURN

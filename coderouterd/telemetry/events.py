@@ -28,6 +28,8 @@ PROVIDER_AUTH_ACCEPTED = "provider.auth_accepted"
 PROVIDER_EXCLUDED = "provider.excluded"
 PROVIDER_RESTORED = "provider.restored"
 PROVIDER_RESTART_COMMAND = "provider.restart_command"
+# Logged only.
 PROVIDER_RESTART_SKIPPED = "provider.restart_skipped"
 PROVIDER_PROBE = "provider.probe"
 PROVIDER_EXCLUDED_AT_STARTUP = "provider.excluded_at_startup"
+PROVIDER_MEMORY_PRESSURE = "provider.memory_pressure"

@@ -6,6 +6,7 @@ OpenAI:    {"error": {"message", "type", "param", "code"}}.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -55,6 +56,25 @@ def _detail(body: bytes) -> _ErrorDetail | None:
     if isinstance(envelope.error, str):
         return _ErrorDetail(message=envelope.error)
     return envelope.error
+
+
+# What local servers say when a model does not fit: Ollama ("model requires
+# more system memory", "out of memory"), llama.cpp ("failed to allocate",
+# "CUDA out of memory", ggml_cuda_host_malloc), LM Studio ("insufficient
+# memory"), CUDA and Metal in general ("out of memory", "OOM"). "OOM" only as
+# a word: "room" and "zoom" are no memory pressure. A model that fails to
+# load for another reason (a missing file) is not matched.
+_MEMORY_PRESSURE = re.compile(
+    rb"out of memory|insufficient memory|not enough memory|requires more system memory"
+    rb"|failed to allocate|ggml_cuda_host_malloc|\boom\b",
+    re.IGNORECASE,
+)
+
+
+def mentions_memory_pressure(body: bytes) -> bool:
+    """Whether an error body (JSON of either dialect, or text) says the
+    backend ran out of memory."""
+    return _MEMORY_PRESSURE.search(body) is not None
 
 
 def error_type_of(body: bytes) -> str | None:

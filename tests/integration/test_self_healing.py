@@ -306,3 +306,64 @@ async def test_a_probe_answered_401_with_our_own_key_is_no_recovery(
 
         assert d.daemon.healing.excluded() == {"a"}
         assert a.requests[4].headers["x-api-key"] == TEST_API_KEY
+
+
+OUT_OF_MEMORY = anthropic_error(
+    500, "api_error", "model requires more system memory (5.2 GiB) than is available (3.1 GiB)"
+)
+
+
+async def test_a_backend_out_of_memory_cools_down_in_skip_profiles_only(
+    start_daemon: StartDaemon,
+) -> None:
+    async with FakeUpstream() as a, FakeUpstream(default=Reply(json=anthropic_message("b"))) as b:
+        a.script(OUT_OF_MEMORY, Reply(json=anthropic_message("a fits again")))
+        yaml = (
+            f"providers:{provider_yaml('a', a.url)}{provider_yaml('b', b.url)}"
+            "profiles:\n"
+            "  - {name: default, providers: [a, b], memory_pressure_action: skip, "
+            "memory_pressure_cooldown_s: 300}\n"
+            "  - {name: patient, providers: [a, b]}\n"
+        )
+        d = await start_daemon(yaml)
+
+        provider, headers = await ask(d)
+        assert (provider, headers["x-coderouter-fallback-reason"]) == ("b", "a=memory_pressure")
+        assert d.daemon.healing.book.cooling() == {"a"}
+        # While it cools down, `default` leaves it alone ...
+        provider, headers = await ask(d)
+        assert (provider, headers["x-coderouter-fallback-reason"]) == ("b", "a=memory_pressure")
+        assert len(a.requests) == 1
+        [status_a, _] = d.daemon.status().providers
+        assert status_a.state == "excluded (memory_pressure)"
+        assert status_a.healing.ends_in_s is not None
+        assert 290 < status_a.healing.ends_in_s <= 300
+        await d.state.writer.flush()
+        conn = await open_db(d.state.path, readonly=True)
+        try:
+            [row] = await exclusions(conn)
+        finally:
+            await conn.close()
+        assert (row.provider, row.reason) == ("a", "memory_pressure")
+        assert row.until is not None and row.until - row.since == 300
+        until = row.until
+
+        # ... `patient` (warn, the default) still asks it, and its answer ends the cooldown.
+        async with anthropic.AsyncAnthropic(
+            base_url=d.url, api_key="k", max_retries=0, timeout=10
+        ) as client:
+            raw = await client.messages.with_raw_response.create(
+                model="m",
+                max_tokens=10,
+                messages=MESSAGES,
+                extra_headers={"x-coderouter-mode": "patient"},
+            )
+        assert raw.headers["x-coderouter-provider"] == "a"
+        assert d.daemon.healing.book.cooling() == frozenset()
+
+    events = await audit_events(d)
+    assert [(e, f.get("reason"), f.get("via")) for e, f in events] == [
+        ("provider.excluded", "memory_pressure", None),
+        ("provider.restored", None, "request"),
+    ]
+    assert events[0][1]["until"] == until

@@ -8,6 +8,7 @@ from coderouterd.config.load import load_config_text
 from coderouterd.config.model import Config, SelfHealingConfig
 from coderouterd.healing.decisions import (
     Exclude,
+    MemoryPressure,
     Probe,
     Restart,
     RestartSkipped,
@@ -245,7 +246,7 @@ def test_exclusions_stored_before_a_restart_are_kept_probed_soon_and_not_restart
     )
 
     decisions = book.load(
-        [("a", "unhealthy", 1000.0), ("gone", "unhealthy", 1100.0)],
+        [("a", "unhealthy", 1000.0, None), ("gone", "unhealthy", 1100.0, None)],
         now_mono=50.0,
         now_wall=1300.0,
         u=0.5,
@@ -409,7 +410,101 @@ def test_manual_actions_on_an_unknown_provider_raise_key_error() -> None:
 def test_a_manual_exclusion_stored_before_a_restart_stays_unprobed() -> None:
     book = HealingBook.for_config(config())
 
-    assert book.load([("a", "manual", 100.0)], now_mono=5.0, now_wall=200.0, u=0.5) == []
+    assert book.load([("a", "manual", 100.0, None)], now_mono=5.0, now_wall=200.0, u=0.5) == []
 
     assert book.manual() == {"a"}
     assert book.next_due() is None
+
+
+def pressure_config(*, action: str = "skip", cooldown: int = 120, health: str = "warn") -> Config:
+    return load_config_text(
+        f"""
+providers:
+  - {{name: a, base_url: "http://127.0.0.1:1", model: m}}
+  - {{name: b, base_url: "http://127.0.0.1:2", model: m}}
+profiles:
+  - {{name: p, providers: [a, b], memory_pressure_action: {action}, memory_pressure_cooldown_s: {cooldown}, backend_health_action: {health}, backend_health_threshold: 2}}
+  - {{name: q, providers: [a], memory_pressure_action: warn, memory_pressure_cooldown_s: 3600}}
+""",
+        file="pressure.yaml",
+    )
+
+
+def oom(book: HealingBook, at: float, provider: str = "a") -> list:
+    return book.observe(
+        provider,
+        outcome="failed",
+        reason="memory_pressure",
+        status=500,
+        now_mono=at,
+        now_wall=1e9 + at,
+    )
+
+
+def test_a_provider_out_of_memory_cools_down_in_skip_profiles_then_comes_back() -> None:
+    book = HealingBook.for_config(pressure_config(cooldown=120), now_mono=0.0)
+
+    decisions = oom(book, 10.0)
+
+    # q only warns: the cooldown is p's.
+    assert decisions == [
+        MemoryPressure("a", 500, 120.0),
+        Exclude("a", "memory_pressure", 1, None, "memory_pressure", 500, 1, 1e9 + 10, 1e9 + 130),
+    ]
+    assert book.cooling() == {"a"}
+    assert book.excluded() == frozenset() and book.manual() == frozenset()
+    # No probe: the cooldown ends by itself.
+    assert book.next_due() == 130.0
+    assert book.due(129.9) == []
+    assert book.due(130.0) == [Restore("a", "expired", 120.0, 0, 1)]
+    assert book.cooling() == frozenset()
+
+
+def test_memory_pressure_is_only_logged_where_no_profile_skips_and_ignored_when_all_are_off() -> (
+    None
+):
+    warned = HealingBook.for_config(pressure_config(action="warn"))
+    assert oom(warned, 1.0) == [MemoryPressure("a", 500, None)]
+    assert warned.cooling() == frozenset()
+
+    silent = HealingBook.for_config(pressure_config(action="off"))
+    assert oom(silent, 1.0, provider="b") == []
+
+
+def test_a_cooldown_gives_way_to_an_exclusion_as_unhealthy() -> None:
+    book = HealingBook.for_config(pressure_config(health="exclude", cooldown=600), now_mono=0.0)
+    oom(book, 1.0)
+    assert book.cooling() == {"a"}
+    # `q` still sends a requests; they keep failing the same way.
+    for at in (2.0, 3.0):
+        oom(book, at)
+    decisions = oom(book, 4.0)
+
+    assert [type(d) for d in decisions] == [MemoryPressure, Exclude]
+    assert decisions[1].reason == "unhealthy"
+    assert book.excluded() == {"a"} and book.cooling() == frozenset()
+
+
+def test_a_request_that_gets_through_ends_a_cooldown() -> None:
+    book = HealingBook.for_config(pressure_config(), now_mono=0.0)
+    oom(book, 1.0)
+
+    restored = book.observe("a", outcome="ok", reason=None, status=200, now_mono=5.0, now_wall=1e9)
+
+    assert restored == [Restore("a", "request", 4.0, 0, 1)]
+
+
+def test_a_cooldown_stored_before_a_restart_keeps_what_is_left_of_it() -> None:
+    book = HealingBook.for_config(pressure_config(), now_mono=0.0)
+
+    decisions = book.load(
+        [("a", "memory_pressure", 900.0, 1100.0), ("b", "memory_pressure", 800.0, 950.0)],
+        now_mono=50.0,
+        now_wall=1000.0,
+        u=0.5,
+    )
+
+    assert decisions == [Restore("b", "expired", 200.0, 0, 2)]
+    assert book.cooling() == {"a"}
+    assert book.next_due() == 150.0
+    assert book.due(150.0) == [Restore("a", "expired", 200.0, 0, 1)]

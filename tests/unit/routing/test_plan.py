@@ -141,3 +141,33 @@ def test_plans_of_profiles_with_excluded_providers(
 ) -> None:
     plan = plan_attempts(HEALING, Route(profile), unavailable=unavailable, excluded=excluded)
     assert names(plan) == (attempts, skipped)
+
+
+PRESSURE = load_config_text(
+    """
+providers:
+  - {name: a, kind: anthropic, base_url: "http://127.0.0.1:1", model: m}
+  - {name: b, kind: anthropic, base_url: "http://127.0.0.1:2", model: m}
+profiles:
+  - {name: skip, providers: [a, b], memory_pressure_action: skip}
+  - {name: warn, providers: [a, b]}
+  - {name: alone, providers: [a], memory_pressure_action: skip}
+""",
+    file="pressure.yaml",
+)
+
+
+@pytest.mark.parametrize(
+    ("profile", "attempts", "skipped"),
+    [
+        ("skip", ["b"], [("a", "memory_pressure")]),
+        ("warn", ["a", "b"], []),
+        # Never an empty chain: a cooling provider is still tried when alone.
+        ("alone", ["a"], []),
+    ],
+)
+def test_plans_of_profiles_with_a_provider_cooling_down(
+    profile: str, attempts: list, skipped: list
+) -> None:
+    plan = plan_attempts(PRESSURE, Route(profile), cooling={"a"})
+    assert names(plan) == (attempts, skipped)
