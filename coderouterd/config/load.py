@@ -214,6 +214,12 @@ def _cross_check(data: dict[Any, Any], walker: _Walker) -> None:
         _check_credentials(provider, f"providers[{i}]", walker)
         _check_restart_command(provider, f"providers[{i}]", walker)
     for i, profile in _mappings(data.get("profiles")):
+        window, threshold = profile.get("tool_loop_window"), profile.get("tool_loop_threshold", 3)
+        if isinstance(threshold, int) and threshold > (window if isinstance(window, int) else 5):
+            walker.at(
+                f"profiles[{i}].tool_loop_threshold",
+                "must be at most tool_loop_window: a loop longer than the window is never seen",
+            )
         chain = profile.get("providers")
         for j, name in enumerate(chain if isinstance(chain, list) else []):
             if isinstance(name, str) and providers is not None and name not in providers:

@@ -76,6 +76,7 @@ class OutputFiltersConfig(_Strict, frozen=True):
 Argv = Annotated[tuple[Annotated[str, msgspec.Meta(min_length=1)], ...], msgspec.Meta(min_length=1)]
 HealthAction = Literal["off", "warn", "demote", "exclude"]
 PressureAction = Literal["off", "warn", "skip"]
+LoopAction = Literal["off", "warn", "inject", "break"]
 
 
 class ProviderConfig(_Strict, frozen=True):
@@ -116,6 +117,13 @@ class ProfileConfig(_Strict, frozen=True):
     # memory), `warn` logs it, `off` does neither.
     memory_pressure_action: PressureAction = "warn"
     memory_pressure_cooldown_s: Annotated[int, msgspec.Meta(ge=10, le=3600)] = 120
+    # An agent calling the same tool with the same input at least
+    # tool_loop_threshold times in a row, among its last tool_loop_window
+    # calls: `warn` logs it, `inject` also tells the model after its system
+    # prompt, `break` answers 400 instead. Anthropic clients only.
+    tool_loop_action: LoopAction = "warn"
+    tool_loop_window: Annotated[int, msgspec.Meta(ge=2, le=50)] = 5
+    tool_loop_threshold: Annotated[int, msgspec.Meta(ge=2, le=50)] = 3
 
 
 class ReplayConfig(_Strict, frozen=True):

@@ -56,6 +56,10 @@ class RequestBody:
     # BodyMemo compared them: a hint for whoever keeps the conversation's last.
     turn: int = field(default=0, compare=False)
     shared: int = field(default=0, compare=False)
+    # Where the last messages (up to MAX_BOUNDS - 1) lie in `raw`: message k
+    # between bounds[k] + 1 and bounds[k + 1], the first bound being the `[`
+    # or the `,` before the first of them. Empty when not known (not compact).
+    bounds: tuple[int, ...] = field(default=(), compare=False, repr=False)
 
 
 def parse_body(body: bytes) -> RequestBody:
@@ -108,6 +112,9 @@ _CUTS = 4
 _PROBE = 16
 # Last bytes of a body it is filed by.
 _END = 32
+# Message bounds kept per body: 100 messages, the last 50 tool calls with
+# their results (tool_loop_window's largest).
+MAX_BOUNDS = 101
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,18 +228,19 @@ def _learn(body: bytes, parsed: RequestBody) -> _Known | None:
         after = at > start
         layout.append((name, at - end if after else at, len(value), after))
         at += len(value) + 1
-    messages = _list.decode(fields[MESSAGES])
-    return _Known(body, parsed, start, end, _cuts(start, messages), tuple(layout))
+    ends = _ends(start, _list.decode(fields[MESSAGES]))
+    parsed = dataclasses.replace(parsed, bounds=(start, *ends)[-MAX_BOUNDS:])
+    return _Known(body, parsed, start, end, tuple(ends[-_CUTS:]), tuple(layout))
 
 
-def _cuts(at: int, messages: list[msgspec.Raw]) -> tuple[int, ...]:
-    """Where compact `messages` end, in an array whose `[` (or the `,` before
-    them) is at offset `at`: the last _CUTS of them."""
+def _ends(at: int, messages: list[msgspec.Raw]) -> list[int]:
+    """Where compact `messages` end (the `,` or `]` after each), in an array
+    whose `[` (or the `,` before them) is at offset `at`."""
     ends = []
     for m in messages:
         at += 1 + len(m)
         ends.append(at)
-    return tuple(ends[-_CUTS:])
+    return ends
 
 
 def _through(known: _Known, body: bytes) -> _Known | None:
@@ -247,7 +255,7 @@ def _through(known: _Known, body: bytes) -> _Known | None:
         # Sent again unchanged (a retry): nothing new to read.
         p = known.parsed
         history = HistoryCheck(p.fields[MESSAGES], unsigned=p.history.unsigned)
-        again = _with(p, p.fields, history, old, shared=len(old))
+        again = _with(p, p.fields, history, old, shared=len(old), bounds=p.bounds)
         return _Known(old, again, known.start, known.end, known.cuts, known.layout)
     new = memoryview(body)
     end = len(body) - (len(old) - known.end)
@@ -281,7 +289,9 @@ def _go_on(known: _Known, body: bytes, cut: int, end: int) -> _Known | None:
     history = HistoryCheck(messages, clean_upto=clean_upto)
     kept = tuple(c for c in known.cuts if c <= cut)
     compact = cut + 1 + sum(len(m) + 1 for m in more) == end
-    cuts = (*kept, *_cuts(cut, more)) if compact else kept
+    ends = _ends(cut, more) if compact else []
+    cuts = (*kept, *ends) if compact else kept
+    bounds = (*(b for b in p.bounds if b <= cut), *ends)[-MAX_BOUNDS:] if compact else ()
     view = memoryview(body)
     fields = {
         name: messages
@@ -290,7 +300,7 @@ def _go_on(known: _Known, body: bytes, cut: int, end: int) -> _Known | None:
         for name, at, size, after in known.layout
     }
     # _through compared the bytes before the cut with the known body's.
-    parsed = _with(p, fields, history, body, shared=cut)
+    parsed = _with(p, fields, history, body, shared=cut, bounds=bounds)
     return _Known(body, parsed, start, end, cuts[-_CUTS:], known.layout)
 
 
@@ -301,8 +311,18 @@ def _with(
     raw: bytes,
     *,
     shared: int,
+    bounds: tuple[int, ...],
 ) -> RequestBody:
     """The next body of `p`'s conversation."""
     return RequestBody(
-        dict(fields), p.model, p.stream, p.profile, history, p.conversation, raw, p.turn + 1, shared
+        dict(fields),
+        p.model,
+        p.stream,
+        p.profile,
+        history,
+        p.conversation,
+        raw,
+        p.turn + 1,
+        shared,
+        bounds,
     )

@@ -6,6 +6,7 @@ stream writer and the error envelope, differ.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -14,8 +15,10 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
+from coderouterd.config.model import ProfileConfig
 from coderouterd.errors import CoderouterError, InvalidRequestError
-from coderouterd.ingress.body import RequestBody, parse_body
+from coderouterd.ingress import tool_loop
+from coderouterd.ingress.body import MESSAGES, RequestBody, parse_body
 from coderouterd.ingress.errors import status_of
 from coderouterd.ingress.keys import DAEMON, REQUEST_ID
 from coderouterd.ingress.middleware import REQUEST_ID_HEADER
@@ -67,6 +70,7 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
             excluded=daemon.healing.book.excluded(),
             cooling=daemon.healing.book.cooling(),
         )
+        fields = _loop_guard(runtime.config.profile(plan.profile), parsed, dialect)
     except (CoderouterError, web.HTTPRequestEntityTooLarge) as exc:
         # Refused before any provider was chosen: still one log line and one row.
         status = exc.status if isinstance(exc, web.HTTPException) else status_of(exc)
@@ -95,11 +99,15 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
         turn=parsed.turn,
         shared=parsed.shared,
     )
+    # The record keeps what the client sent; a hint goes to the providers only.
+    routed = (
+        call if fields is parsed.fields else dataclasses.replace(call, fields=fields, body=None)
+    )
     capture = daemon.replay_capture(plan.profile)
     with daemon.track(call) as entry:
         if not parsed.stream:
             bookkeeping: list[Callable[[], None]] = []
-            reply = await runtime.engine.unary(call, plan, after=bookkeeping.append)
+            reply = await runtime.engine.unary(routed, plan, after=bookkeeping.append)
             unary = _response(reply, {REQUEST_ID_HEADER: rid})
             if capture is not None:
                 capture.add(reply.body)
@@ -114,13 +122,44 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
         sink.capture = capture
         # None: the stream went to the client; otherwise a whole reply
         # (an error before anything was streamed) is still to be sent.
-        unsent = await runtime.engine.stream(call, plan, sink)
+        unsent = await runtime.engine.stream(routed, plan, sink)
         if unsent is not None and capture is not None:
             capture.add(unsent.body)
         response = sink.response if unsent is None else _response(unsent)
         if capture is not None:
             daemon.record_replay(call, request.headers, capture, entry.provider)
         return response
+
+
+def _loop_guard(
+    profile: ProfileConfig | None, parsed: RequestBody, dialect: str
+) -> Mapping[str, msgspec.Raw]:
+    """The fields to route: the body's own, or with a hint to a model in a
+    tool loop (tool_loop_action: inject); a loop under `break` is refused."""
+    if profile is None or profile.tool_loop_action == "off" or dialect != "anthropic":
+        return parsed.fields
+    loop = tool_loop.detect(
+        parsed, window=profile.tool_loop_window, threshold=profile.tool_loop_threshold
+    )
+    if loop is None:
+        return parsed.fields
+    action = profile.tool_loop_action
+    _log.warning(
+        events.REQUEST_TOOL_LOOP,
+        profile=profile.name,
+        tool=loop.tool,
+        repeats=loop.repeats,
+        threshold=profile.tool_loop_threshold,
+        window=profile.tool_loop_window,
+        action=action,
+    )
+    if action == "break":
+        raise InvalidRequestError(
+            f"tool loop: {loop.tool} was called {loop.repeats} times in a row with the same "
+            f"input; profile {profile.name!r} stops such loops (tool_loop_action: break)",
+            field=MESSAGES,
+        )
+    return tool_loop.with_hint(parsed.fields) if action == "inject" else parsed.fields
 
 
 async def read_body(request: web.Request) -> bytes:

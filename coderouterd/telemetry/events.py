@@ -4,6 +4,7 @@ REQUEST_COMPLETED = "request.completed"
 # A sent request's report or replay record raised; the request itself was answered.
 REQUEST_BOOKKEEPING_FAILED = "request.bookkeeping_failed"
 PROVIDER_FAILING = "provider.failing"
+REQUEST_TOOL_LOOP = "request.tool_loop"
 PROVIDER_RECOVERED = "provider.recovered"
 SERVER_STARTED = "server.started"
 SERVER_STOPPING = "server.stopping"

@@ -472,3 +472,11 @@ def test_backend_health_problems(field: str, value: str, fragment: str) -> None:
     [problem] = problems_of(MINIMAL + f"    {field}: {value}\n")
     assert problem.path == f"profiles[0].{field}"
     assert fragment in problem.message
+
+
+def test_a_tool_loop_threshold_past_its_window_is_a_problem() -> None:
+    [problem] = problems_of(MINIMAL + "    tool_loop_window: 3\n    tool_loop_threshold: 4\n")
+    assert problem.path == "profiles[0].tool_loop_threshold"
+    assert "at most tool_loop_window" in problem.message
+    [default_window] = problems_of(MINIMAL + "    tool_loop_threshold: 6\n")
+    assert default_window.path == "profiles[0].tool_loop_threshold"

@@ -1,0 +1,133 @@
+"""Tool loops: an agent calling the same tool with the same input again and again (pure).
+
+A local model stuck in a loop reads the same file or runs the same command
+turn after turn; the client resends the whole conversation each time, so
+the loop is in the history of the request itself. A loop is the trailing
+run of identical tool calls (same name, same input, key order aside) among
+the last `window` tool calls of the assistant's messages, when it is at
+least `threshold` long: only the current state counts, a loop the agent
+already left is none.
+
+The history is read from its end, one message at a time, and stops at the
+first call that differs: in a conversation without a loop that is the last
+two assistant messages. With the message bounds ingress found
+(RequestBody.bounds), messages that are not the assistant's are passed over
+by a byte search (in compact JSON `"role":"assistant"` cannot occur inside
+a string, whose quotes are escaped) and never decoded. Ingress keeps the
+bounds of the last 100 messages: a run is counted within them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from coderouterd.ingress.body import MESSAGES, RequestBody
+
+_ASSISTANT = b'"role":"assistant"'
+_list = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+_NULL = msgspec.Raw(b"null")
+
+
+class _Block(msgspec.Struct):
+    type: str = ""
+    name: str | None = None
+    # Raw cannot be in a union with None: a missing input reads as JSON null.
+    input: msgspec.Raw = _NULL
+
+
+class _Message(msgspec.Struct):
+    role: str = ""
+    content: list[_Block] | str | None = None
+
+
+_message = msgspec.json.Decoder(_Message)
+_any = msgspec.json.Decoder()
+
+# Told to a model in a loop (tool_loop_action: inject), after its system prompt.
+HINT = (
+    "You have called the same tool with the same input several times in a row "
+    "and got the same result. Repeating the call will not change it. Use the "
+    "result you already have, try a different approach, or tell the user what "
+    "is blocking you."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolLoop:
+    tool: str
+    repeats: int
+
+
+def detect(body: RequestBody, *, window: int, threshold: int) -> ToolLoop | None:
+    """The loop the request's history ends in, if any (Anthropic Messages)."""
+    last: tuple[str, Any] | None = None
+    run = seen = 0
+    for message in _newest_first(body):
+        for block in reversed(message):
+            if last is None:
+                last, run = block, 1
+            elif block == last:
+                run += 1
+            else:
+                return _found(last, run, threshold)
+            seen += 1
+            if seen >= window:
+                return _found(last, run, threshold)
+    return _found(last, run, threshold)
+
+
+def with_hint(fields: Mapping[str, msgspec.Raw]) -> dict[str, msgspec.Raw]:
+    """The fields with HINT after the system prompt (a string, blocks, or none)."""
+    out = dict(fields)
+    system = _any.decode(fields["system"]) if "system" in fields else None
+    if isinstance(system, list):
+        system = [*system, {"type": "text", "text": HINT}]
+    elif isinstance(system, str) and system:
+        system = f"{system}\n\n{HINT}"
+    else:
+        system = HINT
+    out["system"] = msgspec.Raw(msgspec.json.encode(system))
+    return out
+
+
+def _found(last: tuple[str, Any] | None, run: int, threshold: int) -> ToolLoop | None:
+    return ToolLoop(last[0], run) if last is not None and run >= threshold else None
+
+
+def _newest_first(body: RequestBody) -> Iterator[list[tuple[str, Any]]]:
+    """Each assistant message's tool calls (name, decoded input), newest
+    message first; the others are passed over."""
+    for raw in _raw_newest_first(body):
+        try:
+            message = _message.decode(raw)
+        except (msgspec.DecodeError, RecursionError):
+            continue
+        if message.role != "assistant" or not isinstance(message.content, list):
+            continue
+        yield [
+            (b.name, _any.decode(b.input))
+            for b in message.content
+            if b.type == "tool_use" and b.name is not None
+        ]
+
+
+def _raw_newest_first(body: RequestBody) -> Iterator[memoryview | msgspec.Raw]:
+    raw, bounds = body.raw, body.bounds
+    if raw is None or len(bounds) < 2:
+        # Not compact (or not placed): the whole history, read once.
+        try:
+            yield from reversed(_list.decode(body.fields[MESSAGES]))
+        except (msgspec.DecodeError, RecursionError, KeyError):
+            return
+        return
+    view = memoryview(raw)
+    for k in range(len(bounds) - 1, 0, -1):
+        lo, hi = bounds[k - 1] + 1, bounds[k]
+        if raw.find(_ASSISTANT, lo, hi) != -1:
+            yield view[lo:hi]

@@ -1,0 +1,129 @@
+"""A profile's tool-loop guard through a real daemon: warn, inject, break."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anthropic
+import pytest
+from structlog.testing import capture_logs
+
+from coderouterd.ingress.tool_loop import HINT
+from coderouterd.state.db import open_db
+from coderouterd.state.replay import request_body
+from tests.conftest import StartDaemon, provider_yaml
+from tests.fakes.transcripts import anthropic_message
+from tests.fakes.upstream import FakeUpstream, Reply
+
+SYSTEM = [
+    {"type": "text", "text": "You are a coding agent.", "cache_control": {"type": "ephemeral"}}
+]
+
+
+def looping(calls: int) -> list[dict[str, Any]]:
+    """A conversation whose agent read the same file `calls` times in a row."""
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "fix the bug"}]
+    for i in range(calls):
+        messages.append(
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": f"t{i}",
+                        "name": "Read",
+                        "input": {"file_path": "a.py"},
+                    }
+                ],
+            }
+        )
+        messages.append(
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": f"t{i}", "content": "x = 1"}],
+            }
+        )
+    return messages
+
+
+def config(url: str, action: str) -> str:
+    return (
+        f"providers:{provider_yaml('a', url)}"
+        "profiles:\n"
+        f"  - {{name: default, providers: [a], tool_loop_action: {action}, tool_loop_threshold: 3}}\n"
+    )
+
+
+async def send(d: Any, calls: int) -> anthropic.types.Message:
+    async with anthropic.AsyncAnthropic(
+        base_url=d.url, api_key="k", max_retries=0, timeout=10
+    ) as c:
+        return await c.messages.create(
+            model="m", max_tokens=10, system=SYSTEM, messages=looping(calls)
+        )
+
+
+async def test_inject_tells_the_model_after_its_system_prompt_and_records_what_the_client_sent(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.default = Reply(json=anthropic_message("trying something else"))
+    d = await start_daemon(config(fake_upstream.url, "inject"))
+
+    with capture_logs() as logs:
+        await send(d, 2)
+        await send(d, 3)
+
+    before, looped = (r.json for r in fake_upstream.requests)
+    assert before["system"] == SYSTEM
+    assert looped["system"] == [*SYSTEM, {"type": "text", "text": HINT}]
+    assert looped["messages"] == looping(3)
+    [line] = [e for e in logs if e["event"] == "request.tool_loop"]
+    assert (line["tool"], line["repeats"], line["action"], line["window"]) == (
+        "Read",
+        3,
+        "inject",
+        5,
+    )
+    await d.state.replays.drain()
+    await d.state.writer.flush()
+    conn = await open_db(d.state.path, readonly=True)
+    try:
+        rows = await conn.execute_fetchall("SELECT request_id FROM replays")
+        recorded = [json.loads(await request_body(conn, rid)) for (rid,) in rows]
+    finally:
+        await conn.close()
+    assert [r["system"] for r in recorded] == [SYSTEM, SYSTEM]
+
+
+async def test_break_refuses_the_request_with_a_400_naming_the_loop(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.default = Reply(json=anthropic_message("again"))
+    d = await start_daemon(config(fake_upstream.url, "break"))
+    await send(d, 2)
+
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        await send(d, 3)
+
+    error = caught.value.body["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["field"] == "messages"
+    assert "Read was called 3 times in a row" in error["message"]
+    assert len(fake_upstream.requests) == 1
+
+
+@pytest.mark.parametrize("action", ["warn", "off"])
+async def test_warn_only_logs_and_off_does_not_look(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, action: str
+) -> None:
+    fake_upstream.default = Reply(json=anthropic_message("again"))
+    d = await start_daemon(config(fake_upstream.url, action))
+
+    with capture_logs() as logs:
+        await send(d, 4)
+
+    [forwarded] = fake_upstream.requests
+    assert forwarded.json["system"] == SYSTEM
+    loops = [e for e in logs if e["event"] == "request.tool_loop"]
+    assert len(loops) == (1 if action == "warn" else 0)

@@ -1,0 +1,171 @@
+"""Tool loops found in a request's history, through the body memo and without it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from coderouterd.ingress.body import BodyMemo, RequestBody, parse_body
+from coderouterd.ingress.tool_loop import HINT, ToolLoop, detect, with_hint
+
+Call = tuple[str, dict[str, Any]]
+
+
+def history(calls: list[Call | str], *, extra_text: bool = False) -> list[dict[str, Any]]:
+    """A user prompt, then per entry an assistant turn (a tool call, or text
+    for a str) and, after a call, the user's tool_result."""
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "fix the bug"}]
+    for i, call in enumerate(calls):
+        if isinstance(call, str):
+            messages.append({"role": "assistant", "content": [{"type": "text", "text": call}]})
+            messages.append({"role": "user", "content": "go on"})
+            continue
+        name, args = call
+        content: list[dict[str, Any]] = (
+            [{"type": "text", "text": "let me look"}] if extra_text else []
+        )
+        content.append({"type": "tool_use", "id": f"t{i}", "name": name, "input": args})
+        messages.append({"role": "assistant", "content": content})
+        # A result that mentions the assistant's role in its text (escaped in JSON).
+        result = f'file body {i} with "role":"assistant" inside'
+        messages.append(
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": f"t{i}", "content": result}],
+            }
+        )
+    return messages
+
+
+def compact(messages: list[dict[str, Any]]) -> bytes:
+    body = {"model": "m", "max_tokens": 10, "system": "be brief", "messages": messages}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def through_memo(messages: list[dict[str, Any]]) -> RequestBody:
+    """The last body of a conversation that grew turn by turn through one memo."""
+    memo = BodyMemo()
+    parsed = memo.parse(compact(messages[:1]))
+    for n in range(2, len(messages) + 1):
+        parsed = memo.parse(compact(messages[:n]))
+    return parsed
+
+
+def read(messages: list[dict[str, Any]], how: str) -> RequestBody:
+    if how == "memo":
+        parsed = through_memo(messages)
+        assert parsed.bounds, "the memo placed the body"
+        return parsed
+    # Spacing: not compact, so no bounds; the whole history is decoded.
+    spaced = json.dumps({"model": "m", "messages": messages}).encode()
+    parsed = parse_body(spaced)
+    assert not parsed.bounds
+    return parsed
+
+
+READ = ("A", {"path": "a.py"})
+READ_AGAIN = ("A", {"path": "a.py"})
+OTHER = ("A", {"path": "b.py"})
+
+
+@pytest.mark.parametrize("how", ["memo", "whole"])
+@pytest.mark.parametrize(
+    ("calls", "window", "threshold", "found"),
+    [
+        ([], 5, 3, None),
+        ([READ, READ], 5, 3, None),
+        ([OTHER, READ, READ, READ_AGAIN], 5, 3, ToolLoop("A", 3)),
+        # Key order aside, the same input.
+        (
+            [READ, ("A", {"path": "a.py", "limit": 5}), ("A", {"limit": 5, "path": "a.py"})],
+            5,
+            2,
+            ToolLoop("A", 2),
+        ),
+        # A loop the agent already left is none.
+        ([READ, READ, READ, OTHER], 5, 3, None),
+        # The window bounds how far back the run is counted.
+        ([READ] * 6, 4, 3, ToolLoop("A", 4)),
+        ([READ] * 6, 2, 2, ToolLoop("A", 2)),
+        # Text-only turns between the calls do not break the run.
+        ([READ, "thinking aloud", READ, READ], 5, 3, ToolLoop("A", 3)),
+        ([("B", {"cmd": "ls"}), READ, READ], 5, 3, None),
+    ],
+)
+def test_detect(calls: list, window: int, threshold: int, found: ToolLoop | None, how: str) -> None:
+    assert detect(read(history(calls), how), window=window, threshold=threshold) == found
+
+
+def test_parallel_calls_in_one_message_count_one_by_one() -> None:
+    messages = history([])
+    messages.append(
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": "x1", "name": "A", "input": {"path": "a.py"}},
+                {"type": "tool_use", "id": "x2", "name": "A", "input": {"path": "a.py"}},
+            ],
+        }
+    )
+    assert detect(read(messages, "whole"), window=5, threshold=2) == ToolLoop("A", 2)
+
+
+def test_a_long_history_is_read_from_its_end_only() -> None:
+    # 200 turns of the same call: counting stops at the window.
+    parsed = read(history([READ] * 200, extra_text=True), "memo")
+    assert len(parsed.bounds) == 101
+    assert detect(parsed, window=50, threshold=3) == ToolLoop("A", 50)
+
+
+@given(
+    st.lists(st.sampled_from([READ, OTHER, ("B", {"cmd": "ls"}), "text"]), min_size=0, max_size=40),
+    st.integers(2, 8),
+    st.integers(2, 8),
+)
+def test_the_memo_and_a_whole_read_agree(calls: list, window: int, threshold: int) -> None:
+    messages = history(calls)
+    expected = detect(read(messages, "whole"), window=window, threshold=threshold)
+    assert detect(through_memo(messages), window=window, threshold=threshold) == expected
+
+
+@given(st.lists(st.sampled_from([READ, OTHER, "text"]), min_size=0, max_size=60))
+def test_bounds_lie_around_the_last_messages(calls: list) -> None:
+    messages = history(calls)
+    parsed = through_memo(messages)
+    assert parsed.raw is not None
+    b = parsed.bounds
+    slices = [parsed.raw[b[k] + 1 : b[k + 1]] for k in range(len(b) - 1)]
+    expected = [json.dumps(m, separators=(",", ":")).encode() for m in messages][-len(slices) :]
+    assert slices == expected
+    assert len(slices) == min(len(messages), 100)
+
+
+@pytest.mark.parametrize(
+    ("system", "expected"),
+    [
+        (None, HINT),
+        ("be brief", f"be brief\n\n{HINT}"),
+        (
+            [{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}],
+            [
+                {"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}},
+                {"type": "text", "text": HINT},
+            ],
+        ),
+    ],
+)
+def test_the_hint_goes_after_the_system_prompt(system: Any, expected: Any) -> None:
+    fields = {"messages": msgspec.Raw(b"[]")}
+    if system is not None:
+        fields["system"] = msgspec.Raw(json.dumps(system).encode())
+
+    hinted = with_hint(fields)
+
+    assert json.loads(bytes(hinted["system"])) == expected
+    assert hinted["messages"] == fields["messages"]
+    assert ("system" in fields) == (system is not None)
