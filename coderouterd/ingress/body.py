@@ -13,6 +13,7 @@ after that point are read.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import itertools
 from dataclasses import dataclass, field
@@ -291,7 +292,11 @@ def _go_on(known: _Known, body: bytes, cut: int, end: int) -> _Known | None:
     compact = cut + 1 + sum(len(m) + 1 for m in more) == end
     ends = _ends(cut, more) if compact else []
     cuts = (*kept, *ends) if compact else kept
-    bounds = (*(b for b in p.bounds if b <= cut), *ends)[-MAX_BOUNDS:] if compact else ()
+    bounds = (
+        (p.bounds[: bisect.bisect_right(p.bounds, cut)] + tuple(ends))[-MAX_BOUNDS:]
+        if compact
+        else ()
+    )
     view = memoryview(body)
     fields = {
         name: messages

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
 
 from coderouterd.ingress.body import MESSAGES, RequestBody
 
 _ASSISTANT = b'"role":"assistant"'
+_ASSISTANT_FIRST = b"{" + _ASSISTANT
+_USER_FIRST = b'{"role":"user"'
 _list = msgspec.json.Decoder(list[msgspec.Raw])
 
 
@@ -66,13 +67,13 @@ class ToolLoop:
 
 def detect(body: RequestBody, *, window: int, threshold: int) -> ToolLoop | None:
     """The loop the request's history ends in, if any (Anthropic Messages)."""
-    last: tuple[str, Any] | None = None
+    last: _Block | None = None
     run = seen = 0
-    for message in _newest_first(body):
-        for block in reversed(message):
+    for calls in _newest_first(body):
+        for call in reversed(calls):
             if last is None:
-                last, run = block, 1
-            elif block == last:
+                last, run = call, 1
+            elif _same(call, last):
                 run += 1
             else:
                 return _found(last, run, threshold)
@@ -80,6 +81,16 @@ def detect(body: RequestBody, *, window: int, threshold: int) -> ToolLoop | None
             if seen >= window:
                 return _found(last, run, threshold)
     return _found(last, run, threshold)
+
+
+def _same(a: _Block, b: _Block) -> bool:
+    # Mostly told apart by name, or by bytes; inputs are decoded only when
+    # the bytes differ (the same keys in another order are the same input).
+    if a.name != b.name:
+        return False
+    if bytes(a.input) == bytes(b.input):
+        return True
+    return bool(_any.decode(a.input) == _any.decode(b.input))
 
 
 def with_hint(fields: Mapping[str, msgspec.Raw]) -> dict[str, msgspec.Raw]:
@@ -96,13 +107,13 @@ def with_hint(fields: Mapping[str, msgspec.Raw]) -> dict[str, msgspec.Raw]:
     return out
 
 
-def _found(last: tuple[str, Any] | None, run: int, threshold: int) -> ToolLoop | None:
-    return ToolLoop(last[0], run) if last is not None and run >= threshold else None
+def _found(last: _Block | None, run: int, threshold: int) -> ToolLoop | None:
+    return ToolLoop(last.name or "", run) if last is not None and run >= threshold else None
 
 
-def _newest_first(body: RequestBody) -> Iterator[list[tuple[str, Any]]]:
-    """Each assistant message's tool calls (name, decoded input), newest
-    message first; the others are passed over."""
+def _newest_first(body: RequestBody) -> Iterator[list[_Block]]:
+    """Each assistant message's tool calls, newest message first; the
+    others are passed over."""
     for raw in _raw_newest_first(body):
         try:
             message = _message.decode(raw)
@@ -110,11 +121,7 @@ def _newest_first(body: RequestBody) -> Iterator[list[tuple[str, Any]]]:
             continue
         if message.role != "assistant" or not isinstance(message.content, list):
             continue
-        yield [
-            (b.name, _any.decode(b.input))
-            for b in message.content
-            if b.type == "tool_use" and b.name is not None
-        ]
+        yield [b for b in message.content if b.type == "tool_use" and b.name is not None]
 
 
 def _raw_newest_first(body: RequestBody) -> Iterator[memoryview | msgspec.Raw]:
@@ -129,5 +136,8 @@ def _raw_newest_first(body: RequestBody) -> Iterator[memoryview | msgspec.Raw]:
     view = memoryview(raw)
     for k in range(len(bounds) - 1, 0, -1):
         lo, hi = bounds[k - 1] + 1, bounds[k]
-        if raw.find(_ASSISTANT, lo, hi) != -1:
+        # Clients put the role first; where one does not, the bytes are searched.
+        if raw.startswith(_USER_FIRST, lo):
+            continue
+        if raw.startswith(_ASSISTANT_FIRST, lo) or raw.find(_ASSISTANT, lo, hi) != -1:
             yield view[lo:hi]
