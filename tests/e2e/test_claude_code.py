@@ -4,12 +4,15 @@ Claude Code asks for a file to be written; the backend answers with a Write
 tool call (properly, as text that repair must lift, or after <think>
 reasoning), Claude Code runs the tool, and the file must exist afterwards.
 Side requests Claude Code makes on its own (titles, quota checks) get a
-short plain answer.
+short plain answer. Further: the task finished on an Anthropic provider
+when the local backend dies mid task, and a model reading one file in a
+loop that gets out once the daemon tells it (tool_loop_action: inject).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from coderouterd.ingress.tool_loop import HINT
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.e2e.claude_code import claude_env, install_claude_code
 from tests.fakes.transcripts import (
@@ -57,8 +61,10 @@ def text_reply(*pieces: str) -> Reply:
     return Reply(events=openai_text_stream(list(pieces)), dialect="openai")
 
 
-def tool_call_reply(path: Path) -> Reply:
-    args = json.dumps({"file_path": str(path), "content": CONTENT})
+def tool_call_reply(
+    path: Path, name: str = "Write", call_id: str = "call_e2e_1", **args: str
+) -> Reply:
+    arguments = json.dumps({"file_path": str(path), **(args or {"content": CONTENT})})
     return Reply(
         dialect="openai",
         events=[
@@ -68,15 +74,15 @@ def tool_call_reply(path: Path) -> Reply:
                     "tool_calls": [
                         {
                             "index": 0,
-                            "id": "call_e2e_1",
+                            "id": call_id,
                             "type": "function",
-                            "function": {"name": "Write", "arguments": ""},
+                            "function": {"name": name, "arguments": ""},
                         }
                     ]
                 }
             ),
-            _chunk({"tool_calls": [{"index": 0, "function": {"arguments": args[:20]}}]}),
-            _chunk({"tool_calls": [{"index": 0, "function": {"arguments": args[20:]}}]}),
+            _chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[:20]}}]}),
+            _chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[20:]}}]}),
             _chunk({}, "tool_calls"),
         ],
     )
@@ -114,18 +120,25 @@ def write_target(tmp_path: Path) -> Path:
 
 
 async def run_claude(
-    cli: list[str], url: str, target: Path, extra_env: dict[str, str] | None = None
+    cli: list[str],
+    url: str,
+    target: Path,
+    extra_env: dict[str, str] | None = None,
+    *,
+    prompt: str | None = None,
+    tool: str = "Write",
 ) -> tuple[int, str, str]:
-    """Claude Code asked to write CONTENT to `target`, run in its directory."""
+    """Claude Code asked to write CONTENT to `target` (or `prompt`, with
+    `tool` allowed), run in its directory."""
     workdir = target.parent
     home = workdir / "home"
     home.mkdir()
     proc = await asyncio.create_subprocess_exec(
         *cli,
         "-p",
-        f"Write the text '{CONTENT}' to the file {target} using the Write tool.",
+        prompt or f"Write the text '{CONTENT}' to the file {target} using the Write tool.",
         "--allowedTools",
-        "Write",
+        tool,
         "--output-format",
         "text",
         cwd=workdir,
@@ -253,3 +266,44 @@ async def test_claude_code_finishes_on_anthropic_when_the_local_backend_dies_mid
         if isinstance(m.get("content"), list)
         for b in m["content"]
     )
+
+
+async def test_claude_code_leaves_a_tool_loop_when_the_daemon_tells_its_model(
+    claude_cli: list[str],
+    start_daemon: StartDaemon,
+    fake_upstream: FakeUpstream,
+    tmp_path: Path,
+) -> None:
+    # A local model that reads the same file again and again, until its
+    # system prompt says it is looping (tool_loop_action: inject).
+    target = write_target(tmp_path)
+    target.write_text(CONTENT)
+    calls = itertools.count(1)
+
+    def choose(req: Recorded) -> Reply:
+        body = req.json or {}
+        names = {t.get("function", {}).get("name") for t in body.get("tools", [])}
+        if "Read" not in names:
+            return text_reply("ok")
+        system = [m for m in body.get("messages", []) if m.get("role") == "system"]
+        if HINT in json.dumps(system):
+            return text_reply(FINAL)
+        return tool_call_reply(target, "Read", f"call_loop_{next(calls)}", limit="100")
+
+    fake_upstream.responder = choose
+    backend = provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat")
+    profile = "  - {name: default, providers: [local], tool_loop_action: inject}\n"
+    d = await start_daemon(chain_yaml(backend, profiles=profile))
+
+    code, out, err = await run_claude(
+        claude_cli,
+        d.url,
+        target,
+        prompt=f"Read the file {target} and say what it holds.",
+        tool="Read",
+    )
+
+    assert code == 0, f"claude exited {code}\nstdout:\n{out}\nstderr:\n{err}"
+    assert FINAL in out
+    # Three identical reads made the loop; the fourth turn was told of it.
+    assert next(calls) == 4
