@@ -120,7 +120,7 @@ class ProfileConfig(_Strict, frozen=True):
     # An agent calling the same tool with the same input at least
     # tool_loop_threshold times in a row, among its last tool_loop_window
     # calls: `warn` logs it, `inject` also tells the model after its system
-    # prompt, `break` answers 400 instead. Anthropic clients only.
+    # prompt, `break` answers 400 instead.
     tool_loop_action: LoopAction = "warn"
     tool_loop_window: Annotated[int, msgspec.Meta(ge=2, le=50)] = 5
     tool_loop_threshold: Annotated[int, msgspec.Meta(ge=2, le=50)] = 3

@@ -136,7 +136,7 @@ def _loop_guard(
 ) -> Mapping[str, msgspec.Raw]:
     """The fields to route: the body's own, or with a hint to a model in a
     tool loop (tool_loop_action: inject); a loop under `break` is refused."""
-    if profile is None or profile.tool_loop_action == "off" or dialect != "anthropic":
+    if profile is None or profile.tool_loop_action == "off":
         return parsed.fields
     loop = tool_loop.detect(
         parsed, window=profile.tool_loop_window, threshold=profile.tool_loop_threshold
@@ -159,7 +159,7 @@ def _loop_guard(
             f"input; profile {profile.name!r} stops such loops (tool_loop_action: break)",
             field=MESSAGES,
         )
-    return tool_loop.with_hint(parsed.fields) if action == "inject" else parsed.fields
+    return tool_loop.with_hint(parsed.fields, dialect) if action == "inject" else parsed.fields
 
 
 async def read_body(request: web.Request) -> bytes:

@@ -42,9 +42,25 @@ class _Block(msgspec.Struct):
     input: msgspec.Raw = _NULL
 
 
+class _Function(msgspec.Struct):
+    name: str | None = None
+    # JSON, as a string (OpenAI's tool calls).
+    arguments: str = "null"
+
+
+class _ToolCall(msgspec.Struct):
+    function: _Function | None = None
+
+
 class _Message(msgspec.Struct):
     role: str = ""
+    # Anthropic: tool_use blocks in the content; OpenAI: tool_calls beside it.
     content: list[_Block] | str | None = None
+    tool_calls: list[_ToolCall] | None = None
+
+
+# A tool call: its name and its input's JSON text.
+_Call = tuple[str, bytes]
 
 
 _message = msgspec.json.Decoder(_Message)
@@ -66,8 +82,8 @@ class ToolLoop:
 
 
 def detect(body: RequestBody, *, window: int, threshold: int) -> ToolLoop | None:
-    """The loop the request's history ends in, if any (Anthropic Messages)."""
-    last: _Block | None = None
+    """The loop the request's history ends in, if any (either dialect)."""
+    last: _Call | None = None
     run = seen = 0
     for calls in _newest_first(body):
         for call in reversed(calls):
@@ -83,18 +99,24 @@ def detect(body: RequestBody, *, window: int, threshold: int) -> ToolLoop | None
     return _found(last, run, threshold)
 
 
-def _same(a: _Block, b: _Block) -> bool:
+def _same(a: _Call, b: _Call) -> bool:
     # Mostly told apart by name, or by bytes; inputs are decoded only when
     # the bytes differ (the same keys in another order are the same input).
-    if a.name != b.name:
+    if a[0] != b[0]:
         return False
-    if bytes(a.input) == bytes(b.input):
+    if a[1] == b[1]:
         return True
-    return bool(_any.decode(a.input) == _any.decode(b.input))
+    try:
+        return bool(_any.decode(a[1]) == _any.decode(b[1]))
+    except msgspec.DecodeError:
+        return False
 
 
-def with_hint(fields: Mapping[str, msgspec.Raw]) -> dict[str, msgspec.Raw]:
-    """The fields with HINT after the system prompt (a string, blocks, or none)."""
+def with_hint(fields: Mapping[str, msgspec.Raw], dialect: str) -> dict[str, msgspec.Raw]:
+    """The fields with HINT after the system prompt: Anthropic's `system`
+    field, or an OpenAI client's first system (or developer) message."""
+    if dialect == "openai":
+        return _with_openai_hint(fields)
     out = dict(fields)
     system = _any.decode(fields["system"]) if "system" in fields else None
     if isinstance(system, list):
@@ -107,11 +129,11 @@ def with_hint(fields: Mapping[str, msgspec.Raw]) -> dict[str, msgspec.Raw]:
     return out
 
 
-def _found(last: _Block | None, run: int, threshold: int) -> ToolLoop | None:
-    return ToolLoop(last.name or "", run) if last is not None and run >= threshold else None
+def _found(last: _Call | None, run: int, threshold: int) -> ToolLoop | None:
+    return ToolLoop(last[0], run) if last is not None and run >= threshold else None
 
 
-def _newest_first(body: RequestBody) -> Iterator[list[_Block]]:
+def _newest_first(body: RequestBody) -> Iterator[list[_Call]]:
     """Each assistant message's tool calls, newest message first; the
     others are passed over."""
     for raw in _raw_newest_first(body):
@@ -119,9 +141,19 @@ def _newest_first(body: RequestBody) -> Iterator[list[_Block]]:
             message = _message.decode(raw)
         except (msgspec.DecodeError, RecursionError):
             continue
-        if message.role != "assistant" or not isinstance(message.content, list):
+        if message.role != "assistant":
             continue
-        yield [b for b in message.content if b.type == "tool_use" and b.name is not None]
+        calls: list[_Call] = []
+        if isinstance(message.content, list):
+            calls += [
+                (b.name, bytes(b.input))
+                for b in message.content
+                if b.type == "tool_use" and b.name is not None
+            ]
+        for c in message.tool_calls or ():
+            if c.function is not None and c.function.name is not None:
+                calls.append((c.function.name, c.function.arguments.encode()))
+        yield calls
 
 
 def _raw_newest_first(body: RequestBody) -> Iterator[memoryview | msgspec.Raw]:
@@ -141,3 +173,23 @@ def _raw_newest_first(body: RequestBody) -> Iterator[memoryview | msgspec.Raw]:
             continue
         if raw.startswith(_ASSISTANT_FIRST, lo) or raw.find(_ASSISTANT, lo, hi) != -1:
             yield view[lo:hi]
+
+
+def _with_openai_hint(fields: Mapping[str, msgspec.Raw]) -> dict[str, msgspec.Raw]:
+    out = dict(fields)
+    messages = _list.decode(fields[MESSAGES])
+    first = _any.decode(messages[0]) if messages else None
+    if isinstance(first, dict) and first.get("role") in ("system", "developer"):
+        content = first.get("content")
+        if isinstance(content, list):
+            first["content"] = [*content, {"type": "text", "text": HINT}]
+        elif isinstance(content, str) and content:
+            first["content"] = f"{content}\n\n{HINT}"
+        else:
+            first["content"] = HINT
+        parts = [msgspec.json.encode(first), *(bytes(m) for m in messages[1:])]
+    else:
+        parts = [msgspec.json.encode({"role": "system", "content": HINT})]
+        parts += [bytes(m) for m in messages]
+    out[MESSAGES] = msgspec.Raw(b"[" + b",".join(parts) + b"]")
+    return out

@@ -1,4 +1,4 @@
-"""A profile's tool-loop guard through a real daemon: warn, inject, break."""
+"""A profile's tool-loop guard through a real daemon: warn, inject, break; both dialects."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import anthropic
+import openai
 import pytest
 from structlog.testing import capture_logs
 
@@ -13,7 +14,7 @@ from coderouterd.ingress.tool_loop import HINT
 from coderouterd.state.db import open_db
 from coderouterd.state.replay import request_body
 from tests.conftest import StartDaemon, provider_yaml
-from tests.fakes.transcripts import anthropic_message
+from tests.fakes.transcripts import anthropic_message, openai_completion
 from tests.fakes.upstream import FakeUpstream, Reply
 
 SYSTEM = [
@@ -127,3 +128,36 @@ async def test_warn_only_logs_and_off_does_not_look(
     assert forwarded.json["system"] == SYSTEM
     loops = [e for e in logs if e["event"] == "request.tool_loop"]
     assert len(loops) == (1 if action == "warn" else 0)
+
+
+async def test_an_openai_clients_loop_gets_the_hint_in_its_system_message(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.default = Reply(json=openai_completion("trying something else"), dialect="openai")
+    backend = provider_yaml("o", fake_upstream.url + "/v1", kind="openai_compat")
+    d = await start_daemon(
+        f"providers:{backend}profiles:\n  - {{name: default, providers: [o], tool_loop_action: inject}}\n"
+    )
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": "You are a coding agent."},
+        {"role": "user", "content": "fix the bug"},
+    ]
+    for i in range(3):
+        call = {
+            "id": f"c{i}",
+            "type": "function",
+            "function": {"name": "read", "arguments": '{"path": "a.py"}'},
+        }
+        messages += [
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": f"c{i}", "content": "x = 1"},
+        ]
+    async with openai.AsyncOpenAI(base_url=d.url + "/v1", api_key="k", max_retries=0) as client:
+        await client.chat.completions.create(model="m", messages=messages)  # type: ignore[arg-type]
+
+    [forwarded] = fake_upstream.requests
+    assert forwarded.json["messages"][0] == {
+        "role": "system",
+        "content": f"You are a coding agent.\n\n{HINT}",
+    }
+    assert forwarded.json["messages"][1:] == messages[1:]

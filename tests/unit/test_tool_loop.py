@@ -164,8 +164,78 @@ def test_the_hint_goes_after_the_system_prompt(system: Any, expected: Any) -> No
     if system is not None:
         fields["system"] = msgspec.Raw(json.dumps(system).encode())
 
-    hinted = with_hint(fields)
+    hinted = with_hint(fields, "anthropic")
 
     assert json.loads(bytes(hinted["system"])) == expected
     assert hinted["messages"] == fields["messages"]
     assert ("system" in fields) == (system is not None)
+
+
+def openai_history(calls: list[Call]) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "fix the bug"},
+    ]
+    for i, (name, args) in enumerate(calls):
+        call = {
+            "id": f"c{i}",
+            "type": "function",
+            "function": {"name": name, "arguments": json.dumps(args)},
+        }
+        messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        messages.append({"role": "tool", "tool_call_id": f"c{i}", "content": "x = 1"})
+    return messages
+
+
+@pytest.mark.parametrize("how", ["memo", "whole"])
+@pytest.mark.parametrize(
+    ("calls", "found"),
+    [
+        ([OTHER, READ, READ, READ_AGAIN], ToolLoop("A", 3)),
+        (
+            [
+                READ,
+                ("A", {"path": "a.py", "n": 1}),
+                ("A", {"n": 1, "path": "a.py"}),
+                ("A", {"path": "a.py", "n": 1}),
+            ],
+            ToolLoop("A", 3),
+        ),
+        ([READ, READ, OTHER], None),
+    ],
+)
+def test_detect_in_an_openai_history(calls: list, found: ToolLoop | None, how: str) -> None:
+    assert detect(read(openai_history(calls), how), window=5, threshold=3) == found
+
+
+@pytest.mark.parametrize(
+    ("first", "expected_first"),
+    [
+        (
+            {"role": "system", "content": "be brief"},
+            {"role": "system", "content": f"be brief\n\n{HINT}"},
+        ),
+        (
+            {"role": "developer", "content": [{"type": "text", "text": "be brief"}]},
+            {
+                "role": "developer",
+                "content": [{"type": "text", "text": "be brief"}, {"type": "text", "text": HINT}],
+            },
+        ),
+    ],
+)
+def test_an_openai_clients_hint_goes_into_its_first_system_message(
+    first: dict, expected_first: dict
+) -> None:
+    messages = [first, {"role": "user", "content": "hi"}]
+    fields = {"messages": msgspec.Raw(json.dumps(messages).encode())}
+
+    hinted = json.loads(bytes(with_hint(fields, "openai")["messages"]))
+
+    assert hinted == [expected_first, {"role": "user", "content": "hi"}]
+
+
+def test_an_openai_history_without_a_system_message_gets_one() -> None:
+    fields = {"messages": msgspec.Raw(b'[{"role":"user","content":"hi"}]')}
+    hinted = json.loads(bytes(with_hint(fields, "openai")["messages"]))
+    assert hinted == [{"role": "system", "content": HINT}, {"role": "user", "content": "hi"}]
