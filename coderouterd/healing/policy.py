@@ -123,7 +123,11 @@ class HealingBook:
         if policy is None:
             return []
         if outcome in ("ok", "failed", "returned"):
-            self._health.setdefault(provider, ProviderHealth()).last_seen = now_mono
+            # Every attempt passes here: no ProviderHealth built unless needed.
+            health = self._health.get(provider)
+            if health is None:
+                health = self._health[provider] = ProviderHealth()
+            health.last_seen = now_mono
         if status in AUTH_STATUSES:
             return []
         if outcome == "ok":
