@@ -128,6 +128,12 @@ class UpstreamProtocolError(UpstreamError):
     reason = "protocol_error"
 
 
+class UpstreamMemoryError(UpstreamError):
+    """A stream's error event, before any content, said the backend ran out of memory."""
+
+    reason = MEMORY_PRESSURE
+
+
 @dataclass(frozen=True, slots=True)
 class AttemptFailure:
     provider: str

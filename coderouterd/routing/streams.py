@@ -19,6 +19,7 @@ from coderouterd.config.model import TimeoutsConfig
 from coderouterd.errors import (
     ClientDisconnectedError,
     UpstreamError,
+    UpstreamMemoryError,
     UpstreamProtocolError,
     UpstreamTimeoutError,
 )
@@ -26,6 +27,7 @@ from coderouterd.routing.call import Call
 from coderouterd.routing.progress import Progress
 from coderouterd.routing.upstream import Adapter, Transcoder, UpstreamBody
 from coderouterd.tasks import cancel_and_wait
+from coderouterd.wire.errors import mentions_memory_pressure
 
 
 class StreamSink(Protocol):
@@ -162,9 +164,12 @@ async def open_head(
                 chunk = await resp.chunk()
                 outs = tc.feed(chunk) if chunk else tc.end()
                 if tc.upstream_error is not None:
-                    raise UpstreamProtocolError(
-                        adapter.name, f"error event before content: {tc.upstream_error}"
-                    )
+                    # Nothing the model wrote is among these frames yet: only
+                    # the backend's own words can name memory.
+                    said = b"".join(o.raw for o in outs)
+                    oom = mentions_memory_pressure(said)
+                    error = UpstreamMemoryError if oom else UpstreamProtocolError
+                    raise error(adapter.name, f"error event before content: {tc.upstream_error}")
                 held.extend(o.raw for o in outs)
                 if any(o.content for o in outs):
                     return Head(resp, tc, held)

@@ -17,7 +17,12 @@ from coderouterd.state.audit import tail
 from coderouterd.state.db import open_db
 from coderouterd.state.reads import exclusions
 from tests.conftest import TEST_API_KEY, RunningDaemon, StartDaemon, provider_yaml
-from tests.fakes.transcripts import anthropic_error, anthropic_message
+from tests.fakes.transcripts import (
+    anthropic_error,
+    anthropic_error_body,
+    anthropic_message,
+    anthropic_text_stream,
+)
 from tests.fakes.upstream import FakeUpstream, Reply
 
 MESSAGES = [{"role": "user", "content": "hello"}]
@@ -367,3 +372,39 @@ async def test_a_backend_out_of_memory_cools_down_in_skip_profiles_only(
         ("provider.restored", None, "request"),
     ]
     assert events[0][1]["until"] == until
+
+
+async def test_a_stream_whose_first_event_says_out_of_memory_falls_back_and_cools_down(
+    start_daemon: StartDaemon,
+) -> None:
+    oom_event = Reply(
+        events=[
+            (
+                "error",
+                anthropic_error_body("api_error", "CUDA out of memory. Tried to allocate 2.00 GiB"),
+            ),
+        ]
+    )
+    other_error = Reply(events=[("error", anthropic_error_body("api_error", "something broke"))])
+    async with (
+        FakeUpstream() as a,
+        FakeUpstream(default=Reply(events=anthropic_text_stream(["from b"]))) as b,
+    ):
+        a.script(other_error, oom_event)
+        yaml = (
+            f"providers:{provider_yaml('a', a.url)}{provider_yaml('b', b.url)}"
+            "profiles:\n  - {name: default, providers: [a, b], memory_pressure_action: skip}\n"
+        )
+        d = await start_daemon(yaml)
+        async with anthropic.AsyncAnthropic(
+            base_url=d.url, api_key="k", max_retries=0, timeout=10
+        ) as client:
+            for expected in ("a=protocol_error", "a=memory_pressure"):
+                async with client.messages.stream(
+                    model="m", max_tokens=10, messages=MESSAGES
+                ) as stream:
+                    message = await stream.get_final_message()
+                    reason = stream.response.headers["x-coderouter-fallback-reason"]
+                assert message.content[0].type == "text"
+                assert reason == expected
+        assert d.daemon.healing.book.cooling() == {"a"}
