@@ -1,4 +1,4 @@
-"""Command line: serve | check | ctl status|reload|exclude|restore (and the state commands)."""
+"""Command line: serve | check | ctl status|reload|exclude|restore|probe | state commands."""
 
 from __future__ import annotations
 
@@ -73,9 +73,14 @@ def _parser() -> argparse.ArgumentParser:
         ("reload", _ctl_reload, "re-read and validate the config; keep the old one on error"),
         ("exclude", _ctl_provider, "take a provider out of every profile until `ctl restore`"),
         ("restore", _ctl_provider, "put back a provider excluded by hand or by self-healing"),
+        (
+            "probe",
+            _ctl_provider,
+            "probe a provider now; a success restores it if self-healing excluded it",
+        ),
     ):
         action = ctl_sub.add_parser(name, help=text)
-        if name in ("exclude", "restore"):
+        if name in ("exclude", "restore", "probe"):
             action.add_argument("provider", metavar="NAME", help="provider name")
             action.set_defaults(action=name)
         _config_arg(action)

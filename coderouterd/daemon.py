@@ -123,11 +123,15 @@ class Daemon:
         held = dict.fromkeys(manual, SKIP_EXCLUDED_MANUAL)
         return {**held, **self.budget.blocked(runtime.budgeted, month), **static}
 
-    def provider_action(self, action: str, provider: str, uid: int | None) -> ProviderActionReply:
-        """`ctl exclude` / `ctl restore` of one provider."""
+    async def provider_action(
+        self, action: str, provider: str, uid: int | None
+    ) -> ProviderActionReply:
+        """`ctl exclude` / `ctl restore` / `ctl probe` of one provider."""
         self.ctl_action(f"{action} {provider}", uid)
-        change = self.healing.exclude if action == "exclude" else self.healing.restore
         try:
+            if action == "probe":
+                return await self._probe_now(provider, uid)
+            change = self.healing.exclude if action == "exclude" else self.healing.restore
             changed = change(provider, uid=uid)
         except KeyError:
             known = ", ".join(p.name for p in self.holder.current.config.providers)
@@ -140,6 +144,18 @@ class Daemon:
             message = "restored" if changed else "was not excluded"
         return ProviderActionReply(
             ok=True, provider=provider, action=action, changed=changed, message=message
+        )
+
+    async def _probe_now(self, provider: str, uid: int | None) -> ProviderActionReply:
+        outcome, restored = await self.healing.probe_now(provider, uid=uid)
+        took = f"{outcome.latency_ms:.0f} ms"
+        status = "" if outcome.status is None else f" (status {outcome.status})"
+        if outcome.ok:
+            message = f"answered in {took}{status}" + ("; restored" if restored else "")
+        else:
+            message = f"failed after {took}: {outcome.reason}{status}"
+        return ProviderActionReply(
+            ok=True, provider=provider, action="probe", changed=restored, message=message
         )
 
     @contextmanager

@@ -66,7 +66,8 @@ async def request_provider_action(
     *,
     timeout: float = 5.0,  # noqa: ASYNC109
 ) -> ProviderActionReply:
-    """`exclude` or `restore` one provider; an unknown one comes back with `ok=False`."""
+    """`exclude`, `restore` or `probe` one provider; an unknown one comes
+    back with `ok=False`."""
     route = f"/v1/providers/{quote(provider, safe='')}/{action}"
     status, body = await _call(path, "POST", route, timeout)
     return _decode(path, status, body, _ACTION_DECODER, accept=(200, 404))

@@ -25,9 +25,9 @@ from coderouterd.ctl.model import ProviderActionReply, ReloadReply, StatusReply
 from coderouterd.errors import CoderouterError
 
 OnAction = Callable[[str, int | None], None]
-# (action, provider, peer uid): `exclude` or `restore`; audits itself.
-ProviderAction = Callable[[str, str, int | None], ProviderActionReply]
-PROVIDER_ACTIONS = ("exclude", "restore")
+# (action, provider, peer uid): `exclude`, `restore` or `probe`; audits itself.
+ProviderAction = Callable[[str, str, int | None], Awaitable[ProviderActionReply]]
+PROVIDER_ACTIONS = ("exclude", "restore", "probe")
 
 # Only actions that change the daemon are audited; status is a read that
 # monitoring polls every few seconds and would drown the audit log.
@@ -101,7 +101,7 @@ async def _handle_provider_action(request: web.Request) -> web.Response:
     action, name = request.match_info["action"], request.match_info["name"]
     if handler is None or action not in PROVIDER_ACTIONS:
         raise web.HTTPNotFound()
-    reply = handler(action, name, peer_uid(request))
+    reply = await handler(action, name, peer_uid(request))
     return _json_response(reply, status=200 if reply.ok else 404)
 
 

@@ -399,6 +399,25 @@ class HealingBook:
         health.streak = 0
         return [self._restored(provider, health, "manual", now_mono)]
 
+    def probed_by_hand(
+        self, provider: str, *, ok: bool, latency_ms: float | None, now_mono: float, now_wall: float
+    ) -> list[Decision]:
+        """`ctl probe`'s result: noted; a success restores a provider
+        self-healing excluded (not one excluded by hand). The schedule of
+        its own probes is left as it is."""
+        if provider not in self._policies:
+            raise KeyError(provider)
+        health = self._health.get(provider)
+        if health is None:
+            health = self._health[provider] = ProviderHealth()
+        health.last_probe_wall, health.last_probe_ok = now_wall, ok
+        health.last_probe_latency_ms = latency_ms
+        ex = health.excluded
+        if not ok or ex is None or ex.reason == MANUAL:
+            return []
+        health.streak = 0
+        return [self._restored(provider, health, "probe", now_mono, latency_ms)]
+
     def load(
         self,
         rows: Iterable[tuple[str, str, float, float | None]],

@@ -31,7 +31,7 @@ from coderouterd.healing.decisions import (
     Restore,
 )
 from coderouterd.healing.policy import HealingBook
-from coderouterd.healing.probe import probe
+from coderouterd.healing.probe import ProbeOutcome, probe
 from coderouterd.healing.restart import run_restart
 from coderouterd.providers.base import HttpAdapter
 from coderouterd.routing.records import AttemptRecord, BaseObserver
@@ -76,6 +76,24 @@ class HealingService(BaseObserver):
         decisions = self.book.exclude_manual(provider, now_mono=now, now_wall=self._clock.wall())
         self._apply(decisions, uid=uid)
         return bool(decisions)
+
+    async def probe_now(self, provider: str, *, uid: int | None) -> tuple[ProbeOutcome, bool]:
+        """`ctl probe`: the probe's outcome, and whether it restored the
+        provider (KeyError: no such provider)."""
+        adapter = self._adapters().get(provider)
+        if adapter is None:
+            raise KeyError(provider)
+        timeout_s = self.book.settings.probe_timeout_s
+        outcome = await probe(adapter, timeout_s=timeout_s, clock=self._clock)
+        decisions = self.book.probed_by_hand(
+            provider,
+            ok=outcome.ok,
+            latency_ms=outcome.latency_ms,
+            now_mono=self._clock.monotonic(),
+            now_wall=self._clock.wall(),
+        )
+        self._apply(decisions, uid=uid)
+        return outcome, bool(decisions)
 
     def restore(self, provider: str, *, uid: int | None) -> bool:
         """`ctl restore`: whether it changed anything (KeyError: no such provider)."""

@@ -408,3 +408,26 @@ async def test_a_stream_whose_first_event_says_out_of_memory_falls_back_and_cool
                 assert message.content[0].type == "text"
                 assert reason == expected
         assert d.daemon.healing.book.cooling() == {"a"}
+
+
+async def test_a_probe_by_hand_restores_a_provider_self_healing_excluded(
+    start_daemon: StartDaemon,
+) -> None:
+    async with FakeUpstream() as a, FakeUpstream(default=Reply(json=anthropic_message("b"))) as b:
+        a.script(BUSY, BUSY, BUSY, BUSY, Reply(json=anthropic_message("pong")))
+        d = await start_daemon(
+            config(a.url, b.url).replace(
+                "recovery_initial_interval_s: 0.3", "recovery_initial_interval_s: 60"
+            )
+        )
+        for _ in range(4):
+            await ask(d)
+        assert d.daemon.healing.excluded() == {"a"}
+
+        reply = await d.daemon.provider_action("probe", "a", 1000)
+
+        assert reply.ok and reply.changed
+        assert reply.message.endswith("(status 200); restored")
+        assert d.daemon.healing.excluded() == frozenset()
+    restored = [f for e, f in await audit_events(d) if e == "provider.restored"]
+    assert [(f["via"], f["uid"]) for f in restored] == [("probe", 1000)]

@@ -558,6 +558,14 @@ async def test_ctl_exclude_and_restore_take_a_provider_out_of_every_profile_and_
     [row_a] = [line.split() for line in status.stdout.splitlines() if line.split()[:1] == ["a"]]
     assert row_a[3:5] == ["excluded", "(manual)"]
 
+    # A probe by hand says how the backend answers; it does not undo a manual exclusion.
+    probed = await run_cli("ctl", "probe", "a", "--json", "--socket", sock, env=env)
+    assert probed.returncode == 0, probed.stderr
+    reply = msgspec.json.decode(probed.stdout)
+    assert reply["message"].startswith("answered in ") and reply["message"].endswith("(status 200)")
+    assert reply["changed"] is False
+    assert fake_upstream.requests[-1].json["max_tokens"] == 1
+
     restored = await run_cli("ctl", "restore", "a", "--socket", sock, env=env)
 
     assert restored.returncode == 0, restored.stderr
@@ -571,5 +579,5 @@ async def test_ctl_exclude_and_restore_take_a_provider_out_of_every_profile_and_
         "audit", "tail", "--json", "--config", str(d.root / "config.yaml"), env=env
     )
     events = [e["event"] for e in msgspec.json.decode(audit.stdout)]
-    assert events.count("ctl.action") == 4
+    assert events.count("ctl.action") == 5
     assert "provider.excluded" in events and "provider.restored" in events

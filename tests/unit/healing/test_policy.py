@@ -508,3 +508,22 @@ def test_a_cooldown_stored_before_a_restart_keeps_what_is_left_of_it() -> None:
     assert book.cooling() == {"a"}
     assert book.next_due() == 150.0
     assert book.due(150.0) == [Restore("a", "expired", 200.0, 0, 1)]
+
+
+def test_a_probe_by_hand_restores_only_what_self_healing_excluded() -> None:
+    book = HealingBook.for_config(config(threshold=2, healing="self_healing: {recovery_jitter: 0}"))
+    fail(book, 4)
+    due = book.next_due()
+
+    assert book.probed_by_hand("a", ok=False, latency_ms=3.0, now_mono=10.0, now_wall=1e9) == []
+    # Its own probes keep their schedule.
+    assert book.next_due() == due
+    assert book.health("a").last_probe_ok is False
+    assert book.probed_by_hand("a", ok=True, latency_ms=3.0, now_mono=11.0, now_wall=1e9) == [
+        Restore("a", "probe", 8.0, 0, 1, 3.0)
+    ]
+    book.exclude_manual("b", now_mono=12.0, now_wall=1e9)
+    assert book.probed_by_hand("b", ok=True, latency_ms=1.0, now_mono=13.0, now_wall=1e9) == []
+    assert book.manual() == {"b"}
+    with pytest.raises(KeyError):
+        book.probed_by_hand("nope", ok=True, latency_ms=1.0, now_mono=14.0, now_wall=1e9)
