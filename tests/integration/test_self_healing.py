@@ -51,13 +51,15 @@ def config(
     )
 
 
-async def ask(d: RunningDaemon) -> tuple[str, dict[str, str]]:
-    """One request; the provider that answered and the response headers."""
+async def ask(d: RunningDaemon, profile: str | None = None) -> tuple[str, dict[str, str]]:
+    """One request (through `profile`, if given); the provider that answered
+    and the response headers."""
+    headers = {"x-coderouter-mode": profile} if profile else {}
     async with anthropic.AsyncAnthropic(
         base_url=d.url, api_key="client-key", max_retries=0, timeout=10
     ) as client:
         raw = await client.messages.with_raw_response.create(
-            model="m", max_tokens=10, messages=MESSAGES
+            model="m", max_tokens=10, messages=MESSAGES, extra_headers=headers
         )
     return raw.headers["x-coderouter-provider"], dict(raw.headers)
 
@@ -236,18 +238,10 @@ async def test_a_demote_profile_tries_an_excluded_provider_last(start_daemon: St
         for _ in range(4):
             await ask(d)
         assert d.daemon.healing.excluded() == {"a"}
-        async with anthropic.AsyncAnthropic(
-            base_url=d.url, api_key="k", max_retries=0, timeout=10
-        ) as client:
-            raw = await client.messages.with_raw_response.create(
-                model="m",
-                max_tokens=10,
-                messages=MESSAGES,
-                extra_headers={"x-coderouter-mode": "other"},
-            )
+        provider, headers = await ask(d, "other")
         # b answered first; a, excluded, would have come after it, not skipped.
-        assert raw.headers["x-coderouter-provider"] == "b"
-        assert "x-coderouter-fallback-reason" not in raw.headers
+        assert provider == "b"
+        assert "x-coderouter-fallback-reason" not in headers
         assert len(a.requests) == 4
 
 
@@ -354,16 +348,7 @@ async def test_a_backend_out_of_memory_cools_down_in_skip_profiles_only(
         until = row.until
 
         # ... `patient` (warn, the default) still asks it, and its answer ends the cooldown.
-        async with anthropic.AsyncAnthropic(
-            base_url=d.url, api_key="k", max_retries=0, timeout=10
-        ) as client:
-            raw = await client.messages.with_raw_response.create(
-                model="m",
-                max_tokens=10,
-                messages=MESSAGES,
-                extra_headers={"x-coderouter-mode": "patient"},
-            )
-        assert raw.headers["x-coderouter-provider"] == "a"
+        assert (await ask(d, "patient"))[0] == "a"
         assert d.daemon.healing.book.cooling() == frozenset()
 
     events = await audit_events(d)
