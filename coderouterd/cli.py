@@ -24,6 +24,7 @@ from coderouterd.config import (
 from coderouterd.ctl.client import fetch_status, request_provider_action, request_reload
 from coderouterd.ctl.render import render_provider_action, render_reload, render_status
 from coderouterd.errors import CoderouterError, ConfigError
+from coderouterd.healing.decisions import describe
 from coderouterd.telemetry.logging import configure
 from coderouterd.telemetry.memory import tune_gc, tune_malloc
 
@@ -137,6 +138,9 @@ def _check(args: argparse.Namespace) -> int:
         f"{len(config.providers)} providers, {len(config.profiles)} profiles, "
         f"default profile {config.default_profile_name!r}"
     )
+    print("self-healing:")
+    for line in describe(config):
+        print(f"  {line}")
     return EXIT_OK
 
 

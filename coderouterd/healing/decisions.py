@@ -6,6 +6,7 @@ them out. `next_probe_delay` is the back-off between recovery probes.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
 from coderouterd.config.model import Config, SelfHealingConfig
@@ -173,3 +174,20 @@ def policies_for(config: Config) -> dict[str, Policy]:
         )
         for p in config.providers
     }
+
+
+def describe(config: Config) -> list[str]:
+    """What self-healing will do with each provider, a line each (`coderouterd check`)."""
+    lines = []
+    for name, policy in policies_for(config).items():
+        parts = []
+        if policy.threshold is not None:
+            parts.append(f"excluded after {2 * policy.threshold} failed attempts in a row")
+        if policy.cooldown_s is not None:
+            parts.append(f"cooled down {policy.cooldown_s:g} s when out of memory")
+        if policy.restart is not None:
+            parts.append(f"restart: {shlex.join(policy.restart)}")
+        if policy.watched:
+            parts.append("probed while in service")
+        lines.append(f"{name}: {'; '.join(parts) if parts else 'never taken out automatically'}")
+    return lines

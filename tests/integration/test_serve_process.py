@@ -148,6 +148,7 @@ async def test_check_lists_every_problem_with_file_line_and_field_path(short_dir
     assert f"{broken}:10: profiles[0].providers[1]: unknown provider 'missing'" in bad_run.stderr
     assert good_run.returncode == 0
     assert good_run.stdout.startswith(f"ok: {good} (sha256:")
+    assert "self-healing:\n  a: never taken out automatically" in good_run.stdout
 
 
 async def test_serve_with_a_broken_config_exits_2_without_binding(short_dir: Path) -> None:

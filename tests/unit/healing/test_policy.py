@@ -13,6 +13,7 @@ from coderouterd.healing.decisions import (
     Restart,
     RestartSkipped,
     Restore,
+    describe,
     next_probe_delay,
 )
 from coderouterd.healing.policy import HealingBook
@@ -527,3 +528,19 @@ def test_a_probe_by_hand_restores_only_what_self_healing_excluded() -> None:
     assert book.manual() == {"b"}
     with pytest.raises(KeyError):
         book.probed_by_hand("nope", ok=True, latency_ms=1.0, now_mono=14.0, now_wall=1e9)
+
+
+def test_describe_says_what_happens_to_each_provider() -> None:
+    c = config(
+        threshold=4,
+        restart=", restart_command: [systemctl, --user, restart, 'my service']",
+        second_profile="  - {name: q, providers: [b], memory_pressure_action: skip, memory_pressure_cooldown_s: 30}",
+    )
+    assert describe(c) == [
+        "a: excluded after 8 failed attempts in a row; restart: systemctl --user restart 'my service'",
+        "b: excluded after 8 failed attempts in a row; cooled down 30 s when out of memory",
+    ]
+    assert describe(config(action="warn")) == [
+        "a: never taken out automatically",
+        "b: never taken out automatically",
+    ]
