@@ -119,14 +119,18 @@ def with_hint(fields: Mapping[str, msgspec.Raw], dialect: str) -> dict[str, msgs
         return _with_openai_hint(fields)
     out = dict(fields)
     system = _any.decode(fields["system"]) if "system" in fields else None
-    if isinstance(system, list):
-        system = [*system, {"type": "text", "text": HINT}]
-    elif isinstance(system, str) and system:
-        system = f"{system}\n\n{HINT}"
-    else:
-        system = HINT
-    out["system"] = msgspec.Raw(msgspec.json.encode(system))
+    out["system"] = msgspec.Raw(msgspec.json.encode(_hinted(system)))
     return out
+
+
+def _hinted(content: object) -> object:
+    """A system prompt's content with HINT after it: blocks (or parts), a
+    string, or nothing."""
+    if isinstance(content, list):
+        return [*content, {"type": "text", "text": HINT}]
+    if isinstance(content, str) and content:
+        return f"{content}\n\n{HINT}"
+    return HINT
 
 
 def _found(last: _Call | None, run: int, threshold: int) -> ToolLoop | None:
@@ -180,13 +184,7 @@ def _with_openai_hint(fields: Mapping[str, msgspec.Raw]) -> dict[str, msgspec.Ra
     messages = _list.decode(fields[MESSAGES])
     first = _any.decode(messages[0]) if messages else None
     if isinstance(first, dict) and first.get("role") in ("system", "developer"):
-        content = first.get("content")
-        if isinstance(content, list):
-            first["content"] = [*content, {"type": "text", "text": HINT}]
-        elif isinstance(content, str) and content:
-            first["content"] = f"{content}\n\n{HINT}"
-        else:
-            first["content"] = HINT
+        first["content"] = _hinted(first.get("content"))
         parts = [msgspec.json.encode(first), *(bytes(m) for m in messages[1:])]
     else:
         parts = [msgspec.json.encode({"role": "system", "content": HINT})]
