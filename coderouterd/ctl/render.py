@@ -77,7 +77,12 @@ def _memory_lines(memory: MemoryStatus) -> list[str]:
     now = _MISSING if memory.rss_bytes is None else format_bytes(memory.rss_bytes)
     rows = [("resident", f"{now} (peak {format_bytes(memory.peak_rss_bytes)})")]
     rows += [
-        (m.name, f"{m.conversations} conversations, {format_bytes(m.bytes)}") for m in memory.memos
+        (
+            m.name,
+            f"{m.conversations} conversation{'' if m.conversations == 1 else 's'}, "
+            f"{format_bytes(m.bytes)}",
+        )
+        for m in memory.memos
     ]
     width = max(len(name) for name, _ in rows)
     return [f"{name.ljust(width)}  {value}" for name, value in rows]

@@ -301,7 +301,7 @@ def test_render_status_memory() -> None:
         peak_rss_bytes=120 * 1024 * 1024,
         memos=(
             MemoStatus(name="request bodies", conversations=3, bytes=2048),
-            MemoStatus(name="replay last records", conversations=2, bytes=0),
+            MemoStatus(name="replay last records", conversations=1, bytes=0),
         ),
     )
     text = render_status(_status(memory=memory))
@@ -309,7 +309,7 @@ def test_render_status_memory() -> None:
         "memory\n"
         "  resident             50.0 MB (peak 120.0 MB)\n"
         "  request bodies       3 conversations, 2.0 KB\n"
-        "  replay last records  2 conversations, 0 B"
+        "  replay last records  1 conversation, 0 B"
     )
     unknown = MemoryStatus(rss_bytes=None, peak_rss_bytes=1024)
     assert "resident  - (peak 1.0 KB)" in render_status(_status(memory=unknown))
