@@ -79,6 +79,8 @@ class StateStatus(msgspec.Struct, frozen=True, kw_only=True):
     replays_too_large: int
     # Not stored: the request row, or the record the body continues, was missing.
     replays_orphaned: int = 0
+    # Stored under their id with a suffix: a client had used the id before.
+    requests_renamed: int = 0
 
 
 class MemoStatus(msgspec.Struct, frozen=True, kw_only=True):

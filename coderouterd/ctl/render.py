@@ -175,6 +175,8 @@ def _state_lines(state: StateStatus | None) -> list[str]:
         f"rows written   {state.committed_rows}",
         f"rows dropped   {state.dropped} (queue full)  {state.failed_rows} (write failed)",
     ]
+    if state.requests_renamed:
+        lines.append(f"ids reused     {state.requests_renamed} (stored with a suffix)")
     if state.replays_dropped or state.replays_too_large or state.replays_orphaned:
         lines.append(
             f"replays lost   {state.replays_dropped} (queue full)  "

@@ -52,6 +52,7 @@ class StateStats(msgspec.Struct, frozen=True, kw_only=True):
     replays_dropped: int
     replays_too_large: int
     replays_orphaned: int
+    requests_renamed: int = 0
 
 
 class _Loops(NamedTuple):
@@ -121,6 +122,9 @@ class StateService:
             on_error=write_failed,
             on_drop=lambda dropped: log.warning(
                 "state.records_dropped", dropped=dropped, queue_size=config.queue_size
+            ),
+            on_rename=lambda client_id, stored_id: log.warning(
+                "state.request_id_reused", client_id=client_id, stored_id=stored_id
             ),
         )
         replays = ReplayRecorder(
@@ -290,6 +294,7 @@ class StateService:
             replays_dropped=self.replays.dropped,
             replays_too_large=self.replays.too_large,
             replays_orphaned=w.replays_orphaned,
+            requests_renamed=w.renamed,
         )
 
     async def close(self) -> None:

@@ -29,6 +29,9 @@ Durability, as a promise:
   continues, is not in the database when its batch is written is not
   inserted (it could never be read back whole) and is counted
   (`stats().replays_orphaned`); it is no error, and costs no other record.
+* A request whose id is already stored (a client reusing an x-request-id
+  long after its first use) is stored under that id with a suffix, its
+  replay record with it; `on_rename` hears of it (`stats().renamed`).
 
 Counts are of records: a request with its attempts and its spend counts as one.
 """
@@ -50,7 +53,7 @@ from coderouterd.clock import Clock
 from coderouterd.state.chain import GENESIS
 from coderouterd.state.db import StateError, immediate
 from coderouterd.state.drops import DropReporter
-from coderouterd.state.inserts import insert, insert_each
+from coderouterd.state.inserts import Renames, insert, insert_each
 from coderouterd.state.records import (
     KEPT,
     AuditEvent,
@@ -62,6 +65,7 @@ T = TypeVar("T")
 
 OnError = Callable[[Exception, int], None]
 OnDrop = Callable[[int], None]
+OnRename = Callable[[str, str], None]
 Job = Callable[[aiosqlite.Connection], Awaitable[Any]]
 
 _log = logging.getLogger(__name__)
@@ -73,6 +77,10 @@ def _log_error(exc: Exception, lost: int) -> None:
 
 def _log_drop(dropped: int) -> None:
     _log.warning("state queue full, %d records dropped", dropped)
+
+
+def _log_rename(client_id: str, stored_id: str) -> None:
+    _log.warning("request id %s already stored; this request stored as %s", client_id, stored_id)
 
 
 class WriterStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -87,6 +95,8 @@ class WriterStats(msgspec.Struct, frozen=True, kw_only=True):
     failed_rows: int
     # Replay records not inserted: their request row or base record was missing.
     replays_orphaned: int
+    # Requests stored under a new id: theirs was already taken.
+    renamed: int = 0
 
 
 class Writer:
@@ -101,6 +111,7 @@ class Writer:
         max_audit_queue: int = 100_000,
         on_error: OnError = _log_error,
         on_drop: OnDrop = _log_drop,
+        on_rename: OnRename = _log_rename,
     ) -> None:
         if window_s < 0 or max_batch < 1 or max_queue < 0 or max_audit_queue < 0:
             raise ValueError("window_s, max_queue, max_audit_queue >= 0 and max_batch >= 1")
@@ -111,6 +122,8 @@ class Writer:
         self._max_queue = max_queue
         self._max_audit_queue = max_audit_queue
         self._on_error = on_error
+        self._on_rename = on_rename
+        self._renames = Renames()
         self._drops = DropReporter(on_drop)
         # One FIFO for both kinds keeps their relative order (an exclusion and
         # its audit event land in the same order they happened); the two caps
@@ -184,6 +197,7 @@ class Writer:
             audit_dropped=self._audit_dropped,
             failed_rows=self._failed,
             replays_orphaned=self._orphaned,
+            renamed=self._renames.count,
         )
 
     async def run(self) -> None:
@@ -314,17 +328,22 @@ class Writer:
                     continue
                 seq, prev_hash = row.seq, row.hash
                 writable.append(row)
+            writable = self._renames.apply(writable)
             try:
                 async with immediate(self._conn):
                     orphaned = await insert(self._conn, writable)
             except sqlite3.IntegrityError:
-                # One record breaks a constraint (a request id stored before
-                # a restart, reused by its client): the others go in without it.
+                # One record breaks a constraint (a request id stored before,
+                # reused by its client): the others go in whatever becomes of it.
+                renames = dict(self._renames.by_id)
                 async with immediate(self._conn):
-                    orphaned, refused = await insert_each(self._conn, writable)
+                    orphaned, refused = await insert_each(self._conn, writable, renames)
                 for why in refused:
                     self._lose(why, 1)
                 unwritten -= len(refused)
+                for client_id, stored_id in self._renames.keep(renames):
+                    with contextlib.suppress(Exception):
+                        self._on_rename(client_id, stored_id)
         except Exception as e:
             # Broad on purpose: any failure costs this batch, never the loop.
             self._lose(e, unwritten)

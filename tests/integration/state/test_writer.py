@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
+import msgspec
 
 from coderouterd.state.chain import GENESIS, chain_hash
 from coderouterd.state.db import open_db
@@ -36,10 +38,10 @@ def start(writer: Writer) -> asyncio.Task[None]:
     return spawn(writer.run(), name="test.state.writer")
 
 
-def running(conn: aiosqlite.Connection) -> tuple[Writer, asyncio.Task[None], Errors]:
+def running(conn: aiosqlite.Connection, **kwargs: Any) -> tuple[Writer, asyncio.Task[None], Errors]:
     """A writer committing every 10 ms, its loop, and the failures it reports."""
     errors = Errors()
-    writer = Writer(conn, clock=ManualClock(), window_s=0.01, on_error=errors)
+    writer = Writer(conn, clock=ManualClock(), window_s=0.01, on_error=errors, **kwargs)
     return writer, start(writer), errors
 
 
@@ -172,32 +174,75 @@ async def test_audit_events_survive_a_flood_and_chain(conn: aiosqlite.Connection
     assert await audit_chain_verifies(conn) == list(range(1, 201))
 
 
-async def test_a_record_that_breaks_a_constraint_is_left_out_alone(
+async def test_a_reused_request_id_is_stored_under_a_new_one_with_its_replay(
+    conn: aiosqlite.Connection,
+) -> None:
+    renamed: list[tuple[str, str]] = []
+    writer, task, errors = running(conn, on_rename=lambda a, b: renamed.append((a, b)))
+    writer.submit(request_row("r1"))
+    writer.submit(AuditEvent(ts=1.0, event="first", fields={}))
+    await writer.flush()
+    # r1 again (a client reusing its request id long after): stored as r1.<hex>,
+    # the rest of its batch beside it, its replay record pointed at it.
+    writer.submit(request_row("r2"))
+    writer.submit(ExclusionSet(provider="p", reason="oom", since=1.0))
+    writer.submit(AuditEvent(ts=2.0, event="second", fields={}))
+    writer.submit(request_row("r1", ts=2000.0))
+    writer.submit(replay_row("r1"))
+    await writer.flush()
+    # A replay record arriving in a later batch follows the rename too.
+    writer.submit(request_row("r3"))
+    writer.submit(AuditEvent(ts=3.0, event="third", fields={}))
+    await stop(writer, task)
+    assert errors.seen == []
+    [(client_id, stored_id)] = renamed
+    assert client_id == "r1" and stored_id.startswith("r1.") and len(stored_id) == 11
+    stats = writer.stats()
+    assert (stats.failed_rows, stats.renamed) == (0, 1)
+    rows = await conn.execute_fetchall("SELECT id, ts FROM requests ORDER BY id")
+    assert [(r[0], r[1]) for r in rows] == [
+        ("r1", 1000.0),
+        (stored_id, 2000.0),
+        ("r2", 1000.0),
+        ("r3", 1000.0),
+    ]
+    replays = await conn.execute_fetchall("SELECT request_id FROM replays")
+    assert [r[0] for r in replays] == [stored_id]
+    assert await count(conn, "exclusions") == 1
+    assert not conn.in_transaction
+    assert await audit_chain_verifies(conn) == [1, 2, 3]
+
+
+async def test_a_replay_of_a_renamed_request_in_a_later_batch_follows_it(
+    conn: aiosqlite.Connection,
+) -> None:
+    writer, task, _ = running(conn)
+    writer.submit(request_row("r1"))
+    await writer.flush()
+    writer.submit(request_row("r1", ts=2000.0))
+    await writer.flush()
+    writer.submit(replay_row("r1"))
+    await stop(writer, task)
+    [(stored_id,)] = await conn.execute_fetchall("SELECT id FROM requests WHERE ts = 2000.0")
+    replays = await conn.execute_fetchall("SELECT request_id FROM replays")
+    assert [r[0] for r in replays] == [stored_id]
+
+
+async def test_a_record_that_breaks_another_constraint_is_left_out_alone(
     conn: aiosqlite.Connection,
 ) -> None:
     writer, task, errors = running(conn)
     writer.submit(request_row("r1"))
-    writer.submit(AuditEvent(ts=1.0, event="first", fields={}))
     await writer.flush()
-    # r1 again violates the primary key (a client reusing its request id
-    # across a restart): it alone is left out, the rest of its batch goes in.
-    writer.submit(request_row("r2"))
-    writer.submit(ExclusionSet(provider="p", reason="oom", since=1.0))
-    writer.submit(AuditEvent(ts=2.0, event="second", fields={}))
-    writer.submit(request_row("r1"))
-    await writer.flush()
+    # Attempts of one request with the same seq twice: refused, alone.
+    bad = request_row("r2", attempts=1)
+    bad = msgspec.structs.replace(bad, attempts=(bad.attempts[0], bad.attempts[0]))
+    writer.submit(bad)
     writer.submit(request_row("r3"))
-    writer.submit(AuditEvent(ts=3.0, event="third", fields={}))
     await stop(writer, task)
     assert [lost for _, lost in errors.seen] == [1]
-    assert isinstance(errors.seen[0][0], aiosqlite.IntegrityError)
-    stats = writer.stats()
-    assert (stats.batches, stats.committed_rows, stats.failed_rows) == (3, 7, 1)
     ids = [r[0] for r in await conn.execute_fetchall("SELECT id FROM requests ORDER BY id")]
-    assert ids == ["r1", "r2", "r3"]
-    assert await count(conn, "exclusions") == 1
-    assert not conn.in_transaction
-    assert await audit_chain_verifies(conn) == [1, 2, 3]
+    assert ids == ["r1", "r3"]
 
 
 async def test_a_batch_whose_audit_row_is_refused_is_rolled_back_whole(

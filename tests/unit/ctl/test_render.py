@@ -211,6 +211,7 @@ def test_render_status_budgets_and_database() -> None:
         replays_dropped=1,
         replays_too_large=0,
         replays_orphaned=3,
+        requests_renamed=2,
     )
     lines = render_status(_status(budgets=budgets, state=state)).splitlines()
     start = lines.index("spend this month")
@@ -226,6 +227,7 @@ def test_render_status_budgets_and_database() -> None:
         "  queue depth    2",
         "  rows written   1234",
         "  rows dropped   0 (queue full)  0 (write failed)",
+        "  ids reused     2 (stored with a suffix)",
         "  replays lost   1 (queue full)  0 (over max_record_kb)  "
         "3 (request row or base record missing)",
     ]
