@@ -8,12 +8,11 @@ in `model.py`: a new field there is validated here without new code.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 import re
 import types
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -25,12 +24,11 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
+from coderouterd.config.cross import cross_check, join_path, unknown
 from coderouterd.config.default import default_config
 from coderouterd.config.model import Config
 from coderouterd.errors import ConfigError, ConfigProblem
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_CREDENTIAL_HEADERS = frozenset({"x-api-key", "authorization"})
 _Node = TypeVar("_Node", CommentedMap, CommentedSeq)
 
 
@@ -90,7 +88,7 @@ def load_config_text(text: str, *, file: str) -> Config:
         walker.add(1, "", f"the top level must be a mapping, got {_describe_value(root)}")
     else:
         walker.check(root, Config, "", _own_line(root, 1))
-        _cross_check(data, walker)
+        cross_check(data, walker)
     if walker.problems:
         raise ConfigError(sorted(walker.problems, key=lambda p: (p.line or 0, p.path)))
     try:
@@ -161,12 +159,12 @@ class _Walker:
                 self.add(key_line, path, f"keys must be strings, got {_describe_value(key)}")
             elif key in fields:
                 value_line = _entry_line(node, key, key_line, value=True)
-                self.check(value, fields[key].type, _join(path, key), value_line)
+                self.check(value, fields[key].type, join_path(path, key), value_line)
             elif cls.__struct_config__.forbid_unknown_fields:
-                self.add(key_line, _join(path, key), _unknown("key", key, fields))
+                self.add(key_line, join_path(path, key), unknown("key", key, fields))
         for name, info in fields.items():
             if info.required and name not in node:
-                self.add(here, _join(path, name), f"missing required key '{name}'")
+                self.add(here, join_path(path, name), f"missing required key '{name}'")
 
     def _sequence(self, node: CommentedSeq, item_type: Any, path: str, line: int) -> None:
         for index, item in enumerate(node):
@@ -176,7 +174,7 @@ class _Walker:
         here = _own_line(node, line)
         for k, v in node.items():
             key_line = _entry_line(node, k, here)
-            entry = _join(path, str(k))
+            entry = join_path(path, str(k))
             self.check(v, value, entry, _entry_line(node, k, key_line, value=True))
             self.check(k, key, entry, key_line)  # last, so `lines` keeps the key's line
 
@@ -202,78 +200,6 @@ class _Walker:
             wanted = "a list" if kind is CommentedSeq else "a mapping"
             self.add(line, path, f"expected {wanted}, got {_describe_value(node)}")
         return isinstance(node, kind)
-
-
-# Cross-references, on the plain data so that they run even when fields have problems.
-
-
-def _cross_check(data: dict[Any, Any], walker: _Walker) -> None:
-    providers = _names(data.get("providers"), "providers", "provider", walker)
-    profiles = _names(data.get("profiles"), "profiles", "profile", walker)
-    for i, provider in _mappings(data.get("providers")):
-        _check_credentials(provider, f"providers[{i}]", walker)
-        _check_restart_command(provider, f"providers[{i}]", walker)
-    for i, profile in _mappings(data.get("profiles")):
-        window, threshold = profile.get("tool_loop_window"), profile.get("tool_loop_threshold", 3)
-        if isinstance(threshold, int) and threshold > (window if isinstance(window, int) else 5):
-            walker.at(
-                f"profiles[{i}].tool_loop_threshold",
-                "must be at most tool_loop_window: a loop longer than the window is never seen",
-            )
-        chain = profile.get("providers")
-        for j, name in enumerate(chain if isinstance(chain, list) else []):
-            if isinstance(name, str) and providers is not None and name not in providers:
-                walker.at(f"profiles[{i}].providers[{j}]", _unknown("provider", name, providers))
-    default = data.get("default_profile")
-    if isinstance(default, str) and profiles is not None and default not in profiles:
-        walker.at("default_profile", _unknown("profile", default, profiles))
-
-
-def _names(items: object, path: str, noun: str, walker: _Walker) -> dict[str, int | None] | None:
-    """Name -> line of each item, reporting repeats; None when `items` is not a list at all."""
-    if not isinstance(items, list):
-        return None
-    seen: dict[str, int | None] = {}
-    for i, item in _mappings(items):
-        name, where = item.get("name"), f"{path}[{i}].name"
-        if isinstance(name, str) and name in seen:
-            walker.at(where, f"duplicate {noun} name '{name}' (first on line {seen[name]})")
-        elif isinstance(name, str):
-            seen[name] = walker.lines.get(where)
-    return seen
-
-
-def _check_credentials(provider: dict[Any, Any], path: str, walker: _Walker) -> None:
-    headers = provider.get("extra_headers")
-    for key in headers if isinstance(headers, dict) else {}:
-        if isinstance(key, str) and key.lower() in _CREDENTIAL_HEADERS:
-            where = _join(_join(path, "extra_headers"), key)
-            walker.at(where, "credentials belong in api_key_env, not in extra_headers")
-    env = provider.get("api_key_env")
-    if isinstance(env, str) and not _ENV_NAME.match(env):
-        # The value is not echoed: a key pasted here must not end up in logs.
-        message = "must be the name of an environment variable (letters, digits, _), not a key"
-        walker.at(_join(path, "api_key_env"), message)
-
-
-def _check_restart_command(provider: dict[Any, Any], path: str, walker: _Walker) -> None:
-    # The seeds took a shell line; coderouterd runs an argv list without a
-    # shell (no quoting or injection surprises), and says how to write one.
-    if not isinstance(provider.get("restart_command"), str):
-        return
-    where = _join(path, "restart_command")
-    walker.problems = [p for p in walker.problems if p.path != where]
-    walker.at(
-        where,
-        "must be a list of arguments, run without a shell, e.g. "
-        "[systemctl, --user, restart, ollama]; for a shell line write [sh, -c, '...']",
-    )
-
-
-def _mappings(items: object) -> Iterator[tuple[int, dict[Any, Any]]]:
-    for index, item in enumerate(items if isinstance(items, list) else []):
-        if isinstance(item, dict):
-            yield index, item
 
 
 # Types, values and messages.
@@ -375,18 +301,6 @@ def _short(value: object) -> str:
 
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-def _unknown(noun: str, name: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return f"unknown {noun} '{name}'{hint}"
-
-
-def _join(path: str, key: str) -> str:
-    if not path:
-        return key
-    return f"{path}.{key}" if re.fullmatch(r"[A-Za-z0-9_-]+", key) else f"{path}[{key!r}]"
 
 
 # Lines: ruamel keeps 0-based [key line, key col, value line, value col] per mapping

@@ -67,9 +67,6 @@ class HealingService(BaseObserver):
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def excluded(self) -> frozenset[str]:
-        return self.book.excluded()
-
     def exclude(self, provider: str, *, uid: int | None) -> bool:
         """`ctl exclude`: whether it changed anything (KeyError: no such provider)."""
         now = self._clock.monotonic()

@@ -96,7 +96,7 @@ async def test_a_failing_provider_is_excluded_probed_and_restored(
         d = await start_daemon(config(a.url, b.url))
         for _ in range(4):
             assert (await ask(d))[0] == "b"
-        assert d.daemon.healing.excluded() == {"a"}
+        assert d.daemon.healing.book.excluded() == {"a"}
 
         # Excluded: the next request goes straight to b, and says why.
         provider, headers = await ask(d)
@@ -110,7 +110,7 @@ async def test_a_failing_provider_is_excluded_probed_and_restored(
 
         # The first probe fails (a is still busy); the second gets an answer.
         a.script(BUSY, Reply(json=anthropic_message("pong")))
-        await until(lambda: not d.daemon.healing.excluded())
+        await until(lambda: not d.daemon.healing.book.excluded())
 
         probes = a.requests[4:]
         assert len(probes) == 2
@@ -150,14 +150,14 @@ async def test_exclusions_never_leave_a_chain_empty(start_daemon: StartDaemon) -
                 await ask(d)
             except anthropic.APIStatusError as exc:
                 assert exc.status_code == 503
-        assert d.daemon.healing.excluded() == {"a"}
+        assert d.daemon.healing.book.excluded() == {"a"}
 
         provider, _ = await ask(d)
 
         assert provider == "a"
         assert len(a.requests) == 5
         # It answered: restored by the request itself.
-        assert d.daemon.healing.excluded() == frozenset()
+        assert d.daemon.healing.book.excluded() == frozenset()
     assert [f["via"] for e, f in await audit_events(d) if e == "provider.restored"] == ["request"]
 
 
@@ -237,7 +237,7 @@ async def test_a_demote_profile_tries_an_excluded_provider_last(start_daemon: St
         d = await start_daemon(yaml)
         for _ in range(4):
             await ask(d)
-        assert d.daemon.healing.excluded() == {"a"}
+        assert d.daemon.healing.book.excluded() == {"a"}
         provider, headers = await ask(d, "other")
         # b answered first; a, excluded, would have come after it, not skipped.
         assert provider == "b"
@@ -257,14 +257,14 @@ async def test_continuous_probes_exclude_a_dead_backend_before_a_client_meets_it
         )
         d = await start_daemon(yaml)
 
-        await until(lambda: d.daemon.healing.excluded() == {"a"})
+        await until(lambda: d.daemon.healing.book.excluded() == {"a"})
         # b is probed too, and stays in service.
         await until(lambda: d.daemon.healing.book.health("b").last_probe_ok is True)
         provider, headers = await ask(d)
 
         assert provider == "b"
         assert headers["x-coderouter-fallback-reason"] == "a=excluded"
-        assert d.daemon.healing.excluded() == {"a"}
+        assert d.daemon.healing.book.excluded() == {"a"}
     [(_, excluded)] = [(e, f) for e, f in await audit_events(d) if e == "provider.excluded"]
     assert excluded["last_reason"] == "connect_error"
 
@@ -280,9 +280,9 @@ async def test_a_provider_using_the_clients_key_recovers_on_a_probe_answered_401
         d = await start_daemon(yaml)
         for _ in range(4):
             await ask(d)
-        assert d.daemon.healing.excluded() == {"a"}
+        assert d.daemon.healing.book.excluded() == {"a"}
 
-        await until(lambda: not d.daemon.healing.excluded())
+        await until(lambda: not d.daemon.healing.book.excluded())
 
         # The probe went without a key: it has none to send.
         probe = a.requests[4]
@@ -303,7 +303,7 @@ async def test_a_probe_answered_401_with_our_own_key_is_no_recovery(
 
         await until(lambda: d.daemon.healing.book.health("a").last_probe_ok is False)
 
-        assert d.daemon.healing.excluded() == {"a"}
+        assert d.daemon.healing.book.excluded() == {"a"}
         assert a.requests[4].headers["x-api-key"] == TEST_API_KEY
 
 
@@ -407,12 +407,12 @@ async def test_a_probe_by_hand_restores_a_provider_self_healing_excluded(
         )
         for _ in range(4):
             await ask(d)
-        assert d.daemon.healing.excluded() == {"a"}
+        assert d.daemon.healing.book.excluded() == {"a"}
 
         reply = await d.daemon.provider_action("probe", "a", 1000)
 
         assert reply.ok and reply.changed
         assert reply.message.endswith("(status 200); restored")
-        assert d.daemon.healing.excluded() == frozenset()
+        assert d.daemon.healing.book.excluded() == frozenset()
     restored = [f for e, f in await audit_events(d) if e == "provider.restored"]
     assert [(f["via"], f["uid"]) for f in restored] == [("probe", 1000)]

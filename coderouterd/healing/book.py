@@ -1,0 +1,153 @@
+"""The self-healing book's state: what it knows of each provider (pure).
+
+`BookState` holds each provider's policy (from the profiles that list it)
+and health, takes a (re)loaded config, loads the exclusions stored before a
+restart, restores a provider, and answers the planner's questions (which
+providers are excluded, by hand, or cooling down). The decisions that change
+it are `HealingBook`'s (policy.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Self
+
+from coderouterd.config.model import Config, SelfHealingConfig
+from coderouterd.errors import MEMORY_PRESSURE
+from coderouterd.healing.decisions import (
+    MANUAL,
+    Decision,
+    Exclusion,
+    Policy,
+    ProviderHealth,
+    Restore,
+    next_probe_delay,
+    policies_for,
+)
+
+
+@dataclass(slots=True)
+class BookState:
+    """What the book holds of every provider, and how it is configured,
+    queried and restored; the decisions are policy.py's."""
+
+    settings: SelfHealingConfig
+    _policies: dict[str, Policy] = field(default_factory=dict)
+    _health: dict[str, ProviderHealth] = field(default_factory=dict)
+    _episodes: int = 0
+    # Kept up to date rather than built per request: every plan asks.
+    _excluded: frozenset[str] = frozenset()
+    _manual: frozenset[str] = frozenset()
+    _cooling: frozenset[str] = frozenset()
+
+    @classmethod
+    def for_config(cls, config: Config, *, now_mono: float = 0.0) -> Self:
+        book = cls(config.self_healing)
+        book.configure(config, now_mono=now_mono)
+        return book
+
+    def configure(self, config: Config, *, now_mono: float) -> list[Decision]:
+        """Take a (re)loaded config; providers no longer in it are restored."""
+        self.settings = config.self_healing
+        self._policies = policies_for(config)
+        for name, policy in self._policies.items():
+            if policy.watched:
+                # The first continuous probe one interval from now.
+                health = self._health.setdefault(name, ProviderHealth())
+                if health.last_seen is None:
+                    health.last_seen = now_mono
+        out: list[Decision] = []
+        for name in [n for n in self._health if n not in self._policies]:
+            health = self._health.pop(name)
+            if health.excluded is not None:
+                out.append(self._restored(name, health, "config_removed", now_mono))
+        return out
+
+    def excluded(self) -> frozenset[str]:
+        """Providers excluded as unhealthy: each profile's action says what to do."""
+        return self._excluded
+
+    def manual(self) -> frozenset[str]:
+        """Providers the operator excluded: no profile tries them."""
+        return self._manual
+
+    def cooling(self) -> frozenset[str]:
+        """Providers cooling down after running out of memory: `skip` profiles skip them."""
+        return self._cooling
+
+    def _changed(self) -> None:
+        reasons = {n: h.excluded.reason for n, h in self._health.items() if h.excluded is not None}
+        self._manual = frozenset(n for n, r in reasons.items() if r == MANUAL)
+        self._cooling = frozenset(n for n, r in reasons.items() if r == MEMORY_PRESSURE)
+        self._excluded = frozenset(reasons) - self._manual - self._cooling
+
+    def health(self, provider: str) -> ProviderHealth:
+        return self._health.get(provider) or ProviderHealth()
+
+    def threshold(self, provider: str) -> int | None:
+        policy = self._policies.get(provider)
+        return None if policy is None else policy.threshold
+
+    def load(
+        self,
+        rows: Iterable[tuple[str, str, float, float | None]],
+        *,
+        now_mono: float,
+        now_wall: float,
+        u: float,
+    ) -> list[Decision]:
+        """Exclusions stored before a restart, as (provider, reason, since,
+        until) in wall time: kept with their time, probed soon, never
+        restarted at start-up (a daemon that crash-loops must not loop
+        restarts too); a cooldown keeps what is left of it. Those of providers
+        no longer configured, and cooldowns that ended, are restored."""
+        out: list[Decision] = []
+        for provider, reason, since_wall, until_wall in rows:
+            self._episodes += 1
+            since_mono = now_mono - max(0.0, now_wall - since_wall)
+            ex = Exclusion(reason, since_wall, since_mono, self._episodes)
+            health = self._health.setdefault(provider, ProviderHealth())
+            health.excluded = ex
+            if until_wall is not None:
+                ex.until_wall, ex.until_mono = until_wall, now_mono + (until_wall - now_wall)
+            if provider not in self._policies or (
+                until_wall is not None and until_wall <= now_wall
+            ):
+                gone = self._health.pop(provider)
+                via = "config_removed" if provider not in self._policies else "expired"
+                out.append(self._restored(provider, gone, via, now_mono))
+                continue
+            if reason in (MANUAL, MEMORY_PRESSURE):
+                continue
+            # A few seconds, so that a backend which came back meanwhile is
+            # restored at once, without a probe storm at every restart.
+            ex.next_probe = now_mono + min(5.0, self.settings.recovery_initial_interval_s) * (
+                1 + self.settings.recovery_jitter * (2 * u - 1)
+            )
+        self._changed()
+        return out
+
+    def _restored(
+        self,
+        provider: str,
+        health: ProviderHealth,
+        via: str,
+        now_mono: float,
+        latency_ms: float | None = None,
+    ) -> Restore:
+        ex = health.excluded
+        assert ex is not None
+        health.excluded = None
+        self._changed()
+        return Restore(
+            provider,
+            via,
+            round(max(0.0, now_mono - ex.since_mono), 3),
+            ex.probes_failed,
+            ex.episode,
+            latency_ms,
+        )
+
+    def _delay(self, failed: int, u: float) -> float:
+        return next_probe_delay(failed, self.settings, u)
