@@ -62,8 +62,13 @@ async def insert_each(
             if moved is None:
                 refused.append(e)
             else:
-                orphaned += await insert(conn, [moved])
-                renames[_request_id(record)] = _request_id(moved)
+                try:
+                    orphaned += await insert(conn, [moved])
+                    renames[_request_id(record)] = _request_id(moved)
+                except sqlite3.IntegrityError as again:
+                    # Refused for something else too: left out alone after all.
+                    await conn.execute("ROLLBACK TO record")
+                    refused.append(again)
         await conn.execute("RELEASE record")
     return orphaned, refused
 

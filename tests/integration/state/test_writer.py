@@ -365,3 +365,21 @@ async def test_replays_that_cannot_be_stored_are_counted_not_errors(
     assert (stats.committed_rows, stats.replays_orphaned, stats.failed_rows) == (5, 2, 0)
     rows = await conn.execute_fetchall("SELECT request_id FROM replays ORDER BY request_id")
     assert [r[0] for r in rows] == ["r1", "r3"]
+
+
+async def test_a_reused_id_whose_request_breaks_another_constraint_too_is_left_out_alone(
+    conn: aiosqlite.Connection,
+) -> None:
+    writer, task, errors = running(conn)
+    writer.submit(request_row("r1"))
+    await writer.flush()
+    # Its id is taken, and its attempts repeat a seq: renaming cannot save it.
+    bad = request_row("r1", attempts=1)
+    bad = msgspec.structs.replace(bad, attempts=(bad.attempts[0], bad.attempts[0]))
+    writer.submit(bad)
+    writer.submit(request_row("r2"))
+    await stop(writer, task)
+    assert [lost for _, lost in errors.seen] == [1]
+    ids = [r[0] for r in await conn.execute_fetchall("SELECT id FROM requests ORDER BY id")]
+    assert ids == ["r1", "r2"]
+    assert writer.stats().renamed == 0
