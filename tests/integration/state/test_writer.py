@@ -20,6 +20,7 @@ from coderouterd.state.records import (
     ExclusionSet,
     FinishedRequest,
     ReplayRow,
+    RequestRow,
 )
 from coderouterd.state.writer import Writer
 from coderouterd.tasks import cancel_and_wait, spawn
@@ -235,9 +236,7 @@ async def test_a_record_that_breaks_another_constraint_is_left_out_alone(
     writer.submit(request_row("r1"))
     await writer.flush()
     # Attempts of one request with the same seq twice: refused, alone.
-    bad = request_row("r2", attempts=1)
-    bad = msgspec.structs.replace(bad, attempts=(bad.attempts[0], bad.attempts[0]))
-    writer.submit(bad)
+    writer.submit(repeated_seq("r2"))
     writer.submit(request_row("r3"))
     await stop(writer, task)
     assert [lost for _, lost in errors.seen] == [1]
@@ -336,6 +335,12 @@ async def test_maintenance_without_a_running_loop_runs_inline(
     await writer.close()
 
 
+def repeated_seq(rid: str) -> RequestRow:
+    """A request row whose one attempt is there twice (the same seq)."""
+    row = request_row(rid, attempts=1)
+    return msgspec.structs.replace(row, attempts=(row.attempts[0], row.attempts[0]))
+
+
 def replay_row(rid: str, base: str | None = None) -> ReplayRow:
     return ReplayRow(
         request_id=rid, ts=1.0, dialect="anthropic", profile="p", provider=None, stream=False,
@@ -374,9 +379,7 @@ async def test_a_reused_id_whose_request_breaks_another_constraint_too_is_left_o
     writer.submit(request_row("r1"))
     await writer.flush()
     # Its id is taken, and its attempts repeat a seq: renaming cannot save it.
-    bad = request_row("r1", attempts=1)
-    bad = msgspec.structs.replace(bad, attempts=(bad.attempts[0], bad.attempts[0]))
-    writer.submit(bad)
+    writer.submit(repeated_seq("r1"))
     writer.submit(request_row("r2"))
     await stop(writer, task)
     assert [lost for _, lost in errors.seen] == [1]
