@@ -9,6 +9,9 @@ Anthropic's rules the OpenAI dialect does not have, and how they are met:
   user message of tool_result blocks, in order), tool_result blocks are moved
   to the front of their user turn, and a conversation that starts with the
   assistant gets the user turn `CONTINUE_PLACEHOLDER` in front.
+- Every tool result answers a call of the turn before, every call gets a
+  result: a history trimmed from the front or a call left unanswered is
+  mended as `tool_pairs` says.
 - No empty or whitespace-only text blocks: they are left out, and a message
   left with nothing is left out.
 - `max_tokens` is required: `DEFAULT_MAX_TOKENS` (params_o2a) when the
@@ -31,6 +34,7 @@ from typing import Any
 
 from coderouterd.errors import NESTED_TOO_DEEP, InvalidRequestError
 from coderouterd.translate.params_o2a import limits, sampling, tools
+from coderouterd.translate.tool_pairs import pair_tool_results
 from coderouterd.translate.types import Degradation, Notes
 
 CONTINUE_PLACEHOLDER = "(continue)"
@@ -131,6 +135,7 @@ def _conversation(raw: object, notes: Notes) -> tuple[str, list[dict[str, Any]]]
     if turns[0]["role"] != "user":
         notes.add("messages", "a conversation must start with a user turn; placeholder added")
         turns.insert(0, {"role": "user", "content": [_text(CONTINUE_PLACEHOLDER)]})
+    pair_tool_results(turns, notes)
     for turn in turns:
         results_first = sorted(turn["content"], key=lambda b: b["type"] != "tool_result")
         turn["content"] = results_first

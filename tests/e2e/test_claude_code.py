@@ -23,6 +23,7 @@ import pytest
 from coderouterd.ingress.tool_loop import HINT
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.e2e.claude_code import claude_env, install_claude_code
+from tests.fakes.strict import anthropic_refusal
 from tests.fakes.transcripts import (
     anthropic_error,
     anthropic_message,
@@ -186,33 +187,6 @@ async def test_claude_code_writes_a_file_through_the_daemon(
     assert "<tool_call>" not in out
     tooled = [r for r in fake_upstream.requests if r.json and r.json.get("tools")]
     assert tooled, "Claude Code never reached the backend with its tools"
-
-
-def anthropic_refusal(body: dict[str, Any]) -> str | None:
-    """What Anthropic's Messages API would answer 400 to in this request, if anything."""
-    messages = body.get("messages", [])
-    for i, m in enumerate(messages):
-        for block in m.get("content") if isinstance(m.get("content"), list) else []:
-            if block.get("type") == "thinking" and not block.get("signature"):
-                return f"messages.{i}: a thinking block without a valid signature"
-    thinking = body.get("thinking") or {}
-    if thinking.get("type", "disabled") == "disabled":
-        return None
-    # With thinking on, the assistant message whose tool calls are answered
-    # must start with (signed) thinking.
-    answers = [
-        i
-        for i, m in enumerate(messages)
-        if m.get("role") == "user"
-        and isinstance(m.get("content"), list)
-        and any(b.get("type") == "tool_result" for b in m["content"])
-    ]
-    if answers and answers[-1] == len(messages) - 1 and answers[-1] > 0:
-        content = messages[answers[-1] - 1].get("content")
-        first = content[0] if isinstance(content, list) and content else {}
-        if first.get("type") not in ("thinking", "redacted_thinking"):
-            return "a final assistant message must start with a thinking block"
-    return None
 
 
 async def test_claude_code_finishes_on_anthropic_when_the_local_backend_dies_mid_task(

@@ -1,0 +1,86 @@
+"""What Anthropic's Messages API refuses (400) that lenient local backends accept.
+
+Fake Anthropic upstreams call `anthropic_refusal` on each request body they
+receive and answer 400 with its text, as the real API would, so a test
+fails when the daemon forwards a request only a lenient backend takes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def anthropic_refusal(body: dict[str, Any]) -> str | None:
+    """What Anthropic's Messages API would answer 400 to in this request, if anything."""
+    messages = body.get("messages", [])
+    for i, m in enumerate(messages):
+        for block in _blocks(m):
+            if block.get("type") == "thinking" and not block.get("signature"):
+                return f"messages.{i}: a thinking block without a valid signature"
+    problem = tool_pairing_refusal(messages)
+    if problem is not None:
+        return problem
+    thinking = body.get("thinking") or {}
+    if thinking.get("type", "disabled") == "disabled":
+        return None
+    # With thinking on, the assistant message whose tool calls are answered
+    # must start with (signed) thinking.
+    answers = [
+        i
+        for i, m in enumerate(messages)
+        if m.get("role") == "user" and any(b.get("type") == "tool_result" for b in _blocks(m))
+    ]
+    if answers and answers[-1] == len(messages) - 1 and answers[-1] > 0:
+        content = _blocks(messages[answers[-1] - 1])
+        first = content[0] if content else {}
+        if first.get("type") not in ("thinking", "redacted_thinking"):
+            return "a final assistant message must start with a thinking block"
+    return None
+
+
+def tool_pairing_refusal(messages: list[dict[str, Any]]) -> str | None:
+    """Each tool_result answers a tool_use of the message just before, once,
+    and comes before any other block of its message; each tool_use of an
+    assistant message followed by another message is answered in it."""
+    for i, m in enumerate(messages):
+        blocks = _blocks(m)
+        if m.get("role") == "assistant":
+            calls = [b.get("id") for b in blocks if b.get("type") == "tool_use"]
+            if calls and i + 1 < len(messages):
+                after = messages[i + 1]
+                answered = {b.get("tool_use_id") for b in _blocks(after) if _is_result(b)}
+                missing = [c for c in calls if c not in answered]
+                if missing or after.get("role") != "user":
+                    return (
+                        f"messages.{i}: `tool_use` ids were found without `tool_result` blocks "
+                        f"immediately after: {', '.join(map(str, missing or calls))}"
+                    )
+            continue
+        before = (
+            _blocks(messages[i - 1]) if i and messages[i - 1].get("role") == "assistant" else []
+        )
+        calls = {b.get("id") for b in before if b.get("type") == "tool_use"}
+        seen: set[object] = set()
+        for j, block in enumerate(blocks):
+            if not _is_result(block):
+                continue
+            call_id = block.get("tool_use_id")
+            if call_id not in calls or call_id in seen:
+                return (
+                    f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` "
+                    f"blocks: {call_id}. Each `tool_result` block must have a corresponding "
+                    "`tool_use` block in the previous message."
+                )
+            if any(not _is_result(b) for b in blocks[:j]):
+                return f"messages.{i}.content.{j}: tool_result blocks must come first"
+            seen.add(call_id)
+    return None
+
+
+def _is_result(block: dict[str, Any]) -> bool:
+    return block.get("type") == "tool_result"
+
+
+def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    content = message.get("content")
+    return content if isinstance(content, list) else []
