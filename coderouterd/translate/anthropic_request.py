@@ -21,6 +21,8 @@ that change are decoded and encoded again.
 * cache_control markers for a backend whose rule says `cache_control:
   false`: on system blocks, content blocks (tool_result contents included),
   tools and the top level.
+* `output_config.effort` for a backend whose rule says `effort: false`
+  (`output_config` goes with it when it held nothing else).
 * `role: system` messages inside `messages` (newer Claude Code sends them)
   for a backend whose rule says `system_messages: false`: their text blocks
   are appended to the top-level `system`, in order.
@@ -58,6 +60,7 @@ CLEAR_THINKING_DROPPED = Degradation(
 CACHE_CONTROL_DROPPED = Degradation(
     "cache_control", "the backend does not accept prompt caching markers"
 )
+EFFORT_DROPPED = Degradation("output_config.effort", "the backend does not accept an effort level")
 SYSTEM_FOLDED = Degradation(
     "messages.system", "system messages moved into the top-level system for this backend"
 )
@@ -258,6 +261,22 @@ def _strip(items: object, *, nested: bool) -> bool:
         if item.get("type") == "tool_result":
             found = _strip(item.get("content"), nested=False) or found
     return found
+
+
+def without_effort(fields: MutableMapping[str, msgspec.Raw]) -> bool:
+    """Removes `output_config.effort` (and an `output_config` left empty); whether there was one."""
+    raw = fields.get("output_config")
+    if raw is None:
+        return False
+    config = msgspec.json.decode(raw)
+    if not isinstance(config, dict) or "effort" not in config:
+        return False
+    del config["effort"]
+    if config:
+        fields["output_config"] = msgspec.Raw(_encode(config))
+    else:
+        del fields["output_config"]
+    return True
 
 
 def fold_system_messages(fields: MutableMapping[str, msgspec.Raw]) -> bool:

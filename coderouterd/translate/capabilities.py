@@ -52,6 +52,10 @@ class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True):
     * system_messages: false on an anthropic-kind backend moves `role:
       system` messages out of `messages` into the top-level system (recorded);
       true or None forwards them.
+    * effort: false on an anthropic-kind backend removes `output_config.effort`
+      (and `output_config` when nothing else is left in it; recorded): some
+      Anthropic-compatible backends refuse an effort level, Claude Code's
+      subagents send one even with thinking disabled. True or None forwards it.
     * strict_schema: the openai_compat backend rejects JSON Schema keywords
       outside a small subset (Gemini); tool schemas are cut down to it
       (schema.strict_schema, recorded).
@@ -75,6 +79,7 @@ class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True):
     template_opens_think: bool = False
     cache_control: bool | None = None
     system_messages: bool | None = None
+    effort: bool | None = None
     strict_schema: bool = False
     echo_reasoning: bool = False
     signed_thinking: bool = False
@@ -94,6 +99,7 @@ class _RuleSchema(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     template_opens_think: bool = False
     cache_control: bool | None = None
     system_messages: bool | None = None
+    effort: bool | None = None
     strict_schema: bool = False
     echo_reasoning: bool = False
     signed_thinking: bool = False

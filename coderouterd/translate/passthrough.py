@@ -17,11 +17,13 @@ from coderouterd.routing.upstream import Transcoder, Unary
 from coderouterd.translate.anthropic_passthrough import AnthropicPassthrough
 from coderouterd.translate.anthropic_request import (
     CACHE_CONTROL_DROPPED,
+    EFFORT_DROPPED,
     SYSTEM_FOLDED,
     UNSIGNED_DROPPED,
     fold_system_messages,
     loop_lost_thinking,
     strip_cache_control,
+    without_effort,
     without_thinking,
     without_unsigned_thinking,
 )
@@ -64,6 +66,7 @@ class AnthropicPassthroughCodec:
         self._drop_thinking = caps.thinking is False
         self._strip_cache_control = caps.cache_control is False
         self._fold_system = caps.system_messages is False
+        self._drop_effort = caps.effort is False
         self._signed_thinking = caps.signed_thinking
         self._filters = filters if filters is not None and filters.active else None
 
@@ -90,6 +93,8 @@ class AnthropicPassthroughCodec:
             degraded.append(CACHE_CONTROL_DROPPED)
         if self._fold_system and fold_system_messages(fields):
             degraded.append(SYSTEM_FOLDED)
+        if self._drop_effort and without_effort(fields):
+            degraded.append(EFFORT_DROPPED)
         return _encode(fields), degraded
 
     def transcoder(self, call: Call) -> Transcoder:

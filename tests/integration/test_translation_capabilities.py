@@ -161,3 +161,51 @@ async def test_system_messages_are_folded_for_a_backend_that_rejects_them(
     ]
     assert [m["role"] for m in sent["messages"]] == ["user", "user"]
     assert [d.split(":")[0] for d in dropped(logs)] == ["messages.system"]
+
+
+# What Claude Code sends for a subagent: no thinking, but an effort level.
+SUBAGENT: dict[str, Any] = {
+    "thinking": {"type": "disabled"},
+    "extra_body": {"output_config": {"effort": "medium"}},
+}
+
+
+@pytest.mark.parametrize("rule", [None, "effort: false"])
+async def test_a_subagents_effort_is_removed_only_for_an_anthropic_backend_that_refuses_it(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, tmp_path: Path, rule: str | None
+) -> None:
+    fake_upstream.default = Reply(json=anthropic_message("ok"))
+    rules = None if rule is None else f'- {{kind: anthropic, model: "claude-*", {rule}}}\n'
+    url = await claude_daemon(start_daemon, fake_upstream, tmp_path, rules)
+    with capture_logs() as logs:
+        async with a_sdk(url) as client:
+            await client.messages.create(model="m", max_tokens=10, messages=MESSAGES, **SUBAGENT)
+    sent = fake_upstream.requests[0].json
+    assert sent["thinking"] == {"type": "disabled"}
+    if rule is None:
+        assert sent["output_config"] == {"effort": "medium"}
+        assert dropped(logs) == []
+    else:
+        assert "output_config" not in sent
+        assert dropped(logs) == [
+            "output_config.effort: the backend does not accept an effort level"
+        ]
+
+
+async def test_a_subagent_on_an_openai_compat_backend_gets_neither_reasoning_nor_effort(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    rules = tmp_path / "caps.yaml"
+    rules.write_text(
+        '- {kind: openai_compat, model: "local-*", thinking: true,'
+        " reasoning_param: reasoning_effort}\n"
+    )
+    fake_upstream.default = Reply(dialect="openai", json=openai_completion("ok"))
+    provider = provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat")
+    d = await start_daemon(chain_yaml(provider, top=f"capabilities_file: {rules}\n"))
+    with capture_logs() as logs:
+        async with a_sdk(d.url) as client:
+            await client.messages.create(model="m", max_tokens=10, messages=MESSAGES, **SUBAGENT)
+    sent = fake_upstream.requests[0].json
+    assert not {"reasoning_effort", "reasoning", "think", "output_config"} & set(sent)
+    assert [d.split(":")[0] for d in dropped(logs)] == ["cache_control", "output_config"]

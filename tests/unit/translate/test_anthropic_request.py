@@ -13,6 +13,7 @@ from coderouterd.translate.anthropic_request import (
     loop_lost_thinking,
     may_hold_unsigned_thinking,
     strip_cache_control,
+    without_effort,
     without_thinking,
     without_unsigned_thinking,
 )
@@ -275,4 +276,31 @@ def test_a_history_without_system_messages_is_not_touched() -> None:
     fields = raw_fields({"messages": [{"role": "user", "content": 'the "system" prompt'}]})
     before = dict(fields)
     assert fold_system_messages(fields) is False
+    assert fields == before
+
+
+@pytest.mark.parametrize(
+    ("output_config", "left"),
+    [
+        ({"effort": "high"}, None),
+        ({"effort": "low", "format": {"type": "json_schema"}}, {"format": {"type": "json_schema"}}),
+    ],
+)
+def test_effort_is_removed_and_output_config_with_it_once_empty(
+    output_config: dict[str, Any], left: dict[str, Any] | None
+) -> None:
+    fields = raw_fields({"thinking": {"type": "disabled"}, "output_config": output_config})
+    assert without_effort(fields) is True
+    assert json.loads(bytes(fields["thinking"])) == {"type": "disabled"}
+    if left is None:
+        assert "output_config" not in fields
+    else:
+        assert json.loads(bytes(fields["output_config"])) == left
+
+
+@pytest.mark.parametrize("body", [{}, {"output_config": {"format": {"type": "json_schema"}}}])
+def test_a_request_without_an_effort_is_not_touched(body: dict[str, Any]) -> None:
+    fields = raw_fields(body)
+    before = dict(fields)
+    assert without_effort(fields) is False
     assert fields == before
