@@ -42,14 +42,25 @@ async def test_non_streaming_passthrough(
     assert sent.headers["authorization"] == "Bearer sk-oai"
 
 
+# The usage-only chunk has `choices: []`, or `null` (vLLM); the client did
+# not ask for usage, or said it wants none.
+@pytest.mark.parametrize("choices", [[], None], ids=["empty", "null"])
+@pytest.mark.parametrize("options", [{}, {"stream_options": {"include_usage": False}}])
 async def test_streaming_passthrough_requests_usage_but_hides_it(
-    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+    start_daemon: StartDaemon,
+    fake_upstream: FakeUpstream,
+    choices: list | None,
+    options: dict,
 ) -> None:
-    fake_upstream.script(Reply(events=openai_text_stream(["Hel", "lo"]), dialect="openai"))
+    events = openai_text_stream(["Hel", "lo"])
+    events[-1][1]["choices"] = choices
+    fake_upstream.script(Reply(events=events, dialect="openai"))
     d = await start_daemon(chain_yaml(oai(fake_upstream.url)))
     with capture_logs() as logs:
         async with sdk(d.url) as client:
-            stream = await client.chat.completions.create(model="x", messages=MESSAGES, stream=True)
+            stream = await client.chat.completions.create(
+                model="x", messages=MESSAGES, stream=True, **options
+            )
             chunks = [c async for c in stream]
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello"
     # The client did not ask for usage: it gets no usage-only chunk ...

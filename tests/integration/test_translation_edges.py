@@ -197,3 +197,55 @@ async def test_a_cut_after_the_finish_reason_is_still_an_error_event(
     got = await raw_stream(d.url)
     assert text_of(got) == "all of it"
     assert_ends_with_an_error_and_no_clean_end(got)
+
+
+FAST_PINGS = "server: {keepalive_after_s: 0.1, keepalive_interval_s: 0.1}\n"
+
+
+async def test_pings_while_a_local_backend_is_slow_to_start(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.script(
+        Reply(dialect="openai", events=openai_text_stream(["late"]), delay_before_first_event=0.6)
+    )
+    d = await start_daemon(chain_yaml(oai("local", fake_upstream.url), top=FAST_PINGS))
+    events = await raw_stream(d.url)
+    names = [name for name, _ in events]
+    first_real = names.index("message_start")
+    assert first_real >= 2 and set(names[:first_real]) == {"ping"}
+    assert text_of(events) == "late" and names[-1] == "message_stop"
+
+
+async def test_pings_while_the_output_filters_hold_back_a_tool_call_written_as_text(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    # The model writes its call as text, slowly: nothing of it can go out
+    # until it is whole, and the client hears pings meanwhile.
+    pieces = ["Reading.\n", "<tool_call>", '{"name": "Read", ', '"arguments": {"file_path": "/x"}}']
+    fake_upstream.script(
+        Reply(
+            dialect="openai",
+            events=openai_text_stream([*pieces, "</tool_call>"]),
+            delay_between_events=0.15,
+        )
+    )
+    d = await start_daemon(chain_yaml(oai("local", fake_upstream.url), top=FAST_PINGS))
+    tool = {"name": "Read", "input_schema": {"type": "object", "properties": {}}}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{d.url}/v1/messages", json={**BODY, "tools": [tool]}) as resp,
+    ):
+        data = await resp.read()
+    events = [(e.event, json.loads(e.data)) for e in SSEDecoder().feed(data)]
+    names = [name for name, _ in events]
+    text_at = names.index("content_block_delta")
+    call_at = next(
+        i
+        for i, (name, d) in enumerate(events)
+        if name == "content_block_start" and d["content_block"]["type"] == "tool_use"
+    )
+    assert events[text_at][1]["delta"] == {"type": "text_delta", "text": "Reading."}
+    assert names[text_at + 1 : call_at].count("ping") >= 3
+    assert events[call_at][1]["content_block"]["name"] == "Read"
+    [stop] = [d for name, d in events if name == "message_delta"]
+    assert stop["delta"]["stop_reason"] == "tool_use" and names[-1] == "message_stop"
