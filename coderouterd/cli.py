@@ -25,6 +25,7 @@ from coderouterd.ctl.client import fetch_status, request_provider_action, reques
 from coderouterd.ctl.render import render_provider_action, render_reload, render_status
 from coderouterd.errors import CoderouterError, ConfigError
 from coderouterd.healing.decisions import describe
+from coderouterd.routing.auto import describe as describe_auto
 from coderouterd.telemetry.logging import configure
 from coderouterd.telemetry.memory import tune_gc, tune_malloc
 
@@ -136,8 +137,12 @@ def _check(args: argparse.Namespace) -> int:
     print(
         f"ok: {loaded.path or 'built-in default'} ({loaded.digest}); "
         f"{len(config.providers)} providers, {len(config.profiles)} profiles, "
-        f"default profile {config.default_profile_name!r}"
+        f"default profile {config.default_shown!r}"
     )
+    if (auto := config.auto_routing) is not None:
+        print("auto router (first match wins):")
+        for line in describe_auto(auto):
+            print(f"  {line}")
     print("self-healing:")
     for line in describe(config):
         print(f"  {line}")

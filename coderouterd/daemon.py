@@ -6,6 +6,7 @@ composition root (app.py) builds it and owns its lifecycle.
 
 from __future__ import annotations
 
+import collections
 import datetime
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -92,6 +93,9 @@ class Daemon:
         # Recent conversations' last bodies: a turn's body is read only where
         # it differs from the one before.
         self.bodies = BodyMemo()
+        # Requests the auto router placed, by the id of the rule that matched
+        # ("" when none did), since the start.
+        self.auto_matches: collections.Counter[str] = collections.Counter()
         self.listen = ""
         self.started_mono = clock.monotonic()
         self.started_wall = clock.wall()

@@ -17,6 +17,7 @@ from coderouterd.config.model import Config, ProviderConfig
 from coderouterd.providers.anthropic import AnthropicAdapter
 from coderouterd.providers.base import HttpAdapter
 from coderouterd.providers.openai_compat import OpenAICompatAdapter
+from coderouterd.routing.auto import AutoRouter
 from coderouterd.routing.engine import Engine
 from coderouterd.routing.records import Observer
 from coderouterd.routing.streams import KeepAlive
@@ -38,6 +39,8 @@ class Runtime:
     unavailable: Mapping[str, Mapping[str, str]]
     # Providers with a monthly budget, the only ones the budget gate looks at.
     budgeted: tuple[ProviderConfig, ...] = ()
+    # With `default_profile: auto`: picks the profile of a request that names none.
+    auto_router: AutoRouter | None = None
 
     @property
     def config(self) -> Config:
@@ -76,7 +79,9 @@ def build_runtime(
     budgeted = tuple(
         p for p in config.providers if p.cost and p.cost.monthly_budget_usd is not None
     )
-    return Runtime(loaded, adapters, engine, unavailable, budgeted)
+    auto = config.auto_routing
+    router = AutoRouter(auto) if auto is not None else None
+    return Runtime(loaded, adapters, engine, unavailable, budgeted, router)
 
 
 def retired_adapters(old: Runtime, new: Runtime) -> list[HttpAdapter]:

@@ -9,6 +9,8 @@ import msgspec
 
 from coderouterd import __version__
 from coderouterd.ctl.model import (
+    AutoRouterStatus,
+    AutoRuleStatus,
     BudgetStatus,
     HealingStatus,
     MemoryStatus,
@@ -35,12 +37,28 @@ def status_of(daemon: Daemon) -> StatusReply:
         listen=daemon.listen,
         config_path=runtime.loaded.path,
         config_digest=runtime.loaded.digest,
-        default_profile=runtime.config.default_profile_name,
+        default_profile=runtime.config.default_shown,
         providers=tuple(_provider(daemon, runtime, p.name) for p in runtime.config.providers),
         in_flight=daemon.inflight.snapshot(),
         budgets=_budgets(daemon, runtime),
         state=_state(daemon),
         memory=_memory(daemon),
+        auto_router=_auto_router(daemon, runtime),
+    )
+
+
+def _auto_router(daemon: Daemon, runtime: Runtime) -> AutoRouterStatus | None:
+    router = runtime.auto_router
+    if router is None:
+        return None
+    counts = daemon.auto_matches
+    return AutoRouterStatus(
+        disabled=router.config.disabled,
+        rules=tuple(
+            AutoRuleStatus(id=r.id, profile=r.profile, matched=counts[r.id]) for r in router.rules
+        ),
+        default_rule_profile=router.config.default_rule_profile,
+        unmatched=counts[""],
     )
 
 

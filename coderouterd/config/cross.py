@@ -3,7 +3,9 @@
 They run even when fields have problems of their own (load.py's walker
 reports those), so one run of `coderouterd check` lists everything: names
 repeated or unknown, credentials outside api_key_env, a restart_command
-written as a shell line, a tool-loop threshold past its window.
+written as a shell line, a tool-loop threshold past its window, auto-router
+rules with no single matcher, a regular expression that does not compile,
+or a profile the auto router would pick that is not defined.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
+from coderouterd.config.model import AUTO_PROFILE, BUILTIN_AUTO_RULES, AutoRouterConfig, RuleMatch
 from coderouterd.errors import ConfigProblem
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CREDENTIAL_HEADERS = frozenset({"x-api-key", "authorization"})
+MATCHERS = RuleMatch.__struct_fields__
+DEFAULT_RULE_PROFILE = AutoRouterConfig().default_rule_profile
 
 
 class Problems(Protocol):
@@ -49,8 +54,84 @@ def cross_check(data: dict[Any, Any], walker: Problems) -> None:
             if isinstance(name, str) and providers is not None and name not in providers:
                 walker.at(f"profiles[{i}].providers[{j}]", unknown("provider", name, providers))
     default = data.get("default_profile")
-    if isinstance(default, str) and profiles is not None and default not in profiles:
+    if default == AUTO_PROFILE:
+        _check_auto_router(data, profiles, walker)
+    elif isinstance(default, str) and profiles is not None and default not in profiles:
         walker.at("default_profile", unknown("profile", default, profiles))
+    for i, profile in _mappings(data.get("profiles")):
+        if profile.get("name") == AUTO_PROFILE:
+            walker.at(
+                f"profiles[{i}].name",
+                f"'{AUTO_PROFILE}' is reserved: default_profile: {AUTO_PROFILE} turns on "
+                "the auto router",
+            )
+    auto = data.get("auto_router")
+    ids: dict[str, int] = {}
+    for i, rule in _mappings(auto.get("rules") if isinstance(auto, dict) else None):
+        _check_rule(rule, f"auto_router.rules[{i}]", profiles, walker)
+        rule_id = rule.get("id")
+        if isinstance(rule_id, str) and rule_id in ids:
+            walker.at(f"auto_router.rules[{i}].id", f"duplicate rule id (rules[{ids[rule_id]}])")
+        elif isinstance(rule_id, str):
+            ids[rule_id] = i
+
+
+def _check_auto_router(
+    data: dict[Any, Any], profiles: dict[str, int | None] | None, walker: Problems
+) -> None:
+    """With the auto router on, every profile it may pick exists."""
+    auto = data.get("auto_router")
+    block = auto if isinstance(auto, dict) else {}
+    if profiles is None:
+        return
+    fallback = block.get("default_rule_profile", DEFAULT_RULE_PROFILE)
+    if isinstance(fallback, str) and fallback not in profiles:
+        where = "auto_router.default_rule_profile" if "default_rule_profile" in block else None
+        message = unknown("profile", fallback, profiles)
+        if where is None:
+            where = "default_profile"
+            message = (
+                f"the auto router sends requests no rule matches to profile "
+                f"'{DEFAULT_RULE_PROFILE}', which is not defined: define it, or set "
+                "auto_router.default_rule_profile"
+            )
+        walker.at(where, message)
+    if block.get("rules"):
+        return
+    missing = sorted({r.profile for r in BUILTIN_AUTO_RULES} - set(profiles))
+    if missing:
+        walker.at(
+            "default_profile",
+            "the auto router's built-in rules route to profiles "
+            f"{', '.join(sorted({r.profile for r in BUILTIN_AUTO_RULES}))}; missing: "
+            f"{', '.join(missing)} (define them, or give auto_router.rules)",
+        )
+
+
+def _check_rule(
+    rule: dict[Any, Any], path: str, profiles: dict[str, int | None] | None, walker: Problems
+) -> None:
+    name = rule.get("profile")
+    if isinstance(name, str) and profiles is not None and name not in profiles:
+        walker.at(f"{path}.profile", unknown("profile", name, profiles))
+    match = rule.get("match")
+    if not isinstance(match, dict):
+        return
+    given = [k for k in MATCHERS if match.get(k) is not None]
+    if len(given) != 1:
+        walker.at(
+            f"{path}.match",
+            f"needs exactly one of {', '.join(MATCHERS)}; got {len(given)}"
+            + (f": {', '.join(given)}" if given else ""),
+        )
+    for key in ("content_regex", "model_pattern"):
+        pattern = match.get(key)
+        if not isinstance(pattern, str):
+            continue
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            walker.at(f"{path}.match.{key}", f"is not a valid regular expression ({exc})")
 
 
 def _names(items: object, path: str, noun: str, walker: Problems) -> dict[str, int | None] | None:

@@ -171,6 +171,53 @@ class SelfHealingConfig(_Strict, frozen=True):
     continuous_probe_interval_s: Positive | None = None
 
 
+# `default_profile: auto` routes each request by its content (AutoRouterConfig).
+AUTO_PROFILE = "auto"
+
+
+class RuleMatch(_Strict, frozen=True):
+    """One test of a request; a rule sets exactly one (cross.py checks it).
+
+    The text tests read the user's latest own message (not tool results),
+    has_image the current turn, content_token_count_min the whole prompt
+    (see routing/auto.py).
+    """
+
+    has_image: bool | None = None
+    code_fence_ratio_min: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    content_contains: Annotated[str, msgspec.Meta(min_length=1)] | None = None
+    # Python regular expressions: searched in the text, or matching the whole model name.
+    content_regex: str | None = None
+    model_pattern: str | None = None
+    content_token_count_min: Annotated[int, msgspec.Meta(ge=1)] | None = None
+
+
+class AutoRule(_Strict, frozen=True):
+    id: Annotated[str, msgspec.Meta(min_length=1)]
+    profile: str
+    match: RuleMatch
+
+
+# The rules of an auto router given none: images to `multi`, a message that
+# is mostly code to `coding`; the rest goes to default_rule_profile.
+BUILTIN_AUTO_RULES = (
+    AutoRule(id="builtin:image-attachment", profile="multi", match=RuleMatch(has_image=True)),
+    AutoRule(
+        id="builtin:code-fence-dense", profile="coding", match=RuleMatch(code_fence_ratio_min=0.3)
+    ),
+)
+
+
+class AutoRouterConfig(_Strict, frozen=True):
+    """Rules tried in order, the first match choosing the profile; no rules
+    means the built-in ones (routing/auto.py)."""
+
+    disabled: bool = False
+    rules: tuple[AutoRule, ...] = ()
+    # Where a request no rule matches goes (and every request while disabled).
+    default_rule_profile: str = "writing"
+
+
 class ServerConfig(_Strict, frozen=True):
     host: str = "127.0.0.1"
     port: Port = 8088
@@ -193,6 +240,8 @@ class Config(_Strict, frozen=True):
     server: ServerConfig = ServerConfig()
     state: StateConfig = StateConfig()
     self_healing: SelfHealingConfig = SelfHealingConfig()
+    # Read only with default_profile: auto.
+    auto_router: AutoRouterConfig | None = None
 
     def provider(self, name: str) -> ProviderConfig | None:
         return next((p for p in self.providers if p.name == name), None)
@@ -201,5 +250,21 @@ class Config(_Strict, frozen=True):
         return next((p for p in self.profiles if p.name == name), None)
 
     @property
+    def auto_routing(self) -> AutoRouterConfig | None:
+        """The auto router's settings when `default_profile: auto` turns it on."""
+        if self.default_profile != AUTO_PROFILE:
+            return None
+        return self.auto_router or AutoRouterConfig()
+
+    @property
+    def default_shown(self) -> str:
+        """The default profile as the config file names it: `auto`, or a profile."""
+        return AUTO_PROFILE if self.auto_routing is not None else self.default_profile_name
+
+    @property
     def default_profile_name(self) -> str:
+        """The profile a request that chooses none goes to (with the auto
+        router on: when no rule matches)."""
+        if (auto := self.auto_routing) is not None:
+            return auto.default_rule_profile
         return self.default_profile or self.profiles[0].name

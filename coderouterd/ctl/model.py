@@ -98,6 +98,21 @@ class MemoryStatus(msgspec.Struct, frozen=True, kw_only=True):
     memos: tuple[MemoStatus, ...] = ()
 
 
+class AutoRuleStatus(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    profile: str
+    # Requests this rule placed since the start.
+    matched: int
+
+
+class AutoRouterStatus(msgspec.Struct, frozen=True, kw_only=True):
+    disabled: bool
+    rules: tuple[AutoRuleStatus, ...]
+    default_rule_profile: str
+    # Requests no rule matched (or placed while disabled) since the start.
+    unmatched: int
+
+
 class StatusReply(msgspec.Struct, frozen=True, kw_only=True):
     version: str
     pid: int
@@ -111,6 +126,8 @@ class StatusReply(msgspec.Struct, frozen=True, kw_only=True):
     budgets: tuple[BudgetStatus, ...] = ()
     state: StateStatus | None = None
     memory: MemoryStatus | None = None
+    # With `default_profile: auto`.
+    auto_router: AutoRouterStatus | None = None
 
 
 class ProviderActionReply(msgspec.Struct, frozen=True, kw_only=True):

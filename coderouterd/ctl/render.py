@@ -6,6 +6,7 @@ import datetime
 from collections.abc import Sequence
 
 from coderouterd.ctl.model import (
+    AutoRouterStatus,
     BudgetStatus,
     InFlight,
     MemoryStatus,
@@ -67,10 +68,20 @@ def render_status(reply: StatusReply) -> str:
     ]
     if reply.budgets:
         lines += ["", "spend this month", *_indent(_budget_table(reply.budgets))]
+    if reply.auto_router is not None:
+        lines += ["", "auto router", *_indent(_auto_lines(reply.auto_router))]
     lines += ["", "database", *_indent(_state_lines(reply.state))]
     if reply.memory is not None:
         lines += ["", "memory", *_indent(_memory_lines(reply.memory))]
     return "\n".join(lines)
+
+
+def _auto_lines(auto: AutoRouterStatus) -> list[str]:
+    rows = [(f"rule {r.id}", f"-> {r.profile}  {r.matched} matched") for r in auto.rules]
+    rows.append(("no rule matched", f"-> {auto.default_rule_profile}  {auto.unmatched}"))
+    width = max(len(name) for name, _ in rows)
+    head = ["disabled: every request goes to the default rule profile"] if auto.disabled else []
+    return head + [f"{name.ljust(width)}  {value}" for name, value in rows]
 
 
 def _memory_lines(memory: MemoryStatus) -> list[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -89,6 +90,30 @@ def parse_body(body: bytes) -> RequestBody:
     if memoryview(messages)[0] != _OPEN_BRACKET:
         raise InvalidRequestError("must be an array", field=MESSAGES)
     return RequestBody(fields, model, stream, profile, HistoryCheck(messages))
+
+
+def newest_first(
+    body: RequestBody, keep: Callable[[bytes, int, int], bool] | None = None
+) -> Iterator[memoryview | msgspec.Raw]:
+    """The history's messages, newest first, undecoded.
+
+    Through the bounds BodyMemo found (the last MAX_BOUNDS - 1 messages) when
+    it placed the body, slices of it, and `keep(raw, lo, hi)` may pass over a
+    message by its bytes without a copy; otherwise the whole history, read
+    once, every message kept.
+    """
+    raw, bounds = body.raw, body.bounds
+    if raw is None or len(bounds) < 2:
+        try:
+            yield from reversed(_list.decode(body.fields[MESSAGES]))
+        except (msgspec.DecodeError, RecursionError, KeyError):
+            return
+        return
+    view = memoryview(raw)
+    for k in range(len(bounds) - 1, 0, -1):
+        lo, hi = bounds[k - 1] + 1, bounds[k]
+        if keep is None or keep(raw, lo, hi):
+            yield view[lo:hi]
 
 
 def _optional(

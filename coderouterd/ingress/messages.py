@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 
 import msgspec
@@ -23,8 +24,10 @@ from coderouterd.ingress.errors import status_of
 from coderouterd.ingress.keys import DAEMON, REQUEST_ID
 from coderouterd.ingress.middleware import REQUEST_ID_HEADER
 from coderouterd.ingress.sse import AnthropicSSEWriter, OpenAISSEWriter, SSEWriter
+from coderouterd.ingress.turn import read_turn
+from coderouterd.routing.auto import AutoRouter, fence_ratio
 from coderouterd.routing.call import Call
-from coderouterd.routing.plan import PROFILE_HEADER, choose_route, plan_attempts
+from coderouterd.routing.plan import PROFILE_HEADER, Route, choose_route, plan_attempts
 from coderouterd.routing.progress import Reply
 from coderouterd.telemetry import events
 from coderouterd.telemetry.logging import get_logger
@@ -63,6 +66,8 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
             body_profile=parsed.profile,
             model=parsed.model,
         )
+        if route.auto and runtime.auto_router is not None:
+            route = _auto_route(runtime.auto_router, parsed, daemon.auto_matches)
         plan = plan_attempts(
             runtime.config,
             route,
@@ -129,6 +134,25 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
         if capture is not None:
             daemon.record_replay(call, request.headers, capture, entry.provider)
         return response
+
+
+def _auto_route(router: AutoRouter, parsed: RequestBody, counts: Counter[str]) -> Route:
+    """The profile the auto router picks for a request that chose none,
+    counted by rule ("" for none)."""
+    turn = read_turn(parsed)
+    choice = router.choose(turn)
+    counts[choice.rule or ""] += 1
+    _log.debug(
+        events.ROUTING_AUTO,
+        rule=choice.rule,
+        profile=choice.profile,
+        has_image=turn.has_image,
+        code_fence_ratio=round(fence_ratio(turn.text), 3),
+        content_len=len(turn.text),
+        model=turn.model,
+        estimated_tokens=turn.estimated_tokens,
+    )
+    return Route(choice.profile)
 
 
 def _loop_guard(

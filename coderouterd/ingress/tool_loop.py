@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from coderouterd.ingress.body import MESSAGES, RequestBody
+from coderouterd.ingress.body import MESSAGES, RequestBody, newest_first
 
 _ASSISTANT = b'"role":"assistant"'
 _ASSISTANT_FIRST = b"{" + _ASSISTANT
@@ -140,7 +140,7 @@ def _found(last: _Call | None, run: int, threshold: int) -> ToolLoop | None:
 def _newest_first(body: RequestBody) -> Iterator[list[_Call]]:
     """Each assistant message's tool calls, newest message first; the
     others are passed over."""
-    for raw in _raw_newest_first(body):
+    for raw in newest_first(body, keep=_maybe_assistant):
         try:
             message = _message.decode(raw)
         except (msgspec.DecodeError, RecursionError):
@@ -160,23 +160,11 @@ def _newest_first(body: RequestBody) -> Iterator[list[_Call]]:
         yield calls
 
 
-def _raw_newest_first(body: RequestBody) -> Iterator[memoryview | msgspec.Raw]:
-    raw, bounds = body.raw, body.bounds
-    if raw is None or len(bounds) < 2:
-        # Not compact (or not placed): the whole history, read once.
-        try:
-            yield from reversed(_list.decode(body.fields[MESSAGES]))
-        except (msgspec.DecodeError, RecursionError, KeyError):
-            return
-        return
-    view = memoryview(raw)
-    for k in range(len(bounds) - 1, 0, -1):
-        lo, hi = bounds[k - 1] + 1, bounds[k]
-        # Clients put the role first; where one does not, the bytes are searched.
-        if raw.startswith(_USER_FIRST, lo):
-            continue
-        if raw.startswith(_ASSISTANT_FIRST, lo) or raw.find(_ASSISTANT, lo, hi) != -1:
-            yield view[lo:hi]
+def _maybe_assistant(raw: bytes, lo: int, hi: int) -> bool:
+    # Clients put the role first; where one does not, the bytes are searched.
+    if raw.startswith(_USER_FIRST, lo):
+        return False
+    return raw.startswith(_ASSISTANT_FIRST, lo) or raw.find(_ASSISTANT, lo, hi) != -1
 
 
 def _with_openai_hint(fields: Mapping[str, msgspec.Raw]) -> dict[str, msgspec.Raw]:

@@ -47,6 +47,8 @@ class Route:
 
     profile: str
     only_provider: str | None = None
+    # The request chose nothing and the auto router is on: it picks the profile.
+    auto: bool = False
 
 
 def choose_route(
@@ -59,7 +61,8 @@ def choose_route(
     """Header, then the body's `profile` field, then the model name, then the default.
 
     A model equal to a profile or provider name (as listed by /v1/models)
-    selects it; any other model name leaves routing to the default profile.
+    selects it; any other model name leaves routing to the default profile,
+    or to the auto router when `default_profile: auto` turns it on.
     """
     for value, field in ((header, PROFILE_HEADER), (body_profile, "profile")):
         if value is not None:
@@ -74,7 +77,7 @@ def choose_route(
             return Route(model)
         if config.provider(model) is not None:
             return Route(config.default_profile_name, only_provider=model)
-    return Route(config.default_profile_name)
+    return Route(config.default_profile_name, auto=config.auto_routing is not None)
 
 
 def plan_attempts(

@@ -5,6 +5,8 @@ REQUEST_COMPLETED = "request.completed"
 REQUEST_BOOKKEEPING_FAILED = "request.bookkeeping_failed"
 PROVIDER_FAILING = "provider.failing"
 REQUEST_TOOL_LOOP = "request.tool_loop"
+# Debug: which auto_router rule chose a request's profile, and what it read.
+ROUTING_AUTO = "routing.auto"
 PROVIDER_RECOVERED = "provider.recovered"
 SERVER_STARTED = "server.started"
 SERVER_STOPPING = "server.stopping"

@@ -480,3 +480,92 @@ def test_a_tool_loop_threshold_past_its_window_is_a_problem() -> None:
     assert "at most tool_loop_window" in problem.message
     [default_window] = problems_of(MINIMAL + "    tool_loop_threshold: 6\n")
     assert default_window.path == "profiles[0].tool_loop_threshold"
+
+
+AUTO = """\
+providers:
+  - {name: local, base_url: "http://127.0.0.1:11434/v1", model: qwen}
+profiles:
+  - {name: main, providers: [local]}
+  - {name: cheap, providers: [local]}
+default_profile: auto
+"""
+
+
+def test_the_auto_router_with_its_rules_loads() -> None:
+    config = load_config_text(
+        AUTO
+        + "auto_router:\n  default_rule_profile: main\n  rules:\n"
+        + "    - {id: side, profile: cheap, match: {model_pattern: 'claude-.*haiku.*'}}\n",
+        file="c.yaml",
+    )
+    assert config.auto_routing is not None
+    assert config.default_profile_name == "main"
+    assert config.default_shown == "auto"
+
+
+@pytest.mark.parametrize(
+    ("extra", "path", "fragment"),
+    [
+        # The built-in rules need multi, coding and writing.
+        ("", "default_profile", "missing: coding, multi"),
+        ("", "default_profile", "profile 'writing', which is not defined"),
+        (
+            "auto_router: {default_rule_profile: mian}\n",
+            "auto_router.default_rule_profile",
+            "did you mean 'main'",
+        ),
+        (
+            "auto_router: {default_rule_profile: main, rules: [{id: a, profile: cheap, match: {}}]}\n",
+            "auto_router.rules[0].match",
+            "needs exactly one of has_image, code_fence_ratio_min, content_contains, "
+            "content_regex, model_pattern, content_token_count_min; got 0",
+        ),
+        (
+            "auto_router: {default_rule_profile: main, rules: [{id: a, profile: cheap, "
+            "match: {has_image: true, content_contains: x}}]}\n",
+            "auto_router.rules[0].match",
+            "got 2: has_image, content_contains",
+        ),
+        (
+            "auto_router: {default_rule_profile: main, rules: [{id: a, profile: cheap, "
+            "match: {content_regex: '([unclosed'}}]}\n",
+            "auto_router.rules[0].match.content_regex",
+            "not a valid regular expression",
+        ),
+        (
+            "auto_router: {default_rule_profile: main, rules: [{id: a, profile: chep, "
+            "match: {has_image: true}}]}\n",
+            "auto_router.rules[0].profile",
+            "did you mean 'cheap'",
+        ),
+        (
+            "auto_router: {default_rule_profile: main, rules: [{id: a, profile: cheap, "
+            "match: {has_image: true}}, {id: a, profile: main, match: {has_image: false}}]}\n",
+            "auto_router.rules[1].id",
+            "duplicate rule id",
+        ),
+        (
+            "auto_router: {default_rule_profile: main, rules: [{id: a, profile: cheap, "
+            "match: {content_token_count_min: 0}}]}\n",
+            "auto_router.rules[0].match.content_token_count_min",
+            ">= 1",
+        ),
+    ],
+)
+def test_auto_router_problems(extra: str, path: str, fragment: str) -> None:
+    found = [p.message for p in problems_of(AUTO + extra) if p.path == path]
+    assert any(fragment in message for message in found), found
+
+
+def test_without_a_default_rule_profile_the_writing_profile_must_exist() -> None:
+    text = AUTO + "auto_router: {rules: [{id: a, profile: cheap, match: {has_image: true}}]}\n"
+    [problem] = problems_of(text)
+    assert problem.path == "default_profile"
+    assert "profile 'writing', which is not defined" in problem.message
+
+
+def test_auto_is_no_profile_name() -> None:
+    [problem] = problems_of(MINIMAL.replace("name: main", "name: auto"))
+    assert problem.path == "profiles[0].name"
+    assert "reserved" in problem.message

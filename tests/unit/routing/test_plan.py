@@ -6,6 +6,7 @@ import msgspec
 import pytest
 
 from coderouterd.config import load_config_text
+from coderouterd.config.model import AutoRouterConfig
 from coderouterd.errors import UnknownProfileError
 from coderouterd.routing.plan import Route, choose_route, plan_attempts
 from coderouterd.routing.verdict import Verdict, classify_status
@@ -69,6 +70,29 @@ def test_global_allow_paid_is_overridden_by_profile() -> None:
 )
 def test_choose_route(header, body, model, expected: Route) -> None:
     assert choose_route(CONFIG, header=header, body_profile=body, model=model) == expected
+
+
+AUTO = msgspec.structs.replace(
+    CONFIG,
+    default_profile="auto",
+    auto_router=AutoRouterConfig(default_rule_profile="paid-no"),
+)
+
+
+@pytest.mark.parametrize(
+    ("header", "body", "model", "expected"),
+    [
+        # Only a request that chooses nothing is the auto router's.
+        (None, None, None, Route("paid-no", auto=True)),
+        (None, None, "claude-opus-4", Route("paid-no", auto=True)),
+        ("main", None, None, Route("main")),
+        (None, "main", None, Route("main")),
+        (None, None, "main", Route("main")),
+        (None, None, "spare", Route("paid-no", only_provider="spare")),
+    ],
+)
+def test_choose_route_with_the_auto_router(header, body, model, expected: Route) -> None:
+    assert choose_route(AUTO, header=header, body_profile=body, model=model) == expected
 
 
 @pytest.mark.parametrize(

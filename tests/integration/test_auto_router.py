@@ -1,0 +1,94 @@
+"""default_profile: auto through a real daemon: Claude Code's side requests on the cheap tier,
+images to a profile that sees them, an explicit profile still winning."""
+
+from __future__ import annotations
+
+import anthropic
+import openai
+from structlog.testing import capture_logs
+
+from coderouterd.ctl.render import render_status
+from coderouterd.status import status_of
+from tests.conftest import StartDaemon, chain_yaml, provider_yaml
+from tests.fakes.transcripts import anthropic_message
+from tests.fakes.upstream import FakeUpstream, Reply
+
+PROFILES = """\
+  - {name: main, providers: [big]}
+  - {name: cheap, providers: [small]}
+  - {name: vision, providers: [big]}
+"""
+AUTO = """\
+default_profile: auto
+auto_router:
+  default_rule_profile: main
+  rules:
+    - {id: screenshots, profile: vision, match: {has_image: true}}
+    - {id: side-requests, profile: cheap, match: {model_pattern: "claude-(3-5-)?haiku.*"}}
+"""
+PNG = "iVBORw0KGgo="
+
+
+async def test_requests_are_placed_by_what_they_hold_unless_they_choose(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.default = Reply(json=anthropic_message("ok"))
+    providers = (provider_yaml("big", fake_upstream.url), provider_yaml("small", fake_upstream.url))
+    d = await start_daemon(chain_yaml(*providers, profiles=PROFILES, top=AUTO))
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
+    with capture_logs() as logs:
+        async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as client:
+            msgs = client.messages
+            # A title for the session, as Claude Code asks its small fast model.
+            side = await msgs.with_raw_response.create(
+                model="claude-haiku-4-5-20251001",
+                max_tokens=50,
+                messages=[{"role": "user", "content": "Title for: fix the parser"}],
+            )
+            main = await msgs.with_raw_response.create(
+                model="claude-sonnet-4-5",
+                max_tokens=50,
+                messages=[{"role": "user", "content": "fix the parser"}],
+            )
+            chosen = await msgs.with_raw_response.create(
+                model="claude-haiku-4-5-20251001",
+                max_tokens=50,
+                messages=[{"role": "user", "content": "hi"}],
+                extra_headers={"x-coderouter-mode": "main"},
+            )
+            looked = await msgs.with_raw_response.create(
+                model="claude-haiku-4-5-20251001",
+                max_tokens=50,
+                messages=[{"role": "user", "content": [image, {"type": "text", "text": "what?"}]}],
+            )
+        async with openai.AsyncOpenAI(base_url=f"{d.url}/v1", api_key="k", max_retries=0) as oai:
+            await oai.chat.completions.create(
+                model="gpt-4o",
+                messages=[
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": "what is this?"},
+                            {
+                                "type": "image_url",
+                                "image_url": {"url": f"data:image/png;base64,{PNG}"},
+                            },
+                        ],
+                    }
+                ],
+            )
+    served = [r.headers["x-coderouter-provider"] for r in (side, main, chosen, looked)]
+    assert served == ["small", "big", "big", "big"]
+    assert [r.json["model"] for r in fake_upstream.requests[:2]] == ["small-model", "big-model"]
+    profiles = [e["profile"] for e in logs if e["event"] == "request.completed"]
+    assert profiles == ["cheap", "main", "main", "vision", "vision"]
+    status = status_of(d.daemon)
+    assert status.default_profile == "auto"
+    assert status.auto_router is not None
+    assert [(r.id, r.matched) for r in status.auto_router.rules] == [
+        ("screenshots", 2),
+        ("side-requests", 1),
+    ]
+    # The request that chose its profile was not the router's to count.
+    assert status.auto_router.unmatched == 1
+    assert "rule side-requests" in render_status(status)
