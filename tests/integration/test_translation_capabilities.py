@@ -106,20 +106,29 @@ async def test_an_openai_clients_reasoning_effort_is_dropped_for_a_backend_witho
     assert [d.split(":")[0] for d in dropped(logs)] == ["reasoning_effort"]
 
 
+async def reasoning_backend(
+    start_daemon: StartDaemon, fake: FakeUpstream, tmp_path: Path, *, thinking: bool
+) -> str:
+    """A daemon whose one provider is an openai_compat backend asked to
+    reason through reasoning_effort (when its model can)."""
+    rules = tmp_path / "caps.yaml"
+    rules.write_text(
+        f'- {{kind: openai_compat, model: "local-*", thinking: {str(thinking).lower()},'
+        " reasoning_param: reasoning_effort}\n"
+    )
+    fake.default = Reply(dialect="openai", json=openai_completion("ok"))
+    provider = provider_yaml("local", fake.url + "/v1", kind="openai_compat")
+    d = await start_daemon(chain_yaml(provider, top=f"capabilities_file: {rules}\n"))
+    return d.url
+
+
 async def test_an_openai_compat_model_that_cannot_reason_gets_no_reasoning_parameter(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
     # The backend has a reasoning switch, but this model cannot use it.
-    rules = tmp_path / "caps.yaml"
-    rules.write_text(
-        '- {kind: openai_compat, model: "local-*", thinking: false,'
-        " reasoning_param: reasoning_effort}\n"
-    )
-    fake_upstream.default = Reply(dialect="openai", json=openai_completion("ok"))
-    provider = provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat")
-    d = await start_daemon(chain_yaml(provider, top=f"capabilities_file: {rules}\n"))
+    url = await reasoning_backend(start_daemon, fake_upstream, tmp_path, thinking=False)
     with capture_logs() as logs:
-        async with a_sdk(d.url) as client:
+        async with a_sdk(url) as client:
             await client.messages.create(
                 model="m",
                 max_tokens=4096,
@@ -195,16 +204,9 @@ async def test_a_subagents_effort_is_removed_only_for_an_anthropic_backend_that_
 async def test_a_subagent_on_an_openai_compat_backend_gets_neither_reasoning_nor_effort(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    rules = tmp_path / "caps.yaml"
-    rules.write_text(
-        '- {kind: openai_compat, model: "local-*", thinking: true,'
-        " reasoning_param: reasoning_effort}\n"
-    )
-    fake_upstream.default = Reply(dialect="openai", json=openai_completion("ok"))
-    provider = provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat")
-    d = await start_daemon(chain_yaml(provider, top=f"capabilities_file: {rules}\n"))
+    url = await reasoning_backend(start_daemon, fake_upstream, tmp_path, thinking=True)
     with capture_logs() as logs:
-        async with a_sdk(d.url) as client:
+        async with a_sdk(url) as client:
             await client.messages.create(model="m", max_tokens=10, messages=MESSAGES, **SUBAGENT)
     sent = fake_upstream.requests[0].json
     assert not {"reasoning_effort", "reasoning", "think", "output_config"} & set(sent)
