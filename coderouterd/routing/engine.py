@@ -25,6 +25,7 @@ from coderouterd.routing.call import Call
 from coderouterd.routing.plan import Plan
 from coderouterd.routing.progress import Progress, Reply
 from coderouterd.routing.records import Observer
+from coderouterd.routing.shape import ReplyShape
 from coderouterd.routing.streams import (
     KeepAlive,
     StreamSink,
@@ -198,6 +199,8 @@ class Engine:
         unary = codec.unary(raw, call)
         progress.usage, progress.usage_estimated = unary.usage, unary.usage_estimated
         progress.repairs = unary.repairs
+        progress.shape = ReplyShape(call.dialect)
+        progress.shape.body(unary.body)
         return Reply(resp.status, unary.body, unary.content_type, progress.headers(adapter.name))
 
     async def _stream_attempt(
@@ -227,6 +230,7 @@ class Engine:
                 idle_s=t.idle_s,
                 deadline=deadline,
                 provider=adapter.name,
+                shape=progress.shape,
             )
         except BaseException:
             head.resp.abort()

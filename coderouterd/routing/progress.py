@@ -16,6 +16,7 @@ from coderouterd.errors import AttemptFailure
 from coderouterd.routing.call import Call
 from coderouterd.routing.plan import Plan
 from coderouterd.routing.records import AttemptRecord, Observer, RequestSummary
+from coderouterd.routing.shape import ReplyShape, offers_tools
 from coderouterd.wire.usage import Usage
 
 if TYPE_CHECKING:
@@ -67,6 +68,9 @@ class Progress:
         self.repairs = 0
         self.ttfb_ms: float | None = None
         self.client_disconnected = False
+        # Read from the answer the client gets (the stream's, or the last
+        # attempt's whole reply).
+        self.shape = ReplyShape(call.dialect)
 
     def _ms(self, since: float) -> float:
         return round((self._clock.monotonic() - since) * 1000, 3)
@@ -148,6 +152,7 @@ class Progress:
         if self._reported:
             return
         self._reported = True
+        answered = self.provider is not None
         self._observer.request_finished(
             RequestSummary(
                 request_id=self.call.request_id,
@@ -163,6 +168,9 @@ class Progress:
                 usage=self.usage,
                 usage_estimated=self.usage_estimated,
                 repairs=self.repairs,
+                stop_reason=self.shape.stop_reason if answered else None,
+                tool_use=self.shape.tool_use if answered else None,
+                tools_offered=offers_tools(self.call.fields),
                 error=self.error,
                 client_disconnected=self.client_disconnected,
             )

@@ -45,6 +45,12 @@ class RequestSummary(msgspec.Struct, frozen=True, kw_only=True):
     usage_estimated: bool = False
     # Tool calls lifted out of the model's text into tool_use blocks.
     repairs: int = 0
+    # What the answer did, as the client got it (routing/shape.py): why the
+    # model stopped (Anthropic's words) and whether it called a tool; None
+    # without an answer. And whether the request offered tools at all.
+    stop_reason: str | None = None
+    tool_use: bool | None = None
+    tools_offered: bool = False
     error: str | None = None
     client_disconnected: bool = False
 

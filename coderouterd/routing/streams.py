@@ -25,6 +25,7 @@ from coderouterd.errors import (
 )
 from coderouterd.routing.call import Call
 from coderouterd.routing.progress import Progress
+from coderouterd.routing.shape import ReplyShape
 from coderouterd.routing.upstream import Adapter, Transcoder, UpstreamBody
 from coderouterd.tasks import cancel_and_wait
 from coderouterd.wire.errors import mentions_memory_pressure
@@ -62,6 +63,7 @@ async def pump(
     idle_s: float,
     deadline: float,
     provider: str,
+    shape: ReplyShape,
 ) -> str | None:
     """Forward frames until the terminal one; return None, or why the stream failed.
 
@@ -77,6 +79,7 @@ async def pump(
     heard, quiet_s = clock.monotonic(), keepalive.after_s
     while True:
         if frames:
+            shape.frames(frames)
             await sink.write(b"".join(frames))
             heard, quiet_s = clock.monotonic(), keepalive.after_s
         if tc.upstream_error is not None:
@@ -108,6 +111,7 @@ async def pump(
         frames = [o.raw for o in outs]
         if not chunk and not tc.finished:
             if frames:
+                shape.frames(frames)
                 await sink.write(b"".join(frames))
             return await fail_mid_stream(sink, provider, f"stream ended without {tc.final_event}")
 

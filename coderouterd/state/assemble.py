@@ -21,16 +21,10 @@ from typing import Any, Literal
 import msgspec
 
 from coderouterd.wire.sse import SSEDecoder, parse_frame
+from coderouterd.wire.stop import stop_of_finish
 
 Dialect = Literal["anthropic", "openai"]
 
-_FINISH_TO_STOP = {
-    "stop": "end_turn",
-    "length": "max_tokens",
-    "tool_calls": "tool_use",
-    "function_call": "tool_use",
-    "content_filter": "refusal",
-}
 _USAGE_KEYS = (
     "input_tokens",
     "output_tokens",
@@ -171,12 +165,6 @@ def _openai_usage(usage: object) -> dict[str, int]:
     return out
 
 
-def _stop_of_finish(finish: object) -> str | None:
-    if not isinstance(finish, str) or not finish:
-        return None
-    return _FINISH_TO_STOP.get(finish, finish)
-
-
 # --- Anthropic --------------------------------------------------------------
 
 
@@ -286,7 +274,7 @@ def _openai_completion(completion: Mapping[str, Any]) -> Assembled:
             function = call.get("function") if isinstance(call, Mapping) else None
             if isinstance(function, Mapping):
                 parts.calls.append(_whole_call(function))
-    parts.stop_reason = _stop_of_finish(choice.get("finish_reason"))
+    parts.stop_reason = stop_of_finish(choice.get("finish_reason"))
     parts.usage = _openai_usage(completion.get("usage"))
     return parts.build()
 
@@ -314,7 +302,7 @@ def _openai_chunk(parts: _Parts, data: bytes) -> None:
     if chunk.get("usage"):
         parts.usage = _openai_usage(chunk.get("usage"))
     choice = _first_choice(chunk.get("choices"))
-    if (stop := _stop_of_finish(choice.get("finish_reason"))) is not None:
+    if (stop := stop_of_finish(choice.get("finish_reason"))) is not None:
         parts.stop_reason = stop
     delta = choice.get("delta")
     if not isinstance(delta, Mapping):

@@ -95,7 +95,9 @@ def _request(r: sqlite3.Row, attempts: tuple[AttemptRow, ...]) -> RequestRow:
         status=r[6], stream=bool(r[7]), ttfb_ms=r[8], total_ms=r[9], input_tokens=r[10],
         output_tokens=r[11], cache_creation_input_tokens=r[12], cache_read_input_tokens=r[13],
         usage_estimated=bool(r[14]), cost_usd=r[15], savings_usd=r[16], cache_outcome=r[17],
-        repairs=r[18], error=r[19], client_disconnected=bool(r[20]), attempts=attempts,
+        repairs=r[18], error=r[19], client_disconnected=bool(r[20]), stop_reason=r[21],
+        tool_use=None if r[22] is None else bool(r[22]), tools_offered=bool(r[23]),
+        attempts=attempts,
     )  # fmt: skip
 
 

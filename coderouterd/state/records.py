@@ -21,7 +21,7 @@ REQUEST_COLUMNS = (
     "id", "ts", "dialect", "profile", "requested_model", "provider", "status", "stream",
     "ttfb_ms", "total_ms", "input_tokens", "output_tokens", "cache_creation_input_tokens",
     "cache_read_input_tokens", "usage_estimated", "cost_usd", "savings_usd", "cache_outcome",
-    "repairs", "error", "client_disconnected",
+    "repairs", "error", "client_disconnected", "stop_reason", "tool_use", "tools_offered",
 )  # fmt: skip
 ATTEMPT_COLUMNS = (
     "request_id", "seq", "provider", "outcome", "reason", "detail", "status", "ttfb_ms",
@@ -135,6 +135,9 @@ class RequestRow(msgspec.Struct, frozen=True, kw_only=True):
     repairs: int = 0
     error: str | None = None
     client_disconnected: bool = False
+    stop_reason: str | None = None
+    tool_use: bool | None = None
+    tools_offered: bool = False
     attempts: tuple[AttemptRow, ...] = ()
 
     def statements(self) -> list[Statement]:
@@ -143,7 +146,8 @@ class RequestRow(msgspec.Struct, frozen=True, kw_only=True):
             self.status, int(self.stream), self.ttfb_ms, self.total_ms, self.input_tokens,
             self.output_tokens, self.cache_creation_input_tokens, self.cache_read_input_tokens,
             int(self.usage_estimated), self.cost_usd, self.savings_usd, self.cache_outcome,
-            self.repairs, self.error, int(self.client_disconnected),
+            self.repairs, self.error, int(self.client_disconnected), self.stop_reason,
+            None if self.tool_use is None else int(self.tool_use), int(self.tools_offered),
         )  # fmt: skip
         return [(INSERT_REQUEST, row), *(a.statement(self.id) for a in self.attempts)]
 

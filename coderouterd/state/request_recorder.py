@@ -125,6 +125,9 @@ def _request_row(
         repairs=s.repairs,
         error=s.error,
         client_disconnected=s.client_disconnected,
+        stop_reason=s.stop_reason,
+        tool_use=s.tool_use,
+        tools_offered=s.tools_offered,
         attempts=attempts,
     )
 

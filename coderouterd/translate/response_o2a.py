@@ -36,14 +36,8 @@ from coderouterd.translate.estimate import estimate_text_tokens
 from coderouterd.translate.filters import ThinkFilter
 from coderouterd.translate.repair import ToolCall, ToolCallRepair
 from coderouterd.translate.types import OutputFilters
+from coderouterd.wire.stop import FINISH_TO_STOP
 
-_FINISH_TO_STOP = {
-    "stop": "end_turn",
-    "length": "max_tokens",
-    "tool_calls": "tool_use",
-    "function_call": "tool_use",
-    "content_filter": "refusal",
-}
 _NOT_ID = re.compile(r"[^A-Za-z0-9_-]")
 
 Piece = tuple[Literal["text", "thinking"], str] | ToolCall
@@ -52,7 +46,7 @@ Piece = tuple[Literal["text", "thinking"], str] | ToolCall
 def stop_reason_of(finish_reason: object) -> str:
     """OpenAI finish_reason as an Anthropic stop_reason; the set is open."""
     if isinstance(finish_reason, str):
-        return _FINISH_TO_STOP.get(finish_reason, "end_turn")
+        return FINISH_TO_STOP.get(finish_reason, "end_turn")
     return "end_turn"
 
 

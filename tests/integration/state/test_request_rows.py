@@ -154,6 +154,9 @@ async def test_a_fallback_request_stores_every_column_and_every_attempt(
         cache_read_input_tokens=100,
         usage_estimated=False,
         cache_outcome="hit",
+        stop_reason="end_turn",
+        tool_use=False,
+        tools_offered=False,
         attempts=(
             AttemptRow(seq=0, provider="cloud", outcome="skipped", reason="budget_exceeded"),
             logged_attempt(line, 1),
@@ -217,6 +220,8 @@ async def test_an_openai_stream_stores_its_dialect_profile_and_usage(
         cache_creation_input_tokens=0,
         cache_read_input_tokens=0,
         cache_outcome="none",
+        stop_reason="end_turn",
+        tool_use=False,
     )
     [attempt] = row.attempts
     assert msgspec.structs.replace(attempt, cost_usd=None) == logged_attempt(line, 0)
