@@ -23,6 +23,7 @@ from coderouterd.config import LoadedConfig, resolve_control_socket, resolve_sta
 from coderouterd.ctl.server import build_ctl_app, start_ctl_site, stop_ctl_site
 from coderouterd.daemon import Daemon, with_server_overrides
 from coderouterd.errors import ListenError
+from coderouterd.healing.drift_watch import DriftWatch
 from coderouterd.healing.policy import HealingBook
 from coderouterd.healing.service import HealingService
 from coderouterd.ingress import info, messages
@@ -72,11 +73,13 @@ def build_daemon(
     )
     if state is not None:
         healing.load((e.provider, e.reason, e.since, e.until) for e in state.exclusions)
+    drift = DriftWatch(loaded.config, log)
     observers: list[Observer] = [
         inflight,
         ProviderStateObserver(board, clock, log, audit=state.audit if state else None),
         RequestLogObserver(log),
         healing,
+        drift,
     ]
     daemon = Daemon(
         loaded,
@@ -90,6 +93,7 @@ def build_daemon(
         state=state,
         server_overrides=server_overrides,
         healing=healing,
+        drift=drift,
     )
     if state is not None:
         observers.append(
@@ -120,9 +124,14 @@ def build_app(daemon: Daemon) -> web.Application:
 
 
 async def _healing_ctx(app: web.Application) -> AsyncIterator[None]:
+    daemon = app[DAEMON]
+    if daemon.state is not None:
+        # Before the first request: a drift does not end with a restart.
+        drift = daemon.drift
+        drift.load(await daemon.state.recent_answers(drift.watched, drift.window))
     # Probes and restarts run while the server does; they stop before the
     # state service closes, so their last records are written.
-    healing = app[DAEMON].healing
+    healing = daemon.healing
     healing.start()
     yield
     await healing.close()

@@ -23,6 +23,7 @@ from coderouterd.ctl.model import (
     StatusReply,
 )
 from coderouterd.errors import ConfigError
+from coderouterd.healing.drift_watch import DriftWatch
 from coderouterd.healing.service import HealingService
 from coderouterd.ingress.body import BodyMemo
 from coderouterd.ingress.inflight import InFlightEntry, InFlightRegistry
@@ -70,6 +71,7 @@ class Daemon:
         state: StateService | None = None,
         server_overrides: Mapping[str, Any] | None = None,
         healing: HealingService,
+        drift: DriftWatch,
     ) -> None:
         # `serve --host/--port` win over the file at every reload, as they will
         # at the next start under the same command line: a file that differs
@@ -86,6 +88,7 @@ class Daemon:
         self.budget = budget
         self.state = state
         self.healing = healing
+        self.drift = drift
         self.holder = _Holder(build_runtime(loaded, env=env, observer=observer, clock=clock))
         self._retired: list[HttpAdapter] = []
         self.server: ServerConfig = loaded.config.server
@@ -264,6 +267,7 @@ class Daemon:
         self.holder.current = new
         self._retired.extend(retired_adapters(current, new))
         self.healing.reconfigure(loaded.config)
+        self.drift.reconfigure(loaded.config)
         restart = tuple(
             f"server.{k}"
             for k in _RESTART_ONLY

@@ -12,6 +12,7 @@ from coderouterd.ctl.model import (
     AutoRouterStatus,
     AutoRuleStatus,
     BudgetStatus,
+    DriftStatus,
     HealingStatus,
     MemoryStatus,
     MemoStatus,
@@ -131,6 +132,20 @@ def _provider(daemon: Daemon, runtime: Runtime, name: str) -> ProviderStatus:
         tool_call_repairs=st.repairs,
         auth_rejected=st.auth_rejected,
         healing=healing,
+        drift=_drift(daemon, name),
+    )
+
+
+def _drift(daemon: Daemon, name: str) -> DriftStatus | None:
+    judged = daemon.drift.verdict(name)
+    if judged is None:
+        return None
+    verdict, outcomes = judged
+    return DriftStatus(
+        severity=verdict.severity,
+        outcomes=outcomes,
+        reason=verdict.reason,
+        signals=verdict.signals,
     )
 
 

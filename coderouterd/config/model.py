@@ -77,6 +77,7 @@ Argv = Annotated[tuple[Annotated[str, msgspec.Meta(min_length=1)], ...], msgspec
 HealthAction = Literal["off", "warn", "demote", "exclude"]
 PressureAction = Literal["off", "warn", "skip"]
 LoopAction = Literal["off", "warn", "inject", "break"]
+DriftAction = Literal["off", "warn", "demote"]
 
 
 class ProviderConfig(_Strict, frozen=True):
@@ -124,6 +125,11 @@ class ProfileConfig(_Strict, frozen=True):
     tool_loop_action: LoopAction = "warn"
     tool_loop_window: Annotated[int, msgspec.Meta(ge=2, le=50)] = 5
     tool_loop_threshold: Annotated[int, msgspec.Meta(ge=2, le=50)] = 3
+    # A provider whose answers are drifting (DriftConfig): `warn` logs it
+    # (and answers say so in a header), `demote` also tries it last while
+    # the drift is severe, `off` leaves it unwatched (unless another profile
+    # lists it).
+    drift_action: DriftAction = "warn"
 
 
 class ReplayConfig(_Strict, frozen=True):
@@ -218,6 +224,14 @@ class AutoRouterConfig(_Strict, frozen=True):
     default_rule_profile: str = "writing"
 
 
+class DriftConfig(_Strict, frozen=True):
+    """Quality drift: each provider's last `window` outcomes judged together
+    (healing/drift.py), with the thresholds of `sensitivity`."""
+
+    sensitivity: Literal["low", "normal", "high"] = "normal"
+    window: Annotated[int, msgspec.Meta(ge=10, le=200)] = 20
+
+
 class ServerConfig(_Strict, frozen=True):
     host: str = "127.0.0.1"
     port: Port = 8088
@@ -240,6 +254,7 @@ class Config(_Strict, frozen=True):
     server: ServerConfig = ServerConfig()
     state: StateConfig = StateConfig()
     self_healing: SelfHealingConfig = SelfHealingConfig()
+    drift: DriftConfig = DriftConfig()
     # Read only with default_profile: auto.
     auto_router: AutoRouterConfig | None = None
 

@@ -27,6 +27,16 @@ class HealingStatus(msgspec.Struct, frozen=True, kw_only=True):
     restart_running: bool = False
 
 
+class DriftStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """The verdict on a provider's last answers (healing/drift.py)."""
+
+    severity: str
+    # Answers and failed attempts judged (of drift.window).
+    outcomes: int
+    reason: str = ""
+    signals: dict[str, float] = {}
+
+
 class ProviderStatus(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     kind: str
@@ -45,6 +55,8 @@ class ProviderStatus(msgspec.Struct, frozen=True, kw_only=True):
     # The provider's last answer was a 401/403 to our credentials.
     auth_rejected: bool = False
     healing: HealingStatus = HealingStatus()
+    # None when no profile watches its drift.
+    drift: DriftStatus | None = None
 
 
 class InFlight(msgspec.Struct, frozen=True, kw_only=True):

@@ -74,6 +74,7 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
             unavailable=daemon.unavailable(runtime, dialect),
             excluded=daemon.healing.book.excluded(),
             cooling=daemon.healing.book.cooling(),
+            drift=daemon.drift.flagged,
         )
         fields = _loop_guard(runtime.config.profile(plan.profile), parsed, dialect)
     except (CoderouterError, web.HTTPRequestEntityTooLarge) as exc:

@@ -7,8 +7,8 @@ see why a provider was not tried.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 
 from coderouterd.config.model import Config, ProfileConfig, ProviderConfig
 from coderouterd.errors import MEMORY_PRESSURE, UnknownProfileError
@@ -39,6 +39,8 @@ class Plan:
     profile: str
     attempts: tuple[ProviderConfig, ...]
     skipped: tuple[Skip, ...]
+    # Providers whose answers are drifting when the plan was made, and how badly.
+    drift: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +66,12 @@ def choose_route(
     selects it; any other model name leaves routing to the default profile,
     or to the auto router when `default_profile: auto` turns it on.
     """
-    for value, field in ((header, PROFILE_HEADER), (body_profile, "profile")):
+    for value, where in ((header, PROFILE_HEADER), (body_profile, "profile")):
         if value is not None:
             if config.profile(value) is None:
                 known = ", ".join(p.name for p in config.profiles)
                 raise UnknownProfileError(
-                    f"unknown profile {value!r} (known: {known})", field=field
+                    f"unknown profile {value!r} (known: {known})", field=where
                 )
             return Route(value)
     if model is not None:
@@ -87,6 +89,7 @@ def plan_attempts(
     unavailable: Mapping[str, str] | None = None,
     excluded: Collection[str] = frozenset(),
     cooling: Collection[str] = frozenset(),
+    drift: Mapping[str, str] | None = None,
 ) -> Plan:
     """Ordered providers to try, with every skipped provider and its reason.
 
@@ -97,6 +100,8 @@ def plan_attempts(
     down after running out of memory: a `skip` profile skips them. Neither
     ever leaves a plan empty: when they are all that stands between a
     request and every provider, those providers are tried anyway, in order.
+    `drift` names the providers whose answers drift (mild or severe): a
+    `demote` profile tries the severe ones last, before those excluded.
     """
     profile = config.profile(route.profile)
     if profile is None:
@@ -123,9 +128,20 @@ def plan_attempts(
             p for s in skipped if s.reason in _HEALING if (p := config.provider(s.provider))
         ]
         skipped = [s for s in skipped if s.reason not in _HEALING]
-    elif excluded and profile.backend_health_action == "demote":
-        attempts.sort(key=lambda p: p.name in excluded)
-    return Plan(profile.name, tuple(attempts), tuple(skipped))
+    elif (excluded and profile.backend_health_action == "demote") or (
+        drift and profile.drift_action == "demote"
+    ):
+        attempts.sort(key=_demotion(profile, excluded, drift or {}))
+    return Plan(profile.name, tuple(attempts), tuple(skipped), drift or {})
+
+
+def _demotion(
+    profile: ProfileConfig, excluded: Collection[str], drift: Mapping[str, str]
+) -> Callable[[ProviderConfig], tuple[bool, bool]]:
+    """The sort key that moves demoted providers to the end, in order."""
+    unhealthy = excluded if profile.backend_health_action == "demote" else ()
+    drifting = drift if profile.drift_action == "demote" else {}
+    return lambda p: (p.name in unhealthy, drifting.get(p.name) == "severe")
 
 
 def _skip_reason(

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 PROVIDER_HEADER = "x-coderouter-provider"
 FALLBACK_PATH_HEADER = "x-coderouter-fallback-path"
 FALLBACK_REASON_HEADER = "x-coderouter-fallback-reason"
+# The answering provider's answers were drifting (mild or severe) when the request came.
+DRIFT_HEADER = "x-coderouter-drift"
 
 CLIENT_CLOSED_STATUS = 499
 SHUTDOWN_STATUS = 503
@@ -114,6 +116,8 @@ class Progress:
 
     def headers(self, provider: str) -> dict[str, str]:
         out = {PROVIDER_HEADER: provider}
+        if drift := self.plan.drift.get(provider):
+            out[DRIFT_HEADER] = drift
         if self.records:
             out[FALLBACK_PATH_HEADER] = ",".join([*(r.provider for r in self.records), provider])
             out[FALLBACK_REASON_HEADER] = ", ".join(

@@ -138,6 +138,31 @@ async def client_request_ids(conn: aiosqlite.Connection, limit: int) -> list[str
     return [str(r[0]) for r in rows]
 
 
+class Answer(msgspec.Struct, frozen=True, kw_only=True):
+    """What one answer a client got whole did (request row columns)."""
+
+    output_tokens: int | None
+    stop_reason: str | None
+    tool_use: bool
+    tools_offered: bool
+
+
+async def recent_answers(conn: aiosqlite.Connection, provider: str, limit: int) -> list[Answer]:
+    """The provider's last `limit` answers that reached their client whole,
+    oldest first; rows written before their reply's shape was kept are not
+    among them."""
+    rows = await conn.execute_fetchall(
+        "SELECT output_tokens, stop_reason, tool_use, tools_offered FROM requests"
+        " WHERE provider = ? AND status < 400 AND error IS NULL AND client_disconnected = 0"
+        " AND tool_use IS NOT NULL ORDER BY ts DESC LIMIT ?",
+        (provider, limit),
+    )
+    return [
+        Answer(output_tokens=r[0], stop_reason=r[1], tool_use=bool(r[2]), tools_offered=bool(r[3]))
+        for r in reversed(list(rows))
+    ]
+
+
 async def exclusions(conn: aiosqlite.Connection) -> list[ExclusionSet]:
     rows = await conn.execute_fetchall(
         "SELECT provider, reason, since, until FROM exclusions ORDER BY provider"

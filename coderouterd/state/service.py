@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -242,6 +242,16 @@ class StateService:
         # Optional fields appear only when known, so a row says what happened.
         fields.update((k, v) for k, v in optional.items() if v is not None)
         self.writer.submit(AuditEvent(ts=now, event=event, fields=fields))
+
+    async def recent_answers(
+        self, providers: Iterable[str], limit: int
+    ) -> dict[str, list[reads.Answer]]:
+        """Each provider's last `limit` answers, oldest first (drift at start-up)."""
+
+        async def job(conn: aiosqlite.Connection) -> dict[str, list[reads.Answer]]:
+            return {p: await reads.recent_answers(conn, p, limit) for p in providers}
+
+        return await self.writer.maintain(job)
 
     async def _retention_pass(self, now: float) -> None:
         """One retention pass at `now`, with the limits of the config in force."""
