@@ -20,6 +20,7 @@ from coderouterd.ctl.model import (
     StateStatus,
     StatusReply,
 )
+from coderouterd.healing.drift import shown
 from coderouterd.routing.cost import month_of
 from coderouterd.runtime import Runtime
 from coderouterd.telemetry.memory import peak_rss_bytes, rss_bytes
@@ -145,7 +146,7 @@ def _drift(daemon: Daemon, name: str) -> DriftStatus | None:
         severity=verdict.severity,
         outcomes=outcomes,
         reason=verdict.reason,
-        signals=verdict.signals,
+        signals=shown(verdict.signals),
     )
 
 

@@ -25,8 +25,8 @@ but the two about length.
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -73,7 +73,7 @@ ERROR = Outcome(error=True)
 @dataclass(frozen=True, slots=True)
 class Verdict:
     severity: Severity = "none"
-    # Each signal's value (rounded to 3 places); empty before the window fills.
+    # Each signal's value; empty before the window fills.
     signals: dict[str, float] = field(default_factory=dict)
     # The signals past their thresholds, severe ones first.
     reason: str = ""
@@ -82,44 +82,98 @@ class Verdict:
 NO_DRIFT = Verdict()
 
 
-def judge(window: Sequence[Outcome], t: Thresholds) -> Verdict:
+class Window:
+    """A provider's last outcomes, with what the signals count kept up to
+    date as outcomes come and go: judging runs after every outcome of every
+    watched provider, and must not walk the window each time."""
+
+    __slots__ = ("_items", "_lengths", "answers", "empty", "odd", "offered", "silent")
+
+    def __init__(self, size: int, outcomes: Iterable[Outcome] = ()) -> None:
+        self._items: deque[Outcome] = deque(maxlen=size)
+        # Output tokens of the answers that report them, oldest first.
+        self._lengths: deque[int] = deque()
+        self.answers = self.empty = self.odd = self.offered = self.silent = 0
+        for o in outcomes:
+            self.add(o)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[Outcome]:
+        return iter(self._items)
+
+    @property
+    def lengths(self) -> list[int]:
+        return list(self._lengths)
+
+    def add(self, o: Outcome) -> None:
+        if len(self._items) == self._items.maxlen:
+            self._count(self._items[0], -1)
+        self._items.append(o)
+        self._count(o, 1)
+
+    def _count(self, o: Outcome, step: int) -> None:
+        if o.error:
+            return
+        self.answers += step
+        if o.output_tokens is not None:
+            if step > 0:
+                self._lengths.append(o.output_tokens)
+            else:
+                self._lengths.popleft()
+            self.empty += step * (o.output_tokens == 0)
+        if o.tools_offered:
+            self.offered += step
+            self.silent += step * (not o.tool_use)
+        self.odd += step * (o.stop_reason not in _NORMAL_STOPS)
+
+
+def judge(window: Window | Sequence[Outcome], t: Thresholds) -> Verdict:
     """The verdict on one provider's last outcomes, oldest first."""
     if len(window) < t.min_window_fill:
         return NO_DRIFT
-    answers = [o for o in window if not o.error]
+    w = window if isinstance(window, Window) else Window(len(window), window)
     signals: dict[str, float] = {}
     severe: list[str] = []
     mild: list[str] = []
-    lengths = [o.output_tokens for o in answers if o.output_tokens is not None]
+    lengths = w.lengths
     if lengths:
-        empty = sum(1 for n in lengths if n == 0) / len(lengths)
-        signals["empty_response_rate"] = round(empty, 3)
-        if empty > t.empty_response_rate:
-            severe.append(f"empty_response_rate={empty:.2f}")
+        rate = signals["empty_response_rate"] = w.empty / len(lengths)
+        if rate > t.empty_response_rate:
+            severe.append(f"empty_response_rate={rate:.2f}")
     if len(lengths) >= _MIN_LENGTHS:
         mid = len(lengths) // 2
-        earlier, recent = statistics.median(lengths[:mid]), statistics.median(lengths[mid:])
+        earlier, recent = _median(lengths[:mid]), _median(lengths[mid:])
         if earlier > 0:
-            ratio = recent / earlier
-            signals["length_collapse_ratio"] = round(ratio, 3)
+            ratio = signals["length_collapse_ratio"] = recent / earlier
             if ratio < t.length_collapse_ratio:
                 severe.append(
                     f"length_collapse={ratio:.2f} (recent_median={recent:g}, earlier={earlier:g})"
                 )
-    offered = [o for o in answers if o.tools_offered]
-    if len(offered) >= _MIN_OFFERED:
-        silence = sum(1 for o in offered if not o.tool_use) / len(offered)
-        signals["tool_silence_rate"] = round(silence, 3)
-        if silence > t.tool_silence_rate:
-            mild.append(f"tool_silence_rate={silence:.2f}")
-    if answers:
-        odd = sum(1 for o in answers if o.stop_reason not in _NORMAL_STOPS) / len(answers)
-        signals["stop_anomaly_rate"] = round(odd, 3)
-        if odd > t.stop_anomaly_rate:
-            mild.append(f"stop_anomaly_rate={odd:.2f}")
-    errors = (len(window) - len(answers)) / len(window)
-    signals["error_rate"] = round(errors, 3)
-    if errors > t.error_rate:
-        mild.append(f"error_rate={errors:.2f}")
+    if w.offered >= _MIN_OFFERED:
+        rate = signals["tool_silence_rate"] = w.silent / w.offered
+        if rate > t.tool_silence_rate:
+            mild.append(f"tool_silence_rate={rate:.2f}")
+    if w.answers:
+        rate = signals["stop_anomaly_rate"] = w.odd / w.answers
+        if rate > t.stop_anomaly_rate:
+            mild.append(f"stop_anomaly_rate={rate:.2f}")
+    rate = signals["error_rate"] = (len(w) - w.answers) / len(w)
+    if rate > t.error_rate:
+        mild.append(f"error_rate={rate:.2f}")
     severity: Severity = "severe" if severe or len(mild) >= 2 else "mild" if mild else "none"
     return Verdict(severity, signals, ", ".join(severe + mild))
+
+
+def shown(signals: dict[str, float]) -> dict[str, float]:
+    """Signals as logs and `ctl status` show them: 3 decimal places."""
+    return {k: round(v, 3) for k, v in signals.items()}
+
+
+def _median(values: list[int]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    if len(ordered) % 2:
+        return float(ordered[mid])
+    return (ordered[mid - 1] + ordered[mid]) / 2

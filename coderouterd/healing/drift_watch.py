@@ -13,12 +13,21 @@ read back), so a restart neither forgets a drift nor starts one blind.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from coderouterd.config.model import Config
-from coderouterd.healing.drift import ERROR, NO_DRIFT, PRESETS, Outcome, Severity, Verdict, judge
+from coderouterd.healing.drift import (
+    ERROR,
+    NO_DRIFT,
+    PRESETS,
+    Outcome,
+    Severity,
+    Verdict,
+    Window,
+    judge,
+    shown,
+)
 from coderouterd.routing.records import AttemptRecord, BaseObserver, RequestSummary
 from coderouterd.state.reads import Answer
 from coderouterd.telemetry import events
@@ -27,7 +36,7 @@ from coderouterd.telemetry import events
 class DriftWatch(BaseObserver):
     def __init__(self, config: Config, log: Any) -> None:
         self._log = log
-        self._windows: dict[str, deque[Outcome]] = {}
+        self._windows: dict[str, Window] = {}
         self._verdicts: dict[str, Verdict] = {}
         # Providers drifting now, and how badly: what routing reads per request.
         self.flagged: Mapping[str, Severity] = {}
@@ -38,7 +47,7 @@ class DriftWatch(BaseObserver):
         watched = {name for p in config.profiles if p.drift_action != "off" for name in p.providers}
         size = self._size = config.drift.window
         self._windows = {
-            name: deque(self._windows.get(name, ()), maxlen=size) for name in sorted(watched)
+            name: Window(size, self._windows.get(name, ())) for name in sorted(watched)
         }
         for name in list(self._verdicts):
             if name not in watched:
@@ -60,7 +69,7 @@ class DriftWatch(BaseObserver):
             window = self._windows.get(name)
             if window is None:
                 continue
-            window.extend(
+            for outcome in (
                 Outcome(
                     output_tokens=a.output_tokens,
                     stop_reason=a.stop_reason,
@@ -68,7 +77,8 @@ class DriftWatch(BaseObserver):
                     tools_offered=a.tools_offered,
                 )
                 for a in rows
-            )
+            ):
+                window.add(outcome)
             self._judge(name, restored=True)
 
     def verdict(self, provider: str) -> tuple[Verdict, int] | None:
@@ -81,7 +91,7 @@ class DriftWatch(BaseObserver):
 
     def attempt_finished(self, request_id: str, record: AttemptRecord) -> None:
         if record.outcome == "failed" and record.provider in self._windows:
-            self._windows[record.provider].append(ERROR)
+            self._windows[record.provider].add(ERROR)
             self._judge(record.provider)
 
     def request_finished(self, summary: RequestSummary) -> None:
@@ -94,7 +104,7 @@ class DriftWatch(BaseObserver):
         if summary.client_disconnected:
             return
         usage = summary.usage
-        self._windows[name].append(
+        self._windows[name].add(
             Outcome(
                 output_tokens=usage.output_tokens if usage is not None else None,
                 stop_reason=summary.stop_reason,
@@ -114,7 +124,7 @@ class DriftWatch(BaseObserver):
         fields: dict[str, object] = {
             "provider": name,
             "previous": before.severity,
-            "signals": verdict.signals,
+            "signals": shown(verdict.signals),
         }
         if restored:
             fields["restored"] = True
