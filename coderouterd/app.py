@@ -133,7 +133,9 @@ async def _healing_ctx(app: web.Application) -> AsyncIterator[None]:
     # state service closes, so their last records are written.
     healing = daemon.healing
     healing.start()
+    daemon.drift.start()
     yield
+    await daemon.drift.close()
     await healing.close()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -99,3 +100,10 @@ def chain_yaml(*providers: str, profiles: str | None = None, top: str = "") -> s
 @pytest.fixture
 def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("CODEROUTERD")}
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    """Wait until `condition()` holds: for plain state that no event announces."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - nothing to wait on but the state
+            await asyncio.sleep(0.02)

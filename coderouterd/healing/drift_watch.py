@@ -2,17 +2,22 @@
 
 `DriftWatch` is one of the engine's observers. A failed attempt and an
 answer the client got whole (outcome `ok`, status below 400, the client
-still there) go into their provider's window, oldest out; the verdict is
-judged again (drift.py) and a change of severity is logged:
-`provider.drift` (warning) when it rises or changes, `provider.drift_cleared`
-when it ends. Only providers some profile watches (`drift_action` other than
-`off`) have a window. At start the windows are refilled with each
-provider's last answers from the request log (its failed attempts are not
-read back), so a restart neither forgets a drift nor starts one blind.
+still there) are queued for their provider; once a second (and whenever
+`ctl status` asks) the queued outcomes go into their windows, oldest out,
+the verdicts are judged again (drift.py) and each change of severity is
+logged: `provider.drift` (warning) when it rises or changes,
+`provider.drift_cleared` when it ends. Drift builds over many answers, so
+a verdict a second late costs nothing, while judging after every answer
+cost a request several percent of its CPU. Only providers some profile
+watches (`drift_action` other than `off`) have a window. At start the
+windows are refilled with each provider's last answers from the request
+log (its failed attempts are not read back), so a restart neither forgets
+a drift nor starts one blind.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,7 +35,13 @@ from coderouterd.healing.drift import (
 )
 from coderouterd.routing.records import AttemptRecord, BaseObserver, RequestSummary
 from coderouterd.state.reads import Answer
+from coderouterd.tasks import cancel_and_wait, spawn
 from coderouterd.telemetry import events
+
+JUDGE_INTERVAL_S = 1.0
+# Judged at once past this many queued outcomes, so the queue stays small
+# even if the loop is held up.
+_MAX_PENDING = 4096
 
 
 class DriftWatch(BaseObserver):
@@ -38,11 +49,14 @@ class DriftWatch(BaseObserver):
         self._log = log
         self._windows: dict[str, Window] = {}
         self._verdicts: dict[str, Verdict] = {}
+        self._pending: list[tuple[str, Outcome]] = []
+        self._task: asyncio.Task[None] | None = None
         # Providers drifting now, and how badly: what routing reads per request.
         self.flagged: Mapping[str, Severity] = {}
         self.reconfigure(config)
 
     def reconfigure(self, config: Config) -> None:
+        self.judge_pending()
         self._thresholds = PRESETS[config.drift.sensitivity]
         watched = {name for p in config.profiles if p.drift_action != "off" for name in p.providers}
         size = self._size = config.drift.window
@@ -69,21 +83,21 @@ class DriftWatch(BaseObserver):
             window = self._windows.get(name)
             if window is None:
                 continue
-            for outcome in (
-                Outcome(
-                    output_tokens=a.output_tokens,
-                    stop_reason=a.stop_reason,
-                    tool_use=a.tool_use,
-                    tools_offered=a.tools_offered,
+            for a in rows:
+                window.add(
+                    Outcome(
+                        output_tokens=a.output_tokens,
+                        stop_reason=a.stop_reason,
+                        tool_use=a.tool_use,
+                        tools_offered=a.tools_offered,
+                    )
                 )
-                for a in rows
-            ):
-                window.add(outcome)
             self._judge(name, restored=True)
 
     def verdict(self, provider: str) -> tuple[Verdict, int] | None:
         """The verdict and how many outcomes it judged; None when no profile
         watches the provider."""
+        self.judge_pending()
         window = self._windows.get(provider)
         if window is None:
             return None
@@ -91,8 +105,7 @@ class DriftWatch(BaseObserver):
 
     def attempt_finished(self, request_id: str, record: AttemptRecord) -> None:
         if record.outcome == "failed" and record.provider in self._windows:
-            self._windows[record.provider].add(ERROR)
-            self._judge(record.provider)
+            self._queue(record.provider, ERROR)
 
     def request_finished(self, summary: RequestSummary) -> None:
         name = summary.provider
@@ -104,15 +117,49 @@ class DriftWatch(BaseObserver):
         if summary.client_disconnected:
             return
         usage = summary.usage
-        self._windows[name].add(
+        self._queue(
+            name,
             Outcome(
                 output_tokens=usage.output_tokens if usage is not None else None,
                 stop_reason=summary.stop_reason,
                 tool_use=bool(summary.tool_use),
                 tools_offered=summary.tools_offered,
-            )
+            ),
         )
-        self._judge(name)
+
+    def _queue(self, name: str, outcome: Outcome) -> None:
+        self._pending.append((name, outcome))
+        if len(self._pending) >= _MAX_PENDING:
+            self.judge_pending()
+
+    def judge_pending(self) -> None:
+        """Put the queued outcomes in their windows and judge those that changed."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        touched: dict[str, None] = {}
+        for name, outcome in pending:
+            window = self._windows.get(name)
+            if window is not None:
+                window.add(outcome)
+                touched[name] = None
+        for name in touched:
+            self._judge(name)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = spawn(self._run(), name="drift:judge")
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            await cancel_and_wait(task)
+        self.judge_pending()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(JUDGE_INTERVAL_S)
+            self.judge_pending()
 
     def _judge(self, name: str, *, restored: bool = False) -> None:
         verdict = judge(self._windows[name], self._thresholds)

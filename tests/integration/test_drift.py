@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 
 from coderouterd.ctl.render import render_status
 from coderouterd.status import status_of
-from tests.conftest import StartDaemon, chain_yaml, provider_yaml
+from tests.conftest import StartDaemon, chain_yaml, provider_yaml, until
 from tests.fakes.transcripts import anthropic_message
 from tests.fakes.upstream import FakeUpstream, Recorded, Reply
 
@@ -47,12 +47,16 @@ async def test_an_empty_answering_backend_is_flagged_demoted_and_remembered(
         async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as client:
             served = [
                 (await client.messages.with_raw_response.create(model="m", **ask)).headers
-                for _ in range(7)
+                for _ in range(6)
             ]
+            # Six empty answers are enough to judge; the verdict comes within a second.
+            await until(lambda: d.daemon.drift.flagged == {"local": "severe"})
+            served.append(
+                (await client.messages.with_raw_response.create(model="m", **ask)).headers
+            )
             watched = await client.messages.with_raw_response.create(
                 model="m", extra_headers={"x-coderouter-mode": "watch"}, **ask
             )
-    # Six empty answers fill the window enough to judge: severe from then on.
     assert [h["x-coderouter-provider"] for h in served] == ["local"] * 6 + ["cloud"]
     assert all("x-coderouter-drift" not in h for h in served[:6])
     # A profile that only warns still uses it, and says so.

@@ -3,20 +3,18 @@ restarted and restored; exclusions survive a restart of the daemon."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import socket
 import sys
 from pathlib import Path
-from typing import Any
 
 import anthropic
 
 from coderouterd.state.audit import tail
 from coderouterd.state.db import open_db
 from coderouterd.state.reads import exclusions
-from tests.conftest import TEST_API_KEY, RunningDaemon, StartDaemon, provider_yaml
+from tests.conftest import TEST_API_KEY, RunningDaemon, StartDaemon, provider_yaml, until
 from tests.fakes.transcripts import (
     anthropic_error,
     anthropic_error_body,
@@ -62,12 +60,6 @@ async def ask(d: RunningDaemon, profile: str | None = None) -> tuple[str, dict[s
             model="m", max_tokens=10, messages=MESSAGES, extra_headers=headers
         )
     return raw.headers["x-coderouter-provider"], dict(raw.headers)
-
-
-async def until(condition: Any, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-    async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110 - the book is plain state
-            await asyncio.sleep(0.02)
 
 
 async def audit_events(d: RunningDaemon, prefix: str = "provider.") -> list[tuple[str, dict]]:

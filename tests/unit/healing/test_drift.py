@@ -123,9 +123,13 @@ def test_the_watch_logs_a_drift_once_and_its_end() -> None:
     with capture_logs() as logs:
         for _ in range(6):
             watch.request_finished(summary(tokens=0))
+        # Judged once a second, not after every answer.
+        assert watch.flagged == {}
+        watch.judge_pending()
         assert watch.flagged == {"local": "severe"}
         for _ in range(10):
             watch.request_finished(summary())
+        watch.judge_pending()
     drifts = [(e["event"], e["previous"]) for e in logs]
     assert drifts == [("provider.drift", "none"), ("provider.drift_cleared", "severe")]
     assert logs[0]["severity"] == "severe" and logs[0]["log_level"] == "warning"
