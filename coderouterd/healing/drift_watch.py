@@ -49,7 +49,7 @@ class DriftWatch(BaseObserver):
         self._log = log
         self._windows: dict[str, Window] = {}
         self._verdicts: dict[str, Verdict] = {}
-        self._pending: list[tuple[str, Outcome]] = []
+        self._pending: list[AttemptRecord | RequestSummary] = []
         self._task: asyncio.Task[None] | None = None
         # Providers drifting now, and how badly: what routing reads per request.
         self.flagged: Mapping[str, Severity] = {}
@@ -104,31 +104,16 @@ class DriftWatch(BaseObserver):
         return self._verdicts.get(provider, NO_DRIFT), len(window)
 
     def attempt_finished(self, request_id: str, record: AttemptRecord) -> None:
-        if record.outcome == "failed" and record.provider in self._windows:
-            self._queue(record.provider, ERROR)
+        if record.outcome == "failed":
+            self._queue(record)
 
     def request_finished(self, summary: RequestSummary) -> None:
-        name = summary.provider
-        if name is None or name not in self._windows:
-            return
-        last = summary.attempts[-1] if summary.attempts else None
-        if last is None or last.outcome != "ok" or summary.status >= 400:
-            return
-        if summary.client_disconnected:
-            return
-        usage = summary.usage
-        self._queue(
-            name,
-            Outcome(
-                output_tokens=usage.output_tokens if usage is not None else None,
-                stop_reason=summary.stop_reason,
-                tool_use=bool(summary.tool_use),
-                tools_offered=summary.tools_offered,
-            ),
-        )
+        # Read when judged: the request path only queues it.
+        if summary.provider is not None:
+            self._queue(summary)
 
-    def _queue(self, name: str, outcome: Outcome) -> None:
-        self._pending.append((name, outcome))
+    def _queue(self, item: AttemptRecord | RequestSummary) -> None:
+        self._pending.append(item)
         if len(self._pending) >= _MAX_PENDING:
             self.judge_pending()
 
@@ -138,9 +123,14 @@ class DriftWatch(BaseObserver):
             return
         pending, self._pending = self._pending, []
         touched: dict[str, None] = {}
-        for name, outcome in pending:
+        for item in pending:
+            outcome: Outcome | None
+            if isinstance(item, AttemptRecord):
+                name, outcome = item.provider, ERROR
+            else:
+                name, outcome = item.provider or "", _outcome(item)
             window = self._windows.get(name)
-            if window is not None:
+            if window is not None and outcome is not None:
                 window.add(outcome)
                 touched[name] = None
         for name in touched:
@@ -181,3 +171,20 @@ class DriftWatch(BaseObserver):
             self._log.warning(
                 events.PROVIDER_DRIFT, severity=verdict.severity, reason=verdict.reason, **fields
             )
+
+
+def _outcome(summary: RequestSummary) -> Outcome | None:
+    """An answer the client got whole (the last attempt `ok`, status below
+    400, the client still there); None for anything else."""
+    last = summary.attempts[-1] if summary.attempts else None
+    if last is None or last.outcome != "ok" or summary.status >= 400:
+        return None
+    if summary.client_disconnected:
+        return None
+    usage = summary.usage
+    return Outcome(
+        output_tokens=usage.output_tokens if usage is not None else None,
+        stop_reason=summary.stop_reason,
+        tool_use=bool(summary.tool_use),
+        tools_offered=summary.tools_offered,
+    )

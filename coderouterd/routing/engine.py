@@ -220,6 +220,7 @@ class Engine:
             opening, sink, progress, clock=self._clock, keepalive=self._keepalive
         )
         progress.first_byte()
+        progress.shape = ReplyShape(call.dialect)
         try:
             await sink.commit(progress.headers(adapter.name))
             outcome = await pump(

@@ -71,8 +71,8 @@ class Progress:
         self.ttfb_ms: float | None = None
         self.client_disconnected = False
         # Read from the answer the client gets (the stream's, or the last
-        # attempt's whole reply).
-        self.shape = ReplyShape(call.dialect)
+        # attempt's whole reply); set by the attempt that answers.
+        self.shape: ReplyShape | None = None
 
     def _ms(self, since: float) -> float:
         return round((self._clock.monotonic() - since) * 1000, 3)
@@ -156,7 +156,7 @@ class Progress:
         if self._reported:
             return
         self._reported = True
-        answered = self.provider is not None
+        shape = self.shape if self.provider is not None else None
         self._observer.request_finished(
             RequestSummary(
                 request_id=self.call.request_id,
@@ -172,8 +172,8 @@ class Progress:
                 usage=self.usage,
                 usage_estimated=self.usage_estimated,
                 repairs=self.repairs,
-                stop_reason=self.shape.stop_reason if answered else None,
-                tool_use=self.shape.tool_use if answered else None,
+                stop_reason=shape.stop_reason if shape is not None else None,
+                tool_use=shape.tool_use if shape is not None else None,
                 tools_offered=offers_tools(self.call.fields),
                 error=self.error,
                 client_disconnected=self.client_disconnected,
