@@ -216,7 +216,7 @@ BUILTIN_AUTO_RULES = (
 
 class AutoRouterConfig(_Strict, frozen=True):
     """Rules tried in order, the first match choosing the profile; no rules
-    means the built-in ones (routing/auto.py)."""
+    means BUILTIN_AUTO_RULES."""
 
     disabled: bool = False
     rules: tuple[AutoRule, ...] = ()

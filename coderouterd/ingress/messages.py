@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -143,6 +144,9 @@ def _auto_route(router: AutoRouter, parsed: RequestBody, counts: Counter[str]) -
     turn = read_turn(parsed)
     choice = router.choose(turn)
     counts[choice.rule or ""] += 1
+    if not _log.is_enabled_for(logging.DEBUG):
+        # The fence ratio is a regular expression over the user's text.
+        return Route(choice.profile)
     _log.debug(
         events.ROUTING_AUTO,
         rule=choice.rule,
