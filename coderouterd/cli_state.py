@@ -24,6 +24,7 @@ import msgspec
 from coderouterd.config import LoadedConfig, resolve_control_socket, resolve_state_dir
 from coderouterd.ctl.client import fetch_status
 from coderouterd.errors import CoderouterError
+from coderouterd.routing.plan import MODE_HEADER, PROFILE_HEADER
 from coderouterd.state import audit, reads
 from coderouterd.state.assemble import Assembled, assemble
 from coderouterd.state.db import StateError, db_path, open_db
@@ -277,7 +278,9 @@ async def _resend(
     url: str, record: ReplayRecord, args: argparse.Namespace
 ) -> tuple[Assembled, float, int]:
     body = record.request_body
-    headers = {k: v for k, v in record.request_headers.items() if k != "x-coderouter-mode"}
+    # The recorded profile (or the one asked for) is named again, exactly.
+    chosen = (MODE_HEADER, PROFILE_HEADER)
+    headers = {k: v for k, v in record.request_headers.items() if k not in chosen}
     headers["content-type"] = "application/json"
     if args.provider:
         fields = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
@@ -285,7 +288,7 @@ async def _resend(
         fields["model"] = msgspec.Raw(msgspec.json.encode(args.provider))
         body = msgspec.json.encode(fields)
     else:
-        headers["x-coderouter-mode"] = args.profile or record.profile
+        headers[PROFILE_HEADER] = args.profile or record.profile
     started = time.perf_counter()
     async with (
         aiohttp.ClientSession() as http,

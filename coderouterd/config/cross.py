@@ -53,6 +53,13 @@ def cross_check(data: dict[Any, Any], walker: Problems) -> None:
         for j, name in enumerate(chain if isinstance(chain, list) else []):
             if isinstance(name, str) and providers is not None and name not in providers:
                 walker.at(f"profiles[{i}].providers[{j}]", unknown("provider", name, providers))
+    _check_routing(data, profiles, walker)
+
+
+def _check_routing(
+    data: dict[Any, Any], profiles: dict[str, int | None] | None, walker: Problems
+) -> None:
+    """The default profile, mode aliases and auto-router rules name profiles that exist."""
     default = data.get("default_profile")
     if default == AUTO_PROFILE:
         _check_auto_router(data, profiles, walker)
@@ -65,6 +72,10 @@ def cross_check(data: dict[Any, Any], walker: Problems) -> None:
                 f"'{AUTO_PROFILE}' is reserved: default_profile: {AUTO_PROFILE} turns on "
                 "the auto router",
             )
+    aliases = data.get("mode_aliases")
+    for mode, target in aliases.items() if isinstance(aliases, dict) else ():
+        if isinstance(target, str) and profiles is not None and target not in profiles:
+            walker.at(join_path("mode_aliases", str(mode)), unknown("profile", target, profiles))
     auto = data.get("auto_router")
     ids: dict[str, int] = {}
     for i, rule in _mappings(auto.get("rules") if isinstance(auto, dict) else None):

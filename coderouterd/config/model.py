@@ -255,6 +255,9 @@ class Config(_Strict, frozen=True):
     state: StateConfig = StateConfig()
     self_healing: SelfHealingConfig = SelfHealingConfig()
     drift: DriftConfig = DriftConfig()
+    # Names a client may give in the x-coderouter-mode header, each for a
+    # profile: a stable intent ("fast", "review") while chains are rewired.
+    mode_aliases: dict[Name, str] = {}
     # Read only with default_profile: auto.
     auto_router: AutoRouterConfig | None = None
 

@@ -28,7 +28,13 @@ from coderouterd.ingress.sse import AnthropicSSEWriter, OpenAISSEWriter, SSEWrit
 from coderouterd.ingress.turn import read_turn
 from coderouterd.routing.auto import AutoRouter, fence_ratio
 from coderouterd.routing.call import Call
-from coderouterd.routing.plan import PROFILE_HEADER, Route, choose_route, plan_attempts
+from coderouterd.routing.plan import (
+    MODE_HEADER,
+    PROFILE_HEADER,
+    Route,
+    choose_route,
+    plan_attempts,
+)
 from coderouterd.routing.progress import Reply
 from coderouterd.telemetry import events
 from coderouterd.telemetry.logging import get_logger
@@ -63,7 +69,8 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
         parsed = daemon.bodies.parse(await read_body(request))
         route = choose_route(
             runtime.config,
-            header=request.headers.get(PROFILE_HEADER),
+            header=request.headers.get(MODE_HEADER),
+            profile_header=request.headers.get(PROFILE_HEADER),
             body_profile=parsed.profile,
             model=parsed.model,
         )

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from coderouterd.config.model import Config, ProfileConfig, ProviderConfig
 from coderouterd.errors import MEMORY_PRESSURE, UnknownProfileError
 
-PROFILE_HEADER = "x-coderouter-mode"
+# A profile by name; a mode: an alias from mode_aliases, or a profile name.
+PROFILE_HEADER = "x-coderouter-profile"
+MODE_HEADER = "x-coderouter-mode"
 
 SKIP_PAID = "paid_blocked"
 # Self-healing took the provider out (healing/policy.py); only profiles whose
@@ -59,27 +61,49 @@ def choose_route(
     header: str | None,
     body_profile: str | None,
     model: str | None,
+    profile_header: str | None = None,
 ) -> Route:
-    """Header, then the body's `profile` field, then the model name, then the default.
+    """The x-coderouter-profile header, then the x-coderouter-mode header
+    (`header`: a mode alias, else a profile name), then the body's `profile`
+    field, then the model name, then the default.
 
     A model equal to a profile or provider name (as listed by /v1/models)
     selects it; any other model name leaves routing to the default profile,
     or to the auto router when `default_profile: auto` turns it on.
     """
-    for value, where in ((header, PROFILE_HEADER), (body_profile, "profile")):
-        if value is not None:
-            if config.profile(value) is None:
-                known = ", ".join(p.name for p in config.profiles)
-                raise UnknownProfileError(
-                    f"unknown profile {value!r} (known: {known})", field=where
-                )
-            return Route(value)
+    if profile_header is not None:
+        return Route(_known(config, profile_header, PROFILE_HEADER))
+    if header is not None:
+        return Route(_mode(config, header))
+    if body_profile is not None:
+        return Route(_known(config, body_profile, "profile"))
     if model is not None:
         if config.profile(model) is not None:
             return Route(model)
         if config.provider(model) is not None:
             return Route(config.default_profile_name, only_provider=model)
     return Route(config.default_profile_name, auto=config.auto_routing is not None)
+
+
+def _mode(config: Config, mode: str) -> str:
+    """The profile a mode names: an alias first, else a profile of that name."""
+    alias = config.mode_aliases.get(mode)
+    if alias is not None:
+        return alias
+    if config.profile(mode) is None:
+        modes = ", ".join(config.mode_aliases) or "none"
+        known = ", ".join(p.name for p in config.profiles)
+        raise UnknownProfileError(
+            f"unknown mode {mode!r} (modes: {modes}; profiles: {known})", field=MODE_HEADER
+        )
+    return mode
+
+
+def _known(config: Config, name: str, where: str) -> str:
+    if config.profile(name) is None:
+        known = ", ".join(p.name for p in config.profiles)
+        raise UnknownProfileError(f"unknown profile {name!r} (known: {known})", field=where)
+    return name
 
 
 def plan_attempts(

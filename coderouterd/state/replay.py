@@ -33,6 +33,7 @@ SAFE_HEADERS = frozenset(
         "user-agent",
         "x-app",
         "x-coderouter-mode",
+        "x-coderouter-profile",
         "x-request-id",
         "x-claude-code-session-id",
     }

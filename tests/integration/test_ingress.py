@@ -39,7 +39,10 @@ def answer(fake_upstream: FakeUpstream) -> FakeUpstream:
 async def two(start_daemon: StartDaemon, fake: FakeUpstream, **kw) -> str:
     d = await start_daemon(
         chain_yaml(
-            provider_yaml("a", fake.url), provider_yaml("b", fake.url), profiles=TWO_PROFILES
+            provider_yaml("a", fake.url),
+            provider_yaml("b", fake.url),
+            profiles=TWO_PROFILES,
+            top="mode_aliases: {second: other}\n",
         ),
         **kw,
     )
@@ -77,6 +80,10 @@ async def test_unknown_fields_pass_through_byte_for_byte(
         ({"body": {"model": "b"}}, "b"),  # ... or like a provider
         ({"body": {"model": "claude-sonnet-4"}}, "a"),  # anything else: the default profile
         ({"headers": {"x-coderouter-mode": "default"}, "body": {"profile": "other"}}, "a"),
+        # A mode alias (mode_aliases: {second: other}), and the profile header.
+        ({"headers": {"x-coderouter-mode": "second"}}, "b"),
+        ({"headers": {"x-coderouter-profile": "other"}}, "b"),
+        ({"headers": {"x-coderouter-profile": "default", "x-coderouter-mode": "second"}}, "a"),
     ],
 )
 async def test_profile_selection(
@@ -106,6 +113,11 @@ async def test_profile_selection(
         (b'{"model": "m", "messages": [], "stream": "yes"}', {}, "stream"),
         (b'{"model": "m", "messages": [], "profile": "nope"}', {}, "profile"),
         (b'{"model": "m", "messages": []}', {"x-coderouter-mode": "nope"}, "x-coderouter-mode"),
+        (
+            b'{"model": "m", "messages": []}',
+            {"x-coderouter-profile": "second"},
+            "x-coderouter-profile",
+        ),
     ],
 )
 async def test_bad_input_gets_an_anthropic_error_naming_the_field(

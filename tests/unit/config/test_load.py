@@ -569,3 +569,9 @@ def test_auto_is_no_profile_name() -> None:
     [problem] = problems_of(MINIMAL.replace("name: main", "name: auto"))
     assert problem.path == "profiles[0].name"
     assert "reserved" in problem.message
+
+
+def test_a_mode_alias_names_a_profile_that_exists() -> None:
+    [problem] = problems_of(MINIMAL + "mode_aliases: {fast: mian}\n")
+    assert problem.path == "mode_aliases.fast"
+    assert "did you mean 'main'" in problem.message

@@ -95,6 +95,41 @@ def test_choose_route_with_the_auto_router(header, body, model, expected: Route)
     assert choose_route(AUTO, header=header, body_profile=body, model=model) == expected
 
 
+ALIASED = msgspec.structs.replace(CONFIG, mode_aliases={"fast": "paid-no", "main": "paid-ok"})
+
+
+@pytest.mark.parametrize(
+    ("profile", "mode", "body", "expected"),
+    [
+        # The profile header names a profile; it wins over the mode and the body.
+        ("main", "fast", "paid-ok", Route("main")),
+        (None, "fast", "main", Route("paid-no")),
+        # An alias wins over a profile of the same name; a profile name is a mode too.
+        (None, "main", None, Route("paid-ok")),
+        (None, "paid-no", None, Route("paid-no")),
+        (None, None, "paid-ok", Route("paid-ok")),
+    ],
+)
+def test_choose_route_by_header_alias_and_body(profile, mode, body, expected: Route) -> None:
+    chosen = choose_route(
+        ALIASED, header=mode, profile_header=profile, body_profile=body, model=None
+    )
+    assert chosen == expected
+
+
+def test_an_unknown_mode_lists_the_modes_and_the_profiles() -> None:
+    with pytest.raises(UnknownProfileError) as info:
+        choose_route(ALIASED, header="slow", body_profile=None, model=None)
+    assert info.value.field == "x-coderouter-mode"
+    assert "modes: fast, main; profiles: main, paid-ok, paid-no" in str(info.value)
+
+
+def test_the_profile_header_takes_only_profile_names() -> None:
+    with pytest.raises(UnknownProfileError) as info:
+        choose_route(ALIASED, header=None, profile_header="fast", body_profile=None, model=None)
+    assert info.value.field == "x-coderouter-profile"
+
+
 @pytest.mark.parametrize(
     ("header", "body", "field"), [("nope", None, "x-coderouter-mode"), (None, "nope", "profile")]
 )
