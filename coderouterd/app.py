@@ -39,8 +39,10 @@ from coderouterd.state.request_recorder import RequestRecorder
 from coderouterd.state.service import StateService
 from coderouterd.tasks import SHUTDOWN, cancel_and_wait, spawn
 from coderouterd.telemetry import events, sdnotify
+from coderouterd.telemetry.deferred import Deferred
 from coderouterd.telemetry.logging import get_logger
 from coderouterd.telemetry.memory import malloc_trim, trim_when_idle
+from coderouterd.telemetry.metrics import MetricsBook
 from coderouterd.telemetry.observers import ProviderStateObserver, RequestLogObserver
 
 # After the grace period, how long abandoned requests get to write their final error event.
@@ -74,12 +76,14 @@ def build_daemon(
     if state is not None:
         healing.load((e.provider, e.reason, e.since, e.until) for e in state.exclusions)
     drift = DriftWatch(loaded.config, log)
+    metrics = MetricsBook()
+    deferred = Deferred([drift.take, metrics.take], log)
     observers: list[Observer] = [
         inflight,
         ProviderStateObserver(board, clock, log, audit=state.audit if state else None),
         RequestLogObserver(log),
         healing,
-        drift,
+        deferred,
     ]
     daemon = Daemon(
         loaded,
@@ -94,6 +98,8 @@ def build_daemon(
         server_overrides=server_overrides,
         healing=healing,
         drift=drift,
+        deferred=deferred,
+        metrics=metrics,
     )
     if state is not None:
         observers.append(
@@ -118,6 +124,7 @@ def build_app(daemon: Daemon) -> web.Application:
     app.router.add_get("/v1/models", info.models)
     app.router.add_get("/", info.health)
     app.router.add_get("/healthz", info.health)
+    app.router.add_get("/metrics", info.metrics)
     app.cleanup_ctx.append(_adapters_ctx)
     app.cleanup_ctx.append(_healing_ctx)
     return app
@@ -133,9 +140,9 @@ async def _healing_ctx(app: web.Application) -> AsyncIterator[None]:
     # state service closes, so their last records are written.
     healing = daemon.healing
     healing.start()
-    daemon.drift.start()
+    daemon.deferred.start()
     yield
-    await daemon.drift.close()
+    await daemon.deferred.close()
     await healing.close()
 
 

@@ -40,6 +40,8 @@ from coderouterd.state.replay import ResponseCapture
 from coderouterd.state.service import StateService
 from coderouterd.status import status_of
 from coderouterd.telemetry import events
+from coderouterd.telemetry.deferred import Deferred
+from coderouterd.telemetry.metrics import MetricsBook
 
 # Server settings bound at start-up: a reload reports a change to them
 # instead of applying it.
@@ -72,6 +74,8 @@ class Daemon:
         server_overrides: Mapping[str, Any] | None = None,
         healing: HealingService,
         drift: DriftWatch,
+        deferred: Deferred,
+        metrics: MetricsBook,
     ) -> None:
         # `serve --host/--port` win over the file at every reload, as they will
         # at the next start under the same command line: a file that differs
@@ -89,6 +93,9 @@ class Daemon:
         self.state = state
         self.healing = healing
         self.drift = drift
+        # Request summaries for drift and /metrics, handed over in batches.
+        self.deferred = deferred
+        self.metrics = metrics
         self.holder = _Holder(build_runtime(loaded, env=env, observer=observer, clock=clock))
         self._retired: list[HttpAdapter] = []
         self.server: ServerConfig = loaded.config.server

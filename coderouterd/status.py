@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 def status_of(daemon: Daemon) -> StatusReply:
     """What `ctl status` answers."""
+    # Drift verdicts are judged from the summaries queued so far.
+    daemon.deferred.flush()
     runtime = daemon.holder.current
     return StatusReply(
         version=__version__,

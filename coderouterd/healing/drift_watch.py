@@ -1,23 +1,22 @@
 """Drift at work: each provider's window of outcomes, its verdict, its log lines.
 
-`DriftWatch` is one of the engine's observers. A failed attempt and an
-answer the client got whole (outcome `ok`, status below 400, the client
-still there) are queued for their provider; once a second (and whenever
-`ctl status` asks) the queued outcomes go into their windows, oldest out,
-the verdicts are judged again (drift.py) and each change of severity is
-logged: `provider.drift` (warning) when it rises or changes,
-`provider.drift_cleared` when it ends. Drift builds over many answers, so
-a verdict a second late costs nothing, while judging after every answer
-cost a request several percent of its CPU. Only providers some profile
-watches (`drift_action` other than `off`) have a window. At start the
-windows are refilled with each provider's last answers from the request
-log (its failed attempts are not read back), so a restart neither forgets
-a drift nor starts one blind.
+`DriftWatch.take` gets request summaries in batches (telemetry/deferred.py:
+once a second, and before `ctl status` answers). Each failed attempt, and
+each answer the client got whole (the last attempt `ok`, status below 400,
+the client still there), goes into its provider's window, oldest out; the
+windows that changed are judged again (drift.py) and each change of
+severity is logged: `provider.drift` (warning) when it rises or changes,
+`provider.drift_cleared` when it ends. Drift builds over many answers, so a
+verdict a second late costs nothing, while judging after every answer cost
+a request several percent of its CPU. Only providers some profile watches
+(`drift_action` other than `off`) have a window. At start the windows are
+refilled with each provider's last answers from the request log (its
+failed attempts are not read back), so a restart neither forgets a drift
+nor starts one blind.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,30 +32,21 @@ from coderouterd.healing.drift import (
     judge,
     shown,
 )
-from coderouterd.routing.records import AttemptRecord, BaseObserver, RequestSummary
+from coderouterd.routing.records import RequestSummary
 from coderouterd.state.reads import Answer
-from coderouterd.tasks import cancel_and_wait, spawn
 from coderouterd.telemetry import events
 
-JUDGE_INTERVAL_S = 1.0
-# Judged at once past this many queued outcomes, so the queue stays small
-# even if the loop is held up.
-_MAX_PENDING = 4096
 
-
-class DriftWatch(BaseObserver):
+class DriftWatch:
     def __init__(self, config: Config, log: Any) -> None:
         self._log = log
         self._windows: dict[str, Window] = {}
         self._verdicts: dict[str, Verdict] = {}
-        self._pending: list[AttemptRecord | RequestSummary] = []
-        self._task: asyncio.Task[None] | None = None
         # Providers drifting now, and how badly: what routing reads per request.
         self.flagged: Mapping[str, Severity] = {}
         self.reconfigure(config)
 
     def reconfigure(self, config: Config) -> None:
-        self.judge_pending()
         self._thresholds = PRESETS[config.drift.sensitivity]
         watched = {name for p in config.profiles if p.drift_action != "off" for name in p.providers}
         size = self._size = config.drift.window
@@ -97,59 +87,26 @@ class DriftWatch(BaseObserver):
     def verdict(self, provider: str) -> tuple[Verdict, int] | None:
         """The verdict and how many outcomes it judged; None when no profile
         watches the provider."""
-        self.judge_pending()
         window = self._windows.get(provider)
         if window is None:
             return None
         return self._verdicts.get(provider, NO_DRIFT), len(window)
 
-    def attempt_finished(self, request_id: str, record: AttemptRecord) -> None:
-        if record.outcome == "failed":
-            self._queue(record)
-
-    def request_finished(self, summary: RequestSummary) -> None:
-        # Read when judged: the request path only queues it.
-        if summary.provider is not None:
-            self._queue(summary)
-
-    def _queue(self, item: AttemptRecord | RequestSummary) -> None:
-        self._pending.append(item)
-        if len(self._pending) >= _MAX_PENDING:
-            self.judge_pending()
-
-    def judge_pending(self) -> None:
-        """Put the queued outcomes in their windows and judge those that changed."""
-        if not self._pending:
-            return
-        pending, self._pending = self._pending, []
+    def take(self, summaries: Sequence[RequestSummary]) -> None:
+        """Put a batch of requests' outcomes in their windows; judge those that changed."""
         touched: dict[str, None] = {}
-        for item in pending:
-            outcome: Outcome | None
-            if isinstance(item, AttemptRecord):
-                name, outcome = item.provider, ERROR
-            else:
-                name, outcome = item.provider or "", _outcome(item)
-            window = self._windows.get(name)
-            if window is not None and outcome is not None:
-                window.add(outcome)
+        for summary in summaries:
+            for attempt in summary.attempts:
+                if attempt.outcome == "failed" and attempt.provider in self._windows:
+                    self._windows[attempt.provider].add(ERROR)
+                    touched[attempt.provider] = None
+            name = summary.provider
+            outcome = _outcome(summary) if name in self._windows else None
+            if name is not None and outcome is not None:
+                self._windows[name].add(outcome)
                 touched[name] = None
         for name in touched:
             self._judge(name)
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = spawn(self._run(), name="drift:judge")
-
-    async def close(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            await cancel_and_wait(task)
-        self.judge_pending()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(JUDGE_INTERVAL_S)
-            self.judge_pending()
 
     def _judge(self, name: str, *, restored: bool = False) -> None:
         verdict = judge(self._windows[name], self._thresholds)

@@ -1,4 +1,4 @@
-"""GET /v1/models, and the liveness routes `/` and `/healthz`."""
+"""GET /v1/models, the liveness routes `/` and `/healthz`, and GET /metrics."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from aiohttp import web
 
 from coderouterd import __version__
 from coderouterd.ingress.keys import DAEMON
+from coderouterd.metrics import render_metrics
+from coderouterd.telemetry.metrics import Exposition
 
 _encode = msgspec.json.Encoder().encode
 
@@ -16,6 +18,12 @@ async def health(request: web.Request) -> web.Response:
         body=_encode({"status": "ok", "service": "coderouterd", "version": __version__}),
         content_type="application/json",
     )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus's text format (coderouterd/metrics.py)."""
+    text = render_metrics(request.app[DAEMON])
+    return web.Response(body=text.encode(), headers={"content-type": Exposition.CONTENT_TYPE})
 
 
 async def models(request: web.Request) -> web.Response:

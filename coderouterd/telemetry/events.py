@@ -20,6 +20,8 @@ PROVIDER_UNAVAILABLE = "provider.unavailable"
 CAPABILITY_DEGRADED = "capability.degraded"
 # A library's own warning or error (aiohttp, asyncio), through the logging module.
 LIBRARY_LOG = "library.log"
+# A consumer of queued request summaries (drift, /metrics) raised.
+TELEMETRY_DEFERRED_FAILED = "telemetry.deferred_failed"
 
 # Audit log events (also written to the hash-chained audit table).
 DAEMON_STARTED = "daemon.started"

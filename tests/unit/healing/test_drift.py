@@ -121,15 +121,9 @@ def summary(provider: str = "local", tokens: int = 80, **kw: Any) -> RequestSumm
 def test_the_watch_logs_a_drift_once_and_its_end() -> None:
     watch = DriftWatch(load_config_text(CONFIG, file="c.yaml"), get_logger())
     with capture_logs() as logs:
-        for _ in range(6):
-            watch.request_finished(summary(tokens=0))
-        # Judged once a second, not after every answer.
-        assert watch.flagged == {}
-        watch.judge_pending()
+        watch.take([summary(tokens=0)] * 6)
         assert watch.flagged == {"local": "severe"}
-        for _ in range(10):
-            watch.request_finished(summary())
-        watch.judge_pending()
+        watch.take([summary()] * 10)
     drifts = [(e["event"], e["previous"]) for e in logs]
     assert drifts == [("provider.drift", "none"), ("provider.drift_cleared", "severe")]
     assert logs[0]["severity"] == "severe" and logs[0]["log_level"] == "warning"
@@ -140,13 +134,21 @@ def test_the_watch_logs_a_drift_once_and_its_end() -> None:
 
 def test_the_watch_counts_failures_and_skips_what_is_not_an_answer() -> None:
     watch = DriftWatch(load_config_text(CONFIG, file="c.yaml"), get_logger())
-    watch.attempt_finished("r", AttemptRecord(provider="local", outcome="failed"))
-    watch.attempt_finished("r", AttemptRecord(provider="local", outcome="returned"))
-    watch.request_finished(summary(client_disconnected=True))
-    watch.request_finished(summary(status=400))
-    watch.request_finished(summary(provider="cloud"))  # only an `off` profile lists it
-    assert watch.verdict("local") is not None and watch.verdict("local")[1] == 1
-    assert watch.verdict("cloud") is None
+    failed = AttemptRecord(provider="local", outcome="failed", reason="http_503")
+    returned = AttemptRecord(provider="local", outcome="returned", status=400)
+    watch.take(
+        [
+            # local failed, then cloud answered: an error for local only.
+            summary(
+                provider="cloud", attempts=(failed, AttemptRecord(provider="cloud", outcome="ok"))
+            ),
+            summary(attempts=(returned,), status=400),
+            summary(client_disconnected=True),
+        ]
+    )
+    judged = watch.verdict("local")
+    assert judged is not None and judged[1] == 1
+    assert watch.verdict("cloud") is None  # only an `off` profile lists it
 
 
 def test_start_up_refills_the_windows_and_reload_resizes_them() -> None:

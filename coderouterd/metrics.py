@@ -1,0 +1,122 @@
+"""What GET /metrics answers: the request counters, then `ctl status` as gauges.
+
+Counters come from the MetricsBook (every request's summary, handed over
+in batches); everything that is a state rather than a count is read from
+the same `ctl status` reply an operator sees, so the two never disagree.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from coderouterd.status import status_of
+from coderouterd.telemetry.metrics import Exposition
+
+if TYPE_CHECKING:
+    from coderouterd.daemon import Daemon
+
+_SEVERITY = {"none": 0, "mild": 1, "severe": 2}
+
+
+def render_metrics(daemon: Daemon) -> str:
+    daemon.deferred.flush()
+    book = daemon.metrics
+    out = Exposition()
+    out.counter(
+        "requests",
+        "Requests finished, by client dialect, profile and status (499: the client left).",
+        (({"dialect": d, "profile": p, "status": s}, n) for (d, p, s), n in book.requests.items()),
+    )
+    out.counter(
+        "attempts",
+        "Attempts at a provider, by outcome (ok, failed, returned, refused, interrupted, skipped).",
+        (({"provider": p, "outcome": o}, n) for (p, o), n in book.attempts.items()),
+    )
+    out.counter(
+        "attempt_failures",
+        "Failed attempts, by reason (connect_error, timeout_first_byte, http_503, ...).",
+        (({"provider": p, "reason": r}, n) for (p, r), n in book.failures.items()),
+    )
+    out.counter(
+        "tokens",
+        "Tokens of answered requests, by kind (input, output, cache_read, cache_creation).",
+        (({"provider": p, "kind": k}, n) for (p, k), n in book.tokens.items()),
+    )
+    out.counter(
+        "tool_call_repairs",
+        "Tool calls lifted out of a model's text into real tool calls.",
+        (({"provider": p}, n) for p, n in book.repairs.items()),
+    )
+    out.histogram(
+        "time_to_first_byte_seconds",
+        "The answering attempt's time to its first byte.",
+        "provider",
+        book.ttfb,
+    )
+    out.histogram(
+        "attempt_duration_seconds",
+        "The answering attempt's time from its start to its end.",
+        "provider",
+        book.latency,
+    )
+    _gauges(daemon, out)
+    return out.text()
+
+
+def _gauges(daemon: Daemon, out: Exposition) -> None:
+    status = status_of(daemon)
+    out.gauge("uptime_seconds", "Seconds since the daemon started.", [({}, status.uptime_s)])
+    out.gauge("in_flight_requests", "Requests being served now.", [({}, len(status.in_flight))])
+    providers = status.providers
+    out.gauge(
+        "provider_failing",
+        "1 while a provider's last attempts failed (ctl status: failing).",
+        (({"provider": p.name}, int(p.state == "failing")) for p in providers),
+    )
+    out.gauge(
+        "provider_excluded",
+        "1 while a provider is out of rotation (unhealthy, memory_pressure or manual).",
+        (
+            ({"provider": p.name, "reason": p.healing.reason or ""}, int(p.healing.excluded))
+            for p in providers
+        ),
+    )
+    out.gauge(
+        "provider_drift",
+        "A watched provider's drift: 0 none, 1 mild, 2 severe.",
+        (({"provider": p.name}, _SEVERITY[p.drift.severity]) for p in providers if p.drift),
+    )
+    out.gauge(
+        "spend_usd",
+        "Spend this UTC month, per provider with a cost block.",
+        (({"provider": b.provider, "month": b.month}, b.spent_usd) for b in status.budgets),
+    )
+    out.gauge(
+        "budget_usd",
+        "Monthly budget, per provider that has one.",
+        (({"provider": b.provider}, b.budget_usd) for b in status.budgets if b.budget_usd),
+    )
+    if status.auto_router is not None:
+        auto = status.auto_router
+        rows = [({"rule": r.id, "profile": r.profile}, r.matched) for r in auto.rules]
+        rows.append(({"rule": "", "profile": auto.default_rule_profile}, auto.unmatched))
+        out.counter("auto_router_requests", "Requests the auto router placed, by rule.", rows)
+    if status.state is not None:
+        st = status.state
+        out.gauge(
+            "state_queue_depth", "Records waiting for the database writer.", [({}, st.queue_depth)]
+        )
+        out.counter(
+            "state_rows_written", "Rows committed to the database.", [({}, st.committed_rows)]
+        )
+        out.counter(
+            "state_rows_lost",
+            "Records not stored: dropped on a full queue, or lost with a failed batch.",
+            [({"why": "queue_full"}, st.dropped), ({"why": "write_failed"}, st.failed_rows)],
+        )
+    if status.memory is not None and status.memory.rss_bytes is not None:
+        out.gauge(
+            "resident_memory_bytes",
+            "Resident memory of the daemon.",
+            [({}, status.memory.rss_bytes)],
+        )
