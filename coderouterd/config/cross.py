@@ -21,6 +21,8 @@ from coderouterd.errors import ConfigProblem
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CREDENTIAL_HEADERS = frozenset({"x-api-key", "authorization"})
 MATCHERS = RuleMatch.__struct_fields__
+# Body fields extra_body may not set: the router's own.
+_OURS = frozenset({"model", "stream", "messages"})
 DEFAULT_RULE_PROFILE = AutoRouterConfig().default_rule_profile
 
 
@@ -41,6 +43,10 @@ def cross_check(data: dict[Any, Any], walker: Problems) -> None:
     profiles = _names(data.get("profiles"), "profiles", "profile", walker)
     for i, provider in _mappings(data.get("providers")):
         _check_credentials(provider, f"providers[{i}]", walker)
+        extra = provider.get("extra_body")
+        for key in sorted(_OURS & set(extra) if isinstance(extra, dict) else ()):
+            where = join_path(join_path(f"providers[{i}]", "extra_body"), key)
+            walker.at(where, f"'{key}' is set by coderouterd for each request")
         _check_restart_command(provider, f"providers[{i}]", walker)
     for i, profile in _mappings(data.get("profiles")):
         window, threshold = profile.get("tool_loop_window"), profile.get("tool_loop_threshold", 3)

@@ -7,7 +7,7 @@ reference); change them in one place only.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -92,6 +92,11 @@ class ProviderConfig(_Strict, frozen=True):
     timeouts: TimeoutsConfig = TimeoutsConfig()
     # Ceiling on max_tokens sent to this provider (small local context windows).
     max_output_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    # Top-level fields added to every request body sent to this provider,
+    # unless the body already has them (vLLM's chat_template_kwargs,
+    # llama.cpp's cache_prompt, Ollama's keep_alive). `model` and `stream`
+    # are ours to set and are refused.
+    extra_body: dict[str, Any] = {}
     output_filters: OutputFiltersConfig = OutputFiltersConfig()
     cost: CostConfig | None = None
     # Run when the provider is excluded as unhealthy, e.g.

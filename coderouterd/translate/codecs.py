@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
 from coderouterd.config.model import OutputFiltersConfig, ProviderConfig
-from coderouterd.routing.upstream import Codec
+from coderouterd.routing.call import Call
+from coderouterd.routing.upstream import Codec, Transcoder, Unary
 from coderouterd.translate.capabilities import CapabilityRegistry, ModelCapabilities
 from coderouterd.translate.passthrough import AnthropicPassthroughCodec, OpenAIPassthroughCodec
 from coderouterd.translate.translated import AnthropicToOpenAICodec, OpenAIToAnthropicCodec
-from coderouterd.translate.types import OutputFilters
+from coderouterd.translate.types import Degradation, OutputFilters
+
+_top = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_encode = msgspec.json.Encoder().encode
 
 # Local OpenAI-compatible servers print reasoning and tool calls as text;
 # Anthropic providers return them structured already.
@@ -37,7 +46,41 @@ def output_filters(
 
 
 def codecs_for(provider: ProviderConfig, registry: CapabilityRegistry) -> dict[str, Codec]:
-    """Codecs by client dialect."""
+    """Codecs by client dialect, with the provider's extra_body when it has one."""
+    codecs = _codecs(provider, registry)
+    if not provider.extra_body:
+        return codecs
+    return {d: WithExtraBody(c, provider.extra_body) for d, c in codecs.items()}
+
+
+class WithExtraBody:
+    """A codec whose request bodies get the provider's extra_body fields they
+    lack. The body is read again at its top level only (its values are
+    skipped, not decoded), and only for providers that have extra_body."""
+
+    def __init__(self, inner: Codec, extra: Mapping[str, Any]) -> None:
+        self._inner = inner
+        self._extra = {k: msgspec.Raw(_encode(v)) for k, v in extra.items()}
+
+    def request(self, call: Call) -> tuple[bytes, list[Degradation]]:
+        body, degraded = self._inner.request(call)
+        fields = _top.decode(body)
+        missing = {k: v for k, v in self._extra.items() if k not in fields}
+        if not missing:
+            return body, degraded
+        return _encode({**fields, **missing}), degraded
+
+    def transcoder(self, call: Call) -> Transcoder:
+        return self._inner.transcoder(call)
+
+    def unary(self, body: bytes, call: Call) -> Unary:
+        return self._inner.unary(body, call)
+
+    def error_body(self, status: int, body: bytes) -> bytes:
+        return self._inner.error_body(status, body)
+
+
+def _codecs(provider: ProviderConfig, registry: CapabilityRegistry) -> dict[str, Codec]:
     caps = registry.lookup(provider.kind, provider.model)
     filters = output_filters(provider.kind, provider.output_filters, caps)
     if provider.kind == "anthropic":

@@ -211,3 +211,33 @@ async def test_a_subagent_on_an_openai_compat_backend_gets_neither_reasoning_nor
     sent = fake_upstream.requests[0].json
     assert not {"reasoning_effort", "reasoning", "think", "output_config"} & set(sent)
     assert [d.split(":")[0] for d in dropped(logs)] == ["cache_control", "output_config"]
+
+
+@pytest.mark.parametrize("client", ["anthropic", "openai"])
+@pytest.mark.parametrize("kind", ["anthropic", "openai_compat"])
+async def test_extra_body_fields_reach_the_provider_unless_the_body_has_them(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, client: str, kind: str
+) -> None:
+    openai_kind = kind == "openai_compat"
+    fake_upstream.default = (
+        Reply(dialect="openai", json=openai_completion("ok"))
+        if openai_kind
+        else Reply(json=anthropic_message("ok"))
+    )
+    extra = "extra_body: {cache_prompt: true, temperature: 0.1, chat_template_kwargs: {a: [1]}}"
+    base = fake_upstream.url + ("/v1" if openai_kind else "")
+    d = await start_daemon(chain_yaml(provider_yaml("local", base, kind=kind, extra=extra)))
+    hi = [{"role": "user", "content": "hi"}]
+    if client == "anthropic":
+        async with a_sdk(d.url) as a:
+            await a.messages.create(
+                model="m", max_tokens=10, messages=hi, extra_body={"temperature": 0.7}
+            )
+    else:
+        async with openai.AsyncOpenAI(base_url=f"{d.url}/v1", api_key="k", max_retries=0) as o:
+            await o.chat.completions.create(model="m", messages=hi, temperature=0.7)
+    sent = fake_upstream.requests[0].json
+    assert sent["cache_prompt"] is True
+    assert sent["chat_template_kwargs"] == {"a": [1]}
+    assert sent["temperature"] == 0.7  # the client's own value wins
+    assert sent["model"] == "local-model"

@@ -575,3 +575,9 @@ def test_a_mode_alias_names_a_profile_that_exists() -> None:
     [problem] = problems_of(MINIMAL + "mode_aliases: {fast: mian}\n")
     assert problem.path == "mode_aliases.fast"
     assert "did you mean 'main'" in problem.message
+
+
+def test_extra_body_cannot_set_the_routers_own_fields() -> None:
+    [problem] = problems_of(provider_with("extra_body: {model: other, keep_alive: 5m}"))
+    assert problem.path == "providers[0].extra_body.model"
+    assert "set by coderouterd" in problem.message
