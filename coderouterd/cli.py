@@ -1,4 +1,4 @@
-"""Command line: serve | check | ctl status|reload|exclude|restore|probe | state commands."""
+"""Command line: serve | check | doctor | ctl ACTION | the state commands."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from coderouterd.config import (
 )
 from coderouterd.ctl.client import fetch_status, request_provider_action, request_reload
 from coderouterd.ctl.render import render_provider_action, render_reload, render_status
+from coderouterd.doctor import examine, exit_status, render
 from coderouterd.errors import CoderouterError, ConfigError
 from coderouterd.healing.decisions import describe
 from coderouterd.routing.auto import describe as describe_auto
@@ -67,6 +68,23 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate a config file and exit")
     _config_arg(check)
     check.set_defaults(func=_check)
+
+    doctor = sub.add_parser(
+        "doctor", help="ask a provider what a coding agent needs: answers, streams, tools, context"
+    )
+    doctor.add_argument("provider", metavar="NAME", help="provider name")
+    _config_arg(doctor)
+    doctor.add_argument(
+        "--context-tokens",
+        type=int,
+        default=16000,
+        help="size of the long prompt the context check sends (default 16000)",
+    )
+    doctor.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds each check may take (default 300)"
+    )
+    doctor.add_argument("--json", action="store_true", help="print JSON instead of text")
+    doctor.set_defaults(func=_doctor)
 
     ctl = sub.add_parser("ctl", help="talk to the running daemon over its control socket")
     ctl_sub = ctl.add_subparsers(required=True, metavar="ACTION")
@@ -147,6 +165,17 @@ def _check(args: argparse.Namespace) -> int:
     for line in describe(config):
         print(f"  {line}")
     return EXIT_OK
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    configure("warning")
+    loaded = _load(args.config)
+    checks = asyncio.run(
+        examine(loaded, args.provider, context_tokens=args.context_tokens, timeout_s=args.timeout)
+    )
+    text = render(args.provider, checks)
+    print(msgspec.json.format(msgspec.json.encode(checks)).decode() if args.json else text)
+    return exit_status(checks)
 
 
 def _socket(args: argparse.Namespace) -> Path:
