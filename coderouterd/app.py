@@ -20,6 +20,7 @@ from aiohttp import web
 from coderouterd import __version__
 from coderouterd.clock import Clock, SystemClock
 from coderouterd.config import LoadedConfig, resolve_control_socket, resolve_state_dir
+from coderouterd.config.model import ProviderConfig
 from coderouterd.ctl.server import build_ctl_app, start_ctl_site, stop_ctl_site
 from coderouterd.daemon import Daemon, with_server_overrides
 from coderouterd.errors import ListenError
@@ -76,7 +77,12 @@ def build_daemon(
     if state is not None:
         healing.load((e.provider, e.reason, e.since, e.until) for e in state.exclusions)
     drift = DriftWatch(loaded.config, log)
-    metrics = MetricsBook()
+
+    def pricing(name: str) -> ProviderConfig | None:
+        # The prices of whichever config is current when a batch is counted.
+        return daemon.provider_config(name)
+
+    metrics = MetricsBook(pricing=pricing)
     deferred = Deferred([drift.take, metrics.take], log)
     observers: list[Observer] = [
         inflight,

@@ -43,6 +43,21 @@ def render_metrics(daemon: Daemon) -> str:
         (({"provider": p, "kind": k}, n) for (p, k), n in book.tokens.items()),
     )
     out.counter(
+        "cache_outcomes",
+        "Answered requests by prompt-cache outcome (hit, creation, none, unknown).",
+        (({"provider": p, "outcome": o}, n) for (p, o), n in book.cache.items()),
+    )
+    out.counter(
+        "cost_usd",
+        "Cost of answered requests at the provider's prices (providers with a cost block).",
+        (({"provider": p}, v) for p, v in book.cost_usd.items()),
+    )
+    out.counter(
+        "cache_savings_usd",
+        "What cache reads and writes saved against the full input price.",
+        (({"provider": p}, v) for p, v in book.savings_usd.items()),
+    )
+    out.counter(
         "tool_call_repairs",
         "Tool calls lifted out of a model's text into real tool calls.",
         (({"provider": p}, n) for p, n in book.repairs.items()),

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from coderouterd.config.model import ProviderConfig
+from coderouterd.routing.cost import cache_outcome, cost_of
 from coderouterd.routing.records import RequestSummary
 from coderouterd.wire.usage import Usage
 
@@ -42,6 +44,8 @@ class Histogram:
 
 @dataclass(slots=True)
 class MetricsBook:
+    # The provider's config when its summaries are counted: its prices.
+    pricing: Callable[[str], ProviderConfig | None] = lambda name: None
     requests: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     attempts: Counter[tuple[str, str]] = field(default_factory=Counter)
     failures: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -49,6 +53,9 @@ class MetricsBook:
     repairs: Counter[str] = field(default_factory=Counter)
     ttfb: dict[str, Histogram] = field(default_factory=dict)
     latency: dict[str, Histogram] = field(default_factory=dict)
+    cache: Counter[tuple[str, str]] = field(default_factory=Counter)
+    cost_usd: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    savings_usd: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     def take(self, summaries: Sequence[RequestSummary]) -> None:
         for s in summaries:
@@ -66,6 +73,7 @@ class MetricsBook:
                 self.latency.setdefault(s.provider, Histogram()).observe(answered.latency_ms / 1000)
             if s.repairs:
                 self.repairs[s.provider] += s.repairs
+            self.cache[s.provider, cache_outcome(s.usage, estimated=s.usage_estimated)] += 1
             self._count_tokens(s.provider, s.usage)
 
     def _count_tokens(self, provider: str, usage: Usage | None) -> None:
@@ -74,6 +82,12 @@ class MetricsBook:
         for kind, attr in _TOKEN_KINDS.items():
             if n := getattr(usage, attr):
                 self.tokens[provider, kind] += n
+        config = self.pricing(provider)
+        if config is not None and config.cost is not None:
+            # As the request log prices it (routing/cost.py).
+            cost = cost_of(usage, config.cost)
+            self.cost_usd[provider] += cost.cost_usd
+            self.savings_usd[provider] += cost.savings_usd
 
 
 class Exposition:

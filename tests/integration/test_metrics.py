@@ -41,7 +41,14 @@ async def test_requests_attempts_tokens_and_state_are_exposed(
         Reply(json=anthropic_message("from a", output_tokens=3)),
     )
     d = await start_daemon(
-        chain_yaml(provider_yaml("a", fake_upstream.url), provider_yaml("b", fake_upstream.url))
+        chain_yaml(
+            provider_yaml("a", fake_upstream.url),
+            provider_yaml(
+                "b",
+                fake_upstream.url,
+                extra="cost: {input_tokens_per_million: 1.0, output_tokens_per_million: 2.0}",
+            ),
+        )
     )
     ask = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
     async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as client:
@@ -64,6 +71,10 @@ async def test_requests_attempts_tokens_and_state_are_exposed(
     assert at(samples, "time_to_first_byte_seconds_count", provider="b") == 1
     assert at(samples, "time_to_first_byte_seconds_bucket", provider="a", le="+Inf") == 1
     assert at(samples, "attempt_duration_seconds_sum", provider="a") > 0
+    # Priced as the request log prices it: 10 input and 7 output tokens.
+    assert at(samples, "cost_usd_total", provider="b") == pytest.approx((10 * 1 + 7 * 2) / 1e6)
+    assert at(samples, "cache_outcomes_total", provider="b", outcome="none") == 1
+    assert ("coderouterd_cost_usd_total", (("provider", "a"),)) not in samples  # no prices
     assert kinds["coderouterd_time_to_first_byte_seconds"] == "histogram"
     assert kinds["coderouterd_requests"] == "counter"
     # States, from what ctl status reads.
