@@ -45,6 +45,7 @@ from coderouterd.telemetry.logging import get_logger
 from coderouterd.telemetry.memory import malloc_trim, trim_when_idle
 from coderouterd.telemetry.metrics import MetricsBook
 from coderouterd.telemetry.observers import ProviderStateObserver, RequestLogObserver
+from coderouterd.telemetry.truncation import TruncationWatch
 
 # After the grace period, how long abandoned requests get to write their final error event.
 _ABANDON_WAIT_S = 1.0
@@ -83,7 +84,8 @@ def build_daemon(
         return daemon.provider_config(name)
 
     metrics = MetricsBook(pricing=pricing)
-    deferred = Deferred([drift.take, metrics.take], log)
+    truncation = TruncationWatch(log, clock)
+    deferred = Deferred([drift.take, metrics.take, truncation.take], log)
     observers: list[Observer] = [
         inflight,
         ProviderStateObserver(board, clock, log, audit=state.audit if state else None),
@@ -106,6 +108,7 @@ def build_daemon(
         drift=drift,
         deferred=deferred,
         metrics=metrics,
+        truncation=truncation,
     )
     if state is not None:
         observers.append(

@@ -42,6 +42,7 @@ from coderouterd.status import status_of
 from coderouterd.telemetry import events
 from coderouterd.telemetry.deferred import Deferred
 from coderouterd.telemetry.metrics import MetricsBook
+from coderouterd.telemetry.truncation import TruncationWatch
 
 # Server settings bound at start-up: a reload reports a change to them
 # instead of applying it.
@@ -76,6 +77,7 @@ class Daemon:
         drift: DriftWatch,
         deferred: Deferred,
         metrics: MetricsBook,
+        truncation: TruncationWatch,
     ) -> None:
         # `serve --host/--port` win over the file at every reload, as they will
         # at the next start under the same command line: a file that differs
@@ -96,6 +98,7 @@ class Daemon:
         # Request summaries for drift and /metrics, handed over in batches.
         self.deferred = deferred
         self.metrics = metrics
+        self.truncation = truncation
         self.holder = _Holder(build_runtime(loaded, env=env, observer=observer, clock=clock))
         self._retired: list[HttpAdapter] = []
         self.server: ServerConfig = loaded.config.server

@@ -62,6 +62,11 @@ def render_metrics(daemon: Daemon) -> str:
         "Tool calls lifted out of a model's text into real tool calls.",
         (({"provider": p}, n) for p, n in book.repairs.items()),
     )
+    out.counter(
+        "prompts_truncated",
+        "Prompts a backend read far less of than it was sent (its context window is smaller).",
+        (({"provider": p}, n) for p, n in daemon.truncation.counts.items()),
+    )
     out.histogram(
         "time_to_first_byte_seconds",
         "The answering attempt's time to its first byte.",

@@ -136,6 +136,7 @@ def _provider(daemon: Daemon, runtime: Runtime, name: str) -> ProviderStatus:
         auth_rejected=st.auth_rejected,
         healing=healing,
         drift=_drift(daemon, name),
+        prompts_truncated=daemon.truncation.counts[name],
     )
 
 

@@ -57,6 +57,8 @@ class ProviderStatus(msgspec.Struct, frozen=True, kw_only=True):
     healing: HealingStatus = HealingStatus()
     # None when no profile watches its drift.
     drift: DriftStatus | None = None
+    # Prompts it read far less of than it was sent, since the start.
+    prompts_truncated: int = 0
 
 
 class InFlight(msgspec.Struct, frozen=True, kw_only=True):

@@ -17,6 +17,7 @@ from coderouterd.routing.call import Call
 from coderouterd.routing.plan import Plan
 from coderouterd.routing.records import AttemptRecord, Observer, RequestSummary
 from coderouterd.routing.shape import ReplyShape, offers_tools
+from coderouterd.translate.estimate import estimate_prompt_tokens
 from coderouterd.wire.usage import Usage
 
 if TYPE_CHECKING:
@@ -175,6 +176,7 @@ class Progress:
                 stop_reason=shape.stop_reason if shape is not None else None,
                 tool_use=shape.tool_use if shape is not None else None,
                 tools_offered=offers_tools(self.call.fields),
+                prompt_estimate=estimate_prompt_tokens(self.call.fields),
                 error=self.error,
                 client_disconnected=self.client_disconnected,
             )

@@ -51,6 +51,9 @@ class RequestSummary(msgspec.Struct, frozen=True, kw_only=True):
     stop_reason: str | None = None
     tool_use: bool | None = None
     tools_offered: bool = False
+    # The client's prompt (system, messages, tools) estimated in tokens at
+    # four bytes each: what a backend that counts far fewer has cut.
+    prompt_estimate: int = 0
     error: str | None = None
     client_disconnected: bool = False
 

@@ -41,3 +41,5 @@ PROVIDER_MEMORY_PRESSURE = "provider.memory_pressure"
 # A provider's answers drifting (healing/drift.py), and back to normal.
 PROVIDER_DRIFT = "provider.drift"
 PROVIDER_DRIFT_CLEARED = "provider.drift_cleared"
+# A backend counted far fewer input tokens than were sent: it cut the prompt.
+PROVIDER_PROMPT_TRUNCATED = "provider.prompt_truncated"

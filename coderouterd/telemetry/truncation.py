@@ -1,0 +1,67 @@
+"""Prompts a backend cut: it counted far fewer input tokens than it was sent.
+
+A local server whose context window is smaller than the prompt (Ollama's
+default `num_ctx`, a llama.cpp server started with a small `-c`) does not
+refuse it: it drops the start, system prompt and tool definitions
+included, and answers from what is left, which looks to the client like a
+model that forgot its instructions. Its own usage gives it away: the input
+tokens it reports (cache reads and writes included) fall far short of the
+prompt's size. Only prompts of at least MIN_TOKENS (estimated at four bytes
+a token, which over-counts JSON by a little) and usage the backend reported
+itself are judged; each cut prompt is counted, and a warning is logged at
+most once per REPEAT_S per provider.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from coderouterd.clock import Clock
+from coderouterd.routing.records import RequestSummary
+from coderouterd.telemetry import events
+
+RATIO = 0.4
+MIN_TOKENS = 4096
+REPEAT_S = 600.0
+
+
+def counted_input(summary: RequestSummary) -> int | None:
+    """The input tokens the backend says it read, or None when it did not say."""
+    u = summary.usage
+    if u is None or summary.usage_estimated or u.input_tokens is None:
+        return None
+    return u.input_tokens + (u.cache_read_input_tokens or 0) + (u.cache_creation_input_tokens or 0)
+
+
+class TruncationWatch:
+    def __init__(self, log: Any, clock: Clock) -> None:
+        self._log = log
+        self._clock = clock
+        self._logged: dict[str, float] = {}
+        # Cut prompts per provider since the start.
+        self.counts: Counter[str] = Counter()
+
+    def take(self, summaries: Sequence[RequestSummary]) -> None:
+        for s in summaries:
+            if s.provider is None or s.prompt_estimate < MIN_TOKENS:
+                continue
+            counted = counted_input(s)
+            if counted is None or counted == 0 or counted >= RATIO * s.prompt_estimate:
+                continue
+            self.counts[s.provider] += 1
+            now = self._clock.monotonic()
+            if now - self._logged.get(s.provider, -math.inf) < REPEAT_S:
+                continue
+            self._logged[s.provider] = now
+            self._log.warning(
+                events.PROVIDER_PROMPT_TRUNCATED,
+                provider=s.provider,
+                request_id=s.request_id,
+                sent_tokens_estimate=s.prompt_estimate,
+                counted_tokens=counted,
+                hint="the backend's context window is smaller than the prompt "
+                "(Ollama: OLLAMA_CONTEXT_LENGTH or num_ctx; llama.cpp: -c)",
+            )

@@ -1,0 +1,46 @@
+"""A backend that silently cuts long prompts (a context window smaller than the prompt)
+is found from its own usage: logged, counted in /metrics and ctl status."""
+
+from __future__ import annotations
+
+import anthropic
+from structlog.testing import capture_logs
+
+from coderouterd.ctl.render import render_status
+from coderouterd.status import status_of
+from tests.conftest import StartDaemon, chain_yaml, provider_yaml
+from tests.fakes.transcripts import openai_completion
+from tests.fakes.upstream import FakeUpstream, Recorded, Reply
+
+LONG = "read this file carefully. " * 4000  # ~100 KB: ~25k tokens at four bytes each
+
+
+def counts_what_it_keeps(req: Recorded) -> Reply:
+    # Like Ollama at its default num_ctx: whatever was sent, 4096 tokens were read.
+    kept = 4096 if len(req.body) > 60_000 else len(req.body) // 4
+    return Reply(dialect="openai", json=openai_completion("ok", prompt_tokens=kept))
+
+
+async def test_a_backend_that_cuts_long_prompts_is_named(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.responder = counts_what_it_keeps
+    d = await start_daemon(
+        chain_yaml(provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat"))
+    )
+    with capture_logs() as logs:
+        async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as c:
+            for text in ("a short question", LONG, LONG):
+                await c.messages.create(
+                    model="m", max_tokens=10, messages=[{"role": "user", "content": text}]
+                )
+        status = status_of(d.daemon)  # hands the queued summaries over first
+    cut = [e for e in logs if e["event"] == "provider.prompt_truncated"]
+    # Two cut prompts, one warning: it would say the same thing again.
+    assert len(cut) == 1
+    assert cut[0]["provider"] == "local" and cut[0]["counted_tokens"] == 4096
+    assert cut[0]["sent_tokens_estimate"] > 20_000
+    assert "OLLAMA_CONTEXT_LENGTH" in cut[0]["hint"]
+    [local] = status.providers
+    assert local.prompts_truncated == 2
+    assert "2 prompt(s) cut by its context window" in render_status(status)
