@@ -58,8 +58,8 @@ class CostConfig(_Strict, frozen=True):
 class OutputFiltersConfig(_Strict, frozen=True):
     """Clean-up of model output; None means the default of the provider's kind.
 
-    openai_compat providers default to think: thinking, strip_tool_markup and
-    repair_tool_calls on (local models print reasoning and tool calls as
+    openai_compat providers default to think: thinking, strip_tool_markup,
+    repair_tool_calls and strip_stop_markers on (local models print reasoning and tool calls as
     text); anthropic providers default to all off (their output is already
     structured). assume_think_open defaults to the capability registry's
     template_opens_think for the provider's model.
@@ -70,6 +70,8 @@ class OutputFiltersConfig(_Strict, frozen=True):
     assume_think_open: bool | None = None
     strip_tool_markup: bool | None = None
     repair_tool_calls: bool | None = None
+    # Chat-template control tokens (<|im_end|>, <|eot_id|>, ...) leaked into the text.
+    strip_stop_markers: bool | None = None
 
 
 # An argv list, run without a shell (see SelfHealingConfig).

@@ -22,7 +22,7 @@ _encode = msgspec.json.Encoder().encode
 # Anthropic providers return them structured already.
 _KIND_FILTERS = {
     "openai_compat": OutputFilters(
-        think="thinking", strip_tool_markup=True, repair_tool_calls=True
+        think="thinking", strip_tool_markup=True, repair_tool_calls=True, strip_stop_markers=True
     ),
     "anthropic": OutputFilters(),
 }
@@ -42,6 +42,7 @@ def output_filters(
         assume_think_open=pick(configured.assume_think_open, caps.template_opens_think),
         strip_tool_markup=pick(configured.strip_tool_markup, base.strip_tool_markup),
         repair_tool_calls=pick(configured.repair_tool_calls, base.repair_tool_calls),
+        strip_stop_markers=pick(configured.strip_stop_markers, base.strip_stop_markers),
     )
 
 

@@ -34,6 +34,7 @@ import msgspec
 
 from coderouterd.translate.estimate import estimate_text_tokens
 from coderouterd.translate.filters import ThinkFilter
+from coderouterd.translate.markers import StopMarkers
 from coderouterd.translate.repair import ToolCall, ToolCallRepair
 from coderouterd.translate.types import OutputFilters
 from coderouterd.wire.stop import FINISH_TO_STOP
@@ -94,15 +95,17 @@ class ToolIds:
 
 
 class OutputPipeline:
-    """Model text through the think filter, then tool-call repair or stripping.
+    """Model text through the stop-marker filter, the think filter, then
+    tool-call repair or stripping.
 
     Thinking segments end the current text run of the repair, so text held
     back by it comes out before the thinking.
     """
 
-    __slots__ = ("_repair", "_think")
+    __slots__ = ("_markers", "_repair", "_think")
 
     def __init__(self, filters: OutputFilters, tool_names: frozenset[str]) -> None:
+        self._markers = StopMarkers() if filters.strip_stop_markers else None
         self._think = (
             ThinkFilter(filters.think, assume_open_at_start=filters.assume_think_open)
             if filters.think != "off"
@@ -117,6 +120,8 @@ class OutputPipeline:
         return self._repair.repairs if self._repair is not None else 0
 
     def feed(self, text: str) -> list[Piece]:
+        if self._markers is not None:
+            text = self._markers.feed(text)
         if self._think is None:
             return self._route([("text", text)])
         return self._route(self._think.feed(text))
@@ -131,10 +136,18 @@ class OutputPipeline:
         return self.reasoning_arrived() + self._route([("thinking", text)])
 
     def flush(self) -> list[Piece]:
-        out = self._route(self._think.flush()) if self._think is not None else []
+        out = self.feed_held()
+        out += self._route(self._think.flush()) if self._think is not None else []
         if self._repair is not None:
             out += self._repaired(self._repair.flush())
         return out
+
+    def feed_held(self) -> list[Piece]:
+        """Text the marker filter still holds, through the rest of the pipeline."""
+        held = self._markers.flush() if self._markers is not None else ""
+        if not held:
+            return []
+        return self._route(self._think.feed(held) if self._think is not None else [("text", held)])
 
     def _route(self, segments: list[tuple[Literal["text", "thinking"], str]]) -> list[Piece]:
         out: list[Piece] = []

@@ -43,18 +43,25 @@ class OutputFilters(msgspec.Struct, frozen=True, kw_only=True):
     model's chat template already opened the think block, so the text starts
     inside it and only `</think>` appears. strip_tool_markup removes stray
     tool-call markup that repair could not lift. repair_tool_calls lifts
-    tool calls written as text into tool_use blocks.
+    tool calls written as text into tool_use blocks. strip_stop_markers
+    removes chat-template control tokens leaked into the text (markers.py).
     """
 
     think: ThinkMode = "off"
     assume_think_open: bool = False
     strip_tool_markup: bool = False
     repair_tool_calls: bool = False
+    strip_stop_markers: bool = False
 
     @property
     def active(self) -> bool:
         """Whether any filter can change the output (otherwise it stays bytes)."""
-        return self.think != "off" or self.strip_tool_markup or self.repair_tool_calls
+        return (
+            self.think != "off"
+            or self.strip_tool_markup
+            or self.repair_tool_calls
+            or self.strip_stop_markers
+        )
 
 
 def read_json(raw: msgspec.Raw | bytes | str, field: str) -> Any:
