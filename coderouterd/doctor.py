@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -128,7 +128,10 @@ class Doctor:
     async def ask(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], RequestSummary | None]:
         async with asyncio.timeout(self._timeout_s):
             reply = await self._runtime.engine.unary(self._call(body), self._plan)
-        message = msgspec.json.decode(reply.body) if reply.body else {}
+        try:
+            message = msgspec.json.decode(reply.body) if reply.body else {}
+        except msgspec.DecodeError:
+            message = {}
         return reply.status, message if isinstance(message, dict) else {}, self.summaries.last
 
     async def stream(self, body: dict[str, Any]) -> tuple[list[str], bytes]:
@@ -150,17 +153,15 @@ async def examine(
         if why is not None and runtime.config.provider(provider) is not None:
             raise CoderouterError(f"provider {provider!r} cannot be asked: {why}")
         doctor = Doctor(runtime, provider, observer, timeout_s=timeout_s)
-        checks = [await _timed("answer", _answer(doctor))]
+        checks = [await _timed("answer", lambda: _answer(doctor))]
+        rest: list[tuple[str, Callable[[], Awaitable[tuple[Verdict, str]]]]] = [
+            ("stream", lambda: _stream(doctor)),
+            ("tools", lambda: _tools(doctor)),
+            ("context", lambda: _context(doctor, context_tokens)),
+        ]
         if checks[0].verdict != "OK":
-            return checks + [
-                Check(name, "SKIP", "the provider gave no answer", 0.0)
-                for name in ("stream", "tools", "context")
-            ]
-        for name, check in (
-            ("stream", _stream(doctor)),
-            ("tools", _tools(doctor)),
-            ("context", _context(doctor, context_tokens)),
-        ):
+            return checks + [Check(n, "SKIP", "the provider gave no answer", 0.0) for n, _ in rest]
+        for name, check in rest:
             checks.append(await _timed(name, check))
         return checks
     finally:
@@ -168,11 +169,11 @@ async def examine(
             await adapter.close()
 
 
-async def _timed(name: str, check: Any) -> Check:
+async def _timed(name: str, check: Callable[[], Awaitable[tuple[Verdict, str]]]) -> Check:
     clock = SystemClock()
     started = clock.monotonic()
     try:
-        verdict, detail = await check
+        verdict, detail = await check()
     except TimeoutError:
         verdict, detail = "PROBLEM", "no answer in time (raise --timeout for a model still loading)"
     except CoderouterError as exc:
