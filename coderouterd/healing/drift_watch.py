@@ -58,6 +58,7 @@ class DriftWatch:
                 del self._verdicts[name]
         for name in watched:
             self._judge(name)
+        self._flag()
 
     @property
     def watched(self) -> tuple[str, ...]:
@@ -108,13 +109,16 @@ class DriftWatch:
         for name in touched:
             self._judge(name)
 
+    def _flag(self) -> None:
+        self.flagged = {n: v.severity for n, v in self._verdicts.items() if v.severity != "none"}
+
     def _judge(self, name: str, *, restored: bool = False) -> None:
         verdict = judge(self._windows[name], self._thresholds)
         before = self._verdicts.get(name, NO_DRIFT)
         self._verdicts[name] = verdict
         if verdict.severity == before.severity:
             return
-        self.flagged = {n: v.severity for n, v in self._verdicts.items() if v.severity != "none"}
+        self._flag()
         fields: dict[str, object] = {
             "provider": name,
             "previous": before.severity,

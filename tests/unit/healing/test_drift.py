@@ -175,3 +175,11 @@ def test_start_up_refills_the_windows_and_reload_resizes_them() -> None:
 def test_the_window_is_bounded(window: str) -> None:
     with pytest.raises(ConfigError):
         load_config_text(CONFIG.replace("{window: 10}", f"{{window: {window}}}"), file="c.yaml")
+
+
+def test_a_provider_no_longer_watched_is_no_longer_flagged() -> None:
+    watch = DriftWatch(load_config_text(CONFIG, file="c.yaml"), get_logger())
+    watch.take([summary(tokens=0)] * 6)
+    assert watch.flagged == {"local": "severe"}
+    watch.reconfigure(load_config_text(CONFIG.replace("demote", "off"), file="c.yaml"))
+    assert watch.flagged == {} and watch.verdict("local") is None
