@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from coderouterd.config.model import ProviderConfig
+from coderouterd.config.model import CostConfig, ProviderConfig
 from coderouterd.routing.cost import cache_outcome, cost_of
 from coderouterd.routing.records import RequestSummary
 from coderouterd.wire.usage import Usage
@@ -58,36 +58,47 @@ class MetricsBook:
     savings_usd: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     def take(self, summaries: Sequence[RequestSummary]) -> None:
+        # Once a second over every summary since: kept lean.
+        prices: dict[str, CostConfig | None] = {}
         for s in summaries:
             self.requests[s.dialect, s.profile, str(s.status)] += 1
             for a in s.attempts:
                 self.attempts[a.provider, a.outcome] += 1
                 if a.outcome == "failed":
                     self.failures[a.provider, a.reason or "unknown"] += 1
-            if s.provider is None or not s.attempts:
+            provider = s.provider
+            if provider is None or not s.attempts:
                 continue
             answered = s.attempts[-1]
             if answered.ttfb_ms is not None:
-                self.ttfb.setdefault(s.provider, Histogram()).observe(answered.ttfb_ms / 1000)
+                _histogram(self.ttfb, provider).observe(answered.ttfb_ms / 1000)
             if answered.latency_ms is not None:
-                self.latency.setdefault(s.provider, Histogram()).observe(answered.latency_ms / 1000)
+                _histogram(self.latency, provider).observe(answered.latency_ms / 1000)
             if s.repairs:
-                self.repairs[s.provider] += s.repairs
-            self.cache[s.provider, cache_outcome(s.usage, estimated=s.usage_estimated)] += 1
-            self._count_tokens(s.provider, s.usage)
+                self.repairs[provider] += s.repairs
+            self.cache[provider, cache_outcome(s.usage, estimated=s.usage_estimated)] += 1
+            if s.usage is not None:
+                if provider not in prices:
+                    config = self.pricing(provider)
+                    prices[provider] = config.cost if config is not None else None
+                self._count_tokens(provider, s.usage, prices[provider])
 
-    def _count_tokens(self, provider: str, usage: Usage | None) -> None:
-        if usage is None:
-            return
+    def _count_tokens(self, provider: str, usage: Usage, price: CostConfig | None) -> None:
         for kind, attr in _TOKEN_KINDS.items():
             if n := getattr(usage, attr):
                 self.tokens[provider, kind] += n
-        config = self.pricing(provider)
-        if config is not None and config.cost is not None:
+        if price is not None:
             # As the request log prices it (routing/cost.py).
-            cost = cost_of(usage, config.cost)
+            cost = cost_of(usage, price)
             self.cost_usd[provider] += cost.cost_usd
             self.savings_usd[provider] += cost.savings_usd
+
+
+def _histogram(by: dict[str, Histogram], key: str) -> Histogram:
+    h = by.get(key)
+    if h is None:
+        h = by[key] = Histogram()
+    return h
 
 
 class Exposition:
