@@ -157,6 +157,15 @@ def _check(args: argparse.Namespace) -> int:
         f"{len(config.providers)} providers, {len(config.profiles)} profiles, "
         f"default profile {config.default_shown!r}"
     )
+    if config.mode_aliases:
+        aliases = ", ".join(f"{mode} -> {profile}" for mode, profile in config.mode_aliases.items())
+        print(f"modes (x-coderouter-mode): {aliases}")
+    watching = [p.name for p in config.profiles if p.drift_action != "off"]
+    if watching:
+        print(
+            f"drift: {config.drift.sensitivity} sensitivity, window {config.drift.window}; "
+            + ", ".join(f"{p.name}: {p.drift_action}" for p in config.profiles)
+        )
     if (auto := config.auto_routing) is not None:
         print("auto router (first match wins):")
         for line in describe_auto(auto):

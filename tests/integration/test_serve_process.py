@@ -582,3 +582,24 @@ async def test_ctl_exclude_and_restore_take_a_provider_out_of_every_profile_and_
     events = [e["event"] for e in msgspec.json.decode(audit.stdout)]
     assert events.count("ctl.action") == 5
     assert "provider.excluded" in events and "provider.restored" in events
+
+
+async def test_check_says_how_requests_will_be_routed(short_dir: Path) -> None:
+    example = (Path(__file__).parents[2] / "config" / "example.yaml").read_text()
+    plain, auto = short_dir / "plain.yaml", short_dir / "auto.yaml"
+    plain.write_text(example)
+    auto.write_text(example.replace("default_profile: local-first", "default_profile: auto"))
+    env = child_env(short_dir)
+    runs = await asyncio.gather(
+        *(run_cli("check", "--config", str(p), env=env) for p in (plain, auto))
+    )
+    assert [r.returncode for r in runs] == [0, 0]
+    out = runs[0].stdout
+    assert "default profile 'local-first'" in out
+    assert "modes (x-coderouter-mode): fast -> local-first, careful -> with-cloud" in out
+    assert "drift: normal sensitivity, window 20; local-first: demote, with-cloud: warn" in out
+    assert "auto router" not in out
+    out = runs[1].stdout
+    assert "default profile 'auto'" in out
+    assert "auto router (first match wins):\n  screenshots: has_image true -> with-cloud" in out
+    assert "no rule matches -> local-first" in out
