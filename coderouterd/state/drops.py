@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+OnDrop = Callable[[int], None]
+
 
 class DropReporter:
     """Calls `report(n)` at the first drop of a spell, then at each `flush()`
@@ -12,7 +14,7 @@ class DropReporter:
 
     __slots__ = ("_report", "_reported", "_unreported")
 
-    def __init__(self, report: Callable[[int], None]) -> None:
+    def __init__(self, report: OnDrop) -> None:
         self._report = report
         self._unreported = 0
         self._reported = False

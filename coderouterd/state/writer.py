@@ -1,8 +1,9 @@
 """The one writer: a queue drained in batched transactions by a single task.
 
 The request path calls `submit()`, which never awaits: the record goes on a
-queue and `run()` writes it later, together with whatever else arrived in the
-same window, in ONE transaction. Readers use their own connections.
+queue (admission.py says which records it takes) and `run()` writes it
+later, together with whatever else arrived in the same window, in ONE
+transaction. Readers use their own connections.
 
 Durability, as a promise:
 
@@ -50,21 +51,16 @@ import aiosqlite
 import msgspec
 
 from coderouterd.clock import Clock
+from coderouterd.state.admission import Admission
 from coderouterd.state.chain import GENESIS
 from coderouterd.state.db import StateError, immediate
-from coderouterd.state.drops import DropReporter
+from coderouterd.state.drops import OnDrop
 from coderouterd.state.inserts import Renames, insert, insert_each
-from coderouterd.state.records import (
-    KEPT,
-    AuditEvent,
-    Record,
-    Writable,
-)
+from coderouterd.state.records import AuditEvent, Record, Writable
 
 T = TypeVar("T")
 
 OnError = Callable[[Exception, int], None]
-OnDrop = Callable[[int], None]
 OnRename = Callable[[str, str], None]
 Job = Callable[[aiosqlite.Connection], Awaitable[Any]]
 
@@ -119,18 +115,12 @@ class Writer:
         self._clock = clock
         self._window_s = window_s
         self._max_batch = max_batch
-        self._max_queue = max_queue
-        self._max_audit_queue = max_audit_queue
         self._on_error = on_error
         self._on_rename = on_rename
         self._renames = Renames()
-        self._drops = DropReporter(on_drop)
-        # One FIFO for both kinds keeps their relative order (an exclusion and
-        # its audit event land in the same order they happened); the two caps
-        # are enforced by counting. Each entry carries its arrival time.
-        self._queue: deque[tuple[Record, float]] = deque()
-        self._depth = 0
-        self._audit_depth = 0
+        self._queue = Admission(
+            max_queue=max_queue, max_audit_queue=max_audit_queue, on_drop=on_drop
+        )
         self._enqueued = 0
         self._processed = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -143,11 +133,8 @@ class Writer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._closing = False
-        self._closed = False
         # (seq, hash) of the last committed audit row; loaded before the first write.
         self._chain: tuple[int, str] | None = None
-        self._dropped = 0
-        self._audit_dropped = 0
         self._failed = 0
         self._orphaned = 0
         self._committed = 0
@@ -156,22 +143,9 @@ class Writer:
 
     def submit(self, record: Record) -> bool:
         """Queue a record for the next batch; False if it was dropped. Never blocks."""
-        audit = isinstance(record, KEPT)
-        if self._closed:
-            self._count_drop(audit)
-            return False
-        if audit:
-            if self._audit_depth >= self._max_audit_queue:
-                self._count_drop(audit)
-                return False
-            self._audit_depth += 1
-        else:
-            if self._depth >= self._max_queue:
-                self._count_drop(audit)
-                return False
-            self._depth += 1
         was_empty = not self._queue
-        self._queue.append((record, self._clock.monotonic()))
+        if not self._queue.offer(record, self._clock.monotonic()):
+            return False
         self._enqueued += 1
         # Wake the loop only when it has something new to decide; waking it for
         # every record would cost a loop iteration per request.
@@ -179,22 +153,15 @@ class Writer:
             self._wake.set()
         return True
 
-    def _count_drop(self, audit: bool) -> None:
-        if audit:
-            self._audit_dropped += 1
-        else:
-            self._dropped += 1
-        self._drops.dropped()
-
     def stats(self) -> WriterStats:
         return WriterStats(
-            queue_depth=self._depth,
-            dropped=self._dropped,
+            queue_depth=self._queue.depth,
+            dropped=self._queue.dropped,
             committed_rows=self._committed,
             batches=self._batches,
             last_commit_wall=self._last_commit_wall,
-            audit_queue_depth=self._audit_depth,
-            audit_dropped=self._audit_dropped,
+            audit_queue_depth=self._queue.audit_depth,
+            audit_dropped=self._queue.audit_dropped,
             failed_rows=self._failed,
             replays_orphaned=self._orphaned,
             renamed=self._renames.count,
@@ -251,7 +218,7 @@ class Writer:
             await self._stopped.wait()
         # Records submitted while run() was winding down.
         await self.flush()
-        self._closed = True
+        self._queue.closed = True
 
     async def maintain(self, job: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
         """Run `job` on the writer's connection between two batches (e.g. retention).
@@ -284,7 +251,7 @@ class Writer:
     async def _collect_window(self) -> None:
         # Measured from the oldest record's arrival, so a record never waits
         # more than window_s for its batch to start, even after a slow commit.
-        first_at = self._queue[0][1]
+        first_at = self._queue.first_at()
         while len(self._queue) < self._max_batch and not self._waiters and not self._closing:
             remaining = self._window_s - (self._clock.monotonic() - first_at)
             if remaining <= 0:
@@ -297,15 +264,7 @@ class Writer:
                 return
 
     def _take_batch(self) -> list[Record]:
-        batch: list[Record] = []
-        while self._queue and len(batch) < self._max_batch:
-            record, _ = self._queue.popleft()
-            if isinstance(record, KEPT):
-                self._audit_depth -= 1
-            else:
-                self._depth -= 1
-            batch.append(record)
-        return batch
+        return self._queue.take(self._max_batch)
 
     async def _write_batch(self, batch: list[Record]) -> None:
         unwritten = len(batch)
@@ -356,7 +315,7 @@ class Writer:
         finally:
             self._processed += len(batch)
             self._release_waiters()
-            self._drops.flush()
+            self._queue.drops.flush()
 
     async def _chain_head(self) -> tuple[int, str]:
         if self._chain is None:
