@@ -19,7 +19,6 @@ from coderouterd.errors import (
     RequestError,
     UpstreamError,
     UpstreamStatusError,
-    UpstreamTimeoutError,
 )
 from coderouterd.routing.call import Call
 from coderouterd.routing.plan import Plan
@@ -31,11 +30,12 @@ from coderouterd.routing.streams import (
     StreamSink,
     first_wait,
     open_head,
+    opening,
     pump,
     tell_client_of_shutdown,
     with_pings,
 )
-from coderouterd.routing.upstream import Codec, ProviderRoute, UpstreamBody
+from coderouterd.routing.upstream import Codec, ProviderRoute
 from coderouterd.routing.verdict import Verdict, classify_status
 from coderouterd.tasks import cancelled_by_shutdown, spawn
 from coderouterd.wire.errors import error_type_of
@@ -178,23 +178,14 @@ class Engine:
         t = adapter.config.timeouts
         body = self._request_body(codec, call, adapter.name)
         wait, phase = first_wait(t.first_byte_s, t.total_s)
-        resp: UpstreamBody | None = None
         # One timeout, moved on from the first-byte limit to the total one.
-        try:
+        with opening(adapter.name, phase) as opened:
             async with asyncio.timeout(wait) as limit:
-                resp = await adapter.open(call, body)
+                resp = opened.resp = await adapter.open(call, body)
                 progress.first_byte()
-                phase = "total"
+                opened.phase = "total"
                 limit.reschedule(_when(limit) - wait + t.total_s)
                 raw = await resp.body()
-        except TimeoutError as exc:
-            if resp is not None:
-                resp.abort()
-            raise UpstreamTimeoutError(adapter.name, phase) from exc
-        except BaseException:
-            if resp is not None:
-                resp.abort()
-            raise
         resp.release()
         unary = codec.unary(raw, call)
         progress.usage, progress.usage_estimated = unary.usage, unary.usage_estimated

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -158,11 +158,10 @@ async def open_head(
 
     Anything failing here has sent nothing to the client: the engine may fall back.
     """
-    resp: UpstreamBody | None = None
     wait, phase = first_wait(t.first_byte_s, t.total_s)
-    try:
+    with opening(adapter.name, phase) as opened:
         async with asyncio.timeout(wait):
-            resp = await adapter.open(call, body)
+            resp = opened.resp = await adapter.open(call, body)
             held: list[bytes] = []
             while True:
                 chunk = await resp.chunk()
@@ -179,13 +178,31 @@ async def open_head(
                     return Head(resp, tc, held)
                 if not chunk:
                     raise UpstreamProtocolError(adapter.name, "stream ended before any content")
+
+
+@dataclass(slots=True)
+class Opened:
+    """The response an attempt opened, and which limit its timeout is now."""
+
+    phase: str
+    resp: UpstreamBody | None = None
+
+
+@contextlib.contextmanager
+def opening(provider: str, phase: str) -> Iterator[Opened]:
+    """Around an attempt's request: on any failure the response it opened
+    is aborted (its connection is not reused), and a timeout becomes the
+    provider's timeout of the phase it was in."""
+    opened = Opened(phase)
+    try:
+        yield opened
     except TimeoutError as exc:
-        if resp is not None:
-            resp.abort()
-        raise UpstreamTimeoutError(adapter.name, phase) from exc
+        if opened.resp is not None:
+            opened.resp.abort()
+        raise UpstreamTimeoutError(provider, opened.phase) from exc
     except BaseException:
-        if resp is not None:
-            resp.abort()
+        if opened.resp is not None:
+            opened.resp.abort()
         raise
 
 
