@@ -114,11 +114,11 @@ class ProfileConfig(_Strict, frozen=True):
     # False keeps this profile's requests out of the replay records.
     record_replays: bool = True
     # How this profile treats a provider self-healing has excluded: `exclude`
-    # skips it (and lets this profile's threshold exclude it), `demote` tries
-    # it last, `warn` and `off` leave it in place.
+    # skips it, `demote` tries it last (both let this profile's threshold
+    # exclude it), `warn` and `off` leave it in place.
     backend_health_action: HealthAction = "warn"
-    # A provider listed by an `exclude` profile is excluded after twice this
-    # many consecutive failed attempts (the smallest such threshold wins).
+    # A provider listed by an `exclude` or `demote` profile is excluded after
+    # twice this many consecutive failed attempts (the smallest such threshold wins).
     backend_health_threshold: Annotated[int, msgspec.Meta(ge=2, le=20)] = 3
     # A provider that says it ran out of memory: `skip` keeps it out of this
     # profile for memory_pressure_cooldown_s (time to free the model's

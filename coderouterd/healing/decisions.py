@@ -16,6 +16,8 @@ UNHEALTHY = "unhealthy"
 # probed or restarted, back only by `ctl restore`.
 MANUAL = "manual"
 AUTH_STATUSES = frozenset({401, 403})
+# The backend_health_actions whose threshold excludes a provider.
+_EXCLUDING = frozenset({"exclude", "demote"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +135,7 @@ class ProviderHealth:
 class Policy:
     """How self-healing treats one provider, from the profiles that list it."""
 
-    # None: no `exclude` profile lists the provider, so it is never excluded.
+    # None: no `exclude` or `demote` profile lists the provider: never excluded.
     threshold: int | None
     restart: tuple[str, ...] | None
     restart_timeout_s: float
@@ -147,14 +149,15 @@ class Policy:
 
 def policies_for(config: Config) -> dict[str, Policy]:
     """Each provider's policy: the smallest backend_health_threshold among its
-    `exclude` profiles, the longest memory_pressure_cooldown_s among its
-    `skip` ones."""
+    `exclude` and `demote` profiles (an exclusion is what `demote` moves to
+    the end of the chain: without one the action would never act), the
+    longest memory_pressure_cooldown_s among its `skip` ones."""
     thresholds: dict[str, int] = {}
     cooldowns: dict[str, float] = {}
     noted: set[str] = set()
     for profile in config.profiles:
         for name in profile.providers:
-            if profile.backend_health_action == "exclude":
+            if profile.backend_health_action in _EXCLUDING:
                 t = profile.backend_health_threshold
                 thresholds[name] = min(t, thresholds.get(name, t))
             if profile.memory_pressure_action != "off":

@@ -1,7 +1,8 @@
 """Self-healing decisions: when a provider is excluded, probed, restarted, restored (pure).
 
-A provider listed by an `exclude` profile is excluded after 2 x threshold
-consecutive failed attempts (the smallest threshold among those profiles),
+A provider listed by an `exclude` or `demote` profile is excluded after 2 x
+threshold consecutive failed attempts (the smallest threshold among those
+profiles),
 a streak that starts over after `failure_window_s` without a failure. Only
 `failed` attempts count: an error handed back to the client, a refused or
 interrupted attempt, or rejected credentials say nothing about the backend's

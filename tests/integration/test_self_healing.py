@@ -237,6 +237,28 @@ async def test_a_demote_profile_tries_an_excluded_provider_last(start_daemon: St
         assert len(a.requests) == 4
 
 
+async def test_a_demote_profile_alone_moves_a_failing_provider_last_until_it_recovers(
+    start_daemon: StartDaemon,
+) -> None:
+    ok_a, ok_b = Reply(json=anthropic_message("a")), Reply(json=anthropic_message("b"))
+    async with FakeUpstream(default=ok_a) as a, FakeUpstream(default=ok_b) as b:
+        a.script(BUSY, BUSY, BUSY, BUSY)
+        # Probes wait long enough for the demoted order to be seen.
+        yaml = config(a.url, b.url, action="demote").replace(
+            "recovery_initial_interval_s: 0.3", "recovery_initial_interval_s: 1.5"
+        )
+        d = await start_daemon(yaml)
+        # Each request falls back to b; the 4th failure in a row (2 x 2) excludes a.
+        assert [(await ask(d))[0] for _ in range(4)] == ["b"] * 4
+        assert d.daemon.healing.book.excluded() == {"a"}
+        provider, headers = await ask(d)
+        assert (provider, len(a.requests)) == ("b", 4)
+        assert "x-coderouter-fallback-reason" not in headers
+        # The recovery probe finds a answering: it is first again.
+        await until(lambda: not d.daemon.healing.book.excluded())
+        assert (await ask(d))[0] == "a"
+
+
 async def test_continuous_probes_exclude_a_dead_backend_before_a_client_meets_it(
     start_daemon: StartDaemon,
 ) -> None:

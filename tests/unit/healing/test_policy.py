@@ -69,22 +69,30 @@ def test_a_provider_is_excluded_at_twice_the_threshold() -> None:
     assert book.excluded() == {"a"}
 
 
-def test_the_smallest_threshold_among_exclude_profiles_wins_and_others_do_not_count() -> None:
+def test_the_smallest_threshold_among_exclude_and_demote_profiles_wins() -> None:
     c = config(
         threshold=5,
         second_profile="  - {name: q, providers: [a], backend_health_action: exclude, backend_health_threshold: 2}\n"
-        "  - {name: r, providers: [b], backend_health_action: demote, backend_health_threshold: 2}",
+        "  - {name: r, providers: [b], backend_health_action: demote, backend_health_threshold: 4}\n"
+        "  - {name: s, providers: [b], backend_health_action: warn, backend_health_threshold: 2}",
     )
     book = HealingBook.for_config(c)
 
     assert book.threshold("a") == 2
-    # b is in an `exclude` profile (p, 5) too; r's demote threshold does not count.
-    assert book.threshold("b") == 5
+    # b is in an `exclude` profile (p, 5) too; s's `warn` threshold does not count.
+    assert book.threshold("b") == 4
     assert [type(d) for d in fail(book, 4)] == [Exclude]
 
 
-@pytest.mark.parametrize("action", ["warn", "off", "demote"])
-def test_only_exclude_profiles_exclude(action: str) -> None:
+def test_a_demote_profile_alone_excludes_what_it_then_tries_last() -> None:
+    book = HealingBook.for_config(config(action="demote", threshold=2))
+
+    assert [type(d) for d in fail(book, 4)] == [Exclude]
+    assert book.excluded() == {"a"}
+
+
+@pytest.mark.parametrize("action", ["warn", "off"])
+def test_warn_and_off_profiles_never_exclude(action: str) -> None:
     book = HealingBook.for_config(config(action=action, threshold=2))
 
     assert fail(book, 50) == []
