@@ -29,6 +29,7 @@ from coderouterd.healing.decisions import describe
 from coderouterd.routing.auto import describe as describe_auto
 from coderouterd.telemetry.logging import configure
 from coderouterd.telemetry.memory import tune_gc, tune_malloc
+from coderouterd.translate.capabilities import load_registry
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -152,11 +153,19 @@ def _install_uvloop() -> None:
 def _check(args: argparse.Namespace) -> int:
     loaded = _load(args.config)
     config = loaded.config
+    # Read as `serve` reads it: a broken rules file must fail here, not at start.
+    registry = load_registry(config.capabilities_file)
     print(
         f"ok: {loaded.path or 'built-in default'} ({loaded.digest}); "
         f"{len(config.providers)} providers, {len(config.profiles)} profiles, "
         f"default profile {config.default_shown!r}"
     )
+    if config.capabilities_file is not None:
+        own = sum(1 for rule in registry.rules if rule.source.startswith(config.capabilities_file))
+        rules = "rule" if own == 1 else "rules"
+        print(
+            f"capabilities: {own} {rules} from {config.capabilities_file}, after the bundled ones"
+        )
     if config.mode_aliases:
         aliases = ", ".join(f"{mode} -> {profile}" for mode, profile in config.mode_aliases.items())
         print(f"modes (x-coderouter-mode): {aliases}")

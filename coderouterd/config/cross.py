@@ -113,7 +113,8 @@ def _check_auto_router(
                 "auto_router.default_rule_profile"
             )
         walker.at(where, message)
-    if block.get("rules"):
+    # A disabled router sends everything to default_rule_profile: no rule's profile is needed.
+    if block.get("rules") or block.get("disabled") is True:
         return
     missing = sorted({r.profile for r in BUILTIN_AUTO_RULES} - set(profiles))
     if missing:

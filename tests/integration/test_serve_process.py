@@ -151,6 +151,32 @@ async def test_check_lists_every_problem_with_file_line_and_field_path(short_dir
     assert "self-healing:\n  a: never taken out automatically" in good_run.stdout
 
 
+async def test_check_reads_the_capabilities_file_as_serve_would(short_dir: Path) -> None:
+    config = chain_yaml(
+        provider_yaml("a", "http://127.0.0.1:9"), top="capabilities_file: caps.yaml\n"
+    )
+    (short_dir / "bad").mkdir()
+    (short_dir / "good").mkdir()
+    (short_dir / "bad" / "caps.yaml").write_text("- {kind: any, model: 'qwen*', tools: false}\n")
+    (short_dir / "good" / "caps.yaml").write_text("- {kind: '*', model: 'qwen*', tools: false}\n")
+    for d in ("bad", "good"):
+        (short_dir / d / "config.yaml").write_text(config)
+    env = child_env(short_dir)
+    bad, good = await asyncio.gather(
+        *(
+            run_cli("check", "--config", str(short_dir / d / "config.yaml"), env=env)
+            for d in ("bad", "good")
+        )
+    )
+    assert bad.returncode == 2
+    assert f"{short_dir / 'bad' / 'caps.yaml'}:1: rules[0].kind: must be one of" in bad.stderr
+    assert good.returncode == 0
+    assert (
+        f"capabilities: 1 rule from {short_dir / 'good' / 'caps.yaml'}, after the bundled"
+        in good.stdout
+    )
+
+
 async def test_serve_with_a_broken_config_exits_2_without_binding(short_dir: Path) -> None:
     config = short_dir / "config.yaml"
     sock, state = short_dir / "ctl.sock", short_dir / "state"

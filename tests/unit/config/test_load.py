@@ -558,6 +558,13 @@ def test_auto_router_problems(extra: str, path: str, fragment: str) -> None:
     assert any(fragment in message for message in found), found
 
 
+def test_a_disabled_auto_router_needs_only_its_default_rule_profile() -> None:
+    config = load_config_text(
+        AUTO + "auto_router: {disabled: true, default_rule_profile: cheap}\n", file="c.yaml"
+    )
+    assert config.default_profile_name == "cheap"
+
+
 def test_without_a_default_rule_profile_the_writing_profile_must_exist() -> None:
     text = AUTO + "auto_router: {rules: [{id: a, profile: cheap, match: {has_image: true}}]}\n"
     [problem] = problems_of(text)
