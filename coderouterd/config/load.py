@@ -269,7 +269,8 @@ def _describe_type(tp: Any) -> str:
     if origin is Literal:
         return "one of " + ", ".join(repr(v) for v in get_args(base))
     if origin in (Union, types.UnionType):
-        return " or ".join(_describe_type(t) for t in get_args(base))
+        # UNSET only marks a field not written; nobody writes it.
+        return " or ".join(_describe_type(t) for t in get_args(base) if t is not msgspec.UnsetType)
     if origin in (list, tuple):
         return "a list"
     if origin is dict or (isinstance(base, type) and issubclass(base, msgspec.Struct)):

@@ -74,6 +74,38 @@ class OutputFiltersConfig(_Strict, frozen=True):
     strip_stop_markers: bool | None = None
 
 
+ReasoningParam = Literal["reasoning_effort", "reasoning", "think"]
+_PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class CapabilityFields(_Strict, frozen=True):
+    """What a model can do, as a capability rule or a provider's `capabilities`
+    sets it: only the fields written apply (translate/capabilities.py says
+    what each one does)."""
+
+    tools: bool | msgspec.UnsetType = msgspec.UNSET
+    vision: bool | msgspec.UnsetType = msgspec.UNSET
+    thinking: bool | msgspec.UnsetType | None = msgspec.UNSET
+    reasoning_param: ReasoningParam | msgspec.UnsetType | None = msgspec.UNSET
+    template_opens_think: bool | msgspec.UnsetType = msgspec.UNSET
+    cache_control: bool | msgspec.UnsetType | None = msgspec.UNSET
+    system_messages: bool | msgspec.UnsetType | None = msgspec.UNSET
+    effort: bool | msgspec.UnsetType | None = msgspec.UNSET
+    strict_schema: bool | msgspec.UnsetType = msgspec.UNSET
+    echo_reasoning: bool | msgspec.UnsetType = msgspec.UNSET
+    signed_thinking: bool | msgspec.UnsetType = msgspec.UNSET
+    max_context_tokens: _PositiveInt | msgspec.UnsetType | None = msgspec.UNSET
+    max_output_tokens: _PositiveInt | msgspec.UnsetType | None = msgspec.UNSET
+
+    def written(self) -> dict[str, Any]:
+        """The fields set, by name."""
+        return {
+            name: value
+            for name in self.__struct_fields__
+            if (value := getattr(self, name)) is not msgspec.UNSET
+        }
+
+
 # An argv list, run without a shell (see SelfHealingConfig).
 Argv = Annotated[tuple[Annotated[str, msgspec.Meta(min_length=1)], ...], msgspec.Meta(min_length=1)]
 HealthAction = Literal["off", "warn", "demote", "exclude"]
@@ -100,6 +132,9 @@ class ProviderConfig(_Strict, frozen=True):
     # are ours to set and are refused.
     extra_body: dict[str, Any] = {}
     output_filters: OutputFiltersConfig = OutputFiltersConfig()
+    # Set over what the capability rules say of this provider's model (the
+    # same server can differ from the registry: an old template, a flag).
+    capabilities: CapabilityFields = CapabilityFields()
     cost: CostConfig | None = None
     # Run when the provider is excluded as unhealthy, e.g.
     # [systemctl, --user, restart, ollama]; never through a shell.

@@ -20,13 +20,12 @@ import msgspec
 from ruamel.yaml.comments import CommentedSeq
 
 from coderouterd.config.load import _own_line, _parse, _plain, _Walker
+from coderouterd.config.model import CapabilityFields, ReasoningParam
 from coderouterd.errors import ConfigError, ConfigProblem
 
-ReasoningParam = Literal["reasoning_effort", "reasoning", "think"]
 RuleKind = Literal["anthropic", "openai_compat", "*"]
 BUNDLED_FILE = "model-capabilities.yaml"
-THINKING_UNSUPPORTED = "the model cannot reason (capability registry: thinking: false)"
-_PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+THINKING_UNSUPPORTED = "the model cannot reason (capabilities: thinking: false)"
 
 
 class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True):
@@ -87,24 +86,11 @@ class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True):
     max_output_tokens: int | None = None
 
 
-class _RuleSchema(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class _RuleSchema(CapabilityFields, frozen=True, kw_only=True):
     """The shape of one rule in a file; only the keys a rule writes are applied."""
 
     kind: RuleKind
     model: Annotated[str, msgspec.Meta(min_length=1)]
-    tools: bool = True
-    vision: bool = False
-    thinking: bool | None = None
-    reasoning_param: ReasoningParam | None = None
-    template_opens_think: bool = False
-    cache_control: bool | None = None
-    system_messages: bool | None = None
-    effort: bool | None = None
-    strict_schema: bool = False
-    echo_reasoning: bool = False
-    signed_thinking: bool = False
-    max_context_tokens: _PositiveInt | None = None
-    max_output_tokens: _PositiveInt | None = None
 
 
 class CapabilityRule(msgspec.Struct, frozen=True, kw_only=True):
@@ -122,11 +108,17 @@ class CapabilityRule(msgspec.Struct, frozen=True, kw_only=True):
 class CapabilityRegistry(msgspec.Struct, frozen=True):
     rules: tuple[CapabilityRule, ...] = ()
 
-    def lookup(self, kind: str, model: str) -> ModelCapabilities:
+    def lookup(
+        self, kind: str, model: str, own: CapabilityFields | None = None
+    ) -> ModelCapabilities:
+        """What the rules say of `model` on a `kind` backend, with `own` (a
+        provider's `capabilities`) set over them."""
         fields: dict[str, Any] = {}
         for rule in self.rules:
             if rule.matches(kind, model):
                 fields.update(rule.sets)
+        if own is not None:
+            fields.update(own.written())
         return ModelCapabilities(**fields)
 
 

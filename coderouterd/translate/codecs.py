@@ -82,7 +82,7 @@ class WithExtraBody:
 
 
 def _codecs(provider: ProviderConfig, registry: CapabilityRegistry) -> dict[str, Codec]:
-    caps = registry.lookup(provider.kind, provider.model)
+    caps = registry.lookup(provider.kind, provider.model, provider.capabilities)
     filters = output_filters(provider.kind, provider.output_filters, caps)
     if provider.kind == "anthropic":
         return {

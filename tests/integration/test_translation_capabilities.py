@@ -137,9 +137,7 @@ async def test_an_openai_compat_model_that_cannot_reason_gets_no_reasoning_param
             )
     sent = fake_upstream.requests[0].json
     assert not {"reasoning_effort", "reasoning", "think"} & set(sent)
-    assert dropped(logs) == [
-        "thinking: the model cannot reason (capability registry: thinking: false)"
-    ]
+    assert dropped(logs) == ["thinking: the model cannot reason (capabilities: thinking: false)"]
 
 
 async def test_system_messages_are_folded_for_a_backend_that_rejects_them(
@@ -241,3 +239,30 @@ async def test_extra_body_fields_reach_the_provider_unless_the_body_has_them(
     assert sent["chat_template_kwargs"] == {"a": [1]}
     assert sent["temperature"] == 0.7  # the client's own value wins
     assert sent["model"] == "local-model"
+
+
+async def test_a_providers_own_capabilities_win_over_the_rules_for_it_alone(
+    start_daemon: StartDaemon, tmp_path: Path
+) -> None:
+    # The rules say both backends' models reason; one server's says otherwise.
+    rules = tmp_path / "caps.yaml"
+    rules.write_text('- {kind: anthropic, model: "*-model", thinking: true}\n')
+    async with FakeUpstream(default=Reply(json=anthropic_message("ok"))) as fake:
+        plain = provider_yaml("plain", fake.url)
+        own = provider_yaml("own", fake.url, extra="capabilities: {thinking: false}")
+        top = f"capabilities_file: {rules}\n"
+        d = await start_daemon(
+            chain_yaml(plain, own, top=top) + "  - {name: second, providers: [own]}\n"
+        )
+        with capture_logs() as logs:
+            async with a_sdk(d.url) as client:
+                for mode in ("default", "second"):
+                    await client.messages.create(
+                        model="m",
+                        max_tokens=4096,
+                        messages=[{"role": "user", "content": "hi"}],
+                        thinking=THINKING,
+                        extra_headers={"x-coderouter-profile": mode},
+                    )
+        assert ["thinking" in r.json for r in fake.requests] == [True, False]
+    assert dropped(logs) == ["thinking: the model cannot reason (capabilities: thinking: false)"]

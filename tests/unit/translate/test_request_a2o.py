@@ -824,7 +824,7 @@ def test_a_model_that_cannot_reason_gets_no_reasoning_parameter_even_with_a_swit
     out, degradations = translate({"messages": [USER_HI], "thinking": thinking}, caps=caps)
     assert "reasoning_effort" not in out
     assert [(d.field, d.reason) for d in degradations] == [
-        ("thinking", "the model cannot reason (capability registry: thinking: false)")
+        ("thinking", "the model cannot reason (capabilities: thinking: false)")
     ]
 
 
