@@ -10,9 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
+import structlog
 
 from coderouterd import __version__
 from coderouterd.app import serve
+from coderouterd.cli_import import add_command as add_import_command
+from coderouterd.cli_import import legacy_hint
 from coderouterd.cli_state import add_commands as add_state_commands
 from coderouterd.config import (
     LoadedConfig,
@@ -27,6 +30,7 @@ from coderouterd.doctor import examine, exit_status, render
 from coderouterd.errors import CoderouterError, ConfigError
 from coderouterd.healing.decisions import describe
 from coderouterd.routing.auto import describe as describe_auto
+from coderouterd.telemetry import events
 from coderouterd.telemetry.logging import configure
 from coderouterd.telemetry.memory import tune_gc, tune_malloc
 from coderouterd.translate.capabilities import load_registry
@@ -111,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
         action.add_argument("--json", action="store_true", help="print JSON instead of text")
         action.set_defaults(func=func)
     add_state_commands(sub, _config_arg)
+    add_import_command(sub)
     p.set_defaults(load=_load)
     return p
 
@@ -136,6 +141,8 @@ def _load(path: Path | None) -> LoadedConfig:
 def _serve(args: argparse.Namespace) -> int:
     configure(args.log_level)
     loaded = _load(args.config)
+    if loaded.path is None and (hint := legacy_hint()) is not None:
+        structlog.get_logger().warning(events.CONFIG_LEGACY_IGNORED, hint=hint)
     _install_uvloop()
     tune_malloc()
     tune_gc()
@@ -155,6 +162,8 @@ def _check(args: argparse.Namespace) -> int:
     config = loaded.config
     # Read as `serve` reads it: a broken rules file must fail here, not at start.
     registry = load_registry(config.capabilities_file)
+    if loaded.path is None and (hint := legacy_hint()) is not None:
+        print(f"coderouterd: {hint}", file=sys.stderr)
     print(
         f"ok: {loaded.path or 'built-in default'} ({loaded.digest}); "
         f"{len(config.providers)} providers, {len(config.profiles)} profiles, "

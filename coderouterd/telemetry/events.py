@@ -16,6 +16,8 @@ SERVER_NON_LOOPBACK = "server.non_loopback_bind"
 CONFIG_LOADED = "config.loaded"
 CONFIG_RELOADED = "config.reloaded"
 CONFIG_RELOAD_REJECTED = "config.reload_rejected"
+# Started on the built-in default while a coderouter-cli config sits where that tool looks.
+CONFIG_LEGACY_IGNORED = "config.legacy_ignored"
 PROVIDER_UNAVAILABLE = "provider.unavailable"
 CAPABILITY_DEGRADED = "capability.degraded"
 # A library's own warning or error (aiohttp, asyncio), through the logging module.

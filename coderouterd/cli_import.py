@@ -1,0 +1,121 @@
+"""`coderouterd import-config`: a coderouter-cli providers.yaml as a coderouterd config.
+
+The conversion (config/legacy.py) says what it changed; the result is
+checked as `serve` would check it before anything is written, and `--out`
+never replaces a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from coderouterd import __version__
+from coderouterd.config import default_config_path, load_config_text
+from coderouterd.config.legacy import (
+    Note,
+    convert,
+    find_legacy_config,
+    grouped,
+    legacy_config_paths,
+)
+from coderouterd.config.load import _parse, _plain
+from coderouterd.errors import CoderouterError, ConfigError, ConfigProblem
+
+EXIT_OK = 0
+
+
+def add_command(sub: Any) -> None:
+    p = sub.add_parser(
+        "import-config",
+        help="convert a coderouter-cli providers.yaml into a coderouterd config",
+    )
+    p.add_argument(
+        "file",
+        nargs="?",
+        type=Path,
+        help="the providers.yaml (default: where coderouter-cli looks: $CODEROUTER_CONFIG, "
+        "./providers.yaml, ~/.coderouter/providers.yaml)",
+    )
+    p.add_argument("--out", type=Path, help="write the result here (never over a file)")
+    p.set_defaults(func=run)
+
+
+def legacy_hint() -> str | None:
+    """What to tell someone whose only config is coderouter-cli's (None: nothing)."""
+    legacy = find_legacy_config()
+    if legacy is None:
+        return None
+    return (
+        f"{legacy} is coderouter-cli's config and is not read; convert it: "
+        f"coderouterd import-config {legacy} --out {default_config_path()}"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    source: Path | None = args.file or find_legacy_config()
+    if source is None:
+        looked = ", ".join(str(p) for p in legacy_config_paths(os.environ, Path.cwd(), Path.home()))
+        raise CoderouterError(f"no coderouter-cli config found (looked at {looked}); name one")
+    converted, changes = convert(_read_mapping(source))
+    notes = grouped(changes)
+    text = render(converted, source, notes)
+    out: Path | None = args.out
+    if out is not None and out.exists():
+        raise CoderouterError(f"{out} exists; choose another --out (nothing was written)")
+    print(f"coderouterd: {source}: {len(notes)} changes", file=sys.stderr)
+    for note in notes:
+        print(f"  {note}", file=sys.stderr)
+    try:
+        load_config_text(text, file=str(out or "<converted>"))
+    except ConfigError:
+        # The lines the problems name are those of this text.
+        print(text, end="")
+        if out is not None:
+            print(f"coderouterd: {out} was not written", file=sys.stderr)
+        raise
+    if out is None:
+        print(text, end="")
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("x", encoding="utf-8") as f:
+            f.write(text)
+        print(f"coderouterd: wrote {out}; `coderouterd check --config {out}` shows how it routes")
+    return EXIT_OK
+
+
+def _read_mapping(source: Path) -> dict[str, Any]:
+    file = str(source)
+    try:
+        text = source.read_text("utf-8-sig")
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError([ConfigProblem(file, None, "", f"cannot read file: {reason}")]) from exc
+    data = _plain(_parse(text, file))
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigProblem(file, 1, "", "the top level must be a mapping")])
+    return data
+
+
+def render(converted: dict[str, Any], source: Path, notes: list[Note]) -> str:
+    """The converted config as YAML, headed by where it came from and what changed."""
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
+    yaml.width = 100
+    body = io.StringIO()
+    yaml.dump(converted, body)
+    head = [
+        f"# Converted from {source} by `coderouterd import-config` (coderouterd {__version__}).",
+        "# The README's configuration reference documents every field.",
+    ]
+    if notes:
+        head.append("# What the conversion changed or left out:")
+        head += [f"#   {note}" for note in notes]
+    return "\n".join(head) + "\n\n" + body.getvalue()
