@@ -5,11 +5,11 @@ is rewritten and said in a note: `timeout_s` becomes `timeouts`, the list
 form of `output_filters` a mapping, a `restart_command` string an explicit
 `[sh, -c, ...]`, `drift_detection_*` the profile's `drift_action` and the
 top-level `drift` block, profile-level recovery-probe delays the top-level
-`self_healing` ones. What coderouterd does not do (latency-based reordering,
-partial-stream stitching, a context budget, a cap on tool calls, a prompt
-appended per provider) is left out, also with a note, so that nothing
-changes meaning without the operator reading about it. Keys the converter
-does not know are left out with a note rather than guessed at.
+`self_healing` ones. What coderouterd does not do (latency-based
+reordering, partial-stream stitching, a context budget, a cap on tool
+calls) is left out, also with a note, so that nothing changes meaning
+without the operator reading about it. Keys the converter does not know
+are left out with a note rather than guessed at.
 """
 
 from __future__ import annotations
@@ -66,11 +66,21 @@ def find_legacy_config(
 
 
 _TOP = ("providers", "profiles", "default_profile", "allow_paid", "mode_aliases", "auto_router")
-_PROVIDER = ("name", "kind", "base_url", "model", "api_key_env", "paid", "extra_body")
+_PROVIDER = (
+    "name",
+    "kind",
+    "base_url",
+    "model",
+    "api_key_env",
+    "paid",
+    "extra_body",
+    "append_system_prompt",
+)
 _PROFILE = (
     "name",
     "providers",
     "allow_paid",
+    "append_system_prompt",
     "backend_health_threshold",
     "memory_pressure_action",
     "memory_pressure_cooldown_s",
@@ -156,9 +166,6 @@ def _provider(p: dict[str, Any], path: str, notes: list[Note]) -> dict[str, Any]
         ),
         "restart_command": lambda v: _restart_command(v, out, path, notes),
         "cost": lambda v: _cost(v, out, path, notes),
-        "append_system_prompt": lambda v: notes.append(
-            Note(f"{path}.append_system_prompt", "left out: coderouterd does not add to prompts")
-        ),
     }
     for key, value in p.items():
         if key in handlers:

@@ -131,6 +131,9 @@ class ProviderConfig(_Strict, frozen=True):
     # llama.cpp's cache_prompt, Ollama's keep_alive). `model` and `stream`
     # are ours to set and are refused.
     extra_body: dict[str, Any] = {}
+    # Text added after the system prompt of every request sent to this
+    # provider ("/no_think" for a Qwen3 model that should not reason).
+    append_system_prompt: Annotated[str, msgspec.Meta(min_length=1)] | None = None
     output_filters: OutputFiltersConfig = OutputFiltersConfig()
     # Set over what the capability rules say of this provider's model (the
     # same server can differ from the registry: an old template, a flag).
@@ -148,6 +151,9 @@ class ProfileConfig(_Strict, frozen=True):
     allow_paid: bool | None = None
     # False keeps this profile's requests out of the replay records.
     record_replays: bool = True
+    # Text added after the system prompt of every request through this
+    # profile, whichever provider answers it.
+    append_system_prompt: Annotated[str, msgspec.Meta(min_length=1)] | None = None
     # How this profile treats a provider self-healing has excluded: `exclude`
     # skips it, `demote` tries it last (both let this profile's threshold
     # exclude it), `warn` and `off` leave it in place.

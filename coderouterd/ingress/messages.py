@@ -39,6 +39,7 @@ from coderouterd.routing.progress import Reply
 from coderouterd.telemetry import events
 from coderouterd.telemetry.logging import get_logger
 from coderouterd.translate.estimate import BYTES_PER_TOKEN, estimate_prompt_tokens
+from coderouterd.translate.system_text import after_system
 
 # Client headers an adapter may need; the rest never leave this process.
 _CLIENT_HEADERS = ("anthropic-version", "anthropic-beta", "x-api-key", "authorization")
@@ -84,7 +85,7 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
             cooling=daemon.healing.book.cooling(),
             drift=daemon.drift.flagged,
         )
-        fields = _loop_guard(runtime.config.profile(plan.profile), parsed, dialect)
+        fields = _amended(runtime.config.profile(plan.profile), parsed, dialect)
     except (CoderouterError, web.HTTPRequestEntityTooLarge) as exc:
         # Refused before any provider was chosen: still one log line and one row.
         status = exc.status if isinstance(exc, web.HTTPException) else status_of(exc)
@@ -167,18 +168,30 @@ def _auto_route(router: AutoRouter, parsed: RequestBody, counts: Counter[str]) -
     return Route(choice.profile)
 
 
-def _loop_guard(
+def _amended(
     profile: ProfileConfig | None, parsed: RequestBody, dialect: str
 ) -> Mapping[str, msgspec.Raw]:
-    """The fields to route: the body's own, or with a hint to a model in a
-    tool loop (tool_loop_action: inject); a loop under `break` is refused."""
-    if profile is None or profile.tool_loop_action == "off":
+    """The fields to route: the body's own, after the system prompt the
+    profile's append_system_prompt and then a hint to a model in a tool
+    loop (tool_loop_action: inject); a loop under `break` is refused."""
+    if profile is None:
         return parsed.fields
+    fields = parsed.fields
+    if profile.append_system_prompt is not None:
+        fields = after_system(fields, dialect, profile.append_system_prompt)
+    return _loop_guard(profile, parsed, fields, dialect)
+
+
+def _loop_guard(
+    profile: ProfileConfig, parsed: RequestBody, fields: Mapping[str, msgspec.Raw], dialect: str
+) -> Mapping[str, msgspec.Raw]:
+    if profile.tool_loop_action == "off":
+        return fields
     loop = tool_loop.detect(
         parsed, window=profile.tool_loop_window, threshold=profile.tool_loop_threshold
     )
     if loop is None:
-        return parsed.fields
+        return fields
     action = profile.tool_loop_action
     _log.warning(
         events.REQUEST_TOOL_LOOP,
@@ -195,7 +208,7 @@ def _loop_guard(
             f"input; profile {profile.name!r} stops such loops (tool_loop_action: break)",
             field=MESSAGES,
         )
-    return tool_loop.with_hint(parsed.fields, dialect) if action == "inject" else parsed.fields
+    return tool_loop.with_hint(fields, dialect) if action == "inject" else fields
 
 
 async def read_body(request: web.Request) -> bytes:

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import msgspec
 
-from coderouterd.ingress.body import MESSAGES, RequestBody, newest_first
+from coderouterd.ingress.body import RequestBody, newest_first
+from coderouterd.translate.system_text import after_system
 
 _ASSISTANT = b'"role":"assistant"'
 _ASSISTANT_FIRST = b"{" + _ASSISTANT
@@ -113,24 +114,8 @@ def _same(a: _Call, b: _Call) -> bool:
 
 
 def with_hint(fields: Mapping[str, msgspec.Raw], dialect: str) -> dict[str, msgspec.Raw]:
-    """The fields with HINT after the system prompt: Anthropic's `system`
-    field, or an OpenAI client's first system (or developer) message."""
-    if dialect == "openai":
-        return _with_openai_hint(fields)
-    out = dict(fields)
-    system = _any.decode(fields["system"]) if "system" in fields else None
-    out["system"] = msgspec.Raw(msgspec.json.encode(_hinted(system)))
-    return out
-
-
-def _hinted(content: object) -> object:
-    """A system prompt's content with HINT after it: blocks (or parts), a
-    string, or nothing."""
-    if isinstance(content, list):
-        return [*content, {"type": "text", "text": HINT}]
-    if isinstance(content, str) and content:
-        return f"{content}\n\n{HINT}"
-    return HINT
+    """The fields with HINT after the system prompt (system_text.py)."""
+    return after_system(fields, dialect, HINT)
 
 
 def _found(last: _Call | None, run: int, threshold: int) -> ToolLoop | None:
@@ -165,17 +150,3 @@ def _maybe_assistant(raw: bytes, lo: int, hi: int) -> bool:
     if raw.startswith(_USER_FIRST, lo):
         return False
     return raw.startswith(_ASSISTANT_FIRST, lo) or raw.find(_ASSISTANT, lo, hi) != -1
-
-
-def _with_openai_hint(fields: Mapping[str, msgspec.Raw]) -> dict[str, msgspec.Raw]:
-    out = dict(fields)
-    messages = _list.decode(fields[MESSAGES])
-    first = _any.decode(messages[0]) if messages else None
-    if isinstance(first, dict) and first.get("role") in ("system", "developer"):
-        first["content"] = _hinted(first.get("content"))
-        parts = [msgspec.json.encode(first), *(bytes(m) for m in messages[1:])]
-    else:
-        parts = [msgspec.json.encode({"role": "system", "content": HINT})]
-        parts += [bytes(m) for m in messages]
-    out[MESSAGES] = msgspec.Raw(b"[" + b",".join(parts) + b"]")
-    return out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import msgspec
 
@@ -12,6 +11,7 @@ from coderouterd.routing.call import Call
 from coderouterd.routing.upstream import Codec, Transcoder, Unary
 from coderouterd.translate.capabilities import CapabilityRegistry, ModelCapabilities
 from coderouterd.translate.passthrough import AnthropicPassthroughCodec, OpenAIPassthroughCodec
+from coderouterd.translate.system_text import after_system
 from coderouterd.translate.translated import AnthropicToOpenAICodec, OpenAIToAnthropicCodec
 from coderouterd.translate.types import Degradation, OutputFilters
 
@@ -47,27 +47,34 @@ def output_filters(
 
 
 def codecs_for(provider: ProviderConfig, registry: CapabilityRegistry) -> dict[str, Codec]:
-    """Codecs by client dialect, with the provider's extra_body when it has one."""
+    """Codecs by client dialect, amended with the provider's extra_body and
+    append_system_prompt when it has them."""
     codecs = _codecs(provider, registry)
-    if not provider.extra_body:
+    if not provider.extra_body and provider.append_system_prompt is None:
         return codecs
-    return {d: WithExtraBody(c, provider.extra_body) for d, c in codecs.items()}
+    return {d: Amended(c, provider) for d, c in codecs.items()}
 
 
-class WithExtraBody:
-    """A codec whose request bodies get the provider's extra_body fields they
-    lack. The body is read again at its top level only (its values are
-    skipped, not decoded), and only for providers that have extra_body."""
+class Amended:
+    """A codec whose request bodies get the provider's extra_body fields
+    they lack and its append_system_prompt after their system prompt. The
+    body is read again at its top level only (its values are skipped, not
+    decoded, but for the system prompt), and only for providers that set
+    either."""
 
-    def __init__(self, inner: Codec, extra: Mapping[str, Any]) -> None:
+    def __init__(self, inner: Codec, provider: ProviderConfig) -> None:
         self._inner = inner
-        self._extra = {k: msgspec.Raw(_encode(v)) for k, v in extra.items()}
+        self._extra = {k: msgspec.Raw(_encode(v)) for k, v in provider.extra_body.items()}
+        self._system_text = provider.append_system_prompt
+        self._dialect = "anthropic" if provider.kind == "anthropic" else "openai"
 
     def request(self, call: Call) -> tuple[bytes, list[Degradation]]:
         body, degraded = self._inner.request(call)
-        fields = _top.decode(body)
+        fields: Mapping[str, msgspec.Raw] = _top.decode(body)
         missing = {k: v for k, v in self._extra.items() if k not in fields}
-        if not missing:
+        if self._system_text is not None:
+            fields = after_system(fields, self._dialect, self._system_text)
+        elif not missing:
             return body, degraded
         return _encode({**fields, **missing}), degraded
 

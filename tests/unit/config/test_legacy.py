@@ -73,6 +73,7 @@ def test_the_result_loads_with_each_setting_in_its_place() -> None:
     assert qwen["output_filters"] == {"think": "strip", "strip_stop_markers": True}
     assert qwen["capabilities"] == {"tools": True, "thinking": True, "cache_control": False}
     assert qwen["restart_command"] == ["sh", "-c", "ollama serve > /dev/null 2>&1 &"]
+    assert qwen["append_system_prompt"] == "/no_think"
     # The profile's restart timeout went to the providers it lists.
     assert qwen["restart_timeout_s"] == claude["restart_timeout_s"] == 60
     assert claude["cost"] == {"input_tokens_per_million": 3.0, "output_tokens_per_million": 15.0}
@@ -102,7 +103,6 @@ def test_every_change_and_every_omission_is_said() -> None:
         "providers[0].output_filters: now a mapping",
         "providers[0].capabilities.prompt_cache: now cache_control",
         "providers[0].restart_command: a shell line",
-        "providers[0].append_system_prompt: left out",
         "providers[1].cost.monthly_budget_usd: null left out",
         "profiles[0].adaptive: left out",
         "profiles[0].backend_health_action: `skip` is `exclude`",
@@ -121,6 +121,7 @@ def test_every_change_and_every_omission_is_said() -> None:
     assert "partial_stitch_action" not in said
     assert "context_budget_trim_threshold" not in said
     assert "capabilities.chat" not in said
+    assert "append_system_prompt" not in said
 
 
 def test_a_key_nobody_knows_is_left_out_and_said() -> None:
