@@ -1,8 +1,9 @@
 """The config file as frozen msgspec Structs.
 
-Field names keep the providers.yaml vocabulary of coderouter-cli so existing
-files carry over. Defaults here are the documented defaults (README, config
-reference); change them in one place only.
+Field names keep the providers.yaml vocabulary of coderouter-cli where they
+can; `coderouterd import-config` (legacy.py) rewrites what differs.
+Defaults here are the documented defaults (README, config reference);
+change them in one place only.
 """
 
 from __future__ import annotations
