@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -16,6 +18,8 @@ from coderouterd.app import build_daemon, start_http
 from coderouterd.clock import Clock, SystemClock
 from coderouterd.config import load_config
 from coderouterd.daemon import Daemon
+from coderouterd.state.db import open_db
+from coderouterd.state.replay import request_body
 from coderouterd.state.service import StateService
 from coderouterd.telemetry.logging import configure, get_logger
 from tests.fakes.upstream import FakeUpstream, fake_upstream  # noqa: F401 - fixture
@@ -43,6 +47,18 @@ class RunningDaemon:
 
 
 StartDaemon = Callable[..., Awaitable[RunningDaemon]]
+
+
+async def recorded_bodies(d: RunningDaemon) -> list[Any]:
+    """The request bodies of the daemon's replay records, decoded, once all are stored."""
+    await d.state.replays.drain()
+    await d.state.writer.flush()
+    conn = await open_db(d.state.path, readonly=True)
+    try:
+        rows = await conn.execute_fetchall("SELECT request_id FROM replays ORDER BY ts")
+        return [json.loads(await request_body(conn, rid)) for (rid,) in rows]
+    finally:
+        await conn.close()
 
 
 @pytest_asyncio.fixture

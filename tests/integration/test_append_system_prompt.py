@@ -3,15 +3,12 @@ provider of it, a provider's only that provider, after what the client sent."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import anthropic
 import openai
 
-from coderouterd.state.db import open_db
-from coderouterd.state.replay import request_body
-from tests.conftest import StartDaemon, provider_yaml
+from tests.conftest import StartDaemon, provider_yaml, recorded_bodies
 from tests.fakes.transcripts import anthropic_message, openai_completion
 from tests.fakes.upstream import FakeUpstream, Reply
 
@@ -58,14 +55,7 @@ async def test_a_profiles_text_follows_the_clients_system_on_every_provider_and_
                     messages=USER,
                     extra_headers={"x-coderouter-profile": profile},
                 )
-        await d.state.replays.drain()
-        await d.state.writer.flush()
-        conn = await open_db(d.state.path, readonly=True)
-        try:
-            rows = await conn.execute_fetchall("SELECT request_id FROM replays")
-            recorded = [json.loads(await request_body(conn, rid)) for (rid,) in rows]
-        finally:
-            await conn.close()
+        recorded = await recorded_bodies(d)
     # What the client sent is what a replay sends again.
     assert [r["system"] for r in recorded] == [SYSTEM, SYSTEM]
     failed, plain = (r.json for r in claude.requests)

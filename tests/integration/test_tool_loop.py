@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import anthropic
@@ -11,9 +10,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from coderouterd.ingress.tool_loop import HINT
-from coderouterd.state.db import open_db
-from coderouterd.state.replay import request_body
-from tests.conftest import StartDaemon, provider_yaml
+from tests.conftest import StartDaemon, provider_yaml, recorded_bodies
 from tests.fakes.transcripts import anthropic_message, openai_completion
 from tests.fakes.upstream import FakeUpstream, Reply
 
@@ -86,14 +83,7 @@ async def test_inject_tells_the_model_after_its_system_prompt_and_records_what_t
         "inject",
         5,
     )
-    await d.state.replays.drain()
-    await d.state.writer.flush()
-    conn = await open_db(d.state.path, readonly=True)
-    try:
-        rows = await conn.execute_fetchall("SELECT request_id FROM replays")
-        recorded = [json.loads(await request_body(conn, rid)) for (rid,) in rows]
-    finally:
-        await conn.close()
+    recorded = await recorded_bodies(d)
     assert [r["system"] for r in recorded] == [SYSTEM, SYSTEM]
 
 
