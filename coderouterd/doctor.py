@@ -13,12 +13,15 @@ client would get) but without a daemon and without writing anything:
 - stream: a streamed reply that ends cleanly;
 - tools: a tool call when told to make one (lifted from text counts, and
   says so);
-- context: a code word from the start of a long prompt, read back.
+- context: a code word from the start of a long prompt, read back;
+- cache (anthropic-kind providers): the same long system prompt, marked
+  with cache_control, sent twice; the second request should read it from
+  the prompt cache, or every turn of a session pays for its whole prompt.
 
-Each check is OK, PROBLEM (with what to change) or SKIP; the exit status
-is 0 when all are OK, 2 when one is a PROBLEM (an unreachable backend
-included), 1 when the provider cannot be asked at all (no such provider,
-its API key not set).
+Each check is OK, WARN (it works, but slower or dearer than it could),
+PROBLEM (with what to change) or SKIP; the exit status is 0 unless one is
+a PROBLEM, then 2 (an unreachable backend included), and 1 when the
+provider cannot be asked at all (no such provider, its API key not set).
 """
 
 from __future__ import annotations
@@ -40,9 +43,10 @@ from coderouterd.routing.call import Call
 from coderouterd.routing.plan import Plan
 from coderouterd.routing.records import BaseObserver, RequestSummary
 from coderouterd.runtime import Runtime, build_runtime
+from coderouterd.translate.capabilities import load_registry
 from coderouterd.wire.sse import SSEDecoder
 
-Verdict = Literal["OK", "PROBLEM", "SKIP"]
+Verdict = Literal["OK", "WARN", "PROBLEM", "SKIP"]
 
 _TOOL = {
     "name": "record_answer",
@@ -54,6 +58,8 @@ _TOOL = {
     },
 }
 _WORD = "MARMALADE"
+# Above every Claude model's least cacheable prefix (4096 tokens for some).
+_CACHED_TOKENS = 5000
 # About four bytes a token, like the daemon's own estimates.
 _FILLER = "The quick brown fox jumps over the lazy dog near the river bank. "
 
@@ -107,8 +113,10 @@ class Doctor:
             known = ", ".join(p.name for p in runtime.config.providers)
             raise CoderouterError(f"no provider {provider!r} (configured: {known})")
         self._runtime = runtime
+        self.provider = config
         self._plan = Plan("doctor", (config,), ())
         self._timeout_s = timeout_s
+        self.capabilities_file = runtime.config.capabilities_file
         self._ids = itertools.count(1)
         self.summaries = summaries
 
@@ -158,6 +166,7 @@ async def examine(
             ("stream", lambda: _stream(doctor)),
             ("tools", lambda: _tools(doctor)),
             ("context", lambda: _context(doctor, context_tokens)),
+            ("cache", lambda: _cache(doctor)),
         ]
         if checks[0].verdict != "OK":
             return checks + [Check(n, "SKIP", "the provider gave no answer", 0.0) for n, _ in rest]
@@ -276,6 +285,41 @@ async def _context(doctor: Doctor, tokens: int) -> tuple[Verdict, str]:
         f"the start of a ~{tokens}-token prompt was lost{counted}: the backend's context window "
         "is smaller than that (Ollama: OLLAMA_CONTEXT_LENGTH or the model's num_ctx; "
         "llama.cpp: -c)",
+    )
+
+
+async def _cache(doctor: Doctor) -> tuple[Verdict, str]:
+    provider = doctor.provider
+    if provider.kind != "anthropic":
+        return "SKIP", "an openai_compat backend: the OpenAI dialect has no cache_control"
+    caps = load_registry(doctor.capabilities_file).lookup(
+        provider.kind, provider.model, provider.capabilities
+    )
+    if caps.cache_control is False:
+        return "SKIP", "capabilities say cache_control: false (the markers are stripped)"
+    filler = _FILLER * (_CACHED_TOKENS * 4 // len(_FILLER))
+    system = [{"type": "text", "text": filler, "cache_control": {"type": "ephemeral"}}]
+    body = _ask("Reply with the single word: cached.", system=system)
+    usages: list[Mapping[str, Any]] = []
+    for _ in range(2):
+        status, message, _ = await doctor.ask(body)
+        if status != 200:
+            return (
+                "PROBLEM",
+                f"status {status} for a request with cache_control: Claude Code marks every "
+                "request so (set capabilities: {cache_control: false} to strip the markers)",
+            )
+        usage = message.get("usage")
+        usages.append(usage if isinstance(usage, dict) else {})
+    wrote = usages[0].get("cache_creation_input_tokens")
+    read = usages[1].get("cache_read_input_tokens")
+    if isinstance(read, int) and read > 0:
+        return "OK", f"the second request read {read} cached tokens (the first wrote {wrote})"
+    return (
+        "WARN",
+        f"the second of two identical requests read nothing from the cache (the first wrote "
+        f"{wrote}): each turn of a session is prefilled whole (or the backend does not report "
+        "its cache); check the server's prompt-cache settings",
     )
 
 

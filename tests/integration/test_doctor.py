@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import chain_yaml, provider_yaml
-from tests.fakes.transcripts import openai_completion, openai_text_stream
+from tests.fakes.transcripts import (
+    anthropic_error,
+    anthropic_message,
+    anthropic_text_stream,
+    openai_completion,
+    openai_text_stream,
+)
 from tests.fakes.upstream import FakeUpstream, Recorded, Reply
 from tests.integration.process import child_env, run_cli
 
@@ -60,8 +66,9 @@ async def test_a_backend_fit_for_an_agent_passes_every_check(
     code, out, err = await doctor(fake_upstream, tmp_path, "--json")
     assert code == 0, out + err
     checks = {c["name"]: c for c in json.loads(out)}
-    assert [c["verdict"] for c in checks.values()] == ["OK"] * 4
+    assert [c["verdict"] for c in checks.values()] == ["OK"] * 4 + ["SKIP"]
     assert checks["tools"]["detail"] == "a structured tool call"
+    assert "the OpenAI dialect has no cache_control" in checks["cache"]["detail"]
     assert "2048 input tokens" in checks["context"]["detail"]
     # The long prompt really was long: about 3000 tokens of four bytes.
     longest = max(len(r.body) for r in fake_upstream.requests)
@@ -89,10 +96,93 @@ async def test_an_unreachable_or_unknown_provider(
     code, out, _ = await doctor(fake_upstream, tmp_path)
     assert code == 2
     assert out.splitlines()[1].split()[:2] == ["PROBLEM", "answer"]
-    assert [line.split()[0] for line in out.splitlines()[2:]] == ["SKIP"] * 3
+    assert [line.split()[0] for line in out.splitlines()[2:]] == ["SKIP"] * 4
     config = tmp_path / "config.yaml"
     result = await run_cli(
         "doctor", "nope", "--config", str(config), env=child_env(tmp_path), timeout=30
     )
     assert result.returncode == 1
     assert "no provider 'nope' (configured: local)" in result.stderr
+
+
+def anthropic_backend(cache: str) -> Any:
+    """An Anthropic-kind backend fit for an agent, whose prompt cache `works`,
+    is `absent` (it reports no reads) or `refused` (cache_control is a 400)."""
+    written: set[str] = set()
+
+    def answer(req: Recorded) -> Reply:
+        body = req.json or {}
+        if body.get("stream"):
+            return Reply(events=anthropic_text_stream(["1 2 ", "3 4 5"]))
+        if body.get("tools"):
+            done = anthropic_message("", stop_reason="tool_use")
+            done["content"] = [
+                {
+                    "type": "tool_use",
+                    "id": "t1",
+                    "name": "record_answer",
+                    "input": {"value": "blue"},
+                }
+            ]
+            return Reply(json=done)
+        if "code word" in json.dumps(body.get("messages")):
+            return Reply(json=anthropic_message(WORD))
+        system = body.get("system")
+        if not isinstance(system, list):
+            return Reply(json=anthropic_message("ready"))
+        if cache == "refused":
+            return anthropic_error(400, "invalid_request_error", "cache_control: unknown field")
+        message = anthropic_message("cached", input_tokens=8)
+        prefix = system[0]["text"]
+        tokens = len(prefix) // 4
+        key = "cache_read_input_tokens" if prefix in written else "cache_creation_input_tokens"
+        written.add(prefix)
+        message["usage"][key] = tokens if cache == "works" else 0
+        return Reply(json=message)
+
+    return answer
+
+
+async def anthropic_doctor(fake: FakeUpstream, tmp_path: Path) -> tuple[int, dict[str, Any]]:
+    config = tmp_path / "config.yaml"
+    config.write_text(chain_yaml(provider_yaml("claude", fake.url)))
+    result = await run_cli(
+        "doctor", "claude", "--config", str(config), "--context-tokens", "3000", "--json",
+        env=child_env(tmp_path),
+        timeout=30,
+    )  # fmt: skip
+    return result.returncode, {c["name"]: c for c in json.loads(result.stdout)}
+
+
+async def test_a_working_prompt_cache_is_read_on_the_second_request(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    fake_upstream.responder = anthropic_backend("works")
+    code, checks = await anthropic_doctor(fake_upstream, tmp_path)
+    assert code == 0
+    assert checks["cache"]["verdict"] == "OK"
+    # About 5000 tokens of four bytes, above every model's least cacheable prefix.
+    assert checks["cache"]["detail"] == (
+        "the second request read 4988 cached tokens (the first wrote 4988)"
+    )
+    cached = [
+        r.json for r in fake_upstream.requests if isinstance((r.json or {}).get("system"), list)
+    ]
+    assert len(cached) == 2
+    assert cached[0]["system"][0]["cache_control"] == {"type": "ephemeral"}
+
+
+async def test_a_cache_that_reads_nothing_warns_and_one_refused_is_a_problem(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    fake_upstream.responder = anthropic_backend("absent")
+    code, checks = await anthropic_doctor(fake_upstream, tmp_path)
+    assert code == 0
+    assert checks["cache"]["verdict"] == "WARN"
+    assert "read nothing from the cache (the first wrote 0)" in checks["cache"]["detail"]
+    fake_upstream.responder = anthropic_backend("refused")
+    code, checks = await anthropic_doctor(fake_upstream, tmp_path)
+    assert code == 2
+    assert checks["cache"]["verdict"] == "PROBLEM"
+    assert "status 400 for a request with cache_control" in checks["cache"]["detail"]
+    assert [c["verdict"] for n, c in checks.items() if n != "cache"] == ["OK"] * 4
