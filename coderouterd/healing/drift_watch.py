@@ -10,9 +10,9 @@ severity is logged: `provider.drift` (warning) when it rises or changes,
 verdict a second late costs nothing, while judging after every answer cost
 a request several percent of its CPU. Only providers some profile watches
 (`drift_action` other than `off`) have a window. At start the windows are
-refilled with each provider's last answers from the request log (its
-failed attempts are not read back), so a restart neither forgets a drift
-nor starts one blind.
+refilled from the request log (each provider's failed attempts and answers
+of the last week), so a restart neither forgets a drift nor starts one
+blind.
 """
 
 from __future__ import annotations
@@ -75,14 +75,18 @@ class DriftWatch:
             if window is None:
                 continue
             for a in rows:
-                window.add(
-                    Outcome(
-                        output_tokens=a.output_tokens,
-                        stop_reason=a.stop_reason,
-                        tool_use=a.tool_use,
-                        tools_offered=a.tools_offered,
+                # As take() adds them: the request's failed attempts, then its answer.
+                for _ in range(a.failures):
+                    window.add(ERROR)
+                if a.answered:
+                    window.add(
+                        Outcome(
+                            output_tokens=a.output_tokens,
+                            stop_reason=a.stop_reason,
+                            tool_use=a.tool_use,
+                            tools_offered=a.tools_offered,
+                        )
                     )
-                )
             self._judge(name, restored=True)
 
     def verdict(self, provider: str) -> tuple[Verdict, int] | None:

@@ -139,26 +139,49 @@ async def client_request_ids(conn: aiosqlite.Connection, limit: int) -> list[str
 
 
 class Answer(msgspec.Struct, frozen=True, kw_only=True):
-    """What one answer a client got whole did (request row columns)."""
+    """What one request did for a provider (request row columns): its
+    attempts there that failed, and the answer, when it gave one the client
+    got whole."""
 
     output_tokens: int | None
     stop_reason: str | None
     tool_use: bool
     tools_offered: bool
+    failures: int = 0
+    answered: bool = True
 
 
-async def recent_answers(conn: aiosqlite.Connection, provider: str, limit: int) -> list[Answer]:
-    """The provider's last `limit` answers that reached their client whole,
-    oldest first; rows written before their reply's shape was kept are not
-    among them."""
+# The log is searched this far back: older outcomes say little of a provider now.
+RECENT_S = 7 * 86400.0
+
+
+async def recent_answers(
+    conn: aiosqlite.Connection, provider: str, limit: int, *, now: float
+) -> list[Answer]:
+    """The provider's last `limit` requests, oldest first, that it failed
+    or answered whole (status below 400, the client still there) within
+    RECENT_S; rows written before their reply's shape was kept count only
+    for their failures."""
     rows = await conn.execute_fetchall(
-        "SELECT output_tokens, stop_reason, tool_use, tools_offered FROM requests"
-        " WHERE provider = ? AND status < 400 AND error IS NULL AND client_disconnected = 0"
-        " AND tool_use IS NOT NULL ORDER BY ts DESC LIMIT ?",
-        (provider, limit),
+        "SELECT output_tokens, stop_reason, tool_use, tools_offered, failures, answered FROM ("
+        "  SELECT r.ts, r.output_tokens, r.stop_reason, r.tool_use, r.tools_offered,"
+        "   (SELECT count(*) FROM attempts a WHERE a.request_id = r.id AND a.provider = :p"
+        "    AND a.outcome = 'failed') AS failures,"
+        "   (r.provider IS :p AND r.status < 400 AND r.error IS NULL"
+        "    AND r.client_disconnected = 0 AND r.tool_use IS NOT NULL) AS answered"
+        "  FROM requests r WHERE r.ts >= :since"
+        ") WHERE failures > 0 OR answered ORDER BY ts DESC LIMIT :limit",
+        {"p": provider, "since": now - RECENT_S, "limit": limit},
     )
     return [
-        Answer(output_tokens=r[0], stop_reason=r[1], tool_use=bool(r[2]), tools_offered=bool(r[3]))
+        Answer(
+            output_tokens=r[0],
+            stop_reason=r[1],
+            tool_use=bool(r[2]),
+            tools_offered=bool(r[3]),
+            failures=r[4],
+            answered=bool(r[5]),
+        )
         for r in reversed(list(rows))
     ]
 

@@ -246,10 +246,11 @@ class StateService:
     async def recent_answers(
         self, providers: Iterable[str], limit: int
     ) -> dict[str, list[reads.Answer]]:
-        """Each provider's last `limit` answers, oldest first (drift at start-up)."""
+        """Each provider's last `limit` failures and answers, oldest first (drift at start-up)."""
+        now = self._clock.wall()
 
         async def job(conn: aiosqlite.Connection) -> dict[str, list[reads.Answer]]:
-            return {p: await reads.recent_answers(conn, p, limit) for p in providers}
+            return {p: await reads.recent_answers(conn, p, limit, now=now) for p in providers}
 
         return await self.writer.maintain(job)
 

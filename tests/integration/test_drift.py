@@ -79,3 +79,34 @@ async def test_an_empty_answering_backend_is_flagged_demoted_and_remembered(
         ("local", True)
     ]
     assert again.daemon.drift.flagged == {"local": "severe"}
+
+
+async def test_failed_attempts_count_after_a_restart_too(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    def flaky(req: Recorded) -> Reply:
+        if (req.json or {}).get("model") == "cloud-model":
+            return Reply(json=anthropic_message("from the cloud"))
+        return Reply(
+            status=503, json={"type": "error", "error": {"type": "api_error", "message": "x"}}
+        )
+
+    fake_upstream.responder = flaky
+    config = chain_yaml(
+        provider_yaml("local", fake_upstream.url),
+        provider_yaml("cloud", fake_upstream.url),
+        profiles="  - {name: main, providers: [local, cloud]}\ndrift: {window: 10}\n",
+    )
+    state_dir = tmp_path / "state"
+    d = await start_daemon(config, state_dir=state_dir)
+    async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as client:
+        for _ in range(6):
+            await client.messages.create(
+                model="m", max_tokens=50, messages=[{"role": "user", "content": "go on"}]
+            )
+    # Every request failed on local before cloud answered: only failures in its window.
+    await until(lambda: d.daemon.drift.flagged == {"local": "mild"})
+    await d.state.writer.flush()
+    again = await start_daemon(config, state_dir=state_dir)
+    assert again.daemon.drift.flagged == {"local": "mild"}
+    assert again.daemon.drift.verdict("local") == (d.daemon.drift.verdict("local")[0], 6)
