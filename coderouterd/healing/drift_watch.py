@@ -11,7 +11,7 @@ verdict a second late costs nothing, while judging after every answer cost
 a request several percent of its CPU. Only providers some profile watches
 (`drift_action` other than `off`) have a window. At start the windows are
 refilled from the request log (each provider's failed attempts and answers
-of the last week), so a restart neither forgets a drift nor starts one
+of the last day), so a restart neither forgets a drift nor starts one
 blind.
 """
 

@@ -151,8 +151,9 @@ class Answer(msgspec.Struct, frozen=True, kw_only=True):
     answered: bool = True
 
 
-# The log is searched this far back: older outcomes say little of a provider now.
-RECENT_S = 7 * 86400.0
+# The log is searched this far back: older outcomes say little of a provider
+# now, and a provider seldom used would have the whole log read at every start.
+RECENT_S = 86400.0
 
 
 async def recent_answers(
