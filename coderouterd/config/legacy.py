@@ -276,7 +276,23 @@ def _profile(
             continue  # its thresholds: context_budget_action says whether it mattered
         else:
             notes.append(Note(where, "left out: not a setting this converter knows"))
+    _loop_threshold(out, path, notes)
     return out
+
+
+def _loop_threshold(profile: dict[str, Any], path: str, notes: list[Note]) -> None:
+    """A threshold above the window (3, by default, over a window of 2) saw no
+    loop in coderouter-cli and is refused here: it becomes the window."""
+    window, threshold = profile.get("tool_loop_window"), profile.get("tool_loop_threshold", 3)
+    if isinstance(window, int) and isinstance(threshold, int) and threshold > window:
+        profile["tool_loop_threshold"] = window
+        notes.append(
+            Note(
+                f"{path}.tool_loop_threshold",
+                f"{threshold} is above tool_loop_window ({window}), so no loop was ever seen: "
+                "set to the window",
+            )
+        )
 
 
 def _top_setting(

@@ -139,6 +139,18 @@ def test_a_key_nobody_knows_is_left_out_and_said() -> None:
     ]
 
 
+def test_a_loop_threshold_above_its_window_becomes_the_window() -> None:
+    data, notes = converted(
+        "providers: [{name: a, base_url: 'http://127.0.0.1:1', model: m}]\n"
+        "profiles: [{name: p, providers: [a], tool_loop_window: 2}]\n"
+    )
+    assert data["profiles"][0]["tool_loop_threshold"] == 2
+    assert notes == [
+        "profiles[0].tool_loop_threshold: 3 is above tool_loop_window (2), so no loop was "
+        "ever seen: set to the window",
+    ]
+
+
 def test_the_same_note_for_several_providers_is_one() -> None:
     notes = [
         Note("providers[0].timeout_s", "moved"),
