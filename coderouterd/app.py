@@ -25,6 +25,8 @@ from coderouterd.ctl.server import build_ctl_app, start_ctl_site, stop_ctl_site
 from coderouterd.daemon import Daemon, with_server_overrides
 from coderouterd.errors import ListenError
 from coderouterd.healing.drift_watch import DriftWatch
+from coderouterd.healing.pace import USUAL
+from coderouterd.healing.pace_watch import PaceWatch
 from coderouterd.healing.policy import HealingBook
 from coderouterd.healing.service import HealingService
 from coderouterd.ingress import info, messages
@@ -78,6 +80,7 @@ def build_daemon(
     if state is not None:
         healing.load((e.provider, e.reason, e.since, e.until) for e in state.exclusions)
     drift = DriftWatch(loaded.config, log)
+    pace = PaceWatch(loaded.config, log, clock)
 
     def pricing(name: str) -> ProviderConfig | None:
         # The prices of whichever config is current when a batch is counted.
@@ -85,7 +88,7 @@ def build_daemon(
 
     metrics = MetricsBook(pricing=pricing)
     truncation = TruncationWatch(log, clock)
-    deferred = Deferred([drift.take, metrics.take, truncation.take], log)
+    deferred = Deferred([drift.take, pace.take, metrics.take, truncation.take], log)
     observers: list[Observer] = [
         inflight,
         ProviderStateObserver(board, clock, log, audit=state.audit if state else None),
@@ -106,6 +109,7 @@ def build_daemon(
         server_overrides=server_overrides,
         healing=healing,
         drift=drift,
+        pace=pace,
         deferred=deferred,
         metrics=metrics,
         truncation=truncation,
@@ -142,9 +146,11 @@ def build_app(daemon: Daemon) -> web.Application:
 async def _healing_ctx(app: web.Application) -> AsyncIterator[None]:
     daemon = app[DAEMON]
     if daemon.state is not None:
-        # Before the first request: a drift does not end with a restart.
+        # Before the first request: a drift or a slow backend does not end with a restart.
         drift = daemon.drift
         drift.load(await daemon.state.recent_answers(drift.watched, drift.window))
+        pace = daemon.pace
+        pace.load(await daemon.state.recent_streams(pace.watched, USUAL))
     # Probes and restarts run while the server does; they stop before the
     # state service closes, so their last records are written.
     healing = daemon.healing

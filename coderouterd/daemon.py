@@ -24,6 +24,7 @@ from coderouterd.ctl.model import (
 )
 from coderouterd.errors import ConfigError
 from coderouterd.healing.drift_watch import DriftWatch
+from coderouterd.healing.pace_watch import PaceWatch
 from coderouterd.healing.service import HealingService
 from coderouterd.ingress.body import BodyMemo
 from coderouterd.ingress.inflight import InFlightEntry, InFlightRegistry
@@ -75,6 +76,7 @@ class Daemon:
         server_overrides: Mapping[str, Any] | None = None,
         healing: HealingService,
         drift: DriftWatch,
+        pace: PaceWatch,
         deferred: Deferred,
         metrics: MetricsBook,
         truncation: TruncationWatch,
@@ -95,7 +97,8 @@ class Daemon:
         self.state = state
         self.healing = healing
         self.drift = drift
-        # Request summaries for drift and /metrics, handed over in batches.
+        self.pace = pace
+        # Request summaries for drift, pace and /metrics, handed over in batches.
         self.deferred = deferred
         self.metrics = metrics
         self.truncation = truncation
@@ -278,6 +281,7 @@ class Daemon:
         self._retired.extend(retired_adapters(current, new))
         self.healing.reconfigure(loaded.config)
         self.drift.reconfigure(loaded.config)
+        self.pace.reconfigure(loaded.config)
         restart = tuple(
             f"server.{k}"
             for k in _RESTART_ONLY

@@ -107,6 +107,20 @@ def _gauges(daemon: Daemon, out: Exposition) -> None:
         (({"provider": p.name}, _SEVERITY[p.drift.severity]) for p in providers if p.drift),
     )
     out.gauge(
+        "provider_slow",
+        "1 while a provider an adaptive profile lists decodes far slower than usual.",
+        (({"provider": p.name}, int(p.pace.slow)) for p in providers if p.pace),
+    )
+    out.gauge(
+        "provider_decode_tokens_per_second",
+        "A watched provider's recent decoding speed (median of its last streamed answers).",
+        (
+            ({"provider": p.name}, p.pace.recent_tokens_per_s)
+            for p in providers
+            if p.pace and p.pace.recent_tokens_per_s is not None
+        ),
+    )
+    out.gauge(
         "spend_usd",
         "Spend this UTC month, per provider with a cost block.",
         (({"provider": b.provider, "month": b.month}, b.spent_usd) for b in status.budgets),

@@ -16,6 +16,7 @@ from coderouterd.ctl.model import (
     HealingStatus,
     MemoryStatus,
     MemoStatus,
+    PaceStatus,
     ProviderStatus,
     StateStatus,
     StatusReply,
@@ -137,6 +138,21 @@ def _provider(daemon: Daemon, runtime: Runtime, name: str) -> ProviderStatus:
         healing=healing,
         drift=_drift(daemon, name),
         prompts_truncated=daemon.truncation.counts[name],
+        pace=_pace(daemon, name),
+    )
+
+
+def _pace(daemon: Daemon, name: str) -> PaceStatus | None:
+    judged = daemon.pace.pace(name)
+    if judged is None:
+        return None
+    pace, left = judged
+    return PaceStatus(
+        usual_tokens_per_s=None if pace.usual is None else round(pace.usual, 1),
+        recent_tokens_per_s=None if pace.recent is None else round(pace.recent, 1),
+        answers=pace.answers,
+        slow=pace.slow,
+        demoted_for_s=None if left is None else round(left, 1),
     )
 
 

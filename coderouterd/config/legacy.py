@@ -5,11 +5,11 @@ is rewritten and said in a note: `timeout_s` becomes `timeouts`, the list
 form of `output_filters` a mapping, a `restart_command` string an explicit
 `[sh, -c, ...]`, `drift_detection_*` the profile's `drift_action` and the
 top-level `drift` block, profile-level recovery-probe delays the top-level
-`self_healing` ones. What coderouterd does not do (latency-based
-reordering, partial-stream stitching, a context budget, a cap on tool
-calls) is left out, also with a note, so that nothing changes meaning
-without the operator reading about it. Keys the converter does not know
-are left out with a note rather than guessed at.
+`self_healing` ones; `adaptive` is kept, with a note on what it means
+here. What coderouterd does not do (partial-stream stitching, a context
+budget, a cap on tool calls) is left out, also with a note, so that nothing
+changes meaning without the operator reading about it. Keys the converter
+does not know are left out with a note rather than guessed at.
 """
 
 from __future__ import annotations
@@ -108,11 +108,6 @@ _DRIFT_WINDOW = (10, 200)
 # What coderouterd does not do: each key, the values that ask for nothing
 # (left out silently), and why anything else is left out.
 _NOT_BUILT: dict[str, tuple[tuple[object, ...], str]] = {
-    "adaptive": (
-        (False,),
-        "coderouterd does not reorder a chain by latency; backend_health_action "
-        "and drift_action order it by failures and by drift",
-    ),
     "partial_stitch_action": (("off",), "a stream that breaks mid-way ends with an error event"),
     "max_tool_calls": ((0,), "no cap on tool calls; tool_loop_action stops repeated calls"),
     "context_budget_action": (
@@ -263,6 +258,18 @@ def _profile(
             if value in ("promote", "reload"):
                 notes.append(
                     Note(where, f"{value!r} is drift_action: demote here (the provider tried last)")
+                )
+        elif key == "adaptive":
+            out[key] = value
+            if value is True:
+                notes.append(
+                    Note(
+                        where,
+                        "kept, with coderouterd's meaning: a provider decoding far slower "
+                        "than it usually does is tried one place later (latency against the "
+                        "other providers and error rates are not read; self-healing and drift "
+                        "see failures)",
+                    )
                 )
         elif key in _TO_TOP:
             _top_setting(top, _TO_TOP[key], value, where, notes)

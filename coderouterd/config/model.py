@@ -179,6 +179,9 @@ class ProfileConfig(_Strict, frozen=True):
     # the drift is severe, `off` leaves it unwatched (unless another profile
     # lists it).
     drift_action: DriftAction = "warn"
+    # A listed provider whose streamed answers decode far slower than usual
+    # (healing/pace.py) is tried after the provider that follows it.
+    adaptive: bool = False
 
 
 class ReplayConfig(_Strict, frozen=True):

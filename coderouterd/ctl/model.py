@@ -37,6 +37,18 @@ class DriftStatus(msgspec.Struct, frozen=True, kw_only=True):
     signals: dict[str, float] = {}
 
 
+class PaceStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """A provider's decoding speeds (healing/pace.py), in output tokens a second."""
+
+    # None until enough streamed answers make one.
+    usual_tokens_per_s: float | None
+    recent_tokens_per_s: float | None
+    answers: int
+    slow: bool
+    # How long `adaptive` profiles keep trying it later; None: they do not.
+    demoted_for_s: float | None = None
+
+
 class ProviderStatus(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     kind: str
@@ -59,6 +71,8 @@ class ProviderStatus(msgspec.Struct, frozen=True, kw_only=True):
     drift: DriftStatus | None = None
     # Prompts it read far less of than it was sent, since the start.
     prompts_truncated: int = 0
+    # None when no `adaptive` profile lists it.
+    pace: PaceStatus | None = None
 
 
 class InFlight(msgspec.Struct, frozen=True, kw_only=True):

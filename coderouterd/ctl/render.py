@@ -154,6 +154,13 @@ def _state(p: ProviderStatus) -> str:
         state += f", {p.prompts_truncated} prompt(s) cut by its context window"
     if p.drift is not None and p.drift.severity != "none":
         state += f", drifting ({p.drift.severity}: {p.drift.reason})"
+    if p.pace is not None and p.pace.slow:
+        state += (
+            f", slow ({p.pace.recent_tokens_per_s:g} tokens/s, usually "
+            f"{p.pace.usual_tokens_per_s:g})"
+        )
+        if p.pace.demoted_for_s is not None:
+            state += f", tried later for {format_duration(p.pace.demoted_for_s)}"
     return state
 
 

@@ -84,6 +84,7 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
             excluded=daemon.healing.book.excluded(),
             cooling=daemon.healing.book.cooling(),
             drift=daemon.drift.flagged,
+            slow=daemon.pace.demoted(),
         )
         fields = _amended(runtime.config.profile(plan.profile), parsed, dialect)
     except (CoderouterError, web.HTTPRequestEntityTooLarge) as exc:

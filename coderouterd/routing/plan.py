@@ -114,6 +114,7 @@ def plan_attempts(
     excluded: Collection[str] = frozenset(),
     cooling: Collection[str] = frozenset(),
     drift: Mapping[str, str] | None = None,
+    slow: Collection[str] = frozenset(),
 ) -> Plan:
     """Ordered providers to try, with every skipped provider and its reason.
 
@@ -126,6 +127,9 @@ def plan_attempts(
     request and every provider, those providers are tried anyway, in order.
     `drift` names the providers whose answers drift (mild or severe): a
     `demote` profile tries the severe ones last, before those excluded.
+    `slow` names the providers decoding far slower than they usually do: an
+    `adaptive` profile tries each one place later, after the provider that
+    followed it (before the demotions above).
     """
     profile = config.profile(route.profile)
     if profile is None:
@@ -147,6 +151,9 @@ def plan_attempts(
             attempts.append(provider)
         else:
             skipped.append(Skip(name, reason))
+    if slow and profile.adaptive:
+        place = {p.name: i + (1.5 if p.name in slow else 0) for i, p in enumerate(attempts)}
+        attempts.sort(key=lambda p: place[p.name])
     if not attempts and any(s.reason in _HEALING for s in skipped):
         attempts = [
             p for s in skipped if s.reason in _HEALING if (p := config.provider(s.provider))

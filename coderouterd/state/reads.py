@@ -187,6 +187,31 @@ async def recent_answers(
     ]
 
 
+class Streamed(msgspec.Struct, frozen=True, kw_only=True):
+    """A streamed answer's output tokens and its attempt's timings."""
+
+    output_tokens: int | None
+    ttfb_ms: float | None
+    latency_ms: float | None
+
+
+async def recent_streams(
+    conn: aiosqlite.Connection, provider: str, limit: int, *, now: float
+) -> list[Streamed]:
+    """The provider's last `limit` streamed answers within RECENT_S that
+    reached their client whole, oldest first."""
+    rows = await conn.execute_fetchall(
+        "SELECT r.output_tokens, a.ttfb_ms, a.latency_ms FROM requests r"
+        " JOIN attempts a ON a.request_id = r.id AND a.provider = r.provider AND a.outcome = 'ok'"
+        " WHERE r.provider = :p AND r.ts >= :since AND r.stream = 1 AND r.status < 400"
+        " AND r.client_disconnected = 0 ORDER BY r.ts DESC LIMIT :limit",
+        {"p": provider, "since": now - RECENT_S, "limit": limit},
+    )
+    return [
+        Streamed(output_tokens=r[0], ttfb_ms=r[1], latency_ms=r[2]) for r in reversed(list(rows))
+    ]
+
+
 async def exclusions(conn: aiosqlite.Connection) -> list[ExclusionSet]:
     rows = await conn.execute_fetchall(
         "SELECT provider, reason, since, until FROM exclusions ORDER BY provider"

@@ -254,6 +254,17 @@ class StateService:
 
         return await self.writer.maintain(job)
 
+    async def recent_streams(
+        self, providers: Iterable[str], limit: int
+    ) -> dict[str, list[reads.Streamed]]:
+        """Each provider's last `limit` streamed answers, oldest first (pace at start-up)."""
+        now = self._clock.wall()
+
+        async def job(conn: aiosqlite.Connection) -> dict[str, list[reads.Streamed]]:
+            return {p: await reads.recent_streams(conn, p, limit, now=now) for p in providers}
+
+        return await self.writer.maintain(job)
+
     async def _retention_pass(self, now: float) -> None:
         """One retention pass at `now`, with the limits of the config in force."""
         c = self._config

@@ -40,6 +40,10 @@ PROVIDER_RESTART_SKIPPED = "provider.restart_skipped"
 PROVIDER_PROBE = "provider.probe"
 PROVIDER_EXCLUDED_AT_STARTUP = "provider.excluded_at_startup"
 PROVIDER_MEMORY_PRESSURE = "provider.memory_pressure"
+# A provider an `adaptive` profile lists decodes far slower than it usually
+# does (healing/pace.py), and is back at its usual speed.
+PROVIDER_SLOW = "provider.slow"
+PROVIDER_SLOW_CLEARED = "provider.slow_cleared"
 # A provider's answers drifting (healing/drift.py), and back to normal.
 PROVIDER_DRIFT = "provider.drift"
 PROVIDER_DRIFT_CLEARED = "provider.drift_cleared"

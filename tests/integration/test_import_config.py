@@ -47,7 +47,7 @@ async def test_import_writes_a_config_that_checks_and_never_overwrites(short_dir
     run = await run_cli("import-config", "--out", str(out), env=env)
     assert run.returncode == 0, run.stderr
     assert "providers[0].timeout_s: now timeouts.first_byte_s and timeouts.idle_s" in run.stderr
-    assert "profiles[0].adaptive: left out" in run.stderr
+    assert "profiles[0].adaptive: kept, with coderouterd's meaning" in run.stderr
     written = out.read_text()
     assert written.startswith("# Converted from ")
     assert "#   display_timezone: left out" in written

@@ -81,6 +81,7 @@ def test_the_result_loads_with_each_setting_in_its_place() -> None:
     assert default["backend_health_action"] == "exclude"
     assert default["drift_action"] == "demote"
     assert default["tool_loop_action"] == "inject"
+    assert default["adaptive"] is True
     assert data["self_healing"] == {"recovery_initial_interval_s": 20}
     # The first profile's window wins, raised to coderouterd's least.
     assert data["drift"] == {"window": 10}
@@ -104,7 +105,7 @@ def test_every_change_and_every_omission_is_said() -> None:
         "providers[0].capabilities.prompt_cache: now cache_control",
         "providers[0].restart_command: a shell line",
         "providers[1].cost.monthly_budget_usd: null left out",
-        "profiles[0].adaptive: left out",
+        "profiles[0].adaptive: kept, with coderouterd's meaning",
         "profiles[0].backend_health_action: `skip` is `exclude`",
         "profiles[0].recovery_probe_initial_s: now self_healing.recovery_initial_interval_s",
         "profiles[0].restart_timeout_s: now restart_timeout_s of its providers",

@@ -1,0 +1,129 @@
+"""Pace: a provider decoding far slower than it usually does is slow, and
+`adaptive` profiles try it later until answers at its usual speed return."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from coderouterd.config import load_config_text
+from coderouterd.healing.pace import DEMOTE_S, RECENT, USUAL_MIN, Speeds, decode_rate
+from coderouterd.healing.pace_watch import PaceWatch
+from coderouterd.routing.plan import Route, plan_attempts
+from coderouterd.routing.records import AttemptRecord, RequestSummary
+from coderouterd.state.reads import Streamed
+from coderouterd.telemetry.logging import get_logger
+from coderouterd.wire.usage import Usage
+from tests.integration.state.support_db import ManualClock
+
+CONFIG = """
+providers:
+  - {name: local, base_url: "http://127.0.0.1:1", model: m}
+  - {name: cloud, base_url: "http://127.0.0.1:2", model: m}
+  - {name: spare, base_url: "http://127.0.0.1:3", model: m}
+profiles:
+  - {name: fast, providers: [local, cloud, spare], adaptive: true}
+  - {name: steady, providers: [local, cloud, spare]}
+"""
+
+
+def test_a_decode_rate_needs_a_long_enough_answer() -> None:
+    assert decode_rate(100, 200.0, 1200.0) == pytest.approx(100.0)
+    assert decode_rate(31, 200.0, 1200.0) is None  # too few tokens
+    assert decode_rate(100, 200.0, 240.0) is None  # decoded too fast to time
+    assert decode_rate(None, 200.0, 1200.0) is None
+
+
+def test_slow_is_the_recent_median_below_the_usual_one_over_one_and_a_half() -> None:
+    speeds = Speeds([50.0] * (USUAL_MIN - 1))
+    speeds.add(10.0)
+    # Too few answers for a usual speed yet... then the last RECENT decide.
+    assert Speeds([50.0] * (USUAL_MIN - 1)).pace().slow is False
+    assert speeds.pace().slow is False
+    for _ in range(RECENT // 2):
+        speeds.add(10.0)
+    pace = speeds.pace()
+    assert (pace.usual, pace.recent, pace.slow) == (50.0, 10.0, True)
+    borderline = Speeds([50.0] * USUAL_MIN + [34.0] * RECENT)
+    assert borderline.pace().slow is False  # 34 x 1.5 = 51: not below
+
+
+def summary(provider: str, tokens: int, decode_ms: float, **kw: Any) -> RequestSummary:
+    attempt = AttemptRecord(
+        provider=provider, outcome="ok", status=200, ttfb_ms=100.0, latency_ms=100.0 + decode_ms
+    )
+    base: dict[str, Any] = {
+        "request_id": "r",
+        "dialect": "anthropic",
+        "profile": "fast",
+        "requested_model": "m",
+        "provider": provider,
+        "attempts": (attempt,),
+        "status": 200,
+        "stream": True,
+        "ttfb_ms": 100.0,
+        "total_ms": 100.0 + decode_ms,
+        "usage": Usage(input_tokens=10, output_tokens=tokens),
+    }
+    return RequestSummary(**{**base, **kw})
+
+
+def test_the_watch_demotes_a_slow_provider_for_a_while_and_logs_both_ways() -> None:
+    clock = ManualClock()
+    watch = PaceWatch(load_config_text(CONFIG, file="c.yaml"), get_logger(), clock)
+    assert watch.watched == ("cloud", "local", "spare")
+    with capture_logs() as logs:
+        watch.take([summary("local", 100, 1000.0)] * USUAL_MIN)  # 100 tokens/s
+        # Not counted: a non-streamed answer, a short one, a client that left.
+        watch.take(
+            [
+                summary("local", 100, 10_000.0, stream=False),
+                summary("local", 10, 10_000.0),
+                summary("local", 100, 10_000.0, client_disconnected=True),
+            ]
+        )
+        assert watch.demoted() == frozenset()
+        watch.take([summary("local", 100, 10_000.0)] * 3)  # 10 tokens/s
+        assert watch.demoted() == {"local"}
+        clock.advance(DEMOTE_S - 1)
+        assert watch.demoted() == {"local"}
+        clock.advance(2)
+        # Past its time it is tried first again; one more slow answer demotes it again.
+        assert watch.demoted() == frozenset()
+        watch.take([summary("local", 100, 10_000.0)])
+        assert watch.demoted() == {"local"}
+        watch.take([summary("local", 100, 1000.0)] * 3)
+    assert watch.demoted() == frozenset()
+    events = [(e["event"], e["recent_tokens_per_s"]) for e in logs]
+    assert events == [("provider.slow", 10.0), ("provider.slow_cleared", 100.0)]
+
+
+def test_speeds_from_the_request_log_make_a_restart_remember() -> None:
+    clock = ManualClock()
+    watch = PaceWatch(load_config_text(CONFIG, file="c.yaml"), get_logger(), clock)
+    usual = [Streamed(output_tokens=200, ttfb_ms=50.0, latency_ms=1050.0)] * USUAL_MIN
+    slow = [Streamed(output_tokens=200, ttfb_ms=50.0, latency_ms=20050.0)] * RECENT
+    with capture_logs() as logs:
+        watch.load({"local": usual + slow, "cloud": [], "gone": usual})
+    assert watch.demoted() == {"local"}
+    [line] = logs
+    assert (line["event"], line["restored"], line["usual_tokens_per_s"]) == (
+        "provider.slow",
+        True,
+        200.0,
+    )
+
+
+def test_an_adaptive_profile_tries_a_slow_provider_one_place_later() -> None:
+    config = load_config_text(CONFIG, file="c.yaml")
+
+    def order(profile: str, slow: set[str]) -> list[str]:
+        return [p.name for p in plan_attempts(config, Route(profile), slow=slow).attempts]
+
+    assert order("fast", {"local"}) == ["cloud", "local", "spare"]
+    assert order("fast", {"cloud"}) == ["local", "spare", "cloud"]
+    assert order("fast", set()) == ["local", "cloud", "spare"]
+    # Without `adaptive` the order stays.
+    assert order("steady", {"local"}) == ["local", "cloud", "spare"]
