@@ -96,7 +96,33 @@ _FILTERS = {
 _CAPABILITIES = {"tools": "tools", "vision": "vision", "thinking": "thinking"}
 # Capabilities every coderouterd provider has.
 _ALWAYS = frozenset({"chat", "streaming"})
-_DRIFT_ACTIONS = {"off": "off", "warn": "warn", "promote": "demote", "reload": "demote"}
+_DEMOTE = "is drift_action: demote here (the provider tried last)"
+# Profile settings kept under another name or with another value: the key's
+# name here, and each value that changes with what the note says.
+_RENAMED: dict[str, tuple[str, dict[object, tuple[object, str]]]] = {
+    "backend_health_action": (
+        "backend_health_action",
+        {"skip": ("exclude", "`skip` is `exclude` here")},
+    ),
+    "drift_detection_action": (
+        "drift_action",
+        {
+            "promote": ("demote", f"'promote' {_DEMOTE}"),
+            "reload": ("demote", f"'reload' {_DEMOTE}"),
+        },
+    ),
+    "adaptive": (
+        "adaptive",
+        {
+            True: (
+                True,
+                "kept, with coderouterd's meaning: a provider decoding far slower than it "
+                "usually does is tried one place later (latency against the other providers "
+                "and error rates are not read; self-healing and drift see failures)",
+            )
+        },
+    ),
+}
 # Per-profile settings that coderouterd has once, at the top level.
 _TO_TOP = {
     "drift_detection_sensitivity": ("drift", "sensitivity"),
@@ -249,28 +275,11 @@ def _profile(
         where = f"{path}.{key}"
         if key in _PROFILE:
             continue
-        if key == "backend_health_action":
-            out[key] = "exclude" if value == "skip" else value
-            if value == "skip":
-                notes.append(Note(where, "`skip` is `exclude` here"))
-        elif key == "drift_detection_action":
-            out["drift_action"] = _DRIFT_ACTIONS.get(value, value)
-            if value in ("promote", "reload"):
-                notes.append(
-                    Note(where, f"{value!r} is drift_action: demote here (the provider tried last)")
-                )
-        elif key == "adaptive":
-            out[key] = value
-            if value is True:
-                notes.append(
-                    Note(
-                        where,
-                        "kept, with coderouterd's meaning: a provider decoding far slower "
-                        "than it usually does is tried one place later (latency against the "
-                        "other providers and error rates are not read; self-healing and drift "
-                        "see failures)",
-                    )
-                )
+        if key in _RENAMED:
+            to, values = _RENAMED[key]
+            out[to], note = values.get(value, (value, None))
+            if note is not None:
+                notes.append(Note(where, note))
         elif key in _TO_TOP:
             _top_setting(top, _TO_TOP[key], value, where, notes)
         elif key == "restart_timeout_s":
