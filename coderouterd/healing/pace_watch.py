@@ -9,7 +9,8 @@ provider after the one that follows it. `provider.slow` (warning) is
 logged when a provider turns slow, `provider.slow_cleared` when answers at
 its usual speed bring it back. At start the speeds are refilled from the
 request log (the last day's streamed answers), so a restart does not
-forget a slow backend.
+forget a slow backend (demoted for what is left of DEMOTE_S after its last
+answer).
 """
 
 from __future__ import annotations
@@ -51,12 +52,16 @@ class PaceWatch:
             speeds = self._speeds.get(name)
             if speeds is None:
                 continue
+            last = None
             for row in rows:
                 rate = decode_rate(row.output_tokens, row.ttfb_ms, row.latency_ms)
                 if rate is not None:
                     speeds.add(rate)
-            if len(speeds):
-                self._judge(name, restored=True)
+                    last = row.ts
+            if last is not None:
+                # Demoted for what is left of DEMOTE_S after the last answer before the restart.
+                ago = max(0.0, self._clock.wall() - last)
+                self._judge(name, restored=True, ago_s=ago)
 
     def take(self, summaries: Sequence[RequestSummary]) -> None:
         touched: dict[str, None] = {}
@@ -91,7 +96,8 @@ class PaceWatch:
         left = None if until is None else until - self._clock.monotonic()
         return speeds.pace(), left if left is not None and left > 0 else None
 
-    def _judge(self, name: str, *, restored: bool = False) -> None:
+    def _judge(self, name: str, *, restored: bool = False, ago_s: float = 0.0) -> None:
+        """`ago_s`: how long ago the provider's last answer came."""
         pace = self._speeds[name].pace()
         fields: dict[str, object] = {
             "provider": name,
@@ -101,10 +107,12 @@ class PaceWatch:
         if restored:
             fields["restored"] = True
         if pace.slow:
+            left = DEMOTE_S - ago_s
             if name not in self._until:
-                self._log.warning(events.PROVIDER_SLOW, demoted_for_s=DEMOTE_S, **fields)
+                self._log.warning(events.PROVIDER_SLOW, demoted_for_s=max(0.0, left), **fields)
             # Each slow answer keeps it demoted: one request in DEMOTE_S tells whether it is back.
-            self._until[name] = self._clock.monotonic() + DEMOTE_S
+            if left > 0:
+                self._until[name] = self._clock.monotonic() + left
         elif pace.recent is not None and self._until.pop(name, None) is not None:
             self._log.info(events.PROVIDER_SLOW_CLEARED, **fields)
 

@@ -188,8 +188,9 @@ async def recent_answers(
 
 
 class Streamed(msgspec.Struct, frozen=True, kw_only=True):
-    """A streamed answer's output tokens and its attempt's timings."""
+    """A streamed answer: when, its output tokens and its attempt's timings."""
 
+    ts: float
     output_tokens: int | None
     ttfb_ms: float | None
     latency_ms: float | None
@@ -201,14 +202,15 @@ async def recent_streams(
     """The provider's last `limit` streamed answers within RECENT_S that
     reached their client whole, oldest first."""
     rows = await conn.execute_fetchall(
-        "SELECT r.output_tokens, a.ttfb_ms, a.latency_ms FROM requests r"
+        "SELECT r.ts, r.output_tokens, a.ttfb_ms, a.latency_ms FROM requests r"
         " JOIN attempts a ON a.request_id = r.id AND a.provider = r.provider AND a.outcome = 'ok'"
         " WHERE r.provider = :p AND r.ts >= :since AND r.stream = 1 AND r.status < 400"
         " AND r.client_disconnected = 0 ORDER BY r.ts DESC LIMIT :limit",
         {"p": provider, "since": now - RECENT_S, "limit": limit},
     )
     return [
-        Streamed(output_tokens=r[0], ttfb_ms=r[1], latency_ms=r[2]) for r in reversed(list(rows))
+        Streamed(ts=r[0], output_tokens=r[1], ttfb_ms=r[2], latency_ms=r[3])
+        for r in reversed(list(rows))
     ]
 
 

@@ -103,17 +103,28 @@ def test_the_watch_demotes_a_slow_provider_for_a_while_and_logs_both_ways() -> N
 def test_speeds_from_the_request_log_make_a_restart_remember() -> None:
     clock = ManualClock()
     watch = PaceWatch(load_config_text(CONFIG, file="c.yaml"), get_logger(), clock)
-    usual = [Streamed(output_tokens=200, ttfb_ms=50.0, latency_ms=1050.0)] * USUAL_MIN
-    slow = [Streamed(output_tokens=200, ttfb_ms=50.0, latency_ms=20050.0)] * RECENT
+    # The last answers came 100 s before the restart (for `cloud`, an hour).
+    then = clock.wall() - 100
+
+    def rows(seconds: float, n: int, ago: float = 0) -> list[Streamed]:
+        return [
+            Streamed(ts=then - ago, output_tokens=200, ttfb_ms=50.0, latency_ms=50 + seconds * 1000)
+        ] * n
+
     with capture_logs() as logs:
-        watch.load({"local": usual + slow, "cloud": [], "gone": usual})
+        watch.load(
+            {
+                "local": rows(1, USUAL_MIN) + rows(20, RECENT),
+                "cloud": rows(1, USUAL_MIN, 3600) + rows(20, RECENT, 3600),
+                "spare": [],
+                "gone": rows(1, USUAL_MIN),
+            }
+        )
     assert watch.demoted() == {"local"}
-    [line] = logs
-    assert (line["event"], line["restored"], line["usual_tokens_per_s"]) == (
-        "provider.slow",
-        True,
-        200.0,
-    )
+    assert watch.pace("local")[1] == pytest.approx(DEMOTE_S - 100)  # type: ignore[index]
+    lines = [(e["provider"], e["restored"], e["demoted_for_s"]) for e in logs]
+    assert lines == [("local", True, DEMOTE_S - 100), ("cloud", True, 0.0)]
+    assert logs[0]["usual_tokens_per_s"] == 200.0
 
 
 def test_an_adaptive_profile_tries_a_slow_provider_one_place_later() -> None:
