@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.scalarstring import LiteralScalarString
 
 from coderouterd import __version__
 from coderouterd.config import default_config_path, load_config_text
@@ -105,12 +106,11 @@ def _read_mapping(source: Path) -> dict[str, Any]:
 
 def render(converted: dict[str, Any], source: Path, notes: list[Note]) -> str:
     """The converted config as YAML, headed by where it came from and what changed."""
-    yaml = YAML(typ="safe", pure=True)
+    yaml = YAML()
     yaml.default_flow_style = False
-    yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
     yaml.width = 100
     body = io.StringIO()
-    yaml.dump(converted, body)
+    yaml.dump(_literal_blocks(converted), body)
     head = [
         f"# Converted from {source} by `coderouterd import-config` (coderouterd {__version__}).",
         "# The README's configuration reference documents every field.",
@@ -119,3 +119,14 @@ def render(converted: dict[str, Any], source: Path, notes: list[Note]) -> str:
         head.append("# What the conversion changed or left out:")
         head += [f"#   {note}" for note in notes]
     return "\n".join(head) + "\n\n" + body.getvalue()
+
+
+def _literal_blocks(value: Any) -> Any:
+    """`value` with each string of several lines as a `|` block, as people write them."""
+    if isinstance(value, dict):
+        return {k: _literal_blocks(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_literal_blocks(v) for v in value]
+    if isinstance(value, str) and "\n" in value.rstrip("\n"):
+        return LiteralScalarString(value)
+    return value

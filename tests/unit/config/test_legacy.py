@@ -3,6 +3,7 @@ changes, what is left out, and that the result loads."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +179,15 @@ def test_the_legacy_config_is_found_where_coderouter_cli_looks(tmp_path: Path) -
     named = tmp_path / "elsewhere.yaml"
     named.write_text("{}")
     assert find_legacy_config({"CODEROUTER_CONFIG": str(named)}, cwd, home) == named
+
+
+def test_a_prompt_of_several_lines_is_written_as_a_block_and_reads_back_the_same() -> None:
+    prompt = "Be terse.\nUse tools precisely.\n"
+    data, _ = converted(
+        "providers: [{name: a, base_url: 'http://127.0.0.1:1', model: m}]\n"
+        f"profiles: [{{name: p, providers: [a], append_system_prompt: {json.dumps(prompt)}}}]\n"
+    )
+    text = render(data, Path("providers.yaml"), [])
+    assert "  append_system_prompt: |\n    Be terse.\n    Use tools precisely.\n" in text
+    config = load_config_text(text, file="converted.yaml")
+    assert config.profiles[0].append_system_prompt == prompt
