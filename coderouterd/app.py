@@ -37,6 +37,7 @@ from coderouterd.providers.base import HttpAdapter
 from coderouterd.routing.board import ProviderBoard
 from coderouterd.routing.budget import BudgetBook
 from coderouterd.routing.records import Observer, Observers
+from coderouterd.state import reads
 from coderouterd.state.db import StateError
 from coderouterd.state.request_recorder import RequestRecorder
 from coderouterd.state.service import StateService
@@ -148,9 +149,10 @@ async def _healing_ctx(app: web.Application) -> AsyncIterator[None]:
     if daemon.state is not None:
         # Before the first request: a drift or a slow backend does not end with a restart.
         drift = daemon.drift
-        drift.load(await daemon.state.recent_answers(drift.watched, drift.window))
+        state = daemon.state
+        drift.load(await state.per_provider(reads.recent_answers, drift.watched, drift.window))
         pace = daemon.pace
-        pace.load(await daemon.state.recent_streams(pace.watched, USUAL))
+        pace.load(await state.per_provider(reads.recent_streams, pace.watched, USUAL))
     # Probes and restarts run while the server does; they stop before the
     # state service closes, so their last records are written.
     healing = daemon.healing

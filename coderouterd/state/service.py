@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import aiosqlite
 import msgspec
@@ -35,6 +35,17 @@ from coderouterd.state.retention import enforce_retention
 from coderouterd.state.writer import Writer
 from coderouterd.tasks import cancel_and_wait, spawn
 from coderouterd.telemetry import events
+
+_T = TypeVar("_T")
+
+
+class ProviderRead(Protocol[_T]):
+    """A read of one provider's last requests (reads.recent_answers, recent_streams)."""
+
+    async def __call__(
+        self, conn: aiosqlite.Connection, provider: str, limit: int, *, now: float
+    ) -> list[_T]: ...
+
 
 RETENTION_INTERVAL_S = 3600.0
 # Writer settings, bound when the database is opened; a reload reports them.
@@ -243,25 +254,15 @@ class StateService:
         fields.update((k, v) for k, v in optional.items() if v is not None)
         self.writer.submit(AuditEvent(ts=now, event=event, fields=fields))
 
-    async def recent_answers(
-        self, providers: Iterable[str], limit: int
-    ) -> dict[str, list[reads.Answer]]:
-        """Each provider's last `limit` failures and answers, oldest first (drift at start-up)."""
+    async def per_provider(
+        self, read: ProviderRead[_T], providers: Iterable[str], limit: int
+    ) -> dict[str, list[_T]]:
+        """What `read` finds of each provider's last `limit` requests, oldest
+        first (drift and pace at start-up: reads.recent_answers, recent_streams)."""
         now = self._clock.wall()
 
-        async def job(conn: aiosqlite.Connection) -> dict[str, list[reads.Answer]]:
-            return {p: await reads.recent_answers(conn, p, limit, now=now) for p in providers}
-
-        return await self.writer.maintain(job)
-
-    async def recent_streams(
-        self, providers: Iterable[str], limit: int
-    ) -> dict[str, list[reads.Streamed]]:
-        """Each provider's last `limit` streamed answers, oldest first (pace at start-up)."""
-        now = self._clock.wall()
-
-        async def job(conn: aiosqlite.Connection) -> dict[str, list[reads.Streamed]]:
-            return {p: await reads.recent_streams(conn, p, limit, now=now) for p in providers}
+        async def job(conn: aiosqlite.Connection) -> dict[str, list[_T]]:
+            return {p: await read(conn, p, limit, now=now) for p in providers}
 
         return await self.writer.maintain(job)
 
