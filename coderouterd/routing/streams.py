@@ -17,6 +17,7 @@ from typing import Protocol
 from coderouterd.clock import Clock
 from coderouterd.config.model import TimeoutsConfig
 from coderouterd.errors import (
+    MEMORY_PRESSURE,
     ClientDisconnectedError,
     UpstreamError,
     UpstreamMemoryError,
@@ -83,6 +84,9 @@ async def pump(
             await sink.write(b"".join(frames))
             heard, quiet_s = clock.monotonic(), keepalive.after_s
         if tc.upstream_error is not None:
+            # The event's own words name memory, not the model's before it.
+            if mentions_memory_pressure(tc.upstream_error_body):
+                return MEMORY_PRESSURE
             return f"upstream_error_event:{tc.upstream_error}"
         if tc.finished:
             return None
@@ -167,10 +171,9 @@ async def open_head(
                 chunk = await resp.chunk()
                 outs = tc.feed(chunk) if chunk else tc.end()
                 if tc.upstream_error is not None:
-                    # Nothing the model wrote is among these frames yet: only
-                    # the backend's own words can name memory.
-                    said = b"".join(o.raw for o in outs)
-                    oom = mentions_memory_pressure(said)
+                    # The event's own words only: text the filters held back
+                    # (the model's) may come out with it.
+                    oom = mentions_memory_pressure(tc.upstream_error_body)
                     error = UpstreamMemoryError if oom else UpstreamProtocolError
                     raise error(adapter.name, f"error event before content: {tc.upstream_error}")
                 held.extend(o.raw for o in outs)

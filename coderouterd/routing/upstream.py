@@ -79,6 +79,11 @@ class Transcoder(Protocol):
         ...
 
     @property
+    def upstream_error_body(self) -> bytes:
+        """That error event's own data (JSON), none of the stream before it."""
+        ...
+
+    @property
     def usage(self) -> Usage | None: ...
 
 

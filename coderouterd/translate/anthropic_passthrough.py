@@ -59,13 +59,21 @@ class AnthropicPassthrough:
     final_event = "message_stop"
     repairs = 0
     usage_estimated = False
-    __slots__ = ("_decoder", "_provider", "finished", "upstream_error", "usage")
+    __slots__ = (
+        "_decoder",
+        "_provider",
+        "finished",
+        "upstream_error",
+        "upstream_error_body",
+        "usage",
+    )
 
     def __init__(self, provider: str) -> None:
         self._provider = provider
         self._decoder = SSEDecoder()
         self.finished = False
         self.upstream_error: str | None = None
+        self.upstream_error_body = b""
         self.usage: Usage | None = None
 
     def feed(self, chunk: bytes) -> list[Out]:
@@ -106,6 +114,7 @@ class AnthropicPassthrough:
             self.finished = True
         elif kind == "error":
             self.upstream_error = error_type_of(data) or "api_error"
+            self.upstream_error_body = data
 
 
 def _with_complete_usage(ev: SSEEvent) -> SSEEvent:

@@ -17,6 +17,9 @@ class _Source(Protocol):
     def upstream_error(self) -> str | None: ...
 
     @property
+    def upstream_error_body(self) -> bytes: ...
+
+    @property
     def usage(self) -> Usage | None: ...
 
 
@@ -39,6 +42,10 @@ class FilteredTranscoder:
     @property
     def upstream_error(self) -> str | None:
         return self._source.upstream_error
+
+    @property
+    def upstream_error_body(self) -> bytes:
+        return self._source.upstream_error_body
 
     @property
     def usage(self) -> Usage | None:

@@ -91,6 +91,7 @@ class OpenAIPassthrough:
         "_provider",
         "finished",
         "upstream_error",
+        "upstream_error_body",
         "usage",
     )
 
@@ -101,6 +102,7 @@ class OpenAIPassthrough:
         self._ended = False
         self.finished = False
         self.upstream_error: str | None = None
+        self.upstream_error_body = b""
         self.usage: Usage | None = None
 
     def feed(self, chunk: bytes) -> list[Out]:
@@ -119,6 +121,7 @@ class OpenAIPassthrough:
                 self.upstream_error = (
                     err.type if isinstance(err, _ErrorInfo) else None
                 ) or "api_error"
+                self.upstream_error_body = ev.data
                 out.append(Out(ev.raw, False))
                 continue
             if parsed.usage is not None:

@@ -29,7 +29,13 @@ from coderouterd.translate.response_a2o import AnthropicToOpenAIStream, anthropi
 from coderouterd.translate.response_o2a import openai_to_anthropic_response
 from coderouterd.translate.stream_o2a import OpenAIToAnthropicStream
 from coderouterd.translate.types import Degradation, OutputFilters, read_json
-from coderouterd.wire.errors import ANTHROPIC_TYPES, anthropic_error, openai_error, reenvelope
+from coderouterd.wire.errors import (
+    ANTHROPIC_TYPES,
+    anthropic_error,
+    error_message_of,
+    openai_error,
+    reenvelope,
+)
 from coderouterd.wire.sse import SSEDecoder, encode_data, encode_event
 from coderouterd.wire.usage import Usage
 
@@ -98,6 +104,7 @@ class OpenAIToAnthropicTranscoder:
         self._saw_finish_reason = False
         self.finished = False
         self.upstream_error: str | None = None
+        self.upstream_error_body = b""
 
     @property
     def usage(self) -> Usage | None:
@@ -149,6 +156,7 @@ class OpenAIToAnthropicTranscoder:
         detail = error if isinstance(error, dict) else {"message": str(error)}
         kind = detail.get("type") if isinstance(detail.get("type"), str) else "api_error"
         self.upstream_error = kind
+        self.upstream_error_body = _encode({"error": detail})
         message = str(detail.get("message") or "the upstream reported an error")
         known = kind if kind in ANTHROPIC_TYPES.values() else "api_error"
         body = anthropic_error(500, message, error_type=known)
@@ -173,6 +181,7 @@ class AnthropicToOpenAITranscoder:
         self._stream = stream
         self._include_usage = include_usage
         self.upstream_error: str | None = None
+        self.upstream_error_body = b""
 
     @property
     def finished(self) -> bool:
@@ -187,7 +196,8 @@ class AnthropicToOpenAITranscoder:
         for ev in self._source.events(chunk):
             if ev.event == "error":
                 self.upstream_error = self._source.upstream_error
-                message = "the upstream reported an error"
+                self.upstream_error_body = self._source.upstream_error_body
+                message = error_message_of(ev.data) or "the upstream reported an error"
                 body = openai_error(500, message, error_type=self.upstream_error)
                 out.append(Out(encode_data(_encode(body)), False))
                 continue

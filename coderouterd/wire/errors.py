@@ -77,6 +77,12 @@ def mentions_memory_pressure(body: bytes) -> bool:
     return _MEMORY_PRESSURE.search(body) is not None
 
 
+def error_message_of(body: bytes) -> str | None:
+    """The `error.message` of an error body of either dialect, if it has one."""
+    detail = _detail(body)
+    return detail.message if detail else None
+
+
 def error_type_of(body: bytes) -> str | None:
     """The `error.type` of an error body of either dialect, if it has one."""
     detail = _detail(body)

@@ -10,7 +10,13 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
-from tests.fakes.transcripts import openai_completion, openai_error, openai_text_stream
+from tests.fakes.transcripts import (
+    anthropic_stream_error,
+    anthropic_text_stream,
+    openai_completion,
+    openai_error,
+    openai_text_stream,
+)
 from tests.fakes.upstream import FakeUpstream, Reply
 
 MESSAGES = [{"role": "user", "content": "hello"}]
@@ -213,3 +219,23 @@ async def test_max_output_tokens_clamps(
     assert fake_upstream.requests[0].json["max_tokens"] == 100
     [degraded] = [e for e in logs if e["event"] == "capability.degraded"]
     assert degraded["provider"] == "o" and "max_tokens" in degraded["dropped"][0]
+
+
+async def test_an_anthropic_providers_error_mid_stream_reaches_an_openai_client_in_its_words(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    events = anthropic_text_stream(["partial "])[:3]
+    events.append(anthropic_stream_error("overloaded_error", "the GPU is busy elsewhere"))
+    fake_upstream.script(Reply(events=events))
+    d = await start_daemon(chain_yaml(provider_yaml("claude", fake_upstream.url)))
+    text = ""
+    async with sdk(d.url) as client:
+        stream = await client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "go"}], stream=True
+        )
+        with pytest.raises(openai.APIError) as caught:
+            async for chunk in stream:
+                text += "".join(c.delta.content or "" for c in chunk.choices)
+    assert text == "partial "
+    assert "the GPU is busy elsewhere" in caught.value.message
+    assert isinstance(caught.value.body, dict) and caught.value.body["type"] == "overloaded_error"

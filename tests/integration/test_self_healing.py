@@ -3,6 +3,7 @@ restarted and restored; exclusions survive a restart of the daemon."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -20,6 +21,7 @@ from tests.fakes.transcripts import (
     anthropic_error_body,
     anthropic_message,
     anthropic_text_stream,
+    openai_text_stream,
 )
 from tests.fakes.upstream import FakeUpstream, Reply
 
@@ -407,6 +409,64 @@ async def test_a_stream_whose_first_event_says_out_of_memory_falls_back_and_cool
                 assert message.content[0].type == "text"
                 assert reason == expected
         assert d.daemon.healing.book.cooling() == {"a"}
+
+
+def said_then(error: str, *, dialect: str) -> Reply:
+    """Text in which the model itself names memory, then the backend's error event."""
+    text = "I ran out of memory last time; "
+    if dialect == "openai":
+        body = {"error": {"message": error, "type": "api_error"}}
+        return Reply(dialect="openai", events=[*openai_text_stream([text])[:2], ("", body)])
+    events = anthropic_text_stream([text])[:3]
+    return Reply(events=[*events, ("error", anthropic_error_body("api_error", error))])
+
+
+async def test_only_the_error_events_own_words_name_memory_before_or_after_content(
+    start_daemon: StartDaemon,
+) -> None:
+    async with (
+        FakeUpstream() as local,
+        FakeUpstream() as claude,
+        FakeUpstream(default=Reply(events=anthropic_text_stream(["from b"]))) as b,
+    ):
+        # Held back by the output filters, the text is no content yet: the next
+        # provider answers. Forwarded as it comes, it is: the stream ends in error.
+        local.script(
+            said_then("model runner stopped", dialect="openai"),
+            said_then("CUDA error: out of memory", dialect="openai"),
+        )
+        claude.script(
+            said_then("model runner stopped", dialect="anthropic"),
+            said_then("CUDA error: out of memory", dialect="anthropic"),
+        )
+        yaml = (
+            f"providers:{provider_yaml('local', local.url + '/v1', kind='openai_compat')}"
+            f"{provider_yaml('claude', claude.url)}{provider_yaml('b', b.url)}"
+            "profiles:\n"
+            "  - {name: default, providers: [local, b], memory_pressure_action: skip}\n"
+            "  - {name: direct, providers: [claude, b], memory_pressure_action: skip}\n"
+        )
+        d = await start_daemon(yaml)
+        book = d.daemon.healing.book
+        served, cooling = [], []
+        async with anthropic.AsyncAnthropic(
+            base_url=d.url, api_key="k", max_retries=0, timeout=10
+        ) as client:
+            for profile in ("default", "default", "direct", "direct", "direct"):
+                raw = await client.messages.with_raw_response.create(
+                    model="m",
+                    max_tokens=10,
+                    messages=MESSAGES,
+                    stream=True,
+                    extra_headers={"x-coderouter-profile": profile},
+                )
+                with contextlib.suppress(anthropic.APIError):
+                    async for _ in await raw.parse():
+                        pass
+                served.append(raw.headers["x-coderouter-provider"])
+                cooling.append(sorted(book.cooling()))
+    assert served == ["b", "b", "claude", "claude", "b"]
+    assert cooling == [[], ["local"], ["local"], ["claude", "local"], ["claude", "local"]]
 
 
 async def test_a_probe_by_hand_restores_a_provider_self_healing_excluded(
