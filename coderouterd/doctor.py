@@ -14,9 +14,10 @@ client would get) but without a daemon and without writing anything:
 - tools: a tool call when told to make one (lifted from text counts, and
   says so);
 - context: a code word from the start of a long prompt, read back;
-- cache (anthropic-kind providers): the same long system prompt, marked
-  with cache_control, sent twice; the second request should read it from
-  the prompt cache, or every turn of a session pays for its whole prompt.
+- cache: the same long system prompt, marked with cache_control, sent
+  twice; the second request should read it from the prompt cache (an
+  OpenAI-dialect backend's own prefix cache, when it reports one), or
+  every turn of a session pays for its whole prompt.
 
 Each check is OK, WARN (it works, but slower or dearer than it could),
 PROBLEM (with what to change) or SKIP; the exit status is 0 unless one is
@@ -45,6 +46,7 @@ from coderouterd.routing.records import BaseObserver, RequestSummary
 from coderouterd.runtime import Runtime, build_runtime
 from coderouterd.translate.capabilities import load_registry
 from coderouterd.wire.sse import SSEDecoder
+from coderouterd.wire.usage import Usage
 
 Verdict = Literal["OK", "WARN", "PROBLEM", "SKIP"]
 
@@ -289,37 +291,42 @@ async def _context(doctor: Doctor, tokens: int) -> tuple[Verdict, str]:
 
 
 async def _cache(doctor: Doctor) -> tuple[Verdict, str]:
+    """The same long system prompt twice: the second should be read from the
+    prompt cache (marked with cache_control, which an OpenAI-dialect backend
+    never sees: its own prefix cache, when it reports one)."""
     provider = doctor.provider
-    if provider.kind != "anthropic":
-        return "SKIP", "an openai_compat backend: the OpenAI dialect has no cache_control"
     caps = load_registry(doctor.capabilities_file).lookup(
         provider.kind, provider.model, provider.capabilities
     )
-    if caps.cache_control is False:
+    if provider.kind == "anthropic" and caps.cache_control is False:
         return "SKIP", "capabilities say cache_control: false (the markers are stripped)"
     filler = _FILLER * (_CACHED_TOKENS * 4 // len(_FILLER))
     system = [{"type": "text", "text": filler, "cache_control": {"type": "ephemeral"}}]
     body = _ask("Reply with the single word: cached.", system=system)
-    usages: list[Mapping[str, Any]] = []
+    usages: list[Usage | None] = []
     for _ in range(2):
-        status, message, _ = await doctor.ask(body)
-        if status != 200:
+        status, _, summary = await doctor.ask(body)
+        if status != 200 and provider.kind == "anthropic":
             return (
                 "PROBLEM",
                 f"status {status} for a request with cache_control: Claude Code marks every "
                 "request so (set capabilities: {cache_control: false} to strip the markers)",
             )
-        usage = message.get("usage")
-        usages.append(usage if isinstance(usage, dict) else {})
-    wrote = usages[0].get("cache_creation_input_tokens")
-    read = usages[1].get("cache_read_input_tokens")
-    if isinstance(read, int) and read > 0:
+        if status != 200:
+            return "PROBLEM", f"status {status} for a ~{_CACHED_TOKENS}-token system prompt"
+        usages.append(summary.usage if summary is not None else None)
+    first, second = usages
+    read = second.cache_read_input_tokens if second is not None else None
+    if read is None:
+        return "SKIP", "the backend reports no cached tokens"
+    wrote = first.cache_creation_input_tokens if first is not None else None
+    if read > 0:
         return "OK", f"the second request read {read} cached tokens (the first wrote {wrote})"
     return (
         "WARN",
         f"the second of two identical requests read nothing from the cache (the first wrote "
-        f"{wrote}): each turn of a session is prefilled whole (or the backend does not report "
-        "its cache); check the server's prompt-cache settings",
+        f"{wrote}): each turn of a session is prefilled whole; check the server's "
+        "prompt-cache settings",
     )
 
 

@@ -22,6 +22,8 @@ WORD = "MARMALADE"
 
 
 def backend(*, good: bool) -> Any:
+    cached: list[str] = []
+
     def answer(req: Recorded) -> Reply:
         body = req.json or {}
         prompt = json.dumps(body.get("messages", []))
@@ -43,6 +45,14 @@ def backend(*, good: bool) -> Any:
             # A backend with a small window only sees the end of the prompt.
             seen = WORD if good else "I do not know."
             return Reply(dialect="openai", json=openai_completion(seen, prompt_tokens=2048))
+        if "cached" in prompt:
+            # A prefix cache like vLLM's: the good one reports what it read again.
+            done = openai_completion("cached", prompt_tokens=5000)
+            if good:
+                cached.append(prompt)
+                details = {"cached_tokens": 4992 if len(cached) > 1 else 0}
+                done["usage"]["prompt_tokens_details"] = details
+            return Reply(dialect="openai", json=done)
         return Reply(dialect="openai", json=openai_completion("ready"))
 
     return answer
@@ -66,9 +76,11 @@ async def test_a_backend_fit_for_an_agent_passes_every_check(
     code, out, err = await doctor(fake_upstream, tmp_path, "--json")
     assert code == 0, out + err
     checks = {c["name"]: c for c in json.loads(out)}
-    assert [c["verdict"] for c in checks.values()] == ["OK"] * 4 + ["SKIP"]
+    assert [c["verdict"] for c in checks.values()] == ["OK"] * 5
     assert checks["tools"]["detail"] == "a structured tool call"
-    assert "the OpenAI dialect has no cache_control" in checks["cache"]["detail"]
+    assert checks["cache"]["detail"] == (
+        "the second request read 4992 cached tokens (the first wrote 0)"
+    )
     assert "2048 input tokens" in checks["context"]["detail"]
     # The long prompt really was long: about 3000 tokens of four bytes.
     longest = max(len(r.body) for r in fake_upstream.requests)
@@ -86,6 +98,7 @@ async def test_a_backend_that_cannot_serve_an_agent_is_told_what_to_change(
     assert lines["stream"].split()[0] == "OK"
     assert "PROBLEM" in lines["tools"] and "answered in text" in lines["tools"]
     assert "PROBLEM" in lines["context"] and "OLLAMA_CONTEXT_LENGTH" in lines["context"]
+    assert "SKIP" in lines["cache"] and "reports no cached tokens" in lines["cache"]
 
 
 async def test_an_unreachable_or_unknown_provider(
