@@ -184,6 +184,9 @@ def _check(args: argparse.Namespace) -> int:
             f"drift: {config.drift.sensitivity} sensitivity, window {config.drift.window}; "
             + ", ".join(f"{p.name}: {p.drift_action}" for p in config.profiles)
         )
+    adaptive = [p.name for p in config.profiles if p.adaptive]
+    if adaptive:
+        print(f"adaptive (slow providers tried one place later): {', '.join(adaptive)}")
     if (auto := config.auto_routing) is not None:
         print("auto router (first match wins):")
         for line in describe_auto(auto):
