@@ -9,7 +9,7 @@ connections survive a reload.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from coderouterd.clock import Clock
 from coderouterd.config import LoadedConfig
@@ -41,6 +41,8 @@ class Runtime:
     budgeted: tuple[ProviderConfig, ...] = ()
     # With `default_profile: auto`: picks the profile of a request that names none.
     auto_router: AutoRouter | None = None
+    # Each provider's context window in tokens, where its capabilities say.
+    context_windows: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def config(self) -> Config:
@@ -63,12 +65,16 @@ def build_runtime(
     adapters: dict[str, HttpAdapter] = {}
     routes: dict[str, ProviderRoute] = {}
     unavailable: dict[str, dict[str, str]] = {d: {} for d in DIALECTS}
+    windows: dict[str, int] = {}
     for provider in config.providers:
         key = _api_key(provider, env)
         adapter = _reuse(previous, provider, key) or _new_adapter(provider, key)
         adapters[provider.name] = adapter
         codecs = codecs_for(provider, registry)
         routes[provider.name] = ProviderRoute(adapter, codecs)
+        caps = registry.lookup(provider.kind, provider.model, provider.capabilities)
+        if caps.max_context_tokens is not None:
+            windows[provider.name] = caps.max_context_tokens
         for dialect in DIALECTS:
             if not adapter.has_credentials:
                 unavailable[dialect][provider.name] = SKIP_MISSING_KEY
@@ -81,7 +87,7 @@ def build_runtime(
     )
     auto = config.auto_routing
     router = AutoRouter(auto) if auto is not None else None
-    return Runtime(loaded, adapters, engine, unavailable, budgeted, router)
+    return Runtime(loaded, adapters, engine, unavailable, budgeted, router, windows)
 
 
 def retired_adapters(old: Runtime, new: Runtime) -> list[HttpAdapter]:

@@ -182,6 +182,9 @@ class ProfileConfig(_Strict, frozen=True):
     # A listed provider whose streamed answers decode far slower than usual
     # (healing/pace.py) is tried after the provider that follows it.
     adaptive: bool = False
+    # `skip`: a provider whose context window (capabilities' max_context_tokens)
+    # is smaller than the request's prompt is skipped; `off` tries it anyway.
+    context_action: Literal["off", "skip"] = "off"
 
 
 class ReplayConfig(_Strict, frozen=True):

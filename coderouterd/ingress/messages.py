@@ -36,6 +36,7 @@ from coderouterd.routing.plan import (
     plan_attempts,
 )
 from coderouterd.routing.progress import Reply
+from coderouterd.runtime import Runtime
 from coderouterd.telemetry import events
 from coderouterd.telemetry.logging import get_logger
 from coderouterd.translate.estimate import BYTES_PER_TOKEN, estimate_prompt_tokens
@@ -85,6 +86,8 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
             cooling=daemon.healing.book.cooling(),
             drift=daemon.drift.flagged,
             slow=daemon.pace.demoted(),
+            prompt_tokens=_prompt_tokens(runtime, route, parsed),
+            windows=runtime.context_windows,
         )
         fields = _amended(runtime.config.profile(plan.profile), parsed, dialect)
     except (CoderouterError, web.HTTPRequestEntityTooLarge) as exc:
@@ -167,6 +170,14 @@ def _auto_route(router: AutoRouter, parsed: RequestBody, counts: Counter[str]) -
         estimated_tokens=turn.estimated_tokens,
     )
     return Route(choice.profile)
+
+
+def _prompt_tokens(runtime: Runtime, route: Route, parsed: RequestBody) -> int | None:
+    """The prompt's estimate, read only for a profile that skips providers by it."""
+    profile = runtime.config.profile(route.profile)
+    if profile is None or profile.context_action != "skip" or not runtime.context_windows:
+        return None
+    return estimate_prompt_tokens(parsed.fields)
 
 
 def _amended(

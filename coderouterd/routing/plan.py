@@ -26,8 +26,10 @@ SKIP_EXCLUDED = "excluded"
 SKIP_EXCLUDED_MANUAL = "excluded_manual"
 # Cooling down after saying it ran out of memory; only `skip` profiles skip it.
 SKIP_MEMORY_PRESSURE = MEMORY_PRESSURE
-# What self-healing skips yet tries when nothing else is left.
-_HEALING = frozenset({SKIP_EXCLUDED, SKIP_MEMORY_PRESSURE})
+# Its context window is smaller than the prompt; only `context_action: skip` profiles skip it.
+SKIP_CONTEXT = "context_too_small"
+# What is skipped yet tried when nothing else is left.
+_SOFT = frozenset({SKIP_EXCLUDED, SKIP_MEMORY_PRESSURE, SKIP_CONTEXT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,8 @@ def plan_attempts(
     cooling: Collection[str] = frozenset(),
     drift: Mapping[str, str] | None = None,
     slow: Collection[str] = frozenset(),
+    prompt_tokens: int | None = None,
+    windows: Mapping[str, int] | None = None,
 ) -> Plan:
     """Ordered providers to try, with every skipped provider and its reason.
 
@@ -129,7 +133,9 @@ def plan_attempts(
     `demote` profile tries the severe ones last, before those excluded.
     `slow` names the providers decoding far slower than they usually do: an
     `adaptive` profile tries each one place later, after the provider that
-    followed it (before the demotions above).
+    followed it (before the demotions above). A `context_action: skip`
+    profile skips a provider whose context window (`windows`) is smaller
+    than `prompt_tokens`, the prompt's estimate.
     """
     profile = config.profile(route.profile)
     if profile is None:
@@ -147,6 +153,10 @@ def plan_attempts(
             reason = SKIP_EXCLUDED
         if reason is None and name in cooling and profile.memory_pressure_action == "skip":
             reason = SKIP_MEMORY_PRESSURE
+        if reason is None and prompt_tokens is not None and profile.context_action == "skip":
+            window = (windows or {}).get(name)
+            if window is not None and prompt_tokens > window:
+                reason = SKIP_CONTEXT
         if reason is None:
             attempts.append(provider)
         else:
@@ -154,11 +164,9 @@ def plan_attempts(
     if slow and profile.adaptive:
         place = {p.name: i + (1.5 if p.name in slow else 0) for i, p in enumerate(attempts)}
         attempts.sort(key=lambda p: place[p.name])
-    if not attempts and any(s.reason in _HEALING for s in skipped):
-        attempts = [
-            p for s in skipped if s.reason in _HEALING if (p := config.provider(s.provider))
-        ]
-        skipped = [s for s in skipped if s.reason not in _HEALING]
+    if not attempts and any(s.reason in _SOFT for s in skipped):
+        attempts = [p for s in skipped if s.reason in _SOFT if (p := config.provider(s.provider))]
+        skipped = [s for s in skipped if s.reason not in _SOFT]
     elif (excluded and profile.backend_health_action == "demote") or (
         drift and profile.drift_action == "demote"
     ):

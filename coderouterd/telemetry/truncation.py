@@ -62,6 +62,8 @@ class TruncationWatch:
                 request_id=s.request_id,
                 sent_tokens_estimate=s.prompt_estimate,
                 counted_tokens=counted,
-                hint="the backend's context window is smaller than the prompt "
-                "(Ollama: OLLAMA_CONTEXT_LENGTH or num_ctx; llama.cpp: -c)",
+                hint="the backend's context window is smaller than the prompt: raise it "
+                "(Ollama: OLLAMA_CONTEXT_LENGTH or num_ctx; llama.cpp: -c), or give the "
+                "provider capabilities: {max_context_tokens: N} and its profiles "
+                "context_action: skip",
             )

@@ -67,7 +67,8 @@ class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True):
       start with signed thinking goes without thinking (both recorded). A
       backend that does not check them (a local server's Anthropic API) gets
       the history as sent.
-    * max_context_tokens is informational: nothing reads it yet.
+    * max_context_tokens: profiles with `context_action: skip` skip the
+      provider for a prompt estimated larger (routing/plan.py).
     * max_output_tokens clamps max_tokens, like the provider's own ceiling.
     """
 

@@ -8,7 +8,7 @@ import pytest
 from coderouterd.config import load_config_text
 from coderouterd.config.model import AutoRouterConfig
 from coderouterd.errors import UnknownProfileError
-from coderouterd.routing.plan import Route, choose_route, plan_attempts
+from coderouterd.routing.plan import Route, Skip, choose_route, plan_attempts
 from coderouterd.routing.verdict import Verdict, classify_status
 
 CONFIG = load_config_text(
@@ -230,3 +230,39 @@ def test_plans_of_profiles_with_a_provider_cooling_down(
 ) -> None:
     plan = plan_attempts(PRESSURE, Route(profile), cooling={"a"})
     assert names(plan) == (attempts, skipped)
+
+
+WINDOWS = load_config_text(
+    """
+providers:
+  - {name: small, base_url: "http://127.0.0.1:1", model: m}
+  - {name: big, base_url: "http://127.0.0.1:2", model: m}
+profiles:
+  - {name: fits, providers: [small, big], context_action: skip}
+  - {name: tries, providers: [small, big]}
+  - {name: only-small, providers: [small], context_action: skip}
+""",
+    file="t.yaml",
+)
+
+
+@pytest.mark.parametrize(
+    ("profile", "tokens", "attempts", "skipped"),
+    [
+        ("fits", 900, ["small", "big"], []),
+        ("fits", 1001, ["big"], [Skip("small", "context_too_small")]),
+        # A provider of unknown window is never skipped for it (big); nor is
+        # any when the prompt's size is unknown.
+        ("fits", 10**9, ["big"], [Skip("small", "context_too_small")]),
+        ("fits", None, ["small", "big"], []),
+        ("tries", 5000, ["small", "big"], []),
+        # Never an empty plan: a provider too small is still better than none.
+        ("only-small", 5000, ["small"], []),
+    ],
+)
+def test_a_provider_whose_window_is_smaller_than_the_prompt(
+    profile: str, tokens: int | None, attempts: list[str], skipped: list[Skip]
+) -> None:
+    plan = plan_attempts(WINDOWS, Route(profile), prompt_tokens=tokens, windows={"small": 1000})
+    assert [p.name for p in plan.attempts] == attempts
+    assert list(plan.skipped) == skipped
