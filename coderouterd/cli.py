@@ -187,6 +187,15 @@ def _check(args: argparse.Namespace) -> int:
     adaptive = [p.name for p in config.profiles if p.adaptive]
     if adaptive:
         print(f"adaptive (slow providers tried one place later): {', '.join(adaptive)}")
+    fitting = [p.name for p in config.profiles if p.context_action == "skip"]
+    if fitting:
+        windows = {
+            p.name: w
+            for p in config.providers
+            if (w := registry.lookup(p.kind, p.model, p.capabilities).max_context_tokens)
+        }
+        known = ", ".join(f"{n} {w}" for n, w in windows.items()) or "none known"
+        print(f"context_action: skip in {', '.join(fitting)}; windows (tokens): {known}")
     if (auto := config.auto_routing) is not None:
         print("auto router (first match wins):")
         for line in describe_auto(auto):

@@ -625,6 +625,11 @@ async def test_check_says_how_requests_will_be_routed(short_dir: Path) -> None:
     assert "modes (x-coderouter-mode): fast -> local-first, careful -> with-cloud" in out
     assert "drift: normal sensitivity, window 20; local-first: demote, with-cloud: warn" in out
     assert "adaptive (slow providers tried one place later): local-first" in out
+    # The example's llamacpp declares its window; the bundled rules know Claude's.
+    assert (
+        "context_action: skip in local-first; windows (tokens): anthropic 200000, llamacpp 32768"
+        in out
+    )
     assert "auto router" not in out
     out = runs[1].stdout
     assert "default profile 'auto'" in out
