@@ -44,7 +44,6 @@ from coderouterd.routing.call import Call
 from coderouterd.routing.plan import Plan
 from coderouterd.routing.records import BaseObserver, RequestSummary
 from coderouterd.runtime import Runtime, build_runtime
-from coderouterd.translate.capabilities import load_registry
 from coderouterd.wire.sse import SSEDecoder
 from coderouterd.wire.usage import Usage
 
@@ -118,7 +117,7 @@ class Doctor:
         self.provider = config
         self._plan = Plan("doctor", (config,), ())
         self._timeout_s = timeout_s
-        self.capabilities_file = runtime.config.capabilities_file
+        self.caps = runtime.capabilities[provider]
         self._ids = itertools.count(1)
         self.summaries = summaries
 
@@ -295,10 +294,7 @@ async def _cache(doctor: Doctor) -> tuple[Verdict, str]:
     prompt cache (marked with cache_control, which an OpenAI-dialect backend
     never sees: its own prefix cache, when it reports one)."""
     provider = doctor.provider
-    caps = load_registry(doctor.capabilities_file).lookup(
-        provider.kind, provider.model, provider.capabilities
-    )
-    if provider.kind == "anthropic" and caps.cache_control is False:
+    if provider.kind == "anthropic" and doctor.caps.cache_control is False:
         return "SKIP", "capabilities say cache_control: false (the markers are stripped)"
     filler = _FILLER * (_CACHED_TOKENS * 4 // len(_FILLER))
     system = [{"type": "text", "text": filler, "cache_control": {"type": "ephemeral"}}]

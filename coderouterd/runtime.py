@@ -22,7 +22,7 @@ from coderouterd.routing.engine import Engine
 from coderouterd.routing.records import Observer
 from coderouterd.routing.streams import KeepAlive
 from coderouterd.routing.upstream import ProviderRoute
-from coderouterd.translate.capabilities import load_registry
+from coderouterd.translate.capabilities import ModelCapabilities, load_registry
 from coderouterd.translate.codecs import codecs_for
 
 SKIP_MISSING_KEY = "missing_api_key"
@@ -41,6 +41,8 @@ class Runtime:
     budgeted: tuple[ProviderConfig, ...] = ()
     # With `default_profile: auto`: picks the profile of a request that names none.
     auto_router: AutoRouter | None = None
+    # What each provider's model can do: the capability rules, then its own.
+    capabilities: Mapping[str, ModelCapabilities] = field(default_factory=dict)
     # Each provider's context window in tokens, where its capabilities say.
     context_windows: Mapping[str, int] = field(default_factory=dict)
 
@@ -65,14 +67,17 @@ def build_runtime(
     adapters: dict[str, HttpAdapter] = {}
     routes: dict[str, ProviderRoute] = {}
     unavailable: dict[str, dict[str, str]] = {d: {} for d in DIALECTS}
+    capabilities: dict[str, ModelCapabilities] = {}
     windows: dict[str, int] = {}
     for provider in config.providers:
         key = _api_key(provider, env)
         adapter = _reuse(previous, provider, key) or _new_adapter(provider, key)
         adapters[provider.name] = adapter
-        codecs = codecs_for(provider, registry)
+        caps = capabilities[provider.name] = registry.lookup(
+            provider.kind, provider.model, provider.capabilities
+        )
+        codecs = codecs_for(provider, caps)
         routes[provider.name] = ProviderRoute(adapter, codecs)
-        caps = registry.lookup(provider.kind, provider.model, provider.capabilities)
         if caps.max_context_tokens is not None:
             windows[provider.name] = caps.max_context_tokens
         for dialect in DIALECTS:
@@ -87,7 +92,7 @@ def build_runtime(
     )
     auto = config.auto_routing
     router = AutoRouter(auto) if auto is not None else None
-    return Runtime(loaded, adapters, engine, unavailable, budgeted, router, windows)
+    return Runtime(loaded, adapters, engine, unavailable, budgeted, router, capabilities, windows)
 
 
 def retired_adapters(old: Runtime, new: Runtime) -> list[HttpAdapter]:

@@ -78,6 +78,8 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
         )
         if route.auto and runtime.auto_router is not None:
             route = _auto_route(runtime.auto_router, parsed, daemon.auto_matches)
+        # None for an unknown profile: plan_attempts says which.
+        profile = runtime.config.profile(route.profile)
         plan = plan_attempts(
             runtime.config,
             route,
@@ -86,10 +88,10 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
             cooling=daemon.healing.book.cooling(),
             drift=daemon.drift.flagged,
             slow=daemon.pace.demoted(),
-            prompt_tokens=_prompt_tokens(runtime, route, parsed),
+            prompt_tokens=_prompt_tokens(runtime, profile, parsed),
             windows=runtime.context_windows,
         )
-        fields = _amended(runtime.config.profile(plan.profile), parsed, dialect)
+        fields = _amended(profile, parsed, dialect)
     except (CoderouterError, web.HTTPRequestEntityTooLarge) as exc:
         # Refused before any provider was chosen: still one log line and one row.
         status = exc.status if isinstance(exc, web.HTTPException) else status_of(exc)
@@ -172,9 +174,10 @@ def _auto_route(router: AutoRouter, parsed: RequestBody, counts: Counter[str]) -
     return Route(choice.profile)
 
 
-def _prompt_tokens(runtime: Runtime, route: Route, parsed: RequestBody) -> int | None:
+def _prompt_tokens(
+    runtime: Runtime, profile: ProfileConfig | None, parsed: RequestBody
+) -> int | None:
     """The prompt's estimate, read only for a profile that skips providers by it."""
-    profile = runtime.config.profile(route.profile)
     if profile is None or profile.context_action != "skip" or not runtime.context_windows:
         return None
     return estimate_prompt_tokens(parsed.fields)

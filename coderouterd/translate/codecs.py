@@ -9,7 +9,7 @@ import msgspec
 from coderouterd.config.model import OutputFiltersConfig, ProviderConfig
 from coderouterd.routing.call import Call
 from coderouterd.routing.upstream import Codec, Transcoder, Unary
-from coderouterd.translate.capabilities import CapabilityRegistry, ModelCapabilities
+from coderouterd.translate.capabilities import ModelCapabilities
 from coderouterd.translate.passthrough import AnthropicPassthroughCodec, OpenAIPassthroughCodec
 from coderouterd.translate.system_text import after_system
 from coderouterd.translate.translated import AnthropicToOpenAICodec, OpenAIToAnthropicCodec
@@ -46,10 +46,10 @@ def output_filters(
     )
 
 
-def codecs_for(provider: ProviderConfig, registry: CapabilityRegistry) -> dict[str, Codec]:
+def codecs_for(provider: ProviderConfig, caps: ModelCapabilities) -> dict[str, Codec]:
     """Codecs by client dialect, amended with the provider's extra_body and
     append_system_prompt when it has them."""
-    codecs = _codecs(provider, registry)
+    codecs = _codecs(provider, caps)
     if not provider.extra_body and provider.append_system_prompt is None:
         return codecs
     return {d: Amended(c, provider) for d, c in codecs.items()}
@@ -88,8 +88,7 @@ class Amended:
         return self._inner.error_body(status, body)
 
 
-def _codecs(provider: ProviderConfig, registry: CapabilityRegistry) -> dict[str, Codec]:
-    caps = registry.lookup(provider.kind, provider.model, provider.capabilities)
+def _codecs(provider: ProviderConfig, caps: ModelCapabilities) -> dict[str, Codec]:
     filters = output_filters(provider.kind, provider.output_filters, caps)
     if provider.kind == "anthropic":
         return {
