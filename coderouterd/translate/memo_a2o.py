@@ -17,8 +17,21 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from coderouterd.translate.types import Degradation, Notes
+
+
+class Entry(NamedTuple):
+    """One message's translation: its OpenAI messages (encoded, comma-joined;
+    b"" for none), the notes it took, and the tool call ids it makes (an
+    assistant message) and answers (a user message's tool results), which
+    tell whether its neighbours pair up without decoding it again."""
+
+    encoded: bytes
+    notes: tuple[Degradation, ...]
+    calls: tuple[str, ...] = ()
+    answers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +41,10 @@ class LastTurn:
     raw: bytes
     # Where each message ends in `raw`: the offset of the `,` or `]` after it.
     ends: tuple[int, ...]
-    # Each message's translation (encoded, comma-joined; b"" for none) and
-    # the notes it took.
-    parts: tuple[bytes, ...]
-    notes: tuple[tuple[Degradation, ...], ...]
+    # Each message's translation.
+    entries: tuple[Entry, ...]
+    # Whether every tool call and result of these messages paired up.
+    paired: bool
 
 
 class TranslatedHistory:
@@ -47,13 +60,11 @@ class TranslatedHistory:
         # By conversation (ingress's hint), least recently used first.
         self._turns: collections.OrderedDict[object, LastTurn] = collections.OrderedDict()
         self._turn_bytes = 0
-        # Message bytes -> its OpenAI messages (encoded, comma-joined) and notes.
-        self._known: collections.OrderedDict[bytes, tuple[bytes, tuple[Degradation, ...]]] = (
-            collections.OrderedDict()
-        )
+        # Message bytes -> its translation.
+        self._known: collections.OrderedDict[bytes, Entry] = collections.OrderedDict()
         self.reused = 0
 
-    def get(self, message: bytes) -> tuple[bytes, tuple[Degradation, ...]] | None:
+    def get(self, message: bytes) -> Entry | None:
         known = self._known.get(message)
         if known is not None:
             self._known.move_to_end(message)
@@ -63,30 +74,33 @@ class TranslatedHistory:
     def through(self, key: bytes, notes: Notes, translate: Callable[[Notes], bytes]) -> bytes:
         """What `translate` gives for `key`, remembered; the notes it took are
         added to `notes` on every call, remembered or not."""
-        encoded, degraded = self.entry(key, translate)
-        for d in degraded:
-            notes.add(d.field, d.reason)
-        return encoded
-
-    def entry(
-        self, key: bytes, translate: Callable[[Notes], bytes]
-    ) -> tuple[bytes, tuple[Degradation, ...]]:
-        """What `translate` gives for `key` and the notes it took, remembered."""
         known = self.get(key)
         if known is None:
             own = Notes()
-            known = (translate(own), tuple(own.items()))
+            known = Entry(translate(own), tuple(own.items()))
+            self.put(key, known)
+        for d in known.notes:
+            notes.add(d.field, d.reason)
+        return known.encoded
+
+    def entry(self, key: bytes, translate: Callable[[Notes], Entry]) -> Entry:
+        """What `translate` gives for `key` (the notes it adds to the Notes it
+        is handed are kept in the entry), remembered."""
+        known = self.get(key)
+        if known is None:
+            own = Notes()
+            known = translate(own)._replace(notes=tuple(own.items()))
             self.put(key, known)
         return known
 
-    def put(self, message: bytes, translated: tuple[bytes, tuple[Degradation, ...]]) -> None:
+    def put(self, message: bytes, translated: Entry) -> None:
         if message in self._known:
             return
         self._known[message] = translated
-        self._bytes += len(message) + len(translated[0])
+        self._bytes += len(message) + len(translated.encoded)
         while self._bytes > self._max:
-            old, (out, _) = self._known.popitem(last=False)
-            self._bytes -= len(old) + len(out)
+            old, out = self._known.popitem(last=False)
+            self._bytes -= len(old) + len(out.encoded)
 
     def last_turn(self, conversation: object) -> LastTurn | None:
         return self._turns.get(conversation)

@@ -4,6 +4,9 @@ Conventions the OpenAI dialect cannot express directly:
 
 - A `tool_result` with `is_error: true` becomes a `role: "tool"` message whose
   content starts with "Error: " (OpenAI has no error flag on tool messages).
+- Tool results and calls that do not pair up (a client's history trimmed
+  from the front, a call given up on) are mended as `tool_pairs` says:
+  strict backends refuse them.
 - Images inside a tool result, and images sent to a model without vision,
   become the text `IMAGE_OMITTED` so the model knows something was there.
 - Text blocks of one message are joined with "\n" into a content string;
@@ -29,15 +32,15 @@ import msgspec
 
 from coderouterd.errors import NESTED_TOO_DEEP, InvalidRequestError
 from coderouterd.translate.capabilities import ModelCapabilities
-from coderouterd.translate.memo_a2o import LastTurn, TranslatedHistory
+from coderouterd.translate.memo_a2o import Entry, LastTurn, TranslatedHistory
 from coderouterd.translate.request_params import max_tokens, reasoning, sampling
+from coderouterd.translate.tool_pairs import TOOL_ERROR_PREFIX, pair_tool_messages, pairs_up
 from coderouterd.translate.tools_a2o import CACHE_CONTROL_DROPPED, note_cache_control, tools
 from coderouterd.translate.types import Degradation, Notes, read_json
 from coderouterd.wire.compact import compact_json
 from coderouterd.wire.prefix import kept_items
 
 IMAGE_OMITTED = "[image omitted: this model cannot view images]"
-TOOL_ERROR_PREFIX = "Error: "
 
 _HANDLED = frozenset(
     {"model", "messages", "system", "max_tokens", "stop_sequences", "temperature", "top_p"}
@@ -112,7 +115,7 @@ def _messages(raw: object, caps: ModelCapabilities, notes: Notes) -> list[dict[s
     out: list[dict[str, Any]] = []
     for i, message in enumerate(raw):
         out += _message(message, f"messages[{i}]", caps, notes)
-    return out
+    return pair_tool_messages(out, notes)
 
 
 def _raw_messages(
@@ -140,34 +143,47 @@ def _raw_messages(
         at = last.ends[kept - 1]
         # `,`: more messages follow; `]`: the same ones.
         items = _items(b"[" + view[at + 1 :]) if view[at] == _COMMA else []
-        ends, parts, each = list(last.ends[:kept]), list(last.parts[:kept]), list(last.notes[:kept])
-        for taken in each:
-            for d in taken:
+        ends, entries = list(last.ends[:kept]), list(last.entries[:kept])
+        for entry in entries:
+            for d in entry.notes:
                 notes.add(d.field, d.reason)
     else:
         items = _items(raw)
         at = 0  # the `[`
-        ends, parts, each = [], [], []
+        ends, entries = [], []
     for j, item in enumerate(items):
         path = f"messages[{kept + j}]"
 
-        def translate(own: Notes, raw: msgspec.Raw = item, path: str = path) -> bytes:
-            translated = _message(read_json(raw, path), path, caps, own)
-            return b",".join(_encode(m) for m in translated)
+        def translate(own: Notes, raw: msgspec.Raw = item, path: str = path) -> Entry:
+            return _entry(_message(read_json(raw, path), path, caps, own))
 
-        encoded, degraded = memo.entry(bytes(item), translate)
-        for d in degraded:
+        entry = memo.entry(bytes(item), translate)
+        for d in entry.notes:
             notes.add(d.field, d.reason)
-        parts.append(encoded)
-        each.append(degraded)
+        entries.append(entry)
         at += 1 + len(item)
         ends.append(at)
+    # The messages taken from the last turn paired up among themselves if it did.
+    paired = pairs_up(entries, kept) if last is not None and last.paired else pairs_up(entries)
     # Compact JSON (no spacing between messages): every end is where it says.
     if conversation is not None and ends and at == len(view) - 1:
-        memo.remember_turn(
-            conversation, LastTurn(bytes(view), tuple(ends), tuple(parts), tuple(each))
-        )
-    return [p for p in parts if p]
+        memo.remember_turn(conversation, LastTurn(bytes(view), tuple(ends), tuple(entries), paired))
+    parts = [e.encoded for e in entries if e.encoded]
+    if paired:
+        return parts
+    decoded = msgspec.json.decode(b"[" + b",".join(parts) + b"]")
+    return [_encode(m) for m in pair_tool_messages(decoded, notes)]
+
+
+def _entry(translated: list[dict[str, Any]]) -> Entry:
+    calls: tuple[str, ...] = ()
+    answers: tuple[str, ...] = ()
+    for m in translated:
+        if m["role"] == "tool":
+            answers += (m["tool_call_id"],)
+        elif "tool_calls" in m:
+            calls = tuple(c["id"] for c in m["tool_calls"])
+    return Entry(b",".join(_encode(m) for m in translated), (), calls, answers)
 
 
 def _items(raw: msgspec.Raw | bytes) -> list[msgspec.Raw]:

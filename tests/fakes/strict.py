@@ -1,8 +1,9 @@
-"""What Anthropic's Messages API refuses (400) that lenient local backends accept.
+"""What Anthropic's Messages API and OpenAI's Chat Completions refuse (400)
+that lenient local backends accept.
 
-Fake Anthropic upstreams call `anthropic_refusal` on each request body they
-receive and answer 400 with its text, as the real API would, so a test
-fails when the daemon forwards a request only a lenient backend takes.
+Fake upstreams call `anthropic_refusal` or `openai_refusal` on each request
+body they receive and answer 400 with its text, as the real API would, so a
+test fails when the daemon forwards a request only a lenient backend takes.
 """
 
 from __future__ import annotations
@@ -84,3 +85,37 @@ def _is_result(block: dict[str, Any]) -> bool:
 def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
     content = message.get("content")
     return content if isinstance(content, list) else []
+
+
+def openai_refusal(body: dict[str, Any]) -> str | None:
+    """What OpenAI's Chat Completions would answer 400 to in this request's
+    tool messages, in its words: a `tool` message must answer a call of the
+    assistant message before its run of tool messages (once), and the calls
+    of an assistant message followed by another message must all be answered
+    in that run."""
+    unanswered: list[object] = []
+    messages = body.get("messages", [])
+    for i, m in enumerate(messages):
+        if m.get("role") == "tool":
+            if m.get("tool_call_id") not in unanswered:
+                return (
+                    "Invalid parameter: messages with role 'tool' must be a response to a "
+                    f"preceeding message with 'tool_calls'. (messages.[{i}].role)"
+                )
+            unanswered.remove(m.get("tool_call_id"))
+            continue
+        if unanswered:
+            return _unanswered(unanswered)
+        calls = m.get("tool_calls") if m.get("role") == "assistant" else None
+        unanswered = [c.get("id") for c in calls or []]
+    if unanswered and messages[-1].get("role") == "tool":
+        return _unanswered(unanswered)
+    return None
+
+
+def _unanswered(ids: list[object]) -> str:
+    return (
+        "An assistant message with 'tool_calls' must be followed by tool messages responding "
+        "to each 'tool_call_id'. The following tool_call_ids did not have response messages: "
+        + ", ".join(map(str, ids))
+    )

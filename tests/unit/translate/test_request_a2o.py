@@ -22,6 +22,19 @@ USER_HI = {"role": "user", "content": "hi"}
 PNG = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
 
 
+def calls(*ids: str) -> dict[str, Any]:
+    """An assistant message calling Read once per id, as a client sends it."""
+    uses = [{"type": "tool_use", "id": i, "name": "Read", "input": {}} for i in ids]
+    return {"role": "assistant", "content": uses}
+
+
+def calls_out(*ids: str) -> dict[str, Any]:
+    """`calls(*ids)` translated."""
+    function = {"name": "Read", "arguments": "{}"}
+    listed = [{"id": i, "type": "function", "function": function} for i in ids]
+    return {"role": "assistant", "content": None, "tool_calls": listed}
+
+
 def translate(
     body: dict[str, Any],
     *,
@@ -220,6 +233,7 @@ MESSAGE_CASES: list[tuple[str, list[Any], list[Any], list[str]]] = [
     (
         "parallel tool results become tool messages in order, before the remaining text",
         [
+            calls("t1", "t2"),
             {
                 "role": "user",
                 "content": [
@@ -234,9 +248,10 @@ MESSAGE_CASES: list[tuple[str, list[Any], list[Any], list[str]]] = [
                     },
                     {"type": "text", "text": "continue"},
                 ],
-            }
+            },
         ],
         [
+            calls_out("t1", "t2"),
             {"role": "tool", "tool_call_id": "t2", "content": "two"},
             {"role": "tool", "tool_call_id": "t1", "content": "one\nuno"},
             {"role": "user", "content": "continue"},
@@ -246,6 +261,7 @@ MESSAGE_CASES: list[tuple[str, list[Any], list[Any], list[str]]] = [
     (
         "is_error is carried as an Error: prefix",
         [
+            calls("t1", "t2"),
             {
                 "role": "user",
                 "content": [
@@ -262,9 +278,10 @@ MESSAGE_CASES: list[tuple[str, list[Any], list[Any], list[str]]] = [
                         "is_error": False,
                     },
                 ],
-            }
+            },
         ],
         [
+            calls_out("t1", "t2"),
             {"role": "tool", "tool_call_id": "t1", "content": "Error: no such file"},
             {"role": "tool", "tool_call_id": "t2", "content": "ok"},
         ],
@@ -273,15 +290,17 @@ MESSAGE_CASES: list[tuple[str, list[Any], list[Any], list[str]]] = [
     (
         "a tool_result without content is empty text",
         [
+            calls("t1", "t2"),
             {
                 "role": "user",
                 "content": [
                     {"type": "tool_result", "tool_use_id": "t1"},
                     {"type": "tool_result", "tool_use_id": "t2", "content": None, "is_error": True},
                 ],
-            }
+            },
         ],
         [
+            calls_out("t1", "t2"),
             {"role": "tool", "tool_call_id": "t1", "content": ""},
             {"role": "tool", "tool_call_id": "t2", "content": "Error: "},
         ],
@@ -290,6 +309,7 @@ MESSAGE_CASES: list[tuple[str, list[Any], list[Any], list[str]]] = [
     (
         "an image inside a tool result becomes a placeholder",
         [
+            calls("t1"),
             {
                 "role": "user",
                 "content": [
@@ -302,9 +322,12 @@ MESSAGE_CASES: list[tuple[str, list[Any], list[Any], list[str]]] = [
                         ],
                     }
                 ],
-            }
+            },
         ],
-        [{"role": "tool", "tool_call_id": "t1", "content": f"screenshot:\n{IMAGE_OMITTED}"}],
+        [
+            calls_out("t1"),
+            {"role": "tool", "tool_call_id": "t1", "content": f"screenshot:\n{IMAGE_OMITTED}"},
+        ],
         ["tool_result.image"],
     ),
     (
