@@ -28,6 +28,7 @@ from coderouterd.healing.drift_watch import DriftWatch
 from coderouterd.healing.pace import USUAL
 from coderouterd.healing.pace_watch import PaceWatch
 from coderouterd.healing.policy import HealingBook
+from coderouterd.healing.restart import restart_log_dir
 from coderouterd.healing.service import HealingService
 from coderouterd.ingress import info, messages
 from coderouterd.ingress.inflight import InFlightRegistry
@@ -77,6 +78,7 @@ def build_daemon(
         log=log,
         clock=clock,
         env=env,
+        restart_logs=None if state is None else restart_log_dir(state.path.parent),
     )
     if state is not None:
         healing.load((e.provider, e.reason, e.since, e.until) for e in state.exclusions)

@@ -10,15 +10,16 @@ comes from configuration, so this module treats it with care:
   shutdown can kill every helper the command started, not just the leader.
 - Its environment is scrubbed to `PASSED_ENV` plus `CODEROUTERD_PROVIDER`:
   the daemon holds upstream API keys that a restart script must never see.
-- Only the last `output_bytes` of its combined stdout and stderr are kept, so
-  a chatty command cannot grow the daemon's memory.
-- It is finished when the leader exits, not when its output reaches EOF: a
-  script that starts the server in the background (`nohup ollama serve &`)
-  leaves that server holding the output pipe, possibly for ever. The pipe gets
-  a short grace to drain and is then closed, and the group is left alone so
-  the server keeps running. Its later writes to the closed pipe fail (a Go
-  program exits on SIGPIPE from stdout unless it handles it), so such a script
-  should redirect the server's output: `nohup ollama serve >/dev/null 2>&1 &`.
+- Its stdout and stderr go to a file (the provider's log, emptied at each
+  run), not to a pipe: a script that starts the server in the background
+  (`nohup ollama serve &`) leaves the server writing to that output for as
+  long as it runs. To a pipe that would mean waiting for an EOF that never
+  comes, or closing the read end and killing the server with SIGPIPE at its
+  next log line; a file takes its writes, and keeps them for the operator.
+- It is finished when the leader exits; the group is then left alone so a
+  server started in the background keeps running. Only the last
+  `output_bytes` of the file are read, so a chatty command cannot grow the
+  daemon's memory.
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ import contextlib
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 # Variables passed through to the child from the daemon's environment, when
 # set; nothing else, so API keys and other secrets never reach the child.
@@ -46,9 +49,10 @@ PASSED_ENV = (
     "DBUS_SESSION_BUS_ADDRESS",
 )
 
-# How long output may keep arriving after the leader exits; helpers it left
-# in the background can hold the pipe open indefinitely.
-DRAIN_S = 0.5
+
+def restart_log_dir(state_dir: Path) -> Path:
+    """Where each provider's restart_command log lives: `<provider>.log` here."""
+    return state_dir / "restart"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,28 +79,6 @@ def child_env(env: Mapping[str, str], provider: str) -> dict[str, str]:
     kept = {name: env[name] for name in PASSED_ENV if name in env}
     kept["CODEROUTERD_PROVIDER"] = provider
     return kept
-
-
-class _Tail(asyncio.Protocol):
-    """Keeps the last `limit` bytes read from the pipe; memory stays bounded
-    by the limit plus one read, however much the command prints."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.data = bytearray()
-        self.truncated = False
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def data_received(self, data: bytes) -> None:
-        self.data += data
-        excess = len(self.data) - self.limit
-        if excess > 0:
-            del self.data[:excess]
-            self.truncated = True
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed.done():
-            self.closed.set_result(None)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
@@ -159,6 +141,43 @@ def _not_started(start: float, error: str) -> RestartOutcome:
     )
 
 
+def _open_log(path: Path | None) -> tuple[int, str]:
+    """A descriptor to write the command's output to, and a note for the
+    tail when its output will not be kept. Without a path (no state
+    directory), an unnamed temporary file; when the log cannot be opened,
+    /dev/null: a restart does not need its log."""
+    try:
+        if path is None:
+            with tempfile.TemporaryFile() as unnamed:
+                return os.dup(unnamed.fileno()), ""
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Read and write: the tail is read back from the same descriptor.
+        flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC
+        fd = os.open(path, flags, 0o600)
+        try:
+            # A file left there by hand may be readable by others.
+            os.fchmod(fd, 0o600)
+        except OSError:
+            os.close(fd)
+            raise
+        return fd, ""
+    except OSError as exc:
+        where = path or "a temporary file"
+        note = f"(output not kept: cannot open {where}: {_describe(exc)})"
+        return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC), note
+
+
+def _tail(fd: int, limit: int) -> tuple[bytes, bool]:
+    """The last `limit` bytes written to `fd` so far, and whether there were more."""
+    size = os.fstat(fd).st_size
+    start = max(size - limit, 0)
+    data = os.pread(fd, size - start, start) if size > start else b""
+    if start:
+        # Trimming may have cut a UTF-8 character; start at the next whole one.
+        data = data[_continuation_bytes(data) :]
+    return data, start > 0
+
+
 async def run_restart(
     argv: Sequence[str],
     *,
@@ -166,67 +185,47 @@ async def run_restart(
     timeout_s: float,
     output_bytes: int,
     env: Mapping[str, str],
+    log_path: Path | None = None,
     grace_s: float = 5.0,
 ) -> RestartOutcome:
-    """Run `argv` and report how it went. It does not raise for a command that
-    cannot start or misbehaves; cancelling it kills the command's group and
-    then propagates the cancellation."""
+    """Run `argv`, its output written to `log_path` (emptied first), and
+    report how it went. It does not raise for a command that cannot start or
+    misbehaves; cancelling it kills the command's group and then propagates
+    the cancellation."""
     start = time.monotonic()
     if not argv:
         return _not_started(start, "empty command")
-    # A pipe of our own rather than PIPE: its read end is ours to close once
-    # the leader has exited, whoever else still holds the write end.
-    read_fd, write_fd = os.pipe()
+    out, note = _open_log(log_path)
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=subprocess.DEVNULL,
-            stdout=write_fd,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=child_env(env, provider),
-        )
-    except (OSError, ValueError) as exc:
-        os.close(read_fd)
-        return _not_started(start, _describe(exc))
-    except BaseException:
-        os.close(read_fd)
-        raise
-    finally:
-        os.close(write_fd)
-
-    tail = _Tail(output_bytes)
-    pipe = os.fdopen(read_fd, "rb", buffering=0)
-    transport: asyncio.ReadTransport | None = None
-    timed_out = False
-    try:
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.connect_read_pipe(lambda: tail, pipe)
-        if not await _wait(proc, timeout_s):
-            timed_out = True
-            await _stop_group(proc, grace_s)
-        await asyncio.wait([tail.closed], timeout=DRAIN_S)
-    finally:
-        # Cancelled (or failed) while the command ran: stop it before leaving.
         try:
-            if proc.returncode is None and not timed_out:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=child_env(env, provider),
+            )
+        except (OSError, ValueError) as exc:
+            return _not_started(start, _describe(exc))
+        timed_out = False
+        try:
+            if not await _wait(proc, timeout_s):
+                timed_out = True
                 await _stop_group(proc, grace_s)
         finally:
-            if transport is None:
-                pipe.close()
-            else:
-                transport.close()
-
-    output = bytes(tail.data)
-    if tail.truncated:
-        # Trimming may have cut a UTF-8 character; start at the next whole one.
-        output = output[_continuation_bytes(output) :]
+            # Cancelled (or failed) while the command ran: stop it before leaving.
+            if proc.returncode is None and not timed_out:
+                await _stop_group(proc, grace_s)
+        output, truncated = _tail(out, output_bytes) if not note else (note.encode(), False)
+    finally:
+        os.close(out)
     code = proc.returncode
     return RestartOutcome(
         exit_status=code if code is not None and code >= 0 and not timed_out else None,
         signal=-code if code is not None and code < 0 else None,
         timed_out=timed_out,
         output_tail=output.decode("utf-8", errors="replace"),
-        truncated=tail.truncated,
+        truncated=truncated,
         duration_ms=_ms_since(start),
     )

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from coderouterd.clock import Clock
@@ -54,14 +55,18 @@ class HealingService(BaseObserver):
         log: Any,
         clock: Clock,
         env: Mapping[str, str],
+        restart_logs: Path | None = None,
         rand: Callable[[], float] = random.random,
     ) -> None:
+        """`restart_logs`: the directory of each provider's restart_command
+        log (`<provider>.log`); without it the output is read and let go."""
         self.book = book
         self._adapters = adapters
         self._state = state
         self._log = log
         self._clock = clock
         self._env = env
+        self._restart_logs = restart_logs
         self._rand = rand
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -259,6 +264,7 @@ class HealingService(BaseObserver):
         self._wake.set()
 
     async def _restart(self, d: Restart) -> None:
+        log_path = None if self._restart_logs is None else self._restart_logs / f"{d.provider}.log"
         try:
             outcome = await run_restart(
                 d.argv,
@@ -266,6 +272,7 @@ class HealingService(BaseObserver):
                 timeout_s=d.timeout_s,
                 output_bytes=self.book.settings.restart_output_bytes,
                 env=self._env,
+                log_path=log_path,
             )
         finally:
             self.book.restart_finished(d.provider, now_mono=self._clock.monotonic())
@@ -281,6 +288,7 @@ class HealingService(BaseObserver):
             "output_truncated": outcome.truncated,
             "episode": d.episode,
             "error": outcome.error,
+            "log": None if log_path is None else str(log_path),
         }
         level = self._log.info if outcome.ok else self._log.warning
         level(events.PROVIDER_RESTART_COMMAND, **fields)

@@ -233,9 +233,10 @@ class StateService:
         output_truncated: bool,
         episode: int,
         error: str | None = None,
+        log: str | None = None,
     ) -> None:
         """Audit one run of a provider's restart_command (no row changes);
-        `error`: why it could not be started."""
+        `error`: why it could not be started; `log`: the file its output went to."""
         fields = {
             "provider": provider,
             "argv": list(argv),
@@ -247,7 +248,9 @@ class StateService:
             "output_truncated": output_truncated,
             "episode": episode,
         }
-        self._audit_at(self._clock.wall(), events.PROVIDER_RESTART_COMMAND, fields, error=error)
+        self._audit_at(
+            self._clock.wall(), events.PROVIDER_RESTART_COMMAND, fields, error=error, log=log
+        )
 
     def _audit_at(self, now: float, event: str, fields: dict[str, Any], **optional: Any) -> None:
         # Optional fields appear only when known, so a row says what happened.

@@ -184,6 +184,11 @@ async def test_restart_command_runs_without_shell_or_keys_and_is_audited(
     assert audited["exit_status"] == 0
     assert audited["timed_out"] is False
     assert audited["output_tail"] == "restarted a\n"
+    # The whole output is in the provider's log in the state directory.
+    assert d.daemon.state is not None
+    log = d.daemon.state.path.parent / "restart" / "a.log"
+    assert audited["log"] == str(log)
+    assert log.read_text() == "restarted a\n"
 
 
 async def test_an_exclusion_survives_a_restart_without_running_the_command_again(

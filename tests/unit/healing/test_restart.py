@@ -1,5 +1,6 @@
-"""run_restart against real subprocesses: no shell, a scrubbed environment, a bounded
-output tail, and a process group that a timeout or cancellation kills whole."""
+"""run_restart against real subprocesses: no shell, a scrubbed environment, output
+to a log file with a bounded tail read back, and a process group that a timeout or
+cancellation kills whole."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ async def run(
     output_bytes: int = 4096,
     env: Mapping[str, str] = ENV,
     grace_s: float = 0.5,
+    log_path: Path | None = None,
 ) -> RestartOutcome:
     return await run_restart(
         argv,
@@ -47,6 +49,7 @@ async def run(
         output_bytes=output_bytes,
         env=env,
         grace_s=grace_s,
+        log_path=log_path,
     )
 
 
@@ -196,7 +199,7 @@ async def test_a_command_ignoring_sigterm_is_killed() -> None:
     assert outcome.output_tail == "ready\n"
 
 
-async def test_a_background_server_holding_the_pipe_neither_blocks_nor_dies(
+async def test_a_background_server_holding_the_output_neither_blocks_nor_dies(
     tmp_path: Path, strays: list[int]
 ) -> None:
     pids = tmp_path / "pids"
@@ -205,12 +208,66 @@ async def test_a_background_server_holding_the_pipe_neither_blocks_nor_dies(
     done, _ = await asyncio.wait([task], timeout=10.0)
     _, grandchild = read_pids(pids)
     strays.append(grandchild)
-    assert done, "run_restart waited for EOF instead of the leader's exit"
+    assert done, "run_restart waited for the output's EOF instead of the leader's exit"
     outcome = task.result()
     assert outcome.ok, outcome
     assert outcome.timed_out is False
     assert outcome.output_tail == "started\n"
     assert not gone(grandchild), "the background server was killed after a normal exit"
+
+
+# A server started in the background that logs to the stdout it inherited,
+# long after the command that started it has exited.
+CHATTY_SERVER = (
+    "import subprocess, sys\n"
+    'server = \'import sys, time\\nfor i in range(40):\\n    print("tick", i, flush=True)\\n'
+    "    time.sleep(0.05)\\n'\n"
+    "g = subprocess.Popen([sys.executable, '-c', server])\n"
+    "open(sys.argv[1], 'w').write(str(g.pid))\n"
+    "print('started', flush=True)\n"
+)
+
+
+async def test_a_background_server_keeps_logging_to_the_providers_log_after_the_command_exits(
+    tmp_path: Path, strays: list[int]
+) -> None:
+    log = tmp_path / "restart" / "ollama.log"
+    log.parent.mkdir()
+    log.write_text("the last run's output\n")
+    pid_file = tmp_path / "pid"
+    outcome = await run([PY, "-c", CHATTY_SERVER, str(pid_file)], log_path=log)
+    server = int(pid_file.read_text())
+    strays.append(server)
+    assert outcome.ok, outcome
+    assert "started\n" in outcome.output_tail
+    assert "the last run's output" not in outcome.output_tail
+    await asyncio.sleep(0.5)
+    # Through a pipe the daemon had stopped reading, its next line would kill it.
+    assert not gone(server), "the background server died writing its log"
+    assert await wait_gone(server, within_s=10.0)
+    written = log.read_text()
+    assert "started\n" in written
+    assert "tick 39\n" in written
+    assert log.stat().st_mode & 0o777 == 0o600
+
+
+async def test_the_log_is_written_when_it_can_be_and_the_command_runs_when_it_cannot(
+    tmp_path: Path,
+) -> None:
+    script = "print('restarted', flush=True)"
+    log = tmp_path / "state" / "restart" / "ollama.log"
+    outcome = await run([PY, "-c", script], log_path=log)
+    assert (outcome.ok, outcome.output_tail, log.read_text()) == (
+        True,
+        "restarted\n",
+        "restarted\n",
+    )
+    assert log.parent.stat().st_mode & 0o777 == 0o700
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    outcome = await run([PY, "-c", script], log_path=blocked / "restart" / "ollama.log")
+    assert outcome.ok, outcome
+    assert outcome.output_tail.startswith(f"(output not kept: cannot open {blocked}/restart")
 
 
 @pytest.mark.parametrize(
