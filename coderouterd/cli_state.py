@@ -1,4 +1,5 @@
-"""Commands on the daemon's database: db status|migrate, replay, audit tail|verify.
+"""Commands on the daemon's database: db status|migrate, replay, audit tail|verify,
+and the helpers the request log's commands (cli_requests) share with them.
 
 They read the database directly (read-only, so they never block the running
 daemon's writer); only `db migrate` writes, and `replay` re-sends a recorded
@@ -46,11 +47,11 @@ def add_commands(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None]
         ("migrate", _db_migrate, "apply pending migrations"),
     ):
         p = db.add_parser(name, help=text)
-        _common(p, config_arg)
+        common_args(p, config_arg)
         p.set_defaults(func=func)
 
     replay = sub.add_parser("replay", help="re-send a recorded request, or list records")
-    _common(replay, config_arg)
+    common_args(replay, config_arg)
     replay.add_argument("request_id", help="a request id, or 'list'")
     target = replay.add_mutually_exclusive_group()
     target.add_argument("--provider", help="send to this provider alone (with list: filter)")
@@ -63,11 +64,11 @@ def add_commands(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None]
 
     aud = sub.add_parser("audit", help="the hash-chained audit log").add_subparsers(required=True)
     tail = aud.add_parser("tail", help="the last audit events")
-    _common(tail, config_arg)
+    common_args(tail, config_arg)
     tail.add_argument("-n", type=int, default=20, help="how many events")
     tail.set_defaults(func=_audit_tail)
     verify = aud.add_parser("verify", help="check the chain; names an edited or deleted row")
-    _common(verify, config_arg)
+    common_args(verify, config_arg)
     verify.add_argument(
         "--expect-last-seq",
         type=int,
@@ -77,33 +78,33 @@ def add_commands(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None]
     verify.set_defaults(func=_audit_verify)
 
 
-def _common(
+def common_args(
     p: argparse.ArgumentParser, config_arg: Callable[[argparse.ArgumentParser], None]
 ) -> None:
     config_arg(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
-def _db_file(args: argparse.Namespace) -> tuple[LoadedConfig, Path]:
+def db_file(args: argparse.Namespace) -> tuple[LoadedConfig, Path]:
     loaded: LoadedConfig = args.load(args.config)
     return loaded, db_path(resolve_state_dir(loaded.config))
 
 
-def _run(coro: Coroutine[Any, Any, int]) -> int:
+def run_async(coro: Coroutine[Any, Any, int]) -> int:
     return asyncio.run(coro)
 
 
-async def _readonly(path: Path) -> aiosqlite.Connection:
+async def open_readonly(path: Path) -> aiosqlite.Connection:
     if not path.exists():  # noqa: ASYNC240 - one stat before anything else runs
         raise StateError(f"no state database at {path} (has the daemon run with this config?)")
     return await open_db(path, readonly=True)
 
 
-def _print(value: Any, text: str, *, as_json: bool) -> None:
+def show(value: Any, text: str, *, as_json: bool) -> None:
     print(msgspec.json.format(msgspec.json.encode(value)).decode() if as_json else text)
 
 
-def _when(ts: float | None) -> str:
+def utc_time(ts: float | None) -> str:
     if ts is None:
         return "-"
     return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -113,10 +114,10 @@ def _when(ts: float | None) -> str:
 
 
 def _db_status(args: argparse.Namespace) -> int:
-    _, path = _db_file(args)
+    _, path = db_file(args)
 
     async def run() -> int:
-        conn = await _readonly(path)
+        conn = await open_readonly(path)
         try:
             st = await status(conn, discover())
             health = await reads.db_health(conn, path)
@@ -133,14 +134,14 @@ def _db_status(args: argparse.Namespace) -> int:
             "integrity": problems or ["ok"],
         }
         text = "\n".join(f"{k:<15}{v}" for k, v in reply.items())
-        _print(reply, text, as_json=args.json)
+        show(reply, text, as_json=args.json)
         return EXIT_OK if not problems else EXIT_FAILED
 
-    return _run(run())
+    return run_async(run())
 
 
 def _db_migrate(args: argparse.Namespace) -> int:
-    loaded, path = _db_file(args)
+    loaded, path = db_file(args)
 
     async def run() -> int:
         conn = await open_db(path, synchronous=loaded.config.state.synchronous)
@@ -149,39 +150,39 @@ def _db_migrate(args: argparse.Namespace) -> int:
         finally:
             await conn.close()
         names = [f"{m.version:04d}_{m.name}" for m in applied]
-        _print({"applied": names}, "\n".join(names) or "up to date", as_json=args.json)
+        show({"applied": names}, "\n".join(names) or "up to date", as_json=args.json)
         return EXIT_OK
 
-    return _run(run())
+    return run_async(run())
 
 
 # audit
 
 
 def _audit_tail(args: argparse.Namespace) -> int:
-    _, path = _db_file(args)
+    _, path = db_file(args)
 
     async def run() -> int:
-        conn = await _readonly(path)
+        conn = await open_readonly(path)
         try:
             rows = await audit.tail(conn, args.n)
         finally:
             await conn.close()
         text = "\n".join(
-            f"{r.seq:>6}  {_when(r.ts)}  {r.event:<28} {json.dumps(r.fields, sort_keys=True)}"
+            f"{r.seq:>6}  {utc_time(r.ts)}  {r.event:<28} {json.dumps(r.fields, sort_keys=True)}"
             for r in rows
         )
-        _print(rows, text or "the audit log is empty", as_json=args.json)
+        show(rows, text or "the audit log is empty", as_json=args.json)
         return EXIT_OK
 
-    return _run(run())
+    return run_async(run())
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
-    _, path = _db_file(args)
+    _, path = db_file(args)
 
     async def run() -> int:
-        conn = await _readonly(path)
+        conn = await open_readonly(path)
         try:
             result = await audit.verify(conn, expected_last_seq=args.expect_last_seq)
         finally:
@@ -191,10 +192,10 @@ def _audit_verify(args: argparse.Namespace) -> int:
             if result.ok
             else f"TAMPERED: {result.problem}"
         )
-        _print(result, text, as_json=args.json)
+        show(result, text, as_json=args.json)
         return EXIT_OK if result.ok else EXIT_FAILED
 
-    return _run(run())
+    return run_async(run())
 
 
 # replay
@@ -215,34 +216,34 @@ def parse_since(text: str, now: float) -> float:
 def _replay(args: argparse.Namespace) -> int:
     if args.request_id == "list":
         return _replay_list(args)
-    loaded, path = _db_file(args)
+    loaded, path = db_file(args)
     socket = args.socket or resolve_control_socket(loaded.config)
-    return _run(_replay_one(args, path, socket))
+    return run_async(_replay_one(args, path, socket))
 
 
 def _replay_list(args: argparse.Namespace) -> int:
-    _, path = _db_file(args)
+    _, path = db_file(args)
     since = parse_since(args.since, time.time()) if args.since else None
 
     async def run() -> int:
-        conn = await _readonly(path)
+        conn = await open_readonly(path)
         try:
             rows = await list_replays(conn, since=since, provider=args.provider, limit=args.limit)
         finally:
             await conn.close()
         text = "\n".join(
-            f"{r.request_id}  {_when(r.ts)}  {r.dialect:<9} {r.profile:<12} "
+            f"{r.request_id}  {utc_time(r.ts)}  {r.dialect:<9} {r.profile:<12} "
             f"{r.provider or '-':<14} {'stream' if r.stream else 'unary':<6} {r.size:>8}"
             for r in rows
         )
-        _print(rows, text or "no replay records", as_json=args.json)
+        show(rows, text or "no replay records", as_json=args.json)
         return EXIT_OK
 
-    return _run(run())
+    return run_async(run())
 
 
 async def _replay_one(args: argparse.Namespace, path: Path, socket: Path) -> int:
-    conn = await _readonly(path)
+    conn = await open_readonly(path)
     try:
         record = await get_replay(conn, args.request_id)
         logged = await reads.request(conn, args.request_id)
@@ -270,7 +271,7 @@ async def _replay_one(args: argparse.Namespace, path: Path, socket: Path) -> int
     text = _render_assembled(new, new_status, new_ms)
     if changes is not None:
         text += "\n\n--- diff against the recorded response ---\n" + render_diff(changes)
-    _print(reply, text, as_json=args.json)
+    show(reply, text, as_json=args.json)
     return EXIT_OK
 
 

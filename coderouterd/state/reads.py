@@ -50,17 +50,24 @@ _SELECT_ATTEMPTS = (
 
 
 async def recent_requests(
-    conn: aiosqlite.Connection, *, since: float | None, provider: str | None, limit: int
+    conn: aiosqlite.Connection,
+    *,
+    since: float | None,
+    provider: str | None,
+    limit: int,
+    profile: str | None = None,
+    failed: bool = False,
 ) -> list[RequestRow]:
-    """The newest requests first, each with its attempts."""
+    """The newest requests first, each with its attempts; `failed`: only
+    those the client got an error for (status 400 and above)."""
     where: list[str] = []
     params: list[Any] = []
-    if since is not None:
-        where.append("ts >= ?")
-        params.append(since)
-    if provider is not None:
-        where.append("provider = ?")
-        params.append(provider)
+    for column, value in (("ts >= ?", since), ("provider = ?", provider), ("profile = ?", profile)):
+        if value is not None:
+            where.append(column)
+            params.append(value)
+    if failed:
+        where.append("status >= 400")
     sql = _SELECT_REQUESTS
     if where:
         sql += " WHERE " + " AND ".join(where)
@@ -68,6 +75,60 @@ async def recent_requests(
     params.append(limit)
     rows = await conn.execute_fetchall(sql, params)
     return await _with_attempts(conn, rows)
+
+
+class Usage(msgspec.Struct, frozen=True, kw_only=True):
+    """Requests of one group (a provider, profile, model or UTC day) and what they used."""
+
+    key: str
+    requests: int
+    failed: int
+    input_tokens: int
+    output_tokens: int
+    cache_read_input_tokens: int
+    cache_creation_input_tokens: int
+    # Requests whose usage the backend did not report (estimated) are counted all the same.
+    estimated: int
+    cost_usd: float
+    savings_usd: float
+
+
+# What `usage` groups by: fixed SQL expressions, never input.
+USAGE_GROUPS = {
+    "provider": "COALESCE(provider, '-')",
+    "profile": "CASE WHEN profile = '' THEN '-' ELSE profile END",
+    "model": "COALESCE(requested_model, '-')",
+    "day": "strftime('%Y-%m-%d', ts, 'unixepoch')",
+}
+
+
+async def usage(conn: aiosqlite.Connection, *, since: float | None, by: str) -> list[Usage]:
+    """Totals of the request log (from `since`) per group of `by`."""
+    key = USAGE_GROUPS[by]
+    sql = (
+        f"SELECT {key}, count(*), sum(status >= 400),"  # noqa: S608 - fixed expressions
+        " total(input_tokens), total(output_tokens), total(cache_read_input_tokens),"
+        " total(cache_creation_input_tokens), sum(usage_estimated), total(cost_usd),"
+        " total(savings_usd) FROM requests"
+        + (" WHERE ts >= ?" if since is not None else "")
+        # Days in order; other groups the costliest first, then the busiest.
+        + (" GROUP BY 1 ORDER BY 1" if by == "day" else " GROUP BY 1 ORDER BY 9 DESC, 2 DESC, 1")
+    )
+    rows = await conn.execute_fetchall(sql, () if since is None else (since,))
+    return [_usage(r) for r in rows]
+
+
+def _usage(r: sqlite3.Row) -> Usage:
+    return Usage(
+        key=r[0], requests=r[1], failed=r[2], input_tokens=int(r[3]), output_tokens=int(r[4]),
+        cache_read_input_tokens=int(r[5]), cache_creation_input_tokens=int(r[6]),
+        estimated=r[7], cost_usd=r[8], savings_usd=r[9],
+    )  # fmt: skip
+
+
+async def has_replay(conn: aiosqlite.Connection, request_id: str) -> bool:
+    rows = await conn.execute_fetchall("SELECT 1 FROM replays WHERE request_id = ?", (request_id,))
+    return bool(rows)
 
 
 async def request(conn: aiosqlite.Connection, request_id: str) -> RequestRow | None:
