@@ -22,6 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from coderouterd.wire.overflow import Overflow
 
 
 class CoderouterError(Exception):
@@ -73,6 +77,8 @@ class BodyTooLargeError(RequestError):
 
 # An attempt's reason when the backend said it ran out of memory.
 MEMORY_PRESSURE = "memory_pressure"
+# An attempt's reason when the backend said the prompt does not fit its window.
+CONTEXT_EXCEEDED = "context_exceeded"
 
 
 class UpstreamError(CoderouterError):
@@ -110,6 +116,7 @@ class UpstreamStatusError(UpstreamError):
         error_type: str | None,
         *,
         memory_pressure: bool = False,
+        overflow: Overflow | None = None,
     ) -> None:
         self.status = status
         self.body = body
@@ -117,11 +124,15 @@ class UpstreamStatusError(UpstreamError):
         self.error_type = error_type
         # The body says the backend ran out of memory (wire/errors.py).
         self.memory_pressure = memory_pressure
+        # The body says the prompt does not fit the backend's window (wire/overflow.py).
+        self.overflow = overflow
         super().__init__(provider, error_type or "")
 
     @property
     def reason(self) -> str:  # type: ignore[override]
-        return MEMORY_PRESSURE if self.memory_pressure else f"http_{self.status}"
+        if self.memory_pressure:
+            return MEMORY_PRESSURE
+        return CONTEXT_EXCEEDED if self.overflow is not None else f"http_{self.status}"
 
 
 class UpstreamProtocolError(UpstreamError):

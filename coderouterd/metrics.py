@@ -29,7 +29,8 @@ def render_metrics(daemon: Daemon) -> str:
     )
     out.counter(
         "attempts",
-        "Attempts at a provider, by outcome (ok, failed, returned, refused, interrupted, skipped).",
+        "Attempts at a provider, by outcome "
+        "(ok, failed, returned, refused, too_long, interrupted, skipped).",
         (({"provider": p, "outcome": o}, n) for (p, o), n in book.attempts.items()),
     )
     out.counter(

@@ -138,7 +138,8 @@ _NOT_BUILT: dict[str, tuple[tuple[object, ...], str]] = {
     "max_tool_calls": ((0,), "no cap on tool calls; tool_loop_action stops repeated calls"),
     "context_budget_action": (
         ("off",),
-        "no context budget or trimming; context_action: skip with a provider's "
+        "no context budget or trimming; a backend that says the prompt is too long "
+        "falls through to the next provider, and context_action: skip with a provider's "
         "capabilities.max_context_tokens routes a prompt around a window too small",
     ),
     "drift_detection_cooldown_s": ((), "drift is judged over the window, without a cooldown"),

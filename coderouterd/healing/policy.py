@@ -63,7 +63,7 @@ class HealingBook(BookState):
         policy = self._policies.get(provider)
         if policy is None:
             return []
-        if outcome in ("ok", "failed", "returned"):
+        if outcome in ("ok", "failed", "returned", "too_long"):
             # Every attempt passes here: no ProviderHealth built unless needed.
             health = self._health.get(provider)
             if health is None:

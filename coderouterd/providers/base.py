@@ -21,6 +21,7 @@ from coderouterd.errors import (
 )
 from coderouterd.routing.call import Call
 from coderouterd.wire.errors import error_type_of, mentions_memory_pressure
+from coderouterd.wire.overflow import overflow_in
 
 # An error body is read only to classify it and hand it back to the client;
 # anything past this is dropped rather than buffered.
@@ -123,11 +124,15 @@ class HttpAdapter(abc.ABC):
             body = b""
         finally:
             resp.close()
+        failed = resp.status >= 400
+        memory_pressure = failed and mentions_memory_pressure(body)
         return UpstreamStatusError(
             self.name,
             resp.status,
             body,
             resp.headers.get("content-type", "application/json"),
             error_type_of(body),
-            memory_pressure=resp.status >= 400 and mentions_memory_pressure(body),
+            memory_pressure=memory_pressure,
+            # Out of memory first: a window too large to allocate is that.
+            overflow=overflow_in(body) if failed and not memory_pressure else None,
         )

@@ -38,7 +38,8 @@ from coderouterd.routing.streams import (
 from coderouterd.routing.upstream import Codec, ProviderRoute
 from coderouterd.routing.verdict import Verdict, classify_status
 from coderouterd.tasks import cancelled_by_shutdown, spawn
-from coderouterd.wire.errors import error_type_of
+from coderouterd.wire.errors import error_message_of, error_type_of
+from coderouterd.wire.overflow import Overflow, overflow_reply
 
 
 class Engine:
@@ -92,11 +93,11 @@ class Engine:
                 return None
             if not sink.started:
                 return reply
-            # Pings already committed us to a 200 stream: carry the error inside it.
+            # Pings already committed us to a 200 stream: carry the error inside it,
+            # in the words the client would have read in the error response.
             kind = error_type_of(reply.body) or "api_error"
-            await sink.fail(
-                kind, f"upstream provider {progress.provider!r} answered {reply.status}"
-            )
+            said = error_message_of(reply.body)
+            await sink.fail(kind, said or f"upstream provider answered {reply.status}")
             await sink.finish()
             return None
         except (NoProviderAvailableError, RequestError) as exc:
@@ -124,6 +125,8 @@ class Engine:
     async def _each(
         self, progress: Progress, attempt: Callable[[ProviderRoute], Awaitable[Reply]]
     ) -> Reply:
+        # The last provider that found the prompt too long for its window, and what it said.
+        too_long: tuple[str, Overflow] | None = None
         for provider in progress.plan.attempts:
             name = provider.name
             progress.start_attempt(name)
@@ -135,10 +138,19 @@ class Engine:
                 progress.end_attempt("refused", "invalid_request", provider=name, detail=str(exc))
                 raise
             except UpstreamStatusError as exc:
+                if exc.overflow is not None:
+                    # A healthy backend; one with a larger window may take the prompt.
+                    progress.end_attempt(
+                        "too_long", exc.reason, provider=name, status=exc.status,
+                        detail=exc.overflow.message[:300],
+                    )  # fmt: skip
+                    too_long = (name, exc.overflow)
+                    continue
                 verdict = classify_status(
                     exc.status, exc.error_type, memory_pressure=exc.memory_pressure
                 )
                 if verdict is Verdict.RETURN:
+                    headers = progress.headers(name)
                     progress.end_attempt(
                         "returned", exc.reason, provider=name, status=exc.status, answered=True
                     )
@@ -147,7 +159,7 @@ class Engine:
                         exc.status,
                         codec.error_body(exc.status, exc.body),
                         "application/json",
-                        progress.headers(name),
+                        headers,
                         outcome="returned",
                     )
                 progress.end_attempt(
@@ -171,6 +183,12 @@ class Engine:
                     answered=True,
                 )
                 return reply
+        if too_long is not None:
+            # The client can act on this one (compact its history); on "all failed" it cannot.
+            name, overflow = too_long
+            progress.error = overflow.message
+            body = overflow_reply(progress.call.dialect, overflow, name)
+            return Reply(400, body, "application/json", progress.headers(None), outcome="returned")
         raise NoProviderAvailableError(progress.plan.profile, progress.failures())
 
     async def _unary_attempt(self, route: ProviderRoute, call: Call, progress: Progress) -> Reply:

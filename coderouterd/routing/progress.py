@@ -115,12 +115,17 @@ class Progress:
     def failures(self) -> list[AttemptFailure]:
         return [AttemptFailure(r.provider, r.reason or r.outcome, r.status) for r in self.records]
 
-    def headers(self, provider: str) -> dict[str, str]:
-        out = {PROVIDER_HEADER: provider}
-        if drift := self.plan.drift.get(provider):
-            out[DRIFT_HEADER] = drift
+    def headers(self, provider: str | None) -> dict[str, str]:
+        """The routing headers of an answer from `provider` (None: from no
+        provider), the attempts recorded so far being those before it."""
+        out: dict[str, str] = {}
+        if provider is not None:
+            out[PROVIDER_HEADER] = provider
+            if drift := self.plan.drift.get(provider):
+                out[DRIFT_HEADER] = drift
         if self.records:
-            out[FALLBACK_PATH_HEADER] = ",".join([*(r.provider for r in self.records), provider])
+            tried = [r.provider for r in self.records]
+            out[FALLBACK_PATH_HEADER] = ",".join(tried if provider is None else [*tried, provider])
             out[FALLBACK_REASON_HEADER] = ", ".join(
                 f"{r.provider}={r.reason or r.outcome}" for r in self.records
             )

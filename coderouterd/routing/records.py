@@ -19,7 +19,9 @@ class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
     provider: str
     # "ok", "failed", "returned" (an error status handed to the client),
     # "refused" (the request could not be written for this provider: the
-    # client's error), "interrupted" or "skipped".
+    # client's error), "too_long" (the prompt does not fit its context
+    # window: the next provider is tried, no failure counted), "interrupted"
+    # or "skipped".
     outcome: str
     reason: str | None = None
     # Free text for operators (exception name, upstream error type); never parsed.

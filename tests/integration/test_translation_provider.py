@@ -57,10 +57,14 @@ async def test_the_provider_max_output_tokens_clamps_an_anthropic_clients_max_to
     assert degraded["dropped"] == ["max_tokens: clamped from 32000 to the provider's limit of 300"]
 
 
+# An Anthropic 400 that no other provider would answer differently.
+TOO_MANY_TOKENS = "max_tokens: 100000 > 64000, which is the maximum allowed number of output tokens"
+
+
 async def test_an_anthropic_upstream_error_reaches_an_openai_client_in_the_openai_envelope(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
-    fake_upstream.script(anthropic_error(400, "invalid_request_error", "prompt is too long"))
+    fake_upstream.script(anthropic_error(400, "invalid_request_error", TOO_MANY_TOKENS))
     d = await start_daemon(chain_yaml(provider_yaml("claude", fake_upstream.url)))
     body = {"model": "x", "messages": MESSAGES}
     async with (
@@ -71,17 +75,17 @@ async def test_an_anthropic_upstream_error_reaches_an_openai_client_in_the_opena
     assert status == 400
     assert envelope == {
         "error": {
-            "message": "prompt is too long",
+            "message": TOO_MANY_TOKENS,
             "type": "invalid_request_error",
             "param": None,
             "code": None,
         }
     }
-    fake_upstream.script(anthropic_error(400, "invalid_request_error", "prompt is too long"))
+    fake_upstream.script(anthropic_error(400, "invalid_request_error", TOO_MANY_TOKENS))
     async with openai.AsyncOpenAI(base_url=f"{d.url}/v1", api_key="k", max_retries=0) as client:
         with pytest.raises(openai.BadRequestError) as info:
             await client.chat.completions.create(model="x", messages=MESSAGES)
-    assert info.value.message.endswith("prompt is too long")
+    assert info.value.message.endswith(TOO_MANY_TOKENS)
 
 
 async def test_stray_tool_call_markup_is_stripped_by_default_on_openai_compat(

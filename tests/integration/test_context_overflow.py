@@ -1,0 +1,177 @@
+"""A prompt that outgrew a backend's context window: the next provider takes it,
+and when none can, the client gets the error it acts on (Claude Code compacts)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+from structlog.testing import capture_logs
+
+from tests.conftest import RunningDaemon, StartDaemon, chain_yaml, provider_yaml
+from tests.fakes.transcripts import anthropic_message, anthropic_text_stream
+from tests.fakes.upstream import FakeUpstream, Recorded, Reply
+from tests.unit.wire.test_overflow import CLAUDE_CODE, LLAMA_CPP, VLLM
+
+MESSAGES = [{"role": "user", "content": "summarise the repository"}]
+SELF_HEALING = "self_healing: {recovery_initial_interval_s: 30, recovery_jitter: 0}\n"
+
+
+def too_long_for(name: str) -> Reply:
+    if name == "local":  # llama.cpp
+        return Reply(status=400, json=LLAMA_CPP, dialect="openai")
+    vllm = {"error": {"message": VLLM, "type": "BadRequestError", "param": None, "code": 400}}
+    return Reply(status=400, json=vllm, dialect="openai")
+
+
+def model_of(req: Recorded) -> str:
+    return str((req.json or {}).get("model", "")).removesuffix("-model")
+
+
+async def start(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, *, big: str | None
+) -> RunningDaemon:
+    """`local` (llama.cpp) and `vllm` are too small; `big` (an Anthropic
+    provider), when named, takes the prompt."""
+    providers = [
+        provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat"),
+        provider_yaml("vllm", fake_upstream.url + "/v1", kind="openai_compat"),
+    ]
+    if big:
+        providers.append(provider_yaml(big, fake_upstream.url))
+    names = ", ".join(["local", "vllm", *([big] if big else [])])
+    profiles = (
+        f"  - {{name: default, providers: [{names}], backend_health_action: exclude, "
+        "backend_health_threshold: 2}\n"
+    )
+    return await start_daemon(
+        chain_yaml(*providers, profiles=profiles, top=SELF_HEALING),
+        env={"ANTHROPIC_API_KEY": "k"},
+    )
+
+
+def client(d: RunningDaemon) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0, timeout=10)
+
+
+async def test_a_prompt_too_long_for_local_windows_is_answered_by_a_larger_one_and_counts_no_failure(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    def choose(req: Recorded) -> Reply:
+        name = model_of(req)
+        return Reply(json=anthropic_message("done")) if name == "big" else too_long_for(name)
+
+    fake_upstream.responder = choose
+    d = await start(start_daemon, fake_upstream, big="big")
+    with capture_logs() as logs:
+        async with client(d) as c:
+            # More than the health threshold: a healthy backend is never excluded for it.
+            for _ in range(4):
+                raw = await c.messages.with_raw_response.create(
+                    model="any", max_tokens=100, messages=MESSAGES
+                )
+                message = await raw.parse()
+                assert message.content[0].text == "done"  # type: ignore[union-attr]
+    assert raw.headers["x-coderouter-provider"] == "big"
+    assert raw.headers["x-coderouter-fallback-path"] == "local,vllm,big"
+    assert raw.headers["x-coderouter-fallback-reason"] == (
+        "local=context_exceeded, vllm=context_exceeded"
+    )
+    for name in ("local", "vllm"):
+        health = d.daemon.healing.book.health(name)
+        assert (health.streak, health.excluded) == (0, None)
+    [done, *_] = [e for e in logs if e["event"] == "request.completed"]
+    local = done["attempts"][0]
+    assert (local["outcome"], local["reason"], local["status"]) == (
+        "too_long",
+        "context_exceeded",
+        400,
+    )
+    assert local["detail"].startswith("request (40960 tokens) exceeds the available context size")
+
+
+async def test_when_no_window_is_large_enough_an_anthropic_client_is_told_the_prompt_is_too_long(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.responder = lambda req: too_long_for(model_of(req))
+    d = await start(start_daemon, fake_upstream, big=None)
+    with capture_logs() as logs:
+        async with client(d) as c:
+            with pytest.raises(anthropic.BadRequestError) as info:
+                await c.messages.create(model="any", max_tokens=100, messages=MESSAGES)
+    error: Any = info.value.body
+    message = error["error"]["message"]
+    assert error["error"]["type"] == "invalid_request_error"
+    # The last provider tried said it: vLLM, counting the messages alone.
+    assert message.startswith("prompt is too long: 38000 tokens > 32768 maximum (vllm: ")
+    match = CLAUDE_CODE.search(message)
+    assert match is not None and match.groups() == ("38000", "32768")
+    assert "x-coderouter-provider" not in info.value.response.headers
+    assert info.value.response.headers["x-coderouter-fallback-path"] == "local,vllm"
+    [done] = [e for e in logs if e["event"] == "request.completed"]
+    assert (done["status"], done["provider"]) == (400, None)
+    assert [a["outcome"] for a in done["attempts"]] == ["too_long", "too_long"]
+
+
+async def test_an_openai_client_gets_context_length_exceeded(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.responder = lambda req: too_long_for(model_of(req))
+    d = await start(start_daemon, fake_upstream, big=None)
+    async with openai.AsyncOpenAI(base_url=f"{d.url}/v1", api_key="k", max_retries=0) as c:
+        with pytest.raises(openai.BadRequestError) as info:
+            await c.chat.completions.create(model="any", messages=MESSAGES)  # type: ignore[arg-type]
+    assert info.value.code == "context_length_exceeded"
+    assert info.value.param == "messages"
+    assert VLLM in info.value.message
+
+
+async def test_a_stream_already_kept_alive_carries_the_same_error_in_its_error_event(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    # A slow local backend: pings have committed the stream before it answers.
+    def choose(req: Recorded) -> Reply:
+        return dataclasses.replace(too_long_for(model_of(req)), delay_before_headers=0.3)
+
+    fake_upstream.responder = choose
+    providers = provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat")
+    d = await start_daemon(
+        chain_yaml(providers, top="server: {keepalive_after_s: 0.05, keepalive_interval_s: 0.05}\n")
+    )
+    async with client(d) as c:
+        stream = await c.messages.create(
+            model="any", max_tokens=100, messages=MESSAGES, stream=True
+        )
+        with pytest.raises(anthropic.APIStatusError) as info:
+            async for _ in stream:
+                pass
+    said = json.dumps(info.value.body)
+    assert "prompt is too long: 40960 tokens > 32768 maximum (local: " in said
+
+
+async def test_a_memory_error_mentioning_the_context_is_memory_pressure_not_overflow(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    oom = {"error": {"message": "failed to allocate buffer for kv cache: context size 131072"}}
+
+    def choose(req: Recorded) -> Reply:
+        if model_of(req) == "local":
+            return Reply(status=500, json=oom, dialect="openai")
+        return Reply(events=anthropic_text_stream(["ok"]))
+
+    fake_upstream.responder = choose
+    d = await start_daemon(
+        chain_yaml(
+            provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat"),
+            provider_yaml("big", fake_upstream.url),
+        )
+    )
+    async with client(d) as c:
+        raw = await c.messages.with_raw_response.create(
+            model="any", max_tokens=100, messages=MESSAGES
+        )
+    assert raw.headers["x-coderouter-fallback-reason"] == "local=memory_pressure"

@@ -1,0 +1,175 @@
+"""Context-window overflows as each backend reports them, and the 400 a client gets."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from coderouterd.wire.overflow import Overflow, overflow_in, overflow_reply
+
+# How Claude Code reads the numbers out of an Anthropic "prompt is too long"
+# error to decide how much to compact (its own pattern, from its bundle).
+CLAUDE_CODE = re.compile(r"prompt is too long[^0-9]*(\d+)\s*tokens?\s*>\s*(\d+)", re.IGNORECASE)
+
+LLAMA_CPP = {
+    "error": {
+        "code": 400,
+        "message": "request (40960 tokens) exceeds the available context size (32768 tokens), "
+        "try increasing it",
+        "type": "exceed_context_size_error",
+        "n_prompt_tokens": 40960,
+        "n_ctx": 32768,
+    }
+}
+VLLM = (
+    "This model's maximum context length is 32768 tokens. However, you requested 40000 tokens "
+    "(38000 in the messages, 2000 in the completion). Please reduce the length of the messages "
+    "or completion."
+)
+
+
+def openai_body(message: str, code: str | None = None) -> bytes:
+    error = {"message": message, "type": "invalid_request_error", "param": None, "code": code}
+    return json.dumps({"error": error}).encode()
+
+
+def anthropic_body(message: str) -> bytes:
+    error = {"type": "invalid_request_error", "message": message}
+    return json.dumps({"type": "error", "error": error}).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "tokens", "window"),
+    [
+        pytest.param(
+            anthropic_body("prompt is too long: 208310 tokens > 200000 maximum"),
+            208310,
+            200000,
+            id="anthropic",
+        ),
+        pytest.param(json.dumps(LLAMA_CPP).encode(), 40960, 32768, id="llama.cpp"),
+        pytest.param(
+            json.dumps(
+                {
+                    "error": {
+                        "code": 400,
+                        "message": "the request exceeds the available context size, "
+                        "try increasing it",
+                        "type": "exceed_context_size_error",
+                        "n_prompt_tokens": 5000,
+                        "n_ctx": 4096,
+                    }
+                }
+            ).encode(),
+            5000,
+            4096,
+            id="llama.cpp, counts only beside the message",
+        ),
+        pytest.param(
+            openai_body("the request exceeds the available context size, try increasing it"),
+            None,
+            None,
+            id="older llama.cpp, no counts",
+        ),
+        pytest.param(openai_body(VLLM), 38000, 32768, id="vLLM: the messages' share"),
+        pytest.param(
+            openai_body(
+                "This model's maximum context length is 128000 tokens. However, your messages "
+                "resulted in 130512 tokens. Please reduce the length of the messages.",
+                "context_length_exceeded",
+            ),
+            130512,
+            128000,
+            id="OpenAI",
+        ),
+        pytest.param(
+            openai_body(
+                "This endpoint's maximum context length is 131072 tokens. However, you requested "
+                "about 150000 tokens (148000 of text input, 2000 in the output). Please reduce "
+                "the length of either one."
+            ),
+            150000,
+            131072,
+            id="OpenRouter",
+        ),
+        pytest.param(
+            openai_body(
+                "Prompt contains 40000 tokens and 0 draft tokens, too large for model with "
+                "32768 maximum context length"
+            ),
+            40000,
+            32768,
+            id="Mistral",
+        ),
+        pytest.param(
+            openai_body(
+                "The input token count (1200000) exceeds the maximum number of tokens allowed "
+                "(1048576)."
+            ),
+            1200000,
+            1048576,
+            id="Gemini",
+        ),
+        pytest.param(b"context size exceeded", None, None, id="plain text"),
+    ],
+)
+def test_each_backends_overflow_is_read_with_the_counts_it_gives(
+    body: bytes, tokens: int | None, window: int | None
+) -> None:
+    found = overflow_in(body)
+    assert found is not None
+    assert (found.prompt_tokens, found.window) == (tokens, window)
+    assert found.message
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        anthropic_body(
+            "max_tokens: 100000 > 64000, which is the maximum allowed number of output tokens"
+        ),
+        openai_body("The model `qwen3:32b` does not exist", "model_not_found"),
+        openai_body("Invalid 'messages[3].content': expected a string"),
+        anthropic_body("messages.1: `tool_use` ids were found without `tool_result` blocks"),
+        b"",
+    ],
+)
+def test_other_errors_are_no_overflow(body: bytes) -> None:
+    assert overflow_in(body) is None
+
+
+def test_an_anthropic_client_reads_the_counts_where_claude_code_looks() -> None:
+    found = overflow_in(json.dumps(LLAMA_CPP).encode())
+    assert found is not None
+    error = json.loads(overflow_reply("anthropic", found, "local"))["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["message"].startswith("prompt is too long: 40960 tokens > 32768 maximum (local: ")
+    match = CLAUDE_CODE.search(error["message"])
+    assert match is not None and match.groups() == ("40960", "32768")
+
+
+def test_anthropics_own_words_reach_an_anthropic_client_unchanged() -> None:
+    said = "input length and `max_tokens` exceed context limit: 190000 + 32000 > 200000"
+    reply = json.loads(overflow_reply("anthropic", Overflow(said), "claude"))
+    assert reply == {"type": "error", "error": {"type": "invalid_request_error", "message": said}}
+
+
+def test_without_counts_an_anthropic_client_still_reads_prompt_is_too_long() -> None:
+    said = "the request exceeds the available context size, try increasing it"
+    message = json.loads(overflow_reply("anthropic", Overflow(said), "local"))["error"]["message"]
+    assert message == f"prompt is too long (local: {said})"
+    assert CLAUDE_CODE.search(message) is None
+
+
+def test_an_openai_client_gets_the_code_it_checks() -> None:
+    reply = json.loads(overflow_reply("openai", Overflow(VLLM, 38000, 32768), "vllm"))
+    assert reply == {
+        "error": {
+            "message": f"vllm: {VLLM}",
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": "context_length_exceeded",
+        }
+    }
