@@ -71,6 +71,8 @@ async def test_other_client_errors_are_returned_as_they_are(
         body = await resp.json()
         assert resp.status == status
         assert resp.headers["x-coderouter-provider"] == "a"
+        # Nothing before it failed or was skipped.
+        assert "x-coderouter-fallback-path" not in resp.headers
     assert body["error"]["message"] == "your fault"
     assert len(fake_upstream.requests) == 1
 
