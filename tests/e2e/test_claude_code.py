@@ -6,7 +6,10 @@ reasoning), Claude Code runs the tool, and the file must exist afterwards.
 Side requests Claude Code makes on its own (titles, quota checks) get a
 short plain answer. Further: the task finished on an Anthropic provider
 when the local backend dies mid task, and a model reading one file in a
-loop that gets out once the daemon tells it (tool_loop_action: inject).
+loop that gets out once the daemon tells it (tool_loop_action: inject); a
+conversation that outgrows the local model's context window, finished by a
+provider with a larger one, or reported as Claude Code's own "prompt is too
+long" when there is none.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from tests.fakes.transcripts import (
     openai_text_stream,
 )
 from tests.fakes.upstream import FakeUpstream, Recorded, Reply
+from tests.unit.wire.test_overflow import LLAMA_CPP
 
 CONTENT = "hello from coderouterd"
 THOUGHT = "SECRET-REASONING-the user wants a file"
@@ -281,3 +285,58 @@ async def test_claude_code_leaves_a_tool_loop_when_the_daemon_tells_its_model(
     assert FINAL in out
     # Three identical reads made the loop; the fourth turn was told of it.
     assert next(calls) == 4
+
+
+def outgrown(target: Path) -> Callable[[Recorded], Reply]:
+    """The local model (llama.cpp) calls Write; the turn that sends the
+    tool's result back no longer fits its window. An Anthropic provider,
+    when the chain has one, has room for it."""
+
+    def choose(req: Recorded) -> Reply:
+        body = req.json or {}
+        if not req.path.endswith("/chat/completions"):
+            if body.get("stream"):
+                return Reply(events=anthropic_text_stream([FINAL]))
+            return Reply(json=anthropic_message(FINAL))
+        if any(m.get("role") == "tool" for m in body.get("messages", [])):
+            return Reply(status=400, json=LLAMA_CPP, dialect="openai")
+        names = {t.get("function", {}).get("name") for t in body.get("tools", [])}
+        return tool_call_reply(target) if "Write" in names else text_reply("ok")
+
+    return choose
+
+
+async def test_claude_code_finishes_on_a_larger_window_when_the_local_one_is_outgrown(
+    claude_cli: list[str],
+    start_daemon: StartDaemon,
+    fake_upstream: FakeUpstream,
+    tmp_path: Path,
+) -> None:
+    target = write_target(tmp_path)
+    fake_upstream.responder = outgrown(target)
+    local = provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat")
+    claude = provider_yaml("claude", fake_upstream.url)
+    d = await start_daemon(chain_yaml(local, claude))
+    code, out, err = await run_claude(claude_cli, d.url, target)
+    assert code == 0, f"claude exited {code}\nstdout:\n{out}\nstderr:\n{err}"
+    assert target.read_text() == CONTENT
+    assert FINAL in out
+    # A healthy backend whose window was outgrown is no failure.
+    assert d.daemon.healing.book.health("local").streak == 0
+
+
+async def test_claude_code_says_the_prompt_is_too_long_when_no_window_is_large_enough(
+    claude_cli: list[str],
+    start_daemon: StartDaemon,
+    fake_upstream: FakeUpstream,
+    tmp_path: Path,
+) -> None:
+    target = write_target(tmp_path)
+    fake_upstream.responder = outgrown(target)
+    local = provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat")
+    d = await start_daemon(chain_yaml(local))
+    code, out, err = await run_claude(claude_cli, d.url, target)
+    # Claude Code recognised the error as its own "prompt is too long", not an
+    # opaque API error (in -p mode it stops there; interactively it compacts).
+    assert code == 1
+    assert out.strip() == "Prompt is too long", f"stdout:\n{out}\nstderr:\n{err}"
