@@ -94,10 +94,33 @@ def run_async(coro: Coroutine[Any, Any, int]) -> int:
     return asyncio.run(coro)
 
 
-async def open_readonly(path: Path) -> aiosqlite.Connection:
+async def open_readonly(path: Path, *, current: bool = True) -> aiosqlite.Connection:
+    """The database, read-only; `current`: refused unless its schema is the
+    one this coderouterd writes (a reader of an older one would fail on the
+    first column it lacks)."""
     if not path.exists():  # noqa: ASYNC240 - one stat before anything else runs
         raise StateError(f"no state database at {path} (has the daemon run with this config?)")
-    return await open_db(path, readonly=True)
+    conn = await open_db(path, readonly=True)
+    if not current:
+        return conn
+    try:
+        found = await status(conn, discover())
+    except BaseException:
+        await conn.close()
+        raise
+    if found.current != found.latest:
+        await conn.close()
+        if found.current > found.latest:
+            raise StateError(
+                f"{path} has schema version {found.current}, newer than this coderouterd "
+                f"knows ({found.latest}): upgrade coderouterd"
+            )
+        raise StateError(
+            f"{path} has schema version {found.current}, this coderouterd reads "
+            f"{found.latest}: run `coderouterd db migrate` (or restart the daemon, which "
+            "migrates at start)"
+        )
+    return conn
 
 
 def show(value: Any, text: str, *, as_json: bool) -> None:
@@ -117,7 +140,7 @@ def _db_status(args: argparse.Namespace) -> int:
     _, path = db_file(args)
 
     async def run() -> int:
-        conn = await open_readonly(path)
+        conn = await open_readonly(path, current=False)
         try:
             st = await status(conn, discover())
             health = await reads.db_health(conn, path)
@@ -163,7 +186,7 @@ def _audit_tail(args: argparse.Namespace) -> int:
     _, path = db_file(args)
 
     async def run() -> int:
-        conn = await open_readonly(path)
+        conn = await open_readonly(path, current=False)
         try:
             rows = await audit.tail(conn, args.n)
         finally:
@@ -182,7 +205,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
     _, path = db_file(args)
 
     async def run() -> int:
-        conn = await open_readonly(path)
+        conn = await open_readonly(path, current=False)
         try:
             result = await audit.verify(conn, expected_last_seq=args.expect_last_seq)
         finally:

@@ -73,6 +73,38 @@ async def test_db_migrate_applies_what_an_older_database_lacks(setup: Setup) -> 
     assert code == 0 and "up to date" in out
 
 
+async def test_readers_of_an_older_database_say_to_migrate_it(setup: Setup) -> None:
+    # A coderouterd upgraded while its daemon still runs the old one.
+    shipped = discover()
+    conn = await open_db(setup.db)
+    await migrate(conn, shipped[:1], now=1.0)
+    await conn.close()
+    for command in (["requests"], ["usage"], ["replay", "list"]):
+        code, out = await setup.cli(*command)
+        assert code == 1, out
+        assert f"has schema version 1, this coderouterd reads {shipped[-1].version}" in out
+        assert "run `coderouterd db migrate`" in out
+        assert "Traceback" not in out
+    # The audit log and `db status` read any schema.
+    code, out = await setup.cli("audit", "tail")
+    assert code == 0, out
+    code, out = await setup.cli("db", "status")
+    assert code == 0, out
+
+
+async def test_readers_of_a_newer_database_say_to_upgrade(setup: Setup) -> None:
+    conn = await open_db(setup.db)
+    await migrate(conn, discover(), now=1.0)
+    await conn.execute(
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 2.0)"
+    )
+    await conn.commit()
+    await conn.close()
+    code, out = await setup.cli("requests")
+    assert code == 1
+    assert "schema version 999, newer than this coderouterd knows" in out
+
+
 async def write_audit(path: Path, n: int) -> None:
     conn = await open_db(path)
     await migrate(conn, discover(), now=1.0)
