@@ -38,6 +38,7 @@ from coderouterd.providers.base import HttpAdapter
 from coderouterd.routing.board import ProviderBoard
 from coderouterd.routing.budget import BudgetBook
 from coderouterd.routing.records import Observer, Observers
+from coderouterd.routing.windows import LearnedWindows
 from coderouterd.state import reads
 from coderouterd.state.db import StateError
 from coderouterd.state.request_recorder import RequestRecorder
@@ -91,7 +92,8 @@ def build_daemon(
 
     metrics = MetricsBook(pricing=pricing)
     truncation = TruncationWatch(log, clock)
-    deferred = Deferred([drift.take, pace.take, metrics.take, truncation.take], log)
+    windows = LearnedWindows(clock)
+    deferred = Deferred([drift.take, pace.take, metrics.take, truncation.take, windows.take], log)
     observers: list[Observer] = [
         inflight,
         ProviderStateObserver(board, clock, log, audit=state.audit if state else None),
@@ -116,6 +118,7 @@ def build_daemon(
         deferred=deferred,
         metrics=metrics,
         truncation=truncation,
+        windows=windows,
     )
     if state is not None:
         observers.append(

@@ -35,6 +35,7 @@ from coderouterd.routing.call import Call
 from coderouterd.routing.cost import month_of
 from coderouterd.routing.plan import SKIP_EXCLUDED_MANUAL
 from coderouterd.routing.records import Observer, RequestSummary
+from coderouterd.routing.windows import LearnedWindows
 from coderouterd.runtime import Runtime, build_runtime, retired_adapters
 from coderouterd.state.recorder import PendingReplay
 from coderouterd.state.replay import ResponseCapture
@@ -80,6 +81,7 @@ class Daemon:
         deferred: Deferred,
         metrics: MetricsBook,
         truncation: TruncationWatch,
+        windows: LearnedWindows | None = None,
     ) -> None:
         # `serve --host/--port` win over the file at every reload, as they will
         # at the next start under the same command line: a file that differs
@@ -102,6 +104,8 @@ class Daemon:
         self.deferred = deferred
         self.metrics = metrics
         self.truncation = truncation
+        # Context windows the backends' overflow errors told.
+        self.windows = windows or LearnedWindows(clock)
         self.holder = _Holder(build_runtime(loaded, env=env, observer=observer, clock=clock))
         self._retired: list[HttpAdapter] = []
         self.server: ServerConfig = loaded.config.server

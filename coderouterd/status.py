@@ -20,9 +20,11 @@ from coderouterd.ctl.model import (
     ProviderStatus,
     StateStatus,
     StatusReply,
+    WindowStatus,
 )
 from coderouterd.healing.drift import shown
 from coderouterd.routing.cost import month_of
+from coderouterd.routing.windows import FORGET_S
 from coderouterd.runtime import Runtime
 from coderouterd.telemetry.memory import peak_rss_bytes, rss_bytes
 
@@ -139,6 +141,20 @@ def _provider(daemon: Daemon, runtime: Runtime, name: str) -> ProviderStatus:
         drift=_drift(daemon, name),
         prompts_truncated=daemon.truncation.counts[name],
         pace=_pace(daemon, name),
+        context_window=_window(daemon, name),
+    )
+
+
+def _window(daemon: Daemon, name: str) -> WindowStatus | None:
+    learned = daemon.windows.learned(name)
+    if learned is None:
+        return None
+    told, age = learned
+    return WindowStatus(
+        window=told.window,
+        prompt_limit=told.limit,
+        learned_s_ago=round(age, 1),
+        forgotten_in_s=round(FORGET_S - age, 1),
     )
 
 

@@ -49,6 +49,18 @@ class PaceStatus(msgspec.Struct, frozen=True, kw_only=True):
     demoted_for_s: float | None = None
 
 
+class WindowStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """What a provider's last overflow error told of its context window
+    (routing/windows.py), while it holds."""
+
+    # The window it named; None when it named none.
+    window: int | None
+    # Prompts estimated above this many tokens do not fit it.
+    prompt_limit: int
+    learned_s_ago: float
+    forgotten_in_s: float
+
+
 class ProviderStatus(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     kind: str
@@ -73,6 +85,8 @@ class ProviderStatus(msgspec.Struct, frozen=True, kw_only=True):
     prompts_truncated: int = 0
     # None when no `adaptive` profile lists it.
     pace: PaceStatus | None = None
+    # None unless it said a prompt did not fit its window in the last 10 minutes.
+    context_window: WindowStatus | None = None
 
 
 class InFlight(msgspec.Struct, frozen=True, kw_only=True):

@@ -36,7 +36,6 @@ from coderouterd.routing.plan import (
     plan_attempts,
 )
 from coderouterd.routing.progress import Reply
-from coderouterd.runtime import Runtime
 from coderouterd.telemetry import events
 from coderouterd.telemetry.logging import get_logger
 from coderouterd.translate.estimate import BYTES_PER_TOKEN, estimate_prompt_tokens
@@ -80,6 +79,7 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
             route = _auto_route(runtime.auto_router, parsed, daemon.auto_matches)
         # None for an unknown profile: plan_attempts says which.
         profile = runtime.config.profile(route.profile)
+        windows = daemon.windows.limits(runtime.context_windows)
         plan = plan_attempts(
             runtime.config,
             route,
@@ -88,8 +88,8 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
             cooling=daemon.healing.book.cooling(),
             drift=daemon.drift.flagged,
             slow=daemon.pace.demoted(),
-            prompt_tokens=_prompt_tokens(runtime, profile, parsed),
-            windows=runtime.context_windows,
+            prompt_tokens=_prompt_tokens(profile, parsed, windows),
+            windows=windows,
         )
         fields = _amended(profile, parsed, dialect)
     except (CoderouterError, web.HTTPRequestEntityTooLarge) as exc:
@@ -175,10 +175,10 @@ def _auto_route(router: AutoRouter, parsed: RequestBody, counts: Counter[str]) -
 
 
 def _prompt_tokens(
-    runtime: Runtime, profile: ProfileConfig | None, parsed: RequestBody
+    profile: ProfileConfig | None, parsed: RequestBody, windows: Mapping[str, int]
 ) -> int | None:
     """The prompt's estimate, read only for a profile that skips providers by it."""
-    if profile is None or profile.context_action != "skip" or not runtime.context_windows:
+    if profile is None or profile.context_action != "skip" or not windows:
         return None
     return estimate_prompt_tokens(parsed.fields)
 

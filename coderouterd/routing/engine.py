@@ -143,6 +143,8 @@ class Engine:
                     progress.end_attempt(
                         "too_long", exc.reason, provider=name, status=exc.status,
                         detail=exc.overflow.message[:300],
+                        context_window=exc.overflow.window,
+                        prompt_tokens=exc.overflow.prompt_tokens,
                     )  # fmt: skip
                     too_long = (name, exc.overflow)
                     continue

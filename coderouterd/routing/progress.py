@@ -97,6 +97,8 @@ class Progress:
         status: int | None = None,
         detail: str | None = None,
         answered: bool = False,
+        context_window: int | None = None,
+        prompt_tokens: int | None = None,
     ) -> None:
         record = AttemptRecord(
             provider=provider,
@@ -106,6 +108,8 @@ class Progress:
             status=status,
             ttfb_ms=self._attempt_ttfb,
             latency_ms=self._ms(self._attempt_start),
+            context_window=context_window,
+            prompt_tokens=prompt_tokens,
         )
         self.records.append(record)
         if answered:

@@ -29,6 +29,10 @@ class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
     status: int | None = None
     ttfb_ms: float | None = None
     latency_ms: float | None = None
+    # A "too_long" attempt: the backend's context window and its count of
+    # the prompt's tokens, when it said them.
+    context_window: int | None = None
+    prompt_tokens: int | None = None
 
 
 class RequestSummary(msgspec.Struct, frozen=True, kw_only=True):

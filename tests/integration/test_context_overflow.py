@@ -1,5 +1,6 @@
 """A prompt that outgrew a backend's context window: the next provider takes it,
-and when none can, the client gets the error it acts on (Claude Code compacts)."""
+and when none can, the client gets the error it acts on (Claude Code compacts);
+a `context_action: skip` profile then skips that backend for prompts as long."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import openai
 import pytest
 from structlog.testing import capture_logs
 
+from coderouterd.ctl.render import render_status
+from coderouterd.status import status_of
 from tests.conftest import RunningDaemon, StartDaemon, chain_yaml, provider_yaml
-from tests.fakes.transcripts import anthropic_message, anthropic_text_stream
+from tests.fakes.transcripts import anthropic_message, anthropic_text_stream, openai_completion
 from tests.fakes.upstream import FakeUpstream, Recorded, Reply
 from tests.unit.wire.test_overflow import CLAUDE_CODE, LLAMA_CPP, VLLM
 
@@ -175,3 +178,52 @@ async def test_a_memory_error_mentioning_the_context_is_memory_pressure_not_over
             model="any", max_tokens=100, messages=MESSAGES
         )
     assert raw.headers["x-coderouter-fallback-reason"] == "local=memory_pressure"
+
+
+async def test_a_skip_profile_skips_a_window_its_backend_said_was_outgrown(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    # The local backend takes short prompts and refuses long ones, counting
+    # 40960 tokens against its 32768.
+    def choose(req: Recorded) -> Reply:
+        if model_of(req) == "big":
+            return Reply(json=anthropic_message("big"))
+        if len(json.dumps(req.json)) > 20_000:
+            return too_long_for("local")
+        return Reply(json=openai_completion("local"), dialect="openai")
+
+    fake_upstream.responder = choose
+    d = await start_daemon(
+        chain_yaml(
+            provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat"),
+            provider_yaml("big", fake_upstream.url),
+            profiles="  - {name: default, providers: [local, big], context_action: skip}\n",
+        )
+    )
+    long_prompt = [{"role": "user", "content": "read this: " + "x" * 40_000}]
+
+    async def ask(messages: list[dict[str, Any]]) -> tuple[str, str]:
+        async with client(d) as c:
+            raw = await c.messages.with_raw_response.create(
+                model="any", max_tokens=100, messages=messages
+            )
+        message = await raw.parse()
+        return message.content[0].text, raw.headers.get("x-coderouter-fallback-reason", "")  # type: ignore[union-attr]
+
+    assert await ask(long_prompt) == ("big", "local=context_exceeded")
+    d.daemon.deferred.flush()  # what the daemon does within a second
+    asked = len(fake_upstream.requests)
+    # The next turn is longer still: local is not asked again.
+    longer = [
+        *long_prompt,
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "more"},
+    ]
+    assert await ask(longer) == ("big", "local=context_too_small")
+    assert [model_of(r) for r in fake_upstream.requests[asked:]] == ["big"]
+    # A short prompt still fits it.
+    assert await ask(MESSAGES) == ("local", "")
+    shown = render_status(status_of(d.daemon))
+    assert "prompt too long for window 32768 tokens" in shown
+    provider = next(p for p in status_of(d.daemon).providers if p.name == "local")
+    assert provider.context_window is not None and provider.context_window.window == 32768

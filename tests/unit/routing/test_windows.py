@@ -1,0 +1,65 @@
+"""Context windows learned from overflow errors: the limit, its merge with the
+configured windows, and its expiry."""
+
+from __future__ import annotations
+
+from coderouterd.routing.records import AttemptRecord, RequestSummary
+from coderouterd.routing.windows import FORGET_S, LearnedWindows, limit_of
+from tests.integration.state.support_db import ManualClock
+
+
+def summary(*attempts: AttemptRecord, estimate: int = 50_000) -> RequestSummary:
+    return RequestSummary(
+        request_id="r", dialect="anthropic", profile="default", requested_model="m",
+        provider=None, attempts=attempts, status=400, stream=True, ttfb_ms=None,
+        total_ms=5.0, usage=None, prompt_estimate=estimate,
+    )  # fmt: skip
+
+
+def too_long(provider: str, tokens: int | None = None, window: int | None = None) -> AttemptRecord:
+    return AttemptRecord(
+        provider=provider, outcome="too_long", reason="context_exceeded", status=400,
+        prompt_tokens=tokens, context_window=window,
+    )  # fmt: skip
+
+
+def test_the_limit_is_calibrated_by_the_backends_own_count() -> None:
+    # 50k estimated, the backend counted 40960 against 32768: ~40k estimated fits.
+    assert limit_of(50_000, 40_960, 32_768) == 40_000
+    # Without its counts: anything from the estimate that failed on does not fit.
+    assert limit_of(50_000, None, None) == 49_999
+    assert limit_of(50_000, 40_960, None) == 49_999
+
+
+def test_limits_lower_the_configured_windows_until_forgotten() -> None:
+    clock = ManualClock()
+    windows = LearnedWindows(clock)
+    configured = {"local": 131_072, "cloud": 200_000}
+    assert windows.limits(configured) is configured
+    windows.take(
+        [
+            summary(
+                too_long("local", 40_960, 32_768),
+                too_long("vllm"),
+                AttemptRecord(provider="cloud", outcome="failed", reason="http_500"),
+            )
+        ]
+    )
+    assert windows.limits(configured) == {"local": 40_000, "cloud": 200_000, "vllm": 49_999}
+    learned = windows.learned("local")
+    assert learned is not None and learned[0].window == 32_768
+    clock.advance(FORGET_S - 1)
+    assert windows.limits({})["local"] == 40_000
+    clock.advance(1)
+    assert windows.limits(configured) == configured
+    assert windows.learned("local") is None
+
+
+def test_a_later_overflow_replaces_what_was_learned() -> None:
+    clock = ManualClock()
+    windows = LearnedWindows(clock)
+    windows.take([summary(too_long("local", 40_960, 32_768))])
+    # Restarted with a larger window, and outgrown again.
+    clock.advance(60)
+    windows.take([summary(too_long("local", 70_000, 65_536), estimate=80_000)])
+    assert windows.limits({}) == {"local": 74_898}
