@@ -275,6 +275,18 @@ async def _context(doctor: Doctor, tokens: int) -> tuple[Verdict, str]:
         "What was the code word at the very start of this message? Answer with the word only."
     )
     status, message, summary = await doctor.ask(_ask(prompt))
+    refused = (
+        next((a for a in summary.attempts if a.outcome == "too_long"), None) if summary else None
+    )
+    if refused is not None:
+        window = f" of {refused.context_window} tokens" if refused.context_window else ""
+        return (
+            "PROBLEM",
+            f"a ~{tokens}-token prompt does not fit the backend's context window{window} "
+            f"(it said: {refused.detail}); raise it (llama.cpp: -c, vLLM: --max-model-len, "
+            "Ollama: num_ctx, LM Studio: the model's context length), or check a smaller "
+            "size with --context-tokens",
+        )
     if status != 200:
         return "PROBLEM", f"status {status} for a ~{tokens}-token prompt (a context limit?)"
     seen = summary.usage.input_tokens if summary and summary.usage else None

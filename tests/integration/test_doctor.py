@@ -17,6 +17,7 @@ from tests.fakes.transcripts import (
 )
 from tests.fakes.upstream import FakeUpstream, Recorded, Reply
 from tests.integration.process import child_env, run_cli
+from tests.unit.wire.test_overflow import LLAMA_CPP
 
 WORD = "MARMALADE"
 
@@ -99,6 +100,25 @@ async def test_a_backend_that_cannot_serve_an_agent_is_told_what_to_change(
     assert "PROBLEM" in lines["tools"] and "answered in text" in lines["tools"]
     assert "PROBLEM" in lines["context"] and "OLLAMA_CONTEXT_LENGTH" in lines["context"]
     assert "SKIP" in lines["cache"] and "reports no cached tokens" in lines["cache"]
+
+
+async def test_a_backend_that_refuses_a_long_prompt_is_told_its_window(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    good = backend(good=True)
+
+    def answer(req: Recorded) -> Reply:
+        if "code word" in json.dumps((req.json or {}).get("messages", [])):
+            return Reply(status=400, json=LLAMA_CPP, dialect="openai")
+        return good(req)
+
+    fake_upstream.responder = answer
+    code, out, _ = await doctor(fake_upstream, tmp_path)
+    assert code == 2
+    lines = {line.split()[1]: line for line in out.splitlines()[1:]}
+    assert "PROBLEM" in lines["context"]
+    assert "does not fit the backend's context window of 32768 tokens" in lines["context"]
+    assert "llama.cpp: -c" in lines["context"]
 
 
 async def test_an_unreachable_or_unknown_provider(
