@@ -8,7 +8,6 @@ writer commits within `state.commit_window_ms`).
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,10 +17,10 @@ from coderouterd.cli_state import (
     EXIT_OK,
     common_args,
     db_file,
-    open_readonly,
-    parse_since,
+    reading,
     run_async,
     show,
+    since_of,
     utc_time,
 )
 from coderouterd.errors import CoderouterError
@@ -53,13 +52,12 @@ def add_commands(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None]
 
 def _requests(args: argparse.Namespace) -> int:
     _, path = db_file(args)
-    since = parse_since(args.since, time.time()) if args.since else None
+    since = since_of(args)
     if args.limit < 1:
         raise CoderouterError(f"--limit {args.limit}: must be at least 1")
 
     async def run() -> int:
-        conn = await open_readonly(path)
-        try:
+        async with reading(path) as conn:
             if args.request_id is None:
                 rows = await reads.recent_requests(
                     conn, since=since, provider=args.provider, profile=args.profile,
@@ -69,8 +67,6 @@ def _requests(args: argparse.Namespace) -> int:
                 return EXIT_OK
             row = await reads.request(conn, args.request_id)
             recorded = row is not None and await reads.has_replay(conn, args.request_id)
-        finally:
-            await conn.close()
         if row is None:
             raise CoderouterError(
                 f"no request {args.request_id!r} in the request log "
@@ -86,14 +82,11 @@ def _requests(args: argparse.Namespace) -> int:
 
 def _usage(args: argparse.Namespace) -> int:
     _, path = db_file(args)
-    since = parse_since(args.since, time.time()) if args.since else None
+    since = since_of(args)
 
     async def run() -> int:
-        conn = await open_readonly(path)
-        try:
+        async with reading(path) as conn:
             groups = await reads.usage(conn, since=since, by=args.by)
-        finally:
-            await conn.close()
         show(groups, _usage_table(groups, args.by), as_json=args.json)
         return EXIT_OK
 

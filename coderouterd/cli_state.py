@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import json
 import re
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from coderouterd.routing.plan import MODE_HEADER, PROFILE_HEADER
 from coderouterd.state import audit, reads
 from coderouterd.state.assemble import Assembled, assemble
 from coderouterd.state.db import StateError, db_path, open_db
-from coderouterd.state.migrate import discover, migrate, status
+from coderouterd.state.migrate import MigrationStatus, discover, migrate, status
 from coderouterd.state.replay import ReplayRecord, diff, get_replay, list_replays, render_diff
 
 EXIT_OK = 0
@@ -94,33 +95,39 @@ def run_async(coro: Coroutine[Any, Any, int]) -> int:
     return asyncio.run(coro)
 
 
-async def open_readonly(path: Path, *, current: bool = True) -> aiosqlite.Connection:
-    """The database, read-only; `current`: refused unless its schema is the
-    one this coderouterd writes (a reader of an older one would fail on the
-    first column it lacks)."""
+@contextlib.asynccontextmanager
+async def reading(path: Path, *, current: bool = True) -> AsyncIterator[aiosqlite.Connection]:
+    """The database, read-only, closed on leaving; `current`: refused unless
+    its schema is the one this coderouterd writes (a reader of an older one
+    would fail on the first column it lacks)."""
     if not path.exists():  # noqa: ASYNC240 - one stat before anything else runs
         raise StateError(f"no state database at {path} (has the daemon run with this config?)")
     conn = await open_db(path, readonly=True)
-    if not current:
-        return conn
     try:
-        found = await status(conn, discover())
-    except BaseException:
+        if current:
+            _check_current(path, await status(conn, discover()))
+        yield conn
+    finally:
         await conn.close()
-        raise
-    if found.current != found.latest:
-        await conn.close()
-        if found.current > found.latest:
-            raise StateError(
-                f"{path} has schema version {found.current}, newer than this coderouterd "
-                f"knows ({found.latest}): upgrade coderouterd"
-            )
+
+
+def _check_current(path: Path, found: MigrationStatus) -> None:
+    if found.current > found.latest:
+        raise StateError(
+            f"{path} has schema version {found.current}, newer than this coderouterd "
+            f"knows ({found.latest}): upgrade coderouterd"
+        )
+    if found.current < found.latest:
         raise StateError(
             f"{path} has schema version {found.current}, this coderouterd reads "
             f"{found.latest}: run `coderouterd db migrate` (or restart the daemon, which "
             "migrates at start)"
         )
-    return conn
+
+
+def since_of(args: argparse.Namespace) -> float | None:
+    """`--since` as a Unix time, None when not given."""
+    return parse_since(args.since, time.time()) if args.since else None
 
 
 def show(value: Any, text: str, *, as_json: bool) -> None:
@@ -140,13 +147,10 @@ def _db_status(args: argparse.Namespace) -> int:
     _, path = db_file(args)
 
     async def run() -> int:
-        conn = await open_readonly(path, current=False)
-        try:
+        async with reading(path, current=False) as conn:
             st = await status(conn, discover())
             health = await reads.db_health(conn, path)
             problems = await reads.integrity_check(conn)
-        finally:
-            await conn.close()
         reply = {
             "path": str(path),
             "schema_version": st.current,
@@ -186,11 +190,8 @@ def _audit_tail(args: argparse.Namespace) -> int:
     _, path = db_file(args)
 
     async def run() -> int:
-        conn = await open_readonly(path, current=False)
-        try:
+        async with reading(path, current=False) as conn:
             rows = await audit.tail(conn, args.n)
-        finally:
-            await conn.close()
         text = "\n".join(
             f"{r.seq:>6}  {utc_time(r.ts)}  {r.event:<28} {json.dumps(r.fields, sort_keys=True)}"
             for r in rows
@@ -205,11 +206,8 @@ def _audit_verify(args: argparse.Namespace) -> int:
     _, path = db_file(args)
 
     async def run() -> int:
-        conn = await open_readonly(path, current=False)
-        try:
+        async with reading(path, current=False) as conn:
             result = await audit.verify(conn, expected_last_seq=args.expect_last_seq)
-        finally:
-            await conn.close()
         text = (
             f"ok: {result.rows_checked} rows, chain intact, last seq {result.last_seq or 0}"
             if result.ok
@@ -246,14 +244,11 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _replay_list(args: argparse.Namespace) -> int:
     _, path = db_file(args)
-    since = parse_since(args.since, time.time()) if args.since else None
+    since = since_of(args)
 
     async def run() -> int:
-        conn = await open_readonly(path)
-        try:
+        async with reading(path) as conn:
             rows = await list_replays(conn, since=since, provider=args.provider, limit=args.limit)
-        finally:
-            await conn.close()
         text = "\n".join(
             f"{r.request_id}  {utc_time(r.ts)}  {r.dialect:<9} {r.profile:<12} "
             f"{r.provider or '-':<14} {'stream' if r.stream else 'unary':<6} {r.size:>8}"
@@ -266,12 +261,9 @@ def _replay_list(args: argparse.Namespace) -> int:
 
 
 async def _replay_one(args: argparse.Namespace, path: Path, socket: Path) -> int:
-    conn = await open_readonly(path)
-    try:
+    async with reading(path) as conn:
         record = await get_replay(conn, args.request_id)
         logged = await reads.request(conn, args.request_id)
-    finally:
-        await conn.close()
     if record is None:
         raise CoderouterError(
             f"no replay record for request {args.request_id!r} "

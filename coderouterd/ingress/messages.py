@@ -79,7 +79,9 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
             route = _auto_route(runtime.auto_router, parsed, daemon.auto_matches)
         # None for an unknown profile: plan_attempts says which.
         profile = runtime.config.profile(route.profile)
-        windows = daemon.windows.limits(runtime.context_windows)
+        # Windows and the prompt's estimate matter only to a profile that skips by them.
+        skip = profile is not None and profile.context_action == "skip"
+        windows = daemon.windows.limits(runtime.context_windows) if skip else {}
         plan = plan_attempts(
             runtime.config,
             route,
@@ -88,7 +90,7 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
             cooling=daemon.healing.book.cooling(),
             drift=daemon.drift.flagged,
             slow=daemon.pace.demoted(),
-            prompt_tokens=_prompt_tokens(profile, parsed, windows),
+            prompt_tokens=estimate_prompt_tokens(parsed.fields) if windows else None,
             windows=windows,
         )
         fields = _amended(profile, parsed, dialect)
@@ -172,15 +174,6 @@ def _auto_route(router: AutoRouter, parsed: RequestBody, counts: Counter[str]) -
         estimated_tokens=turn.estimated_tokens,
     )
     return Route(choice.profile)
-
-
-def _prompt_tokens(
-    profile: ProfileConfig | None, parsed: RequestBody, windows: Mapping[str, int]
-) -> int | None:
-    """The prompt's estimate, read only for a profile that skips providers by it."""
-    if profile is None or profile.context_action != "skip" or not windows:
-        return None
-    return estimate_prompt_tokens(parsed.fields)
 
 
 def _amended(

@@ -74,11 +74,7 @@ class TranslatedHistory:
     def through(self, key: bytes, notes: Notes, translate: Callable[[Notes], bytes]) -> bytes:
         """What `translate` gives for `key`, remembered; the notes it took are
         added to `notes` on every call, remembered or not."""
-        known = self.get(key)
-        if known is None:
-            own = Notes()
-            known = Entry(translate(own), tuple(own.items()))
-            self.put(key, known)
+        known = self.entry(key, lambda own: Entry(translate(own), ()))
         for d in known.notes:
             notes.add(d.field, d.reason)
         return known.encoded
