@@ -38,7 +38,7 @@ from coderouterd.providers.base import HttpAdapter
 from coderouterd.routing.board import ProviderBoard
 from coderouterd.routing.budget import BudgetBook
 from coderouterd.routing.records import Observer, Observers
-from coderouterd.routing.windows import LearnedWindows
+from coderouterd.routing.windows import FORGET_S, LearnedWindows
 from coderouterd.state import reads
 from coderouterd.state.db import StateError
 from coderouterd.state.request_recorder import RequestRecorder
@@ -152,12 +152,14 @@ def build_app(daemon: Daemon) -> web.Application:
 async def _healing_ctx(app: web.Application) -> AsyncIterator[None]:
     daemon = app[DAEMON]
     if daemon.state is not None:
-        # Before the first request: a drift or a slow backend does not end with a restart.
+        # Before the first request: a drifting, slow or outgrown backend stays
+        # known across a restart.
         drift = daemon.drift
         state = daemon.state
         drift.load(await state.per_provider(reads.recent_answers, drift.watched, drift.window))
         pace = daemon.pace
         pace.load(await state.per_provider(reads.recent_streams, pace.watched, USUAL))
+        daemon.windows.load(await state.recent_overflows(FORGET_S))
     # Probes and restarts run while the server does; they stop before the
     # state service closes, so their last records are written.
     healing = daemon.healing

@@ -140,6 +140,9 @@ def _whole(r: RequestRow, recorded: bool) -> str:
         f"  status     {r.status}{' (client went away)' if r.client_disconnected else ''}",
         f"  timing     first byte {_ms(r.ttfb_ms)}, total {_ms(r.total_ms)}",
         f"  usage      {_usage_line(r)}",
+        f"  prompt     ~{_n(r.prompt_estimate)} tokens (estimated at four bytes a token)"
+        if r.prompt_estimate is not None
+        else "  prompt     -",
         f"  cost       {_usd(r.cost_usd)}"
         + (f", {_usd(r.savings_usd)} saved by the cache" if r.savings_usd else "")
         + (f" (cache {r.cache_outcome})" if r.cache_outcome else ""),
@@ -163,6 +166,8 @@ def _attempt(a: AttemptRow) -> str:
         parts.append(a.reason)
     if a.status is not None:
         parts.append(f"status {a.status}")
+    if a.prompt_tokens is not None or a.context_window is not None:
+        parts.append(f"prompt {_n(a.prompt_tokens)} tokens > window {_n(a.context_window)}")
     if a.ttfb_ms is not None:
         parts.append(f"first byte {_ms(a.ttfb_ms)}")
     if a.latency_ms is not None:

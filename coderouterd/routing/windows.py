@@ -15,16 +15,19 @@ below the estimate that did not fit.
 
 A limit is forgotten `FORGET_S` after it was learned (a backend restarted
 with a larger window gets its chance again; the first prompt too long for
-it then teaches the limit again), and at a restart of the daemon.
+it then teaches the limit again). The request log keeps each refusal with
+the counts it named, so a daemon restarted within that time reads back
+what it had learned (`load`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from coderouterd.clock import Clock
 from coderouterd.routing.records import RequestSummary
+from coderouterd.state.reads import Overflow
 
 FORGET_S = 600.0
 
@@ -49,6 +52,16 @@ class LearnedWindows:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._learned: dict[str, Learned] = {}
+
+    def load(self, overflows: Iterable[Overflow]) -> None:
+        """What the request log kept of each provider's latest refusal
+        (reads.recent_overflows), placed on the monotonic clock by its age."""
+        wall, now = self._clock.wall(), self._clock.monotonic()
+        for o in overflows:
+            at = now - max(0.0, wall - o.ts)
+            if now - at < FORGET_S:
+                limit = limit_of(o.prompt_estimate, o.prompt_tokens, o.context_window)
+                self._learned[o.provider] = Learned(limit, o.context_window, at)
 
     def take(self, summaries: Sequence[RequestSummary]) -> None:
         """Learn from every attempt whose prompt did not fit (a Deferred consumer)."""

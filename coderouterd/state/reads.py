@@ -158,14 +158,14 @@ def _request(r: sqlite3.Row, attempts: tuple[AttemptRow, ...]) -> RequestRow:
         usage_estimated=bool(r[14]), cost_usd=r[15], savings_usd=r[16], cache_outcome=r[17],
         repairs=r[18], error=r[19], client_disconnected=bool(r[20]), stop_reason=r[21],
         tool_use=None if r[22] is None else bool(r[22]), tools_offered=bool(r[23]),
-        attempts=attempts,
+        prompt_estimate=r[24], attempts=attempts,
     )  # fmt: skip
 
 
 def _attempt(a: sqlite3.Row) -> AttemptRow:
     return AttemptRow(
         seq=a[1], provider=a[2], outcome=a[3], reason=a[4], detail=a[5], status=a[6],
-        ttfb_ms=a[7], latency_ms=a[8], cost_usd=a[9],
+        ttfb_ms=a[7], latency_ms=a[8], cost_usd=a[9], context_window=a[10], prompt_tokens=a[11],
     )  # fmt: skip
 
 
@@ -272,6 +272,35 @@ async def recent_streams(
     return [
         Streamed(ts=r[0], output_tokens=r[1], ttfb_ms=r[2], latency_ms=r[3])
         for r in reversed(list(rows))
+    ]
+
+
+class Overflow(msgspec.Struct, frozen=True, kw_only=True):
+    """A provider's latest refusal of a prompt as too long for its window."""
+
+    provider: str
+    ts: float
+    prompt_estimate: int
+    prompt_tokens: int | None
+    context_window: int | None
+
+
+async def recent_overflows(conn: aiosqlite.Connection, *, since: float) -> list[Overflow]:
+    """Each provider's latest `too_long` attempt in a request since `since`."""
+    # SQLite takes a bare column of an aggregate query with max() from the
+    # row holding the maximum: each provider's latest refusal, whole.
+    rows = await conn.execute_fetchall(
+        "SELECT a.provider, max(r.ts), r.prompt_estimate, a.prompt_tokens, a.context_window"
+        " FROM requests r JOIN attempts a ON a.request_id = r.id"
+        " WHERE r.ts >= ? AND a.outcome = 'too_long' AND r.prompt_estimate IS NOT NULL"
+        " GROUP BY a.provider ORDER BY a.provider",
+        (since,),
+    )
+    return [
+        Overflow(
+            provider=r[0], ts=r[1], prompt_estimate=r[2], prompt_tokens=r[3], context_window=r[4]
+        )
+        for r in rows
     ]
 
 

@@ -22,10 +22,11 @@ REQUEST_COLUMNS = (
     "ttfb_ms", "total_ms", "input_tokens", "output_tokens", "cache_creation_input_tokens",
     "cache_read_input_tokens", "usage_estimated", "cost_usd", "savings_usd", "cache_outcome",
     "repairs", "error", "client_disconnected", "stop_reason", "tool_use", "tools_offered",
+    "prompt_estimate",
 )  # fmt: skip
 ATTEMPT_COLUMNS = (
     "request_id", "seq", "provider", "outcome", "reason", "detail", "status", "ttfb_ms",
-    "latency_ms", "cost_usd",
+    "latency_ms", "cost_usd", "context_window", "prompt_tokens",
 )  # fmt: skip
 REPLAY_COLUMNS = (
     "request_id", "ts", "dialect", "profile", "provider", "stream", "request_headers",
@@ -104,11 +105,15 @@ class AttemptRow(msgspec.Struct, frozen=True, kw_only=True):
     ttfb_ms: float | None = None
     latency_ms: float | None = None
     cost_usd: float | None = None
+    # A "too_long" attempt: the window and prompt tokens its error named.
+    context_window: int | None = None
+    prompt_tokens: int | None = None
 
     def statement(self, request_id: str) -> Statement:
         row = (
             request_id, self.seq, self.provider, self.outcome, self.reason, self.detail,
-            self.status, self.ttfb_ms, self.latency_ms, self.cost_usd,
+            self.status, self.ttfb_ms, self.latency_ms, self.cost_usd, self.context_window,
+            self.prompt_tokens,
         )  # fmt: skip
         return (INSERT_ATTEMPT, row)
 
@@ -138,6 +143,8 @@ class RequestRow(msgspec.Struct, frozen=True, kw_only=True):
     stop_reason: str | None = None
     tool_use: bool | None = None
     tools_offered: bool = False
+    # The prompt estimated at four bytes a token; None in rows written before it was kept.
+    prompt_estimate: int | None = None
     attempts: tuple[AttemptRow, ...] = ()
 
     def statements(self) -> list[Statement]:
@@ -148,6 +155,7 @@ class RequestRow(msgspec.Struct, frozen=True, kw_only=True):
             int(self.usage_estimated), self.cost_usd, self.savings_usd, self.cache_outcome,
             self.repairs, self.error, int(self.client_disconnected), self.stop_reason,
             None if self.tool_use is None else int(self.tool_use), int(self.tools_offered),
+            self.prompt_estimate,
         )  # fmt: skip
         return [(INSERT_REQUEST, row), *(a.statement(self.id) for a in self.attempts)]
 

@@ -100,6 +100,8 @@ def _request_row(
             ttfb_ms=a.ttfb_ms,
             latency_ms=a.latency_ms,
             cost_usd=cost if a.provider == s.provider and a.outcome != "skipped" else None,
+            context_window=a.context_window,
+            prompt_tokens=a.prompt_tokens,
         )
         for i, a in enumerate(s.attempts)
     )
@@ -128,6 +130,7 @@ def _request_row(
         stop_reason=s.stop_reason,
         tool_use=s.tool_use,
         tools_offered=s.tools_offered,
+        prompt_estimate=s.prompt_estimate or None,
         attempts=attempts,
     )
 

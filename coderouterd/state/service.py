@@ -269,6 +269,12 @@ class StateService:
 
         return await self.writer.maintain(job)
 
+    async def recent_overflows(self, within_s: float) -> list[reads.Overflow]:
+        """Each provider's latest refusal of a prompt as too long in the last
+        `within_s` seconds (learned windows at start-up)."""
+        since = self._clock.wall() - within_s
+        return await self.writer.maintain(lambda conn: reads.recent_overflows(conn, since=since))
+
     async def _retention_pass(self, now: float) -> None:
         """One retention pass at `now`, with the limits of the config in force."""
         c = self._config

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -15,9 +17,11 @@ from structlog.testing import capture_logs
 
 from coderouterd.ctl.render import render_status
 from coderouterd.status import status_of
+from coderouterd.translate.estimate import BYTES_PER_TOKEN
 from tests.conftest import RunningDaemon, StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message, anthropic_text_stream, openai_completion
 from tests.fakes.upstream import FakeUpstream, Recorded, Reply
+from tests.integration.process import child_env, run_cli
 from tests.unit.wire.test_overflow import CLAUDE_CODE, LLAMA_CPP, VLLM
 
 MESSAGES = [{"role": "user", "content": "summarise the repository"}]
@@ -180,8 +184,8 @@ async def test_a_memory_error_mentioning_the_context_is_memory_pressure_not_over
     assert raw.headers["x-coderouter-fallback-reason"] == "local=memory_pressure"
 
 
-async def test_a_skip_profile_skips_a_window_its_backend_said_was_outgrown(
-    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+async def test_a_skip_profile_skips_a_window_its_backend_said_was_outgrown_even_after_a_restart(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
     # The local backend takes short prompts and refuses long ones, counting
     # 40960 tokens against its 32768.
@@ -193,24 +197,31 @@ async def test_a_skip_profile_skips_a_window_its_backend_said_was_outgrown(
         return Reply(json=openai_completion("local"), dialect="openai")
 
     fake_upstream.responder = choose
-    d = await start_daemon(
-        chain_yaml(
-            provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat"),
-            provider_yaml("big", fake_upstream.url),
-            profiles="  - {name: default, providers: [local, big], context_action: skip}\n",
-        )
+    state_dir = tmp_path / "state"
+    config = chain_yaml(
+        provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat"),
+        provider_yaml("big", fake_upstream.url),
+        profiles="  - {name: default, providers: [local, big], context_action: skip}\n",
+        top=f"server: {{state_dir: {state_dir}}}\n",
     )
+    d = await start_daemon(config, state_dir=state_dir)
     long_prompt = [{"role": "user", "content": "read this: " + "x" * 40_000}]
 
-    async def ask(messages: list[dict[str, Any]]) -> tuple[str, str]:
+    async def ask(d: RunningDaemon, messages: list[dict[str, Any]]) -> tuple[str, str, str]:
         async with client(d) as c:
             raw = await c.messages.with_raw_response.create(
                 model="any", max_tokens=100, messages=messages
             )
         message = await raw.parse()
-        return message.content[0].text, raw.headers.get("x-coderouter-fallback-reason", "")  # type: ignore[union-attr]
+        text = message.content[0].text  # type: ignore[union-attr]
+        return (
+            text,
+            raw.headers.get("x-coderouter-fallback-reason", ""),
+            raw.headers["x-request-id"],
+        )
 
-    assert await ask(long_prompt) == ("big", "local=context_exceeded")
+    text, fallback, refused_id = await ask(d, long_prompt)
+    assert (text, fallback) == ("big", "local=context_exceeded")
     d.daemon.deferred.flush()  # what the daemon does within a second
     asked = len(fake_upstream.requests)
     # The next turn is longer still: local is not asked again.
@@ -219,11 +230,36 @@ async def test_a_skip_profile_skips_a_window_its_backend_said_was_outgrown(
         {"role": "assistant", "content": "ok"},
         {"role": "user", "content": "more"},
     ]
-    assert await ask(longer) == ("big", "local=context_too_small")
+    assert (await ask(d, longer))[:2] == ("big", "local=context_too_small")
     assert [model_of(r) for r in fake_upstream.requests[asked:]] == ["big"]
     # A short prompt still fits it.
-    assert await ask(MESSAGES) == ("local", "")
+    assert (await ask(d, MESSAGES))[:2] == ("local", "")
     shown = render_status(status_of(d.daemon))
     assert "prompt too long for window 32768 tokens" in shown
     provider = next(p for p in status_of(d.daemon).providers if p.name == "local")
     assert provider.context_window is not None and provider.context_window.window == 32768
+
+    # A daemon restarted on the same state reads the refusal back from the
+    # request log: the long conversation still goes straight to big.
+    await d.state.writer.flush()
+    again = await start_daemon(config, state_dir=state_dir)
+    asked = len(fake_upstream.requests)
+    assert (await ask(again, longer))[:2] == ("big", "local=context_too_small")
+    assert [model_of(r) for r in fake_upstream.requests[asked:]] == ["big"]
+    before, after = d.daemon.windows.learned("local"), again.daemon.windows.learned("local")
+    assert before is not None and after is not None
+    assert (after[0].limit, after[0].window) == (before[0].limit, before[0].window)
+    # And `coderouterd requests ID` shows what the backend said.
+    run = await run_cli("requests", refused_id, "--config", str(again.config_path),
+                        env=child_env(tmp_path))  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert (
+        "1. local, too_long, context_exceeded, status 400, prompt 40960 tokens > window 32768"
+        in run.stdout
+    )
+    assert f"  prompt     ~{estimate_prompt_tokens_of(long_prompt)} tokens" in run.stdout
+
+
+def estimate_prompt_tokens_of(messages: list[dict[str, Any]]) -> int:
+    """The daemon's estimate of a body holding only `messages`: its compact JSON, four bytes a token."""
+    return math.ceil(len(json.dumps(messages, separators=(",", ":"))) / BYTES_PER_TOKEN)

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiosqlite
+import msgspec
 import pytest_asyncio
 
 from coderouterd.state import reads
@@ -67,6 +68,42 @@ async def test_one_request_by_id(conn: aiosqlite.Connection, reader: aiosqlite.C
     await write(conn, row)
     assert await reads.request(reader, "x") == row
     assert await reads.request(reader, "missing") is None
+
+
+def refused(
+    rid: str, ts: float, provider: str, *, estimate: int | None = 50_000, **said: int
+) -> RequestRow:
+    """A request `provider` refused as too long (with the counts it `said`); big answered."""
+    too_long = AttemptRow(seq=0, provider=provider, outcome="too_long",
+                          reason="context_exceeded", status=400, **said)  # fmt: skip
+    row = request_row(rid, ts=ts, provider="big", prompt_estimate=estimate)
+    return msgspec.structs.replace(
+        row, attempts=(too_long, AttemptRow(seq=1, provider="big", outcome="ok"))
+    )
+
+
+async def test_each_providers_latest_refusal_as_too_long(
+    conn: aiosqlite.Connection, reader: aiosqlite.Connection
+) -> None:
+    rows = [
+        refused("old", 100.0, "local", prompt_tokens=30_000, context_window=8_192),
+        refused("new", 200.0, "local", estimate=60_000, prompt_tokens=40_960,
+                context_window=32_768),
+        refused("vllm", 150.0, "vllm"),
+        refused("long-ago", 10.0, "lmstudio"),
+        # Written before the estimate was kept: nothing to learn from.
+        refused("unestimated", 210.0, "ollama", estimate=None),
+        request_row("fine", ts=220.0, provider="local"),
+    ]  # fmt: skip
+    await write(conn, *rows)
+    assert await reads.request(reader, "new") == rows[1]
+    assert await reads.recent_overflows(reader, since=50.0) == [
+        reads.Overflow(provider="local", ts=200.0, prompt_estimate=60_000,
+                       prompt_tokens=40_960, context_window=32_768),
+        reads.Overflow(provider="vllm", ts=150.0, prompt_estimate=50_000,
+                       prompt_tokens=None, context_window=None),
+    ]  # fmt: skip
+    assert await reads.recent_overflows(reader, since=201.0) == []
 
 
 async def test_month_totals_and_exclusions(

@@ -3,6 +3,7 @@ column of its row and of each attempt."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -26,6 +27,8 @@ from tests.fakes.transcripts import (
 from tests.fakes.upstream import FakeUpstream, Reply
 
 MESSAGES = [{"role": "user", "content": "hi"}]
+# The messages as the SDKs send them, compact, at four bytes a token.
+PROMPT_ESTIMATE = math.ceil(len(msgspec.json.encode(MESSAGES)) / 4)
 # 10 input + 5 output tokens: $2, twice the budget; cloud is then spent.
 CLOUD = """cost:
   input_tokens_per_million: 100000
@@ -157,6 +160,7 @@ async def test_a_fallback_request_stores_every_column_and_every_attempt(
         stop_reason="end_turn",
         tool_use=False,
         tools_offered=False,
+        prompt_estimate=PROMPT_ESTIMATE,
         attempts=(
             AttemptRow(seq=0, provider="cloud", outcome="skipped", reason="budget_exceeded"),
             logged_attempt(line, 1),
@@ -222,6 +226,7 @@ async def test_an_openai_stream_stores_its_dialect_profile_and_usage(
         cache_outcome="none",
         stop_reason="end_turn",
         tool_use=False,
+        prompt_estimate=PROMPT_ESTIMATE,
     )
     [attempt] = row.attempts
     assert msgspec.structs.replace(attempt, cost_usd=None) == logged_attempt(line, 0)
@@ -260,6 +265,7 @@ async def test_a_request_no_provider_answered_stores_its_status_and_error(
         total_ms=line["total_ms"],
         cache_outcome="unknown",
         error=line["error"],
+        prompt_estimate=PROMPT_ESTIMATE,
         attempts=(logged_attempt(line, 0),),
     )
     assert (row.attempts[0].outcome, row.attempts[0].status) == ("failed", 500)

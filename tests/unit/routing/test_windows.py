@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from coderouterd.routing.records import AttemptRecord, RequestSummary
 from coderouterd.routing.windows import FORGET_S, LearnedWindows, limit_of
+from coderouterd.state.reads import Overflow
 from tests.integration.state.support_db import ManualClock
 
 
@@ -63,3 +64,34 @@ def test_a_later_overflow_replaces_what_was_learned() -> None:
     clock.advance(60)
     windows.take([summary(too_long("local", 70_000, 65_536), estimate=80_000)])
     assert windows.limits({}) == {"local": 74_898}
+
+
+class SkewedClock(ManualClock):
+    """Wall time far from monotonic time, as on a real machine."""
+
+    def wall(self) -> float:
+        return self.now + 1_000_000.0
+
+
+def test_what_the_request_log_kept_is_loaded_by_its_age() -> None:
+    clock = SkewedClock()
+    windows = LearnedWindows(clock)
+    wall = clock.wall()
+    windows.load(
+        [
+            Overflow(provider="local", ts=wall - 120, prompt_estimate=50_000,
+                     prompt_tokens=40_960, context_window=32_768),
+            Overflow(provider="vllm", ts=wall - FORGET_S - 1, prompt_estimate=50_000,
+                     prompt_tokens=None, context_window=None),
+            # A clock set back since: as if learned just now, never in the future.
+            Overflow(provider="lmstudio", ts=wall + 60, prompt_estimate=9_000,
+                     prompt_tokens=None, context_window=None),
+        ]
+    )  # fmt: skip
+    assert windows.limits({}) == {"local": 40_000, "lmstudio": 8_999}
+    local = windows.learned("local")
+    assert local is not None and local[0].window == 32_768 and local[1] == 120
+    # Forgotten when it would have been, had the daemon not restarted.
+    clock.advance(FORGET_S - 120)
+    assert windows.learned("local") is None
+    assert windows.limits({}) == {"lmstudio": 8_999}
