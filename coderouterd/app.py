@@ -38,6 +38,7 @@ from coderouterd.providers.base import HttpAdapter
 from coderouterd.routing.board import ProviderBoard
 from coderouterd.routing.budget import BudgetBook
 from coderouterd.routing.records import Observer, Observers
+from coderouterd.routing.slots import Slots
 from coderouterd.routing.windows import FORGET_S, LearnedWindows
 from coderouterd.state import reads
 from coderouterd.state.db import StateError
@@ -67,6 +68,7 @@ def build_daemon(
     log = get_logger()
     board = ProviderBoard()
     inflight = InFlightRegistry(clock)
+    slots = Slots()
 
     def runtime_adapters() -> Mapping[str, HttpAdapter]:
         # The adapters of whichever runtime is current when a probe is sent.
@@ -80,6 +82,7 @@ def build_daemon(
         clock=clock,
         env=env,
         restart_logs=None if state is None else restart_log_dir(state.path.parent),
+        slots=slots,
     )
     if state is not None:
         healing.load((e.provider, e.reason, e.since, e.until) for e in state.exclusions)
@@ -119,6 +122,7 @@ def build_daemon(
         metrics=metrics,
         truncation=truncation,
         windows=windows,
+        slots=slots,
     )
     if state is not None:
         observers.append(

@@ -168,6 +168,8 @@ def _attempt(a: AttemptRow) -> str:
         parts.append(f"status {a.status}")
     if a.prompt_tokens is not None or a.context_window is not None:
         parts.append(f"prompt {_n(a.prompt_tokens)} tokens > window {_n(a.context_window)}")
+    if a.queued_ms is not None:
+        parts.append(f"waited {_ms(a.queued_ms)} for a slot")
     if a.ttfb_ms is not None:
         parts.append(f"first byte {_ms(a.ttfb_ms)}")
     if a.latency_ms is not None:

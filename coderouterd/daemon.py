@@ -35,6 +35,7 @@ from coderouterd.routing.call import Call
 from coderouterd.routing.cost import month_of
 from coderouterd.routing.plan import SKIP_EXCLUDED_MANUAL
 from coderouterd.routing.records import Observer, RequestSummary
+from coderouterd.routing.slots import Slots
 from coderouterd.routing.windows import LearnedWindows
 from coderouterd.runtime import Runtime, build_runtime, retired_adapters
 from coderouterd.state.recorder import PendingReplay
@@ -82,6 +83,7 @@ class Daemon:
         metrics: MetricsBook,
         truncation: TruncationWatch,
         windows: LearnedWindows | None = None,
+        slots: Slots | None = None,
     ) -> None:
         # `serve --host/--port` win over the file at every reload, as they will
         # at the next start under the same command line: a file that differs
@@ -106,7 +108,12 @@ class Daemon:
         self.truncation = truncation
         # Context windows the backends' overflow errors told.
         self.windows = windows or LearnedWindows(clock)
-        self.holder = _Holder(build_runtime(loaded, env=env, observer=observer, clock=clock))
+        # Requests each provider is sent at once (max_concurrent), across reloads.
+        self.slots = slots or Slots()
+        self.slots.configure(loaded.config.providers)
+        self.holder = _Holder(
+            build_runtime(loaded, env=env, observer=observer, clock=clock, slots=self.slots)
+        )
         self._retired: list[HttpAdapter] = []
         self.server: ServerConfig = loaded.config.server
         self.max_body_bytes = self.server.max_body_bytes
@@ -268,8 +275,9 @@ class Daemon:
         try:
             loaded = with_server_overrides(load_config(path), self._overrides)
             new = build_runtime(
-                loaded, env=self._env, observer=self._observer, clock=self._clock, previous=current
-            )
+                loaded, env=self._env, observer=self._observer, clock=self._clock,
+                previous=current, slots=self.slots,
+            )  # fmt: skip
         except ConfigError as exc:
             problems = tuple(str(p) for p in exc.problems)
             self._log.error(events.CONFIG_RELOAD_REJECTED, path=path, problems=list(problems))
@@ -283,6 +291,7 @@ class Daemon:
             return ReloadReply(ok=False, config_digest=current.loaded.digest, problems=problems)
         self.holder.current = new
         self._retired.extend(retired_adapters(current, new))
+        self.slots.configure(loaded.config.providers)
         self.healing.reconfigure(loaded.config)
         self.drift.reconfigure(loaded.config)
         self.pace.reconfigure(loaded.config)

@@ -122,6 +122,16 @@ def _gauges(daemon: Daemon, out: Exposition) -> None:
         ),
     )
     out.gauge(
+        "provider_slots_in_use",
+        "Requests a provider with a max_concurrent is answering now.",
+        (({"provider": p.name}, p.slots.in_use) for p in providers if p.slots),
+    )
+    out.gauge(
+        "provider_slots_waiting",
+        "Requests waiting for a slot of a provider with a max_concurrent.",
+        (({"provider": p.name}, p.slots.waiting) for p in providers if p.slots),
+    )
+    out.gauge(
         "spend_usd",
         "Spend this UTC month, per provider with a cost block.",
         (({"provider": b.provider, "month": b.month}, b.spent_usd) for b in status.budgets),

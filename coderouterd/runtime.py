@@ -20,6 +20,7 @@ from coderouterd.providers.openai_compat import OpenAICompatAdapter
 from coderouterd.routing.auto import AutoRouter
 from coderouterd.routing.engine import Engine
 from coderouterd.routing.records import Observer
+from coderouterd.routing.slots import Slots
 from coderouterd.routing.streams import KeepAlive
 from coderouterd.routing.upstream import ProviderRoute
 from coderouterd.translate.capabilities import ModelCapabilities, load_registry
@@ -61,7 +62,9 @@ def build_runtime(
     observer: Observer,
     clock: Clock,
     previous: Runtime | None = None,
+    slots: Slots | None = None,
 ) -> Runtime:
+    """`slots`: the daemon's provider slots, shared by every generation."""
     config = loaded.config
     registry = load_registry(config.capabilities_file)
     adapters: dict[str, HttpAdapter] = {}
@@ -86,7 +89,7 @@ def build_runtime(
             elif dialect not in codecs:
                 unavailable[dialect][provider.name] = SKIP_NO_TRANSLATION
     keepalive = KeepAlive(config.server.keepalive_after_s, config.server.keepalive_interval_s)
-    engine = Engine(routes, observer, clock, keepalive)
+    engine = Engine(routes, observer, clock, keepalive, slots)
     budgeted = tuple(
         p for p in config.providers if p.cost and p.cost.monthly_budget_usd is not None
     )

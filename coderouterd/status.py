@@ -18,6 +18,7 @@ from coderouterd.ctl.model import (
     MemoStatus,
     PaceStatus,
     ProviderStatus,
+    SlotStatus,
     StateStatus,
     StatusReply,
     WindowStatus,
@@ -142,7 +143,15 @@ def _provider(daemon: Daemon, runtime: Runtime, name: str) -> ProviderStatus:
         prompts_truncated=daemon.truncation.counts[name],
         pace=_pace(daemon, name),
         context_window=_window(daemon, name),
+        slots=_slots(daemon, name),
     )
+
+
+def _slots(daemon: Daemon, name: str) -> SlotStatus | None:
+    gate = daemon.slots.gate(name)
+    if gate is None:
+        return None
+    return SlotStatus(limit=gate.limit, in_use=gate.in_use, waiting=gate.waiting)
 
 
 def _window(daemon: Daemon, name: str) -> WindowStatus | None:

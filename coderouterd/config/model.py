@@ -127,6 +127,10 @@ class ProviderConfig(_Strict, frozen=True):
     timeouts: TimeoutsConfig = TimeoutsConfig()
     # Ceiling on max_tokens sent to this provider (small local context windows).
     max_output_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    # Requests sent to it at once (a local server's slots); None: no limit.
+    # Past it the chain's next provider is tried, or a slot waited for
+    # (routing/slots.py).
+    max_concurrent: _PositiveInt | None = None
     # Top-level fields added to every request body sent to this provider,
     # unless the body already has them (vLLM's chat_template_kwargs,
     # llama.cpp's cache_prompt, Ollama's keep_alive). `model` and `stream`

@@ -61,6 +61,14 @@ class WindowStatus(msgspec.Struct, frozen=True, kw_only=True):
     forgotten_in_s: float
 
 
+class SlotStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """A provider with a max_concurrent: its slots and the line for them."""
+
+    limit: int
+    in_use: int
+    waiting: int
+
+
 class ProviderStatus(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     kind: str
@@ -87,6 +95,8 @@ class ProviderStatus(msgspec.Struct, frozen=True, kw_only=True):
     pace: PaceStatus | None = None
     # None unless it said a prompt did not fit its window in the last 10 minutes.
     context_window: WindowStatus | None = None
+    # None unless it has a max_concurrent.
+    slots: SlotStatus | None = None
 
 
 class InFlight(msgspec.Struct, frozen=True, kw_only=True):

@@ -150,6 +150,10 @@ def _state(p: ProviderStatus) -> str:
             state += f", probe in {format_duration(h.next_probe_in_s)}"
         if h.probes_failed:
             state += f", {h.probes_failed} probe(s) failed"
+    if (slots := p.slots) is not None and (slots.in_use or slots.waiting):
+        state += f", {slots.in_use}/{slots.limit} slots busy"
+        if slots.waiting:
+            state += f", {slots.waiting} waiting"
     if p.prompts_truncated:
         state += f", {p.prompts_truncated} prompt(s) cut by its context window"
     if p.drift is not None and p.drift.severity != "none":

@@ -36,6 +36,7 @@ from coderouterd.healing.probe import ProbeOutcome, probe
 from coderouterd.healing.restart import run_restart
 from coderouterd.providers.base import HttpAdapter
 from coderouterd.routing.records import AttemptRecord, BaseObserver
+from coderouterd.routing.slots import Slots
 from coderouterd.state.service import StateService
 from coderouterd.tasks import cancel_and_wait, spawn
 from coderouterd.telemetry import events
@@ -56,10 +57,13 @@ class HealingService(BaseObserver):
         clock: Clock,
         env: Mapping[str, str],
         restart_logs: Path | None = None,
+        slots: Slots | None = None,
         rand: Callable[[], float] = random.random,
     ) -> None:
         """`restart_logs`: the directory of each provider's restart_command
-        log (`<provider>.log`); without it the output is read and let go."""
+        log (`<provider>.log`); without it the output is read and let go.
+        `slots`: a probe waits for a free slot of a provider with a
+        max_concurrent, so it times the backend and not its queue."""
         self.book = book
         self._adapters = adapters
         self._state = state
@@ -67,6 +71,7 @@ class HealingService(BaseObserver):
         self._clock = clock
         self._env = env
         self._restart_logs = restart_logs
+        self._slots = slots or Slots()
         self._rand = rand
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -85,8 +90,7 @@ class HealingService(BaseObserver):
         adapter = self._adapters().get(provider)
         if adapter is None:
             raise KeyError(provider)
-        timeout_s = self.book.settings.probe_timeout_s
-        outcome = await probe(adapter, timeout_s=timeout_s, clock=self._clock)
+        outcome = await self._send_probe(adapter)
         decisions = self.book.probed_by_hand(
             provider,
             ok=outcome.ok,
@@ -231,8 +235,7 @@ class HealingService(BaseObserver):
             if adapter is None:
                 ok, latency_ms = False, None
             else:
-                timeout_s = self.book.settings.probe_timeout_s
-                outcome = await probe(adapter, timeout_s=timeout_s, clock=self._clock)
+                outcome = await self._send_probe(adapter)
                 ok, latency_ms = outcome.ok, outcome.latency_ms
                 reason, status = outcome.reason, outcome.status
             self._log.debug(
@@ -262,6 +265,11 @@ class HealingService(BaseObserver):
             )
         )
         self._wake.set()
+
+    async def _send_probe(self, adapter: HttpAdapter) -> ProbeOutcome:
+        async with self._slots.held(adapter.name):
+            timeout_s = self.book.settings.probe_timeout_s
+            return await probe(adapter, timeout_s=timeout_s, clock=self._clock)
 
     async def _restart(self, d: Restart) -> None:
         log_path = None if self._restart_logs is None else self._restart_logs / f"{d.provider}.log"

@@ -10,7 +10,9 @@ streaming half (the head, pings, forwarding after the commit) is streams.py.
 from __future__ import annotations
 
 import asyncio
+import collections
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Literal
 
 from coderouterd.clock import Clock
 from coderouterd.errors import (
@@ -21,13 +23,15 @@ from coderouterd.errors import (
     UpstreamStatusError,
 )
 from coderouterd.routing.call import Call
-from coderouterd.routing.plan import Plan
+from coderouterd.routing.plan import SKIP_BUSY, Plan
 from coderouterd.routing.progress import Progress, Reply
 from coderouterd.routing.records import Observer
 from coderouterd.routing.shape import ReplyShape
+from coderouterd.routing.slots import Gate, Slots
 from coderouterd.routing.streams import (
     KeepAlive,
     StreamSink,
+    drop_head,
     first_wait,
     open_head,
     opening,
@@ -49,11 +53,13 @@ class Engine:
         observer: Observer,
         clock: Clock,
         keepalive: KeepAlive,
+        slots: Slots | None = None,
     ) -> None:
         self._routes = routes
         self._observer = observer
         self._clock = clock
         self._keepalive = keepalive
+        self._slots = slots or Slots()
 
     async def unary(
         self, call: Call, plan: Plan, *, after: Callable[[Callable[[], None]], None] | None = None
@@ -64,7 +70,9 @@ class Engine:
         progress = Progress(call, plan, self._clock, self._observer)
         handed = False
         try:
-            reply = await self._each(progress, lambda a: self._unary_attempt(a, call, progress))
+            reply = await self._each(
+                progress, lambda a: self._unary_attempt(a, call, progress), Gate.take
+            )
             progress.finish(reply.status)
             if after is not None:
                 after(progress.report)
@@ -84,9 +92,18 @@ class Engine:
         """Stream the answer into `sink`; or return a Reply the caller must send as a
         plain HTTP response (an error status, when nothing was sent yet)."""
         progress = Progress(call, plan, self._clock, self._observer)
+
+        async def wait(gate: Gate) -> None:
+            # A stream waiting for a slot is kept alive like one waiting for its first byte.
+            taking = spawn(gate.take(), name=f"slot:{call.request_id}")
+            await with_pings(
+                taking, sink, progress, clock=self._clock, keepalive=self._keepalive,
+                drop=lambda _: gate.give_back(),
+            )  # fmt: skip
+
         try:
             reply = await self._each(
-                progress, lambda a: self._stream_attempt(a, call, sink, progress)
+                progress, lambda a: self._stream_attempt(a, call, sink, progress), wait
             )
             progress.finish(reply.status)
             if reply.outcome != "returned":
@@ -123,13 +140,27 @@ class Engine:
             progress.report()
 
     async def _each(
-        self, progress: Progress, attempt: Callable[[ProviderRoute], Awaitable[Reply]]
+        self,
+        progress: Progress,
+        attempt: Callable[[ProviderRoute], Awaitable[Reply]],
+        wait: Callable[[Gate], Awaitable[None]],
     ) -> Reply:
         # The last provider that found the prompt too long for its window, and what it said.
         too_long: tuple[str, Overflow] | None = None
-        for provider in progress.plan.attempts:
+        queue = collections.deque(progress.plan.attempts)
+        # Providers passed over for want of a free slot (max_concurrent).
+        passed: set[str] = set()
+        while queue:
+            provider = queue.popleft()
             name = provider.name
-            progress.start_attempt(name)
+            gate = await self._begin(
+                name, progress, wait, may_pass=bool(queue) and name not in passed
+            )
+            if gate is False:
+                # The next provider may answer now; this one is tried after the rest.
+                passed.add(name)
+                queue.append(provider)
+                continue
             try:
                 reply = await attempt(self._routes[name])
             except RequestError as exc:
@@ -185,6 +216,9 @@ class Engine:
                     answered=True,
                 )
                 return reply
+            finally:
+                if gate is not None:
+                    gate.give_back()
         if too_long is not None:
             # The client can act on this one (compact its history); on "all failed" it cannot.
             name, overflow = too_long
@@ -192,6 +226,28 @@ class Engine:
             body = overflow_reply(progress.call.dialect, overflow, name)
             return Reply(400, body, "application/json", progress.headers(None), outcome="returned")
         raise NoProviderAvailableError(progress.plan.profile, progress.failures())
+
+    async def _begin(
+        self,
+        name: str,
+        progress: Progress,
+        wait: Callable[[Gate], Awaitable[None]],
+        *,
+        may_pass: bool,
+    ) -> Gate | Literal[False] | None:
+        """Start the attempt at `name` holding a slot of its gate (None: it has
+        no max_concurrent). With every slot taken, a provider that `may_pass`
+        is passed over (False); any other waits in line for a slot."""
+        gate = self._slots.gate(name)
+        queued_at = None
+        if gate is not None and not gate.take_now():
+            if may_pass:
+                progress.skip(name, SKIP_BUSY)
+                return False
+            queued_at = self._clock.monotonic()
+            await wait(gate)
+        progress.start_attempt(name, queued_at=queued_at)
+        return gate
 
     async def _unary_attempt(self, route: ProviderRoute, call: Call, progress: Progress) -> Reply:
         adapter, codec = route.adapter, route.codecs[call.dialect]
@@ -228,7 +284,7 @@ class Engine:
         # Sent once the head is open: a long stream need not hold the body too.
         del body
         head = await with_pings(
-            opening, sink, progress, clock=self._clock, keepalive=self._keepalive
+            opening, sink, progress, clock=self._clock, keepalive=self._keepalive, drop=drop_head
         )
         progress.first_byte()
         progress.shape = ReplyShape(call.dialect)

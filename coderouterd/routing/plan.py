@@ -28,6 +28,9 @@ SKIP_EXCLUDED_MANUAL = "excluded_manual"
 SKIP_MEMORY_PRESSURE = MEMORY_PRESSURE
 # Its context window is smaller than the prompt; only `context_action: skip` profiles skip it.
 SKIP_CONTEXT = "context_too_small"
+# Every slot of its max_concurrent is taken: passed over at run time by the
+# engine for the next provider, and tried after the rest (routing/slots.py).
+SKIP_BUSY = "busy"
 # What is skipped yet tried when nothing else is left.
 _SOFT = frozenset({SKIP_EXCLUDED, SKIP_MEMORY_PRESSURE, SKIP_CONTEXT})
 

@@ -57,6 +57,7 @@ class Progress:
         self._start = clock.monotonic()
         self._attempt_start = self._start
         self._attempt_ttfb: float | None = None
+        self._attempt_queued_ms: float | None = None
         self._last_ping: float | None = None
         self._reported = False
         self.records: list[AttemptRecord] = [
@@ -78,10 +79,16 @@ class Progress:
     def _ms(self, since: float) -> float:
         return round((self._clock.monotonic() - since) * 1000, 3)
 
-    def start_attempt(self, provider: str) -> None:
+    def start_attempt(self, provider: str, *, queued_at: float | None = None) -> None:
+        """`queued_at`: when the attempt began to wait for a slot of the provider."""
         self._attempt_start = self._clock.monotonic()
         self._attempt_ttfb = None
+        self._attempt_queued_ms = None if queued_at is None else self._ms(queued_at)
         self._observer.attempt_started(self.call.request_id, provider)
+
+    def skip(self, provider: str, reason: str) -> None:
+        """A provider passed over at run time (busy), like those the plan skipped."""
+        self.records.append(AttemptRecord(provider=provider, outcome="skipped", reason=reason))
 
     def first_byte(self) -> None:
         self._attempt_ttfb = self._ms(self._attempt_start)
@@ -108,6 +115,7 @@ class Progress:
             status=status,
             ttfb_ms=self._attempt_ttfb,
             latency_ms=self._ms(self._attempt_start),
+            queued_ms=self._attempt_queued_ms,
             context_window=context_window,
             prompt_tokens=prompt_tokens,
         )

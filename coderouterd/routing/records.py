@@ -21,7 +21,7 @@ class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
     # "refused" (the request could not be written for this provider: the
     # client's error), "too_long" (the prompt does not fit its context
     # window: the next provider is tried, no failure counted), "interrupted"
-    # or "skipped".
+    # or "skipped" (by the plan, or "busy": every slot taken, tried after the rest).
     outcome: str
     reason: str | None = None
     # Free text for operators (exception name, upstream error type); never parsed.
@@ -29,6 +29,9 @@ class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
     status: int | None = None
     ttfb_ms: float | None = None
     latency_ms: float | None = None
+    # How long it waited for a slot of the provider (max_concurrent) before
+    # it began; None when it did not wait. Not part of its ttfb or latency.
+    queued_ms: float | None = None
     # A "too_long" attempt: the backend's context window and its count of
     # the prompt's tokens, when it said them.
     context_window: int | None = None

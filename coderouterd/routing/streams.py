@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from coderouterd.clock import Clock
 from coderouterd.config.model import TimeoutsConfig
@@ -30,6 +30,8 @@ from coderouterd.routing.shape import ReplyShape
 from coderouterd.routing.upstream import Adapter, Transcoder, UpstreamBody
 from coderouterd.tasks import cancel_and_wait
 from coderouterd.wire.errors import mentions_memory_pressure
+
+_T = TypeVar("_T")
 
 
 class StreamSink(Protocol):
@@ -121,14 +123,17 @@ async def pump(
 
 
 async def with_pings(
-    task: asyncio.Task[Head],
+    task: asyncio.Task[_T],
     sink: StreamSink,
     progress: Progress,
     *,
     clock: Clock,
     keepalive: KeepAlive,
-) -> Head:
-    """The head `task` opens, the client pinged meanwhile (before the first byte)."""
+    drop: Callable[[_T], None],
+) -> _T:
+    """What `task` gives (a head opened, a provider's slot), the client pinged
+    meanwhile (before the first byte). Given just as we were cancelled, it is
+    handed to `drop` (a head's connection aborted, a slot given back)."""
     try:
         while True:
             delay = progress.next_ping_at(keepalive) - clock.monotonic()
@@ -139,10 +144,13 @@ async def with_pings(
             progress.pinged()
     except BaseException:
         await cancel_and_wait(task)
-        # The head may have arrived just as we were cancelled: drop its connection.
         if task.done() and not task.cancelled() and task.exception() is None:
-            task.result().resp.abort()
+            drop(task.result())
         raise
+
+
+def drop_head(head: Head) -> None:
+    head.resp.abort()
 
 
 @dataclass(slots=True)

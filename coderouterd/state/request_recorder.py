@@ -102,6 +102,7 @@ def _request_row(
             cost_usd=cost if a.provider == s.provider and a.outcome != "skipped" else None,
             context_window=a.context_window,
             prompt_tokens=a.prompt_tokens,
+            queued_ms=a.queued_ms,
         )
         for i, a in enumerate(s.attempts)
     )

@@ -1,0 +1,112 @@
+"""How many requests a provider is sent at once (`max_concurrent`).
+
+A local server often answers one request at a time (llama.cpp with one
+slot, Ollama with OLLAMA_NUM_PARALLEL=1, LM Studio) and queues the rest
+inside itself, where a queued request's first-byte timeout runs while
+another one is answered, and a probe behind a long answer looks like a dead
+backend. With a limit, the daemon keeps the queue instead: the engine
+passes a provider with no free slot over for the next one in the chain
+(coming back to it when they all fail), and waits for a slot, first come
+first served, when none is left to try; a probe waits for one too.
+
+A Gate is kept per provider name for the daemon's life, so requests begun
+under one config generation and a reloaded one share it; a reload changes
+its limit in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+
+from coderouterd.config.model import ProviderConfig
+
+
+class Gate:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_use = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def waiting(self) -> int:
+        return sum(not w.done() for w in self._waiters)
+
+    def take_now(self) -> bool:
+        """Take a slot if one is free and nobody is waiting for it."""
+        if self.in_use < self.limit and not self._waiters:
+            self.in_use += 1
+            return True
+        return False
+
+    async def take(self) -> None:
+        """Take a slot, waiting in line for one. Cancelled while waiting, it
+        leaves the line; cancelled just as a slot came, it passes it on."""
+        if self.take_now():
+            return
+        granted = asyncio.get_running_loop().create_future()
+        self._waiters.append(granted)
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.cancelled():
+                with contextlib.suppress(ValueError):  # _grant may have dropped it
+                    self._waiters.remove(granted)
+            else:
+                self.give_back()
+            raise
+
+    def give_back(self) -> None:
+        self.in_use -= 1
+        self._grant()
+
+    def set_limit(self, limit: int) -> None:
+        self.limit = limit
+        self._grant()
+
+    def _grant(self) -> None:
+        while self._waiters and self.in_use < self.limit:
+            granted = self._waiters.popleft()
+            if not granted.done():  # a cancelled waiter is on its way out
+                self.in_use += 1
+                granted.set_result(None)
+
+
+class Slots:
+    """The gates of the providers that have a `max_concurrent`."""
+
+    def __init__(self) -> None:
+        self._gates: dict[str, Gate] = {}
+
+    def configure(self, providers: Iterable[ProviderConfig]) -> None:
+        """Apply the config's limits; a provider that lost its limit stops
+        being gated (slots its requests hold are given back to a gate no
+        one else uses)."""
+        limits = {p.name: p.max_concurrent for p in providers if p.max_concurrent is not None}
+        for name in list(self._gates):
+            if name not in limits:
+                del self._gates[name]
+        for name, limit in limits.items():
+            gate = self._gates.get(name)
+            if gate is None:
+                self._gates[name] = Gate(limit)
+            elif gate.limit != limit:
+                gate.set_limit(limit)
+
+    def gate(self, provider: str) -> Gate | None:
+        return self._gates.get(provider)
+
+    @contextlib.asynccontextmanager
+    async def held(self, provider: str) -> AsyncIterator[None]:
+        """A slot of `provider` (if it has a limit) for the block, waited for."""
+        gate = self._gates.get(provider)
+        if gate is None:
+            yield
+            return
+        await gate.take()
+        try:
+            yield
+        finally:
+            gate.give_back()

@@ -1,0 +1,147 @@
+"""A provider's slots (max_concurrent): taken now or in line, first come first
+served, given back exactly once whatever cancels a waiter, and changed by a
+reload in place."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from coderouterd.config.model import ProviderConfig
+from coderouterd.routing.slots import Gate, Slots
+
+
+def provider(name: str, limit: int | None) -> ProviderConfig:
+    return ProviderConfig(name=name, base_url="http://127.0.0.1:1", model="m", max_concurrent=limit)
+
+
+async def settle() -> None:
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+async def test_a_slot_is_taken_now_while_one_is_free_and_nobody_waits() -> None:
+    gate = Gate(2)
+    assert gate.take_now() and gate.take_now()
+    assert not gate.take_now()
+    assert (gate.in_use, gate.waiting) == (2, 0)
+    gate.give_back()
+    assert gate.take_now()
+
+
+async def test_waiters_are_served_in_order_of_arrival() -> None:
+    gate = Gate(1)
+    assert gate.take_now()
+    served: list[int] = []
+
+    async def waiter(n: int) -> None:
+        await gate.take()
+        served.append(n)
+
+    tasks = [asyncio.create_task(waiter(n)) for n in range(3)]
+    await settle()
+    assert gate.waiting == 3 and served == []
+    # Nobody jumps the line: a free slot goes to the first waiter.
+    gate.give_back()
+    assert not gate.take_now()
+    await settle()
+    assert served == [0] and (gate.in_use, gate.waiting) == (1, 2)
+    gate.give_back()  # 0 is done: 1 comes in
+    gate.give_back()  # 1 is done: 2 comes in
+    await asyncio.gather(*tasks)
+    assert served == [0, 1, 2] and (gate.in_use, gate.waiting) == (1, 0)
+
+
+async def test_a_waiter_cancelled_in_line_leaves_it_and_takes_nothing() -> None:
+    gate = Gate(1)
+    assert gate.take_now()
+    first = asyncio.create_task(gate.take())
+    second = asyncio.create_task(gate.take())
+    await settle()
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert gate.waiting == 1
+    gate.give_back()
+    await second
+    assert (gate.in_use, gate.waiting) == (1, 0)
+
+
+async def test_a_waiter_cancelled_just_as_its_slot_came_passes_it_on() -> None:
+    gate = Gate(1)
+    assert gate.take_now()
+    first = asyncio.create_task(gate.take())
+    second = asyncio.create_task(gate.take())
+    await settle()
+    # The slot is granted to `first`, which is cancelled before it resumes.
+    gate.give_back()
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await second
+    assert (gate.in_use, gate.waiting) == (1, 0)
+
+
+async def test_a_cancelled_waiter_still_in_line_is_skipped_when_a_slot_frees() -> None:
+    gate = Gate(1)
+    assert gate.take_now()
+    first = asyncio.create_task(gate.take())
+    second = asyncio.create_task(gate.take())
+    await settle()
+    # Cancelled, and a slot freed before `first` ran its own clean-up.
+    first.cancel()
+    gate.give_back()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await second
+    assert (gate.in_use, gate.waiting) == (1, 0)
+
+
+async def test_a_reload_changes_limits_in_place_and_a_larger_one_lets_waiters_in() -> None:
+    slots = Slots()
+    slots.configure([provider("local", 1), provider("cloud", None)])
+    assert slots.gate("cloud") is None
+    gate = slots.gate("local")
+    assert gate is not None and gate.take_now()
+    waiter = asyncio.create_task(gate.take())
+    await settle()
+    slots.configure([provider("local", 2)])
+    assert slots.gate("local") is gate
+    await waiter
+    assert (gate.limit, gate.in_use, gate.waiting) == (2, 2, 0)
+    # A smaller limit lets nobody new in until enough slots are given back.
+    slots.configure([provider("local", 1)])
+    gate.give_back()
+    assert not gate.take_now()
+    gate.give_back()
+    assert gate.take_now()
+    # Its limit gone, the provider is not gated any more.
+    slots.configure([provider("local", None)])
+    assert slots.gate("local") is None
+
+
+async def test_held_waits_for_a_slot_and_gives_it_back() -> None:
+    slots = Slots()
+    slots.configure([provider("local", 1)])
+    gate = slots.gate("local")
+    assert gate is not None
+    inside = asyncio.Event()
+    leave = asyncio.Event()
+
+    async def hold() -> None:
+        async with slots.held("local"):
+            inside.set()
+            await leave.wait()
+
+    holder = asyncio.create_task(hold())
+    await inside.wait()
+    second = asyncio.create_task(hold())
+    await settle()
+    assert (gate.in_use, gate.waiting) == (1, 1)
+    leave.set()
+    await asyncio.gather(holder, second)
+    assert (gate.in_use, gate.waiting) == (0, 0)
+    # Without a limit, held() is no gate at all.
+    async with slots.held("cloud"):
+        pass
