@@ -198,6 +198,9 @@ def _check(args: argparse.Namespace) -> int:
         }
         known = ", ".join(f"{n} {w}" for n, w in windows.items()) or "none known"
         print(f"context_action: skip in {', '.join(fitting)}; windows (tokens): {known}")
+    limited = [f"{p.name} {p.max_concurrent}" for p in config.providers if p.max_concurrent]
+    if limited:
+        print(f"max_concurrent (busy: next provider, else wait): {', '.join(limited)}")
     if (auto := config.auto_routing) is not None:
         print("auto router (first match wins):")
         for line in describe_auto(auto):

@@ -630,6 +630,7 @@ async def test_check_says_how_requests_will_be_routed(short_dir: Path) -> None:
         "context_action: skip in local-first; windows (tokens): anthropic 200000, llamacpp 32768"
         in out
     )
+    assert "max_concurrent (busy: next provider, else wait): llamacpp 1" in out
     assert "auto router" not in out
     out = runs[1].stdout
     assert "default profile 'auto'" in out
