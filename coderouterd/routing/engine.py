@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Literal
 
 from coderouterd.clock import Clock
 from coderouterd.errors import (
@@ -153,10 +152,12 @@ class Engine:
         while queue:
             provider = queue.popleft()
             name = provider.name
-            gate = await self._begin(
-                name, progress, wait, may_pass=bool(queue) and name not in passed
-            )
-            if gate is False:
+            gate = self._slots.gate(name)
+            if gate is None or gate.take_now():
+                progress.start_attempt(name)
+            elif not await self._in_turn(
+                name, gate, progress, wait, may_pass=bool(queue) and name not in passed
+            ):
                 # The next provider may answer now; this one is tried after the rest.
                 passed.add(name)
                 queue.append(provider)
@@ -169,35 +170,9 @@ class Engine:
                 progress.end_attempt("refused", "invalid_request", provider=name, detail=str(exc))
                 raise
             except UpstreamStatusError as exc:
-                if exc.overflow is not None:
-                    # A healthy backend; one with a larger window may take the prompt.
-                    progress.end_attempt(
-                        "too_long", exc.reason, provider=name, status=exc.status,
-                        detail=exc.overflow.message[:300],
-                        context_window=exc.overflow.window,
-                        prompt_tokens=exc.overflow.prompt_tokens,
-                    )  # fmt: skip
-                    too_long = (name, exc.overflow)
-                    continue
-                verdict = classify_status(
-                    exc.status, exc.error_type, memory_pressure=exc.memory_pressure
-                )
-                if verdict is Verdict.RETURN:
-                    headers = progress.headers(name)
-                    progress.end_attempt(
-                        "returned", exc.reason, provider=name, status=exc.status, answered=True
-                    )
-                    codec = self._routes[name].codecs[progress.call.dialect]
-                    return Reply(
-                        exc.status,
-                        codec.error_body(exc.status, exc.body),
-                        "application/json",
-                        headers,
-                        outcome="returned",
-                    )
-                progress.end_attempt(
-                    "failed", exc.reason, provider=name, status=exc.status, detail=exc.detail
-                )
+                if (returned := self._status_error(progress, name, exc)) is not None:
+                    return returned
+                too_long = (name, exc.overflow) if exc.overflow is not None else too_long
             except UpstreamError as exc:
                 progress.end_attempt("failed", exc.reason, provider=name, detail=exc.detail)
             except (asyncio.CancelledError, ClientDisconnectedError) as exc:
@@ -219,35 +194,59 @@ class Engine:
             finally:
                 if gate is not None:
                     gate.give_back()
-        if too_long is not None:
-            # The client can act on this one (compact its history); on "all failed" it cannot.
-            name, overflow = too_long
-            progress.error = overflow.message
-            body = overflow_reply(progress.call.dialect, overflow, name)
-            return Reply(400, body, "application/json", progress.headers(None), outcome="returned")
-        raise NoProviderAvailableError(progress.plan.profile, progress.failures())
+        return _none_answered(progress, too_long)
 
-    async def _begin(
+    def _status_error(
+        self, progress: Progress, name: str, exc: UpstreamStatusError
+    ) -> Reply | None:
+        """Record an error status; the Reply when it goes back to the client as it is."""
+        if exc.overflow is not None:
+            # A healthy backend; one with a larger window may take the prompt.
+            progress.end_attempt(
+                "too_long", exc.reason, provider=name, status=exc.status,
+                detail=exc.overflow.message[:300],
+                context_window=exc.overflow.window,
+                prompt_tokens=exc.overflow.prompt_tokens,
+            )  # fmt: skip
+            return None
+        verdict = classify_status(exc.status, exc.error_type, memory_pressure=exc.memory_pressure)
+        if verdict is not Verdict.RETURN:
+            progress.end_attempt(
+                "failed", exc.reason, provider=name, status=exc.status, detail=exc.detail
+            )
+            return None
+        headers = progress.headers(name)
+        progress.end_attempt(
+            "returned", exc.reason, provider=name, status=exc.status, answered=True
+        )
+        codec = self._routes[name].codecs[progress.call.dialect]
+        return Reply(
+            exc.status,
+            codec.error_body(exc.status, exc.body),
+            "application/json",
+            headers,
+            outcome="returned",
+        )
+
+    async def _in_turn(
         self,
         name: str,
+        gate: Gate,
         progress: Progress,
         wait: Callable[[Gate], Awaitable[None]],
         *,
         may_pass: bool,
-    ) -> Gate | Literal[False] | None:
-        """Start the attempt at `name` holding a slot of its gate (None: it has
-        no max_concurrent). With every slot taken, a provider that `may_pass`
-        is passed over (False); any other waits in line for a slot."""
-        gate = self._slots.gate(name)
-        queued_at = None
-        if gate is not None and not gate.take_now():
-            if may_pass:
-                progress.skip(name, SKIP_BUSY)
-                return False
-            queued_at = self._clock.monotonic()
-            await wait(gate)
+    ) -> bool:
+        """Start the attempt at `name`, whose every slot is taken, once it
+        holds one, waited for in line; or, when it `may_pass`, pass it over
+        for the next provider (False)."""
+        if may_pass:
+            progress.skip(name, SKIP_BUSY)
+            return False
+        queued_at = self._clock.monotonic()
+        await wait(gate)
         progress.start_attempt(name, queued_at=queued_at)
-        return gate
+        return True
 
     async def _unary_attempt(self, route: ProviderRoute, call: Call, progress: Progress) -> Reply:
         adapter, codec = route.adapter, route.codecs[call.dialect]
@@ -320,6 +319,17 @@ class Engine:
         if degraded:
             self._observer.degraded(call.request_id, provider, degraded)
         return body
+
+
+def _none_answered(progress: Progress, too_long: tuple[str, Overflow] | None) -> Reply:
+    """The answer when no provider answered: the prompt too long, if one said
+    so (the client can act on that: compact its history), else all failed."""
+    if too_long is None:
+        raise NoProviderAvailableError(progress.plan.profile, progress.failures())
+    name, overflow = too_long
+    progress.error = overflow.message
+    body = overflow_reply(progress.call.dialect, overflow, name)
+    return Reply(400, body, "application/json", progress.headers(None), outcome="returned")
 
 
 def _when(limit: asyncio.Timeout) -> float:
