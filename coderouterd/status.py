@@ -164,6 +164,7 @@ def _window(daemon: Daemon, name: str) -> WindowStatus | None:
         prompt_limit=told.limit,
         learned_s_ago=round(age, 1),
         forgotten_in_s=round(FORGET_S - age, 1),
+        cut=told.cut,
     )
 
 

@@ -50,8 +50,8 @@ class PaceStatus(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class WindowStatus(msgspec.Struct, frozen=True, kw_only=True):
-    """What a provider's last overflow error told of its context window
-    (routing/windows.py), while it holds."""
+    """What a provider's last overflow error, or last cut prompt, told of
+    its context window (routing/windows.py), while it holds."""
 
     # The window it named; None when it named none.
     window: int | None
@@ -59,6 +59,8 @@ class WindowStatus(msgspec.Struct, frozen=True, kw_only=True):
     prompt_limit: int
     learned_s_ago: float
     forgotten_in_s: float
+    # Learned from a prompt it cut (read only prompt_limit tokens of), not refused.
+    cut: bool = False
 
 
 class SlotStatus(msgspec.Struct, frozen=True, kw_only=True):

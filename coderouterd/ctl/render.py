@@ -167,8 +167,11 @@ def _state(p: ProviderStatus) -> str:
             state += f", tried later for {format_duration(p.pace.demoted_for_s)}"
     if (w := p.context_window) is not None:
         named = f"window {w.window} tokens" if w.window is not None else "its window"
+        told = (
+            f"cut a prompt to {w.prompt_limit} tokens" if w.cut else f"prompt too long for {named}"
+        )
         state += (
-            f", prompt too long for {named} {format_duration(w.learned_s_ago)} ago "
+            f", {told} {format_duration(w.learned_s_ago)} ago "
             f"(over ~{w.prompt_limit} tokens skipped by context_action: skip profiles "
             f"for {format_duration(w.forgotten_in_s)})"
         )

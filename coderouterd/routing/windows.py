@@ -1,21 +1,27 @@
-"""Context windows learned from the backends' own overflow errors (pure, but for the clock).
+"""Context windows learned from what the backends did with a prompt too long
+for them (pure, but for the clock).
 
 A conversation only grows: once a backend has said its prompt does not fit,
 every later turn would be refused too, each after a round trip (and, for a
-local server, after tokenizing the whole prompt). A `context_action: skip`
+local server, after tokenizing the whole prompt); once a backend has cut a
+prompt (telemetry/truncation.py), every later turn would be cut too, and
+answered by a model that lost its instructions. A `context_action: skip`
 profile skips a provider whose window is known to be smaller than the
-prompt; this module makes the window known from the error itself.
+prompt; this module makes the window known from the error, or the cut.
 
 What is learned is a limit on the daemon's own prompt estimate (four bytes
 a token), so it compares with the next request's estimate directly: when
 the backend gave its counts (`40960 tokens > 32768`), the estimate at which
 that prompt would have just fit, `estimate * window / tokens`, which
 calibrates the estimate to the backend's tokenizer; when it did not, just
-below the estimate that did not fit.
+below the estimate that did not fit; after a cut, the tokens the backend
+read (about its window; the estimate over-counts a little, so this errs
+towards skipping).
 
 A limit is forgotten `FORGET_S` after it was learned (a backend restarted
 with a larger window gets its chance again; the first prompt too long for
-it then teaches the limit again). The request log keeps each refusal with
+it then teaches the limit again), or as soon as the backend reads a prompt
+over it whole (one sent by a profile that does not skip). The request log keeps each refusal with
 the counts it named, so a daemon restarted within that time reads back
 what it had learned (`load`).
 """
@@ -28,6 +34,7 @@ from dataclasses import dataclass
 from coderouterd.clock import Clock
 from coderouterd.routing.records import RequestSummary
 from coderouterd.state.reads import Overflow
+from coderouterd.telemetry.truncation import counted_input, was_cut
 
 FORGET_S = 600.0
 
@@ -39,6 +46,8 @@ class Learned:
     # The window the backend named, if it did.
     window: int | None
     at: float
+    # Learned from a prompt the backend cut rather than refused.
+    cut: bool = False
 
 
 def limit_of(estimate: int, tokens: int | None, window: int | None) -> int:
@@ -54,23 +63,37 @@ class LearnedWindows:
         self._learned: dict[str, Learned] = {}
 
     def load(self, overflows: Iterable[Overflow]) -> None:
-        """What the request log kept of each provider's latest refusal
-        (reads.recent_overflows), placed on the monotonic clock by its age."""
+        """What the request log kept of each provider's refusals and cuts
+        (reads.recent_overflows), the latest last, placed on the monotonic
+        clock by its age."""
         wall, now = self._clock.wall(), self._clock.monotonic()
-        for o in overflows:
+        for o in sorted(overflows, key=lambda o: o.ts):
             at = now - max(0.0, wall - o.ts)
-            if now - at < FORGET_S:
+            if now - at >= FORGET_S:
+                continue
+            if o.read_tokens is not None:
+                self._learned[o.provider] = Learned(o.read_tokens, None, at, cut=True)
+            else:
                 limit = limit_of(o.prompt_estimate, o.prompt_tokens, o.context_window)
                 self._learned[o.provider] = Learned(limit, o.context_window, at)
 
     def take(self, summaries: Sequence[RequestSummary]) -> None:
-        """Learn from every attempt whose prompt did not fit (a Deferred consumer)."""
+        """Learn from every attempt whose prompt did not fit, and every answer
+        from a prompt the backend cut (a Deferred consumer)."""
         now = self._clock.monotonic()
         for s in summaries:
             for a in s.attempts:
                 if a.outcome == "too_long" and s.prompt_estimate:
                     limit = limit_of(s.prompt_estimate, a.prompt_tokens, a.context_window)
                     self._learned[a.provider] = Learned(limit, a.context_window, now)
+            counted = counted_input(s)
+            if s.provider is None or not counted:
+                continue
+            if was_cut(s.prompt_estimate, counted):
+                self._learned[s.provider] = Learned(counted, None, now, cut=True)
+            elif (held := self._learned.get(s.provider)) and s.prompt_estimate > held.limit:
+                # It read a prompt over the limit whole: its window grew (a restart).
+                del self._learned[s.provider]
 
     def limits(self, configured: Mapping[str, int]) -> Mapping[str, int]:
         """The configured windows, each lowered to a limit learned in the last

@@ -277,13 +277,15 @@ async def recent_streams(
 
 
 class Overflow(msgspec.Struct, frozen=True, kw_only=True):
-    """A provider's latest refusal of a prompt as too long for its window."""
+    """A provider's latest prompt too long for its window: refused (with the
+    counts its error named), or cut (`read_tokens`: what it read of it)."""
 
     provider: str
     ts: float
     prompt_estimate: int
-    prompt_tokens: int | None
-    context_window: int | None
+    prompt_tokens: int | None = None
+    context_window: int | None = None
+    read_tokens: int | None = None
 
 
 async def recent_overflows(conn: aiosqlite.Connection, *, since: float) -> list[Overflow]:
@@ -303,6 +305,27 @@ async def recent_overflows(conn: aiosqlite.Connection, *, since: float) -> list[
         )
         for r in rows
     ]
+
+
+async def recent_cuts(
+    conn: aiosqlite.Connection, *, since: float, ratio: float, min_tokens: int
+) -> list[Overflow]:
+    """Each provider's latest answer since `since` from a prompt it cut: of a
+    prompt estimated at `min_tokens` or more, it read (input tokens, cache
+    reads and writes, as it reported them) under `ratio` of the estimate
+    (telemetry/truncation.py, was_cut)."""
+    rows = await conn.execute_fetchall(
+        "SELECT provider, max(ts), prompt_estimate, read FROM ("
+        "  SELECT provider, ts, prompt_estimate, input_tokens"
+        "   + coalesce(cache_read_input_tokens, 0) + coalesce(cache_creation_input_tokens, 0)"
+        "   AS read FROM requests"
+        "  WHERE ts >= :since AND provider IS NOT NULL AND usage_estimated = 0"
+        "   AND prompt_estimate >= :min_tokens AND input_tokens IS NOT NULL"
+        ") WHERE read > 0 AND read < :ratio * prompt_estimate"
+        " GROUP BY provider ORDER BY provider",
+        {"since": since, "ratio": ratio, "min_tokens": min_tokens},
+    )
+    return [Overflow(provider=r[0], ts=r[1], prompt_estimate=r[2], read_tokens=r[3]) for r in rows]
 
 
 async def exclusions(conn: aiosqlite.Connection) -> list[ExclusionSet]:

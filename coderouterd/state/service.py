@@ -269,11 +269,21 @@ class StateService:
 
         return await self.writer.maintain(job)
 
-    async def recent_overflows(self, within_s: float) -> list[reads.Overflow]:
-        """Each provider's latest refusal of a prompt as too long in the last
-        `within_s` seconds (learned windows at start-up)."""
+    async def recent_overflows(
+        self, within_s: float, *, cut_ratio: float, cut_min_tokens: int
+    ) -> list[reads.Overflow]:
+        """Each provider's latest refusal of a prompt as too long, and latest
+        cut of one, in the last `within_s` seconds (learned windows at start-up)."""
         since = self._clock.wall() - within_s
-        return await self.writer.maintain(lambda conn: reads.recent_overflows(conn, since=since))
+
+        async def job(conn: aiosqlite.Connection) -> list[reads.Overflow]:
+            refused = await reads.recent_overflows(conn, since=since)
+            cuts = await reads.recent_cuts(
+                conn, since=since, ratio=cut_ratio, min_tokens=cut_min_tokens
+            )
+            return refused + cuts
+
+        return await self.writer.maintain(job)
 
     async def _retention_pass(self, now: float) -> None:
         """One retention pass at `now`, with the limits of the config in force."""

@@ -36,6 +36,15 @@ def counted_input(summary: RequestSummary) -> int | None:
     return u.input_tokens + (u.cache_read_input_tokens or 0) + (u.cache_creation_input_tokens or 0)
 
 
+def was_cut(prompt_estimate: int, counted: int | None) -> bool:
+    """Whether a backend that read `counted` tokens of a prompt estimated at
+    `prompt_estimate` cut it (the request log applies the same test:
+    state/reads.py, recent_cuts)."""
+    if prompt_estimate < MIN_TOKENS or not counted:
+        return False
+    return counted < RATIO * prompt_estimate
+
+
 class TruncationWatch:
     def __init__(self, log: Any, clock: Clock) -> None:
         self._log = log
@@ -46,10 +55,8 @@ class TruncationWatch:
 
     def take(self, summaries: Sequence[RequestSummary]) -> None:
         for s in summaries:
-            if s.provider is None or s.prompt_estimate < MIN_TOKENS:
-                continue
             counted = counted_input(s)
-            if counted is None or counted == 0 or counted >= RATIO * s.prompt_estimate:
+            if s.provider is None or not was_cut(s.prompt_estimate, counted):
                 continue
             self.counts[s.provider] += 1
             now = self._clock.monotonic()
@@ -63,7 +70,7 @@ class TruncationWatch:
                 sent_tokens_estimate=s.prompt_estimate,
                 counted_tokens=counted,
                 hint="the backend's context window is smaller than the prompt: raise it "
-                "(Ollama: OLLAMA_CONTEXT_LENGTH or num_ctx; llama.cpp: -c), or give the "
-                "provider capabilities: {max_context_tokens: N} and its profiles "
-                "context_action: skip",
+                "(Ollama: OLLAMA_CONTEXT_LENGTH or num_ctx; llama.cpp: -c) or declare it "
+                "(capabilities: {max_context_tokens: N}); context_action: skip profiles "
+                "pass it over for prompts as long for 10 minutes after each cut",
             )

@@ -191,7 +191,7 @@ async def test_a_skip_profile_skips_a_window_its_backend_said_was_outgrown_even_
     # 40960 tokens against its 32768.
     def choose(req: Recorded) -> Reply:
         if model_of(req) == "big":
-            return Reply(json=anthropic_message("big"))
+            return Reply(json=anthropic_message("big", input_tokens=len(req.body) // 4))
         if len(json.dumps(req.json)) > 20_000:
             return too_long_for("local")
         return Reply(json=openai_completion("local"), dialect="openai")

@@ -3,13 +3,15 @@ is found from its own usage: logged, counted in /metrics and ctl status."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import anthropic
 from structlog.testing import capture_logs
 
 from coderouterd.ctl.render import render_status
 from coderouterd.status import status_of
-from tests.conftest import StartDaemon, chain_yaml, provider_yaml
-from tests.fakes.transcripts import openai_completion
+from tests.conftest import RunningDaemon, StartDaemon, chain_yaml, provider_yaml
+from tests.fakes.transcripts import anthropic_message, openai_completion
 from tests.fakes.upstream import FakeUpstream, Recorded, Reply
 
 LONG = "read this file carefully. " * 4000  # ~100 KB: ~25k tokens at four bytes each
@@ -44,3 +46,45 @@ async def test_a_backend_that_cuts_long_prompts_is_named(
     [local] = status.providers
     assert local.prompts_truncated == 2
     assert "2 prompt(s) cut by its context window" in render_status(status)
+
+
+async def test_a_skip_profile_passes_over_a_backend_that_cut_a_prompt_as_long_even_after_a_restart(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    def choose(req: Recorded) -> Reply:
+        if (req.json or {}).get("model") == "big-model":  # reads it all
+            return Reply(json=anthropic_message("big", input_tokens=len(req.body) // 4))
+        return counts_what_it_keeps(req)
+
+    fake_upstream.responder = choose
+    config = chain_yaml(
+        provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat"),
+        provider_yaml("big", fake_upstream.url),
+        profiles="  - {name: default, providers: [local, big], context_action: skip}\n",
+    )
+    state_dir = tmp_path / "state"
+    d = await start_daemon(config, state_dir=state_dir)
+
+    async def ask(d: RunningDaemon, text: str) -> tuple[str, str]:
+        async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as c:
+            raw = await c.messages.with_raw_response.create(
+                model="m", max_tokens=10, messages=[{"role": "user", "content": text}]
+            )
+        return raw.headers["x-coderouter-provider"], raw.headers.get(
+            "x-coderouter-fallback-reason", ""
+        )
+
+    # The first long prompt is cut (nothing tells before the answer)...
+    assert await ask(d, LONG) == ("local", "")
+    status = status_of(d.daemon)
+    assert "cut a prompt to 4096 tokens" in render_status(status)
+    # ...the next one goes where it fits; a short one still fits local.
+    assert await ask(d, LONG + "and more") == ("big", "local=context_too_small")
+    assert await ask(d, "a short question") == ("local", "")
+    # The request log keeps the cut: a restarted daemon passes local over too.
+    await d.state.writer.flush()
+    again = await start_daemon(config, state_dir=state_dir)
+    assert await ask(again, LONG) == ("big", "local=context_too_small")
+    [local, _] = status_of(again.daemon).providers
+    assert local.context_window is not None and local.context_window.cut
+    assert local.context_window.prompt_limit == 4096

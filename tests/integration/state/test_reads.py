@@ -106,6 +106,32 @@ async def test_each_providers_latest_refusal_as_too_long(
     assert await reads.recent_overflows(reader, since=201.0) == []
 
 
+async def test_each_providers_latest_answer_from_a_prompt_it_cut(
+    conn: aiosqlite.Connection, reader: aiosqlite.Connection
+) -> None:
+    def answered(
+        rid: str, ts: float, provider: str, estimate: int | None, read: int, **kw: object
+    ) -> RequestRow:
+        return request_row(
+            rid, ts=ts, provider=provider, prompt_estimate=estimate, input_tokens=read, **kw
+        )
+
+    await write(
+        conn,
+        answered("old", 100.0, "ollama", 26_000, 2048),
+        answered("new", 200.0, "ollama", 26_000, 4000, cache_read_input_tokens=96),
+        answered("whole", 210.0, "ollama", 26_000, 25_000),
+        answered("short", 220.0, "lmstudio", 3000, 10),
+        answered("guessed", 230.0, "vllm", 26_000, 10, usage_estimated=True),
+        answered("unestimated", 240.0, "vllm", None, 10),
+        answered("nothing-read", 250.0, "vllm", 26_000, 0),
+    )  # fmt: skip
+    assert await reads.recent_cuts(reader, since=50.0, ratio=0.4, min_tokens=4096) == [
+        reads.Overflow(provider="ollama", ts=200.0, prompt_estimate=26_000, read_tokens=4096)
+    ]
+    assert await reads.recent_cuts(reader, since=201.0, ratio=0.4, min_tokens=4096) == []
+
+
 async def test_month_totals_and_exclusions(
     conn: aiosqlite.Connection, reader: aiosqlite.Connection
 ) -> None:

@@ -3,9 +3,12 @@ configured windows, and its expiry."""
 
 from __future__ import annotations
 
+import msgspec
+
 from coderouterd.routing.records import AttemptRecord, RequestSummary
 from coderouterd.routing.windows import FORGET_S, LearnedWindows, limit_of
 from coderouterd.state.reads import Overflow
+from coderouterd.wire.usage import Usage
 from tests.integration.state.support_db import ManualClock
 
 
@@ -95,3 +98,52 @@ def test_what_the_request_log_kept_is_loaded_by_its_age() -> None:
     clock.advance(FORGET_S - 120)
     assert windows.learned("local") is None
     assert windows.limits({}) == {"lmstudio": 8_999}
+
+
+def test_a_prompt_the_backend_cut_teaches_what_it_read_as_the_limit() -> None:
+    clock = ManualClock()
+    windows = LearnedWindows(clock)
+    cut = msgspec.structs.replace(
+        summary(AttemptRecord(provider="ollama", outcome="ok"), estimate=26_000),
+        provider="ollama",
+        usage=Usage(input_tokens=4000, output_tokens=5, cache_read_input_tokens=96),
+    )
+    # Read whole (or too short to judge): nothing learned.
+    whole = msgspec.structs.replace(cut, usage=Usage(input_tokens=25_000, output_tokens=5))
+    short = msgspec.structs.replace(cut, prompt_estimate=3000, usage=Usage(input_tokens=10))
+    guessed = msgspec.structs.replace(cut, usage_estimated=True)
+    windows.take([whole, short, guessed])
+    assert windows.limits({}) == {}
+    windows.take([cut])
+    assert windows.limits({"ollama": 32_768}) == {"ollama": 4096}
+    learned = windows.learned("ollama")
+    assert learned is not None and learned[0].cut and learned[0].window is None
+
+
+def test_the_latest_of_a_refusal_and_a_cut_read_back_wins() -> None:
+    clock = SkewedClock()
+    windows = LearnedWindows(clock)
+    wall = clock.wall()
+    windows.load(
+        [
+            Overflow(provider="local", ts=wall - 30, prompt_estimate=9_000, read_tokens=2048),
+            Overflow(provider="local", ts=wall - 60, prompt_estimate=50_000,
+                     prompt_tokens=40_960, context_window=32_768),
+        ]
+    )  # fmt: skip
+    learned = windows.learned("local")
+    assert learned is not None and learned[0].cut and learned[0].limit == 2048
+
+
+def test_a_prompt_over_the_limit_read_whole_forgets_it() -> None:
+    windows = LearnedWindows(ManualClock())
+    windows.take([summary(too_long("local", 40_960, 32_768))])
+    assert windows.limits({}) == {"local": 40_000}
+    read = Usage(input_tokens=30_000, output_tokens=5)
+    fits = msgspec.structs.replace(summary(estimate=39_000), provider="local", usage=read)
+    windows.take([fits])
+    assert windows.limits({}) == {"local": 40_000}
+    # Restarted with a larger window, it took a longer prompt than it refused before.
+    grown = msgspec.structs.replace(fits, prompt_estimate=45_000)
+    windows.take([grown])
+    assert windows.limits({}) == {}
