@@ -46,17 +46,24 @@ async def start(start_daemon: StartDaemon, fake: FakeUpstream) -> RunningDaemon:
     )
 
 
-def held_stream(text: str = "local") -> tuple[Reply, asyncio.Event]:
-    """A stream that stops after its first delta until the event is set."""
+async def busy(
+    start_daemon: StartDaemon, fake: FakeUpstream, then: Reply, mode: str = "default"
+) -> tuple[RunningDaemon, asyncio.Task[Streamed], asyncio.Event]:
+    """A daemon whose local backend answers a first stream, held after its
+    first delta until the event is set; `then` is the fake's next reply."""
     resume = asyncio.Event()
-    return Reply(
-        events=anthropic_text_stream([text, "."]), pause_after_frames=3, resume=resume
-    ), resume
+    held = Reply(events=anthropic_text_stream(["local", "."]), pause_after_frames=3, resume=resume)
+    fake.script(held, then)
+    d = await start(start_daemon, fake)
+    first = asyncio.create_task(stream(d.url, mode))
+    await until(lambda: len(fake.requests) == 1)
+    return d, first, resume
 
 
-async def stream(
-    url: str, mode: str = "default"
-) -> tuple[CIMultiDict[str], list[tuple[str, dict]]]:
+Streamed = tuple[CIMultiDict[str], list[tuple[str, dict]]]
+
+
+async def stream(url: str, mode: str = "default") -> Streamed:
     async with (
         aiohttp.ClientSession() as http,
         http.post(f"{url}/v1/messages", json=STREAM, headers={"x-coderouter-mode": mode}) as resp,
@@ -84,11 +91,9 @@ def client(d: RunningDaemon) -> anthropic.AsyncAnthropic:
 async def test_a_busy_backend_passes_the_next_request_to_the_next_provider(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
-    held, resume = held_stream()
-    fake_upstream.script(held, Reply(json=anthropic_message("cloud")))
-    d = await start(start_daemon, fake_upstream)
-    first = asyncio.create_task(stream(d.url))
-    await until(lambda: len(fake_upstream.requests) == 1)
+    d, first, resume = await busy(
+        start_daemon, fake_upstream, Reply(json=anthropic_message("cloud"))
+    )
     assert slots_of(d) == (1, 0)
     assert "1/1 slots busy" in render_status(status_of(d.daemon))
     async with client(d) as c:
@@ -112,15 +117,9 @@ async def test_a_busy_backend_passes_the_next_request_to_the_next_provider(
 async def test_a_busy_backend_passed_over_is_tried_when_the_rest_fail(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
-    held, resume = held_stream()
-    fake_upstream.script(
-        held,
-        anthropic_error(500, "api_error", "cloud is down"),
-        Reply(json=anthropic_message("local after all")),
-    )
-    d = await start(start_daemon, fake_upstream)
-    first = asyncio.create_task(stream(d.url))
-    await until(lambda: len(fake_upstream.requests) == 1)
+    cloud_down = anthropic_error(500, "api_error", "cloud is down")
+    d, first, resume = await busy(start_daemon, fake_upstream, cloud_down)
+    fake_upstream.script(Reply(json=anthropic_message("local after all")))
     async with client(d) as c:
         second = asyncio.create_task(
             c.messages.with_raw_response.create(
@@ -142,11 +141,9 @@ async def test_a_busy_backend_passed_over_is_tried_when_the_rest_fail(
 async def test_with_no_other_provider_a_stream_waits_in_line_kept_alive(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
-    held, resume = held_stream()
-    fake_upstream.script(held, Reply(events=anthropic_text_stream(["second"])))
-    d = await start(start_daemon, fake_upstream)
-    first = asyncio.create_task(stream(d.url, "local-only"))
-    await until(lambda: len(fake_upstream.requests) == 1)
+    d, first, resume = await busy(
+        start_daemon, fake_upstream, Reply(events=anthropic_text_stream(["second"])), "local-only"
+    )
     second = asyncio.create_task(stream(d.url, "local-only"))
     await until(lambda: slots_of(d) == (1, 1))
     assert "1/1 slots busy, 1 waiting" in render_status(status_of(d.daemon))
@@ -177,11 +174,9 @@ async def test_with_no_other_provider_a_stream_waits_in_line_kept_alive(
 async def test_a_client_that_leaves_the_line_frees_its_place(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
-    held, resume = held_stream()
-    fake_upstream.script(held, Reply(events=anthropic_text_stream(["third"])))
-    d = await start(start_daemon, fake_upstream)
-    first = asyncio.create_task(stream(d.url, "local-only"))
-    await until(lambda: len(fake_upstream.requests) == 1)
+    d, first, resume = await busy(
+        start_daemon, fake_upstream, Reply(events=anthropic_text_stream(["third"])), "local-only"
+    )
     leaving = asyncio.create_task(stream(d.url, "local-only"))
     await until(lambda: slots_of(d) == (1, 1))
     leaving.cancel()
@@ -198,11 +193,9 @@ async def test_a_client_that_leaves_the_line_frees_its_place(
 async def test_a_probe_waits_for_a_slot_instead_of_queueing_in_the_backend(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
-    held, resume = held_stream()
-    fake_upstream.script(held, Reply(json=anthropic_message("pong")))
-    d = await start(start_daemon, fake_upstream)
-    first = asyncio.create_task(stream(d.url, "local-only"))
-    await until(lambda: len(fake_upstream.requests) == 1)
+    d, first, resume = await busy(
+        start_daemon, fake_upstream, Reply(json=anthropic_message("pong")), "local-only"
+    )
     probe = asyncio.create_task(d.daemon.healing.probe_now("local", uid=None))
     await until(lambda: slots_of(d) == (1, 1))
     assert len(fake_upstream.requests) == 1

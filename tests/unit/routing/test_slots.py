@@ -5,6 +5,7 @@ reload in place."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -53,45 +54,37 @@ async def test_waiters_are_served_in_order_of_arrival() -> None:
     assert served == [0, 1, 2] and (gate.in_use, gate.waiting) == (1, 0)
 
 
-async def test_a_waiter_cancelled_in_line_leaves_it_and_takes_nothing() -> None:
-    gate = Gate(1)
-    assert gate.take_now()
-    first = asyncio.create_task(gate.take())
-    second = asyncio.create_task(gate.take())
-    await settle()
+async def cancelled_in_line(gate: Gate, first: asyncio.Task[None]) -> None:
     first.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await first
-    assert gate.waiting == 1
-    gate.give_back()
-    await second
-    assert (gate.in_use, gate.waiting) == (1, 0)
-
-
-async def test_a_waiter_cancelled_just_as_its_slot_came_passes_it_on() -> None:
-    gate = Gate(1)
-    assert gate.take_now()
-    first = asyncio.create_task(gate.take())
-    second = asyncio.create_task(gate.take())
     await settle()
+    assert gate.waiting == 1  # it left the line, taking nothing
+    gate.give_back()
+
+
+async def cancelled_as_its_slot_came(gate: Gate, first: asyncio.Task[None]) -> None:
     # The slot is granted to `first`, which is cancelled before it resumes.
     gate.give_back()
     first.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await first
-    await second
-    assert (gate.in_use, gate.waiting) == (1, 0)
 
 
-async def test_a_cancelled_waiter_still_in_line_is_skipped_when_a_slot_frees() -> None:
+async def cancelled_then_a_slot_freed(gate: Gate, first: asyncio.Task[None]) -> None:
+    # A slot freed before `first` ran its own clean-up: it is skipped.
+    first.cancel()
+    gate.give_back()
+
+
+@pytest.mark.parametrize(
+    "events", [cancelled_in_line, cancelled_as_its_slot_came, cancelled_then_a_slot_freed]
+)
+async def test_a_cancelled_waiter_never_keeps_a_slot(
+    events: Callable[[Gate, asyncio.Task[None]], Awaitable[None]],
+) -> None:
     gate = Gate(1)
     assert gate.take_now()
     first = asyncio.create_task(gate.take())
     second = asyncio.create_task(gate.take())
     await settle()
-    # Cancelled, and a slot freed before `first` ran its own clean-up.
-    first.cancel()
-    gate.give_back()
+    await events(gate, first)
     with pytest.raises(asyncio.CancelledError):
         await first
     await second
