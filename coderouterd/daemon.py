@@ -106,7 +106,7 @@ class Daemon:
         self.deferred = deferred
         self.metrics = metrics
         self.truncation = truncation
-        # Context windows the backends' overflow errors told.
+        # Context windows the backends' overflow errors and cut prompts told.
         self.windows = windows or LearnedWindows(clock)
         # Requests each provider is sent at once (max_concurrent), across reloads.
         self.slots = slots or Slots()

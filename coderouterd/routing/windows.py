@@ -21,9 +21,10 @@ towards skipping).
 A limit is forgotten `FORGET_S` after it was learned (a backend restarted
 with a larger window gets its chance again; the first prompt too long for
 it then teaches the limit again), or as soon as the backend reads a prompt
-over it whole (one sent by a profile that does not skip). The request log keeps each refusal with
-the counts it named, so a daemon restarted within that time reads back
-what it had learned (`load`).
+over it whole (one sent by a profile that does not skip). The request log
+keeps each refusal with the counts it named, and each cut answer with what
+the backend read, so a daemon restarted within that time reads back what
+it had learned (`load`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from coderouterd.clock import Clock
 from coderouterd.routing.records import RequestSummary
 from coderouterd.state.reads import Overflow
-from coderouterd.telemetry.truncation import counted_input, was_cut
+from coderouterd.telemetry.truncation import RATIO, counted_input, was_cut
 
 FORGET_S = 600.0
 
@@ -91,9 +92,14 @@ class LearnedWindows:
                 continue
             if was_cut(s.prompt_estimate, counted):
                 self._learned[s.provider] = Learned(counted, None, now, cut=True)
-            elif (held := self._learned.get(s.provider)) and s.prompt_estimate > held.limit:
-                # It read a prompt over the limit whole: its window grew (a restart).
+            elif self._grown(s.provider, s.prompt_estimate, counted):
                 del self._learned[s.provider]
+
+    def _grown(self, provider: str, estimate: int, counted: int) -> bool:
+        """Whether `provider` read a prompt over its learned limit whole: its
+        window grew (it was restarted with a larger one)."""
+        held = self._learned.get(provider)
+        return held is not None and estimate > held.limit and counted >= RATIO * estimate
 
     def limits(self, configured: Mapping[str, int]) -> Mapping[str, int]:
         """The configured windows, each lowered to a limit learned in the last
