@@ -132,6 +132,7 @@ class Doctor:
             requested_model=parsed.model,
             profile="doctor",
             history=parsed.history,
+            media=parsed.media,
         )
 
     async def ask(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], RequestSummary | None]:

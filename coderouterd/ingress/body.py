@@ -25,6 +25,7 @@ import msgspec
 from coderouterd.errors import NESTED_TOO_DEEP, InvalidRequestError
 from coderouterd.lru import MEMO_BYTES, SizedLRU
 from coderouterd.translate.anthropic_request import HistoryCheck
+from coderouterd.translate.estimate import MediaScan
 
 T = TypeVar("T")
 
@@ -62,6 +63,8 @@ class RequestBody:
     # between bounds[k] + 1 and bounds[k + 1], the first bound being the `[`
     # or the `,` before the first of them. Empty when not known (not compact).
     bounds: tuple[int, ...] = field(default=(), compare=False, repr=False)
+    # What is known of the history's inline media (prompt estimates).
+    media: MediaScan | None = field(default=None, compare=False, repr=False)
 
 
 def parse_body(body: bytes) -> RequestBody:
@@ -89,7 +92,9 @@ def parse_body(body: bytes) -> RequestBody:
     # its first byte is enough to tell an array.
     if memoryview(messages)[0] != _OPEN_BRACKET:
         raise InvalidRequestError("must be an array", field=MESSAGES)
-    return RequestBody(fields, model, stream, profile, HistoryCheck(messages))
+    return RequestBody(
+        fields, model, stream, profile, HistoryCheck(messages), media=MediaScan(messages)
+    )
 
 
 def newest_first(
@@ -281,7 +286,7 @@ def _through(known: _Known, body: bytes) -> _Known | None:
         # Sent again unchanged (a retry): nothing new to read.
         p = known.parsed
         history = HistoryCheck(p.fields[MESSAGES], unsigned=p.history.unsigned)
-        again = _with(p, p.fields, history, old, shared=len(old), bounds=p.bounds)
+        again = _with(p, p.fields, history, old, shared=len(old), bounds=p.bounds, media=p.media)
         return _Known(old, again, known.start, known.end, known.cuts, known.layout)
     new = memoryview(body)
     end = len(body) - (len(old) - known.end)
@@ -329,8 +334,9 @@ def _go_on(known: _Known, body: bytes, cut: int, end: int) -> _Known | None:
         else msgspec.Raw(view[at + end if after else at :][:size])
         for name, at, size, after in known.layout
     }
+    media = p.media.going_on(messages, cut - start) if p.media is not None else None
     # _through compared the bytes before the cut with the known body's.
-    parsed = _with(p, fields, history, body, shared=cut, bounds=bounds)
+    parsed = _with(p, fields, history, body, shared=cut, bounds=bounds, media=media)
     return _Known(body, parsed, start, end, cuts[-_CUTS:], known.layout)
 
 
@@ -342,6 +348,7 @@ def _with(
     *,
     shared: int,
     bounds: tuple[int, ...],
+    media: MediaScan | None,
 ) -> RequestBody:
     """The next body of `p`'s conversation."""
     return RequestBody(
@@ -355,4 +362,5 @@ def _with(
         p.turn + 1,
         shared,
         bounds,
+        media,
     )

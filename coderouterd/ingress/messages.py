@@ -90,7 +90,7 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
             cooling=daemon.healing.book.cooling(),
             drift=daemon.drift.flagged,
             slow=daemon.pace.demoted(),
-            prompt_tokens=estimate_prompt_tokens(parsed.fields) if windows else None,
+            prompt_tokens=estimate_prompt_tokens(parsed.fields, parsed.media) if windows else None,
             windows=windows,
         )
         fields = _amended(profile, parsed, dialect)
@@ -117,6 +117,7 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
         profile=plan.profile,
         created=int(daemon.clock.wall()),
         history=parsed.history,
+        media=parsed.media,
         conversation=parsed.conversation,
         body=parsed.raw,
         turn=parsed.turn,
@@ -264,7 +265,7 @@ async def _send_first(
 
 async def count_tokens(request: web.Request) -> web.Response:
     parsed = parse_body(await read_body(request))
-    estimate = estimate_prompt_tokens(parsed.fields)
+    estimate = estimate_prompt_tokens(parsed.fields, parsed.media)
     return web.Response(
         body=_encode({"input_tokens": estimate}),
         content_type="application/json",

@@ -58,7 +58,7 @@ def read_turn(body: RequestBody) -> Turn:
         else:
             text = "\n".join(p.text for p in parts if p.text is not None)
         break
-    return Turn(text, image, body.model, estimate_prompt_tokens(body.fields))
+    return Turn(text, image, body.model, estimate_prompt_tokens(body.fields, body.media))
 
 
 def _has_image(part: _Part) -> bool:

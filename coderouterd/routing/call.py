@@ -10,6 +10,7 @@ import msgspec
 
 if TYPE_CHECKING:
     from coderouterd.translate.anthropic_request import HistoryCheck
+    from coderouterd.translate.estimate import MediaScan
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,3 +37,5 @@ class Call:
     # shares with the one before (ingress/body.py): hints.
     turn: int = 0
     shared: int = 0
+    # What ingress found of fields["messages"]'s inline media, if anything.
+    media: MediaScan | None = None

@@ -193,7 +193,7 @@ class Progress:
                 stop_reason=shape.stop_reason if shape is not None else None,
                 tool_use=shape.tool_use if shape is not None else None,
                 tools_offered=offers_tools(self.call.fields),
-                prompt_estimate=estimate_prompt_tokens(self.call.fields),
+                prompt_estimate=estimate_prompt_tokens(self.call.fields, self.call.media),
                 error=self.error,
                 client_disconnected=self.client_disconnected,
             )

@@ -246,7 +246,7 @@ class AnthropicToOpenAICodec:
             "model": call.requested_model or self._provider.model,
             "filters": self._filters,
             "tool_names": offered_tool_names(call),
-            "estimated_input_tokens": estimate_prompt_tokens(call.fields),
+            "estimated_input_tokens": estimate_prompt_tokens(call.fields, call.media),
         }
 
     def transcoder(self, call: Call) -> Transcoder:

@@ -1,0 +1,132 @@
+"""A screenshot in a conversation is not a long prompt: its base64 is left out of
+the prompt estimate, so it neither looks cut when a backend reads it whole,
+nor makes a `context_action: skip` profile pass over a small window, nor
+inflates what count_tokens tells Claude Code about its context."""
+
+from __future__ import annotations
+
+import base64
+import os
+import sqlite3
+from typing import Any
+
+import anthropic
+import openai
+from structlog.testing import capture_logs
+
+from coderouterd.ctl.render import render_status
+from coderouterd.status import status_of
+from coderouterd.translate.estimate import IMAGE_TOKENS
+from tests.conftest import RunningDaemon, StartDaemon, chain_yaml, provider_yaml
+from tests.fakes.transcripts import anthropic_message, openai_completion
+from tests.fakes.upstream import FakeUpstream, Recorded, Reply
+
+# ~120 KB of base64: ~30k tokens at four bytes each, ~1.6k as a backend counts an image.
+SCREENSHOT = base64.b64encode(os.urandom(90_000)).decode()
+QUESTION = "why does this page render blank? " * 200  # ~1.7k tokens of text
+WINDOW = 8192
+
+
+def with_screenshot() -> list[dict[str, Any]]:
+    image = {"type": "base64", "media_type": "image/png", "data": SCREENSHOT}
+    return [
+        {
+            "role": "user",
+            "content": [{"type": "image", "source": image}, {"type": "text", "text": QUESTION}],
+        }
+    ]
+
+
+def reads_it_whole(req: Recorded) -> Reply:
+    """A vision backend's count: the text, and an image as ~1.6k tokens."""
+    tokens = (len(req.body) - len(SCREENSHOT)) // 4 + IMAGE_TOKENS
+    if "/chat/completions" in req.path:
+        return Reply(dialect="openai", json=openai_completion("blank", prompt_tokens=tokens))
+    return Reply(json=anthropic_message("blank", input_tokens=tokens))
+
+
+async def test_a_backend_that_reads_a_screenshot_whole_is_not_said_to_cut_it(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.responder = reads_it_whole
+    d = await start_daemon(
+        chain_yaml(provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat"))
+    )
+    with capture_logs() as logs:
+        async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as c:
+            for _ in range(2):
+                await c.messages.create(model="m", max_tokens=10, messages=with_screenshot())
+        status = status_of(d.daemon)
+    assert [e for e in logs if e["event"] == "provider.prompt_truncated"] == []
+    [local] = status.providers
+    assert local.prompts_truncated == 0 and local.context_window is None
+    assert "cut" not in render_status(status)
+    await d.state.writer.flush()
+    [estimate] = set(estimates(d))
+    assert estimate < 4000  # the text and one image, not the base64
+
+
+def estimates(d: RunningDaemon) -> list[int]:
+    with sqlite3.connect(d.state.path) as db:
+        return [r[0] for r in db.execute("SELECT prompt_estimate FROM requests")]
+
+
+async def test_a_skip_profile_sends_a_screenshot_to_a_window_it_fits(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.responder = reads_it_whole
+    small = f"capabilities: {{max_context_tokens: {WINDOW}}}"
+    d = await start_daemon(
+        chain_yaml(
+            provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat", extra=small),
+            provider_yaml("big", fake_upstream.url),
+            profiles="  - {name: default, providers: [local, big], context_action: skip}\n",
+        )
+    )
+    async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as c:
+        raw = await c.messages.with_raw_response.create(
+            model="m", max_tokens=10, messages=with_screenshot()
+        )
+        # Text as long as the screenshot's base64 does not fit, and is sent on.
+        long = await c.messages.with_raw_response.create(
+            model="m",
+            max_tokens=10,
+            messages=[{"role": "user", "content": "x " * (len(SCREENSHOT) // 2)}],
+        )
+    assert raw.headers["x-coderouter-provider"] == "local"
+    assert long.headers["x-coderouter-provider"] == "big"
+    assert long.headers["x-coderouter-fallback-reason"] == "local=context_too_small"
+
+
+async def test_count_tokens_counts_a_screenshot_as_an_image(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    d = await start_daemon(chain_yaml(provider_yaml("big", fake_upstream.url)))
+    async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as c:
+        text = await c.messages.count_tokens(
+            model="m", messages=[{"role": "user", "content": QUESTION}]
+        )
+        both = await c.messages.count_tokens(model="m", messages=with_screenshot())
+    assert 0 < both.input_tokens - text.input_tokens - IMAGE_TOKENS < 50  # the block's own JSON
+    assert fake_upstream.requests == []
+
+
+async def test_an_openai_clients_data_url_image_counts_as_an_image(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.responder = reads_it_whole
+    d = await start_daemon(
+        chain_yaml(provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat"))
+    )
+    image = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{SCREENSHOT}"}}
+    with capture_logs() as logs:
+        async with openai.AsyncOpenAI(base_url=d.url + "/v1", api_key="k", max_retries=0) as c:
+            await c.chat.completions.create(
+                model="m",
+                messages=[{"role": "user", "content": [image, {"type": "text", "text": QUESTION}]}],
+            )
+        status_of(d.daemon)
+    await d.state.writer.flush()
+    assert [e for e in logs if e["event"] == "provider.prompt_truncated"] == []
+    [estimate] = estimates(d)
+    assert IMAGE_TOKENS < estimate < IMAGE_TOKENS + len(QUESTION) // 4 + 100
