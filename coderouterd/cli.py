@@ -198,6 +198,11 @@ def _check(args: argparse.Namespace) -> int:
         }
         known = ", ".join(f"{n} {w}" for n, w in windows.items()) or "none known"
         print(f"context_action: skip in {', '.join(fitting)}; windows (tokens): {known}")
+    unfitted = [p.name for p in config.profiles if p.context_action == "off"]
+    if unfitted:
+        # The default (learned) says nothing: only a profile that tries a
+        # provider with any prompt, cut or refused before, is worth a line.
+        print(f"context_action: off (windows never skipped) in {', '.join(unfitted)}")
     limited = [f"{p.name} {p.max_concurrent}" for p in config.providers if p.max_concurrent]
     if limited:
         print(f"max_concurrent (busy: next provider, else wait): {', '.join(limited)}")

@@ -139,7 +139,8 @@ _NOT_BUILT: dict[str, tuple[tuple[object, ...], str]] = {
     "context_budget_action": (
         ("off",),
         "no context budget or trimming; a backend that says the prompt is too long "
-        "falls through to the next provider, and context_action: skip with a provider's "
+        "falls through to the next provider, and later prompts as long skip it for 10 "
+        "minutes (context_action: learned); context_action: skip with a provider's "
         "capabilities.max_context_tokens routes a prompt around a window too small",
     ),
     "drift_detection_cooldown_s": ((), "drift is judged over the window, without a cooldown"),

@@ -186,9 +186,12 @@ class ProfileConfig(_Strict, frozen=True):
     # A listed provider whose streamed answers decode far slower than usual
     # (healing/pace.py) is tried after the provider that follows it.
     adaptive: bool = False
-    # `skip`: a provider whose context window (capabilities' max_context_tokens)
-    # is smaller than the request's prompt is skipped; `off` tries it anyway.
-    context_action: Literal["off", "skip"] = "off"
+    # A provider whose context window is smaller than the request's prompt
+    # is skipped: `skip` by the window its capabilities declare
+    # (max_context_tokens) or one learned from the backend (routing/windows.py),
+    # `learned` by a learned one only (the backend's own word, where a
+    # declared window may be wrong), `off` never.
+    context_action: Literal["off", "learned", "skip"] = "learned"
 
 
 class ReplayConfig(_Strict, frozen=True):

@@ -172,8 +172,8 @@ def _state(p: ProviderStatus) -> str:
         )
         state += (
             f", {told} {format_duration(w.learned_s_ago)} ago "
-            f"(over ~{w.prompt_limit} tokens skipped by context_action: skip profiles "
-            f"for {format_duration(w.forgotten_in_s)})"
+            f"(over ~{w.prompt_limit} tokens skipped for {format_duration(w.forgotten_in_s)} "
+            "unless context_action: off)"
         )
     return state
 

@@ -80,8 +80,12 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
         # None for an unknown profile: plan_attempts says which.
         profile = runtime.config.profile(route.profile)
         # Windows and the prompt's estimate matter only to a profile that skips by them.
-        skip = profile is not None and profile.context_action == "skip"
-        windows = daemon.windows.limits(runtime.context_windows) if skip else {}
+        fit = "off" if profile is None else profile.context_action
+        windows = (
+            {}
+            if fit == "off"
+            else daemon.windows.limits(runtime.context_windows if fit == "skip" else {})
+        )
         plan = plan_attempts(
             runtime.config,
             route,

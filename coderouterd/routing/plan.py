@@ -26,7 +26,7 @@ SKIP_EXCLUDED = "excluded"
 SKIP_EXCLUDED_MANUAL = "excluded_manual"
 # Cooling down after saying it ran out of memory; only `skip` profiles skip it.
 SKIP_MEMORY_PRESSURE = MEMORY_PRESSURE
-# Its context window is smaller than the prompt; only `context_action: skip` profiles skip it.
+# Its context window is smaller than the prompt; profiles with `context_action: off` try it.
 SKIP_CONTEXT = "context_too_small"
 # Every slot of its max_concurrent is taken: passed over at run time by the
 # engine for the next provider, and tried after the rest (routing/slots.py).
@@ -136,9 +136,10 @@ def plan_attempts(
     `demote` profile tries the severe ones last, before those excluded.
     `slow` names the providers decoding far slower than they usually do: an
     `adaptive` profile tries each one place later, after the provider that
-    followed it (before the demotions above). A `context_action: skip`
-    profile skips a provider whose context window (`windows`) is smaller
-    than `prompt_tokens`, the prompt's estimate.
+    followed it (before the demotions above). A profile whose
+    `context_action` is not `off` skips a provider whose context window
+    (`windows`, those its action goes by) is smaller than `prompt_tokens`,
+    the prompt's estimate.
     """
     profile = config.profile(route.profile)
     if profile is None:
@@ -156,7 +157,7 @@ def plan_attempts(
             reason = SKIP_EXCLUDED
         if reason is None and name in cooling and profile.memory_pressure_action == "skip":
             reason = SKIP_MEMORY_PRESSURE
-        if reason is None and prompt_tokens is not None and profile.context_action == "skip":
+        if reason is None and prompt_tokens is not None and profile.context_action != "off":
             window = (windows or {}).get(name)
             if window is not None and prompt_tokens > window:
                 reason = SKIP_CONTEXT

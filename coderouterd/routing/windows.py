@@ -5,9 +5,10 @@ A conversation only grows: once a backend has said its prompt does not fit,
 every later turn would be refused too, each after a round trip (and, for a
 local server, after tokenizing the whole prompt); once a backend has cut a
 prompt (telemetry/truncation.py), every later turn would be cut too, and
-answered by a model that lost its instructions. A `context_action: skip`
-profile skips a provider whose window is known to be smaller than the
-prompt; this module makes the window known from the error, or the cut.
+answered by a model that lost its instructions. A profile whose
+`context_action` is `learned` (the default) or `skip` skips a provider
+whose window is known to be smaller than the prompt; this module makes the
+window known from the error, or the cut.
 
 What is learned is a limit on the daemon's own prompt estimate (four bytes
 a token), so it compares with the next request's estimate directly: when

@@ -71,6 +71,6 @@ class TruncationWatch:
                 counted_tokens=counted,
                 hint="the backend's context window is smaller than the prompt: raise it "
                 "(Ollama: OLLAMA_CONTEXT_LENGTH or num_ctx; llama.cpp: -c) or declare it "
-                "(capabilities: {max_context_tokens: N}); context_action: skip profiles "
-                "pass it over for prompts as long for 10 minutes after each cut",
+                "(capabilities: {max_context_tokens: N}); profiles pass it over for prompts "
+                "as long for 10 minutes after each cut, unless their context_action is off",
             )

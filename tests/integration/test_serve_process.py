@@ -614,7 +614,11 @@ async def test_check_says_how_requests_will_be_routed(short_dir: Path) -> None:
     example = (Path(__file__).parents[2] / "config" / "example.yaml").read_text()
     plain, auto = short_dir / "plain.yaml", short_dir / "auto.yaml"
     plain.write_text(example)
-    auto.write_text(example.replace("default_profile: local-first", "default_profile: auto"))
+    auto.write_text(
+        example.replace("default_profile: local-first", "default_profile: auto").replace(
+            "    context_action: skip\n", "    context_action: off\n"
+        )
+    )
     env = child_env(short_dir)
     runs = await asyncio.gather(
         *(run_cli("check", "--config", str(p), env=env) for p in (plain, auto))
@@ -631,8 +635,10 @@ async def test_check_says_how_requests_will_be_routed(short_dir: Path) -> None:
         in out
     )
     assert "max_concurrent (busy: next provider, else wait): llamacpp 1" in out
+    assert "context_action: off" not in out  # the default, learned, goes unsaid
     assert "auto router" not in out
     out = runs[1].stdout
     assert "default profile 'auto'" in out
+    assert "context_action: off (windows never skipped) in local-first" in out
     assert "auto router (first match wins):\n  screenshots: has_image true -> with-cloud" in out
     assert "no rule matches -> local-first" in out

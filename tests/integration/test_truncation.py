@@ -88,3 +88,42 @@ async def test_a_skip_profile_passes_over_a_backend_that_cut_a_prompt_as_long_ev
     [local, _] = status_of(again.daemon).providers
     assert local.context_window is not None and local.context_window.cut
     assert local.context_window.prompt_limit == 4096
+
+
+async def test_by_default_only_what_a_backend_did_decides_and_off_never_skips(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    def choose(req: Recorded) -> Reply:
+        if (req.json or {}).get("model") == "big-model":
+            return Reply(json=anthropic_message("big", input_tokens=len(req.body) // 4))
+        return counts_what_it_keeps(req)
+
+    fake_upstream.responder = choose
+    # A declared window far too small: only `skip` profiles go by it.
+    declared = "capabilities: {max_context_tokens: 2000}"
+    d = await start_daemon(
+        chain_yaml(
+            provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat", extra=declared),
+            provider_yaml("big", fake_upstream.url),
+            profiles="  - {name: default, providers: [local, big]}\n"
+            "  - {name: always, providers: [local, big], context_action: off}\n",
+        )
+    )
+
+    async def ask(text: str, profile: str = "default") -> tuple[str, str]:
+        async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as c:
+            raw = await c.messages.with_raw_response.create(
+                model="m",
+                max_tokens=10,
+                messages=[{"role": "user", "content": text}],
+                extra_body={"profile": profile},
+            )
+        return raw.headers["x-coderouter-provider"], raw.headers.get(
+            "x-coderouter-fallback-reason", ""
+        )
+
+    assert await ask(LONG) == ("local", "")  # cut: the backend's own word, learned
+    status_of(d.daemon)
+    assert await ask(LONG + "and more") == ("big", "local=context_too_small")
+    assert await ask("a short question") == ("local", "")
+    assert await ask(LONG + "and more", profile="always") == ("local", "")

@@ -239,7 +239,8 @@ providers:
   - {name: big, base_url: "http://127.0.0.1:2", model: m}
 profiles:
   - {name: fits, providers: [small, big], context_action: skip}
-  - {name: tries, providers: [small, big]}
+  - {name: tries, providers: [small, big], context_action: off}
+  - {name: learns, providers: [small, big]}
   - {name: only-small, providers: [small], context_action: skip}
 """,
     file="t.yaml",
@@ -256,6 +257,9 @@ profiles:
         ("fits", 10**9, ["big"], [Skip("small", "context_too_small")]),
         ("fits", None, ["small", "big"], []),
         ("tries", 5000, ["small", "big"], []),
+        # The default (learned) skips by the windows it is given: ingress
+        # gives it only those learned from the backends.
+        ("learns", 1001, ["big"], [Skip("small", "context_too_small")]),
         # Never an empty plan: a provider too small is still better than none.
         ("only-small", 5000, ["small"], []),
     ],
