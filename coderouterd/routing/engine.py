@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from coderouterd.clock import Clock
+from coderouterd.config.model import ProviderConfig
 from coderouterd.errors import (
     ClientDisconnectedError,
     NoProviderAvailableError,
@@ -26,7 +27,7 @@ from coderouterd.routing.plan import SKIP_BUSY, Plan
 from coderouterd.routing.progress import Progress, Reply
 from coderouterd.routing.records import Observer
 from coderouterd.routing.shape import ReplyShape
-from coderouterd.routing.slots import Gate, Slots
+from coderouterd.routing.slots import Gate, Slots, take_first
 from coderouterd.routing.streams import (
     KeepAlive,
     StreamSink,
@@ -70,7 +71,7 @@ class Engine:
         handed = False
         try:
             reply = await self._each(
-                progress, lambda a: self._unary_attempt(a, call, progress), Gate.take
+                progress, lambda a: self._unary_attempt(a, call, progress), take_first
             )
             progress.finish(reply.status)
             if after is not None:
@@ -92,12 +93,12 @@ class Engine:
         plain HTTP response (an error status, when nothing was sent yet)."""
         progress = Progress(call, plan, self._clock, self._observer)
 
-        async def wait(gate: Gate) -> None:
+        async def wait(gates: Sequence[Gate]) -> int:
             # A stream waiting for a slot is kept alive like one waiting for its first byte.
-            taking = spawn(gate.take(), name=f"slot:{call.request_id}")
-            await with_pings(
+            taking = spawn(take_first(gates), name=f"slot:{call.request_id}")
+            return await with_pings(
                 taking, sink, progress, clock=self._clock, keepalive=self._keepalive,
-                drop=lambda _: gate.give_back(),
+                drop=lambda i: gates[i].give_back(),
             )  # fmt: skip
 
         try:
@@ -142,7 +143,7 @@ class Engine:
         self,
         progress: Progress,
         attempt: Callable[[ProviderRoute], Awaitable[Reply]],
-        wait: Callable[[Gate], Awaitable[None]],
+        wait: Callable[[Sequence[Gate]], Awaitable[int]],
     ) -> Reply:
         # The last provider that found the prompt too long for its window, and what it said.
         too_long: tuple[str, Overflow] | None = None
@@ -155,13 +156,15 @@ class Engine:
             gate = self._slots.gate(name)
             if gate is None or gate.take_now():
                 progress.start_attempt(name)
-            elif not await self._in_turn(
-                name, gate, progress, wait, may_pass=bool(queue) and name not in passed
-            ):
+            elif queue and name not in passed:
                 # The next provider may answer now; this one is tried after the rest.
+                progress.skip(name, SKIP_BUSY)
                 passed.add(name)
                 queue.append(provider)
                 continue
+            else:
+                provider, gate = await self._first_free(provider, queue, progress, wait)
+                name = provider.name
             try:
                 reply = await attempt(self._routes[name])
             except RequestError as exc:
@@ -228,25 +231,25 @@ class Engine:
             outcome="returned",
         )
 
-    async def _in_turn(
+    async def _first_free(
         self,
-        name: str,
-        gate: Gate,
+        provider: ProviderConfig,
+        queue: collections.deque[ProviderConfig],
         progress: Progress,
-        wait: Callable[[Gate], Awaitable[None]],
-        *,
-        may_pass: bool,
-    ) -> bool:
-        """Start the attempt at `name`, whose every slot is taken, once it
-        holds one, waited for in line; or, when it `may_pass`, pass it over
-        for the next provider (False)."""
-        if may_pass:
-            progress.skip(name, SKIP_BUSY)
-            return False
+        wait: Callable[[Sequence[Gate]], Awaitable[int]],
+    ) -> tuple[ProviderConfig, Gate]:
+        """Start the attempt at whichever of `provider` and the rest of the
+        queue (every one of them passed over as busy) frees a slot first,
+        waited for in line at each; the others keep their places in the
+        queue."""
+        busy = [(p, g) for p in (provider, *queue) if (g := self._slots.gate(p.name)) is not None]
         queued_at = self._clock.monotonic()
-        await wait(gate)
-        progress.start_attempt(name, queued_at=queued_at)
-        return True
+        chosen, gate = busy[await wait([g for _, g in busy])]
+        if chosen is not provider:
+            queue.remove(chosen)
+            queue.appendleft(provider)
+        progress.start_attempt(chosen.name, queued_at=queued_at)
+        return chosen, gate
 
     async def _unary_attempt(self, route: ProviderRoute, call: Call, progress: Progress) -> Reply:
         adapter, codec = route.adapter, route.codecs[call.dialect]

@@ -7,7 +7,9 @@ another one is answered, and a probe behind a long answer looks like a dead
 backend. With a limit, the daemon keeps the queue instead: the engine
 passes a provider with no free slot over for the next one in the chain
 (coming back to it when they all fail), and waits for a slot, first come
-first served, when none is left to try; a probe waits for one too.
+first served, when none is left to try: in the lines of all the providers
+it passed over at once (take_first), taking whichever slot comes first. A
+probe waits for a slot too.
 
 A Gate is kept per provider name for the daemon's life, so requests begun
 under one config generation and a reloaded one share it; a reload changes
@@ -18,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 
 from coderouterd.config.model import ProviderConfig
 
@@ -72,6 +75,41 @@ class Gate:
             if not granted.done():  # a cancelled waiter is on its way out
                 self.in_use += 1
                 granted.set_result(None)
+
+
+async def take_first(gates: Sequence[Gate]) -> int:
+    """Wait in line at every gate at once; return the index of the first
+    (in order) whose slot came, holding that slot and no other.
+
+    Each other line is left: a place not yet served is given up, a slot
+    that came meanwhile (or as this was cancelled) is given back to the
+    next in line.
+    """
+    if len(gates) == 1:
+        await gates[0].take()
+        return 0
+    lines = [asyncio.ensure_future(g.take()) for g in gates]
+    winner = -1
+    try:
+        await asyncio.wait(lines, return_when=asyncio.FIRST_COMPLETED)
+        winner = next(i for i, line in enumerate(lines) if _holds(line))
+    finally:
+        for i, (gate, line) in enumerate(zip(gates, lines, strict=True)):
+            if i != winner:
+                line.cancel()
+                line.add_done_callback(functools.partial(_give_back_if_held, gate))
+    return winner
+
+
+def _holds(line: asyncio.Future[None]) -> bool:
+    return line.done() and not line.cancelled() and line.exception() is None
+
+
+def _give_back_if_held(gate: Gate, line: asyncio.Future[None]) -> None:
+    # A take() cancelled while in line gives back a slot granted meanwhile
+    # itself; one that had returned already holds it.
+    if _holds(line):
+        gate.give_back()
 
 
 class Slots:

@@ -204,3 +204,40 @@ async def test_a_probe_waits_for_a_slot_instead_of_queueing_in_the_backend(
     await first
     assert outcome.ok
     assert [r.json["stream"] for r in fake_upstream.requests] == [True, False]
+
+
+async def test_a_request_every_provider_passed_over_takes_whichever_slot_frees_first(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    resumes = [asyncio.Event(), asyncio.Event()]
+    fake_upstream.script(
+        *(
+            Reply(events=anthropic_text_stream([name]), pause_after_frames=3, resume=resume)
+            for name, resume in zip(("one", "two"), resumes, strict=True)
+        ),
+        Reply(events=anthropic_text_stream(["third"])),
+    )
+    d = await start_daemon(
+        chain_yaml(
+            provider_yaml("local", fake_upstream.url, extra="max_concurrent: 1"),
+            provider_yaml("local2", fake_upstream.url, extra="max_concurrent: 1"),
+            top=FAST_PINGS,
+        )
+    )
+    first = asyncio.create_task(stream(d.url))
+    await until(lambda: len(fake_upstream.requests) == 1)
+    second = asyncio.create_task(stream(d.url))  # local is busy: local2
+    await until(lambda: len(fake_upstream.requests) == 2)
+    third = asyncio.create_task(stream(d.url))  # both busy: waits in both lines
+    await until(lambda: all(p.slots and p.slots.waiting for p in status_of(d.daemon).providers))
+    # local2 frees first: the third request is its, while local is still busy.
+    resumes[1].set()
+    headers, events = await asyncio.wait_for(third, 5)
+    assert text_of(events) == "third"
+    assert headers["x-coderouter-fallback-path"] == "local,local2,local2"
+    assert headers["x-coderouter-fallback-reason"] == "local=busy, local2=busy"
+    # It left local's line: local's slot, once free, is nobody's.
+    assert [p.slots.waiting for p in status_of(d.daemon).providers if p.slots] == [0, 0]
+    resumes[0].set()
+    await asyncio.gather(first, second)
+    assert [p.slots.in_use for p in status_of(d.daemon).providers if p.slots] == [0, 0]

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from coderouterd.config.model import ProviderConfig
-from coderouterd.routing.slots import Gate, Slots
+from coderouterd.routing.slots import Gate, Slots, take_first
 
 
 def provider(name: str, limit: int | None) -> ProviderConfig:
@@ -138,3 +138,57 @@ async def test_held_waits_for_a_slot_and_gives_it_back() -> None:
     # Without a limit, held() is no gate at all.
     async with slots.held("cloud"):
         pass
+
+
+def full(n: int) -> list[Gate]:
+    gates = [Gate(1) for _ in range(n)]
+    for g in gates:
+        assert g.take_now()
+    return gates
+
+
+async def test_take_first_holds_whichever_slot_comes_first_and_leaves_the_other_lines() -> None:
+    gates = full(3)
+    taking = asyncio.create_task(take_first(gates))
+    await settle()
+    assert [g.waiting for g in gates] == [1, 1, 1]
+    gates[2].give_back()
+    assert await taking == 2
+    await settle()
+    assert [(g.in_use, g.waiting) for g in gates] == [(1, 0), (1, 0), (1, 0)]
+    # The places left behind are gone: a slot freed now goes to nobody.
+    gates[0].give_back()
+    assert gates[0].take_now()
+
+
+async def test_take_first_given_two_at_once_keeps_the_earlier_and_gives_back_the_other() -> None:
+    gates = full(2)
+    taking = asyncio.create_task(take_first(gates))
+    await settle()
+    gates[1].give_back()
+    gates[0].give_back()
+    assert await taking == 0
+    await settle()
+    assert [(g.in_use, g.waiting) for g in gates] == [(1, 0), (0, 0)]
+
+
+@pytest.mark.parametrize("freed", [None, 0, 1])
+async def test_take_first_cancelled_keeps_no_slot_and_no_place(freed: int | None) -> None:
+    gates = full(2)
+    taking = asyncio.create_task(take_first(gates))
+    await settle()
+    if freed is not None:
+        gates[freed].give_back()  # granted, but cancelled before it resumes
+    taking.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await taking
+    await settle()
+    in_use = [1, 1] if freed is None else [int(i != freed) for i in range(2)]
+    assert [(g.in_use, g.waiting) for g in gates] == [(n, 0) for n in in_use]
+
+
+async def test_take_first_of_free_gates_takes_the_first_at_once() -> None:
+    gates = [Gate(1), Gate(1)]
+    assert await take_first(gates) == 0
+    await settle()
+    assert [g.in_use for g in gates] == [1, 0]
