@@ -266,3 +266,65 @@ async def test_a_providers_own_capabilities_win_over_the_rules_for_it_alone(
                     )
         assert ["thinking" in r.json for r in fake.requests] == [True, False]
     assert dropped(logs) == ["thinking: the model cannot reason (capabilities: thinking: false)"]
+
+
+def breakpoints(body: Any) -> list[Any]:
+    """Every cache_control in a body."""
+    if isinstance(body, dict):
+        here = [body["cache_control"]] if "cache_control" in body else []
+        return here + [c for k, v in body.items() if k != "cache_control" for c in breakpoints(v)]
+    if isinstance(body, list):
+        return [c for v in body for c in breakpoints(v)]
+    return []
+
+
+@pytest.mark.parametrize("fold", [False, True], ids=["as-sent", "system-folded"])
+async def test_an_anthropic_backend_gets_the_clients_breakpoints_and_no_more(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, tmp_path: Path, fold: bool
+) -> None:
+    """Anthropic allows four cache_control breakpoints; the router neither adds
+    one nor loses one (or its ttl) when it folds system messages."""
+    fake_upstream.default = Reply(json=anthropic_message("ok"))
+    top = ""
+    if fold:
+        (tmp_path / "caps.yaml").write_text(
+            '- {kind: anthropic, model: "local-*", system_messages: false}\n'
+        )
+        top = "capabilities_file: caps.yaml\n"
+    d = await start_daemon(
+        chain_yaml(provider_yaml("local", fake_upstream.url), top=top)
+        + "    append_system_prompt: Answer in English.\n"
+    )
+    hour = {"type": "ephemeral", "ttl": "1h"}
+    system = [
+        {"type": "text", "text": "You are Claude Code.", "cache_control": hour},
+        {"type": "text", "text": "Tools: Read, Edit.", "cache_control": {"type": "ephemeral"}},
+    ]
+    history = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "a"},
+        {
+            "role": "system",
+            "content": [
+                {"type": "text", "text": "Plan mode.", "cache_control": {"type": "ephemeral"}}
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "go", "cache_control": {"type": "ephemeral", "ttl": "5m"}}
+            ],
+        },
+    ]
+    async with a_sdk(d.url) as client:
+        await client.messages.create(
+            model="m",
+            max_tokens=10,
+            system=system,
+            messages=history,  # type: ignore[arg-type]
+        )
+    sent = fake_upstream.requests[0].json
+    sent_marks = sorted(map(json.dumps, breakpoints(sent)))
+    assert sent_marks == sorted(map(json.dumps, breakpoints([system, history])))
+    assert len(sent_marks) == 4
+    assert ("system" in [m["role"] for m in sent["messages"]]) is not fold
