@@ -108,6 +108,8 @@ class InFlight(msgspec.Struct, frozen=True, kw_only=True):
     provider: str | None
     stream: bool
     age_s: float
+    # Waiting in line for a slot of any of these providers (max_concurrent).
+    waiting_for: tuple[str, ...] = ()
 
 
 class BudgetStatus(msgspec.Struct, frozen=True, kw_only=True):

@@ -239,7 +239,9 @@ def _in_flight_table(requests: Sequence[InFlight]) -> list[str]:
             r.request_id,
             r.dialect,
             r.profile,
-            _or_missing(r.provider),
+            "waiting for a slot: " + ", ".join(r.waiting_for)
+            if r.waiting_for
+            else _or_missing(r.provider),
             "yes" if r.stream else "no",
             format_duration(r.age_s),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from coderouterd.clock import Clock
@@ -18,6 +19,8 @@ class InFlightEntry:
     started: float
     task: asyncio.Task[object] | None
     provider: str | None = None
+    # The providers whose slot it waits for (max_concurrent), while it does.
+    waiting_for: tuple[str, ...] = ()
 
 
 class InFlightRegistry(BaseObserver):
@@ -66,11 +69,17 @@ class InFlightRegistry(BaseObserver):
                 provider=e.provider,
                 stream=e.stream,
                 age_s=round(now - e.started, 3),
+                waiting_for=e.waiting_for,
             )
             for rid, e in self._entries.items()
         )
 
-    # Observer: shows which provider each request is currently trying.
+    # Observer: shows which provider each request is currently trying, or
+    # whose slot it waits for.
+    def waiting_for_slot(self, request_id: str, providers: Sequence[str]) -> None:
+        if (entry := self._entries.get(request_id)) is not None:
+            entry.provider, entry.waiting_for = None, tuple(providers)
+
     def attempt_started(self, request_id: str, provider: str) -> None:
         if (entry := self._entries.get(request_id)) is not None:
-            entry.provider = provider
+            entry.provider, entry.waiting_for = provider, ()

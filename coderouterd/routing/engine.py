@@ -244,6 +244,7 @@ class Engine:
         queue."""
         busy = [(p, g) for p in (provider, *queue) if (g := self._slots.gate(p.name)) is not None]
         queued_at = self._clock.monotonic()
+        progress.waiting([p.name for p, _ in busy])
         chosen, gate = busy[await wait([g for _, g in busy])]
         if chosen is not provider:
             queue.remove(chosen)

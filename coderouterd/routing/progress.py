@@ -7,7 +7,7 @@ to the observer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -85,6 +85,10 @@ class Progress:
         self._attempt_ttfb = None
         self._attempt_queued_ms = None if queued_at is None else self._ms(queued_at)
         self._observer.attempt_started(self.call.request_id, provider)
+
+    def waiting(self, providers: Sequence[str]) -> None:
+        """The request waits in line for a slot of any of `providers`."""
+        self._observer.waiting_for_slot(self.call.request_id, providers)
 
     def skip(self, provider: str, reason: str) -> None:
         """A provider passed over at run time (busy), like those the plan skipped."""

@@ -68,6 +68,8 @@ class RequestSummary(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Observer(Protocol):
+    def waiting_for_slot(self, request_id: str, providers: Sequence[str]) -> None: ...
+
     def attempt_started(self, request_id: str, provider: str) -> None: ...
 
     def attempt_finished(self, request_id: str, record: AttemptRecord) -> None: ...
@@ -81,6 +83,9 @@ class Observer(Protocol):
 
 class BaseObserver:
     """No-op implementations: an observer overrides only the reports it uses."""
+
+    def waiting_for_slot(self, request_id: str, providers: Sequence[str]) -> None:
+        pass
 
     def attempt_started(self, request_id: str, provider: str) -> None:
         pass
@@ -100,6 +105,10 @@ class Observers:
 
     def __init__(self, observers: list[Observer]) -> None:
         self._observers = observers
+
+    def waiting_for_slot(self, request_id: str, providers: Sequence[str]) -> None:
+        for o in self._observers:
+            o.waiting_for_slot(request_id, providers)
 
     def attempt_started(self, request_id: str, provider: str) -> None:
         for o in self._observers:

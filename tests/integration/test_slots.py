@@ -230,12 +230,19 @@ async def test_a_request_every_provider_passed_over_takes_whichever_slot_frees_f
     await until(lambda: len(fake_upstream.requests) == 2)
     third = asyncio.create_task(stream(d.url))  # both busy: waits in both lines
     await until(lambda: all(p.slots and p.slots.waiting for p in status_of(d.daemon).providers))
+    status = status_of(d.daemon)
+    [waiting] = [r for r in status.in_flight if r.waiting_for]
+    assert waiting.waiting_for == ("local", "local2") and waiting.provider is None
+    assert "waiting for a slot: local, local2" in render_status(status)
     # local2 frees first: the third request is its, while local is still busy.
     resumes[1].set()
     headers, events = await asyncio.wait_for(third, 5)
     assert text_of(events) == "third"
     assert headers["x-coderouter-fallback-path"] == "local,local2,local2"
     assert headers["x-coderouter-fallback-reason"] == "local=busy, local2=busy"
+    assert [(r.provider, r.waiting_for) for r in status_of(d.daemon).in_flight] == [
+        ("local", ())
+    ]
     # It left local's line: local's slot, once free, is nobody's.
     assert [p.slots.waiting for p in status_of(d.daemon).providers if p.slots] == [0, 0]
     resumes[0].set()
