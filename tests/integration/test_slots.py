@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import anthropic
+import pytest
 from multidict import CIMultiDict
 
 from coderouterd.ctl.render import render_status
@@ -171,17 +174,37 @@ async def test_with_no_other_provider_a_stream_waits_in_line_kept_alive(
     assert attempt.latency_ms is not None and attempt.latency_ms < attempt.queued_ms
 
 
+async def unary(url: str, mode: str) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{url}/v1/messages",
+            json={**STREAM, "stream": False},
+            headers={"x-coderouter-mode": mode},
+        ) as resp,
+    ):
+        await resp.read()
+
+
+@pytest.mark.parametrize("ask", [stream, unary], ids=["stream", "unary"])
 async def test_a_client_that_leaves_the_line_frees_its_place(
-    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+    start_daemon: StartDaemon,
+    fake_upstream: FakeUpstream,
+    ask: Callable[[str, str], Awaitable[object]],
 ) -> None:
     d, first, resume = await busy(
         start_daemon, fake_upstream, Reply(events=anthropic_text_stream(["third"])), "local-only"
     )
-    leaving = asyncio.create_task(stream(d.url, "local-only"))
+    leaving = asyncio.create_task(ask(d.url, "local-only"))
     await until(lambda: slots_of(d) == (1, 1))
     leaving.cancel()
-    # The daemon notices at its next ping, and leaves the line.
+    # The daemon notices (a stream at its next ping; a unary request's
+    # handler is cancelled as its connection closes) and leaves the line.
     await until(lambda: slots_of(d) == (1, 0))
+    await d.state.writer.flush()
+    with sqlite3.connect(d.state.path) as db:
+        rows = db.execute("SELECT status, client_disconnected FROM requests").fetchall()
+    assert rows == [(499, 1)]
     resume.set()
     await first
     assert slots_of(d) == (0, 0)
@@ -240,9 +263,7 @@ async def test_a_request_every_provider_passed_over_takes_whichever_slot_frees_f
     assert text_of(events) == "third"
     assert headers["x-coderouter-fallback-path"] == "local,local2,local2"
     assert headers["x-coderouter-fallback-reason"] == "local=busy, local2=busy"
-    assert [(r.provider, r.waiting_for) for r in status_of(d.daemon).in_flight] == [
-        ("local", ())
-    ]
+    assert [(r.provider, r.waiting_for) for r in status_of(d.daemon).in_flight] == [("local", ())]
     # It left local's line: local's slot, once free, is nobody's.
     assert [p.slots.waiting for p in status_of(d.daemon).providers if p.slots] == [0, 0]
     resumes[0].set()
