@@ -92,7 +92,8 @@ def find_payloads(buf: bytes) -> list[Payload]:
     while i != -1:
         found = _payload_at(buf, i)
         after = i + len(_MARK)
-        if found is not None and found.size >= MIN_PAYLOAD:
+        # A second mark in the same object finds the same data: counted once.
+        if found is not None and found.size >= MIN_PAYLOAD and (not out or found.at >= out[-1].end):
             out.append(found)
             # The data may come before its `type` (then the search goes on from the mark).
             after = max(after, found.end)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import math
 import os
@@ -10,6 +11,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coderouterd.ingress.body import BodyMemo, parse_body
 from coderouterd.translate.estimate import (
@@ -101,6 +104,11 @@ def test_text_that_merely_mentions_base64_is_counted_whole() -> None:
     assert estimate_prompt_tokens(parsed.fields) == naive(body_of(messages))
 
 
+def test_a_payload_marked_twice_is_counted_once() -> None:
+    buf = b'{"data":"' + PNG.encode() + b'","type":"base64","type":"base64"}'
+    assert len(find_payloads(buf)) == 1
+
+
 def test_short_base64_stays_in_the_estimate() -> None:
     small = base64.b64encode(b"x" * 300).decode()
     assert len(small) < MIN_PAYLOAD
@@ -161,3 +169,35 @@ def test_a_scan_of_other_messages_is_not_used() -> None:
     assert estimate_prompt_tokens(plain.fields, with_image.media) == naive(
         body_of([{"role": "user", "content": "hi"}])
     )
+
+
+_PIECES = [
+    b'"type":"base64"',
+    b'"type": "base64"',
+    b'"data":"',
+    b'"data": "',
+    b'"media_type":"image/png"',
+    b'"url":"data:image/png;base64,',
+    b";base64,",
+    b"base64",
+    b'"',
+    b"{",
+    b"}",
+    b":",
+    b",",
+    b" ",
+    b"A" * 1500,
+    b"QUJD" * 300,
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=30))
+def test_any_bytes_give_payloads_inside_them_and_never_an_error(pieces: list[bytes]) -> None:
+    buf = b"".join(pieces)
+    found = find_payloads(buf)
+    for p in found:
+        assert p.at >= 0 and p.end <= len(buf) and p.size >= MIN_PAYLOAD
+        assert b'"' not in buf[p.at : p.end]
+    # Each lies after the last: no byte is left out of the estimate twice.
+    assert all(a.end <= b.at for a, b in itertools.pairwise(found))
