@@ -45,13 +45,18 @@ def reads_it_whole(req: Recorded) -> Reply:
     return Reply(json=anthropic_message("blank", input_tokens=tokens))
 
 
+async def vision_backend(start_daemon: StartDaemon, fake: FakeUpstream) -> RunningDaemon:
+    """One openai_compat provider that counts what it is sent as it reads it."""
+    fake.responder = reads_it_whole
+    return await start_daemon(
+        chain_yaml(provider_yaml("local", fake.url + "/v1", kind="openai_compat"))
+    )
+
+
 async def test_a_backend_that_reads_a_screenshot_whole_is_not_said_to_cut_it(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
-    fake_upstream.responder = reads_it_whole
-    d = await start_daemon(
-        chain_yaml(provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat"))
-    )
+    d = await vision_backend(start_daemon, fake_upstream)
     with capture_logs() as logs:
         async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as c:
             for _ in range(2):
@@ -114,10 +119,7 @@ async def test_count_tokens_counts_a_screenshot_as_an_image(
 async def test_an_openai_clients_data_url_image_counts_as_an_image(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
-    fake_upstream.responder = reads_it_whole
-    d = await start_daemon(
-        chain_yaml(provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat"))
-    )
+    d = await vision_backend(start_daemon, fake_upstream)
     image = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{SCREENSHOT}"}}
     with capture_logs() as logs:
         async with openai.AsyncOpenAI(base_url=d.url + "/v1", api_key="k", max_retries=0) as c:
