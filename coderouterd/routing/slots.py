@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable, Sequence
 
 from coderouterd.config.model import ProviderConfig
+from coderouterd.tasks import spawn
 
 
 class Gate:
@@ -88,7 +89,7 @@ async def take_first(gates: Sequence[Gate]) -> int:
     if len(gates) == 1:
         await gates[0].take()
         return 0
-    lines = [asyncio.ensure_future(g.take()) for g in gates]
+    lines = [spawn(g.take(), name="slot-line") for g in gates]
     winner = -1
     try:
         await asyncio.wait(lines, return_when=asyncio.FIRST_COMPLETED)

@@ -17,6 +17,7 @@ safe side for every use of it).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sized
 from dataclasses import dataclass
 
@@ -29,11 +30,20 @@ IMAGE_TOKENS = 1600
 # Shorter base64 strings stay in the estimate: too small to matter.
 MIN_PAYLOAD = 1024
 _PROMPT_FIELDS = ("system", "messages", "tools")
+# How far from its mark the rest of a source object (or a data URL's
+# scheme) may lie.
+NEAR = 512
 _MARK = b"base64"
 _SPACE = b" \t\r\n"
 _QUOTE = ord('"')
 _SEMICOLON = ord(";")
 _COMMA = ord(",")
+_COLON = ord(":")
+# A key's own bytes, just before its value (`"type": "base64"`).
+_TYPE_KEY = re.compile(rb'"type"\s*:\s*\Z')
+_DATA_KEY = re.compile(rb'"data"\s*:\s*\Z')
+# The end of a base64 string followed by the next key of its object.
+_BASE64_END = re.compile(rb'[A-Za-z0-9+/]{16}={0,2}"(?=\s*,)')
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,15 +96,22 @@ class MediaScan:
 
 def find_payloads(buf: bytes) -> list[Payload]:
     """The base64 strings of at least MIN_PAYLOAD bytes in `buf` (JSON), each
-    the `data` of an object whose `type` is `base64`, or a `data:` URL's."""
+    the `data` of an object whose `type` is `base64`, or a `data:` URL's.
+
+    Only JSON's own structure counts (a base64 URL quoted in a file's text
+    is text), and each mark is looked at within NEAR bytes of it, plus the
+    string it finds, which the search then goes on after: the scan stays
+    linear whatever the text holds.
+    """
     out: list[Payload] = []
     i = buf.find(_MARK)
     while i != -1:
         found = _payload_at(buf, i)
         after = i + len(_MARK)
-        # A second mark in the same object finds the same data: counted once.
-        if found is not None and found.size >= MIN_PAYLOAD and (not out or found.at >= out[-1].end):
-            out.append(found)
+        if found is not None:
+            # A second mark in the same object finds the same data: counted once.
+            if found.size >= MIN_PAYLOAD and (not out or found.at >= out[-1].end):
+                out.append(found)
             # The data may come before its `type` (then the search goes on from the mark).
             after = max(after, found.end)
         i = buf.find(_MARK, after)
@@ -106,49 +123,87 @@ def _payload_at(buf: bytes, i: int) -> Payload | None:
     after = buf[i + len(_MARK)] if i + len(_MARK) < len(buf) else -1
     if before == _SEMICOLON and after == _COMMA:
         return _data_url(buf, i)
-    if before == _QUOTE and after == _QUOTE:
-        return _source_data(buf, i)
+    if before == _QUOTE and after == _QUOTE and _TYPE_KEY.search(buf, max(0, i - 24), i - 1):
+        return _data_after(buf, i) or _data_before(buf, i)
     return None
 
 
 def _data_url(buf: bytes, i: int) -> Payload | None:
-    """`"data:image/png;base64,...`: the string goes on to its closing quote."""
+    """`"url":"data:image/png;base64,...`: the string goes on to its closing quote."""
+    scheme = buf.rfind(b'"data:', max(0, i - NEAR), i)
+    if scheme == -1 or not _is_value(buf, scheme) or buf.find(b'"', scheme + 1, i) != -1:
+        return None
     start = i + len(_MARK) + 1
     end = buf.find(b'"', start)
-    scheme = buf.rfind(b'"data:', max(0, i - 128), i)
-    if end == -1 or scheme == -1:
+    if end == -1:
         return None
     return Payload(start, end - start, buf.startswith(b'"data:image/', scheme))
 
 
-def _source_data(buf: bytes, i: int) -> Payload | None:
-    """`"type":"base64"` in a source object: its `data`, before or after it
-    (base64 and media types hold no braces, so the nearest ones bound it)."""
-    opened = buf.rfind(b"{", 0, i)
-    closed = buf.find(b"}", i)
-    key = buf.find(b'"data"', opened, closed) if opened != -1 and closed != -1 else -1
-    value = _string_after(buf, key + len(b'"data"'), closed) if key != -1 else None
+def _data_after(buf: bytes, i: int) -> Payload | None:
+    """`{"type":"base64","media_type":"image/png","data":"..."}`: the order
+    clients send (the key within NEAR bytes, in the same object)."""
+    key = buf.find(b'"data"', i, i + NEAR)
+    if key == -1 or _brace_between(buf, i, key):
+        return None
+    value = _string_after(buf, key + len(b'"data"'))
     if value is None:
         return None
     start, end = value
-    image = buf.find(b'"image/', opened, start) != -1 or buf.find(b'"image/', end, closed) != -1
-    return Payload(start, end - start, image)
+    return Payload(start, end - start, _says_image(buf, start, end))
 
 
-def _string_after(buf: bytes, at: int, limit: int) -> tuple[int, int] | None:
+def _data_before(buf: bytes, i: int) -> Payload | None:
+    """`{"data":"...","media_type":"image/png","type":"base64"}`: a base64
+    string ending within NEAR bytes before the mark, in the same object."""
+    lo = max(0, i - NEAR)
+    ends = [m.end() - 1 for m in _BASE64_END.finditer(buf, lo, i - 1)]
+    if not ends or _brace_between(buf, ends[-1], i):
+        return None
+    end = ends[-1]
+    start = buf.rfind(b'"', 0, end) + 1
+    if not start or not _DATA_KEY.search(buf, max(0, start - 24), start - 1):
+        return None
+    return Payload(start, end - start, _says_image(buf, start, end))
+
+
+def _says_image(buf: bytes, start: int, end: int) -> bool:
+    """Whether the object around the string `buf[start:end]` names an image's
+    media type (looked for within NEAR bytes on either side)."""
+    opened = buf.rfind(b"{", max(0, start - NEAR), start)
+    closed = buf.find(b"}", end, end + NEAR)
+    lo = opened if opened != -1 else max(0, start - NEAR)
+    hi = closed if closed != -1 else end + NEAR
+    return buf.find(b'"image/', lo, start) != -1 or buf.find(b'"image/', end, hi) != -1
+
+
+def _brace_between(buf: bytes, lo: int, hi: int) -> bool:
+    return buf.find(b"{", lo, hi) != -1 or buf.find(b"}", lo, hi) != -1
+
+
+def _is_value(buf: bytes, quote: int) -> bool:
+    """Whether the string opening at `quote` is a key's value (`:` before it),
+    not text inside another string (where its quote is escaped)."""
+    at = quote - 1
+    while at >= 0 and buf[at] in _SPACE:
+        at -= 1
+    return at >= 0 and buf[at] == _COLON
+
+
+def _string_after(buf: bytes, at: int) -> tuple[int, int] | None:
     """Where the string lies that follows a key ending at `at` (`: "...`)."""
-    colon = _skip_space(buf, at, limit)
+    colon = _skip_space(buf, at)
     if buf[colon : colon + 1] != b":":
         return None
-    quote = _skip_space(buf, colon + 1, limit)
+    quote = _skip_space(buf, colon + 1)
     if buf[quote : quote + 1] != b'"':
         return None
-    end = buf.find(b'"', quote + 1, limit)
+    end = buf.find(b'"', quote + 1)
     return None if end == -1 else (quote + 1, end)
 
 
-def _skip_space(buf: bytes, at: int, limit: int) -> int:
-    while at < limit and buf[at] in _SPACE:
+def _skip_space(buf: bytes, at: int) -> int:
+    while at < len(buf) and buf[at] in _SPACE:
         at += 1
     return at
 

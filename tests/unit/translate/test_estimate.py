@@ -109,6 +109,23 @@ def test_a_payload_marked_twice_is_counted_once() -> None:
     assert len(find_payloads(buf)) == 1
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        f'<img src="data:image/png;base64,{PNG}">',  # a page a tool read: its text
+        f'{{"type": "base64", "media_type": "image/png", "data": "{PNG}"}}',  # JSON as text
+        "body { background: url(data:image/png;base64,AAAA) } " * 2000,
+    ],
+    ids=["html", "json-text", "css-many-marks"],
+)
+def test_base64_quoted_in_a_files_text_is_text(text: str) -> None:
+    messages = [
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": text}]}
+    ]
+    parsed = parse_body(body_of(messages))
+    assert estimate_prompt_tokens(parsed.fields) == naive(body_of(messages))
+
+
 def test_short_base64_stays_in_the_estimate() -> None:
     small = base64.b64encode(b"x" * 300).decode()
     assert len(small) < MIN_PAYLOAD
