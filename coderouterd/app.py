@@ -52,6 +52,7 @@ from coderouterd.telemetry.memory import malloc_trim, trim_when_idle
 from coderouterd.telemetry.metrics import MetricsBook
 from coderouterd.telemetry.observers import ProviderStateObserver, RequestLogObserver
 from coderouterd.telemetry.truncation import MIN_TOKENS, RATIO, TruncationWatch
+from coderouterd.translate.estimate import IMAGE_TOKENS
 
 # After the grace period, how long abandoned requests get to write their final error event.
 _ABANDON_WAIT_S = 1.0
@@ -164,7 +165,9 @@ async def _healing_ctx(app: web.Application) -> AsyncIterator[None]:
         pace = daemon.pace
         pace.load(await state.per_provider(reads.recent_streams, pace.watched, USUAL))
         daemon.windows.load(
-            await state.recent_overflows(FORGET_S, cut_ratio=RATIO, cut_min_tokens=MIN_TOKENS)
+            await state.recent_overflows(
+                FORGET_S, cut_ratio=RATIO, cut_min_tokens=MIN_TOKENS, image_tokens=IMAGE_TOKENS
+            )
         )
     # Probes and restarts run while the server does; they stop before the
     # state service closes, so their last records are written.

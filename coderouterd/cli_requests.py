@@ -26,6 +26,7 @@ from coderouterd.cli_state import (
 from coderouterd.errors import CoderouterError
 from coderouterd.state import reads
 from coderouterd.state.records import AttemptRow, RequestRow
+from coderouterd.translate.estimate import IMAGE_TOKENS
 
 
 def add_commands(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -140,7 +141,8 @@ def _whole(r: RequestRow, recorded: bool) -> str:
         f"  status     {r.status}{' (client went away)' if r.client_disconnected else ''}",
         f"  timing     first byte {_ms(r.ttfb_ms)}, total {_ms(r.total_ms)}",
         f"  usage      {_usage_line(r)}",
-        f"  prompt     ~{_n(r.prompt_estimate)} tokens (estimated at four bytes a token)"
+        f"  prompt     ~{_n(r.prompt_estimate)} tokens (estimated at four bytes a token"
+        + (f"; {r.prompt_images} image(s) at {IMAGE_TOKENS} each)" if r.prompt_images else ")")
         if r.prompt_estimate is not None
         else "  prompt     -",
         f"  cost       {_usd(r.cost_usd)}"

@@ -17,7 +17,7 @@ from coderouterd.routing.call import Call
 from coderouterd.routing.plan import Plan
 from coderouterd.routing.records import AttemptRecord, Observer, RequestSummary
 from coderouterd.routing.shape import ReplyShape, offers_tools
-from coderouterd.translate.estimate import estimate_prompt_tokens
+from coderouterd.translate.estimate import measure_prompt
 from coderouterd.wire.usage import Usage
 
 if TYPE_CHECKING:
@@ -179,6 +179,7 @@ class Progress:
             return
         self._reported = True
         shape = self.shape if self.provider is not None else None
+        estimate, images = measure_prompt(self.call.fields, self.call.media)
         self._observer.request_finished(
             RequestSummary(
                 request_id=self.call.request_id,
@@ -197,7 +198,8 @@ class Progress:
                 stop_reason=shape.stop_reason if shape is not None else None,
                 tool_use=shape.tool_use if shape is not None else None,
                 tools_offered=offers_tools(self.call.fields),
-                prompt_estimate=estimate_prompt_tokens(self.call.fields, self.call.media),
+                prompt_estimate=estimate,
+                prompt_images=images,
                 error=self.error,
                 client_disconnected=self.client_disconnected,
             )

@@ -61,8 +61,10 @@ class RequestSummary(msgspec.Struct, frozen=True, kw_only=True):
     tool_use: bool | None = None
     tools_offered: bool = False
     # The client's prompt (system, messages, tools) estimated in tokens at
-    # four bytes each: what a backend that counts far fewer has cut.
+    # four bytes each (translate/estimate.py): what a backend that counts
+    # far fewer has cut. Of it, IMAGE_TOKENS for each of its inline images.
     prompt_estimate: int = 0
+    prompt_images: int = 0
     error: str | None = None
     client_disconnected: bool = False
 

@@ -37,6 +37,7 @@ from coderouterd.clock import Clock
 from coderouterd.routing.records import RequestSummary
 from coderouterd.state.reads import Overflow
 from coderouterd.telemetry.truncation import RATIO, counted_input, was_cut
+from coderouterd.translate.estimate import IMAGE_TOKENS
 
 FORGET_S = 600.0
 
@@ -91,16 +92,17 @@ class LearnedWindows:
             counted = counted_input(s)
             if s.provider is None or not counted:
                 continue
-            if was_cut(s.prompt_estimate, counted):
+            if was_cut(s.prompt_estimate, counted, s.prompt_images):
                 self._learned[s.provider] = Learned(counted, None, now, cut=True)
-            elif self._grown(s.provider, s.prompt_estimate, counted):
+            elif self._grown(s.provider, s.prompt_estimate, counted, s.prompt_images):
                 del self._learned[s.provider]
 
-    def _grown(self, provider: str, estimate: int, counted: int) -> bool:
+    def _grown(self, provider: str, estimate: int, counted: int, images: int) -> bool:
         """Whether `provider` read a prompt over its learned limit whole: its
         window grew (it was restarted with a larger one)."""
         held = self._learned.get(provider)
-        return held is not None and estimate > held.limit and counted >= RATIO * estimate
+        text = estimate - images * IMAGE_TOKENS
+        return held is not None and estimate > held.limit and counted >= RATIO * text
 
     def limits(self, configured: Mapping[str, int]) -> Mapping[str, int]:
         """The configured windows, each lowered to a limit learned in the last

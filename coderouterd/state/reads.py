@@ -158,7 +158,7 @@ def _request(r: sqlite3.Row, attempts: tuple[AttemptRow, ...]) -> RequestRow:
         usage_estimated=bool(r[14]), cost_usd=r[15], savings_usd=r[16], cache_outcome=r[17],
         repairs=r[18], error=r[19], client_disconnected=bool(r[20]), stop_reason=r[21],
         tool_use=None if r[22] is None else bool(r[22]), tools_offered=bool(r[23]),
-        prompt_estimate=r[24], attempts=attempts,
+        prompt_estimate=r[24], prompt_images=r[25], attempts=attempts,
     )  # fmt: skip
 
 
@@ -308,22 +308,29 @@ async def recent_overflows(conn: aiosqlite.Connection, *, since: float) -> list[
 
 
 async def recent_cuts(
-    conn: aiosqlite.Connection, *, since: float, ratio: float, min_tokens: int
+    conn: aiosqlite.Connection,
+    *,
+    since: float,
+    ratio: float,
+    min_tokens: int,
+    image_tokens: int,
 ) -> list[Overflow]:
     """Each provider's latest answer since `since` from a prompt it cut: of a
-    prompt estimated at `min_tokens` or more, it read (input tokens, cache
-    reads and writes, as it reported them) under `ratio` of the estimate
+    prompt whose text (the estimate without `image_tokens` for each inline
+    image) is estimated at `min_tokens` or more, it read (input tokens,
+    cache reads and writes, as it reported them) under `ratio` of that
     (telemetry/truncation.py, was_cut)."""
     rows = await conn.execute_fetchall(
         "SELECT provider, max(ts), prompt_estimate, read FROM ("
         "  SELECT provider, ts, prompt_estimate, input_tokens"
         "   + coalesce(cache_read_input_tokens, 0) + coalesce(cache_creation_input_tokens, 0)"
-        "   AS read FROM requests"
+        "   AS read, prompt_estimate - coalesce(prompt_images, 0) * :image_tokens AS text"
+        "  FROM requests"
         "  WHERE ts >= :since AND provider IS NOT NULL AND usage_estimated = 0"
-        "   AND prompt_estimate >= :min_tokens AND input_tokens IS NOT NULL"
-        ") WHERE read > 0 AND read < :ratio * prompt_estimate"
+        "   AND input_tokens IS NOT NULL"
+        ") WHERE text >= :min_tokens AND read > 0 AND read < :ratio * text"
         " GROUP BY provider ORDER BY provider",
-        {"since": since, "ratio": ratio, "min_tokens": min_tokens},
+        {"since": since, "ratio": ratio, "min_tokens": min_tokens, "image_tokens": image_tokens},
     )
     return [Overflow(provider=r[0], ts=r[1], prompt_estimate=r[2], read_tokens=r[3]) for r in rows]
 

@@ -132,6 +132,7 @@ def _request_row(
         tool_use=s.tool_use,
         tools_offered=s.tools_offered,
         prompt_estimate=s.prompt_estimate or None,
+        prompt_images=s.prompt_images or None,
         attempts=attempts,
     )
 

@@ -270,7 +270,7 @@ class StateService:
         return await self.writer.maintain(job)
 
     async def recent_overflows(
-        self, within_s: float, *, cut_ratio: float, cut_min_tokens: int
+        self, within_s: float, *, cut_ratio: float, cut_min_tokens: int, image_tokens: int
     ) -> list[reads.Overflow]:
         """Each provider's latest refusal of a prompt as too long, and latest
         cut of one, in the last `within_s` seconds (learned windows at start-up)."""
@@ -279,7 +279,11 @@ class StateService:
         async def job(conn: aiosqlite.Connection) -> list[reads.Overflow]:
             refused = await reads.recent_overflows(conn, since=since)
             cuts = await reads.recent_cuts(
-                conn, since=since, ratio=cut_ratio, min_tokens=cut_min_tokens
+                conn,
+                since=since,
+                ratio=cut_ratio,
+                min_tokens=cut_min_tokens,
+                image_tokens=image_tokens,
             )
             return refused + cuts
 

@@ -22,6 +22,7 @@ from typing import Any
 from coderouterd.clock import Clock
 from coderouterd.routing.records import RequestSummary
 from coderouterd.telemetry import events
+from coderouterd.translate.estimate import IMAGE_TOKENS
 
 RATIO = 0.4
 MIN_TOKENS = 4096
@@ -36,13 +37,16 @@ def counted_input(summary: RequestSummary) -> int | None:
     return u.input_tokens + (u.cache_read_input_tokens or 0) + (u.cache_creation_input_tokens or 0)
 
 
-def was_cut(prompt_estimate: int, counted: int | None) -> bool:
+def was_cut(prompt_estimate: int, counted: int | None, images: int = 0) -> bool:
     """Whether a backend that read `counted` tokens of a prompt estimated at
     `prompt_estimate` cut it (the request log applies the same test:
-    state/reads.py, recent_cuts)."""
-    if prompt_estimate < MIN_TOKENS or not counted:
+    state/reads.py, recent_cuts). Judged on the prompt's text: the estimate
+    without its `images` (backends count an image anywhere from tens to
+    thousands of tokens)."""
+    text = prompt_estimate - images * IMAGE_TOKENS
+    if text < MIN_TOKENS or not counted:
         return False
-    return counted < RATIO * prompt_estimate
+    return counted < RATIO * text
 
 
 class TruncationWatch:
@@ -56,7 +60,7 @@ class TruncationWatch:
     def take(self, summaries: Sequence[RequestSummary]) -> None:
         for s in summaries:
             counted = counted_input(s)
-            if s.provider is None or not was_cut(s.prompt_estimate, counted):
+            if s.provider is None or not was_cut(s.prompt_estimate, counted, s.prompt_images):
                 continue
             self.counts[s.provider] += 1
             now = self._clock.monotonic()

@@ -212,6 +212,12 @@ def estimate_prompt_tokens(fields: Mapping[str, Sized], media: MediaScan | None 
     """Tokens of a request's prompt (system, tools, messages) at four bytes
     a token, inline media counted as the module docstring says. `media`,
     when it is of these very messages, saves scanning them again."""
+    return measure_prompt(fields, media)[0]
+
+
+def measure_prompt(fields: Mapping[str, Sized], media: MediaScan | None = None) -> tuple[int, int]:
+    """The prompt's estimate (estimate_prompt_tokens) and how many inline
+    images it holds (each counted IMAGE_TOKENS in it)."""
     counted = sum(len(fields[f]) for f in _PROMPT_FIELDS if f in fields)
     messages = fields.get("messages")
     if isinstance(messages, msgspec.Raw):
@@ -221,8 +227,8 @@ def estimate_prompt_tokens(fields: Mapping[str, Sized], media: MediaScan | None 
         if found:
             counted -= sum(p.size for p in found)
             images = sum(1 for p in found if p.image)
-            return max(1, math.ceil(counted / BYTES_PER_TOKEN) + images * IMAGE_TOKENS)
-    return max(1, math.ceil(counted / BYTES_PER_TOKEN))
+            return max(1, math.ceil(counted / BYTES_PER_TOKEN) + images * IMAGE_TOKENS), images
+    return max(1, math.ceil(counted / BYTES_PER_TOKEN)), 0
 
 
 def estimate_text_tokens(chars: int) -> int:

@@ -15,6 +15,7 @@ import openai
 from structlog.testing import capture_logs
 
 from coderouterd.ctl.render import render_status
+from coderouterd.state import reads
 from coderouterd.status import status_of
 from coderouterd.translate.estimate import IMAGE_TOKENS
 from tests.conftest import RunningDaemon, StartDaemon, chain_yaml, provider_yaml
@@ -25,6 +26,7 @@ from tests.fakes.upstream import FakeUpstream, Recorded, Reply
 SCREENSHOT = base64.b64encode(os.urandom(90_000)).decode()
 QUESTION = "why does this page render blank? " * 200  # ~1.7k tokens of text
 WINDOW = 8192
+SEES = "capabilities: {vision: true}"
 
 
 def with_screenshot() -> list[dict[str, Any]]:
@@ -39,17 +41,19 @@ def with_screenshot() -> list[dict[str, Any]]:
 
 def reads_it_whole(req: Recorded) -> Reply:
     """A vision backend's count: the text, and an image as ~1.6k tokens."""
-    tokens = (len(req.body) - len(SCREENSHOT)) // 4 + IMAGE_TOKENS
+    images = req.body.count(SCREENSHOT.encode())
+    tokens = (len(req.body) - images * len(SCREENSHOT)) // 4 + images * IMAGE_TOKENS
     if "/chat/completions" in req.path:
         return Reply(dialect="openai", json=openai_completion("blank", prompt_tokens=tokens))
     return Reply(json=anthropic_message("blank", input_tokens=tokens))
 
 
 async def vision_backend(start_daemon: StartDaemon, fake: FakeUpstream) -> RunningDaemon:
-    """One openai_compat provider that counts what it is sent as it reads it."""
+    """One openai_compat provider that sees images and counts what it is sent
+    as it reads it."""
     fake.responder = reads_it_whole
     return await start_daemon(
-        chain_yaml(provider_yaml("local", fake.url + "/v1", kind="openai_compat"))
+        chain_yaml(provider_yaml("local", fake.url + "/v1", kind="openai_compat", extra=SEES))
     )
 
 
@@ -80,7 +84,7 @@ async def test_a_skip_profile_sends_a_screenshot_to_a_window_it_fits(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
     fake_upstream.responder = reads_it_whole
-    small = f"capabilities: {{max_context_tokens: {WINDOW}}}"
+    small = f"capabilities: {{max_context_tokens: {WINDOW}, vision: true}}"
     d = await start_daemon(
         chain_yaml(
             provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat", extra=small),
@@ -132,3 +136,40 @@ async def test_an_openai_clients_data_url_image_counts_as_an_image(
     assert [e for e in logs if e["event"] == "provider.prompt_truncated"] == []
     [estimate] = estimates(d)
     assert IMAGE_TOKENS < estimate < IMAGE_TOKENS + len(QUESTION) // 4 + 100
+
+
+async def test_many_small_images_counted_small_by_the_backend_are_no_cut(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    icon = base64.b64encode(os.urandom(1500)).decode()
+    text = "explain what each of these icons means in the toolbar. " * 450  # ~6k tokens
+
+    def counts_images_small(req: Recorded) -> Reply:
+        images = req.body.count(icon.encode())
+        tokens = (len(req.body) - images * len(icon)) // 4 + images * 30
+        return Reply(dialect="openai", json=openai_completion("ok", prompt_tokens=tokens))
+
+    fake_upstream.responder = counts_images_small
+    d = await start_daemon(
+        chain_yaml(
+            provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat", extra=SEES)
+        )
+    )
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": icon}}
+    with capture_logs() as logs:
+        async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as c:
+            raw = await c.messages.with_raw_response.create(
+                model="m",
+                max_tokens=10,
+                messages=[
+                    {"role": "user", "content": [*[image] * 10, {"type": "text", "text": text}]}
+                ],
+            )
+        status = status_of(d.daemon)
+    assert fake_upstream.requests[0].body.count(icon.encode()) == 10
+    assert [e for e in logs if e["event"] == "provider.prompt_truncated"] == []
+    assert status.providers[0].context_window is None
+    await d.state.writer.flush()
+    row = await d.state.writer.maintain(lambda c: reads.request(c, raw.headers["x-request-id"]))
+    assert row is not None and row.prompt_images == 10
+    assert row.prompt_estimate is not None and row.prompt_estimate > 10 * IMAGE_TOKENS

@@ -125,11 +125,19 @@ async def test_each_providers_latest_answer_from_a_prompt_it_cut(
         answered("guessed", 230.0, "vllm", 26_000, 10, usage_estimated=True),
         answered("unestimated", 240.0, "vllm", None, 10),
         answered("nothing-read", 250.0, "vllm", 26_000, 0),
+        # Images count 1600 each in the estimate, but a backend may count
+        # them far fewer: judged on the text, 6000 tokens, all read.
+        answered("pictures", 260.0, "llava", 22_000, 6300, prompt_images=10),
+        answered("cut-pictures", 270.0, "qwen-vl", 22_000, 2000, prompt_images=10),
     )  # fmt: skip
-    assert await reads.recent_cuts(reader, since=50.0, ratio=0.4, min_tokens=4096) == [
-        reads.Overflow(provider="ollama", ts=200.0, prompt_estimate=26_000, read_tokens=4096)
+    cuts = {"ratio": 0.4, "min_tokens": 4096, "image_tokens": 1600}
+    assert await reads.recent_cuts(reader, since=50.0, **cuts) == [
+        reads.Overflow(provider="ollama", ts=200.0, prompt_estimate=26_000, read_tokens=4096),
+        reads.Overflow(provider="qwen-vl", ts=270.0, prompt_estimate=22_000, read_tokens=2000),
     ]
-    assert await reads.recent_cuts(reader, since=201.0, ratio=0.4, min_tokens=4096) == []
+    assert await reads.recent_cuts(reader, since=201.0, **cuts) == [
+        reads.Overflow(provider="qwen-vl", ts=270.0, prompt_estimate=22_000, read_tokens=2000),
+    ]
 
 
 async def test_month_totals_and_exclusions(

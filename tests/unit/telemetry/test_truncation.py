@@ -34,21 +34,29 @@ def summary(sent: int, usage: Usage | None, **kw: Any) -> RequestSummary:
 
 
 @pytest.mark.parametrize(
-    ("sent", "usage", "estimated", "cut"),
+    ("sent", "usage", "estimated", "cut", "images"),
     [
-        (20_000, Usage(input_tokens=4096), False, True),
+        (20_000, Usage(input_tokens=4096), False, True, 0),
         # Cache reads count as read: Claude's cached prompt is no cut.
-        (20_000, Usage(input_tokens=10, cache_read_input_tokens=19_000), False, False),
-        (20_000, Usage(input_tokens=9_000), False, False),  # the estimate is rough
-        (20_000, Usage(input_tokens=4096), True, False),  # our own estimate, not the backend's
-        (20_000, Usage(output_tokens=5), False, False),  # the backend did not say
-        (20_000, Usage(input_tokens=0), False, False),
-        (MIN_TOKENS - 1, Usage(input_tokens=10), False, False),  # too small to judge
+        (20_000, Usage(input_tokens=10, cache_read_input_tokens=19_000), False, False, 0),
+        (20_000, Usage(input_tokens=9_000), False, False, 0),  # the estimate is rough
+        (20_000, Usage(input_tokens=4096), True, False, 0),  # our own estimate, not the backend's
+        (20_000, Usage(output_tokens=5), False, False, 0),  # the backend did not say
+        (20_000, Usage(input_tokens=0), False, False, 0),
+        (MIN_TOKENS - 1, Usage(input_tokens=10), False, False, 0),  # too small to judge
+        # Ten images at 1600 each, counted 30 each by a small vision model:
+        # judged on the text, 6000 tokens, read whole...
+        (22_000, Usage(input_tokens=6_300), False, False, 10),
+        # ...or cut; and too little text to judge.
+        (22_000, Usage(input_tokens=2_000), False, True, 10),
+        (20_000, Usage(input_tokens=100), False, False, 11),
     ],
 )
-def test_what_counts_as_a_cut_prompt(sent: int, usage: Usage, estimated: bool, cut: bool) -> None:
+def test_what_counts_as_a_cut_prompt(
+    sent: int, usage: Usage, estimated: bool, cut: bool, images: int
+) -> None:
     watch = TruncationWatch(get_logger(), ManualClock())
-    watch.take([summary(sent, usage, usage_estimated=estimated)])
+    watch.take([summary(sent, usage, usage_estimated=estimated, prompt_images=images)])
     assert watch.counts["local"] == int(cut)
 
 
