@@ -38,10 +38,12 @@ _SPACE = b" \t\r\n"
 _QUOTE = ord('"')
 _SEMICOLON = ord(";")
 _COMMA = ord(",")
-_COLON = ord(":")
-# A key's own bytes, just before its value (`"type": "base64"`).
+# A key's own bytes, just before its value (`"type": "base64"`): a key, so
+# not text inside a string (where its quotes would be escaped).
 _TYPE_KEY = re.compile(rb'"type"\s*:\s*\Z')
 _DATA_KEY = re.compile(rb'"data"\s*:\s*\Z')
+_URL_KEY = re.compile(rb'"url"\s*:\s*\Z')
+_SOURCE_KEY = re.compile(rb'"source"\s*:\s*\Z')
 # The end of a base64 string followed by the next key of its object.
 _BASE64_END = re.compile(rb'[A-Za-z0-9+/]{16}={0,2}"(?=\s*,)')
 
@@ -124,14 +126,18 @@ def _payload_at(buf: bytes, i: int) -> Payload | None:
     if before == _SEMICOLON and after == _COMMA:
         return _data_url(buf, i)
     if before == _QUOTE and after == _QUOTE and _TYPE_KEY.search(buf, max(0, i - 24), i - 1):
-        return _data_after(buf, i) or _data_before(buf, i)
+        found = _data_after(buf, i) or _data_before(buf, i)
+        if found is not None and _is_source(buf, min(i, found.at)):
+            return found
     return None
 
 
 def _data_url(buf: bytes, i: int) -> Payload | None:
     """`"url":"data:image/png;base64,...`: the string goes on to its closing quote."""
     scheme = buf.rfind(b'"data:', max(0, i - NEAR), i)
-    if scheme == -1 or not _is_value(buf, scheme) or buf.find(b'"', scheme + 1, i) != -1:
+    if scheme == -1 or buf.find(b'"', scheme + 1, i) != -1:
+        return None
+    if not _URL_KEY.search(buf, max(0, scheme - 24), scheme):
         return None
     start = i + len(_MARK) + 1
     end = buf.find(b'"', start)
@@ -181,13 +187,15 @@ def _brace_between(buf: bytes, lo: int, hi: int) -> bool:
     return buf.find(b"{", lo, hi) != -1 or buf.find(b"}", lo, hi) != -1
 
 
-def _is_value(buf: bytes, quote: int) -> bool:
-    """Whether the string opening at `quote` is a key's value (`:` before it),
-    not text inside another string (where its quote is escaped)."""
-    at = quote - 1
-    while at >= 0 and buf[at] in _SPACE:
-        at -= 1
-    return at >= 0 and buf[at] == _COLON
+def _is_source(buf: bytes, first: int) -> bool:
+    """Whether the object holding `buf[first]` (its first key or its data)
+    is a content block's `source`, not, say, a tool call's input."""
+    opened = buf.rfind(b"{", max(0, first - NEAR), first)
+    return (
+        opened != -1
+        and buf.find(b"}", opened, first) == -1
+        and _SOURCE_KEY.search(buf, max(0, opened - 24), opened) is not None
+    )
 
 
 def _string_after(buf: bytes, at: int) -> tuple[int, int] | None:

@@ -105,8 +105,17 @@ def test_text_that_merely_mentions_base64_is_counted_whole() -> None:
 
 
 def test_a_payload_marked_twice_is_counted_once() -> None:
-    buf = b'{"data":"' + PNG.encode() + b'","type":"base64","type":"base64"}'
+    buf = b'{"source":{"data":"' + PNG.encode() + b'","type":"base64","type":"base64"}}'
     assert len(find_payloads(buf)) == 1
+
+
+def test_an_object_shaped_like_a_source_elsewhere_is_text() -> None:
+    """A tool call's input is JSON the backend reads as text."""
+    source = {"type": "base64", "media_type": "image/png", "data": PNG}
+    call = {"type": "tool_use", "id": "toolu_1", "name": "upload", "input": source}
+    messages = [{"role": "assistant", "content": [call]}]
+    parsed = parse_body(body_of(messages))
+    assert estimate_prompt_tokens(parsed.fields) == naive(body_of(messages))
 
 
 @pytest.mark.parametrize(
@@ -189,6 +198,8 @@ def test_a_scan_of_other_messages_is_not_used() -> None:
 
 
 _PIECES = [
+    b'"source":',
+    b'"url":',
     b'"type":"base64"',
     b'"type": "base64"',
     b'"data":"',
