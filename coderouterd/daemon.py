@@ -172,7 +172,13 @@ class Daemon:
             done = "excluded: no profile tries it until `ctl restore`"
             message = done if changed else "already excluded by hand"
         else:
+            # The operator says the backend is fixed: a context window it
+            # told (or showed by cutting a prompt) may have grown too.
+            forgot = self.windows.forget(provider)
             message = "restored" if changed else "was not excluded"
+            if forgot:
+                message += "; the context window it told is forgotten"
+            changed = changed or forgot
         return ProviderActionReply(
             ok=True, provider=provider, action=action, changed=changed, message=message
         )

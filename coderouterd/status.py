@@ -25,7 +25,6 @@ from coderouterd.ctl.model import (
 )
 from coderouterd.healing.drift import shown
 from coderouterd.routing.cost import month_of
-from coderouterd.routing.windows import FORGET_S
 from coderouterd.runtime import Runtime
 from coderouterd.telemetry.memory import peak_rss_bytes, rss_bytes
 
@@ -163,7 +162,7 @@ def _window(daemon: Daemon, name: str) -> WindowStatus | None:
         window=told.window,
         prompt_limit=told.limit,
         learned_s_ago=round(age, 1),
-        forgotten_in_s=round(FORGET_S - age, 1),
+        forgotten_in_s=round(told.hold_s - age, 1),
         cut=told.cut,
     )
 

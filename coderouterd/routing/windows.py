@@ -22,14 +22,19 @@ towards skipping).
 A limit is forgotten `FORGET_S` after it was learned (a backend restarted
 with a larger window gets its chance again; the first prompt too long for
 it then teaches the limit again), or as soon as the backend reads a prompt
-over it whole (one sent by a profile that does not skip). The request log
-keeps each refusal with the counts it named, and each cut answer with what
-the backend read, so a daemon restarted within that time reads back what
-it had learned (`load`).
+over it whole (one sent by a profile that does not skip), or when the
+operator says it was fixed (`ctl restore`). A backend that fails again
+within FORGET_S of getting its chance back keeps its limit twice as long
+each time, up to MAX_HOLD_S: a cut prompt is a turn answered by a model
+that lost its instructions, not worth paying every ten minutes. The
+request log keeps each refusal with the counts it named, and each cut
+answer with what the backend read, so a daemon restarted within FORGET_S
+reads back what it had learned (`load`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -40,6 +45,7 @@ from coderouterd.telemetry.truncation import RATIO, counted_input, was_cut
 from coderouterd.translate.estimate import IMAGE_TOKENS
 
 FORGET_S = 600.0
+MAX_HOLD_S = 4 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +57,11 @@ class Learned:
     at: float
     # Learned from a prompt the backend cut rather than refused.
     cut: bool = False
+    # How long it holds from `at`.
+    hold_s: float = FORGET_S
+
+    def holds(self, now: float) -> bool:
+        return now - self.at < self.hold_s
 
 
 def limit_of(estimate: int, tokens: int | None, window: int | None) -> int:
@@ -64,6 +75,9 @@ class LearnedWindows:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._learned: dict[str, Learned] = {}
+        # Each provider's last limit, kept past its hold for FORGET_S: one
+        # learned again within that time holds twice as long.
+        self._last: dict[str, Learned] = {}
 
     def load(self, overflows: Iterable[Overflow]) -> None:
         """What the request log kept of each provider's refusals and cuts
@@ -75,10 +89,10 @@ class LearnedWindows:
             if now - at >= FORGET_S:
                 continue
             if o.read_tokens is not None:
-                self._learned[o.provider] = Learned(o.read_tokens, None, at, cut=True)
+                self._learn(o.provider, Learned(o.read_tokens, None, at, cut=True))
             else:
                 limit = limit_of(o.prompt_estimate, o.prompt_tokens, o.context_window)
-                self._learned[o.provider] = Learned(limit, o.context_window, at)
+                self._learn(o.provider, Learned(limit, o.context_window, at))
 
     def take(self, summaries: Sequence[RequestSummary]) -> None:
         """Learn from every attempt whose prompt did not fit, and every answer
@@ -88,14 +102,35 @@ class LearnedWindows:
             for a in s.attempts:
                 if a.outcome == "too_long" and s.prompt_estimate:
                     limit = limit_of(s.prompt_estimate, a.prompt_tokens, a.context_window)
-                    self._learned[a.provider] = Learned(limit, a.context_window, now)
+                    self._learn(a.provider, Learned(limit, a.context_window, now))
             counted = counted_input(s)
             if s.provider is None or not counted:
                 continue
             if was_cut(s.prompt_estimate, counted, s.prompt_images):
-                self._learned[s.provider] = Learned(counted, None, now, cut=True)
+                self._learn(s.provider, Learned(counted, None, now, cut=True))
             elif self._grown(s.provider, s.prompt_estimate, counted, s.prompt_images):
-                del self._learned[s.provider]
+                self.forget(s.provider)
+
+    def _learn(self, provider: str, learned: Learned) -> None:
+        """Hold `learned` as long as the limit it replaces, while that holds
+        (the backend told more of the same); twice as long as the last one,
+        if that ended within FORGET_S (the backend failed again soon after
+        getting its chance back); else FORGET_S."""
+        last = self._last.get(provider)
+        hold = FORGET_S
+        if last is not None and learned.at - last.at < last.hold_s:
+            hold = last.hold_s
+        elif last is not None and learned.at - last.at < last.hold_s + FORGET_S:
+            hold = min(last.hold_s * 2, MAX_HOLD_S)
+        self._learned[provider] = self._last[provider] = dataclasses.replace(learned, hold_s=hold)
+
+    def forget(self, provider: str) -> bool:
+        """Forget what was learned of `provider` (its window grew, or the
+        operator says so); whether anything still held."""
+        now = self._clock.monotonic()
+        self._last.pop(provider, None)
+        held = self._learned.pop(provider, None)
+        return held is not None and held.holds(now)
 
     def _grown(self, provider: str, estimate: int, counted: int, images: int) -> bool:
         """Whether `provider` read a prompt over its learned limit whole: its
@@ -110,7 +145,8 @@ class LearnedWindows:
         if not self._learned:
             return configured
         now = self._clock.monotonic()
-        self._learned = {p: w for p, w in self._learned.items() if now - w.at < FORGET_S}
+        self._learned = {p: w for p, w in self._learned.items() if w.holds(now)}
+        self._last = {p: w for p, w in self._last.items() if now - w.at < w.hold_s + FORGET_S}
         merged = dict(configured)
         for provider, learned in self._learned.items():
             merged[provider] = min(learned.limit, merged.get(provider, learned.limit))
@@ -121,5 +157,5 @@ class LearnedWindows:
         learned = self._learned.get(provider)
         if learned is None:
             return None
-        age = self._clock.monotonic() - learned.at
-        return (learned, age) if age < FORGET_S else None
+        now = self._clock.monotonic()
+        return (learned, now - learned.at) if learned.holds(now) else None

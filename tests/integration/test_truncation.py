@@ -127,3 +127,13 @@ async def test_by_default_only_what_a_backend_did_decides_and_off_never_skips(
     assert await ask(LONG + "and more") == ("big", "local=context_too_small")
     assert await ask("a short question") == ("local", "")
     assert await ask(LONG + "and more", profile="always") == ("local", "")
+    # The operator raised its window: `ctl restore` forgets what it told.
+    status_of(d.daemon)
+    reply = await d.daemon.provider_action("restore", "local", None)
+    assert reply.changed and reply.message == (
+        "was not excluded; the context window it told is forgotten"
+    )
+    fake_upstream.responder = lambda req: Reply(
+        dialect="openai", json=openai_completion("ok", prompt_tokens=len(req.body) // 4)
+    )
+    assert await ask(LONG + "and more") == ("local", "")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import msgspec
 
 from coderouterd.routing.records import AttemptRecord, RequestSummary
-from coderouterd.routing.windows import FORGET_S, LearnedWindows, limit_of
+from coderouterd.routing.windows import FORGET_S, MAX_HOLD_S, LearnedWindows, limit_of
 from coderouterd.state.reads import Overflow
 from coderouterd.wire.usage import Usage
 from tests.integration.state.support_db import ManualClock
@@ -147,3 +147,49 @@ def test_a_prompt_over_the_limit_read_whole_forgets_it() -> None:
     grown = msgspec.structs.replace(fits, prompt_estimate=45_000)
     windows.take([grown])
     assert windows.limits({}) == {}
+
+
+def test_a_backend_failing_again_soon_after_its_chance_keeps_its_limit_longer() -> None:
+    clock = ManualClock()
+    windows = LearnedWindows(clock)
+
+    def refused() -> None:
+        windows.take([summary(too_long("local", 40_960, 32_768))])
+
+    def held_for() -> float | None:
+        learned = windows.learned("local")
+        return None if learned is None else learned[0].hold_s
+
+    refused()
+    assert held_for() == FORGET_S
+    # Told again while it holds: the same hold, from now.
+    clock.advance(FORGET_S / 2)
+    refused()
+    assert held_for() == FORGET_S
+    clock.advance(FORGET_S)
+    assert held_for() is None
+    # Given its chance back, it fails at once: twice as long, then again...
+    refused()
+    assert held_for() == 2 * FORGET_S
+    for hold in (4 * FORGET_S, 8 * FORGET_S, 16 * FORGET_S, MAX_HOLD_S, MAX_HOLD_S):
+        clock.advance(held_for() or 0)
+        assert windows.limits({}) == {}
+        refused()
+        assert held_for() == hold
+    # ...but one failing long after its chance came back starts over.
+    clock.advance(MAX_HOLD_S + FORGET_S)
+    assert windows.limits({}) == {}
+    refused()
+    assert held_for() == FORGET_S
+
+
+def test_forget_drops_what_was_learned_and_its_history() -> None:
+    clock = ManualClock()
+    windows = LearnedWindows(clock)
+    windows.take([summary(too_long("local", 40_960, 32_768))])
+    assert windows.forget("local") is True
+    assert windows.limits({}) == {} and windows.forget("local") is False
+    # No history: learned again at once, it holds the first time's length.
+    windows.take([summary(too_long("local", 40_960, 32_768))])
+    learned = windows.learned("local")
+    assert learned is not None and learned[0].hold_s == FORGET_S
