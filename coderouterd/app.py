@@ -96,7 +96,14 @@ def build_daemon(
 
     metrics = MetricsBook(pricing=pricing)
     truncation = TruncationWatch(log, clock)
-    windows = LearnedWindows(clock)
+
+    def window_forgotten(provider: str, via: str, uid: int | None) -> None:
+        log.info(events.PROVIDER_WINDOW_FORGOTTEN, provider=provider, via=via)
+        if state is not None:
+            who = {} if uid is None else {"uid": uid}
+            state.audit(events.PROVIDER_WINDOW_FORGOTTEN, provider=provider, via=via, **who)
+
+    windows = LearnedWindows(clock, on_forget=window_forgotten)
     deferred = Deferred([drift.take, pace.take, metrics.take, truncation.take, windows.take], log)
     observers: list[Observer] = [
         inflight,
@@ -164,11 +171,10 @@ async def _healing_ctx(app: web.Application) -> AsyncIterator[None]:
         drift.load(await state.per_provider(reads.recent_answers, drift.watched, drift.window))
         pace = daemon.pace
         pace.load(await state.per_provider(reads.recent_streams, pace.watched, USUAL))
-        daemon.windows.load(
-            await state.recent_overflows(
-                FORGET_S, cut_ratio=RATIO, cut_min_tokens=MIN_TOKENS, image_tokens=IMAGE_TOKENS
-            )
+        overflows, forgotten = await state.recent_overflows(
+            FORGET_S, cut_ratio=RATIO, cut_min_tokens=MIN_TOKENS, image_tokens=IMAGE_TOKENS
         )
+        daemon.windows.load(overflows, forgotten)
     # Probes and restarts run while the server does; they stop before the
     # state service closes, so their last records are written.
     healing = daemon.healing

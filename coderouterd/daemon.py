@@ -174,7 +174,7 @@ class Daemon:
         else:
             # The operator says the backend is fixed: a context window it
             # told (or showed by cutting a prompt) may have grown too.
-            forgot = self.windows.forget(provider)
+            forgot = self.windows.forget(provider, via="manual", uid=uid)
             message = "restored" if changed else "was not excluded"
             if forgot:
                 message += "; the context window it told is forgotten"

@@ -35,7 +35,7 @@ reads back what it had learned (`load`).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from coderouterd.clock import Clock
@@ -72,21 +72,28 @@ def limit_of(estimate: int, tokens: int | None, window: int | None) -> int:
 
 
 class LearnedWindows:
-    def __init__(self, clock: Clock) -> None:
+    def __init__(
+        self, clock: Clock, on_forget: Callable[[str, str, int | None], None] | None = None
+    ) -> None:
         self._clock = clock
+        # Told (provider, via, uid) when a limit that still held is forgotten.
+        self._on_forget = on_forget
         self._learned: dict[str, Learned] = {}
         # Each provider's last limit, kept past its hold for FORGET_S: one
         # learned again within that time holds twice as long.
         self._last: dict[str, Learned] = {}
 
-    def load(self, overflows: Iterable[Overflow]) -> None:
+    def load(
+        self, overflows: Iterable[Overflow], forgotten: Mapping[str, float] | None = None
+    ) -> None:
         """What the request log kept of each provider's refusals and cuts
         (reads.recent_overflows), the latest last, placed on the monotonic
-        clock by its age."""
+        clock by its age; none from before the time the provider's limit
+        was last forgotten (`forgotten`, wall clock, from the audit log)."""
         wall, now = self._clock.wall(), self._clock.monotonic()
         for o in sorted(overflows, key=lambda o: o.ts):
             at = now - max(0.0, wall - o.ts)
-            if now - at >= FORGET_S:
+            if now - at >= FORGET_S or o.ts <= (forgotten or {}).get(o.provider, 0.0):
                 continue
             if o.read_tokens is not None:
                 self._learn(o.provider, Learned(o.read_tokens, None, at, cut=True))
@@ -109,7 +116,7 @@ class LearnedWindows:
             if was_cut(s.prompt_estimate, counted, s.prompt_images):
                 self._learn(s.provider, Learned(counted, None, now, cut=True))
             elif self._grown(s.provider, s.prompt_estimate, counted, s.prompt_images):
-                self.forget(s.provider)
+                self.forget(s.provider, via="read_whole")
 
     def _learn(self, provider: str, learned: Learned) -> None:
         """Hold `learned` as long as the limit it replaces, while that holds
@@ -124,13 +131,18 @@ class LearnedWindows:
             hold = min(last.hold_s * 2, MAX_HOLD_S)
         self._learned[provider] = self._last[provider] = dataclasses.replace(learned, hold_s=hold)
 
-    def forget(self, provider: str) -> bool:
-        """Forget what was learned of `provider` (its window grew, or the
-        operator says so); whether anything still held."""
+    def forget(self, provider: str, *, via: str, uid: int | None = None) -> bool:
+        """Forget what was learned of `provider` (`via`: its window grew,
+        `read_whole`; the operator says so, `manual`); whether anything
+        still held (then on_forget is told)."""
         now = self._clock.monotonic()
         self._last.pop(provider, None)
         held = self._learned.pop(provider, None)
-        return held is not None and held.holds(now)
+        if held is None or not held.holds(now):
+            return False
+        if self._on_forget is not None:
+            self._on_forget(provider, via, uid)
+        return True
 
     def _grown(self, provider: str, estimate: int, counted: int, images: int) -> bool:
         """Whether `provider` read a prompt over its learned limit whole: its

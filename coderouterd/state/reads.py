@@ -23,6 +23,7 @@ from coderouterd.state.records import (
     ExclusionSet,
     RequestRow,
 )
+from coderouterd.telemetry import events
 
 
 class BudgetTotal(msgspec.Struct, frozen=True, kw_only=True):
@@ -333,6 +334,17 @@ async def recent_cuts(
         {"since": since, "ratio": ratio, "min_tokens": min_tokens, "image_tokens": image_tokens},
     )
     return [Overflow(provider=r[0], ts=r[1], prompt_estimate=r[2], read_tokens=r[3]) for r in rows]
+
+
+async def windows_forgotten(conn: aiosqlite.Connection, *, since: float) -> dict[str, float]:
+    """When each provider's learned context window was last forgotten since
+    `since` (a `provider.window_forgotten` audit event)."""
+    rows = await conn.execute_fetchall(
+        "SELECT json_extract(fields, '$.provider'), max(ts) FROM audit"
+        " WHERE event = ? AND ts >= ? GROUP BY 1",
+        (events.PROVIDER_WINDOW_FORGOTTEN, since),
+    )
+    return {r[0]: r[1] for r in rows if r[0] is not None}
 
 
 async def exclusions(conn: aiosqlite.Connection) -> list[ExclusionSet]:

@@ -271,12 +271,14 @@ class StateService:
 
     async def recent_overflows(
         self, within_s: float, *, cut_ratio: float, cut_min_tokens: int, image_tokens: int
-    ) -> list[reads.Overflow]:
+    ) -> tuple[list[reads.Overflow], dict[str, float]]:
         """Each provider's latest refusal of a prompt as too long, and latest
-        cut of one, in the last `within_s` seconds (learned windows at start-up)."""
+        cut of one, in the last `within_s` seconds, and when what was learned
+        of them was last forgotten (learned windows at start-up)."""
         since = self._clock.wall() - within_s
 
-        async def job(conn: aiosqlite.Connection) -> list[reads.Overflow]:
+        async def job(conn: aiosqlite.Connection) -> tuple[list[reads.Overflow], dict[str, float]]:
+            forgotten = await reads.windows_forgotten(conn, since=since)
             refused = await reads.recent_overflows(conn, since=since)
             cuts = await reads.recent_cuts(
                 conn,
@@ -285,7 +287,7 @@ class StateService:
                 min_tokens=cut_min_tokens,
                 image_tokens=image_tokens,
             )
-            return refused + cuts
+            return refused + cuts, forgotten
 
         return await self.writer.maintain(job)
 

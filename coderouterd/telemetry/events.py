@@ -35,6 +35,10 @@ PROVIDER_AUTH_ACCEPTED = "provider.auth_accepted"
 PROVIDER_EXCLUDED = "provider.excluded"
 PROVIDER_RESTORED = "provider.restored"
 PROVIDER_RESTART_COMMAND = "provider.restart_command"
+# A context window learned from a backend (routing/windows.py) forgotten
+# before its time: it read a longer prompt whole, or the operator restored
+# it. Audited, so a restart does not read back what came before.
+PROVIDER_WINDOW_FORGOTTEN = "provider.window_forgotten"
 # Logged only.
 PROVIDER_RESTART_SKIPPED = "provider.restart_skipped"
 PROVIDER_PROBE = "provider.probe"

@@ -3,6 +3,8 @@ is found from its own usage: logged, counted in /metrics and ctl status."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from pathlib import Path
 
 import anthropic
@@ -91,7 +93,7 @@ async def test_a_skip_profile_passes_over_a_backend_that_cut_a_prompt_as_long_ev
 
 
 async def test_by_default_only_what_a_backend_did_decides_and_off_never_skips(
-    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
     def choose(req: Recorded) -> Reply:
         if (req.json or {}).get("model") == "big-model":
@@ -101,14 +103,14 @@ async def test_by_default_only_what_a_backend_did_decides_and_off_never_skips(
     fake_upstream.responder = choose
     # A declared window far too small: only `skip` profiles go by it.
     declared = "capabilities: {max_context_tokens: 2000}"
-    d = await start_daemon(
-        chain_yaml(
-            provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat", extra=declared),
-            provider_yaml("big", fake_upstream.url),
-            profiles="  - {name: default, providers: [local, big]}\n"
-            "  - {name: always, providers: [local, big], context_action: off}\n",
-        )
+    config = chain_yaml(
+        provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat", extra=declared),
+        provider_yaml("big", fake_upstream.url),
+        profiles="  - {name: default, providers: [local, big]}\n"
+        "  - {name: always, providers: [local, big], context_action: off}\n",
     )
+    state_dir = tmp_path / "state"
+    d = await start_daemon(config, state_dir=state_dir)
 
     async def ask(text: str, profile: str = "default") -> tuple[str, str]:
         async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as c:
@@ -136,4 +138,13 @@ async def test_by_default_only_what_a_backend_did_decides_and_off_never_skips(
     fake_upstream.responder = lambda req: Reply(
         dialect="openai", json=openai_completion("ok", prompt_tokens=len(req.body) // 4)
     )
+    # Audited: a daemon restarted now does not read back the cuts before it.
+    await d.state.writer.flush()
+    with sqlite3.connect(d.state.path) as db:
+        audited = db.execute(
+            "SELECT fields FROM audit WHERE event = 'provider.window_forgotten'"
+        ).fetchall()
+    assert [json.loads(f) for (f,) in audited] == [{"provider": "local", "via": "manual"}]
+    d = await start_daemon(config, state_dir=state_dir)
+    assert status_of(d.daemon).providers[0].context_window is None
     assert await ask(LONG + "and more") == ("local", "")

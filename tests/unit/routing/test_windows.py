@@ -89,7 +89,11 @@ def test_what_the_request_log_kept_is_loaded_by_its_age() -> None:
             # A clock set back since: as if learned just now, never in the future.
             Overflow(provider="lmstudio", ts=wall + 60, prompt_estimate=9_000,
                      prompt_tokens=None, context_window=None),
-        ]
+            # Forgotten since (ctl restore): not read back.
+            Overflow(provider="ollama", ts=wall - 100, prompt_estimate=9_000,
+                     prompt_tokens=None, context_window=None),
+        ],
+        forgotten={"ollama": wall - 50, "local": wall - 200},
     )  # fmt: skip
     assert windows.limits({}) == {"local": 40_000, "lmstudio": 8_999}
     local = windows.learned("local")
@@ -136,7 +140,8 @@ def test_the_latest_of_a_refusal_and_a_cut_read_back_wins() -> None:
 
 
 def test_a_prompt_over_the_limit_read_whole_forgets_it() -> None:
-    windows = LearnedWindows(ManualClock())
+    told: list[tuple[str, str, int | None]] = []
+    windows = LearnedWindows(ManualClock(), on_forget=lambda *a: told.append(a))
     windows.take([summary(too_long("local", 40_960, 32_768))])
     assert windows.limits({}) == {"local": 40_000}
     read = Usage(input_tokens=30_000, output_tokens=5)
@@ -147,6 +152,7 @@ def test_a_prompt_over_the_limit_read_whole_forgets_it() -> None:
     grown = msgspec.structs.replace(fits, prompt_estimate=45_000)
     windows.take([grown])
     assert windows.limits({}) == {}
+    assert told == [("local", "read_whole", None)]
 
 
 def test_a_backend_failing_again_soon_after_its_chance_keeps_its_limit_longer() -> None:
@@ -185,10 +191,12 @@ def test_a_backend_failing_again_soon_after_its_chance_keeps_its_limit_longer() 
 
 def test_forget_drops_what_was_learned_and_its_history() -> None:
     clock = ManualClock()
-    windows = LearnedWindows(clock)
+    told: list[tuple[str, str, int | None]] = []
+    windows = LearnedWindows(clock, on_forget=lambda *a: told.append(a))
     windows.take([summary(too_long("local", 40_960, 32_768))])
-    assert windows.forget("local") is True
-    assert windows.limits({}) == {} and windows.forget("local") is False
+    assert windows.forget("local", via="manual", uid=1000) is True
+    assert windows.limits({}) == {} and windows.forget("local", via="manual") is False
+    assert told == [("local", "manual", 1000)]
     # No history: learned again at once, it holds the first time's length.
     windows.take([summary(too_long("local", 40_960, 32_768))])
     learned = windows.learned("local")
