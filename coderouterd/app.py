@@ -39,7 +39,7 @@ from coderouterd.routing.board import ProviderBoard
 from coderouterd.routing.budget import BudgetBook
 from coderouterd.routing.records import Observer, Observers
 from coderouterd.routing.slots import Slots
-from coderouterd.routing.windows import FORGET_S, LearnedWindows
+from coderouterd.routing.windows import LOOK_BACK_S, LearnedWindows
 from coderouterd.state import reads
 from coderouterd.state.db import StateError
 from coderouterd.state.request_recorder import RequestRecorder
@@ -172,7 +172,7 @@ async def _healing_ctx(app: web.Application) -> AsyncIterator[None]:
         pace = daemon.pace
         pace.load(await state.per_provider(reads.recent_streams, pace.watched, USUAL))
         overflows, forgotten = await state.recent_overflows(
-            FORGET_S, cut_ratio=RATIO, cut_min_tokens=MIN_TOKENS, image_tokens=IMAGE_TOKENS
+            LOOK_BACK_S, cut_ratio=RATIO, cut_min_tokens=MIN_TOKENS, image_tokens=IMAGE_TOKENS
         )
         daemon.windows.load(overflows, forgotten)
     # Probes and restarts run while the server does; they stop before the

@@ -28,8 +28,8 @@ within FORGET_S of getting its chance back keeps its limit twice as long
 each time, up to MAX_HOLD_S: a cut prompt is a turn answered by a model
 that lost its instructions, not worth paying every ten minutes. The
 request log keeps each refusal with the counts it named, and each cut
-answer with what the backend read, so a daemon restarted within FORGET_S
-reads back what it had learned (`load`).
+answer with what the backend read, so a restarted daemon reads back what
+it had learned, and for how long (`load`).
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ from coderouterd.translate.estimate import IMAGE_TOKENS
 
 FORGET_S = 600.0
 MAX_HOLD_S = 4 * 3600.0
+# How far back the request log is read at start: every limit that may still hold.
+LOOK_BACK_S = MAX_HOLD_S + FORGET_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,14 +88,16 @@ class LearnedWindows:
     def load(
         self, overflows: Iterable[Overflow], forgotten: Mapping[str, float] | None = None
     ) -> None:
-        """What the request log kept of each provider's refusals and cuts
-        (reads.recent_overflows), the latest last, placed on the monotonic
-        clock by its age; none from before the time the provider's limit
-        was last forgotten (`forgotten`, wall clock, from the audit log)."""
+        """What the request log kept of the refusals and cuts of the last
+        MAX_HOLD_S + FORGET_S (reads.recent_overflows), learned again in
+        order, each placed on the monotonic clock by its age: what still
+        holds, held as long as the daemon held it. None from before the
+        time a provider's limit was last forgotten (`forgotten`, wall
+        clock, from the audit log)."""
         wall, now = self._clock.wall(), self._clock.monotonic()
         for o in sorted(overflows, key=lambda o: o.ts):
             at = now - max(0.0, wall - o.ts)
-            if now - at >= FORGET_S or o.ts <= (forgotten or {}).get(o.provider, 0.0):
+            if o.ts <= (forgotten or {}).get(o.provider, 0.0):
                 continue
             if o.read_tokens is not None:
                 self._learn(o.provider, Learned(o.read_tokens, None, at, cut=True))

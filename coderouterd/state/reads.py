@@ -289,16 +289,22 @@ class Overflow(msgspec.Struct, frozen=True, kw_only=True):
     read_tokens: int | None = None
 
 
+# Refusals or cuts read back at start at most: the newest, when a backend
+# refused every request of a chain that had nothing else to try.
+MAX_OVERFLOWS = 5000
+
+
 async def recent_overflows(conn: aiosqlite.Connection, *, since: float) -> list[Overflow]:
-    """Each provider's latest `too_long` attempt in a request since `since`."""
-    # SQLite takes a bare column of an aggregate query with max() from the
-    # row holding the maximum: each provider's latest refusal, whole.
+    """Every `too_long` attempt in a request since `since` (the newest
+    MAX_OVERFLOWS), oldest first."""
     rows = await conn.execute_fetchall(
-        "SELECT a.provider, max(r.ts), r.prompt_estimate, a.prompt_tokens, a.context_window"
-        " FROM requests r JOIN attempts a ON a.request_id = r.id"
-        " WHERE r.ts >= ? AND a.outcome = 'too_long' AND r.prompt_estimate IS NOT NULL"
-        " GROUP BY a.provider ORDER BY a.provider",
-        (since,),
+        "SELECT * FROM ("
+        "  SELECT a.provider, r.ts, r.prompt_estimate, a.prompt_tokens, a.context_window"
+        "  FROM requests r JOIN attempts a ON a.request_id = r.id"
+        "  WHERE r.ts >= ? AND a.outcome = 'too_long' AND r.prompt_estimate IS NOT NULL"
+        "  ORDER BY r.ts DESC LIMIT ?"
+        ") ORDER BY 2",
+        (since, MAX_OVERFLOWS),
     )
     return [
         Overflow(
@@ -316,22 +322,30 @@ async def recent_cuts(
     min_tokens: int,
     image_tokens: int,
 ) -> list[Overflow]:
-    """Each provider's latest answer since `since` from a prompt it cut: of a
-    prompt whose text (the estimate without `image_tokens` for each inline
-    image) is estimated at `min_tokens` or more, it read (input tokens,
-    cache reads and writes, as it reported them) under `ratio` of that
-    (telemetry/truncation.py, was_cut)."""
+    """Every answer since `since` (the newest MAX_OVERFLOWS), oldest first,
+    from a prompt its backend cut: of a prompt whose text (the estimate
+    without `image_tokens` for each inline image) is estimated at
+    `min_tokens` or more, it read (input tokens, cache reads and writes, as
+    it reported them) under `ratio` of that (telemetry/truncation.py, was_cut)."""
     rows = await conn.execute_fetchall(
-        "SELECT provider, max(ts), prompt_estimate, read FROM ("
-        "  SELECT provider, ts, prompt_estimate, input_tokens"
-        "   + coalesce(cache_read_input_tokens, 0) + coalesce(cache_creation_input_tokens, 0)"
-        "   AS read, prompt_estimate - coalesce(prompt_images, 0) * :image_tokens AS text"
-        "  FROM requests"
-        "  WHERE ts >= :since AND provider IS NOT NULL AND usage_estimated = 0"
-        "   AND input_tokens IS NOT NULL"
-        ") WHERE text >= :min_tokens AND read > 0 AND read < :ratio * text"
-        " GROUP BY provider ORDER BY provider",
-        {"since": since, "ratio": ratio, "min_tokens": min_tokens, "image_tokens": image_tokens},
+        "SELECT * FROM ("
+        "  SELECT provider, ts, prompt_estimate, read FROM ("
+        "   SELECT provider, ts, prompt_estimate, input_tokens"
+        "    + coalesce(cache_read_input_tokens, 0) + coalesce(cache_creation_input_tokens, 0)"
+        "    AS read, prompt_estimate - coalesce(prompt_images, 0) * :image_tokens AS text"
+        "   FROM requests"
+        "   WHERE ts >= :since AND provider IS NOT NULL AND usage_estimated = 0"
+        "    AND input_tokens IS NOT NULL"
+        "  ) WHERE text >= :min_tokens AND read > 0 AND read < :ratio * text"
+        "  ORDER BY ts DESC LIMIT :limit"
+        ") ORDER BY ts",
+        {
+            "since": since,
+            "ratio": ratio,
+            "min_tokens": min_tokens,
+            "image_tokens": image_tokens,
+            "limit": MAX_OVERFLOWS,
+        },
     )
     return [Overflow(provider=r[0], ts=r[1], prompt_estimate=r[2], read_tokens=r[3]) for r in rows]
 

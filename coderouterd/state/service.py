@@ -272,9 +272,9 @@ class StateService:
     async def recent_overflows(
         self, within_s: float, *, cut_ratio: float, cut_min_tokens: int, image_tokens: int
     ) -> tuple[list[reads.Overflow], dict[str, float]]:
-        """Each provider's latest refusal of a prompt as too long, and latest
-        cut of one, in the last `within_s` seconds, and when what was learned
-        of them was last forgotten (learned windows at start-up)."""
+        """Every refusal of a prompt as too long, and every cut of one, in the
+        last `within_s` seconds, and when what was learned of each provider
+        was last forgotten (learned windows at start-up)."""
         since = self._clock.wall() - within_s
 
         async def job(conn: aiosqlite.Connection) -> tuple[list[reads.Overflow], dict[str, float]]:

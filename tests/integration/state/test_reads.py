@@ -82,7 +82,7 @@ def refused(
     )
 
 
-async def test_each_providers_latest_refusal_as_too_long(
+async def test_every_refusal_as_too_long_oldest_first(
     conn: aiosqlite.Connection, reader: aiosqlite.Connection
 ) -> None:
     rows = [
@@ -98,15 +98,17 @@ async def test_each_providers_latest_refusal_as_too_long(
     await write(conn, *rows)
     assert await reads.request(reader, "new") == rows[1]
     assert await reads.recent_overflows(reader, since=50.0) == [
-        reads.Overflow(provider="local", ts=200.0, prompt_estimate=60_000,
-                       prompt_tokens=40_960, context_window=32_768),
+        reads.Overflow(provider="local", ts=100.0, prompt_estimate=50_000,
+                       prompt_tokens=30_000, context_window=8_192),
         reads.Overflow(provider="vllm", ts=150.0, prompt_estimate=50_000,
                        prompt_tokens=None, context_window=None),
+        reads.Overflow(provider="local", ts=200.0, prompt_estimate=60_000,
+                       prompt_tokens=40_960, context_window=32_768),
     ]  # fmt: skip
     assert await reads.recent_overflows(reader, since=201.0) == []
 
 
-async def test_each_providers_latest_answer_from_a_prompt_it_cut(
+async def test_every_answer_from_a_prompt_its_backend_cut_oldest_first(
     conn: aiosqlite.Connection, reader: aiosqlite.Connection
 ) -> None:
     def answered(
@@ -132,6 +134,7 @@ async def test_each_providers_latest_answer_from_a_prompt_it_cut(
     )  # fmt: skip
     cuts = {"ratio": 0.4, "min_tokens": 4096, "image_tokens": 1600}
     assert await reads.recent_cuts(reader, since=50.0, **cuts) == [
+        reads.Overflow(provider="ollama", ts=100.0, prompt_estimate=26_000, read_tokens=2048),
         reads.Overflow(provider="ollama", ts=200.0, prompt_estimate=26_000, read_tokens=4096),
         reads.Overflow(provider="qwen-vl", ts=270.0, prompt_estimate=22_000, read_tokens=2000),
     ]

@@ -201,3 +201,27 @@ def test_forget_drops_what_was_learned_and_its_history() -> None:
     windows.take([summary(too_long("local", 40_960, 32_768))])
     learned = windows.learned("local")
     assert learned is not None and learned[0].hold_s == FORGET_S
+
+
+def test_a_restarted_daemon_holds_a_limit_as_long_as_it_did() -> None:
+    clock = SkewedClock()
+    wall = clock.wall()
+
+    def refusal(provider: str, ago: float) -> Overflow:
+        return Overflow(provider=provider, ts=wall - ago, prompt_estimate=50_000)
+
+    windows = LearnedWindows(clock)
+    # Refused, given its chance back 10 minutes later, refused at once; twice.
+    failing = [refusal("local", ago) for ago in (3000, 2300, 1000)]
+    # The same for ollama, but its window was forgotten (ctl restore) before
+    # the last refusal: that one starts over.
+    windows.load(
+        [*failing, *(refusal("ollama", ago) for ago in (3000, 2300, 500))],
+        forgotten={"ollama": wall - 1500},
+    )
+    local = windows.learned("local")
+    assert local is not None and local[0].hold_s == 4 * FORGET_S and local[1] == 1000
+    ollama = windows.learned("ollama")
+    assert ollama is not None and ollama[0].hold_s == FORGET_S
+    clock.advance(FORGET_S)
+    assert windows.learned("ollama") is None and windows.learned("local") is not None
