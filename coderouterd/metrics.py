@@ -132,6 +132,16 @@ def _gauges(daemon: Daemon, out: Exposition) -> None:
         (({"provider": p.name}, p.slots.waiting) for p in providers if p.slots),
     )
     out.gauge(
+        "provider_context_limit_tokens",
+        "The prompt estimate a provider's backend showed it cannot take (its overflow "
+        "error, or a prompt it cut), while that is held.",
+        (
+            ({"provider": p.name, "cut": str(w.cut).lower()}, w.prompt_limit)
+            for p in providers
+            if (w := p.context_window) is not None
+        ),
+    )
+    out.gauge(
         "spend_usd",
         "Spend this UTC month, per provider with a cost block.",
         (({"provider": b.provider, "month": b.month}, b.spent_usd) for b in status.budgets),
