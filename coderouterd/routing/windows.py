@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 from coderouterd.clock import Clock
 from coderouterd.routing.records import RequestSummary
-from coderouterd.state.reads import Overflow
+from coderouterd.state.overflows import Overflow
 from coderouterd.telemetry.truncation import RATIO, counted_input, was_cut
 from coderouterd.translate.estimate import IMAGE_TOKENS
 
@@ -89,7 +89,7 @@ class LearnedWindows:
         self, overflows: Iterable[Overflow], forgotten: Mapping[str, float] | None = None
     ) -> None:
         """What the request log kept of the refusals and cuts of the last
-        MAX_HOLD_S + FORGET_S (reads.recent_overflows), learned again in
+        MAX_HOLD_S + FORGET_S (state/overflows.py), learned again in
         order, each placed on the monotonic clock by its age: what still
         holds, held as long as the daemon held it. None from before the
         time a provider's limit was last forgotten (`forgotten`, wall

@@ -26,7 +26,7 @@ from coderouterd.clock import Clock
 from coderouterd.config.model import StateConfig
 from coderouterd.routing.budget import BudgetBook
 from coderouterd.routing.cost import month_of
-from coderouterd.state import reads
+from coderouterd.state import overflows, reads
 from coderouterd.state.db import db_path, open_db
 from coderouterd.state.migrate import discover, migrate
 from coderouterd.state.recorder import ReplayRecorder
@@ -271,16 +271,18 @@ class StateService:
 
     async def recent_overflows(
         self, within_s: float, *, cut_ratio: float, cut_min_tokens: int, image_tokens: int
-    ) -> tuple[list[reads.Overflow], dict[str, float]]:
+    ) -> tuple[list[overflows.Overflow], dict[str, float]]:
         """Every refusal of a prompt as too long, and every cut of one, in the
         last `within_s` seconds, and when what was learned of each provider
         was last forgotten (learned windows at start-up)."""
         since = self._clock.wall() - within_s
 
-        async def job(conn: aiosqlite.Connection) -> tuple[list[reads.Overflow], dict[str, float]]:
-            forgotten = await reads.windows_forgotten(conn, since=since)
-            refused = await reads.recent_overflows(conn, since=since)
-            cuts = await reads.recent_cuts(
+        async def job(
+            conn: aiosqlite.Connection,
+        ) -> tuple[list[overflows.Overflow], dict[str, float]]:
+            forgotten = await overflows.windows_forgotten(conn, since=since)
+            refused = await overflows.recent_overflows(conn, since=since)
+            cuts = await overflows.recent_cuts(
                 conn,
                 since=since,
                 ratio=cut_ratio,

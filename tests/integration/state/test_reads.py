@@ -9,7 +9,7 @@ import aiosqlite
 import msgspec
 import pytest_asyncio
 
-from coderouterd.state import reads
+from coderouterd.state import overflows, reads
 from coderouterd.state.db import open_db
 from coderouterd.state.migrate import discover
 from coderouterd.state.records import (
@@ -97,15 +97,15 @@ async def test_every_refusal_as_too_long_oldest_first(
     ]  # fmt: skip
     await write(conn, *rows)
     assert await reads.request(reader, "new") == rows[1]
-    assert await reads.recent_overflows(reader, since=50.0) == [
-        reads.Overflow(provider="local", ts=100.0, prompt_estimate=50_000,
+    assert await overflows.recent_overflows(reader, since=50.0) == [
+        overflows.Overflow(provider="local", ts=100.0, prompt_estimate=50_000,
                        prompt_tokens=30_000, context_window=8_192),
-        reads.Overflow(provider="vllm", ts=150.0, prompt_estimate=50_000,
+        overflows.Overflow(provider="vllm", ts=150.0, prompt_estimate=50_000,
                        prompt_tokens=None, context_window=None),
-        reads.Overflow(provider="local", ts=200.0, prompt_estimate=60_000,
+        overflows.Overflow(provider="local", ts=200.0, prompt_estimate=60_000,
                        prompt_tokens=40_960, context_window=32_768),
     ]  # fmt: skip
-    assert await reads.recent_overflows(reader, since=201.0) == []
+    assert await overflows.recent_overflows(reader, since=201.0) == []
 
 
 async def test_every_answer_from_a_prompt_its_backend_cut_oldest_first(
@@ -133,13 +133,13 @@ async def test_every_answer_from_a_prompt_its_backend_cut_oldest_first(
         answered("cut-pictures", 270.0, "qwen-vl", 22_000, 2000, prompt_images=10),
     )  # fmt: skip
     cuts = {"ratio": 0.4, "min_tokens": 4096, "image_tokens": 1600}
-    assert await reads.recent_cuts(reader, since=50.0, **cuts) == [
-        reads.Overflow(provider="ollama", ts=100.0, prompt_estimate=26_000, read_tokens=2048),
-        reads.Overflow(provider="ollama", ts=200.0, prompt_estimate=26_000, read_tokens=4096),
-        reads.Overflow(provider="qwen-vl", ts=270.0, prompt_estimate=22_000, read_tokens=2000),
+    assert await overflows.recent_cuts(reader, since=50.0, **cuts) == [
+        overflows.Overflow(provider="ollama", ts=100.0, prompt_estimate=26_000, read_tokens=2048),
+        overflows.Overflow(provider="ollama", ts=200.0, prompt_estimate=26_000, read_tokens=4096),
+        overflows.Overflow(provider="qwen-vl", ts=270.0, prompt_estimate=22_000, read_tokens=2000),
     ]
-    assert await reads.recent_cuts(reader, since=201.0, **cuts) == [
-        reads.Overflow(provider="qwen-vl", ts=270.0, prompt_estimate=22_000, read_tokens=2000),
+    assert await overflows.recent_cuts(reader, since=201.0, **cuts) == [
+        overflows.Overflow(provider="qwen-vl", ts=270.0, prompt_estimate=22_000, read_tokens=2000),
     ]
 
 

@@ -7,7 +7,7 @@ import msgspec
 
 from coderouterd.routing.records import AttemptRecord, RequestSummary
 from coderouterd.routing.windows import FORGET_S, MAX_HOLD_S, LearnedWindows, limit_of
-from coderouterd.state.reads import Overflow
+from coderouterd.state.overflows import Overflow
 from coderouterd.wire.usage import Usage
 from tests.integration.state.support_db import ManualClock
 
