@@ -39,7 +39,7 @@ from coderouterd.routing.board import ProviderBoard
 from coderouterd.routing.budget import BudgetBook
 from coderouterd.routing.records import Observer, Observers
 from coderouterd.routing.slots import Slots
-from coderouterd.routing.windows import LOOK_BACK_S, LearnedWindows
+from coderouterd.routing.windows import FORGET_S, MAX_HOLD_S, Learned, LearnedWindows
 from coderouterd.state import reads
 from coderouterd.state.db import StateError
 from coderouterd.state.request_recorder import RequestRecorder
@@ -103,7 +103,19 @@ def build_daemon(
             who = {} if uid is None else {"uid": uid}
             state.audit(events.PROVIDER_WINDOW_FORGOTTEN, provider=provider, via=via, **who)
 
-    windows = LearnedWindows(clock, on_forget=window_forgotten)
+    def window_held(provider: str, learned: Learned) -> None:
+        fields = {
+            "provider": provider,
+            "limit": learned.limit,
+            "hold_s": learned.hold_s,
+            "window": learned.window,
+            "cut": learned.cut,
+        }
+        log.info(events.PROVIDER_WINDOW_HELD, **fields)
+        if state is not None:
+            state.audit(events.PROVIDER_WINDOW_HELD, **fields)
+
+    windows = LearnedWindows(clock, on_forget=window_forgotten, on_held=window_held)
     deferred = Deferred([drift.take, pace.take, metrics.take, truncation.take, windows.take], log)
     observers: list[Observer] = [
         inflight,
@@ -171,10 +183,15 @@ async def _healing_ctx(app: web.Application) -> AsyncIterator[None]:
         drift.load(await state.per_provider(reads.recent_answers, drift.watched, drift.window))
         pace = daemon.pace
         pace.load(await state.per_provider(reads.recent_streams, pace.watched, USUAL))
-        overflows, forgotten = await state.recent_overflows(
-            LOOK_BACK_S, cut_ratio=RATIO, cut_min_tokens=MIN_TOKENS, image_tokens=IMAGE_TOKENS
+        daemon.windows.load(
+            await state.recent_overflows(
+                FORGET_S,
+                held_within_s=MAX_HOLD_S,
+                cut_ratio=RATIO,
+                cut_min_tokens=MIN_TOKENS,
+                image_tokens=IMAGE_TOKENS,
+            )
         )
-        daemon.windows.load(overflows, forgotten)
     # Probes and restarts run while the server does; they stop before the
     # state service closes, so their last records are written.
     healing = daemon.healing

@@ -136,7 +136,7 @@ def _gauges(daemon: Daemon, out: Exposition) -> None:
         "The prompt estimate a provider's backend showed it cannot take (its overflow "
         "error, or a prompt it cut), while that is held.",
         (
-            ({"provider": p.name, "cut": str(w.cut).lower()}, w.prompt_limit)
+            ({"provider": p.name}, w.prompt_limit)
             for p in providers
             if (w := p.context_window) is not None
         ),

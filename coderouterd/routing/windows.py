@@ -28,26 +28,26 @@ within FORGET_S of getting its chance back keeps its limit twice as long
 each time, up to MAX_HOLD_S: a cut prompt is a turn answered by a model
 that lost its instructions, not worth paying every ten minutes. The
 request log keeps each refusal with the counts it named, and each cut
-answer with what the backend read, so a restarted daemon reads back what
-it had learned, and for how long (`load`).
+answer with what the backend read, and the audit log each long hold and
+each limit forgotten early, so a restarted daemon reads back what it had
+learned, and for how long (`load`); only the doubling of a hold that has
+ended is not kept (the next one after a restart starts at FORGET_S).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from coderouterd.clock import Clock
 from coderouterd.routing.records import RequestSummary
-from coderouterd.state.overflows import Overflow
+from coderouterd.state.overflows import Recent
 from coderouterd.telemetry.truncation import RATIO, counted_input, was_cut
 from coderouterd.translate.estimate import IMAGE_TOKENS
 
 FORGET_S = 600.0
 MAX_HOLD_S = 4 * 3600.0
-# How far back the request log is read at start: every limit that may still hold.
-LOOK_BACK_S = MAX_HOLD_S + FORGET_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,35 +75,47 @@ def limit_of(estimate: int, tokens: int | None, window: int | None) -> int:
 
 class LearnedWindows:
     def __init__(
-        self, clock: Clock, on_forget: Callable[[str, str, int | None], None] | None = None
+        self,
+        clock: Clock,
+        on_forget: Callable[[str, str, int | None], None] | None = None,
+        on_held: Callable[[str, Learned], None] | None = None,
     ) -> None:
         self._clock = clock
-        # Told (provider, via, uid) when a limit that still held is forgotten.
+        # Told (provider, via, uid) when a limit that still held is forgotten,
+        # and (provider, limit) when one is held longer than FORGET_S.
         self._on_forget = on_forget
+        self._on_held = on_held
         self._learned: dict[str, Learned] = {}
         # Each provider's last limit, kept past its hold for FORGET_S: one
         # learned again within that time holds twice as long.
         self._last: dict[str, Learned] = {}
 
-    def load(
-        self, overflows: Iterable[Overflow], forgotten: Mapping[str, float] | None = None
-    ) -> None:
-        """What the request log kept of the refusals and cuts of the last
-        MAX_HOLD_S + FORGET_S (state/overflows.py), learned again in
-        order, each placed on the monotonic clock by its age: what still
-        holds, held as long as the daemon held it. None from before the
-        time a provider's limit was last forgotten (`forgotten`, wall
-        clock, from the audit log)."""
+    def load(self, recent: Recent) -> None:
+        """What the logs kept (state/overflows.py): each provider's latest
+        long hold, still running, then its latest refusal and cut of the
+        last FORGET_S learned on top of it, each placed on the monotonic
+        clock by its age; nothing from before the provider's limit was last
+        forgotten."""
         wall, now = self._clock.wall(), self._clock.monotonic()
-        for o in sorted(overflows, key=lambda o: o.ts):
-            at = now - max(0.0, wall - o.ts)
-            if o.ts <= (forgotten or {}).get(o.provider, 0.0):
+
+        def since(ts: float) -> float:
+            return now - max(0.0, wall - ts)
+
+        def current(provider: str, ts: float) -> bool:
+            return ts > recent.forgotten.get(provider, float("-inf"))
+
+        for h in recent.held:
+            if current(h.provider, h.ts) and wall - h.ts < h.hold_s:
+                held = Learned(h.limit, h.window, since(h.ts), h.cut, h.hold_s)
+                self._learned[h.provider] = self._last[h.provider] = held
+        for o in sorted(recent.overflows, key=lambda o: o.ts):
+            if not current(o.provider, o.ts):
                 continue
             if o.read_tokens is not None:
-                self._learn(o.provider, Learned(o.read_tokens, None, at, cut=True))
+                self._learn(o.provider, Learned(o.read_tokens, None, since(o.ts), cut=True))
             else:
                 limit = limit_of(o.prompt_estimate, o.prompt_tokens, o.context_window)
-                self._learn(o.provider, Learned(limit, o.context_window, at))
+                self._learn(o.provider, Learned(limit, o.context_window, since(o.ts)))
 
     def take(self, summaries: Sequence[RequestSummary]) -> None:
         """Learn from every attempt whose prompt did not fit, and every answer
@@ -119,7 +131,7 @@ class LearnedWindows:
                 continue
             if was_cut(s.prompt_estimate, counted, s.prompt_images):
                 self._learn(s.provider, Learned(counted, None, now, cut=True))
-            elif self._grown(s.provider, s.prompt_estimate, counted, s.prompt_images):
+            elif self._grown(s.provider, s.prompt_estimate, counted, s.prompt_images, now):
                 self.forget(s.provider, via="read_whole")
 
     def _learn(self, provider: str, learned: Learned) -> None:
@@ -128,12 +140,15 @@ class LearnedWindows:
         if that ended within FORGET_S (the backend failed again soon after
         getting its chance back); else FORGET_S."""
         last = self._last.get(provider)
-        hold = FORGET_S
+        hold, longer = FORGET_S, False
         if last is not None and learned.at - last.at < last.hold_s:
             hold = last.hold_s
         elif last is not None and learned.at - last.at < last.hold_s + FORGET_S:
-            hold = min(last.hold_s * 2, MAX_HOLD_S)
-        self._learned[provider] = self._last[provider] = dataclasses.replace(learned, hold_s=hold)
+            hold, longer = min(last.hold_s * 2, MAX_HOLD_S), True
+        learned = dataclasses.replace(learned, hold_s=hold)
+        self._learned[provider] = self._last[provider] = learned
+        if longer and self._on_held is not None:
+            self._on_held(provider, learned)
 
     def forget(self, provider: str, *, via: str, uid: int | None = None) -> bool:
         """Forget what was learned of `provider` (`via`: its window grew,
@@ -148,16 +163,21 @@ class LearnedWindows:
             self._on_forget(provider, via, uid)
         return True
 
-    def _grown(self, provider: str, estimate: int, counted: int, images: int) -> bool:
-        """Whether `provider` read a prompt over its learned limit whole: its
+    def _grown(self, provider: str, estimate: int, counted: int, images: int, now: float) -> bool:
+        """Whether `provider` read a prompt over the limit it holds whole: its
         window grew (it was restarted with a larger one)."""
         held = self._learned.get(provider)
         text = estimate - images * IMAGE_TOKENS
-        return held is not None and estimate > held.limit and counted >= RATIO * text
+        return (
+            held is not None
+            and held.holds(now)
+            and estimate > held.limit
+            and counted >= RATIO * text
+        )
 
     def limits(self, configured: Mapping[str, int]) -> Mapping[str, int]:
-        """The configured windows, each lowered to a limit learned in the last
-        FORGET_S; `configured` itself when nothing is learned (the usual case)."""
+        """The configured windows, each lowered to a limit learned that still
+        holds; `configured` itself when nothing is learned (the usual case)."""
         if not self._learned:
             return configured
         now = self._clock.monotonic()

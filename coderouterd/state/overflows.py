@@ -22,22 +22,24 @@ class Overflow(msgspec.Struct, frozen=True, kw_only=True):
     read_tokens: int | None = None
 
 
-# Refusals or cuts read back at start at most: the newest, when a backend
-# refused every request of a chain that had nothing else to try.
-MAX_OVERFLOWS = 5000
+# When a request's answer (or last attempt) came: what the daemon learned
+# from, as it learned it; `requests.ts` is when the request arrived. Those
+# arrived up to an hour earlier are looked at (the index is on arrival).
+_FINISHED = "(r.ts + coalesce(r.total_ms, 0) / 1000.0)"
+_LONGEST_S = 3600.0
 
 
 async def recent_overflows(conn: aiosqlite.Connection, *, since: float) -> list[Overflow]:
-    """Every `too_long` attempt in a request since `since` (the newest
-    MAX_OVERFLOWS), oldest first."""
+    """Each provider's latest `too_long` attempt in a request finished since
+    `since` (`ts`: when it finished)."""
+    # SQLite takes a bare column of an aggregate query with max() from the
+    # row holding the maximum: each provider's latest refusal, whole.
     rows = await conn.execute_fetchall(
-        "SELECT * FROM ("
-        "  SELECT a.provider, r.ts, r.prompt_estimate, a.prompt_tokens, a.context_window"
-        "  FROM requests r JOIN attempts a ON a.request_id = r.id"
-        "  WHERE r.ts >= ? AND a.outcome = 'too_long' AND r.prompt_estimate IS NOT NULL"
-        "  ORDER BY r.ts DESC LIMIT ?"
-        ") ORDER BY 2",
-        (since, MAX_OVERFLOWS),
+        f"SELECT a.provider, max({_FINISHED}), r.prompt_estimate, a.prompt_tokens,"  # noqa: S608 - a constant
+        " a.context_window FROM requests r JOIN attempts a ON a.request_id = r.id"
+        f" WHERE r.ts >= ? AND {_FINISHED} >= ? AND a.outcome = 'too_long'"
+        " AND r.prompt_estimate IS NOT NULL GROUP BY a.provider ORDER BY a.provider",
+        (since - _LONGEST_S, since),
     )
     return [
         Overflow(
@@ -55,32 +57,58 @@ async def recent_cuts(
     min_tokens: int,
     image_tokens: int,
 ) -> list[Overflow]:
-    """Every answer since `since` (the newest MAX_OVERFLOWS), oldest first,
-    from a prompt its backend cut: of a prompt whose text (the estimate
-    without `image_tokens` for each inline image) is estimated at
-    `min_tokens` or more, it read (input tokens, cache reads and writes, as
-    it reported them) under `ratio` of that (telemetry/truncation.py, was_cut)."""
+    """Each provider's latest answer, finished since `since` (`ts`: when), from
+    a prompt it cut: of a prompt whose text (the estimate without
+    `image_tokens` for each inline image) is estimated at `min_tokens` or
+    more, it read (input tokens, cache reads and writes, as it reported
+    them) under `ratio` of that (telemetry/truncation.py, was_cut)."""
     rows = await conn.execute_fetchall(
-        "SELECT * FROM ("
-        "  SELECT provider, ts, prompt_estimate, read FROM ("
-        "   SELECT provider, ts, prompt_estimate, input_tokens"
-        "    + coalesce(cache_read_input_tokens, 0) + coalesce(cache_creation_input_tokens, 0)"
-        "    AS read, prompt_estimate - coalesce(prompt_images, 0) * :image_tokens AS text"
-        "   FROM requests"
-        "   WHERE ts >= :since AND provider IS NOT NULL AND usage_estimated = 0"
-        "    AND input_tokens IS NOT NULL"
-        "  ) WHERE text >= :min_tokens AND read > 0 AND read < :ratio * text"
-        "  ORDER BY ts DESC LIMIT :limit"
-        ") ORDER BY ts",
+        "SELECT provider, max(finished), prompt_estimate, read FROM ("  # noqa: S608 - a constant
+        f"  SELECT provider, {_FINISHED} AS finished, prompt_estimate, input_tokens"
+        "   + coalesce(cache_read_input_tokens, 0) + coalesce(cache_creation_input_tokens, 0)"
+        "   AS read, prompt_estimate - coalesce(prompt_images, 0) * :image_tokens AS text"
+        "  FROM requests r"
+        "  WHERE ts >= :arrived AND provider IS NOT NULL AND usage_estimated = 0"
+        "   AND input_tokens IS NOT NULL"
+        ") WHERE finished >= :since AND text >= :min_tokens AND read > 0 AND read < :ratio * text"
+        " GROUP BY provider ORDER BY provider",
         {
             "since": since,
+            "arrived": since - _LONGEST_S,
             "ratio": ratio,
             "min_tokens": min_tokens,
             "image_tokens": image_tokens,
-            "limit": MAX_OVERFLOWS,
         },
     )
     return [Overflow(provider=r[0], ts=r[1], prompt_estimate=r[2], read_tokens=r[3]) for r in rows]
+
+
+class Held(msgspec.Struct, frozen=True, kw_only=True):
+    """A limit held longer than usual (a backend that failed again soon after
+    getting its chance back), as audited when the hold began."""
+
+    provider: str
+    ts: float
+    limit: int
+    hold_s: float
+    window: int | None = None
+    cut: bool = False
+
+
+async def windows_held(conn: aiosqlite.Connection, *, since: float) -> list[Held]:
+    """Each provider's latest `provider.window_held` audit event since `since`."""
+    rows = await conn.execute_fetchall(
+        "SELECT fields, max(ts) FROM audit WHERE event = ? AND ts >= ?"
+        " GROUP BY json_extract(fields, '$.provider')",
+        (events.PROVIDER_WINDOW_HELD, since),
+    )
+    held = []
+    for fields, ts in rows:
+        try:
+            held.append(msgspec.convert({**msgspec.json.decode(fields), "ts": ts}, Held))
+        except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
+            continue  # an event of another shape: nothing to hold
+    return held
 
 
 async def windows_forgotten(conn: aiosqlite.Connection, *, since: float) -> dict[str, float]:
@@ -92,3 +120,35 @@ async def windows_forgotten(conn: aiosqlite.Connection, *, since: float) -> dict
         (events.PROVIDER_WINDOW_FORGOTTEN, since),
     )
     return {r[0]: r[1] for r in rows if r[0] is not None}
+
+
+class Recent(msgspec.Struct, frozen=True, kw_only=True):
+    """What start-up reads back for routing/windows.py: each provider's latest
+    refusal and cut, its latest long hold, and when it was last forgotten."""
+
+    overflows: list[Overflow]
+    held: list[Held]
+    forgotten: dict[str, float]
+
+
+async def recent(
+    conn: aiosqlite.Connection,
+    *,
+    now: float,
+    within_s: float,
+    held_within_s: float,
+    ratio: float,
+    min_tokens: int,
+    image_tokens: int,
+) -> Recent:
+    """Refusals and cuts of the last `within_s`, long holds begun in the last
+    `held_within_s`, forgettings since the earlier of the two."""
+    since, held_since = now - within_s, now - held_within_s
+    cuts = await recent_cuts(
+        conn, since=since, ratio=ratio, min_tokens=min_tokens, image_tokens=image_tokens
+    )
+    return Recent(
+        overflows=await recent_overflows(conn, since=since) + cuts,
+        held=await windows_held(conn, since=held_since),
+        forgotten=await windows_forgotten(conn, since=min(since, held_since)),
+    )

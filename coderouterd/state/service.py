@@ -270,28 +270,30 @@ class StateService:
         return await self.writer.maintain(job)
 
     async def recent_overflows(
-        self, within_s: float, *, cut_ratio: float, cut_min_tokens: int, image_tokens: int
-    ) -> tuple[list[overflows.Overflow], dict[str, float]]:
-        """Every refusal of a prompt as too long, and every cut of one, in the
-        last `within_s` seconds, and when what was learned of each provider
-        was last forgotten (learned windows at start-up)."""
-        since = self._clock.wall() - within_s
-
-        async def job(
-            conn: aiosqlite.Connection,
-        ) -> tuple[list[overflows.Overflow], dict[str, float]]:
-            forgotten = await overflows.windows_forgotten(conn, since=since)
-            refused = await overflows.recent_overflows(conn, since=since)
-            cuts = await overflows.recent_cuts(
+        self,
+        within_s: float,
+        *,
+        held_within_s: float,
+        cut_ratio: float,
+        cut_min_tokens: int,
+        image_tokens: int,
+    ) -> overflows.Recent:
+        """Each provider's latest refusal of a prompt as too long and latest
+        cut of one in the last `within_s` seconds, its latest long hold, and
+        when what was learned of it was last forgotten (learned windows at
+        start-up)."""
+        now = self._clock.wall()
+        return await self.writer.maintain(
+            lambda conn: overflows.recent(
                 conn,
-                since=since,
+                now=now,
+                within_s=within_s,
+                held_within_s=held_within_s,
                 ratio=cut_ratio,
                 min_tokens=cut_min_tokens,
                 image_tokens=image_tokens,
             )
-            return refused + cuts, forgotten
-
-        return await self.writer.maintain(job)
+        )
 
     async def _retention_pass(self, now: float) -> None:
         """One retention pass at `now`, with the limits of the config in force."""

@@ -39,6 +39,9 @@ PROVIDER_RESTART_COMMAND = "provider.restart_command"
 # before its time: it read a longer prompt whole, or the operator restored
 # it. Audited, so a restart does not read back what came before.
 PROVIDER_WINDOW_FORGOTTEN = "provider.window_forgotten"
+# A learned window held longer than FORGET_S (a backend that failed again
+# soon after getting its chance back): audited, so a restart keeps holding it.
+PROVIDER_WINDOW_HELD = "provider.window_held"
 # Logged only.
 PROVIDER_RESTART_SKIPPED = "provider.restart_skipped"
 PROVIDER_PROBE = "provider.probe"

@@ -40,7 +40,7 @@ def counted_input(summary: RequestSummary) -> int | None:
 def was_cut(prompt_estimate: int, counted: int | None, images: int = 0) -> bool:
     """Whether a backend that read `counted` tokens of a prompt estimated at
     `prompt_estimate` cut it (the request log applies the same test:
-    state/reads.py, recent_cuts). Judged on the prompt's text: the estimate
+    state/overflows.py, recent_cuts). Judged on the prompt's text: the estimate
     without its `images` (backends count an image anywhere from tens to
     thousands of tokens)."""
     text = prompt_estimate - images * IMAGE_TOKENS
@@ -76,5 +76,6 @@ class TruncationWatch:
                 hint="the backend's context window is smaller than the prompt: raise it "
                 "(Ollama: OLLAMA_CONTEXT_LENGTH or num_ctx; llama.cpp: -c) or declare it "
                 "(capabilities: {max_context_tokens: N}); profiles pass it over for prompts "
-                "as long for 10 minutes after each cut, unless their context_action is off",
+                "as long for 10 minutes after each cut (longer if it keeps cutting them), "
+                "unless their context_action is off",
             )

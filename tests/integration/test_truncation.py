@@ -83,7 +83,7 @@ async def test_a_skip_profile_passes_over_a_backend_that_cut_a_prompt_as_long_ev
     assert "cut a prompt to 4096 tokens" in render_status(status)
     async with aiohttp.ClientSession() as http, http.get(f"{d.url}/metrics") as resp:
         metrics = (await resp.text()).splitlines()
-    assert 'coderouterd_provider_context_limit_tokens{provider="local",cut="true"} 4096' in metrics
+    assert 'coderouterd_provider_context_limit_tokens{provider="local"} 4096' in metrics
     # ...the next one goes where it fits; a short one still fits local.
     assert await ask(d, LONG + "and more") == ("big", "local=context_too_small")
     assert await ask(d, "a short question") == ("local", "")

@@ -14,6 +14,7 @@ from coderouterd.state.db import open_db
 from coderouterd.state.migrate import discover
 from coderouterd.state.records import (
     AttemptRow,
+    AuditEvent,
     BudgetIncrement,
     ExclusionCleared,
     ExclusionSet,
@@ -21,6 +22,7 @@ from coderouterd.state.records import (
     RequestRow,
 )
 from coderouterd.state.writer import Writer
+from coderouterd.telemetry import events
 from tests.integration.state.support_db import ManualClock, request_row
 
 
@@ -82,7 +84,7 @@ def refused(
     )
 
 
-async def test_every_refusal_as_too_long_oldest_first(
+async def test_each_providers_latest_refusal_as_too_long_by_when_it_came(
     conn: aiosqlite.Connection, reader: aiosqlite.Connection
 ) -> None:
     rows = [
@@ -91,6 +93,8 @@ async def test_every_refusal_as_too_long_oldest_first(
                 context_window=32_768),
         refused("vllm", 150.0, "vllm"),
         refused("long-ago", 10.0, "lmstudio"),
+        # Arrived before `since`, refused after it (a long prefill): it counts.
+        msgspec.structs.replace(refused("slow", 40.0, "llamacpp"), total_ms=20_000.0),
         # Written before the estimate was kept: nothing to learn from.
         refused("unestimated", 210.0, "ollama", estimate=None),
         request_row("fine", ts=220.0, provider="local"),
@@ -98,17 +102,17 @@ async def test_every_refusal_as_too_long_oldest_first(
     await write(conn, *rows)
     assert await reads.request(reader, "new") == rows[1]
     assert await overflows.recent_overflows(reader, since=50.0) == [
-        overflows.Overflow(provider="local", ts=100.0, prompt_estimate=50_000,
-                       prompt_tokens=30_000, context_window=8_192),
-        overflows.Overflow(provider="vllm", ts=150.0, prompt_estimate=50_000,
-                       prompt_tokens=None, context_window=None),
-        overflows.Overflow(provider="local", ts=200.0, prompt_estimate=60_000,
-                       prompt_tokens=40_960, context_window=32_768),
+        overflows.Overflow(provider="llamacpp", ts=60.0, prompt_estimate=50_000,
+                           prompt_tokens=None, context_window=None),
+        overflows.Overflow(provider="local", ts=200.08, prompt_estimate=60_000,
+                           prompt_tokens=40_960, context_window=32_768),
+        overflows.Overflow(provider="vllm", ts=150.08, prompt_estimate=50_000,
+                           prompt_tokens=None, context_window=None),
     ]  # fmt: skip
     assert await overflows.recent_overflows(reader, since=201.0) == []
 
 
-async def test_every_answer_from_a_prompt_its_backend_cut_oldest_first(
+async def test_each_providers_latest_answer_from_a_prompt_it_cut(
     conn: aiosqlite.Connection, reader: aiosqlite.Connection
 ) -> None:
     def answered(
@@ -134,13 +138,35 @@ async def test_every_answer_from_a_prompt_its_backend_cut_oldest_first(
     )  # fmt: skip
     cuts = {"ratio": 0.4, "min_tokens": 4096, "image_tokens": 1600}
     assert await overflows.recent_cuts(reader, since=50.0, **cuts) == [
-        overflows.Overflow(provider="ollama", ts=100.0, prompt_estimate=26_000, read_tokens=2048),
-        overflows.Overflow(provider="ollama", ts=200.0, prompt_estimate=26_000, read_tokens=4096),
-        overflows.Overflow(provider="qwen-vl", ts=270.0, prompt_estimate=22_000, read_tokens=2000),
+        overflows.Overflow(provider="ollama", ts=200.08, prompt_estimate=26_000, read_tokens=4096),
+        overflows.Overflow(provider="qwen-vl", ts=270.08, prompt_estimate=22_000, read_tokens=2000),
     ]
     assert await overflows.recent_cuts(reader, since=201.0, **cuts) == [
-        overflows.Overflow(provider="qwen-vl", ts=270.0, prompt_estimate=22_000, read_tokens=2000),
+        overflows.Overflow(provider="qwen-vl", ts=270.08, prompt_estimate=22_000, read_tokens=2000),
     ]
+
+
+async def test_long_holds_and_forgettings_from_the_audit_log(
+    conn: aiosqlite.Connection, reader: aiosqlite.Connection
+) -> None:
+    def audited(ts: float, event: str, **fields: object) -> AuditEvent:
+        return AuditEvent(ts=ts, event=event, fields=fields)
+
+    held = events.PROVIDER_WINDOW_HELD
+    await write(
+        conn,
+        audited(100.0, held, provider="local", limit=9000, hold_s=1200.0, window=8192, cut=False),
+        audited(300.0, held, provider="local", limit=8000, hold_s=2400.0, window=8192, cut=False),
+        audited(200.0, held, provider="ollama", limit=4096, hold_s=1200.0, window=None, cut=True),
+        audited(250.0, held, provider="odd", limit="many"),  # not a hold: passed over
+        audited(260.0, events.PROVIDER_WINDOW_FORGOTTEN, provider="ollama", via="manual"),
+        audited(20.0, held, provider="old", limit=1, hold_s=1200.0),
+    )
+    assert await overflows.windows_held(reader, since=50.0) == [
+        overflows.Held(provider="local", ts=300.0, limit=8000, hold_s=2400.0, window=8192),
+        overflows.Held(provider="ollama", ts=200.0, limit=4096, hold_s=1200.0, cut=True),
+    ]
+    assert await overflows.windows_forgotten(reader, since=50.0) == {"ollama": 260.0}
 
 
 async def test_month_totals_and_exclusions(

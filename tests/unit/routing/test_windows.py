@@ -7,7 +7,7 @@ import msgspec
 
 from coderouterd.routing.records import AttemptRecord, RequestSummary
 from coderouterd.routing.windows import FORGET_S, MAX_HOLD_S, LearnedWindows, limit_of
-from coderouterd.state.overflows import Overflow
+from coderouterd.state.overflows import Held, Overflow, Recent
 from coderouterd.wire.usage import Usage
 from tests.integration.state.support_db import ManualClock
 
@@ -81,7 +81,7 @@ def test_what_the_request_log_kept_is_loaded_by_its_age() -> None:
     windows = LearnedWindows(clock)
     wall = clock.wall()
     windows.load(
-        [
+        recent(
             Overflow(provider="local", ts=wall - 120, prompt_estimate=50_000,
                      prompt_tokens=40_960, context_window=32_768),
             Overflow(provider="vllm", ts=wall - FORGET_S - 1, prompt_estimate=50_000,
@@ -92,8 +92,8 @@ def test_what_the_request_log_kept_is_loaded_by_its_age() -> None:
             # Forgotten since (ctl restore): not read back.
             Overflow(provider="ollama", ts=wall - 100, prompt_estimate=9_000,
                      prompt_tokens=None, context_window=None),
-        ],
-        forgotten={"ollama": wall - 50, "local": wall - 200},
+            forgotten={"ollama": wall - 50, "local": wall - 200},
+        )
     )  # fmt: skip
     assert windows.limits({}) == {"local": 40_000, "lmstudio": 8_999}
     local = windows.learned("local")
@@ -129,11 +129,11 @@ def test_the_latest_of_a_refusal_and_a_cut_read_back_wins() -> None:
     windows = LearnedWindows(clock)
     wall = clock.wall()
     windows.load(
-        [
+        recent(
             Overflow(provider="local", ts=wall - 30, prompt_estimate=9_000, read_tokens=2048),
             Overflow(provider="local", ts=wall - 60, prompt_estimate=50_000,
                      prompt_tokens=40_960, context_window=32_768),
-        ]
+        )
     )  # fmt: skip
     learned = windows.learned("local")
     assert learned is not None and learned[0].cut and learned[0].limit == 2048
@@ -207,21 +207,62 @@ def test_a_restarted_daemon_holds_a_limit_as_long_as_it_did() -> None:
     clock = SkewedClock()
     wall = clock.wall()
 
-    def refusal(provider: str, ago: float) -> Overflow:
-        return Overflow(provider=provider, ts=wall - ago, prompt_estimate=50_000)
+    def hold(provider: str, ago: float, hold_s: float) -> Held:
+        return Held(provider=provider, ts=wall - ago, limit=9000, hold_s=hold_s, window=8192)
 
     windows = LearnedWindows(clock)
-    # Refused, given its chance back 10 minutes later, refused at once; twice.
-    failing = [refusal("local", ago) for ago in (3000, 2300, 1000)]
-    # The same for ollama, but its window was forgotten (ctl restore) before
-    # the last refusal: that one starts over.
     windows.load(
-        [*failing, *(refusal("ollama", ago) for ago in (3000, 2300, 500))],
-        forgotten={"ollama": wall - 1500},
+        recent(
+            # Refused again since its long hold began: held as long, from then.
+            Overflow(provider="local", ts=wall - 300, prompt_estimate=50_000),
+            held=[
+                hold("local", 1000, 4 * FORGET_S),
+                hold("ollama", 500, 2 * FORGET_S),  # forgotten since (ctl restore)
+                hold("vllm", 3000, 2 * FORGET_S),  # over
+                hold("lmstudio", 100, 2 * FORGET_S),
+            ],
+            forgotten={"ollama": wall - 400},
+        )
     )
     local = windows.learned("local")
-    assert local is not None and local[0].hold_s == 4 * FORGET_S and local[1] == 1000
-    ollama = windows.learned("ollama")
-    assert ollama is not None and ollama[0].hold_s == FORGET_S
+    assert local is not None and local[0].hold_s == 4 * FORGET_S and local[1] == 300
+    lmstudio = windows.learned("lmstudio")
+    assert lmstudio is not None and lmstudio[0].limit == 9000 and lmstudio[1] == 100
+    assert windows.learned("ollama") is None and windows.learned("vllm") is None
+    clock.advance(2 * FORGET_S - 100)
+    assert windows.learned("lmstudio") is None and windows.learned("local") is not None
+
+
+def test_a_longer_hold_is_told_when_it_begins() -> None:
+    clock = ManualClock()
+    held: list[tuple[str, float]] = []
+    windows = LearnedWindows(clock, on_held=lambda p, learned: held.append((p, learned.hold_s)))
+    windows.take([summary(too_long("local", 40_960, 32_768))])
+    clock.advance(FORGET_S / 2)
+    windows.take([summary(too_long("local", 40_960, 32_768))])  # the same hold, renewed
+    assert held == []
+    clock.advance(FORGET_S + 1)
+    windows.take([summary(too_long("local", 40_960, 32_768))])
+    assert held == [("local", 2 * FORGET_S)]
+
+
+def recent(
+    *overflows: Overflow, held: list[Held] | None = None, forgotten: dict[str, float] | None = None
+) -> Recent:
+    return Recent(overflows=list(overflows), held=held or [], forgotten=forgotten or {})
+
+
+def test_a_prompt_read_whole_after_the_hold_ended_forgets_nothing_more() -> None:
+    clock = ManualClock()
+    told: list[tuple[str, str, int | None]] = []
+    windows = LearnedWindows(clock, on_forget=lambda *a: told.append(a))
+    windows.take([summary(too_long("local", 40_960, 32_768))])
     clock.advance(FORGET_S)
-    assert windows.learned("ollama") is None and windows.learned("local") is not None
+    read = Usage(input_tokens=44_000, output_tokens=5)
+    windows.take([msgspec.structs.replace(summary(estimate=45_000), provider="local", usage=read)])
+    # Nothing held was forgotten (nothing is said), so a failure now is one
+    # soon after its chance came back: held twice as long.
+    assert told == []
+    windows.take([summary(too_long("local", 40_960, 32_768))])
+    learned = windows.learned("local")
+    assert learned is not None and learned[0].hold_s == 2 * FORGET_S
