@@ -12,10 +12,12 @@ import anthropic
 from structlog.testing import capture_logs
 
 from coderouterd.ctl.render import render_status
+from coderouterd.routing.windows import FORGET_S
 from coderouterd.status import status_of
 from tests.conftest import RunningDaemon, StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message, openai_completion
 from tests.fakes.upstream import FakeUpstream, Recorded, Reply
+from tests.integration.state.support_db import ManualClock
 
 LONG = "read this file carefully. " * 4000  # ~100 KB: ~25k tokens at four bytes each
 
@@ -152,3 +154,50 @@ async def test_by_default_only_what_a_backend_did_decides_and_off_never_skips(
     d = await start_daemon(config, state_dir=state_dir)
     assert status_of(d.daemon).providers[0].context_window is None
     assert await ask(LONG + "and more") == ("local", "")
+
+
+async def test_a_backend_that_cuts_again_soon_is_held_longer_even_after_a_restart(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    def choose(req: Recorded) -> Reply:
+        if (req.json or {}).get("model") == "big-model":
+            return Reply(json=anthropic_message("big", input_tokens=len(req.body) // 4))
+        return counts_what_it_keeps(req)
+
+    fake_upstream.responder = choose
+    config = chain_yaml(
+        provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat"),
+        provider_yaml("big", fake_upstream.url),
+    )
+    clock = ManualClock()
+    state_dir = tmp_path / "state"
+    d = await start_daemon(config, clock=clock, state_dir=state_dir)
+
+    async def ask(text: str) -> str:
+        async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as c:
+            raw = await c.messages.with_raw_response.create(
+                model="m", max_tokens=10, messages=[{"role": "user", "content": text}]
+            )
+        status_of(d.daemon)  # hands the summary over
+        return raw.headers["x-coderouter-provider"]
+
+    assert await ask(LONG) == "local"  # cut: held 10 minutes
+    assert await ask(LONG + "more") == "big"
+    clock.advance(FORGET_S)
+    assert await ask(LONG + "more still") == "local"  # its chance back: cut again at once
+    [local, _] = status_of(d.daemon).providers
+    assert local.context_window is not None and local.context_window.forgotten_in_s == 2 * FORGET_S
+    await d.state.writer.flush()
+    with sqlite3.connect(d.state.path) as db:
+        [(fields,)] = db.execute(
+            "SELECT fields FROM audit WHERE event = 'provider.window_held'"
+        ).fetchall()
+    assert json.loads(fields) == {
+        "provider": "local", "limit": 4096, "hold_s": 2 * FORGET_S, "window": None, "cut": True
+    }  # fmt: skip
+    # Restarted 15 minutes later: still held, as it would have been.
+    clock.advance(FORGET_S * 1.5)
+    d = await start_daemon(config, clock=clock, state_dir=state_dir)
+    assert await ask(LONG + "and on") == "big"
+    [local, _] = status_of(d.daemon).providers
+    assert local.context_window is not None and local.context_window.cut
