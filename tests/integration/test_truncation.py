@@ -28,6 +28,24 @@ def counts_what_it_keeps(req: Recorded) -> Reply:
     return Reply(dialect="openai", json=openai_completion("ok", prompt_tokens=kept))
 
 
+def local_cuts_big_reads(req: Recorded) -> Reply:
+    """`local` cuts long prompts; `big` (an Anthropic provider) reads them all."""
+    if (req.json or {}).get("model") == "big-model":
+        return Reply(json=anthropic_message("big", input_tokens=len(req.body) // 4))
+    return counts_what_it_keeps(req)
+
+
+def local_then_big(fake: FakeUpstream, *, local: str = "", profiles: str | None = None) -> str:
+    """A config of `local` (openai_compat, `local` its extra lines) then
+    `big`, the fake answering as local_cuts_big_reads."""
+    fake.responder = local_cuts_big_reads
+    return chain_yaml(
+        provider_yaml("local", fake.url + "/v1", kind="openai_compat", extra=local),
+        provider_yaml("big", fake.url),
+        profiles=profiles,
+    )
+
+
 async def test_a_backend_that_cuts_long_prompts_is_named(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
@@ -56,15 +74,8 @@ async def test_a_backend_that_cuts_long_prompts_is_named(
 async def test_a_skip_profile_passes_over_a_backend_that_cut_a_prompt_as_long_even_after_a_restart(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    def choose(req: Recorded) -> Reply:
-        if (req.json or {}).get("model") == "big-model":  # reads it all
-            return Reply(json=anthropic_message("big", input_tokens=len(req.body) // 4))
-        return counts_what_it_keeps(req)
-
-    fake_upstream.responder = choose
-    config = chain_yaml(
-        provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat"),
-        provider_yaml("big", fake_upstream.url),
+    config = local_then_big(
+        fake_upstream,
         profiles="  - {name: default, providers: [local, big], context_action: skip}\n",
     )
     state_dir = tmp_path / "state"
@@ -101,17 +112,10 @@ async def test_a_skip_profile_passes_over_a_backend_that_cut_a_prompt_as_long_ev
 async def test_by_default_only_what_a_backend_did_decides_and_off_never_skips(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    def choose(req: Recorded) -> Reply:
-        if (req.json or {}).get("model") == "big-model":
-            return Reply(json=anthropic_message("big", input_tokens=len(req.body) // 4))
-        return counts_what_it_keeps(req)
-
-    fake_upstream.responder = choose
     # A declared window far too small: only `skip` profiles go by it.
-    declared = "capabilities: {max_context_tokens: 2000}"
-    config = chain_yaml(
-        provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat", extra=declared),
-        provider_yaml("big", fake_upstream.url),
+    config = local_then_big(
+        fake_upstream,
+        local="capabilities: {max_context_tokens: 2000}",
         profiles="  - {name: default, providers: [local, big]}\n"
         "  - {name: always, providers: [local, big], context_action: off}\n",
     )
@@ -159,16 +163,7 @@ async def test_by_default_only_what_a_backend_did_decides_and_off_never_skips(
 async def test_a_backend_that_cuts_again_soon_is_held_longer_even_after_a_restart(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    def choose(req: Recorded) -> Reply:
-        if (req.json or {}).get("model") == "big-model":
-            return Reply(json=anthropic_message("big", input_tokens=len(req.body) // 4))
-        return counts_what_it_keeps(req)
-
-    fake_upstream.responder = choose
-    config = chain_yaml(
-        provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat"),
-        provider_yaml("big", fake_upstream.url),
-    )
+    config = local_then_big(fake_upstream)
     clock = ManualClock()
     state_dir = tmp_path / "state"
     d = await start_daemon(config, clock=clock, state_dir=state_dir)
