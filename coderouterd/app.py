@@ -39,7 +39,7 @@ from coderouterd.routing.board import ProviderBoard
 from coderouterd.routing.budget import BudgetBook
 from coderouterd.routing.records import Observer, Observers
 from coderouterd.routing.slots import Slots
-from coderouterd.routing.windows import FORGET_S, MAX_HOLD_S, Learned, LearnedWindows
+from coderouterd.routing.windows import FORGET_S, MAX_HOLD_S, LearnedWindows
 from coderouterd.state import reads
 from coderouterd.state.db import StateError
 from coderouterd.state.request_recorder import RequestRecorder
@@ -97,25 +97,7 @@ def build_daemon(
     metrics = MetricsBook(pricing=pricing)
     truncation = TruncationWatch(log, clock)
 
-    def window_forgotten(provider: str, via: str, uid: int | None) -> None:
-        log.info(events.PROVIDER_WINDOW_FORGOTTEN, provider=provider, via=via)
-        if state is not None:
-            who = {} if uid is None else {"uid": uid}
-            state.audit(events.PROVIDER_WINDOW_FORGOTTEN, provider=provider, via=via, **who)
-
-    def window_held(provider: str, learned: Learned) -> None:
-        fields = {
-            "provider": provider,
-            "limit": learned.limit,
-            "hold_s": learned.hold_s,
-            "window": learned.window,
-            "cut": learned.cut,
-        }
-        log.info(events.PROVIDER_WINDOW_HELD, **fields)
-        if state is not None:
-            state.audit(events.PROVIDER_WINDOW_HELD, **fields)
-
-    windows = LearnedWindows(clock, on_forget=window_forgotten, on_held=window_held)
+    windows = LearnedWindows(clock, log=log, audit=state.audit if state else None)
     deferred = Deferred([drift.take, pace.take, metrics.take, truncation.take, windows.take], log)
     observers: list[Observer] = [
         inflight,

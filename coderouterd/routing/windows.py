@@ -39,10 +39,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from coderouterd.clock import Clock
 from coderouterd.routing.records import RequestSummary
 from coderouterd.state.overflows import Recent
+from coderouterd.telemetry import events
 from coderouterd.telemetry.truncation import RATIO, counted_input, was_cut
 from coderouterd.translate.estimate import IMAGE_TOKENS
 
@@ -75,16 +77,13 @@ def limit_of(estimate: int, tokens: int | None, window: int | None) -> int:
 
 class LearnedWindows:
     def __init__(
-        self,
-        clock: Clock,
-        on_forget: Callable[[str, str, int | None], None] | None = None,
-        on_held: Callable[[str, Learned], None] | None = None,
+        self, clock: Clock, *, log: Any = None, audit: Callable[..., None] | None = None
     ) -> None:
         self._clock = clock
-        # Told (provider, via, uid) when a limit that still held is forgotten,
-        # and (provider, limit) when one is held longer than FORGET_S.
-        self._on_forget = on_forget
-        self._on_held = on_held
+        # Where a limit held longer than FORGET_S, and one forgotten while it
+        # held, are told (a log line; an audit event a restart reads back).
+        self._log = log
+        self._audit = audit
         self._learned: dict[str, Learned] = {}
         # Each provider's last limit, kept past its hold for FORGET_S: one
         # learned again within that time holds twice as long.
@@ -147,21 +146,30 @@ class LearnedWindows:
             hold, longer = min(last.hold_s * 2, MAX_HOLD_S), True
         learned = dataclasses.replace(learned, hold_s=hold)
         self._learned[provider] = self._last[provider] = learned
-        if longer and self._on_held is not None:
-            self._on_held(provider, learned)
+        if longer:
+            self._tell(
+                events.PROVIDER_WINDOW_HELD, provider=provider, limit=learned.limit,
+                hold_s=learned.hold_s, window=learned.window, cut=learned.cut,
+            )  # fmt: skip
 
     def forget(self, provider: str, *, via: str, uid: int | None = None) -> bool:
         """Forget what was learned of `provider` (`via`: its window grew,
         `read_whole`; the operator says so, `manual`); whether anything
-        still held (then on_forget is told)."""
+        still held (then it is told: provider.window_forgotten)."""
         now = self._clock.monotonic()
         self._last.pop(provider, None)
         held = self._learned.pop(provider, None)
         if held is None or not held.holds(now):
             return False
-        if self._on_forget is not None:
-            self._on_forget(provider, via, uid)
+        who = {} if uid is None else {"uid": uid}
+        self._tell(events.PROVIDER_WINDOW_FORGOTTEN, provider=provider, via=via, **who)
         return True
+
+    def _tell(self, event: str, **fields: Any) -> None:
+        if self._log is not None:
+            self._log.info(event, **fields)
+        if self._audit is not None:
+            self._audit(event, **fields)
 
     def _grown(self, provider: str, estimate: int, counted: int, images: int, now: float) -> bool:
         """Whether `provider` read a prompt over the limit it holds whole: its

@@ -140,8 +140,8 @@ def test_the_latest_of_a_refusal_and_a_cut_read_back_wins() -> None:
 
 
 def test_a_prompt_over_the_limit_read_whole_forgets_it() -> None:
-    told: list[tuple[str, str, int | None]] = []
-    windows = LearnedWindows(ManualClock(), on_forget=lambda *a: told.append(a))
+    told: list[tuple[str, dict[str, object]]] = []
+    windows = LearnedWindows(ManualClock(), audit=lambda event, **f: told.append((event, f)))
     windows.take([summary(too_long("local", 40_960, 32_768))])
     assert windows.limits({}) == {"local": 40_000}
     read = Usage(input_tokens=30_000, output_tokens=5)
@@ -152,7 +152,7 @@ def test_a_prompt_over_the_limit_read_whole_forgets_it() -> None:
     grown = msgspec.structs.replace(fits, prompt_estimate=45_000)
     windows.take([grown])
     assert windows.limits({}) == {}
-    assert told == [("local", "read_whole", None)]
+    assert told == [("provider.window_forgotten", {"provider": "local", "via": "read_whole"})]
 
 
 def test_a_backend_failing_again_soon_after_its_chance_keeps_its_limit_longer() -> None:
@@ -191,12 +191,14 @@ def test_a_backend_failing_again_soon_after_its_chance_keeps_its_limit_longer() 
 
 def test_forget_drops_what_was_learned_and_its_history() -> None:
     clock = ManualClock()
-    told: list[tuple[str, str, int | None]] = []
-    windows = LearnedWindows(clock, on_forget=lambda *a: told.append(a))
+    told: list[tuple[str, dict[str, object]]] = []
+    windows = LearnedWindows(clock, audit=lambda event, **f: told.append((event, f)))
     windows.take([summary(too_long("local", 40_960, 32_768))])
     assert windows.forget("local", via="manual", uid=1000) is True
     assert windows.limits({}) == {} and windows.forget("local", via="manual") is False
-    assert told == [("local", "manual", 1000)]
+    assert told == [
+        ("provider.window_forgotten", {"provider": "local", "via": "manual", "uid": 1000})
+    ]
     # No history: learned again at once, it holds the first time's length.
     windows.take([summary(too_long("local", 40_960, 32_768))])
     learned = windows.learned("local")
@@ -235,15 +237,18 @@ def test_a_restarted_daemon_holds_a_limit_as_long_as_it_did() -> None:
 
 def test_a_longer_hold_is_told_when_it_begins() -> None:
     clock = ManualClock()
-    held: list[tuple[str, float]] = []
-    windows = LearnedWindows(clock, on_held=lambda p, learned: held.append((p, learned.hold_s)))
+    held: list[tuple[str, dict[str, object]]] = []
+    windows = LearnedWindows(clock, audit=lambda event, **f: held.append((event, f)))
     windows.take([summary(too_long("local", 40_960, 32_768))])
     clock.advance(FORGET_S / 2)
     windows.take([summary(too_long("local", 40_960, 32_768))])  # the same hold, renewed
     assert held == []
     clock.advance(FORGET_S + 1)
     windows.take([summary(too_long("local", 40_960, 32_768))])
-    assert held == [("local", 2 * FORGET_S)]
+    assert held == [
+        ("provider.window_held", {"provider": "local", "limit": 40_000,
+                                  "hold_s": 2 * FORGET_S, "window": 32_768, "cut": False})
+    ]  # fmt: skip
 
 
 def recent(
@@ -254,8 +259,8 @@ def recent(
 
 def test_a_prompt_read_whole_after_the_hold_ended_forgets_nothing_more() -> None:
     clock = ManualClock()
-    told: list[tuple[str, str, int | None]] = []
-    windows = LearnedWindows(clock, on_forget=lambda *a: told.append(a))
+    told: list[tuple[str, dict[str, object]]] = []
+    windows = LearnedWindows(clock, audit=lambda event, **f: told.append((event, f)))
     windows.take([summary(too_long("local", 40_960, 32_768))])
     clock.advance(FORGET_S)
     read = Usage(input_tokens=44_000, output_tokens=5)
