@@ -52,7 +52,7 @@ from coderouterd.telemetry.memory import malloc_trim, trim_when_idle
 from coderouterd.telemetry.metrics import MetricsBook
 from coderouterd.telemetry.observers import ProviderStateObserver, RequestLogObserver
 from coderouterd.telemetry.truncation import MIN_TOKENS, RATIO, TruncationWatch
-from coderouterd.translate.estimate import IMAGE_TOKENS
+from coderouterd.translate.images import IMAGE_TOKENS
 
 # After the grace period, how long abandoned requests get to write their final error event.
 _ABANDON_WAIT_S = 1.0

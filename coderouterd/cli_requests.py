@@ -26,7 +26,7 @@ from coderouterd.cli_state import (
 from coderouterd.errors import CoderouterError
 from coderouterd.state import reads
 from coderouterd.state.records import AttemptRow, RequestRow
-from coderouterd.translate.estimate import IMAGE_TOKENS
+from coderouterd.translate.images import IMAGE_TOKENS
 
 
 def add_commands(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -142,7 +142,7 @@ def _whole(r: RequestRow, recorded: bool) -> str:
         f"  timing     first byte {_ms(r.ttfb_ms)}, total {_ms(r.total_ms)}",
         f"  usage      {_usage_line(r)}",
         f"  prompt     ~{_n(r.prompt_estimate)} tokens (estimated at four bytes a token"
-        + (f"; {r.prompt_images} image(s) at {IMAGE_TOKENS} each)" if r.prompt_images else ")")
+        + (f"; {_images(r)})" if r.prompt_images else ")")
         if r.prompt_estimate is not None
         else "  prompt     -",
         f"  cost       {_usd(r.cost_usd)}"
@@ -180,6 +180,14 @@ def _attempt(a: AttemptRow) -> str:
         parts.append(_usd(a.cost_usd))
     text = ", ".join(parts)
     return f"{text}: {a.detail}" if a.detail else text
+
+
+def _images(r: RequestRow) -> str:
+    n = r.prompt_images or 0
+    tokens = r.prompt_image_tokens
+    if tokens is None:  # a row written before what images count for was kept
+        tokens = n * IMAGE_TOKENS
+    return f"{n} image{'s' if n != 1 else ''} counted {_n(tokens)} tokens by their size"
 
 
 def _usage_line(r: RequestRow) -> str:

@@ -179,7 +179,7 @@ class Progress:
             return
         self._reported = True
         shape = self.shape if self.provider is not None else None
-        estimate, images = measure_prompt(self.call.fields, self.call.media)
+        prompt = measure_prompt(self.call.fields, self.call.media)
         self._observer.request_finished(
             RequestSummary(
                 request_id=self.call.request_id,
@@ -198,8 +198,9 @@ class Progress:
                 stop_reason=shape.stop_reason if shape is not None else None,
                 tool_use=shape.tool_use if shape is not None else None,
                 tools_offered=offers_tools(self.call.fields),
-                prompt_estimate=estimate,
-                prompt_images=images,
+                prompt_estimate=prompt.tokens,
+                prompt_images=prompt.images,
+                prompt_image_tokens=prompt.image_tokens,
                 error=self.error,
                 client_disconnected=self.client_disconnected,
             )

@@ -62,9 +62,11 @@ class RequestSummary(msgspec.Struct, frozen=True, kw_only=True):
     tools_offered: bool = False
     # The client's prompt (system, messages, tools) estimated in tokens at
     # four bytes each (translate/estimate.py): what a backend that counts
-    # far fewer has cut. Of it, IMAGE_TOKENS for each of its inline images.
+    # far fewer has cut. Of it, `prompt_image_tokens` for its inline images
+    # (`prompt_images` of them).
     prompt_estimate: int = 0
     prompt_images: int = 0
+    prompt_image_tokens: int = 0
     error: str | None = None
     client_disconnected: bool = False
 

@@ -46,7 +46,6 @@ from coderouterd.routing.records import RequestSummary
 from coderouterd.state.overflows import Recent
 from coderouterd.telemetry import events
 from coderouterd.telemetry.truncation import RATIO, counted_input, was_cut
-from coderouterd.translate.estimate import IMAGE_TOKENS
 
 FORGET_S = 600.0
 MAX_HOLD_S = 4 * 3600.0
@@ -128,9 +127,10 @@ class LearnedWindows:
             counted = counted_input(s)
             if s.provider is None or not counted:
                 continue
-            if was_cut(s.prompt_estimate, counted, s.prompt_images):
+            pictured = s.prompt_image_tokens
+            if was_cut(s.prompt_estimate, counted, pictured):
                 self._learn(s.provider, Learned(counted, None, now, cut=True))
-            elif self._grown(s.provider, s.prompt_estimate, counted, s.prompt_images, now):
+            elif self._grown(s.provider, s.prompt_estimate, counted, pictured, now):
                 self.forget(s.provider, via="read_whole")
 
     def _learn(self, provider: str, learned: Learned) -> None:
@@ -171,11 +171,13 @@ class LearnedWindows:
         if self._audit is not None:
             self._audit(event, **fields)
 
-    def _grown(self, provider: str, estimate: int, counted: int, images: int, now: float) -> bool:
+    def _grown(
+        self, provider: str, estimate: int, counted: int, image_tokens: int, now: float
+    ) -> bool:
         """Whether `provider` read a prompt over the limit it holds whole: its
         window grew (it was restarted with a larger one)."""
         held = self._learned.get(provider)
-        text = estimate - images * IMAGE_TOKENS
+        text = estimate - image_tokens
         return (
             held is not None
             and held.holds(now)

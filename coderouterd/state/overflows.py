@@ -58,15 +58,17 @@ async def recent_cuts(
     image_tokens: int,
 ) -> list[Overflow]:
     """Each provider's latest answer, finished since `since` (`ts`: when), from
-    a prompt it cut: of a prompt whose text (the estimate without
-    `image_tokens` for each inline image) is estimated at `min_tokens` or
-    more, it read (input tokens, cache reads and writes, as it reported
-    them) under `ratio` of that (telemetry/truncation.py, was_cut)."""
+    a prompt it cut: of a prompt whose text (the estimate without what its
+    inline images count for; `image_tokens` each in rows from before that was
+    kept) is estimated at `min_tokens` or more, it read (input tokens, cache
+    reads and writes, as it reported them) under `ratio` of that
+    (telemetry/truncation.py, was_cut)."""
     rows = await conn.execute_fetchall(
         "SELECT provider, max(finished), prompt_estimate, read FROM ("  # noqa: S608 - a constant
         f"  SELECT provider, {_FINISHED} AS finished, prompt_estimate, input_tokens"
         "   + coalesce(cache_read_input_tokens, 0) + coalesce(cache_creation_input_tokens, 0)"
-        "   AS read, prompt_estimate - coalesce(prompt_images, 0) * :image_tokens AS text"
+        "   AS read, prompt_estimate"
+        "   - coalesce(prompt_image_tokens, coalesce(prompt_images, 0) * :image_tokens) AS text"
         "  FROM requests r"
         "  WHERE ts >= :arrived AND provider IS NOT NULL AND usage_estimated = 0"
         "   AND input_tokens IS NOT NULL"

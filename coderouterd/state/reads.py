@@ -158,7 +158,8 @@ def _request(r: sqlite3.Row, attempts: tuple[AttemptRow, ...]) -> RequestRow:
         usage_estimated=bool(r[14]), cost_usd=r[15], savings_usd=r[16], cache_outcome=r[17],
         repairs=r[18], error=r[19], client_disconnected=bool(r[20]), stop_reason=r[21],
         tool_use=None if r[22] is None else bool(r[22]), tools_offered=bool(r[23]),
-        prompt_estimate=r[24], prompt_images=r[25], attempts=attempts,
+        prompt_estimate=r[24], prompt_images=r[25], prompt_image_tokens=r[26],
+        attempts=attempts,
     )  # fmt: skip
 
 

@@ -22,7 +22,7 @@ REQUEST_COLUMNS = (
     "ttfb_ms", "total_ms", "input_tokens", "output_tokens", "cache_creation_input_tokens",
     "cache_read_input_tokens", "usage_estimated", "cost_usd", "savings_usd", "cache_outcome",
     "repairs", "error", "client_disconnected", "stop_reason", "tool_use", "tools_offered",
-    "prompt_estimate", "prompt_images",
+    "prompt_estimate", "prompt_images", "prompt_image_tokens",
 )  # fmt: skip
 ATTEMPT_COLUMNS = (
     "request_id", "seq", "provider", "outcome", "reason", "detail", "status", "ttfb_ms",
@@ -147,8 +147,10 @@ class RequestRow(msgspec.Struct, frozen=True, kw_only=True):
     tools_offered: bool = False
     # The prompt estimated at four bytes a token; None in rows written before it was kept.
     prompt_estimate: int | None = None
-    # Inline images in the prompt, each counted IMAGE_TOKENS in the estimate.
+    # Inline images in the prompt, and the tokens they count for in the
+    # estimate (None in rows written before it was kept: IMAGE_TOKENS each).
     prompt_images: int | None = None
+    prompt_image_tokens: int | None = None
     attempts: tuple[AttemptRow, ...] = ()
 
     def statements(self) -> list[Statement]:
@@ -159,7 +161,7 @@ class RequestRow(msgspec.Struct, frozen=True, kw_only=True):
             int(self.usage_estimated), self.cost_usd, self.savings_usd, self.cache_outcome,
             self.repairs, self.error, int(self.client_disconnected), self.stop_reason,
             None if self.tool_use is None else int(self.tool_use), int(self.tools_offered),
-            self.prompt_estimate, self.prompt_images,
+            self.prompt_estimate, self.prompt_images, self.prompt_image_tokens,
         )  # fmt: skip
         return [(INSERT_REQUEST, row), *(a.statement(self.id) for a in self.attempts)]
 

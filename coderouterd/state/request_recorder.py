@@ -133,6 +133,7 @@ def _request_row(
         tools_offered=s.tools_offered,
         prompt_estimate=s.prompt_estimate or None,
         prompt_images=s.prompt_images or None,
+        prompt_image_tokens=s.prompt_image_tokens or None,
         attempts=attempts,
     )
 

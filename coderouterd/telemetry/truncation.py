@@ -22,7 +22,6 @@ from typing import Any
 from coderouterd.clock import Clock
 from coderouterd.routing.records import RequestSummary
 from coderouterd.telemetry import events
-from coderouterd.translate.estimate import IMAGE_TOKENS
 
 RATIO = 0.4
 MIN_TOKENS = 4096
@@ -37,13 +36,13 @@ def counted_input(summary: RequestSummary) -> int | None:
     return u.input_tokens + (u.cache_read_input_tokens or 0) + (u.cache_creation_input_tokens or 0)
 
 
-def was_cut(prompt_estimate: int, counted: int | None, images: int = 0) -> bool:
+def was_cut(prompt_estimate: int, counted: int | None, image_tokens: int = 0) -> bool:
     """Whether a backend that read `counted` tokens of a prompt estimated at
     `prompt_estimate` cut it (the request log applies the same test:
     state/overflows.py, recent_cuts). Judged on the prompt's text: the estimate
-    without its `images` (backends count an image anywhere from tens to
-    thousands of tokens)."""
-    text = prompt_estimate - images * IMAGE_TOKENS
+    without the `image_tokens` its inline images count for (backends count an
+    image anywhere from tens to thousands of tokens)."""
+    text = prompt_estimate - image_tokens
     if text < MIN_TOKENS or not counted:
         return False
     return counted < RATIO * text
@@ -60,7 +59,7 @@ class TruncationWatch:
     def take(self, summaries: Sequence[RequestSummary]) -> None:
         for s in summaries:
             counted = counted_input(s)
-            if s.provider is None or not was_cut(s.prompt_estimate, counted, s.prompt_images):
+            if s.provider is None or not was_cut(s.prompt_estimate, counted, s.prompt_image_tokens):
                 continue
             self.counts[s.provider] += 1
             now = self._clock.monotonic()

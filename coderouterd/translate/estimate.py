@@ -9,9 +9,9 @@ token would make it tens of thousands, and a prompt with one image would
 look too long for a local model's window, or look cut when the backend
 read it whole. So the base64 of an image or a document (an Anthropic
 `source: {type: base64}`, an OpenAI `data:` URL) is left out of the
-estimate; an image counts IMAGE_TOKENS instead, a document nothing (its
-pages cannot be counted without reading it, so the estimate errs low, the
-safe side for every use of it).
+estimate; an image counts what its pixels cost (translate/images.py), a
+document nothing (its pages cannot be counted without reading it, so the
+estimate errs low, the safe side for every use of it).
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ import math
 import re
 from collections.abc import Mapping, Sized
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import msgspec
 
+from coderouterd.translate.images import base64_image_tokens
+
 BYTES_PER_TOKEN = 4
-# The most Anthropic counts for one image (about 1.15 megapixels / 750): a
-# screenshot's cost, the common case for a coding agent.
-IMAGE_TOKENS = 1600
 # Shorter base64 strings stay in the estimate: too small to matter.
 MIN_PAYLOAD = 1024
 _PROMPT_FIELDS = ("system", "messages", "tools")
@@ -55,6 +55,8 @@ class Payload:
     at: int  # offset of its first byte
     size: int
     image: bool
+    # What the image costs (translate/images.py); 0 for a document.
+    tokens: int = 0
 
     @property
     def end(self) -> int:
@@ -84,7 +86,7 @@ class MediaScan:
         if start < size:
             more = find_payloads(bytes(memoryview(self.messages)[start:]))
             if more:
-                self._found += tuple(Payload(p.at + start, p.size, p.image) for p in more)
+                self._found += tuple(Payload(p.at + start, p.size, p.image, p.tokens) for p in more)
             self._scanned = size
         return self._found
 
@@ -113,6 +115,9 @@ def find_payloads(buf: bytes) -> list[Payload]:
         if found is not None:
             # A second mark in the same object finds the same data: counted once.
             if found.size >= MIN_PAYLOAD and (not out or found.at >= out[-1].end):
+                if found.image:
+                    data = memoryview(buf)[found.at : found.end]
+                    found = Payload(found.at, found.size, True, base64_image_tokens(data))
                 out.append(found)
             # The data may come before its `type` (then the search goes on from the mark).
             after = max(after, found.end)
@@ -216,16 +221,24 @@ def _skip_space(buf: bytes, at: int) -> int:
     return at
 
 
+class PromptSize(NamedTuple):
+    """A prompt's estimate in tokens, and what its inline images account for in it."""
+
+    tokens: int
+    images: int = 0
+    image_tokens: int = 0
+
+
 def estimate_prompt_tokens(fields: Mapping[str, Sized], media: MediaScan | None = None) -> int:
     """Tokens of a request's prompt (system, tools, messages) at four bytes
     a token, inline media counted as the module docstring says. `media`,
     when it is of these very messages, saves scanning them again."""
-    return measure_prompt(fields, media)[0]
+    return measure_prompt(fields, media).tokens
 
 
-def measure_prompt(fields: Mapping[str, Sized], media: MediaScan | None = None) -> tuple[int, int]:
-    """The prompt's estimate (estimate_prompt_tokens) and how many inline
-    images it holds (each counted IMAGE_TOKENS in it)."""
+def measure_prompt(fields: Mapping[str, Sized], media: MediaScan | None = None) -> PromptSize:
+    """The prompt's estimate (estimate_prompt_tokens), how many inline images
+    it holds and how many of its tokens they are."""
     counted = sum(len(fields[f]) for f in _PROMPT_FIELDS if f in fields)
     messages = fields.get("messages")
     if isinstance(messages, msgspec.Raw):
@@ -235,8 +248,10 @@ def measure_prompt(fields: Mapping[str, Sized], media: MediaScan | None = None) 
         if found:
             counted -= sum(p.size for p in found)
             images = sum(1 for p in found if p.image)
-            return max(1, math.ceil(counted / BYTES_PER_TOKEN) + images * IMAGE_TOKENS), images
-    return max(1, math.ceil(counted / BYTES_PER_TOKEN)), 0
+            pictured = sum(p.tokens for p in found)
+            text = math.ceil(counted / BYTES_PER_TOKEN)
+            return PromptSize(max(1, text + pictured), images, pictured)
+    return PromptSize(max(1, math.ceil(counted / BYTES_PER_TOKEN)))
 
 
 def estimate_text_tokens(chars: int) -> int:

@@ -6,21 +6,25 @@ inflates what count_tokens tells Claude Code about its context."""
 from __future__ import annotations
 
 import base64
+import io
 import os
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import anthropic
 import openai
+from PIL import Image
 from structlog.testing import capture_logs
 
 from coderouterd.ctl.render import render_status
 from coderouterd.state import reads
 from coderouterd.status import status_of
-from coderouterd.translate.estimate import IMAGE_TOKENS
+from coderouterd.translate.images import IMAGE_TOKENS
 from tests.conftest import RunningDaemon, StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message, openai_completion
 from tests.fakes.upstream import FakeUpstream, Recorded, Reply
+from tests.integration.process import child_env, run_cli
 
 # ~120 KB of base64: ~30k tokens at four bytes each, ~1.6k as a backend counts an image.
 SCREENSHOT = base64.b64encode(os.urandom(90_000)).decode()
@@ -173,3 +177,53 @@ async def test_many_small_images_counted_small_by_the_backend_are_no_cut(
     row = await d.state.writer.maintain(lambda c: reads.request(c, raw.headers["x-request-id"]))
     assert row is not None and row.prompt_images == 10
     assert row.prompt_estimate is not None and row.prompt_estimate > 10 * IMAGE_TOKENS
+
+
+async def test_a_small_image_counts_what_its_pixels_cost(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    """An image is counted by the size in its header, as the backends count it:
+    a 200 x 200 picture is 54 tokens, in count_tokens, the request log and
+    `coderouterd requests ID`."""
+    out = io.BytesIO()
+    Image.frombytes("RGB", (200, 200), os.urandom(200 * 200 * 3)).save(out, format="PNG")
+    picture = {
+        "type": "image",
+        "source": {
+            "type": "base64",
+            "media_type": "image/png",
+            "data": base64.b64encode(out.getvalue()).decode(),
+        },
+    }
+    question = {"type": "text", "text": QUESTION}
+    fake_upstream.script(Reply(json=anthropic_message("a cat", input_tokens=500)))
+    state_dir = tmp_path / "state"
+    d = await start_daemon(
+        chain_yaml(
+            provider_yaml("big", fake_upstream.url), top=f"server: {{state_dir: {state_dir}}}\n"
+        ),
+        state_dir=state_dir,
+    )
+    async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as c:
+        text = await c.messages.count_tokens(
+            model="m", messages=[{"role": "user", "content": [question]}]
+        )
+        both = await c.messages.count_tokens(
+            model="m", messages=[{"role": "user", "content": [picture, question]}]
+        )
+        raw = await c.messages.with_raw_response.create(
+            model="m", max_tokens=10, messages=[{"role": "user", "content": [picture, question]}]
+        )
+    assert 0 < both.input_tokens - text.input_tokens - 54 < 50  # the block's own JSON
+    await d.state.writer.flush()
+    rid = raw.headers["x-request-id"]
+    row = await d.state.writer.maintain(lambda c: reads.request(c, rid))
+    assert row is not None
+    assert (row.prompt_estimate, row.prompt_images, row.prompt_image_tokens) == (
+        both.input_tokens,
+        1,
+        54,
+    )
+    shown = await run_cli("requests", rid, "--config", str(d.config_path), env=child_env(tmp_path))
+    assert shown.returncode == 0, shown.stderr
+    assert "1 image counted 54 tokens by their size" in shown.stdout

@@ -135,13 +135,21 @@ async def test_each_providers_latest_answer_from_a_prompt_it_cut(
         # them far fewer: judged on the text, 6000 tokens, all read.
         answered("pictures", 260.0, "llava", 22_000, 6300, prompt_images=10),
         answered("cut-pictures", 270.0, "qwen-vl", 22_000, 2000, prompt_images=10),
+        # Ten icons counting 54 tokens each: the text is 11,460 tokens, and
+        # cut. The same row from before what images count for was kept (1600
+        # each) leaves too little text to judge.
+        answered("cut-icons", 280.0, "minicpm", 12_000, 3000, prompt_images=10,
+                 prompt_image_tokens=540),
+        answered("old-icons", 290.0, "moondream", 12_000, 3000, prompt_images=10),
     )  # fmt: skip
     cuts = {"ratio": 0.4, "min_tokens": 4096, "image_tokens": 1600}
     assert await overflows.recent_cuts(reader, since=50.0, **cuts) == [
+        overflows.Overflow(provider="minicpm", ts=280.08, prompt_estimate=12_000, read_tokens=3000),
         overflows.Overflow(provider="ollama", ts=200.08, prompt_estimate=26_000, read_tokens=4096),
         overflows.Overflow(provider="qwen-vl", ts=270.08, prompt_estimate=22_000, read_tokens=2000),
     ]
     assert await overflows.recent_cuts(reader, since=201.0, **cuts) == [
+        overflows.Overflow(provider="minicpm", ts=280.08, prompt_estimate=12_000, read_tokens=3000),
         overflows.Overflow(provider="qwen-vl", ts=270.08, prompt_estimate=22_000, read_tokens=2000),
     ]
 

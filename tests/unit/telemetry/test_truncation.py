@@ -34,7 +34,7 @@ def summary(sent: int, usage: Usage | None, **kw: Any) -> RequestSummary:
 
 
 @pytest.mark.parametrize(
-    ("sent", "usage", "estimated", "cut", "images"),
+    ("sent", "usage", "estimated", "cut", "image_tokens"),
     [
         (20_000, Usage(input_tokens=4096), False, True, 0),
         # Cache reads count as read: Claude's cached prompt is no cut.
@@ -44,19 +44,21 @@ def summary(sent: int, usage: Usage | None, **kw: Any) -> RequestSummary:
         (20_000, Usage(output_tokens=5), False, False, 0),  # the backend did not say
         (20_000, Usage(input_tokens=0), False, False, 0),
         (MIN_TOKENS - 1, Usage(input_tokens=10), False, False, 0),  # too small to judge
-        # Ten images at 1600 each, counted 30 each by a small vision model:
+        # Ten screenshots (1600 tokens each), counted 30 each by a small vision model:
         # judged on the text, 6000 tokens, read whole...
-        (22_000, Usage(input_tokens=6_300), False, False, 10),
+        (22_000, Usage(input_tokens=6_300), False, False, 16_000),
         # ...or cut; and too little text to judge.
-        (22_000, Usage(input_tokens=2_000), False, True, 10),
-        (20_000, Usage(input_tokens=100), False, False, 11),
+        (22_000, Usage(input_tokens=2_000), False, True, 16_000),
+        (20_000, Usage(input_tokens=100), False, False, 17_600),
+        # Ten icons at 54 tokens each leave 11,460 tokens of text, cut.
+        (12_000, Usage(input_tokens=3_000), False, True, 540),
     ],
 )
 def test_what_counts_as_a_cut_prompt(
-    sent: int, usage: Usage, estimated: bool, cut: bool, images: int
+    sent: int, usage: Usage, estimated: bool, cut: bool, image_tokens: int
 ) -> None:
     watch = TruncationWatch(get_logger(), ManualClock())
-    watch.take([summary(sent, usage, usage_estimated=estimated, prompt_images=images)])
+    watch.take([summary(sent, usage, usage_estimated=estimated, prompt_image_tokens=image_tokens)])
     assert watch.counts["local"] == int(cut)
 
 

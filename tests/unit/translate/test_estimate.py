@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import itertools
 import json
 import math
@@ -13,16 +14,19 @@ import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from coderouterd.ingress.body import BodyMemo, parse_body
 from coderouterd.translate.estimate import (
     BYTES_PER_TOKEN,
-    IMAGE_TOKENS,
     MIN_PAYLOAD,
     MediaScan,
+    PromptSize,
     estimate_prompt_tokens,
     find_payloads,
+    measure_prompt,
 )
+from coderouterd.translate.images import IMAGE_TOKENS
 
 PNG = base64.b64encode(os.urandom(60_000)).decode()  # ~80 KB of base64, as a screenshot's
 PDF = base64.b64encode(os.urandom(30_000)).decode()
@@ -89,6 +93,31 @@ def test_an_image_counts_as_image_tokens_not_its_base64(
     estimate = estimate_prompt_tokens(parsed.fields, parsed.media)
     assert naive(body_of(messages, compact=compact)) > 20_000  # what four bytes a token made of it
     assert estimate == text_only(messages, compact) + IMAGE_TOKENS
+
+
+def real_image(width: int, height: int, fmt: str) -> str:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), "white").save(out, format=fmt)
+    # Padded past MIN_PAYLOAD as a camera's metadata would: only the header is read.
+    return base64.b64encode(out.getvalue() + bytes(2000)).decode()
+
+
+@pytest.mark.parametrize(
+    ("block", "tokens"),
+    [
+        (image_block(real_image(200, 200, "PNG")), 54),
+        (openai_image(real_image(1000, 1000, "JPEG")), 1334),
+        (image_block(real_image(3840, 2160, "PNG"), data_first=True), IMAGE_TOKENS),
+    ],
+    ids=["small-png", "openai-jpeg", "4k-screenshot"],
+)
+def test_an_image_counts_what_its_pixels_cost(block: dict[str, Any], tokens: int) -> None:
+    messages = [{"role": "user", "content": [block, {"type": "text", "text": "what is it?"}]}]
+    parsed = parse_body(body_of(messages))
+    size = measure_prompt(parsed.fields, parsed.media)
+    data = block["source"]["data"] if "source" in block else block["image_url"]["url"]
+    emptied = json.loads(json.dumps(messages).replace(data.split(",")[-1], ""))
+    assert size == PromptSize(naive(body_of(emptied)) + tokens, 1, tokens)
 
 
 def test_a_document_counts_nothing_but_its_text() -> None:
