@@ -9,21 +9,26 @@ small PNG icon and a 4K screenshot can be the same size on the wire.
 
 Only the first bytes of the base64 are decoded: a PNG, GIF or WebP header
 lies in its first 30 bytes, a JPEG's frame header after its metadata
-segments (EXIF can take up to 64 KiB). An image whose size cannot be read
-counts the most: IMAGE_TOKENS.
+segments (EXIF can take up to 64 KiB), so a JPEG's segments are decoded
+one by one where they lie, a few bytes each. An image whose size cannot be
+read counts the most: IMAGE_TOKENS.
 """
 
 from __future__ import annotations
 
 import binascii
 import math
+from collections.abc import Callable
 
 IMAGE_TOKENS = 1600
 PIXELS_PER_TOKEN = 750
 MAX_EDGE = 1568
-# Base64 characters decoded to find a header: a multiple of four.
+# Base64 characters decoded to find a PNG, GIF or WebP header, or to tell
+# a JPEG, whose segments are then read where they lie.
 _HEAD = 64
-_JPEG_HEAD = 96 * 1024
+_JPEG = b"\xff\xd8\xff"
+# Segments walked before a JPEG's frame header, at most: metadata, tables.
+_MAX_SEGMENTS = 64
 # JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic),
 # whose segment holds the height and then the width.
 _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
@@ -46,20 +51,35 @@ def base64_image_tokens(b64: bytes | memoryview) -> int:
     """Tokens of the image whose base64 is `b64` (a JSON string's bytes, so
     an escaped slash or line break is read as JSON means it); IMAGE_TOKENS
     when its size cannot be read."""
-    size = image_size(_decode(b64[:_HEAD]))
-    if size is None and bytes(b64[:4]) == b"/9j/":  # a JPEG: FF D8 FF
-        size = image_size(_decode(b64[:_JPEG_HEAD]))
+    data = bytes(b64[:_HEAD])
+    if b"\\" in data:  # escapes shift every offset: read the string unescaped
+        b64 = _unescape(bytes(b64))
+        data = b64[:_HEAD]
+    head = _decode(data)
+    if head.startswith(_JPEG):
+        size = _jpeg_size(lambda at, n: _decode_at(b64, at, n))
+    else:
+        size = image_size(head)
     return IMAGE_TOKENS if size is None else image_tokens(*size)
 
 
-def _decode(b64: bytes | memoryview) -> bytes:
+def _unescape(data: bytes) -> bytes:
     # JSON may escape a slash, or wrap base64 in lines written as escapes.
-    data = bytes(b64).replace(b"\\/", b"/").replace(b"\\n", b"").replace(b"\\r", b"")
-    data = data[: len(data) - len(data) % 4]
+    return data.replace(b"\\/", b"/").replace(b"\\n", b"").replace(b"\\r", b"")
+
+
+def _decode(b64: bytes | memoryview) -> bytes:
     try:
-        return binascii.a2b_base64(data)
+        return binascii.a2b_base64(bytes(b64[: len(b64) - len(b64) % 4]))
     except binascii.Error:
         return b""
+
+
+def _decode_at(b64: bytes | memoryview, at: int, n: int) -> bytes:
+    """The `n` bytes from offset `at` of what `b64` encodes, decoding only
+    the characters that hold them (each 4 encode 3)."""
+    first = at // 3
+    return _decode(b64[4 * first : 4 * -(-(at + n) // 3)])[at - 3 * first :][:n]
 
 
 def image_size(head: bytes) -> tuple[int, int] | None:
@@ -70,8 +90,8 @@ def image_size(head: bytes) -> tuple[int, int] | None:
         return int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return _webp_size(head)
-    if head[:3] == b"\xff\xd8\xff":
-        return _jpeg_size(head)
+    if head.startswith(_JPEG):
+        return _jpeg_size(lambda at, n: head[at : at + n])
     return None
 
 
@@ -90,27 +110,26 @@ def _webp_size(head: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _jpeg_size(head: bytes) -> tuple[int, int] | None:
+def _jpeg_size(read: Callable[[int, int], bytes]) -> tuple[int, int] | None:
     """The size in the first start-of-frame segment, walking the segments
-    from the start (each says its length)."""
+    from the start (each says its length); `read(at, n)` gives the file's
+    bytes there, fewer at its end."""
     at = 2
-    while at + 4 <= len(head):
-        if head[at] != 0xFF:
+    for _ in range(_MAX_SEGMENTS):
+        seg = read(at, 9)
+        if len(seg) < 4 or seg[0] != 0xFF:
             return None
-        marker = head[at + 1]
+        marker = seg[1]
         if marker == 0xFF:  # fill byte
             at += 1
-            continue
-        if marker in _STANDALONE:
+        elif marker in _STANDALONE:
             at += 2
-            continue
-        if marker in _SOF:
-            if at + 9 > len(head):
+        elif marker in _SOF:
+            if len(seg) < 9:
                 return None
-            return int.from_bytes(head[at + 7 : at + 9], "big"), int.from_bytes(
-                head[at + 5 : at + 7], "big"
-            )
-        if marker == 0xDA:  # start of scan: no frame header before it
+            return int.from_bytes(seg[7:9], "big"), int.from_bytes(seg[5:7], "big")
+        elif marker == 0xDA:  # start of scan: no frame header before it
             return None
-        at += 2 + int.from_bytes(head[at + 2 : at + 4], "big")
+        else:
+            at += 2 + int.from_bytes(seg[2:4], "big")
     return None

@@ -86,9 +86,20 @@ def test_an_image_whose_size_cannot_be_read_counts_the_most() -> None:
     assert base64_image_tokens(base64.b64encode(os.urandom(5000))) == IMAGE_TOKENS
     assert base64_image_tokens(base64.b64encode(png)[:20]) == IMAGE_TOKENS  # cut short
     assert base64_image_tokens(b"!!not base64 at all!!" * 10) == IMAGE_TOKENS
-    # A JPEG whose metadata runs past what is decoded.
-    jpeg = encoded(40, 40, "JPEG", icc_profile=os.urandom(200_000))
-    assert base64_image_tokens(base64.b64encode(jpeg)) == IMAGE_TOKENS
+    # A JPEG cut short in its metadata, before its frame header.
+    jpeg = encoded(40, 40, "JPEG", icc_profile=os.urandom(20_000))
+    assert base64_image_tokens(base64.b64encode(jpeg[:10_000])) == IMAGE_TOKENS
+    assert base64_image_tokens(base64.b64encode(jpeg)) == image_tokens(40, 40)
+
+
+def test_a_jpeg_is_read_where_its_frame_header_lies_however_far() -> None:
+    """Camera metadata can take hundreds of KB before the frame header (an
+    ICC profile in many segments): each segment's length is decoded where it
+    lies, not the whole file."""
+    jpeg = encoded(640, 480, "JPEG", icc_profile=os.urandom(300_000))
+    b64 = base64.b64encode(jpeg)
+    assert base64_image_tokens(b64) == image_tokens(640, 480)
+    assert base64_image_tokens(b64.replace(b"/", b"\\/")) == image_tokens(640, 480)
 
 
 def test_escapes_in_the_json_string_are_read_as_json_means_them() -> None:
