@@ -80,7 +80,9 @@ class AnthropicPassthrough:
         return [Out(ev.raw, ev.event not in NOT_CONTENT) for ev in self.events(chunk)]
 
     def events(self, chunk: bytes) -> list[SSEEvent]:
-        """The chunk's complete events, each checked to carry JSON and observed."""
+        """The chunk's complete events, each checked to carry JSON and observed;
+        none after an `error` event: the stream ends there, whatever the
+        upstream sent after it."""
         events = self._decoder.feed(chunk)
         for i, ev in enumerate(events):
             try:
@@ -92,6 +94,8 @@ class AnthropicPassthrough:
             self._observe(ev.event, ev.data)
             if ev.event == "message_start" and not is_complete(self.usage):
                 events[i] = _with_complete_usage(ev)
+            elif ev.event == "error":
+                return events[: i + 1]
         return events
 
     def end(self) -> list[Out]:

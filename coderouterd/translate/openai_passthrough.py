@@ -14,11 +14,22 @@ import msgspec
 from coderouterd.errors import UpstreamProtocolError
 from coderouterd.routing.call import Call
 from coderouterd.routing.upstream import Out
-from coderouterd.wire.sse import SSEDecoder
+from coderouterd.wire.sse import SSEDecoder, parse_frame
 from coderouterd.wire.usage import Usage
 
 DONE = b"[DONE]"
 DONE_FRAME = b"data: [DONE]\n\n"
+
+
+def done_left(decoder: SSEDecoder) -> bool:
+    """Whether what the body left undecoded at its end is a whole `data: [DONE]`
+    frame that merely lacks its blank line (some servers end so): a
+    terminator, not a chunk cut in the middle."""
+    pending = decoder.pending.strip()
+    if not pending:
+        return False
+    frame = parse_frame(pending)
+    return frame is not None and frame[1].strip() == DONE
 
 
 class _Delta(msgspec.Struct):
@@ -123,7 +134,7 @@ class OpenAIPassthrough:
                 ) or "api_error"
                 self.upstream_error_body = ev.data
                 out.append(Out(ev.raw, False))
-                continue
+                break  # the stream ends at its error, whatever follows it
             if parsed.usage is not None:
                 self.usage = usage_from_openai(parsed.usage)
             choices = parsed.choices or []
@@ -135,6 +146,9 @@ class OpenAIPassthrough:
         return out
 
     def end(self) -> list[Out]:
+        if done_left(self._decoder):
+            self.finished = True
+            return [Out(DONE_FRAME, True)]
         if self._decoder.pending.strip():
             raise UpstreamProtocolError(self._provider, "stream cut in the middle of a chunk")
         if not self.finished and self._ended:

@@ -22,7 +22,12 @@ from coderouterd.translate.anthropic_passthrough import NOT_CONTENT, AnthropicPa
 from coderouterd.translate.capabilities import THINKING_UNSUPPORTED, ModelCapabilities
 from coderouterd.translate.estimate import estimate_prompt_tokens
 from coderouterd.translate.memo_a2o import TranslatedHistory
-from coderouterd.translate.openai_passthrough import DONE, DONE_FRAME, client_wants_usage
+from coderouterd.translate.openai_passthrough import (
+    DONE,
+    DONE_FRAME,
+    client_wants_usage,
+    done_left,
+)
 from coderouterd.translate.request_a2o import anthropic_to_openai_request
 from coderouterd.translate.request_o2a import openai_to_anthropic_request
 from coderouterd.translate.response_a2o import AnthropicToOpenAIStream, anthropic_to_openai_response
@@ -132,7 +137,7 @@ class OpenAIToAnthropicTranscoder:
                 raise UpstreamProtocolError(self._provider, "a chunk that is not a JSON object")
             if data.get("error") is not None:
                 out.append(self._error(data["error"]))
-                continue
+                break  # the stream ends at its error: a [DONE] after it is no clean end
             choices = data.get("choices") or []
             if any(isinstance(c, dict) and c.get("finish_reason") for c in choices):
                 self._saw_finish_reason = True
@@ -144,6 +149,8 @@ class OpenAIToAnthropicTranscoder:
         [DONE] or not (some servers never send it; the usage chunk may be missing
         too, and is then estimated). Before one, nothing is produced: the engine
         ends the stream with an error event, never with a clean end_turn."""
+        if done_left(self._decoder):
+            return self._finish() if not self.finished else []
         if self._decoder.pending.strip():
             raise UpstreamProtocolError(self._provider, "stream cut in the middle of a chunk")
         return self._finish() if self._saw_finish_reason and not self.finished else []
@@ -200,7 +207,7 @@ class AnthropicToOpenAITranscoder:
                 message = error_message_of(ev.data) or "the upstream reported an error"
                 body = openai_error(500, message, error_type=self.upstream_error)
                 out.append(Out(encode_data(_encode(body)), False))
-                continue
+                break  # the last of the events: the stream ends at its error
             chunks = self._stream.feed(ev.event, _decode(ev.data))
             if ev.event == "message_stop":
                 chunks += self._stream.finish(self._include_usage)

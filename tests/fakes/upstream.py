@@ -76,6 +76,9 @@ class Reply:
     # Non-streaming: send the headers and the first byte of the body, then
     # wait this long before the rest (a body that is slow after the headers).
     delay_within_body: float = 0.0
+    # Streaming: the body's exact bytes instead of `events`, one write each
+    # (paced by the delays above): frames split or joined where a test says.
+    writes: list[bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,8 @@ def sse_frame(dialect: Dialect, name: str, data: bytes) -> bytes:
 
 def plan_frames(reply: Reply) -> list[bytes | None]:
     """The bytes to write, one entry per write; `None` means cut the connection."""
+    if reply.writes is not None:
+        return list(reply.writes)
     events = list(reply.events or [])
     if reply.omit_message_stop and reply.dialect == "anthropic":
         events = [event for event in events if event[0] != "message_stop"]
@@ -314,7 +319,9 @@ class FakeUpstream:
         await asyncio.sleep(reply.delay_before_headers)
         if reply.raw_body is not None:
             return _body_response(reply.status, reply.raw_body, reply.headers)
-        if reply.events is not None and (streaming or reply.json is None):
+        if reply.writes is not None or (
+            reply.events is not None and (streaming or reply.json is None)
+        ):
             return await self._stream(request, reply)
         body = b"" if reply.json is None else msgspec.json.encode(reply.json)
         if reply.delay_within_body and body:

@@ -8,13 +8,14 @@ from typing import Any
 
 import aiohttp
 import anthropic
+import openai
 import pytest
 from structlog.testing import capture_logs
 
 from coderouterd.wire.sse import SSEDecoder
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
-from tests.fakes.transcripts import openai_text_stream
-from tests.fakes.upstream import FakeUpstream, Reply
+from tests.fakes.transcripts import anthropic_error_body, anthropic_text_stream, openai_text_stream
+from tests.fakes.upstream import Dialect, FakeUpstream, Reply, sse_frame
 
 BODY = {
     "model": "m",
@@ -249,3 +250,95 @@ async def test_pings_while_the_output_filters_hold_back_a_tool_call_written_as_t
     assert events[call_at][1]["content_block"]["name"] == "Read"
     [stop] = [d for name, d in events if name == "message_delta"]
     assert stop["delta"]["stop_reason"] == "tool_use" and names[-1] == "message_stop"
+
+
+def frames_of(dialect: Dialect, events: list[tuple[str, dict[str, Any]]]) -> bytes:
+    return b"".join(sse_frame(dialect, name, json.dumps(data).encode()) for name, data in events)
+
+
+ANTHROPIC_ERROR = ("error", anthropic_error_body("overloaded_error", "model crashed"))
+# Each stream path, as (client route, provider kind, what the upstream writes
+# first, then its error and the clean end it wrote right after, in one write).
+PATHS = {
+    "openai-to-anthropic": (
+        "/v1/messages",
+        "openai_compat",
+        frames_of("openai", openai_text_stream(["partial answer"])[:2]),
+        frames_of("openai", [ERROR_CHUNK]) + b"data: [DONE]\n\n",
+    ),
+    "anthropic-passthrough": (
+        "/v1/messages",
+        "anthropic",
+        frames_of("anthropic", anthropic_text_stream(["partial answer"])[:3]),
+        frames_of("anthropic", [ANTHROPIC_ERROR, ("message_stop", {"type": "message_stop"})]),
+    ),
+    "anthropic-to-openai": (
+        "/v1/chat/completions",
+        "anthropic",
+        frames_of("anthropic", anthropic_text_stream(["partial answer"])[:3]),
+        frames_of("anthropic", [ANTHROPIC_ERROR, ("message_stop", {"type": "message_stop"})]),
+    ),
+    "openai-passthrough": (
+        "/v1/chat/completions",
+        "openai_compat",
+        frames_of("openai", openai_text_stream(["partial answer"])[:2]),
+        frames_of("openai", [ERROR_CHUNK]) + b"data: [DONE]\n\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_nothing_follows_an_error_the_upstream_wrote_with_its_end(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, path: str
+) -> None:
+    """vLLM and llama.cpp write a failed stream's error chunk and its [DONE] in
+    one write: the client's stream ends at the error, not with a clean stop
+    after it."""
+    route, kind, first, last = PATHS[path]
+    fake_upstream.script(Reply(writes=[first, last], delay_between_events=0.2))
+    url = fake_upstream.url + ("/v1" if kind == "openai_compat" else "")
+    d = await start_daemon(chain_yaml(provider_yaml("local", url, kind=kind)))
+    body = {**BODY, "stream_options": {"include_usage": True}} if "openai" in route else BODY
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{d.url}{route}", json=body) as resp,
+    ):
+        assert resp.status == 200
+        data = await resp.read()
+    events = SSEDecoder().feed(data)
+    assert b"partial answer" in data
+    if route == "/v1/messages":
+        assert events[-1].event == "error"
+        assert "message_stop" not in [e.event for e in events]
+    else:
+        assert b"error" in events[-1].data
+        assert b"[DONE]" not in data and b'finish_reason":"stop' not in data
+
+
+@pytest.mark.parametrize("end", [b"data: [DONE]", b"data: [DONE]\n"])
+async def test_a_done_without_its_blank_line_at_the_end_of_the_body_is_a_complete_answer(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, end: bytes
+) -> None:
+    body = frames_of("openai", openai_text_stream(["all ", "of it"], completion_tokens=4))
+    fake_upstream.script(Reply(writes=[body + end]))
+    d = await start_daemon(chain_yaml(oai("local", fake_upstream.url)))
+    with capture_logs() as logs:
+        got = await raw_stream(d.url)
+    assert text_of(got) == "all of it"
+    assert [name for name, _ in got][-2:] == ["message_delta", "message_stop"]
+    done = next(e for e in logs if e["event"] == "request.completed")
+    assert done["error"] is None and done["usage_estimated"] is False
+
+
+async def test_an_openai_client_gets_its_done_when_the_upstreams_lacks_its_blank_line(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    body = frames_of("openai", openai_text_stream(["all of it"]))
+    fake_upstream.script(Reply(writes=[body + b"data: [DONE]"]))
+    d = await start_daemon(chain_yaml(oai("local", fake_upstream.url)))
+    async with openai.AsyncOpenAI(base_url=d.url + "/v1", api_key="k", max_retries=0) as c:
+        stream = await c.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        text = "".join([ch.choices[0].delta.content or "" async for ch in stream if ch.choices])
+    assert text == "all of it"
