@@ -90,11 +90,15 @@ class ThinkFilter:
         self._scan(s, final=False)
         return self._take()
 
-    def flush(self) -> list[ThinkSegment]:
-        """End the run: release everything held and close an open think block.
+    def flush(self, *, end_of_run: bool = True) -> list[ThinkSegment]:
+        """Release everything held.
 
-        The filter can be fed again afterwards; the next run starts as a new
-        response would (undecided when `assume_open_at_start` was given).
+        At the end of a run (`end_of_run`) an open think block closes, and the
+        filter can be fed again: the next run starts as a new response would
+        (undecided when `assume_open_at_start` was given, its leading
+        whitespace dropped). Within a run (a tool call's fragments arrived
+        between two pieces of text) the text goes on as it was: inside a
+        think block still, its spaces kept.
         """
         if self._mode == "off":
             return []
@@ -102,8 +106,9 @@ class ThinkFilter:
         self._scan(s, final=True)
         if self._state is _State.UNDECIDED:
             self._resolve(_State.OUTSIDE)
-        self._state = self._start_state
-        self._trim_lead = True
+        if end_of_run:
+            self._state = self._start_state
+            self._trim_lead = True
         return self._take()
 
     def reasoning_arrived(self) -> list[ThinkSegment]:

@@ -44,11 +44,15 @@ _NOT_ID = re.compile(r"[^A-Za-z0-9_-]")
 Piece = tuple[Literal["text", "thinking"], str] | ToolCall
 
 
-def stop_reason_of(finish_reason: object) -> str:
-    """OpenAI finish_reason as an Anthropic stop_reason; the set is open."""
-    if isinstance(finish_reason, str):
-        return FINISH_TO_STOP.get(finish_reason, "end_turn")
-    return "end_turn"
+def stop_reason_of(finish_reason: object, *, tool_used: bool) -> str:
+    """OpenAI finish_reason as an Anthropic stop_reason (the set is open):
+    `tool_use` exactly when the answer holds a tool_use block, whatever the
+    upstream said (a `tool_calls` finish with no call is a turn that ended,
+    and a call lifted out of text ends the turn for it)."""
+    if tool_used:
+        return "tool_use"
+    stop = FINISH_TO_STOP.get(finish_reason, "end_turn") if isinstance(finish_reason, str) else ""
+    return "end_turn" if stop in ("", "tool_use") else stop
 
 
 def anthropic_usage(
@@ -135,9 +139,11 @@ class OutputPipeline:
         as a thinking piece after any text held so far."""
         return self.reasoning_arrived() + self._route([("thinking", text)])
 
-    def flush(self) -> list[Piece]:
+    def flush(self, *, end_of_run: bool = True) -> list[Piece]:
+        """Everything held, in order; see ThinkFilter.flush for `end_of_run`."""
         out = self.feed_held()
-        out += self._route(self._think.flush()) if self._think is not None else []
+        if self._think is not None:
+            out += self._route(self._think.flush(end_of_run=end_of_run))
         if self._repair is not None:
             out += self._repaired(self._repair.flush())
         return out
@@ -277,7 +283,7 @@ def openai_to_anthropic_response(
             "role": "assistant",
             "model": model,
             "content": blocks.blocks,
-            "stop_reason": "tool_use" if has_tool else stop_reason_of(choice.get("finish_reason")),
+            "stop_reason": stop_reason_of(choice.get("finish_reason"), tool_used=has_tool),
             "stop_sequence": None,
             "usage": usage,
         },

@@ -7,12 +7,15 @@ with the stop reason and cumulative usage, `message_stop`.
 
 Tool-call fragments are matched to calls like this: with an `index`, a
 fragment continues the latest call of that index unless it carries a new
-`id` (Ollama reuses index 0 for every call); without an `index` (Gemini), a
-fragment with a new `id`, or with a `name` and no `id`, starts a new call,
-anything else continues the current one. A fragment that belongs to a call
-whose block is already closed (interleaved parallel calls, not seen from any
-known server) cannot be delivered without breaking the sequence: it is
-dropped and counted in `dropped_fragments`. A call's block opens once its
+`id` (Ollama reuses index 0 for every call), or it carries a `name` and no
+`id` while that call has its name and arguments that are already whole
+JSON (whole calls, each in one chunk, all at index 0 and without ids);
+without an `index` (Gemini), a fragment with a new `id`, or with a `name`
+and no `id`, starts a new call, anything else continues the current one.
+A fragment that belongs to a call whose block is already closed
+(interleaved parallel calls, not seen from any known server) cannot be
+delivered without breaking the sequence: it is dropped and counted in
+`dropped_fragments`. A call's block opens once its
 name is known; fragments before that are held. Arguments are passed through
 as `input_json_delta` verbatim (after `input: {}` in the start event);
 unlike the non-streaming path they are not validated.
@@ -33,6 +36,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from coderouterd.translate.blocks import BlockWriter, Event, json_text
 from coderouterd.translate.response_o2a import (
     OutputPipeline,
@@ -48,6 +53,10 @@ from coderouterd.translate.types import OutputFilters
 
 __all__ = ["Event", "OpenAIToAnthropicStream"]
 
+# Arguments longer than this are not checked for being whole JSON: calls
+# sent whole in one chunk with their index reused are short in practice.
+_WHOLE_MAX = 64 * 1024
+
 
 @dataclass(slots=True)
 class _Call:
@@ -56,6 +65,18 @@ class _Call:
     name: str = ""
     block: int | None = None
     held: list[str] = field(default_factory=list)
+    # Its arguments so far, while they may still be whole JSON (short): a
+    # repeated name then tells a new call from the name sent again.
+    args: list[str] = field(default_factory=list)
+    args_len: int = 0
+
+    def whole(self) -> bool:
+        if not self.args or self.args_len > _WHOLE_MAX:
+            return False
+        try:
+            return isinstance(msgspec.json.decode("".join(self.args)), dict)
+        except msgspec.DecodeError:
+            return False
 
 
 class OpenAIToAnthropicStream:
@@ -138,7 +159,7 @@ class OpenAIToAnthropicStream:
         self._deliver(self._pipeline.flush())
         self._w.close()
         self._finished = True
-        stop_reason = "tool_use" if self._w.tool_used else stop_reason_of(self._finish_reason)
+        stop_reason = stop_reason_of(self._finish_reason, tool_used=self._w.tool_used)
         self._w.emit(
             "message_delta",
             {"delta": {"stop_reason": stop_reason, "stop_sequence": None}, "usage": self.usage},
@@ -179,7 +200,8 @@ class OpenAIToAnthropicStream:
             calls = [{"function": legacy}] if isinstance(legacy, Mapping) else []
         fragments = [c for c in calls if isinstance(c, Mapping)]
         if fragments:
-            self._deliver(self._pipeline.flush())
+            # The text so far comes out before the call; what follows goes on.
+            self._deliver(self._pipeline.flush(end_of_run=False))
         for fragment in fragments:
             self._fragment(fragment)
 
@@ -222,6 +244,9 @@ class OpenAIToAnthropicStream:
         if call is None:
             self.dropped_fragments += 1
             return
+        if arguments and call.args_len <= _WHOLE_MAX:
+            call.args.append(arguments)
+            call.args_len += len(arguments)
         if call_id is not None and call.upstream_id is None:
             call.upstream_id = call_id
             self._upstream_ids.add(call_id)
@@ -244,7 +269,12 @@ class OpenAIToAnthropicStream:
         new = (
             current is None
             or (call_id is not None and current.upstream_id is not None)
-            or (index is None and call_id is None and name is not None and bool(current.name))
+            or (
+                call_id is None
+                and name is not None
+                and bool(current.name)
+                and (index is None or current.whole())
+            )
         )
         if new:
             call = _Call(index, None)

@@ -235,8 +235,10 @@ def test_choice_index_zero_is_used() -> None:
     [
         ("stop", "end_turn"),
         ("length", "max_tokens"),
-        ("tool_calls", "tool_use"),
-        ("function_call", "tool_use"),
+        # A tool_calls finish without any call is a turn that ended: a
+        # tool_use stop with no tool_use block is a message Anthropic never sends.
+        ("tool_calls", "end_turn"),
+        ("function_call", "end_turn"),
         ("content_filter", "refusal"),
         ("eos", "end_turn"),
         (None, "end_turn"),
@@ -244,7 +246,8 @@ def test_choice_index_zero_is_used() -> None:
     ],
 )
 def test_stop_reason_of(finish: object, stop: str) -> None:
-    assert stop_reason_of(finish) == stop
+    assert stop_reason_of(finish, tool_used=False) == stop
+    assert stop_reason_of(finish, tool_used=True) == "tool_use"
 
 
 def test_usage_without_completion_tokens_is_partly_estimated() -> None:

@@ -357,6 +357,77 @@ def test_ollama_new_id_on_reused_index_starts_a_new_call() -> None:
     assert message["stop_reason"] == "tool_use"
 
 
+@pytest.mark.parametrize("no_id", [None, ""])
+def test_whole_calls_at_a_reused_index_without_ids_are_calls_of_their_own(
+    no_id: str | None,
+) -> None:
+    """Each call whole in one chunk, all at index 0 and without an id: a name
+    after arguments that are already whole JSON starts the next call (merged,
+    the client got one call with `{...}{...}` as its input)."""
+    message = run(
+        [
+            tools_chunk(call(0, no_id, "Read", '{"file_path":"/a"}')),
+            tools_chunk(call(0, no_id, "Read", '{"file_path":"/b"}')),
+            tools_chunk(call(0, no_id, "Bash", '{"command":"ls"}'), finish="tool_calls"),
+        ]
+    )
+    assert [(b["name"], b["input"]) for b in message["content"]] == [
+        ("Read", {"file_path": "/a"}),
+        ("Read", {"file_path": "/b"}),
+        ("Bash", {"command": "ls"}),
+    ]
+
+
+def test_a_name_sent_again_with_each_fragment_of_one_call_continues_it() -> None:
+    message = run(
+        [
+            tools_chunk(call(0, None, "Read", '{"file_')),
+            tools_chunk(call(0, None, "Read", 'path":"/a"}'), finish="tool_calls"),
+        ]
+    )
+    assert [(b["name"], b["input"]) for b in message["content"]] == [
+        ("Read", {"file_path": "/a"})
+    ]
+
+
+@pytest.mark.parametrize("think", ["off", "thinking", "strip"])
+def test_text_between_a_calls_fragments_keeps_its_spaces(think: str) -> None:
+    """Text pieces that arrive while a call streams are one text, spaces and
+    all: the filters release what they hold before the call, without
+    starting the text over (a new response drops its leading spaces)."""
+    message = run(
+        [
+            tools_chunk(call(0, "c1", "Read", '{"file_')),
+            content_chunk("I am reading"),
+            tools_chunk(call(0, None, None, 'path":')),
+            content_chunk(" the file"),
+            tools_chunk(call(0, None, None, '"/a"}')),
+            content_chunk(" now."),
+        ],
+        stream_of(think),
+    )
+    assert message["content"][0]["input"] == {"file_path": "/a"}
+    assert message["content"][1] == {"type": "text", "text": "I am reading the file now."}
+
+
+def test_a_think_block_open_when_a_call_arrives_goes_on_after_it() -> None:
+    message = run(
+        [
+            content_chunk("<think>first I"),
+            tools_chunk(call(0, "c1", "Read", '{"file_path":"/a"}')),
+            content_chunk(" check</think>done"),
+        ],
+        stream_of("thinking"),
+    )
+    kinds = [(b["type"], b.get("thinking") or b.get("text")) for b in message["content"]]
+    assert kinds == [
+        ("thinking", "first I"),
+        ("tool_use", None),
+        ("thinking", " check"),
+        ("text", "done"),
+    ]
+
+
 def test_missing_index_new_name_starts_a_new_call_and_bare_fragments_continue() -> None:
     message = run(
         [
@@ -550,8 +621,9 @@ def test_usage_is_estimated_and_marked_when_the_upstream_sends_none() -> None:
     [
         ("stop", "end_turn"),
         ("length", "max_tokens"),
-        ("tool_calls", "tool_use"),
-        ("function_call", "tool_use"),
+        # No call came: the turn ended (tool_use only with a tool_use block).
+        ("tool_calls", "end_turn"),
+        ("function_call", "end_turn"),
         ("content_filter", "refusal"),
         ("error", "end_turn"),
         (None, "end_turn"),
