@@ -125,7 +125,9 @@ def _optional(
     fields: dict[str, msgspec.Raw], name: str, decoder: msgspec.json.Decoder[T], what: str
 ) -> T | None:
     raw = fields.get(name)
-    if raw is None:
+    # JSON null is the field left out: OpenAI's schema allows it for `stream`
+    # and clients that serialise every field of their own types send it.
+    if raw is None or bytes(raw).strip() == b"null":
         return None
     try:
         return decoder.decode(raw)

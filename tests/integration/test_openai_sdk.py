@@ -11,6 +11,7 @@ from structlog.testing import capture_logs
 
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import (
+    anthropic_message,
     anthropic_stream_error,
     anthropic_text_stream,
     openai_completion,
@@ -239,3 +240,27 @@ async def test_an_anthropic_providers_error_mid_stream_reaches_an_openai_client_
     assert text == "partial "
     assert "the GPU is busy elsewhere" in caught.value.message
     assert isinstance(caught.value.body, dict) and caught.value.body["type"] == "overloaded_error"
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "openai_compat"])
+async def test_null_stream_and_profile_are_fields_left_out(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, kind: str
+) -> None:
+    """OpenAI's schema allows `stream: null` (clients that serialise every
+    field of their own request type send it): an answer, not a 400."""
+    fake_upstream.default = (
+        Reply(json=anthropic_message("ok"))
+        if kind == "anthropic"
+        else Reply(json=openai_completion("ok"), dialect="openai")
+    )
+    url = fake_upstream.url + ("/v1" if kind == "openai_compat" else "")
+    d = await start_daemon(chain_yaml(provider_yaml("p", url, kind=kind)))
+    body = {"model": "x", "messages": MESSAGES, "stream": None, "profile": None}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{d.url}/v1/chat/completions", json=body) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+        answer = await resp.json()
+    assert answer["choices"][0]["message"]["content"] == "ok"
+    assert "profile" not in (fake_upstream.requests[0].json or {})
