@@ -104,7 +104,9 @@ class AnthropicToOpenAIStream:
     Tool calls are numbered 0, 1, … in the order they start, whatever their
     Anthropic block index. A tool_use start that already carries its whole
     input (some Anthropic-compatible servers send no input_json_delta) has
-    it emitted as one arguments fragment when the block stops. An `error`
+    it emitted as one arguments fragment when the block stops; a call whose
+    block stops with no arguments at all (a tool without parameters: one
+    empty `partial_json`) gets `{}`, as the whole reply would. An `error`
     event yields nothing and is kept in `error` for the caller to turn into
     an OpenAI error frame. Unknown events and deltas are ignored.
     """
@@ -117,6 +119,7 @@ class AnthropicToOpenAIStream:
         self._blocks: dict[int, str] = {}  # Anthropic block index -> block type
         self._tool_index: dict[int, int] = {}  # Anthropic block index -> tool call index
         self._pending_input: dict[int, Any] = {}  # whole input sent in a tool_use start
+        self._argued: set[int] = set()  # tool_use blocks whose arguments went out
         self._usage: dict[str, int] = _counts(None)
         self.error: Mapping[str, Any] | None = None
         self.finish_reason: str | None = None
@@ -192,12 +195,14 @@ class AnthropicToOpenAIStream:
 
     def _block_stop(self, data: Mapping[str, Any]) -> list[dict[str, Any]]:
         index = data.get("index")
-        if not isinstance(index, int) or index not in self._pending_input:
+        if not isinstance(index, int) or index not in self._tool_index:
             return []
-        whole = self._pending_input.pop(index)
-        return self._arguments(index, compact_json(whole))
+        if index in self._pending_input:
+            return self._arguments(index, compact_json(self._pending_input.pop(index)))
+        return [] if index in self._argued else self._arguments(index, "{}")
 
     def _arguments(self, index: int, fragment: str) -> list[dict[str, Any]]:
+        self._argued.add(index)
         call = {"index": self._tool_index[index], "function": {"arguments": fragment}}
         return self._emit({"tool_calls": [call]})
 

@@ -341,6 +341,27 @@ def test_a_tool_use_start_carrying_its_whole_input_is_sent_once() -> None:
     assert arguments == ["", '{"a":1}', "", '{"b":2}']
 
 
+def test_a_call_without_arguments_gets_an_empty_object() -> None:
+    """A tool without parameters: Anthropic sends one empty partial_json. The
+    client's arguments must parse as JSON, as in the whole reply."""
+    events = [
+        start(),
+        block_start(0, {"type": "tool_use", "id": "t", "name": "now", "input": {}}),
+        delta(0, {"type": "input_json_delta", "partial_json": ""}),
+        stop(0),
+        block_start(1, {"type": "tool_use", "id": "u", "name": "later", "input": {}}),
+        stop(1),
+    ]
+    _, chunks = run(events)
+    arguments: dict[int, str] = {}
+    for d, _ in deltas(chunks):
+        for call in d.get("tool_calls", []):
+            arguments[call["index"]] = (
+                arguments.get(call["index"], "") + call["function"]["arguments"]
+            )
+    assert arguments == {0: "{}", 1: "{}"}
+
+
 def test_without_message_start_the_first_chunk_still_carries_the_role() -> None:
     _, chunks = run(
         [
