@@ -12,6 +12,9 @@ Anthropic's rules the OpenAI dialect does not have, and how they are met:
 - Every tool result answers a call of the turn before, every call gets a
   result: a history trimmed from the front or a call left unanswered is
   mended as `tool_pairs` says.
+- Tool ids of `^[a-zA-Z0-9_-]+$` only: an id an OpenAI-compatible backend
+  made with other characters (Kimi's `functions.Read:0`) is rewritten the
+  same way in the call and in its result (anthropic_tool_id).
 - No empty or whitespace-only text blocks: they are left out, and a message
   left with nothing is left out.
 - `max_tokens` is required: `DEFAULT_MAX_TOKENS` (params_o2a) when the
@@ -27,6 +30,7 @@ Anthropic's rules the OpenAI dialect does not have, and how they are met:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -38,6 +42,7 @@ from coderouterd.translate.tool_pairs import pair_tool_results
 from coderouterd.translate.types import Degradation, Notes
 
 CONTINUE_PLACEHOLDER = "(continue)"
+_NOT_TOOL_ID = re.compile(r"[^A-Za-z0-9_-]")
 _DATA_URL = re.compile(r"^data:([^;,]+)(?:;[^;,]*)*;base64,(.*)$", re.DOTALL)
 
 _HANDLED = frozenset(
@@ -234,6 +239,18 @@ def _assistant_blocks(message: Mapping[str, Any], path: str) -> list[dict[str, A
     return blocks
 
 
+def anthropic_tool_id(call_id: str) -> str:
+    """`call_id` as Anthropic takes a tool id (`^[a-zA-Z0-9_-]+$`): as it is
+    when it already fits; else its other characters made `_`, plus a digest
+    of the whole id, so that ids differing only there stay apart (Kimi's
+    `functions.Read:0` and `functions.Read.0`) and a call and its result,
+    translated apart, still match."""
+    if not _NOT_TOOL_ID.search(call_id):
+        return call_id
+    digest = hashlib.sha256(call_id.encode()).hexdigest()[:8]
+    return f"{_NOT_TOOL_ID.sub('_', call_id)}_{digest}"
+
+
 def _tool_use(call: object, path: str) -> dict[str, Any]:
     if not isinstance(call, Mapping) or not isinstance(call.get("function"), Mapping):
         raise InvalidRequestError("must be an object with a 'function'", field=path)
@@ -243,7 +260,8 @@ def _tool_use(call: object, path: str) -> dict[str, Any]:
         raise InvalidRequestError("must be a non-empty string", field=f"{path}.id")
     if not isinstance(name, str) or not name:
         raise InvalidRequestError("must be a non-empty string", field=f"{path}.function.name")
-    return {"type": "tool_use", "id": call_id, "name": name, "input": _arguments(arguments, path)}
+    tool_id = anthropic_tool_id(call_id)
+    return {"type": "tool_use", "id": tool_id, "name": name, "input": _arguments(arguments, path)}
 
 
 def _arguments(raw: object, path: str) -> dict[str, Any]:
@@ -274,4 +292,8 @@ def _tool_result(message: Mapping[str, Any], path: str) -> dict[str, Any]:
     else:
         parts = _parts(raw, f"{path}.content")
         content = _text_blocks(parts, f"{path}.content")
-    return {"type": "tool_result", "tool_use_id": call_id, "content": content or ""}
+    return {
+        "type": "tool_result",
+        "tool_use_id": anthropic_tool_id(call_id),
+        "content": content or "",
+    }

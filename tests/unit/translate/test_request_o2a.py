@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -684,3 +685,30 @@ def test_a_conversation_survives_the_round_trip_through_openai(
     back, degraded = openai_to_anthropic_request(openai, model="claude", max_output_tokens=None)
     assert degraded == []
     assert _essence(back["messages"]) == _essence(messages)
+
+
+def test_tool_ids_anthropic_refuses_are_rewritten_alike_in_call_and_result() -> None:
+    """Kimi names its calls `functions.Read:0`; Anthropic takes only
+    `^[a-zA-Z0-9_-]+$` and answers 400 to every later turn of that history."""
+    messages = [
+        USER_HI,
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                call("functions.Read:0", "Read", '{"p": "/a"}'),
+                call("functions.Read.0", "Read", '{"p": "/b"}'),
+                call("call_ok-1", "Read", '{"p": "/c"}'),
+            ],
+        },
+        {"role": "tool", "tool_call_id": "functions.Read:0", "content": "A"},
+        {"role": "tool", "tool_call_id": "functions.Read.0", "content": "B"},
+        {"role": "tool", "tool_call_id": "call_ok-1", "content": "C"},
+    ]
+    out, _ = translate({"messages": messages})
+    calls = [b["id"] for b in out["messages"][1]["content"]]
+    results = [b["tool_use_id"] for b in out["messages"][2]["content"]]
+    assert calls == results
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]+", i) for i in calls)
+    assert len(set(calls)) == 3 and calls[2] == "call_ok-1"
+    assert calls[0].startswith("functions_Read_0_")
