@@ -43,8 +43,9 @@ class _MessageDelta(msgspec.Struct):
 
 _encode = msgspec.json.Encoder().encode
 _typed = msgspec.json.Decoder(_Typed)
-_start = msgspec.json.Decoder(_MessageStart)
-_delta = msgspec.json.Decoder(_MessageDelta)
+# Lax: a count sent as 12.0 is read as 12 (see _observe for worse).
+_start = msgspec.json.Decoder(_MessageStart, strict=False)
+_delta = msgspec.json.Decoder(_MessageDelta, strict=False)
 
 
 def merge_usage(into: Usage, update: Usage) -> None:
@@ -104,17 +105,22 @@ class AnthropicPassthrough:
         return []
 
     def _observe(self, kind: str, data: bytes) -> None:
-        if kind == "message_start":
-            start = _start.decode(data)
-            if start.message and start.message.usage:
-                self.usage = start.message.usage
-        elif kind == "message_delta":
-            delta = _delta.decode(data).usage
-            if delta is not None:
-                if self.usage is None:
-                    self.usage = Usage()
-                merge_usage(self.usage, delta)
-        elif kind == "message_stop":
+        try:
+            if kind == "message_start":
+                start = _start.decode(data)
+                if start.message and start.message.usage:
+                    self.usage = start.message.usage
+            elif kind == "message_delta":
+                delta = _delta.decode(data).usage
+                if delta is not None:
+                    if self.usage is None:
+                        self.usage = Usage()
+                    merge_usage(self.usage, delta)
+        except msgspec.ValidationError:
+            # Counts in a shape no count has (2.5, "many"): the answer is
+            # whole, only its accounting is not; those counts stay unknown.
+            return
+        if kind == "message_stop":
             self.finished = True
         elif kind == "error":
             self.upstream_error = error_type_of(data) or "api_error"

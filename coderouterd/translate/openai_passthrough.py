@@ -65,7 +65,8 @@ class _Chunk(msgspec.Struct):
     error: _ErrorInfo | str | None = None
 
 
-_chunk = msgspec.json.Decoder(_Chunk)
+# Lax: a count sent as 12.0 is read as 12.
+_chunk = msgspec.json.Decoder(_Chunk, strict=False)
 
 
 def usage_from_openai(u: OpenAIUsage) -> Usage:
@@ -169,7 +170,7 @@ class _UnaryBody(msgspec.Struct):
     usage: OpenAIUsage | None = None
 
 
-_unary = msgspec.json.Decoder(_UnaryBody)
+_unary = msgspec.json.Decoder(_UnaryBody, strict=False)  # 12.0 is 12
 
 
 def usage_of_completion(body: bytes) -> Usage | None:

@@ -18,7 +18,8 @@ class _WithUsage(msgspec.Struct):
     usage: Usage | None = None
 
 
-_decoder = msgspec.json.Decoder(_WithUsage)
+# Lax: a count sent as 12.0 is read as 12.
+_decoder = msgspec.json.Decoder(_WithUsage, strict=False)
 
 
 def usage_of_body(body: bytes) -> Usage | None:
