@@ -22,6 +22,7 @@ from coderouterd.errors import (
     UpstreamError,
     UpstreamMemoryError,
     UpstreamProtocolError,
+    UpstreamStatusError,
     UpstreamTimeoutError,
 )
 from coderouterd.routing.call import Call
@@ -30,6 +31,7 @@ from coderouterd.routing.shape import ReplyShape
 from coderouterd.routing.upstream import Adapter, Transcoder, UpstreamBody
 from coderouterd.tasks import cancel_and_wait
 from coderouterd.wire.errors import mentions_memory_pressure
+from coderouterd.wire.overflow import overflow_in
 
 _T = TypeVar("_T")
 
@@ -179,16 +181,29 @@ async def open_head(
                 chunk = await resp.chunk()
                 outs = tc.feed(chunk) if chunk else tc.end()
                 if tc.upstream_error is not None:
-                    # The event's own words only: text the filters held back
-                    # (the model's) may come out with it.
-                    oom = mentions_memory_pressure(tc.upstream_error_body)
-                    error = UpstreamMemoryError if oom else UpstreamProtocolError
-                    raise error(adapter.name, f"error event before content: {tc.upstream_error}")
+                    raise head_error(adapter.name, resp.status, tc)
                 held.extend(o.raw for o in outs)
                 if any(o.content for o in outs):
                     return Head(resp, tc, held)
                 if not chunk:
                     raise UpstreamProtocolError(adapter.name, "stream ended before any content")
+
+
+def head_error(provider: str, status: int, tc: Transcoder) -> UpstreamError:
+    """What an error event before the first content frame means, read from the
+    event's own words only (text the filters held back, the model's, may come
+    out with it): as an error status would, out of memory first (a window too
+    large to allocate is that), then a prompt that does not fit (llama.cpp and
+    sglang refuse a stream's prompt so, after a 200), else a failure."""
+    said = tc.upstream_error_body
+    if mentions_memory_pressure(said):
+        return UpstreamMemoryError(provider, f"error event before content: {tc.upstream_error}")
+    if (overflow := overflow_in(said)) is not None:
+        # The status is the one the stream came with: the refusal was in it.
+        return UpstreamStatusError(
+            provider, status, said, "application/json", tc.upstream_error, overflow=overflow
+        )
+    return UpstreamProtocolError(provider, f"error event before content: {tc.upstream_error}")
 
 
 @dataclass(slots=True)

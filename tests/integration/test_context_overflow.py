@@ -168,7 +168,7 @@ async def test_a_memory_error_mentioning_the_context_is_memory_pressure_not_over
     def choose(req: Recorded) -> Reply:
         if model_of(req) == "local":
             return Reply(status=500, json=oom, dialect="openai")
-        return Reply(events=anthropic_text_stream(["ok"]))
+        return Reply(json=anthropic_message("ok"))
 
     fake_upstream.responder = choose
     d = await start_daemon(
@@ -263,3 +263,179 @@ async def test_a_skip_profile_skips_a_window_its_backend_said_was_outgrown_even_
 def estimate_prompt_tokens_of(messages: list[dict[str, Any]]) -> int:
     """The daemon's estimate of a body holding only `messages`: its compact JSON, four bytes a token."""
     return math.ceil(len(json.dumps(messages, separators=(",", ":"))) / BYTES_PER_TOKEN)
+
+
+def stream_refusal(error: dict[str, Any]) -> Reply:
+    """A 200 whose first frame says the prompt does not fit, as sglang (and
+    llama.cpp before it answered 400) stream it, with the [DONE] after."""
+    frame = b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
+    return Reply(dialect="openai", writes=[frame, b"data: [DONE]\n\n"])
+
+
+SGLANG = {
+    "object": "error",
+    "message": "The input (40960 tokens) is longer than the model's context length (32768 tokens).",
+    "type": "BadRequestError",
+    "param": None,
+    "code": 400,
+}
+STREAMED_REFUSALS = [
+    pytest.param(LLAMA_CPP["error"], id="llama.cpp"),
+    pytest.param(SGLANG, id="sglang"),
+]
+
+
+@pytest.mark.parametrize("error", STREAMED_REFUSALS)
+async def test_a_stream_whose_first_frame_says_the_prompt_does_not_fit_goes_on_and_counts_no_failure(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, error: dict[str, Any]
+) -> None:
+    def choose(req: Recorded) -> Reply:
+        if model_of(req) == "big":
+            return Reply(events=anthropic_text_stream(["done"]))
+        return stream_refusal(error)
+
+    fake_upstream.responder = choose
+    d = await start_daemon(
+        chain_yaml(
+            provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat"),
+            provider_yaml("big", fake_upstream.url),
+            # Tried every time: a healthy backend is never excluded for it.
+            profiles="  - {name: default, providers: [local, big], backend_health_action: exclude, "
+            "backend_health_threshold: 2, context_action: off}\n",
+        )
+    )
+    with capture_logs() as logs:
+        async with client(d) as c:
+            for _ in range(4):
+                async with c.messages.stream(model="any", max_tokens=100, messages=MESSAGES) as s:
+                    assert await s.get_final_text() == "done"
+    assert s.response.headers["x-coderouter-fallback-reason"] == "local=context_exceeded"
+    assert d.daemon.healing.book.excluded() == frozenset()
+    health = d.daemon.healing.book.health("local")
+    assert (health.streak, health.excluded) == (0, None)
+    [done, *_] = [e for e in logs if e["event"] == "request.completed"]
+    local = done["attempts"][0]
+    assert (local["outcome"], local["reason"], local["prompt_tokens"], local["context_window"]) == (
+        "too_long",
+        "context_exceeded",
+        40960,
+        32768,
+    )
+    d.daemon.deferred.flush()
+    learned = d.daemon.windows.learned("local")
+    assert learned is not None and learned[0].window == 32768
+
+
+@pytest.mark.parametrize("error", STREAMED_REFUSALS)
+async def test_when_a_stream_is_refused_by_every_window_the_client_is_told_the_prompt_is_too_long(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, error: dict[str, Any]
+) -> None:
+    fake_upstream.responder = lambda req: stream_refusal(error)
+    d = await start_daemon(
+        chain_yaml(provider_yaml("local", fake_upstream.url + "/v1", kind="openai_compat"))
+    )
+    async with client(d) as c:
+        with pytest.raises(anthropic.BadRequestError) as info:
+            async with c.messages.stream(model="any", max_tokens=100, messages=MESSAGES) as s:
+                await s.get_final_message()
+    message = info.value.body["error"]["message"]  # type: ignore[index]
+    match = CLAUDE_CODE.search(message)
+    assert match is not None and match.groups() == ("40960", "32768"), message
+    assert message.startswith("prompt is too long: 40960 tokens > 32768 maximum (local: ")
+    async with openai.AsyncOpenAI(base_url=f"{d.url}/v1", api_key="k", max_retries=0) as o:
+        with pytest.raises(openai.BadRequestError) as refused:
+            await o.chat.completions.create(model="any", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+    assert (refused.value.code, refused.value.param) == ("context_length_exceeded", "messages")
+
+
+VLLM_MAX_TOKENS = (
+    "This model's maximum context length is 32768 tokens. However, you requested 32000 output "
+    "tokens and your prompt contains at least 1200 input tokens, for a total of at least 33200 "
+    "tokens. Please reduce the length of the input prompt or the number of requested output "
+    "tokens. (parameter=input_tokens, value=1200)"
+)
+MAX_TOKENS_REFUSALS = [
+    pytest.param(VLLM_MAX_TOKENS, id="vllm"),
+    pytest.param(
+        "'max_tokens' or 'max_completion_tokens' is too large: 32000. This model's maximum "
+        "context length is 32768 tokens and your request has 1200 input tokens "
+        "(32000 > 32768 - 1200).",
+        id="older vllm",
+    ),
+    pytest.param(
+        "This model's maximum context length is 32768 tokens. However, you requested 33200 "
+        "tokens (1200 in the messages, 32000 in the completion). Please reduce the length of "
+        "the messages or completion.",
+        id="openai",
+    ),
+    pytest.param(
+        "This endpoint's maximum context length is 32768 tokens. However, you requested about "
+        "33200 tokens (1200 of text input, 32000 in the output). Please reduce the length of "
+        'either one, or use the "middle-out" transform to compress your prompt automatically.',
+        id="openrouter",
+    ),
+]
+
+
+def max_tokens_refusal(said: str) -> Reply:
+    error = {"message": said, "type": "BadRequestError", "param": None, "code": 400}
+    return Reply(status=400, dialect="openai", json={"error": error})
+
+
+@pytest.mark.parametrize("said", MAX_TOKENS_REFUSALS)
+async def test_a_max_tokens_too_large_is_told_as_such_not_as_a_prompt_longer_than_the_window(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, said: str
+) -> None:
+    fake_upstream.default = max_tokens_refusal(said)
+    d = await start_daemon(
+        chain_yaml(provider_yaml("vllm", fake_upstream.url + "/v1", kind="openai_compat"))
+    )
+    async with client(d) as c:
+        with pytest.raises(anthropic.BadRequestError) as info:
+            await c.messages.create(model="any", max_tokens=32000, messages=MESSAGES)
+    message = info.value.body["error"]["message"]  # type: ignore[index]
+    # Anthropic's own words for it; a "prompt is too long" would make Claude
+    # Code compact a conversation that fits.
+    assert message.startswith(
+        "input length and `max_tokens` exceed context limit: 1200 + 32000 > 32768, "
+        "decrease input length or `max_tokens` and try again (vllm: "
+    ), message
+    assert CLAUDE_CODE.search(message) is None
+
+
+@pytest.mark.parametrize("said", [MAX_TOKENS_REFUSALS[0], MAX_TOKENS_REFUSALS[3]])
+async def test_a_max_tokens_too_large_teaches_no_window_smaller_than_the_prompt(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, said: str
+) -> None:
+    # vllm refuses only a max_tokens too large for its window beside the prompt.
+    def choose(req: Recorded) -> Reply:
+        if model_of(req) == "big":
+            return Reply(json=anthropic_message("big"))
+        if (req.json or {}).get("max_tokens", 0) > 30_000:
+            return max_tokens_refusal(said)
+        return Reply(json=openai_completion("vllm"), dialect="openai")
+
+    fake_upstream.responder = choose
+    d = await start_daemon(
+        chain_yaml(
+            provider_yaml("vllm", fake_upstream.url + "/v1", kind="openai_compat"),
+            provider_yaml("big", fake_upstream.url),
+        )
+    )
+
+    async def ask(max_tokens: int) -> tuple[str, str]:
+        async with client(d) as c:
+            raw = await c.messages.with_raw_response.create(
+                model="any", max_tokens=max_tokens, messages=MESSAGES
+            )
+        text = (await raw.parse()).content[0].text  # type: ignore[union-attr]
+        return text, raw.headers.get("x-coderouter-fallback-reason", "")
+
+    assert await ask(32000) == ("big", "vllm=context_exceeded")
+    d.daemon.deferred.flush()
+    # The same prompt with room for the answer: vllm takes it.
+    assert await ask(1000) == ("vllm", "")
+    learned = d.daemon.windows.learned("vllm")
+    assert learned is not None
+    assert learned[0].window == 32768
+    assert learned[0].limit > estimate_prompt_tokens_of(MESSAGES)

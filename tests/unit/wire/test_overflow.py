@@ -90,9 +90,9 @@ def anthropic_body(message: str) -> bytes:
                 "about 150000 tokens (148000 of text input, 2000 in the output). Please reduce "
                 "the length of either one."
             ),
-            150000,
+            148000,
             131072,
-            id="OpenRouter",
+            id="OpenRouter: the input's share",
         ),
         pytest.param(
             openai_body(
@@ -173,3 +173,125 @@ def test_an_openai_client_gets_the_code_it_checks() -> None:
             "code": "context_length_exceeded",
         }
     }
+
+
+# Refusals of a prompt that fits, but not with the max_tokens asked beside it:
+# (prompt tokens, completion tokens, window) in each backend's words.
+MAX_TOKENS_TOO_LARGE = [
+    pytest.param(
+        anthropic_body(
+            "input length and `max_tokens` exceed context limit: 1200 + 32000 > 32768, "
+            "decrease input length or `max_tokens` and try again"
+        ),
+        id="anthropic",
+    ),
+    pytest.param(
+        openai_body(
+            "This model's maximum context length is 32768 tokens. However, you requested 33200 "
+            "tokens (1200 in the messages, 32000 in the completion). Please reduce the length "
+            "of the messages or completion.",
+            "context_length_exceeded",
+        ),
+        id="OpenAI",
+    ),
+    pytest.param(
+        openai_body(
+            "'max_tokens' or 'max_completion_tokens' is too large: 32000. This model's maximum "
+            "context length is 32768 tokens and your request has 1200 input tokens "
+            "(32000 > 32768 - 1200)."
+        ),
+        id="vLLM, is too large",
+    ),
+    pytest.param(
+        openai_body(
+            "This model's maximum context length is 32768 tokens. However, you requested 32000 "
+            "output tokens and your prompt contains at least 1200 input tokens, for a total of "
+            "at least 33200 tokens. Please reduce the length of the input prompt or the number "
+            "of requested output tokens. (parameter=input_tokens, value=1200)"
+        ),
+        id="vLLM, output tokens",
+    ),
+    pytest.param(
+        openai_body(
+            "This endpoint's maximum context length is 32768 tokens. However, you requested "
+            "about 33200 tokens (1200 of text input, 32000 in the output). Please reduce the "
+            'length of either one, or use the "middle-out" transform to compress your prompt '
+            "automatically."
+        ),
+        id="OpenRouter",
+    ),
+    pytest.param(
+        openai_body(
+            "Requested token count exceeds the model's maximum context length of 32768 tokens. "
+            "You requested a total of 33200 tokens: 1200 tokens from the input messages and "
+            "32000 tokens for the completion. Please reduce the number of tokens in the input "
+            "messages or the completion to fit within the limit."
+        ),
+        id="sglang",
+    ),
+]
+
+
+@pytest.mark.parametrize("body", MAX_TOKENS_TOO_LARGE)
+def test_a_max_tokens_too_large_is_read_as_the_prompt_and_the_completion_each(
+    body: bytes,
+) -> None:
+    found = overflow_in(body)
+    assert found is not None
+    assert (found.prompt_tokens, found.completion_tokens, found.window) == (1200, 32000, 32768)
+    assert found.prompt_fits
+
+
+@pytest.mark.parametrize("body", MAX_TOKENS_TOO_LARGE)
+def test_a_max_tokens_too_large_is_told_in_anthropics_words_for_it_not_as_a_prompt_too_long(
+    body: bytes,
+) -> None:
+    found = overflow_in(body)
+    assert found is not None
+    message = json.loads(overflow_reply("anthropic", found, "vllm"))["error"]["message"]
+    assert message.startswith(
+        "input length and `max_tokens` exceed context limit: 1200 + 32000 > 32768, "
+        "decrease input length or `max_tokens` and try again"
+    )
+    # Claude Code would compact a conversation that fits.
+    assert CLAUDE_CODE.search(message) is None
+
+
+def test_a_prompt_that_fits_without_the_max_tokens_named_is_still_no_prompt_too_long() -> None:
+    said = "context length 32768 exceeded by the completion; prompt 1200 tokens"
+    reply = overflow_reply("anthropic", Overflow(said, 1200, 32768), "local")
+    message = json.loads(reply)["error"]["message"]
+    assert message == (
+        "input length and `max_tokens` exceed context limit: 1200 tokens of input, 32768 "
+        "maximum, decrease input length or `max_tokens` and try again (local: " + said + ")"
+    )
+
+
+@pytest.mark.parametrize(
+    ("message", "tokens", "window"),
+    [
+        pytest.param(
+            "The input (40960 tokens) is longer than the model's context length (32768 tokens).",
+            40960,
+            32768,
+            id="sglang",
+        ),
+        pytest.param(
+            "This model's maximum context length is 32768 tokens. However, you requested 2000 "
+            "output tokens and your prompt contains at least 40961 input tokens, for a total of "
+            "at least 42961 tokens.",
+            40961,
+            32768,
+            id="vLLM, output tokens",
+        ),
+    ],
+)
+def test_a_prompt_longer_than_the_window_is_still_told_as_too_long(
+    message: str, tokens: int, window: int
+) -> None:
+    found = overflow_in(openai_body(message))
+    assert found is not None and not found.prompt_fits
+    assert (found.prompt_tokens, found.window) == (tokens, window)
+    said = json.loads(overflow_reply("anthropic", found, "local"))["error"]["message"]
+    match = CLAUDE_CODE.search(said)
+    assert match is not None and match.groups() == (str(tokens), str(window))
