@@ -6,6 +6,7 @@ proxy can forward a frame untouched after looking at its event name.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import NamedTuple
 
@@ -126,6 +127,16 @@ def parse_frame(body: bytes) -> tuple[str, bytes] | None:
             value = value[1:]
         if name == b"data":
             data.append(value)
+            seen = True
+        elif name == b"error":
+            # llama.cpp servers from before late 2025 send a stream's error as
+            # a field of its own (`error: {...}`), which SSE would ignore: the
+            # answer would look empty and whole. It reads as the data of an
+            # OpenAI error chunk.
+            inner = value.strip()
+            if not inner.startswith(b"{"):
+                inner = json.dumps(inner.decode("utf-8", "replace")).encode()
+            data.append(b'{"error":' + inner + b"}")
             seen = True
         elif name == b"event":
             event = value.decode("utf-8", "replace")

@@ -267,8 +267,14 @@ def estimate_prompt_tokens_of(messages: list[dict[str, Any]]) -> int:
 
 def stream_refusal(error: dict[str, Any]) -> Reply:
     """A 200 whose first frame says the prompt does not fit, as sglang (and
-    llama.cpp before it answered 400) stream it, with the [DONE] after."""
-    frame = b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
+    llama.cpp before it answered 400) stream it, with the [DONE] after;
+    older llama.cpp servers wrote the error as an `error:` field of its own
+    (marked `"field": "error"` here)."""
+    if error.get("field") == "error":
+        inner = {k: v for k, v in error.items() if k != "field"}
+        frame = b"error: " + json.dumps(inner).encode() + b"\n\n"
+    else:
+        frame = b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
     return Reply(dialect="openai", writes=[frame, b"data: [DONE]\n\n"])
 
 
@@ -281,6 +287,7 @@ SGLANG = {
 }
 STREAMED_REFUSALS = [
     pytest.param(LLAMA_CPP["error"], id="llama.cpp"),
+    pytest.param({**LLAMA_CPP["error"], "field": "error"}, id="llama.cpp-error-field"),
     pytest.param(SGLANG, id="sglang"),
 ]
 

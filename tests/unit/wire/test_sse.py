@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -116,3 +118,15 @@ def test_a_frame_end_right_after_a_large_incomplete_frame_is_found() -> None:
         decoder = SSEDecoder()
         events = decoder.feed(body[: end + cut - 1]) + decoder.feed(body[end + cut - 1 :])
         assert [len(e.data) for e in events] == [40_000, 1]
+
+
+def test_an_error_field_reads_as_an_error_chunks_data() -> None:
+    """llama.cpp before late 2025: `error: {...}` on a frame of its own."""
+    events = SSEDecoder().feed(
+        b'error: {"code":400,"message":"too long","type":"exceed_context_size_error"}\n\n'
+        b"error: backend crashed\n\n"
+    )
+    assert [json.loads(e.data) for e in events] == [
+        {"error": {"code": 400, "message": "too long", "type": "exceed_context_size_error"}},
+        {"error": "backend crashed"},
+    ]
