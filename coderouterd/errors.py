@@ -165,10 +165,10 @@ class NoProviderAvailableError(CoderouterError):
 
     @property
     def all_rate_limited(self) -> bool:
-        tried = [a for a in self.attempts if a.status is not None or a.reason.startswith("http_")]
-        return (
-            bool(tried) and len(tried) == len(self.attempts) and all(a.status == 429 for a in tried)
-        )
+        """Whether every provider's last word was a 429: one passed over as
+        busy and then tried counts by how that try ended."""
+        last = {a.provider: a for a in self.attempts}
+        return bool(last) and all(a.status == 429 for a in last.values())
 
 
 class ClientDisconnectedError(CoderouterError):

@@ -141,6 +141,34 @@ async def test_a_busy_backend_passed_over_is_tried_when_the_rest_fail(
     assert slots_of(d) == (0, 0)
 
 
+async def test_every_provider_rate_limited_after_a_wait_for_a_slot_is_a_429(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    """local was busy, cloud said 429, then local, its slot free, said 429:
+    every provider's last word was a rate limit, so the client's is too."""
+    slow_down = anthropic_error(429, "rate_limit_error", "slow down")
+    d, first, resume = await busy(start_daemon, fake_upstream, slow_down)
+    fake_upstream.script(anthropic_error(429, "rate_limit_error", "local too"))
+    async with client(d) as c:
+        second = asyncio.create_task(
+            c.messages.create(
+                model="m", max_tokens=10, messages=[{"role": "user", "content": "and this?"}]
+            )
+        )
+        await until(lambda: len(fake_upstream.requests) == 2 and slots_of(d) == (1, 1))
+        resume.set()
+        with pytest.raises(anthropic.RateLimitError) as info:
+            await second
+    await first
+    body = info.value.body
+    assert isinstance(body, dict) and body["error"]["type"] == "rate_limit_error"
+    assert [(a["provider"], a["reason"]) for a in body["error"]["attempts"]] == [
+        ("local", "busy"),
+        ("cloud", "http_429"),
+        ("local", "http_429"),
+    ]
+
+
 async def test_with_no_other_provider_a_stream_waits_in_line_kept_alive(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
