@@ -28,12 +28,15 @@ from coderouterd.errors import (
 from coderouterd.routing.call import Call
 from coderouterd.routing.progress import Progress
 from coderouterd.routing.shape import ReplyShape
-from coderouterd.routing.upstream import Adapter, Transcoder, UpstreamBody
+from coderouterd.routing.upstream import Adapter, Out, Transcoder, UpstreamBody
 from coderouterd.tasks import cancel_and_wait
+from coderouterd.telemetry import events
+from coderouterd.telemetry.logging import get_logger
 from coderouterd.wire.errors import mentions_memory_pressure
 from coderouterd.wire.overflow import overflow_in
 
 _T = TypeVar("_T")
+_log = get_logger()
 
 
 class StreamSink(Protocol):
@@ -111,7 +114,7 @@ async def pump(
                 await sink.ping()
                 heard, quiet_s = clock.monotonic(), keepalive.interval_s
                 now = heard
-            outs = tc.feed(chunk) if chunk else tc.end()
+            outs = read_frames(provider, tc, chunk)
         except TimeoutError:
             return await fail_mid_stream(sink, provider, f"timeout_{phase}")
         except UpstreamError as exc:
@@ -179,7 +182,7 @@ async def open_head(
             held: list[bytes] = []
             while True:
                 chunk = await resp.chunk()
-                outs = tc.feed(chunk) if chunk else tc.end()
+                outs = read_frames(adapter.name, tc, chunk)
                 if tc.upstream_error is not None:
                     raise head_error(adapter.name, resp.status, tc)
                 held.extend(o.raw for o in outs)
@@ -187,6 +190,22 @@ async def open_head(
                     return Head(resp, tc, held)
                 if not chunk:
                     raise UpstreamProtocolError(adapter.name, "stream ended before any content")
+
+
+def read_frames(provider: str, tc: Transcoder, chunk: bytes) -> list[Out]:
+    """The frames `chunk` completes (its end when empty). Whatever else than
+    an upstream error reading them raises (a shape of the provider's bytes
+    the transcoder does not expect) fails the stream like a malformed frame:
+    before the commit point the next provider is tried, after it the client
+    gets its error frame, never a connection cut without one."""
+    try:
+        return tc.feed(chunk) if chunk else tc.end()
+    except UpstreamError:
+        raise
+    except Exception as exc:
+        _log.exception(events.PROVIDER_STREAM_UNREADABLE, provider=provider, error=repr(exc))
+        detail = f"unreadable stream ({type(exc).__name__})"
+        raise UpstreamProtocolError(provider, detail) from exc
 
 
 def head_error(provider: str, status: int, tc: Transcoder) -> UpstreamError:

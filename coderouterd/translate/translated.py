@@ -142,8 +142,10 @@ class OpenAIToAnthropicTranscoder:
             if data.get("error") is not None:
                 out.append(self._error(data["error"]))
                 break  # the stream ends at its error: a [DONE] after it is no clean end
-            choices = data.get("choices") or []
-            if any(isinstance(c, dict) and c.get("finish_reason") for c in choices):
+            choices = data.get("choices")
+            if isinstance(choices, list) and any(
+                isinstance(c, dict) and c.get("finish_reason") for c in choices
+            ):
                 self._saw_finish_reason = True
             out += [_anthropic_out(name, d) for name, d in self._stream.feed(data)]
         return out
