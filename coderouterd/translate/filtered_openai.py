@@ -1,20 +1,23 @@
 """Output filters on an OpenAI-compatible provider's answer, for an OpenAI client (pure).
 
 Used only for providers whose output filters are on; otherwise the
-passthrough forwards bytes. `delta.content` goes through the output pipeline
-(think filter, then tool-call repair or markup stripping) and comes out in
-the client's dialect: text as `content`, thinking as `reasoning_content`,
-a lifted call as a `tool_calls` item numbered after the upstream's own calls,
-and the finish_reason `tool_calls` once a call was lifted. Held text is
+passthrough forwards bytes. Each choice's `delta.content` goes through an
+output pipeline of its own (think filter, then tool-call repair or markup
+stripping) and comes out in the client's dialect: text as `content`,
+thinking as `reasoning_content`, a lifted call as a `tool_calls` item
+numbered after the upstream's own calls, and the finish_reason `tool_calls`
+once a call was lifted. Held text is
 released before the upstream's own tool calls and before its finish_reason.
 A chunk the filters leave alone (role, usage, tool calls without text …) is
 forwarded as the upstream's own bytes; one that they change is rebuilt with
-the upstream's envelope (id, created, model).
+the upstream's envelope (id, created, model), its logprobs sent once: with
+the first chunk rebuilt from it, or, while the filters hold all its text,
+with that choice's next chunk.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -24,62 +27,34 @@ from coderouterd.translate.blocks import json_text
 from coderouterd.translate.filtered import FilteredTranscoder
 from coderouterd.translate.openai_passthrough import DONE, OpenAIPassthrough
 from coderouterd.translate.repair import ToolCall
-from coderouterd.translate.response_o2a import OutputPipeline, Piece, first_choice, reasoning_of
+from coderouterd.translate.response_o2a import OutputPipeline, Piece, reasoning_of
 from coderouterd.translate.types import OutputFilters
 from coderouterd.wire.sse import encode_data, parse_frame
 
 _encode = msgspec.json.Encoder().encode
 
 
-class FilteredOpenAIStream:
-    """Decoded chunks in; for each, the chunks to send (None: the chunk itself, unchanged).
+class _ChoiceState:
+    """What one choice's filtering keeps between chunks: the choices of an
+    n > 1 answer are separate texts, so none may open another's `<think>` or
+    hold another's markup, and each numbers its own tool calls.
 
     Tool-call indices are renumbered in order of first appearance, so that a
     lifted call never takes an index the upstream uses later.
     """
 
+    __slots__ = ("_indices", "_next_index", "lifted", "logprobs", "pipeline")
+
     def __init__(self, filters: OutputFilters, tool_names: frozenset[str]) -> None:
-        self._pipeline = OutputPipeline(filters, tool_names)
+        self.pipeline = OutputPipeline(filters, tool_names)
         self._indices: dict[int, int] = {}  # upstream tool-call index -> ours
         self._next_index = 0
-        self._lifted = False
-        self._envelope: dict[str, Any] = {}
+        self.lifted = False
+        # The logprobs of chunks whose text the filters still hold: they go
+        # out with this choice's next chunk.
+        self.logprobs: object = None
 
-    @property
-    def repairs(self) -> int:
-        return self._pipeline.repairs
-
-    def feed(self, chunk: Mapping[str, Any]) -> list[dict[str, Any] | None]:
-        choice = first_choice(chunk.get("choices"))
-        delta = choice.get("delta")
-        delta = delta if isinstance(delta, Mapping) else {}
-        content = delta.get("content")
-        text = content if isinstance(content, str) else ""
-        calls = delta.get("tool_calls")
-        finish = choice.get("finish_reason")
-        if not text and not reasoning_of(delta) and not isinstance(calls, list) and finish is None:
-            return [None]
-        self._envelope = {k: v for k, v in chunk.items() if k not in ("choices", "usage")}
-        before = self._pipeline.reasoning_arrived() if reasoning_of(delta) else []
-        pieces = self._pipeline.feed(text) if text else []
-        flushed = self._pipeline.flush() if isinstance(calls, list) or finish is not None else []
-        renumbered = self._renumbered(calls) if isinstance(calls, list) else None
-        new_finish = "tool_calls" if finish is not None and self._lifted else finish
-        unchanged = not before and not flushed and pieces == ([("text", text)] if text else [])
-        if unchanged and renumbered == calls and new_finish == finish:
-            return [None]
-        head = {k: v for k, v in delta.items() if k not in ("content", "tool_calls")}
-        deltas = [*self._deltas(before), *([head] if head else [])]
-        deltas += self._deltas(pieces + flushed)
-        if renumbered is not None:
-            deltas.append({"tool_calls": renumbered})
-        return self._chunks(choice, deltas, new_finish, chunk.get("usage"))
-
-    def finish(self) -> list[dict[str, Any] | None]:
-        """The end of the stream without a finish_reason: release what is held."""
-        return self._chunks({"index": 0}, self._deltas(self._pipeline.flush()), None, None)
-
-    def _renumbered(self, calls: list[Any]) -> list[Any]:
+    def renumbered(self, calls: list[Any]) -> list[Any]:
         out = []
         for call in calls:
             index = call.get("index") if isinstance(call, Mapping) else None
@@ -92,7 +67,7 @@ class FilteredOpenAIStream:
             out.append(call if ours == index else {**call, "index": ours})
         return out
 
-    def _deltas(self, pieces: list[Piece]) -> list[dict[str, Any]]:
+    def deltas(self, pieces: list[Piece]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for piece in pieces:
             if isinstance(piece, ToolCall):
@@ -106,7 +81,7 @@ class FilteredOpenAIStream:
         return out
 
     def _call(self, call: ToolCall) -> dict[str, Any]:
-        self._lifted = True
+        self.lifted = True
         index = self._take_index()
         return {"index": index, "id": call.id, "type": "function", "function": _function(call)}
 
@@ -114,20 +89,163 @@ class FilteredOpenAIStream:
         index, self._next_index = self._next_index, self._next_index + 1
         return index
 
-    def _chunks(
-        self, choice: Mapping[str, Any], deltas: list[dict[str, Any]], finish: object, usage: object
-    ) -> list[dict[str, Any] | None]:
+
+# One choice of a chunk as the filters rebuilt it: its state, the upstream's
+# choice, the deltas to send, the finish_reason and logprobs to send. A plain
+# tuple: this is built for nearly every chunk of a stream.
+_Rebuilt = tuple[_ChoiceState, Mapping[str, Any], list[dict[str, Any]], object, object]
+
+
+class FilteredOpenAIStream:
+    """Decoded chunks in; for each, the chunks to send (None: the chunk itself, unchanged).
+
+    Each choice (by its `index`) has a pipeline of its own. A chunk of
+    several choices that the filters change is sent as one chunk per choice,
+    in the upstream's order, a choice they leave alone as it came.
+    """
+
+    def __init__(self, filters: OutputFilters, tool_names: frozenset[str]) -> None:
+        self._filters = filters
+        self._tool_names = tool_names
+        self._choices: dict[int, _ChoiceState] = {}
+        self._envelope: dict[str, Any] = {}
+
+    @property
+    def repairs(self) -> int:
+        return sum(state.pipeline.repairs for state in self._choices.values())
+
+    def feed(self, chunk: Mapping[str, Any]) -> Sequence[dict[str, Any] | None]:
+        choices = chunk.get("choices")
+        if not isinstance(choices, list) or not choices:
+            return [None]
+        if len(choices) == 1:  # n = 1: nearly every stream
+            rebuilt = self._rebuilt(choices[0])
+            if rebuilt is None:
+                return [None]
+            self._envelope = _envelope_of(chunk)
+            return self._chunks(rebuilt, chunk.get("usage"))
+        rebuilts = [self._rebuilt(choice) for choice in choices]
+        if all(r is None for r in rebuilts):
+            return [None]
+        self._envelope = _envelope_of(chunk)
+        out: list[dict[str, Any]] = []
+        for choice, rebuilt in zip(choices, rebuilts, strict=True):
+            if rebuilt is None:
+                out.append({**self._envelope, "choices": [choice]})
+            else:
+                out += self._chunks(rebuilt, None)
+        usage = chunk.get("usage")
+        if usage is not None:
+            out = out or [{**self._envelope, "choices": []}]
+            out[-1]["usage"] = usage
+        return out
+
+    def finish(self) -> list[dict[str, Any]]:
+        """The end of the stream without a finish_reason: release what is held."""
+        out: list[dict[str, Any]] = []
+        for index, state in self._choices.items():
+            deltas = state.deltas(state.pipeline.flush())
+            held, state.logprobs = state.logprobs, None
+            if held is not None:
+                deltas = deltas or [{}]
+            out += self._chunks((state, {"index": index}, deltas, None, held), None)
+        return out
+
+    def _new_state(self, index: object) -> _ChoiceState:
+        key = index if isinstance(index, int) else 0
+        state = self._choices.get(key)
+        if state is None:
+            state = self._choices[key] = _ChoiceState(self._filters, self._tool_names)
+        return state
+
+    def _rebuilt(self, choice: object) -> _Rebuilt | None:
+        """The choice rebuilt by its filters; None when they leave it as it came."""
+        if not isinstance(choice, Mapping):
+            return None
+        index = choice.get("index", 0)
+        state = self._choices.get(index) if isinstance(index, int) else None
+        state = state or self._new_state(index)
+        delta = choice.get("delta")
+        delta = delta if isinstance(delta, Mapping) else {}
+        content = delta.get("content")
+        text = content if isinstance(content, str) else ""
+        calls = delta.get("tool_calls")
+        finish = choice.get("finish_reason")
+        reasoning = reasoning_of(delta)
+        held = state.logprobs
+        quiet = not text and not reasoning and not isinstance(calls, list) and finish is None
+        if quiet and held is None:
+            return None
+        pipeline = state.pipeline
+        before = pipeline.reasoning_arrived() if reasoning else []
+        pieces = pipeline.feed(text) if text else []
+        # Before the upstream's own calls the text so far comes out, and what
+        # follows goes on (its spaces kept); a finish_reason ends the run.
+        if finish is not None:
+            flushed = pipeline.flush()
+        elif isinstance(calls, list):
+            flushed = pipeline.flush(end_of_run=False)
+        else:
+            flushed = []
+        renumbered = state.renumbered(calls) if isinstance(calls, list) else None
+        unchanged = not before and not flushed and pieces == ([("text", text)] if text else [])
+        retagged = finish is not None and state.lifted
+        if unchanged and held is None and renumbered == calls and not retagged:
+            return None
+        head = {k: v for k, v in delta.items() if k not in ("content", "tool_calls")}
+        deltas = [*state.deltas(before), *([head] if head else [])]
+        deltas += state.deltas(pieces + flushed)
+        if renumbered is not None:
+            deltas.append({"tool_calls": renumbered})
+        # Computed after the pieces: a call lifted from this chunk's text counts.
+        new_finish = "tool_calls" if finish is not None and state.lifted else finish
+        logprobs = choice.get("logprobs")
+        if held is not None:
+            state.logprobs = None
+            logprobs = _joined(held, logprobs)
+        return state, choice, deltas, new_finish, logprobs
+
+    def _chunks(self, rebuilt: _Rebuilt, usage: object) -> list[dict[str, Any]]:
+        state, choice, deltas, finish, logprobs = rebuilt
         if finish is not None or usage is not None:
             deltas = deltas or [{}]
-        chunks: list[dict[str, Any] | None] = []
+        if not deltas:
+            state.logprobs = logprobs
+            return []
+        # Logprobs describe the chunk's tokens: sent once, with its first piece.
+        carries = logprobs is not None or "logprobs" in choice
+        chunks: list[dict[str, Any]] = []
         for i, delta in enumerate(deltas):
             last = i == len(deltas) - 1
             out_choice = {**choice, "delta": delta, "finish_reason": finish if last else None}
+            if carries:
+                out_choice["logprobs"] = logprobs if i == 0 else None
             chunk = {**self._envelope, "choices": [out_choice]}
             if last and usage is not None:
                 chunk["usage"] = usage
             chunks.append(chunk)
         return chunks
+
+
+def _envelope_of(chunk: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in chunk.items() if k not in ("choices", "usage")}
+
+
+def _joined(held: object, new: object) -> object:
+    """Logprobs held from earlier chunks and this chunk's, as one object:
+    their token lists (`content`, `refusal`) joined in order."""
+    if held is None:
+        return new
+    if not isinstance(held, Mapping) or not isinstance(new, Mapping):
+        return held if new is None else new
+    out = dict(held)
+    for key, value in new.items():
+        before = out.get(key)
+        if isinstance(before, list) and isinstance(value, list):
+            out[key] = before + value
+        elif value is not None:
+            out[key] = value
+    return out
 
 
 def _function(call: ToolCall) -> dict[str, str]:
@@ -139,7 +257,13 @@ def _out(chunk: Mapping[str, Any]) -> Out:
 
 
 def _is_content(chunk: Mapping[str, Any]) -> bool:
-    choice = first_choice(chunk.get("choices"))
+    choices = chunk.get("choices")
+    return isinstance(choices, list) and any(_choice_is_content(c) for c in choices)
+
+
+def _choice_is_content(choice: object) -> bool:
+    if not isinstance(choice, Mapping):
+        return False
     delta = choice.get("delta")
     return choice.get("finish_reason") is not None or (
         isinstance(delta, Mapping)
@@ -167,6 +291,7 @@ class FilteredOpenAITranscoder(FilteredTranscoder):
         for out in outs:
             parsed = parse_frame(out.raw.rstrip(b"\r\n"))
             data = parsed[1] if parsed is not None else b""
+            chunks: Sequence[dict[str, Any] | None]
             if data.strip() == DONE:
                 chunks = [*self._stream.finish(), None]
             elif self._source.upstream_error is None and data.lstrip().startswith(b"{"):
@@ -180,11 +305,29 @@ class FilteredOpenAITranscoder(FilteredTranscoder):
 def filter_openai_completion(
     body: dict[str, Any], *, filters: OutputFilters, tool_names: frozenset[str]
 ) -> tuple[dict[str, Any], int] | None:
-    """A whole chat.completion with its content filtered; None when nothing changed."""
+    """A whole chat.completion with every choice's content filtered, each
+    through a pipeline of its own; None when nothing changed."""
     choices = body.get("choices")
-    choice = first_choice(choices)
+    if not isinstance(choices, list):
+        return None
+    out_choices: list[Any] = []
+    repairs = 0
+    for choice in choices:
+        filtered = _filtered_choice(choice, filters, tool_names)
+        out_choices.append(choice if filtered is None else filtered[0])
+        repairs += 0 if filtered is None else filtered[1]
+    if all(new is old for new, old in zip(out_choices, choices, strict=True)):
+        return None
+    return {**body, "choices": out_choices}, repairs
+
+
+def _filtered_choice(
+    choice: object, filters: OutputFilters, tool_names: frozenset[str]
+) -> tuple[dict[str, Any], int] | None:
+    if not isinstance(choice, Mapping):
+        return None
     message = choice.get("message")
-    if not isinstance(message, Mapping) or not isinstance(choices, list):
+    if not isinstance(message, Mapping):
         return None
     content = message.get("content")
     if not isinstance(content, str) or not content:
@@ -206,5 +349,4 @@ def filter_openai_completion(
         lifted = [{"id": c.id, "type": "function", "function": _function(c)} for c in calls]
         new_message["tool_calls"] = [*(new_message.get("tool_calls") or []), *lifted]
         new_choice["finish_reason"] = "tool_calls"
-    out_choices = [new_choice if c is choice else c for c in choices]
-    return {**body, "choices": out_choices}, pipeline.repairs
+    return new_choice, pipeline.repairs

@@ -6,12 +6,18 @@ When the provider's output filters are on, its stream and unary body go
 through them in the client's dialect (filtered_anthropic, filtered_openai);
 when they are off, the transcoders forward the upstream's bytes and nothing
 else is done: the Anthropic-to-anthropic path is the benchmarked hot path.
+A 2xx unary body that is no JSON object is no answer and falls through, as
+on the translated path; an error body that is not JSON reaches the client
+in its dialect's error envelope.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
+from coderouterd.errors import UpstreamProtocolError
 from coderouterd.routing.call import Call
 from coderouterd.routing.upstream import Transcoder, Unary
 from coderouterd.translate.anthropic_passthrough import AnthropicPassthrough
@@ -45,10 +51,20 @@ from coderouterd.translate.openai_passthrough import (
 )
 from coderouterd.translate.translated import offered_tool_names
 from coderouterd.translate.types import Degradation, OutputFilters
+from coderouterd.wire.errors import reenvelope
 from coderouterd.wire.usage import completed, is_complete, usage_of_body
 
 _encode = msgspec.json.Encoder().encode
 _max_tokens = msgspec.json.Decoder(int)
+
+
+class _AnyObject(msgspec.Struct):
+    """Any JSON object. Decoding into it checks a whole body's syntax while
+    skipping its fields, so nothing is built: an answer forwarded as bytes is
+    checked without being decoded."""
+
+
+_any_object = msgspec.json.Decoder(_AnyObject)
 
 
 class AnthropicPassthroughCodec:
@@ -109,13 +125,9 @@ class AnthropicPassthroughCodec:
         usage = usage_of_body(body)
         whole = is_complete(usage)
         if self._filters is None and whole:
+            # Its usage was read, so the body is a whole JSON object.
             return Unary(body, "application/json", usage)
-        try:
-            message = msgspec.json.decode(body)
-        except msgspec.DecodeError:
-            return Unary(body, "application/json", usage)
-        if not isinstance(message, dict):
-            return Unary(body, "application/json", usage)
+        message = _object_of(body, self._provider)
         repairs = 0
         if self._filters is not None:
             message, repairs = filter_anthropic_message(
@@ -127,7 +139,7 @@ class AnthropicPassthroughCodec:
         return Unary(_encode(message), "application/json", usage, repairs=repairs)
 
     def error_body(self, status: int, body: bytes) -> bytes:
-        return body
+        return _error_body("anthropic", status, body)
 
 
 class OpenAIPassthroughCodec:
@@ -170,21 +182,51 @@ class OpenAIPassthroughCodec:
     def unary(self, body: bytes, call: Call) -> Unary:
         usage = usage_of_completion(body)
         if self._filters is not None:
-            try:
-                decoded = msgspec.json.decode(body)
-            except msgspec.DecodeError:
-                decoded = None
-            filtered = None
-            if isinstance(decoded, dict):
-                filtered = filter_openai_completion(
-                    decoded, filters=self._filters, tool_names=offered_tool_names(call)
-                )
+            filtered = filter_openai_completion(
+                _object_of(body, self._provider),
+                filters=self._filters,
+                tool_names=offered_tool_names(call),
+            )
             if filtered is not None:
                 return Unary(_encode(filtered[0]), "application/json", usage, repairs=filtered[1])
+        elif usage is None:
+            # With usage read, the body is a whole JSON object; without, check it.
+            _check_object(body, self._provider)
         return Unary(body, "application/json", usage)
 
     def error_body(self, status: int, body: bytes) -> bytes:
-        return body
+        return _error_body("openai", status, body)
+
+
+def _object_of(body: bytes, provider: str) -> dict[str, Any]:
+    """A 2xx body decoded; one that is no JSON object is no answer (an HTML
+    page from a proxy), to fall through like a broken stream."""
+    try:
+        decoded = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise UpstreamProtocolError(provider, "response is not JSON") from exc
+    if not isinstance(decoded, dict):
+        raise UpstreamProtocolError(provider, "response is not a JSON object")
+    return decoded
+
+
+def _check_object(body: bytes, provider: str) -> None:
+    """As _object_of, for a body forwarded as bytes: checked, not decoded."""
+    try:
+        _any_object.decode(body)
+    except msgspec.DecodeError as exc:
+        raise UpstreamProtocolError(provider, "response is not a JSON object") from exc
+
+
+def _error_body(dialect: str, status: int, body: bytes) -> bytes:
+    """An upstream error forwarded as it is when it is a JSON object; any other body
+    (Ollama's text/plain `404 page not found`, a proxy's HTML page) as its
+    text in the client's error envelope, since the client is told JSON."""
+    try:
+        _any_object.decode(body)
+    except msgspec.DecodeError:
+        return reenvelope(dialect, status, body.strip())
+    return body
 
 
 def _int_or_none(raw: msgspec.Raw) -> int:
