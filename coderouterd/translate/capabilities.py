@@ -86,6 +86,11 @@ class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True):
     max_context_tokens: int | None = None
     max_output_tokens: int | None = None
 
+    def output_ceiling(self, provider_limit: int | None) -> int | None:
+        """The most `max_tokens` a request may ask of the backend: the lower
+        of the provider's own `max_output_tokens` and the registry's."""
+        return min((n for n in (provider_limit, self.max_output_tokens) if n), default=None)
+
 
 class _RuleSchema(CapabilityFields, frozen=True, kw_only=True):
     """The shape of one rule in a file; only the keys a rule writes are applied."""

@@ -90,19 +90,17 @@ class Amended:
 
 def _codecs(provider: ProviderConfig, caps: ModelCapabilities) -> dict[str, Codec]:
     filters = output_filters(provider.kind, provider.output_filters, caps)
+    ceiling = caps.output_ceiling(provider.max_output_tokens)
     if provider.kind == "anthropic":
         return {
             "anthropic": AnthropicPassthroughCodec(
-                provider.name, provider.model, caps=caps, filters=filters
+                provider.name, provider.model, caps=caps, filters=filters, max_output_tokens=ceiling
             ),
             "openai": OpenAIToAnthropicCodec(provider, caps),
         }
     return {
         "openai": OpenAIPassthroughCodec(
-            provider.name,
-            provider.model,
-            max_output_tokens=provider.max_output_tokens,
-            filters=filters,
+            provider.name, provider.model, max_output_tokens=ceiling, filters=filters
         ),
         "anthropic": AnthropicToOpenAICodec(provider, caps, filters),
     }

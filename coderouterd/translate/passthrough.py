@@ -75,9 +75,11 @@ class AnthropicPassthroughCodec:
         *,
         caps: ModelCapabilities | None = None,
         filters: OutputFilters | None = None,
+        max_output_tokens: int | None = None,
     ) -> None:
         caps = caps or ModelCapabilities()
         self._provider = provider
+        self._max_output_tokens = max_output_tokens
         self._model = msgspec.Raw(_encode(model))
         self._drop_thinking = caps.thinking is False
         self._strip_cache_control = caps.cache_control is False
@@ -111,6 +113,7 @@ class AnthropicPassthroughCodec:
             degraded.append(SYSTEM_FOLDED)
         if self._drop_effort and without_effort(fields):
             degraded.append(EFFORT_DROPPED)
+        degraded += clamped(fields, ("max_tokens",), self._max_output_tokens)
         return _encode(fields), degraded
 
     def transcoder(self, call: Call) -> Transcoder:
@@ -161,14 +164,10 @@ class OpenAIPassthroughCodec:
         fields["model"] = self._model
         degraded: list[Degradation] = []
         if call.stream:
-            fields["stream_options"] = msgspec.Raw(b'{"include_usage":true}')
-        limit = self._max_output_tokens
-        if limit is not None:
-            for name in ("max_tokens", "max_completion_tokens"):
-                raw = fields.get(name)
-                if raw is not None and _int_or_none(raw) > limit:
-                    fields[name] = msgspec.Raw(_encode(limit))
-                    degraded.append(Degradation(name, f"clamped to the provider's {limit}"))
+            fields["stream_options"] = _with_usage(fields.get("stream_options"))
+        degraded += clamped(
+            fields, ("max_tokens", "max_completion_tokens"), self._max_output_tokens
+        )
         return _encode(fields), degraded
 
     def transcoder(self, call: Call) -> Transcoder:
@@ -227,6 +226,41 @@ def _error_body(dialect: str, status: int, body: bytes) -> bytes:
     except msgspec.DecodeError:
         return reenvelope(dialect, status, body.strip())
     return body
+
+
+def clamped(
+    fields: dict[str, msgspec.Raw], names: tuple[str, ...], limit: int | None
+) -> list[Degradation]:
+    """Each of the `names` asking for more output than `limit` lowered to it
+    in `fields` (raw JSON values), a Degradation for each."""
+    degraded: list[Degradation] = []
+    if limit is None:
+        return degraded
+    for name in names:
+        raw = fields.get(name)
+        if raw is not None and _int_or_none(raw) > limit:
+            fields[name] = msgspec.Raw(_encode(limit))
+            degraded.append(Degradation(name, f"clamped to the provider's {limit}"))
+    return degraded
+
+
+_USAGE_ONLY = msgspec.Raw(b'{"include_usage":true}')
+
+
+def _with_usage(raw: msgspec.Raw | None) -> msgspec.Raw:
+    """The client's `stream_options` asking for usage too; its other options
+    (`include_obfuscation`, …) reach the provider as it sent them."""
+    if raw is None:
+        return _USAGE_ONLY
+    try:
+        options = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return _USAGE_ONLY
+    if not isinstance(options, dict):
+        return _USAGE_ONLY
+    if options.get("include_usage") is True:
+        return raw
+    return msgspec.Raw(_encode({**options, "include_usage": True}))
 
 
 def _int_or_none(raw: msgspec.Raw) -> int:

@@ -90,7 +90,7 @@ def anthropic_to_openai_request(
     else:
         messages = system + _messages(raw, caps, notes)
     out: dict[str, Any] = {"model": model, "messages": messages}
-    limit = min((n for n in (max_output_tokens, caps.max_output_tokens) if n), default=None)
+    limit = caps.output_ceiling(max_output_tokens)
     tokens = max_tokens(body.get("max_tokens"), limit, notes)
     if tokens is not None:
         out["max_tokens"] = tokens

@@ -297,7 +297,7 @@ class OpenAIToAnthropicCodec:
         body, degraded = openai_to_anthropic_request(
             decoded_fields(call),
             model=self._provider.model,
-            max_output_tokens=self._provider.max_output_tokens,
+            max_output_tokens=self._caps.output_ceiling(self._provider.max_output_tokens),
             signed_thinking=self._caps.signed_thinking,
         )
         if self._caps.thinking is False and body.pop("thinking", None) is not None:

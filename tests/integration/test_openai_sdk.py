@@ -264,3 +264,62 @@ async def test_null_stream_and_profile_are_fields_left_out(
         answer = await resp.json()
     assert answer["choices"][0]["message"]["content"] == "ok"
     assert "profile" not in (fake_upstream.requests[0].json or {})
+
+
+@pytest.mark.parametrize("where", ["provider", "registry"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        ("openai", "openai_compat", "max_tokens"),
+        ("openai", "openai_compat", "max_completion_tokens"),
+        ("openai", "anthropic", "max_tokens"),
+        ("openai", "anthropic", "max_completion_tokens"),
+        ("anthropic", "anthropic", "max_tokens"),
+        ("anthropic", "openai_compat", "max_tokens"),
+    ],
+    ids="-".join,
+)
+async def test_the_output_ceiling_holds_on_every_path(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, where: str, path: tuple[str, str, str]
+) -> None:
+    """`max_output_tokens`, the provider's own or the capability registry's,
+    clamps what any client asks of any kind of provider."""
+    client, kind, key = path
+    fake_upstream.default = (
+        Reply(json=anthropic_message("ok"))
+        if kind == "anthropic"
+        else Reply(json=openai_completion("ok"), dialect="openai")
+    )
+    url = fake_upstream.url + ("/v1" if kind == "openai_compat" else "")
+    ceiling = (
+        "max_output_tokens: 1000"
+        if where == "provider"
+        else "capabilities: {max_output_tokens: 1000}"
+    )
+    d = await start_daemon(chain_yaml(provider_yaml("p", url, kind=kind, extra=ceiling)))
+    route = "/v1/chat/completions" if client == "openai" else "/v1/messages"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{d.url}{route}", json={"model": "x", "messages": MESSAGES, key: 5000}) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+    sent = fake_upstream.requests[0].json
+    asked = [sent[k] for k in ("max_tokens", "max_completion_tokens") if k in sent]
+    assert asked and max(asked) == 1000
+
+
+async def test_the_clients_other_stream_options_reach_the_provider(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.script(Reply(dialect="openai", events=openai_text_stream(["ok"])))
+    d = await start_daemon(chain_yaml(oai(fake_upstream.url)))
+    async with sdk(d.url) as client:
+        stream = await client.chat.completions.create(
+            model="x",
+            messages=MESSAGES,
+            stream=True,
+            stream_options={"include_obfuscation": False},  # type: ignore[typeddict-unknown-key]
+        )
+        [c async for c in stream]
+    sent = fake_upstream.requests[0].json["stream_options"]
+    assert sent == {"include_obfuscation": False, "include_usage": True}
