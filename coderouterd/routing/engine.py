@@ -36,6 +36,7 @@ from coderouterd.routing.streams import (
     open_head,
     opening,
     pump,
+    reading,
     tell_client_of_shutdown,
     with_pings,
 )
@@ -266,7 +267,8 @@ class Engine:
                 limit.reschedule(_when(limit) - wait + t.total_s)
                 raw = await resp.body()
         resp.release()
-        unary = codec.unary(raw, call)
+        with reading(adapter.name, "answer"):
+            unary = codec.unary(raw, call)
         progress.usage, progress.usage_estimated = unary.usage, unary.usage_estimated
         progress.repairs = unary.repairs
         progress.shape = ReplyShape(call.dialect)

@@ -192,20 +192,26 @@ async def open_head(
                     raise UpstreamProtocolError(adapter.name, "stream ended before any content")
 
 
-def read_frames(provider: str, tc: Transcoder, chunk: bytes) -> list[Out]:
-    """The frames `chunk` completes (its end when empty). Whatever else than
-    an upstream error reading them raises (a shape of the provider's bytes
-    the transcoder does not expect) fails the stream like a malformed frame:
-    before the commit point the next provider is tried, after it the client
-    gets its error frame, never a connection cut without one."""
+@contextlib.contextmanager
+def reading(provider: str, what: str) -> Iterator[None]:
+    """Whatever else than an upstream error reading a provider's `what` (its
+    stream, its answer) raises, a shape of its bytes the code was not written
+    for, fails it like a malformed one: the next provider is tried, or,
+    after the commit point, the client gets its error frame, never a bare
+    500 or a connection cut without one. Logged with the traceback."""
     try:
-        return tc.feed(chunk) if chunk else tc.end()
+        yield
     except UpstreamError:
         raise
     except Exception as exc:
         _log.exception(events.PROVIDER_STREAM_UNREADABLE, provider=provider, error=repr(exc))
-        detail = f"unreadable stream ({type(exc).__name__})"
-        raise UpstreamProtocolError(provider, detail) from exc
+        raise UpstreamProtocolError(provider, f"unreadable {what} ({type(exc).__name__})") from exc
+
+
+def read_frames(provider: str, tc: Transcoder, chunk: bytes) -> list[Out]:
+    """The frames `chunk` completes (its end when empty); see `reading`."""
+    with reading(provider, "stream"):
+        return tc.feed(chunk) if chunk else tc.end()
 
 
 def head_error(provider: str, status: int, tc: Transcoder) -> UpstreamError:

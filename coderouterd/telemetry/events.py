@@ -20,7 +20,7 @@ CONFIG_RELOAD_REJECTED = "config.reload_rejected"
 CONFIG_LEGACY_IGNORED = "config.legacy_ignored"
 PROVIDER_UNAVAILABLE = "provider.unavailable"
 CAPABILITY_DEGRADED = "capability.degraded"
-# Reading a provider's stream raised something other than an upstream error:
+# Reading a provider's stream or answer raised something other than an upstream error:
 # the stream is failed like a malformed one, and the traceback logged.
 PROVIDER_STREAM_UNREADABLE = "provider.stream_unreadable"
 # A library's own warning or error (aiohttp, asyncio), through the logging module.

@@ -14,7 +14,12 @@ from structlog.testing import capture_logs
 
 from coderouterd.wire.sse import SSEDecoder
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
-from tests.fakes.transcripts import anthropic_error_body, anthropic_text_stream, openai_text_stream
+from tests.fakes.transcripts import (
+    anthropic_error_body,
+    anthropic_message,
+    anthropic_text_stream,
+    openai_text_stream,
+)
 from tests.fakes.upstream import Dialect, FakeUpstream, Reply, sse_frame
 
 BODY = {
@@ -342,3 +347,26 @@ async def test_an_openai_client_gets_its_done_when_the_upstreams_lacks_its_blank
         )
         text = "".join([ch.choices[0].delta.content or "" async for ch in stream if ch.choices])
     assert text == "all of it"
+
+
+async def test_an_answer_in_a_shape_the_translator_cannot_read_falls_through(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    """An Anthropic answer whose content is not a list, for an OpenAI client:
+    the next provider answers, and the traceback is logged, not a bare 500."""
+    fake_upstream.script(
+        Reply(json={"type": "message", "content": 5.0, "usage": "many"}),
+        Reply(json=anthropic_message("from b")),
+    )
+    d = await start_daemon(
+        chain_yaml(provider_yaml("a", fake_upstream.url), provider_yaml("b", fake_upstream.url))
+    )
+    with capture_logs() as logs:
+        async with openai.AsyncOpenAI(base_url=d.url + "/v1", api_key="k", max_retries=0) as c:
+            raw = await c.chat.completions.with_raw_response.create(
+                model="m", messages=[{"role": "user", "content": "hi"}]
+            )
+    assert raw.parse().choices[0].message.content == "from b"
+    assert raw.headers["x-coderouter-fallback-reason"] == "a=protocol_error"
+    [unreadable] = [e for e in logs if e["event"] == "provider.stream_unreadable"]
+    assert unreadable["provider"] == "a" and "Error(" in unreadable["error"]
