@@ -117,8 +117,11 @@ class UpstreamStatusError(UpstreamError):
         *,
         memory_pressure: bool = False,
         overflow: Overflow | None = None,
+        retry_after_s: float | None = None,
     ) -> None:
         self.status = status
+        # How long the upstream asked to be left alone (its Retry-After).
+        self.retry_after_s = retry_after_s
         self.body = body
         self.content_type = content_type
         self.error_type = error_type
@@ -150,6 +153,7 @@ class AttemptFailure:
     provider: str
     reason: str
     status: int | None = None
+    retry_after_s: float | None = None
 
 
 class NoProviderAvailableError(CoderouterError):
@@ -162,6 +166,16 @@ class NoProviderAvailableError(CoderouterError):
     @property
     def status(self) -> int:
         return 429 if self.all_rate_limited else 503
+
+    @property
+    def retry_after_s(self) -> float | None:
+        """When every provider is rate-limited: the soonest any of them said it
+        would take a request again, if any said."""
+        if not self.all_rate_limited:
+            return None
+        last = {a.provider: a for a in self.attempts}
+        waits = [a.retry_after_s for a in last.values() if a.retry_after_s is not None]
+        return min(waits, default=None)
 
     @property
     def all_rate_limited(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from aiohttp import web
@@ -30,8 +31,13 @@ def error_response(dialect: str, exc: CoderouterError, request_id: str) -> web.R
         ]
     if dialect == "anthropic":
         extra["request_id"] = request_id
+    headers: dict[str, str] = {}
+    if isinstance(exc, NoProviderAvailableError) and (wait := exc.retry_after_s) is not None:
+        # Every provider is rate-limited: the SDKs wait this long before retrying.
+        headers["retry-after"] = str(math.ceil(wait))
     return web.Response(
         status=status,
         body=error_body(dialect, status, message, **extra),
         content_type="application/json",
+        headers=headers,
     )

@@ -7,6 +7,7 @@ module, once, so the engine only ever branches on our own tree.
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Mapping
 
 import aiohttp
@@ -22,6 +23,7 @@ from coderouterd.errors import (
 from coderouterd.routing.call import Call
 from coderouterd.wire.errors import error_type_of, mentions_memory_pressure
 from coderouterd.wire.overflow import overflow_in
+from coderouterd.wire.retry import retry_after_s
 
 # An error body is read only to classify it and hand it back to the client;
 # anything past this is dropped rather than buffered.
@@ -135,4 +137,5 @@ class HttpAdapter(abc.ABC):
             memory_pressure=memory_pressure,
             # Out of memory first: a window too large to allocate is that.
             overflow=overflow_in(body) if failed and not memory_pressure else None,
+            retry_after_s=retry_after_s(resp.headers, time.time()),
         )

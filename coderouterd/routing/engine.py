@@ -216,8 +216,9 @@ class Engine:
         verdict = classify_status(exc.status, exc.error_type, memory_pressure=exc.memory_pressure)
         if verdict is not Verdict.RETURN:
             progress.end_attempt(
-                "failed", exc.reason, provider=name, status=exc.status, detail=exc.detail
-            )
+                "failed", exc.reason, provider=name, status=exc.status, detail=exc.detail,
+                retry_after_s=exc.retry_after_s,
+            )  # fmt: skip
             return None
         headers = progress.headers(name)
         progress.end_attempt(

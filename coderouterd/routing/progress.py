@@ -110,6 +110,7 @@ class Progress:
         answered: bool = False,
         context_window: int | None = None,
         prompt_tokens: int | None = None,
+        retry_after_s: float | None = None,
     ) -> None:
         record = AttemptRecord(
             provider=provider,
@@ -122,6 +123,7 @@ class Progress:
             queued_ms=self._attempt_queued_ms,
             context_window=context_window,
             prompt_tokens=prompt_tokens,
+            retry_after_s=retry_after_s,
         )
         self.records.append(record)
         if answered:
@@ -129,7 +131,10 @@ class Progress:
         self._observer.attempt_finished(self.call.request_id, record)
 
     def failures(self) -> list[AttemptFailure]:
-        return [AttemptFailure(r.provider, r.reason or r.outcome, r.status) for r in self.records]
+        return [
+            AttemptFailure(r.provider, r.reason or r.outcome, r.status, r.retry_after_s)
+            for r in self.records
+        ]
 
     def headers(self, provider: str | None) -> dict[str, str]:
         """The routing headers of an answer from `provider` (None: from no

@@ -36,6 +36,8 @@ class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
     # the prompt's tokens, when it said them.
     context_window: int | None = None
     prompt_tokens: int | None = None
+    # A failed attempt whose answer asked for a wait (Retry-After), in seconds.
+    retry_after_s: float | None = None
 
 
 class RequestSummary(msgspec.Struct, frozen=True, kw_only=True):

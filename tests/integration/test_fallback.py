@@ -183,6 +183,40 @@ async def test_all_rate_limited_gives_429(
     ]
 
 
+@pytest.mark.parametrize("stream", [False, True])
+async def test_all_rate_limited_passes_on_the_soonest_retry_after(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, stream: bool
+) -> None:
+    """The SDKs (Claude Code's too) wait what Retry-After says before they
+    retry: the soonest any rate-limited provider named."""
+
+    def limited(wait: str | None) -> Reply:
+        reply = anthropic_error(429, "rate_limit_error", "slow")
+        return Reply(status=429, json=reply.json, headers={"retry-after": wait} if wait else {})
+
+    fake_upstream.script(limited("20"), limited(None), limited("3"))
+    d = await start_daemon(
+        chain_yaml(
+            provider_yaml("a", fake_upstream.url),
+            provider_yaml("b", fake_upstream.url),
+            provider_yaml("c", fake_upstream.url),
+        )
+    )
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{d.url}/v1/messages", json={**BODY, "stream": stream}) as resp,
+    ):
+        assert resp.status == 429
+        assert resp.headers["retry-after"] == "3"
+    fake_upstream.script(limited("20"), anthropic_error(500, "api_error", "down"), limited("3"))
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{d.url}/v1/messages", json=BODY) as resp,
+    ):
+        assert resp.status == 503
+        assert "retry-after" not in resp.headers
+
+
 async def test_all_failed_streaming_before_headers_is_an_http_error(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
