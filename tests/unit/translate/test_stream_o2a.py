@@ -385,9 +385,7 @@ def test_a_name_sent_again_with_each_fragment_of_one_call_continues_it() -> None
             tools_chunk(call(0, None, "Read", 'path":"/a"}'), finish="tool_calls"),
         ]
     )
-    assert [(b["name"], b["input"]) for b in message["content"]] == [
-        ("Read", {"file_path": "/a"})
-    ]
+    assert [(b["name"], b["input"]) for b in message["content"]] == [("Read", {"file_path": "/a"})]
 
 
 @pytest.mark.parametrize("think", ["off", "thinking", "strip"])
