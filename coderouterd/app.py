@@ -331,7 +331,6 @@ async def _serve(
             ctl_runner=ctl_runner,
             ctl_site=ctl_site,
             socket_path=socket_path,
-            grace_s=server.grace_period_s,
         )
     return 0
 
@@ -344,9 +343,10 @@ async def _shutdown(
     ctl_runner: web.AppRunner,
     ctl_site: web.BaseSite,
     socket_path: Path,
-    grace_s: float,
 ) -> None:
     log = get_logger()
+    # The config in force now: a reload may have changed the grace period.
+    grace_s = daemon.holder.current.config.server.grace_period_s
     sdnotify.notify(sdnotify.STOPPING)
     log.info(events.SERVER_STOPPING, in_flight=len(daemon.inflight), grace_period_s=grace_s)
     await site.stop()

@@ -16,6 +16,7 @@ from coderouterd import __version__
 from coderouterd.app import serve
 from coderouterd.cli_import import add_command as add_import_command
 from coderouterd.cli_import import legacy_hint
+from coderouterd.cli_replay import add_command as add_replay_command
 from coderouterd.cli_requests import add_commands as add_request_commands
 from coderouterd.cli_state import add_commands as add_state_commands
 from coderouterd.config import (
@@ -116,6 +117,7 @@ def _parser() -> argparse.ArgumentParser:
         action.add_argument("--json", action="store_true", help="print JSON instead of text")
         action.set_defaults(func=func)
     add_state_commands(sub, _config_arg)
+    add_replay_command(sub, _config_arg)
     add_request_commands(sub, _config_arg)
     add_import_command(sub)
     p.set_defaults(load=_load)

@@ -8,6 +8,7 @@ never replaces a file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import sys
@@ -68,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
     notes = grouped(changes)
     text = render(converted, source, notes)
     out: Path | None = args.out
-    if out is not None and out.exists():
-        raise CoderouterError(f"{out} exists; choose another --out (nothing was written)")
+    if out is not None:
+        _refuse_existing(out)
     print(f"coderouterd: {source}: {len(notes)} changes", file=sys.stderr)
     for note in notes:
         print(f"  {note}", file=sys.stderr)
@@ -84,11 +85,49 @@ def run(args: argparse.Namespace) -> int:
     if out is None:
         print(text, end="")
     else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("x", encoding="utf-8") as f:
-            f.write(text)
+        _write(out, text)
         print(f"coderouterd: wrote {out}; `coderouterd check --config {out}` shows how it routes")
     return EXIT_OK
+
+
+def _refuse_existing(out: Path) -> None:
+    try:
+        exists = out.exists()
+    except OSError as exc:
+        raise _unwritable(out, exc) from exc
+    if exists:
+        raise CoderouterError(f"{out} exists; choose another --out (nothing was written)")
+
+
+def _write(out: Path, text: str) -> None:
+    """`text` in a new file at `out`: never over a file, never half of it."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        f = out.open("x", encoding="utf-8")
+    except FileExistsError as exc:
+        # `out` itself, made since the check, or something not a directory on its way.
+        what = "it exists" if exc.filename == str(out) else f"{exc.filename} is not a directory"
+        raise _unwritable(out, what) from exc
+    except OSError as exc:
+        raise _unwritable(out, exc) from exc
+    try:
+        with f:
+            f.write(text)
+    except OSError as exc:
+        # The reason to report is the write's, not a failed clean-up's.
+        with contextlib.suppress(OSError):
+            out.unlink()
+        raise _unwritable(out, exc) from exc
+
+
+def _unwritable(out: Path, reason: OSError | str) -> CoderouterError:
+    if isinstance(reason, OSError):
+        # The path an error names may be a directory on the way, not `out`.
+        at = f" ({reason.filename})" if reason.filename not in (None, str(out)) else ""
+        reason = f"{reason.strerror or reason}{at}"
+    return CoderouterError(
+        f"cannot write {out}: {reason}; choose another --out (nothing was written)"
+    )
 
 
 def _read_mapping(source: Path) -> dict[str, Any]:

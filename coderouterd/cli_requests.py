@@ -16,6 +16,7 @@ import msgspec
 from coderouterd.cli_state import (
     EXIT_OK,
     common_args,
+    count,
     db_file,
     reading,
     run_async,
@@ -39,7 +40,7 @@ def add_commands(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None]
     req.add_argument("--provider", help="only those this provider answered")
     req.add_argument("--profile", help="only those routed through this profile")
     req.add_argument("--failed", action="store_true", help="only those answered with an error")
-    req.add_argument("--limit", type=int, default=50, help="most rows shown (50)")
+    req.add_argument("--limit", type=count, default=50, help="most rows shown (50)")
     req.set_defaults(func=_requests)
 
     use = sub.add_parser("usage", help="requests, tokens and cost from the request log, by group")
@@ -54,8 +55,6 @@ def add_commands(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None]
 def _requests(args: argparse.Namespace) -> int:
     _, path = db_file(args)
     since = since_of(args)
-    if args.limit < 1:
-        raise CoderouterError(f"--limit {args.limit}: must be at least 1")
 
     async def run() -> int:
         async with reading(path) as conn:

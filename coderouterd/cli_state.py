@@ -1,9 +1,9 @@
-"""Commands on the daemon's database: db status|migrate, replay, audit tail|verify,
-and the helpers the request log's commands (cli_requests) share with them.
+"""Commands on the daemon's database: db status|migrate, audit tail|verify,
+and the helpers the request log's and replay's commands (cli_requests,
+cli_replay) share with them.
 
 They read the database directly (read-only, so they never block the running
-daemon's writer); only `db migrate` writes, and `replay` re-sends a recorded
-request through the running daemon.
+daemon's writer); only `db migrate` writes.
 """
 
 from __future__ import annotations
@@ -14,31 +14,42 @@ import contextlib
 import datetime
 import json
 import re
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import aiosqlite
 import msgspec
 
-from coderouterd.config import LoadedConfig, resolve_control_socket, resolve_state_dir
-from coderouterd.ctl.client import fetch_status
+from coderouterd.config import LoadedConfig, resolve_state_dir
 from coderouterd.errors import CoderouterError
-from coderouterd.routing.plan import MODE_HEADER, PROFILE_HEADER
 from coderouterd.state import audit, reads
-from coderouterd.state.assemble import Assembled, assemble
-from coderouterd.state.db import StateError, db_path, open_db
+from coderouterd.state.db import StateError, db_path, open_db, read_error
 from coderouterd.state.migrate import MigrationStatus, discover, migrate, status
-from coderouterd.state.replay import ReplayRecord, diff, get_replay, list_replays, render_diff
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 
-_PATHS = {"anthropic": "/v1/messages", "openai": "/v1/chat/completions"}
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# The most rows a count option asks for: far more than a terminal shows, and
+# well within SQLite's integers.
+MAX_COUNT = 1_000_000
+
+
+def count(text: str) -> int:
+    """The argparse type of every count option (`--limit`, `-n`): 1 to MAX_COUNT."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be at least 1")
+    if value > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{value}: must be at most {MAX_COUNT}")
+    return value
 
 
 def add_commands(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -51,22 +62,10 @@ def add_commands(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None]
         common_args(p, config_arg)
         p.set_defaults(func=func)
 
-    replay = sub.add_parser("replay", help="re-send a recorded request, or list records")
-    common_args(replay, config_arg)
-    replay.add_argument("request_id", help="a request id, or 'list'")
-    target = replay.add_mutually_exclusive_group()
-    target.add_argument("--provider", help="send to this provider alone (with list: filter)")
-    target.add_argument("--profile", help="send through this profile (default: the recorded one)")
-    replay.add_argument("--diff", action="store_true", help="compare with the recorded response")
-    replay.add_argument("--since", help="with list: 30m, 12h, 7d or an ISO date")
-    replay.add_argument("--limit", type=int, default=50, help="with list: most rows shown")
-    replay.add_argument("--socket", type=Path, help="control socket (to find the daemon)")
-    replay.set_defaults(func=_replay)
-
     aud = sub.add_parser("audit", help="the hash-chained audit log").add_subparsers(required=True)
     tail = aud.add_parser("tail", help="the last audit events")
     common_args(tail, config_arg)
-    tail.add_argument("-n", type=int, default=20, help="how many events")
+    tail.add_argument("-n", type=count, default=20, help="how many events")
     tail.set_defaults(func=_audit_tail)
     verify = aud.add_parser("verify", help="check the chain; names an edited or deleted row")
     common_args(verify, config_arg)
@@ -99,7 +98,8 @@ def run_async(coro: Coroutine[Any, Any, int]) -> int:
 async def reading(path: Path, *, current: bool = True) -> AsyncIterator[aiosqlite.Connection]:
     """The database, read-only, closed on leaving; `current`: refused unless
     its schema is the one this coderouterd writes (a reader of an older one
-    would fail on the first column it lacks)."""
+    would fail on the first column it lacks). SQLite's errors, in the block
+    too, leave as a StateError saying what is wrong with the file."""
     if not path.exists():  # noqa: ASYNC240 - one stat before anything else runs
         raise StateError(f"no state database at {path} (has the daemon run with this config?)")
     conn = await open_db(path, readonly=True)
@@ -107,8 +107,20 @@ async def reading(path: Path, *, current: bool = True) -> AsyncIterator[aiosqlit
         if current:
             _check_current(path, await status(conn, discover()))
         yield conn
+    except sqlite3.Error as exc:
+        raise read_error(path, exc) from exc
     finally:
         await conn.close()
+
+
+async def _require_audit_log(conn: aiosqlite.Connection, path: Path) -> None:
+    """Refuse a database without the audit log (one no daemon has started on):
+    an empty log there would read as an intact one."""
+    if (await status(conn, discover())).current == 0:
+        raise StateError(
+            f"{path} has no audit log: no coderouterd has started on it (schema version 0); "
+            "check server.state_dir"
+        )
 
 
 def _check_current(path: Path, found: MigrationStatus) -> None:
@@ -148,23 +160,44 @@ def _db_status(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         async with reading(path, current=False) as conn:
-            st = await status(conn, discover())
-            health = await reads.db_health(conn, path)
-            problems = await reads.integrity_check(conn)
+            problems = await _integrity(conn)
+            try:
+                st: MigrationStatus | None = await status(conn, discover())
+            except sqlite3.DatabaseError as exc:
+                # A damaged database still gets its report; this is one of its problems.
+                st = None
+                problems.append(f"schema_migrations unreadable: {exc}")
+        known = discover()
         reply = {
             "path": str(path),
-            "schema_version": st.current,
-            "latest": st.latest,
-            "pending": [f"{m.version:04d}_{m.name}" for m in st.pending],
-            "size_bytes": health.size_bytes,
-            "wal_bytes": health.wal_bytes,
+            "schema_version": st.current if st else None,
+            "latest": known[-1].version if known else 0,
+            "pending": [f"{m.version:04d}_{m.name}" for m in st.pending] if st else None,
+            "size_bytes": _size(path),
+            "wal_bytes": _size(path.with_name(path.name + "-wal")),
             "integrity": problems or ["ok"],
         }
-        text = "\n".join(f"{k:<15}{v}" for k, v in reply.items())
+        text = "\n".join(f"{k:<15}{'?' if v is None else v}" for k, v in reply.items())
         show(reply, text, as_json=args.json)
         return EXIT_OK if not problems else EXIT_FAILED
 
     return run_async(run())
+
+
+async def _integrity(conn: aiosqlite.Connection) -> list[str]:
+    """SQLite's findings; a database too damaged to check is one finding."""
+    try:
+        return await reads.integrity_check(conn)
+    except sqlite3.DatabaseError as exc:
+        return [str(exc)]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        # No WAL file between a clean close and the next write.
+        return 0
 
 
 def _db_migrate(args: argparse.Namespace) -> int:
@@ -191,6 +224,7 @@ def _audit_tail(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         async with reading(path, current=False) as conn:
+            await _require_audit_log(conn, path)
             rows = await audit.tail(conn, args.n)
         text = "\n".join(
             f"{r.seq:>6}  {utc_time(r.ts)}  {r.event:<28} {json.dumps(r.fields, sort_keys=True)}"
@@ -207,6 +241,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         async with reading(path, current=False) as conn:
+            await _require_audit_log(conn, path)
             result = await audit.verify(conn, expected_last_seq=args.expect_last_seq)
         text = (
             f"ok: {result.rows_checked} rows, chain intact, last seq {result.last_seq or 0}"
@@ -219,7 +254,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
     return run_async(run())
 
 
-# replay
+# --since
 
 
 def parse_since(text: str, now: float) -> float:
@@ -232,99 +267,3 @@ def parse_since(text: str, now: float) -> float:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=datetime.UTC)
     return parsed.timestamp()
-
-
-def _replay(args: argparse.Namespace) -> int:
-    if args.request_id == "list":
-        return _replay_list(args)
-    loaded, path = db_file(args)
-    socket = args.socket or resolve_control_socket(loaded.config)
-    return run_async(_replay_one(args, path, socket))
-
-
-def _replay_list(args: argparse.Namespace) -> int:
-    _, path = db_file(args)
-    since = since_of(args)
-
-    async def run() -> int:
-        async with reading(path) as conn:
-            rows = await list_replays(conn, since=since, provider=args.provider, limit=args.limit)
-        text = "\n".join(
-            f"{r.request_id}  {utc_time(r.ts)}  {r.dialect:<9} {r.profile:<12} "
-            f"{r.provider or '-':<14} {'stream' if r.stream else 'unary':<6} {r.size:>8}"
-            for r in rows
-        )
-        show(rows, text or "no replay records", as_json=args.json)
-        return EXIT_OK
-
-    return run_async(run())
-
-
-async def _replay_one(args: argparse.Namespace, path: Path, socket: Path) -> int:
-    async with reading(path) as conn:
-        record = await get_replay(conn, args.request_id)
-        logged = await reads.request(conn, args.request_id)
-    if record is None:
-        raise CoderouterError(
-            f"no replay record for request {args.request_id!r} "
-            "(not recorded, recording off for its profile, or expired)"
-        )
-    listen = (await fetch_status(socket)).listen
-    new, new_ms, new_status = await _resend(f"http://{listen}", record, args)
-    changes = None
-    if args.diff:
-        recorded = assemble(record.dialect, record.stream, record.response_body or b"")
-        changes = diff(
-            recorded, new, recorded_ms=logged.total_ms if logged else None, new_ms=new_ms
-        )
-    reply = {
-        "status": new_status,
-        "latency_ms": round(new_ms, 1),
-        "response": new,
-        "changes": changes,
-    }
-    text = _render_assembled(new, new_status, new_ms)
-    if changes is not None:
-        text += "\n\n--- diff against the recorded response ---\n" + render_diff(changes)
-    show(reply, text, as_json=args.json)
-    return EXIT_OK
-
-
-async def _resend(
-    url: str, record: ReplayRecord, args: argparse.Namespace
-) -> tuple[Assembled, float, int]:
-    body = record.request_body
-    # The recorded profile (or the one asked for) is named again, exactly.
-    chosen = (MODE_HEADER, PROFILE_HEADER)
-    headers = {k: v for k, v in record.request_headers.items() if k not in chosen}
-    headers["content-type"] = "application/json"
-    if args.provider:
-        fields = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
-        fields.pop("profile", None)
-        fields["model"] = msgspec.Raw(msgspec.json.encode(args.provider))
-        body = msgspec.json.encode(fields)
-    else:
-        headers[PROFILE_HEADER] = args.profile or record.profile
-    started = time.perf_counter()
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(url + _PATHS[record.dialect], data=body, headers=headers) as resp,
-    ):
-        raw = await resp.read()
-        status_code = resp.status
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    return assemble(record.dialect, record.stream, raw), elapsed_ms, status_code
-
-
-def _render_assembled(a: Assembled, status_code: int, ms: float) -> str:
-    lines = [f"status {status_code}  {ms:.0f} ms  stop_reason {a.stop_reason or '-'}"]
-    if a.error:
-        lines.append(f"error: {a.error}")
-    if a.thinking:
-        lines.append(f"thinking: {a.thinking}")
-    if a.text:
-        lines.append(a.text)
-    lines.extend(f"tool call {c.name}: {json.dumps(c.input, sort_keys=True)}" for c in a.tool_calls)
-    if a.usage:
-        lines.append("usage: " + ", ".join(f"{k}={v}" for k, v in sorted(a.usage.items())))
-    return "\n".join(lines)

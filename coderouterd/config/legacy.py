@@ -9,17 +9,20 @@ top-level `drift` block, profile-level recovery-probe delays the top-level
 here. What coderouterd does not do (partial-stream stitching, a context
 budget, a cap on tool calls) is left out, also with a note, so that nothing
 changes meaning without the operator reading about it. Keys the converter
-does not know are left out with a note rather than guessed at.
+does not know are left out with a note rather than guessed at. A value not
+of the shape its rewrite reads (a list where a name belongs, text where a
+number does) is carried over as it is: the check of the result that follows
+names it, with its line, among the other problems.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 LEGACY_CONFIG_ENV = "CODEROUTER_CONFIG"
 _INDEXED = re.compile(r"^(?P<list>providers|profiles)\[(?P<index>\d+)\](?P<rest>.*)$")
@@ -153,18 +156,18 @@ def convert(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[Note]]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         if key == "providers":
-            out[key] = [_provider(p, f"providers[{i}]", notes) for i, p in _items(value)]
+            out[key] = _each(value, lambda p, i: _provider(p, f"providers[{i}]", notes))
         elif key == "profiles":
-            out[key] = [_profile(p, f"profiles[{i}]", out, notes) for i, p in _items(value)]
+            out[key] = _each(value, lambda p, i: _profile(p, f"profiles[{i}]", out, notes))
         elif key == "auto_router" and isinstance(value, Mapping):
             out[key] = _auto_router(value, notes)
-        elif key in _TOP:
+        elif key in _TOP or not isinstance(key, str):
             out[key] = value
         elif key == "display_timezone":
             notes.append(Note(key, "left out: coderouterd's logs are JSON with UTC timestamps"))
         else:
             notes.append(Note(key, "left out: not a coderouter-cli setting this converter knows"))
-    names = [p.get("name") for p in out.get("profiles", [])]
+    names = [p.get("name") for p in _dicts(out.get("profiles"))]
     if "default_profile" not in data and "default" in names:
         # coderouter-cli's default is the profile named `default`; coderouterd's the first one.
         out["default_profile"] = "default"
@@ -173,27 +176,37 @@ def convert(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[Note]]:
     return out, notes
 
 
-def _items(value: object) -> list[tuple[int, dict[str, Any]]]:
-    seq = value if isinstance(value, list) else []
-    return [(i, item) for i, item in enumerate(seq) if isinstance(item, dict)]
+def _each(value: object, rewrite: Callable[[dict[str, Any], int], object]) -> object:
+    """Each mapping of the list `value` rewritten; anything else as it is."""
+    if not isinstance(value, list):
+        return value
+    return [rewrite(item, i) if isinstance(item, dict) else item for i, item in enumerate(value)]
+
+
+def _dicts(value: object) -> list[dict[str, Any]]:
+    """The mappings of the list `value` (none if it is not a list)."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _provider(p: dict[str, Any], path: str, notes: list[Note]) -> dict[str, Any]:
-    out = {k: v for k, v in p.items() if k in _PROVIDER}
+    # A key that is not text is no setting of any version: kept for the check to name.
+    out = {k: v for k, v in p.items() if k in _PROVIDER or not isinstance(k, str)}
     handlers: dict[str, Callable[[Any], None]] = {
         "timeout_s": lambda v: _timeout(v, out, path, notes),
         "output_filters": lambda v: _output_filters(v, out, path, notes),
         "capabilities": lambda v: _capabilities(v, out, path, notes),
-        "max_context_tokens": lambda v: out.setdefault("capabilities", {}).update(
-            max_context_tokens=v
-        ),
+        "max_context_tokens": lambda v: _capability(out, "max_context_tokens", v),
         "restart_command": lambda v: _restart_command(v, out, path, notes),
         "cost": lambda v: _cost(v, out, path, notes),
     }
     for key, value in p.items():
         if key in handlers:
             handlers[key](value)
-        elif key not in _PROVIDER:
+        elif key not in _PROVIDER and isinstance(key, str):
             notes.append(Note(f"{path}.{key}", "left out: not a setting this converter knows"))
     return out
 
@@ -211,7 +224,7 @@ def _timeout(value: Any, out: dict[str, Any], path: str, notes: list[Note]) -> N
 
 def _output_filters(value: Any, out: dict[str, Any], path: str, notes: list[Note]) -> None:
     names = [value] if isinstance(value, str) else value if isinstance(value, list) else None
-    if names is None:
+    if names is None or not all(isinstance(name, str) for name in names):
         out["output_filters"] = value
         return
     filters: dict[str, Any] = {}
@@ -233,15 +246,23 @@ def _output_filters(value: Any, out: dict[str, Any], path: str, notes: list[Note
 
 
 def _capabilities(value: Any, out: dict[str, Any], path: str, notes: list[Note]) -> None:
-    caps = out.setdefault("capabilities", {})
-    for key, setting in value.items() if isinstance(value, dict) else ():
+    if not isinstance(value, dict):
+        out["capabilities"] = value
+        return
+    for key, setting in value.items():
         if key in _CAPABILITIES:
-            caps[_CAPABILITIES[key]] = setting
+            _capability(out, _CAPABILITIES[key], setting)
         elif key == "prompt_cache":
-            caps["cache_control"] = setting
+            _capability(out, "cache_control", setting)
             notes.append(Note(f"{path}.capabilities.prompt_cache", "now cache_control"))
         elif key not in _ALWAYS:
             notes.append(Note(f"{path}.capabilities.{key}", "left out: no such capability here"))
+
+
+def _capability(out: dict[str, Any], key: str, setting: Any) -> None:
+    caps = out.setdefault("capabilities", {})
+    if isinstance(caps, dict):  # else a malformed `capabilities`, left for the check
+        caps[key] = setting
 
 
 def _restart_command(value: Any, out: dict[str, Any], path: str, notes: list[Note]) -> None:
@@ -264,7 +285,7 @@ def _cost(value: Any, out: dict[str, Any], path: str, notes: list[Note]) -> None
         out["cost"] = value
         return
     cost = {k: v for k, v in value.items() if v is not None}
-    for key in sorted(set(value) - set(cost)):
+    for key in sorted(set(value) - set(cost), key=str):
         notes.append(Note(f"{path}.cost.{key}", "null left out (its default applies)"))
     out["cost"] = cost
 
@@ -272,14 +293,15 @@ def _cost(value: Any, out: dict[str, Any], path: str, notes: list[Note]) -> None
 def _profile(
     p: dict[str, Any], path: str, top: dict[str, Any], notes: list[Note]
 ) -> dict[str, Any]:
-    out = {k: v for k, v in p.items() if k in _PROFILE}
+    out = {k: v for k, v in p.items() if k in _PROFILE or not isinstance(k, str)}
     for key, value in p.items():
         where = f"{path}.{key}"
-        if key in _PROFILE:
+        if key in _PROFILE or not isinstance(key, str):
             continue
         if key in _RENAMED:
             to, values = _RENAMED[key]
-            out[to], note = values.get(value, (value, None))
+            known = isinstance(value, Hashable)  # a list or mapping is no value of the table
+            out[to], note = values.get(value, (value, None)) if known else (value, None)
             if note is not None:
                 notes.append(Note(where, note))
         elif key in _TO_TOP:
@@ -302,7 +324,7 @@ def _loop_threshold(profile: dict[str, Any], path: str, notes: list[Note]) -> No
     """A threshold above the window (3, by default, over a window of 2) saw no
     loop in coderouter-cli and is refused here: it becomes the window."""
     window, threshold = profile.get("tool_loop_window"), profile.get("tool_loop_threshold", 3)
-    if isinstance(window, int) and isinstance(threshold, int) and threshold > window:
+    if _number(window) and _number(threshold) and threshold > window:
         profile["tool_loop_threshold"] = window
         notes.append(
             Note(
@@ -332,36 +354,43 @@ def _top_setting(
 
 def _move_profile_settings(out: dict[str, Any], notes: list[Note]) -> None:
     """A profile's restart_timeout_s goes to the providers it lists (the longest wins)."""
-    providers = {p.get("name"): p for p in out.get("providers", [])}
-    for i, profile in enumerate(out.get("profiles", [])):
-        timeout = profile.pop("_restart_timeout_s", None)
+    providers = {p["name"]: p for p in _dicts(out.get("providers")) if isinstance(p["name"], str)}
+    profiles = out.get("profiles")
+    for i, profile in enumerate(profiles if isinstance(profiles, list) else []):
+        timeout = profile.pop("_restart_timeout_s", None) if isinstance(profile, dict) else None
         if timeout is None:
             continue
-        for name in profile.get("providers", []):
-            provider = providers.get(name)
+        chain = profile.get("providers")
+        for name in chain if isinstance(chain, list) else []:
+            provider = providers.get(name) if isinstance(name, str) else None
             if provider is not None:
-                provider["restart_timeout_s"] = max(timeout, provider.get("restart_timeout_s", 0))
+                provider["restart_timeout_s"] = _longest(timeout, provider.get("restart_timeout_s"))
         notes.append(
             Note(f"profiles[{i}].restart_timeout_s", "now restart_timeout_s of its providers")
         )
 
 
+def _longest(timeout: object, current: object) -> object:
+    """The longer restart timeout; one that is not a number is kept, for the check to name."""
+    if _number(timeout) and _number(current):
+        return max(timeout, current)
+    return timeout if current is None or _number(current) else current
+
+
 def _auto_router(value: Mapping[str, Any], notes: list[Note]) -> dict[str, Any]:
     out = dict(value)
-    rules = []
-    for i, rule in _items(value.get("rules")):
-        # The spelling of coderouter-cli's changelog, which its own loader refused.
-        if "if" in rule or "route_to" in rule:
-            notes.append(Note(f"auto_router.rules[{i}]", "`if`/`route_to` are `match`/`profile`"))
-            rules.append(
-                {
-                    "id": rule.get("id", f"rule-{i + 1}"),
-                    "profile": rule.get("route_to", rule.get("profile")),
-                    "match": rule.get("if", rule.get("match")),
-                }
-            )
-        else:
-            rules.append(rule)
     if "rules" in value:
-        out["rules"] = rules
+        out["rules"] = _each(value["rules"], lambda rule, i: _rule(rule, i, notes))
     return out
+
+
+def _rule(rule: dict[str, Any], i: int, notes: list[Note]) -> dict[str, Any]:
+    # The spelling of coderouter-cli's changelog, which its own loader refused.
+    if "if" not in rule and "route_to" not in rule:
+        return rule
+    notes.append(Note(f"auto_router.rules[{i}]", "`if`/`route_to` are `match`/`profile`"))
+    return {
+        "id": rule.get("id", f"rule-{i + 1}"),
+        "profile": rule.get("route_to", rule.get("profile")),
+        "match": rule.get("if", rule.get("match")),
+    }

@@ -29,6 +29,11 @@ _MESSAGES: dict[Reason, str] = {
 # The host is never resolved; the socket path decides where the request goes.
 _BASE_URL = "http://coderouterd"
 
+# Names a URL path cannot carry as a segment: the client resolves `.` and `..`
+# away (even escaped) and an empty one reaches no route. Provider names start
+# with a letter or digit, so none of these is one.
+_NO_SEGMENT = ("", ".", "..")
+
 _STATUS_DECODER = msgspec.json.Decoder(StatusReply)
 _RELOAD_DECODER = msgspec.json.Decoder(ReloadReply)
 _ACTION_DECODER = msgspec.json.Decoder(ProviderActionReply)
@@ -68,9 +73,24 @@ async def request_provider_action(
 ) -> ProviderActionReply:
     """`exclude`, `restore` or `probe` one provider; an unknown one comes
     back with `ok=False`."""
+    if provider in _NO_SEGMENT:
+        return await _no_provider(path, action, provider, timeout)
     route = f"/v1/providers/{quote(provider, safe='')}/{action}"
     status, body = await _call(path, "POST", route, timeout)
     return _decode(path, status, body, _ACTION_DECODER, accept=(200, 404))
+
+
+async def _no_provider(
+    path: Path,
+    action: str,
+    provider: str,
+    timeout: float,  # noqa: ASYNC109
+) -> ProviderActionReply:
+    """The daemon's answer for a name it has no provider by, with the
+    providers it has (asking it also tells whether it is running)."""
+    known = ", ".join(p.name for p in (await fetch_status(path, timeout=timeout)).providers)
+    message = f"no provider {provider!r} (configured: {known})"
+    return ProviderActionReply(ok=False, provider=provider, action=action, message=message)
 
 
 async def _call(path: Path, method: str, route: str, deadline_s: float) -> tuple[int, bytes]:

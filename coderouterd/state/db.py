@@ -4,6 +4,11 @@ The daemon keeps a single writer connection (the Writer's task owns it) and
 opens separate read-only connections for readers; WAL lets readers see the
 last commit without waiting for the writer.
 
+A reader of a database in WAL mode needs its `-shm` file, which SQLite
+creates beside it. Where it cannot (a read-only directory) and no WAL pages
+are waiting, the main file holds everything, and the reader opens it as
+immutable instead.
+
 `synchronous=NORMAL` in WAL mode survives a crash of the process: a commit
 is in the WAL file when COMMIT returns. Only a power loss or OS crash can
 take back the last commits; `FULL` closes that gap at the price of an fsync
@@ -50,16 +55,15 @@ async def open_db(
     if synchronous not in ("NORMAL", "FULL"):
         # It is interpolated into a PRAGMA, so it must be one of the two words.
         raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
+    if readonly:
+        return await _open_reader(path)
     try:
-        if readonly:
-            conn = await aiosqlite.connect(_readonly_uri(path), uri=True, isolation_level=None)
-        else:
-            _create_private(path)
-            conn = await aiosqlite.connect(path, isolation_level=None)
+        _create_private(path)
+        conn = await aiosqlite.connect(path, isolation_level=None)
     except (OSError, sqlite3.Error) as e:
         raise StateError(f"cannot open state database {path}: {e}") from e
     try:
-        await _configure(conn, synchronous=synchronous, readonly=readonly)
+        await _configure(conn, synchronous=synchronous, readonly=False)
     except (sqlite3.Error, StateError) as e:
         await conn.close()
         if isinstance(e, StateError):
@@ -68,9 +72,69 @@ async def open_db(
     return conn
 
 
-def _readonly_uri(path: Path) -> str:
+def read_error(path: Path, exc: sqlite3.Error, *, doing: str = "read") -> StateError:
+    """A database SQLite cannot open or read, said with what to do about it."""
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    if name == "SQLITE_NOTADB":
+        return StateError(
+            f"{path} is not an SQLite database ({exc}): check server.state_dir; "
+            "moved aside, a new one is created when the daemon starts"
+        )
+    if name.startswith("SQLITE_CORRUPT"):
+        return StateError(
+            f"{path} is damaged ({exc}): `coderouterd db status` runs SQLite's integrity "
+            "check; restore a backup, or move it aside and the daemon starts a new one"
+        )
+    return StateError(f"cannot {doing} state database {path}: {exc}")
+
+
+async def _open_reader(path: Path) -> aiosqlite.Connection:
+    try:
+        return await _reader(path, immutable=False)
+    except sqlite3.Error as e:
+        if getattr(e, "sqlite_errorcode", None) != sqlite3.SQLITE_CANTOPEN:
+            raise read_error(path, e, doing="open") from e
+        if _wal_waiting(path):
+            raise StateError(
+                f"cannot read {path}: pages not yet in it wait in {path.name}-wal, and "
+                f"SQLite cannot create {path.name}-shm in {path.parent} to read them ({e}); "
+                "run this as the user the daemon runs as, or with that directory writable"
+            ) from e
+    try:
+        return await _reader(path, immutable=True)
+    except sqlite3.Error as e:
+        raise read_error(path, e, doing="open") from e
+
+
+async def _reader(path: Path, *, immutable: bool) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(
+        _readonly_uri(path, immutable=immutable), uri=True, isolation_level=None
+    )
+    try:
+        await _configure(conn, synchronous="NORMAL", readonly=True)
+        # Connecting opens no file; the first read does, and finds what is wrong with it.
+        await conn.execute_fetchall("SELECT count(*) FROM sqlite_master")
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+def _wal_waiting(path: Path) -> bool:
+    """Whether the WAL file may hold pages the main file lacks (when in doubt, it may)."""
+    try:
+        return path.with_name(path.name + "-wal").stat().st_size > 0
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+
+
+def _readonly_uri(path: Path, *, immutable: bool = False) -> str:
     # Percent-encode so a '?' or '#' in a directory name stays part of the path.
-    return f"file:{quote(str(path.absolute()))}?mode=ro"
+    # immutable: no locks, no -shm; only for a file no writer is changing.
+    flag = "&immutable=1" if immutable else ""
+    return f"file:{quote(str(path.absolute()))}?mode=ro{flag}"
 
 
 def _create_private(path: Path) -> None:

@@ -126,3 +126,38 @@ async def test_an_openai_stream_replays_with_diff(
     # The replay reached the provider as a stream, in the client's dialect.
     sent = fake_upstream.requests[-1]
     assert sent.path.endswith("/chat/completions") and sent.json["stream"] is True
+
+
+async def test_replay_refuses_a_target_the_daemon_would_route_elsewhere(
+    serve_process: StartServe, fake_upstream: FakeUpstream
+) -> None:
+    # A model naming no provider goes to the default profile, one naming a
+    # profile (`b` is both here) through that profile: neither is "to one
+    # provider alone". An unknown profile the daemon would refuse only once sent.
+    fake_upstream.default = Reply(json=anthropic_message("ok"))
+    profiles = "  - name: alpha\n    providers: [a, b]\n  - name: b\n    providers: [b]\n"
+    d = await serve_process(
+        chain_yaml(
+            provider_yaml("a", fake_upstream.url),
+            provider_yaml("b", fake_upstream.url),
+            profiles=profiles,
+        )
+    )
+    status, _, rid = await post(d.url, {"model": "m", "max_tokens": 5, "messages": MESSAGES})
+    assert status == 200
+    await wait_committed(d, 2)
+    env = child_env(d.root)
+    sent = len(fake_upstream.requests)
+    for target, says in (
+        (["--provider", "nope"], "--provider 'nope': no such provider (configured: a, b)"),
+        (["--provider", "alpha"], "--provider 'alpha': no such provider (configured: a, b)"),
+        (["--provider", "b"], "--provider 'b': a profile has that name too"),
+        (["--profile", "nope"], "--profile 'nope': no such profile (configured: alpha, b)"),
+    ):
+        run = await run_cli("replay", rid, *target, *cli_args(d), env=env)
+        assert run.returncode == 1, (target, run.stdout + run.stderr)
+        assert run.stderr.startswith(f"coderouterd: {says}"), (target, run.stderr)
+    assert len(fake_upstream.requests) == sent
+    run = await run_cli("replay", rid, "--provider", "a", "--json", *cli_args(d), env=env)
+    assert run.returncode == 0, run.stderr
+    assert fake_upstream.requests[-1].json["model"] == "a-model"
