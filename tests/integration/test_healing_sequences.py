@@ -256,19 +256,24 @@ def stored(d: RunningDaemon) -> list[tuple[Any, ...]]:
         return db.execute("SELECT provider, reason, until FROM exclusions").fetchall()
 
 
+def out_of_memory_once(a: FakeUpstream, b: FakeUpstream) -> str:
+    """`a` runs out of memory once, then answers; profiles skip it while it
+    cools down (10 s, the shortest cooldown)."""
+    a.script(OOM)
+    a.default = Reply(json=anthropic_message("a"))
+    return (
+        f"providers:{provider_yaml('a', a.url)}{provider_yaml('b', b.url)}"
+        "profiles:\n"
+        "  - {name: default, providers: [a, b], memory_pressure_action: skip, "
+        "memory_pressure_cooldown_s: 10}\n"
+    )
+
+
 async def test_a_cooldown_ends_by_itself_and_the_provider_answers_again(
     start_daemon: StartDaemon,
 ) -> None:
     async with FakeUpstream() as a, FakeUpstream(default=Reply(json=anthropic_message("b"))) as b:
-        a.script(OOM)
-        a.default = Reply(json=anthropic_message("a"))
-        yaml = (
-            f"providers:{provider_yaml('a', a.url)}{provider_yaml('b', b.url)}"
-            "profiles:\n"
-            "  - {name: default, providers: [a, b], memory_pressure_action: skip, "
-            "memory_pressure_cooldown_s: 10}\n"
-        )
-        d = await start_daemon(yaml)
+        d = await start_daemon(out_of_memory_once(a, b))
         _, h, _ = await ask(d)
         assert h["x-coderouter-fallback-reason"] == "a=memory_pressure"
         await until(lambda: not d.daemon.healing.book.cooling(), timeout=13)
@@ -317,15 +322,7 @@ async def test_excluding_by_hand_a_cooling_provider_keeps_it_out_past_the_cooldo
     start_daemon: StartDaemon,
 ) -> None:
     async with FakeUpstream() as a, FakeUpstream(default=Reply(json=anthropic_message("b"))) as b:
-        a.script(OOM)
-        a.default = Reply(json=anthropic_message("a"))
-        yaml = (
-            f"providers:{provider_yaml('a', a.url)}{provider_yaml('b', b.url)}"
-            "profiles:\n"
-            "  - {name: default, providers: [a, b], memory_pressure_action: skip, "
-            "memory_pressure_cooldown_s: 10}\n"
-        )
-        d = await start_daemon(yaml)
+        d = await start_daemon(out_of_memory_once(a, b))
         await ask(d)
         assert d.daemon.healing.book.cooling() == {"a"}
         await d.daemon.provider_action("exclude", "a", 1000)
