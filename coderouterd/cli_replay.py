@@ -42,7 +42,9 @@ def add_command(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None])
     replay.add_argument("request_id", help="a request id, or 'list'")
     target = replay.add_mutually_exclusive_group()
     target.add_argument("--provider", help="send to this provider alone (with list: filter)")
-    target.add_argument("--profile", help="send through this profile (default: the recorded one)")
+    target.add_argument(
+        "--profile", help="send through this profile (default: the recorded one; with list: filter)"
+    )
     replay.add_argument("--diff", action="store_true", help="compare with the recorded response")
     replay.add_argument("--since", help="with list: 30m, 12h, 7d or an ISO date")
     replay.add_argument("--limit", type=count, default=50, help="with list: most rows shown")
@@ -82,7 +84,9 @@ def _replay_list(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         async with reading(path) as conn:
-            rows = await list_replays(conn, since=since, provider=args.provider, limit=args.limit)
+            rows = await list_replays(
+                conn, since=since, provider=args.provider, profile=args.profile, limit=args.limit
+            )
         text = "\n".join(
             f"{r.request_id}  {utc_time(r.ts)}  {r.dialect:<9} {r.profile:<12} "
             f"{r.provider or '-':<14} {'stream' if r.stream else 'unary':<6} {r.size:>8}"

@@ -326,6 +326,7 @@ async def list_replays(
     *,
     since: float | None = None,
     provider: str | None = None,
+    profile: str | None = None,
     limit: int = 50,
 ) -> list[ReplaySummary]:
     """Newest first."""
@@ -338,6 +339,9 @@ async def list_replays(
     if provider is not None:
         where.append("provider = ?")
         params.append(provider)
+    if profile is not None:
+        where.append("profile = ?")
+        params.append(profile)
     query = "SELECT request_id, ts, dialect, profile, provider, stream, size FROM replays"
     if where:
         query += " WHERE " + " AND ".join(where)

@@ -113,6 +113,11 @@ async def test_an_openai_stream_replays_with_diff(
     listing = await run_cli("replay", "list", "--json", *cli_args(d), env=env)
     [listed] = msgspec.json.decode(listing.stdout)
     assert (listed["request_id"], listed["dialect"], listed["stream"]) == (rid, "openai", True)
+    for profile, found in (("default", [rid]), ("other", [])):
+        listing = await run_cli(
+            "replay", "list", "--profile", profile, "--json", *cli_args(d), env=env
+        )
+        assert [r["request_id"] for r in msgspec.json.decode(listing.stdout)] == found
     run = await run_cli(
         "replay", rid, "--diff", "--json", "--socket", str(d.socket_path), *cli_args(d), env=env
     )
