@@ -202,6 +202,12 @@ def _size(path: Path) -> int:
 
 def _db_migrate(args: argparse.Namespace) -> int:
     loaded, path = db_file(args)
+    if not path.exists():
+        # A mistyped state_dir would otherwise get a new, empty database.
+        raise StateError(
+            f"no state database at {path} to migrate (has the daemon run with this config?); "
+            "the daemon creates it, migrated, when it starts"
+        )
 
     async def run() -> int:
         conn = await open_db(path, synchronous=loaded.config.state.synchronous)

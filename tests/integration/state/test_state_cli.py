@@ -73,6 +73,13 @@ async def test_db_migrate_applies_what_an_older_database_lacks(setup: Setup) -> 
     assert code == 0 and "up to date" in out
 
 
+async def test_db_migrate_makes_no_database_where_there_is_none(setup: Setup) -> None:
+    """A mistyped state_dir must not get a new, empty database."""
+    code, out = await setup.cli("db", "migrate")
+    assert code == 1 and "no state database at" in out and "Traceback" not in out
+    assert not setup.db.exists()
+
+
 async def test_readers_of_an_older_database_say_to_migrate_it(setup: Setup) -> None:
     # A coderouterd upgraded while its daemon still runs the old one.
     shipped = discover()
