@@ -11,12 +11,15 @@ that change are decoded and encoded again.
   all is removed with them (an empty `content` is a 400 too; Anthropic
   joins the user turns around it). A backend that checks no signatures (a
   local server: Ollama reads them back as its model's reasoning) keeps them.
-* `thinking`, when a removed unsigned block started the assistant message
-  whose tool calls the request's trailing tool results answer (a tool loop
-  in progress): with thinking on, Anthropic requires that message to start
-  with signed thinking (a 400 otherwise; its own advice is to turn thinking
-  off), so that request goes without thinking; the `clear_thinking` edits
-  of `context_management`, which need it on, go too.
+* `thinking`, when the history held unsigned thinking and the assistant
+  message whose tool calls the request's trailing tool results answer (a
+  tool loop in progress) does not start with signed thinking once it is
+  gone (it began with an unsigned block, or Claude answered an earlier step
+  of the loop with thinking off for that reason): with thinking on,
+  Anthropic requires that message to start with signed thinking (a 400
+  otherwise; its own advice is to turn thinking off), so that request goes
+  without thinking; the `clear_thinking` edits of `context_management`,
+  which need it on, go too.
 * `thinking` for a backend whose registry rule says `thinking: false`.
 * cache_control markers for a backend whose rule says `cache_control:
   false`: on system blocks, content blocks (tool_result contents included),
@@ -35,7 +38,7 @@ from typing import Any
 
 import msgspec
 
-from coderouterd.translate.types import Degradation
+from coderouterd.translate.types import Degradation, read_json
 
 _encode = msgspec.json.Encoder().encode
 
@@ -133,7 +136,7 @@ def without_unsigned_thinking(
     if not check.may_hold_unsigned():
         check.unsigned = False
         return None
-    decoded = msgspec.json.decode(messages)
+    decoded = read_json(messages, "messages")
     if not isinstance(decoded, list):
         return None
     kept: list[Any] = []
@@ -174,12 +177,14 @@ def starts_thinking(content: Sequence[Any]) -> bool:
 
 
 def loop_lost_thinking(messages: msgspec.Raw) -> bool:
-    """Whether the assistant message of the tool loop in progress starts
-    with unsigned thinking and not with signed thinking once that is gone:
-    with thinking on, Anthropic requires it to start with thinking."""
-    decoded = msgspec.json.decode(messages)
+    """Whether, in a history that held unsigned thinking, the assistant
+    message of the tool loop in progress does not start with signed thinking
+    once that is gone: with thinking on, Anthropic requires it to. It began
+    with unsigned thinking, or it came after such a message in the same loop
+    (Claude answered an earlier step with thinking off, for that reason)."""
+    decoded = read_json(messages, "messages")
     content = loop_in_progress(decoded) if isinstance(decoded, list) else None
-    if not content or not _is_unsigned_thinking(content[0]):
+    if not content:
         return False
     rest = [b for b in content if not _is_unsigned_thinking(b)]
     return bool(rest) and not starts_thinking(rest)
@@ -192,7 +197,7 @@ def without_thinking(fields: MutableMapping[str, msgspec.Raw]) -> list[Degradati
     del fields["thinking"]
     degraded = [TURN_UNTHOUGHT]
     raw = fields.get("context_management")
-    value = msgspec.json.decode(raw) if raw is not None else None
+    value = read_json(raw, "context_management") if raw is not None else None
     edits = value.get("edits") if isinstance(value, dict) else None
     if isinstance(value, dict) and isinstance(edits, list):
         kept = [e for e in edits if not _clears_thinking(e)]
@@ -209,7 +214,7 @@ _THINKING_TYPES = frozenset({"thinking", "redacted_thinking"})
 
 
 def _thinking_on(raw: msgspec.Raw | None) -> bool:
-    value = msgspec.json.decode(raw) if raw is not None else None
+    value = read_json(raw, "thinking") if raw is not None else None
     return isinstance(value, dict) and value.get("type") != "disabled"
 
 
@@ -241,7 +246,7 @@ def strip_cache_control(fields: MutableMapping[str, msgspec.Raw]) -> bool:
         raw = fields.get(key)
         if raw is None or _CACHE_CONTROL not in bytes(raw):
             continue
-        value = msgspec.json.decode(raw)
+        value = read_json(raw, key)
         if _strip(value, nested=key == "messages"):
             fields[key] = msgspec.Raw(_encode(value))
             found = True
@@ -268,7 +273,7 @@ def without_effort(fields: MutableMapping[str, msgspec.Raw]) -> bool:
     raw = fields.get("output_config")
     if raw is None:
         return False
-    config = msgspec.json.decode(raw)
+    config = read_json(raw, "output_config")
     if not isinstance(config, dict) or "effort" not in config:
         return False
     del config["effort"]
@@ -284,13 +289,13 @@ def fold_system_messages(fields: MutableMapping[str, msgspec.Raw]) -> bool:
     raw = fields.get("messages")
     if raw is None or _SYSTEM not in bytes(raw):
         return False
-    messages = msgspec.json.decode(raw)
+    messages = read_json(raw, "messages")
     if not isinstance(messages, list):
         return False
     kept = [m for m in messages if not (isinstance(m, dict) and m.get("role") == "system")]
     if len(kept) == len(messages):
         return False
-    system = _text_blocks(msgspec.json.decode(fields["system"]) if "system" in fields else None)
+    system = _text_blocks(read_json(fields["system"], "system") if "system" in fields else None)
     for message in messages:
         if isinstance(message, dict) and message.get("role") == "system":
             system += _text_blocks(message.get("content"))

@@ -15,10 +15,11 @@ from collections.abc import Mapping
 
 import msgspec
 
+from coderouterd.translate.types import read_json
+
 MESSAGES = "messages"
 
 _list = msgspec.json.Decoder(list[msgspec.Raw])
-_any = msgspec.json.Decoder()
 
 
 def after_system(
@@ -28,8 +29,8 @@ def after_system(
     `text` after the system prompt."""
     out = dict(fields)
     if dialect == "openai":
-        messages = _list.decode(fields[MESSAGES])
-        first = _any.decode(messages[0]) if messages else None
+        messages = read_json(fields[MESSAGES], MESSAGES, _list)
+        first = read_json(messages[0], f"{MESSAGES}[0]") if messages else None
         if isinstance(first, dict) and first.get("role") in ("system", "developer"):
             first["content"] = _appended(first.get("content"), text)
             parts = [msgspec.json.encode(first), *(bytes(m) for m in messages[1:])]
@@ -38,7 +39,7 @@ def after_system(
             parts += [bytes(m) for m in messages]
         out[MESSAGES] = msgspec.Raw(b"[" + b",".join(parts) + b"]")
         return out
-    system = _any.decode(fields["system"]) if "system" in fields else None
+    system = read_json(fields["system"], "system") if "system" in fields else None
     out["system"] = msgspec.Raw(msgspec.json.encode(_appended(system, text)))
     return out
 

@@ -64,12 +64,15 @@ class OutputFilters(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-def read_json(raw: msgspec.Raw | bytes | str, field: str) -> Any:
-    """`raw` decoded. The first read of a body skips what it does not need
-    unchecked, so invalid UTF-8 in a string or nesting too deep to decode
-    shows here: the client's error, named by its field."""
+def read_json(
+    raw: msgspec.Raw | bytes | str, field: str, decoder: msgspec.json.Decoder[Any] | None = None
+) -> Any:
+    """`raw` decoded (by `decoder`, when given). The first read of a body
+    skips what it does not need unchecked, so invalid UTF-8 in a string, a
+    number out of range or nesting too deep to decode shows here: the
+    client's error, named by its field."""
     try:
-        return msgspec.json.decode(raw)
+        return decoder.decode(raw) if decoder is not None else msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise InvalidRequestError(f"cannot be read ({exc})", field=field) from exc
     except RecursionError as exc:

@@ -1,0 +1,121 @@
+"""What the daemon cleans out of an Anthropic body before an Anthropic backend
+gets it, at its edges: a tool loop that began with a local model's unsigned
+thinking, and bytes the first read skipped that the cleanup has to read."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+import anthropic
+import pytest
+
+from tests.conftest import StartDaemon, chain_yaml, provider_yaml
+from tests.fakes.strict import anthropic_refusal
+from tests.fakes.transcripts import anthropic_error, anthropic_message, anthropic_text_stream
+from tests.fakes.upstream import FakeUpstream, Recorded, Reply
+
+UNSIGNED = {"type": "thinking", "thinking": "local musing", "signature": ""}
+CACHED = {"type": "ephemeral"}
+
+
+def call(n: int) -> dict[str, Any]:
+    return {"type": "tool_use", "id": f"toolu_{n}", "name": "Read", "input": {"p": n}}
+
+
+def result(n: int) -> dict[str, Any]:
+    return {"type": "tool_result", "tool_use_id": f"toolu_{n}", "content": f"r{n}"}
+
+
+def strict_anthropic(refused: list[str]) -> Any:
+    """A backend refusing what Anthropic's API refuses (tests/fakes/strict.py)."""
+
+    def choose(req: Recorded) -> Reply:
+        body = req.json or {}
+        problem = anthropic_refusal(body)
+        if problem is not None:
+            refused.append(problem)
+            return anthropic_error(400, "invalid_request_error", problem)
+        if body.get("stream"):
+            return Reply(events=anthropic_text_stream(["done"]))
+        return Reply(json=anthropic_message("done"))
+
+    return choose
+
+
+async def test_every_step_of_a_tool_loop_begun_with_unsigned_thinking_goes_without_thinking(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    """The local model began the turn with unsigned thinking and a call;
+    Claude, its thinking off for that step, answered with another call. The
+    next step's assistant message starts with a tool_use: with thinking on
+    again, Anthropic refuses it, so it stays off until the loop ends."""
+    refused: list[str] = []
+    fake_upstream.responder = strict_anthropic(refused)
+    d = await start_daemon(chain_yaml(provider_yaml("claude", fake_upstream.url)))
+    history = [
+        {"role": "user", "content": "read both"},
+        {"role": "assistant", "content": [UNSIGNED, call(1)]},
+        {"role": "user", "content": [result(1)]},
+        {"role": "assistant", "content": [call(2)]},
+        {"role": "user", "content": [result(2)]},
+    ]
+    async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as client:
+        stream = client.messages.stream(
+            model="claude-sonnet-4-5",
+            max_tokens=2048,
+            messages=history,
+            thinking={"type": "enabled", "budget_tokens": 1024},
+        )
+        async with stream as s:
+            await s.get_final_message()
+    assert refused == []
+    assert "thinking" not in fake_upstream.requests[0].json
+
+
+async def post_bytes(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{url}/v1/messages", data=body, headers={"content-type": "application/json"}
+        ) as resp,
+    ):
+        return resp.status, json.loads(await resp.read())
+
+
+def body_with(messages: list[Any], **more: Any) -> bytes:
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 16, "messages": messages, **more}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+# Each backend's cleanup decodes a field the first read only skipped: the
+# unsigned-thinking cleanup for Claude, cache_control stripping for a local
+# server that refuses it, an appended system prompt.
+CLEANUPS = {
+    "unsigned-thinking": ("claude", "", "messages"),
+    "cache-control": ("qwen3-coder", "capabilities: {cache_control: false}", "messages"),
+    "append-system-prompt": ("plain", "append_system_prompt: /no_think", "system"),
+}
+
+
+@pytest.mark.parametrize("bad", [b'"caf\xe9 \xff"', b"1e400"], ids=["invalid-utf8", "1e400"])
+@pytest.mark.parametrize("cleanup", CLEANUPS)
+async def test_bytes_a_cleanup_cannot_read_are_the_clients_400_naming_the_field(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, cleanup: str, bad: bytes
+) -> None:
+    name, extra, field = CLEANUPS[cleanup]
+    d = await start_daemon(chain_yaml(provider_yaml(name, fake_upstream.url, extra=extra)))
+    messages = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": [UNSIGNED, {"type": "text", "text": "a"}]},
+        {"role": "user", "content": [{"type": "text", "text": "PLACE", "cache_control": CACHED}]},
+    ]
+    system = [{"type": "text", "text": "SYSPLACE"}]
+    raw = body_with(messages, system=system)
+    raw = raw.replace(b'"PLACE"' if field == "messages" else b'"SYSPLACE"', bad)
+    status, error = await post_bytes(d.url, raw)
+    assert status == 400, error
+    assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
+    assert str(error["error"]["field"]).startswith(field)
+    assert fake_upstream.requests == []
