@@ -6,7 +6,8 @@ Schema keyword it does not know, and coding agents' tools use plenty of them
 backend whose capability rule says `strict_schema: true` the schema keeps
 only the keywords of the OpenAPI subset such backends accept; `const` becomes
 a one-value `enum`, which means the same. Property names are names, never
-keywords: `properties: {format: …}` keeps its `format` property.
+keywords: `properties: {format: …}` keeps its `format` property. A list of
+types (`["integer", "null"]`) becomes one `type` and `nullable`.
 """
 
 from __future__ import annotations
@@ -41,8 +42,24 @@ def _clean(schema: Mapping[str, Any], dropped: set[str]) -> dict[str, Any]:
         if key not in _KEPT or (key == "format" and value not in _FORMATS):
             dropped.add(key)
             continue
+        if key == "type" and isinstance(value, list):
+            _one_type(value, out)
+            continue
         out[key] = _value(key, value, dropped)
     return out
+
+
+def _one_type(types: list[Any], out: dict[str, Any]) -> None:
+    """A list of types (`["integer", "null"]`, what zod and MCP servers write
+    for a nullable field) as the dialect says it: one `type` and `nullable`,
+    or `anyOf` one type each; the endpoint refuses a list."""
+    if "null" in types:
+        out["nullable"] = True
+    kinds = [t for t in types if t != "null"]
+    if len(kinds) == 1:
+        out["type"] = kinds[0]
+    elif kinds:
+        out.setdefault("anyOf", [{"type": t} for t in kinds])
 
 
 def _value(key: str, value: Any, dropped: set[str]) -> Any:

@@ -59,3 +59,23 @@ def test_a_strict_schema_keeps_the_subset_and_says_what_it_dropped() -> None:
 def test_a_schema_already_in_the_subset_comes_back_equal() -> None:
     plain = {"type": "object", "properties": {"command": {"type": "string"}}}
     assert strict_schema(plain) == (plain, set())
+
+
+def test_a_list_of_types_becomes_one_type_and_nullable() -> None:
+    """zod and MCP servers write a nullable field as a list of types, which
+    Gemini's endpoint refuses ("Proto field is not repeating")."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "limit": {"type": ["integer", "null"], "minimum": 0},
+            "id": {"type": ["string", "integer"]},
+            "nothing": {"type": ["null"]},
+        },
+    }
+    out, dropped = strict_schema(schema)
+    assert out["properties"] == {
+        "limit": {"type": "integer", "nullable": True, "minimum": 0},
+        "id": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+        "nothing": {"nullable": True},
+    }
+    assert dropped == set()
