@@ -52,7 +52,18 @@ def tools(
     out: dict[str, Any] = {"tools": listed} if len(listed) else {}
     if out and choice is not None:
         out.update(_tool_choice(choice))
+        forced = out["tool_choice"]
+        if isinstance(forced, dict) and forced["function"]["name"] not in _names(listed):
+            # It names a tool the backend does not get (a server tool,
+            # dropped): a strict backend refuses a choice of no listed function.
+            out["tool_choice"] = "auto"
+            notes.add("tool_choice", "names a tool the backend does not get: auto instead")
     return out
+
+
+def _names(listed: list[dict[str, Any]] | msgspec.Raw) -> set[str]:
+    tools = msgspec.json.decode(listed) if isinstance(listed, msgspec.Raw) else listed
+    return {t["function"]["name"] for t in tools}
 
 
 def _tool_list(raw: object, caps: ModelCapabilities, notes: Notes) -> list[dict[str, Any]]:

@@ -551,6 +551,20 @@ def test_only_server_tools_means_no_tools_and_no_tool_choice() -> None:
     assert "tools" not in out and "tool_choice" not in out
 
 
+def test_a_tool_choice_naming_a_dropped_server_tool_is_auto() -> None:
+    body = {
+        "messages": [USER_HI],
+        "tools": [
+            {"type": "web_search_20250305", "name": "web_search"},
+            {"name": "f", "input_schema": {"type": "object"}},
+        ],
+        "tool_choice": {"type": "tool", "name": "web_search"},
+    }
+    out, degradations = translate(body)
+    assert out["tool_choice"] == "auto"
+    assert "tool_choice" in fields(degradations)
+
+
 def test_a_model_without_tools_gets_none() -> None:
     body = {
         "messages": [USER_HI],
