@@ -154,7 +154,7 @@ class Engine:
         while queue:
             provider = queue.popleft()
             name = provider.name
-            gate = self._slots.gate(name)
+            gate = self._slots.kept(name)
             if gate is None or gate.take_now():
                 progress.start_attempt(name)
             elif queue and name not in passed:
@@ -244,7 +244,7 @@ class Engine:
         queue (every one of them passed over as busy) frees a slot first,
         waited for in line at each; the others keep their places in the
         queue."""
-        busy = [(p, g) for p in (provider, *queue) if (g := self._slots.gate(p.name)) is not None]
+        busy = [(p, g) for p in (provider, *queue) if (g := self._slots.kept(p.name)) is not None]
         queued_at = self._clock.monotonic()
         progress.waiting([p.name for p, _ in busy])
         chosen, gate = busy[await wait([g for _, g in busy])]

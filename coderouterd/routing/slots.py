@@ -11,9 +11,15 @@ first served, when none is left to try: in the lines of all the providers
 it passed over at once (take_first), taking whichever slot comes first. A
 probe waits for a slot too.
 
-A Gate is kept per provider name for the daemon's life, so requests begun
-under one config generation and a reloaded one share it; a reload changes
-its limit in place.
+A Gate is kept per provider name for the daemon's life once the provider
+has a limit, so requests begun under one config generation and a reloaded
+one share it and a slot is always given back where it was taken: a reload
+changes its limit in place. A provider that loses its limit (or leaves the
+config) keeps its gate with no limit: the requests waiting go at once, and
+those running (and those sent since) are still counted, so that a limit a
+later reload brings back sees who runs. A provider that never had a limit
+has no gate, which keeps its requests free of any cost here; the requests
+it runs when a reload first gives it one are not counted.
 """
 
 from __future__ import annotations
@@ -21,11 +27,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import sys
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Sequence
 
 from coderouterd.config.model import ProviderConfig
 from coderouterd.tasks import spawn
+
+# The limit of a gate whose provider has none: no count reaches it, so the gate
+# counts and never blocks with no branch on the request path, and `limit` stays
+# the int that ctl status reads from a gated one.
+NO_LIMIT = sys.maxsize
 
 
 class Gate:
@@ -67,6 +79,9 @@ class Gate:
         self._grant()
 
     def set_limit(self, limit: int) -> None:
+        """A new limit for the requests running too: a lower one lets nobody
+        in until enough of them are done; a higher one, or NO_LIMIT, lets the
+        line in at once."""
         self.limit = limit
         self._grant()
 
@@ -114,32 +129,39 @@ def _give_back_if_held(gate: Gate, line: asyncio.Future[None]) -> None:
 
 
 class Slots:
-    """The gates of the providers that have a `max_concurrent`."""
+    """The gates of the providers that have or had a `max_concurrent`."""
 
     def __init__(self) -> None:
+        # Never emptied: a request may hold a slot of any of them. One small
+        # gate per provider name ever given a limit.
         self._gates: dict[str, Gate] = {}
 
     def configure(self, providers: Iterable[ProviderConfig]) -> None:
-        """Apply the config's limits; a provider that lost its limit stops
-        being gated (slots its requests hold are given back to a gate no
-        one else uses)."""
-        limits = {p.name: p.max_concurrent for p in providers if p.max_concurrent is not None}
-        for name in list(self._gates):
-            if name not in limits:
-                del self._gates[name]
+        """Apply the config's limits to the gates in place; a provider that
+        lost its limit, or is gone, keeps its gate with NO_LIMIT."""
+        limits = {p.name: p.max_concurrent for p in providers}
+        for name, gate in self._gates.items():
+            limit = limits.get(name)
+            gate.set_limit(NO_LIMIT if limit is None else limit)
         for name, limit in limits.items():
-            gate = self._gates.get(name)
-            if gate is None:
+            if limit is not None and name not in self._gates:
                 self._gates[name] = Gate(limit)
-            elif gate.limit != limit:
-                gate.set_limit(limit)
 
     def gate(self, provider: str) -> Gate | None:
+        """The gate of `provider` if it has a limit now: its slots as
+        `ctl status` and /metrics show them."""
+        gate = self._gates.get(provider)
+        return None if gate is None or gate.limit == NO_LIMIT else gate
+
+    def kept(self, provider: str) -> Gate | None:
+        """Where a request to `provider` takes its slot: the gate kept for it
+        if it has or had a limit (with none now it only counts); None if it
+        never had one."""
         return self._gates.get(provider)
 
     @contextlib.asynccontextmanager
     async def held(self, provider: str) -> AsyncIterator[None]:
-        """A slot of `provider` (if it has a limit) for the block, waited for."""
+        """A slot of `provider` (if it has or had a limit) for the block, waited for."""
         gate = self._gates.get(provider)
         if gate is None:
             yield

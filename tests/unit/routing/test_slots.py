@@ -192,3 +192,78 @@ async def test_take_first_of_free_gates_takes_the_first_at_once() -> None:
     assert await take_first(gates) == 0
     await settle()
     assert [g.in_use for g in gates] == [1, 0]
+
+
+async def test_a_provider_that_loses_its_limit_lets_its_line_in_and_keeps_counting() -> None:
+    slots = Slots()
+    slots.configure([provider("local", 1)])
+    gate = slots.gate("local")
+    assert gate is not None and gate.take_now()
+    waiters = [asyncio.create_task(gate.take()) for _ in range(2)]
+    await settle()
+    slots.configure([provider("local", None)])
+    await asyncio.gather(*waiters)
+    assert slots.gate("local") is None, "not gated: ctl status shows no slots"
+    assert slots.kept("local") is gate and gate.take_now()
+    assert (gate.in_use, gate.waiting) == (4, 0)
+    # The limit back, the four running count against it.
+    slots.configure([provider("local", 2)])
+    assert slots.gate("local") is gate and not gate.take_now()
+    for _ in range(2):
+        gate.give_back()
+    assert not gate.take_now()
+    gate.give_back()
+    assert gate.take_now()
+
+
+async def test_a_provider_gone_from_the_config_and_back_keeps_its_gate() -> None:
+    slots = Slots()
+    slots.configure([provider("local", 1)])
+    gate = slots.gate("local")
+    assert gate is not None and gate.take_now()
+    slots.configure([provider("cloud", None)])
+    assert slots.gate("local") is None and slots.kept("local") is gate
+    slots.configure([provider("local", 1)])
+    assert slots.gate("local") is gate and not gate.take_now()
+    assert (gate.limit, gate.in_use) == (1, 1)
+
+
+async def test_a_provider_that_never_had_a_limit_costs_a_request_no_gate() -> None:
+    slots = Slots()
+    slots.configure([provider("cloud", None)])
+    slots.configure([provider("cloud", None)])
+    assert slots.kept("cloud") is None
+    async with slots.held("cloud"):
+        pass
+    # Its first limit starts a gate that counts from now on.
+    slots.configure([provider("cloud", 1)])
+    gate = slots.kept("cloud")
+    assert gate is not None and (gate.limit, gate.in_use) == (1, 0)
+
+
+async def test_held_counts_a_probe_of_a_provider_that_lost_its_limit() -> None:
+    slots = Slots()
+    slots.configure([provider("local", 1)])
+    slots.configure([provider("local", None)])
+    gate = slots.kept("local")
+    assert gate is not None
+    async with slots.held("local"), slots.held("local"):
+        assert gate.in_use == 2
+    assert gate.in_use == 0
+
+
+async def test_take_first_takes_the_slot_of_a_gate_whose_limit_a_reload_removed() -> None:
+    slots = Slots()
+    slots.configure([provider("local", 1), provider("local2", 1)])
+    local, local2 = slots.kept("local"), slots.kept("local2")
+    assert local is not None and local2 is not None
+    gates = [local, local2]
+    for g in gates:
+        assert g.take_now()
+    taking = asyncio.create_task(take_first(gates))
+    await settle()
+    slots.configure([provider("local", 1), provider("local2", None)])
+    assert await taking == 1
+    await settle()
+    # It left local's line and holds local2's count only.
+    assert [(g.in_use, g.waiting) for g in gates] == [(1, 0), (2, 0)]
