@@ -20,6 +20,11 @@ that change are decoded and encoded again.
   otherwise; its own advice is to turn thinking off), so that request goes
   without thinking; the `clear_thinking` edits of `context_management`,
   which need it on, go too.
+* `thinking` `enabled`, for a backend that checks signatures, when the
+  assistant message of the tool loop in progress starts with no thinking at
+  all (a model that does not reason, earlier in the chain, made the call):
+  Anthropic refuses it just the same. With `adaptive` thinking Claude itself
+  may make a step without thinking, so nothing is changed.
 * `thinking` for a backend whose registry rule says `thinking: false`.
 * cache_control markers for a backend whose rule says `cache_control:
   false`: on system blocks, content blocks (tool_result contents included),
@@ -33,6 +38,7 @@ that change are decoded and encoded again.
 
 from __future__ import annotations
 
+import re
 from collections.abc import MutableMapping, Sequence
 from typing import Any
 
@@ -47,6 +53,9 @@ _THINKING = b'"thinking"'
 _CACHE_CONTROL = b'"cache_control"'
 _SYSTEM = b'"system"'
 _BLANK = b" \t\r\n"
+_ASSISTANT = b'"assistant"'
+# A role key just before its value: JSON structure, not text in a string.
+_ROLE_KEY = re.compile(rb'"role"\s*:\s*\Z')
 
 UNSIGNED_DROPPED = Degradation(
     "content.thinking",
@@ -56,6 +65,11 @@ TURN_UNTHOUGHT = Degradation(
     "thinking",
     "off for this request: the tool call being answered came with thinking from a provider"
     " that cannot sign it",
+)
+CALL_UNTHOUGHT = Degradation(
+    "thinking",
+    "off for this request: the tool call being answered came without thinking (a model that"
+    " does not reason made it), which Anthropic refuses with thinking enabled",
 )
 CLEAR_THINKING_DROPPED = Degradation(
     "context_management.edits", "clear_thinking edits dropped with thinking"
@@ -190,12 +204,41 @@ def loop_lost_thinking(messages: msgspec.Raw) -> bool:
     return bool(rest) and not starts_thinking(rest)
 
 
-def without_thinking(fields: MutableMapping[str, msgspec.Raw]) -> list[Degradation]:
+def loop_started_unthought(messages: msgspec.Raw) -> bool:
+    """Whether the assistant message of the tool loop in progress starts
+    with no thinking at all: a model that does not reason (a local one
+    earlier in the chain) made the call. With thinking `enabled` Anthropic
+    requires that message to start with thinking, as Claude's own calls do.
+
+    Only the history's tail is decoded: from the last assistant message
+    (found by its bytes) to the end, where the loop is; when that cannot be
+    told so, the whole history.
+    """
+    raw = bytes(messages)
+    at = raw.rfind(_ASSISTANT)
+    while at > 0 and not _ROLE_KEY.search(raw, max(0, at - 24), at):
+        at = raw.rfind(_ASSISTANT, 0, at)
+    opened = raw.rfind(b"{", 0, at) if at > 0 else -1
+    tail = None
+    if opened > 0:
+        try:
+            tail = msgspec.json.decode(b"[" + raw[opened:])
+        except msgspec.DecodeError:
+            tail = None
+    if not (isinstance(tail, list) and tail and _is_assistant(tail[0])):
+        tail = read_json(messages, "messages")  # its role is not the first key
+    content = loop_in_progress(tail) if isinstance(tail, list) else None
+    return content is not None and len(content) > 0 and not starts_thinking(content)
+
+
+def without_thinking(
+    fields: MutableMapping[str, msgspec.Raw], why: Degradation = TURN_UNTHOUGHT
+) -> list[Degradation]:
     """Turns thinking off for this request (see the module docstring)."""
     if not _thinking_on(fields.get("thinking")):
         return []
     del fields["thinking"]
-    degraded = [TURN_UNTHOUGHT]
+    degraded = [why]
     raw = fields.get("context_management")
     value = read_json(raw, "context_management") if raw is not None else None
     edits = value.get("edits") if isinstance(value, dict) else None
@@ -211,6 +254,18 @@ def without_thinking(fields: MutableMapping[str, msgspec.Raw]) -> list[Degradati
 
 
 _THINKING_TYPES = frozenset({"thinking", "redacted_thinking"})
+
+
+def _is_assistant(message: object) -> bool:
+    return isinstance(message, dict) and message.get("role") == "assistant"
+
+
+def thinking_enabled(raw: msgspec.Raw | None) -> bool:
+    """Whether `thinking` is `{type: enabled}`: Claude then thinks at every
+    step of a tool loop (with `adaptive` it may not, so a step without
+    thinking is no reason to turn it off)."""
+    value = read_json(raw, "thinking") if raw is not None else None
+    return isinstance(value, dict) and value.get("type") == "enabled"
 
 
 def _thinking_on(raw: msgspec.Raw | None) -> bool:

@@ -23,12 +23,15 @@ from coderouterd.routing.upstream import Transcoder, Unary
 from coderouterd.translate.anthropic_passthrough import AnthropicPassthrough
 from coderouterd.translate.anthropic_request import (
     CACHE_CONTROL_DROPPED,
+    CALL_UNTHOUGHT,
     EFFORT_DROPPED,
     SYSTEM_FOLDED,
     UNSIGNED_DROPPED,
     fold_system_messages,
     loop_lost_thinking,
+    loop_started_unthought,
     strip_cache_control,
+    thinking_enabled,
     without_effort,
     without_thinking,
     without_unsigned_thinking,
@@ -107,6 +110,13 @@ class AnthropicPassthroughCodec:
             degraded.append(UNSIGNED_DROPPED)
             if "thinking" in fields and loop_lost_thinking(messages):
                 degraded += without_thinking(fields)
+        elif (
+            messages is not None
+            and self._signed_thinking
+            and thinking_enabled(fields.get("thinking"))
+            and loop_started_unthought(messages)
+        ):
+            degraded += without_thinking(fields, CALL_UNTHOUGHT)
         if self._strip_cache_control and strip_cache_control(fields):
             degraded.append(CACHE_CONTROL_DROPPED)
         if self._fold_system and fold_system_messages(fields):

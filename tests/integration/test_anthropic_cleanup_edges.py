@@ -119,3 +119,49 @@ async def test_bytes_a_cleanup_cannot_read_are_the_clients_400_naming_the_field(
     assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
     assert str(error["error"]["field"]).startswith(field)
     assert fake_upstream.requests == []
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        # Role first, as Claude Code writes it: only the tail is read.
+        {"role": "assistant", "content": [{"type": "text", "text": "Reading."}, call(1)]},
+        # Content first: the whole history is read.
+        {"content": [call(1)], "role": "assistant"},
+    ],
+    ids=["role-first", "content-first"],
+)
+async def test_a_tool_call_made_without_thinking_is_answered_with_thinking_off(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, message: dict[str, Any]
+) -> None:
+    """A local model that does not reason called a tool and its backend died;
+    Claude gets the result with thinking enabled, which it refuses when the
+    call's message does not start with thinking."""
+    refused: list[str] = []
+    fake_upstream.responder = strict_anthropic(refused)
+    d = await start_daemon(chain_yaml(provider_yaml("claude", fake_upstream.url)))
+    history = [
+        {"role": "user", "content": "read it"},
+        message,
+        {"role": "user", "content": [result(1), {"type": "text", "text": "<reminder>"}]},
+    ]
+    async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as client:
+        answer = await client.messages.create(
+            model="claude-sonnet-4-5",
+            max_tokens=2048,
+            messages=history,
+            thinking={"type": "enabled", "budget_tokens": 1024},
+        )
+        # Adaptive thinking is left as it is: Claude may make a step without
+        # thinking itself, and Anthropic takes such a message back.
+        fake_upstream.responder = None
+        fake_upstream.default = Reply(json=anthropic_message("done"))
+        await client.messages.create(
+            model="claude-sonnet-4-5",
+            max_tokens=2048,
+            messages=history,
+            extra_body={"thinking": {"type": "adaptive"}},
+        )
+    assert answer.content[0].type == "text"
+    assert "thinking" not in fake_upstream.requests[0].json
+    assert fake_upstream.requests[1].json["thinking"] == {"type": "adaptive"}
