@@ -217,7 +217,7 @@ def _state_lines(state: StateStatus | None) -> list[str]:
         lines.append(
             f"replays lost   {state.replays_dropped} (queue full)  "
             f"{state.replays_too_large} (over max_record_kb)  "
-            f"{state.replays_orphaned} (request row or base record missing)"
+            f"{state.replays_orphaned} (request row, base record or piece missing)"
         )
     return lines
 

@@ -113,8 +113,10 @@ class _Contents:
     # BODY_DELTA: the record it continues, and the bytes of its body kept.
     base: deltas.Base | None = None
     base_len: int | None = None
-    # BODY_PIECES: the new pieces as one blob, when there are several.
+    # BODY_PIECES: the new pieces as one blob, when there are several, and
+    # the pieces it names that an earlier record wrote.
     pack: pieces.Pack | None = None
+    named: tuple[bytes, ...] = ()
 
     def squeeze(self, all_blobs: bool) -> list[bool]:
         """Which blobs to compress: all of them, or (behind) only the pack."""
@@ -215,7 +217,8 @@ class ReplayRecorder:
 
     def forget(self) -> None:
         """After rows were lost (a failed write) or deleted (retention): pieces
-        believed written, and records a delta would name, may not be stored."""
+        believed written, and records a delta would name, may not be stored.
+        Records built before are checked by the writer (lost.py)."""
         self._known.clear()
         self._bases.clear()
 
@@ -329,13 +332,20 @@ class ReplayRecorder:
                 return _Contents({}, blobs, BODY_DELTA, base, shared)
         recipe, parts = pieces.split(p.request_fields, self._memo, p.conversation)
         new: dict[bytes, bytes] = {}
+        named: list[bytes] = []
         for part in parts:
-            if part.digest not in new and not self._known.fresh(part.digest, p.ts):
+            if part.digest in new:
+                continue
+            if self._known.fresh(part.digest, p.ts):
+                named.append(part.digest)
+            else:
                 new[part.digest] = part.data
         if len(new) < 2:
-            return _Contents(new, [*new.values(), recipe, p.response_body], BODY_PIECES)
+            blobs = [*new.values(), recipe, p.response_body]
+            return _Contents(new, blobs, BODY_PIECES, named=tuple(named))
         pack = pieces.pack(new)
-        return _Contents(new, [pack.data, recipe, p.response_body], BODY_PIECES, pack=pack)
+        blobs = [pack.data, recipe, p.response_body]
+        return _Contents(new, blobs, BODY_PIECES, pack=pack, named=tuple(named))
 
     def _row(
         self, p: PendingReplay, contents: _Contents, finished: list[bytes]
@@ -378,6 +388,7 @@ class ReplayRecorder:
             body_format=contents.body_format,
             new_pieces=tuple(written),
             new_pack=new_pack,
+            named_pieces=contents.named,
             base_id=None if base is None else base.request_id,
             base_len=contents.base_len,
             response_body=response,

@@ -50,14 +50,26 @@ def _insert(table: str, columns: Sequence[str]) -> str:
 
 INSERT_REQUEST = _insert("requests", REQUEST_COLUMNS)
 INSERT_ATTEMPT = _insert("attempts", ATTEMPT_COLUMNS)
+# The pieces a replay row is to check: their digests, 32 bytes each one after
+# the other, or NULL. It follows the columns and the three parameters of the
+# guards before it; numbered, so that one binding serves its three uses.
+_CHECKED = f"?{len(REPLAY_COLUMNS) + 4}"
 # A replay whose request row never made it (dropped on overflow) is skipped:
 # as a plain INSERT its foreign key would fail, and take the whole batch with it.
-# So is a delta whose base is not stored: it could never be read back.
+# So is a delta whose base is not stored, and a record naming a piece that
+# is not (its batch failed): either could never be read back. Only pieces
+# the writer doubts are checked (lost.py): about 2 us each, where a NULL
+# costs 0.3 us.
 INSERT_REPLAY = (
     f"INSERT INTO replays ({', '.join(REPLAY_COLUMNS)}) "  # noqa: S608 - constant names
     f"SELECT {', '.join('?' * len(REPLAY_COLUMNS))} "
     "WHERE EXISTS (SELECT 1 FROM requests WHERE id = ?)"
     " AND (? IS NULL OR EXISTS (SELECT 1 FROM replays WHERE request_id = ?))"
+    f" AND ({_CHECKED} IS NULL OR NOT EXISTS ("
+    "WITH RECURSIVE at(i) AS"
+    f" (SELECT 1 UNION ALL SELECT i + 32 FROM at WHERE i + 32 <= length({_CHECKED}))"
+    " SELECT 1 FROM at WHERE NOT EXISTS"
+    f" (SELECT 1 FROM replay_pieces WHERE digest = substr({_CHECKED}, i, 32))))"
 )
 ADD_BUDGET = (
     "INSERT INTO budget_totals"
@@ -212,6 +224,11 @@ class ReplayRow(msgspec.Struct, frozen=True, kw_only=True):
     # holding their bytes if there are several.
     new_pieces: tuple[PieceRow, ...] = ()
     new_pack: PackRow | None = None
+    # The digests of the pieces its recipe names that an earlier record wrote,
+    # and whether the INSERT is to check that they are stored: the writer
+    # says so when one may have been lost with a failed batch (lost.py).
+    named_pieces: tuple[bytes, ...] = ()
+    check_pieces: bool = False
     # BODY_DELTA: the record whose body this one continues, and how much of it.
     base_id: str | None = None
     base_len: int | None = None
@@ -226,8 +243,14 @@ class ReplayRow(msgspec.Struct, frozen=True, kw_only=True):
         return [
             *(self.new_pack.statements() if self.new_pack is not None else ()),
             *(s for p in self.new_pieces for s in p.statements()),
-            (INSERT_REPLAY, (*row, self.request_id, self.base_id, self.base_id)),
+            (INSERT_REPLAY, (*row, self.request_id, self.base_id, self.base_id, self._checked())),
         ]
+
+    def _checked(self) -> bytes | None:
+        # Never empty: an empty blob would still name one (empty) piece.
+        if self.check_pieces and self.named_pieces:
+            return b"".join(self.named_pieces)
+        return None
 
 
 class BudgetIncrement(msgspec.Struct, frozen=True, kw_only=True):

@@ -30,6 +30,8 @@ Durability, as a promise:
   continues, is not in the database when its batch is written is not
   inserted (it could never be read back whole) and is counted
   (`stats().replays_orphaned`); it is no error, and costs no other record.
+  Nor is one naming a piece that a failed batch carried and no batch has
+  written since (lost.py).
 * A request whose id is already stored (a client reusing an x-request-id
   long after its first use) is stored under that id with a suffix, its
   replay record with it; `on_rename` hears of it (`stats().renamed`).
@@ -56,6 +58,7 @@ from coderouterd.state.chain import GENESIS
 from coderouterd.state.db import StateError, immediate
 from coderouterd.state.drops import OnDrop
 from coderouterd.state.inserts import Renames, insert, insert_each
+from coderouterd.state.lost import LostPieces
 from coderouterd.state.records import AuditEvent, Record, Writable
 
 T = TypeVar("T")
@@ -89,7 +92,7 @@ class WriterStats(msgspec.Struct, frozen=True, kw_only=True):
     audit_dropped: int
     # Records lost because their batch failed to commit.
     failed_rows: int
-    # Replay records not inserted: their request row or base record was missing.
+    # Replay records not inserted: their request row, base record or a piece was missing.
     replays_orphaned: int
     # Requests stored under a new id: theirs was already taken.
     renamed: int = 0
@@ -118,6 +121,7 @@ class Writer:
         self._on_error = on_error
         self._on_rename = on_rename
         self._renames = Renames()
+        self._lost = LostPieces()
         self._queue = Admission(
             max_queue=max_queue, max_audit_queue=max_audit_queue, on_drop=on_drop
         )
@@ -268,6 +272,8 @@ class Writer:
 
     async def _write_batch(self, batch: list[Record]) -> None:
         unwritten = len(batch)
+        # Whether every piece the batch carried is now stored.
+        stored = False
         try:
             seq, prev_hash = await self._chain_head()
             # Until this batch commits the database is the truth: after any
@@ -290,13 +296,18 @@ class Writer:
             writable = self._renames.apply(writable)
             try:
                 async with immediate(self._conn):
-                    orphaned = await insert(self._conn, writable)
+                    orphaned = await insert(self._conn, self._lost.guard(writable))
+                stored = True
             except sqlite3.IntegrityError:
                 # One record breaks a constraint (a request id stored before,
                 # reused by its client): the others go in whatever becomes of it.
+                # A replay row refused takes the pieces it carried with it, so
+                # every row naming one checks them.
                 renames = dict(self._renames.by_id)
+                checked = self._lost.guard(writable, every=True)
                 async with immediate(self._conn):
-                    orphaned, refused = await insert_each(self._conn, writable, renames)
+                    orphaned, refused = await insert_each(self._conn, checked, renames)
+                stored = not refused
                 for why in refused:
                     self._lose(why, 1)
                 unwritten -= len(refused)
@@ -313,6 +324,9 @@ class Writer:
             self._batches += 1
             self._last_commit_wall = self._clock.wall()
         finally:
+            # Rolled back, cancelled or with a record refused: the records
+            # still to come that name its pieces must check them.
+            self._lost.settled(batch, stored=stored)
             self._processed += len(batch)
             self._release_waiters()
             self._queue.drops.flush()

@@ -229,7 +229,7 @@ def test_render_status_budgets_and_database() -> None:
         "  rows dropped   0 (queue full)  0 (write failed)",
         "  ids reused     2 (stored with a suffix)",
         "  replays lost   1 (queue full)  0 (over max_record_kb)  "
-        "3 (request row or base record missing)",
+        "3 (request row, base record or piece missing)",
     ]
 
 
