@@ -16,48 +16,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import enum
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import msgspec
 
 from coderouterd.state import deltas, pieces
 from coderouterd.state.drops import DropReporter
+from coderouterd.state.pending import PendingReplay
 from coderouterd.state.records import BODY_DELTA, BODY_PIECES, PackRow, PieceRow, ReplayRow
 from coderouterd.state.replay import compress, redact_headers, stored
 from coderouterd.state.writer import Writer
-
-
-@dataclass(frozen=True, slots=True)
-class PendingReplay:
-    """A replay record before compression."""
-
-    request_id: str
-    ts: float
-    dialect: str
-    profile: str
-    provider: str | None
-    stream: bool
-    headers: Mapping[str, str]
-    # The body's top-level fields as the client sent them (`profile` removed).
-    request_fields: Mapping[str, msgspec.Raw]
-    response_body: bytes
-    response_truncated: bool
-    # Which conversation ingress read the body through, if any: a hint for the memo.
-    conversation: int | None = None
-    # The body as sent, when it is exactly `request_fields` encoded: what a
-    # delta is cut from.
-    body: bytes | None = None
-    # Which body of the conversation this is, and how many first bytes it
-    # shares with the one before, as ingress compared them (0: unknown).
-    turn: int = 0
-    shared: int = 0
-
-    @property
-    def size(self) -> int:
-        """Bytes this record holds alive until built: its body and its response."""
-        return sum(len(v) for v in self.request_fields.values()) + len(self.response_body)
-
 
 GATHER_S = 0.02
 # What records waiting to be built may hold: past it, a recorder that falls
@@ -73,12 +42,11 @@ INLINE_COMPRESS = 16384
 # A drain that finds more records than this waiting (requests arrive faster
 # than ~800/s), and a build on the request path, store what they write
 # uncompressed but for a pack: at full load zlib's set-up on every small blob
-# costs more of the loop's CPU than anything else a record needs, and that
-# CPU is better spent answering. A pack (a first turn's tens of KB of new
-# pieces) is one call, whose CPU costs about what writing its bytes
+# costs more CPU than anything else a record needs. A pack (a first turn's
+# tens of KB of new pieces) is one call, costing about what writing its bytes
 # uncompressed does (measured at c=32), for an eighth of the bytes. What is
-# stored uncompressed counts against replay.max_total_mb like anything else,
-# and a piece written so stays so until it is written again.
+# stored uncompressed counts against replay.max_total_mb and stays so until
+# it is written again.
 BEHIND = 16
 
 
@@ -184,6 +152,9 @@ class ReplayRecorder:
         # record is built soon after its request's row is submitted).
         self._unwritten: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._stopping = False
+        # One drain at a time: a second waits for the first (its record may be
+        # compressing in a thread), so records reach the writer in order.
+        self._draining = asyncio.Lock()
         self._drops = DropReporter(on_drop or _ignore)
         self.dropped = 0
         self.too_large = 0
@@ -262,6 +233,10 @@ class ReplayRecorder:
         drain cut short mid-build puts the record back at the head of the
         queue, so it loses nothing.
         """
+        async with self._draining:
+            await self._drain()
+
+    async def _drain(self) -> None:
         built = 0
         squeeze = len(self._queue) <= BEHIND
         while self._queue:

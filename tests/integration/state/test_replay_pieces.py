@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -334,3 +335,23 @@ async def test_a_drain_cancelled_mid_build_leaves_the_record_for_the_next(
     await recorder.drain()
     await writer.close()
     assert await count(conn, "replays") == 1
+
+
+async def test_a_drain_waits_for_one_still_compressing_its_record(
+    conn: aiosqlite.Connection,
+) -> None:
+    """A record large enough to compress in a thread is off the queue while
+    it compresses: a second drain (one that wants everything written now,
+    as shutdown and tests do) waits for it instead of finding nothing."""
+    writer = Writer(conn, clock=ManualClock())
+    recorder = ReplayRecorder(writer, max_record_bytes=1 << 22)
+    body = {"model": "m", "messages": [{"role": "user", "content": os.urandom(60_000).hex()}]}
+    writer.submit(request_row("big", ts=NOW))
+    recorder.submit(pending("big", body, NOW))
+    first = asyncio.create_task(recorder.drain())
+    await asyncio.sleep(0)  # it has taken the record and awaits its compression
+    await recorder.drain()
+    await writer.flush()
+    assert await count(conn, "replays") == 1
+    await first
+    await writer.close()
