@@ -351,7 +351,7 @@ async def test_a_drain_waits_for_one_still_compressing_its_record(
     first = asyncio.create_task(recorder.drain())
     await asyncio.sleep(0)  # it has taken the record and awaits its compression
     await recorder.drain()
+    assert first.done()
     await writer.flush()
     assert await count(conn, "replays") == 1
-    await first
     await writer.close()
