@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ from coderouterd.config import (
     load_default_config,
     resolve_control_socket,
 )
+from coderouterd.config.paths import named_config_path
 from coderouterd.ctl.client import fetch_status, request_provider_action, request_reload
 from coderouterd.ctl.render import render_provider_action, render_reload, render_status
 from coderouterd.doctor import examine, exit_status, render
@@ -137,7 +137,8 @@ def _load(path: Path | None) -> LoadedConfig:
     if path is not None:
         return load_config(path)
     fallback = default_config_path()
-    if fallback.exists() or "CODEROUTERD_CONFIG" in os.environ:
+    # A file $CODEROUTERD_CONFIG names must exist; set but empty, it names none.
+    if fallback.exists() or named_config_path() is not None:
         return load_config(fallback)
     return load_default_config()
 

@@ -38,7 +38,7 @@ from coderouterd.routing.records import Observer, RequestSummary
 from coderouterd.routing.slots import Slots
 from coderouterd.routing.windows import LearnedWindows
 from coderouterd.runtime import Runtime, build_runtime, retired_adapters
-from coderouterd.state.recorder import PendingReplay
+from coderouterd.state.pending import PendingReplay
 from coderouterd.state.replay import ResponseCapture
 from coderouterd.state.service import StateService
 from coderouterd.status import status_of
@@ -287,14 +287,14 @@ class Daemon:
         except ConfigError as exc:
             problems = tuple(str(p) for p in exc.problems)
             self._log.error(events.CONFIG_RELOAD_REJECTED, path=path, problems=list(problems))
-            if self.state is not None:
-                self.state.audit(
-                    events.CONFIG_RELOAD_REJECTED,
-                    path=path,
-                    running_digest=current.loaded.digest,
-                    problems=len(problems),
-                )
-            return ReloadReply(ok=False, config_digest=current.loaded.digest, problems=problems)
+            return self._rejected(path, current, problems)
+        except Exception as exc:
+            # The loader turns what it meets into problems; whatever it still
+            # misses must not end a reload half-done or take the daemon down:
+            # the running config stays, and the traceback is logged to be fixed.
+            problems = (f"{path}: cannot be loaded ({type(exc).__name__}: {exc})",)
+            self._log.exception(events.CONFIG_RELOAD_REJECTED, path=path, problems=list(problems))
+            return self._rejected(path, current, problems)
         self.holder.current = new
         self._retired.extend(retired_adapters(current, new))
         self.slots.configure(loaded.config.providers)
@@ -323,6 +323,16 @@ class Daemon:
         )
         self.log_unavailable(new)
         return ReloadReply(ok=True, config_digest=loaded.digest, restart_required=restart)
+
+    def _rejected(self, path: str, current: Runtime, problems: tuple[str, ...]) -> ReloadReply:
+        if self.state is not None:
+            self.state.audit(
+                events.CONFIG_RELOAD_REJECTED,
+                path=path,
+                running_digest=current.loaded.digest,
+                problems=len(problems),
+            )
+        return ReloadReply(ok=False, config_digest=current.loaded.digest, problems=problems)
 
     def log_unavailable(self, runtime: Runtime) -> None:
         for name, reason in runtime.unavailable_for("anthropic").items():

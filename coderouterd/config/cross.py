@@ -2,24 +2,37 @@
 
 They run even when fields have problems of their own (load.py's walker
 reports those), so one run of `coderouterd check` lists everything: names
-repeated or unknown, credentials outside api_key_env, a restart_command
-written as a shell line, a tool-loop threshold past its window, auto-router
-rules with no single matcher, a regular expression that does not compile,
-or a profile the auto router would pick that is not defined.
+repeated or unknown, credentials outside api_key_env, headers that cannot
+be sent, a base_url without a usable host or port, an extra_body value that
+is not JSON, a restart_command written as a shell line, a tool-loop
+threshold past its window, auto-router rules with no single matcher, a
+regular expression that does not compile, or a profile the auto router
+would pick that is not defined.
 """
 
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import msgspec
+from yarl import URL
 
 from coderouterd.config.model import AUTO_PROFILE, BUILTIN_AUTO_RULES, AutoRouterConfig, RuleMatch
 from coderouterd.errors import ConfigProblem
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CREDENTIAL_HEADERS = frozenset({"x-api-key", "authorization"})
+# RFC 9110: a header name is a token; a value may hold no control character
+# but tab (aiohttp refuses to send one, as a header injection), nor a lone
+# surrogate ("\ud800" in the file), which has no UTF-8 bytes to send.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_UNSENDABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
+_BLANK = re.compile(r"[\s\x00-\x1f\x7f]")
 MATCHERS = RuleMatch.__struct_fields__
 # Body fields extra_body may not set: the router's own.
 _OURS = frozenset({"model", "stream", "messages"})
@@ -43,10 +56,9 @@ def cross_check(data: dict[Any, Any], walker: Problems) -> None:
     profiles = _names(data.get("profiles"), "profiles", "profile", walker)
     for i, provider in _mappings(data.get("providers")):
         _check_credentials(provider, f"providers[{i}]", walker)
-        extra = provider.get("extra_body")
-        for key in sorted(_OURS & set(extra) if isinstance(extra, dict) else ()):
-            where = join_path(join_path(f"providers[{i}]", "extra_body"), key)
-            walker.at(where, f"'{key}' is set by coderouterd for each request")
+        _check_headers(provider, f"providers[{i}]", walker)
+        _check_base_url(provider, f"providers[{i}]", walker)
+        _check_extra_body(provider, f"providers[{i}]", walker)
         _check_restart_command(provider, f"providers[{i}]", walker)
     for i, profile in _mappings(data.get("profiles")):
         window, threshold = profile.get("tool_loop_window"), profile.get("tool_loop_threshold", 3)
@@ -177,6 +189,75 @@ def _check_credentials(provider: dict[Any, Any], path: str, walker: Problems) ->
         # The value is not echoed: a key pasted here must not end up in logs.
         message = "must be the name of an environment variable (letters, digits, _), not a key"
         walker.at(join_path(path, "api_key_env"), message)
+
+
+def _check_headers(provider: dict[Any, Any], path: str, walker: Problems) -> None:
+    headers = provider.get("extra_headers")
+    for name, value in headers.items() if isinstance(headers, dict) else ():
+        where = join_path(join_path(path, "extra_headers"), str(name))
+        if isinstance(name, str) and not _TOKEN.fullmatch(name):
+            walker.at(where, f"{name!r} is not a header name (letters, digits and !#$%&'*+-.^_`|~)")
+        if isinstance(value, str) and _UNSENDABLE.search(value):
+            # The value is not echoed: it may be a token of some kind.
+            walker.at(
+                where, "the value holds a line break or another character headers cannot carry"
+            )
+
+
+def _check_base_url(provider: dict[Any, Any], path: str, walker: Problems) -> None:
+    url = provider.get("base_url")
+    # Another scheme is the walker's to report (model.HttpUrl).
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        return
+    if (problem := _url_problem(url)) is not None:
+        walker.at(join_path(path, "base_url"), problem)
+
+
+def _url_problem(url: str) -> str | None:
+    """What makes `url` one no request can be sent to; the URL itself is not echoed,
+    as it may carry a user and password."""
+    if _BLANK.search(url):
+        return "must not contain spaces or control characters"
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # an IPv6 address without its closing "]"
+        return f"is not a valid URL ({exc})"
+    try:
+        port_ok = parts.port != 0  # ValueError when out of range or not a number
+    except ValueError:
+        port_ok = False
+    if not port_ok:
+        return "port must be a number from 1 to 65535"
+    host = parts.hostname or ""
+    if not _valid_host(host):
+        return f"has no valid host name (got {host!r})" if host else "has no host"
+    try:
+        URL(url)  # as aiohttp reads it, which refuses a little more ("[::1]x")
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    return None
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        # A name: letters (of any script, which IDNA encodes), digits, dots, hyphens, underscores.
+        return bool(host) and all(c.isalnum() or c in "-._" for c in host)
+    return True
+
+
+def _check_extra_body(provider: dict[Any, Any], path: str, walker: Problems) -> None:
+    extra = provider.get("extra_body")
+    for key, value in extra.items() if isinstance(extra, dict) else ():
+        where = join_path(join_path(path, "extra_body"), str(key))
+        if key in _OURS:
+            walker.at(where, f"'{key}' is set by coderouterd for each request")
+            continue
+        try:
+            msgspec.json.encode(value)  # as translate/codecs.py sends it
+        except (TypeError, ValueError, OverflowError) as exc:
+            walker.at(where, f"cannot be sent as JSON ({exc})")
 
 
 def _check_restart_command(provider: dict[Any, Any], path: str, walker: Problems) -> None:

@@ -37,13 +37,19 @@ def default_config_path(
 ) -> Path:
     """The file to read when none is named; it may not exist."""
     home = home or Path.home()
-    if explicit := env.get(CONFIG_ENV):
-        return expand_home(explicit, home)
+    if (named := named_config_path(env, home)) is not None:
+        return named
     if xdg := _xdg(env, "XDG_CONFIG_HOME"):
         return xdg / APP_NAME / CONFIG_FILE
     if platform == "darwin":
         return home / "Library" / "Application Support" / APP_NAME / CONFIG_FILE
     return home / ".config" / APP_NAME / CONFIG_FILE
+
+
+def named_config_path(env: Mapping[str, str] = os.environ, home: Path | None = None) -> Path | None:
+    """$CODEROUTERD_CONFIG, which must then exist; None when it is unset or empty."""
+    explicit = env.get(CONFIG_ENV)
+    return expand_home(explicit, home or Path.home()) if explicit else None
 
 
 def resolve_state_dir(
@@ -68,6 +74,12 @@ def resolve_control_socket(
     if config.server.control_socket:
         return expand_home(config.server.control_socket, home)
     return resolve_state_dir(config, env, platform, home) / CONTROL_SOCKET
+
+
+def beside_config(named: str, config_file: str, home: Path | None = None) -> Path:
+    """A file the config names: `~` expanded, a relative path read next to the config file."""
+    path = expand_home(named, home or Path.home())
+    return path if path.is_absolute() else Path(config_file).absolute().parent / path
 
 
 def expand_home(path: str, home: Path) -> Path:

@@ -115,6 +115,11 @@ class HttpAdapter(abc.ABC):
             raise UpstreamConnectError(self.name, type(exc).__name__) from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise UpstreamConnectError(self.name, type(exc).__name__) from exc
+        except ValueError as exc:
+            # aiohttp refuses to write a header holding a control character.
+            # The loader refuses such an extra_headers value, but a config built
+            # in code is not loaded: the attempt fails, the chain goes on.
+            raise UpstreamConnectError(self.name, f"request not sent: {exc}") from exc
         if 200 <= resp.status < 300:
             return UpstreamResponse(self.name, resp)
         raise await self._status_error(resp)

@@ -13,15 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from importlib import resources
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
 from ruamel.yaml.comments import CommentedSeq
 
-from coderouterd.config.load import _own_line, _parse, _plain, _Walker
+from coderouterd.config.load import _own_line, _parse, _plain, _Walker, read_config_file
 from coderouterd.config.model import CapabilityFields, ReasoningParam
-from coderouterd.errors import ConfigError, ConfigProblem
+from coderouterd.errors import ConfigError
 
 RuleKind = Literal["anthropic", "openai_compat", "*"]
 BUNDLED_FILE = "model-capabilities.yaml"
@@ -161,15 +160,5 @@ def load_registry(user_file: str | None) -> CapabilityRegistry:
     """The bundled rules followed by those of `user_file` (when given), which win."""
     rules = bundled_rules()
     if user_file is not None:
-        rules += parse_rules(_read(user_file), file=user_file)
+        rules += parse_rules(read_config_file(user_file)[1], file=user_file)
     return CapabilityRegistry(rules)
-
-
-def _read(file: str) -> str:
-    try:
-        return Path(file).read_text("utf-8-sig")
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise ConfigError([ConfigProblem(file, None, "", f"cannot read file: {reason}")]) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError([ConfigProblem(file, None, "", "the file is not valid UTF-8")]) from exc
