@@ -19,19 +19,11 @@ from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message
 from tests.fakes.upstream import FakeUpstream, Reply
 from tests.integration.process import StartServe, child_env, run_cli
+from tests.unit.config.test_load import MINIMAL
 
 pytestmark = pytest.mark.timeout(30)
 
 ASK = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
-MINIMAL = """\
-providers:
-  - name: local
-    base_url: http://127.0.0.1:11434/v1
-    model: qwen
-profiles:
-  - name: main
-    providers: [local]
-"""
 
 
 def with_provider_line(line: str) -> str:

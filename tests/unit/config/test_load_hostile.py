@@ -11,30 +11,9 @@ from hypothesis import strategies as st
 from coderouterd.config import default_config_path, load_config_text
 from coderouterd.config.load import MAX_DEPTH, MAX_VALUES
 from coderouterd.config.paths import named_config_path
-from coderouterd.errors import ConfigError, ConfigProblem
+from coderouterd.errors import ConfigError
 from coderouterd.translate.capabilities import load_registry
-
-MINIMAL = """\
-providers:
-  - name: local
-    base_url: http://127.0.0.1:11434/v1
-    model: qwen
-profiles:
-  - name: main
-    providers: [local]
-"""
-
-
-def problems_of(text: str) -> list[ConfigProblem]:
-    with pytest.raises(ConfigError) as caught:
-        load_config_text(text, file="c.yaml")
-    return list(caught.value.problems)
-
-
-def provider_with(*lines: str) -> str:
-    """MINIMAL with `lines` added to its provider, from line 5 on."""
-    head, tail = MINIMAL.split("profiles:\n")
-    return head + "".join(f"    {line}\n" for line in lines) + "profiles:\n" + tail
+from tests.unit.config.test_load import MINIMAL, problems_of, provider_with
 
 
 def nested(depth: int) -> str:
