@@ -37,6 +37,7 @@ from coderouterd.translate.anthropic_request import (
     without_unsigned_thinking,
 )
 from coderouterd.translate.capabilities import THINKING_UNSUPPORTED, ModelCapabilities
+from coderouterd.translate.empty_text import EMPTY_TEXT_DROPPED, without_empty_text
 from coderouterd.translate.filtered_anthropic import (
     FilteredAnthropicStream,
     FilteredAnthropicTranscoder,
@@ -98,25 +99,10 @@ class AnthropicPassthroughCodec:
         if self._drop_thinking and fields.pop("thinking", None) is not None:
             degraded.append(Degradation("thinking", THINKING_UNSUPPORTED))
         messages = fields.get("messages")
-        # Only a backend that checks signatures refuses unsigned thinking; a
-        # local server's Anthropic API gets its model's own thinking back.
-        cleaned = (
-            without_unsigned_thinking(messages, call.history)
-            if messages is not None and self._signed_thinking
-            else None
-        )
-        if messages is not None and cleaned is not None:
-            fields["messages"] = cleaned
-            degraded.append(UNSIGNED_DROPPED)
-            if "thinking" in fields and loop_lost_thinking(messages):
-                degraded += without_thinking(fields)
-        elif (
-            messages is not None
-            and self._signed_thinking
-            and thinking_enabled(fields.get("thinking"))
-            and loop_started_unthought(messages)
-        ):
-            degraded += without_thinking(fields, CALL_UNTHOUGHT)
+        # Only Claude (a backend that checks signatures) refuses these; a local
+        # server's Anthropic API gets its model's own output back as it was.
+        if messages is not None and self._signed_thinking:
+            degraded += _for_claude(fields, messages, call)
         if self._strip_cache_control and strip_cache_control(fields):
             degraded.append(CACHE_CONTROL_DROPPED)
         if self._fold_system and fold_system_messages(fields):
@@ -205,6 +191,27 @@ class OpenAIPassthroughCodec:
 
     def error_body(self, status: int, body: bytes) -> bytes:
         return _error_body("openai", status, body)
+
+
+def _for_claude(
+    fields: dict[str, msgspec.Raw], messages: msgspec.Raw, call: Call
+) -> list[Degradation]:
+    """What Claude refuses in a history other backends wrote, taken out
+    (anthropic_request.py, empty_text.py), and thinking turned off where a
+    tool loop in progress cannot have it."""
+    degraded: list[Degradation] = []
+    cleaned = without_unsigned_thinking(messages, call.history)
+    if cleaned is not None:
+        fields["messages"] = cleaned
+        degraded.append(UNSIGNED_DROPPED)
+        if "thinking" in fields and loop_lost_thinking(messages):
+            degraded += without_thinking(fields)
+    elif thinking_enabled(fields.get("thinking")) and loop_started_unthought(messages):
+        degraded += without_thinking(fields, CALL_UNTHOUGHT)
+    if (full := without_empty_text(fields["messages"])) is not None:
+        fields["messages"] = full
+        degraded.append(EMPTY_TEXT_DROPPED)
+    return degraded
 
 
 def _object_of(body: bytes, provider: str) -> dict[str, Any]:

@@ -165,3 +165,36 @@ async def test_a_tool_call_made_without_thinking_is_answered_with_thinking_off(
     assert answer.content[0].type == "text"
     assert "thinking" not in fake_upstream.requests[0].json
     assert fake_upstream.requests[1].json["thinking"] == {"type": "adaptive"}
+
+
+async def test_empty_text_blocks_a_local_server_wrote_are_not_sent_to_claude(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    """Claude refuses a history with an empty text block ("text content
+    blocks must be non-empty"), which local servers' Anthropic APIs write."""
+    refused: list[str] = []
+    fake_upstream.responder = strict_anthropic(refused)
+    d = await start_daemon(
+        chain_yaml(
+            provider_yaml("claude", fake_upstream.url),
+            provider_yaml("qwen3-coder", fake_upstream.url),
+        )
+    )
+    empty = {"type": "text", "text": ""}
+    history = [
+        {"role": "user", "content": "read it"},
+        {"role": "assistant", "content": [empty, call(1)]},
+        {"role": "user", "content": [result(1)]},
+        {"role": "assistant", "content": [empty]},
+        {"role": "user", "content": "and now?"},
+    ]
+    async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as client:
+        await client.messages.create(model="claude", max_tokens=64, messages=history)
+        # A local server gets its own model's output back as it was.
+        fake_upstream.responder = None
+        fake_upstream.default = Reply(json=anthropic_message("ok"))
+        await client.messages.create(model="qwen3-coder", max_tokens=64, messages=history)
+    assert refused == []
+    to_claude, to_local = (r.json["messages"] for r in fake_upstream.requests)
+    assert [m["content"] for m in to_claude[1:]] == [[call(1)], [result(1)], "and now?"]
+    assert to_local == history
