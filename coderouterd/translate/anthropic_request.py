@@ -171,11 +171,13 @@ def without_unsigned_thinking(
 
 def loop_in_progress(messages: Sequence[Any]) -> list[Any] | None:
     """The content of the assistant message whose tool calls the history's
-    trailing tool results answer, if it ends in such a loop."""
-    i = len(messages)
-    while i > 0 and _answers_tools(messages[i - 1]):
+    trailing tool results answer, if it ends in such a loop (system messages
+    among them, which newer Claude Code sends, do not end it)."""
+    i, answered = len(messages), False
+    while i > 0 and (_answers_tools(messages[i - 1]) or _is_system(messages[i - 1])):
+        answered = answered or _answers_tools(messages[i - 1])
         i -= 1
-    if i == len(messages) or i == 0:
+    if not answered or i == 0:
         return None
     message = messages[i - 1]
     if not isinstance(message, dict) or message.get("role") != "assistant":
@@ -275,6 +277,10 @@ def _thinking_on(raw: msgspec.Raw | None) -> bool:
 
 def _clears_thinking(edit: object) -> bool:
     return isinstance(edit, dict) and str(edit.get("type", "")).startswith("clear_thinking")
+
+
+def _is_system(message: object) -> bool:
+    return isinstance(message, dict) and message.get("role") == "system"
 
 
 def _answers_tools(message: object) -> bool:

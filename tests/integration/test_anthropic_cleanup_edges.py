@@ -44,8 +44,9 @@ def strict_anthropic(refused: list[str]) -> Any:
     return choose
 
 
+@pytest.mark.parametrize("reminder", [False, True], ids=["plain", "system-message-after"])
 async def test_every_step_of_a_tool_loop_begun_with_unsigned_thinking_goes_without_thinking(
-    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, reminder: bool
 ) -> None:
     """The local model began the turn with unsigned thinking and a call;
     Claude, its thinking off for that step, answered with another call. The
@@ -61,6 +62,8 @@ async def test_every_step_of_a_tool_loop_begun_with_unsigned_thinking_goes_witho
         {"role": "assistant", "content": [call(2)]},
         {"role": "user", "content": [result(2)]},
     ]
+    if reminder:  # newer Claude Code sends system messages inside the loop
+        history.append({"role": "system", "content": "<system-reminder>todo</system-reminder>"})
     async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as client:
         stream = client.messages.stream(
             model="claude-sonnet-4-5",
