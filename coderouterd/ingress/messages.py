@@ -86,6 +86,9 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
             if fit == "off"
             else daemon.windows.limits(runtime.context_windows if fit == "skip" else {})
         )
+        # What the providers are sent, the profile's system text included: the
+        # prompt windows are judged by, and the request log records.
+        fields = _amended(profile, parsed, dialect)
         plan = plan_attempts(
             runtime.config,
             route,
@@ -94,10 +97,9 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
             cooling=daemon.healing.book.cooling(),
             drift=daemon.drift.flagged,
             slow=daemon.pace.demoted(),
-            prompt_tokens=estimate_prompt_tokens(parsed.fields, parsed.media) if windows else None,
+            prompt_tokens=estimate_prompt_tokens(fields, parsed.media) if windows else None,
             windows=windows,
         )
-        fields = _amended(profile, parsed, dialect)
     except (CoderouterError, web.HTTPRequestEntityTooLarge) as exc:
         # Refused before any provider was chosen: still one log line and one row.
         status = exc.status if isinstance(exc, web.HTTPException) else status_of(exc)

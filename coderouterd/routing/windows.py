@@ -110,10 +110,11 @@ class LearnedWindows:
             if not current(o.provider, o.ts):
                 continue
             if o.read_tokens is not None:
-                self._learn(o.provider, Learned(o.read_tokens, None, since(o.ts), cut=True))
+                learned = Learned(o.read_tokens, None, since(o.ts), cut=True)
             else:
                 limit = limit_of(o.prompt_estimate, o.prompt_tokens, o.context_window)
-                self._learn(o.provider, Learned(limit, o.context_window, since(o.ts)))
+                learned = Learned(limit, o.context_window, since(o.ts))
+            self._learn(o.provider, learned, told=True)
 
     def take(self, summaries: Sequence[RequestSummary]) -> None:
         """Learn from every attempt whose prompt did not fit, and every answer
@@ -133,20 +134,22 @@ class LearnedWindows:
             elif self._grown(s.provider, s.prompt_estimate, counted, pictured, now):
                 self.forget(s.provider, via="read_whole")
 
-    def _learn(self, provider: str, learned: Learned) -> None:
+    def _learn(self, provider: str, learned: Learned, *, told: bool = False) -> None:
         """Hold `learned` as long as the limit it replaces, while that holds
         (the backend told more of the same); twice as long as the last one,
         if that ended within FORGET_S (the backend failed again soon after
-        getting its chance back); else FORGET_S."""
+        getting its chance back); else FORGET_S. A hold longer than FORGET_S
+        begun or renewed is told (audited: a restart reads the latest back),
+        unless it is being read back (`told`)."""
         last = self._last.get(provider)
-        hold, longer = FORGET_S, False
+        hold = FORGET_S
         if last is not None and learned.at - last.at < last.hold_s:
             hold = last.hold_s
         elif last is not None and learned.at - last.at < last.hold_s + FORGET_S:
-            hold, longer = min(last.hold_s * 2, MAX_HOLD_S), True
+            hold = min(last.hold_s * 2, MAX_HOLD_S)
         learned = dataclasses.replace(learned, hold_s=hold)
         self._learned[provider] = self._last[provider] = learned
-        if longer:
+        if hold > FORGET_S and not told:
             self._tell(
                 events.PROVIDER_WINDOW_HELD, provider=provider, limit=learned.limit,
                 hold_s=learned.hold_s, window=learned.window, cut=learned.cut,
@@ -175,7 +178,9 @@ class LearnedWindows:
         self, provider: str, estimate: int, counted: int, image_tokens: int, now: float
     ) -> bool:
         """Whether `provider` read a prompt over the limit it holds whole: its
-        window grew (it was restarted with a larger one)."""
+        window grew (it was restarted with a larger one). One learned from a
+        cut must have read more than it cut to: a prompt under 2.5 times the
+        window, cut to it again, reads as whole by the ratio alone."""
         held = self._learned.get(provider)
         text = estimate - image_tokens
         return (
@@ -183,6 +188,7 @@ class LearnedWindows:
             and held.holds(now)
             and estimate > held.limit
             and counted >= RATIO * text
+            and (not held.cut or counted > held.limit)
         )
 
     def limits(self, configured: Mapping[str, int]) -> Mapping[str, int]:
