@@ -105,12 +105,14 @@ def newest_first(
     Through the bounds BodyMemo found (the last MAX_BOUNDS - 1 messages) when
     it placed the body, slices of it, and `keep(raw, lo, hi)` may pass over a
     message by its bytes without a copy; otherwise the whole history, read
-    once, every message kept.
+    once, its last MAX_BOUNDS - 1 messages kept: how far back a reader looks
+    must not depend on the body's spacing.
     """
     raw, bounds = body.raw, body.bounds
     if raw is None or len(bounds) < 2:
         try:
-            yield from reversed(_list.decode(body.fields[MESSAGES]))
+            messages = _list.decode(body.fields[MESSAGES])
+            yield from reversed(messages[-(MAX_BOUNDS - 1) :])
         except (msgspec.DecodeError, RecursionError, KeyError):
             return
         return

@@ -3,8 +3,13 @@ images to a profile that sees them, an explicit profile still winning."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+import aiohttp
 import anthropic
 import openai
+import pytest
 from structlog.testing import capture_logs
 
 from coderouterd.ctl.render import render_status
@@ -92,3 +97,43 @@ async def test_requests_are_placed_by_what_they_hold_unless_they_choose(
     # The request that chose its profile was not the router's to count.
     assert status.auto_router.unmatched == 1
     assert "rule side-requests" in render_status(status)
+
+
+@pytest.mark.parametrize("compact", [True, False], ids=["compact", "spaced"])
+async def test_the_users_message_is_looked_for_among_the_last_100_however_spaced(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, compact: bool
+) -> None:
+    """The user's own message 121 messages back is out of the router's sight,
+    whether the body is compact JSON (read through its message bounds) or
+    spaced (decoded whole)."""
+    fake_upstream.default = Reply(json=anthropic_message("ok"))
+    rules = '    - {id: marked, profile: cheap, match: {content_contains: "SECRET"}}\n'
+    top = f"default_profile: auto\nauto_router:\n  default_rule_profile: main\n  rules:\n{rules}"
+    d = await start_daemon(
+        chain_yaml(
+            provider_yaml("big", fake_upstream.url),
+            provider_yaml("small", fake_upstream.url),
+            profiles=PROFILES,
+            top=top,
+        )
+    )
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "SECRET please"}]
+    for i in range(60):
+        call = {"type": "tool_use", "id": f"t{i}", "name": "Read", "input": {}}
+        result = {"type": "tool_result", "tool_use_id": f"t{i}", "content": "ok"}
+        messages += [
+            {"role": "assistant", "content": [call]},
+            {"role": "user", "content": [result]},
+        ]
+    body = {"model": "m", "max_tokens": 10, "messages": messages}
+    data = json.dumps(body, separators=(",", ":") if compact else None).encode()
+    with capture_logs() as logs:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                d.url + "/v1/messages", data=data, headers={"content-type": "application/json"}
+            ) as resp,
+        ):
+            assert resp.status == 200
+    [done] = [e for e in logs if e["event"] == "request.completed"]
+    assert done["profile"] == "main"
