@@ -18,7 +18,8 @@ MIN_TOKENS, or decoded in under MIN_DECODE_S, say little of a speed and are
 not counted. A slow provider stays slow until answers at its usual speed
 bring its recent median back; meanwhile profiles with `adaptive: true` try
 it after the provider that follows it (pace_watch.py), for DEMOTE_S after
-each slow answer, so one request in DEMOTE_S finds out whether it is back.
+each slow answer (one itself below the usual speed divided by SLOWER), so
+one request in DEMOTE_S finds out whether it is back.
 """
 
 from __future__ import annotations
@@ -60,9 +61,12 @@ class Pace:
 
     @property
     def slow(self) -> bool:
-        return (
-            self.usual is not None and self.recent is not None and self.recent * SLOWER < self.usual
-        )
+        return self.recent is not None and self.slower(self.recent)
+
+    def slower(self, rate: float) -> bool:
+        """Whether `rate` is below the usual speed divided by SLOWER: a slow
+        answer, or a slow median of them."""
+        return self.usual is not None and rate * SLOWER < self.usual
 
 
 class Speeds:

@@ -2,15 +2,16 @@
 
 `PaceWatch.take` gets request summaries in batches (telemetry/deferred.py)
 and adds the speed of each streamed answer a watched provider gave whole
-(pace.py); each provider that got one is judged again. A slow verdict
-demotes the provider for DEMOTE_S from that answer on: `demoted()` is what
-routing reads per request, and an `adaptive` profile tries a demoted
-provider after the one that follows it. `provider.slow` (warning) is
-logged when a provider turns slow, `provider.slow_cleared` when answers at
-its usual speed bring it back. At start the speeds are refilled from the
-request log (the last day's streamed answers), so a restart does not
-forget a slow backend (demoted for what is left of DEMOTE_S after its last
-answer).
+(pace.py); each provider that got one is judged again. A slow provider
+is demoted for DEMOTE_S from each slow answer on (an answer at its usual
+speed renews nothing): `demoted()` is what routing reads per request, and
+an `adaptive` profile tries a demoted provider after the one that follows
+it. `provider.slow` (warning) is logged when a provider turns slow,
+`provider.slow_cleared` when answers at its usual speed bring it back. At
+start the speeds are refilled from the request log (the last day's
+streamed answers), so a restart does not forget a slow backend (demoted
+for what is left of DEMOTE_S after its last slow answer ended; still slow,
+and so cleared in time, when nothing is left).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class PaceWatch:
         self._log = log
         self._clock = clock
         self._speeds: dict[str, Speeds] = {}
-        # Slow providers, and when (monotonic) each one's demotion ends.
+        # Slow providers, and when (monotonic) each one's demotion ends or ended.
         self._until: dict[str, float] = {}
         self.reconfigure(config)
 
@@ -52,19 +53,21 @@ class PaceWatch:
             speeds = self._speeds.get(name)
             if speeds is None:
                 continue
-            last = None
+            timed = []
             for row in rows:
                 rate = decode_rate(row.output_tokens, row.ttfb_ms, row.latency_ms)
                 if rate is not None:
                     speeds.add(rate)
-                    last = row.ts
-            if last is not None:
-                # Demoted for what is left of DEMOTE_S after the last answer before the restart.
-                ago = max(0.0, self._clock.wall() - last)
-                self._judge(name, restored=True, ago_s=ago)
+                    timed.append((row.ts, rate))
+            if timed:
+                # Demoted for what is left of DEMOTE_S after its last slow answer ended.
+                pace = speeds.pace()
+                slow_ended = [ts for ts, rate in timed if pace.slower(rate)]
+                ago = max(0.0, self._clock.wall() - max(slow_ended)) if slow_ended else None
+                self._judge(name, ago, restored=True)
 
     def take(self, summaries: Sequence[RequestSummary]) -> None:
-        touched: dict[str, None] = {}
+        touched: dict[str, list[float]] = {}
         for s in summaries:
             name = s.provider
             if name not in self._speeds or not s.stream or s.status >= 400 or not s.attempts:
@@ -75,9 +78,10 @@ class PaceWatch:
             rate = decode_rate(s.usage.output_tokens, last.ttfb_ms, last.latency_ms)
             if rate is not None:
                 self._speeds[name].add(rate)
-                touched[name] = None
-        for name in touched:
-            self._judge(name)
+                touched.setdefault(name, []).append(rate)
+        for name, rates in touched.items():
+            pace = self._speeds[name].pace()
+            self._judge(name, 0.0 if any(pace.slower(r) for r in rates) else None)
 
     def demoted(self) -> frozenset[str]:
         """The providers `adaptive` profiles try later now."""
@@ -96,8 +100,9 @@ class PaceWatch:
         left = None if until is None else until - self._clock.monotonic()
         return speeds.pace(), left if left is not None and left > 0 else None
 
-    def _judge(self, name: str, *, restored: bool = False, ago_s: float = 0.0) -> None:
-        """`ago_s`: how long ago the provider's last answer came."""
+    def _judge(self, name: str, slow_ago_s: float | None, *, restored: bool = False) -> None:
+        """`slow_ago_s`: how long ago the last slow answer just counted ended
+        (None: none of them was slow)."""
         pace = self._speeds[name].pace()
         fields: dict[str, object] = {
             "provider": name,
@@ -107,12 +112,14 @@ class PaceWatch:
         if restored:
             fields["restored"] = True
         if pace.slow:
-            left = DEMOTE_S - ago_s
+            left = 0.0 if slow_ago_s is None else max(0.0, DEMOTE_S - slow_ago_s)
+            until = self._clock.monotonic() + left
             if name not in self._until:
-                self._log.warning(events.PROVIDER_SLOW, demoted_for_s=max(0.0, left), **fields)
-            # Each slow answer keeps it demoted: one request in DEMOTE_S tells whether it is back.
-            if left > 0:
-                self._until[name] = self._clock.monotonic() + left
+                self._log.warning(events.PROVIDER_SLOW, demoted_for_s=left, **fields)
+            # Each slow answer keeps it demoted, and only a slow one: one
+            # request in DEMOTE_S tells whether it is back. Kept with no time
+            # left too (restored long after), so that back at speed it clears.
+            self._until[name] = max(self._until.get(name, until), until)
         elif pace.recent is not None and self._until.pop(name, None) is not None:
             self._log.info(events.PROVIDER_SLOW_CLEARED, **fields)
 

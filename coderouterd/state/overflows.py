@@ -7,6 +7,7 @@ from __future__ import annotations
 import aiosqlite
 import msgspec
 
+from coderouterd.state.reads import FINISHED
 from coderouterd.telemetry import events
 
 
@@ -22,10 +23,8 @@ class Overflow(msgspec.Struct, frozen=True, kw_only=True):
     read_tokens: int | None = None
 
 
-# When a request's answer (or last attempt) came: what the daemon learned
-# from, as it learned it; `requests.ts` is when the request arrived. Those
-# arrived up to an hour earlier are looked at (the index is on arrival).
-_FINISHED = "(r.ts + coalesce(r.total_ms, 0) / 1000.0)"
+# Refusals and cuts are dated by when their request finished (FINISHED);
+# those arrived up to an hour earlier are looked at (the index is on arrival).
 _LONGEST_S = 3600.0
 
 
@@ -35,9 +34,9 @@ async def recent_overflows(conn: aiosqlite.Connection, *, since: float) -> list[
     # SQLite takes a bare column of an aggregate query with max() from the
     # row holding the maximum: each provider's latest refusal, whole.
     rows = await conn.execute_fetchall(
-        f"SELECT a.provider, max({_FINISHED}), r.prompt_estimate, a.prompt_tokens,"  # noqa: S608 - a constant
+        f"SELECT a.provider, max({FINISHED}), r.prompt_estimate, a.prompt_tokens,"  # noqa: S608 - a constant
         " a.context_window FROM requests r JOIN attempts a ON a.request_id = r.id"
-        f" WHERE r.ts >= ? AND {_FINISHED} >= ? AND a.outcome = 'too_long'"
+        f" WHERE r.ts >= ? AND {FINISHED} >= ? AND a.outcome = 'too_long'"
         " AND r.prompt_estimate IS NOT NULL GROUP BY a.provider ORDER BY a.provider",
         (since - _LONGEST_S, since),
     )
@@ -65,7 +64,7 @@ async def recent_cuts(
     (telemetry/truncation.py, was_cut)."""
     rows = await conn.execute_fetchall(
         "SELECT provider, max(finished), prompt_estimate, read FROM ("  # noqa: S608 - a constant
-        f"  SELECT provider, {_FINISHED} AS finished, prompt_estimate, input_tokens"
+        f"  SELECT provider, {FINISHED} AS finished, prompt_estimate, input_tokens"
         "   + coalesce(cache_read_input_tokens, 0) + coalesce(cache_creation_input_tokens, 0)"
         "   AS read, prompt_estimate"
         "   - coalesce(prompt_image_tokens, coalesce(prompt_images, 0) * :image_tokens) AS text"

@@ -40,6 +40,11 @@ class DbHealth(msgspec.Struct, frozen=True, kw_only=True):
     schema_version: int
 
 
+# When a request's answer (or last attempt) came, for queries that name
+# `requests` r: what the daemon learned from, as it learned it, whereas
+# `requests.ts` is when the request arrived.
+FINISHED = "(r.ts + coalesce(r.total_ms, 0) / 1000.0)"
+
 # Column names come from records.py, never from input.
 _SELECT_REQUESTS = f"SELECT {', '.join(REQUEST_COLUMNS)} FROM requests"  # noqa: S608
 # The request ids travel as one JSON array: one parameter however many ids.
@@ -251,7 +256,7 @@ async def recent_answers(
 
 
 class Streamed(msgspec.Struct, frozen=True, kw_only=True):
-    """A streamed answer: when, its output tokens and its attempt's timings."""
+    """A streamed answer: when it ended, its output tokens and its attempt's timings."""
 
     ts: float
     output_tokens: int | None
@@ -265,7 +270,7 @@ async def recent_streams(
     """The provider's last `limit` streamed answers within RECENT_S that
     reached their client whole, oldest first."""
     rows = await conn.execute_fetchall(
-        "SELECT r.ts, r.output_tokens, a.ttfb_ms, a.latency_ms FROM requests r"
+        f"SELECT {FINISHED}, r.output_tokens, a.ttfb_ms, a.latency_ms FROM requests r"  # noqa: S608 - a constant
         " JOIN attempts a ON a.request_id = r.id AND a.provider = r.provider AND a.outcome = 'ok'"
         " WHERE r.provider = :p AND r.ts >= :since AND r.stream = 1 AND r.status < 400"
         " AND r.client_disconnected = 0 ORDER BY r.ts DESC LIMIT :limit",

@@ -5,14 +5,16 @@ still known to be slow after a restart."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import anthropic
 from structlog.testing import capture_logs
 
 from coderouterd.ctl.render import render_status
-from coderouterd.healing.pace import RECENT, USUAL_MIN
+from coderouterd.healing.pace import DEMOTE_S, RECENT, USUAL_MIN
 from coderouterd.status import status_of
 from tests.conftest import RunningDaemon, StartDaemon, chain_yaml, provider_yaml, until
 from tests.fakes.transcripts import anthropic_text_stream
@@ -72,3 +74,100 @@ async def test_a_backend_decoding_far_slower_than_usual_is_tried_later_and_remem
         assert again.daemon.pace.demoted() == {"local"}
         assert [e["restored"] for e in logs if e["event"] == "provider.slow"] == [True]
         assert await ask(again) == "cloud"
+
+
+class MovedClock:
+    """The system clock, moved forward by hand."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+    def wall(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+async def test_a_slow_backend_back_at_speed_is_tried_first_after_one_answer_at_its_usual_speed(
+    start_daemon: StartDaemon,
+) -> None:
+    clock = MovedClock()
+    async with (
+        FakeUpstream(default=stream(0.015)) as local,
+        FakeUpstream(default=stream(0.015)) as cloud,
+    ):
+        config = chain_yaml(
+            provider_yaml("local", local.url), provider_yaml("cloud", cloud.url), profiles=PROFILES
+        )
+        d = await start_daemon(config, clock=clock)
+        assert await asyncio.gather(*(ask(d) for _ in range(USUAL_MIN))) == ["local"] * USUAL_MIN
+        local.default = stream(0.08)
+        assert await asyncio.gather(*(ask(d) for _ in range(RECENT))) == ["local"] * RECENT
+        await until(lambda: d.daemon.pace.demoted() == {"local"})
+        # Fixed meanwhile. Ten minutes on, one request finds it back at speed;
+        # the median of its last five is still slow, but that answer was not.
+        local.default = stream(0.015)
+        clock.advance(DEMOTE_S + 1)
+        assert d.daemon.pace.demoted() == frozenset()
+        with capture_logs() as logs:
+            assert await ask(d) == "local"
+            pace = status_of(d.daemon).providers[0].pace  # takes that answer's summary
+            assert pace is not None and pace.slow and pace.demoted_for_s is None
+            assert d.daemon.pace.demoted() == frozenset()
+            # So it is tried first, and answers at its usual speed end it.
+            assert [await ask(d) for _ in range(RECENT // 2)] == ["local"] * (RECENT // 2)
+            status_of(d.daemon)
+        assert [e["event"] for e in logs if e["event"].startswith("provider.")] == [
+            "provider.slow_cleared"
+        ]
+
+
+async def ask_slowly(d: RunningDaemon, clock: MovedClock, decode_s: float) -> str:
+    """A streamed request whose answer takes `decode_s` more, on the daemon's
+    clock, from its first content to its end; the provider that answered."""
+    body = {"model": "m", "max_tokens": 200, "stream": True,
+            "messages": [{"role": "user", "content": "go on"}]}  # fmt: skip
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{d.url}/v1/messages", json=body, headers={"x-api-key": "k"}) as resp,
+    ):
+        moved = False
+        async for line in resp.content:
+            if not moved and b"content_block_delta" in line:
+                clock.advance(decode_s)
+                moved = True
+        return resp.headers["x-coderouter-provider"]
+
+
+async def test_a_restart_counts_the_demotion_from_when_the_last_slow_answer_ended(
+    start_daemon: StartDaemon, tmp_path: Path
+) -> None:
+    clock = MovedClock()
+    state_dir = tmp_path / "state"
+    async with (
+        FakeUpstream(default=stream(0.015)) as local,
+        FakeUpstream(default=stream(0.015)) as cloud,
+    ):
+        config = chain_yaml(
+            provider_yaml("local", local.url), provider_yaml("cloud", cloud.url), profiles=PROFILES
+        )
+        d = await start_daemon(config, clock=clock, state_dir=state_dir)
+        assert await asyncio.gather(*(ask(d) for _ in range(USUAL_MIN))) == ["local"] * USUAL_MIN
+        # Long answers decoded at a crawl: 100 tokens over 200 s each.
+        for _ in range(RECENT // 2 + 1):
+            assert await ask_slowly(d, clock, 200.0) == "local"
+            status_of(d.daemon)
+        pace = status_of(d.daemon).providers[0].pace
+        assert pace is not None and pace.demoted_for_s is not None
+        assert pace.demoted_for_s > DEMOTE_S - 10
+        await d.state.writer.flush()
+        again = await start_daemon(config, clock=clock, state_dir=state_dir)
+        restored = status_of(again.daemon).providers[0].pace
+        assert restored is not None and restored.demoted_for_s is not None
+        # Not 200 s less, as if the answer had ended when it was asked for.
+        assert restored.demoted_for_s > DEMOTE_S - 10
+        assert restored.demoted_for_s <= pace.demoted_for_s

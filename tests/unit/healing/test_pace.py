@@ -138,3 +138,66 @@ def test_an_adaptive_profile_tries_a_slow_provider_one_place_later() -> None:
     assert order("fast", set()) == ["local", "cloud", "spare"]
     # Without `adaptive` the order stays.
     assert order("steady", {"local"}) == ["local", "cloud", "spare"]
+
+
+def test_only_a_slow_answer_keeps_a_slow_provider_demoted() -> None:
+    clock = ManualClock()
+    watch = PaceWatch(load_config_text(CONFIG, file="c.yaml"), get_logger(), clock)
+    watch.take([summary("local", 100, 1000.0)] * USUAL_MIN)  # 100 tokens/s
+    watch.take([summary("local", 100, 10_000.0)] * RECENT)  # 10 tokens/s
+    clock.advance(DEMOTE_S / 2)
+    # At its usual speed while still demoted: the demotion ends when it would have.
+    watch.take([summary("local", 100, 1000.0)])
+    assert watch.pace("local")[1] == pytest.approx(DEMOTE_S / 2)  # type: ignore[index]
+    clock.advance(DEMOTE_S / 2 + 1)
+    assert watch.demoted() == frozenset()
+    # Tried first again, and fast again: still slow by its median, not demoted.
+    watch.take([summary("local", 100, 1000.0)])
+    pace = watch.pace("local")
+    assert pace is not None and pace[0].slow and pace[1] is None
+    assert watch.demoted() == frozenset()
+    # A slow answer demotes it for DEMOTE_S again.
+    watch.take([summary("local", 100, 10_000.0)])
+    assert watch.pace("local")[1] == pytest.approx(DEMOTE_S)  # type: ignore[index]
+
+
+def test_a_restart_demotes_for_what_is_left_after_the_last_slow_answer() -> None:
+    clock = ManualClock()
+    watch = PaceWatch(load_config_text(CONFIG, file="c.yaml"), get_logger(), clock)
+
+    def rows(seconds: float, n: int, ended_ago: float) -> list[Streamed]:
+        ts = clock.wall() - ended_ago
+        return [
+            Streamed(ts=ts, output_tokens=200, ttfb_ms=50.0, latency_ms=50 + seconds * 1000)
+        ] * n
+
+    # Slow until 500 s before the restart, then one answer at its usual speed.
+    watch.load({"local": rows(1, USUAL_MIN, 3000) + rows(20, RECENT, 500) + rows(1, 1, 10)})
+    pace = watch.pace("local")
+    assert pace is not None and pace[0].slow
+    assert pace[1] == pytest.approx(DEMOTE_S - 500)
+
+
+def test_a_slow_verdict_restored_past_its_demotion_clears_and_pairs_its_logs() -> None:
+    clock = ManualClock()
+    watch = PaceWatch(load_config_text(CONFIG, file="c.yaml"), get_logger(), clock)
+    an_hour_ago = clock.wall() - 3600
+
+    def rows(seconds: float, n: int) -> list[Streamed]:
+        answer = Streamed(
+            ts=an_hour_ago, output_tokens=200, ttfb_ms=50.0, latency_ms=50 + seconds * 1000
+        )
+        return [answer] * n
+
+    with capture_logs() as logs:
+        watch.load({"local": rows(1, USUAL_MIN) + rows(20, RECENT)})
+        assert watch.demoted() == frozenset()  # its ten minutes are long over
+        watch.take([summary("local", 200, 1000.0)] * RECENT)  # back at 200 tokens/s
+        watch.take([summary("local", 200, 20_000.0)] * RECENT)  # slow again
+    pace = watch.pace("local")
+    assert pace is not None and pace[0].slow and pace[1] == pytest.approx(DEMOTE_S)
+    assert [(e["event"], e.get("restored", False), e.get("demoted_for_s")) for e in logs] == [
+        ("provider.slow", True, 0.0),
+        ("provider.slow_cleared", False, None),
+        ("provider.slow", False, DEMOTE_S),
+    ]
