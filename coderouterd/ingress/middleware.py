@@ -37,8 +37,11 @@ def request_id_of(header: str | None) -> str:
     return _generated()
 
 
+_GENERATED = f"req_{_ID_PREFIX}"
+
+
 def _generated() -> str:
-    return f"req_{_ID_PREFIX}{next(_id_counter):012x}"
+    return f"{_GENERATED}{next(_id_counter):012x}"
 
 
 class RequestIds:
@@ -57,7 +60,9 @@ class RequestIds:
         rid = request_id_of(header)
         if rid != header:
             return rid
-        if rid in self._recent:
+        # An id this process generated, sent back (a client that echoes the
+        # x-request-id it got): it names a request already, maybe one in flight.
+        if rid in self._recent or rid.startswith(_GENERATED):
             return _generated()
         self._recent.put(rid, None)
         return rid

@@ -210,7 +210,12 @@ async def test_request_id_honoured_or_generated(
     assert headers["x-request-id"].startswith("req_")
     # A retry with the same id is a request of its own: the request log keys on it.
     _, headers, _ = await post(url, body, {"x-request-id": "trace-123.abc"})
-    assert headers["x-request-id"].startswith("req_")
+    generated = headers["x-request-id"]
+    assert generated.startswith("req_")
+    # So is a request sent with an id the daemon generated (a client echoing
+    # what it got): that id names another request, maybe one still running.
+    _, headers, _ = await post(url, body, {"x-request-id": generated})
+    assert headers["x-request-id"].startswith("req_") and headers["x-request-id"] != generated
 
 
 async def test_a_client_id_reused_after_a_restart_gets_a_new_one(
