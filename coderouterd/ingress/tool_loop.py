@@ -3,41 +3,49 @@
 A local model stuck in a loop reads the same file or runs the same command
 turn after turn; the client resends the whole conversation each time, so
 the loop is in the history of the request itself. A loop is the trailing
-run of identical tool calls (same name, same input, key order aside) among
-the last `window` tool calls of the assistant's messages, when it is at
-least `threshold` long: only the current state counts, a loop the agent
-already left is none.
+run of identical tool calls (same name, same input, key order aside, and
+the same result) among the last `window` tool calls of the assistant's
+messages, when it is at least `threshold` long. Only the current state
+counts: the run must be the history's latest activity, the last assistant
+message making the call and the request bringing its result and nothing
+from the user. A loop the agent left, or that the user stepped into, is
+none. The same call with another result is progress (Claude Code polling
+a background shell whose output grows).
 
 The history is read from its end, one message at a time, and stops at the
 first call that differs: in a conversation without a loop that is the last
 two assistant messages. With the message bounds ingress found
-(RequestBody.bounds), messages that are not the assistant's are passed over
-by a byte search (in compact JSON `"role":"assistant"` cannot occur inside
-a string, whose quotes are escaped) and never decoded. Ingress keeps the
-bounds of the last 100 messages: a run is counted within them.
+(RequestBody.bounds), messages are slices of the body: an assistant's is
+told by its first bytes (clients put the role first); the others are
+decoded only for the results of calls that match, and those after the last
+assistant message for whether the user spoke once a run is long enough.
+Ingress keeps the bounds of the last 100 messages: a run is counted within
+them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import msgspec
 
 from coderouterd.ingress.body import RequestBody, newest_first
 from coderouterd.translate.system_text import after_system
 
-_ASSISTANT = b'"role":"assistant"'
-_ASSISTANT_FIRST = b"{" + _ASSISTANT
-_USER_FIRST = b'{"role":"user"'
-_list = msgspec.json.Decoder(list[msgspec.Raw])
-
+_ASSISTANT_FIRST = b'{"role":"assistant"'
+_ROLE_FIRST = b'{"role":"'
+# Claude Code's own notes to the model, which it puts in the user's turn.
+_REMINDER = "<system-reminder>"
 
 _NULL = msgspec.Raw(b"null")
 
 
 class _Block(msgspec.Struct):
     type: str = ""
+    id: str | None = None
     name: str | None = None
     # Raw cannot be in a union with None: a missing input reads as JSON null.
     input: msgspec.Raw = _NULL
@@ -50,6 +58,7 @@ class _Function(msgspec.Struct):
 
 
 class _ToolCall(msgspec.Struct):
+    id: str | None = None
     function: _Function | None = None
 
 
@@ -60,11 +69,73 @@ class _Message(msgspec.Struct):
     tool_calls: list[_ToolCall] | None = None
 
 
-# A tool call: its name and its input's JSON text.
-_Call = tuple[str, bytes]
+class _Part(msgspec.Struct):
+    """A block of the user's content: a tool_result, or what the user said."""
+
+    type: str = ""
+    tool_use_id: str | None = None
+    content: msgspec.Raw = _NULL
+    is_error: bool | None = None
+    text: str | None = None
+
+
+class _Reply(msgspec.Struct):
+    """A message that is not the assistant's: the user's, or (OpenAI) a tool's result."""
+
+    role: str = ""
+    content: list[_Part] | str | None = None
+    tool_call_id: str | None = None
+
+
+class _Role(msgspec.Struct):
+    role: str = ""
+
+
+_Raw = memoryview | msgspec.Raw
+
+
+class _Call(NamedTuple):
+    name: str
+    input: bytes  # its JSON text
+    id: str | None
+
+
+# A tool call's result: whether an error, and its content (a tool_result's
+# as JSON text).
+_Result = tuple[bool, msgspec.Raw | list[_Part] | str | None]
+
+
+class _Replies(NamedTuple):
+    """What the messages after an assistant message bring: results by call id,
+    and whether the user said something of their own."""
+
+    results: dict[str, _Result]
+    spoke: bool
+
+
+class _Turn:
+    """An assistant message's tool calls, and the messages after it, read
+    only when one of its calls matches the run's: most turns never are."""
+
+    __slots__ = ("_after", "_replies", "calls")
+
+    def __init__(self, calls: list[_Call], after: list[_Raw]) -> None:
+        self.calls = calls
+        self._after = after
+        self._replies: _Replies | None = None
+
+    def replies(self) -> _Replies:
+        if self._replies is None:
+            self._replies = _read(self._after)
+        return self._replies
+
+    def result(self, call: _Call) -> _Result | None:
+        return None if call.id is None else self.replies().results.get(call.id)
 
 
 _message = msgspec.json.Decoder(_Message)
+_reply = msgspec.json.Decoder(_Reply)
+_role = msgspec.json.Decoder(_Role)
 _any = msgspec.json.Decoder()
 
 # Told to a model in a loop (tool_loop_action: inject), after its system prompt.
@@ -84,31 +155,44 @@ class ToolLoop:
 
 def detect(body: RequestBody, *, window: int, threshold: int) -> ToolLoop | None:
     """The loop the request's history ends in, if any (either dialect)."""
-    last: _Call | None = None
-    run = seen = 0
-    for calls in _newest_first(body):
-        for call in reversed(calls):
-            if last is None:
-                last, run = call, 1
-            elif _same(call, last):
-                run += 1
-            else:
-                return _found(last, run, threshold)
-            seen += 1
-            if seen >= window:
-                return _found(last, run, threshold)
-    return _found(last, run, threshold)
+    turns = _turns(body)
+    newest = next(turns, None)
+    if newest is None or not newest.calls:
+        # No call, or the agent answered in text since: no loop in progress.
+        return None
+    head = newest.calls[-1]
+    run = _run(head, newest, turns, window)
+    if run < threshold:
+        return None
+    replies = newest.replies()
+    if replies.spoke or newest.result(head) is None:
+        # The user stepped in, or the request does not answer the call.
+        return None
+    return ToolLoop(head.name, run)
+
+
+def _run(head: _Call, newest: _Turn, older: Iterator[_Turn], window: int) -> int:
+    """How many of the last calls (at most `window`) are `head` with its result."""
+    run = 0
+    for turn in itertools.chain((newest,), older):
+        for call in reversed(turn.calls):
+            if run and not (_same(call, head) and turn.result(call) == newest.result(head)):
+                return run
+            run += 1
+            if run >= window:
+                return run
+    return run
 
 
 def _same(a: _Call, b: _Call) -> bool:
     # Mostly told apart by name, or by bytes; inputs are decoded only when
     # the bytes differ (the same keys in another order are the same input).
-    if a[0] != b[0]:
+    if a.name != b.name:
         return False
-    if a[1] == b[1]:
+    if a.input == b.input:
         return True
     try:
-        return bool(_any.decode(a[1]) == _any.decode(b[1]))
+        return bool(_any.decode(a.input) == _any.decode(b.input))
     except msgspec.DecodeError:
         return False
 
@@ -118,35 +202,67 @@ def with_hint(fields: Mapping[str, msgspec.Raw], dialect: str) -> dict[str, msgs
     return after_system(fields, dialect, HINT)
 
 
-def _found(last: _Call | None, run: int, threshold: int) -> ToolLoop | None:
-    return ToolLoop(last[0], run) if last is not None and run >= threshold else None
-
-
-def _newest_first(body: RequestBody) -> Iterator[list[_Call]]:
-    """Each assistant message's tool calls, newest message first; the
-    others are passed over."""
-    for raw in newest_first(body, keep=_maybe_assistant):
+def _turns(body: RequestBody) -> Iterator[_Turn]:
+    """Each assistant message's tool calls, newest message first, with the
+    messages that follow it (undecoded)."""
+    after: list[_Raw] = []
+    for raw in newest_first(body):
+        if not _is_assistant(raw):
+            after.append(raw)
+            continue
         try:
             message = _message.decode(raw)
         except (msgspec.DecodeError, RecursionError):
             continue
-        if message.role != "assistant":
-            continue
         calls: list[_Call] = []
         if isinstance(message.content, list):
             calls += [
-                (b.name, bytes(b.input))
+                _Call(b.name, bytes(b.input), b.id)
                 for b in message.content
                 if b.type == "tool_use" and b.name is not None
             ]
         for c in message.tool_calls or ():
             if c.function is not None and c.function.name is not None:
-                calls.append((c.function.name, c.function.arguments.encode()))
-        yield calls
+                calls.append(_Call(c.function.name, c.function.arguments.encode(), c.id))
+        yield _Turn(calls, after)
+        after = []
 
 
-def _maybe_assistant(raw: bytes, lo: int, hi: int) -> bool:
-    # Clients put the role first; where one does not, the bytes are searched.
-    if raw.startswith(_USER_FIRST, lo):
+def _is_assistant(raw: _Raw) -> bool:
+    head = memoryview(raw)[: len(_ASSISTANT_FIRST)].tobytes()
+    if head == _ASSISTANT_FIRST:
+        return True
+    if head.startswith(_ROLE_FIRST):
         return False
-    return raw.startswith(_ASSISTANT_FIRST, lo) or raw.find(_ASSISTANT, lo, hi) != -1
+    # A client that does not put the role first: read it.
+    try:
+        return _role.decode(raw).role == "assistant"
+    except (msgspec.DecodeError, RecursionError):
+        return False
+
+
+def _read(messages: Sequence[_Raw]) -> _Replies:
+    """The results the messages bring (Anthropic tool_result blocks, OpenAI
+    role:tool messages), and whether the user said anything besides."""
+    results: dict[str, _Result] = {}
+    spoke = False
+    for raw in messages:
+        try:
+            reply = _reply.decode(raw)
+        except (msgspec.DecodeError, RecursionError):
+            continue
+        if reply.role == "tool":
+            if reply.tool_call_id is not None:
+                results[reply.tool_call_id] = (False, reply.content)
+        elif reply.role != "user":
+            continue
+        elif isinstance(reply.content, str):
+            spoke = spoke or not reply.content.startswith(_REMINDER)
+        else:
+            for p in reply.content or ():
+                if p.type == "tool_result":
+                    if p.tool_use_id is not None:
+                        results[p.tool_use_id] = (bool(p.is_error), p.content)
+                elif p.type != "text" or not (p.text or "").startswith(_REMINDER):
+                    spoke = True
+    return _Replies(results, spoke)

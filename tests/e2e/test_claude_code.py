@@ -283,8 +283,10 @@ async def test_claude_code_leaves_a_tool_loop_when_the_daemon_tells_its_model(
 
     assert code == 0, f"claude exited {code}\nstdout:\n{out}\nstderr:\n{err}"
     assert FINAL in out
-    # Three identical reads made the loop; the fourth turn was told of it.
-    assert next(calls) == 4
+    # The first read returns the file, the next ones Claude Code's "unchanged
+    # since last read" note: three of those (same call, same result) make the
+    # loop; the fifth turn is told of it.
+    assert next(calls) == 5
 
 
 def outgrown(target: Path) -> Callable[[Recorded], Reply]:

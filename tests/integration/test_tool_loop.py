@@ -151,3 +151,80 @@ async def test_an_openai_clients_loop_gets_the_hint_in_its_system_message(
         "content": f"You are a coding agent.\n\n{HINT}",
     }
     assert forwarded.json["messages"][1:] == messages[1:]
+
+
+def step(i: int, name: str, tool_input: dict[str, Any], result: str) -> list[dict[str, Any]]:
+    """An assistant's tool call and the user's turn that brings its result."""
+    call = {"type": "tool_use", "id": f"t{i}", "name": name, "input": tool_input}
+    answer = {"type": "tool_result", "tool_use_id": f"t{i}", "content": result}
+    return [
+        {"role": "assistant", "content": [call]},
+        {"role": "user", "content": [answer]},
+    ]
+
+
+async def send_messages(d: Any, messages: list[dict[str, Any]]) -> anthropic.types.Message:
+    async with anthropic.AsyncAnthropic(
+        base_url=d.url, api_key="k", max_retries=0, timeout=10
+    ) as c:
+        return await c.messages.create(model="m", max_tokens=10, system=SYSTEM, messages=messages)
+
+
+@pytest.mark.parametrize("action", ["break", "inject"])
+async def test_polling_a_background_shell_whose_output_grows_is_no_loop(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, action: str
+) -> None:
+    # Claude Code runs the build in the background and polls its output: the
+    # same call, another result each time.
+    fake_upstream.default = Reply(json=anthropic_message("still building"))
+    d = await start_daemon(config(fake_upstream.url, action))
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "build it and fix errors"}]
+    messages += step(0, "Bash", {"command": "make", "run_in_background": True}, "shell bash_1")
+    for i, out in enumerate(["[ 10%] cc a.c", "[ 40%] cc b.c", "[ 80%] cc c.c"], start=1):
+        messages += step(i, "BashOutput", {"bash_id": "bash_1"}, out)
+
+    with capture_logs() as logs:
+        await send_messages(d, messages)
+
+    [forwarded] = fake_upstream.requests
+    assert forwarded.json["system"] == SYSTEM
+    assert [e for e in logs if e["event"] == "request.tool_loop"] == []
+
+
+@pytest.mark.parametrize("action", ["warn", "break"])
+async def test_after_the_agent_answered_in_text_a_new_user_question_is_no_loop(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, action: str
+) -> None:
+    fake_upstream.default = Reply(json=anthropic_message("ok"))
+    d = await start_daemon(config(fake_upstream.url, action))
+    messages = looping(3)
+    # The agent stopped calling tools and answered; the user moved on.
+    messages.append({"role": "assistant", "content": [{"type": "text", "text": "a.py sets x."}]})
+    messages.append({"role": "user", "content": "thanks. now write a README"})
+
+    with capture_logs() as logs:
+        await send_messages(d, messages)
+
+    assert len(fake_upstream.requests) == 1
+    assert [e for e in logs if e["event"] == "request.tool_loop"] == []
+
+
+async def test_under_break_the_user_can_still_step_in_and_compact_the_session(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.default = Reply(json=anthropic_message("ok, reading b.py"))
+    d = await start_daemon(config(fake_upstream.url, "break"))
+    messages = looping(3)
+    with pytest.raises(anthropic.BadRequestError):
+        await send_messages(d, messages)
+
+    # The user sees the 400 and steps in: Claude Code sends their words in
+    # the turn that holds the results.
+    stepped_in = [*messages[:-1], dict(messages[-1], content=[*messages[-1]["content"]])]
+    stepped_in[-1]["content"].append({"type": "text", "text": "stop reading a.py, look at b.py"})
+    await send_messages(d, stepped_in)
+    # Or asks Claude Code to compact the session: a user turn of its own.
+    compact = [*messages, {"role": "user", "content": "Summarize the conversation so far."}]
+    await send_messages(d, compact)
+
+    assert len(fake_upstream.requests) == 2

@@ -14,25 +14,28 @@ from coderouterd.ingress.body import BodyMemo, RequestBody, parse_body
 from coderouterd.ingress.tool_loop import HINT, ToolLoop, detect, with_hint
 
 Call = tuple[str, dict[str, Any]]
+# A call and the content of its result.
+Step = tuple[str, dict[str, Any], str]
 
 
-def history(calls: list[Call | str], *, extra_text: bool = False) -> list[dict[str, Any]]:
+def history(calls: list[Call | Step | str], *, extra_text: bool = False) -> list[dict[str, Any]]:
     """A user prompt, then per entry an assistant turn (a tool call, or text
-    for a str) and, after a call, the user's tool_result."""
+    for a str) and, after a call, the user's tool_result: the one given, else
+    one that depends on the call only (the same call, the same result)."""
     messages: list[dict[str, Any]] = [{"role": "user", "content": "fix the bug"}]
     for i, call in enumerate(calls):
         if isinstance(call, str):
             messages.append({"role": "assistant", "content": [{"type": "text", "text": call}]})
             messages.append({"role": "user", "content": "go on"})
             continue
-        name, args = call
+        name, args = call[0], call[1]
         content: list[dict[str, Any]] = (
             [{"type": "text", "text": "let me look"}] if extra_text else []
         )
         content.append({"type": "tool_use", "id": f"t{i}", "name": name, "input": args})
         messages.append({"role": "assistant", "content": content})
         # A result that mentions the assistant's role in its text (escaped in JSON).
-        result = f'file body {i} with "role":"assistant" inside'
+        result = call[2] if len(call) == 3 else f'{name} {sorted(args.items())} "role":"assistant"'
         messages.append(
             {
                 "role": "user",
@@ -112,6 +115,15 @@ def test_parallel_calls_in_one_message_count_one_by_one() -> None:
             ],
         }
     )
+    messages.append(
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "x1", "content": "x = 1"},
+                {"type": "tool_result", "tool_use_id": "x2", "content": "x = 1"},
+            ],
+        }
+    )
     assert detect(read(messages, "whole"), window=5, threshold=2) == ToolLoop("A", 2)
 
 
@@ -171,19 +183,21 @@ def test_the_hint_goes_after_the_system_prompt(system: Any, expected: Any) -> No
     assert ("system" in fields) == (system is not None)
 
 
-def openai_history(calls: list[Call]) -> list[dict[str, Any]]:
+def openai_history(calls: list[Call | Step]) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": "be brief"},
         {"role": "user", "content": "fix the bug"},
     ]
-    for i, (name, args) in enumerate(calls):
+    for i, step in enumerate(calls):
+        name, args = step[0], step[1]
         call = {
             "id": f"c{i}",
             "type": "function",
             "function": {"name": name, "arguments": json.dumps(args)},
         }
         messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
-        messages.append({"role": "tool", "tool_call_id": f"c{i}", "content": "x = 1"})
+        result = step[2] if len(step) == 3 else "x = 1"
+        messages.append({"role": "tool", "tool_call_id": f"c{i}", "content": result})
     return messages
 
 
@@ -239,3 +253,85 @@ def test_an_openai_history_without_a_system_message_gets_one() -> None:
     fields = {"messages": msgspec.Raw(b'[{"role":"user","content":"hi"}]')}
     hinted = json.loads(bytes(with_hint(fields, "openai")["messages"]))
     assert hinted == [{"role": "system", "content": HINT}, {"role": "user", "content": "hi"}]
+
+
+POLL = ("BashOutput", {"bash_id": "bash_1"})
+LOOKS: dict[str, int] = {"window": 5, "threshold": 3}
+
+
+def polled(*outputs: str) -> list[Step]:
+    return [(*POLL, out) for out in outputs]
+
+
+@pytest.mark.parametrize("how", ["memo", "whole"])
+@pytest.mark.parametrize(
+    ("calls", "found"),
+    [
+        # Claude Code polling a background shell whose output grows: progress.
+        (polled("[ 10%] cc a.c", "[ 40%] cc b.c", "[ 80%] cc c.c"), None),
+        # The run of identical calls is as long as their results stay the same.
+        (polled("[ 10%]", "[100%] done", "[100%] done", "[100%] done"), ToolLoop("BashOutput", 3)),
+        (polled("done", "done", "other", "done"), None),
+    ],
+)
+def test_the_same_call_with_another_result_is_no_loop(
+    calls: list, found: ToolLoop | None, how: str
+) -> None:
+    assert detect(read(history(calls), how), **LOOKS) == found
+    assert detect(read(openai_history(calls), how), **LOOKS) == found
+
+
+@pytest.mark.parametrize("how", ["memo", "whole"])
+def test_an_error_result_counts_by_its_content(how: str) -> None:
+    def with_errors(*contents: str) -> list[dict[str, Any]]:
+        messages = history([READ] * len(contents))
+        for i, content in enumerate(contents):
+            [block] = messages[2 + 2 * i]["content"]
+            block.update(content=content, is_error=True)
+        return messages
+
+    assert detect(read(with_errors("line 3: x", "line 9: y", "line 2: z"), how), **LOOKS) is None
+    assert detect(read(with_errors(*["no such file"] * 3), how), **LOOKS) == ToolLoop("A", 3)
+
+
+@pytest.mark.parametrize("how", ["memo", "whole"])
+@pytest.mark.parametrize(
+    "calls",
+    [
+        # The agent answered in text and the user asked something new.
+        [READ, READ, READ, "a.py sets x."],
+        [READ, READ, READ, "a.py sets x.", "and b.py?"],
+    ],
+)
+def test_a_text_turn_after_the_run_ends_the_loop(calls: list, how: str) -> None:
+    assert detect(read(history(calls), how), **LOOKS) is None
+
+
+@pytest.mark.parametrize("how", ["memo", "whole"])
+def test_only_the_users_own_words_beside_the_results_end_the_loop(how: str) -> None:
+    def last_turn_with(text: str) -> list[dict[str, Any]]:
+        messages = history([READ] * 3)
+        messages[-1]["content"].append({"type": "text", "text": text})
+        return messages
+
+    assert detect(read(last_turn_with("stop, look at b.py"), how), **LOOKS) is None
+    # Claude Code's own notes to the model are not the user stepping in.
+    reminder = "<system-reminder>The todo list is empty.</system-reminder>"
+    assert detect(read(last_turn_with(reminder), how), **LOOKS) == ToolLoop("A", 3)
+
+
+@pytest.mark.parametrize("how", ["memo", "whole"])
+def test_a_loop_needs_the_request_to_answer_the_last_call(how: str) -> None:
+    messages = history([READ] * 3)
+    # Claude Code's compaction request: a user turn of its own after the results.
+    compaction = [*messages, {"role": "user", "content": "Summarize the conversation so far."}]
+    assert detect(read(compaction, how), **LOOKS) is None
+    # A request that ends in the call itself brings no result.
+    assert detect(read(messages[:-1], how), **LOOKS) is None
+
+
+@pytest.mark.parametrize("how", ["memo", "whole"])
+def test_an_openai_users_message_after_the_results_ends_the_loop(how: str) -> None:
+    messages = openai_history([READ] * 3)
+    messages.append({"role": "user", "content": "stop, look at b.py"})
+    assert detect(read(messages, how), **LOOKS) is None
