@@ -18,6 +18,7 @@ from coderouterd.cli_import import legacy_hint
 from coderouterd.cli_replay import add_command as add_replay_command
 from coderouterd.cli_requests import add_commands as add_request_commands
 from coderouterd.cli_state import add_commands as add_state_commands
+from coderouterd.cli_state import count
 from coderouterd.config import (
     LoadedConfig,
     default_config_path,
@@ -83,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     _config_arg(doctor)
     doctor.add_argument(
         "--context-tokens",
-        type=int,
+        type=count,
         default=16000,
         help="size of the long prompt the context check sends (default 16000)",
     )

@@ -4,7 +4,7 @@ A backend can answer a one-token probe and still be useless to Claude Code:
 it may never call tools, print them as text no filter can lift, cut a
 stream short, or silently drop the start of a long prompt (Ollama's default
 context window is a few thousand tokens; Claude Code's system prompt and
-tools alone are tens of thousands). The doctor asks the provider four
+tools alone are tens of thousands). The doctor asks the provider five
 things, as an Anthropic client through the daemon's own engine (the
 provider's codecs, output filters and tool-call repair, exactly what a
 client would get) but without a daemon and without writing anything:
@@ -38,12 +38,14 @@ import msgspec
 
 from coderouterd.clock import SystemClock
 from coderouterd.config import LoadedConfig
-from coderouterd.errors import CoderouterError
+from coderouterd.doctor_answer import Answer, read_answer, refusal, too_long
+from coderouterd.errors import CoderouterError, NoProviderAvailableError
 from coderouterd.ingress.body import parse_body
 from coderouterd.routing.call import Call
 from coderouterd.routing.plan import Plan
 from coderouterd.routing.records import BaseObserver, RequestSummary
 from coderouterd.runtime import Runtime, build_runtime
+from coderouterd.wire.overflow import Overflow
 from coderouterd.wire.sse import SSEDecoder
 from coderouterd.wire.usage import Usage
 
@@ -63,6 +65,10 @@ _WORD = "MARMALADE"
 _CACHED_TOKENS = 5000
 # About four bytes a token, like the daemon's own estimates.
 _FILLER = "The quick brown fox jumps over the lazy dog near the river bank. "
+_RAISE_WINDOW = (
+    "raise it (llama.cpp: -c, vLLM: --max-model-len, Ollama: num_ctx, LM Studio: the model's "
+    "context length)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,27 +141,42 @@ class Doctor:
             media=parsed.media,
         )
 
-    async def ask(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], RequestSummary | None]:
-        async with asyncio.timeout(self._timeout_s):
-            reply = await self._runtime.engine.unary(self._call(body), self._plan)
-        try:
-            message = msgspec.json.decode(reply.body) if reply.body else {}
-        except msgspec.DecodeError:
-            message = {}
-        return reply.status, message if isinstance(message, dict) else {}, self.summaries.last
+    async def ask(self, body: dict[str, Any]) -> Answer:
+        reply = await self._runtime.engine.unary(self._call(body), self._plan)
+        return read_answer(reply.status, reply.body, self.summaries.last)
 
-    async def stream(self, body: dict[str, Any]) -> tuple[list[str], bytes]:
+    async def stream(self, body: dict[str, Any]) -> tuple[int, list[str], bytes]:
+        """The status, the SSE events' names and the bytes: an error status's
+        body when the stream never began."""
         sink = _Sink()
-        async with asyncio.timeout(self._timeout_s):
-            unsent = await self._runtime.engine.stream(self._call(body), self._plan, sink)
+        unsent = await self._runtime.engine.stream(self._call(body), self._plan, sink)
         if unsent is not None:
-            return ["http"], unsent.body
-        return [e.event for e in SSEDecoder().feed(bytes(sink.data))], bytes(sink.data)
+            return unsent.status, [], unsent.body
+        return 200, [e.event for e in SSEDecoder().feed(bytes(sink.data))], bytes(sink.data)
+
+    async def timed(self, name: str, check: Callable[[], Awaitable[tuple[Verdict, str]]]) -> Check:
+        """One check, its requests all within one --timeout."""
+        clock = SystemClock()
+        started = clock.monotonic()
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                verdict, detail = await check()
+        except TimeoutError:
+            verdict = "PROBLEM"
+            detail = "no answer in time (raise --timeout for a model still loading)"
+        except NoProviderAvailableError as exc:
+            verdict, detail = "PROBLEM", _unserved(exc, self.summaries.last)
+        except CoderouterError as exc:
+            verdict, detail = "PROBLEM", str(exc)
+        return Check(name, verdict, detail, round(clock.monotonic() - started, 2))
 
 
 async def examine(
     loaded: LoadedConfig, provider: str, *, context_tokens: int, timeout_s: float
 ) -> list[Check]:
+    if context_tokens < 1:
+        # Checked here for want of a check in the argument parser.
+        raise CoderouterError(f"--context-tokens must be 1 or more, not {context_tokens}")
     observer = _Summaries()
     runtime = build_runtime(loaded, env=os.environ, observer=observer, clock=SystemClock())
     try:
@@ -163,7 +184,7 @@ async def examine(
         if why is not None and runtime.config.provider(provider) is not None:
             raise CoderouterError(f"provider {provider!r} cannot be asked: {why}")
         doctor = Doctor(runtime, provider, observer, timeout_s=timeout_s)
-        checks = [await _timed("answer", lambda: _answer(doctor))]
+        checks = [await doctor.timed("answer", lambda: _answer(doctor))]
         rest: list[tuple[str, Callable[[], Awaitable[tuple[Verdict, str]]]]] = [
             ("stream", lambda: _stream(doctor)),
             ("tools", lambda: _tools(doctor)),
@@ -173,23 +194,27 @@ async def examine(
         if checks[0].verdict != "OK":
             return checks + [Check(n, "SKIP", "the provider gave no answer", 0.0) for n, _ in rest]
         for name, check in rest:
-            checks.append(await _timed(name, check))
+            checks.append(await doctor.timed(name, check))
         return checks
     finally:
         for adapter in runtime.adapters.values():
             await adapter.close()
 
 
-async def _timed(name: str, check: Callable[[], Awaitable[tuple[Verdict, str]]]) -> Check:
-    clock = SystemClock()
-    started = clock.monotonic()
-    try:
-        verdict, detail = await check()
-    except TimeoutError:
-        verdict, detail = "PROBLEM", "no answer in time (raise --timeout for a model still loading)"
-    except CoderouterError as exc:
-        verdict, detail = "PROBLEM", str(exc)
-    return Check(name, verdict, detail, round(clock.monotonic() - started, 2))
+def _unserved(exc: NoProviderAvailableError, summary: RequestSummary | None) -> str:
+    """Why the provider gave no answer, by its name: the doctor's own
+    one-provider profile, which the error names, is no name the user knows."""
+    failed = [a for a in summary.attempts if a.outcome == "failed"] if summary else []
+    return "; ".join(
+        f"{a.provider} gave no answer ({a.reason}{f': {a.detail}' if a.detail else ''})"
+        for a in failed
+    ) or str(exc)
+
+
+def _does_not_fit(prompt: str, overflow: Overflow) -> str:
+    window = f" of {overflow.window} tokens" if overflow.window else ""
+    said = f" (it said: {overflow.message})" if overflow.message else ""
+    return f"{prompt} does not fit the backend's context window{window}{said}; {_RAISE_WINDOW}"
 
 
 def _ask(text: str, **extra: Any) -> dict[str, Any]:
@@ -201,31 +226,20 @@ def _ask(text: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _text(message: Mapping[str, Any]) -> str:
-    blocks = message.get("content")
-    return (
-        "".join(b.get("text", "") for b in blocks if isinstance(b, dict))
-        if isinstance(blocks, list)
-        else ""
-    )
-
-
 async def _answer(doctor: Doctor) -> tuple[Verdict, str]:
-    status, message, _ = await doctor.ask(_ask("Reply with the single word: ready."))
-    if status != 200:
-        error = message.get("error", {})
-        return (
-            "PROBLEM",
-            f"status {status}: {error.get('message', '') if isinstance(error, dict) else ''}",
-        )
-    text = _text(message).strip()
+    answer = await doctor.ask(_ask("Reply with the single word: ready."))
+    if answer.status != 200:
+        return "PROBLEM", refusal(answer.status, answer.body)
+    text = answer.text.strip()
     if not text:
         return "PROBLEM", "an empty answer"
     return "OK", f"answered {text[:40]!r}"
 
 
 async def _stream(doctor: Doctor) -> tuple[Verdict, str]:
-    events, raw = await doctor.stream(_ask("Count from 1 to 5.", stream=True))
+    status, events, raw = await doctor.stream(_ask("Count from 1 to 5.", stream=True))
+    if status != 200:
+        return "PROBLEM", refusal(status, raw)
     if events and events[-1] == "message_stop":
         return "OK", f"{events.count('content_block_delta')} deltas, ended with message_stop"
     if "error" in events:
@@ -243,25 +257,23 @@ async def _tools(doctor: Doctor) -> tuple[Verdict, str]:
         "Call the record_answer tool with value 'blue'. Do not answer in text.",
         tools=[_TOOL],
     )
-    status, message, summary = await doctor.ask(body)
-    if status != 200:
-        return "PROBLEM", f"status {status} for a request with tools (does the model take tools?)"
-    calls = [
-        b for b in message.get("content", []) if isinstance(b, dict) and b.get("type") == "tool_use"
-    ]
-    if not calls:
+    answer = await doctor.ask(body)
+    if answer.status != 200:
+        said = refusal(answer.status, answer.body, "a request with tools")
+        return "PROBLEM", f"{said}: does the model take tools?"
+    if not answer.calls:
         return (
             "PROBLEM",
-            "the model answered in text instead of calling the tool: a coding agent cannot "
-            "work with it (try another model, or a chat template with tool support)",
+            f"the model answered {'in text' if answer.text.strip() else 'nothing'} instead of "
+            "calling the tool: a coding agent cannot work with it (try another model, or a chat "
+            "template with tool support)",
         )
-    call = calls[0]
-    if call.get("name") != "record_answer" or call.get("input", {}).get("value") != "blue":
-        return (
-            "PROBLEM",
-            f"a tool call, but not the one asked for: {call.get('name')} {call.get('input')}",
-        )
-    if summary is not None and summary.repairs:
+    call = answer.calls[0]
+    if not isinstance(call.input, dict):
+        return "PROBLEM", f"a tool call whose input is not an object: {call.name} {call.input!r}"
+    if call.name != "record_answer" or call.input.get("value") != "blue":
+        return "PROBLEM", f"a tool call, but not the one asked for: {call.name} {call.input}"
+    if answer.summary is not None and answer.summary.repairs:
         return (
             "OK",
             "the model wrote the call as text; the output filters lifted it (repair_tool_calls)",
@@ -275,24 +287,23 @@ async def _context(doctor: Doctor, tokens: int) -> tuple[Verdict, str]:
         f"The code word is {_WORD}. Remember it.\n\n{filler}\n\n"
         "What was the code word at the very start of this message? Answer with the word only."
     )
-    status, message, summary = await doctor.ask(_ask(prompt))
-    refused = (
-        next((a for a in summary.attempts if a.outcome == "too_long"), None) if summary else None
-    )
-    if refused is not None:
-        window = f" of {refused.context_window} tokens" if refused.context_window else ""
+    answer = await doctor.ask(_ask(prompt))
+    overflow = too_long(answer)
+    if overflow is not None:
         return (
             "PROBLEM",
-            f"a ~{tokens}-token prompt does not fit the backend's context window{window} "
-            f"(it said: {refused.detail}); raise it (llama.cpp: -c, vLLM: --max-model-len, "
-            "Ollama: num_ctx, LM Studio: the model's context length), or check a smaller "
-            "size with --context-tokens",
+            _does_not_fit(f"a ~{tokens}-token prompt", overflow)
+            + ", or check a smaller size with --context-tokens",
         )
-    if status != 200:
-        return "PROBLEM", f"status {status} for a ~{tokens}-token prompt (a context limit?)"
-    seen = summary.usage.input_tokens if summary and summary.usage else None
+    if answer.status != 200:
+        said = refusal(answer.status, answer.body, f"a ~{tokens}-token prompt")
+        return "PROBLEM", f"{said}: a context limit?"
+    summary = answer.summary
+    # An estimate is the daemon's count of what it sent, which says nothing of what was kept.
+    reported = summary.usage if summary and not summary.usage_estimated else None
+    seen = reported.input_tokens if reported else None
     counted = f" (the backend counted {seen} input tokens)" if seen is not None else ""
-    if _WORD.lower() in _text(message).lower():
+    if _WORD.lower() in answer.text.lower():
         return "OK", f"read back a word from the start of a ~{tokens}-token prompt{counted}"
     return (
         "PROBLEM",
@@ -314,16 +325,10 @@ async def _cache(doctor: Doctor) -> tuple[Verdict, str]:
     body = _ask("Reply with the single word: cached.", system=system)
     usages: list[Usage | None] = []
     for _ in range(2):
-        status, _, summary = await doctor.ask(body)
-        if status != 200 and provider.kind == "anthropic":
-            return (
-                "PROBLEM",
-                f"status {status} for a request with cache_control: Claude Code marks every "
-                "request so (set capabilities: {cache_control: false} to strip the markers)",
-            )
-        if status != 200:
-            return "PROBLEM", f"status {status} for a ~{_CACHED_TOKENS}-token system prompt"
-        usages.append(summary.usage if summary is not None else None)
+        answer = await doctor.ask(body)
+        if answer.status != 200:
+            return "PROBLEM", _cache_refused(answer, provider.kind)
+        usages.append(answer.summary.usage if answer.summary is not None else None)
     first, second = usages
     read = second.cache_read_input_tokens if second is not None else None
     if read is None:
@@ -337,6 +342,21 @@ async def _cache(doctor: Doctor) -> tuple[Verdict, str]:
         f"{wrote}): each turn of a session is prefilled whole; check the server's "
         "prompt-cache settings",
     )
+
+
+def _cache_refused(answer: Answer, kind: str) -> str:
+    overflow = too_long(answer)
+    if overflow is not None:
+        return _does_not_fit(f"a ~{_CACHED_TOKENS}-token system prompt", overflow)
+    # The answer check's request passed, so a malformed-request status most
+    # likely refuses the markers; any other status is not theirs to answer for.
+    if kind == "anthropic" and answer.status in (400, 422):
+        said = refusal(answer.status, answer.body, "a request with cache_control")
+        return (
+            f"{said}: Claude Code marks every request so (set capabilities: "
+            "{cache_control: false} to strip the markers)"
+        )
+    return refusal(answer.status, answer.body, f"a ~{_CACHED_TOKENS}-token system prompt")
 
 
 def render(provider: str, checks: Sequence[Check]) -> str:

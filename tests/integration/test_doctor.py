@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import chain_yaml, provider_yaml
 from tests.fakes.transcripts import (
     anthropic_error,
@@ -176,14 +178,17 @@ def anthropic_backend(cache: str) -> Any:
     return answer
 
 
-async def anthropic_doctor(fake: FakeUpstream, tmp_path: Path) -> tuple[int, dict[str, Any]]:
+async def anthropic_doctor(
+    fake: FakeUpstream, tmp_path: Path, *args: str
+) -> tuple[int, dict[str, Any]]:
     config = tmp_path / "config.yaml"
     config.write_text(chain_yaml(provider_yaml("claude", fake.url)))
     result = await run_cli(
-        "doctor", "claude", "--config", str(config), "--context-tokens", "3000", "--json",
+        "doctor", "claude", "--config", str(config), "--context-tokens", "3000", "--json", *args,
         env=child_env(tmp_path),
         timeout=30,
     )  # fmt: skip
+    assert "Traceback" not in result.stderr, result.stderr[-600:]
     return result.returncode, {c["name"]: c for c in json.loads(result.stdout)}
 
 
@@ -219,3 +224,175 @@ async def test_a_cache_that_reads_nothing_warns_and_one_refused_is_a_problem(
     assert checks["cache"]["verdict"] == "PROBLEM"
     assert "status 400 for a request with cache_control" in checks["cache"]["detail"]
     assert [c["verdict"] for n, c in checks.items() if n != "cache"] == ["OK"] * 4
+
+
+def check_of(req: Recorded) -> str:
+    """Which of the doctor's checks an Anthropic-dialect request is."""
+    body = req.json or {}
+    if body.get("stream"):
+        return "stream"
+    if body.get("tools"):
+        return "tools"
+    if "code word" in json.dumps(body.get("messages")):
+        return "context"
+    return "cache" if isinstance(body.get("system"), list) else "answer"
+
+
+def anthropic_but(check: str, reply: Reply) -> Any:
+    """The Anthropic-kind backend fit for an agent, but `check` gets `reply`."""
+    good = anthropic_backend("works")
+    return lambda req: reply if check_of(req) == check else good(req)
+
+
+@pytest.mark.parametrize(
+    "given", [None, '{"value": "blue"}', ["blue"]], ids=["null", "string", "list"]
+)
+async def test_a_tool_call_whose_input_is_not_an_object_is_a_problem(
+    fake_upstream: FakeUpstream, tmp_path: Path, given: object
+) -> None:
+    # An anthropic backend's answer is passed through as it came.
+    done = anthropic_message("", stop_reason="tool_use")
+    done["content"] = [{"type": "tool_use", "id": "t1", "name": "record_answer", "input": given}]
+    fake_upstream.responder = anthropic_but("tools", Reply(json=done))
+    code, checks = await anthropic_doctor(fake_upstream, tmp_path)
+    assert code == 2
+    assert checks["tools"]["verdict"] == "PROBLEM"
+    assert "a tool call whose input is not an object" in checks["tools"]["detail"]
+    assert [c["verdict"] for n, c in checks.items() if n != "tools"] == ["OK"] * 4
+
+
+async def test_null_text_or_content_in_an_answer_is_a_problem(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    done = anthropic_message("")
+    done["content"] = [{"type": "text", "text": None}]
+    fake_upstream.responder = anthropic_but("answer", Reply(json=done))
+    code, checks = await anthropic_doctor(fake_upstream, tmp_path)
+    assert code == 2
+    assert checks["answer"]["verdict"] == "PROBLEM"
+    assert checks["answer"]["detail"] == "an empty answer"
+    done["content"] = None
+    fake_upstream.responder = anthropic_but("tools", Reply(json=done))
+    code, checks = await anthropic_doctor(fake_upstream, tmp_path)
+    assert code == 2
+    assert checks["tools"]["verdict"] == "PROBLEM"
+    assert "the model answered nothing instead of calling the tool" in checks["tools"]["detail"]
+
+
+async def test_a_window_too_small_for_the_cached_prompt_is_not_blamed_on_the_markers(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    good = anthropic_backend("works")
+
+    def answer(req: Recorded) -> Reply:
+        # A 4096-token window: the ~3000-token context check fits, the ~5000-token
+        # system prompt does not, with or without cache_control.
+        tokens = len(req.body) // 4
+        if tokens > 4096:
+            message = f"prompt is too long: {tokens} tokens > 4096 maximum"
+            return anthropic_error(400, "invalid_request_error", message)
+        return good(req)
+
+    fake_upstream.responder = answer
+    code, checks = await anthropic_doctor(fake_upstream, tmp_path)
+    assert code == 2
+    cache = checks["cache"]
+    assert cache["verdict"] == "PROBLEM"
+    assert cache["detail"].startswith(
+        "a ~5000-token system prompt does not fit the backend's context window of 4096 tokens "
+        "(it said: prompt is too long: "
+    )
+    assert "llama.cpp: -c" in cache["detail"]
+    assert "cache_control" not in cache["detail"]
+    assert checks["context"]["verdict"] == "OK"
+
+
+async def test_a_cached_prompt_refused_for_its_size_names_the_status_and_why(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    said = "Request exceeds the maximum allowed number of bytes."
+    fake_upstream.responder = anthropic_but(
+        "cache", anthropic_error(413, "request_too_large", said)
+    )
+    code, checks = await anthropic_doctor(fake_upstream, tmp_path)
+    assert code == 2
+    assert checks["cache"] == {
+        **checks["cache"],
+        "verdict": "PROBLEM",
+        "detail": f"status 413 for a ~5000-token system prompt (it said: {said})",
+    }
+
+
+async def test_a_count_the_daemon_estimated_is_not_called_the_backends(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    poor = backend(good=False)
+
+    def answer(req: Recorded) -> Reply:
+        reply = poor(req)
+        if "code word" in json.dumps((req.json or {}).get("messages", [])):
+            (reply.json or {}).pop("usage")
+        return reply
+
+    fake_upstream.responder = answer
+    _, out, _ = await doctor(fake_upstream, tmp_path, "--json")
+    context = {c["name"]: c for c in json.loads(out)}["context"]
+    assert context["verdict"] == "PROBLEM"
+    assert "the start of a ~3000-token prompt was lost:" in context["detail"]
+    assert "counted" not in context["detail"]
+
+
+async def test_a_stream_refused_with_an_error_status_says_the_status_and_why(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    fake_upstream.responder = anthropic_but(
+        "stream", anthropic_error(400, "invalid_request_error", "streaming is not supported")
+    )
+    code, checks = await anthropic_doctor(fake_upstream, tmp_path)
+    assert code == 2
+    assert checks["stream"]["verdict"] == "PROBLEM"
+    assert checks["stream"]["detail"] == "status 400 (it said: streaming is not supported)"
+
+
+async def test_the_cache_checks_two_requests_share_one_timeout(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    good = anthropic_backend("works")
+
+    def answer(req: Recorded) -> Reply:
+        reply = good(req)
+        if check_of(req) == "cache":
+            return Reply(json=reply.json, delay_before_headers=1.0)
+        return reply
+
+    fake_upstream.responder = answer
+    code, checks = await anthropic_doctor(fake_upstream, tmp_path, "--timeout", "1.5")
+    assert code == 2
+    # Each request alone is in time; both together are not.
+    assert checks["cache"]["verdict"] == "PROBLEM"
+    assert checks["cache"]["detail"].startswith("no answer in time")
+    assert checks["cache"]["seconds"] < 1.8
+
+
+async def test_a_provider_that_gave_no_answer_is_named(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    fake_upstream.responder = lambda req: anthropic_error(529, "overloaded_error", "Overloaded")
+    code, checks = await anthropic_doctor(fake_upstream, tmp_path)
+    assert code == 2
+    assert checks["answer"]["detail"] == "claude gave no answer (http_529: overloaded_error)"
+
+
+async def test_a_context_size_below_one_token_is_refused(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(chain_yaml(provider_yaml("claude", fake_upstream.url)))
+    result = await run_cli(
+        "doctor", "claude", "--config", str(config), "--context-tokens", "0",
+        env=child_env(tmp_path),
+        timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2  # a usage error
+    assert "--context-tokens: 0: must be at least 1" in result.stderr
+    assert fake_upstream.requests == []
