@@ -28,7 +28,7 @@ from coderouterd.healing.pace_watch import PaceWatch
 from coderouterd.healing.service import HealingService
 from coderouterd.ingress.body import BodyMemo
 from coderouterd.ingress.inflight import InFlightEntry, InFlightRegistry
-from coderouterd.providers.base import HttpAdapter
+from coderouterd.providers.retirement import Retirement
 from coderouterd.routing.board import ProviderBoard
 from coderouterd.routing.budget import BudgetBook
 from coderouterd.routing.call import Call
@@ -114,7 +114,8 @@ class Daemon:
         self.holder = _Holder(
             build_runtime(loaded, env=env, observer=observer, clock=clock, slots=self.slots)
         )
-        self._retired: list[HttpAdapter] = []
+        # Adapters of providers a reload changed, closed once no request uses them.
+        self._retired = Retirement()
         self.server: ServerConfig = loaded.config.server
         self.max_body_bytes = self.server.max_body_bytes
         # Recent conversations' last bodies: a turn's body is read only where
@@ -296,7 +297,7 @@ class Daemon:
             self._log.exception(events.CONFIG_RELOAD_REJECTED, path=path, problems=list(problems))
             return self._rejected(path, current, problems)
         self.holder.current = new
-        self._retired.extend(retired_adapters(current, new))
+        self._retired.retire(retired_adapters(current, new))
         self.slots.configure(loaded.config.providers)
         self.healing.reconfigure(loaded.config)
         self.drift.reconfigure(loaded.config)
@@ -345,9 +346,9 @@ class Daemon:
             )
 
     async def close_adapters(self) -> None:
-        for adapter in [*self.holder.current.adapters.values(), *self._retired]:
+        await self._retired.close()
+        for adapter in self.holder.current.adapters.values():
             await adapter.close()
-        self._retired.clear()
 
 
 class _Holder:

@@ -3,7 +3,8 @@
 A reload builds a whole new Runtime and swaps it in with one assignment;
 requests already running keep the generation they started with. Adapters
 whose provider config did not change are carried over, so their pooled
-connections survive a reload.
+connections survive a reload; the others are retired, and closed once no
+request uses them (providers/retirement.py).
 """
 
 from __future__ import annotations

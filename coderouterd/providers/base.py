@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import aiohttp
 
@@ -33,11 +33,16 @@ _MAX_ERROR_BODY = 256 * 1024
 class UpstreamResponse:
     """A successful (2xx) upstream response, read incrementally."""
 
-    __slots__ = ("_provider", "_resp", "content_type", "status")
+    __slots__ = ("_done", "_provider", "_resp", "content_type", "status")
 
-    def __init__(self, provider: str, resp: aiohttp.ClientResponse) -> None:
+    def __init__(
+        self, provider: str, resp: aiohttp.ClientResponse, done: Callable[[], None]
+    ) -> None:
         self._provider = provider
         self._resp = resp
+        # Tells the adapter this response no longer needs its session; once
+        # only, though a caller may both release and abort.
+        self._done: Callable[[], None] | None = done
         self.status = resp.status
         self.content_type = resp.headers.get("content-type", "application/json")
 
@@ -61,10 +66,17 @@ class UpstreamResponse:
     def release(self) -> None:
         """Hand the connection back to the pool (body fully read)."""
         self._resp.release()
+        self._finish()
 
     def abort(self) -> None:
         """Drop the connection: used when we stop reading early or are cancelled."""
         self._resp.close()
+        self._finish()
+
+    def _finish(self) -> None:
+        done, self._done = self._done, None
+        if done is not None:
+            done()
 
 
 class HttpAdapter(abc.ABC):
@@ -75,6 +87,11 @@ class HttpAdapter(abc.ABC):
         self.name = config.name
         self._api_key = api_key
         self._session: aiohttp.ClientSession | None = None
+        # Requests sent whose response is not yet released or aborted: the
+        # session must stay open while there is one.
+        self._users = 0
+        # Set once a reload retired this adapter: told each time it falls idle.
+        self._on_idle: Callable[[HttpAdapter], None] | None = None
 
     @property
     def api_key(self) -> str | None:
@@ -101,28 +118,47 @@ class HttpAdapter(abc.ABC):
         """Send one attempt's body; return once the upstream's 2xx headers arrived."""
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        # Detached first: a request sent while the old session closes gets a
+        # new one rather than "Session is closed".
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    def retire(self, on_idle: Callable[[HttpAdapter], None]) -> None:
+        """No new runtime uses this adapter: call `on_idle` now if no request
+        does either, and again whenever the last one that does is done
+        (a request begun under the old config may still send through it)."""
+        self._on_idle = on_idle
+        if not self._users:
+            on_idle(self)
+
+    async def close_if_idle(self) -> None:
+        """Close the session unless a request sent since the check is using it."""
+        if not self._users:
+            await self.close()
+
+    def _left(self) -> None:
+        self._users -= 1
+        if not self._users and self._on_idle is not None:
+            self._on_idle(self)
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> UpstreamResponse:
         """POST and wait for the response headers; a non-2xx status raises UpstreamStatusError."""
+        self._users += 1
         try:
             resp = await self._client().post(url, data=body, headers=dict(headers))
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise UpstreamTimeoutError(self.name, "connect") from exc
-        except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
-            raise UpstreamConnectError(self.name, type(exc).__name__) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise UpstreamConnectError(self.name, type(exc).__name__) from exc
-        except ValueError as exc:
-            # aiohttp refuses to write a header holding a control character.
-            # The loader refuses such an extra_headers value, but a config built
-            # in code is not loaded: the attempt fails, the chain goes on.
-            raise UpstreamConnectError(self.name, f"request not sent: {exc}") from exc
+        except BaseException as exc:
+            self._left()
+            unsent = _not_sent(self.name, exc)
+            if unsent is None:
+                raise
+            raise unsent from exc
         if 200 <= resp.status < 300:
-            return UpstreamResponse(self.name, resp)
-        raise await self._status_error(resp)
+            return UpstreamResponse(self.name, resp, self._left)
+        try:
+            raise await self._status_error(resp)
+        finally:
+            self._left()
 
     async def _status_error(self, resp: aiohttp.ClientResponse) -> UpstreamError:
         try:
@@ -144,3 +180,18 @@ class HttpAdapter(abc.ABC):
             overflow=overflow_in(body) if failed and not memory_pressure else None,
             retry_after_s=retry_after_s(resp.headers, time.time()),
         )
+
+
+def _not_sent(provider: str, exc: BaseException) -> UpstreamError | None:
+    """The upstream error a failure to send, or to get the headers, is;
+    None for anything else (a cancellation), raised as it is."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return UpstreamTimeoutError(provider, "connect")
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return UpstreamConnectError(provider, type(exc).__name__)
+    if isinstance(exc, ValueError):
+        # aiohttp refuses to write a header holding a control character.
+        # The loader refuses such an extra_headers value, but a config built
+        # in code is not loaded: the attempt fails, the chain goes on.
+        return UpstreamConnectError(provider, f"request not sent: {exc}")
+    return None
