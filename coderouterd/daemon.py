@@ -123,7 +123,9 @@ class Daemon:
         self.bodies = BodyMemo()
         # Requests the auto router placed, by the id of the rule that matched
         # ("" when none did), since the start.
-        self.auto_matches: collections.Counter[str] = collections.Counter()
+        # Requests the auto router placed, by (rule id or "", profile): a reload
+        # may send a rule elsewhere, and its past requests stay where they went.
+        self.auto_matches: collections.Counter[tuple[str, str]] = collections.Counter()
         self.listen = ""
         self.started_mono = clock.monotonic()
         self.started_wall = clock.wall()

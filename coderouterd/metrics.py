@@ -153,8 +153,12 @@ def _gauges(daemon: Daemon, out: Exposition) -> None:
     )
     if status.auto_router is not None:
         auto = status.auto_router
-        rows = [({"rule": r.id, "profile": r.profile}, r.matched) for r in auto.rules]
-        rows.append(({"rule": "", "profile": auto.default_rule_profile}, auto.unmatched))
+        placed = {(p.rule, p.profile): p.requests for p in auto.placed}
+        # The rules in force at 0 until they place a request, so each series exists.
+        for r in auto.rules:
+            placed.setdefault((r.id, r.profile), 0)
+        placed.setdefault(("", auto.default_rule_profile), 0)
+        rows = [({"rule": rule, "profile": profile}, n) for (rule, profile), n in placed.items()]
         out.counter("auto_router_requests", "Requests the auto router placed, by rule.", rows)
     if status.state is not None:
         st = status.state

@@ -9,6 +9,7 @@ import msgspec
 
 from coderouterd import __version__
 from coderouterd.ctl.model import (
+    AutoPlacement,
     AutoRouterStatus,
     AutoRuleStatus,
     BudgetStatus,
@@ -59,13 +60,19 @@ def _auto_router(daemon: Daemon, runtime: Runtime) -> AutoRouterStatus | None:
     if router is None:
         return None
     counts = daemon.auto_matches
+    default = router.config.default_rule_profile
     return AutoRouterStatus(
         disabled=router.config.disabled,
         rules=tuple(
-            AutoRuleStatus(id=r.id, profile=r.profile, matched=counts[r.id]) for r in router.rules
+            AutoRuleStatus(id=r.id, profile=r.profile, matched=counts[(r.id, r.profile)])
+            for r in router.rules
         ),
-        default_rule_profile=router.config.default_rule_profile,
-        unmatched=counts[""],
+        default_rule_profile=default,
+        unmatched=counts[("", default)],
+        placed=tuple(
+            AutoPlacement(rule=rule, profile=profile, requests=n)
+            for (rule, profile), n in sorted(counts.items())
+        ),
     )
 
 

@@ -161,12 +161,22 @@ class AutoRuleStatus(msgspec.Struct, frozen=True, kw_only=True):
     matched: int
 
 
+class AutoPlacement(msgspec.Struct, frozen=True, kw_only=True):
+    rule: str  # "" for requests no rule matched
+    profile: str
+    requests: int
+
+
 class AutoRouterStatus(msgspec.Struct, frozen=True, kw_only=True):
     disabled: bool
+    # Each rule with the requests it placed on its profile since the start.
     rules: tuple[AutoRuleStatus, ...]
     default_rule_profile: str
-    # Requests no rule matched (or placed while disabled) since the start.
+    # Requests no rule matched (or placed while disabled) on that profile.
     unmatched: int
+    # Every (rule, profile) the router placed requests by since the start,
+    # those of rules a reload sent elsewhere included: what /metrics counts.
+    placed: tuple[AutoPlacement, ...] = ()
 
 
 class StatusReply(msgspec.Struct, frozen=True, kw_only=True):

@@ -161,12 +161,14 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
         return response
 
 
-def _auto_route(router: AutoRouter, parsed: RequestBody, counts: Counter[str]) -> Route:
+def _auto_route(
+    router: AutoRouter, parsed: RequestBody, counts: Counter[tuple[str, str]]
+) -> Route:
     """The profile the auto router picks for a request that chose none,
-    counted by rule ("" for none)."""
+    counted by rule ("" for none) and profile."""
     turn = read_turn(parsed)
     choice = router.choose(turn)
-    counts[choice.rule or ""] += 1
+    counts[(choice.rule or "", choice.profile)] += 1
     if not _log.is_enabled_for(logging.DEBUG):
         # The fence ratio is a regular expression over the user's text.
         return Route(choice.profile)

@@ -17,6 +17,7 @@ from coderouterd.status import status_of
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message
 from tests.fakes.upstream import FakeUpstream, Reply
+from tests.integration.test_metrics import at, scrape
 
 PROFILES = """\
   - {name: main, providers: [big]}
@@ -137,3 +138,32 @@ async def test_the_users_message_is_looked_for_among_the_last_100_however_spaced
             assert resp.status == 200
     [done] = [e for e in logs if e["event"] == "request.completed"]
     assert done["profile"] == "main"
+
+
+async def test_a_rules_requests_stay_with_the_profile_they_went_to_across_a_reload(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.default = Reply(json=anthropic_message("ok"))
+    rules = '    - {id: side, profile: cheap, match: {model_pattern: "claude-.*haiku.*"}}\n'
+    top = f"default_profile: auto\nauto_router:\n  default_rule_profile: main\n  rules:\n{rules}"
+    config = chain_yaml(
+        provider_yaml("big", fake_upstream.url),
+        provider_yaml("small", fake_upstream.url),
+        profiles=PROFILES,
+        top=top,
+    )
+    d = await start_daemon(config)
+    async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as c:
+        for _ in range(2):
+            await c.messages.create(
+                model="claude-haiku", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
+            )
+    d.config_path.write_text(config.replace("profile: cheap", "profile: vision"))
+    assert (await d.daemon.reload()).ok
+    _, samples, _ = await scrape(d.url)
+    assert at(samples, "auto_router_requests_total", rule="side", profile="cheap") == 2
+    assert at(samples, "auto_router_requests_total", rule="side", profile="vision") == 0
+    status = status_of(d.daemon)
+    assert status.auto_router is not None
+    [side] = status.auto_router.rules
+    assert (side.profile, side.matched) == ("vision", 0)
