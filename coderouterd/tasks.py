@@ -7,6 +7,7 @@ garbage-collected mid-flight and shutdown can cancel whatever is left.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -14,13 +15,32 @@ T = TypeVar("T")
 
 _live: set[asyncio.Task[Any]] = set()
 
-# The message a task is cancelled with when the daemon abandons it at
+# The reason a task is cancelled with when the daemon abandons it at
 # shutdown, so the code being cancelled can tell that from a client leaving.
 SHUTDOWN = "coderouterd.shutdown"
 
+# Why each task was cancelled, recorded before the cancel itself: the message
+# a CancelledError carries can be lost. A task whose own asyncio.timeout fires
+# in the same loop step as the cancel sees only that timeout's bare
+# CancelledError.
+_reasons: weakref.WeakKeyDictionary[asyncio.Task[Any], str] = weakref.WeakKeyDictionary()
+
+
+def cancel_with(task: asyncio.Task[Any], reason: str) -> None:
+    """Cancel `task` for a reason the code running in it can read back."""
+    _reasons[task] = reason
+    task.cancel(reason)
+
 
 def cancelled_by_shutdown(exc: BaseException) -> bool:
-    return isinstance(exc, asyncio.CancelledError) and exc.args[:1] == (SHUTDOWN,)
+    """Whether `exc`, caught in the task it cancels, is the daemon abandoning
+    that task at shutdown; any other cancellation is the client leaving."""
+    task = asyncio.current_task()
+    return (
+        isinstance(exc, asyncio.CancelledError)
+        and task is not None
+        and _reasons.get(task) == SHUTDOWN
+    )
 
 
 def spawn(coro: Coroutine[Any, Any, T], *, name: str) -> asyncio.Task[T]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from coderouterd.clock import Clock
 from coderouterd.ctl.model import InFlight
 from coderouterd.routing.records import BaseObserver
+from coderouterd.tasks import cancel_with
 
 
 @dataclass(slots=True)
@@ -44,11 +45,12 @@ class InFlightRegistry(BaseObserver):
         self._idle.clear()
         return entry
 
-    def cancel_all(self, message: str) -> int:
-        """Cancel the handler of every request still in flight; returns how many."""
+    def cancel_all(self, reason: str) -> int:
+        """Cancel the handler of every request still in flight, for a reason its
+        code reads back (tasks.cancel_with); returns how many."""
         tasks = [e.task for e in self._entries.values() if e.task is not None]
         for task in tasks:
-            task.cancel(message)
+            cancel_with(task, reason)
         return len(tasks)
 
     def remove(self, request_id: str) -> None:

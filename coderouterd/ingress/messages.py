@@ -161,9 +161,7 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
         return response
 
 
-def _auto_route(
-    router: AutoRouter, parsed: RequestBody, counts: Counter[tuple[str, str]]
-) -> Route:
+def _auto_route(router: AutoRouter, parsed: RequestBody, counts: Counter[tuple[str, str]]) -> Route:
     """The profile the auto router picks for a request that chose none,
     counted by rule ("" for none) and profile."""
     turn = read_turn(parsed)

@@ -9,6 +9,7 @@ an error are written.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 
 import msgspec
@@ -30,6 +31,8 @@ class SSEWriter:
         self._headers = dict(headers)
         self._resp: web.StreamResponse | None = None
         self._finished = False
+        # Set once a write stopped waiting for the client to read.
+        self._gave_up = False
         # Set when the request is recorded for replay: a copy of what is sent.
         self.capture: ResponseCapture | None = None
 
@@ -79,17 +82,40 @@ class SSEWriter:
             await resp.write(data)
         except ConnectionError as exc:
             raise ClientDisconnectedError() from exc
+        except asyncio.CancelledError:
+            # Cancelled waiting for the client to read (a deadline, the
+            # shutdown): aiohttp's next wait on it would end at once, cancelled.
+            self._gave_up = True
+            raise
 
     async def fail(self, error_type: str, message: str) -> None:
         await self.write(self.error_frame(error_type, message))
 
     async def finish(self) -> None:
-        if self._resp is not None and not self._finished:
-            self._finished = True
-            try:
-                await self._resp.write_eof()
-            except ConnectionError as exc:
-                raise ClientDisconnectedError() from exc
+        """End the stream, waiting for the client to take it. A client a write
+        gave up on that still has not read, or one given up on here, is cut
+        off instead: it would not get the end, and aiohttp would wait on it."""
+        if self._resp is None or self._finished:
+            return
+        self._finished = True
+        transport = self._request.transport
+        if self._gave_up and transport is not None and _unread(transport):
+            transport.abort()
+            return
+        try:
+            await self._resp.write_eof()
+        except ConnectionError as exc:
+            raise ClientDisconnectedError() from exc
+        except asyncio.CancelledError:
+            if transport is not None:
+                transport.abort()
+            raise
+
+
+def _unread(transport: asyncio.Transport) -> bool:
+    """Whether the client may still be too far behind to be written to at once:
+    above the low-water mark, the transport may not have resumed writing."""
+    return transport.get_write_buffer_size() > transport.get_write_buffer_limits()[0]
 
 
 class AnthropicSSEWriter(SSEWriter):

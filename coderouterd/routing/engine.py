@@ -29,9 +29,11 @@ from coderouterd.routing.records import Observer
 from coderouterd.routing.shape import ReplyShape
 from coderouterd.routing.slots import Gate, Slots, take_first
 from coderouterd.routing.streams import (
+    LAST_WORD_S,
     KeepAlive,
     StreamSink,
     drop_head,
+    end_stream,
     first_wait,
     open_head,
     opening,
@@ -296,7 +298,7 @@ class Engine:
         progress.shape = ReplyShape(call.dialect)
         try:
             await sink.commit(progress.headers(adapter.name))
-            outcome = await pump(
+            ending = await pump(
                 head,
                 clock=self._clock,
                 keepalive=self._keepalive,
@@ -313,13 +315,16 @@ class Engine:
             tc = head.transcoder
             progress.usage, progress.usage_estimated = tc.usage, tc.usage_estimated
             progress.repairs = tc.repairs
-        if outcome is None:
+        if ending.reason is None:
             head.resp.release()
         else:
             head.resp.abort()
-            progress.error = outcome
-        await sink.finish()
-        return Reply.streamed(outcome or "ok")
+            progress.error = ending.reason
+        # total_s bounds the end of the stream too; but the deadline may have
+        # just passed, and a client still reading gets a last word's time.
+        wait_s = max(deadline - self._clock.monotonic(), LAST_WORD_S)
+        await end_stream(sink, ending.error, wait_s=wait_s)
+        return Reply.streamed(ending.reason or "ok")
 
     def _request_body(self, codec: Codec, call: Call, provider: str) -> bytes:
         body, degraded = codec.request(call)

@@ -38,6 +38,12 @@ from coderouterd.wire.overflow import overflow_in
 _T = TypeVar("_T")
 _log = get_logger()
 
+# How long a client may still take to read the end of a stream (its error
+# frame, its last chunk) once the attempt's deadline has passed, or the
+# daemon abandoned it at shutdown; one that has stopped reading is then cut
+# off rather than waited for.
+LAST_WORD_S = 0.5
+
 
 class StreamSink(Protocol):
     """The client side of a stream; implemented by the ingress SSE writer."""
@@ -62,6 +68,20 @@ class KeepAlive:
     interval_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How a stream past its commit point ended: `reason` is None when whole;
+    `error` is the error frame still owed to the client (an upstream error
+    event was forwarded as it came, and owes none)."""
+
+    reason: str | None = None
+    error: str | None = None
+
+
+def failed(provider: str, reason: str) -> Ending:
+    return Ending(reason, f"upstream provider {provider!r} failed mid-stream: {reason}")
+
+
 async def pump(
     head: Head,
     *,
@@ -72,8 +92,41 @@ async def pump(
     deadline: float,
     provider: str,
     shape: ReplyShape,
-) -> str | None:
-    """Forward frames until the terminal one; return None, or why the stream failed.
+) -> Ending:
+    """Forward frames until the terminal one, or until `deadline`.
+
+    The deadline bounds the writes to the client as well as the reads: a
+    client that stops reading must not hold the attempt (its provider's
+    slot, its upstream connection) past total_s. One timer for the whole
+    stream, so a write that completes at once pays for none.
+    """
+    try:
+        async with asyncio.timeout(max(0.0, deadline - clock.monotonic())):
+            return await _forward(
+                head,
+                clock=clock,
+                keepalive=keepalive,
+                sink=sink,
+                idle_s=idle_s,
+                provider=provider,
+                shape=shape,
+            )
+    except TimeoutError:
+        return failed(provider, "timeout_total")
+
+
+async def _forward(
+    head: Head,
+    *,
+    clock: Clock,
+    keepalive: KeepAlive,
+    sink: StreamSink,
+    idle_s: float,
+    provider: str,
+    shape: ReplyShape,
+) -> Ending:
+    """Forward frames until the terminal one, with idle_s between chunks
+    (`pump` holds the deadline).
 
     While the client hears nothing, it gets a keep-alive after
     keepalive.after_s and then every interval_s, as before the first
@@ -93,38 +146,37 @@ async def pump(
         if tc.upstream_error is not None:
             # The event's own words name memory, not the model's before it.
             if mentions_memory_pressure(tc.upstream_error_body):
-                return MEMORY_PRESSURE
-            return f"upstream_error_event:{tc.upstream_error}"
+                return Ending(MEMORY_PRESSURE)
+            return Ending(f"upstream_error_event:{tc.upstream_error}")
         if tc.finished:
-            return None
+            return Ending()
         now = clock.monotonic()
         # Gaps between chunks are limited from the wait's start; pings do not reset it.
         idle_at = now + idle_s
-        limit, phase = (idle_at, "idle") if idle_at < deadline else (deadline, "total")
         try:
             while True:
                 ping_at = heard + quiet_s
                 try:
-                    async with asyncio.timeout(max(0.0, min(limit, ping_at) - now)):
+                    async with asyncio.timeout(max(0.0, min(idle_at, ping_at) - now)):
                         chunk = await head.resp.chunk()
                     break
                 except TimeoutError:
-                    if ping_at >= limit:
+                    if ping_at >= idle_at:
                         raise
                 await sink.ping()
                 heard, quiet_s = clock.monotonic(), keepalive.interval_s
                 now = heard
             outs = read_frames(provider, tc, chunk)
         except TimeoutError:
-            return await fail_mid_stream(sink, provider, f"timeout_{phase}")
+            return failed(provider, "timeout_idle")
         except UpstreamError as exc:
-            return await fail_mid_stream(sink, provider, f"{exc.reason}: {exc.detail}")
+            return failed(provider, f"{exc.reason}: {exc.detail}")
         frames = [o.raw for o in outs]
         if not chunk and not tc.finished:
             if frames:
                 shape.frames(frames)
                 await sink.write(b"".join(frames))
-            return await fail_mid_stream(sink, provider, f"stream ended without {tc.final_event}")
+            return failed(provider, f"stream ended without {tc.final_event}")
 
 
 async def with_pings(
@@ -260,15 +312,27 @@ def opening(provider: str, phase: str) -> Iterator[Opened]:
 async def tell_client_of_shutdown(sink: StreamSink) -> None:
     # The stream is being abandoned: end it with an error event rather than a cut.
     with contextlib.suppress(ClientDisconnectedError, ConnectionError):
-        await sink.fail(
-            "overloaded_error", "coderouterd is shutting down; the stream was cut short"
+        await end_stream(
+            sink,
+            "coderouterd is shutting down; the stream was cut short",
+            error_type="overloaded_error",
+            wait_s=LAST_WORD_S,
         )
+
+
+async def end_stream(
+    sink: StreamSink, error: str | None, *, error_type: str = "api_error", wait_s: float
+) -> None:
+    """Send the error frame owed, if any, and the end of the stream, within
+    `wait_s`. A client that has not taken them by then has stopped reading,
+    and the sink cuts it off (SSEWriter.finish) rather than wait for it."""
+    try:
+        async with asyncio.timeout(wait_s):
+            if error is not None:
+                await sink.fail(error_type, error)
+            await sink.finish()
+    except TimeoutError:
         await sink.finish()
-
-
-async def fail_mid_stream(sink: StreamSink, provider: str, reason: str) -> str:
-    await sink.fail("api_error", f"upstream provider {provider!r} failed mid-stream: {reason}")
-    return reason
 
 
 def first_wait(first_byte_s: float, total_s: float) -> tuple[float, str]:

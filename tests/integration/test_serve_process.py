@@ -112,7 +112,8 @@ async def refused_connection(port: int, timeout: float = 1.0) -> None:  # noqa: 
         while True:
             try:
                 _reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            except ConnectionRefusedError:
+            except (ConnectionRefusedError, ConnectionResetError):
+                # A connect racing the listener's close may be reset instead.
                 return
             writer.close()
             await writer.wait_closed()
