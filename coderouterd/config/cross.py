@@ -20,7 +20,6 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import msgspec
-from yarl import URL
 
 from coderouterd.config.model import AUTO_PROFILE, BUILTIN_AUTO_RULES, AutoRouterConfig, RuleMatch
 from coderouterd.errors import ConfigProblem
@@ -231,10 +230,10 @@ def _url_problem(url: str) -> str | None:
     host = parts.hostname or ""
     if not _valid_host(host):
         return f"has no valid host name (got {host!r})" if host else "has no host"
-    try:
-        URL(url)  # as aiohttp reads it, which refuses a little more ("[::1]x")
-    except ValueError as exc:
-        return f"is not a valid URL ({exc})"
+    hostport = parts.netloc.rpartition("@")[2]
+    if hostport.startswith("[") and hostport.partition("]")[2][:1] not in ("", ":"):
+        # urllib passes text after an IPv6 address's "]" ("[::1]x"); aiohttp does not.
+        return "is not a valid URL (text after the IPv6 address)"
     return None
 
 

@@ -18,7 +18,7 @@ Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Name = Annotated[
     str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 ]
-# The scheme only: cross.py checks host and port, as urllib and aiohttp's yarl read them.
+# The scheme only: cross.py checks host and port.
 HttpUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://")]
 
 ProviderKind = Literal["anthropic", "openai_compat"]
