@@ -39,7 +39,7 @@ that change are decoded and encoded again.
 from __future__ import annotations
 
 import re
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any
 
 import msgspec
@@ -150,6 +150,15 @@ def without_unsigned_thinking(
     if not check.may_hold_unsigned():
         check.unsigned = False
         return None
+    cleaned = without_blocks(messages, _is_unsigned_thinking)
+    check.unsigned = cleaned is not None
+    return cleaned
+
+
+def without_blocks(messages: msgspec.Raw, drop: Callable[[object], bool]) -> msgspec.Raw | None:
+    """The history without the content blocks `drop` says go, or None when
+    none does. A message left with nothing goes too: an empty `content` is a
+    400 at Anthropic, which joins the turns around it."""
     decoded = read_json(messages, "messages")
     if not isinstance(decoded, list):
         return None
@@ -158,14 +167,13 @@ def without_unsigned_thinking(
     for message in decoded:
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, list):
-            signed = [b for b in content if not _is_unsigned_thinking(b)]
-            if len(signed) != len(content):
+            full = [b for b in content if not drop(b)]
+            if len(full) != len(content):
                 changed = True
-                if not signed:
+                if not full:
                     continue
-                message["content"] = signed
+                message["content"] = full
         kept.append(message)
-    check.unsigned = changed
     return msgspec.Raw(_encode(kept)) if changed else None
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import msgspec
 
-from coderouterd.translate.types import Degradation, read_json
+from coderouterd.translate.anthropic_request import without_blocks
+from coderouterd.translate.types import Degradation
 
 # The bytes an empty text block cannot be without: compact, and the Python
 # SDKs' spacing. Most histories have neither, and are not decoded.
@@ -30,22 +31,7 @@ def without_empty_text(messages: msgspec.Raw) -> msgspec.Raw | None:
     raw = bytes(messages)
     if not any(mark in raw for mark in _MARKS):
         return None
-    decoded = read_json(messages, "messages")
-    if not isinstance(decoded, list):
-        return None
-    kept: list[object] = []
-    changed = False
-    for message in decoded:
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, list):
-            full = [b for b in content if not _empty_text(b)]
-            if len(full) != len(content):
-                changed = True
-                if not full:
-                    continue
-                message["content"] = full
-        kept.append(message)
-    return msgspec.Raw(msgspec.json.encode(kept)) if changed else None
+    return without_blocks(messages, _empty_text)
 
 
 def _empty_text(block: object) -> bool:
