@@ -168,13 +168,14 @@ def _db_status(args: argparse.Namespace) -> int:
                 st = None
                 problems.append(f"schema_migrations unreadable: {exc}")
         known = discover()
+        size, wal = reads.file_sizes(path)
         reply = {
             "path": str(path),
             "schema_version": st.current if st else None,
             "latest": known[-1].version if known else 0,
             "pending": [f"{m.version:04d}_{m.name}" for m in st.pending] if st else None,
-            "size_bytes": _size(path),
-            "wal_bytes": _size(path.with_name(path.name + "-wal")),
+            "size_bytes": size,
+            "wal_bytes": wal,
             "integrity": problems or ["ok"],
         }
         text = "\n".join(f"{k:<15}{'?' if v is None else v}" for k, v in reply.items())
@@ -190,14 +191,6 @@ async def _integrity(conn: aiosqlite.Connection) -> list[str]:
         return await reads.integrity_check(conn)
     except sqlite3.DatabaseError as exc:
         return [str(exc)]
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        # No WAL file between a clean close and the next write.
-        return 0
 
 
 def _db_migrate(args: argparse.Namespace) -> int:

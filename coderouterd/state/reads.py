@@ -32,14 +32,6 @@ class BudgetTotal(msgspec.Struct, frozen=True, kw_only=True):
     requests: int
 
 
-class DbHealth(msgspec.Struct, frozen=True, kw_only=True):
-    size_bytes: int
-    wal_bytes: int
-    page_count: int
-    # Highest applied migration; 0 before the first.
-    schema_version: int
-
-
 # When a request's answer (or last attempt) came, for queries that name
 # `requests` r: what the daemon learned from, as it learned it, whereas
 # `requests.ts` is when the request arrived.
@@ -289,27 +281,10 @@ async def exclusions(conn: aiosqlite.Connection) -> list[ExclusionSet]:
     return [ExclusionSet(provider=r[0], reason=r[1], since=r[2], until=r[3]) for r in rows]
 
 
-async def schema_version(conn: aiosqlite.Connection) -> int:
-    rows = list(
-        await conn.execute_fetchall(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
-        )
-    )
-    if not rows:
-        return 0
-    rows = list(await conn.execute_fetchall("SELECT max(version) FROM schema_migrations"))
-    return int(rows[0][0] or 0)
-
-
-async def db_health(conn: aiosqlite.Connection, path: Path) -> DbHealth:
-    async with conn.execute("PRAGMA page_count") as cur:
-        row = await cur.fetchone()
-    return DbHealth(
-        size_bytes=_file_size(path),
-        wal_bytes=_file_size(path.with_name(path.name + "-wal")),
-        page_count=int(row[0]) if row else 0,
-        schema_version=await schema_version(conn),
-    )
+def file_sizes(path: Path) -> tuple[int, int]:
+    """The database file's size and its WAL's, read from the files alone (a
+    damaged database has them too)."""
+    return _file_size(path), _file_size(path.with_name(path.name + "-wal"))
 
 
 def _file_size(path: Path) -> int:
