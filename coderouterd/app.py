@@ -87,7 +87,7 @@ def build_daemon(
     )
     if state is not None:
         healing.load((e.provider, e.reason, e.since, e.until) for e in state.exclusions)
-    drift = DriftWatch(loaded.config, log)
+    drift = DriftWatch(loaded.config, log, clock)
     pace = PaceWatch(loaded.config, log, clock)
 
     def pricing(name: str) -> ProviderConfig | None:

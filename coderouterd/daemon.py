@@ -176,12 +176,16 @@ class Daemon:
             message = done if changed else "already excluded by hand"
         else:
             # The operator says the backend is fixed: a context window it
-            # told (or showed by cutting a prompt) may have grown too.
+            # told (or showed by cutting a prompt) may have grown too, and
+            # its past answers no longer judge it.
             forgot = self.windows.forget(provider, via="manual", uid=uid)
+            undrifted = self.drift.forget(provider)
             message = "restored" if changed else "was not excluded"
             if forgot:
                 message += "; the context window it told is forgotten"
-            changed = changed or forgot
+            if undrifted:
+                message += "; its drift is forgotten"
+            changed = changed or forgot or undrifted
         return ProviderActionReply(
             ok=True, provider=provider, action=action, changed=changed, message=message
         )

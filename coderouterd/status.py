@@ -198,6 +198,7 @@ def _drift(daemon: Daemon, name: str) -> DriftStatus | None:
         outcomes=outcomes,
         reason=verdict.reason,
         signals=shown(verdict.signals),
+        demoted_for_s=None if (left := daemon.drift.demoted_for(name)) is None else round(left, 1),
     )
 
 

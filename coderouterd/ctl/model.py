@@ -35,6 +35,8 @@ class DriftStatus(msgspec.Struct, frozen=True, kw_only=True):
     outcomes: int
     reason: str = ""
     signals: dict[str, float] = {}
+    # How long a `demote` profile tries it last yet; None when it does not.
+    demoted_for_s: float | None = None
 
 
 class PaceStatus(msgspec.Struct, frozen=True, kw_only=True):

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from coderouterd.ctl.model import (
     AutoRouterStatus,
     BudgetStatus,
+    HealingStatus,
     InFlight,
     MemoryStatus,
     ProviderActionReply,
@@ -140,31 +141,14 @@ def _providers_table(providers: Sequence[ProviderStatus]) -> list[str]:
 
 def _state(p: ProviderStatus) -> str:
     state = f"{p.state}, key rejected" if p.auth_rejected else p.state
-    h = p.healing
-    if h.excluded:
-        if h.ends_in_s is not None:
-            state += f", for {format_duration(h.ends_in_s)}"
-        if h.restart_running:
-            state += ", restarting"
-        elif h.next_probe_in_s is not None:
-            state += f", probe in {format_duration(h.next_probe_in_s)}"
-        if h.probes_failed:
-            state += f", {h.probes_failed} probe(s) failed"
+    state += _exclusion(p.healing)
     if (slots := p.slots) is not None and (slots.in_use or slots.waiting):
         state += f", {slots.in_use}/{slots.limit} slots busy"
         if slots.waiting:
             state += f", {slots.waiting} waiting"
     if p.prompts_truncated:
         state += f", {p.prompts_truncated} prompt(s) cut by its context window"
-    if p.drift is not None and p.drift.severity != "none":
-        state += f", drifting ({p.drift.severity}: {p.drift.reason})"
-    if p.pace is not None and p.pace.slow:
-        state += (
-            f", slow ({p.pace.recent_tokens_per_s:g} tokens/s, usually "
-            f"{p.pace.usual_tokens_per_s:g})"
-        )
-        if p.pace.demoted_for_s is not None:
-            state += f", tried later for {format_duration(p.pace.demoted_for_s)}"
+    state += _answers(p)
     if (w := p.context_window) is not None:
         named = f"window {w.window} tokens" if w.window is not None else "its window"
         told = (
@@ -176,6 +160,38 @@ def _state(p: ProviderStatus) -> str:
             "unless context_action: off)"
         )
     return state
+
+
+def _exclusion(h: HealingStatus) -> str:
+    if not h.excluded:
+        return ""
+    shown = ""
+    if h.ends_in_s is not None:
+        shown += f", for {format_duration(h.ends_in_s)}"
+    if h.restart_running:
+        shown += ", restarting"
+    elif h.next_probe_in_s is not None:
+        shown += f", probe in {format_duration(h.next_probe_in_s)}"
+    if h.probes_failed:
+        shown += f", {h.probes_failed} probe(s) failed"
+    return shown
+
+
+def _answers(p: ProviderStatus) -> str:
+    """What its answers tell: drift and pace."""
+    shown = ""
+    if p.drift is not None and p.drift.severity != "none":
+        shown += f", drifting ({p.drift.severity}: {p.drift.reason})"
+        if p.drift.demoted_for_s is not None:
+            shown += f", tried last for {format_duration(p.drift.demoted_for_s)}"
+    if p.pace is not None and p.pace.slow:
+        shown += (
+            f", slow ({p.pace.recent_tokens_per_s:g} tokens/s, usually "
+            f"{p.pace.usual_tokens_per_s:g})"
+        )
+        if p.pace.demoted_for_s is not None:
+            shown += f", tried later for {format_duration(p.pace.demoted_for_s)}"
+    return shown
 
 
 def _budget_table(budgets: Sequence[BudgetStatus]) -> list[str]:

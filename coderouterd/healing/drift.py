@@ -21,6 +21,11 @@ One severe signal, or two mild ones, make the verdict severe; one mild
 signal, mild. Nothing is judged before the window holds `min_window_fill`
 outcomes. Answers whose output tokens are unknown count for every signal
 but the two about length.
+
+A provider in severe drift that a `demote` profile tries last gets no
+traffic there to show it has recovered, so it is tried in its place again
+RETRY_S after the last outcome that looked bad on its own (`looks_bad`):
+one good answer then sets its old outcomes aside (drift_watch.py).
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ Severity = Literal["none", "mild", "severe"]
 Sensitivity = Literal["low", "normal", "high"]
 
 _NORMAL_STOPS = frozenset({"end_turn", "tool_use", "max_tokens"})
+# How long a provider in severe drift is tried last after its last bad
+# outcome: one request in this time finds out whether it is back.
+RETRY_S = 600.0
 # Fewer answers than these say nothing of length or of tool use.
 _MIN_LENGTHS = 4
 _MIN_OFFERED = 3
@@ -127,6 +135,12 @@ class Window:
             self.offered += step
             self.silent += step * (not o.tool_use)
         self.odd += step * (o.stop_reason not in _NORMAL_STOPS)
+
+
+def looks_bad(o: Outcome) -> bool:
+    """An outcome that is drift on its own: a failure, an empty answer, or
+    an odd stop. (Length and tool use only tell over many answers.)"""
+    return o.error or o.output_tokens == 0 or o.stop_reason not in _NORMAL_STOPS
 
 
 def judge(window: Window | Sequence[Outcome], t: Thresholds) -> Verdict:

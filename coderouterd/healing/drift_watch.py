@@ -13,6 +13,14 @@ a request several percent of its CPU. Only providers some profile watches
 refilled from the request log (each provider's failed attempts and answers
 of the last day), so a restart neither forgets a drift nor starts one
 blind.
+
+A provider in severe drift that a `demote` profile lists is tried last
+(`demoted()`) until RETRY_S after its last outcome that looked bad on its
+own; then it is tried in its place, and the first outcome there decides:
+a good answer sets the old window aside (`provider.drift_cleared` with
+`retried: true`), a bad one keeps it last for RETRY_S more. Without that a
+demoted provider would get no traffic to show it has recovered, and stay
+last for good.
 """
 
 from __future__ import annotations
@@ -20,28 +28,38 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from coderouterd.clock import Clock
 from coderouterd.config.model import Config
 from coderouterd.healing.drift import (
     ERROR,
     NO_DRIFT,
     PRESETS,
+    RETRY_S,
     Outcome,
     Severity,
     Verdict,
     Window,
     judge,
+    looks_bad,
     shown,
 )
 from coderouterd.routing.records import RequestSummary
 from coderouterd.state.reads import Answer
 from coderouterd.telemetry import events
 
+_NONE: frozenset[str] = frozenset()
+
 
 class DriftWatch:
-    def __init__(self, config: Config, log: Any) -> None:
+    def __init__(self, config: Config, log: Any, clock: Clock) -> None:
         self._log = log
+        self._clock = clock
         self._windows: dict[str, Window] = {}
         self._verdicts: dict[str, Verdict] = {}
+        # Providers in severe drift that a `demote` profile lists, and when
+        # (monotonic) they are tried in their place again.
+        self._until: dict[str, float] = {}
+        self._demoting: frozenset[str] = _NONE
         # Providers drifting now, and how badly: what routing reads per request.
         self.flagged: Mapping[str, Severity] = {}
         self.reconfigure(config)
@@ -49,6 +67,9 @@ class DriftWatch:
     def reconfigure(self, config: Config) -> None:
         self._thresholds = PRESETS[config.drift.sensitivity]
         watched = {name for p in config.profiles if p.drift_action != "off" for name in p.providers}
+        self._demoting = frozenset(
+            name for p in config.profiles if p.drift_action == "demote" for name in p.providers
+        )
         size = self._size = config.drift.window
         self._windows = {
             name: Window(size, self._windows.get(name, ())) for name in sorted(watched)
@@ -59,6 +80,30 @@ class DriftWatch:
         for name in watched:
             self._judge(name)
         self._flag()
+
+    def demoted(self) -> frozenset[str]:
+        """The providers in severe drift a `demote` profile tries last now."""
+        if not self._until:
+            return _NONE
+        now = self._clock.monotonic()
+        return frozenset(n for n, t in self._until.items() if t > now)
+
+    def demoted_for(self, provider: str) -> float | None:
+        """How long the provider is tried last yet; None when it is not."""
+        until = self._until.get(provider)
+        left = None if until is None else until - self._clock.monotonic()
+        return left if left is not None and left > 0 else None
+
+    def forget(self, provider: str) -> bool:
+        """`ctl restore`: the operator says the backend is fixed; its past
+        outcomes no longer judge it. Whether it was drifting."""
+        window = self._windows.get(provider)
+        if window is None:
+            return False
+        drifting = self._verdicts.get(provider, NO_DRIFT).severity != "none"
+        self._windows[provider] = Window(self._size)
+        self._judge(provider, why="manual")
+        return drifting
 
     @property
     def watched(self) -> tuple[str, ...]:
@@ -74,20 +119,21 @@ class DriftWatch:
             window = self._windows.get(name)
             if window is None:
                 continue
+            last_bad = 0.0
             for a in rows:
                 # As take() adds them: the request's failed attempts, then its answer.
                 for _ in range(a.failures):
                     window.add(ERROR)
-                if a.answered:
-                    window.add(
-                        Outcome(
-                            output_tokens=a.output_tokens,
-                            stop_reason=a.stop_reason,
-                            tool_use=a.tool_use,
-                            tools_offered=a.tools_offered,
-                        )
-                    )
+                answer = _answer(a) if a.answered else None
+                if answer is not None:
+                    window.add(answer)
+                if a.failures or (answer is not None and looks_bad(answer)):
+                    last_bad = a.ts
             self._judge(name, restored=True)
+            if name in self._until and rows:
+                # Tried last for what is left of RETRY_S after its last bad outcome.
+                ago = self._clock.wall() - (last_bad or rows[-1].ts)
+                self._until[name] = self._clock.monotonic() + max(0.0, RETRY_S - ago)
 
     def verdict(self, provider: str) -> tuple[Verdict, int] | None:
         """The verdict and how many outcomes it judged; None when no profile
@@ -99,27 +145,44 @@ class DriftWatch:
 
     def take(self, summaries: Sequence[RequestSummary]) -> None:
         """Put a batch of requests' outcomes in their windows; judge those that changed."""
-        touched: dict[str, None] = {}
+        touched: dict[str, str | None] = {}
         for summary in summaries:
             for attempt in summary.attempts:
                 if attempt.outcome == "failed" and attempt.provider in self._windows:
-                    self._windows[attempt.provider].add(ERROR)
-                    touched[attempt.provider] = None
+                    self._add(attempt.provider, ERROR, touched)
             name = summary.provider
             outcome = _outcome(summary) if name in self._windows else None
             if name is not None and outcome is not None:
-                self._windows[name].add(outcome)
-                touched[name] = None
-        for name in touched:
-            self._judge(name)
+                self._add(name, outcome, touched)
+        for name, why in touched.items():
+            self._judge(name, why=why)
+
+    def _add(self, name: str, outcome: Outcome, touched: dict[str, str | None]) -> None:
+        until = self._until.get(name)
+        if until is not None:
+            now = self._clock.monotonic()
+            if looks_bad(outcome):
+                self._until[name] = now + RETRY_S
+            elif until <= now:
+                # Tried in its place again and it answered well: what it
+                # did before no longer judges it.
+                self._windows[name] = Window(self._size)
+                del self._until[name]
+                touched[name] = "retried"
+        self._windows[name].add(outcome)
+        touched.setdefault(name, None)
 
     def _flag(self) -> None:
         self.flagged = {n: v.severity for n, v in self._verdicts.items() if v.severity != "none"}
 
-    def _judge(self, name: str, *, restored: bool = False) -> None:
+    def _judge(self, name: str, *, restored: bool = False, why: str | None = None) -> None:
         verdict = judge(self._windows[name], self._thresholds)
         before = self._verdicts.get(name, NO_DRIFT)
         self._verdicts[name] = verdict
+        if verdict.severity == "severe" and name in self._demoting:
+            self._until.setdefault(name, self._clock.monotonic() + RETRY_S)
+        else:
+            self._until.pop(name, None)
         if verdict.severity == before.severity:
             return
         self._flag()
@@ -130,6 +193,8 @@ class DriftWatch:
         }
         if restored:
             fields["restored"] = True
+        if why is not None:
+            fields[why] = True
         if verdict.severity == "none":
             self._log.info(events.PROVIDER_DRIFT_CLEARED, **fields)
         else:
@@ -152,4 +217,13 @@ def _outcome(summary: RequestSummary) -> Outcome | None:
         stop_reason=summary.stop_reason,
         tool_use=bool(summary.tool_use),
         tools_offered=summary.tools_offered,
+    )
+
+
+def _answer(a: Answer) -> Outcome:
+    return Outcome(
+        output_tokens=a.output_tokens,
+        stop_reason=a.stop_reason,
+        tool_use=a.tool_use,
+        tools_offered=a.tools_offered,
     )

@@ -96,6 +96,7 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
             excluded=daemon.healing.book.excluded(),
             cooling=daemon.healing.book.cooling(),
             drift=daemon.drift.flagged,
+            drift_demoted=daemon.drift.demoted(),
             slow=daemon.pace.demoted(),
             prompt_tokens=estimate_prompt_tokens(fields, parsed.media) if windows else None,
             windows=windows,

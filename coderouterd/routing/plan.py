@@ -119,6 +119,7 @@ def plan_attempts(
     excluded: Collection[str] = frozenset(),
     cooling: Collection[str] = frozenset(),
     drift: Mapping[str, str] | None = None,
+    drift_demoted: Collection[str] = frozenset(),
     slow: Collection[str] = frozenset(),
     prompt_tokens: int | None = None,
     windows: Mapping[str, int] | None = None,
@@ -132,8 +133,10 @@ def plan_attempts(
     down after running out of memory: a `skip` profile skips them. Neither
     ever leaves a plan empty: when they are all that stands between a
     request and every provider, those providers are tried anyway, in order.
-    `drift` names the providers whose answers drift (mild or severe): a
-    `demote` profile tries the severe ones last, before those excluded.
+    `drift` names the providers whose answers drift (mild or severe), for
+    the answer's header; a `demote` profile tries those of `drift_demoted`
+    (severe, and not yet due to be tried in their place again) last, before
+    those excluded.
     `slow` names the providers decoding far slower than they usually do: an
     `adaptive` profile tries each one place later, after the provider that
     followed it (before the demotions above). A profile whose
@@ -172,19 +175,19 @@ def plan_attempts(
         attempts = [p for s in skipped if s.reason in _SOFT if (p := config.provider(s.provider))]
         skipped = [s for s in skipped if s.reason not in _SOFT]
     elif (excluded and profile.backend_health_action == "demote") or (
-        drift and profile.drift_action == "demote"
+        drift_demoted and profile.drift_action == "demote"
     ):
-        attempts.sort(key=_demotion(profile, excluded, drift or {}))
+        attempts.sort(key=_demotion(profile, excluded, drift_demoted))
     return Plan(profile.name, tuple(attempts), tuple(skipped), drift or {})
 
 
 def _demotion(
-    profile: ProfileConfig, excluded: Collection[str], drift: Mapping[str, str]
+    profile: ProfileConfig, excluded: Collection[str], drifting: Collection[str]
 ) -> Callable[[ProviderConfig], tuple[bool, bool]]:
     """The sort key that moves demoted providers to the end, in order."""
     unhealthy = excluded if profile.backend_health_action == "demote" else ()
-    drifting = drift if profile.drift_action == "demote" else {}
-    return lambda p: (p.name in unhealthy, drifting.get(p.name) == "severe")
+    drifted = drifting if profile.drift_action == "demote" else ()
+    return lambda p: (p.name in unhealthy, p.name in drifted)
 
 
 def _skip_reason(

@@ -209,6 +209,8 @@ class Answer(msgspec.Struct, frozen=True, kw_only=True):
     tools_offered: bool
     failures: int = 0
     answered: bool = True
+    # When the request finished (wall clock).
+    ts: float = 0.0
 
 
 # The log is searched this far back: older outcomes say little of a provider
@@ -224,8 +226,10 @@ async def recent_answers(
     RECENT_S; rows written before their reply's shape was kept count only
     for their failures."""
     rows = await conn.execute_fetchall(
-        "SELECT output_tokens, stop_reason, tool_use, tools_offered, failures, answered FROM ("
-        "  SELECT r.ts, r.output_tokens, r.stop_reason, r.tool_use, r.tools_offered,"
+        "SELECT output_tokens, stop_reason, tool_use, tools_offered, failures, answered,"  # noqa: S608 - a constant
+        " finished FROM ("
+        f"  SELECT r.ts, {FINISHED} AS finished, r.output_tokens, r.stop_reason,"
+        "   r.tool_use, r.tools_offered,"
         "   (SELECT count(*) FROM attempts a WHERE a.request_id = r.id AND a.provider = :p"
         "    AND a.outcome = 'failed') AS failures,"
         "   (r.provider IS :p AND r.status < 400 AND r.error IS NULL"
@@ -242,6 +246,7 @@ async def recent_answers(
             tools_offered=bool(r[3]),
             failures=r[4],
             answered=bool(r[5]),
+            ts=r[6],
         )
         for r in reversed(list(rows))
     ]

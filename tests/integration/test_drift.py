@@ -9,10 +9,12 @@ import anthropic
 from structlog.testing import capture_logs
 
 from coderouterd.ctl.render import render_status
+from coderouterd.healing.drift import RETRY_S
 from coderouterd.status import status_of
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml, until
 from tests.fakes.transcripts import anthropic_message
 from tests.fakes.upstream import FakeUpstream, Recorded, Reply
+from tests.integration.test_pace import MovedClock
 
 PROFILES = """\
   - {name: main, providers: [local, cloud], drift_action: demote}
@@ -110,3 +112,49 @@ async def test_failed_attempts_count_after_a_restart_too(
     again = await start_daemon(config, state_dir=state_dir)
     assert again.daemon.drift.flagged == {"local": "mild"}
     assert again.daemon.drift.verdict("local") == (d.daemon.drift.verdict("local")[0], 6)
+
+
+async def test_a_demoted_backend_fixed_meanwhile_gets_its_place_back(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    fixed = False
+
+    def answer_then_mend(req: Recorded) -> Reply:
+        local = (req.json or {}).get("model") != "cloud-model"
+        return Reply(json=anthropic_message("back")) if fixed and local else answer(req)
+
+    fake_upstream.responder = answer_then_mend
+    clock = MovedClock()
+    config = chain_yaml(
+        provider_yaml("local", fake_upstream.url),
+        provider_yaml("cloud", fake_upstream.url),
+        profiles=PROFILES,
+    )
+    d = await start_daemon(config, clock=clock)
+    ask = {"max_tokens": 50, "messages": [{"role": "user", "content": "go on"}]}
+    async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as client:
+
+        async def served() -> str:
+            raw = await client.messages.with_raw_response.create(model="m", **ask)
+            return raw.headers["x-coderouter-provider"]
+
+        assert [await served() for _ in range(6)] == ["local"] * 6
+        await until(lambda: d.daemon.drift.demoted() == {"local"})
+        assert "tried last for 10m" in render_status(status_of(d.daemon))
+        fixed = True
+        # Tried last, so nothing shows it is fixed until its time is up.
+        assert await served() == "cloud"
+        clock.advance(RETRY_S + 1)
+        with capture_logs() as logs:
+            assert await served() == "local"
+            status_of(d.daemon)  # takes that answer's summary
+        assert [e.get("retried") for e in logs if e["event"] == "provider.drift_cleared"] == [True]
+        assert d.daemon.drift.flagged == {} and [await served() for _ in range(3)] == ["local"] * 3
+
+        # Drifting again: `ctl restore` forgets it at once.
+        fixed = False
+        assert [await served() for _ in range(6)] == ["local"] * 6
+        await until(lambda: d.daemon.drift.demoted() == {"local"})
+        reply = await d.daemon.provider_action("restore", "local", None)
+        assert reply.changed and reply.message == "was not excluded; its drift is forgotten"
+        assert d.daemon.drift.flagged == {} and await served() == "local"

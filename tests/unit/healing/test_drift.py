@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 from structlog.testing import capture_logs
 
 from coderouterd.config import load_config_text
 from coderouterd.errors import ConfigError
-from coderouterd.healing.drift import ERROR, PRESETS, Outcome, judge
+from coderouterd.healing.drift import ERROR, PRESETS, RETRY_S, Outcome, judge
 from coderouterd.healing.drift_watch import DriftWatch
 from coderouterd.routing.records import AttemptRecord, RequestSummary
 from coderouterd.state.reads import Answer
 from coderouterd.telemetry.logging import get_logger
 from coderouterd.wire.usage import Usage
+from tests.integration.state.support_db import ManualClock
 
 NORMAL = PRESETS["normal"]
 
@@ -119,7 +121,7 @@ def summary(provider: str = "local", tokens: int = 80, **kw: Any) -> RequestSumm
 
 
 def test_the_watch_logs_a_drift_once_and_its_end() -> None:
-    watch = DriftWatch(load_config_text(CONFIG, file="c.yaml"), get_logger())
+    watch = DriftWatch(load_config_text(CONFIG, file="c.yaml"), get_logger(), ManualClock())
     with capture_logs() as logs:
         watch.take([summary(tokens=0)] * 6)
         assert watch.flagged == {"local": "severe"}
@@ -133,7 +135,7 @@ def test_the_watch_logs_a_drift_once_and_its_end() -> None:
 
 
 def test_the_watch_counts_failures_and_skips_what_is_not_an_answer() -> None:
-    watch = DriftWatch(load_config_text(CONFIG, file="c.yaml"), get_logger())
+    watch = DriftWatch(load_config_text(CONFIG, file="c.yaml"), get_logger(), ManualClock())
     failed = AttemptRecord(provider="local", outcome="failed", reason="http_503")
     returned = AttemptRecord(provider="local", outcome="returned", status=400)
     watch.take(
@@ -152,7 +154,7 @@ def test_the_watch_counts_failures_and_skips_what_is_not_an_answer() -> None:
 
 
 def test_start_up_refills_the_windows_and_reload_resizes_them() -> None:
-    watch = DriftWatch(load_config_text(CONFIG, file="c.yaml"), get_logger())
+    watch = DriftWatch(load_config_text(CONFIG, file="c.yaml"), get_logger(), ManualClock())
     empty = Answer(output_tokens=0, stop_reason="end_turn", tool_use=False, tools_offered=False)
     with capture_logs() as logs:
         watch.load({"local": [empty] * 8, "gone": [empty]})
@@ -178,8 +180,69 @@ def test_the_window_is_bounded(window: str) -> None:
 
 
 def test_a_provider_no_longer_watched_is_no_longer_flagged() -> None:
-    watch = DriftWatch(load_config_text(CONFIG, file="c.yaml"), get_logger())
+    watch = DriftWatch(load_config_text(CONFIG, file="c.yaml"), get_logger(), ManualClock())
     watch.take([summary(tokens=0)] * 6)
     assert watch.flagged == {"local": "severe"}
     watch.reconfigure(load_config_text(CONFIG.replace("demote", "off"), file="c.yaml"))
     assert watch.flagged == {} and watch.verdict("local") is None
+
+
+def test_a_demoted_provider_is_tried_in_its_place_again_and_a_good_answer_clears_it() -> None:
+    clock = ManualClock()
+    watch = DriftWatch(load_config_text(CONFIG, file="c.yaml"), get_logger(), clock)
+    watch.take([summary(tokens=0)] * 6)
+    assert watch.demoted() == {"local"}
+    assert watch.demoted_for("local") == RETRY_S
+    # Fallback traffic that answers well renews nothing; a bad answer does.
+    clock.advance(RETRY_S - 10)
+    watch.take([summary()])
+    assert watch.flagged == {"local": "severe"} and watch.demoted_for("local") == 10
+    watch.take([summary(tokens=0)])
+    assert watch.demoted_for("local") == RETRY_S
+    # Its time is up: tried in its place; a bad answer there keeps it last.
+    clock.advance(RETRY_S)
+    assert watch.demoted() == frozenset()
+    watch.take([summary(attempts=(AttemptRecord(provider="local", outcome="failed"),))])
+    assert watch.demoted() == {"local"}
+    clock.advance(RETRY_S)
+    with capture_logs() as logs:
+        watch.take([summary()])
+    assert [(e["event"], e.get("retried")) for e in logs] == [("provider.drift_cleared", True)]
+    assert watch.flagged == {} and watch.demoted() == frozenset()
+    judged = watch.verdict("local")
+    assert judged is not None and judged[1] == 1  # the old outcomes are set aside
+
+
+def test_only_a_demote_profile_retries_and_restore_forgets_the_drift() -> None:
+    clock = ManualClock()
+    warn = load_config_text(CONFIG.replace("demote", "warn"), file="c.yaml")
+    watch = DriftWatch(warn, get_logger(), clock)
+    watch.take([summary(tokens=0)] * 6)
+    clock.advance(RETRY_S * 2)
+    watch.take([summary()])
+    # Warned, not demoted: it keeps its traffic, so its window tells.
+    assert watch.flagged == {"local": "severe"} and watch.demoted() == frozenset()
+    with capture_logs() as logs:
+        assert watch.forget("local") is True
+    assert [(e["event"], e.get("manual")) for e in logs] == [("provider.drift_cleared", True)]
+    assert watch.flagged == {} and watch.forget("local") is False
+    assert watch.forget("cloud") is False  # not watched
+
+
+def test_a_restart_keeps_what_is_left_of_the_demotion() -> None:
+    clock = ManualClock()
+    watch = DriftWatch(load_config_text(CONFIG, file="c.yaml"), get_logger(), clock)
+    now = clock.wall()
+    empty = Answer(output_tokens=0, stop_reason="end_turn", tool_use=False, tools_offered=False)
+    good = Answer(output_tokens=50, stop_reason="end_turn", tool_use=False, tools_offered=False)
+    watch.load(
+        {
+            "local": [msgspec.structs.replace(empty, ts=now - 300)] * 7
+            + [msgspec.structs.replace(good, ts=now - 60)]
+        }
+    )
+    # 300 s since the last bad outcome: 300 s left.
+    assert watch.demoted_for("local") == RETRY_S - 300
+    later = DriftWatch(load_config_text(CONFIG, file="c.yaml"), get_logger(), clock)
+    later.load({"local": [msgspec.structs.replace(empty, ts=now - RETRY_S - 1)] * 7})
+    assert later.flagged == {"local": "severe"} and later.demoted() == frozenset()
