@@ -48,11 +48,12 @@ from coderouterd.translate.types import Degradation, read_json
 
 _encode = msgspec.json.Encoder().encode
 
-_SIGNATURE = b'"signature"'
 _THINKING = b'"thinking"'
 _CACHE_CONTROL = b'"cache_control"'
 _SYSTEM = b'"system"'
-_BLANK = b" \t\r\n"
+# `"thinking"` as a key with a string value; then a signature after its text.
+_TEXT_KEY = re.compile(rb'\s*:\s*"')
+_SIGNED_AFTER = re.compile(rb'\s*,\s*"signature"\s*:\s*"[^"]')
 _ASSISTANT = b'"assistant"'
 # A role key just before its value: JSON structure, not text in a string.
 _ROLE_KEY = re.compile(rb'"role"\s*:\s*\Z')
@@ -88,25 +89,42 @@ def may_hold_unsigned_thinking(raw: bytes) -> bool:
 
     Cheap, and allowed to say yes wrongly (the decode that follows decides).
     A history without thinking costs one search for `"thinking"`. Otherwise
-    a `"signature"` key holding "" or null says yes, and so does a count
-    that does not match: a thinking block writes `"thinking"` twice (type
-    and key) and one `"signature"` key, so fewer signatures than half the
-    `"thinking"`s means some block has none (extra `"thinking"` keys, in tool
-    input say, only cost a decode).
+    a signed thinking block writes `"thinking"` twice, as its type and as
+    the key of its text, and that text is followed by a non-empty
+    `"signature"` (the order Anthropic answers in, which clients send back).
+    Any `"thinking"` not accounted for so (a block with an empty, null or no
+    signature, the word in a tool input, another key order) says yes; a
+    `"signature"` elsewhere, in a tool input say, stands for no block.
     """
     if _THINKING not in raw:
         return False
-    signatures = 0
-    at = raw.find(_SIGNATURE)
+    return raw.count(_THINKING) != 2 * _signed_texts(raw)
+
+
+def _signed_texts(raw: bytes) -> int:
+    """How many `"thinking": "…"` texts have a non-empty `"signature"` right after."""
+    n = 0
+    at = raw.find(_THINKING)
     while at >= 0:
-        signatures += 1
-        rest = raw[at + len(_SIGNATURE) : at + len(_SIGNATURE) + 32].lstrip(_BLANK)
-        if rest.startswith(b":"):
-            value = rest[1:].lstrip(_BLANK)
-            if value.startswith((b'""', b"null")):
-                return True
-        at = raw.find(_SIGNATURE, at + 1)
-    return raw.count(_THINKING) > 2 * signatures
+        end = at + len(_THINKING)
+        key = _TEXT_KEY.match(raw, end)
+        if key is not None:
+            end = _string_end(raw, key.end())
+            n += _SIGNED_AFTER.match(raw, end) is not None
+        at = raw.find(_THINKING, end)
+    return n
+
+
+def _string_end(raw: bytes, i: int) -> int:
+    """The index after the closing quote of the JSON string whose text starts at `i`."""
+    while (q := raw.find(b'"', i)) >= 0:
+        k = q
+        while k > i and raw[k - 1] == 0x5C:  # backslashes: an odd run escapes the quote
+            k -= 1
+        if (q - k) % 2 == 0:
+            return q + 1
+        i = q + 1
+    return len(raw)
 
 
 class HistoryCheck:

@@ -25,7 +25,6 @@ from coderouterd.translate.anthropic_request import (
         (b'[{"type":"thinking","thinking":"t","signature":""}]', True),
         (b'[{"type": "thinking", "signature": ""}]', True),
         (b'[{"type": "thinking",\n  "signature" :\n    ""\n}]', True),
-        (b'[{"type":"thinking","signature":"EqQBCkgIARAB"}]', False),
         (b'[{"type":"thinking","thinking":"t","signature":"EqQBCkgIARAB"}]', False),
         (b'[{"type": "thinking", "thinking": "t", "signature": "EqQB"}]', False),
         (b'[{"type":"thinking","signature":"x"},{"signature":""}]', True),
@@ -37,6 +36,18 @@ from coderouterd.translate.anthropic_request import (
             b'{"type":"thinking","thinking":"b"}]',
             True,
         ),
+        # A tool input's own "signature" key does not stand for the missing one.
+        (
+            b'[{"type":"thinking","thinking":"a"},'
+            b'{"type":"tool_use","id":"t","name":"sign","input":{"signature":"abc"}}]',
+            True,
+        ),
+        (b'[{"type":"tool_use","id":"t","name":"n","input":{"thinking":1,"signature":"a"}}]', True),
+        # Text with escaped quotes and backslashes, then its signature.
+        (b'[{"type":"thinking","thinking":"say \\"hi\\" \\\\","signature":"s"}]', False),
+        (b'[{"type":"thinking","thinking":"say \\"hi\\" \\\\"}]', True),
+        # Another key order is not read: a decode decides.
+        (b'[{"type":"thinking","signature":"s","thinking":"t"}]', True),
         # Inside a string the quotes are escaped: not a key.
         (b'[{"type":"text","text":"{\\"signature\\":\\"\\"}"}]', False),
         (b'[{"type":"text","text":"no thinking here"}]', False),
