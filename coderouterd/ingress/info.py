@@ -37,12 +37,15 @@ async def models(request: web.Request) -> web.Response:
     config = daemon.holder.current.config
     created = int(daemon.started_wall)
     created_at = daemon.started_iso
+    profiles = {p.name for p in config.profiles}
     entries = [
         _model(p.name, f"profile {p.name}: " + " > ".join(p.providers), created, created_at)
         for p in config.profiles
     ] + [
         _model(p.name, f"provider {p.name} ({p.kind}, {p.model})", created, created_at)
         for p in config.providers
+        # That `model` selects the profile: listing both would show one id twice.
+        if p.name not in profiles
     ]
     return web.Response(
         body=_encode(

@@ -274,6 +274,22 @@ async def test_models_lists_profiles_and_providers_for_both_sdks(
     assert a_ids == o_ids == ["default", "other", "a", "b"]
 
 
+async def test_a_provider_named_like_a_profile_is_listed_once(
+    start_daemon: StartDaemon, answer: FakeUpstream
+) -> None:
+    # `model: local` selects the profile, so only the profile is listed.
+    profiles = "  - {name: local, providers: [cloud, local]}\n"
+    d = await start_daemon(
+        chain_yaml(
+            provider_yaml("local", answer.url), provider_yaml("cloud", answer.url), profiles=profiles
+        )
+    )
+    async with openai.AsyncOpenAI(base_url=f"{d.url}/v1", api_key="k", max_retries=0) as client:
+        listed = [(m.id, m.model_extra) async for m in client.models.list()]
+    assert [i for i, _ in listed] == ["local", "cloud"]
+    assert listed[0][1] is not None and listed[0][1]["display_name"].startswith("profile local")
+
+
 @pytest.mark.parametrize("path", ["/", "/healthz"])
 async def test_health_routes(start_daemon: StartDaemon, answer: FakeUpstream, path: str) -> None:
     url = await two(start_daemon, answer)
