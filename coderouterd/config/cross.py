@@ -3,17 +3,19 @@
 They run even when fields have problems of their own (load.py's walker
 reports those), so one run of `coderouterd check` lists everything: names
 repeated or unknown, credentials outside api_key_env, headers that cannot
-be sent, a base_url without a usable host or port, an extra_body value that
-is not JSON, a restart_command written as a shell line, a tool-loop
-threshold past its window, auto-router rules with no single matcher, a
-regular expression that does not compile, or a profile the auto router
-would pick that is not defined.
+be sent, a base_url without a usable host or port or with a query, an
+extra_body value that is not JSON, a number that is not finite, a
+restart_command written as a shell line, a tool-loop threshold past its
+window, auto-router rules with no single matcher, a regular expression
+that does not compile, or a profile the auto router would pick that is not
+defined.
 """
 
 from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
@@ -71,6 +73,25 @@ def cross_check(data: dict[Any, Any], walker: Problems) -> None:
             if isinstance(name, str) and providers is not None and name not in providers:
                 walker.at(f"profiles[{i}].providers[{j}]", unknown("provider", name, providers))
     _check_routing(data, profiles, walker)
+    _check_finite(data, "", walker)
+
+
+def _check_finite(value: object, path: str, walker: Problems, line: int | None = None) -> None:
+    """YAML's .inf is a float every bound on a field lets through; no timer,
+    budget or period takes it (a timeout of .inf is left out, not written).
+    A value deeper than the walker went (inside extra_body) is told at the
+    line of the nearest one it visited."""
+    line = walker.lines.get(path, line)
+    if isinstance(value, float) and math.isinf(value):
+        if line is not None:
+            walker.lines.setdefault(path, line)
+        walker.at(path, "must be a finite number")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, join_path(path, str(key)), walker, line)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_finite(item, f"{path}[{i}]", walker, line)
 
 
 def _check_routing(
@@ -215,8 +236,8 @@ def _check_base_url(provider: dict[Any, Any], path: str, walker: Problems) -> No
 def _url_problem(url: str) -> str | None:
     """What makes `url` one no request can be sent to; the URL itself is not echoed,
     as it may carry a user and password."""
-    if _BLANK.search(url):
-        return "must not contain spaces or control characters"
+    if (problem := _text_problem(url)) is not None:
+        return problem
     try:
         parts = urlsplit(url)
     except ValueError as exc:  # an IPv6 address without its closing "]"
@@ -234,6 +255,16 @@ def _url_problem(url: str) -> str | None:
     if hostport.startswith("[") and hostport.partition("]")[2][:1] not in ("", ":"):
         # urllib passes text after an IPv6 address's "]" ("[::1]x"); aiohttp does not.
         return "is not a valid URL (text after the IPv6 address)"
+    return None
+
+
+def _text_problem(url: str) -> str | None:
+    if _BLANK.search(url):
+        return "must not contain spaces or control characters"
+    if "?" in url or "#" in url:
+        # Each request's path is appended to base_url: after a query or a
+        # fragment it would never reach the server as a path.
+        return "must not hold a query (?) or a fragment (#)"
     return None
 
 

@@ -148,6 +148,8 @@ BASE_URLS = [
     ("http://exa%20mple/v1", "has no valid host name"),
     ("http://[::1/v1", "is not a valid URL"),
     ("http://[::1]x/v1", "is not a valid URL"),
+    ("http://127.0.0.1:8080/v1?key=x", "must not hold a query (?) or a fragment (#)"),
+    ("'http://127.0.0.1:8080/v1#top'", "must not hold a query (?) or a fragment (#)"),
     # Another scheme is the walker's one problem, not one more here.
     ("'ftp://exa mple'", "must match"),
     ("http://127.0.0.1:11434/v1", None),
@@ -180,6 +182,20 @@ def test_exactly_the_base_urls_without_a_usable_host_or_port_are_problems() -> N
 def test_a_base_url_problem_does_not_echo_a_password() -> None:
     [problem] = problems_of(MINIMAL.replace("127.0.0.1:11434", "user:hunter2@127.0.0.1:99999"))
     assert "hunter2" not in str(problem)
+
+
+@pytest.mark.parametrize(
+    ("line", "path"),
+    [
+        ("timeouts: {total_s: .inf}", "providers[0].timeouts.total_s"),
+        ("timeouts: {first_byte_s: 1e400}", "providers[0].timeouts.first_byte_s"),
+        ("cost: {monthly_budget_usd: .Inf}", "providers[0].cost.monthly_budget_usd"),
+        ("extra_body: {options: {num_ctx: -.inf}}", "providers[0].extra_body.options.num_ctx"),
+    ],
+)
+def test_a_number_that_is_not_finite_is_a_problem(line: str, path: str) -> None:
+    [problem] = problems_of(provider_with(line))
+    assert (problem.line, problem.path, problem.message) == (5, path, "must be a finite number")
 
 
 @pytest.mark.parametrize(
