@@ -67,6 +67,8 @@ def _model(name: str, display: str, created: int, created_at: str) -> dict[str, 
         "type": "model",
         "display_name": display,
         "created_at": created_at,
+        # The Anthropic SDK's ModelInfo requires it; clients keep the active ones.
+        "lifecycle": "active",
         "object": "model",
         "created": created,
         "owned_by": "coderouterd",

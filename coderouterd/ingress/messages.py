@@ -45,6 +45,20 @@ from coderouterd.translate.system_text import after_system
 _CLIENT_HEADERS = ("anthropic-version", "anthropic-beta", "x-api-key", "authorization")
 
 
+# Lists: HTTP reads two lines of one as one line joined by commas.
+_LIST_HEADERS = frozenset({"anthropic-beta"})
+
+
+def _client_headers(request: web.Request) -> dict[str, str]:
+    """The client's headers that go on to Anthropic providers."""
+    got = request.headers
+    return {
+        h: ", ".join(got.getall(h)) if h in _LIST_HEADERS else got[h]
+        for h in _CLIENT_HEADERS
+        if h in got
+    }
+
+
 _WRITERS: dict[str, type[SSEWriter]] = {"anthropic": AnthropicSSEWriter, "openai": OpenAISSEWriter}
 
 _encode = msgspec.json.Encoder().encode
@@ -118,7 +132,7 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
         request_id=rid,
         dialect=dialect,
         fields=parsed.fields,
-        headers={h: v for h in _CLIENT_HEADERS if (v := request.headers.get(h)) is not None},
+        headers=_client_headers(request),
         stream=parsed.stream,
         requested_model=parsed.model,
         profile=plan.profile,

@@ -15,6 +15,8 @@ from coderouterd.ingress.errors import error_response
 from coderouterd.ingress.keys import DAEMON, REQUEST_ID, REQUEST_IDS
 from coderouterd.lru import SizedLRU
 from coderouterd.state.reads import CLIENT_IDS_KEPT
+from coderouterd.telemetry import events
+from coderouterd.telemetry.logging import get_logger
 from coderouterd.wire.errors import error_body
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -23,6 +25,8 @@ REQUEST_ID_HEADER = "x-request-id"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_log = get_logger()
 
 
 # Generated ids: a random prefix per process and a counter, unique across
@@ -97,15 +101,27 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            extra = {"request_id": rid} if dialect == "anthropic" else {}
-            resp = web.Response(
-                status=exc.status,
-                body=error_body(dialect, exc.status, exc.reason, **extra),
-                content_type="application/json",
-                headers={k: v for k, v in exc.headers.items() if k.lower() == "allow"},
-            )
+            resp = _plain_error(dialect, exc.status, exc.reason, rid)
+            resp.headers.update({k: v for k, v in exc.headers.items() if k.lower() == "allow"})
+        except Exception:
+            # A defect of ours: the client still gets an answer it can read,
+            # and the log the traceback. A response already begun (a
+            # stream) cannot be answered again: aiohttp closes it.
+            if request.writer.output_size > 0:
+                raise
+            _log.exception(events.REQUEST_UNHANDLED, path=request.path)
+            resp = _plain_error(dialect, 500, "internal error in coderouterd", rid)
         if not resp.prepared:
             resp.headers[REQUEST_ID_HEADER] = rid
         return resp
     finally:
         structlog.contextvars.unbind_contextvars("request_id")
+
+
+def _plain_error(dialect: str, status: int, message: str, rid: str) -> web.Response:
+    extra = {"request_id": rid} if dialect == "anthropic" else {}
+    return web.Response(
+        status=status,
+        body=error_body(dialect, status, message, **extra),
+        content_type="application/json",
+    )

@@ -193,7 +193,7 @@ def _same(a: _Call, b: _Call) -> bool:
         return True
     try:
         return bool(_any.decode(a.input) == _any.decode(b.input))
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return False
 
 

@@ -3,6 +3,7 @@
 REQUEST_COMPLETED = "request.completed"
 # A sent request's report or replay record raised; the request itself was answered.
 REQUEST_BOOKKEEPING_FAILED = "request.bookkeeping_failed"
+REQUEST_UNHANDLED = "request.unhandled"
 PROVIDER_FAILING = "provider.failing"
 REQUEST_TOOL_LOOP = "request.tool_loop"
 # Debug: which auto_router rule chose a request's profile, and what it read.

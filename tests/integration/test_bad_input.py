@@ -9,6 +9,7 @@ import sqlite3
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 from structlog.testing import capture_logs
 
@@ -162,3 +163,23 @@ async def test_what_only_translation_reads_is_a_400_recorded_as_such(
         assert db.execute("SELECT status FROM requests").fetchall() == [(400,)]
     # The client's error says nothing about the provider's health.
     assert d.daemon.board.get("p").state != "failing"
+
+
+async def test_calls_too_deep_to_compare_are_not_a_loop_and_not_a_500(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    # A runaway model's arguments, sent back in the history: the loop check
+    # cannot decode them to compare, so they are different calls.
+    d = await daemon(start_daemon, fake_upstream, "openai_compat")
+
+    def call(i: int) -> dict[str, Any]:
+        deep = '{"a":' * 5000 + str(i) + "}" * 5000
+        return {"id": f"c{i}", "type": "function", "function": {"name": "f", "arguments": deep}}
+
+    history = [{"role": "user", "content": "go"}]
+    history.append({"role": "assistant", "content": None, "tool_calls": [call(1), call(2)]})
+    history += [{"role": "tool", "tool_call_id": f"c{i}", "content": "x"} for i in (1, 2)]
+    body = msgspec.json.encode({"model": "m", "messages": history})
+    status, answer = await send(d.url, "openai", body)
+    assert status == 200, answer
+    assert answer["choices"][0]["message"]["content"] == "ok"

@@ -175,6 +175,22 @@ async def test_headers_forwarded_and_credentials_from_the_environment(
     assert "anthropic-beta" not in bare
 
 
+async def test_betas_sent_on_two_header_lines_all_go_on(
+    start_daemon: StartDaemon, answer: FakeUpstream
+) -> None:
+    d = await start_daemon(chain_yaml(provider_yaml("a", answer.url)))
+    body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+    lines = [("anthropic-beta", "interleaved-thinking-2025-05-14"), ("anthropic-beta", "ctx-1m")]
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{d.url}/v1/messages", json=body, headers=lines) as resp,
+    ):
+        assert resp.status == 200
+    assert answer.requests[0].headers.getall("anthropic-beta") == [
+        "interleaved-thinking-2025-05-14, ctx-1m"
+    ]
+
+
 async def test_client_key_never_forwarded_unless_configured(
     start_daemon: StartDaemon, answer: FakeUpstream
 ) -> None:
@@ -267,8 +283,13 @@ async def test_models_lists_profiles_and_providers_for_both_sdks(
     start_daemon: StartDaemon, answer: FakeUpstream
 ) -> None:
     url = await two(start_daemon, answer)
-    async with anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0) as client:
-        a_ids = [m.id async for m in client.models.list()]
+    # Strict: every field the Anthropic SDK's ModelInfo requires is there.
+    async with anthropic.AsyncAnthropic(
+        base_url=url, api_key="k", max_retries=0, _strict_response_validation=True
+    ) as client:
+        a_models = [m async for m in client.models.list()]
+    a_ids = [m.id for m in a_models]
+    assert {m.lifecycle for m in a_models} == {"active"}
     async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0) as client:
         o_ids = [m.id async for m in client.models.list()]
     assert a_ids == o_ids == ["default", "other", "a", "b"]
@@ -281,7 +302,9 @@ async def test_a_provider_named_like_a_profile_is_listed_once(
     profiles = "  - {name: local, providers: [cloud, local]}\n"
     d = await start_daemon(
         chain_yaml(
-            provider_yaml("local", answer.url), provider_yaml("cloud", answer.url), profiles=profiles
+            provider_yaml("local", answer.url),
+            provider_yaml("cloud", answer.url),
+            profiles=profiles,
         )
     )
     async with openai.AsyncOpenAI(base_url=f"{d.url}/v1", api_key="k", max_retries=0) as client:

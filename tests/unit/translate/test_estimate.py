@@ -165,10 +165,20 @@ def test_base64_quoted_in_a_files_text_is_text(text: str) -> None:
 
 
 def test_short_base64_stays_in_the_estimate() -> None:
-    small = base64.b64encode(b"x" * 300).decode()
+    small = base64.b64encode(b"x" * 40).decode()
     assert len(small) < MIN_PAYLOAD
     messages = [{"role": "user", "content": [image_block(small)]}]
     assert find_payloads(body_of(messages)) == []
+
+
+def test_a_small_icon_counts_its_pixels() -> None:
+    # A flat 200 x 200 icon compresses to a few hundred bytes of base64.
+    out = io.BytesIO()
+    Image.new("RGB", (200, 200), (32, 96, 160)).save(out, "PNG")
+    icon = base64.b64encode(out.getvalue()).decode()
+    assert len(icon) < 1024
+    [found] = find_payloads(body_of([{"role": "user", "content": [image_block(icon)]}]))
+    assert found.tokens == 54
 
 
 def test_each_payload_is_found_once_with_its_bounds() -> None:
