@@ -22,7 +22,9 @@ client would get) but without a daemon and without writing anything:
 Each check is OK, WARN (it works, but slower or dearer than it could),
 PROBLEM (with what to change) or SKIP; the exit status is 0 unless one is
 a PROBLEM, then 2 (an unreachable backend included), and 1 when the
-provider cannot be asked at all (no such provider, its API key not set).
+provider cannot be asked at all (no such provider, its API key not set,
+or, for one that forwards its clients' keys, no client key in the
+environment to ask it with).
 """
 
 from __future__ import annotations
@@ -120,6 +122,7 @@ class Doctor:
             known = ", ".join(p.name for p in runtime.config.providers)
             raise CoderouterError(f"no provider {provider!r} (configured: {known})")
         self._runtime = runtime
+        self._headers = _client_key(runtime, config.name, os.environ)
         self.provider = config
         self._plan = Plan("doctor", (config,), ())
         self._timeout_s = timeout_s
@@ -133,7 +136,7 @@ class Doctor:
             request_id=f"doctor-{next(self._ids)}",
             dialect="anthropic",
             fields=parsed.fields,
-            headers={},
+            headers=self._headers,
             stream=parsed.stream,
             requested_model=parsed.model,
             profile="doctor",
@@ -199,6 +202,31 @@ async def examine(
     finally:
         for adapter in runtime.adapters.values():
             await adapter.close()
+
+
+# Where a client keeps the key it would send, and the header it sends it in.
+_CLIENT_KEYS = (
+    ("ANTHROPIC_API_KEY", "x-api-key", ""),
+    ("ANTHROPIC_AUTH_TOKEN", "authorization", "Bearer "),
+    ("OPENAI_API_KEY", "authorization", "Bearer "),
+)
+
+
+def _client_key(runtime: Runtime, provider: str, env: Mapping[str, str]) -> dict[str, str]:
+    """The key a provider that forwards its clients' keys (and has none of its
+    own) is asked with: the one a client on this machine would send."""
+    config = runtime.config.provider(provider)
+    if config is None or not config.forward_client_key or runtime.adapters[provider].api_key:
+        return {}
+    for name, header, scheme in _CLIENT_KEYS:
+        if key := env.get(name):
+            return {header: scheme + key}
+    names = ", ".join(name for name, _, _ in _CLIENT_KEYS)
+    raise CoderouterError(
+        f"provider {provider!r} cannot be asked: it sends each client's own key"
+        f" (forward_client_key) and has none of its own; set one of {names}"
+        " to the key a client would send"
+    )
 
 
 def _unserved(exc: NoProviderAvailableError, summary: RequestSummary | None) -> str:

@@ -396,3 +396,34 @@ async def test_a_context_size_below_one_token_is_refused(
     assert result.returncode == 2  # a usage error
     assert "--context-tokens: 0: must be at least 1" in result.stderr
     assert fake_upstream.requests == []
+
+
+async def test_a_provider_that_forwards_client_keys_is_asked_with_the_clients_key(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    answer = anthropic_backend("works")
+
+    def keyed(req: Recorded) -> Reply:
+        if req.headers.get("x-api-key") != "sk-client":
+            return anthropic_error(401, "authentication_error", "invalid x-api-key")
+        return answer(req)
+
+    fake_upstream.responder = keyed
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        chain_yaml(provider_yaml("claude", fake_upstream.url, extra="forward_client_key: true"))
+    )
+    env = {
+        k: v
+        for k, v in child_env(tmp_path).items()
+        if k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "OPENAI_API_KEY")
+    }
+    args = ("doctor", "claude", "--config", str(config), "--context-tokens", "3000", "--json")
+    result = await run_cli(*args, env={**env, "ANTHROPIC_API_KEY": "sk-client"}, timeout=30)
+    assert result.returncode == 0, result.stdout
+    assert {c["verdict"] for c in json.loads(result.stdout)} == {"OK"}
+    # With no key to send, it says what to set instead of blaming the backend.
+    result = await run_cli(*args, env=env, timeout=30)
+    assert result.returncode == 1
+    assert "forward_client_key" in result.stderr and "ANTHROPIC_API_KEY" in result.stderr
+    assert "sk-client" not in result.stderr + result.stdout
