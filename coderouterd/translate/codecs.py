@@ -96,7 +96,7 @@ def _codecs(provider: ProviderConfig, caps: ModelCapabilities) -> dict[str, Code
             "anthropic": AnthropicPassthroughCodec(
                 provider.name, provider.model, caps=caps, filters=filters, max_output_tokens=ceiling
             ),
-            "openai": OpenAIToAnthropicCodec(provider, caps),
+            "openai": OpenAIToAnthropicCodec(provider, caps, filters),
         }
     return {
         "openai": OpenAIPassthroughCodec(

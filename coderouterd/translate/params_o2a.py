@@ -10,10 +10,21 @@ from typing import Any
 
 from coderouterd.errors import InvalidRequestError
 from coderouterd.translate.anthropic_request import loop_in_progress, starts_thinking
+from coderouterd.translate.capabilities import THINKING_UNSUPPORTED
 from coderouterd.translate.types import Notes, number_or_none
 
 DEFAULT_MAX_TOKENS = 4096
-THINKING_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 24576}
+# "xhigh" and "max" (the openai SDK's ReasoningEffort has both) get the
+# largest budget: with the default answer on top, 28672 tokens fit the
+# output limit of every Claude that thinks (Opus 4's 32000 the lowest).
+THINKING_BUDGETS = {
+    "minimal": 1024,
+    "low": 2048,
+    "medium": 8192,
+    "high": 24576,
+    "xhigh": 24576,
+    "max": 24576,
+}
 _MIN_THINKING_BUDGET = 1024
 
 
@@ -24,10 +35,17 @@ def limits(
     turns: list[Any],
     max_output_tokens: int | None,
     signed_thinking: bool,
+    can_think: bool,
     notes: Notes,
 ) -> dict[str, Any]:
-    """max_tokens, and `thinking` when reasoning was asked for and can be had."""
+    """max_tokens, and `thinking` when reasoning was asked for and can be had.
+    A backend that cannot think (`can_think` false) gets the request as if
+    none had been asked for: no budget in max_tokens, and so no sampling
+    setting dropped for it."""
     budget = _budget(body.get("reasoning_effort"), tool_choice, notes)
+    if budget is not None and not can_think:
+        notes.add("reasoning_effort", THINKING_UNSUPPORTED)
+        budget = None
     if budget is not None and signed_thinking and _loop_without_thinking(turns):
         notes.add("reasoning_effort", _LOOP_WITHOUT_THINKING)
         budget = None

@@ -16,7 +16,11 @@ Anthropic's rules the OpenAI dialect does not have, and how they are met:
   made with other characters (Kimi's `functions.Read:0`) is rewritten the
   same way in the call and in its result (anthropic_tool_id).
 - No empty or whitespace-only text blocks: they are left out, and a message
-  left with nothing is left out.
+  left with nothing is left out. A final assistant turn (a prefill) cannot
+  end with whitespace: its last text is cut at its last visible character.
+- A tool call's `input` is an object: arguments that are not a JSON object
+  (a local model's call cut at max_tokens, kept in the client's history)
+  go as `{"_raw": "<the arguments>"}`, with a Degradation.
 - `max_tokens` is required: `DEFAULT_MAX_TOKENS` (params_o2a) when the
   client sent none (plus the thinking budget when reasoning was asked for).
 - With thinking on, temperature must be 1 and top_p at least 0.95, and tool
@@ -42,6 +46,7 @@ from coderouterd.translate.tool_pairs import pair_tool_results
 from coderouterd.translate.types import Degradation, Notes
 
 CONTINUE_PLACEHOLDER = "(continue)"
+_ARGUMENTS_KEPT_RAW = 'arguments that are no JSON object sent as {"_raw": "<the arguments>"}'
 _NOT_TOOL_ID = re.compile(r"[^A-Za-z0-9_-]")
 _DATA_URL = re.compile(r"^data:([^;,]+)(?:;[^;,]*)*;base64,(.*)$", re.DOTALL)
 
@@ -68,8 +73,11 @@ def openai_to_anthropic_request(
     model: str,
     max_output_tokens: int | None,
     signed_thinking: bool = False,
+    can_think: bool = True,
 ) -> tuple[dict[str, Any], list[Degradation]]:
-    """`signed_thinking`: the backend checks thinking signatures (Claude)."""
+    """`signed_thinking`: the backend checks thinking signatures (Claude);
+    `can_think` false: it cannot think at all (capabilities), so
+    reasoning_effort is dropped before max_tokens and sampling are set."""
     notes = Notes()
     system, turns = _conversation(body.get("messages"), notes)
     out: dict[str, Any] = {"model": model}
@@ -84,6 +92,7 @@ def openai_to_anthropic_request(
             turns=turns,
             max_output_tokens=max_output_tokens,
             signed_thinking=signed_thinking,
+            can_think=can_think,
             notes=notes,
         )
     )
@@ -128,7 +137,7 @@ def _conversation(raw: object, notes: Notes) -> tuple[str, list[dict[str, Any]]]
         elif role == "user":
             _append(turns, "user", _user_blocks(message.get("content"), f"{path}.content", notes))
         elif role == "assistant":
-            _append(turns, "assistant", _assistant_blocks(message, path))
+            _append(turns, "assistant", _assistant_blocks(message, path, notes))
         elif role == "tool":
             _append(turns, "user", [_tool_result(message, path)])
         elif role is None:
@@ -144,6 +153,7 @@ def _conversation(raw: object, notes: Notes) -> tuple[str, list[dict[str, Any]]]
     for turn in turns:
         results_first = sorted(turn["content"], key=lambda b: b["type"] != "tool_result")
         turn["content"] = results_first
+    _end_prefill(turns[-1])
     return "\n\n".join(s for s in systems if s), turns
 
 
@@ -226,7 +236,20 @@ def _image(raw: object, path: str) -> dict[str, Any]:
     raise InvalidRequestError(problem, field=f"{path}.url" if isinstance(raw, Mapping) else path)
 
 
-def _assistant_blocks(message: Mapping[str, Any], path: str) -> list[dict[str, Any]]:
+def _end_prefill(turn: dict[str, Any]) -> None:
+    """A last assistant turn is a prefill, whose text Anthropic refuses
+    to end with whitespace: it ends at its last visible character."""
+    if turn["role"] != "assistant" or not turn["content"]:
+        return
+    if turn["content"][-1]["type"] != "text":
+        return
+    last = turn["content"][-1]
+    last["text"] = last["text"].rstrip()
+    if not last["text"]:
+        turn["content"].pop()
+
+
+def _assistant_blocks(message: Mapping[str, Any], path: str, notes: Notes) -> list[dict[str, Any]]:
     where = f"{path}.content"
     blocks = _text_blocks(_parts(message.get("content"), where), where)
     calls = message.get("tool_calls")
@@ -235,7 +258,7 @@ def _assistant_blocks(message: Mapping[str, Any], path: str) -> list[dict[str, A
     if not isinstance(calls, list):
         raise InvalidRequestError("must be a list", field=f"{path}.tool_calls")
     for k, call in enumerate(calls):
-        blocks.append(_tool_use(call, f"{path}.tool_calls[{k}]"))
+        blocks.append(_tool_use(call, f"{path}.tool_calls[{k}]", notes))
     return blocks
 
 
@@ -251,7 +274,7 @@ def anthropic_tool_id(call_id: str) -> str:
     return f"{_NOT_TOOL_ID.sub('_', call_id)}_{digest}"
 
 
-def _tool_use(call: object, path: str) -> dict[str, Any]:
+def _tool_use(call: object, path: str, notes: Notes) -> dict[str, Any]:
     if not isinstance(call, Mapping) or not isinstance(call.get("function"), Mapping):
         raise InvalidRequestError("must be an object with a 'function'", field=path)
     call_id, function = call.get("id"), call["function"]
@@ -261,10 +284,14 @@ def _tool_use(call: object, path: str) -> dict[str, Any]:
     if not isinstance(name, str) or not name:
         raise InvalidRequestError("must be a non-empty string", field=f"{path}.function.name")
     tool_id = anthropic_tool_id(call_id)
-    return {"type": "tool_use", "id": tool_id, "name": name, "input": _arguments(arguments, path)}
+    arguments = _arguments(arguments, path, notes)
+    return {"type": "tool_use", "id": tool_id, "name": name, "input": arguments}
 
 
-def _arguments(raw: object, path: str) -> dict[str, Any]:
+def _arguments(raw: object, path: str, notes: Notes) -> dict[str, Any]:
+    """A call's arguments as Anthropic's `input` object. Arguments that are
+    no JSON object (a call cut at max_tokens) are kept as `{"_raw": …}`, as
+    response_o2a keeps them the other way: the conversation goes on."""
     where = f"{path}.function.arguments"
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return {}
@@ -272,12 +299,13 @@ def _arguments(raw: object, path: str) -> dict[str, Any]:
         raise InvalidRequestError("must be a JSON string", field=where)
     try:
         value = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidRequestError(f"is not valid JSON ({exc.args[0]})", field=where) from exc
+    except ValueError:
+        value = None
     except RecursionError as exc:
         raise InvalidRequestError(NESTED_TOO_DEEP, field=where) from exc
     if not isinstance(value, dict):
-        raise InvalidRequestError("must encode a JSON object", field=where)
+        notes.add("tool_calls.arguments", _ARGUMENTS_KEPT_RAW)
+        return {"_raw": raw}
     return value
 
 

@@ -19,8 +19,9 @@ from coderouterd.errors import UpstreamProtocolError
 from coderouterd.routing.call import Call
 from coderouterd.routing.upstream import Out, Transcoder, Unary
 from coderouterd.translate.anthropic_passthrough import NOT_CONTENT, AnthropicPassthrough
-from coderouterd.translate.capabilities import THINKING_UNSUPPORTED, ModelCapabilities
+from coderouterd.translate.capabilities import ModelCapabilities
 from coderouterd.translate.estimate import estimate_prompt_tokens
+from coderouterd.translate.filtered_openai import FilteredOpenAIStream, filter_openai_completion
 from coderouterd.translate.memo_a2o import TranslatedHistory
 from coderouterd.translate.openai_passthrough import (
     DONE,
@@ -33,7 +34,12 @@ from coderouterd.translate.request_o2a import openai_to_anthropic_request
 from coderouterd.translate.response_a2o import AnthropicToOpenAIStream, anthropic_to_openai_response
 from coderouterd.translate.response_o2a import openai_to_anthropic_response
 from coderouterd.translate.stream_o2a import OpenAIToAnthropicStream
-from coderouterd.translate.types import Degradation, OutputFilters, read_json
+from coderouterd.translate.types import (
+    Degradation,
+    OutputFilters,
+    callable_tool_names,
+    read_json,
+)
 from coderouterd.wire.errors import (
     ANTHROPIC_TYPES,
     anthropic_error,
@@ -54,30 +60,9 @@ def decoded_fields(call: Call, kept_raw: frozenset[str] = frozenset()) -> dict[s
     return {k: v if k in kept_raw else read_json(v, k) for k, v in call.fields.items()}
 
 
-class _Function(msgspec.Struct):
-    name: str | None = None
-
-
-class _ToolName(msgspec.Struct):
-    name: str | None = None
-    function: _Function | None = None
-
-
-# Only the names: the schemas are skipped without being built into objects.
-_tool_names = msgspec.json.Decoder(list[_ToolName])
-
-
 def offered_tool_names(call: Call) -> frozenset[str]:
-    """Names of the tools the request offers (Anthropic `name` or OpenAI `function.name`)."""
-    raw = call.fields.get("tools")
-    if raw is None:
-        return frozenset()
-    try:
-        tools = _tool_names.decode(raw)
-    except msgspec.DecodeError:
-        return frozenset()
-    names = (t.name or (t.function.name if t.function else None) for t in tools)
-    return frozenset(n for n in names if n)
+    """The tools a call printed as text may be lifted as (types.callable_tool_names)."""
+    return callable_tool_names(call.fields)
 
 
 def _usage(counts: dict[str, Any] | None) -> Usage | None:
@@ -181,20 +166,31 @@ def _anthropic_out(name: str, data: dict[str, Any]) -> Out:
 
 
 class AnthropicToOpenAITranscoder:
-    """An Anthropic stream, as Chat Completions chunks for an OpenAI client."""
+    """An Anthropic stream, as Chat Completions chunks for an OpenAI client;
+    with `filtered`, the chunks go through the provider's output filters as
+    an OpenAI provider's would (filtered_openai)."""
 
     final_event = "message_stop"
-    repairs = 0
     usage_estimated = False
 
     def __init__(
-        self, provider: str, stream: AnthropicToOpenAIStream, *, include_usage: bool
+        self,
+        provider: str,
+        stream: AnthropicToOpenAIStream,
+        *,
+        include_usage: bool,
+        filtered: FilteredOpenAIStream | None = None,
     ) -> None:
         self._source = AnthropicPassthrough(provider)
         self._stream = stream
         self._include_usage = include_usage
+        self._filtered = filtered
         self.upstream_error: str | None = None
         self.upstream_error_body = b""
+
+    @property
+    def repairs(self) -> int:
+        return self._filtered.repairs if self._filtered is not None else 0
 
     @property
     def finished(self) -> bool:
@@ -215,6 +211,8 @@ class AnthropicToOpenAITranscoder:
                 out.append(Out(encode_data(_encode(body)), False))
                 break  # the last of the events: the stream ends at its error
             chunks = self._stream.feed(ev.event, _decode(ev.data))
+            if self._filtered is not None:
+                chunks = _filtered(self._filtered, chunks, ending=ev.event == "message_stop")
             if ev.event == "message_stop":
                 chunks += self._stream.finish(self._include_usage)
             content = ev.event not in NOT_CONTENT
@@ -225,6 +223,16 @@ class AnthropicToOpenAITranscoder:
 
     def end(self) -> list[Out]:
         return self._source.end()
+
+
+def _filtered(
+    stream: FilteredOpenAIStream, chunks: list[dict[str, Any]], *, ending: bool
+) -> list[dict[str, Any]]:
+    """The chunks as the filters send them; at the end, what they still hold."""
+    out: list[dict[str, Any]] = []
+    for chunk in chunks:
+        out += [chunk if c is None else c for c in stream.feed(chunk)]
+    return out + stream.finish() if ending else out
 
 
 class AnthropicToOpenAICodec:
@@ -287,11 +295,16 @@ class AnthropicToOpenAICodec:
 
 
 class OpenAIToAnthropicCodec:
-    """OpenAI client, Anthropic provider."""
+    """OpenAI client, Anthropic provider. With output filters on (a local
+    server's Messages API), the translated answer goes through them as an
+    OpenAI provider's answer would; with them off, nothing more is done."""
 
-    def __init__(self, provider: ProviderConfig, caps: ModelCapabilities) -> None:
+    def __init__(
+        self, provider: ProviderConfig, caps: ModelCapabilities, filters: OutputFilters
+    ) -> None:
         self._provider = provider
         self._caps = caps
+        self._filters = filters if filters.active else None
 
     def request(self, call: Call) -> tuple[bytes, list[Degradation]]:
         body, degraded = openai_to_anthropic_request(
@@ -299,9 +312,8 @@ class OpenAIToAnthropicCodec:
             model=self._provider.model,
             max_output_tokens=self._caps.output_ceiling(self._provider.max_output_tokens),
             signed_thinking=self._caps.signed_thinking,
+            can_think=self._caps.thinking is not False,
         )
-        if self._caps.thinking is False and body.pop("thinking", None) is not None:
-            degraded.append(Degradation("reasoning_effort", THINKING_UNSUPPORTED))
         body["stream"] = call.stream
         return _encode(body), degraded
 
@@ -311,8 +323,14 @@ class OpenAIToAnthropicCodec:
             model=call.requested_model or self._provider.model,
             created=call.created,
         )
+        filtered = None
+        if self._filters is not None:
+            filtered = FilteredOpenAIStream(self._filters, offered_tool_names(call))
         return AnthropicToOpenAITranscoder(
-            self._provider.name, stream, include_usage=client_wants_usage(call)
+            self._provider.name,
+            stream,
+            include_usage=client_wants_usage(call),
+            filtered=filtered,
         )
 
     def unary(self, body: bytes, call: Call) -> Unary:
@@ -321,11 +339,15 @@ class OpenAIToAnthropicCodec:
         except msgspec.DecodeError as exc:
             raise UpstreamProtocolError(self._provider.name, "response is not JSON") from exc
         usage = _usage(decoded.get("usage")) if isinstance(decoded, dict) else None
-        return Unary(
-            _encode(anthropic_to_openai_response(decoded, created=call.created)),
-            "application/json",
-            usage,
-        )
+        completion = anthropic_to_openai_response(decoded, created=call.created)
+        repairs = 0
+        if self._filters is not None:
+            filtered = filter_openai_completion(
+                completion, filters=self._filters, tool_names=offered_tool_names(call)
+            )
+            if filtered is not None:
+                completion, repairs = filtered
+        return Unary(_encode(completion), "application/json", usage, repairs=repairs)
 
     def error_body(self, status: int, body: bytes) -> bytes:
         return reenvelope("openai", status, body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import msgspec
@@ -87,3 +88,70 @@ def number_or_none(body: Any, key: str) -> float | int | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidRequestError("must be a number", field=key)
     return value
+
+
+class _Function(msgspec.Struct):
+    name: str | None = None
+
+
+class _ToolName(msgspec.Struct):
+    name: str | None = None
+    function: _Function | None = None
+
+
+class _Allowed(msgspec.Struct):
+    tools: list[_ToolName] = []
+
+
+class _ToolChoice(msgspec.Struct):
+    """Either dialect's tool_choice object: Anthropic's `{type: none | tool,
+    name}`, OpenAI's `{type: function, function: {name}}` and `{type:
+    allowed_tools, allowed_tools: {tools}}`."""
+
+    type: str | None = None
+    name: str | None = None
+    function: _Function | None = None
+    allowed_tools: _Allowed | None = None
+
+
+# Only the names: the schemas are skipped without being built into objects.
+_tool_names = msgspec.json.Decoder(list[_ToolName])
+_tool_choice = msgspec.json.Decoder(str | _ToolChoice)
+
+
+def _names_of(tools: list[_ToolName]) -> frozenset[str]:
+    names = (t.name or (t.function.name if t.function else None) for t in tools)
+    return frozenset(n for n in names if n)
+
+
+def callable_tool_names(fields: Mapping[str, msgspec.Raw]) -> frozenset[str]:
+    """Names of the tools the model may call this turn (Anthropic `name` or
+    OpenAI `function.name`) in a request's raw fields, the only ones a call
+    printed as text is lifted with: none under tool_choice none, only the
+    forced or allowed ones when tool_choice names them."""
+    raw = fields.get("tools")
+    if raw is None:
+        return frozenset()
+    try:
+        names = _names_of(_tool_names.decode(raw))
+    except msgspec.DecodeError:
+        return frozenset()
+    choice = fields.get("tool_choice")
+    return names if choice is None else _allowed_by(choice, names)
+
+
+def _allowed_by(raw: msgspec.Raw, names: frozenset[str]) -> frozenset[str]:
+    try:
+        choice = _tool_choice.decode(raw)
+    except msgspec.DecodeError:
+        return names  # the upstream's to refuse; the tools stand
+    if isinstance(choice, str):
+        return frozenset() if choice == "none" else names
+    if choice.type == "none":
+        return frozenset()
+    forced = choice.name or (choice.function.name if choice.function else None)
+    if choice.type in ("tool", "function") and forced:
+        return names & {forced}
+    if choice.type == "allowed_tools" and choice.allowed_tools is not None:
+        return names & _names_of(choice.allowed_tools.tools)
+    return names

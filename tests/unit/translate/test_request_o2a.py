@@ -549,11 +549,15 @@ ERRORS = [
         "messages[0].content[0].image_url.url",
     ),
     (
-        {"messages": [USER_HI, {"role": "assistant", "tool_calls": [call("c", "f", "{not json")]}]},
-        "messages[1].tool_calls[0].function.arguments",
-    ),
-    (
-        {"messages": [USER_HI, {"role": "assistant", "tool_calls": [call("c", "f", "[1, 2]")]}]},
+        {
+            "messages": [
+                USER_HI,
+                {
+                    "role": "assistant",
+                    "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": {"a": 1}}}],
+                },
+            ]
+        },
         "messages[1].tool_calls[0].function.arguments",
     ),
     (
