@@ -4,9 +4,15 @@ Used only for providers whose output filters are on; otherwise the
 passthrough forwards bytes. Each choice's `delta.content` goes through an
 output pipeline of its own (think filter, then tool-call repair or markup
 stripping) and comes out in the client's dialect: text as `content`,
-thinking as `reasoning_content`, a lifted call as a `tool_calls` item
-numbered after the upstream's own calls, and the finish_reason `tool_calls`
-once a call was lifted. Held text is
+thinking as `reasoning_content`, a lifted call as a `tool_calls` item, and
+the finish_reason `tool_calls` once a call was lifted. Tool calls are
+numbered in the order they are sent, lifted and upstream ones alike. A
+lifted call's id is random, shaped like OpenAI's (`call_…`): the client's
+history holds the calls of many answers, and neither the upstream's
+completion id (a local server may repeat it) nor a count is unique across
+them. Text that follows a lifted call keeps the separator the repair puts
+before it (repair.py), so the one content string reads as the model wrote
+it. Held text is
 released before the upstream's own tool calls and before its finish_reason.
 A chunk the filters leave alone (role, usage, tool calls without text …) is
 forwarded as the upstream's own bytes; one that they change is rebuilt with
@@ -17,6 +23,7 @@ with that choice's next chunk.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -39,8 +46,8 @@ class _ChoiceState:
     n > 1 answer are separate texts, so none may open another's `<think>` or
     hold another's markup, and each numbers its own tool calls.
 
-    Tool-call indices are renumbered in order of first appearance, so that a
-    lifted call never takes an index the upstream uses later.
+    Tool-call indices are given in the order the calls are sent, lifted or
+    the upstream's (renumbered on first appearance), so that they rise.
     """
 
     __slots__ = ("_indices", "_next_index", "lifted", "logprobs", "pipeline")
@@ -83,7 +90,12 @@ class _ChoiceState:
     def _call(self, call: ToolCall) -> dict[str, Any]:
         self.lifted = True
         index = self._take_index()
-        return {"index": index, "id": call.id, "type": "function", "function": _function(call)}
+        return {
+            "index": index,
+            "id": new_call_id(),
+            "type": "function",
+            "function": _function(call),
+        }
 
     def _take_index(self) -> int:
         index, self._next_index = self._next_index, self._next_index + 1
@@ -187,14 +199,17 @@ class FilteredOpenAIStream:
             flushed = pipeline.flush(end_of_run=False)
         else:
             flushed = []
+        # Tool calls are numbered as they are sent: calls lifted from the
+        # text go out before the upstream's own.
+        before_deltas = state.deltas(before)
+        text_deltas = state.deltas(pieces + flushed)
         renumbered = state.renumbered(calls) if isinstance(calls, list) else None
         unchanged = not before and not flushed and pieces == ([("text", text)] if text else [])
         retagged = finish is not None and state.lifted
         if unchanged and held is None and renumbered == calls and not retagged:
             return None
         head = {k: v for k, v in delta.items() if k not in ("content", "tool_calls")}
-        deltas = [*state.deltas(before), *([head] if head else [])]
-        deltas += state.deltas(pieces + flushed)
+        deltas = [*before_deltas, *([head] if head else []), *text_deltas]
         if renumbered is not None:
             deltas.append({"tool_calls": renumbered})
         # Computed after the pieces: a call lifted from this chunk's text counts.
@@ -246,6 +261,10 @@ def _joined(held: object, new: object) -> object:
         elif value is not None:
             out[key] = value
     return out
+
+
+def new_call_id() -> str:
+    return f"call_{secrets.token_hex(12)}"
 
 
 def _function(call: ToolCall) -> dict[str, str]:
@@ -346,7 +365,9 @@ def _filtered_choice(
         new_message["reasoning_content"] = earlier + thinking
     new_choice = {**choice, "message": new_message}
     if calls:
-        lifted = [{"id": c.id, "type": "function", "function": _function(c)} for c in calls]
+        lifted = [
+            {"id": new_call_id(), "type": "function", "function": _function(c)} for c in calls
+        ]
         new_message["tool_calls"] = [*(new_message.get("tool_calls") or []), *lifted]
         new_choice["finish_reason"] = "tool_calls"
     return new_choice, pipeline.repairs

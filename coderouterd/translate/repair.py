@@ -16,10 +16,14 @@ candidate longer than `max_candidate` is given up and released as text.
 again each time it is looked at) and joined into candidate spans, so tests
 can check that the work grows linearly with the text.
 
-Whitespace around a lifted call is dropped: the text before it and after it
-become separate segments. With `strip_markup`, `<tool_call>…</tool_call>`
-spans that cannot be lifted and stray `<tool_call>` / `</tool_call>` tags are
-dropped instead of released.
+Text before a lifted call ends without its trailing whitespace; text after
+it, when text came before it in the run, starts with one separator (the
+wider whitespace run around the call, else a line break), so that one
+content string (OpenAI) keeps the two apart; Anthropic block writers drop
+it with every text block's leading whitespace. With `strip_markup`, a
+`<tool_call>` span holding a call whose name is not offered is dropped; of
+other spans and of stray tags only the tags go, never the text between
+(the whitespace after a tag goes when whitespace came before it).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 
 import msgspec
 
+from coderouterd.translate.repair_literals import parse_keyword_arguments
 from coderouterd.translate.repair_parse import (
     CLOSE_TAG,
     OPEN_TAG,
@@ -40,7 +45,6 @@ from coderouterd.translate.repair_parse import (
     Lifted,
     ScanState,
     TagCandidate,
-    parse_keyword_arguments,
 )
 
 # parse_keyword_arguments is re-exported: the tests import it from here.
@@ -59,7 +63,8 @@ _MID_WITH_TAGS = re.compile(r"[\n<]")
 
 
 class ToolCall(msgspec.Struct, frozen=True):
-    id: str
+    """A lifted call; its id is the writer's to give, in its client's shape."""
+
     name: str
     arguments: dict[str, Any]
 
@@ -74,6 +79,7 @@ class ToolCallRepair:
         "_cand",
         "_cand_len",
         "_cand_parts",
+        "_gap",
         "_max",
         "_names",
         "_out",
@@ -85,6 +91,7 @@ class ToolCallRepair:
         "_strip",
         "_tags",
         "_trim_lead",
+        "_wrote",
         "_ws",
         "scanned",
     )
@@ -109,6 +116,10 @@ class ToolCallRepair:
         self._cand_len = 0
         self._ws: list[str] = []  # trailing whitespace of released text, held
         self._trim_lead = False
+        self._wrote = False  # text was released in this run
+        # A call was lifted after text of this run: the whitespace before it,
+        # for the separator of the text that follows.
+        self._gap: str | None = None
         self._out: list[Segment] = []
         self._run: list[str] = []  # text released since the last segment boundary
         self.scanned = 0
@@ -131,8 +142,11 @@ class ToolCallRepair:
         """
         s, self._pending = self._pending, ""
         self._scan(s, final=True)
-        self._run.extend(self._ws)
+        if self._gap is None:
+            self._run.extend(self._ws)
         self._ws = []
+        self._gap = None
+        self._wrote = False
         self._trim_lead = False
         self._state = ScanState.HEAD
         return self._take()
@@ -306,11 +320,15 @@ class ToolCallRepair:
             return
         if isinstance(cand, TagCandidate) and self._strip:
             self._drop_markup()
-            if not complete:
-                self._text(span[len(OPEN_TAG) :])
-            self._state = ScanState.MID
-            return
-        self._text(span)
+            # A call that cannot be lifted (its name not offered) goes whole.
+            if not (complete and cand.calls(span, None)):
+                inner = span[len(OPEN_TAG) : len(span) - len(CLOSE_TAG) if complete else None]
+                # Tags the span held in its strings are stray once it is text.
+                self._text(inner.replace(OPEN_TAG, "").replace(CLOSE_TAG, ""))
+                if complete:
+                    self._drop_markup()
+        else:
+            self._text(span)
         code = cand.code_state(over_limit=over_limit)
         if code is not None:
             self._state = code
@@ -318,15 +336,19 @@ class ToolCallRepair:
             self._state = ScanState.HEAD if span.endswith("\n") else ScanState.MID
 
     def _lift(self, calls: list[Lifted]) -> None:
+        if self._wrote:
+            self._gap = _wider(self._gap or "", "".join(self._ws))
         self._ws = []
         self._close_run()
         for name, arguments in calls:
             self._repairs += 1
-            self._out.append(ToolCall(f"toolu_repair_{self._repairs}", name, arguments))
-        self._trim_lead = True
+            self._out.append(ToolCall(name, arguments))
+        # After text, the whitespace that follows is held for the separator.
+        self._trim_lead = not self._wrote
 
     def _drop_markup(self) -> None:
-        self._trim_lead = True
+        if self._ws or not self._wrote:
+            self._trim_lead = True
 
     # output
 
@@ -342,13 +364,27 @@ class ToolCallRepair:
         if not body:
             self._ws.append(t)
             return
-        self._run.extend(self._ws)
+        trailing = t[len(body) :]
+        if self._gap is not None:
+            text = body.lstrip()
+            lead = "".join(self._ws) + body[: len(body) - len(text)]
+            self._run.append(_wider(self._gap, lead) or "\n")
+            self._gap = None
+            body = text
+        else:
+            self._run.extend(self._ws)
         self._run.append(body)
-        self._ws = [t[len(body) :]] if len(body) < len(t) else []
+        self._wrote = True
+        self._ws = [trailing] if trailing else []
+
+
+def _wider(a: str, b: str) -> str:
+    """The whitespace run with more line breaks, else the longer (a on a tie)."""
+    return max(a, b, key=lambda w: (w.count("\n"), len(w)))
 
 
 def strip_tool_markup(text: str) -> str:
-    """Remove `<tool_call>…</tool_call>` spans and stray tool-call tags from text."""
+    """Remove tool-call tags from text, keeping what they enclose."""
     stripper = ToolCallRepair(frozenset(), strip_markup=True)
     segments = stripper.feed(text) + stripper.flush()
     return "".join(seg for seg in segments if isinstance(seg, str))

@@ -1,14 +1,15 @@
 """Recognising tool calls that a model printed as text (pure, no I/O).
 
 Owns what a candidate span is and what it means: the candidate classes that
-consume a span incrementally, decide where it ends and turn it into calls,
-and the parser for call-syntax keyword arguments. The streaming driver in
+consume a span incrementally, decide where it ends and turn it into calls
+(the literals they read are `repair_literals`'). The streaming driver in
 `repair` decides where a candidate may start and what happens to the text.
 
 Recognised, for offered tool names only and arguments that are a JSON object:
 
 * `<tool_call>{"name": …, "arguments": {…}}</tool_call>` anywhere in the
-  text (arguments may be a JSON string; a list of calls is accepted too);
+  text (arguments may be a JSON string; a list of calls is accepted too;
+  a `</tool_call>` inside a JSON string is data);
 * a code fence opened by a line that is exactly ```json (any case) or ```, holding
   one call object, a list of them or a `{"tool_calls": […]}` envelope;
 * a bare call object or envelope that makes up whole lines: it starts a line
@@ -26,35 +27,18 @@ import re
 from enum import Enum
 from typing import Any
 
-import msgspec
+from coderouterd.translate.repair_literals import (
+    Brackets,
+    decode,
+    parse_keyword_arguments,
+)
 
 OPEN_TAG = "<tool_call>"
 CLOSE_TAG = "</tool_call>"
 _NON_WS = re.compile(r"\S")
 _NON_BLANK = re.compile(r"[^ \t\r]")
-_OUT_RE = {'"': re.compile(r'[\[\]{}()"]'), "\"'": re.compile(r"[\[\]{}()\"']")}
-_IN_RE = {'"': re.compile(r'["\\]'), "'": re.compile(r"['\\]")}
-_KEYWORD = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*")
-_SEPARATOR = re.compile(r"\s*(,?)\s*")
-_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
-_WORD = re.compile(r"[A-Za-z]+")
-_WORDS: dict[str, Any] = {
-    "true": True,
-    "false": False,
-    "null": None,
-    "True": True,
-    "False": False,
-    "None": None,
-}
-_STRING = {
-    '"': re.compile(r'"((?:[^"\\]|\\.)*)"', re.S),
-    "'": re.compile(r"'((?:[^'\\]|\\.)*)'", re.S),
-}
-_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)", re.S)
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "0": "\0"}
 _FENCE_LANGUAGES = frozenset({"", "json"})
 _MAX_INFO = 16
-_INVALID = object()
 Lifted = tuple[str, dict[str, Any]]
 
 
@@ -83,7 +67,8 @@ class Candidate:
         """Whether the span held so far is complete when the text ends here."""
         return False
 
-    def calls(self, span: str, names: frozenset[str]) -> list[Lifted] | None:
+    def calls(self, span: str, names: frozenset[str] | None) -> list[Lifted] | None:
+        """The calls the span holds, of the given names (None: of any name)."""
         raise NotImplementedError
 
     def code_state(self, *, over_limit: bool) -> ScanState | None:
@@ -92,23 +77,55 @@ class Candidate:
 
 
 class TagCandidate(Candidate):
-    __slots__ = ("_tail",)
+    """`<tool_call>`, a JSON value, `</tool_call>`.
+
+    The tag opens a candidate only when a JSON value follows it (`{` or `[`
+    after whitespace): prose that names the tag is decided at once. The
+    closing tag is looked for after the value, skipping its strings, so an
+    argument may hold `</tool_call>`; what cannot be JSON ends the span.
+    """
+
+    __slots__ = ("_brackets", "_matched", "_phase")
 
     def __init__(self) -> None:
         super().__init__()
-        self._tail = ""
+        self._phase = "first"
+        self._brackets = Brackets('"', json=True)
+        self._matched = 0  # characters of the closing tag seen
 
     def step(self, s: str, pos: int) -> int:
-        window = self._tail + s[pos:]
-        k = window.find(CLOSE_TAG)
-        if k == -1:
-            self._tail = window[-(len(CLOSE_TAG) - 1) :]
+        if self._phase == "first":
+            m = _NON_WS.search(s, pos)
+            if m is None:
+                return -1
+            if s[m.start()] not in "{[":
+                return m.start()
+            self._phase, pos = "body", m.start()
+        if self._phase == "body":
+            pos = self._brackets.advance(s, pos)
+            if pos < 0 or self._brackets.broken:
+                return pos
+            self._phase = "after"
+        return self._closing(s, pos)
+
+    def _closing(self, s: str, pos: int) -> int:
+        """After the value: whitespace, then the closing tag or the span ends."""
+        if self._matched == 0:
+            m = _NON_WS.search(s, pos)
+            if m is None:
+                return -1
+            pos = m.start()
+        k = min(len(s) - pos, len(CLOSE_TAG) - self._matched)
+        if s[pos : pos + k] != CLOSE_TAG[self._matched : self._matched + k]:
+            return pos
+        self._matched += k
+        if self._matched < len(CLOSE_TAG):
             return -1
         self.complete = True
-        return pos + k - len(self._tail) + len(CLOSE_TAG)
+        return pos + k
 
-    def calls(self, span: str, names: frozenset[str]) -> list[Lifted] | None:
-        value = _decode(span[len(OPEN_TAG) : -len(CLOSE_TAG)])
+    def calls(self, span: str, names: frozenset[str] | None) -> list[Lifted] | None:
+        value = decode(span[len(OPEN_TAG) : -len(CLOSE_TAG)])
         return _calls(value, names, allow_list=True, require_args=False)
 
 
@@ -156,9 +173,9 @@ class FenceCandidate(Candidate):
     def code_state(self, *, over_limit: bool) -> ScanState | None:
         return ScanState.CODE_MID if over_limit else self._code
 
-    def calls(self, span: str, names: frozenset[str]) -> list[Lifted] | None:
+    def calls(self, span: str, names: frozenset[str] | None) -> list[Lifted] | None:
         body = span.partition("\n")[2][:-3]
-        return _calls(_decode(body), names, allow_list=True, require_args=True)
+        return _calls(decode(body), names, allow_list=True, require_args=True)
 
 
 class _WholeLines(Candidate):
@@ -171,7 +188,7 @@ class _WholeLines(Candidate):
     def __init__(self, quotes: str) -> None:
         super().__init__()
         self._phase = "first"
-        self._brackets = _Brackets(quotes, depth=1)  # the opening bracket is consumed
+        self._brackets = Brackets(quotes, depth=1)  # the opening bracket is consumed
 
     def step(self, s: str, pos: int) -> int:
         if self._phase == "first":
@@ -211,8 +228,8 @@ class BareCandidate(_WholeLines):
     def _may_start(self, c: str) -> bool:
         return c in '"}'
 
-    def calls(self, span: str, names: frozenset[str]) -> list[Lifted] | None:
-        return _calls(_decode(span), names, allow_list=False, require_args=True)
+    def calls(self, span: str, names: frozenset[str] | None) -> list[Lifted] | None:
+        return _calls(decode(span), names, allow_list=False, require_args=True)
 
 
 class CallCandidate(_WholeLines):
@@ -225,7 +242,7 @@ class CallCandidate(_WholeLines):
     def _may_start(self, c: str) -> bool:
         return c in {")", "_"} or c.isalpha()
 
-    def calls(self, span: str, names: frozenset[str]) -> list[Lifted] | None:
+    def calls(self, span: str, names: frozenset[str] | None) -> list[Lifted] | None:
         body = span.rstrip()
         if not body.endswith(")"):
             return None  # closed by a bracket of another kind
@@ -233,66 +250,11 @@ class CallCandidate(_WholeLines):
         return None if args is None else [(self._name, args)]
 
 
-class _Brackets:
-    """Finds where a bracketed span closes, skipping quoted strings."""
-
-    __slots__ = ("_depth", "_escape", "_out", "_quote", "_quotes")
-
-    def __init__(self, quotes: str, *, depth: int = 0) -> None:
-        self._quotes = quotes
-        self._out = _OUT_RE[quotes]
-        self._depth = depth
-        self._quote: str | None = None
-        self._escape = False
-
-    def advance(self, s: str, i: int) -> int:
-        """Index after the bracket that closes the first one, or -1 if not seen yet."""
-        n = len(s)
-        while i < n:
-            if self._quote is not None:
-                if self._escape:
-                    self._escape = False
-                    i += 1
-                    continue
-                m = _IN_RE[self._quote].search(s, i)
-                if m is None:
-                    return -1
-                i = m.start()
-                if s[i] == "\\":
-                    self._escape = True
-                else:
-                    self._quote = None
-                i += 1
-                continue
-            m = self._out.search(s, i)
-            if m is None:
-                return -1
-            i = m.start()
-            c = s[i]
-            i += 1
-            if c in self._quotes:
-                self._quote = c
-            elif c in "([{":
-                self._depth += 1
-            else:
-                self._depth -= 1
-                if self._depth <= 0:
-                    return i
-        return -1
-
-
 # parsing
 
 
-def _decode(text: str) -> Any:
-    try:
-        return msgspec.json.decode(text.strip())
-    except msgspec.DecodeError:
-        return _INVALID
-
-
 def _calls(
-    value: Any, names: frozenset[str], *, allow_list: bool, require_args: bool
+    value: Any, names: frozenset[str] | None, *, allow_list: bool, require_args: bool
 ) -> list[Lifted] | None:
     if isinstance(value, dict) and isinstance(value.get("tool_calls"), list):
         items: list[Any] = value["tool_calls"]
@@ -306,13 +268,13 @@ def _calls(
     return [c for c in calls if c is not None]
 
 
-def _call_of(obj: Any, names: frozenset[str], *, require_args: bool) -> Lifted | None:
+def _call_of(obj: Any, names: frozenset[str] | None, *, require_args: bool) -> Lifted | None:
     if not isinstance(obj, dict):
         return None
     if isinstance(obj.get("function"), dict):
         obj = obj["function"]
     name = obj.get("name")
-    if not isinstance(name, str) or name not in names:
+    if not isinstance(name, str) or (names is not None and name not in names):
         return None
     if "arguments" in obj:
         raw = obj["arguments"]
@@ -323,56 +285,5 @@ def _call_of(obj: Any, names: frozenset[str], *, require_args: bool) -> Lifted |
     else:
         raw = {}
     if isinstance(raw, str):
-        raw = _decode(raw) if raw.strip() else {}
+        raw = decode(raw) if raw.strip() else {}
     return (name, raw) if isinstance(raw, dict) else None
-
-
-def parse_keyword_arguments(inner: str) -> dict[str, Any] | None:
-    """`a="x", n=1, o={"k": [1]}` as a dict; None unless every argument parses."""
-    args: dict[str, Any] = {}
-    if not inner.strip():
-        return args
-    i, n = 0, len(inner)
-    while True:
-        m = _KEYWORD.match(inner, i)
-        if m is None:
-            return None
-        value, i = _literal(inner, m.end())
-        if value is _INVALID or m.group(1) in args:
-            return None
-        args[m.group(1)] = value
-        sep = _SEPARATOR.match(inner, i)
-        assert sep is not None  # the pattern matches the empty string
-        i = sep.end()
-        if i == n:
-            return args
-        if not sep.group(1):
-            return None
-
-
-def _literal(text: str, i: int) -> tuple[Any, int]:
-    c = text[i : i + 1]
-    if c in ("'", '"'):
-        m = _STRING[c].match(text, i)
-        if m is None:
-            return _INVALID, i
-        return _ESCAPE.sub(_unescape, m.group(1)), m.end()
-    if c in ("{", "["):
-        end = _Brackets('"').advance(text, i)
-        return (_INVALID, i) if end < 0 else (_decode(text[i:end]), end)
-    if (m := _NUMBER.match(text, i)) is not None:
-        number = m.group()
-        is_float = any(ch in number for ch in ".eE")
-        return (float(number) if is_float else int(number)), m.end()
-    if (m := _WORD.match(text, i)) is not None and m.group() in _WORDS:
-        return _WORDS[m.group()], m.end()
-    return _INVALID, i
-
-
-def _unescape(m: re.Match[str]) -> str:
-    code = m.group(1)
-    if len(code) == 5 and code[0] == "u":
-        return chr(int(code[1:], 16))
-    if code in _ESCAPES:
-        return _ESCAPES[code]
-    return code if code in "\\'\"/" else "\\" + code
