@@ -91,8 +91,9 @@ def build_daemon(
     pace = PaceWatch(loaded.config, log, clock)
 
     def pricing(name: str) -> ProviderConfig | None:
-        # The prices of whichever config is current when a batch is counted.
-        return daemon.provider_config(name)
+        # The prices of whichever config is current when a batch is counted
+        # (for a provider a reload took out, its last config's).
+        return daemon.pricing(name)
 
     metrics = MetricsBook(pricing=pricing)
     truncation = TruncationWatch(log, clock)
@@ -132,7 +133,7 @@ def build_daemon(
                 state.writer,
                 state.budget,
                 clock,
-                pricing=daemon.provider_config,
+                pricing=daemon.pricing,
                 on_unwritten=state.replays.request_unwritten,
             )
         )

@@ -30,7 +30,7 @@ from coderouterd.ingress.body import BodyMemo
 from coderouterd.ingress.inflight import InFlightEntry, InFlightRegistry
 from coderouterd.providers.retirement import Retirement
 from coderouterd.routing.board import ProviderBoard
-from coderouterd.routing.budget import BudgetBook
+from coderouterd.routing.budget import SKIP_BUDGET, BudgetBook, budget_of
 from coderouterd.routing.call import Call
 from coderouterd.routing.cost import month_of
 from coderouterd.routing.plan import SKIP_EXCLUDED_MANUAL
@@ -40,6 +40,7 @@ from coderouterd.routing.windows import LearnedWindows
 from coderouterd.runtime import Runtime, build_runtime, retired_adapters
 from coderouterd.state.pending import PendingReplay
 from coderouterd.state.replay import ResponseCapture
+from coderouterd.state.request_recorder import rebudget_events
 from coderouterd.state.service import StateService
 from coderouterd.status import status_of
 from coderouterd.telemetry import events
@@ -112,10 +113,19 @@ class Daemon:
         self.slots = slots or Slots()
         self.slots.configure(loaded.config.providers)
         self.holder = _Holder(
-            build_runtime(loaded, env=env, observer=observer, clock=clock, slots=self.slots)
+            build_runtime(
+                loaded,
+                env=env,
+                observer=observer,
+                clock=clock,
+                slots=self.slots,
+                budget_spent=self.budget_spent,
+            )
         )
         # Adapters of providers a reload changed, closed once no request uses them.
         self._retired = Retirement()
+        # The last config of each provider a reload took out (see pricing).
+        self._former: dict[str, ProviderConfig] = {}
         self.server: ServerConfig = loaded.config.server
         self.max_body_bytes = self.server.max_body_bytes
         # Recent conversations' last bodies: a turn's body is read only where
@@ -133,8 +143,19 @@ class Daemon:
             self.started_wall, datetime.UTC
         ).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    def provider_config(self, name: str) -> ProviderConfig | None:
-        return self.holder.current.config.provider(name)
+    def pricing(self, name: str) -> ProviderConfig | None:
+        """The provider's config to price its answers by: the current one, or
+        the last one of a provider a reload took out, for the requests that
+        were running on it then (they are billed all the same)."""
+        return self.holder.current.config.provider(name) or self._former.get(name)
+
+    def budget_spent(self, provider: ProviderConfig) -> str | None:
+        """The plan's reason to skip a provider whose budget is spent this
+        month, asked again as an attempt on it starts (routing/engine.py)."""
+        if budget_of(provider) is None:
+            return None
+        spent = self.budget.exhausted(provider, month_of(self._clock.wall()))
+        return SKIP_BUDGET if spent else None
 
     def ctl_action(self, action: str, uid: int | None) -> None:
         if self.state is not None:
@@ -289,7 +310,7 @@ class Daemon:
             loaded = with_server_overrides(load_config(path), self._overrides)
             new = build_runtime(
                 loaded, env=self._env, observer=self._observer, clock=self._clock,
-                previous=current, slots=self.slots,
+                previous=current, slots=self.slots, budget_spent=self.budget_spent,
             )  # fmt: skip
         except ConfigError as exc:
             problems = tuple(str(p) for p in exc.problems)
@@ -304,6 +325,9 @@ class Daemon:
             return self._rejected(path, current, problems)
         self.holder.current = new
         self._retired.retire(retired_adapters(current, new))
+        self._former.update((p.name, p) for p in current.config.providers)
+        for p in new.config.providers:
+            self._former.pop(p.name, None)
         self.slots.configure(loaded.config.providers)
         self.healing.reconfigure(loaded.config)
         self.drift.reconfigure(loaded.config)
@@ -321,6 +345,10 @@ class Daemon:
                 digest=loaded.digest,
                 previous_digest=current.loaded.digest,
             )
+            # A budget lowered under the month's spend blocks as spend does: audited.
+            now = self._clock.wall()
+            for event in rebudget_events(self.budget, current.config, new.config, now):
+                self.state.writer.submit(event)
         self._log.info(
             events.CONFIG_RELOADED,
             path=path,

@@ -154,6 +154,8 @@ class AttemptFailure:
     reason: str
     status: int | None = None
     retry_after_s: float | None = None
+    # False for a provider passed over without a request (skipped by the plan, or busy).
+    attempted: bool = True
 
 
 class NoProviderAvailableError(CoderouterError):
@@ -173,16 +175,21 @@ class NoProviderAvailableError(CoderouterError):
         would take a request again, if any said."""
         if not self.all_rate_limited:
             return None
-        last = {a.provider: a for a in self.attempts}
-        waits = [a.retry_after_s for a in last.values() if a.retry_after_s is not None]
+        waits = [a.retry_after_s for a in self._last_words() if a.retry_after_s is not None]
         return min(waits, default=None)
 
     @property
     def all_rate_limited(self) -> bool:
-        """Whether every provider's last word was a 429: one passed over as
-        busy and then tried counts by how that try ended."""
-        last = {a.provider: a for a in self.attempts}
-        return bool(last) and all(a.status == 429 for a in last.values())
+        """Whether every provider that was sent the request last answered 429.
+        Those never sent it (skipped by the plan: a spent budget, a missing
+        key) say nothing of when to try again; one passed over as busy and
+        then tried counts by how that try ended."""
+        last = self._last_words()
+        return bool(last) and all(a.status == 429 for a in last)
+
+    def _last_words(self) -> list[AttemptFailure]:
+        """Each provider's last attempt, of those that were attempted."""
+        return list({a.provider: a for a in self.attempts if a.attempted}.values())
 
 
 class ClientDisconnectedError(CoderouterError):

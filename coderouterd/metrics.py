@@ -149,7 +149,11 @@ def _gauges(daemon: Daemon, out: Exposition) -> None:
     out.gauge(
         "budget_usd",
         "Monthly budget, per provider that has one.",
-        (({"provider": b.provider}, b.budget_usd) for b in status.budgets if b.budget_usd),
+        (
+            ({"provider": b.provider}, b.budget_usd)
+            for b in status.budgets
+            if b.budget_usd is not None
+        ),
     )
     if status.auto_router is not None:
         auto = status.auto_router

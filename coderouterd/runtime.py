@@ -19,7 +19,7 @@ from coderouterd.providers.anthropic import AnthropicAdapter
 from coderouterd.providers.base import HttpAdapter
 from coderouterd.providers.openai_compat import OpenAICompatAdapter
 from coderouterd.routing.auto import AutoRouter
-from coderouterd.routing.engine import Engine
+from coderouterd.routing.engine import BudgetCheck, Engine
 from coderouterd.routing.records import Observer
 from coderouterd.routing.slots import Slots
 from coderouterd.routing.streams import KeepAlive
@@ -64,8 +64,11 @@ def build_runtime(
     clock: Clock,
     previous: Runtime | None = None,
     slots: Slots | None = None,
+    budget_spent: BudgetCheck | None = None,
 ) -> Runtime:
-    """`slots`: the daemon's provider slots, shared by every generation."""
+    """`slots`: the daemon's provider slots, shared by every generation;
+    `budget_spent`: whether a provider's budget ran out, asked as each
+    attempt starts."""
     config = loaded.config
     registry = load_registry(config.capabilities_file)
     adapters: dict[str, HttpAdapter] = {}
@@ -90,7 +93,7 @@ def build_runtime(
             elif dialect not in codecs:
                 unavailable[dialect][provider.name] = SKIP_NO_TRANSLATION
     keepalive = KeepAlive(config.server.keepalive_after_s, config.server.keepalive_interval_s)
-    engine = Engine(routes, observer, clock, keepalive, slots)
+    engine = Engine(routes, observer, clock, keepalive, slots, budget_spent=budget_spent)
     budgeted = tuple(
         p for p in config.providers if p.cost and p.cost.monthly_budget_usd is not None
     )

@@ -105,11 +105,18 @@ def _budgets(daemon: Daemon, runtime: Runtime) -> tuple[BudgetStatus, ...]:
                 month=month,
                 spent_usd=round(spent, 6),
                 budget_usd=cap,
-                percent=round(100 * spent / cap, 1) if cap else None,
+                percent=_percent(spent, cap),
                 blocked=daemon.budget.exhausted(p, month),
             )
         )
     return tuple(out)
+
+
+def _percent(spent: float, cap: float | None) -> float | None:
+    """The share of the budget spent; a budget of 0 is spent from the start."""
+    if cap is None:
+        return None
+    return round(100 * spent / cap, 1) if cap else 100.0
 
 
 def _state(daemon: Daemon) -> StateStatus | None:

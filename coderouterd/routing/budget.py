@@ -4,6 +4,11 @@ Totals are keyed by UTC month, so a new month starts from zero by itself:
 nothing has to be reset at midnight, and the totals of a past month stay
 readable. The book is loaded from the database at start-up and updated in
 memory as requests finish; the database keeps the durable copy.
+
+A threshold (a percent of the budget) is passed once the month's spend
+reaches that share of it; a budget of 0 is passed by any spend. Spend
+crosses a threshold when it passes it (`add`), and so does a new budget
+under the spend already made (`rebudgeted`, at a reload).
 """
 
 from __future__ import annotations
@@ -16,6 +21,17 @@ THRESHOLDS = (80, 100)
 SKIP_BUDGET = "budget_exceeded"
 
 
+def budget_of(provider: ProviderConfig) -> float | None:
+    return provider.cost.monthly_budget_usd if provider.cost else None
+
+
+def passed(spent: float, budget: float | None) -> list[int]:
+    """The thresholds `spent` has passed under `budget` (None: no budget)."""
+    if budget is None or spent <= 0:
+        return []
+    return [t for t in THRESHOLDS if budget * t / 100 <= spent]
+
+
 class BudgetBook:
     def __init__(self, totals: Mapping[tuple[str, str], float] | None = None) -> None:
         self._spent: dict[tuple[str, str], float] = dict(totals or {})
@@ -24,19 +40,32 @@ class BudgetBook:
         return self._spent.get((provider, month), 0.0)
 
     def add(self, provider: str, month: str, usd: float, budget: float | None) -> list[int]:
-        """Record spend; return the thresholds (percent of budget) this crossed."""
+        """Record spend; return the thresholds (percent of budget) this crossed.
+        A negative amount is refused: spend never lowers the month's total."""
+        if usd < 0:
+            raise ValueError(f"negative spend {usd!r} for {provider!r}")
         before = self.spent(provider, month)
         after = before + usd
         self._spent[(provider, month)] = after
-        if not budget:
-            return []
-        return [t for t in THRESHOLDS if before < budget * t / 100 <= after]
+        return _newly(passed(after, budget), passed(before, budget))
+
+    def rebudgeted(
+        self, provider: str, month: str, old: float | None, new: float | None
+    ) -> list[int]:
+        """The thresholds the month's spend passes under the `new` budget and
+        did not under the `old` one (None: none)."""
+        spent = self.spent(provider, month)
+        return _newly(passed(spent, new), passed(spent, old))
 
     def exhausted(self, provider: ProviderConfig, month: str) -> bool:
-        budget = provider.cost.monthly_budget_usd if provider.cost else None
+        budget = budget_of(provider)
         # Spending exactly the budget exhausts it: the next call would go over.
         return budget is not None and self.spent(provider.name, month) >= budget
 
     def blocked(self, providers: Iterable[ProviderConfig], month: str) -> dict[str, str]:
         """Providers the plan must skip this month, with the reason."""
         return {p.name: SKIP_BUDGET for p in providers if self.exhausted(p, month)}
+
+
+def _newly(now: list[int], before: list[int]) -> list[int]:
+    return [t for t in now if t not in before]

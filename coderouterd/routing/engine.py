@@ -48,6 +48,9 @@ from coderouterd.tasks import cancelled_by_shutdown, spawn
 from coderouterd.wire.errors import error_message_of, error_type_of
 from coderouterd.wire.overflow import Overflow, overflow_reply
 
+# The reason to skip a provider whose monthly budget is spent, or None.
+BudgetCheck = Callable[[ProviderConfig], str | None]
+
 
 class Engine:
     def __init__(
@@ -57,12 +60,19 @@ class Engine:
         clock: Clock,
         keepalive: KeepAlive,
         slots: Slots | None = None,
+        *,
+        budget_spent: BudgetCheck | None = None,
     ) -> None:
+        """`budget_spent`: the reason to skip a provider whose monthly budget
+        is spent, or None; asked as each attempt starts, since the spend may
+        have reached the budget after the plan was made (while the request
+        waited for a slot, or tried the providers before)."""
         self._routes = routes
         self._observer = observer
         self._clock = clock
         self._keepalive = keepalive
         self._slots = slots or Slots()
+        self._budget_spent = budget_spent or _never_spent
 
     async def unary(
         self, call: Call, plan: Plan, *, after: Callable[[Callable[[], None]], None] | None = None
@@ -154,20 +164,11 @@ class Engine:
         # Providers passed over for want of a free slot (max_concurrent).
         passed: set[str] = set()
         while queue:
-            provider = queue.popleft()
-            name = provider.name
-            gate = self._slots.kept(name)
-            if gate is None or gate.take_now():
-                progress.start_attempt(name)
-            elif queue and name not in passed:
-                # The next provider may answer now; this one is tried after the rest.
-                progress.skip(name, SKIP_BUSY)
-                passed.add(name)
-                queue.append(provider)
+            turn = await self._next(queue, passed, progress, wait)
+            if turn is None:
                 continue
-            else:
-                provider, gate = await self._first_free(provider, queue, progress, wait)
-                name = provider.name
+            provider, gate = turn
+            name = provider.name
             try:
                 reply = await attempt(self._routes[name])
             except RequestError as exc:
@@ -201,6 +202,40 @@ class Engine:
                 if gate is not None:
                     gate.give_back()
         return _none_answered(progress, too_long)
+
+    async def _next(
+        self,
+        queue: collections.deque[ProviderConfig],
+        passed: set[str],
+        progress: Progress,
+        wait: Callable[[Sequence[Gate]], Awaitable[int]],
+    ) -> tuple[ProviderConfig, Gate | None] | None:
+        """The provider whose attempt starts now, taken from the queue with its
+        slot (None: it has no limit); None when the one at the head is passed
+        over: its budget spent, or busy (then tried after the rest)."""
+        provider = queue.popleft()
+        name = provider.name
+        if (spent := self._budget_spent(provider)) is not None:
+            progress.skip(name, spent)
+            return None
+        gate = self._slots.kept(name)
+        if gate is None or gate.take_now():
+            progress.start_attempt(name)
+            return provider, gate
+        if queue and name not in passed:
+            # The next provider may answer now; this one is tried after the rest.
+            progress.skip(name, SKIP_BUSY)
+            passed.add(name)
+            queue.append(provider)
+            return None
+        provider, gate, queued_at = await self._first_free(provider, queue, progress, wait)
+        if (spent := self._budget_spent(provider)) is not None:
+            # The requests answered while this one waited spent the budget.
+            gate.give_back()
+            progress.skip(provider.name, spent)
+            return None
+        progress.start_attempt(provider.name, queued_at=queued_at)
+        return provider, gate
 
     def _status_error(
         self, progress: Progress, name: str, exc: UpstreamStatusError
@@ -241,11 +276,11 @@ class Engine:
         queue: collections.deque[ProviderConfig],
         progress: Progress,
         wait: Callable[[Sequence[Gate]], Awaitable[int]],
-    ) -> tuple[ProviderConfig, Gate]:
-        """Start the attempt at whichever of `provider` and the rest of the
-        queue (every one of them passed over as busy) frees a slot first,
-        waited for in line at each; the others keep their places in the
-        queue."""
+    ) -> tuple[ProviderConfig, Gate, float]:
+        """Whichever of `provider` and the rest of the queue (every one of them
+        passed over as busy) frees a slot first, waited for in line at each,
+        its slot taken, and when the wait began; the others keep their places
+        in the queue."""
         busy = [(p, g) for p in (provider, *queue) if (g := self._slots.kept(p.name)) is not None]
         queued_at = self._clock.monotonic()
         progress.waiting([p.name for p, _ in busy])
@@ -253,8 +288,7 @@ class Engine:
         if chosen is not provider:
             queue.remove(chosen)
             queue.appendleft(provider)
-        progress.start_attempt(chosen.name, queued_at=queued_at)
-        return chosen, gate
+        return chosen, gate, queued_at
 
     async def _unary_attempt(self, route: ProviderRoute, call: Call, progress: Progress) -> Reply:
         adapter, codec = route.adapter, route.codecs[call.dialect]
@@ -331,6 +365,10 @@ class Engine:
         if degraded:
             self._observer.degraded(call.request_id, provider, degraded)
         return body
+
+
+def _never_spent(provider: ProviderConfig) -> str | None:
+    return None
 
 
 def _none_answered(progress: Progress, too_long: tuple[str, Overflow] | None) -> Reply:

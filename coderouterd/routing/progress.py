@@ -132,7 +132,13 @@ class Progress:
 
     def failures(self) -> list[AttemptFailure]:
         return [
-            AttemptFailure(r.provider, r.reason or r.outcome, r.status, r.retry_after_s)
+            AttemptFailure(
+                r.provider,
+                r.reason or r.outcome,
+                r.status,
+                r.retry_after_s,
+                attempted=r.outcome != "skipped",
+            )
             for r in self.records
         ]
 

@@ -4,6 +4,8 @@
 cost, adds it to the month's budget (in memory, at once, so the next plan
 sees it), and hands the request row together with its budget increment (one
 record), and any budget threshold crossed, to the writer, without awaiting.
+`pricing` names the provider's config: the current one, or the last one of a
+provider a reload took out while the request ran (daemon.py).
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from coderouterd.clock import Clock
-from coderouterd.config.model import ProviderConfig
-from coderouterd.routing.budget import BudgetBook
+from coderouterd.config.model import Config, ProviderConfig
+from coderouterd.routing.budget import BudgetBook, budget_of
 from coderouterd.routing.cost import cache_outcome, cost_of, month_of
 from coderouterd.routing.records import BaseObserver, RequestSummary
 from coderouterd.state.records import (
@@ -51,38 +53,68 @@ class RequestRecorder(BaseObserver):
         provider = self._pricing(summary.provider) if summary.provider else None
         price = provider.cost if provider else None
         cost = cost_of(summary.usage, price) if summary.usage and price else None
-        row = _request_row(summary, now, cost.cost_usd if cost else None,
-                           cost.savings_usd if cost else None)  # fmt: skip
-        if cost is None or provider is None or price is None:
+        # Counts no backend can mean (more cached tokens than prompt tokens,
+        # negative ones) price below 0: that would lower the month's spend.
+        cost_usd = max(cost.cost_usd, 0.0) if cost else None
+        row = _request_row(summary, now, cost_usd, cost.savings_usd if cost else None)
+        if cost_usd is None or provider is None or price is None:
             self._submit(FinishedRequest(row=row))
             return
         month = month_of(now)
         # The book counts the spend even if the writer drops the record: it is
         # what keeps the budget from being overrun. The drop itself is counted
         # by the writer; only a restart then forgets the spend.
-        crossed = self._budget.add(provider.name, month, cost.cost_usd, price.monthly_budget_usd)
+        crossed = self._budget.add(provider.name, month, cost_usd, price.monthly_budget_usd)
         usage = summary.usage
         spend = BudgetIncrement(
             provider=provider.name,
             month=month,
-            cost_usd=cost.cost_usd,
+            cost_usd=cost_usd,
             input_tokens=(usage.input_tokens or 0) if usage else 0,
             output_tokens=(usage.output_tokens or 0) if usage else 0,
         )
         self._submit(FinishedRequest(row=row, spend=spend))
-        for percent in crossed:
-            fields = {
-                "provider": provider.name,
-                "month": month,
-                "percent": percent,
-                "spent_usd": round(self._budget.spent(provider.name, month), 6),
-                "budget_usd": price.monthly_budget_usd,
-            }
-            self._writer.submit(AuditEvent(ts=now, event=BUDGET_THRESHOLD, fields=fields))
+        for event in threshold_events(self._budget, provider, month, crossed, now):
+            self._writer.submit(event)
 
     def _submit(self, finished: FinishedRequest) -> None:
         if not self._writer.submit(finished):
             self._on_unwritten(finished.row.id)
+
+
+def threshold_events(
+    book: BudgetBook, provider: ProviderConfig, month: str, crossed: list[int], now: float
+) -> list[AuditEvent]:
+    """The `budget.threshold_crossed` audit events of the thresholds (percent
+    of the provider's budget) its month's spend has just crossed."""
+    budget = budget_of(provider)
+    return [
+        AuditEvent(
+            ts=now,
+            event=BUDGET_THRESHOLD,
+            fields={
+                "provider": provider.name,
+                "month": month,
+                "percent": percent,
+                "spent_usd": round(book.spent(provider.name, month), 6),
+                "budget_usd": budget,
+            },
+        )
+        for percent in crossed
+    ]
+
+
+def rebudget_events(book: BudgetBook, old: Config, new: Config, now: float) -> list[AuditEvent]:
+    """The threshold events of a reload: those this month's spend passes under
+    the `new` config's budgets and did not under the `old` one's."""
+    month = month_of(now)
+    events: list[AuditEvent] = []
+    for p in new.providers:
+        before = old.provider(p.name)
+        was = budget_of(before) if before is not None else None
+        crossed = book.rebudgeted(p.name, month, was, budget_of(p))
+        events += threshold_events(book, p, month, crossed, now)
+    return events
 
 
 def _request_row(

@@ -88,9 +88,9 @@ class MetricsBook:
             if n := getattr(usage, attr):
                 self.tokens[provider, kind] += n
         if price is not None:
-            # As the request log prices it (routing/cost.py).
+            # As the request log prices it (state/request_recorder.py): never below 0.
             cost = cost_of(usage, price)
-            self.cost_usd[provider] += cost.cost_usd
+            self.cost_usd[provider] += max(cost.cost_usd, 0.0)
             self.savings_usd[provider] += cost.savings_usd
 
 

@@ -49,10 +49,15 @@ _delta = msgspec.json.Decoder(_MessageDelta, strict=False)
 
 
 def merge_usage(into: Usage, update: Usage) -> None:
-    """Later (cumulative) counts replace earlier ones, field by field."""
+    """Later counts merged into earlier ones, field by field. Counts are
+    cumulative and never go back: a smaller one (a `message_delta` that
+    repeats `input_tokens` as 0, as some servers do) does not replace the
+    count already known, as the OpenAI client's translated usage keeps it
+    (response_a2o), so what is accounted is what that client is told."""
     for name in Usage.__struct_fields__:
         value = getattr(update, name)
-        if value is not None:
+        known = getattr(into, name)
+        if value is not None and (known is None or value > known):
             setattr(into, name, value)
 
 

@@ -22,6 +22,9 @@ class _Source(Protocol):
     @property
     def usage(self) -> Usage | None: ...
 
+    @property
+    def usage_estimated(self) -> bool: ...
+
 
 class _Filter(Protocol):
     @property
@@ -29,8 +32,6 @@ class _Filter(Protocol):
 
 
 class FilteredTranscoder:
-    usage_estimated = False
-
     def __init__(self, source: _Source, stream: _Filter) -> None:
         self._source = source
         self._stream = stream
@@ -50,6 +51,10 @@ class FilteredTranscoder:
     @property
     def usage(self) -> Usage | None:
         return self._source.usage
+
+    @property
+    def usage_estimated(self) -> bool:
+        return self._source.usage_estimated
 
     @property
     def repairs(self) -> int:

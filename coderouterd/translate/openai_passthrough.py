@@ -2,11 +2,16 @@
 
 Usage is always requested upstream (`stream_options.include_usage`) so it
 can be accounted; when the client did not ask for it, the usage-only chunk
-is kept from the client, whose code may not expect an empty `choices`.
+is kept from the client, whose code may not expect an empty `choices`. A
+stream without that chunk (cut, left by the client, or from a server that
+never sends it) is accounted at estimated usage, as the translated paths
+do (response_o2a): the prompt's estimate, and a quarter of the characters
+the model produced.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -14,6 +19,7 @@ import msgspec
 from coderouterd.errors import UpstreamProtocolError
 from coderouterd.routing.call import Call
 from coderouterd.routing.upstream import Out
+from coderouterd.translate.estimate import estimate_text_tokens
 from coderouterd.wire.sse import SSEDecoder, parse_frame
 from coderouterd.wire.usage import Usage
 
@@ -73,16 +79,31 @@ def usage_from_openai(u: OpenAIUsage) -> Usage:
     """OpenAI counts cached prompt tokens inside prompt_tokens; Anthropic counts them apart.
 
     OpenAI reports no cache writes; without cache details the cache counts are
-    unknown (None), not zero, so the cache outcome says `unknown`.
+    unknown (None), not zero, so the cache outcome says `unknown`. A server
+    that reports more cached tokens than prompt tokens leaves no input at 0,
+    as the translating path does (response_o2a): never a negative count.
     """
     cached = u.prompt_tokens_details.cached_tokens if u.prompt_tokens_details else None
     prompt = u.prompt_tokens
     return Usage(
-        input_tokens=prompt - (cached or 0) if prompt is not None else None,
+        input_tokens=max(prompt - (cached or 0), 0) if prompt is not None else None,
         output_tokens=u.completion_tokens,
         cache_creation_input_tokens=None if cached is None else 0,
         cache_read_input_tokens=cached,
     )
+
+
+def _produced(delta: _Delta) -> int:
+    """Characters of the model's output in a delta, counted as the translated
+    stream counts them (stream_o2a) for an estimate of the output tokens."""
+    chars = len(delta.content or "") + len(delta.reasoning_content or delta.reasoning or "")
+    for call in delta.tool_calls or ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            for key in ("name", "arguments"):
+                value = function.get(key)
+                chars += len(value) if isinstance(value, str) else 0
+    return chars
 
 
 def _has_content(choice: _Choice) -> bool:
@@ -95,27 +116,50 @@ def _has_content(choice: _Choice) -> bool:
 class OpenAIPassthrough:
     final_event = "data: [DONE]"
     repairs = 0
-    usage_estimated = False
     __slots__ = (
+        "_chars",
         "_decoder",
         "_ended",
         "_forward_usage",
+        "_prompt_tokens",
         "_provider",
+        "_reported",
         "finished",
         "upstream_error",
         "upstream_error_body",
-        "usage",
     )
 
-    def __init__(self, provider: str, *, forward_usage: bool) -> None:
+    def __init__(
+        self,
+        provider: str,
+        *,
+        forward_usage: bool,
+        prompt_tokens: Callable[[], int] | None = None,
+    ) -> None:
+        """`prompt_tokens` estimates the prompt when no usage chunk comes;
+        without it, such a stream's usage is unknown."""
         self._provider = provider
         self._forward_usage = forward_usage
+        self._prompt_tokens = prompt_tokens
         self._decoder = SSEDecoder()
         self._ended = False
+        self._chars = 0
+        self._reported: Usage | None = None
         self.finished = False
         self.upstream_error: str | None = None
         self.upstream_error_body = b""
-        self.usage: Usage | None = None
+
+    @property
+    def usage(self) -> Usage | None:
+        if self._reported is not None or self._prompt_tokens is None:
+            return self._reported
+        return Usage(
+            input_tokens=self._prompt_tokens(), output_tokens=estimate_text_tokens(self._chars)
+        )
+
+    @property
+    def usage_estimated(self) -> bool:
+        return self._reported is None and self._prompt_tokens is not None
 
     def feed(self, chunk: bytes) -> list[Out]:
         out: list[Out] = []
@@ -137,8 +181,9 @@ class OpenAIPassthrough:
                 out.append(Out(ev.raw, False))
                 break  # the stream ends at its error, whatever follows it
             if parsed.usage is not None:
-                self.usage = usage_from_openai(parsed.usage)
+                self._reported = usage_from_openai(parsed.usage)
             choices = parsed.choices or []
+            self._chars += sum(_produced(c.delta) for c in choices if c.delta is not None)
             if not choices and parsed.usage is not None and not self._forward_usage:
                 continue
             if any(c.finish_reason for c in choices):

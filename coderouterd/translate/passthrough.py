@@ -13,6 +13,7 @@ in its dialect's error envelope.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import msgspec
@@ -38,6 +39,7 @@ from coderouterd.translate.anthropic_request import (
 )
 from coderouterd.translate.capabilities import THINKING_UNSUPPORTED, ModelCapabilities
 from coderouterd.translate.empty_text import EMPTY_TEXT_DROPPED, without_empty_text
+from coderouterd.translate.estimate import estimate_prompt_tokens
 from coderouterd.translate.filtered_anthropic import (
     FilteredAnthropicStream,
     FilteredAnthropicTranscoder,
@@ -167,7 +169,12 @@ class OpenAIPassthroughCodec:
         return _encode(fields), degraded
 
     def transcoder(self, call: Call) -> Transcoder:
-        source = OpenAIPassthrough(self._provider, forward_usage=client_wants_usage(call))
+        source = OpenAIPassthrough(
+            self._provider,
+            forward_usage=client_wants_usage(call),
+            # Estimated only for a stream that ends without its usage chunk.
+            prompt_tokens=functools.partial(estimate_prompt_tokens, call.fields, call.media),
+        )
         if self._filters is None:
             return source
         return FilteredOpenAITranscoder(
