@@ -350,10 +350,12 @@ async def _shutdown(
     grace_s = daemon.holder.current.config.server.grace_period_s
     sdnotify.notify(sdnotify.STOPPING)
     log.info(events.SERVER_STOPPING, in_flight=len(daemon.inflight), grace_period_s=grace_s)
+    # No new connections; a request that starts on a kept-alive one is
+    # refused, and each answer closes its connection. (aiohttp's own
+    # pre_shutdown would also stop reading the body of a request still
+    # uploading, which is in flight and must get its grace period.)
+    daemon.stopping = True
     await site.stop()
-    if runner.server is not None:
-        # Keep-alive connections close after their current request instead of taking new ones.
-        runner.server.pre_shutdown()
     try:
         async with asyncio.timeout(grace_s):
             await daemon.inflight.wait_idle()

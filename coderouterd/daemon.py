@@ -139,6 +139,8 @@ class Daemon:
         self.listen = ""
         self.started_mono = clock.monotonic()
         self.started_wall = clock.wall()
+        # Set at shutdown: requests that start now are refused (ingress/middleware.py).
+        self.stopping = False
         self.started_iso = datetime.datetime.fromtimestamp(
             self.started_wall, datetime.UTC
         ).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -18,6 +18,8 @@ _live: set[asyncio.Task[Any]] = set()
 # The reason a task is cancelled with when the daemon abandons it at
 # shutdown, so the code being cancelled can tell that from a client leaving.
 SHUTDOWN = "coderouterd.shutdown"
+# What the request log says of a request so abandoned.
+ABANDONED_AT_SHUTDOWN = "abandoned at shutdown"
 
 # Why each task was cancelled, recorded before the cancel itself: the message
 # a CancelledError carries can be lost. A task whose own asyncio.timeout fires

@@ -40,8 +40,9 @@ class InFlightRegistry(BaseObserver):
         entry = InFlightEntry(
             dialect, profile, stream, self._clock.monotonic(), asyncio.current_task()
         )
+        # Added again once its body is read and routed: one request still.
+        self.started += request_id not in self._entries
         self._entries[request_id] = entry
-        self.started += 1
         self._idle.clear()
         return entry
 

@@ -6,6 +6,7 @@ stream writer and the error envelope, differ.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import logging
@@ -23,7 +24,7 @@ from coderouterd.ingress import tool_loop
 from coderouterd.ingress.body import MESSAGES, RequestBody, parse_body
 from coderouterd.ingress.errors import status_of
 from coderouterd.ingress.keys import DAEMON, REQUEST_ID
-from coderouterd.ingress.middleware import REQUEST_ID_HEADER
+from coderouterd.ingress.middleware import REQUEST_ID_HEADER, SHUTTING_DOWN, plain_error
 from coderouterd.ingress.sse import AnthropicSSEWriter, OpenAISSEWriter, SSEWriter
 from coderouterd.ingress.turn import read_turn
 from coderouterd.routing.auto import AutoRouter, fence_ratio
@@ -36,6 +37,7 @@ from coderouterd.routing.plan import (
     plan_attempts,
 )
 from coderouterd.routing.progress import Reply
+from coderouterd.tasks import ABANDONED_AT_SHUTDOWN, cancelled_by_shutdown
 from coderouterd.telemetry import events
 from coderouterd.telemetry.logging import get_logger
 from coderouterd.translate.estimate import BYTES_PER_TOKEN, estimate_prompt_tokens
@@ -76,12 +78,43 @@ def completion_handler(dialect: str) -> Handler:
 
 async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
     daemon = request.app[DAEMON]
-    runtime = daemon.holder.current
     rid = request[REQUEST_ID]
     started = daemon.clock.monotonic()
+    # In flight from its first byte: shutdown waits for a body still on its
+    # way as it does for an answer.
+    daemon.inflight.add(rid, dialect=dialect, profile="", stream=False)
+    try:
+        try:
+            raw = await read_body(request)
+        except asyncio.CancelledError as exc:
+            if not cancelled_by_shutdown(exc):
+                raise
+            daemon.rejected(
+                rid,
+                dialect=dialect,
+                status=503,
+                error=ABANDONED_AT_SHUTDOWN,
+                model=None,
+                stream=False,
+                started=started,
+            )
+            # The rest of the body is not read: the connection goes after the answer.
+            request.protocol.close()
+            return plain_error(dialect, 503, SHUTTING_DOWN, rid)
+        return await _route(request, dialect, raw, started)
+    finally:
+        daemon.inflight.remove(rid)
+
+
+async def _route(
+    request: web.Request, dialect: str, raw: bytes, started: float
+) -> web.StreamResponse:
+    daemon = request.app[DAEMON]
+    runtime = daemon.holder.current
+    rid = request[REQUEST_ID]
     parsed: RequestBody | None = None
     try:
-        parsed = daemon.bodies.parse(await read_body(request))
+        parsed = daemon.bodies.parse(raw)
         route = choose_route(
             runtime.config,
             header=request.headers.get(MODE_HEADER),

@@ -26,6 +26,8 @@ _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+SHUTTING_DOWN = "coderouterd is shutting down; send the request again"
+
 _log = get_logger()
 
 
@@ -89,11 +91,15 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     request[REQUEST_ID] = rid
     dialect = dialect_of(request.path)
     structlog.contextvars.bind_contextvars(request_id=rid)
+    daemon = request.app[DAEMON]
     try:
         try:
-            resp = await handler(request)
+            if daemon.stopping:
+                resp = plain_error(dialect, 503, SHUTTING_DOWN, rid)
+            else:
+                resp = await handler(request)
         except web.HTTPRequestEntityTooLarge as exc:
-            limit = request.app[DAEMON].max_body_bytes
+            limit = daemon.max_body_bytes
             message = f"request body is larger than the limit of {limit} bytes ({exc.text})"
             resp = error_response(dialect, BodyTooLargeError(message, field="body"), rid)
         except CoderouterError as exc:
@@ -101,7 +107,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            resp = _plain_error(dialect, exc.status, exc.reason, rid)
+            resp = plain_error(dialect, exc.status, exc.reason, rid)
             resp.headers.update({k: v for k, v in exc.headers.items() if k.lower() == "allow"})
         except Exception:
             # A defect of ours: the client still gets an answer it can read,
@@ -110,15 +116,18 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             if request.writer.output_size > 0:
                 raise
             _log.exception(events.REQUEST_UNHANDLED, path=request.path)
-            resp = _plain_error(dialect, 500, "internal error in coderouterd", rid)
+            resp = plain_error(dialect, 500, "internal error in coderouterd", rid)
         if not resp.prepared:
             resp.headers[REQUEST_ID_HEADER] = rid
+            if daemon.stopping:
+                resp.force_close()
         return resp
     finally:
         structlog.contextvars.unbind_contextvars("request_id")
 
 
-def _plain_error(dialect: str, status: int, message: str, rid: str) -> web.Response:
+def plain_error(dialect: str, status: int, message: str, rid: str) -> web.Response:
+    """An error of ours that is no CoderouterError, in the route's envelope."""
     extra = {"request_id": rid} if dialect == "anthropic" else {}
     return web.Response(
         status=status,
