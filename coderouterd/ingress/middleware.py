@@ -92,6 +92,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     dialect = dialect_of(request.path)
     structlog.contextvars.bind_contextvars(request_id=rid)
     daemon = request.app[DAEMON]
+    resp: web.StreamResponse
     try:
         try:
             if daemon.stopping:
