@@ -148,6 +148,7 @@ def build_app(daemon: Daemon) -> web.Application:
     app.router.add_post("/v1/chat/completions", messages.completion_handler("openai"))
     app.router.add_post("/v1/messages/count_tokens", messages.count_tokens)
     app.router.add_get("/v1/models", info.models)
+    app.router.add_get("/v1/models/{model_id}", info.model)
     app.router.add_get("/", info.health)
     app.router.add_get("/healthz", info.health)
     app.router.add_get("/metrics", info.metrics)

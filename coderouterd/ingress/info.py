@@ -1,4 +1,4 @@
-"""GET /v1/models, the liveness routes `/` and `/healthz`, and GET /metrics."""
+"""GET /v1/models (and one by id), the liveness routes `/` and `/healthz`, and GET /metrics."""
 
 from __future__ import annotations
 
@@ -33,20 +33,7 @@ async def models(request: web.Request) -> web.Response:
     `created_at`) and the OpenAI (`object`, `created`, `owned_by`) fields so
     either SDK can list them.
     """
-    daemon = request.app[DAEMON]
-    config = daemon.holder.current.config
-    created = int(daemon.started_wall)
-    created_at = daemon.started_iso
-    profiles = {p.name for p in config.profiles}
-    entries = [
-        _model(p.name, f"profile {p.name}: " + " > ".join(p.providers), created, created_at)
-        for p in config.profiles
-    ] + [
-        _model(p.name, f"provider {p.name} ({p.kind}, {p.model})", created, created_at)
-        for p in config.providers
-        # That `model` selects the profile: listing both would show one id twice.
-        if p.name not in profiles
-    ]
+    entries = _entries(request)
     return web.Response(
         body=_encode(
             {
@@ -59,6 +46,32 @@ async def models(request: web.Request) -> web.Response:
         ),
         content_type="application/json",
     )
+
+
+async def model(request: web.Request) -> web.Response:
+    """One entry of the list, by id (both SDKs' `models.retrieve`)."""
+    wanted = request.match_info["model_id"]
+    for entry in _entries(request):
+        if entry["id"] == wanted:
+            return web.Response(body=_encode(entry), content_type="application/json")
+    raise web.HTTPNotFound(reason=f"no model {wanted!r}: GET /v1/models lists them")
+
+
+def _entries(request: web.Request) -> list[dict[str, object]]:
+    daemon = request.app[DAEMON]
+    config = daemon.holder.current.config
+    created = int(daemon.started_wall)
+    created_at = daemon.started_iso
+    profiles = {p.name for p in config.profiles}
+    return [
+        _model(p.name, f"profile {p.name}: " + " > ".join(p.providers), created, created_at)
+        for p in config.profiles
+    ] + [
+        _model(p.name, f"provider {p.name} ({p.kind}, {p.model})", created, created_at)
+        for p in config.providers
+        # That `model` selects the profile: listing both would show one id twice.
+        if p.name not in profiles
+    ]
 
 
 def _model(name: str, display: str, created: int, created_at: str) -> dict[str, object]:

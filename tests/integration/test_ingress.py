@@ -295,6 +295,21 @@ async def test_models_lists_profiles_and_providers_for_both_sdks(
     assert a_ids == o_ids == ["default", "other", "a", "b"]
 
 
+async def test_a_model_is_retrieved_by_id_with_either_sdk(
+    start_daemon: StartDaemon, answer: FakeUpstream
+) -> None:
+    url = await two(start_daemon, answer)
+    async with anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0) as client:
+        got = await client.models.retrieve("other")
+        assert (got.id, got.display_name) == ("other", "profile other: b")
+        with pytest.raises(anthropic.NotFoundError, match="no model 'nope'"):
+            await client.models.retrieve("nope")
+    async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0) as client:
+        assert (await client.models.retrieve("a")).id == "a"
+        with pytest.raises(openai.NotFoundError):
+            await client.models.retrieve("nope")
+
+
 async def test_a_provider_named_like_a_profile_is_listed_once(
     start_daemon: StartDaemon, answer: FakeUpstream
 ) -> None:
