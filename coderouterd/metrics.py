@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from coderouterd.ctl.model import ProviderStatus
+from coderouterd.healing.decisions import UNHEALTHY
 from coderouterd.status import status_of
 from coderouterd.telemetry.metrics import Exposition
 
@@ -91,8 +93,9 @@ def _gauges(daemon: Daemon, out: Exposition) -> None:
     providers = status.providers
     out.gauge(
         "provider_failing",
-        "1 while a provider's last attempts failed (ctl status: failing).",
-        (({"provider": p.name}, int(p.state == "failing")) for p in providers),
+        "1 while a provider's last attempts failed (ctl status: failing), or it is"
+        " excluded as unhealthy and not yet back.",
+        (({"provider": p.name}, int(_failing(p))) for p in providers),
     )
     out.gauge(
         "provider_excluded",
@@ -183,3 +186,9 @@ def _gauges(daemon: Daemon, out: Exposition) -> None:
             "Resident memory of the daemon.",
             [({}, status.memory.rss_bytes)],
         )
+
+
+def _failing(p: ProviderStatus) -> bool:
+    # Excluded, its state reads "excluded (unhealthy)": an alert on failing
+    # must not resolve the moment self-healing judges the backend broken.
+    return p.state == "failing" or (p.healing.excluded and p.healing.reason == UNHEALTHY)

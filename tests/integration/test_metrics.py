@@ -7,7 +7,7 @@ import anthropic
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import StartDaemon, chain_yaml, provider_yaml
+from tests.conftest import StartDaemon, chain_yaml, provider_yaml, until
 from tests.fakes.transcripts import anthropic_error, anthropic_message
 from tests.fakes.upstream import FakeUpstream, Reply
 
@@ -86,3 +86,30 @@ async def test_requests_attempts_tokens_and_state_are_exposed(
     _, samples, _ = await scrape(d.url)
     assert at(samples, "state_rows_written_total") >= 3
     assert at(samples, "state_rows_lost_total", why="queue_full") == 0
+
+
+async def test_a_provider_excluded_as_unhealthy_stays_failing_while_its_probes_fail(
+    start_daemon: StartDaemon,
+) -> None:
+    busy = anthropic_error(503, "overloaded_error", "busy")
+    async with FakeUpstream(default=busy) as a:
+        yaml = (
+            "self_healing: {recovery_initial_interval_s: 0.1, recovery_max_interval_s: 0.1,"
+            " recovery_jitter: 0, probe_timeout_s: 2}\n"
+            f"providers:{provider_yaml('a', a.url)}"
+            "profiles:\n  - {name: default, providers: [a], backend_health_action: exclude,"
+            " backend_health_threshold: 2}\n"
+        )
+        d = await start_daemon(yaml)
+        body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+        async with aiohttp.ClientSession() as http:
+            for _ in range(4):
+                async with http.post(f"{d.url}/v1/messages", json=body) as resp:
+                    assert resp.status == 503
+        book = d.daemon.healing.book
+        assert book.excluded() == {"a"}
+        await until(lambda: book.health("a").excluded.probes_failed >= 1, timeout=10)  # type: ignore[union-attr]
+        _, samples, _ = await scrape(d.url)
+    # An alert on it must not resolve when self-healing judges the backend broken.
+    assert at(samples, "provider_excluded", provider="a", reason="unhealthy") == 1
+    assert at(samples, "provider_failing", provider="a") == 1
