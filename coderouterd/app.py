@@ -30,10 +30,10 @@ from coderouterd.healing.pace_watch import PaceWatch
 from coderouterd.healing.policy import HealingBook
 from coderouterd.healing.restart import restart_log_dir
 from coderouterd.healing.service import HealingService
-from coderouterd.ingress import info, messages
 from coderouterd.ingress.inflight import InFlightRegistry
 from coderouterd.ingress.keys import DAEMON, REQUEST_IDS
 from coderouterd.ingress.middleware import RequestIds, request_context
+from coderouterd.ingress.routes import add_routes
 from coderouterd.providers.base import HttpAdapter
 from coderouterd.routing.board import ProviderBoard
 from coderouterd.routing.budget import BudgetBook
@@ -84,6 +84,7 @@ def build_daemon(
         env=env,
         restart_logs=None if state is None else restart_log_dir(state.path.parent),
         slots=slots,
+        board=board,
     )
     if state is not None:
         healing.load((e.provider, e.reason, e.since, e.until) for e in state.exclusions)
@@ -144,14 +145,7 @@ def build_app(daemon: Daemon) -> web.Application:
     app = web.Application(middlewares=[request_context], client_max_size=daemon.max_body_bytes)
     app[DAEMON] = daemon
     app[REQUEST_IDS] = RequestIds(seen=daemon.state.client_ids if daemon.state else ())
-    app.router.add_post("/v1/messages", messages.completion_handler("anthropic"))
-    app.router.add_post("/v1/chat/completions", messages.completion_handler("openai"))
-    app.router.add_post("/v1/messages/count_tokens", messages.count_tokens)
-    app.router.add_get("/v1/models", info.models)
-    app.router.add_get("/v1/models/{model_id}", info.model)
-    app.router.add_get("/", info.health)
-    app.router.add_get("/healthz", info.health)
-    app.router.add_get("/metrics", info.metrics)
+    add_routes(app.router)
     app.cleanup_ctx.append(_adapters_ctx)
     app.cleanup_ctx.append(_healing_ctx)
     return app
@@ -179,6 +173,7 @@ async def _healing_ctx(app: web.Application) -> AsyncIterator[None]:
     # Probes and restarts run while the server does; they stop before the
     # state service closes, so their last records are written.
     healing = daemon.healing
+    await healing.load_restarts()
     healing.start()
     daemon.deferred.start()
     yield

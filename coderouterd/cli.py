@@ -26,8 +26,14 @@ from coderouterd.config import (
     load_default_config,
     resolve_control_socket,
 )
+from coderouterd.config.model import SelfHealingConfig
 from coderouterd.config.paths import named_config_path
-from coderouterd.ctl.client import fetch_status, request_provider_action, request_reload
+from coderouterd.ctl.client import (
+    fetch_status,
+    probe_wait_s,
+    request_provider_action,
+    request_reload,
+)
 from coderouterd.ctl.render import render_provider_action, render_reload, render_status
 from coderouterd.doctor import examine, exit_status, render
 from coderouterd.errors import CoderouterError, ConfigError
@@ -248,9 +254,26 @@ def _ctl_reload(args: argparse.Namespace) -> int:
 
 
 def _ctl_provider(args: argparse.Namespace) -> int:
-    reply = asyncio.run(request_provider_action(_socket(args), args.action, args.provider))
+    path = _socket(args)
+    if args.action == "probe":
+        wait_s = _probe_wait_s(args)
+        call = request_provider_action(path, args.action, args.provider, timeout=wait_s)
+    else:
+        call = request_provider_action(path, args.action, args.provider)
+    reply = asyncio.run(call)
     _print_reply(reply, render_provider_action(reply), as_json=args.json)
     return EXIT_OK if reply.ok else EXIT_FAILED
+
+
+def _probe_wait_s(args: argparse.Namespace) -> float:
+    """How long `ctl probe` waits, from the probe_timeout_s of the config read
+    here (the daemon's, unless it runs another file; the default if this one
+    cannot be read: `--socket` alone needs none)."""
+    try:
+        probe_timeout_s = _load(args.config).config.self_healing.probe_timeout_s
+    except ConfigError:
+        probe_timeout_s = SelfHealingConfig().probe_timeout_s
+    return probe_wait_s(probe_timeout_s)
 
 
 def _print_reply(reply: msgspec.Struct, text: str, *, as_json: bool) -> None:

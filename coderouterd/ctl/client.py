@@ -40,6 +40,13 @@ _ACTION_DECODER = msgspec.json.Decoder(ProviderActionReply)
 
 R = TypeVar("R")
 
+# `ctl probe`: the daemon waits up to probe_timeout_s for a free slot and as
+# long for the probe; the margin covers the round trip on the socket.
+_PROBE_MARGIN_S = 5.0
+# Waited for at least that long, so that a daemon started with a longer
+# probe_timeout_s than the config the command line reads is waited for too.
+_PROBE_WAIT_MIN_S = 60.0
+
 
 class CtlUnavailableError(CoderouterError):
     """No usable answer came back from the control socket at `path`."""
@@ -64,6 +71,12 @@ async def request_reload(path: Path, *, timeout: float = 30.0) -> ReloadReply:  
     return _decode(path, status, body, _RELOAD_DECODER, accept=(200, 422))
 
 
+def probe_wait_s(probe_timeout_s: float) -> float:
+    """How long `ctl probe` waits for the answer of a daemon whose
+    probe_timeout_s is `probe_timeout_s`: the daemon bounds its own side."""
+    return max(_PROBE_WAIT_MIN_S, 2 * probe_timeout_s + _PROBE_MARGIN_S)
+
+
 async def request_provider_action(
     path: Path,
     action: str,
@@ -72,7 +85,8 @@ async def request_provider_action(
     timeout: float = 5.0,  # noqa: ASYNC109
 ) -> ProviderActionReply:
     """`exclude`, `restore` or `probe` one provider; an unknown one comes
-    back with `ok=False`."""
+    back with `ok=False`. A probe may take longer than the default
+    `timeout`: give it `probe_wait_s(...)`."""
     if provider in _NO_SEGMENT:
         return await _no_provider(path, action, provider, timeout)
     route = f"/v1/providers/{quote(provider, safe='')}/{action}"

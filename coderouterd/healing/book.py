@@ -1,15 +1,15 @@
 """The self-healing book's state: what it knows of each provider (pure).
 
 `BookState` holds each provider's policy (from the profiles that list it)
-and health, takes a (re)loaded config, loads the exclusions stored before a
-restart, restores a provider, and answers the planner's questions (which
-providers are excluded, by hand, or cooling down). The decisions that change
-it are `HealingBook`'s (policy.py).
+and health, takes a (re)loaded config, loads the exclusions and the times of
+the restart_commands stored before a restart, restores a provider, and
+answers the planner's questions (which providers are excluded, by hand, or
+cooling down). The decisions that change it are `HealingBook`'s (policy.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -127,6 +127,21 @@ class BookState:
             )
         self._changed()
         return out
+
+    def load_restarts(
+        self, started: Mapping[str, float], *, now_mono: float, now_wall: float
+    ) -> None:
+        """When each provider's restart_command last started before this
+        start, in wall time (the audit log): restart_min_interval_s counts
+        from there, so a daemon restarted often does not restart a backend
+        as often. Providers no longer configured are left out."""
+        for provider, started_wall in started.items():
+            if provider not in self._policies:
+                continue
+            health = self._health.setdefault(provider, ProviderHealth())
+            when = now_mono - max(0.0, now_wall - started_wall)
+            if health.last_restart is None or when > health.last_restart:
+                health.last_restart = when
 
     def _restored(
         self,

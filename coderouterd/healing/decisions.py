@@ -122,6 +122,8 @@ class ProviderHealth:
     excluded: Exclusion | None = None
     probing: bool = False
     restarting: bool = False
+    # When its restart_command last started (monotonic), by this daemon or,
+    # from the audit log, by the one before it.
     last_restart: float | None = None
     restarts: int = 0
     last_probe_wall: float | None = None

@@ -2,19 +2,22 @@
 
 A provider listed by an `exclude` or `demote` profile is excluded after 2 x
 threshold consecutive failed attempts (the smallest threshold among those
-profiles),
-a streak that starts over after `failure_window_s` without a failure. Only
-`failed` attempts count: an error handed back to the client, a refused or
-interrupted attempt, or rejected credentials say nothing about the backend's
-health. An excluded provider is probed until a probe succeeds, the delays
-doubling from `recovery_initial_interval_s` to `recovery_max_interval_s`
-with jitter; its restart_command runs once per exclusion (not again within
-`restart_min_interval_s`), and its first probe comes one initial interval
+profiles), a streak that starts over after `failure_window_s` without a
+failure (for a provider probed while in service, at least twice its probe
+interval plus `probe_timeout_s`, so that probes further apart than the
+window still make a streak). Only `failed` attempts count: an error handed
+back to the client, a refused or interrupted attempt, or rejected
+credentials say nothing about the backend's health. An excluded provider is
+probed until a probe succeeds, the delays doubling from
+`recovery_initial_interval_s` to `recovery_max_interval_s` with jitter; its
+restart_command runs once per exclusion (not again within
+`restart_min_interval_s` of the last run, this daemon's or, as the audit log
+tells, an earlier one's), and its first probe comes one initial interval
 after the command ends. A real request that gets through restores it too.
-With continuous probes on, providers in service that are not paid are
-probed after an interval without attempts, and a failed probe counts as a
-failed attempt. The operator may exclude a provider by hand (never probed,
-back only by hand) and restore any exclusion.
+With continuous probes on, providers in service that are not paid are probed
+after an interval without attempts, and a failed probe counts as a failed
+attempt. The operator may exclude a provider by hand (never probed, back
+only by hand) and restore any exclusion.
 
 `HealingBook` only decides: every method takes the time and returns what to
 do, and the service (service.py) does it. Each exclusion is an episode with
@@ -155,7 +158,7 @@ class HealingBook(BookState):
     ) -> list[Decision]:
         health = self._health.setdefault(provider, ProviderHealth())
         if health.last_failure is not None and (
-            now_mono - health.last_failure > self.settings.failure_window_s
+            now_mono - health.last_failure > self._failure_window(policy)
         ):
             health.streak = 0
         health.streak += 1
@@ -187,6 +190,16 @@ class HealingBook(BookState):
         if not health.restarting:
             health.excluded.next_probe = now_mono + self._delay(0, u)
         return out
+
+    def _failure_window(self, policy: Policy) -> float:
+        """How long after a failure the next one still continues its streak.
+        A provider probed while in service is seen at least once an interval
+        and a probe after its last attempt or probe: twice that keeps the
+        streak of a dead backend probed less often than failure_window_s."""
+        s = self.settings
+        if not policy.watched or s.continuous_probe_interval_s is None:
+            return s.failure_window_s
+        return max(s.failure_window_s, 2 * (s.continuous_probe_interval_s + s.probe_timeout_s))
 
     def _succeeded(self, provider: str, now_mono: float) -> list[Decision]:
         health = self._health.get(provider)

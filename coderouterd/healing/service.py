@@ -7,8 +7,10 @@ its audit event, state/service.py), runs a restart_command (restart.py)
 and audits its outcome, and probes excluded providers (probe.py) from one
 loop that sleeps until the next probe is due. Everything runs on the event
 loop; probes and restarts are named tasks, at most one of each per
-provider, cancelled at close (a running restart_command's process group is
-killed then).
+provider, cancelled together at close (every running restart_command's
+process group gets its SIGTERM at once), after which none starts. A probe's
+outcome also goes on the provider board, like an attempt's, so that `ctl
+status` and /metrics show a backend whose probes fail as failing.
 """
 
 from __future__ import annotations
@@ -33,10 +35,13 @@ from coderouterd.healing.decisions import (
 )
 from coderouterd.healing.policy import HealingBook
 from coderouterd.healing.probe import ProbeOutcome, probe
-from coderouterd.healing.restart import run_restart
+from coderouterd.healing.restart import RestartOutcome, run_restart
 from coderouterd.providers.base import HttpAdapter
+from coderouterd.routing.board import ProviderBoard
+from coderouterd.routing.plan import SKIP_BUSY
 from coderouterd.routing.records import AttemptRecord, BaseObserver
 from coderouterd.routing.slots import Slots
+from coderouterd.state import reads
 from coderouterd.state.service import StateService
 from coderouterd.tasks import cancel_and_wait, spawn
 from coderouterd.telemetry import events
@@ -44,6 +49,10 @@ from coderouterd.telemetry import events
 # The longest the loop sleeps without a wake-up, so that a clock jump or a
 # missed wake-up costs at most this much delay.
 _MAX_SLEEP_S = 60.0
+# A `ctl probe` that found no free slot in time (the name the planner gives it).
+_BUSY = SKIP_BUSY
+# The `error` of a restart_command the daemon's shutdown stopped.
+_STOPPED = "stopped at shutdown"
 
 
 class HealingService(BaseObserver):
@@ -58,12 +67,14 @@ class HealingService(BaseObserver):
         env: Mapping[str, str],
         restart_logs: Path | None = None,
         slots: Slots | None = None,
+        board: ProviderBoard | None = None,
         rand: Callable[[], float] = random.random,
     ) -> None:
         """`restart_logs`: the directory of each provider's restart_command
         log (`<provider>.log`); without it the output is read and let go.
         `slots`: a probe waits for a free slot of a provider with a
-        max_concurrent, so it times the backend and not its queue."""
+        max_concurrent, so it times the backend and not its queue.
+        `board`: where probes count like attempts (`ctl status`)."""
         self.book = book
         self._adapters = adapters
         self._state = state
@@ -72,10 +83,12 @@ class HealingService(BaseObserver):
         self._env = env
         self._restart_logs = restart_logs
         self._slots = slots or Slots()
+        self._board = board
         self._rand = rand
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     def exclude(self, provider: str, *, uid: int | None) -> bool:
         """`ctl exclude`: whether it changed anything (KeyError: no such provider)."""
@@ -86,11 +99,17 @@ class HealingService(BaseObserver):
 
     async def probe_now(self, provider: str, *, uid: int | None) -> tuple[ProbeOutcome, bool]:
         """`ctl probe`: the probe's outcome, and whether it restored the
-        provider (KeyError: no such provider)."""
+        provider (KeyError: no such provider). It waits probe_timeout_s at
+        most for a free slot (else its outcome is `busy`, and nothing is
+        noted: the backend was not asked) and as long for the probe, so the
+        command line knows how long to wait for the answer."""
         adapter = self._adapters().get(provider)
         if adapter is None:
             raise KeyError(provider)
-        outcome = await self._send_probe(adapter)
+        outcome = await self._send_probe(adapter, slot_wait_s=self.book.settings.probe_timeout_s)
+        if outcome.reason == _BUSY:
+            return outcome, False
+        self._on_board(provider, outcome)
         decisions = self.book.probed_by_hand(
             provider,
             ok=outcome.ok,
@@ -139,11 +158,27 @@ class HealingService(BaseObserver):
         if self._loop_task is None:
             self._loop_task = spawn(self._run(), name="healing:loop")
 
+    async def load_restarts(self) -> None:
+        """Read when each provider's restart_command last ran before this
+        start (the audit log), for restart_min_interval_s; before the first
+        request, like the exclusions (`load`)."""
+        if self._state is None:
+            return
+        started = await self._state.writer.maintain(reads.last_restarts)
+        self.book.load_restarts(
+            started, now_mono=self._clock.monotonic(), now_wall=self._clock.wall()
+        )
+
     async def close(self) -> None:
+        """Cancel every probe and restart at once, then wait for them all:
+        each restart_command's group gets SIGTERM now, not after the grace
+        of the one before it. Nothing starts after this."""
+        self._closing = True
         tasks = [t for t in (self._loop_task, *self._tasks) if t is not None]
         self._loop_task = None
         for task in tasks:
-            await cancel_and_wait(task)
+            task.cancel()
+        await asyncio.gather(*(cancel_and_wait(t) for t in tasks))
 
     async def _run(self) -> None:
         while True:
@@ -187,6 +222,10 @@ class HealingService(BaseObserver):
             self._wake.set()
 
     def _spawn(self, coro: Any, name: str) -> None:
+        if self._closing:
+            # Decided by a request finishing during shutdown: too late to act on.
+            coro.close()
+            return
         task: asyncio.Task[None] = spawn(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -238,6 +277,7 @@ class HealingService(BaseObserver):
                 outcome = await self._send_probe(adapter)
                 ok, latency_ms = outcome.ok, outcome.latency_ms
                 reason, status = outcome.reason, outcome.status
+                self._on_board(d.provider, outcome)
             self._log.debug(
                 events.PROVIDER_PROBE,
                 provider=d.provider,
@@ -251,6 +291,7 @@ class HealingService(BaseObserver):
             # A probe that breaks is a failed probe, never a stuck provider.
             ok, latency_ms, reason, status = False, None, "probe_error", None
             self._log.exception(events.PROVIDER_PROBE, provider=d.provider, error=repr(exc))
+            self._on_board(d.provider, ProbeOutcome(False, 0.0, reason=reason))
         self._apply(
             self.book.probe_finished(
                 d.provider,
@@ -266,13 +307,44 @@ class HealingService(BaseObserver):
         )
         self._wake.set()
 
-    async def _send_probe(self, adapter: HttpAdapter) -> ProbeOutcome:
-        async with self._slots.held(adapter.name):
+    async def _send_probe(
+        self, adapter: HttpAdapter, *, slot_wait_s: float | None = None
+    ) -> ProbeOutcome:
+        """The probe, once a slot is free; `slot_wait_s`: how long to wait
+        for one at most (None: as long as it takes), else it is `busy`."""
+        started = self._clock.monotonic()
+        async with contextlib.AsyncExitStack() as held:
+            try:
+                async with asyncio.timeout(slot_wait_s):
+                    await held.enter_async_context(self._slots.held(adapter.name))
+            except TimeoutError:
+                waited = round((self._clock.monotonic() - started) * 1000, 3)
+                return ProbeOutcome(False, waited, reason=_BUSY)
             timeout_s = self.book.settings.probe_timeout_s
             return await probe(adapter, timeout_s=timeout_s, clock=self._clock)
 
+    def _on_board(self, provider: str, outcome: ProbeOutcome) -> None:
+        """A probe counts on the provider board like an attempt; a change of
+        state is logged as an attempt's is (telemetry/observers.py)."""
+        if self._board is None:
+            return
+        change = self._board.record_probe(
+            provider,
+            ok=outcome.ok,
+            reason=outcome.reason,
+            status=outcome.status,
+            now_wall=self._clock.wall(),
+        )
+        if change is None:
+            return
+        failing = change.new == "failing"
+        level = self._log.warning if failing else self._log.info
+        event = events.PROVIDER_FAILING if failing else events.PROVIDER_RECOVERED
+        level(event, provider=provider, previous=change.old, reason=change.reason, via="probe")
+
     async def _restart(self, d: Restart) -> None:
         log_path = None if self._restart_logs is None else self._restart_logs / f"{d.provider}.log"
+        started = self._clock.monotonic()
         try:
             outcome = await run_restart(
                 d.argv,
@@ -282,9 +354,19 @@ class HealingService(BaseObserver):
                 env=self._env,
                 log_path=log_path,
             )
+        except asyncio.CancelledError:
+            # Stopped at shutdown: recorded all the same, so that the next
+            # start counts restart_min_interval_s from this run.
+            took = round((self._clock.monotonic() - started) * 1000, 1)
+            stopped = RestartOutcome(None, None, False, took, "", False, _STOPPED)
+            self._restart_ran(d, stopped, log_path)
+            raise
         finally:
             self.book.restart_finished(d.provider, now_mono=self._clock.monotonic())
             self._wake.set()
+        self._restart_ran(d, outcome, log_path)
+
+    def _restart_ran(self, d: Restart, outcome: RestartOutcome, log_path: Path | None) -> None:
         fields: dict[str, Any] = {
             "provider": d.provider,
             "argv": list(d.argv),

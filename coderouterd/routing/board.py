@@ -1,8 +1,9 @@
 """Last known outcome of every provider, and its transitions (pure).
 
-A provider is "unknown" until its first attempt, then "ok" or "failing".
-`record` returns the transition when the state changes so the caller logs a
-provider going bad once and coming back once, never every request.
+A provider is "unknown" until its first attempt, then "ok" or "failing";
+self-healing's probes count like attempts (`record_probe`). `record`
+returns the transition when the state changes so the caller logs a provider
+going bad once and coming back once, never every request.
 Credentials are tracked apart from health: a 401/403 is handed back to the
 client, so it never makes a provider "failing", yet an operator must hear of
 a rejected key once, and once more when it works again.
@@ -56,19 +57,56 @@ class ProviderBoard:
         # client. None says anything about the provider's health.
         if record.outcome in ("skipped", "refused", "interrupted"):
             return None
-        st = self._states.setdefault(record.provider, ProviderState())
-        st.last_outcome = record.reason or record.outcome
-        st.last_status = record.status
-        st.last_attempt_wall = now_wall
+        self._states.setdefault(record.provider, ProviderState()).last_attempt_wall = now_wall
         # A 4xx handed back to the client says nothing about the provider's health.
-        new = "failing" if record.outcome == "failed" else "ok"
-        st.consecutive_failures = st.consecutive_failures + 1 if new == "failing" else 0
+        return self._note(
+            record.provider,
+            failed=record.outcome == "failed",
+            outcome=record.reason or record.outcome,
+            reason=record.reason,
+            status=record.status,
+            now_wall=now_wall,
+        )
+
+    def record_probe(
+        self, provider: str, *, ok: bool, reason: str | None, status: int | None, now_wall: float
+    ) -> Transition | None:
+        """A probe's outcome (healing/), which counts like an attempt's; the
+        last attempt's time stays that of a request. A 401/403 says nothing
+        about the backend's health (self-healing does not count it either)."""
+        if status in AUTH_REJECTED_STATUSES:
+            return None
+        outcome = reason or ("ok" if ok else "failed")
+        return self._note(
+            provider,
+            failed=not ok,
+            outcome=outcome,
+            reason=reason,
+            status=status,
+            now_wall=now_wall,
+        )
+
+    def _note(
+        self,
+        provider: str,
+        *,
+        failed: bool,
+        outcome: str,
+        reason: str | None,
+        status: int | None,
+        now_wall: float,
+    ) -> Transition | None:
+        st = self._states.setdefault(provider, ProviderState())
+        st.last_outcome = outcome
+        st.last_status = status
+        new = "failing" if failed else "ok"
+        st.consecutive_failures = st.consecutive_failures + 1 if failed else 0
         if new == st.state:
             return None
         old, st.state, st.last_change_wall = st.state, new, now_wall
         if old == "unknown" and new == "ok":
             return None
-        return Transition(record.provider, old, new, record.reason)
+        return Transition(provider, old, new, reason)
 
     def auth_change(self, record: AttemptRecord) -> bool | None:
         """True when a provider starts rejecting our credentials, False when it

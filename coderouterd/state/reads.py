@@ -23,6 +23,7 @@ from coderouterd.state.records import (
     ExclusionSet,
     RequestRow,
 )
+from coderouterd.telemetry import events
 
 
 class BudgetTotal(msgspec.Struct, frozen=True, kw_only=True):
@@ -284,6 +285,19 @@ async def exclusions(conn: aiosqlite.Connection) -> list[ExclusionSet]:
         "SELECT provider, reason, since, until FROM exclusions ORDER BY provider"
     )
     return [ExclusionSet(provider=r[0], reason=r[1], since=r[2], until=r[3]) for r in rows]
+
+
+async def last_restarts(conn: aiosqlite.Connection) -> dict[str, float]:
+    """When each provider's restart_command last started (wall time), from
+    its `provider.restart_command` audit events: written when it ended,
+    `duration_ms` after it started."""
+    rows = await conn.execute_fetchall(
+        "SELECT json_extract(fields, '$.provider'),"
+        " max(ts - coalesce(json_extract(fields, '$.duration_ms'), 0) / 1000.0)"
+        " FROM audit WHERE event = ? GROUP BY 1",
+        (events.PROVIDER_RESTART_COMMAND,),
+    )
+    return {r[0]: r[1] for r in rows if isinstance(r[0], str) and isinstance(r[1], float)}
 
 
 def file_sizes(path: Path) -> tuple[int, int]:
