@@ -57,8 +57,14 @@ class ProviderBoard:
         # client. None says anything about the provider's health.
         if record.outcome in ("skipped", "refused", "interrupted"):
             return None
-        self._states.setdefault(record.provider, ProviderState()).last_attempt_wall = now_wall
-        # A 4xx handed back to the client says nothing about the provider's health.
+        st = self._states.setdefault(record.provider, ProviderState())
+        st.last_attempt_wall = now_wall
+        if record.outcome == "returned":
+            # A 4xx handed back to the client says nothing about the
+            # provider's health: it neither ends a streak of failures nor
+            # adds to one, as self-healing counts it.
+            st.last_outcome, st.last_status = record.reason or record.outcome, record.status
+            return None
         return self._note(
             record.provider,
             failed=record.outcome == "failed",

@@ -25,11 +25,26 @@ def test_transitions_only_on_change() -> None:
         Transition("p", "ok", "failing", "http_503"),
         None,
         None,
-        Transition("p", "failing", "ok", "http_400"),
+        # A 4xx handed back says nothing of the provider's health.
         None,
+        Transition("p", "failing", "ok", None),
     ]
     state = board.get("p")
-    assert state.state == "ok" and state.last_change_wall == 5.0 and state.last_attempt_wall == 6.0
+    assert state.state == "ok" and state.last_change_wall == 6.0 and state.last_attempt_wall == 6.0
+
+
+def test_a_client_error_neither_ends_nor_adds_to_a_streak() -> None:
+    board = ProviderBoard()
+    board.record(rec("failed", "http_503", 503), 1.0)
+    board.record(rec("failed", "http_503", 503), 2.0)
+    assert board.record(rec("returned", "http_400", 400), 3.0) is None
+    state = board.get("p")
+    assert (state.state, state.consecutive_failures) == ("failing", 2)
+    assert (state.last_outcome, state.last_status, state.last_attempt_wall) == (
+        "http_400",
+        400,
+        3.0,
+    )
 
 
 def test_consecutive_failures_and_first_failure_from_unknown() -> None:
