@@ -45,7 +45,12 @@ from coderouterd.routing.streams import (
 from coderouterd.routing.upstream import Codec, ProviderRoute
 from coderouterd.routing.verdict import Verdict, classify_status
 from coderouterd.tasks import cancelled_by_shutdown, spawn
-from coderouterd.wire.errors import error_message_of, error_type_of
+from coderouterd.wire.errors import (
+    ANTHROPIC_TYPES,
+    error_message_of,
+    error_type_of,
+    with_request_id,
+)
 from coderouterd.wire.overflow import Overflow, overflow_reply
 
 # The reason to skip a provider whose monthly budget is spent, or None.
@@ -131,13 +136,13 @@ class Engine:
             await sink.finish()
             return None
         except (NoProviderAvailableError, RequestError) as exc:
+            # The request log keeps the status the error has, sent as one or not:
+            # a failure counts as one whether or not a ping went out before it.
+            progress.finish(exc.status, error=str(exc))
             if not sink.started:
-                progress.finish(exc.status, error=str(exc))
                 raise
             # Headers went out with the keep-alive pings: the error must be in-stream.
-            progress.finish(200, error=str(exc))
-            failed = isinstance(exc, NoProviderAvailableError)
-            await sink.fail("overloaded_error" if failed else "invalid_request_error", str(exc))
+            await sink.fail(ANTHROPIC_TYPES.get(exc.status, "api_error"), str(exc))
             await sink.finish()
             return None
         except ClientDisconnectedError:
@@ -185,7 +190,7 @@ class Engine:
             except (asyncio.CancelledError, ClientDisconnectedError) as exc:
                 cause = "shutdown" if cancelled_by_shutdown(exc) else "client_disconnected"
                 progress.end_attempt(
-                    "interrupted", cause, provider=name, answered=progress.attempt_committed
+                    "interrupted", cause, provider=name, answered=progress.client_answered
                 )
                 raise
             else:
@@ -261,14 +266,14 @@ class Engine:
         progress.end_attempt(
             "returned", exc.reason, provider=name, status=exc.status, answered=True
         )
-        codec = self._routes[name].codecs[progress.call.dialect]
-        return Reply(
-            exc.status,
-            codec.error_body(exc.status, exc.body),
-            "application/json",
-            headers,
-            outcome="returned",
-        )
+        call = progress.call
+        body = self._routes[name].codecs[call.dialect].error_body(exc.status, exc.body)
+        if body != exc.body:
+            # Written here (the upstream's text put in an envelope, or its error
+            # in the other dialect), so it carries our request id, as our own
+            # errors do; an upstream's own body goes on as it is, with its id.
+            body = with_request_id(call.dialect, body, call.request_id)
+        return Reply(exc.status, body, "application/json", headers, outcome="returned")
 
     async def _first_free(
         self,
@@ -378,7 +383,8 @@ def _none_answered(progress: Progress, too_long: tuple[str, Overflow] | None) ->
         raise NoProviderAvailableError(progress.plan.profile, progress.failures())
     name, overflow = too_long
     progress.error = overflow.message
-    body = overflow_reply(progress.call.dialect, overflow, name)
+    call = progress.call
+    body = overflow_reply(call.dialect, overflow, name, request_id=call.request_id)
     return Reply(400, body, "application/json", progress.headers(None), outcome="returned")
 
 

@@ -172,9 +172,12 @@ class Progress:
             self.error = error
 
     @property
-    def attempt_committed(self) -> bool:
-        """Whether the current attempt got its first byte (and so answered the client)."""
-        return self._attempt_ttfb is not None
+    def client_answered(self) -> bool:
+        """Whether the current attempt's answer began to reach the client: a
+        stream past its commit point (its first content frame). A whole reply
+        reaches the client only once the engine returns it, so an attempt cut
+        short before then answered nobody, whatever the upstream had sent."""
+        return self.call.stream and self._attempt_ttfb is not None
 
     def interrupted(self, *, shutdown: bool) -> None:
         """The request was cut short: by the client leaving, or by the daemon shutting down."""

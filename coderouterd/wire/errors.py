@@ -130,3 +130,18 @@ def reenvelope(dialect: str, status: int, body: bytes) -> bytes:
     if dialect == "openai":
         return _encode(openai_error(status, message))
     return _encode(anthropic_error(status, message, error_type=detail.type))
+
+
+def with_request_id(dialect: str, body: bytes, request_id: str) -> bytes:
+    """An error body the daemon wrote in `dialect`'s envelope, with the
+    request's id as Anthropic's own errors have it; OpenAI's envelope has no
+    place for one, and a body that is no Anthropic envelope stays as it is."""
+    if dialect == "openai":
+        return body
+    try:
+        envelope = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return body
+    if not isinstance(envelope, dict) or envelope.get("type") != "error":
+        return body
+    return _encode({**envelope, "request_id": request_id})

@@ -168,14 +168,16 @@ def _counted(message: str, groups: dict[str, str | None]) -> Overflow:
     return Overflow(message, prompt, n.get("window"), completion)
 
 
-def overflow_reply(dialect: str, overflow: Overflow, provider: str) -> bytes:
-    """The 400 a client gets when no provider could take its prompt, in its dialect."""
+def overflow_reply(dialect: str, overflow: Overflow, provider: str, *, request_id: str) -> bytes:
+    """The 400 a client gets when no provider could take its prompt, in its
+    dialect; an Anthropic one carries the request's id, as our errors do."""
     if dialect == "openai":
         message = f"{provider}: {overflow.message}"
         body = openai_error(400, message, param="messages", code="context_length_exceeded")
         return _encode(body)
     message = _anthropic_words(overflow, provider)
-    return _encode(anthropic_error(400, message, error_type="invalid_request_error"))
+    body = anthropic_error(400, message, error_type="invalid_request_error", request_id=request_id)
+    return _encode(body)
 
 
 def _anthropic_words(overflow: Overflow, provider: str) -> str:

@@ -71,6 +71,8 @@ async def test_an_html_error_from_an_anthropic_provider_is_an_anthropic_error(
     assert caught.value.body == {
         "type": "error",
         "error": {"type": "not_found_error", "message": page.decode().strip()},
+        # Written by the daemon, so with its request id, as its own errors are.
+        "request_id": caught.value.response.headers["x-request-id"],
     }
 
 

@@ -143,7 +143,7 @@ def test_other_errors_are_no_overflow(body: bytes) -> None:
 def test_an_anthropic_client_reads_the_counts_where_claude_code_looks() -> None:
     found = overflow_in(json.dumps(LLAMA_CPP).encode())
     assert found is not None
-    error = json.loads(overflow_reply("anthropic", found, "local"))["error"]
+    error = json.loads(overflow_reply("anthropic", found, "local", request_id="req_1"))["error"]
     assert error["type"] == "invalid_request_error"
     assert error["message"].startswith("prompt is too long: 40960 tokens > 32768 maximum (local: ")
     match = CLAUDE_CODE.search(error["message"])
@@ -152,19 +152,27 @@ def test_an_anthropic_client_reads_the_counts_where_claude_code_looks() -> None:
 
 def test_anthropics_own_words_reach_an_anthropic_client_unchanged() -> None:
     said = "input length and `max_tokens` exceed context limit: 190000 + 32000 > 200000"
-    reply = json.loads(overflow_reply("anthropic", Overflow(said), "claude"))
-    assert reply == {"type": "error", "error": {"type": "invalid_request_error", "message": said}}
+    reply = json.loads(overflow_reply("anthropic", Overflow(said), "claude", request_id="req_1"))
+    assert reply == {
+        "type": "error",
+        "error": {"type": "invalid_request_error", "message": said},
+        "request_id": "req_1",
+    }
 
 
 def test_without_counts_an_anthropic_client_still_reads_prompt_is_too_long() -> None:
     said = "the request exceeds the available context size, try increasing it"
-    message = json.loads(overflow_reply("anthropic", Overflow(said), "local"))["error"]["message"]
+    message = json.loads(overflow_reply("anthropic", Overflow(said), "local", request_id="req_1"))[
+        "error"
+    ]["message"]
     assert message == f"prompt is too long (local: {said})"
     assert CLAUDE_CODE.search(message) is None
 
 
 def test_an_openai_client_gets_the_code_it_checks() -> None:
-    reply = json.loads(overflow_reply("openai", Overflow(VLLM, 38000, 32768), "vllm"))
+    reply = json.loads(
+        overflow_reply("openai", Overflow(VLLM, 38000, 32768), "vllm", request_id="req_1")
+    )
     assert reply == {
         "error": {
             "message": f"vllm: {VLLM}",
@@ -248,7 +256,9 @@ def test_a_max_tokens_too_large_is_told_in_anthropics_words_for_it_not_as_a_prom
 ) -> None:
     found = overflow_in(body)
     assert found is not None
-    message = json.loads(overflow_reply("anthropic", found, "vllm"))["error"]["message"]
+    message = json.loads(overflow_reply("anthropic", found, "vllm", request_id="req_1"))["error"][
+        "message"
+    ]
     assert message.startswith(
         "input length and `max_tokens` exceed context limit: 1200 + 32000 > 32768, "
         "decrease input length or `max_tokens` and try again"
@@ -259,7 +269,7 @@ def test_a_max_tokens_too_large_is_told_in_anthropics_words_for_it_not_as_a_prom
 
 def test_a_prompt_that_fits_without_the_max_tokens_named_is_still_no_prompt_too_long() -> None:
     said = "context length 32768 exceeded by the completion; prompt 1200 tokens"
-    reply = overflow_reply("anthropic", Overflow(said, 1200, 32768), "local")
+    reply = overflow_reply("anthropic", Overflow(said, 1200, 32768), "local", request_id="req_1")
     message = json.loads(reply)["error"]["message"]
     assert message == (
         "input length and `max_tokens` exceed context limit: 1200 tokens of input, 32768 "
@@ -292,6 +302,8 @@ def test_a_prompt_longer_than_the_window_is_still_told_as_too_long(
     found = overflow_in(openai_body(message))
     assert found is not None and not found.prompt_fits
     assert (found.prompt_tokens, found.window) == (tokens, window)
-    said = json.loads(overflow_reply("anthropic", found, "local"))["error"]["message"]
+    said = json.loads(overflow_reply("anthropic", found, "local", request_id="req_1"))["error"][
+        "message"
+    ]
     match = CLAUDE_CODE.search(said)
     assert match is not None and match.groups() == (str(tokens), str(window))
