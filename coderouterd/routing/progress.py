@@ -17,6 +17,7 @@ from coderouterd.routing.call import Call
 from coderouterd.routing.plan import Plan
 from coderouterd.routing.records import AttemptRecord, Observer, RequestSummary
 from coderouterd.routing.shape import ReplyShape, offers_tools
+from coderouterd.tasks import ABANDONED_AT_SHUTDOWN
 from coderouterd.translate.estimate import measure_prompt
 from coderouterd.wire.usage import Usage
 
@@ -183,7 +184,7 @@ class Progress:
         """The request was cut short: by the client leaving, or by the daemon shutting down."""
         if shutdown:
             self.status = SHUTDOWN_STATUS
-            self.error = "abandoned at shutdown"
+            self.error = ABANDONED_AT_SHUTDOWN
         else:
             self.client_disconnected = True
             self.status = CLIENT_CLOSED_STATUS

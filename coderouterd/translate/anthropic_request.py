@@ -251,7 +251,7 @@ def loop_started_unthought(messages: msgspec.Raw) -> bool:
     if opened > 0:
         try:
             tail = msgspec.json.decode(b"[" + raw[opened:])
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             tail = None
     if not (isinstance(tail, list) and tail and _is_assistant(tail[0])):
         tail = read_json(messages, "messages")  # its role is not the first key

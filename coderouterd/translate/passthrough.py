@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from coderouterd.errors import UpstreamProtocolError
+from coderouterd.errors import NESTED_TOO_DEEP, InvalidRequestError, UpstreamProtocolError
 from coderouterd.routing.call import Call
 from coderouterd.routing.upstream import Transcoder, Unary
 from coderouterd.translate.anthropic_passthrough import AnthropicPassthrough
@@ -228,6 +228,8 @@ def _object_of(body: bytes, provider: str) -> dict[str, Any]:
         decoded = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise UpstreamProtocolError(provider, "response is not JSON") from exc
+    except RecursionError as exc:
+        raise UpstreamProtocolError(provider, "response is nested too deeply") from exc
     if not isinstance(decoded, dict):
         raise UpstreamProtocolError(provider, "response is not a JSON object")
     return decoded
@@ -237,7 +239,7 @@ def _check_object(body: bytes, provider: str) -> None:
     """As _object_of, for a body forwarded as bytes: checked, not decoded."""
     try:
         _any_object.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise UpstreamProtocolError(provider, "response is not a JSON object") from exc
 
 
@@ -280,6 +282,10 @@ def _with_usage(raw: msgspec.Raw | None) -> msgspec.Raw:
         options = msgspec.json.decode(raw)
     except msgspec.DecodeError:
         return _USAGE_ONLY
+    except RecursionError as exc:
+        # The first read lets through what is nested a little less than this
+        # decode, deeper in the stack, can take.
+        raise InvalidRequestError(NESTED_TOO_DEEP, field="stream_options") from exc
     if not isinstance(options, dict):
         return _USAGE_ONLY
     if options.get("include_usage") is True:
