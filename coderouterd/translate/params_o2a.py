@@ -25,7 +25,8 @@ THINKING_BUDGETS = {
     "xhigh": 24576,
     "max": 24576,
 }
-_MIN_THINKING_BUDGET = 1024
+# The least budget_tokens Anthropic takes.
+MIN_THINKING_BUDGET = 1024
 
 
 def limits(
@@ -50,7 +51,7 @@ def limits(
         notes.add("reasoning_effort", _LOOP_WITHOUT_THINKING)
         budget = None
     out: dict[str, Any] = {"max_tokens": _max_tokens(body, budget, max_output_tokens, notes)}
-    if budget is not None and out["max_tokens"] - 1 < _MIN_THINKING_BUDGET:
+    if budget is not None and out["max_tokens"] - 1 < MIN_THINKING_BUDGET:
         notes.add("reasoning_effort", "max_tokens leaves no room for a thinking budget")
         budget = None
     if budget is not None:

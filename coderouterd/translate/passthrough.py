@@ -55,8 +55,9 @@ from coderouterd.translate.openai_passthrough import (
     client_wants_usage,
     usage_of_completion,
 )
+from coderouterd.translate.params_o2a import MIN_THINKING_BUDGET
 from coderouterd.translate.translated import offered_tool_names
-from coderouterd.translate.types import Degradation, OutputFilters
+from coderouterd.translate.types import Degradation, OutputFilters, read_json
 from coderouterd.wire.errors import reenvelope
 from coderouterd.wire.usage import completed, is_complete, usage_of_body
 
@@ -111,7 +112,10 @@ class AnthropicPassthroughCodec:
             degraded.append(SYSTEM_FOLDED)
         if self._drop_effort and without_effort(fields):
             degraded.append(EFFORT_DROPPED)
-        degraded += clamped(fields, ("max_tokens",), self._max_output_tokens)
+        clamps = clamped(fields, ("max_tokens",), self._max_output_tokens)
+        if clamps and self._max_output_tokens is not None:
+            clamps += _fit_thinking(fields, self._max_output_tokens)
+        degraded += clamps
         return _encode(fields), degraded
 
     def transcoder(self, call: Call) -> Transcoder:
@@ -268,6 +272,24 @@ def clamped(
             fields[name] = msgspec.Raw(_encode(limit))
             degraded.append(Degradation(name, f"clamped to the provider's {limit}"))
     return degraded
+
+
+def _fit_thinking(fields: dict[str, msgspec.Raw], max_tokens: int) -> list[Degradation]:
+    """A thinking budget kept below a clamped max_tokens, as Anthropic requires
+    (Claude Code asks 31999 of 32000); dropped when no budget Anthropic takes
+    (MIN_THINKING_BUDGET) fits."""
+    raw = fields.get("thinking")
+    thinking = read_json(raw, "thinking") if raw is not None else None
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+        return []
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int) or budget < max_tokens:
+        return []
+    if max_tokens - 1 < MIN_THINKING_BUDGET:
+        del fields["thinking"]
+        return [Degradation("thinking", f"dropped: max_tokens {max_tokens} leaves no room for it")]
+    fields["thinking"] = msgspec.Raw(_encode({**thinking, "budget_tokens": max_tokens - 1}))
+    return [Degradation("thinking.budget_tokens", f"lowered to {max_tokens - 1}, below max_tokens")]
 
 
 _USAGE_ONLY = msgspec.Raw(b'{"include_usage":true}')
