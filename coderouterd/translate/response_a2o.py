@@ -211,6 +211,10 @@ class AnthropicToOpenAIStream:
         delta = data.get("delta")
         if not isinstance(delta, Mapping) or delta.get("stop_reason") is None:
             return []
+        if self.finish_reason is not None:
+            # One finish chunk a choice, as OpenAI sends; a later message_delta
+            # (Anthropic may send several) only brings usage.
+            return []
         self.finish_reason = openai_finish_reason(delta["stop_reason"])
         return self._emit({}, finish_reason=self.finish_reason)
 

@@ -433,6 +433,16 @@ def test_usage_is_cumulative_and_never_goes_back() -> None:
     assert last["usage"]["prompt_tokens"] == 55
 
 
+def test_one_finish_reason_however_many_message_deltas_say_it() -> None:
+    def stop(tokens: int) -> tuple[str, dict[str, Any]]:
+        usage = {"output_tokens": tokens}
+        return "message_delta", {"delta": {"stop_reason": "end_turn"}, "usage": usage}
+
+    stream, chunks = run([start({"input_tokens": 5, "output_tokens": 1}), stop(7), stop(9)])
+    assert [f for _, f in deltas(chunks) if f is not None] == ["stop"]
+    assert stream.usage["output_tokens"] == 9  # the later one still counts
+
+
 def test_the_stream_and_the_whole_response_agree() -> None:
     content: list[dict[str, Any]] = [
         {"type": "thinking", "thinking": "ab", "signature": "s"},
