@@ -43,6 +43,8 @@ class _MessageDelta(msgspec.Struct):
 
 _encode = msgspec.json.Encoder().encode
 _typed = msgspec.json.Decoder(_Typed)
+# SSE's name for a frame without an event line; no Anthropic event has it.
+_UNNAMED = "message"
 # Lax: a count sent as 12.0 is read as 12 (see _observe for worse).
 _start = msgspec.json.Decoder(_MessageStart, strict=False)
 _delta = msgspec.json.Decoder(_MessageDelta, strict=False)
@@ -90,13 +92,19 @@ class AnthropicPassthrough:
         none after an `error` event: the stream ends there, whatever the
         upstream sent after it."""
         events = self._decoder.feed(chunk)
-        for i, ev in enumerate(events):
+        for i, frame in enumerate(events):
             try:
-                _typed.decode(ev.data)
+                typed = _typed.decode(frame.data)
             except msgspec.DecodeError as exc:
                 raise UpstreamProtocolError(
-                    self._provider, f"malformed data in {ev.event!r} event"
+                    self._provider, f"malformed data in {frame.event!r} event"
                 ) from exc
+            ev = frame
+            if frame.event == _UNNAMED and typed.type:
+                # A server that writes data lines only: the SDKs dispatch on
+                # the event line, so the frame gets the one its type names.
+                raw = encode_event(typed.type, frame.data)
+                ev = events[i] = SSEEvent(typed.type, frame.data, raw)
             self._observe(ev.event, ev.data)
             if ev.event == "message_start" and not is_complete(self.usage):
                 events[i] = _with_complete_usage(ev)

@@ -395,3 +395,23 @@ async def test_client_disconnect_during_non_streaming_call(
     await fake_upstream.wait_for_open_connections(0, timeout=2)
     # The second provider is never tried for a client that has gone.
     assert len(fake_upstream.requests) == 1
+
+
+async def test_frames_without_an_event_line_get_the_one_their_type_names(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    # A server that writes data lines only; the SDK dispatches on event lines.
+    events = anthropic_text_stream(["hello ", "world"])
+    fake_upstream.script(
+        Reply(writes=[b"data: " + json.dumps(d).encode() + b"\n\n" for _, d in events])
+    )
+    d = await start_daemon(chain_yaml(provider_yaml("a", fake_upstream.url)))
+    ask = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    async with (
+        anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as client,
+        client.messages.stream(**ask) as stream,  # type: ignore[arg-type]
+    ):
+        names = [event.type async for event in stream]
+        message = await stream.get_final_message()
+    assert message.content[0].text == "hello world"  # type: ignore[union-attr]
+    assert "message_stop" in names and message.stop_reason == "end_turn"
