@@ -99,12 +99,19 @@ def pair_tool_messages(messages: list[dict[str, Any]], notes: Notes) -> list[dic
     a call of the assistant message before its run of tool messages, once,
     and every call of an assistant message followed by another message is
     answered in that run. Orphaned results are said, as text, in the user
-    message after the run (one is added if the run is followed by none)."""
+    message after the run (one is added if the run is followed by none). A
+    system message between calls and their results (Claude Code sends one
+    mid-conversation) goes after the run: OpenAI ends a run at any other
+    message, which would leave the calls unanswered."""
     out: list[dict[str, Any]] = []
     unanswered: list[str] = []  # calls of the assistant message before this run
     orphans: list[str] = []
+    held: list[dict[str, Any]] = []  # system messages waiting for the run to end
     in_run = False  # a tool message came since the last other message
     for sent in messages:
+        if sent.get("role") == "system" and unanswered:
+            held.append(sent)
+            continue
         if sent.get("role") == "tool":
             in_run = True
             call_id = sent.get("tool_call_id")
@@ -116,6 +123,8 @@ def pair_tool_messages(messages: list[dict[str, Any]], notes: Notes) -> list[dic
                 orphans.append(_orphan_text(call_id, _tool_text(sent), is_error=False))
             continue
         _close_run(out, unanswered, notes)
+        out += held
+        held = []
         m = sent
         if orphans:
             said = "\n\n".join(orphans)
@@ -131,6 +140,7 @@ def pair_tool_messages(messages: list[dict[str, Any]], notes: Notes) -> list[dic
     # The last message's own calls are the client's business; a run after them is not.
     if in_run:
         _close_run(out, unanswered, notes)
+    out += held
     if orphans:
         out.append({"role": "user", "content": "\n\n".join(orphans)})
     return out

@@ -227,6 +227,22 @@ def test_results_answering_an_earlier_turn_or_twice_reach_openai_as_text_after_t
     assert degraded == [ORPHAN_FIELD]
 
 
+def test_a_system_message_between_calls_and_results_reaches_openai_after_the_results() -> None:
+    # Claude Code sends system messages mid-conversation, even inside a tool loop.
+    note = {"role": "system", "content": "the user changed a file"}
+    history = [{"role": "user", "content": "read"}, asks("a", "b"), note]
+    history += [answers(answer("a", "A")), note, answers(answer("b", "B"))]
+    messages, degraded = a2o(history)
+    assert [(m["role"], m.get("tool_call_id")) for m in messages[2:]] == [
+        ("tool", "a"),
+        ("tool", "b"),
+        ("system", None),
+        ("system", None),
+    ]
+    assert degraded == []
+    assert openai_refusal({"messages": messages}) is None
+
+
 def test_an_anthropic_history_ending_in_calls_or_paired_reaches_openai_as_sent() -> None:
     ending, degraded = a2o([{"role": "user", "content": "read"}, asks("a")])
     assert ending[-1]["tool_calls"][0]["id"] == "a"
