@@ -1,11 +1,13 @@
 """Retention: old requests go, and the database stays under its size cap.
 
-`enforce_retention` takes the writer's connection and must run between two
-batches (`Writer.maintain` does that); it spawns nothing. Rows go in chunks
-of at most 500, each its own short transaction, so a large clean-up never
-holds the write lock for long and a crash midway keeps the chunks already
-done. For size, only as many of the oldest replays go as their recorded
-sizes say are needed, so a cap is not overshot by a whole chunk of big rows.
+A pass is a series of steps (`retention_steps`), each a few reads and at
+most one short transaction on the writer's connection; a step must run
+between two batches, and the state service runs each as a `Writer.maintain`
+job of its own, so batches and other jobs (the reads at start-up) wait for
+one step at most, never for a whole clean-up. Rows go in chunks of at most
+500, so a crash midway keeps the chunks already done. For size, only as
+many of the oldest replays go as their recorded sizes say are needed, so a
+cap is not overshot by a whole chunk of big rows.
 
 What "size" means here: the bytes of live pages, (page_count -
 freelist_count) * page_size. Deleting rows does not shrink the file; the
@@ -17,6 +19,16 @@ A record stored as a delta on an earlier one (state/deltas.py) outlives
 its base: retention deletes the oldest first. Before a base goes, each
 record continuing it that stays is stored whole, in the same transaction,
 so no record is left naming one that is gone.
+
+Pieces of request bodies go once no record, kept or not yet written, can
+name them (piece_cutoff). Over the size cap with no replay left, no kept
+record names a piece, so every piece goes, however recent; a step that
+deletes them, or replays, calls `forgotten`: the service has the recorder
+forget what it wrote and the writer check what the records made until then
+name (one naming a piece that is gone is left out and counted). Requests go
+for size only while deleting them can bring the database under the cap (the
+audit log and budget totals are never deleted) and a round of them frees
+something.
 
 Why no VACUUM and no incremental_vacuum: VACUUM rewrites the whole file
 (twice its size on disk, the write lock held throughout), and
@@ -30,7 +42,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+import math
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Literal
 
 import aiosqlite
@@ -44,13 +58,17 @@ from coderouterd.state.replay import compress, request_body
 CHUNK = 500
 SECONDS_PER_DAY = 86_400.0
 
-Trim = Literal["replays", "requests"]
+Trim = Literal["replays", "pieces", "requests"]
+# Called when records not yet written may name replays or pieces just deleted.
+Forgotten = Callable[[], None]
 
 
-class RetentionResult(msgspec.Struct, frozen=True, kw_only=True):
-    deleted_requests: int
+class RetentionResult(msgspec.Struct, kw_only=True):
+    """What a pass deleted (so far, as its steps yield it)."""
+
+    deleted_requests: int = 0
     # Replays deleted on their own and with their requests.
-    deleted_replays: int
+    deleted_replays: int = 0
     deleted_pieces: int = 0
     deleted_packs: int = 0
 
@@ -61,9 +79,15 @@ def age_cutoff(now: float, max_age_days: float) -> float:
 
 
 def next_trim(
-    *, used_bytes: int, max_bytes: int, replays_left: bool, requests_left: bool
+    *,
+    used_bytes: int,
+    max_bytes: int,
+    replays_left: bool,
+    pieces_left: bool,
+    requests_left: bool,
 ) -> Trim | None:
-    """What to delete next to get under max_bytes: replays (the big rows) first.
+    """What to delete next to get under max_bytes: replays (the big rows)
+    first, then the pieces no kept record names once no replay is left.
 
     None when under the cap, or when nothing deletable is left (the audit log
     and budget totals are never deleted for size).
@@ -72,6 +96,8 @@ def next_trim(
         return None
     if replays_left:
         return "replays"
+    if pieces_left:
+        return "pieces"
     if requests_left:
         return "requests"
     return None
@@ -107,18 +133,44 @@ async def enforce_retention(
     max_age_days: float,
     max_bytes: int,
     max_replay_bytes: int | None = None,
+    forgotten: Forgotten = lambda: None,
 ) -> RetentionResult:
-    """Apply the age limit, then the cap on replays' total size, then the database size cap.
-
-    Pieces of request bodies go once no record can name them.
-    """
-    requests = replays = 0
-    cutoff = age_cutoff(now, max_age_days)
-    while ids := await _ids(
-        conn, "SELECT id FROM requests WHERE ts < ? ORDER BY ts LIMIT ?", (cutoff, CHUNK)
+    """A whole pass at once (retention_steps); returns what it deleted."""
+    result = RetentionResult()
+    async for result in retention_steps(  # noqa: B007 - the last one is the total
+        conn,
+        now=now,
+        max_age_days=max_age_days,
+        max_bytes=max_bytes,
+        max_replay_bytes=max_replay_bytes,
+        forgotten=forgotten,
     ):
-        r, p = await _delete_requests(conn, ids)
-        requests, replays = requests + r, replays + p
+        pass
+    return result
+
+
+async def retention_steps(
+    conn: aiosqlite.Connection,
+    *,
+    now: float,
+    max_age_days: float,
+    max_bytes: int,
+    max_replay_bytes: int | None = None,
+    forgotten: Forgotten = lambda: None,
+) -> AsyncIterator[RetentionResult]:
+    """Apply the age limit, then the cap on replays' total size, then the
+    database size cap, one step at a time; each step yields what the pass
+    has deleted so far.
+
+    Every step (the code between two yields) is to run between two batches;
+    no transaction stays open across a yield. `forgotten` is called in the
+    step that deleted replays, or pieces records not yet written may name.
+    """
+    n = RetentionResult()
+    cutoff = age_cutoff(now, max_age_days)
+    while ids := await _ids(conn, _EXPIRED, (cutoff, CHUNK)):
+        await _delete_requests(conn, ids, n, forgotten)
+        yield msgspec.structs.replace(n)
     if max_replay_bytes is not None:
         rows = list(await conn.execute_fetchall("SELECT coalesce(sum(size), 0) FROM replays"))
         total = int(rows[0][0])
@@ -126,36 +178,60 @@ async def enforce_retention(
             deleted, freed = await _delete_oldest_replays(conn, total, max_replay_bytes)
             if deleted == 0:
                 break
-            replays, total = replays + deleted, total - freed
-    pieces, packs = await _delete_orphan_pieces(conn, now)
+            n.deleted_replays, total = n.deleted_replays + deleted, total - freed
+            forgotten()
+            yield msgspec.structs.replace(n)
+    while await _delete_orphans(conn, now, n):
+        yield msgspec.structs.replace(n)
+    async for _ in _trim_for_size(conn, now, max_bytes, n, forgotten):
+        yield msgspec.structs.replace(n)
+    # The counts of the steps that ended without a yield.
+    yield msgspec.structs.replace(n)
+
+
+async def _trim_for_size(
+    conn: aiosqlite.Connection, now: float, max_bytes: int, n: RetentionResult, forgotten: Forgotten
+) -> AsyncIterator[None]:
+    # Bytes deleting every request would leave; measured once, when needed.
+    kept: int | None = None
     while True:
         used = await used_bytes(conn)
         step = next_trim(
             used_bytes=used,
             max_bytes=max_bytes,
             replays_left=await _exists(conn, "replays"),
+            pieces_left=await _exists(conn, "replay_pieces") or await _exists(conn, "replay_packs"),
             requests_left=await _exists(conn, "requests"),
         )
-        if step is None:
-            break
         if step == "replays":
             # replays.size stands in for the pages a replay holds; the loop
             # measures again, so an underestimate only costs another round.
-            replays += (await _delete_oldest_replays(conn, used, max_bytes))[0]
-            more, more_packs = await _delete_orphan_pieces(conn, now)
-            pieces, packs = pieces + more, packs + more_packs
-        else:
+            n.deleted_replays += (await _delete_oldest_replays(conn, used, max_bytes))[0]
+            forgotten()
+            yield
+            while await _delete_orphans(conn, now, n):
+                yield
+        elif step == "pieces":
+            # No replay is left (checked in this same step): no kept record
+            # names a piece, only records not yet written may.
+            await _delete_pieces(conn, math.inf, n)
+            forgotten()
+            yield
+        elif step == "requests":
+            if kept is None:
+                kept = await _kept_bytes(conn)
+            if kept > max_bytes:
+                return
             ids = await _ids(conn, "SELECT id FROM requests ORDER BY ts LIMIT ?", (CHUNK,))
-            r, p = await _delete_requests(conn, ids)
-            requests, replays = requests + r, replays + p
-    return RetentionResult(
-        deleted_requests=requests,
-        deleted_replays=replays,
-        deleted_pieces=pieces,
-        deleted_packs=packs,
-    )
+            await _delete_requests(conn, ids, n, forgotten)
+            yield
+            if await used_bytes(conn) >= used:
+                return
+        else:
+            return
 
 
+_EXPIRED = "SELECT id FROM requests WHERE ts < ? ORDER BY ts LIMIT ?"
 _DELETE_PIECES = (
     "DELETE FROM replay_pieces WHERE rowid IN"
     " (SELECT rowid FROM replay_pieces WHERE last_ref < ? LIMIT ?)"
@@ -168,28 +244,53 @@ _DELETE_PACKS = (
 )
 
 
-async def _delete_orphan_pieces(conn: aiosqlite.Connection, now: float) -> tuple[int, int]:
-    """Delete the pieces and packs no record can name; return how many of each."""
+async def _delete_orphans(conn: aiosqlite.Connection, now: float, n: RetentionResult) -> bool:
+    """Delete a chunk of the pieces and packs no record can name (piece_cutoff)."""
     rows = list(await conn.execute_fetchall("SELECT min(ts) FROM replays"))
-    cutoff = piece_cutoff(now, rows[0][0])
-    pieces = await _delete_all(conn, _DELETE_PIECES, cutoff)
-    return pieces, await _delete_all(conn, _DELETE_PACKS, cutoff)
+    return await _delete_pieces(conn, piece_cutoff(now, rows[0][0]), n)
 
 
-async def _delete_all(conn: aiosqlite.Connection, sql: str, cutoff: float) -> int:
-    deleted = 0
-    while True:
-        async with immediate(conn):
-            n = await _rowcount(conn, sql, (cutoff, CHUNK))
-        deleted += n
-        if n < CHUNK:
-            return deleted
+async def _delete_pieces(conn: aiosqlite.Connection, cutoff: float, n: RetentionResult) -> bool:
+    """Delete a chunk of the pieces last written before `cutoff`, then, once
+    none of those is left, of such packs; True if there may be more."""
+    async with immediate(conn):
+        pieces = await _rowcount(conn, _DELETE_PIECES, (cutoff, CHUNK))
+        packs = await _rowcount(conn, _DELETE_PACKS, (cutoff, CHUNK)) if pieces < CHUNK else 0
+    n.deleted_pieces += pieces
+    n.deleted_packs += packs
+    return CHUNK in (pieces, packs)
 
 
 async def used_bytes(conn: aiosqlite.Connection) -> int:
     page_count = await _pragma_int(conn, "page_count")
     freelist = await _pragma_int(conn, "freelist_count")
     return (page_count - freelist) * await _pragma_int(conn, "page_size")
+
+
+async def _kept_bytes(conn: aiosqlite.Connection) -> int:
+    """The bytes of the pages deleting every request would leave: every other
+    table and index, and the schema (dbstat names it either way). 0 where SQLite
+    lacks dbstat (a round of requests that frees nothing still ends the trim)."""
+    names = [
+        str(r[0])
+        for r in await conn.execute_fetchall(
+            "SELECT name FROM sqlite_master"
+            " WHERE rootpage > 0 AND tbl_name NOT IN ('requests', 'attempts')"
+        )
+    ]
+    total = 0
+    try:
+        for name in ("sqlite_schema", "sqlite_master", *names):
+            rows = list(
+                await conn.execute_fetchall(
+                    "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = ? AND aggregate = 1",
+                    (name,),
+                )
+            )
+            total += int(rows[0][0])
+    except sqlite3.OperationalError:
+        return 0
+    return total
 
 
 async def _delete_oldest_replays(
@@ -209,7 +310,9 @@ async def _delete_oldest_replays(
     return deleted, sum(size for _, size in oldest[:n]) - grown
 
 
-async def _delete_requests(conn: aiosqlite.Connection, ids: list[str]) -> tuple[int, int]:
+async def _delete_requests(
+    conn: aiosqlite.Connection, ids: list[str], n: RetentionResult, forgotten: Forgotten
+) -> None:
     # Attempts and replays are deleted explicitly rather than by ON DELETE
     # CASCADE, so the counts are exact and nothing depends on foreign_keys=ON.
     param = (json.dumps(ids),)
@@ -224,7 +327,10 @@ async def _delete_requests(conn: aiosqlite.Connection, ids: list[str]) -> tuple[
         requests = await _rowcount(
             conn, "DELETE FROM requests WHERE id IN (SELECT value FROM json_each(?))", param
         )
-    return requests, replays
+    n.deleted_requests += requests
+    n.deleted_replays += replays
+    if replays:
+        forgotten()
 
 
 async def _delete_replays(conn: aiosqlite.Connection, ids: list[str]) -> tuple[int, int]:
@@ -280,7 +386,10 @@ async def _ids(conn: aiosqlite.Connection, sql: str, params: tuple[float | int, 
     return [str(r[0]) for r in await conn.execute_fetchall(sql, params)]
 
 
-async def _exists(conn: aiosqlite.Connection, table: Literal["replays", "requests"]) -> bool:
+async def _exists(
+    conn: aiosqlite.Connection,
+    table: Literal["replays", "requests", "replay_pieces", "replay_packs"],
+) -> bool:
     rows = list(await conn.execute_fetchall(f"SELECT EXISTS (SELECT 1 FROM {table})"))  # noqa: S608 - table is a Literal
     return bool(rows[0][0])
 

@@ -31,7 +31,7 @@ from coderouterd.state.db import db_path, open_db
 from coderouterd.state.migrate import discover, migrate
 from coderouterd.state.recorder import ReplayRecorder
 from coderouterd.state.records import AuditEvent, ExclusionCleared, ExclusionSet
-from coderouterd.state.retention import enforce_retention
+from coderouterd.state.retention import RetentionResult, retention_steps
 from coderouterd.state.writer import Writer
 from coderouterd.tasks import cancel_and_wait, spawn
 from coderouterd.telemetry import events
@@ -296,22 +296,31 @@ class StateService:
         )
 
     async def _retention_pass(self, now: float) -> None:
-        """One retention pass at `now`, with the limits of the config in force."""
+        """One retention pass at `now`, with the limits of the config in force.
+
+        Each step is a maintain job of its own: batches, and the reads at
+        start-up, wait for one step at most, not for a whole backlog."""
         c = self._config
-        result = await self.writer.maintain(
-            lambda conn: enforce_retention(
-                conn,
-                now=now,
-                max_age_days=c.retention_days,
-                max_bytes=c.retention_max_mb * 1024 * 1024,
-                max_replay_bytes=c.replay.max_total_mb * 1024 * 1024,
-            )
+        steps = retention_steps(
+            self._conn,
+            now=now,
+            max_age_days=c.retention_days,
+            max_bytes=c.retention_max_mb * 1024 * 1024,
+            max_replay_bytes=c.replay.max_total_mb * 1024 * 1024,
+            forgotten=self._retention_deleted,
         )
-        if result.deleted_replays:
-            # A conversation's last record may be gone: its next is stored in pieces.
-            self.replays.forget()
+        result = RetentionResult()
+        while (step := await self.writer.maintain(lambda _: anext(steps, None))) is not None:
+            result = step
         if any(msgspec.structs.astuple(result)):
             self._log.info("state.retention", **msgspec.structs.asdict(result))
+
+    def _retention_deleted(self) -> None:
+        # A conversation's last record, or pieces the recorder believes
+        # written, may be gone: the next records are stored in pieces written
+        # again, and those made before check that what they name is stored.
+        self.replays.forget()
+        self.writer.doubt_named_pieces()
 
     async def retention_tick(self, now: float) -> float:
         """Run the retention pass due at `now`; return when the next one is due."""

@@ -31,7 +31,7 @@ Durability, as a promise:
   inserted (it could never be read back whole) and is counted
   (`stats().replays_orphaned`); it is no error, and costs no other record.
   Nor is one naming a piece that a failed batch carried and no batch has
-  written since (lost.py).
+  written since (lost.py), or that retention deleted (doubt_named_pieces).
 * A request whose id is already stored (a client reusing an x-request-id
   long after its first use) is stored under that id with a suffix, its
   replay record with it; `on_rename` hears of it (`stats().renamed`).
@@ -59,7 +59,7 @@ from coderouterd.state.db import StateError, immediate
 from coderouterd.state.drops import OnDrop
 from coderouterd.state.inserts import Renames, insert, insert_each
 from coderouterd.state.lost import LostPieces
-from coderouterd.state.records import AuditEvent, Record, Writable
+from coderouterd.state.records import AuditEvent, Record, ReplayRow, Writable
 
 T = TypeVar("T")
 
@@ -122,6 +122,8 @@ class Writer:
         self._on_rename = on_rename
         self._renames = Renames()
         self._lost = LostPieces()
+        # Records made until this wall time may name pieces retention deleted.
+        self._doubt_until: float | None = None
         self._queue = Admission(
             max_queue=max_queue, max_audit_queue=max_audit_queue, on_drop=on_drop
         )
@@ -170,6 +172,13 @@ class Writer:
             replays_orphaned=self._orphaned,
             renamed=self._renames.count,
         )
+
+    def doubt_named_pieces(self) -> None:
+        """Retention deleted pieces that records made until now may name (the
+        recorder has forgotten them since): each such replay row checks in its
+        INSERT that what it names is stored, and is left out if not."""
+        now = self._clock.wall()
+        self._doubt_until = max(now, self._doubt_until or now)
 
     async def run(self) -> None:
         """The writer loop; returns after close(). Errors are reported, never raised."""
@@ -296,7 +305,7 @@ class Writer:
             writable = self._renames.apply(writable)
             try:
                 async with immediate(self._conn):
-                    orphaned = await insert(self._conn, self._lost.guard(writable))
+                    orphaned = await insert(self._conn, self._guard(writable))
                 stored = True
             except sqlite3.IntegrityError:
                 # One record breaks a constraint (a request id stored before,
@@ -339,6 +348,19 @@ class Writer:
                 row = await cur.fetchone()
             self._chain = (int(row[0]), str(row[1])) if row else (0, GENESIS)
         return self._chain
+
+    def _guard(self, writable: list[Writable]) -> list[Writable]:
+        """The records, those that may name a piece that is gone set to check theirs."""
+        checked = self._lost.guard(writable)
+        until = self._doubt_until
+        if until is None:
+            return checked
+        return [
+            msgspec.structs.replace(r, check_pieces=True)
+            if isinstance(r, ReplayRow) and r.named_pieces and r.ts <= until
+            else r
+            for r in checked
+        ]
 
     def _lose(self, exc: Exception, count: int) -> None:
         self._failed += count

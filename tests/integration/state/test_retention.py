@@ -50,19 +50,20 @@ async def ids(conn: aiosqlite.Connection, sql: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("used", "replays_left", "requests_left", "step"),
+    ("used", "replays_left", "pieces_left", "requests_left", "step"),
     [
-        (100, True, True, None),
-        (101, True, True, "replays"),
-        (101, False, True, "requests"),
-        (101, False, False, None),
+        (100, True, True, True, None),
+        (101, True, True, True, "replays"),
+        (101, False, True, True, "pieces"),
+        (101, False, False, True, "requests"),
+        (101, False, False, False, None),
     ],
 )
-def test_next_trim_takes_replays_first(
-    used: int, replays_left: bool, requests_left: bool, step: str | None
+def test_next_trim_takes_replays_first_then_pieces(
+    used: int, replays_left: bool, pieces_left: bool, requests_left: bool, step: str | None
 ) -> None:
     assert next_trim(used_bytes=used, max_bytes=100, replays_left=replays_left,
-                     requests_left=requests_left) == step  # fmt: skip
+                     pieces_left=pieces_left, requests_left=requests_left) == step  # fmt: skip
 
 
 def test_pure_helpers() -> None:
