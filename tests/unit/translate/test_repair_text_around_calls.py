@@ -7,35 +7,12 @@ from typing import Any
 
 import pytest
 
-from coderouterd.translate.repair import (
-    Segment,
-    ToolCall,
-    ToolCallRepair,
-    parse_keyword_arguments,
-)
+from coderouterd.translate.repair import ToolCall, ToolCallRepair, parse_keyword_arguments
+from tests.unit.translate.test_repair import NAMES, run
 
-NAMES = frozenset({"Read", "Write", "Bash"})
 CALL = '<tool_call>{"name": "Read", "arguments": {"file_path": "/a"}}</tool_call>'
 READ_A = ("Read", {"file_path": "/a"})
 BASH = ("Bash", {})
-
-
-def run(pieces: list[str], *, strip: bool = False) -> list[Any]:
-    """Feeds the pieces and flushes; neighbouring texts joined, calls as (name, args)."""
-    repair = ToolCallRepair(NAMES, strip_markup=strip)
-    raw: list[Segment] = []
-    for piece in pieces:
-        raw += repair.feed(piece)
-    raw += repair.flush()
-    out: list[Any] = []
-    for seg in raw:
-        if isinstance(seg, ToolCall):
-            out.append((seg.name, seg.arguments))
-        elif out and isinstance(out[-1], str):
-            out[-1] += seg
-        else:
-            out.append(seg)
-    return out
 
 
 def every_split(text: str, *, strip: bool = False) -> list[Any]:
