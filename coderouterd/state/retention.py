@@ -126,29 +126,6 @@ def oldest_to_delete(sizes: Sequence[int], *, total: int, limit: int) -> int:
     return n
 
 
-async def enforce_retention(
-    conn: aiosqlite.Connection,
-    *,
-    now: float,
-    max_age_days: float,
-    max_bytes: int,
-    max_replay_bytes: int | None = None,
-    forgotten: Forgotten = lambda: None,
-) -> RetentionResult:
-    """A whole pass at once (retention_steps); returns what it deleted."""
-    result = RetentionResult()
-    async for result in retention_steps(  # noqa: B007 - the last one is the total
-        conn,
-        now=now,
-        max_age_days=max_age_days,
-        max_bytes=max_bytes,
-        max_replay_bytes=max_replay_bytes,
-        forgotten=forgotten,
-    ):
-        pass
-    return result
-
-
 async def retention_steps(
     conn: aiosqlite.Connection,
     *,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import aiosqlite
 
 from coderouterd.state.records import AttemptRow, RequestRow
+from coderouterd.state.retention import RetentionResult, retention_steps
 
 
 class ManualClock:
@@ -56,3 +58,12 @@ async def eventually(condition: Callable[[], bool]) -> None:
     async with asyncio.timeout(2.0):
         while not condition():  # noqa: ASYNC110 - nothing to wait on but the counters
             await asyncio.sleep(0.005)
+
+
+async def enforce_retention(conn: aiosqlite.Connection, **kw: Any) -> RetentionResult:
+    """A whole retention pass at once (the service runs it step by step);
+    what it deleted."""
+    result = RetentionResult()
+    async for result in retention_steps(conn, **kw):  # noqa: B007 - the last is the total
+        pass
+    return result

@@ -28,7 +28,7 @@ from coderouterd.state.writer import Writer
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message, openai_completion
 from tests.fakes.upstream import FakeUpstream, Reply
-from tests.integration.state.support_db import ManualClock, count, request_row
+from tests.integration.state.support_db import ManualClock, count, enforce_retention, request_row
 from tests.integration.state.test_recorder import summary
 from tests.integration.state.test_replay_pieces import NOW, pending, send_session
 from tests.unit.state.test_pieces import conversation
@@ -188,9 +188,7 @@ async def test_retention_by_age_stores_whole_the_records_that_continue_deleted_o
     await record_turns(conn, writer, recorder, turns)
     await writer.close()
     # r0 and r1 are past a 3.5-day limit at NOW + 5 days.
-    result = await retention.enforce_retention(
-        conn, now=NOW + 5 * DAY, max_age_days=3.5, max_bytes=1 << 30
-    )
+    result = await enforce_retention(conn, now=NOW + 5 * DAY, max_age_days=3.5, max_bytes=1 << 30)
     assert result.deleted_replays == 2
     stored = await formats(conn)
     assert stored["r2"] == (BODY_WHOLE, None)
@@ -215,7 +213,7 @@ async def test_the_replay_cap_counts_what_storing_a_record_whole_adds(
     # Without the first record only the deltas would be left, under this cap;
     # but the second, stored whole, grows by about half the first's size.
     cap = sum(sizes[1:]) + sizes[0] // 4
-    await retention.enforce_retention(
+    await enforce_retention(
         conn, now=NOW + 10, max_age_days=3650, max_bytes=1 << 30, max_replay_bytes=cap
     )
     total = await conn.execute_fetchall("SELECT coalesce(sum(size), 0) FROM replays")

@@ -10,13 +10,13 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from coderouterd.state import pieces, retention
+from coderouterd.state import pieces
 from coderouterd.state.db import db_path, open_db
 from coderouterd.state.migrate import discover, migrate
 from coderouterd.state.pieces import PIECE_REFRESH_S, MissingPieceError
 from coderouterd.state.records import BODY_PIECES, PackRow, PieceRow
 from coderouterd.state.replay import compress, get_replay
-from tests.integration.state.support_db import count
+from tests.integration.state.support_db import count, enforce_retention
 from tests.integration.state.test_replay_pieces import NOW, body_of, record
 from tests.unit.state.test_pieces import conversation, fields_of
 
@@ -74,7 +74,7 @@ async def test_a_pack_goes_once_every_piece_in_it_was_written_again(
     assert await count(conn, "replay_packs") == 2
     await conn.execute("DELETE FROM replays WHERE request_id = 'old'")
     await conn.commit()
-    result = await retention.enforce_retention(
+    result = await enforce_retention(
         conn, now=later + 2 * PIECE_REFRESH_S, max_age_days=3650, max_bytes=1 << 30
     )
     assert (result.deleted_packs, await count(conn, "replay_packs")) == (1, 1)
@@ -82,7 +82,7 @@ async def test_a_pack_goes_once_every_piece_in_it_was_written_again(
     # Once no record is left, the last pack goes with its pieces.
     await conn.execute("DELETE FROM replays")
     await conn.commit()
-    result = await retention.enforce_retention(
+    result = await enforce_retention(
         conn, now=later + 4 * PIECE_REFRESH_S, max_age_days=3650, max_bytes=1 << 30
     )
     assert result.deleted_packs == 1

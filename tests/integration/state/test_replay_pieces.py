@@ -16,7 +16,7 @@ import anthropic
 import msgspec
 import pytest
 
-from coderouterd.state import pieces, retention
+from coderouterd.state import pieces
 from coderouterd.state.db import db_path, open_db
 from coderouterd.state.migrate import discover, migrate
 from coderouterd.state.pieces import PIECE_REFRESH_S
@@ -26,7 +26,7 @@ from coderouterd.state.writer import Writer
 from tests.conftest import RunningDaemon, StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message
 from tests.fakes.upstream import FakeUpstream, Reply
-from tests.integration.state.support_db import ManualClock, count, request_row
+from tests.integration.state.support_db import ManualClock, count, enforce_retention, request_row
 from tests.unit.state.test_pieces import conversation, fields_of
 
 _fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -103,7 +103,7 @@ async def test_pieces_named_by_kept_records_survive_retention(conn: aiosqlite.Co
     await conn.execute("DELETE FROM replays WHERE request_id = 'old'")
     await conn.commit()
     later = NOW + 10 * PIECE_REFRESH_S
-    await retention.enforce_retention(conn, now=later, max_age_days=3650, max_bytes=1 << 30)
+    await enforce_retention(conn, now=later, max_age_days=3650, max_bytes=1 << 30)
     # "new" names everything "old" did but the last open run.
     assert before - 1 <= await count(conn, "replay_pieces") <= before
     assert await body_of(conn, "new") == new
@@ -115,9 +115,9 @@ async def test_pieces_go_once_no_record_can_name_them(conn: aiosqlite.Connection
     # Just deleted: a record still queued could name them, so they stay a while.
     await conn.execute("DELETE FROM replays")
     await conn.commit()
-    await retention.enforce_retention(conn, now=NOW + 60, max_age_days=3650, max_bytes=1 << 30)
+    await enforce_retention(conn, now=NOW + 60, max_age_days=3650, max_bytes=1 << 30)
     assert await count(conn, "replay_pieces") > 0
-    result = await retention.enforce_retention(
+    result = await enforce_retention(
         conn, now=NOW + 2 * PIECE_REFRESH_S + 1, max_age_days=3650, max_bytes=1 << 30
     )
     assert await count(conn, "replay_pieces") == 0

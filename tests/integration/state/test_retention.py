@@ -10,13 +10,12 @@ import pytest
 from coderouterd.state.records import AuditEvent, BudgetIncrement, FinishedRequest, ReplayRow
 from coderouterd.state.retention import (
     age_cutoff,
-    enforce_retention,
     next_trim,
     oldest_to_delete,
     used_bytes,
 )
 from coderouterd.state.writer import Writer
-from tests.integration.state.support_db import ManualClock, count, request_row
+from tests.integration.state.support_db import ManualClock, count, enforce_retention, request_row
 
 DAY = 86_400.0
 NOW = 100 * DAY

@@ -17,11 +17,11 @@ from coderouterd.config.model import StateConfig
 from coderouterd.state.recorder import ReplayRecorder
 from coderouterd.state.records import BODY_PIECES, AuditEvent, FinishedRequest, PieceRow, ReplayRow
 from coderouterd.state.replay import get_replay
-from coderouterd.state.retention import enforce_retention, used_bytes
+from coderouterd.state.retention import used_bytes
 from coderouterd.state.service import StateService
 from coderouterd.state.writer import Writer
 from coderouterd.telemetry.logging import get_logger
-from tests.integration.state.support_db import ManualClock, count, request_row
+from tests.integration.state.support_db import ManualClock, count, enforce_retention, request_row
 from tests.integration.state.test_replay_pieces import pending
 from tests.unit.state.test_pieces import conversation
 
