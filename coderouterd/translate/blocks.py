@@ -88,15 +88,15 @@ class BlockWriter:
             self.open_block("thinking", {"type": "thinking", "thinking": "", "signature": ""})
         self.delta({"type": "thinking_delta", "thinking": text})
 
-    def tool_use(self, upstream_id: object, name: str) -> int:
+    def tool_use(self, name: str) -> int:
         """Opens a tool_use block (input `{}`; the arguments follow as deltas)."""
         self._ws = []
         self.tool_used = True
-        block = {"type": "tool_use", "id": self._ids.assign(upstream_id), "name": name, "input": {}}
+        block = {"type": "tool_use", "id": self._ids.assign(), "name": name, "input": {}}
         return self.open_block("tool_use", block)
 
     def lifted(self, call: ToolCall) -> None:
-        self.tool_use(None, call.name)
+        self.tool_use(call.name)
         self.delta({"type": "input_json_delta", "partial_json": json_text(call.arguments)})
         self.close()
 

@@ -17,9 +17,13 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+import msgspec
 
 from coderouterd.translate.types import Degradation, Notes
+
+_encode = msgspec.json.Encoder().encode
 
 
 class Entry(NamedTuple):
@@ -113,3 +117,15 @@ class TranslatedHistory:
         while len(self._turns) > self._max_turns or self._turn_bytes > self._max:
             _, out = self._turns.popitem(last=False)
             self._turn_bytes -= len(out.raw)
+
+
+def entry_of(translated: list[dict[str, Any]]) -> Entry:
+    """The Entry of one message's translation (`translated`), its notes to come."""
+    calls: tuple[str, ...] = ()
+    answers: tuple[str, ...] = ()
+    for m in translated:
+        if m["role"] == "tool":
+            answers += (m["tool_call_id"],)
+        elif "tool_calls" in m:
+            calls = tuple(c["id"] for c in m["tool_calls"])
+    return Entry(b",".join(_encode(m) for m in translated), (), calls, answers)

@@ -20,22 +20,29 @@ from coderouterd.errors import UpstreamProtocolError
 from coderouterd.routing.call import Call
 from coderouterd.routing.upstream import Out
 from coderouterd.translate.estimate import estimate_text_tokens
-from coderouterd.wire.sse import SSEDecoder, parse_frame
+from coderouterd.wire.sse import SSEDecoder, SSEEvent, parse_frame
 from coderouterd.wire.usage import Usage
 
 DONE = b"[DONE]"
 DONE_FRAME = b"data: [DONE]\n\n"
 
 
-def done_left(decoder: SSEDecoder) -> bool:
-    """Whether what the body left undecoded at its end is a whole `data: [DONE]`
-    frame that merely lacks its blank line (some servers end so): a
-    terminator, not a chunk cut in the middle."""
+def frames_left(decoder: SSEDecoder) -> list[SSEEvent] | None:
+    """What the body left undecoded at its end, as the frame it is when that
+    frame is whole and merely lacks its blank line (some servers end so):
+    `data: [DONE]`, or a chunk whose data is whole JSON (the usage chunk of
+    a server that sends no [DONE]). [] when nothing (or only a comment) is
+    left; None when what is left is a frame cut in the middle."""
     pending = decoder.pending.strip()
-    if not pending:
-        return False
-    frame = parse_frame(pending)
-    return frame is not None and frame[1].strip() == DONE
+    frame = parse_frame(pending) if pending else None
+    if frame is None:
+        return []
+    if frame[1].strip() != DONE:
+        try:
+            msgspec.json.decode(frame[1])
+        except msgspec.DecodeError:
+            return None
+    return [SSEEvent(frame[0], frame[1], pending + b"\n\n")]
 
 
 class _Delta(msgspec.Struct):
@@ -162,8 +169,11 @@ class OpenAIPassthrough:
         return self._reported is None and self._prompt_tokens is not None
 
     def feed(self, chunk: bytes) -> list[Out]:
+        return self._outs(self._decoder.feed(chunk))
+
+    def _outs(self, events: list[SSEEvent]) -> list[Out]:
         out: list[Out] = []
-        for ev in self._decoder.feed(chunk):
+        for ev in events:
             if ev.data.strip() == DONE:
                 self.finished = True
                 out.append(Out(ev.raw, True))
@@ -192,16 +202,15 @@ class OpenAIPassthrough:
         return out
 
     def end(self) -> list[Out]:
-        if done_left(self._decoder):
-            self.finished = True
-            return [Out(DONE_FRAME, True)]
-        if self._decoder.pending.strip():
+        left = frames_left(self._decoder)
+        if left is None:
             raise UpstreamProtocolError(self._provider, "stream cut in the middle of a chunk")
-        if not self.finished and self._ended:
+        out = self._outs(left)
+        if not self.finished and self._ended and self.upstream_error is None:
             # Some servers stop after the finish_reason chunk without [DONE].
             self.finished = True
-            return [Out(DONE_FRAME, True)]
-        return []
+            out.append(Out(DONE_FRAME, True))
+        return out
 
 
 class _StreamOptions(msgspec.Struct):

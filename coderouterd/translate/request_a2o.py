@@ -7,8 +7,13 @@ Conventions the OpenAI dialect cannot express directly:
 - Tool results and calls that do not pair up (a client's history trimmed
   from the front, a call given up on) are mended as `tool_pairs` says:
   strict backends refuse them.
-- Images inside a tool result, and images sent to a model without vision,
-  become the text `IMAGE_OMITTED` so the model knows something was there.
+- Images sent to a model without vision become the text `IMAGE_OMITTED`
+  so the model knows something was there. A tool message carries text only:
+  for a vision model the images of a tool result go in the user message
+  after the run of tool messages, which says whose they are, and the tool
+  text says where they went.
+- A plain-text document (`source.type: "text"`) is sent as text, after its
+  title and context; any other document becomes `DOCUMENT_OMITTED`.
 - Text blocks of one message are joined with "\n" into a content string;
   a message that carries images keeps OpenAI content parts instead.
 - Tools become functions as `tools_a2o` says.
@@ -32,24 +37,29 @@ import msgspec
 
 from coderouterd.errors import NESTED_TOO_DEEP, InvalidRequestError
 from coderouterd.translate.capabilities import ModelCapabilities
-from coderouterd.translate.memo_a2o import Entry, LastTurn, TranslatedHistory
+from coderouterd.translate.memo_a2o import Entry, LastTurn, TranslatedHistory, entry_of
 from coderouterd.translate.request_params import max_tokens, reasoning, sampling
 from coderouterd.translate.tool_pairs import TOOL_ERROR_PREFIX, pair_tool_messages, pairs_up
-from coderouterd.translate.tools_a2o import CACHE_CONTROL_DROPPED, note_cache_control, tools
+from coderouterd.translate.tools_a2o import (
+    CACHE_CONTROL_DROPPED,
+    note_cache_control,
+    tool_call,
+    tools,
+)
 from coderouterd.translate.types import Degradation, Notes, read_json
-from coderouterd.wire.compact import compact_json
 from coderouterd.wire.prefix import kept_items
 
 IMAGE_OMITTED = "[image omitted: this model cannot view images]"
+IMAGE_MOVED = "[image: in the user message after the tool results]"
+DOCUMENT_OMITTED = "[document omitted: this backend cannot read documents]"
 
 _HANDLED = frozenset(
     {"model", "messages", "system", "max_tokens", "stop_sequences", "temperature", "top_p"}
-    | {"top_k", "tools", "tool_choice", "thinking", "stream"}
+    | {"top_k", "tools", "tool_choice", "thinking", "output_config", "stream"}
 )
 _ANTHROPIC_ONLY = {
     "cache_control": CACHE_CONTROL_DROPPED,
     "context_management": "Anthropic context management has no OpenAI equivalent",
-    "output_config": "Anthropic output_config has no OpenAI equivalent",
     "container": "Anthropic code-execution containers have no OpenAI equivalent",
     "mcp_servers": "the Anthropic MCP connector has no OpenAI equivalent",
     "service_tier": "Anthropic service tiers do not apply to this backend",
@@ -96,7 +106,7 @@ def anthropic_to_openai_request(
         out["max_tokens"] = tokens
     out.update(sampling(body, notes))
     out.update(tools(body.get("tools"), body.get("tool_choice"), caps, notes, history))
-    out.update(reasoning(body.get("thinking"), caps, notes))
+    out.update(reasoning(body.get("thinking"), caps, notes, body.get("output_config")))
     for key in body:
         if key not in _HANDLED:
             notes.add(key, _ANTHROPIC_ONLY.get(key, "unknown field, not forwarded"))
@@ -155,7 +165,7 @@ def _raw_messages(
         path = f"messages[{kept + j}]"
 
         def translate(own: Notes, raw: msgspec.Raw = item, path: str = path) -> Entry:
-            return _entry(_message(read_json(raw, path), path, caps, own))
+            return entry_of(_message(read_json(raw, path), path, caps, own))
 
         entry = memo.entry(bytes(item), translate)
         for d in entry.notes:
@@ -173,17 +183,6 @@ def _raw_messages(
         return parts
     decoded = msgspec.json.decode(b"[" + b",".join(parts) + b"]")
     return [_encode(m) for m in pair_tool_messages(decoded, notes)]
-
-
-def _entry(translated: list[dict[str, Any]]) -> Entry:
-    calls: tuple[str, ...] = ()
-    answers: tuple[str, ...] = ()
-    for m in translated:
-        if m["role"] == "tool":
-            answers += (m["tool_call_id"],)
-        elif "tool_calls" in m:
-            calls = tuple(c["id"] for c in m["tool_calls"])
-    return Entry(b",".join(_encode(m) for m in translated), (), calls, answers)
 
 
 def _items(raw: msgspec.Raw | bytes) -> list[msgspec.Raw]:
@@ -238,19 +237,28 @@ def _texts(blocks: Sequence[Mapping[str, Any]], path: str, notes: Notes) -> list
 
 
 def _user(raw: object, path: str, caps: ModelCapabilities, notes: Notes) -> list[dict[str, Any]]:
-    """Tool results first, each its own `tool` message, then the rest as one user message."""
+    """Tool results first, each its own `tool` message, then the rest as one
+    user message, led by the images of the tool results."""
     tools: list[dict[str, Any]] = []
+    shown: list[dict[str, Any]] = []  # the tool results' images
     parts: list[dict[str, Any]] = []
     for j, block in enumerate(_blocks(raw, path)):
         where, kind = f"{path}[{j}]", block.get("type")
         if kind == "tool_result":
-            tools.append(_tool_result(block, where, notes))
+            message, images = _tool_result(block, where, caps, notes)
+            tools.append(message)
+            if images:
+                said = f"Images from the result of tool call {message['tool_call_id']}:"
+                shown += [{"type": "text", "text": said}, *images]
         elif kind == "text":
             parts.append({"type": "text", "text": _text_of(block, where, notes)})
         elif kind == "image":
             parts.append(_image(block, where, caps, notes))
+        elif kind == "document":
+            parts.append({"type": "text", "text": _document(block, notes)})
         else:
             _drop_block(block, notes)
+    parts = shown + parts
     return tools + ([{"role": "user", "content": _content(parts)}] if parts else [])
 
 
@@ -263,7 +271,7 @@ def _assistant(raw: object, path: str, caps: ModelCapabilities, notes: Notes) ->
         if kind == "text":
             texts.append(_text_of(block, where, notes))
         elif kind == "tool_use":
-            calls.append(_tool_call(block, where, notes))
+            calls.append(tool_call(block, where, notes))
         elif kind in ("thinking", "redacted_thinking"):
             thinking.append(str(block.get("thinking") or ""))
         else:
@@ -338,25 +346,28 @@ def _image_url(source: object, path: str) -> str | None:
     raise InvalidRequestError(f"unknown image source type {kind!r}", field=f"{path}.type")
 
 
+def _document(block: Mapping[str, Any], notes: Notes) -> str:
+    note_cache_control(block, notes)
+    source = block.get("source")
+    data = source.get("data") if isinstance(source, dict) and source.get("type") == "text" else None
+    if not isinstance(data, str):
+        notes.add("content.document", "only plain-text documents can be sent to this backend")
+        return DOCUMENT_OMITTED
+    title, context = block.get("title"), block.get("context")
+    head = [f"[document: {title}]"] if isinstance(title, str) and title else []
+    head += [context] if isinstance(context, str) and context else []
+    return "\n".join([*head, data])
+
+
 def _drop_block(block: Mapping[str, Any], notes: Notes) -> None:
     kind = block["type"]
     notes.add(f"content.{kind}", f"{kind} blocks have no OpenAI equivalent")
 
 
-def _tool_call(block: Mapping[str, Any], path: str, notes: Notes) -> dict[str, Any]:
-    note_cache_control(block, notes)
-    call_id, name, arguments = block.get("id"), block.get("name"), block.get("input", {})
-    if not isinstance(call_id, str) or not call_id:
-        raise InvalidRequestError("must be a non-empty string", field=f"{path}.id")
-    if not isinstance(name, str) or not name:
-        raise InvalidRequestError("must be a non-empty string", field=f"{path}.name")
-    if not isinstance(arguments, dict):
-        raise InvalidRequestError("must be an object", field=f"{path}.input")
-    encoded = compact_json(arguments)
-    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": encoded}}
-
-
-def _tool_result(block: Mapping[str, Any], path: str, notes: Notes) -> dict[str, Any]:
+def _tool_result(
+    block: Mapping[str, Any], path: str, caps: ModelCapabilities, notes: Notes
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The `tool` message, and the images a vision model gets after it."""
     note_cache_control(block, notes)
     call_id, content = block.get("tool_use_id"), block.get("content", "")
     if not isinstance(call_id, str) or not call_id:
@@ -364,16 +375,23 @@ def _tool_result(block: Mapping[str, Any], path: str, notes: Notes) -> dict[str,
     if content is None:
         content = ""
     texts: list[str] = []
+    images: list[dict[str, Any]] = []
     for j, inner in enumerate(_blocks(content, f"{path}.content")):
         where, kind = f"{path}.content[{j}]", inner.get("type")
         if kind == "text":
             texts.append(_text_of(inner, where, notes))
+        elif kind == "image" and caps.vision:
+            part = _image(inner, where, caps, notes)
+            texts.append(IMAGE_MOVED if part["type"] == "image_url" else part["text"])
+            images += [part] if part["type"] == "image_url" else []
         elif kind == "image":
             notes.add("tool_result.image", "tool messages carry text only")
             texts.append(IMAGE_OMITTED)
+        elif kind == "document":
+            texts.append(_document(inner, notes))
         else:
             _drop_block(inner, notes)
     text = "\n".join(texts)
     if block.get("is_error") is True:
         text = TOOL_ERROR_PREFIX + text
-    return {"role": "tool", "tool_call_id": call_id, "content": text}
+    return {"role": "tool", "tool_call_id": call_id, "content": text}, images

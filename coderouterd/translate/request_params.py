@@ -10,6 +10,9 @@ from coderouterd.translate.capabilities import THINKING_UNSUPPORTED, ModelCapabi
 from coderouterd.translate.types import Notes, number_or_none
 
 _EFFORT_LIMITS = ((4096, "low"), (16384, "medium"))
+# Anthropic's `output_config.effort` levels as OpenAI reasoning efforts.
+_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "high"}
+_OUTPUT_CONFIG_DROPPED = "Anthropic output_config has no OpenAI equivalent"
 
 
 def max_tokens(raw: object, limit: int | None, notes: Notes) -> int | None:
@@ -39,7 +42,33 @@ def sampling(body: Mapping[str, Any], notes: Notes) -> dict[str, Any]:
     return out
 
 
-def reasoning(raw: object, caps: ModelCapabilities, notes: Notes) -> dict[str, Any]:
+def reasoning(
+    raw: object, caps: ModelCapabilities, notes: Notes, output_config: object = None
+) -> dict[str, Any]:
+    """The backend's reasoning parameter for `thinking`. An effort is the one
+    `output_config.effort` asks for (Claude Code's `/effort`; `max` is
+    `high`) when it names one, else the one a budget comes to (adaptive:
+    medium); OpenRouter's `reasoning` object takes a budget as it is.
+    Anything else of `output_config`, and an effort that no reasoning
+    parameter took, is noted as dropped."""
+    asked = _effort_asked(output_config)
+    out = _reasoning(raw, caps, notes, asked)
+    used = asked is not None and ("reasoning_effort" in out or "effort" in out.get("reasoning", {}))
+    if isinstance(output_config, Mapping) and (
+        set(output_config) - {"effort"} or ("effort" in output_config and not used)
+    ):
+        notes.add("output_config", _OUTPUT_CONFIG_DROPPED)
+    return out
+
+
+def _effort_asked(output_config: object) -> str | None:
+    effort = output_config.get("effort") if isinstance(output_config, Mapping) else None
+    return _EFFORTS.get(effort) if isinstance(effort, str) else None
+
+
+def _reasoning(
+    raw: object, caps: ModelCapabilities, notes: Notes, asked: str | None
+) -> dict[str, Any]:
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
@@ -57,6 +86,7 @@ def reasoning(raw: object, caps: ModelCapabilities, notes: Notes) -> dict[str, A
         notes.add("thinking", THINKING_UNSUPPORTED if caps.thinking is False else unable)
         return {}
     effort = _effort(budget) if isinstance(budget, int) and kind == "enabled" else "medium"
+    effort = asked or effort
     if param == "think":
         return {"think": True}
     if param == "reasoning_effort":

@@ -15,9 +15,15 @@ Decisions:
   still reaches the client and the tool reports the bad input to the model.
 * A text block never starts with whitespace and a whitespace-only text block
   is dropped (Anthropic rejects those when the client sends them back).
-* Upstream tool-call ids are kept (characters outside `[A-Za-z0-9_-]`
-  replaced); missing, duplicated and repaired ones get `toolu_<message
-  id>_<n>`.
+* Every tool_use id is `toolu_<message id>_<n>`, whatever the upstream
+  named the call: backends that number calls per answer (`call_0`, Kimi's
+  `functions.Bash:0`) give a new call the id of one already in the
+  client's history, and Anthropic refuses a conversation whose tool_use ids
+  repeat (the message id holds the request id, unique across answers).
+* A `length` finish is `max_tokens` even with a call in the message (the
+  call was cut: a client must not run it); a `stop` finish on one of the
+  request's stop sequences, which vLLM names in the choice's `stop_reason`
+  and SGLang in its `matched_stop`, is `stop_sequence` with that string.
 * Usage is always complete. Without upstream usage, input is the caller's
   estimate and output is a quarter of the characters the model produced
   (content, reasoning, tool names and arguments), and it is marked
@@ -27,7 +33,7 @@ Decisions:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
 import msgspec
@@ -46,13 +52,41 @@ Piece = tuple[Literal["text", "thinking"], str] | ToolCall
 
 def stop_reason_of(finish_reason: object, *, tool_used: bool) -> str:
     """OpenAI finish_reason as an Anthropic stop_reason (the set is open):
-    `tool_use` exactly when the answer holds a tool_use block, whatever the
-    upstream said (a `tool_calls` finish with no call is a turn that ended,
-    and a call lifted out of text ends the turn for it)."""
+    `max_tokens` on a `length` finish, else `tool_use` exactly when the
+    answer holds a tool_use block, whatever the upstream said (a
+    `tool_calls` finish with no call is a turn that ended, and a call lifted
+    out of text ends the turn for it)."""
+    if finish_reason == "length":
+        return "max_tokens"
     if tool_used:
         return "tool_use"
     stop = FINISH_TO_STOP.get(finish_reason, "end_turn") if isinstance(finish_reason, str) else ""
     return "end_turn" if stop in ("", "tool_use") else stop
+
+
+def matched_stop_of(choice: Mapping[str, Any]) -> object:
+    """The stop string a server says the choice ended on: vLLM's
+    `stop_reason`, SGLang's `matched_stop` (a token id there is an int)."""
+    matched = choice.get("stop_reason")
+    return matched if matched is not None else choice.get("matched_stop")
+
+
+def stop_of(
+    finish_reason: object,
+    matched: object,
+    *,
+    tool_used: bool,
+    stop_sequences: Collection[str],
+) -> tuple[str, str | None]:
+    """(stop_reason, stop_sequence) of an answer; see the module doc."""
+    if (
+        finish_reason == "stop"
+        and not tool_used
+        and isinstance(matched, str)
+        and matched in stop_sequences
+    ):
+        return "stop_sequence", matched
+    return stop_reason_of(finish_reason, tool_used=tool_used), None
 
 
 def anthropic_usage(
@@ -80,22 +114,17 @@ def _int(value: object) -> int | None:
 
 
 class ToolIds:
-    """Tool-use ids unique within one message."""
+    """Tool-use ids of one message: `toolu_<message id>_<n>` (module doc)."""
 
-    __slots__ = ("_base", "_n", "_used")
+    __slots__ = ("_base", "_n")
 
     def __init__(self, message_id: str) -> None:
         self._base = _NOT_ID.sub("_", message_id.removeprefix("msg_"))
         self._n = 0
-        self._used: set[str] = set()
 
-    def assign(self, upstream_id: object = None) -> str:
-        tool_id = _NOT_ID.sub("_", upstream_id) if isinstance(upstream_id, str) else ""
-        while not tool_id or tool_id in self._used:
-            self._n += 1
-            tool_id = f"toolu_{self._base}_{self._n}"
-        self._used.add(tool_id)
-        return tool_id
+    def assign(self) -> str:
+        self._n += 1
+        return f"toolu_{self._base}_{self._n}"
 
 
 class OutputPipeline:
@@ -185,6 +214,19 @@ def parse_arguments(raw: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"_raw": raw}
 
 
+def arguments_json(raw: str) -> str:
+    """Arguments streamed as text, as the JSON of the object parse_arguments
+    makes of them: the text as it came when it is a JSON object; "" when
+    there are none."""
+    if not raw.strip():
+        return ""
+    try:
+        value = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        value = None
+    return raw if isinstance(value, dict) else msgspec.json.encode({"_raw": raw}).decode()
+
+
 def first_choice(choices: object) -> Mapping[str, Any]:
     """The choice with index 0 (or the first one); other choices are ignored."""
     if not isinstance(choices, list):
@@ -236,14 +278,14 @@ class Blocks:
         elif text:
             self.blocks.append({"type": "thinking", "thinking": text, "signature": ""})
 
-    def tool_use(self, upstream_id: object, name: str, arguments: dict[str, Any]) -> None:
-        tool_id = self._ids.assign(upstream_id)
+    def tool_use(self, name: str, arguments: dict[str, Any]) -> None:
+        tool_id = self._ids.assign()
         self.blocks.append({"type": "tool_use", "id": tool_id, "name": name, "input": arguments})
 
     def pieces(self, pieces: list[Piece]) -> None:
         for piece in pieces:
             if isinstance(piece, ToolCall):
-                self.tool_use(None, piece.name, piece.arguments)
+                self.tool_use(piece.name, piece.arguments)
             elif piece[0] == "thinking":
                 self.thinking(piece[1])
             else:
@@ -258,6 +300,7 @@ def openai_to_anthropic_response(
     filters: OutputFilters,
     tool_names: frozenset[str],
     estimated_input_tokens: int,
+    stop_sequences: Collection[str] = (),
 ) -> tuple[dict[str, Any], int, bool]:
     """(Anthropic message, tool calls repaired, usage estimated)."""
     choice = first_choice(resp.get("choices"))
@@ -276,6 +319,12 @@ def openai_to_anthropic_response(
         resp.get("usage"), estimated_input_tokens=estimated_input_tokens, output_chars=chars
     )
     has_tool = any(b["type"] == "tool_use" for b in blocks.blocks)
+    stop_reason, stop_sequence = stop_of(
+        choice.get("finish_reason"),
+        matched_stop_of(choice),
+        tool_used=has_tool,
+        stop_sequences=stop_sequences,
+    )
     return (
         {
             "id": message_id,
@@ -283,8 +332,8 @@ def openai_to_anthropic_response(
             "role": "assistant",
             "model": model,
             "content": blocks.blocks,
-            "stop_reason": stop_reason_of(choice.get("finish_reason"), tool_used=has_tool),
-            "stop_sequence": None,
+            "stop_reason": stop_reason,
+            "stop_sequence": stop_sequence,
             "usage": usage,
         },
         pipeline.repairs,
@@ -308,5 +357,5 @@ def _add_tool_calls(blocks: Blocks, message: Mapping[str, Any]) -> int:
             continue
         raw = function.get("arguments")
         chars += len(name) + (len(raw) if isinstance(raw, str) else 0)
-        blocks.tool_use(call.get("id"), name, parse_arguments(raw))
+        blocks.tool_use(name, parse_arguments(raw))
     return chars

@@ -16,9 +16,14 @@ A fragment that belongs to a call whose block is already closed
 (interleaved parallel calls, not seen from any known server) cannot be
 delivered without breaking the sequence: it is dropped and counted in
 `dropped_fragments`. A call's block opens once its
-name is known; fragments before that are held. Arguments are passed through
-as `input_json_delta` verbatim (after `input: {}` in the start event);
-unlike the non-streaming path they are not validated.
+name is known. Its arguments are held until the call is over (the next call
+starts, or the stream ends) and then sent as one `input_json_delta`: as
+they came when they are a JSON object, else as the non-streaming path makes
+them (`{"_raw": "<the text>"}`, response_o2a), since a client's SDK
+assembling the call raises on arguments that are not JSON. A call's block
+is open meanwhile, so the client sees the call start at once; only its
+arguments come whole, and tool calls are short next to the text (which is
+never held for them; the engine pings a client that hears nothing).
 
 Text or reasoning that arrives while a call's block is open would close it
 and lose the call's later fragments: it is held until the call is over (the
@@ -32,7 +37,7 @@ dropped otherwise, so no block starts with or consists of whitespace.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,9 +49,11 @@ from coderouterd.translate.response_o2a import (
     Piece,
     ToolIds,
     anthropic_usage,
+    arguments_json,
     first_choice,
+    matched_stop_of,
     reasoning_of,
-    stop_reason_of,
+    stop_of,
     text_of,
 )
 from coderouterd.translate.types import OutputFilters
@@ -64,9 +71,9 @@ class _Call:
     upstream_id: str | None
     name: str = ""
     block: int | None = None
-    held: list[str] = field(default_factory=list)
-    # Its arguments so far, while they may still be whole JSON (short): a
-    # repeated name then tells a new call from the name sent again.
+    # Its arguments so far, held until the call is over. While they are
+    # short, whether they are whole JSON tells a new call from its name sent
+    # again.
     args: list[str] = field(default_factory=list)
     args_len: int = 0
 
@@ -90,8 +97,10 @@ class OpenAIToAnthropicStream:
         filters: OutputFilters,
         tool_names: frozenset[str],
         estimated_input_tokens: int,
+        stop_sequences: Collection[str] = (),
     ) -> None:
         self._message_id = message_id
+        self._stop_sequences = stop_sequences
         self._model = model
         self._estimated_input = estimated_input_tokens
         self._pipeline = OutputPipeline(filters, tool_names)
@@ -101,6 +110,7 @@ class OpenAIToAnthropicStream:
         self._upstream_ids: set[str] = set()
         self._deferred: list[Piece] = []  # text that arrived while a call streamed
         self._finish_reason: object = None
+        self._matched_stop: object = None
         self._upstream_usage: object = None
         self._chars = 0
         self._message_started = False
@@ -111,6 +121,11 @@ class OpenAIToAnthropicStream:
     def started(self) -> bool:
         """A content event has been produced: the engine's commit point."""
         return self._w.started
+
+    @property
+    def produced(self) -> bool:
+        """Text, reasoning or a call has arrived, sent or still held by the filters."""
+        return self._chars > 0
 
     @property
     def repairs(self) -> int:
@@ -148,6 +163,7 @@ class OpenAIToAnthropicStream:
             self._delta(delta)
         if choice.get("finish_reason") is not None:
             self._finish_reason = choice["finish_reason"]
+            self._matched_stop = matched_stop_of(choice)
         return self._w.take()
 
     def finish(self) -> list[Event]:
@@ -155,14 +171,20 @@ class OpenAIToAnthropicStream:
         if self._finished:
             return []
         self._start_message()
+        self._end_call()
         self._w.close()
         self._deliver(self._pipeline.flush())
         self._w.close()
         self._finished = True
-        stop_reason = stop_reason_of(self._finish_reason, tool_used=self._w.tool_used)
+        stop_reason, sequence = stop_of(
+            self._finish_reason,
+            self._matched_stop,
+            tool_used=self._w.tool_used,
+            stop_sequences=self._stop_sequences,
+        )
         self._w.emit(
             "message_delta",
-            {"delta": {"stop_reason": stop_reason, "stop_sequence": None}, "usage": self.usage},
+            {"delta": {"stop_reason": stop_reason, "stop_sequence": sequence}, "usage": self.usage},
         )
         self._w.emit("message_stop", {})
         return self._w.take()
@@ -244,7 +266,7 @@ class OpenAIToAnthropicStream:
         if call is None:
             self.dropped_fragments += 1
             return
-        if arguments and call.args_len <= _WHOLE_MAX:
+        if arguments:
             call.args.append(arguments)
             call.args_len += len(arguments)
         if call_id is not None and call.upstream_id is None:
@@ -253,10 +275,6 @@ class OpenAIToAnthropicStream:
         if name is not None and not call.name:
             call.name = name
             self._open_call(call)
-        if call.block is None:
-            call.held.append(arguments)
-        elif arguments:
-            self._w.delta({"type": "input_json_delta", "partial_json": arguments})
 
     def _target(self, index: int | None, call_id: str | None, name: str | None) -> _Call | None:
         """The call a fragment belongs to: the current one, a new one or a closed one (None)."""
@@ -277,6 +295,7 @@ class OpenAIToAnthropicStream:
             )
         )
         if new:
+            self._end_call()
             call = _Call(index, None)
             self._call = call
             if index is not None:
@@ -289,8 +308,16 @@ class OpenAIToAnthropicStream:
 
     def _open_call(self, call: _Call) -> None:
         self._deliver([])  # text held while the previous call streamed comes first
-        call.block = self._w.tool_use(call.upstream_id, call.name)
-        held = "".join(call.held)
-        call.held = []
-        if held:
-            self._w.delta({"type": "input_json_delta", "partial_json": held})
+        call.block = self._w.tool_use(call.name)
+
+    def _end_call(self) -> None:
+        """The streaming call is over: its arguments go out (see the module
+        doc) and its block closes. A call that never got its name has no
+        block, and nothing goes out."""
+        call = self._call
+        if call is None or not self._streaming_call():
+            return
+        arguments = arguments_json("".join(call.args))
+        if arguments:
+            self._w.delta({"type": "input_json_delta", "partial_json": arguments})
+        self._w.close()

@@ -1,4 +1,5 @@
-"""An Anthropic request's tools as OpenAI functions (pure).
+"""An Anthropic request's tools as OpenAI functions, and its history's
+tool_use blocks as `tool_calls` (pure).
 
 Of a tool's JSON Schema only a top-level `$schema` is removed: local backends
 accept the other keywords. A backend whose capability rule says
@@ -20,6 +21,7 @@ from coderouterd.translate.capabilities import ModelCapabilities
 from coderouterd.translate.memo_a2o import TranslatedHistory
 from coderouterd.translate.schema import strict_schema
 from coderouterd.translate.types import Notes, read_json
+from coderouterd.wire.compact import compact_json
 
 CACHE_CONTROL_DROPPED = "prompt caching markers have no OpenAI equivalent"
 
@@ -166,3 +168,17 @@ def _tool_choice(choice: object) -> dict[str, Any]:
     if choice.get("disable_parallel_tool_use") is True and kind != "none":
         out["parallel_tool_calls"] = False
     return out
+
+
+def tool_call(block: Mapping[str, Any], path: str, notes: Notes) -> dict[str, Any]:
+    """A `tool_use` block of the history as an OpenAI `tool_calls` item."""
+    note_cache_control(block, notes)
+    call_id, name, arguments = block.get("id"), block.get("name"), block.get("input", {})
+    if not isinstance(call_id, str) or not call_id:
+        raise InvalidRequestError("must be a non-empty string", field=f"{path}.id")
+    if not isinstance(name, str) or not name:
+        raise InvalidRequestError("must be a non-empty string", field=f"{path}.name")
+    if not isinstance(arguments, dict):
+        raise InvalidRequestError("must be an object", field=f"{path}.input")
+    encoded = compact_json(arguments)
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": encoded}}

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from coderouterd.config.model import ProviderConfig
-from coderouterd.errors import UpstreamProtocolError
+from coderouterd.errors import UpstreamError, UpstreamMemoryError, UpstreamProtocolError
 from coderouterd.routing.call import Call
 from coderouterd.routing.upstream import Out, Transcoder, Unary
 from coderouterd.translate.anthropic_passthrough import NOT_CONTENT, AnthropicPassthrough
@@ -27,12 +27,12 @@ from coderouterd.translate.openai_passthrough import (
     DONE,
     DONE_FRAME,
     client_wants_usage,
-    done_left,
+    frames_left,
 )
 from coderouterd.translate.request_a2o import anthropic_to_openai_request
 from coderouterd.translate.request_o2a import openai_to_anthropic_request
 from coderouterd.translate.response_a2o import AnthropicToOpenAIStream, anthropic_to_openai_response
-from coderouterd.translate.response_o2a import openai_to_anthropic_response
+from coderouterd.translate.response_o2a import first_choice, openai_to_anthropic_response
 from coderouterd.translate.stream_o2a import OpenAIToAnthropicStream
 from coderouterd.translate.types import (
     Degradation,
@@ -44,10 +44,11 @@ from coderouterd.wire.errors import (
     ANTHROPIC_TYPES,
     anthropic_error,
     error_message_of,
+    mentions_memory_pressure,
     openai_error,
     reenvelope,
 )
-from coderouterd.wire.sse import SSEDecoder, encode_data, encode_event
+from coderouterd.wire.sse import SSEDecoder, SSEEvent, encode_data, encode_event
 from coderouterd.wire.usage import Usage
 
 _encode = msgspec.json.Encoder().encode
@@ -113,9 +114,16 @@ class OpenAIToAnthropicTranscoder:
         return self._stream.usage_estimated
 
     def feed(self, chunk: bytes) -> list[Out]:
+        return self._outs(self._decoder.feed(chunk))
+
+    def _outs(self, events: list[SSEEvent]) -> list[Out]:
         out: list[Out] = []
-        for ev in self._decoder.feed(chunk):
+        for ev in events:
             if ev.data.strip() == DONE:
+                if not self._stream.produced and not self._saw_finish_reason:
+                    # Nothing said, not even why it stopped: no answer, to
+                    # fall through like a stream that ends before any content.
+                    raise UpstreamProtocolError(self._provider, "[DONE] before any content")
                 out += self._finish()
                 continue
             try:
@@ -138,13 +146,17 @@ class OpenAIToAnthropicTranscoder:
     def end(self) -> list[Out]:
         """A clean end of the body. After a finish_reason it is a complete answer,
         [DONE] or not (some servers never send it; the usage chunk may be missing
-        too, and is then estimated). Before one, nothing is produced: the engine
-        ends the stream with an error event, never with a clean end_turn."""
-        if done_left(self._decoder):
-            return self._finish() if not self.finished else []
-        if self._decoder.pending.strip():
+        too, and is then estimated), its last frame read even without its blank
+        line (openai_passthrough.frames_left). Before one, nothing is produced:
+        the engine ends the stream with an error event, never with a clean
+        end_turn."""
+        left = frames_left(self._decoder)
+        if left is None:
             raise UpstreamProtocolError(self._provider, "stream cut in the middle of a chunk")
-        return self._finish() if self._saw_finish_reason and not self.finished else []
+        out = self._outs(left)
+        if self._saw_finish_reason and not self.finished and self.upstream_error is None:
+            out += self._finish()
+        return out
 
     def _finish(self) -> list[Out]:
         self.finished = True
@@ -268,6 +280,7 @@ class AnthropicToOpenAICodec:
             "filters": self._filters,
             "tool_names": offered_tool_names(call),
             "estimated_input_tokens": estimate_prompt_tokens(call.fields, call.media),
+            "stop_sequences": _stop_sequences(call),
         }
 
     def transcoder(self, call: Call) -> Transcoder:
@@ -280,8 +293,9 @@ class AnthropicToOpenAICodec:
             decoded = _decode(body)
         except msgspec.DecodeError as exc:
             raise UpstreamProtocolError(self._provider.name, "response is not JSON") from exc
+        _check_answer(self._provider.name, decoded, body)
         message, repairs, estimated = openai_to_anthropic_response(decoded, **self._settings(call))
-        upstream = decoded.get("usage") if isinstance(decoded, dict) else None
+        upstream = decoded.get("usage")
         return Unary(
             _encode(message),
             "application/json",
@@ -292,6 +306,34 @@ class AnthropicToOpenAICodec:
 
     def error_body(self, status: int, body: bytes) -> bytes:
         return reenvelope("anthropic", status, body)
+
+
+def _check_answer(provider: str, decoded: object, body: bytes) -> None:
+    """A 2xx body that is no completion is no answer, to fall through as a
+    stream's error before its content does (routing.streams.head_error):
+    OpenRouter says an error met once the model started in a 200 body,
+    `{"error": {"code": 502, …}}`; a body without a choice that holds a
+    message says nothing either."""
+    if not isinstance(decoded, dict):
+        raise UpstreamProtocolError(provider, "response is not a JSON object")
+    error = decoded.get("error")
+    if error is not None:
+        detail = error.get("code", error.get("type")) if isinstance(error, dict) else None
+        said = f"error in a successful response: {detail}"
+        kind: type[UpstreamError] = UpstreamProtocolError
+        if mentions_memory_pressure(body):
+            kind = UpstreamMemoryError
+        raise kind(provider, said)
+    if not isinstance(first_choice(decoded.get("choices")).get("message"), dict):
+        raise UpstreamProtocolError(provider, "response has no choice with a message")
+
+
+def _stop_sequences(call: Call) -> frozenset[str]:
+    raw = call.fields.get("stop_sequences")
+    stop = read_json(raw, "stop_sequences") if raw is not None else None
+    return (
+        frozenset(s for s in stop if isinstance(s, str)) if isinstance(stop, list) else frozenset()
+    )
 
 
 class OpenAIToAnthropicCodec:

@@ -13,7 +13,12 @@ from hypothesis import strategies as st
 from coderouterd.errors import InvalidRequestError
 from coderouterd.translate.capabilities import ModelCapabilities
 from coderouterd.translate.memo_a2o import TranslatedHistory
-from coderouterd.translate.request_a2o import IMAGE_OMITTED, anthropic_to_openai_request
+from coderouterd.translate.request_a2o import (
+    DOCUMENT_OMITTED,
+    IMAGE_MOVED,
+    IMAGE_OMITTED,
+    anthropic_to_openai_request,
+)
 from coderouterd.translate.types import Degradation
 
 CAPS = ModelCapabilities()
@@ -392,7 +397,7 @@ MESSAGE_CASES: list[tuple[str, list[Any], list[Any], list[str]]] = [
         ["image"],
     ),
     (
-        "a document block has no OpenAI form",
+        "a plain-text document is sent as text, after its title and context",
         [
             {
                 "role": "user",
@@ -400,12 +405,28 @@ MESSAGE_CASES: list[tuple[str, list[Any], list[Any], list[str]]] = [
                     {
                         "type": "document",
                         "source": {"type": "text", "data": "d", "media_type": "text/plain"},
+                        "title": "notes",
+                        "context": "from the wiki",
                     },
                     {"type": "text", "text": "summarise"},
                 ],
             }
         ],
-        [{"role": "user", "content": "summarise"}],
+        [{"role": "user", "content": "[document: notes]\nfrom the wiki\nd\nsummarise"}],
+        [],
+    ),
+    (
+        "a document the backend cannot read is a placeholder",
+        [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "document", "source": {"type": "url", "url": "https://x/a.pdf"}},
+                    {"type": "text", "text": "summarise"},
+                ],
+            }
+        ],
+        [{"role": "user", "content": f"{DOCUMENT_OMITTED}\nsummarise"}],
         ["content.document"],
     ),
 ]
@@ -704,6 +725,101 @@ def test_thinking_becomes_the_backends_reasoning_parameter(
     assert fields(degradations) == (["thinking"] if degraded else [])
 
 
+EFFORT = [
+    # (reasoning_param, thinking, output_config.effort, sent)
+    ("reasoning_effort", {"type": "adaptive"}, "low", {"reasoning_effort": "low"}),
+    ("reasoning_effort", {"type": "adaptive"}, "medium", {"reasoning_effort": "medium"}),
+    ("reasoning_effort", {"type": "adaptive"}, "high", {"reasoning_effort": "high"}),
+    ("reasoning_effort", {"type": "adaptive"}, "max", {"reasoning_effort": "high"}),
+    (
+        "reasoning_effort",
+        {"type": "enabled", "budget_tokens": 20000},
+        "low",
+        {"reasoning_effort": "low"},
+    ),
+    ("reasoning", {"type": "adaptive"}, "low", {"reasoning": {"effort": "low"}}),
+]
+
+
+@pytest.mark.parametrize(("param", "thinking", "effort", "sent"), EFFORT)
+def test_output_config_effort_sets_the_reasoning_effort(
+    param: Any, thinking: dict[str, Any], effort: str, sent: dict[str, Any]
+) -> None:
+    caps = ModelCapabilities(thinking=True, reasoning_param=param)
+    body = {"messages": [USER_HI], "thinking": thinking, "output_config": {"effort": effort}}
+    out, degradations = translate(body, caps=caps)
+    assert {k: v for k, v in out.items() if k in ("reasoning_effort", "reasoning", "think")} == sent
+    assert degradations == []
+
+
+def test_output_config_beyond_its_effort_is_noted_as_dropped() -> None:
+    caps = ModelCapabilities(thinking=True, reasoning_param="reasoning_effort")
+    config = {"effort": "low", "format": {"type": "json_schema"}}
+    body = {"messages": [USER_HI], "thinking": {"type": "adaptive"}, "output_config": config}
+    out, degradations = translate(body, caps=caps)
+    assert out["reasoning_effort"] == "low"
+    assert fields(degradations) == ["output_config"]
+
+
+def tool_result_turn(*inner: dict[str, Any], also: tuple[dict[str, Any], ...] = ()) -> Any:
+    result = {"type": "tool_result", "tool_use_id": "t1", "content": list(inner)}
+    return [calls("t1"), {"role": "user", "content": [result, *also]}]
+
+
+def test_a_vision_model_gets_a_tool_results_images_after_the_tool_messages() -> None:
+    url = "data:image/png;base64,iVBORw0KGgo="
+    messages = tool_result_turn(
+        {"type": "text", "text": "shot.png:"},
+        {"type": "image", "source": PNG},
+        also=({"type": "text", "text": "what is it?"},),
+    )
+    out, degradations = translate({"messages": messages}, caps=VISION)
+    assert out["messages"] == [
+        calls_out("t1"),
+        {"role": "tool", "tool_call_id": "t1", "content": f"shot.png:\n{IMAGE_MOVED}"},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Images from the result of tool call t1:"},
+                {"type": "image_url", "image_url": {"url": url}},
+                {"type": "text", "text": "what is it?"},
+            ],
+        },
+    ]
+    assert degradations == []
+
+
+def test_a_tool_results_image_by_file_id_is_omitted_even_for_a_vision_model() -> None:
+    image = {"type": "image", "source": {"type": "file", "file_id": "file_1"}}
+    out, degradations = translate({"messages": tool_result_turn(image)}, caps=VISION)
+    assert out["messages"] == [
+        calls_out("t1"),
+        {"role": "tool", "tool_call_id": "t1", "content": IMAGE_OMITTED},
+    ]
+    assert fields(degradations) == ["image.source"]
+
+
+@pytest.mark.parametrize(
+    ("source", "text", "degraded"),
+    [
+        (
+            {"type": "base64", "media_type": "application/pdf", "data": "JVBE"},
+            DOCUMENT_OMITTED,
+            True,
+        ),
+        ({"type": "text", "media_type": "text/plain", "data": "a = 1"}, "a = 1", False),
+    ],
+)
+def test_a_document_in_a_tool_result_is_said_in_its_tool_message(
+    source: dict[str, Any], text: str, degraded: bool
+) -> None:
+    out, degradations = translate(
+        {"messages": tool_result_turn({"type": "document", "source": source})}
+    )
+    assert out["messages"][1] == {"role": "tool", "tool_call_id": "t1", "content": text}
+    assert fields(degradations) == (["content.document"] if degraded else [])
+
+
 def test_anthropic_only_fields_are_dropped_and_named_once_each() -> None:
     body = {
         "messages": [USER_HI],
@@ -720,9 +836,10 @@ def test_anthropic_only_fields_are_dropped_and_named_once_each() -> None:
     for key in body:
         if key != "messages":
             assert key not in out
+    # output_config is read with thinking (request_params), ahead of the rest.
     assert fields(degradations) == [
-        "context_management",
         "output_config",
+        "context_management",
         "container",
         "mcp_servers",
         "service_tier",

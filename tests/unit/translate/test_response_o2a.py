@@ -11,6 +11,7 @@ from coderouterd.translate.response_o2a import (
     anthropic_usage,
     openai_to_anthropic_response,
     parse_arguments,
+    stop_of,
     stop_reason_of,
 )
 from coderouterd.translate.stream_o2a import OpenAIToAnthropicStream
@@ -41,7 +42,10 @@ def completion(
 
 
 def convert(
-    resp: dict[str, Any], filters: OutputFilters = ALL_ON, names: frozenset[str] = NAMES
+    resp: dict[str, Any],
+    filters: OutputFilters = ALL_ON,
+    names: frozenset[str] = NAMES,
+    stop_sequences: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, Any], int, bool]:
     return openai_to_anthropic_response(
         resp,
@@ -50,6 +54,7 @@ def convert(
         filters=filters,
         tool_names=names,
         estimated_input_tokens=500,
+        stop_sequences=stop_sequences,
     )
 
 
@@ -137,11 +142,12 @@ def test_tool_calls_become_tool_use_blocks() -> None:
         {"id": "call_1", "type": "function", "function": {"name": "Read", "arguments": "{oops"}},
     ]
     message, _, _ = convert(completion({"content": None, "tool_calls": calls}, "tool_calls"))
+    # Every id is the message's own: the upstream's may repeat an earlier answer's.
     assert message["content"] == [
-        {"type": "tool_use", "id": "call_1", "name": "Read", "input": {"file_path": "/a"}},
-        {"type": "tool_use", "id": "call_2_", "name": "Bash", "input": {}},
-        {"type": "tool_use", "id": "toolu_abc_1", "name": "Bash", "input": {"command": "ls"}},
-        {"type": "tool_use", "id": "toolu_abc_2", "name": "Read", "input": {"_raw": "{oops"}},
+        {"type": "tool_use", "id": "toolu_abc_1", "name": "Read", "input": {"file_path": "/a"}},
+        {"type": "tool_use", "id": "toolu_abc_2", "name": "Bash", "input": {}},
+        {"type": "tool_use", "id": "toolu_abc_3", "name": "Bash", "input": {"command": "ls"}},
+        {"type": "tool_use", "id": "toolu_abc_4", "name": "Read", "input": {"_raw": "{oops"}},
     ]
     assert message["stop_reason"] == "tool_use"
 
@@ -247,7 +253,45 @@ def test_choice_index_zero_is_used() -> None:
 )
 def test_stop_reason_of(finish: object, stop: str) -> None:
     assert stop_reason_of(finish, tool_used=False) == stop
-    assert stop_reason_of(finish, tool_used=True) == "tool_use"
+    # A call cut at max_tokens is no call to run: the cut wins, as with Anthropic.
+    with_tool = "max_tokens" if finish == "length" else "tool_use"
+    assert stop_reason_of(finish, tool_used=True) == with_tool
+
+
+@pytest.mark.parametrize(
+    ("finish", "matched", "tool_used", "expected"),
+    [
+        ("stop", "</answer>", False, ("stop_sequence", "</answer>")),
+        # A string the request did not ask to stop at, a token id, nothing said.
+        ("stop", "<|im_end|>", False, ("end_turn", None)),
+        ("stop", 151645, False, ("end_turn", None)),
+        ("stop", None, False, ("end_turn", None)),
+        ("length", "</answer>", False, ("max_tokens", None)),
+        ("stop", "</answer>", True, ("tool_use", None)),
+    ],
+)
+def test_stop_of_names_the_stop_sequence_the_server_matched(
+    finish: str, matched: object, tool_used: bool, expected: tuple[str, str | None]
+) -> None:
+    assert (
+        stop_of(finish, matched, tool_used=tool_used, stop_sequences=frozenset({"</answer>"}))
+        == expected
+    )
+
+
+@pytest.mark.parametrize("key", ["stop_reason", "matched_stop"])
+def test_a_stop_sequence_vllm_or_sglang_names_is_stop_reason_stop_sequence(key: str) -> None:
+    body = completion({"content": "<answer>42"}, "stop")
+    body["choices"][0][key] = "</answer>"
+    message, _, _ = convert(body, stop_sequences=frozenset({"</answer>"}))
+    assert (message["stop_reason"], message["stop_sequence"]) == ("stop_sequence", "</answer>")
+
+
+def test_a_call_cut_at_max_tokens_is_stop_reason_max_tokens() -> None:
+    call = {"id": "c", "type": "function", "function": {"name": "Read", "arguments": '{"fi'}}
+    message, _, _ = convert(completion({"content": None, "tool_calls": [call]}, "length"))
+    assert message["stop_reason"] == "max_tokens"
+    assert message["content"][0]["input"] == {"_raw": '{"fi'}
 
 
 def test_usage_without_completion_tokens_is_partly_estimated() -> None:
@@ -257,13 +301,12 @@ def test_usage_without_completion_tokens_is_partly_estimated() -> None:
     assert usage["input_tokens"] == 10 and usage["output_tokens"] == 2 and estimated
 
 
-def test_tool_ids_are_unique_within_a_message() -> None:
-    ids = ToolIds("msg_01X")
-    assert [ids.assign("call_a"), ids.assign("call_a"), ids.assign(None), ids.assign("")] == [
-        "call_a",
-        "toolu_01X_1",
-        "toolu_01X_2",
-        "toolu_01X_3",
+def test_tool_ids_are_the_message_id_numbered() -> None:
+    ids = ToolIds("msg_req:01X")
+    assert [ids.assign(), ids.assign(), ids.assign()] == [
+        "toolu_req_01X_1",
+        "toolu_req_01X_2",
+        "toolu_req_01X_3",
     ]
 
 

@@ -126,7 +126,14 @@ def assemble(events: list[Event]) -> dict[str, Any]:
 
 def load(name: str) -> tuple[bytes, dict[str, Any], dict[str, Any]]:
     golden = json.loads((TRANSCRIPTS / f"{name}.json").read_text())
-    return (TRANSCRIPTS / f"{name}.sse").read_bytes(), golden["config"], golden["expected"]
+    config, expected = golden["config"], golden["expected"]
+    # The goldens record the upstream's call ids; every call is named
+    # toolu_<message id>_<n> instead (response_o2a).
+    base = config["message_id"].removeprefix("msg_")
+    uses = [b for b in expected["content"] if b["type"] == "tool_use"]
+    for n, block in enumerate(uses, 1):
+        block["id"] = f"toolu_{base}_{n}"
+    return (TRANSCRIPTS / f"{name}.sse").read_bytes(), config, expected
 
 
 def make_stream(config: dict[str, Any]) -> OpenAIToAnthropicStream:
@@ -351,8 +358,8 @@ def test_ollama_new_id_on_reused_index_starts_a_new_call() -> None:
         ]
     )
     assert [(b["id"], b["input"]) for b in message["content"]] == [
-        ("call_a", {"file_path": "/a"}),
-        ("call_b", {"file_path": "/b"}),
+        ("toolu_t_1", {"file_path": "/a"}),
+        ("toolu_t_2", {"file_path": "/b"}),
     ]
     assert message["stop_reason"] == "tool_use"
 
@@ -452,18 +459,72 @@ def test_id_only_on_first_fragment_and_parallel_calls_by_index() -> None:
         ]
     )
     assert [(b["id"], b["input"]) for b in message["content"]] == [
-        ("call_1", {"file_path": "/x"}),
-        ("call_2", {"command": "pwd"}),
+        ("toolu_t_1", {"file_path": "/x"}),
+        ("toolu_t_2", {"command": "pwd"}),
     ]
 
 
-def test_tool_start_carries_empty_input_and_every_argument_goes_through_deltas() -> None:
+def test_a_call_starts_at_once_and_its_arguments_come_whole_when_it_ends() -> None:
     stream = stream_of()
-    events = stream.feed(tools_chunk(call(0, "c", "Read", '{"file_path":"/x"}')))
+    events = stream.feed(tools_chunk(call(0, "c", "Read", '{"file_path":')))
     start = next(d for n, d in events if n == "content_block_start")
     assert start["content_block"]["input"] == {}
+    assert stream.started
+    events = stream.feed(tools_chunk(call(0, None, None, '"/x"}')))
+    assert [n for n, _ in events] == []
+    events = stream.feed(tools_chunk(call(1, "d", "Bash", "{}")))
     deltas = [d["delta"]["partial_json"] for n, d in events if n == "content_block_delta"]
     assert deltas == ['{"file_path":"/x"}']
+    events = stream.finish()
+    deltas = [d["delta"]["partial_json"] for n, d in events if n == "content_block_delta"]
+    assert deltas == ["{}"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ("{'command': 'ls'}", {"_raw": "{'command': 'ls'}"}),
+        ('["ls"]', {"_raw": '["ls"]'}),
+        ('{"command": "l', {"_raw": '{"command": "l'}),
+    ],
+)
+def test_streamed_arguments_that_are_no_json_object_are_kept_as_raw(
+    arguments: str, expected: dict[str, Any]
+) -> None:
+    """As the non-streaming path does: a client's SDK assembling the call
+    must be able to parse what it gets."""
+    half = len(arguments) // 2
+    message = run(
+        [
+            tools_chunk(call(0, "c", "Bash", arguments[:half])),
+            tools_chunk(call(0, None, None, arguments[half:]), finish="tool_calls"),
+        ]
+    )
+    assert message["content"] == [
+        {"type": "tool_use", "id": "toolu_t_1", "name": "Bash", "input": expected}
+    ]
+
+
+def test_a_call_cut_at_max_tokens_is_stop_reason_max_tokens() -> None:
+    message = run([tools_chunk(call(0, "c", "Read", '{"file_pa'), finish="length")])
+    assert message["stop_reason"] == "max_tokens"
+
+
+def test_a_stop_sequence_the_server_names_is_stop_reason_stop_sequence() -> None:
+    stream = OpenAIToAnthropicStream(
+        message_id="msg_t",
+        model="m",
+        filters=OutputFilters(),
+        tool_names=frozenset(),
+        estimated_input_tokens=1,
+        stop_sequences=frozenset({"</answer>"}),
+    )
+    stream.feed(content_chunk("<answer>42"))
+    last = delta_chunk({}, "stop")
+    last["choices"][0]["stop_reason"] = "</answer>"
+    stream.feed(last)
+    delta = next(d for n, d in stream.finish() if n == "message_delta")
+    assert delta["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "</answer>"}
 
 
 def test_text_and_tools_interleaved_open_and_close_blocks_in_order() -> None:
@@ -488,7 +549,7 @@ def test_arguments_arriving_before_the_name_are_held_until_it_comes() -> None:
         ]
     )
     assert message["content"] == [
-        {"type": "tool_use", "id": "c1", "name": "Read", "input": {"file_path": "/a"}}
+        {"type": "tool_use", "id": "toolu_t_1", "name": "Read", "input": {"file_path": "/a"}}
     ]
 
 
