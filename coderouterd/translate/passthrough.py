@@ -56,7 +56,7 @@ from coderouterd.translate.openai_passthrough import (
     usage_of_completion,
 )
 from coderouterd.translate.params_o2a import MIN_THINKING_BUDGET
-from coderouterd.translate.translated import offered_tool_names
+from coderouterd.translate.translated import check_completion, offered_tool_names
 from coderouterd.translate.types import Degradation, OutputFilters, read_json
 from coderouterd.wire.errors import reenvelope
 from coderouterd.wire.usage import completed, is_complete, usage_of_body
@@ -188,16 +188,17 @@ class OpenAIPassthroughCodec:
     def unary(self, body: bytes, call: Call) -> Unary:
         usage = usage_of_completion(body)
         if self._filters is not None:
+            completion = _object_of(body, self._provider)
+            check_completion(self._provider, completion, body)
             filtered = filter_openai_completion(
-                _object_of(body, self._provider),
-                filters=self._filters,
-                tool_names=offered_tool_names(call),
+                completion, filters=self._filters, tool_names=offered_tool_names(call)
             )
             if filtered is not None:
                 return Unary(_encode(filtered[0]), "application/json", usage, repairs=filtered[1])
         elif usage is None:
-            # With usage read, the body is a whole JSON object; without, check it.
-            _check_object(body, self._provider)
+            # With usage read, the body is a completion; without, it may be
+            # no JSON, or an error in a 200 (OpenRouter's): check it.
+            check_completion(self._provider, _object_of(body, self._provider), body)
         return Unary(body, "application/json", usage)
 
     def error_body(self, status: int, body: bytes) -> bytes:
@@ -237,14 +238,6 @@ def _object_of(body: bytes, provider: str) -> dict[str, Any]:
     if not isinstance(decoded, dict):
         raise UpstreamProtocolError(provider, "response is not a JSON object")
     return decoded
-
-
-def _check_object(body: bytes, provider: str) -> None:
-    """As _object_of, for a body forwarded as bytes: checked, not decoded."""
-    try:
-        _any_object.decode(body)
-    except (msgspec.DecodeError, RecursionError) as exc:
-        raise UpstreamProtocolError(provider, "response is not a JSON object") from exc
 
 
 def _error_body(dialect: str, status: int, body: bytes) -> bytes:

@@ -293,7 +293,7 @@ class AnthropicToOpenAICodec:
             decoded = _decode(body)
         except msgspec.DecodeError as exc:
             raise UpstreamProtocolError(self._provider.name, "response is not JSON") from exc
-        _check_answer(self._provider.name, decoded, body)
+        check_completion(self._provider.name, decoded, body)
         message, repairs, estimated = openai_to_anthropic_response(decoded, **self._settings(call))
         upstream = decoded.get("usage")
         return Unary(
@@ -308,7 +308,7 @@ class AnthropicToOpenAICodec:
         return reenvelope("anthropic", status, body)
 
 
-def _check_answer(provider: str, decoded: object, body: bytes) -> None:
+def check_completion(provider: str, decoded: object, body: bytes) -> None:
     """A 2xx body that is no completion is no answer, to fall through as a
     stream's error before its content does (routing.streams.head_error):
     OpenRouter says an error met once the model started in a 200 body,

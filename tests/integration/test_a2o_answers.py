@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import anthropic
+import openai
 import pytest
 
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
@@ -25,8 +26,8 @@ BASH_TOOL = {
 }
 
 
-def oai(name: str, url: str) -> str:
-    return provider_yaml(name, url + "/v1", kind="openai_compat")
+def oai(name: str, url: str, extra: str = "") -> str:
+    return provider_yaml(name, url + "/v1", kind="openai_compat", extra=extra)
 
 
 def chunk(delta: dict[str, Any], finish: str | None = None, **choice: Any) -> tuple[str, Any]:
@@ -119,6 +120,25 @@ async def test_a_200_body_that_is_no_completion_falls_through_to_the_next_provid
         raw = await c.messages.with_raw_response.create(model="m", max_tokens=100, messages=HI)
     assert texts(await raw.parse()) == "from b"
     assert raw.headers["x-coderouter-provider"] == "b"
+    assert raw.headers["x-coderouter-fallback-reason"] == "a=protocol_error"
+
+
+@pytest.mark.parametrize("filters", ["on", "off"])
+async def test_an_openai_client_falls_through_a_200_error_body_too(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, filters: str
+) -> None:
+    fake_upstream.script(
+        Reply(dialect="openai", json={"error": {"code": 502, "message": "Provider error"}}),
+        Reply(dialect="openai", json=openai_completion("from b")),
+    )
+    off = "output_filters: {think: 'off', strip_tool_markup: false, repair_tool_calls: false}"
+    extra = off if filters == "off" else ""
+    d = await start_daemon(
+        chain_yaml(oai("a", fake_upstream.url, extra), oai("b", fake_upstream.url, extra))
+    )
+    async with openai.AsyncOpenAI(base_url=f"{d.url}/v1", api_key="k", max_retries=0) as o:
+        raw = await o.chat.completions.with_raw_response.create(model="m", messages=HI)
+    assert raw.parse().choices[0].message.content == "from b"
     assert raw.headers["x-coderouter-fallback-reason"] == "a=protocol_error"
 
 
