@@ -118,3 +118,46 @@ async def test_claude_codes_effort_level_is_the_backends_reasoning_effort(
             extra_body={"output_config": {"effort": effort}},
         )
     assert [r.json["reasoning_effort"] for r in fake_upstream.requests] == ["low", "high"]
+
+
+def chunk(delta: dict[str, Any], finish: str | None = None) -> tuple[str, dict[str, Any]]:
+    return "", {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+async def test_deepseek_reasoning_goes_back_as_reasoning_content_on_the_tool_turn(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    # DeepSeek's reasoners need their reasoning sent back with the tool turn:
+    # the client gets it as an unsigned thinking block and sends that back.
+    call = {"index": 0, "id": "call_0", "type": "function"}
+    call["function"] = {"name": "Read", "arguments": '{"file_path":"x"}'}
+    fake_upstream.script(
+        Reply(
+            dialect="openai",
+            events=[
+                chunk({"role": "assistant", "reasoning_content": "I should read x."}),
+                chunk({"tool_calls": [call]}),
+                chunk({}, "tool_calls"),
+            ],
+        ),
+        ok(),
+    )
+    provider = oai(fake_upstream.url).replace("local-model", "deepseek-reasoner")
+    d = await start_daemon(chain_yaml(provider))
+    messages: list[Any] = [{"role": "user", "content": "read x"}]
+    ask: dict[str, Any] = {"model": "m", "max_tokens": 100, "tools": [READ_TOOL]}
+    ask["thinking"] = {"type": "enabled", "budget_tokens": 2048}
+    async with (
+        anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0, timeout=10) as c,
+        c.messages.stream(messages=messages, **ask) as s,
+    ):
+        first = await s.get_final_message()
+    thinking, use = first.content
+    assert (thinking.type, use.type) == ("thinking", "tool_use")
+    messages.append({"role": "assistant", "content": [b.model_dump() for b in first.content]})
+    result = {"type": "tool_result", "tool_use_id": use.id, "content": "X"}  # type: ignore[union-attr]
+    messages.append({"role": "user", "content": [result]})
+    await send(d.url, messages, tools=[READ_TOOL], thinking=ask["thinking"])
+    sent = fake_upstream.requests[1].json["messages"]  # type: ignore[index]
+    assert sent[1]["reasoning_content"] == "I should read x."
+    assert sent[2] == {"role": "tool", "tool_call_id": use.id, "content": "X"}  # type: ignore[union-attr]
