@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,12 +49,23 @@ from coderouterd.translate.capabilities import load_registry
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+# 128 + SIGPIPE: what a shell reports for `git log | head` and the like.
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        # Output still buffered fails here, not at exit, where it would print
+        # Python's own complaint.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader has closed the pipe (`| head` has what it wanted): stop
+        # quietly, with the status of a command SIGPIPE ends. The output not
+        # yet written goes to /dev/null, so the flush at exit cannot fail too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except ConfigError as exc:
         print("coderouterd: the configuration has problems:", file=sys.stderr)
         for problem in exc.problems:
@@ -63,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    return code
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +26,12 @@ from coderouterd.cli_state import (
     since_of,
     utc_time,
 )
+from coderouterd.client_key import client_key
 from coderouterd.config import resolve_control_socket
 from coderouterd.config.model import Config
 from coderouterd.ctl.client import fetch_status
 from coderouterd.errors import CoderouterError
+from coderouterd.ingress.body import parse_body
 from coderouterd.routing.plan import MODE_HEADER, PROFILE_HEADER
 from coderouterd.state import reads
 from coderouterd.state.assemble import Assembled, assemble
@@ -40,25 +44,27 @@ def add_command(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None])
     replay = sub.add_parser("replay", help="re-send a recorded request, or list records")
     common_args(replay, config_arg)
     replay.add_argument("request_id", help="a request id, or 'list'")
-    target = replay.add_mutually_exclusive_group()
-    target.add_argument("--provider", help="send to this provider alone (with list: filter)")
-    target.add_argument(
+    # Not a mutually exclusive group: `list` takes both, as two filters.
+    replay.add_argument("--provider", help="send to this provider alone (with list: filter)")
+    replay.add_argument(
         "--profile", help="send through this profile (default: the recorded one; with list: filter)"
     )
     replay.add_argument("--diff", action="store_true", help="compare with the recorded response")
     replay.add_argument("--since", help="with list: 30m, 12h, 7d or an ISO date")
     replay.add_argument("--limit", type=count, default=50, help="with list: most rows shown")
     replay.add_argument("--socket", type=Path, help="control socket (to find the daemon)")
-    replay.set_defaults(func=_replay)
+    replay.set_defaults(func=_replay, usage_error=replay.error)
 
 
 def _replay(args: argparse.Namespace) -> int:
     if args.request_id == "list":
         return _replay_list(args)
+    if args.provider is not None and args.profile is not None:
+        args.usage_error("argument --profile: not allowed with argument --provider")
     loaded, path = db_file(args)
     _check_target(loaded.config, provider=args.provider, profile=args.profile)
     socket = args.socket or resolve_control_socket(loaded.config)
-    return run_async(_replay_one(args, path, socket))
+    return run_async(_replay_one(args, loaded.config, path, socket))
 
 
 def _check_target(config: Config, *, provider: str | None, profile: str | None) -> None:
@@ -98,7 +104,78 @@ def _replay_list(args: argparse.Namespace) -> int:
     return run_async(run())
 
 
-async def _replay_one(args: argparse.Namespace, path: Path, socket: Path) -> int:
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """Where a replay goes: to one provider alone, or through a profile."""
+
+    provider: str | None = None
+    profile: str | None = None
+
+
+def _recorded_provider(config: Config, record: ReplayRecord) -> str | None:
+    """The provider the recorded request went to alone (its model named it),
+    or None when it went through its recorded profile.
+
+    The record keeps the profile the daemon chose, which for a one-provider
+    route is the default profile; so the route is told from what the client
+    sent: no x-coderouter-profile or x-coderouter-mode header, the default
+    profile recorded (a profile chosen by the body's `profile` field, which
+    the stored body no longer holds, is another), and a model naming no
+    profile but the provider that answered, or, where none did, a provider
+    the config has.
+    """
+    headers = record.request_headers
+    if MODE_HEADER in headers or PROFILE_HEADER in headers:
+        return None
+    if record.profile != config.default_profile_name:
+        return None
+    model = parse_body(record.request_body).model
+    if model is None or model == record.profile or config.profile(model) is not None:
+        return None
+    if record.provider is not None:
+        return model if model == record.provider else None
+    return model if config.provider(model) is not None else None
+
+
+def _replay_target(config: Config, record: ReplayRecord, args: argparse.Namespace) -> _Target:
+    """The asked provider or profile, else where the recorded request went;
+    refused when the config no longer has that provider or profile."""
+    if args.provider is not None:
+        return _Target(provider=args.provider)
+    if args.profile is None and (alone := _recorded_provider(config, record)) is not None:
+        if config.provider(alone) is None:
+            raise CoderouterError(
+                f"the recorded request went to provider {alone!r} alone, which the config "
+                "no longer has: name another with --provider, or a profile with --profile"
+            )
+        return _Target(provider=alone)
+    name = args.profile or record.profile
+    if config.profile(name) is None:
+        known = ", ".join(p.name for p in config.profiles)
+        raise CoderouterError(
+            f"the recorded request went through profile {name!r}, which the config no "
+            f"longer has (configured: {known}): name one with --profile, or --provider"
+        )
+    return _Target(profile=name)
+
+
+def _key_headers(config: Config, target: _Target) -> dict[str, str]:
+    """The key a client on this machine would send, for a target whose
+    providers include one that forwards its clients' keys and has none of its
+    own (the record keeps no credential); refused when none is set."""
+    profile = config.profile(target.profile or "")
+    names = (target.provider,) if target.provider else profile.providers if profile else ()
+    for name in names:
+        provider = config.provider(name)
+        # A provider with api_key_env uses its own key, or is skipped without it.
+        if provider is not None and (
+            key := client_key(provider, os.environ, own_key=provider.api_key_env is not None)
+        ):
+            return key
+    return {}
+
+
+async def _replay_one(args: argparse.Namespace, config: Config, path: Path, socket: Path) -> int:
     async with reading(path) as conn:
         record = await get_replay(conn, args.request_id)
         logged = await reads.request(conn, args.request_id)
@@ -107,42 +184,53 @@ async def _replay_one(args: argparse.Namespace, path: Path, socket: Path) -> int
             f"no replay record for request {args.request_id!r} "
             "(not recorded, recording off for its profile, or expired)"
         )
+    target = _replay_target(config, record, args)
+    key = _key_headers(config, target)
     listen = (await fetch_status(socket)).listen
-    new, new_ms, new_status = await _resend(f"http://{listen}", record, args)
+    new, new_ms, new_status = await _resend(f"http://{listen}", record, target, key)
     changes = None
     if args.diff:
         recorded = assemble(record.dialect, record.stream, record.response_body or b"")
         changes = diff(
-            recorded, new, recorded_ms=logged.total_ms if logged else None, new_ms=new_ms
+            recorded,
+            new,
+            recorded_ms=logged.total_ms if logged else None,
+            new_ms=new_ms,
+            partial=record.response_truncated,
         )
     reply = {
         "status": new_status,
         "latency_ms": round(new_ms, 1),
         "response": new,
         "changes": changes,
+        # The recorded response was cut at replay.max_record_kb: compared up to the cut.
+        "recorded_partial": record.response_truncated,
     }
     text = _render_assembled(new, new_status, new_ms)
     if changes is not None:
-        text += "\n\n--- diff against the recorded response ---\n" + render_diff(changes)
+        text += "\n\n--- diff against the recorded response ---\n" + render_diff(
+            changes, partial=record.response_truncated
+        )
     show(reply, text, as_json=args.json)
     return EXIT_OK
 
 
 async def _resend(
-    url: str, record: ReplayRecord, args: argparse.Namespace
+    url: str, record: ReplayRecord, target: _Target, key: dict[str, str]
 ) -> tuple[Assembled, float, int]:
     body = record.request_body
-    # The recorded profile (or the one asked for) is named again, exactly.
+    # The target is named again, exactly: the recorded headers' choice goes.
     chosen = (MODE_HEADER, PROFILE_HEADER)
     headers = {k: v for k, v in record.request_headers.items() if k not in chosen}
     headers["content-type"] = "application/json"
-    if args.provider:
+    headers.update(key)
+    if target.provider is not None:
         fields = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
         fields.pop("profile", None)
-        fields["model"] = msgspec.Raw(msgspec.json.encode(args.provider))
+        fields["model"] = msgspec.Raw(msgspec.json.encode(target.provider))
         body = msgspec.json.encode(fields)
     else:
-        headers[PROFILE_HEADER] = args.profile or record.profile
+        headers[PROFILE_HEADER] = target.profile or record.profile
     started = time.perf_counter()
     async with (
         aiohttp.ClientSession() as http,

@@ -102,6 +102,8 @@ async def reading(path: Path, *, current: bool = True) -> AsyncIterator[aiosqlit
     too, leave as a StateError saying what is wrong with the file."""
     if not path.exists():  # noqa: ASYNC240 - one stat before anything else runs
         raise StateError(f"no state database at {path} (has the daemon run with this config?)")
+    if not path.is_file():  # noqa: ASYNC240 - as above
+        raise StateError(f"{path} is not a file, so no SQLite database: check server.state_dir")
     conn = await open_db(path, readonly=True)
     try:
         if current:

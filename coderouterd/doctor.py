@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from coderouterd.client_key import client_key
 from coderouterd.clock import SystemClock
 from coderouterd.config import LoadedConfig
 from coderouterd.doctor_answer import Answer, read_answer, refusal, too_long
@@ -122,7 +123,9 @@ class Doctor:
             known = ", ".join(p.name for p in runtime.config.providers)
             raise CoderouterError(f"no provider {provider!r} (configured: {known})")
         self._runtime = runtime
-        self._headers = _client_key(runtime, config.name, os.environ)
+        self._headers = client_key(
+            config, os.environ, own_key=bool(runtime.adapters[config.name].api_key)
+        )
         self.provider = config
         self._plan = Plan("doctor", (config,), ())
         self._timeout_s = timeout_s
@@ -202,31 +205,6 @@ async def examine(
     finally:
         for adapter in runtime.adapters.values():
             await adapter.close()
-
-
-# Where a client keeps the key it would send, and the header it sends it in.
-_CLIENT_KEYS = (
-    ("ANTHROPIC_API_KEY", "x-api-key", ""),
-    ("ANTHROPIC_AUTH_TOKEN", "authorization", "Bearer "),
-    ("OPENAI_API_KEY", "authorization", "Bearer "),
-)
-
-
-def _client_key(runtime: Runtime, provider: str, env: Mapping[str, str]) -> dict[str, str]:
-    """The key a provider that forwards its clients' keys (and has none of its
-    own) is asked with: the one a client on this machine would send."""
-    config = runtime.config.provider(provider)
-    if config is None or not config.forward_client_key or runtime.adapters[provider].api_key:
-        return {}
-    for name, header, scheme in _CLIENT_KEYS:
-        if key := env.get(name):
-            return {header: scheme + key}
-    names = ", ".join(name for name, _, _ in _CLIENT_KEYS)
-    raise CoderouterError(
-        f"provider {provider!r} cannot be asked: it sends each client's own key"
-        f" (forward_client_key) and has none of its own; set one of {names}"
-        " to the key a client would send"
-    )
 
 
 def _unserved(exc: NoProviderAvailableError, summary: RequestSummary | None) -> str:

@@ -19,10 +19,15 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from coderouterd.config.model import ProfileConfig
-from coderouterd.errors import CoderouterError, InvalidRequestError
+from coderouterd.errors import (
+    CoderouterError,
+    InvalidRequestError,
+    NoProviderAvailableError,
+    RequestError,
+)
 from coderouterd.ingress import tool_loop
 from coderouterd.ingress.body import MESSAGES, RequestBody, parse_body
-from coderouterd.ingress.errors import status_of
+from coderouterd.ingress.errors import error_response, status_of
 from coderouterd.ingress.keys import DAEMON, REQUEST_ID
 from coderouterd.ingress.middleware import REQUEST_ID_HEADER, SHUTTING_DOWN, plain_error
 from coderouterd.ingress.sse import AnthropicSSEWriter, OpenAISSEWriter, SSEWriter
@@ -37,6 +42,7 @@ from coderouterd.routing.plan import (
     plan_attempts,
 )
 from coderouterd.routing.progress import Reply
+from coderouterd.state.replay import ResponseCapture
 from coderouterd.tasks import ABANDONED_AT_SHUTDOWN, cancelled_by_shutdown
 from coderouterd.telemetry import events
 from coderouterd.telemetry.logging import get_logger
@@ -185,7 +191,10 @@ async def _route(
     with daemon.track(call) as entry:
         if not parsed.stream:
             bookkeeping: list[Callable[[], None]] = []
-            reply = await runtime.engine.unary(routed, plan, after=bookkeeping.append)
+            try:
+                reply = await runtime.engine.unary(routed, plan, after=bookkeeping.append)
+            except (NoProviderAvailableError, RequestError) as exc:
+                return _unanswered(request, call, capture, exc)
             unary = _response(reply, {REQUEST_ID_HEADER: rid})
             if capture is not None:
                 capture.add(reply.body)
@@ -200,13 +209,32 @@ async def _route(
         sink.capture = capture
         # None: the stream went to the client; otherwise a whole reply
         # (an error before anything was streamed) is still to be sent.
-        unsent = await runtime.engine.stream(routed, plan, sink)
+        try:
+            unsent = await runtime.engine.stream(routed, plan, sink)
+        except (NoProviderAvailableError, RequestError) as exc:
+            return _unanswered(request, call, capture, exc)
         if unsent is not None and capture is not None:
             capture.add(unsent.body)
         response = sink.response if unsent is None else _response(unsent)
         if capture is not None:
             daemon.record_replay(call, request.headers, capture, entry.provider)
         return response
+
+
+def _unanswered(
+    request: web.Request,
+    call: Call,
+    capture: ResponseCapture | None,
+    exc: NoProviderAvailableError | RequestError,
+) -> web.Response:
+    """The error response to a routed request no provider answered (all
+    failed, or it could not be written for one), recorded for replay as the
+    client gets it. The engine has made its report already."""
+    response = error_response(call.dialect, exc, call.request_id)
+    if capture is not None and isinstance(body := response.body, bytes):
+        capture.add(body)
+        request.app[DAEMON].record_replay(call, request.headers, capture, None)
+    return response
 
 
 def _auto_route(router: AutoRouter, parsed: RequestBody, counts: Counter[tuple[str, str]]) -> Route:

@@ -17,12 +17,14 @@ per commit.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import os
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
 import aiosqlite
@@ -31,6 +33,8 @@ from coderouterd.errors import CoderouterError
 
 DB_FILENAME = "coderouterd.db"
 BUSY_TIMEOUT_MS = 5000
+# Rows a cursor fetches at a time: aiosqlite.connect's own default.
+_ITER_CHUNK_SIZE = 64
 
 Synchronous = Literal["NORMAL", "FULL"]
 
@@ -59,7 +63,7 @@ async def open_db(
         return await _open_reader(path)
     try:
         _create_private(path)
-        conn = await aiosqlite.connect(path, isolation_level=None)
+        conn = await _connect(str(path), isolation_level=None)
     except (OSError, sqlite3.Error) as e:
         raise StateError(f"cannot open state database {path}: {e}") from e
     try:
@@ -107,9 +111,7 @@ async def _open_reader(path: Path) -> aiosqlite.Connection:
 
 
 async def _reader(path: Path, *, immutable: bool) -> aiosqlite.Connection:
-    conn = await aiosqlite.connect(
-        _readonly_uri(path, immutable=immutable), uri=True, isolation_level=None
-    )
+    conn = await _connect(_readonly_uri(path, immutable=immutable), uri=True, isolation_level=None)
     try:
         await _configure(conn, synchronous="NORMAL", readonly=True)
         # Connecting opens no file; the first read does, and finds what is wrong with it.
@@ -118,6 +120,18 @@ async def _reader(path: Path, *, immutable: bool) -> aiosqlite.Connection:
         await conn.close()
         raise
     return conn
+
+
+async def _connect(database: str, **kwargs: Any) -> aiosqlite.Connection:
+    """aiosqlite's connection, the file opened here first: a connect failing
+    in aiosqlite's own thread stops that thread with a future nobody awaits,
+    and the thread then reports into the event loop, which a command ending
+    on the error has closed (a traceback after the error's message)."""
+    opened = await asyncio.to_thread(
+        functools.partial(sqlite3.connect, database, check_same_thread=False, **kwargs)
+    )
+    # Used only from aiosqlite's thread from here on.
+    return await aiosqlite.Connection(lambda: opened, _ITER_CHUNK_SIZE)
 
 
 def _wal_waiting(path: Path) -> bool:

@@ -513,6 +513,8 @@ def test_diff_lists_every_changed_field_in_order() -> None:
         "tool_calls[1].input",
         "stop_reason",
         "usage.output_tokens",
+        # The recorded answer read 1024 tokens from the prompt cache.
+        "usage.cache_read_input_tokens",
         "latency_ms",
     ]
     assert changes[2] == Change("tool_calls[1].name", "Read", None)
