@@ -13,8 +13,9 @@ _MILLION = 1_000_000
 
 class AttemptCost(NamedTuple):
     cost_usd: float
-    # Against the same tokens billed at the plain input price; negative when
-    # writing the cache cost more than reading it saved.
+    # What the cache reads saved against the plain input price: never
+    # negative, so that /metrics can count it (a write's premium is a cost,
+    # and is in cost_usd).
     savings_usd: float
 
 
@@ -29,7 +30,8 @@ def cost_of(usage: Usage, price: CostConfig) -> AttemptCost:
     cost = (
         (usage.input_tokens or 0) * per_input + (usage.output_tokens or 0) * per_output + cache_cost
     )
-    return AttemptCost(cost, (read + created) * per_input - cache_cost)
+    saved = read * per_input * max(0.0, 1 - price.cache_read_discount)
+    return AttemptCost(cost, saved)
 
 
 def cache_outcome(usage: Usage | None, *, estimated: bool) -> str:

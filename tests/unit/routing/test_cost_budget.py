@@ -21,11 +21,17 @@ PRICE = CostConfig(input_tokens_per_million=3.0, output_tokens_per_million=15.0)
         (Usage(input_tokens=0, output_tokens=1_000_000), 15.0, 0.0),
         # A million cache reads at 10 % of the input price save 90 % of it.
         (Usage(input_tokens=0, output_tokens=0, cache_read_input_tokens=1_000_000), 0.30, 2.70),
-        # Writing the cache costs 25 % more than plain input: a negative saving.
+        # Writing the cache costs 25 % more than plain input: a cost, no saving
+        # (a counter of savings must never go down).
         (
             Usage(input_tokens=0, output_tokens=0, cache_creation_input_tokens=1_000_000),
             3.75,
-            -0.75,
+            0.0,
+        ),
+        (
+            Usage(cache_read_input_tokens=1_000_000, cache_creation_input_tokens=1_000_000),
+            4.05,
+            2.70,
         ),
         (Usage(), 0.0, 0.0),
     ],
