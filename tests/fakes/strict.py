@@ -18,8 +18,9 @@ def anthropic_refusal(body: dict[str, Any]) -> str | None:
         for block in _blocks(m):
             if block.get("type") == "thinking" and not block.get("signature"):
                 return f"messages.{i}: a thinking block without a valid signature"
-            if block.get("type") == "text" and not block.get("text"):
-                return f"messages.{i}: text content blocks must be non-empty"
+            if block.get("type") == "text" and not str(block.get("text") or "").strip():
+                # Anthropic words it "must be non-empty" for "", this for blanks.
+                return f"messages.{i}: text content blocks must contain non-whitespace text"
     problem = tool_pairing_refusal(messages)
     if problem is not None:
         return problem

@@ -170,11 +170,13 @@ async def test_a_tool_call_made_without_thinking_is_answered_with_thinking_off(
     assert fake_upstream.requests[1].json["thinking"] == {"type": "adaptive"}
 
 
+@pytest.mark.parametrize("blank", ["", "\n\n", " \t"])
 async def test_empty_text_blocks_a_local_server_wrote_are_not_sent_to_claude(
-    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, blank: str
 ) -> None:
-    """Claude refuses a history with an empty text block ("text content
-    blocks must be non-empty"), which local servers' Anthropic APIs write."""
+    """Claude refuses a history with an empty or blank text block ("text
+    content blocks must be non-empty", "… must contain non-whitespace
+    text"), which local servers' Anthropic APIs write."""
     refused: list[str] = []
     fake_upstream.responder = strict_anthropic(refused)
     d = await start_daemon(
@@ -183,7 +185,7 @@ async def test_empty_text_blocks_a_local_server_wrote_are_not_sent_to_claude(
             provider_yaml("qwen3-coder", fake_upstream.url),
         )
     )
-    empty = {"type": "text", "text": ""}
+    empty = {"type": "text", "text": blank}
     history = [
         {"role": "user", "content": "read it"},
         {"role": "assistant", "content": [empty, call(1)]},
