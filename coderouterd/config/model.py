@@ -77,6 +77,7 @@ class OutputFiltersConfig(_Strict, frozen=True):
 
 
 ReasoningParam = Literal["reasoning_effort", "reasoning", "think"]
+ToolIdFormat = Literal["mistral"]
 _PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 
 
@@ -96,6 +97,7 @@ class CapabilityFields(_Strict, frozen=True):
     strict_schema: bool | msgspec.UnsetType = msgspec.UNSET
     echo_reasoning: bool | msgspec.UnsetType = msgspec.UNSET
     signed_thinking: bool | msgspec.UnsetType = msgspec.UNSET
+    tool_id_format: ToolIdFormat | msgspec.UnsetType | None = msgspec.UNSET
     max_context_tokens: _PositiveInt | msgspec.UnsetType | None = msgspec.UNSET
     max_output_tokens: _PositiveInt | msgspec.UnsetType | None = msgspec.UNSET
 

@@ -19,7 +19,7 @@ import msgspec
 from ruamel.yaml.comments import CommentedSeq
 
 from coderouterd.config.load import _own_line, _parse, _plain, _Walker, read_config_file
-from coderouterd.config.model import CapabilityFields, ReasoningParam
+from coderouterd.config.model import CapabilityFields, ReasoningParam, ToolIdFormat
 from coderouterd.errors import ConfigError
 
 RuleKind = Literal["anthropic", "openai_compat", "*"]
@@ -66,6 +66,11 @@ class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True):
       start with signed thinking goes without thinking (both recorded). A
       backend that does not check them (a local server's Anthropic API) gets
       the history as sent.
+    * tool_id_format: "mistral" says the openai_compat backend takes tool
+      call ids of exactly 9 letters or digits (mistral_common, Mistral's
+      chat templates and API): an id of the history that is not one is sent
+      as 9 alphanumerics made from a hash of it, the same for a call and its
+      result (tools_a2o.tool_id). None sends the ids as the client named them.
     * max_context_tokens: profiles with `context_action: skip` skip the
       provider for a prompt estimated larger (routing/plan.py).
     * max_output_tokens clamps max_tokens, like the provider's own ceiling.
@@ -82,6 +87,7 @@ class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True):
     strict_schema: bool = False
     echo_reasoning: bool = False
     signed_thinking: bool = False
+    tool_id_format: ToolIdFormat | None = None
     max_context_tokens: int | None = None
     max_output_tokens: int | None = None
 

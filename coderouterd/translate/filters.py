@@ -12,7 +12,13 @@ the chunks arrive:
   dropped, a `<think>` inside one is kept as thinking text, and whitespace
   right after either tag (and at the very start of a run) is dropped, so the
   empty `<think>\\n\\n</think>` a non-thinking turn prints leaves nothing;
-* in "off" mode everything is text, tags included.
+* in "off" mode everything is text, tags included;
+* a tag outside a think block may be data, not markup: a model that prints
+  its tool calls as text writes a `<think>` into a call's arguments when the
+  code it writes handles reasoning tags. Before acting on such a tag the
+  filter hands the segments released so far to `gate` (when given), which
+  says whether the tag lies inside a tool call the caller holds; such a tag
+  stays text. Between tags the gate costs nothing.
 
 Chat templates that put `<think>` into the prompt make the model emit only
 the closing tag. With `assume_open_at_start=True` the start of the run is
@@ -29,6 +35,7 @@ again as soon as the server shows that it extracts the reasoning itself
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 from typing import Literal
 
@@ -36,6 +43,8 @@ from coderouterd.translate.types import ThinkMode
 
 SegmentKind = Literal["text", "thinking"]
 ThinkSegment = tuple[SegmentKind, str]
+# Takes the segments released so far; says whether a tag arriving now is data.
+TagGate = Callable[[list[ThinkSegment]], bool]
 
 OPEN_TAG = "<think>"
 CLOSE_TAG = "</think>"
@@ -52,6 +61,7 @@ class ThinkFilter:
     """Feed content text as it arrives; get ordered text/thinking segments back."""
 
     __slots__ = (
+        "_gate",
         "_held",
         "_held_len",
         "_limit",
@@ -69,8 +79,10 @@ class ThinkFilter:
         *,
         assume_open_at_start: bool = False,
         undecided_limit: int = DEFAULT_UNDECIDED_LIMIT,
+        gate: TagGate | None = None,
     ) -> None:
         self._mode: ThinkMode = mode
+        self._gate = gate
         self._limit = undecided_limit
         self._start_state = (
             _State.UNDECIDED if assume_open_at_start and mode != "off" else _State.OUTSIDE
@@ -157,6 +169,9 @@ class ThinkFilter:
 
     def _on_tag(self, tag: str) -> None:
         state = self._state
+        if state is _State.OUTSIDE and self._gate is not None and self._gate(self._take()):
+            self._emit(tag)
+            return
         if tag == OPEN_TAG:
             if state is _State.INSIDE:
                 self._emit(tag)

@@ -48,13 +48,7 @@ from coderouterd.translate.repair_parse import (
 )
 
 # parse_keyword_arguments is re-exported: the tests import it from here.
-__all__ = [
-    "Segment",
-    "ToolCall",
-    "ToolCallRepair",
-    "parse_keyword_arguments",
-    "strip_tool_markup",
-]
+__all__ = ["Segment", "ToolCall", "ToolCallRepair", "parse_keyword_arguments", "strip_tool_markup"]
 
 DEFAULT_MAX_CANDIDATE = 64 * 1024
 _MAX_INDENT = 64
@@ -128,6 +122,11 @@ class ToolCallRepair:
     def repairs(self) -> int:
         """How many tool calls were lifted so far."""
         return self._repairs
+
+    @property
+    def holding(self) -> bool:
+        """Whether a candidate span is open: text arriving now is its data."""
+        return self._cand is not None
 
     def feed(self, text: str) -> list[Segment]:
         s = self._pending + text if self._pending else text

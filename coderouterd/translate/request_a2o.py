@@ -16,7 +16,7 @@ Conventions the OpenAI dialect cannot express directly:
   title and context; any other document becomes `DOCUMENT_OMITTED`.
 - Text blocks of one message are joined with "\n" into a content string;
   a message that carries images keeps OpenAI content parts instead.
-- Tools become functions as `tools_a2o` says.
+- Tools become functions, and tool call ids the backend's, as `tools_a2o` says.
 - Earlier thinking is not sent, except to a backend whose rule says
   `echo_reasoning` (DeepSeek's thinking mode requires it): there the thinking
   of an assistant turn that calls tools goes back as its `reasoning_content`.
@@ -44,6 +44,7 @@ from coderouterd.translate.tools_a2o import (
     CACHE_CONTROL_DROPPED,
     note_cache_control,
     tool_call,
+    tool_id,
     tools,
 )
 from coderouterd.translate.types import Degradation, Notes, read_json
@@ -271,7 +272,7 @@ def _assistant(raw: object, path: str, caps: ModelCapabilities, notes: Notes) ->
         if kind == "text":
             texts.append(_text_of(block, where, notes))
         elif kind == "tool_use":
-            calls.append(tool_call(block, where, notes))
+            calls.append(tool_call(block, where, caps, notes))
         elif kind in ("thinking", "redacted_thinking"):
             thinking.append(str(block.get("thinking") or ""))
         else:
@@ -394,4 +395,4 @@ def _tool_result(
     text = "\n".join(texts)
     if block.get("is_error") is True:
         text = TOOL_ERROR_PREFIX + text
-    return {"role": "tool", "tool_call_id": call_id, "content": text}, images
+    return {"role": "tool", "tool_call_id": tool_id(call_id, caps), "content": text}, images

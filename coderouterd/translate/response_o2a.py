@@ -2,7 +2,8 @@
 
 Also the pieces the stream translator shares with it: the finish_reason
 mapping, usage, tool-use ids and the output pipeline (think filter, then
-tool-call repair or markup stripping).
+tool-call repair or markup stripping; a think tag inside a call the repair
+holds is the call's data, not reasoning).
 
 Decisions:
 
@@ -132,21 +133,30 @@ class OutputPipeline:
     tool-call repair or stripping.
 
     Thinking segments end the current text run of the repair, so text held
-    back by it comes out before the thinking.
+    back by it comes out before the thinking. A think tag inside a tool-call
+    candidate the repair holds (a `<tool_call>` span, a JSON object) is data
+    of the call: at a tag outside a think block the think filter hands the
+    repair the text before it and asks (`_gate`) before acting on the tag.
     """
 
-    __slots__ = ("_markers", "_repair", "_think")
+    __slots__ = ("_early", "_markers", "_repair", "_think")
 
     def __init__(self, filters: OutputFilters, tool_names: frozenset[str]) -> None:
         self._markers = StopMarkers() if filters.strip_stop_markers else None
-        self._think = (
-            ThinkFilter(filters.think, assume_open_at_start=filters.assume_think_open)
-            if filters.think != "off"
-            else None
-        )
         names = tool_names if filters.repair_tool_calls else frozenset()
         strip = filters.strip_tool_markup
         self._repair = ToolCallRepair(names, strip_markup=strip) if names or strip else None
+        # What the gate routed while the think filter was still scanning.
+        self._early: list[Piece] = []
+        self._think = (
+            ThinkFilter(
+                filters.think,
+                assume_open_at_start=filters.assume_think_open,
+                gate=self._gate if self._repair is not None else None,
+            )
+            if filters.think != "off"
+            else None
+        )
 
     @property
     def repairs(self) -> int:
@@ -157,7 +167,7 @@ class OutputPipeline:
             text = self._markers.feed(text)
         if self._think is None:
             return self._route([("text", text)])
-        return self._route(self._think.feed(text))
+        return self._thought(self._think.feed(text))
 
     def reasoning_arrived(self) -> list[Piece]:
         """The server delivers reasoning apart from the text: see ThinkFilter.reasoning_arrived."""
@@ -172,7 +182,7 @@ class OutputPipeline:
         """Everything held, in order; see ThinkFilter.flush for `end_of_run`."""
         out = self.feed_held()
         if self._think is not None:
-            out += self._route(self._think.flush(end_of_run=end_of_run))
+            out += self._thought(self._think.flush(end_of_run=end_of_run))
         if self._repair is not None:
             out += self._repaired(self._repair.flush())
         return out
@@ -182,7 +192,20 @@ class OutputPipeline:
         held = self._markers.flush() if self._markers is not None else ""
         if not held:
             return []
-        return self._route(self._think.feed(held) if self._think is not None else [("text", held)])
+        if self._think is None:
+            return self._route([("text", held)])
+        return self._thought(self._think.feed(held))
+
+    def _gate(self, segments: list[tuple[Literal["text", "thinking"], str]]) -> bool:
+        """The think filter's gate: the text before a tag goes to the repair
+        first, which then says whether the tag falls inside a candidate."""
+        self._early += self._route(segments)
+        return self._repair is not None and self._repair.holding
+
+    def _thought(self, segments: list[tuple[Literal["text", "thinking"], str]]) -> list[Piece]:
+        """The pieces of one think-filter call: those its gate routed, then the rest."""
+        early, self._early = self._early, []
+        return early + self._route(segments) if early else self._route(segments)
 
     def _route(self, segments: list[tuple[Literal["text", "thinking"], str]]) -> list[Piece]:
         out: list[Piece] = []

@@ -7,10 +7,22 @@ accept the other keywords. A backend whose capability rule says
 may come as raw JSON: only a schema's top-level keys are then decoded (to
 drop `$schema`) and its nested values stay raw, unless the backend is strict;
 the same raw tools sent again are translated once (`TranslatedHistory`).
+
+Tool call ids go to the backend as the client named them, except where the
+capability `tool_id_format: mistral` says the backend takes only 9 letters
+or digits (Mistral-family models: mistral_common, their chat templates and
+Mistral's API answer 400 otherwise, and the ids Anthropic clients send back
+are the `toolu_…` ones this daemon gave): there `tool_id` keeps an id of
+that shape and makes one from a hash of any other. It is a function of the
+id alone, so a call and its result match, in every turn and in every
+memoised translation of a message.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
+import string
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +38,8 @@ from coderouterd.wire.compact import compact_json
 CACHE_CONTROL_DROPPED = "prompt caching markers have no OpenAI equivalent"
 
 _encode = msgspec.json.Encoder().encode
+_MISTRAL_ID = re.compile(r"[A-Za-z0-9]{9}")
+_ALPHANUMERICS = string.ascii_letters + string.digits
 
 
 def note_cache_control(block: Mapping[str, Any], notes: Notes) -> None:
@@ -170,7 +184,9 @@ def _tool_choice(choice: object) -> dict[str, Any]:
     return out
 
 
-def tool_call(block: Mapping[str, Any], path: str, notes: Notes) -> dict[str, Any]:
+def tool_call(
+    block: Mapping[str, Any], path: str, caps: ModelCapabilities, notes: Notes
+) -> dict[str, Any]:
     """A `tool_use` block of the history as an OpenAI `tool_calls` item."""
     note_cache_control(block, notes)
     call_id, name, arguments = block.get("id"), block.get("name"), block.get("input", {})
@@ -181,4 +197,18 @@ def tool_call(block: Mapping[str, Any], path: str, notes: Notes) -> dict[str, An
     if not isinstance(arguments, dict):
         raise InvalidRequestError("must be an object", field=f"{path}.input")
     encoded = compact_json(arguments)
-    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": encoded}}
+    function = {"name": name, "arguments": encoded}
+    return {"id": tool_id(call_id, caps), "type": "function", "function": function}
+
+
+def tool_id(call_id: str, caps: ModelCapabilities) -> str:
+    """A tool call id of the history as the backend takes it (module doc)."""
+    if caps.tool_id_format != "mistral" or _MISTRAL_ID.fullmatch(call_id):
+        return call_id
+    digest = hashlib.blake2b(call_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    n = int.from_bytes(digest)
+    chars = []
+    for _ in range(9):
+        n, k = divmod(n, len(_ALPHANUMERICS))
+        chars.append(_ALPHANUMERICS[k])
+    return "".join(chars)

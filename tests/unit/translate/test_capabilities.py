@@ -126,7 +126,7 @@ BUNDLED_CASES = [
     ("openai_compat", "qwen3-coder:30b", ModelCapabilities(thinking=False)),
     ("openai_compat", "Qwen/Qwen3-Coder-30B-A3B-Instruct", ModelCapabilities(thinking=False)),
     ("openai_compat", "qwen3:30b-a3b-instruct-2507-q4_K_M", ModelCapabilities(thinking=False)),
-    ("openai_compat", "magistral:24b", ModelCapabilities(thinking=True)),
+    ("openai_compat", "magistral:24b", ModelCapabilities(thinking=True, tool_id_format="mistral")),
     # tools and vision
     ("openai_compat", "llama3.1:8b", DEFAULT),
     ("openai_compat", "llama3:8b", ModelCapabilities(tools=False)),
@@ -135,8 +135,12 @@ BUNDLED_CASES = [
     ("openai_compat", "gemma3:27b", ModelCapabilities(tools=False, vision=True)),
     ("openai_compat", "gemma3:1b", ModelCapabilities(tools=False)),
     ("openai_compat", "gemma-3-27b-it", ModelCapabilities(vision=True)),
-    ("openai_compat", "mistral-small3.1:24b", ModelCapabilities(vision=True)),
-    ("openai_compat", "mistral:7b", DEFAULT),
+    (
+        "openai_compat",
+        "mistral-small3.1:24b",
+        ModelCapabilities(vision=True, tool_id_format="mistral"),
+    ),
+    ("openai_compat", "mistral:7b", ModelCapabilities(tool_id_format="mistral")),
     ("openai_compat", "qwen2.5vl:7b", ModelCapabilities(vision=True)),
     ("openai_compat", "some-unknown-model", DEFAULT),
     # hosted APIs with wire quirks
