@@ -10,6 +10,7 @@ from typing import Any
 
 from coderouterd.errors import InvalidRequestError
 from coderouterd.translate.anthropic_request import loop_in_progress, starts_thinking
+from coderouterd.translate.cache_o2a import CacheMarks
 from coderouterd.translate.capabilities import THINKING_UNSUPPORTED
 from coderouterd.translate.types import Notes, number_or_none
 
@@ -109,7 +110,11 @@ def _stop(raw: object) -> list[str]:
     raise InvalidRequestError("must be a string or a list of strings", field="stop")
 
 
-def tools(raw: object, choice: object, body: Mapping[str, Any], notes: Notes) -> dict[str, Any]:
+def tools(
+    raw: object, choice: object, body: Mapping[str, Any], notes: Notes, marks: CacheMarks
+) -> dict[str, Any]:
+    """Anthropic's tools and tool_choice; a tool's prompt-cache marker (LiteLLM
+    takes one on the tool, beside `function`) goes on the tool made from it."""
     if raw is None:
         return {}
     if not isinstance(raw, list):
@@ -119,10 +124,11 @@ def tools(raw: object, choice: object, body: Mapping[str, Any], notes: Notes) ->
         if not isinstance(tool, Mapping):
             raise InvalidRequestError("must be an object", field=f"tools[{j}]")
         if tool.get("type") == "function":
-            tools.append(_tool(tool.get("function"), f"tools[{j}].function"))
+            tools.append(marks.copy(tool, _tool(tool.get("function"), f"tools[{j}].function")))
         else:
             kind = tool.get("type")
             notes.add(f"tools.{kind}", f"{kind} tools have no Anthropic equivalent")
+            marks.lost(tool)
     if not tools:
         return {}
     out: dict[str, Any] = {"tools": tools}

@@ -3,7 +3,8 @@
 Anthropic's rules the OpenAI dialect does not have, and how they are met:
 
 - One top-level `system`: every system/developer message, wherever it
-  stands, is folded into it (joined with "\n\n").
+  stands, is folded into it (joined with "\n\n"); as text blocks, one a
+  part, when a part carries a prompt-cache marker (cache_o2a).
 - Alternating turns starting with a user turn: consecutive same-role
   messages are merged (so consecutive `role: "tool"` messages become one
   user message of tool_result blocks, in order), tool_result blocks are moved
@@ -21,6 +22,8 @@ Anthropic's rules the OpenAI dialect does not have, and how they are met:
 - A tool call's `input` is an object: arguments that are not a JSON object
   (a local model's call cut at max_tokens, kept in the client's history)
   go as `{"_raw": "<the arguments>"}`, with a Degradation.
+- Prompt-cache markers (`cache_control`) go on the blocks made from what
+  carried them, at most 4 of them (cache_o2a).
 - `max_tokens` is required: `DEFAULT_MAX_TOKENS` (params_o2a) when the
   client sent none (plus the thinking budget when reasoning was asked for).
 - With thinking on, temperature must be 1 and top_p at least 0.95, and tool
@@ -41,6 +44,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from coderouterd.errors import NESTED_TOO_DEEP, InvalidRequestError
+from coderouterd.translate.cache_o2a import CacheMarks, system_prompt
 from coderouterd.translate.params_o2a import limits, sampling, tools
 from coderouterd.translate.tool_pairs import pair_tool_results
 from coderouterd.translate.types import Degradation, Notes
@@ -53,7 +57,7 @@ _DATA_URL = re.compile(r"^data:([^;,]+)(?:;[^;,]*)*;base64,(.*)$", re.DOTALL)
 _HANDLED = frozenset(
     {"model", "messages", "max_tokens", "max_completion_tokens", "stop", "temperature"}
     | {"top_p", "tools", "tool_choice", "parallel_tool_calls", "reasoning_effort", "user"}
-    | {"stream", "stream_options"}
+    | {"stream", "stream_options", "cache_control"}
 )
 _DROPPED = {
     "n": "Anthropic returns a single choice",
@@ -74,17 +78,21 @@ def openai_to_anthropic_request(
     max_output_tokens: int | None,
     signed_thinking: bool = False,
     can_think: bool = True,
+    cache_control: bool = True,
 ) -> tuple[dict[str, Any], list[Degradation]]:
     """`signed_thinking`: the backend checks thinking signatures (Claude);
     `can_think` false: it cannot think at all (capabilities), so
-    reasoning_effort is dropped before max_tokens and sampling are set."""
+    reasoning_effort is dropped before max_tokens and sampling are set;
+    `cache_control` false: it takes no prompt-cache markers (capabilities),
+    so they are dropped."""
     notes = Notes()
-    system, turns = _conversation(body.get("messages"), notes)
+    marks = CacheMarks(notes, carry=cache_control)
+    system, turns = _conversation(body.get("messages"), notes, marks)
     out: dict[str, Any] = {"model": model}
     if system:
         out["system"] = system
     out["messages"] = turns
-    out.update(tools(body.get("tools"), body.get("tool_choice"), body, notes))
+    out.update(tools(body.get("tools"), body.get("tool_choice"), body, notes, marks))
     out.update(
         limits(
             body,
@@ -102,6 +110,8 @@ def openai_to_anthropic_request(
         out["metadata"] = {"user_id": user}
     if body.get("stream") is True:
         out["stream"] = True
+    marks.copy(body, out)
+    marks.cap(out)
     for key, value in body.items():
         if key not in _HANDLED and _loses(key, value):
             notes.add(key, _DROPPED.get(key, "unknown field, not forwarded"))
@@ -122,10 +132,12 @@ def _loses(key: str, value: object) -> bool:
 # Messages.
 
 
-def _conversation(raw: object, notes: Notes) -> tuple[str, list[dict[str, Any]]]:
+def _conversation(
+    raw: object, notes: Notes, marks: CacheMarks
+) -> tuple[str | list[Any], list[dict[str, Any]]]:
     if not isinstance(raw, list):
         raise InvalidRequestError("must be a list of messages", field="messages")
-    systems: list[str] = []
+    systems: list[list[dict[str, Any]]] = []
     turns: list[dict[str, Any]] = []
     for i, message in enumerate(raw):
         path = f"messages[{i}]"
@@ -133,13 +145,13 @@ def _conversation(raw: object, notes: Notes) -> tuple[str, list[dict[str, Any]]]
             raise InvalidRequestError("must be an object", field=path)
         role = message.get("role")
         if role in ("system", "developer"):
-            systems.append(_plain_text(message.get("content"), f"{path}.content"))
+            systems.append(_system_blocks(message, f"{path}.content", marks))
         elif role == "user":
-            _append(turns, "user", _user_blocks(message.get("content"), f"{path}.content", notes))
+            _append(turns, "user", _user_blocks(message, f"{path}.content", notes, marks))
         elif role == "assistant":
-            _append(turns, "assistant", _assistant_blocks(message, path, notes))
+            _append(turns, "assistant", _assistant_blocks(message, path, notes, marks))
         elif role == "tool":
-            _append(turns, "user", [_tool_result(message, path)])
+            _append(turns, "user", [_tool_result(message, path, marks)])
         elif role is None:
             raise InvalidRequestError("missing required field 'role'", field=f"{path}.role")
         else:
@@ -154,7 +166,7 @@ def _conversation(raw: object, notes: Notes) -> tuple[str, list[dict[str, Any]]]
         results_first = sorted(turn["content"], key=lambda b: b["type"] != "tool_result")
         turn["content"] = results_first
     _end_prefill(turns[-1])
-    return "\n\n".join(s for s in systems if s), turns
+    return system_prompt(systems, marks), turns
 
 
 def _append(turns: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
@@ -191,35 +203,47 @@ def _part_text(part: Mapping[str, Any], path: str) -> str:
     return text
 
 
-def _plain_text(raw: object, path: str) -> str:
-    texts = []
-    for j, part in enumerate(_parts(raw, path)):
+def _system_blocks(
+    message: Mapping[str, Any], path: str, marks: CacheMarks
+) -> list[dict[str, Any]]:
+    """Every text part, blank ones too, as a text block (system_prompt picks)."""
+    blocks = []
+    for j, part in enumerate(_parts(message.get("content"), path)):
         if part["type"] != "text":
             raise InvalidRequestError("only text parts are allowed here", field=f"{path}[{j}]")
-        texts.append(_part_text(part, f"{path}[{j}]"))
-    return "\n".join(texts)
+        blocks.append(marks.copy(part, _text(_part_text(part, f"{path}[{j}]"))))
+    marks.last(message, blocks)
+    return blocks
 
 
-def _text_blocks(parts: list[Mapping[str, Any]], path: str) -> list[dict[str, Any]]:
+def _text_blocks(
+    parts: list[Mapping[str, Any]], path: str, marks: CacheMarks
+) -> list[dict[str, Any]]:
     """The non-blank text parts as text blocks; other parts are skipped."""
     blocks = []
     for j, part in enumerate(parts):
         if part["type"] == "text" and (text := _part_text(part, f"{path}[{j}]")).strip():
-            blocks.append(_text(text))
+            blocks.append(marks.copy(part, _text(text)))
+        else:
+            marks.lost(part)
     return blocks
 
 
-def _user_blocks(raw: object, path: str, notes: Notes) -> list[dict[str, Any]]:
+def _user_blocks(
+    message: Mapping[str, Any], path: str, notes: Notes, marks: CacheMarks
+) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
-    for j, part in enumerate(_parts(raw, path)):
+    for j, part in enumerate(_parts(message.get("content"), path)):
         where, kind = f"{path}[{j}]", part["type"]
-        if kind == "text":
-            text = _part_text(part, where)
-            blocks += [_text(text)] if text.strip() else []
+        if kind == "text" and _part_text(part, where).strip():
+            blocks.append(marks.copy(part, _text(part["text"])))
         elif kind == "image_url":
-            blocks.append(_image(part.get("image_url"), f"{where}.image_url"))
+            blocks.append(marks.copy(part, _image(part.get("image_url"), f"{where}.image_url")))
         else:
-            notes.add(f"content.{kind}", f"{kind} content parts have no Anthropic equivalent")
+            if kind != "text":
+                notes.add(f"content.{kind}", f"{kind} content parts have no Anthropic equivalent")
+            marks.lost(part)
+    marks.last(message, blocks)
     return blocks
 
 
@@ -249,16 +273,17 @@ def _end_prefill(turn: dict[str, Any]) -> None:
         turn["content"].pop()
 
 
-def _assistant_blocks(message: Mapping[str, Any], path: str, notes: Notes) -> list[dict[str, Any]]:
+def _assistant_blocks(
+    message: Mapping[str, Any], path: str, notes: Notes, marks: CacheMarks
+) -> list[dict[str, Any]]:
     where = f"{path}.content"
-    blocks = _text_blocks(_parts(message.get("content"), where), where)
+    blocks = _text_blocks(_parts(message.get("content"), where), where, marks)
     calls = message.get("tool_calls")
-    if calls is None:
-        return blocks
-    if not isinstance(calls, list):
+    if calls is not None and not isinstance(calls, list):
         raise InvalidRequestError("must be a list", field=f"{path}.tool_calls")
-    for k, call in enumerate(calls):
+    for k, call in enumerate(calls or []):
         blocks.append(_tool_use(call, f"{path}.tool_calls[{k}]", notes))
+    marks.last(message, blocks)
     return blocks
 
 
@@ -309,7 +334,7 @@ def _arguments(raw: object, path: str, notes: Notes) -> dict[str, Any]:
     return value
 
 
-def _tool_result(message: Mapping[str, Any], path: str) -> dict[str, Any]:
+def _tool_result(message: Mapping[str, Any], path: str, marks: CacheMarks) -> dict[str, Any]:
     call_id = message.get("tool_call_id")
     if not isinstance(call_id, str) or not call_id:
         raise InvalidRequestError("must be a non-empty string", field=f"{path}.tool_call_id")
@@ -319,9 +344,6 @@ def _tool_result(message: Mapping[str, Any], path: str) -> dict[str, Any]:
         content = raw or ""
     else:
         parts = _parts(raw, f"{path}.content")
-        content = _text_blocks(parts, f"{path}.content")
-    return {
-        "type": "tool_result",
-        "tool_use_id": anthropic_tool_id(call_id),
-        "content": content or "",
-    }
+        content = _text_blocks(parts, f"{path}.content", marks)
+    block = {"type": "tool_result", "tool_use_id": anthropic_tool_id(call_id)}
+    return marks.copy(message, {**block, "content": content or ""})

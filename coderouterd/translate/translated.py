@@ -355,6 +355,7 @@ class OpenAIToAnthropicCodec:
             max_output_tokens=self._caps.output_ceiling(self._provider.max_output_tokens),
             signed_thinking=self._caps.signed_thinking,
             can_think=self._caps.thinking is not False,
+            cache_control=self._caps.cache_control is not False,
         )
         body["stream"] = call.stream
         return _encode(body), degraded
