@@ -34,6 +34,7 @@ from coderouterd.ingress.inflight import InFlightRegistry
 from coderouterd.ingress.keys import DAEMON, REQUEST_IDS
 from coderouterd.ingress.middleware import RequestIds, request_context
 from coderouterd.ingress.routes import add_routes
+from coderouterd.owner_only import private_dir
 from coderouterd.providers.base import HttpAdapter
 from coderouterd.routing.board import ProviderBoard
 from coderouterd.routing.budget import BudgetBook
@@ -228,9 +229,11 @@ async def serve(
     clock = SystemClock()
     state_dir = resolve_state_dir(loaded.config, env)
     try:
-        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        open_to_others = private_dir(state_dir)
     except OSError as exc:
         raise StateError(f"cannot create the state directory {state_dir}: {exc}") from exc
+    if open_to_others is not None:
+        log.warning(events.STATE_DIR_NOT_PRIVATE, state_dir=str(state_dir), reason=open_to_others)
     state = await StateService.open(state_dir, loaded.config.state, clock=clock, log=log)
     try:
         return await _serve(

@@ -234,7 +234,9 @@ async def _resend(
     started = time.perf_counter()
     async with (
         aiohttp.ClientSession() as http,
-        http.post(url + _PATHS[record.dialect], data=body, headers=headers) as resp,
+        http.post(
+            url + _PATHS[record.dialect], data=body, headers=headers, allow_redirects=False
+        ) as resp,
     ):
         raw = await resp.read()
         status_code = resp.status

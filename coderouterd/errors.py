@@ -129,7 +129,8 @@ class UpstreamStatusError(UpstreamError):
         self.memory_pressure = memory_pressure
         # The body says the prompt does not fit the backend's window (wire/overflow.py).
         self.overflow = overflow
-        super().__init__(provider, error_type or "")
+        redirect = 300 <= status < 400
+        super().__init__(provider, error_type or ("redirect not followed" if redirect else ""))
 
     @property
     def reason(self) -> str:  # type: ignore[override]

@@ -27,6 +27,7 @@ from coderouterd.ctl.model import (
 from coderouterd.healing.drift import shown
 from coderouterd.routing.cost import month_of
 from coderouterd.runtime import Runtime
+from coderouterd.scrub import masked_url
 from coderouterd.telemetry.memory import peak_rss_bytes, rss_bytes
 
 if TYPE_CHECKING:
@@ -141,7 +142,8 @@ def _provider(daemon: Daemon, runtime: Runtime, name: str) -> ProviderStatus:
         name=name,
         kind=p.kind,
         model=p.model,
-        base_url=p.base_url,
+        # A password in the URL is a credential: status goes into tickets.
+        base_url=masked_url(p.base_url),
         paid=p.paid,
         state=state,
         last_outcome=st.last_outcome,

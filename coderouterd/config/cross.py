@@ -25,9 +25,9 @@ import msgspec
 
 from coderouterd.config.model import AUTO_PROFILE, BUILTIN_AUTO_RULES, AutoRouterConfig, RuleMatch
 from coderouterd.errors import ConfigProblem
+from coderouterd.scrub import is_credential_header
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_CREDENTIAL_HEADERS = frozenset({"x-api-key", "authorization"})
 # RFC 9110: a header name is a token; a value may hold no control character
 # but tab (aiohttp refuses to send one, as a header injection), nor a lone
 # surrogate ("\ud800" in the file), which has no UTF-8 bytes to send.
@@ -201,7 +201,7 @@ def _names(items: object, path: str, noun: str, walker: Problems) -> dict[str, i
 def _check_credentials(provider: dict[Any, Any], path: str, walker: Problems) -> None:
     headers = provider.get("extra_headers")
     for key in headers if isinstance(headers, dict) else {}:
-        if isinstance(key, str) and key.lower() in _CREDENTIAL_HEADERS:
+        if isinstance(key, str) and is_credential_header(key):
             where = join_path(join_path(path, "extra_headers"), key)
             walker.at(where, "credentials belong in api_key_env, not in extra_headers")
     env = provider.get("api_key_env")
@@ -226,8 +226,8 @@ def _check_headers(provider: dict[Any, Any], path: str, walker: Problems) -> Non
 
 def _check_base_url(provider: dict[Any, Any], path: str, walker: Problems) -> None:
     url = provider.get("base_url")
-    # Another scheme is the walker's to report (model.HttpUrl).
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+    # Another type, or none, is the walker's to report.
+    if not isinstance(url, str) or not url:
         return
     if (problem := _url_problem(url)) is not None:
         walker.at(join_path(path, "base_url"), problem)
@@ -259,6 +259,8 @@ def _url_problem(url: str) -> str | None:
 
 
 def _text_problem(url: str) -> str | None:
+    if not url.startswith(("http://", "https://")):
+        return "must start with http:// or https://"
     if _BLANK.search(url):
         return "must not contain spaces or control characters"
     if "?" in url or "#" in url:

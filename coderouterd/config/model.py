@@ -18,8 +18,9 @@ Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Name = Annotated[
     str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 ]
-# The scheme only: cross.py checks host and port.
-HttpUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://")]
+# cross.py checks the scheme, host and port: a pattern's message here would
+# quote the URL, and with it a password it may carry.
+HttpUrl = Annotated[str, msgspec.Meta(min_length=1)]
 
 ProviderKind = Literal["anthropic", "openai_compat"]
 

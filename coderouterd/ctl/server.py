@@ -1,14 +1,18 @@
 """The control API: a small aiohttp app served on a private unix socket.
 
 Only the daemon's own user may connect: the socket is bound under a umask
-that leaves it 0600 from the first instant, inside a 0700 directory. The
-peer's uid (SO_PEERCRED, Linux only) is handed to `on_action` so the daemon
-can audit who asked for what.
+that leaves it 0600 from the first instant. Its directory is made 0700 when
+created here (the state directory, the default one, is made so by the
+daemon); one the config names that others may open is warned of, not
+changed: it may be /tmp or a home directory. The peer's uid (SO_PEERCRED,
+Linux only) is handed to `on_action` so the daemon can audit who asked for
+what.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import socket
@@ -23,6 +27,9 @@ from aiohttp import web
 
 from coderouterd.ctl.model import ProviderActionReply, ReloadReply, StatusReply
 from coderouterd.errors import CoderouterError
+from coderouterd.owner_only import private_dir
+from coderouterd.telemetry import events
+from coderouterd.telemetry.logging import get_logger
 
 OnAction = Callable[[str, int | None], None]
 # (action, provider, peer uid): `exclude`, `restore` or `probe`; audits itself.
@@ -141,7 +148,8 @@ async def start_ctl_site(runner: web.AppRunner, path: Path) -> web.SockSite:
         await site.start()
     except BaseException:
         sock.close()
-        _remove_socket(path)
+        with contextlib.suppress(CtlSocketError):
+            _remove_socket(path)
         raise
     return site
 
@@ -149,7 +157,9 @@ async def start_ctl_site(runner: web.AppRunner, path: Path) -> web.SockSite:
 async def stop_ctl_site(site: web.BaseSite, path: Path) -> None:
     """Stop serving and remove the socket file, so clients see "not running" at once."""
     await site.stop()
-    _remove_socket(path)
+    # Shutdown goes on whatever is at the path now; a connection is refused all the same.
+    with contextlib.suppress(CtlSocketError):
+        _remove_socket(path)
 
 
 async def _clear_stale_socket(path: Path) -> None:
@@ -181,7 +191,10 @@ async def _answers(path: Path) -> bool:
 
 
 def _make_private_parent(path: Path) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if (open_to_others := private_dir(path.parent, tighten=False)) is not None:
+        get_logger().warning(
+            events.CTL_SOCKET_DIR_NOT_PRIVATE, directory=str(path.parent), reason=open_to_others
+        )
 
 
 def _bind_private(path: Path) -> socket.socket:
@@ -208,14 +221,19 @@ def _socket_exists(path: Path) -> bool:
         mode = path.lstat().st_mode
     except FileNotFoundError:
         return False
+    except OSError as exc:
+        raise CtlSocketError(path, exc.strerror or str(exc)) from exc
     if not stat.S_ISSOCK(mode):
         raise CtlSocketError(path, "something that is not a socket is in the way")
     return True
 
 
 def _remove_socket(path: Path) -> None:
+    """Remove the socket file at `path`; anything else there is not ours, and stays."""
     try:
         if stat.S_ISSOCK(path.lstat().st_mode):
             path.unlink()
     except FileNotFoundError:
         pass
+    except OSError as exc:
+        raise CtlSocketError(path, f"cannot remove the socket: {exc.strerror or exc}") from exc

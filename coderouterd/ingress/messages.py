@@ -42,6 +42,7 @@ from coderouterd.routing.plan import (
     plan_attempts,
 )
 from coderouterd.routing.progress import Reply
+from coderouterd.scrub import TEXT_CHARS, clip
 from coderouterd.state.replay import ResponseCapture
 from coderouterd.tasks import ABANDONED_AT_SHUTDOWN, cancelled_by_shutdown
 from coderouterd.telemetry import events
@@ -161,8 +162,8 @@ async def _route(
             rid,
             dialect=dialect,
             status=status,
-            error=str(exc),
-            model=parsed.model if parsed else None,
+            error=clip(str(exc), TEXT_CHARS),
+            model=clip(parsed.model) if parsed else None,
             stream=parsed.stream if parsed else False,
             started=started,
         )
@@ -253,7 +254,7 @@ def _auto_route(router: AutoRouter, parsed: RequestBody, counts: Counter[tuple[s
         has_image=turn.has_image,
         code_fence_ratio=round(fence_ratio(turn.text), 3),
         content_len=len(turn.text),
-        model=turn.model,
+        model=clip(turn.model),
         estimated_tokens=turn.estimated_tokens,
     )
     return Route(choice.profile)
@@ -284,10 +285,12 @@ def _loop_guard(
     if loop is None:
         return fields
     action = profile.tool_loop_action
+    # The name is the client's (its history's), of any length.
+    tool = clip(loop.tool)
     _log.warning(
         events.REQUEST_TOOL_LOOP,
         profile=profile.name,
-        tool=loop.tool,
+        tool=tool,
         repeats=loop.repeats,
         threshold=profile.tool_loop_threshold,
         window=profile.tool_loop_window,
@@ -295,7 +298,7 @@ def _loop_guard(
     )
     if action == "break":
         raise InvalidRequestError(
-            f"tool loop: {loop.tool} was called {loop.repeats} times in a row with the same "
+            f"tool loop: {tool} was called {loop.repeats} times in a row with the same "
             f"input; profile {profile.name!r} stops such loops (tool_loop_action: break)",
             field=MESSAGES,
         )

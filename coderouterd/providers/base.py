@@ -21,6 +21,7 @@ from coderouterd.errors import (
     UpstreamTimeoutError,
 )
 from coderouterd.routing.call import Call
+from coderouterd.scrub import redact, sent_secrets
 from coderouterd.wire.errors import error_type_of, mentions_memory_pressure
 from coderouterd.wire.overflow import overflow_in
 from coderouterd.wire.retry import retry_after_s
@@ -33,13 +34,20 @@ _MAX_ERROR_BODY = 256 * 1024
 class UpstreamResponse:
     """A successful (2xx) upstream response, read incrementally."""
 
-    __slots__ = ("_done", "_provider", "_resp", "content_type", "status")
+    __slots__ = ("_done", "_headers", "_provider", "_resp", "_url", "content_type", "status")
 
     def __init__(
-        self, provider: str, resp: aiohttp.ClientResponse, done: Callable[[], None]
+        self,
+        provider: str,
+        resp: aiohttp.ClientResponse,
+        done: Callable[[], None],
+        sent: tuple[str, Mapping[str, str]],
     ) -> None:
         self._provider = provider
         self._resp = resp
+        # The request's URL and headers, for `redact`: the credentials in
+        # them are looked for only when an error needs them.
+        self._url, self._headers = sent
         # Tells the adapter this response no longer needs its session; once
         # only, though a caller may both release and abort.
         self._done: Callable[[], None] | None = done
@@ -62,6 +70,11 @@ class UpstreamResponse:
             raise UpstreamProtocolError(
                 self._provider, f"connection lost: {type(exc).__name__}"
             ) from exc
+
+    def redact(self, data: bytes) -> bytes:
+        """`data` (an error event of the stream) without the credentials the
+        request was sent with, should the upstream quote them."""
+        return redact(data, sent_secrets(self._headers, self._url))
 
     def release(self) -> None:
         """Hand the connection back to the pool (body fully read)."""
@@ -143,10 +156,16 @@ class HttpAdapter(abc.ABC):
             self._on_idle(self)
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> UpstreamResponse:
-        """POST and wait for the response headers; a non-2xx status raises UpstreamStatusError."""
+        """POST and wait for the response headers; a non-2xx status raises UpstreamStatusError.
+
+        A redirect is not followed: the request, key and prompt, would go to
+        whatever host it names (aiohttp keeps x-api-key across origins). It
+        is the provider's failure, like any other status but 2xx."""
         self._users += 1
         try:
-            resp = await self._client().post(url, data=body, headers=dict(headers))
+            resp = await self._client().post(
+                url, data=body, headers=dict(headers), allow_redirects=False
+            )
         except BaseException as exc:
             self._left()
             unsent = _not_sent(self.name, exc)
@@ -154,19 +173,24 @@ class HttpAdapter(abc.ABC):
                 raise
             raise unsent from exc
         if 200 <= resp.status < 300:
-            return UpstreamResponse(self.name, resp, self._left)
+            return UpstreamResponse(self.name, resp, self._left, (url, headers))
         try:
-            raise await self._status_error(resp)
+            raise await self._status_error(resp, url, headers)
         finally:
             self._left()
 
-    async def _status_error(self, resp: aiohttp.ClientResponse) -> UpstreamError:
+    async def _status_error(
+        self, resp: aiohttp.ClientResponse, url: str, headers: Mapping[str, str]
+    ) -> UpstreamError:
         try:
             body = await resp.content.read(_MAX_ERROR_BODY)
         except (aiohttp.ClientError, OSError):
             body = b""
         finally:
             resp.close()
+        # A gateway may quote the request's headers in its error, which goes
+        # on to the client, the logs and the replay record.
+        body = redact(body, sent_secrets(headers, url))
         failed = resp.status >= 400
         memory_pressure = failed and mentions_memory_pressure(body)
         return UpstreamStatusError(

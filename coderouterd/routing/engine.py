@@ -298,7 +298,7 @@ class Engine:
     async def _unary_attempt(self, route: ProviderRoute, call: Call, progress: Progress) -> Reply:
         adapter, codec = route.adapter, route.codecs[call.dialect]
         t = adapter.config.timeouts
-        body = self._request_body(codec, call, adapter.name)
+        body = _request_body(codec, progress, adapter.name)
         wait, phase = first_wait(t.first_byte_s, t.total_s)
         # One timeout, moved on from the first-byte limit to the total one.
         with opening(adapter.name, phase) as opened:
@@ -323,7 +323,7 @@ class Engine:
         adapter, codec = route.adapter, route.codecs[call.dialect]
         t = adapter.config.timeouts
         deadline = self._clock.monotonic() + t.total_s
-        body = self._request_body(codec, call, adapter.name)
+        body = _request_body(codec, progress, adapter.name)
         opening = spawn(
             open_head(adapter, call, body, codec.transcoder(call), t),
             name=f"head:{call.request_id}",
@@ -365,11 +365,12 @@ class Engine:
         await end_stream(sink, ending.error, wait_s=wait_s)
         return Reply.streamed(ending.reason or "ok")
 
-    def _request_body(self, codec: Codec, call: Call, provider: str) -> bytes:
-        body, degraded = codec.request(call)
-        if degraded:
-            self._observer.degraded(call.request_id, provider, degraded)
-        return body
+
+def _request_body(codec: Codec, progress: Progress, provider: str) -> bytes:
+    body, degraded = codec.request(progress.call)
+    if degraded:
+        progress.degraded(provider, degraded)
+    return body
 
 
 def _never_spent(provider: ProviderConfig) -> str | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from coderouterd.config.model import Config, ProfileConfig, ProviderConfig
 from coderouterd.errors import MEMORY_PRESSURE, UnknownProfileError
+from coderouterd.scrub import clip
 
 # A profile by name; a mode: an alias from mode_aliases, or a profile name.
 PROFILE_HEADER = "x-coderouter-profile"
@@ -99,7 +100,7 @@ def _mode(config: Config, mode: str) -> str:
         modes = ", ".join(config.mode_aliases) or "none"
         known = ", ".join(p.name for p in config.profiles)
         raise UnknownProfileError(
-            f"unknown mode {mode!r} (modes: {modes}; profiles: {known})", field=MODE_HEADER
+            f"unknown mode {clip(mode)!r} (modes: {modes}; profiles: {known})", field=MODE_HEADER
         )
     return mode
 
@@ -107,7 +108,7 @@ def _mode(config: Config, mode: str) -> str:
 def _known(config: Config, name: str, where: str) -> str:
     if config.profile(name) is None:
         known = ", ".join(p.name for p in config.profiles)
-        raise UnknownProfileError(f"unknown profile {name!r} (known: {known})", field=where)
+        raise UnknownProfileError(f"unknown profile {clip(name)!r} (known: {known})", field=where)
     return name
 
 
@@ -146,7 +147,7 @@ def plan_attempts(
     """
     profile = config.profile(route.profile)
     if profile is None:
-        raise UnknownProfileError(f"unknown profile {route.profile!r}", field="profile")
+        raise UnknownProfileError(f"unknown profile {clip(route.profile)!r}", field="profile")
     names = (route.only_provider,) if route.only_provider else profile.providers
     attempts: list[ProviderConfig] = []
     skipped: list[Skip] = []

@@ -17,8 +17,10 @@ from coderouterd.routing.call import Call
 from coderouterd.routing.plan import Plan
 from coderouterd.routing.records import AttemptRecord, Observer, RequestSummary
 from coderouterd.routing.shape import ReplyShape, offers_tools
+from coderouterd.scrub import TEXT_CHARS, clip
 from coderouterd.tasks import ABANDONED_AT_SHUTDOWN
 from coderouterd.translate.estimate import measure_prompt
+from coderouterd.translate.types import Degradation
 from coderouterd.wire.usage import Usage
 
 if TYPE_CHECKING:
@@ -29,6 +31,9 @@ FALLBACK_PATH_HEADER = "x-coderouter-fallback-path"
 FALLBACK_REASON_HEADER = "x-coderouter-fallback-reason"
 # The answering provider's answers were drifting (mild or severe) when the request came.
 DRIFT_HEADER = "x-coderouter-drift"
+
+# Degradations told of one request to one provider; the rest are counted.
+_MOST_DEGRADATIONS = 32
 
 CLIENT_CLOSED_STATUS = 499
 SHUTDOWN_STATUS = 503
@@ -91,6 +96,18 @@ class Progress:
         """The request waits in line for a slot of any of `providers`."""
         self._observer.waiting_for_slot(self.call.request_id, providers)
 
+    def degraded(self, provider: str, degradations: Sequence[Degradation]) -> None:
+        """What the request to `provider` left out or changed, told once. Each
+        names what the client sent (a block's type, a tool's kind) and is
+        logged: cut to a sane length, and so is their number."""
+        told = [
+            Degradation(clip(d.field), clip(d.reason, TEXT_CHARS))
+            for d in degradations[:_MOST_DEGRADATIONS]
+        ]
+        if (more := len(degradations) - len(told)) > 0:
+            told.append(Degradation("...", f"{more} more"))
+        self._observer.degraded(self.call.request_id, provider, told)
+
     def skip(self, provider: str, reason: str) -> None:
         """A provider passed over at run time (busy), like those the plan skipped."""
         self.records.append(AttemptRecord(provider=provider, outcome="skipped", reason=reason))
@@ -117,7 +134,8 @@ class Progress:
             provider=provider,
             outcome=outcome,
             reason=reason,
-            detail=detail or None,
+            # A translator's refusal may quote what the client sent.
+            detail=clip(detail, TEXT_CHARS) or None,
             status=status,
             ttfb_ms=self._attempt_ttfb,
             latency_ms=self._ms(self._attempt_start),
@@ -200,7 +218,8 @@ class Progress:
                 request_id=self.call.request_id,
                 dialect=self.call.dialect,
                 profile=self.plan.profile,
-                requested_model=self.call.requested_model,
+                # The client's to choose, and logged and stored: of any length.
+                requested_model=clip(self.call.requested_model),
                 provider=self.provider,
                 attempts=tuple(self.records),
                 status=self.status,
@@ -216,7 +235,7 @@ class Progress:
                 prompt_estimate=prompt.tokens,
                 prompt_images=prompt.images,
                 prompt_image_tokens=prompt.image_tokens,
-                error=self.error,
+                error=clip(self.error, TEXT_CHARS),
                 client_disconnected=self.client_disconnected,
             )
         )

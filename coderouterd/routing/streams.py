@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from coderouterd.clock import Clock
 from coderouterd.config.model import TimeoutsConfig
@@ -60,6 +60,21 @@ class StreamSink(Protocol):
     async def fail(self, error_type: str, message: str) -> None: ...
 
     async def finish(self) -> None: ...
+
+
+@runtime_checkable
+class _Redacting(Protocol):
+    """An upstream body that knows the credentials its request was sent with."""
+
+    def redact(self, data: bytes) -> bytes: ...
+
+
+def _redacted(resp: UpstreamBody, data: bytes) -> bytes:
+    """`data`, an upstream's error event, without the credentials of the
+    request `resp` answers, should the upstream quote them (some gateways
+    quote the request's headers): it goes on to the client, the logs and
+    the replay record. Only errors pay for the search."""
+    return resp.redact(data) if isinstance(resp, _Redacting) else data
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,12 +186,21 @@ async def _forward(
             return failed(provider, "timeout_idle")
         except UpstreamError as exc:
             return failed(provider, f"{exc.reason}: {exc.detail}")
-        frames = [o.raw for o in outs]
+        frames = _for_client(head, outs)
         if not chunk and not tc.finished:
             if frames:
                 shape.frames(frames)
                 await sink.write(b"".join(frames))
             return failed(provider, f"stream ended without {tc.final_event}")
+
+
+def _for_client(head: Head, outs: list[Out]) -> list[bytes]:
+    """The frames to send; with an upstream's error event among them, without
+    the credentials it may quote."""
+    frames = [o.raw for o in outs]
+    if head.transcoder.upstream_error is None:
+        return frames
+    return [_redacted(head.resp, f) for f in frames]
 
 
 async def with_pings(
@@ -236,7 +260,8 @@ async def open_head(
                 chunk = await resp.chunk()
                 outs = read_frames(adapter.name, tc, chunk)
                 if tc.upstream_error is not None:
-                    raise head_error(adapter.name, resp.status, tc)
+                    said = _redacted(resp, tc.upstream_error_body)
+                    raise head_error(adapter.name, resp.status, tc.upstream_error, said)
                 held.extend(o.raw for o in outs)
                 if any(o.content for o in outs):
                     return Head(resp, tc, held)
@@ -266,21 +291,21 @@ def read_frames(provider: str, tc: Transcoder, chunk: bytes) -> list[Out]:
         return tc.feed(chunk) if chunk else tc.end()
 
 
-def head_error(provider: str, status: int, tc: Transcoder) -> UpstreamError:
-    """What an error event before the first content frame means, read from the
-    event's own words only (text the filters held back, the model's, may come
-    out with it): as an error status would, out of memory first (a window too
-    large to allocate is that), then a prompt that does not fit (llama.cpp and
-    sglang refuse a stream's prompt so, after a 200), else a failure."""
-    said = tc.upstream_error_body
+def head_error(provider: str, status: int, kind: str, said: bytes) -> UpstreamError:
+    """What an error event (of type `kind`, its data `said`) before the first
+    content frame means, read from the event's own words only (text the
+    filters held back, the model's, may come out with it): as an error
+    status would, out of memory first (a window too large to allocate is
+    that), then a prompt that does not fit (llama.cpp and sglang refuse a
+    stream's prompt so, after a 200), else a failure."""
     if mentions_memory_pressure(said):
-        return UpstreamMemoryError(provider, f"error event before content: {tc.upstream_error}")
+        return UpstreamMemoryError(provider, f"error event before content: {kind}")
     if (overflow := overflow_in(said)) is not None:
         # The status is the one the stream came with: the refusal was in it.
         return UpstreamStatusError(
-            provider, status, said, "application/json", tc.upstream_error, overflow=overflow
+            provider, status, said, "application/json", kind, overflow=overflow
         )
-    return UpstreamProtocolError(provider, f"error event before content: {tc.upstream_error}")
+    return UpstreamProtocolError(provider, f"error event before content: {kind}")
 
 
 @dataclass(slots=True)

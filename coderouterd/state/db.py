@@ -30,6 +30,7 @@ from urllib.parse import quote
 import aiosqlite
 
 from coderouterd.errors import CoderouterError
+from coderouterd.owner_only import private_file
 
 DB_FILENAME = "coderouterd.db"
 BUSY_TIMEOUT_MS = 5000
@@ -152,11 +153,15 @@ def _readonly_uri(path: Path, *, immutable: bool = False) -> str:
 
 
 def _create_private(path: Path) -> None:
-    # The request log and replays hold prompts: owner-only from the first byte.
-    # SQLite gives the -wal and -shm files the database file's permissions.
+    # The request log and replays hold prompts: owner-only from the first
+    # byte, and made so when found more open (copied in, restored from a
+    # backup). SQLite gives new -wal and -shm files the database file's
+    # permissions; those already there are made owner-only too.
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
     os.close(fd)
+    for suffix in ("", "-wal", "-shm"):
+        private_file(path.with_name(path.name + suffix))
 
 
 async def _configure(conn: aiosqlite.Connection, *, synchronous: str, readonly: bool) -> None:

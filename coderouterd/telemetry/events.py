@@ -60,3 +60,6 @@ PROVIDER_DRIFT = "provider.drift"
 PROVIDER_DRIFT_CLEARED = "provider.drift_cleared"
 # A backend counted far fewer input tokens than were sent: it cut the prompt.
 PROVIDER_PROMPT_TRUNCATED = "provider.prompt_truncated"
+# Warnings at start: a directory holding prompts or the control socket is open to others.
+STATE_DIR_NOT_PRIVATE = "state.dir_not_private"
+CTL_SOCKET_DIR_NOT_PRIVATE = "ctl.socket_dir_not_private"

@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 import msgspec
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
 
 from coderouterd.telemetry import events
 
@@ -123,11 +124,25 @@ class _LibraryRecords(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             fields: dict[str, Any] = {"logger": record.name, "message": record.getMessage()}
-            if record.exc_info:
+            refused = _refused_request(record)
+            if refused is not None:
+                # The parser's message and traceback quote the offending
+                # header line: a client's key, as likely as not.
+                fields.update(error=type(refused).__name__, status=refused.code)
+            elif record.exc_info:
                 fields["exc_info"] = record.exc_info
             get_logger().log(record.levelno, events.LIBRARY_LOG, **fields)
         except Exception:  # a broken record must not break the code that logged it
             self.handleError(record)
+
+
+def _refused_request(record: logging.LogRecord) -> HttpProcessingError | None:
+    """The parse error of a request head aiohttp's server refused, if the
+    record is its 'Error handling request'."""
+    exc = record.exc_info[1] if record.exc_info else None
+    if record.name == "aiohttp.server" and isinstance(exc, HttpProcessingError):
+        return exc
+    return None
 
 
 def _route_library_records() -> None:

@@ -144,7 +144,7 @@ async def test_check_lists_every_problem_with_file_line_and_field_path(short_dir
         run_cli("check", "--config", str(good), env=env),
     )
     assert bad_run.returncode == 2
-    assert f"{broken}:4: providers[0].base_url: must match" in bad_run.stderr
+    assert f"{broken}:4: providers[0].base_url: must start with http" in bad_run.stderr
     assert f"{broken}:7: providers[0].timeouts.connect_s: must be > 0" in bad_run.stderr
     assert f"{broken}:10: profiles[0].providers[1]: unknown provider 'missing'" in bad_run.stderr
     assert good_run.returncode == 0

@@ -132,8 +132,9 @@ def test_only_an_extra_header_that_cannot_be_sent_is_a_problem(header: str, frag
 
 
 def test_a_header_value_is_not_echoed_in_its_problem() -> None:
-    [problem] = problems_of(provider_with('extra_headers: {x-token: "sk-secret\\n"}'))
-    assert "sk-secret" not in str(problem)
+    problems = problems_of(provider_with('extra_headers: {x-token: "sk-secret\\n"}'))
+    assert problems
+    assert all("sk-secret" not in str(p) for p in problems)
 
 
 # (base_url, a fragment of its problem, or None for one that must load)
@@ -150,8 +151,8 @@ BASE_URLS = [
     ("http://[::1]x/v1", "is not a valid URL"),
     ("http://127.0.0.1:8080/v1?key=x", "must not hold a query (?) or a fragment (#)"),
     ("'http://127.0.0.1:8080/v1#top'", "must not hold a query (?) or a fragment (#)"),
-    # Another scheme is the walker's one problem, not one more here.
-    ("'ftp://exa mple'", "must match"),
+    # Another scheme is its one problem, not one more for the space.
+    ("'ftp://exa mple'", "must start with http:// or https://"),
     ("http://127.0.0.1:11434/v1", None),
     ("https://api.anthropic.com", None),
     ("http://[::1]:8080/v1", None),

@@ -1,0 +1,105 @@
+"""Keeping credentials, and text of a client's choosing, out of what is
+logged, shown and stored (pure).
+
+Credentials: which header names carry one, a URL's password, and the keys
+a request was sent with, wherever an upstream quotes them back. Client
+text: names and messages cut to a length one log line can carry, whatever
+the size of the body they came in.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterable, Mapping
+from typing import overload
+from urllib.parse import unquote
+
+REDACTED = "[redacted]"
+
+# Words of a header name (split at "-", "_" and ".") that make it a
+# credential's: x-api-key, api-key, x-goog-api-key, proxy-authorization,
+# cookie, x-auth-token. Whole words, so x-portkey-provider is none.
+_CREDENTIAL_WORDS = frozenset(
+    {
+        "apikey",
+        "auth",
+        "authorization",
+        "cookie",
+        "credential",
+        "credentials",
+        "key",
+        "password",
+        "secret",
+        "token",
+    }
+)
+_WORD_BREAKS = re.compile(r"[-_.]")
+
+# A key shorter than this is a placeholder ("ollama", "none"), no secret:
+# replacing it would garble an error's own words that happen to hold it.
+_SHORTEST_SECRET = 8
+
+# Longest name a client chooses (a model, profile, tool or role) that is
+# logged or stored whole; a real one is a few dozen characters.
+NAME_CHARS = 256
+# Longest error or detail message logged or stored for one request or attempt.
+TEXT_CHARS = 1024
+
+
+def is_credential_header(name: str) -> bool:
+    return any(w in _CREDENTIAL_WORDS for w in _WORD_BREAKS.split(name.lower()))
+
+
+def masked_url(url: str) -> str:
+    """`url` with its password (or a user given alone, which may be a token)
+    shown as ***: https://user:***@host/v1."""
+    scheme, sep, rest = url.partition("://")
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    userinfo, at, hostport = rest[:end].rpartition("@")
+    if not sep or not at:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    shown = f"{user}:***" if colon else "***"
+    return f"{scheme}://{shown}@{hostport}{rest[end:]}"
+
+
+def sent_secrets(headers: Mapping[str, str], url: str) -> list[str]:
+    """The credentials a request to `url` with `headers` carries, as an
+    upstream might quote them back: each credential header's value (its
+    token alone too, the key of `Bearer <key>`), and the URL's password
+    with the basic-auth token the HTTP client makes of it."""
+    found: list[str] = []
+    for name, value in headers.items():
+        if is_credential_header(name):
+            found += [value, *value.split()[-1:]]
+    userinfo, at, _ = url.partition("://")[2].partition("/")[0].rpartition("@")
+    if at:
+        user, colon, password = userinfo.partition(":")
+        secret = password if colon else user
+        plain = f"{unquote(user)}:{unquote(password)}"
+        found += [secret, unquote(secret), base64.b64encode(plain.encode()).decode()]
+    return sorted({s for s in found if len(s) >= _SHORTEST_SECRET}, key=len, reverse=True)
+
+
+def redact(data: bytes, secrets: Iterable[str]) -> bytes:
+    """`data` with each of `secrets` replaced by [redacted] (longest first,
+    so a token inside a header value it was quoted with goes too)."""
+    for secret in secrets:
+        data = data.replace(secret.encode(), REDACTED.encode())
+    return data
+
+
+@overload
+def clip(text: str, limit: int = NAME_CHARS) -> str: ...
+
+
+@overload
+def clip(text: str | None, limit: int = NAME_CHARS) -> str | None: ...
+
+
+def clip(text: str | None, limit: int = NAME_CHARS) -> str | None:
+    """`text` cut to `limit` characters, saying how many more there were."""
+    if text is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
