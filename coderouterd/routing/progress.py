@@ -54,6 +54,10 @@ class Reply:
         return cls(200, b"", "text/event-stream", outcome=outcome)
 
 
+# The degradation a translation notes when it sends a request without its tools.
+TOOLS_FIELD = "tools"
+
+
 class Progress:
     def __init__(self, call: Call, plan: Plan, clock: Clock, observer: Observer) -> None:
         self.call = call
@@ -81,6 +85,9 @@ class Progress:
         # Read from the answer the client gets (the stream's, or the last
         # attempt's whole reply); set by the attempt that answers.
         self.shape: ReplyShape | None = None
+        # Providers the request went to without its tools (a model that
+        # cannot call them): their prompt is measured without them.
+        self._without_tools: frozenset[str] = frozenset()
 
     def _ms(self, since: float) -> float:
         return round((self._clock.monotonic() - since) * 1000, 3)
@@ -106,6 +113,8 @@ class Progress:
         ]
         if (more := len(degradations) - len(told)) > 0:
             told.append(Degradation("...", f"{more} more"))
+        if any(d.field == TOOLS_FIELD for d in degradations):
+            self._without_tools |= {provider}
         self._observer.degraded(self.call.request_id, provider, told)
 
     def skip(self, provider: str, reason: str) -> None:
@@ -212,7 +221,12 @@ class Progress:
             return
         self._reported = True
         shape = self.shape if self.provider is not None else None
-        prompt = measure_prompt(self.call.fields, self.call.media)
+        fields = self.call.fields
+        if self.provider in self._without_tools:
+            # What that provider was sent, and counted: a backend's count is
+            # judged against it (cut prompts, learned windows).
+            fields = {k: v for k, v in fields.items() if k != TOOLS_FIELD}
+        prompt = measure_prompt(fields, self.call.media)
         self._observer.request_finished(
             RequestSummary(
                 request_id=self.call.request_id,

@@ -196,3 +196,35 @@ async def test_a_backend_that_cuts_again_soon_is_held_longer_even_after_a_restar
     assert await ask(LONG + "and on") == "big"
     [local, _] = status_of(d.daemon).providers
     assert local.context_window is not None and local.context_window.cut
+
+
+async def test_a_backend_sent_no_tools_is_judged_on_what_it_was_sent(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    # A model that cannot call tools gets the request without them (Claude
+    # Code's tools are most of its prompt), and reads every byte it gets.
+    fake_upstream.responder = lambda req: Reply(
+        dialect="openai", json=openai_completion("ok", prompt_tokens=len(req.body) // 4)
+    )
+    local = provider_yaml(
+        "local",
+        fake_upstream.url + "/v1",
+        kind="openai_compat",
+        extra="capabilities: {tools: false}",
+    )
+    d = await start_daemon(chain_yaml(local))
+    schema = {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(60)}}
+    tools = [
+        {"name": f"tool_{i}", "description": "x " * 200, "input_schema": schema} for i in range(40)
+    ]
+    with capture_logs() as logs:
+        async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as c:
+            await c.messages.create(
+                model="m", max_tokens=10, tools=tools,  # type: ignore[arg-type]
+                messages=[{"role": "user", "content": LONG[:20_000]}],
+            )  # fmt: skip
+        status = status_of(d.daemon)
+    assert len(fake_upstream.requests[0].body) < 30_000  # the tools stayed behind
+    assert [e for e in logs if e["event"] == "provider.prompt_truncated"] == []
+    [provider] = status.providers
+    assert provider.prompts_truncated == 0 and provider.context_window is None
