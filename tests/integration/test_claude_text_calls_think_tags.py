@@ -15,7 +15,6 @@ import json
 from typing import Any
 
 import anthropic
-import openai
 
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import (
@@ -25,6 +24,7 @@ from tests.fakes.transcripts import (
     openai_text_stream,
 )
 from tests.fakes.upstream import FakeUpstream, Reply
+from tests.integration.clients import a_sdk, local, o_sdk
 
 SOURCE = (
     "def strip_reasoning(text):\n"
@@ -52,19 +52,6 @@ SCHEMA = {
 A_TOOLS: list[Any] = [{"name": "Write", "description": "write a file", "input_schema": SCHEMA}]
 O_TOOLS: list[Any] = [{"type": "function", "function": {"name": "Write", "parameters": SCHEMA}}]
 FILTERS_ON = "output_filters: {think: thinking, strip_tool_markup: true, repair_tool_calls: true}"
-
-
-def local(url: str) -> str:
-    # Output filters are on by default for openai_compat providers.
-    return provider_yaml("local", url + "/v1", kind="openai_compat")
-
-
-def a_sdk(url: str) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0, timeout=10)
-
-
-def o_sdk(url: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0, timeout=10)
 
 
 def blocks(message: anthropic.types.Message) -> list[tuple[str, Any]]:

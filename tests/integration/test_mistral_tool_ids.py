@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import openai_completion, openai_text_stream
 from tests.fakes.upstream import FakeUpstream, Recorded, Reply
+from tests.integration.clients import a_sdk as sdk
 
 MISTRAL_ID = re.compile(r"[a-zA-Z0-9]{9}")
 SCHEMA = {"type": "object", "properties": {"file_path": {"type": "string"}}}
@@ -87,10 +88,6 @@ def mistral_backend(fake: FakeUpstream, refused: list[str]) -> None:
 def backend(url: str, model: str, extra: str = "") -> str:
     block = provider_yaml("local", url + "/v1", kind="openai_compat", extra=extra)
     return block.replace("local-model", model)
-
-
-def sdk(url: str) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0, timeout=10)
 
 
 async def ask(client: anthropic.AsyncAnthropic, messages: list[Any], stream: bool) -> Any:

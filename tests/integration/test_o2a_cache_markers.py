@@ -11,19 +11,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import openai
 from structlog.testing import capture_logs
 
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message
 from tests.fakes.upstream import FakeUpstream, Reply
+from tests.integration.clients import o_sdk as sdk
 
 LONG = "Project conventions: keep functions small. " * 300
 EPH = {"type": "ephemeral"}
-
-
-def sdk(url: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0, timeout=10)
 
 
 def dropped(logs: list[Any]) -> list[str]:

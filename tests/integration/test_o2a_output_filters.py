@@ -8,11 +8,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import openai
-
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message, anthropic_text_stream
 from tests.fakes.upstream import FakeUpstream, Reply
+from tests.integration.clients import o_sdk as sdk
 
 MESSAGES: list[Any] = [{"role": "user", "content": "fix it"}]
 THINK = "output_filters:\n  think: thinking\n"
@@ -27,10 +26,6 @@ TOOLS: list[Any] = [
     }
 ]
 CALL_TEXT = '<tool_call>{"name": "Read", "arguments": {"file_path": "/a.py"}}</tool_call>'
-
-
-def sdk(url: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0, timeout=10)
 
 
 async def streamed(url: str, **kw: Any) -> list[Any]:

@@ -10,7 +10,6 @@ import typing
 from typing import Any
 
 import aiohttp
-import openai
 import pytest
 from openai.types.shared.reasoning_effort import ReasoningEffort
 from structlog.testing import capture_logs
@@ -19,16 +18,13 @@ from coderouterd.translate.params_o2a import THINKING_BUDGETS
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message
 from tests.fakes.upstream import FakeUpstream, Reply
+from tests.integration.clients import o_sdk as sdk
 
 MESSAGES: list[Any] = [{"role": "user", "content": "hello"}]
 # Every value the installed SDK lets a client send, but "none".
 SDK_EFFORTS = [
     v for arg in typing.get_args(ReasoningEffort) for v in typing.get_args(arg) if v != "none"
 ]
-
-
-def sdk(url: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0, timeout=10)
 
 
 def dropped(logs: list[Any]) -> list[str]:

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import anthropic
-import openai
-
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message, openai_completion, openai_text_stream
 from tests.fakes.upstream import FakeUpstream, Reply
+from tests.integration.clients import a_sdk, local, o_sdk
 
 MESSAGES: list[Any] = [{"role": "user", "content": "fix it"}]
 SCHEMA = {"type": "object", "properties": {"file_path": {"type": "string"}}}
@@ -25,19 +23,6 @@ O_TOOLS: list[Any] = [
 ]
 CALL_TEXT = '<tool_call>{"name": "Read", "arguments": {"file_path": "/a.py"}}</tool_call>'
 REPAIR = "output_filters: {strip_tool_markup: true, repair_tool_calls: true}"
-
-
-def local(url: str) -> str:
-    # Output filters (repair_tool_calls, strip_tool_markup) are on by default here.
-    return provider_yaml("local", url + "/v1", kind="openai_compat")
-
-
-def a_sdk(url: str) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0, timeout=10)
-
-
-def o_sdk(url: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0, timeout=10)
 
 
 async def test_an_anthropic_clients_tool_choice_none_lifts_no_printed_call(

@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import RunningDaemon, StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message, openai_completion
 from tests.fakes.upstream import FakeUpstream, Reply
+from tests.integration.clients import a_sdk, o_sdk
 
 MESSAGES: list[Any] = [{"role": "user", "content": "hello"}]
 FILTERS_OFF = (
@@ -24,14 +25,6 @@ FILTERS_OFF = (
 )
 FILTERS_ON = "output_filters: {think: thinking, strip_stop_markers: true}"
 HTML = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
-
-
-def a_sdk(url: str) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0, timeout=10)
-
-
-def o_sdk(url: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0, timeout=10)
 
 
 # An upstream error status: its JSON body as it is, any other body wrapped.

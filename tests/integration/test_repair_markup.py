@@ -7,12 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import anthropic
-import openai
 import pytest
 
-from tests.conftest import StartDaemon, chain_yaml, provider_yaml
+from tests.conftest import StartDaemon, chain_yaml
 from tests.fakes.transcripts import openai_completion, openai_text_stream
 from tests.fakes.upstream import FakeUpstream, Reply
+from tests.integration.clients import a_sdk, local, o_sdk
 
 MESSAGES: list[Any] = [{"role": "user", "content": "fix it"}]
 A_TOOLS = [
@@ -30,19 +30,6 @@ WRITE_DOC = (
     '"content": "End each call with </tool_call>."}}</tool_call>'
 )
 DOC_INPUT = {"file_path": "fmt.md", "content": "End each call with </tool_call>."}
-
-
-def local(url: str) -> str:
-    # Output filters (repair_tool_calls, strip_tool_markup) are on by default here.
-    return provider_yaml("local", url + "/v1", kind="openai_compat")
-
-
-def a_sdk(url: str) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0, timeout=10)
-
-
-def o_sdk(url: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0, timeout=10)
 
 
 def replies(text: str, *, stream: bool) -> Reply:

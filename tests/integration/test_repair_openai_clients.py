@@ -8,12 +8,10 @@ import json
 import re
 from typing import Any
 
-import anthropic
-import openai
-
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message, openai_completion, openai_text_stream
 from tests.fakes.upstream import FakeUpstream, Reply
+from tests.integration.clients import a_sdk, local, o_sdk
 
 MESSAGES: list[Any] = [{"role": "user", "content": "fix it"}]
 SCHEMA = {"type": "object", "properties": {"file_path": {"type": "string"}}}
@@ -27,19 +25,6 @@ O_TOOLS = [
 ]
 CALL_TEXT = '<tool_call>{"name": "Read", "arguments": {"file_path": "/a.py"}}</tool_call>'
 AROUND = "Let me check.\n" + CALL_TEXT + "\nThen I will fix it."
-
-
-def local(url: str) -> str:
-    # Output filters (repair_tool_calls, strip_tool_markup) are on by default here.
-    return provider_yaml("local", url + "/v1", kind="openai_compat")
-
-
-def o_sdk(url: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0, timeout=10)
-
-
-def a_sdk(url: str) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0, timeout=10)
 
 
 def chunk(delta: dict[str, Any], finish: str | None = None) -> tuple[str, dict[str, Any]]:

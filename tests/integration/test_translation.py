@@ -8,7 +8,6 @@ from typing import Any
 
 import anthropic
 import msgspec
-import openai
 import pytest
 from structlog.testing import capture_logs
 
@@ -23,6 +22,7 @@ from tests.fakes.transcripts import (
     openai_text_stream,
 )
 from tests.fakes.upstream import FakeUpstream, Reply
+from tests.integration.clients import a_sdk, o_sdk
 
 MESSAGES = [{"role": "user", "content": "write it"}]
 WRITE_TOOL = {
@@ -47,10 +47,6 @@ def chunk(delta: dict, finish: str | None = None) -> tuple[str, dict]:
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         },
     )
-
-
-def a_sdk(url: str) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0, timeout=10)
 
 
 async def stream_message(url: str, **kw) -> anthropic.types.Message:
@@ -252,10 +248,6 @@ async def test_every_turn_of_a_conversation_is_translated_whole_though_its_histo
         if e["event"] == "capability.degraded"
     ]
     assert dropped == [["cache_control", "image"]] * 3
-
-
-def o_sdk(url: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0, timeout=10)
 
 
 async def test_openai_client_on_anthropic_provider_streaming(

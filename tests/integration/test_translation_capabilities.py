@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import anthropic
 import msgspec
 import openai
 import pytest
@@ -15,6 +14,7 @@ from structlog.testing import capture_logs
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message, openai_completion
 from tests.fakes.upstream import FakeUpstream, Reply
+from tests.integration.clients import a_sdk
 
 MESSAGES: list[Any] = [
     {
@@ -25,10 +25,6 @@ MESSAGES: list[Any] = [
 SYSTEM: list[Any] = [{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}]
 THINKING: Any = {"type": "enabled", "budget_tokens": 2048}
 RESTRICTED = '- {kind: anthropic, model: "claude-*", thinking: false, cache_control: false}\n'
-
-
-def a_sdk(url: str) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0, timeout=10)
 
 
 async def claude_daemon(

@@ -8,7 +8,6 @@ from typing import Any
 import aiohttp
 import anthropic
 import msgspec
-import openai
 import pytest
 
 from coderouterd.wire.sse import SSEDecoder
@@ -21,6 +20,7 @@ from tests.fakes.transcripts import (
     openai_text_stream,
 )
 from tests.fakes.upstream import FakeUpstream, Reply, sse_frame
+from tests.integration.clients import a_sdk, local, o_sdk
 
 MESSAGES: list[Any] = [{"role": "user", "content": "fix it"}]
 READ_TOOL = {
@@ -39,18 +39,6 @@ FILTERS_OFF = "output_filters: {think: 'off', strip_tool_markup: false, repair_t
 
 def claude(url: str, extra: str = "") -> str:
     return provider_yaml("claude", url, extra=extra)
-
-
-def local(url: str, extra: str = "") -> str:
-    return provider_yaml("local", url + "/v1", kind="openai_compat", extra=extra)
-
-
-def a_sdk(url: str) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0, timeout=10)
-
-
-def o_sdk(url: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0, timeout=10)
 
 
 async def a_stream(url: str, **kw: Any) -> anthropic.types.Message:

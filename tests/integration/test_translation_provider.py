@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
-import anthropic
 import openai
 import pytest
 from structlog.testing import capture_logs
@@ -13,16 +12,9 @@ from structlog.testing import capture_logs
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_error, openai_completion, openai_text_stream
 from tests.fakes.upstream import FakeUpstream, Reply
+from tests.integration.clients import a_sdk, local
 
 MESSAGES: list[Any] = [{"role": "user", "content": "go"}]
-
-
-def local(url: str, extra: str = "") -> str:
-    return provider_yaml("local", url + "/v1", kind="openai_compat", extra=extra)
-
-
-def a_sdk(url: str) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0, timeout=10)
 
 
 async def test_extra_headers_of_an_openai_compat_provider_reach_it_from_both_dialects(
