@@ -20,7 +20,7 @@ from tests.fakes.upstream import Dialect, FakeUpstream, Recorded, Reply
 
 pytestmark = pytest.mark.timeout(20)
 
-CLIENT_KEY = "sk-ant-client-0123456789-forwarded"
+CLIENT_KEY = "fake-client-key-forwarded"
 BODY = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
 KEY = "api_key_env: A_KEY"
 ENV = {"A_KEY": TEST_API_KEY}

@@ -12,7 +12,7 @@ from tests.integration.process import StartServe
 
 pytestmark = pytest.mark.timeout(30)
 
-CLIENT_KEY = "sk-ant-client-0123456789-do-not-log"
+CLIENT_KEY = "fake-client-key-do-not-log"
 
 HEADS = {
     # A bearer token past aiohttp's 8190-byte field limit (a large SSO JWT).

@@ -7,7 +7,7 @@ import logging
 from aiohttp.http_exceptions import HttpProcessingError, InvalidHeader, LineTooLong
 from structlog.testing import capture_logs
 
-CLIENT_KEY = "sk-ant-client-0123456789-do-not-log"
+CLIENT_KEY = "fake-client-key-do-not-log"
 
 
 def logged_by_aiohttp(exc: BaseException) -> list[dict[str, object]]:

@@ -9,7 +9,7 @@ import pytest
 from coderouterd.routing.verdict import Verdict, classify_status
 from coderouterd.scrub import clip, masked_url, redact, sent_secrets
 
-KEY = "sk-ant-0123456789abcdef"
+KEY = "fake-test-key-not-a-secret"
 
 
 @pytest.mark.parametrize(

@@ -159,7 +159,7 @@ def test_every_problem_is_reported_in_one_load() -> None:
         (["extra_headers: {x-trace: 1}"], 5, "extra_headers.x-trace", "expected a string, got an"),
         (["extra_headers: [a]"], 5, "extra_headers", "expected a mapping, got a list"),
         (
-            ["api_key_env: sk-ant-1"],
+            ["api_key_env: sk-test-1"],
             5,
             "api_key_env",
             "must be the name of an environment variable",
@@ -219,9 +219,9 @@ def test_an_added_top_level_key_is_reported_at_its_line_and_path(
 
 
 def test_a_pasted_key_is_not_echoed_in_the_problem() -> None:
-    [problem] = problems_of(provider_with("api_key_env: sk-ant-secret"))
+    [problem] = problems_of(provider_with("api_key_env: sk-test-secret"))
 
-    assert "sk-ant-secret" not in str(problem)
+    assert "sk-test-secret" not in str(problem)
 
 
 @pytest.mark.parametrize(
