@@ -3,8 +3,10 @@ when each restart_command last ran."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -65,24 +67,39 @@ async def excluded_again_in_a_new_daemon(
     return [e for e in logs if e["event"] == "provider.restart_skipped"]
 
 
+@contextlib.asynccontextmanager
+async def restarting(tmp_path: Path, script: str) -> AsyncIterator[tuple[str, Path, Path]]:
+    """`a` failing and `b` answering, `a`'s restart_command a Python `script`
+    (given `marker`, the file it writes): the config, the state directory and
+    the marker."""
+    marker = tmp_path / "ran"
+    path = tmp_path / "restart.py"
+    path.write_text(script.format(marker=str(marker)))
+    async with (
+        FakeUpstream(default=BUSY) as a,
+        FakeUpstream(default=Reply(json=anthropic_message("b"))) as b,
+    ):
+        yield config(a.url, b.url, f"[{sys.executable}, {path}]"), tmp_path / "state", marker
+
+
+async def failed_into_a_restart(
+    start_daemon: StartDaemon, yaml: str, state_dir: Path
+) -> RunningDaemon:
+    d = await start_daemon(yaml, env={"PATH": os.environ["PATH"]}, state_dir=state_dir)
+    for _ in range(4):
+        await ask(d)
+    return d
+
+
 async def test_restart_min_interval_holds_across_a_restart_of_the_daemon(
     start_daemon: StartDaemon, tmp_path: Path
 ) -> None:
     """Excluded and restarted, restored by hand, the daemon restarted, and the
     backend fails again: its restart_command does not run a second time
     within restart_min_interval_s."""
-    marker = tmp_path / "ran"
-    script = tmp_path / "r.py"
-    script.write_text(f"open({str(marker)!r}, 'a').write('x')\n")
-    state_dir = tmp_path / "state"
-    async with (
-        FakeUpstream(default=BUSY) as a,
-        FakeUpstream(default=Reply(json=anthropic_message("b"))) as b,
-    ):
-        yaml = config(a.url, b.url, f"[{sys.executable}, {script}]")
-        first = await start_daemon(yaml, env={"PATH": os.environ["PATH"]}, state_dir=state_dir)
-        for _ in range(4):
-            await ask(first)
+    script = "open({marker!r}, 'a').write('x')\n"
+    async with restarting(tmp_path, script) as (yaml, state_dir, marker):
+        first = await failed_into_a_restart(start_daemon, yaml, state_dir)
         await until(lambda: first.daemon.healing.book.health("a").restarts == 1, timeout=10)
         assert marker.read_text() == "x"
         await first.daemon.provider_action("restore", "a", 1000)
@@ -101,18 +118,9 @@ async def test_a_restart_command_stopped_at_shutdown_counts_at_the_next_start(
 ) -> None:
     """The daemon stops while a restart_command runs (both restarted together,
     say): the next start still knows it ran, and does not run it again."""
-    marker = tmp_path / "ran"
-    script = tmp_path / "slow.py"
-    script.write_text(f"import time\nopen({str(marker)!r}, 'a').write('x')\ntime.sleep(60)\n")
-    state_dir = tmp_path / "state"
-    async with (
-        FakeUpstream(default=BUSY) as a,
-        FakeUpstream(default=Reply(json=anthropic_message("b"))) as b,
-    ):
-        yaml = config(a.url, b.url, f"[{sys.executable}, {script}]")
-        first = await start_daemon(yaml, env={"PATH": os.environ["PATH"]}, state_dir=state_dir)
-        for _ in range(4):
-            await ask(first)
+    script = "import time\nopen({marker!r}, 'a').write('x')\ntime.sleep(60)\n"
+    async with restarting(tmp_path, script) as (yaml, state_dir, marker):
+        first = await failed_into_a_restart(start_daemon, yaml, state_dir)
         await until(marker.exists)
         await stop(first)
 
