@@ -54,6 +54,17 @@ async def test_continuous_probe_failures_show_the_provider_failing(
     assert 'coderouterd_provider_failing{provider="a"} 1' in metrics.splitlines()
 
 
+def probed_every_tenth_of_a_second(url: str) -> str:
+    """`a` alone, excluded after 2 failures, then probed every 0.1 s."""
+    return (
+        "self_healing: {recovery_initial_interval_s: 0.1, recovery_max_interval_s: 0.1,"
+        " recovery_jitter: 0, probe_timeout_s: 2}\n"
+        f"providers:{provider_yaml('a', url)}"
+        "profiles:\n  - {name: default, providers: [a], backend_health_action: exclude,"
+        " backend_health_threshold: 2}\n"
+    )
+
+
 async def test_recovery_probes_count_while_excluded_and_the_one_that_restores_shows_ok(
     start_daemon: StartDaemon,
 ) -> None:
@@ -62,13 +73,7 @@ async def test_recovery_probes_count_while_excluded_and_the_one_that_restores_sh
     ok again (`provider.recovered`), not failing until a request comes."""
     async with FakeUpstream(default=Reply(json=anthropic_message("pong"))) as a:
         a.script(*[BUSY] * 6)
-        yaml = (
-            "self_healing: {recovery_initial_interval_s: 0.1, recovery_max_interval_s: 0.1,"
-            " recovery_jitter: 0, probe_timeout_s: 2}\n"
-            f"providers:{provider_yaml('a', a.url)}"
-            "profiles:\n  - {name: default, providers: [a], backend_health_action: exclude,"
-            " backend_health_threshold: 2}\n"
-        )
+        yaml = probed_every_tenth_of_a_second(a.url)
         with capture_logs() as logs:
             d = await start_daemon(yaml)
             async with aiohttp.ClientSession() as http:

@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml, until
 from tests.fakes.transcripts import anthropic_error, anthropic_message
 from tests.fakes.upstream import FakeUpstream, Reply
+from tests.integration.test_healing_probe_status import probed_every_tenth_of_a_second
 
 Sample = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -93,13 +94,7 @@ async def test_a_provider_excluded_as_unhealthy_stays_failing_while_its_probes_f
 ) -> None:
     busy = anthropic_error(503, "overloaded_error", "busy")
     async with FakeUpstream(default=busy) as a:
-        yaml = (
-            "self_healing: {recovery_initial_interval_s: 0.1, recovery_max_interval_s: 0.1,"
-            " recovery_jitter: 0, probe_timeout_s: 2}\n"
-            f"providers:{provider_yaml('a', a.url)}"
-            "profiles:\n  - {name: default, providers: [a], backend_health_action: exclude,"
-            " backend_health_threshold: 2}\n"
-        )
+        yaml = probed_every_tenth_of_a_second(a.url)
         d = await start_daemon(yaml)
         body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
         async with aiohttp.ClientSession() as http:
