@@ -52,12 +52,20 @@ def limits(
         notes.add("reasoning_effort", _LOOP_WITHOUT_THINKING)
         budget = None
     out: dict[str, Any] = {"max_tokens": _max_tokens(body, budget, max_output_tokens, notes)}
-    if budget is not None and out["max_tokens"] - 1 < MIN_THINKING_BUDGET:
+    fitted = None if budget is None else budget_within(budget, out["max_tokens"])
+    if budget is not None and fitted is None:
         notes.add("reasoning_effort", "max_tokens leaves no room for a thinking budget")
-        budget = None
-    if budget is not None:
-        out["thinking"] = {"type": "enabled", "budget_tokens": min(budget, out["max_tokens"] - 1)}
+    if fitted is not None:
+        out["thinking"] = {"type": "enabled", "budget_tokens": fitted}
     return out
+
+
+def budget_within(budget: int, max_tokens: int) -> int | None:
+    """`budget` as Anthropic takes it beside `max_tokens`: below it, and at
+    least MIN_THINKING_BUDGET; None when no such budget fits."""
+    if max_tokens - 1 < MIN_THINKING_BUDGET:
+        return None
+    return min(budget, max_tokens - 1)
 
 
 def _max_tokens(

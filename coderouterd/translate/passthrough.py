@@ -55,7 +55,7 @@ from coderouterd.translate.openai_passthrough import (
     client_wants_usage,
     usage_of_completion,
 )
-from coderouterd.translate.params_o2a import MIN_THINKING_BUDGET
+from coderouterd.translate.params_o2a import budget_within
 from coderouterd.translate.translated import check_completion, offered_tool_names
 from coderouterd.translate.types import Degradation, OutputFilters, read_json
 from coderouterd.wire.errors import reenvelope
@@ -270,7 +270,7 @@ def clamped(
 def _fit_thinking(fields: dict[str, msgspec.Raw], max_tokens: int) -> list[Degradation]:
     """A thinking budget kept below a clamped max_tokens, as Anthropic requires
     (Claude Code asks 31999 of 32000); dropped when no budget Anthropic takes
-    (MIN_THINKING_BUDGET) fits."""
+    fits (budget_within)."""
     raw = fields.get("thinking")
     thinking = read_json(raw, "thinking") if raw is not None else None
     if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
@@ -278,11 +278,12 @@ def _fit_thinking(fields: dict[str, msgspec.Raw], max_tokens: int) -> list[Degra
     budget = thinking.get("budget_tokens")
     if not isinstance(budget, int) or budget < max_tokens:
         return []
-    if max_tokens - 1 < MIN_THINKING_BUDGET:
+    fitted = budget_within(budget, max_tokens)
+    if fitted is None:
         del fields["thinking"]
         return [Degradation("thinking", f"dropped: max_tokens {max_tokens} leaves no room for it")]
-    fields["thinking"] = msgspec.Raw(_encode({**thinking, "budget_tokens": max_tokens - 1}))
-    return [Degradation("thinking.budget_tokens", f"lowered to {max_tokens - 1}, below max_tokens")]
+    fields["thinking"] = msgspec.Raw(_encode({**thinking, "budget_tokens": fitted}))
+    return [Degradation("thinking.budget_tokens", f"lowered to {fitted}, below max_tokens")]
 
 
 _USAGE_ONLY = msgspec.Raw(b'{"include_usage":true}')
