@@ -47,13 +47,15 @@ class CostConfig(_Strict, frozen=True):
     """Prices in USD per million tokens, Anthropic-style cache pricing, monthly cap.
 
     Cache reads are billed at input price x cache_read_discount, cache
-    writes at input price x cache_creation_premium.
+    writes at input price x cache_creation_premium, or x
+    cache_creation_1h_premium for those the provider reports as 1-hour ones.
     """
 
     input_tokens_per_million: NonNegative = 0.0
     output_tokens_per_million: NonNegative = 0.0
     cache_read_discount: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.10
     cache_creation_premium: Annotated[float, msgspec.Meta(ge=1)] = 1.25
+    cache_creation_1h_premium: Annotated[float, msgspec.Meta(ge=1)] = 2.0
     # Spend cap per UTC calendar month; None means no cap.
     monthly_budget_usd: NonNegative | None = None
 

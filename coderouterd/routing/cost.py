@@ -24,8 +24,12 @@ def cost_of(usage: Usage, price: CostConfig) -> AttemptCost:
     per_output = price.output_tokens_per_million / _MILLION
     read = usage.cache_read_input_tokens or 0
     created = usage.cache_creation_input_tokens or 0
+    split = usage.cache_creation
+    hour = min(created, (split.ephemeral_1h_input_tokens or 0) if split else 0)
     cache_cost = per_input * (
-        read * price.cache_read_discount + created * price.cache_creation_premium
+        read * price.cache_read_discount
+        + (created - hour) * price.cache_creation_premium
+        + hour * price.cache_creation_1h_premium
     )
     cost = (
         (usage.input_tokens or 0) * per_input + (usage.output_tokens or 0) * per_output + cache_cost

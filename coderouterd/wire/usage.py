@@ -7,11 +7,30 @@ from typing import Any
 import msgspec
 
 
+class CacheWrites(msgspec.Struct, kw_only=True):
+    """Cache writes split by how long the entry lives (`cache_control.ttl`):
+    a 1-hour write is billed higher than a 5-minute one."""
+
+    ephemeral_5m_input_tokens: int | None = None
+    ephemeral_1h_input_tokens: int | None = None
+
+
 class Usage(msgspec.Struct, kw_only=True):
     input_tokens: int | None = None
     output_tokens: int | None = None
     cache_creation_input_tokens: int | None = None
     cache_read_input_tokens: int | None = None
+    # Present when the provider splits cache_creation_input_tokens by ttl.
+    cache_creation: CacheWrites | None = None
+
+
+# The counts every answer carries; cache_creation is an optional detail.
+COUNTS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+)
 
 
 class _WithUsage(msgspec.Struct):
@@ -31,11 +50,11 @@ def usage_of_body(body: bytes) -> Usage | None:
 
 def is_complete(usage: Usage | None) -> bool:
     """Whether all four counts are there (clients read every one of them)."""
-    return usage is not None and None not in msgspec.structs.astuple(usage)
+    return usage is not None and all(getattr(usage, k) is not None for k in COUNTS)
 
 
 def completed(usage: object) -> dict[str, Any]:
     """Anthropic usage with all four counts, a missing or null one as 0;
     any other key kept as it is."""
     given: dict[str, Any] = usage if isinstance(usage, dict) else {}
-    return {**given, **{k: given.get(k) or 0 for k in Usage.__struct_fields__}}
+    return {**given, **{k: given.get(k) or 0 for k in COUNTS}}
