@@ -1,12 +1,15 @@
 """An OpenAI Chat Completions request's parameters as Anthropic's (pure): tools
-and tool_choice, max_tokens, the thinking budget asked for by
-reasoning_effort, and sampling; request_o2a translates the conversation.
+and tool_choice (or their legacy form, functions and function_call),
+max_tokens, the thinking budget asked for by reasoning_effort, and sampling;
+request_o2a translates the conversation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+import msgspec
 
 from coderouterd.errors import InvalidRequestError
 from coderouterd.translate.anthropic_request import loop_in_progress, starts_thinking
@@ -118,13 +121,51 @@ def _stop(raw: object) -> list[str]:
     raise InvalidRequestError("must be a string or a list of strings", field="stop")
 
 
-def tools(
-    raw: object, choice: object, body: Mapping[str, Any], notes: Notes, marks: CacheMarks
-) -> dict[str, Any]:
-    """Anthropic's tools and tool_choice; a tool's prompt-cache marker (LiteLLM
-    takes one on the tool, beside `function`) goes on the tool made from it."""
-    if raw is None:
+def tools(body: Mapping[str, Any], notes: Notes, marks: CacheMarks) -> dict[str, Any]:
+    """Anthropic's tools and tool_choice, from `tools` and `tool_choice`, and
+    from their legacy form, `functions` and `function_call`. A tool's
+    prompt-cache marker (LiteLLM takes one on the tool, beside `function`)
+    goes on the tool made from it."""
+    declared = _tools(body.get("tools"), notes, marks) + _functions(body.get("functions"))
+    if not declared:
         return {}
+    out: dict[str, Any] = {"tools": declared}
+    choice, legacy_choice = body.get("tool_choice"), body.get("function_call")
+    tool_choice = None
+    if choice is not None:
+        tool_choice = _tool_choice(choice, notes)
+    elif legacy_choice is not None:
+        tool_choice = _function_call(legacy_choice)
+    # An answer in the legacy form holds one call: `function_call`.
+    if body.get("parallel_tool_calls") is False or legacy_functions(body):
+        tool_choice = tool_choice or {"type": "auto"}
+        if tool_choice["type"] != "none":
+            tool_choice["disable_parallel_tool_use"] = True
+    if tool_choice is not None:
+        out["tool_choice"] = tool_choice
+    return out
+
+
+def legacy_functions(fields: Mapping[str, Any]) -> bool:
+    """Whether a request declares its functions the legacy way, `functions`
+    and no `tools`: the client then reads a call in the answer's
+    `function_call` (response_a2o). `fields` are the request's top-level
+    fields, decoded or as raw JSON."""
+    return bool(_list(fields.get("functions"))) and not _list(fields.get("tools"))
+
+
+def _list(value: object) -> list[Any]:
+    if isinstance(value, msgspec.Raw | bytes):
+        try:
+            value = msgspec.json.decode(value)
+        except msgspec.DecodeError:
+            return []
+    return value if isinstance(value, list) else []
+
+
+def _tools(raw: object, notes: Notes, marks: CacheMarks) -> list[dict[str, Any]]:
+    if raw is None:
+        return []
     if not isinstance(raw, list):
         raise InvalidRequestError("must be a list", field="tools")
     tools = []
@@ -137,17 +178,26 @@ def tools(
             kind = tool.get("type")
             notes.add(f"tools.{kind}", f"{kind} tools have no Anthropic equivalent")
             marks.lost(tool)
-    if not tools:
-        return {}
-    out: dict[str, Any] = {"tools": tools}
-    tool_choice = _tool_choice(choice, notes) if choice is not None else None
-    if body.get("parallel_tool_calls") is False:
-        tool_choice = tool_choice or {"type": "auto"}
-        if tool_choice["type"] != "none":
-            tool_choice["disable_parallel_tool_use"] = True
-    if tool_choice is not None:
-        out["tool_choice"] = tool_choice
-    return out
+    return tools
+
+
+def _functions(raw: object) -> list[dict[str, Any]]:
+    """The legacy `functions`: each what a function tool's `function` is."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise InvalidRequestError("must be a list", field="functions")
+    return [_tool(function, f"functions[{j}]") for j, function in enumerate(raw)]
+
+
+def _function_call(choice: object) -> dict[str, Any]:
+    """The legacy `function_call`: "auto", "none" or `{"name": …}`."""
+    if choice in ("auto", "none"):
+        return {"type": str(choice)}
+    name = choice.get("name") if isinstance(choice, Mapping) else None
+    if not isinstance(name, str) or not name:
+        raise InvalidRequestError('must be auto, none or {"name": …}', field="function_call")
+    return {"type": "tool", "name": name}
 
 
 def _tool(function: object, path: str) -> dict[str, Any]:

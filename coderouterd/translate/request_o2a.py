@@ -9,13 +9,18 @@ Anthropic's rules the OpenAI dialect does not have, and how they are met:
   messages are merged (so consecutive `role: "tool"` messages become one
   user message of tool_result blocks, in order), tool_result blocks are moved
   to the front of their user turn, and a conversation that starts with the
-  assistant gets the user turn `CONTINUE_PLACEHOLDER` in front.
+  assistant, or holds only system messages, gets the user turn
+  `CONTINUE_PLACEHOLDER` in front.
 - Every tool result answers a call of the turn before, every call gets a
   result: a history trimmed from the front or a call left unanswered is
   mended as `tool_pairs` says.
 - Tool ids of `^[a-zA-Z0-9_-]+$` only: an id an OpenAI-compatible backend
   made with other characters (Kimi's `functions.Read:0`) is rewritten the
-  same way in the call and in its result (anthropic_tool_id).
+  same way in the call and in its result; a legacy `function_call` and the
+  `role: "function"` message answering it, which have none, share one
+  made for them (o2a_tool_messages).
+- Image media types of the four Anthropic takes, matching the bytes: an
+  inline image's type is read from its bytes (o2a_parts).
 - No empty or whitespace-only text blocks: they are left out, and a message
   left with nothing is left out. A final assistant turn (a prefill) cannot
   end with whitespace: its last text is cut at its last visible character.
@@ -37,27 +42,23 @@ Anthropic's rules the OpenAI dialect does not have, and how they are met:
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
-from coderouterd.errors import NESTED_TOO_DEEP, InvalidRequestError
+from coderouterd.errors import InvalidRequestError
 from coderouterd.translate.cache_o2a import CacheMarks, system_prompt
+from coderouterd.translate.o2a_parts import content_blocks, part_text, parts, text, text_blocks
+from coderouterd.translate.o2a_tool_messages import FunctionCalls, tool_message_result, tool_use
 from coderouterd.translate.params_o2a import limits, sampling, tools
 from coderouterd.translate.tool_pairs import pair_tool_results
 from coderouterd.translate.types import Degradation, Notes
 
 CONTINUE_PLACEHOLDER = "(continue)"
-_ARGUMENTS_KEPT_RAW = 'arguments that are no JSON object sent as {"_raw": "<the arguments>"}'
-_NOT_TOOL_ID = re.compile(r"[^A-Za-z0-9_-]")
-_DATA_URL = re.compile(r"^data:([^;,]+)(?:;[^;,]*)*;base64,(.*)$", re.DOTALL)
 
 _HANDLED = frozenset(
     {"model", "messages", "max_tokens", "max_completion_tokens", "stop", "temperature"}
     | {"top_p", "tools", "tool_choice", "parallel_tool_calls", "reasoning_effort", "user"}
-    | {"stream", "stream_options", "cache_control"}
+    | {"stream", "stream_options", "cache_control", "functions", "function_call"}
 )
 _DROPPED = {
     "n": "Anthropic returns a single choice",
@@ -92,7 +93,7 @@ def openai_to_anthropic_request(
     if system:
         out["system"] = system
     out["messages"] = turns
-    out.update(tools(body.get("tools"), body.get("tool_choice"), body, notes, marks))
+    out.update(tools(body, notes, marks))
     out.update(
         limits(
             body,
@@ -139,6 +140,7 @@ def _conversation(
         raise InvalidRequestError("must be a list of messages", field="messages")
     systems: list[list[dict[str, Any]]] = []
     turns: list[dict[str, Any]] = []
+    legacy = FunctionCalls()
     for i, message in enumerate(raw):
         path = f"messages[{i}]"
         if not isinstance(message, Mapping):
@@ -149,24 +151,34 @@ def _conversation(
         elif role == "user":
             _append(turns, "user", _user_blocks(message, f"{path}.content", notes, marks))
         elif role == "assistant":
-            _append(turns, "assistant", _assistant_blocks(message, path, notes, marks))
+            _append(turns, "assistant", _assistant_blocks(message, i, notes, marks, legacy))
         elif role == "tool":
-            _append(turns, "user", [_tool_result(message, path, marks)])
+            _append(turns, "user", [tool_message_result(message, path, notes, marks)])
+        elif role == "function":
+            _append(turns, "user", [legacy.result(message, i, notes, marks)])
         elif role is None:
             raise InvalidRequestError("missing required field 'role'", field=f"{path}.role")
         else:
             raise InvalidRequestError(f"unsupported role {role!r}", field=f"{path}.role")
-    if not turns:
-        raise InvalidRequestError("needs at least one user or assistant message", field="messages")
-    if turns[0]["role"] != "user":
+    if not turns and not systems:
+        raise InvalidRequestError("needs at least one message", field="messages")
+    _mend(turns, notes)
+    return system_prompt(systems, marks), turns
+
+
+def _mend(turns: list[dict[str, Any]], notes: Notes) -> None:
+    """Turns as Anthropic takes them: a user turn first (a one-shot
+    instruction sent as a system message alone gets one too), tool results
+    paired with their calls and first in their turn, and no prefill ending
+    with whitespace."""
+    if not turns or turns[0]["role"] != "user":
         notes.add("messages", "a conversation must start with a user turn; placeholder added")
-        turns.insert(0, {"role": "user", "content": [_text(CONTINUE_PLACEHOLDER)]})
+        turns.insert(0, {"role": "user", "content": [text(CONTINUE_PLACEHOLDER)]})
     pair_tool_results(turns, notes)
     for turn in turns:
         results_first = sorted(turn["content"], key=lambda b: b["type"] != "tool_result")
         turn["content"] = results_first
     _end_prefill(turns[-1])
-    return system_prompt(systems, marks), turns
 
 
 def _append(turns: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
@@ -178,86 +190,25 @@ def _append(turns: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]
         turns.append({"role": role, "content": blocks})
 
 
-def _text(text: str) -> dict[str, Any]:
-    return {"type": "text", "text": text}
-
-
-def _parts(raw: object, path: str) -> list[Mapping[str, Any]]:
-    """Content as a list of parts: a string is one text part, null is none."""
-    if raw is None:
-        return []
-    if isinstance(raw, str):
-        return [{"type": "text", "text": raw}]
-    if not isinstance(raw, list):
-        raise InvalidRequestError("must be a string or a list of content parts", field=path)
-    for j, part in enumerate(raw):
-        if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
-            raise InvalidRequestError("must be a content part with a 'type'", field=f"{path}[{j}]")
-    return raw
-
-
-def _part_text(part: Mapping[str, Any], path: str) -> str:
-    text = part.get("text")
-    if not isinstance(text, str):
-        raise InvalidRequestError("must be a string", field=f"{path}.text")
-    return text
-
-
 def _system_blocks(
     message: Mapping[str, Any], path: str, marks: CacheMarks
 ) -> list[dict[str, Any]]:
     """Every text part, blank ones too, as a text block (system_prompt picks)."""
     blocks = []
-    for j, part in enumerate(_parts(message.get("content"), path)):
+    for j, part in enumerate(parts(message.get("content"), path)):
         if part["type"] != "text":
             raise InvalidRequestError("only text parts are allowed here", field=f"{path}[{j}]")
-        blocks.append(marks.copy(part, _text(_part_text(part, f"{path}[{j}]"))))
+        blocks.append(marks.copy(part, text(part_text(part, f"{path}[{j}]"))))
     marks.last(message, blocks)
-    return blocks
-
-
-def _text_blocks(
-    parts: list[Mapping[str, Any]], path: str, marks: CacheMarks
-) -> list[dict[str, Any]]:
-    """The non-blank text parts as text blocks; other parts are skipped."""
-    blocks = []
-    for j, part in enumerate(parts):
-        if part["type"] == "text" and (text := _part_text(part, f"{path}[{j}]")).strip():
-            blocks.append(marks.copy(part, _text(text)))
-        else:
-            marks.lost(part)
     return blocks
 
 
 def _user_blocks(
     message: Mapping[str, Any], path: str, notes: Notes, marks: CacheMarks
 ) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = []
-    for j, part in enumerate(_parts(message.get("content"), path)):
-        where, kind = f"{path}[{j}]", part["type"]
-        if kind == "text" and _part_text(part, where).strip():
-            blocks.append(marks.copy(part, _text(part["text"])))
-        elif kind == "image_url":
-            blocks.append(marks.copy(part, _image(part.get("image_url"), f"{where}.image_url")))
-        else:
-            if kind != "text":
-                notes.add(f"content.{kind}", f"{kind} content parts have no Anthropic equivalent")
-            marks.lost(part)
+    blocks = content_blocks(parts(message.get("content"), path), path, notes, marks)
     marks.last(message, blocks)
     return blocks
-
-
-def _image(raw: object, path: str) -> dict[str, Any]:
-    url = raw.get("url") if isinstance(raw, Mapping) else raw
-    if not isinstance(url, str):
-        raise InvalidRequestError("must be an object with a string 'url'", field=path)
-    if match := _DATA_URL.match(url):
-        source = {"type": "base64", "media_type": match[1], "data": match[2]}
-        return {"type": "image", "source": source}
-    if url.startswith(("http://", "https://")):
-        return {"type": "image", "source": {"type": "url", "url": url}}
-    problem = "must be a base64 data: URL or an http(s) URL"
-    raise InvalidRequestError(problem, field=f"{path}.url" if isinstance(raw, Mapping) else path)
 
 
 def _end_prefill(turn: dict[str, Any]) -> None:
@@ -274,76 +225,17 @@ def _end_prefill(turn: dict[str, Any]) -> None:
 
 
 def _assistant_blocks(
-    message: Mapping[str, Any], path: str, notes: Notes, marks: CacheMarks
+    message: Mapping[str, Any], index: int, notes: Notes, marks: CacheMarks, legacy: FunctionCalls
 ) -> list[dict[str, Any]]:
+    path = f"messages[{index}]"
     where = f"{path}.content"
-    blocks = _text_blocks(_parts(message.get("content"), where), where, marks)
+    blocks = text_blocks(parts(message.get("content"), where), where, marks)
     calls = message.get("tool_calls")
     if calls is not None and not isinstance(calls, list):
         raise InvalidRequestError("must be a list", field=f"{path}.tool_calls")
     for k, call in enumerate(calls or []):
-        blocks.append(_tool_use(call, f"{path}.tool_calls[{k}]", notes))
+        blocks.append(tool_use(call, f"{path}.tool_calls[{k}]", notes))
+    if message.get("function_call") is not None:
+        blocks.append(legacy.call(message["function_call"], index, notes))
     marks.last(message, blocks)
     return blocks
-
-
-def anthropic_tool_id(call_id: str) -> str:
-    """`call_id` as Anthropic takes a tool id (`^[a-zA-Z0-9_-]+$`): as it is
-    when it already fits; else its other characters made `_`, plus a digest
-    of the whole id, so that ids differing only there stay apart (Kimi's
-    `functions.Read:0` and `functions.Read.0`) and a call and its result,
-    translated apart, still match."""
-    if not _NOT_TOOL_ID.search(call_id):
-        return call_id
-    digest = hashlib.sha256(call_id.encode()).hexdigest()[:8]
-    return f"{_NOT_TOOL_ID.sub('_', call_id)}_{digest}"
-
-
-def _tool_use(call: object, path: str, notes: Notes) -> dict[str, Any]:
-    if not isinstance(call, Mapping) or not isinstance(call.get("function"), Mapping):
-        raise InvalidRequestError("must be an object with a 'function'", field=path)
-    call_id, function = call.get("id"), call["function"]
-    name, arguments = function.get("name"), function.get("arguments")
-    if not isinstance(call_id, str) or not call_id:
-        raise InvalidRequestError("must be a non-empty string", field=f"{path}.id")
-    if not isinstance(name, str) or not name:
-        raise InvalidRequestError("must be a non-empty string", field=f"{path}.function.name")
-    tool_id = anthropic_tool_id(call_id)
-    arguments = _arguments(arguments, path, notes)
-    return {"type": "tool_use", "id": tool_id, "name": name, "input": arguments}
-
-
-def _arguments(raw: object, path: str, notes: Notes) -> dict[str, Any]:
-    """A call's arguments as Anthropic's `input` object. Arguments that are
-    no JSON object (a call cut at max_tokens) are kept as `{"_raw": …}`, as
-    response_o2a keeps them the other way: the conversation goes on."""
-    where = f"{path}.function.arguments"
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return {}
-    if not isinstance(raw, str):
-        raise InvalidRequestError("must be a JSON string", field=where)
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        value = None
-    except RecursionError as exc:
-        raise InvalidRequestError(NESTED_TOO_DEEP, field=where) from exc
-    if not isinstance(value, dict):
-        notes.add("tool_calls.arguments", _ARGUMENTS_KEPT_RAW)
-        return {"_raw": raw}
-    return value
-
-
-def _tool_result(message: Mapping[str, Any], path: str, marks: CacheMarks) -> dict[str, Any]:
-    call_id = message.get("tool_call_id")
-    if not isinstance(call_id, str) or not call_id:
-        raise InvalidRequestError("must be a non-empty string", field=f"{path}.tool_call_id")
-    raw = message.get("content")
-    content: str | list[dict[str, Any]]
-    if raw is None or isinstance(raw, str):
-        content = raw or ""
-    else:
-        parts = _parts(raw, f"{path}.content")
-        content = _text_blocks(parts, f"{path}.content", marks)
-    block = {"type": "tool_result", "tool_use_id": anthropic_tool_id(call_id)}
-    return marks.copy(message, {**block, "content": content or ""})

@@ -3,7 +3,9 @@
 Text blocks are concatenated without a separator, in the streamed and the
 whole-body form alike, so both give the client the same content. Thinking
 becomes `reasoning_content`, the field DeepSeek-style backends use; redacted
-thinking and server-tool blocks have no OpenAI form and are left out.
+thinking and server-tool blocks have no OpenAI form and are left out. For a
+client that declared legacy `functions`, the answer made carries its call
+in the legacy form too (as_function_call).
 """
 
 from __future__ import annotations
@@ -96,6 +98,29 @@ def _tool_call(block: Mapping[str, Any]) -> dict[str, Any]:
     arguments = compact_json(block.get("input") or {})
     function = {"name": str(block.get("name", "")), "arguments": arguments}
     return {"id": str(block.get("id", "")), "type": "function", "function": function}
+
+
+def as_function_call(completion: Mapping[str, Any]) -> dict[str, Any]:
+    """A completion or chunk as a client that declared legacy `functions`
+    reads it (params_o2a.legacy_functions): the call as the message's (the
+    delta's) `function_call`, the finish_reason `function_call`. The request
+    let the model make one call at a time (`disable_parallel_tool_use`); of
+    more (lifted from text by output filters) the first is kept, index 0 of
+    a chunk's, since the legacy form holds one."""
+    choices = []
+    for choice in completion.get("choices") or []:
+        key = "message" if "message" in choice else "delta"
+        part = dict(choice.get(key) or {})
+        calls = [c for c in part.pop("tool_calls", None) or [] if c.get("index", 0) == 0]
+        if calls:
+            part["function_call"] = dict(calls[0].get("function") or {})
+        choices.append({**choice, key: part, **_legacy_finish(choice)})
+    return {**completion, "choices": choices}
+
+
+def _legacy_finish(choice: Mapping[str, Any]) -> dict[str, Any]:
+    finish = choice.get("finish_reason")
+    return {"finish_reason": "function_call" if finish == "tool_calls" else finish}
 
 
 class AnthropicToOpenAIStream:

@@ -513,8 +513,8 @@ ERRORS = [
     ({}, "messages"),
     ({"messages": [USER_HI, "x"]}, "messages[1]"),
     ({"messages": [{"content": "hi"}]}, "messages[0].role"),
-    ({"messages": [{"role": "function", "name": "f", "content": "x"}]}, "messages[0].role"),
-    ({"messages": [{"role": "system", "content": "only a system prompt"}]}, "messages"),
+    ({"messages": [{"role": "function", "content": "x"}]}, "messages[0].name"),
+    ({"messages": [{"role": "moderator", "content": "x"}]}, "messages[0].role"),
     ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
     ({"messages": [{"role": "user", "content": [{"text": "x"}]}]}, "messages[0].content[0]"),
     (
