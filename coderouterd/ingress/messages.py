@@ -196,6 +196,13 @@ async def _route(
                 reply = await runtime.engine.unary(routed, plan, after=bookkeeping.append)
             except (NoProviderAvailableError, RequestError) as exc:
                 return _unanswered(request, call, capture, exc)
+            except asyncio.CancelledError as exc:
+                if not cancelled_by_shutdown(exc):
+                    raise
+                # Logged as abandoned at shutdown by the engine: the client is
+                # told so, and the connection goes after the answer.
+                request.protocol.close()
+                return plain_error(dialect, 503, SHUTTING_DOWN, rid)
             unary = _response(reply, {REQUEST_ID_HEADER: rid})
             if capture is not None:
                 capture.add(reply.body)

@@ -301,8 +301,12 @@ class ExclusionCleared(msgspec.Struct, frozen=True, kw_only=True):
         return [(CLEAR_EXCLUSION, (self.provider,))]
 
 
+# The row change an audit event records (an exclusion set or cleared).
+RowChange = ExclusionSet | ExclusionCleared
+
+
 class AuditRow(msgspec.Struct, frozen=True, kw_only=True):
-    """One row of `audit`, chained to the row before it."""
+    """One row of `audit`, chained to the row before it, and the row change it records."""
 
     seq: int
     ts: float
@@ -310,16 +314,23 @@ class AuditRow(msgspec.Struct, frozen=True, kw_only=True):
     fields: str
     prev_hash: str
     hash: str
+    change: RowChange | None = None
 
     def statements(self) -> list[Statement]:
         row = (self.seq, self.ts, self.event, self.fields, self.prev_hash, self.hash)
-        return [(INSERT_AUDIT, row)]
+        own = [(INSERT_AUDIT, row)]
+        return own if self.change is None else [*self.change.statements(), *own]
 
 
 class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """An audit event, and the row change it records if any: one record, so
+    the two lie in one batch and are committed together or lost together (an
+    `exclusions` row is never without its `provider.excluded` event)."""
+
     ts: float
     event: str
     fields: dict[str, Any]
+    change: RowChange | None = None
 
     def fields_json(self) -> str:
         # Sorted keys: a verifier re-encoding the stored fields gets the same bytes.
@@ -334,6 +345,7 @@ class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
             fields=fields,
             prev_hash=prev_hash,
             hash=chain_hash(prev_hash, seq, self.ts, self.event, fields),
+            change=self.change,
         )
 
 
@@ -341,7 +353,7 @@ class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
 Record = RequestRow | FinishedRequest | ReplayRow | ExclusionSet | ExclusionCleared | AuditEvent
 Writable = RequestRow | FinishedRequest | ReplayRow | ExclusionSet | ExclusionCleared | AuditRow
 # Never dropped for overload: counted against the writer's audit cap, not the
-# request cap. An exclusion change and its audit event are one story.
+# request cap. An exclusion change goes with its audit event (AuditEvent.change).
 KEPT = (AuditEvent, ExclusionSet, ExclusionCleared)
 
 # Statements of one batch run table by table, so each table's inserts go to

@@ -6,15 +6,17 @@ the retention loop as named tasks. Closing stops the loops and flushes the
 writer, so a clean shutdown loses nothing.
 
 Self-healing records what it does through `provider_excluded`,
-`provider_restored` and `restart_command_ran`: each queues the `exclusions`
-row change first and its audit event after it, and the writer never drops
-either for overload. Logging the same events is the caller's part.
+`provider_restored` and `restart_command_ran`: an `exclusions` row change
+goes to the writer as one record with its audit event, committed or lost
+together and never dropped for overload. Logging the same events is the
+caller's part.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, TypeVar
@@ -27,10 +29,10 @@ from coderouterd.config.model import StateConfig
 from coderouterd.routing.budget import BudgetBook
 from coderouterd.routing.cost import month_of
 from coderouterd.state import overflows, reads
-from coderouterd.state.db import db_path, open_db
+from coderouterd.state.db import db_path, open_db, read_error
 from coderouterd.state.migrate import discover, migrate
 from coderouterd.state.recorder import ReplayRecorder
-from coderouterd.state.records import AuditEvent, ExclusionCleared, ExclusionSet
+from coderouterd.state.records import AuditEvent, ExclusionCleared, ExclusionSet, RowChange
 from coderouterd.state.retention import RetentionResult, retention_steps
 from coderouterd.state.writer import Writer
 from coderouterd.tasks import cancel_and_wait, spawn
@@ -108,15 +110,21 @@ class StateService:
     ) -> StateService:
         path = db_path(state_dir)
         conn = await open_db(path, synchronous=config.synchronous)
+        now = clock.wall()
+        # One clock reading: the month may turn between two, making last month's spend this one's.
+        month = month_of(now)
         try:
-            await migrate(conn, discover(), now=clock.wall())
-            totals = await reads.month_totals(conn, month_of(clock.wall()))
-            client_ids = await reads.client_request_ids(conn, reads.CLIENT_IDS_KEPT)
-            exclusions = await reads.exclusions(conn)
+            await migrate(conn, discover(), now=now)
+            try:
+                totals = await reads.month_totals(conn, month)
+                client_ids = await reads.client_request_ids(conn, reads.CLIENT_IDS_KEPT)
+                exclusions = await reads.exclusions(conn)
+            except sqlite3.Error as e:
+                # A damaged page the migration never touched shows up here.
+                raise read_error(path, e) from e
         except BaseException:
             await conn.close()
             raise
-        month = month_of(clock.wall())
         budget = BudgetBook({(p, month): t.cost_usd for p, t in totals.items()})
 
         def write_failed(exc: Exception, lost: int) -> None:
@@ -182,10 +190,10 @@ class StateService:
         uid: int | None = None,
         since: float | None = None,
     ) -> None:
-        """Take a provider out of rotation: its `exclusions` row, then its audit
+        """Take a provider out of rotation: its `exclusions` row with its audit
         event; `since`: when it was decided (default now)."""
         now = self._clock.wall() if since is None else since
-        self.writer.submit(ExclusionSet(provider=provider, reason=reason, since=now, until=until))
+        change = ExclusionSet(provider=provider, reason=reason, since=now, until=until)
         fields = {
             "provider": provider,
             "reason": reason,
@@ -195,7 +203,7 @@ class StateService:
             "last_status": last_status,
             "episode": episode,
         }
-        self._audit_at(now, events.PROVIDER_EXCLUDED, fields, until=until, uid=uid)
+        self._audit_at(now, events.PROVIDER_EXCLUDED, fields, change=change, until=until, uid=uid)
 
     def provider_restored(
         self,
@@ -208,9 +216,8 @@ class StateService:
         latency_ms: float | None = None,
         uid: int | None = None,
     ) -> None:
-        """Put a provider back: its `exclusions` row goes, then its audit event."""
+        """Put a provider back: its `exclusions` row goes, with its audit event."""
         now = self._clock.wall()
-        self.writer.submit(ExclusionCleared(provider=provider))
         fields = {
             "provider": provider,
             "via": via,
@@ -218,7 +225,10 @@ class StateService:
             "probes_failed": probes_failed,
             "episode": episode,
         }
-        self._audit_at(now, events.PROVIDER_RESTORED, fields, latency_ms=latency_ms, uid=uid)
+        change = ExclusionCleared(provider=provider)
+        self._audit_at(
+            now, events.PROVIDER_RESTORED, fields, change=change, latency_ms=latency_ms, uid=uid
+        )
 
     def restart_command_ran(
         self,
@@ -252,10 +262,18 @@ class StateService:
             self._clock.wall(), events.PROVIDER_RESTART_COMMAND, fields, error=error, log=log
         )
 
-    def _audit_at(self, now: float, event: str, fields: dict[str, Any], **optional: Any) -> None:
+    def _audit_at(
+        self,
+        now: float,
+        event: str,
+        fields: dict[str, Any],
+        *,
+        change: RowChange | None = None,
+        **optional: Any,
+    ) -> None:
         # Optional fields appear only when known, so a row says what happened.
         fields.update((k, v) for k, v in optional.items() if v is not None)
-        self.writer.submit(AuditEvent(ts=now, event=event, fields=fields))
+        self.writer.submit(AuditEvent(ts=now, event=event, fields=fields, change=change))
 
     async def per_provider(
         self, read: ProviderRead[_T], providers: Iterable[str], limit: int

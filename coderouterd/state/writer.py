@@ -36,7 +36,8 @@ Durability, as a promise:
   long after its first use) is stored under that id with a suffix, its
   replay record with it; `on_rename` hears of it (`stats().renamed`).
 
-Counts are of records: a request with its attempts and its spend counts as one.
+Counts are of records: a request with its attempts and its spend counts as
+one, and so does an exclusion change with its audit event.
 """
 
 from __future__ import annotations
