@@ -11,12 +11,13 @@ import argparse
 import contextlib
 import io
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.scalarstring import LiteralScalarString
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarString
 
 from coderouterd import __version__
 from coderouterd.config import default_config_path, load_config_text
@@ -27,10 +28,16 @@ from coderouterd.config.legacy import (
     grouped,
     legacy_config_paths,
 )
-from coderouterd.config.load import _parse, _plain
+from coderouterd.config.load import _parse, _plain, read_config_file
 from coderouterd.errors import CoderouterError, ConfigError, ConfigProblem
 
 EXIT_OK = 0
+# YAML's printable characters but line breaks (\n, \r, U+0085, U+2028,
+# U+2029) and the byte order mark: what a `|` block, with \n, or a comment
+# line holds as it is.
+_PLAIN = "\t\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff"
+_PRINTED = re.compile(f"[\n{_PLAIN}]*")
+_NOT_PLAIN = re.compile(f"[^{_PLAIN}]")
 
 
 def add_command(sub: Any) -> None:
@@ -132,11 +139,7 @@ def _unwritable(out: Path, reason: OSError | str) -> CoderouterError:
 
 def _read_mapping(source: Path) -> dict[str, Any]:
     file = str(source)
-    try:
-        text = source.read_text("utf-8-sig")
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise ConfigError([ConfigProblem(file, None, "", f"cannot read file: {reason}")]) from exc
+    _, text = read_config_file(file)
     data = _plain(_parse(text, file))
     if not isinstance(data, dict):
         raise ConfigError([ConfigProblem(file, 1, "", "the top level must be a mapping")])
@@ -157,15 +160,34 @@ def render(converted: dict[str, Any], source: Path, notes: list[Note]) -> str:
     if notes:
         head.append("# What the conversion changed or left out:")
         head += [f"#   {note}" for note in notes]
-    return "\n".join(head) + "\n\n" + body.getvalue()
+    # The source's path and its keys (in the notes) are written here: a line
+    # break in one would end its comment and start a line of config.
+    return "\n".join(_NOT_PLAIN.sub(_escape, line) for line in head) + "\n\n" + body.getvalue()
 
 
 def _literal_blocks(value: Any) -> Any:
-    """`value` with each string of several lines as a `|` block, as people write them."""
+    """`value` with each string of several lines as a `|` block, as people write them.
+
+    A block holds its characters as they are and reads every line break back
+    as a line feed: text with another break (CR, U+0085, U+2028, U+2029) or a
+    character YAML does not print is double-quoted, whose escapes carry it
+    exactly (ruamel would write U+0085 raw in its other styles, and it would
+    read back as a space).
+    """
     if isinstance(value, dict):
-        return {k: _literal_blocks(v) for k, v in value.items()}
+        return {_quoted(k): _literal_blocks(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_literal_blocks(v) for v in value]
-    if isinstance(value, str) and "\n" in value.rstrip("\n"):
+    if isinstance(value, str) and _PRINTED.fullmatch(value) and "\n" in value.rstrip("\n"):
         return LiteralScalarString(value)
+    return _quoted(value)
+
+
+def _quoted(value: Any) -> Any:
+    if isinstance(value, str) and not _PRINTED.fullmatch(value):
+        return DoubleQuotedScalarString(value)
     return value
+
+
+def _escape(match: re.Match[str]) -> str:
+    return match[0].encode("unicode_escape").decode("ascii")

@@ -23,11 +23,18 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from coderouterd.config.model import AUTO_PROFILE, BUILTIN_AUTO_RULES, AutoRouterConfig, RuleMatch
+from coderouterd.config.model import (
+    AUTO_PROFILE,
+    BUILTIN_AUTO_RULES,
+    TOOL_LOOP_THRESHOLD,
+    TOOL_LOOP_WINDOW,
+    AutoRouterConfig,
+    RuleMatch,
+)
 from coderouterd.errors import ConfigProblem
 from coderouterd.scrub import is_credential_header
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # RFC 9110: a header name is a token; a value may hold no control character
 # but tab (aiohttp refuses to send one, as a header injection), nor a lone
 # surrogate ("\ud800" in the file), which has no UTF-8 bytes to send.
@@ -62,8 +69,11 @@ def cross_check(data: dict[Any, Any], walker: Problems) -> None:
         _check_extra_body(provider, f"providers[{i}]", walker)
         _check_restart_command(provider, f"providers[{i}]", walker)
     for i, profile in _mappings(data.get("profiles")):
-        window, threshold = profile.get("tool_loop_window"), profile.get("tool_loop_threshold", 3)
-        if isinstance(threshold, int) and threshold > (window if isinstance(window, int) else 5):
+        window = profile.get("tool_loop_window", TOOL_LOOP_WINDOW)
+        threshold = profile.get("tool_loop_threshold", TOOL_LOOP_THRESHOLD)
+        if not isinstance(window, int):  # the walker names it; check against the default
+            window = TOOL_LOOP_WINDOW
+        if isinstance(threshold, int) and threshold > window:
             walker.at(
                 f"profiles[{i}].tool_loop_threshold",
                 "must be at most tool_loop_window: a loop longer than the window is never seen",
@@ -77,12 +87,16 @@ def cross_check(data: dict[Any, Any], walker: Problems) -> None:
 
 
 def _check_finite(value: object, path: str, walker: Problems, line: int | None = None) -> None:
-    """YAML's .inf is a float every bound on a field lets through; no timer,
-    budget or period takes it (a timeout of .inf is left out, not written).
-    A value deeper than the walker went (inside extra_body) is told at the
-    line of the nearest one it visited."""
+    """YAML's .inf is a float every lower bound on a field lets through; no
+    timer, budget or period takes it (a timeout of .inf is left out, not
+    written). A .nan in extra_body would be sent as null. A value deeper than
+    the walker went (inside extra_body) is told at the line of the nearest one
+    it visited; a path the walker has already named (a bound .nan fails) is
+    not named twice."""
     line = walker.lines.get(path, line)
-    if isinstance(value, float) and math.isinf(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        if any(p.path == path for p in walker.problems):
+            return
         if line is not None:
             walker.lines.setdefault(path, line)
         walker.at(path, "must be a finite number")
@@ -205,7 +219,7 @@ def _check_credentials(provider: dict[Any, Any], path: str, walker: Problems) ->
             where = join_path(join_path(path, "extra_headers"), key)
             walker.at(where, "credentials belong in api_key_env, not in extra_headers")
     env = provider.get("api_key_env")
-    if isinstance(env, str) and not _ENV_NAME.match(env):
+    if isinstance(env, str) and not _ENV_NAME.fullmatch(env):
         # The value is not echoed: a key pasted here must not end up in logs.
         message = "must be the name of an environment variable (letters, digits, _), not a key"
         walker.at(join_path(path, "api_key_env"), message)
@@ -314,8 +328,9 @@ def _mappings(items: object) -> Iterator[tuple[int, dict[Any, Any]]]:
 
 def unknown(noun: str, name: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(known), n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return f"unknown {noun} '{name}'{hint}"
+    # repr: a name holding a line break or a control character is shown escaped.
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown {noun} {name!r}{hint}"
 
 
 def join_path(path: str, key: str) -> str:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from coderouterd.config.model import TOOL_LOOP_THRESHOLD, TOOL_LOOP_WINDOW
+
 LEGACY_CONFIG_ENV = "CODEROUTER_CONFIG"
 _INDEXED = re.compile(r"^(?P<list>providers|profiles)\[(?P<index>\d+)\](?P<rest>.*)$")
 
@@ -321,9 +323,10 @@ def _profile(
 
 
 def _loop_threshold(profile: dict[str, Any], path: str, notes: list[Note]) -> None:
-    """A threshold above the window (3, by default, over a window of 2) saw no
-    loop in coderouter-cli and is refused here: it becomes the window."""
-    window, threshold = profile.get("tool_loop_window"), profile.get("tool_loop_threshold", 3)
+    """A threshold above the window (written, or the default 5 of both tools)
+    saw no loop in coderouter-cli and is refused here: it becomes the window."""
+    window = profile.get("tool_loop_window", TOOL_LOOP_WINDOW)
+    threshold = profile.get("tool_loop_threshold", TOOL_LOOP_THRESHOLD)
     if _number(window) and _number(threshold) and threshold > window:
         profile["tool_loop_threshold"] = window
         notes.append(
@@ -354,7 +357,7 @@ def _top_setting(
 
 def _move_profile_settings(out: dict[str, Any], notes: list[Note]) -> None:
     """A profile's restart_timeout_s goes to the providers it lists (the longest wins)."""
-    providers = {p["name"]: p for p in _dicts(out.get("providers")) if isinstance(p["name"], str)}
+    providers = {n: p for p in _dicts(out.get("providers")) if isinstance(n := p.get("name"), str)}
     profiles = out.get("profiles")
     for i, profile in enumerate(profiles if isinstance(profiles, list) else []):
         timeout = profile.pop("_restart_timeout_s", None) if isinstance(profile, dict) else None

@@ -320,7 +320,8 @@ def _translate(message: str, tp: Any, value: object) -> str:
     if match := _LENGTH.match(message):
         return _length_message(match[1], int(match[2]))
     if match := _PATTERN.match(message):
-        return f"must match {match[1]}{got}"
+        pattern = match[1].replace("\\\\", "\\")  # msgspec quotes it as repr does
+        return f"must match {pattern}{got}"
     return message[:1].lower() + message[1:]
 
 

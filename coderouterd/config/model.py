@@ -15,8 +15,9 @@ import msgspec
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+# \Z, not $: $ also matches before a final line break, which a name must not hold.
 Name = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*\Z")
 ]
 # cross.py checks the scheme, host and port: a pattern's message here would
 # quote the URL, and with it a password it may carry.
@@ -156,6 +157,10 @@ class ProviderConfig(_Strict, frozen=True):
     restart_timeout_s: Positive = 30.0
 
 
+# Read also where plain data is checked (cross.py) or converted (legacy.py).
+TOOL_LOOP_WINDOW, TOOL_LOOP_THRESHOLD = 5, 3
+
+
 class ProfileConfig(_Strict, frozen=True):
     name: Name
     providers: Annotated[tuple[str, ...], msgspec.Meta(min_length=1)]
@@ -182,8 +187,8 @@ class ProfileConfig(_Strict, frozen=True):
     # calls: `warn` logs it, `inject` also tells the model after its system
     # prompt, `break` answers 400 instead.
     tool_loop_action: LoopAction = "warn"
-    tool_loop_window: Annotated[int, msgspec.Meta(ge=2, le=50)] = 5
-    tool_loop_threshold: Annotated[int, msgspec.Meta(ge=2, le=50)] = 3
+    tool_loop_window: Annotated[int, msgspec.Meta(ge=2, le=50)] = TOOL_LOOP_WINDOW
+    tool_loop_threshold: Annotated[int, msgspec.Meta(ge=2, le=50)] = TOOL_LOOP_THRESHOLD
     # A provider whose answers are drifting (DriftConfig): `warn` logs it
     # (and answers say so in a header), `demote` also tries it last while
     # the drift is severe, `off` leaves it unwatched (unless another profile

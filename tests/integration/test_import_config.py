@@ -91,3 +91,17 @@ async def test_serve_on_its_default_logs_where_the_coderouter_cli_config_is(
     [ignored] = d.events("config.legacy_ignored")
     assert ignored["level"] == "warning"
     assert ignored["hint"].startswith(f"{legacy} is coderouter-cli's config and is not read")
+
+
+async def test_a_providers_yaml_that_is_not_utf8_is_a_problem_not_a_traceback(
+    short_dir: Path,
+) -> None:
+    env = legacy_home(short_dir)
+    legacy = short_dir / "home" / ".coderouter" / "providers.yaml"
+    legacy.write_bytes(("# café, saved as Latin-1\n" + LEGACY).encode("latin-1"))
+    out = short_dir / "config.yaml"
+    run = await run_cli("import-config", "--out", str(out), env=env)
+    assert run.returncode == 2, run.stderr
+    assert f"{legacy}:1: the file is not valid UTF-8" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert not out.exists()
