@@ -11,8 +11,11 @@ verdict a second late costs nothing, while judging after every answer cost
 a request several percent of its CPU. Only providers some profile watches
 (`drift_action` other than `off`) have a window. At start the windows are
 refilled from the request log (each provider's failed attempts and answers
-of the last day), so a restart neither forgets a drift nor starts one
-blind.
+of the last day, since its last `ctl restore`), so a restart neither
+forgets a drift nor starts one blind, nor brings back one that was
+forgotten. A reload that points a provider at another model or server
+(`model`, `base_url`) sets its window aside: the old backend's outcomes
+do not judge the new one.
 
 A provider in severe drift that a `demote` profile lists is tried last
 (`demoted()`) until RETRY_S after its last outcome that looked bad on its
@@ -20,7 +23,8 @@ own; then it is tried in its place, and the first outcome there decides:
 a good answer sets the old window aside (`provider.drift_cleared` with
 `retried: true`), a bad one keeps it last for RETRY_S more. Without that a
 demoted provider would get no traffic to show it has recovered, and stay
-last for good.
+last for good. The request log holds what decides it, so start-up replays
+it (`_replay`) rather than bring the old window back.
 """
 
 from __future__ import annotations
@@ -60,6 +64,8 @@ class DriftWatch:
         # (monotonic) they are tried in their place again.
         self._until: dict[str, float] = {}
         self._demoting: frozenset[str] = _NONE
+        # What each provider talks to (model, base_url).
+        self._backends: dict[str, tuple[str, str]] = {}
         # Providers drifting now, and how badly: what routing reads per request.
         self.flagged: Mapping[str, Severity] = {}
         self.reconfigure(config)
@@ -71,14 +77,19 @@ class DriftWatch:
             name for p in config.profiles if p.drift_action == "demote" for name in p.providers
         )
         size = self._size = config.drift.window
+        backends = {p.name: (p.model, p.base_url) for p in config.providers}
+        # Another model, or another server: the old one's outcomes say nothing of it.
+        changed = {n for n, b in self._backends.items() if backends.get(n, b) != b}
+        self._backends = backends
         self._windows = {
-            name: Window(size, self._windows.get(name, ())) for name in sorted(watched)
+            name: Window(size, () if name in changed else self._windows.get(name, ()))
+            for name in sorted(watched)
         }
         for name in list(self._verdicts):
             if name not in watched:
                 del self._verdicts[name]
         for name in watched:
-            self._judge(name)
+            self._judge(name, why="backend_changed" if name in changed else None)
         self._flag()
 
     def demoted(self) -> frozenset[str]:
@@ -114,26 +125,41 @@ class DriftWatch:
         return self._size
 
     def load(self, answers: Mapping[str, Sequence[Answer]]) -> None:
-        """Start-up: each provider's last answers from the request log, oldest first."""
+        """Start-up: each provider's last answers from the request log (since
+        `ctl restore` last forgot its drift), oldest first."""
+        wall, now = self._clock.wall(), self._clock.monotonic()
         for name, rows in answers.items():
-            window = self._windows.get(name)
-            if window is None:
+            if name not in self._windows:
                 continue
-            last_bad = 0.0
-            for a in rows:
-                # As take() adds them: the request's failed attempts, then its answer.
-                for _ in range(a.failures):
-                    window.add(ERROR)
-                answer = _answer(a) if a.answered else None
-                if answer is not None:
-                    window.add(answer)
-                if a.failures or (answer is not None and looks_bad(answer)):
-                    last_bad = a.ts
+            until = self._replay(name, rows)
             self._judge(name, restored=True)
-            if name in self._until and rows:
+            if name in self._until and until is not None:
                 # Tried last for what is left of RETRY_S after its last bad outcome.
-                ago = self._clock.wall() - (last_bad or rows[-1].ts)
-                self._until[name] = self._clock.monotonic() + max(0.0, RETRY_S - ago)
+                self._until[name] = now + max(0.0, until - wall)
+
+    def _replay(self, name: str, rows: Sequence[Answer]) -> float | None:
+        """Refill the provider's window as take() filled it, on the rows' wall
+        clock: a good answer where a `demote` profile tried it in its place
+        again set the outcomes before it aside then, and does again. When
+        (wall) its demotion ends; None when it is not demoted."""
+        window = self._windows[name]
+        until: float | None = None
+        for a in rows:
+            # As take() adds them: the request's failed attempts, then its answer.
+            outcomes = [ERROR] * a.failures + ([_answer(a)] if a.answered else [])
+            for o in outcomes:
+                if until is not None and looks_bad(o):
+                    until = a.ts + RETRY_S
+                elif until is not None and until <= a.ts:
+                    window = Window(self._size)
+                    until = None
+                window.add(o)
+            if name in self._demoting and judge(window, self._thresholds).severity == "severe":
+                until = a.ts + RETRY_S if until is None else until
+            else:
+                until = None
+        self._windows[name] = window
+        return until
 
     def verdict(self, provider: str) -> tuple[Verdict, int] | None:
         """The verdict and how many outcomes it judged; None when no profile

@@ -11,7 +11,9 @@ it. `provider.slow` (warning) is logged when a provider turns slow,
 start the speeds are refilled from the request log (the last day's
 streamed answers), so a restart does not forget a slow backend (demoted
 for what is left of DEMOTE_S after its last slow answer ended; still slow,
-and so cleared in time, when nothing is left).
+and so cleared in time, when nothing is left). A reload that points a
+provider at another model or server (`model`, `base_url`) forgets its
+speeds: each backend is compared with itself.
 """
 
 from __future__ import annotations
@@ -36,11 +38,23 @@ class PaceWatch:
         self._speeds: dict[str, Speeds] = {}
         # Slow providers, and when (monotonic) each one's demotion ends or ended.
         self._until: dict[str, float] = {}
+        # What each provider talks to: another model, or another server,
+        # decodes at a speed of its own.
+        self._backends: dict[str, tuple[str, str]] = {}
         self.reconfigure(config)
 
     def reconfigure(self, config: Config) -> None:
         watched = sorted({n for p in config.profiles if p.adaptive for n in p.providers})
-        self._speeds = {name: self._speeds.get(name, Speeds()) for name in watched}
+        backends = {p.name: (p.model, p.base_url) for p in config.providers}
+        changed = {n for n, b in self._backends.items() if backends.get(n, b) != b}
+        self._backends = backends
+        for name in changed & self._until.keys():
+            del self._until[name]
+            self._log.info(events.PROVIDER_SLOW_CLEARED, provider=name, backend_changed=True)
+        self._speeds = {
+            name: Speeds() if name in changed else self._speeds.get(name, Speeds())
+            for name in watched
+        }
         self._until = {n: t for n, t in self._until.items() if n in self._speeds}
 
     @property

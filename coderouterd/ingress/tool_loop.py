@@ -9,8 +9,9 @@ messages, when it is at least `threshold` long. Only the current state
 counts: the run must be the history's latest activity, the last assistant
 message making the call and the request bringing its result and nothing
 from the user. A loop the agent left, or that the user stepped into, is
-none. The same call with another result is progress (Claude Code polling
-a background shell whose output grows).
+none; and a run counts only the calls after the user's last words beside
+their results (the agent doing as told). The same call with another result
+is progress (Claude Code polling a background shell whose output grows).
 
 The history is read from its end, one message at a time, and stops at the
 first call that differs: in a conversation without a loop that is the last
@@ -172,11 +173,18 @@ def detect(body: RequestBody, *, window: int, threshold: int) -> ToolLoop | None
 
 
 def _run(head: _Call, newest: _Turn, older: Iterator[_Turn], window: int) -> int:
-    """How many of the last calls (at most `window`) are `head` with its result."""
+    """How many of the last calls (at most `window`) are `head` with its
+    result, since the user last spoke beside the results: the calls of a turn
+    whose results carry the user's words, and those before, were the agent's
+    before the user stepped in, and what it does as told is not a loop. (The
+    newest turn's words are detect's to weigh.)"""
+    result = newest.result(head)
     run = 0
     for turn in itertools.chain((newest,), older):
         for call in reversed(turn.calls):
-            if run and not (_same(call, head) and turn.result(call) == newest.result(head)):
+            if run and not (_same(call, head) and turn.result(call) == result):
+                return run
+            if turn is not newest and turn.replies().spoke:
                 return run
             run += 1
             if run >= window:

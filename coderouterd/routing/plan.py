@@ -139,8 +139,9 @@ def plan_attempts(
     (severe, and not yet due to be tried in their place again) last, before
     those excluded.
     `slow` names the providers decoding far slower than they usually do: an
-    `adaptive` profile tries each one place later, after the provider that
-    followed it (before the demotions above). A profile whose
+    `adaptive` profile tries each right after the provider that followed it
+    (of two side by side, the second and then the first after the provider
+    that followed both), before the demotions above. A profile whose
     `context_action` is not `off` skips a provider whose context window
     (`windows`, those its action goes by) is smaller than `prompt_tokens`,
     the prompt's estimate.
@@ -170,8 +171,7 @@ def plan_attempts(
         else:
             skipped.append(Skip(name, reason))
     if slow and profile.adaptive:
-        place = {p.name: i + (1.5 if p.name in slow else 0) for i, p in enumerate(attempts)}
-        attempts.sort(key=lambda p: place[p.name])
+        attempts = _slow_later(attempts, slow)
     if not attempts and any(s.reason in _SOFT for s in skipped):
         attempts = [p for s in skipped if s.reason in _SOFT if (p := config.provider(s.provider))]
         skipped = [s for s in skipped if s.reason not in _SOFT]
@@ -180,6 +180,22 @@ def plan_attempts(
     ):
         attempts.sort(key=_demotion(profile, excluded, drift_demoted))
     return Plan(profile.name, tuple(attempts), tuple(skipped), drift or {})
+
+
+def _slow_later(attempts: list[ProviderConfig], slow: Collection[str]) -> list[ProviderConfig]:
+    """Each slow provider right after the provider that followed it, the
+    chain placed from its end: of two slow ones side by side, the first goes
+    after the second, which went after the one that followed both."""
+    placed: list[ProviderConfig] = []
+    for i in range(len(attempts) - 1, -1, -1):
+        p = attempts[i]
+        if p.name in slow and i + 1 < len(attempts):
+            follower = attempts[i + 1].name
+            at = next(j for j, q in enumerate(placed) if q.name == follower)
+            placed.insert(at + 1, p)
+        else:
+            placed.insert(0, p)
+    return placed
 
 
 def _demotion(

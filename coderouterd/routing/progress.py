@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from coderouterd.clock import Clock
 from coderouterd.errors import AttemptFailure
 from coderouterd.routing.call import Call
@@ -56,6 +58,32 @@ class Reply:
 
 # The degradation a translation notes when it sends a request without its tools.
 TOOLS_FIELD = "tools"
+_TOOL_CHOICE = "tool_choice"
+_NONE = "none"
+
+
+class _Choice(msgspec.Struct):
+    type: str = ""
+
+
+# OpenAI's tool_choice is a string, or an object like Anthropic's.
+_tool_choice = msgspec.json.Decoder(str | _Choice)
+
+
+def _tools_callable(fields: Mapping[str, msgspec.Raw]) -> bool:
+    """Whether the request, as the provider was sent it, let the model call a
+    tool: tools offered, and a tool_choice other than `none`. Drift counts an
+    answer that called none against a model only then."""
+    if not offers_tools(fields):
+        return False
+    raw = fields.get(_TOOL_CHOICE)
+    if raw is None:
+        return True
+    try:
+        choice = _tool_choice.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return True
+    return (choice if isinstance(choice, str) else choice.type) != _NONE
 
 
 class Progress:
@@ -224,7 +252,8 @@ class Progress:
         fields = self.call.fields
         if self.provider in self._without_tools:
             # What that provider was sent, and counted: a backend's count is
-            # judged against it (cut prompts, learned windows).
+            # judged against it (cut prompts, learned windows), and its tool
+            # use against the tools it was offered (none: drift).
             fields = {k: v for k, v in fields.items() if k != TOOLS_FIELD}
         prompt = measure_prompt(fields, self.call.media)
         self._observer.request_finished(
@@ -245,7 +274,7 @@ class Progress:
                 repairs=self.repairs,
                 stop_reason=shape.stop_reason if shape is not None else None,
                 tool_use=shape.tool_use if shape is not None else None,
-                tools_offered=offers_tools(self.call.fields),
+                tools_offered=_tools_callable(fields),
                 prompt_estimate=prompt.tokens,
                 prompt_images=prompt.images,
                 prompt_image_tokens=prompt.image_tokens,

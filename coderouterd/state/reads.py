@@ -219,15 +219,24 @@ class Answer(msgspec.Struct, frozen=True, kw_only=True):
 RECENT_S = 86400.0
 
 
+# `ctl restore NAME` forgets the provider's drift; the daemon audits each
+# provider action as `ctl.action` with `action` "restore NAME" (daemon.py).
+_RESTORED = (
+    "SELECT max(ts) FROM audit WHERE event = :event AND ts >= :since"
+    " AND json_extract(fields, '$.action') = 'restore ' || :p"
+)
+
+
 async def recent_answers(
     conn: aiosqlite.Connection, provider: str, limit: int, *, now: float
 ) -> list[Answer]:
     """The provider's last `limit` requests, oldest first, that it failed
     or answered whole (status below 400, the client still there) within
-    RECENT_S; rows written before their reply's shape was kept count only
-    for their failures."""
+    RECENT_S and since its drift was last forgotten (`ctl restore`); rows
+    written before their reply's shape was kept count only for their
+    failures."""
     rows = await conn.execute_fetchall(
-        "SELECT output_tokens, stop_reason, tool_use, tools_offered, failures, answered,"  # noqa: S608 - a constant
+        "SELECT output_tokens, stop_reason, tool_use, tools_offered, failures, answered,"  # noqa: S608 - constants
         " finished FROM ("
         f"  SELECT r.ts, {FINISHED} AS finished, r.output_tokens, r.stop_reason,"
         "   r.tool_use, r.tools_offered,"
@@ -236,8 +245,9 @@ async def recent_answers(
         "   (r.provider IS :p AND r.status < 400 AND r.error IS NULL"
         "    AND r.client_disconnected = 0 AND r.tool_use IS NOT NULL) AS answered"
         "  FROM requests r WHERE r.ts >= :since"
-        ") WHERE failures > 0 OR answered ORDER BY ts DESC LIMIT :limit",
-        {"p": provider, "since": now - RECENT_S, "limit": limit},
+        f") WHERE (failures > 0 OR answered) AND finished > coalesce(({_RESTORED}), 0)"
+        " ORDER BY ts DESC LIMIT :limit",
+        {"p": provider, "since": now - RECENT_S, "limit": limit, "event": events.CTL_ACTION},
     )
     return [
         Answer(
