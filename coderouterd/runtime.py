@@ -18,6 +18,7 @@ from coderouterd.config.model import Config, ProviderConfig
 from coderouterd.providers.anthropic import AnthropicAdapter
 from coderouterd.providers.base import HttpAdapter
 from coderouterd.providers.openai_compat import OpenAICompatAdapter
+from coderouterd.routing.all_failed import LearnedOf
 from coderouterd.routing.auto import AutoRouter
 from coderouterd.routing.engine import BudgetCheck, Engine
 from coderouterd.routing.records import Observer
@@ -65,10 +66,12 @@ def build_runtime(
     previous: Runtime | None = None,
     slots: Slots | None = None,
     budget_spent: BudgetCheck | None = None,
+    learned: LearnedOf | None = None,
 ) -> Runtime:
     """`slots`: the daemon's provider slots, shared by every generation;
     `budget_spent`: whether a provider's budget ran out, asked as each
-    attempt starts."""
+    attempt starts; `learned`: the windows learned of the providers
+    (LearnedWindows.learned)."""
     config = loaded.config
     registry = load_registry(config.capabilities_file)
     adapters: dict[str, HttpAdapter] = {}
@@ -93,7 +96,10 @@ def build_runtime(
             elif dialect not in codecs:
                 unavailable[dialect][provider.name] = SKIP_NO_TRANSLATION
     keepalive = KeepAlive(config.server.keepalive_after_s, config.server.keepalive_interval_s)
-    engine = Engine(routes, observer, clock, keepalive, slots, budget_spent=budget_spent)
+    engine = Engine(
+        routes, observer, clock, keepalive, slots,
+        budget_spent=budget_spent, learned=learned, windows=windows,
+    )  # fmt: skip
     budgeted = tuple(
         p for p in config.providers if p.cost and p.cost.monthly_budget_usd is not None
     )

@@ -16,6 +16,7 @@ import msgspec
 from aiohttp import web
 
 from coderouterd.errors import ClientDisconnectedError
+from coderouterd.ingress.keys import REQUEST_ID
 from coderouterd.state.replay import ResponseCapture
 from coderouterd.wire.errors import anthropic_error, openai_error
 from coderouterd.wire.sse import encode_data, encode_event
@@ -122,7 +123,12 @@ class AnthropicSSEWriter(SSEWriter):
     keepalive_frame = encode_event("ping", b'{"type": "ping"}')
 
     def error_frame(self, error_type: str, message: str) -> bytes:
-        return encode_event("error", _encode(anthropic_error(500, message, error_type=error_type)))
+        # As every Anthropic error the daemon writes, and as Anthropic's own
+        # do: the id a user quotes when reporting a broken answer.
+        body = anthropic_error(
+            500, message, error_type=error_type, request_id=self._request.get(REQUEST_ID)
+        )
+        return encode_event("error", _encode(body))
 
 
 class OpenAISSEWriter(SSEWriter):

@@ -22,6 +22,7 @@ from coderouterd.errors import (
     UpstreamError,
     UpstreamStatusError,
 )
+from coderouterd.routing.all_failed import LearnedOf, error_type_for, none_answered
 from coderouterd.routing.call import Call
 from coderouterd.routing.plan import SKIP_BUSY, Plan
 from coderouterd.routing.progress import Progress, Reply
@@ -45,13 +46,8 @@ from coderouterd.routing.streams import (
 from coderouterd.routing.upstream import Codec, ProviderRoute
 from coderouterd.routing.verdict import Verdict, classify_status
 from coderouterd.tasks import cancelled_by_shutdown, spawn
-from coderouterd.wire.errors import (
-    ANTHROPIC_TYPES,
-    error_message_of,
-    error_type_of,
-    with_request_id,
-)
-from coderouterd.wire.overflow import Overflow, overflow_reply
+from coderouterd.wire.errors import error_message_of, error_type_of, with_request_id
+from coderouterd.wire.overflow import Overflow
 
 # The reason to skip a provider whose monthly budget is spent, or None.
 BudgetCheck = Callable[[ProviderConfig], str | None]
@@ -67,17 +63,23 @@ class Engine:
         slots: Slots | None = None,
         *,
         budget_spent: BudgetCheck | None = None,
+        learned: LearnedOf | None = None,
+        windows: Mapping[str, int] | None = None,
     ) -> None:
         """`budget_spent`: the reason to skip a provider whose monthly budget
         is spent, or None; asked as each attempt starts, since the spend may
         have reached the budget after the plan was made (while the request
-        waited for a slot, or tried the providers before)."""
+        waited for a slot, or tried the providers before). `learned` and
+        `windows` (the configured ones): what the plan skipped a provider
+        for as too small for the prompt, for the answer when none answers."""
         self._routes = routes
         self._observer = observer
         self._clock = clock
         self._keepalive = keepalive
         self._slots = slots or Slots()
         self._budget_spent = budget_spent or _never_spent
+        self._learned = learned or _nothing_learned
+        self._windows = windows or {}
 
     async def unary(
         self, call: Call, plan: Plan, *, after: Callable[[Callable[[], None]], None] | None = None
@@ -130,7 +132,7 @@ class Engine:
                 return reply
             # Pings already committed us to a 200 stream: carry the error inside it,
             # in the words the client would have read in the error response.
-            kind = error_type_of(reply.body) or "api_error"
+            kind = error_type_of(reply.body) or error_type_for(call.dialect, reply.status)
             said = error_message_of(reply.body)
             await sink.fail(kind, said or f"upstream provider answered {reply.status}")
             await sink.finish()
@@ -142,7 +144,7 @@ class Engine:
             if not sink.started:
                 raise
             # Headers went out with the keep-alive pings: the error must be in-stream.
-            await sink.fail(ANTHROPIC_TYPES.get(exc.status, "api_error"), str(exc))
+            await sink.fail(error_type_for(call.dialect, exc.status), str(exc))
             await sink.finish()
             return None
         except ClientDisconnectedError:
@@ -200,13 +202,14 @@ class Engine:
                     None if ok else reply.outcome,
                     provider=name,
                     status=reply.status,
+                    detail=reply.detail,
                     answered=True,
                 )
                 return reply
             finally:
                 if gate is not None:
                     gate.give_back()
-        return _none_answered(progress, too_long)
+        return none_answered(progress, too_long, learned=self._learned, windows=self._windows)
 
     async def _next(
         self,
@@ -358,12 +361,14 @@ class Engine:
             head.resp.release()
         else:
             head.resp.abort()
-            progress.error = ending.reason
+            progress.error = f"{ending.reason}: {ending.detail}" if ending.detail else ending.reason
         # total_s bounds the end of the stream too; but the deadline may have
         # just passed, and a client still reading gets a last word's time.
         wait_s = max(deadline - self._clock.monotonic(), LAST_WORD_S)
-        await end_stream(sink, ending.error, wait_s=wait_s)
-        return Reply.streamed(ending.reason or "ok")
+        # What is owed is the daemon's own error (a cut, a timeout), in the client's words.
+        kind = error_type_for(call.dialect, 500)
+        await end_stream(sink, ending.error, error_type=kind, wait_s=wait_s)
+        return Reply.streamed(ending.reason or "ok", ending.detail)
 
 
 def _request_body(codec: Codec, progress: Progress, provider: str) -> bytes:
@@ -377,16 +382,8 @@ def _never_spent(provider: ProviderConfig) -> str | None:
     return None
 
 
-def _none_answered(progress: Progress, too_long: tuple[str, Overflow] | None) -> Reply:
-    """The answer when no provider answered: the prompt too long, if one said
-    so (the client can act on that: compact its history), else all failed."""
-    if too_long is None:
-        raise NoProviderAvailableError(progress.plan.profile, progress.failures())
-    name, overflow = too_long
-    progress.error = overflow.message
-    call = progress.call
-    body = overflow_reply(call.dialect, overflow, name, request_id=call.request_id)
-    return Reply(400, body, "application/json", progress.headers(None), outcome="returned")
+def _nothing_learned(provider: str) -> None:
+    return None
 
 
 def _when(limit: asyncio.Timeout) -> float:

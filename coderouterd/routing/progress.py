@@ -50,10 +50,12 @@ class Reply:
     content_type: str
     headers: Mapping[str, str] = field(default_factory=dict)
     outcome: str = "ok"
+    # What happened, in words, when a stream failed past its commit point.
+    detail: str | None = None
 
     @classmethod
-    def streamed(cls, outcome: str) -> Reply:
-        return cls(200, b"", "text/event-stream", outcome=outcome)
+    def streamed(cls, outcome: str, detail: str | None = None) -> Reply:
+        return cls(200, b"", "text/event-stream", outcome=outcome, detail=detail)
 
 
 # The degradation a translation notes when it sends a request without its tools.

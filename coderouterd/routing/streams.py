@@ -85,16 +85,21 @@ class KeepAlive:
 
 @dataclass(frozen=True, slots=True)
 class Ending:
-    """How a stream past its commit point ended: `reason` is None when whole;
-    `error` is the error frame still owed to the client (an upstream error
-    event was forwarded as it came, and owes none)."""
+    """How a stream past its commit point ended: `reason` is None when whole,
+    else one of the attempt reasons a failure before it has (a metric's
+    label: a small fixed set, never the upstream's words), with `detail`
+    the free text for operators; `error` is the error frame still owed to
+    the client (an upstream error event was forwarded as it came, and owes
+    none)."""
 
     reason: str | None = None
     error: str | None = None
+    detail: str | None = None
 
 
-def failed(provider: str, reason: str) -> Ending:
-    return Ending(reason, f"upstream provider {provider!r} failed mid-stream: {reason}")
+def failed(provider: str, reason: str, detail: str | None = None) -> Ending:
+    said = f"{reason} ({detail})" if detail else reason
+    return Ending(reason, f"upstream provider {provider!r} failed mid-stream: {said}", detail)
 
 
 async def pump(
@@ -159,10 +164,11 @@ async def _forward(
             await sink.write(b"".join(frames))
             heard, quiet_s = clock.monotonic(), keepalive.after_s
         if tc.upstream_error is not None:
-            # The event's own words name memory, not the model's before it.
-            if mentions_memory_pressure(tc.upstream_error_body):
-                return Ending(MEMORY_PRESSURE)
-            return Ending(f"upstream_error_event:{tc.upstream_error}")
+            # The event's own words name memory, not the model's before it;
+            # any other is a failure, as the same event before the commit point.
+            memory = mentions_memory_pressure(tc.upstream_error_body)
+            reason = MEMORY_PRESSURE if memory else UpstreamProtocolError.reason
+            return Ending(reason, detail=f"error event mid-stream: {tc.upstream_error}")
         if tc.finished:
             return Ending()
         now = clock.monotonic()
@@ -185,13 +191,14 @@ async def _forward(
         except TimeoutError:
             return failed(provider, "timeout_idle")
         except UpstreamError as exc:
-            return failed(provider, f"{exc.reason}: {exc.detail}")
+            return failed(provider, exc.reason, exc.detail)
         frames = _for_client(head, outs)
         if not chunk and not tc.finished:
             if frames:
                 shape.frames(frames)
                 await sink.write(b"".join(frames))
-            return failed(provider, f"stream ended without {tc.final_event}")
+            ended = f"stream ended without {tc.final_event}"
+            return failed(provider, UpstreamProtocolError.reason, ended)
 
 
 def _for_client(head: Head, outs: list[Out]) -> list[bytes]:

@@ -43,6 +43,8 @@ class _MessageDelta(msgspec.Struct):
 
 _encode = msgspec.json.Encoder().encode
 _typed = msgspec.json.Decoder(_Typed)
+# The events a stream ends at.
+_LAST = frozenset({"error", "message_stop"})
 # SSE's name for a frame without an event line; no Anthropic event has it.
 _UNNAMED = "message"
 # Lax: a count sent as 12.0 is read as 12 (see _observe for worse).
@@ -97,8 +99,9 @@ class AnthropicPassthrough:
 
     def events(self, chunk: bytes) -> list[SSEEvent]:
         """The chunk's complete events, each checked to carry JSON and observed;
-        none after an `error` event: the stream ends there, whatever the
-        upstream sent after it."""
+        none after an `error` or `message_stop` event: the stream ends there,
+        whatever the upstream sent after it (a gateway's `data: [DONE]`
+        trailer), as it does when that comes in a later chunk, never read."""
         events = self._decoder.feed(chunk)
         for i, frame in enumerate(events):
             try:
@@ -116,7 +119,7 @@ class AnthropicPassthrough:
             self._observe(ev.event, ev.data)
             if ev.event == "message_start" and not is_complete(self.usage):
                 events[i] = _with_complete_usage(ev)
-            elif ev.event == "error":
+            elif ev.event in _LAST:
                 return events[: i + 1]
         return events
 

@@ -306,6 +306,9 @@ class FilteredOpenAITranscoder(FilteredTranscoder):
         return self._filtered(self._source.end())
 
     def _filtered(self, outs: list[Out]) -> list[Out]:
+        # The source's error frame is the last it gives (the stream ends
+        # there); the chunks before it, in the same read, are filtered.
+        error = outs[-1] if outs and self._source.upstream_error is not None else None
         filtered: list[Out] = []
         for out in outs:
             parsed = parse_frame(out.raw.rstrip(b"\r\n"))
@@ -313,7 +316,7 @@ class FilteredOpenAITranscoder(FilteredTranscoder):
             chunks: Sequence[dict[str, Any] | None]
             if data.strip() == DONE:
                 chunks = [*self._stream.finish(), None]
-            elif self._source.upstream_error is None and data.lstrip().startswith(b"{"):
+            elif out is not error and data.lstrip().startswith(b"{"):
                 chunks = self._stream.feed(msgspec.json.decode(data))
             else:
                 chunks = [None]

@@ -11,6 +11,7 @@ the model produced.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -20,11 +21,13 @@ from coderouterd.errors import UpstreamProtocolError
 from coderouterd.routing.call import Call
 from coderouterd.routing.upstream import Out
 from coderouterd.translate.estimate import estimate_text_tokens
-from coderouterd.wire.sse import SSEDecoder, SSEEvent, parse_frame
+from coderouterd.wire.sse import SSEDecoder, SSEEvent, encode_data, parse_frame
 from coderouterd.wire.usage import Usage
 
 DONE = b"[DONE]"
 DONE_FRAME = b"data: [DONE]\n\n"
+# A `data` field line of a frame: one with no colon is a field with no value.
+_DATA_FIELD = re.compile(rb"(?:^|[\r\n])data(?:[:\r\n]|$)")
 
 
 def frames_left(decoder: SSEDecoder) -> list[SSEEvent] | None:
@@ -113,6 +116,17 @@ def _produced(delta: _Delta) -> int:
     return chars
 
 
+def _error_frame(ev: SSEEvent) -> bytes:
+    """An upstream's error frame as OpenAI clients read it: a `data` frame.
+    llama.cpp's `error:` field (parse_frame reads it as `{"error": …}`
+    data) is one SSE clients ignore: forwarded as it came, the answer would
+    end as if whole. Its data is valid JSON, so a line break in it is only
+    whitespace between tokens."""
+    if _DATA_FIELD.search(ev.raw):
+        return ev.raw
+    return encode_data(ev.data.replace(b"\n", b" "))
+
+
 def _has_content(choice: _Choice) -> bool:
     d = choice.delta
     return choice.finish_reason is not None or (
@@ -125,6 +139,7 @@ class OpenAIPassthrough:
     repairs = 0
     __slots__ = (
         "_chars",
+        "_content",
         "_decoder",
         "_ended",
         "_forward_usage",
@@ -150,6 +165,8 @@ class OpenAIPassthrough:
         self._prompt_tokens = prompt_tokens
         self._decoder = SSEDecoder()
         self._ended = False
+        # Whether a content frame (text, a tool call, reasoning, a finish_reason) came.
+        self._content = False
         self._chars = 0
         self._reported: Usage | None = None
         self.finished = False
@@ -175,6 +192,10 @@ class OpenAIPassthrough:
         out: list[Out] = []
         for ev in events:
             if ev.data.strip() == DONE:
+                if not self._content:
+                    # Nothing said, not even why it stopped: no answer, to fall
+                    # through like a stream that ends before any content.
+                    raise UpstreamProtocolError(self._provider, "[DONE] before any content")
                 self.finished = True
                 out.append(Out(ev.raw, True))
                 continue
@@ -188,7 +209,7 @@ class OpenAIPassthrough:
                     err.type if isinstance(err, _ErrorInfo) else None
                 ) or "api_error"
                 self.upstream_error_body = ev.data
-                out.append(Out(ev.raw, False))
+                out.append(Out(_error_frame(ev), False))
                 break  # the stream ends at its error, whatever follows it
             if parsed.usage is not None:
                 self._reported = usage_from_openai(parsed.usage)
@@ -198,7 +219,9 @@ class OpenAIPassthrough:
                 continue
             if any(c.finish_reason for c in choices):
                 self._ended = True
-            out.append(Out(ev.raw, any(_has_content(c) for c in choices)))
+            content = any(_has_content(c) for c in choices)
+            self._content = self._content or content
+            out.append(Out(ev.raw, content))
         return out
 
     def end(self) -> list[Out]:

@@ -92,8 +92,11 @@ class OpenAIToAnthropicTranscoder:
 
     final_event = "data: [DONE]"
 
-    def __init__(self, provider: str, stream: OpenAIToAnthropicStream) -> None:
+    def __init__(
+        self, provider: str, stream: OpenAIToAnthropicStream, request_id: str | None = None
+    ) -> None:
         self._provider = provider
+        self._request_id = request_id  # carried by the error events it writes
         self._stream = stream
         self._decoder = SSEDecoder()
         self._saw_finish_reason = False
@@ -169,7 +172,7 @@ class OpenAIToAnthropicTranscoder:
         self.upstream_error_body = _encode({"error": detail})
         message = str(detail.get("message") or "the upstream reported an error")
         known = kind if kind in ANTHROPIC_TYPES.values() else "api_error"
-        body = anthropic_error(500, message, error_type=known)
+        body = anthropic_error(500, message, error_type=known, request_id=self._request_id)
         return Out(encode_event("error", _encode(body)), False)
 
 
@@ -284,9 +287,8 @@ class AnthropicToOpenAICodec:
         }
 
     def transcoder(self, call: Call) -> Transcoder:
-        return OpenAIToAnthropicTranscoder(
-            self._provider.name, OpenAIToAnthropicStream(**self._settings(call))
-        )
+        stream = OpenAIToAnthropicStream(**self._settings(call))
+        return OpenAIToAnthropicTranscoder(self._provider.name, stream, call.request_id)
 
     def unary(self, body: bytes, call: Call) -> Unary:
         try:

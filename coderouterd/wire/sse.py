@@ -92,7 +92,12 @@ class SSEDecoder:
         """The large incomplete frame joined with `chunk` and where to resume
         searching, or None (chunk kept) while no frame end has arrived."""
         parts = self._parts
-        boundary = parts[-1][-3:] + chunk[:3]
+        # The frame's last three bytes, where a terminator ending in `chunk`
+        # may begin: a part shorter than that (a lone "\r" chunk) takes them
+        # from the parts before it; none is empty.
+        last = parts[-1]
+        tail = last[-3:] if len(last) >= 3 else b"".join(parts[-3:])[-3:]
+        boundary = tail + chunk[:3]
         self.scanned += len(boundary)
         if cr:
             found = _FRAME_END.search(chunk) is not None or _FRAME_END.search(boundary) is not None
