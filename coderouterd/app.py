@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
@@ -21,9 +19,11 @@ from coderouterd import __version__
 from coderouterd.clock import Clock, SystemClock
 from coderouterd.config import LoadedConfig, resolve_control_socket, resolve_state_dir
 from coderouterd.config.model import ProviderConfig
+from coderouterd.config_source import with_server_overrides
 from coderouterd.ctl.server import build_ctl_app, start_ctl_site, stop_ctl_site
-from coderouterd.daemon import Daemon, with_server_overrides
+from coderouterd.daemon import Daemon
 from coderouterd.errors import ListenError
+from coderouterd.exposure import is_loopback, warn_non_loopback
 from coderouterd.healing.drift_watch import DriftWatch
 from coderouterd.healing.pace import USUAL
 from coderouterd.healing.pace_watch import PaceWatch
@@ -34,6 +34,7 @@ from coderouterd.ingress.inflight import InFlightRegistry
 from coderouterd.ingress.keys import DAEMON, REQUEST_IDS
 from coderouterd.ingress.middleware import RequestIds, request_context
 from coderouterd.ingress.routes import add_routes
+from coderouterd.instance_lock import single_instance
 from coderouterd.owner_only import private_dir
 from coderouterd.providers.base import HttpAdapter
 from coderouterd.routing.board import ProviderBoard
@@ -197,20 +198,14 @@ async def start_http(daemon: Daemon, host: str, port: int) -> tuple[web.AppRunne
     site = web.TCPSite(runner, host, port, reuse_address=True)
     try:
         await site.start()
-    except OSError as exc:
+    except (OSError, OverflowError) as exc:
+        # OverflowError: a port outside 0-65535, which only a caller past the
+        # config's and the command line's checks can give.
         await runner.cleanup()
-        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        reason = getattr(exc, "strerror", None) or exc
+        raise ListenError(f"cannot listen on {host}:{port}: {reason}") from exc
     daemon.listen = _listen_address(site)
     return runner, site
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def serve(
@@ -234,18 +229,20 @@ async def serve(
         raise StateError(f"cannot create the state directory {state_dir}: {exc}") from exc
     if open_to_others is not None:
         log.warning(events.STATE_DIR_NOT_PRIVATE, state_dir=str(state_dir), reason=open_to_others)
-    state = await StateService.open(state_dir, loaded.config.state, clock=clock, log=log)
-    try:
-        return await _serve(
-            loaded,
-            state,
-            state_dir=state_dir,
-            clock=clock,
-            env=env,
-            server_overrides=server_overrides,
-        )
-    finally:
-        await state.close()
+    # One daemon per database, settled before anything there is read or written.
+    with single_instance(state_dir):
+        state = await StateService.open(state_dir, loaded.config.state, clock=clock, log=log)
+        try:
+            return await _serve(
+                loaded,
+                state,
+                state_dir=state_dir,
+                clock=clock,
+                env=env,
+                server_overrides=server_overrides,
+            )
+        finally:
+            await state.close()
 
 
 async def _serve(
@@ -263,7 +260,7 @@ async def _serve(
         loaded, clock=clock, env=env, state=state, server_overrides=server_overrides
     )
     if not is_loopback(server.host):
-        _warn_non_loopback(log, server.host)
+        warn_non_loopback(log, server.host, events.SERVER_NON_LOOPBACK)
 
     # The control socket first: when another daemon already owns it, stop
     # before taking the TCP port.
@@ -385,12 +382,3 @@ def _listen_address(site: web.TCPSite) -> str:
         addr = server.sockets[0].getsockname()
         return f"{addr[0]}:{addr[1]}" if ":" not in addr[0] else f"[{addr[0]}]:{addr[1]}"
     return site.name
-
-
-def _warn_non_loopback(log: object, host: str) -> None:
-    message = (
-        f"coderouterd is listening on {host}, reachable from other machines. "
-        "It has no authentication: anyone who can reach it can spend your API keys."
-    )
-    print(f"WARNING: {message}", file=sys.stderr, flush=True)
-    log.warning(events.SERVER_NON_LOOPBACK, host=host, message=message)  # type: ignore[attr-defined]

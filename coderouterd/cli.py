@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import signal
 import sys
@@ -21,21 +22,15 @@ from coderouterd.cli_replay import add_command as add_replay_command
 from coderouterd.cli_requests import add_commands as add_request_commands
 from coderouterd.cli_state import add_commands as add_state_commands
 from coderouterd.cli_state import count
-from coderouterd.config import (
-    LoadedConfig,
-    default_config_path,
-    load_config,
-    load_default_config,
-    resolve_control_socket,
-)
 from coderouterd.config.model import SelfHealingConfig
-from coderouterd.config.paths import named_config_path
+from coderouterd.config_source import load
 from coderouterd.ctl.client import (
     fetch_status,
     probe_wait_s,
     request_provider_action,
     request_reload,
 )
+from coderouterd.ctl.locate import control_socket
 from coderouterd.ctl.render import render_provider_action, render_reload, render_status
 from coderouterd.doctor import examine, exit_status, render
 from coderouterd.errors import CoderouterError, ConfigError
@@ -51,6 +46,7 @@ EXIT_FAILED = 1
 EXIT_CONFIG = 2
 # 128 + SIGPIPE: what a shell reports for `git log | head` and the like.
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+_MAX_PORT = 65535
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the daemon in the foreground")
     _config_arg(serve)
     serve.add_argument("--host", help="override server.host")
-    serve.add_argument("--port", type=int, help="override server.port (0 picks a free port)")
+    serve.add_argument("--port", type=_port, help="override server.port (0 picks a free port)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(func=_serve)
 
@@ -109,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
         help="size of the long prompt the context check sends (default 16000)",
     )
     doctor.add_argument(
-        "--timeout", type=float, default=300.0, help="seconds each check may take (default 300)"
+        "--timeout", type=_seconds, default=300.0, help="seconds each check may take (default 300)"
     )
     doctor.add_argument("--json", action="store_true", help="print JSON instead of text")
     doctor.set_defaults(func=_doctor)
@@ -141,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     add_replay_command(sub, _config_arg)
     add_request_commands(sub, _config_arg)
     add_import_command(sub)
-    p.set_defaults(load=_load)
+    p.set_defaults(load=load)
     return p
 
 
@@ -154,19 +150,31 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _load(path: Path | None) -> LoadedConfig:
-    if path is not None:
-        return load_config(path)
-    fallback = default_config_path()
-    # A file $CODEROUTERD_CONFIG names must exist; set but empty, it names none.
-    if fallback.exists() or named_config_path() is not None:
-        return load_config(fallback)
-    return load_default_config()
+def _port(text: str) -> int:
+    """`serve --port`: held to the range the config file's `server.port` is."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
+    if not 0 <= value <= _MAX_PORT:
+        raise argparse.ArgumentTypeError(f"{value}: must be 0 to {_MAX_PORT}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """`doctor --timeout`: a check given no time at all would blame the backend."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a number above 0")
+    return value
 
 
 def _serve(args: argparse.Namespace) -> int:
     configure(args.log_level)
-    loaded = _load(args.config)
+    loaded = load(args.config)
     if loaded.path is None and (hint := legacy_hint()) is not None:
         structlog.get_logger().warning(events.CONFIG_LEGACY_IGNORED, hint=hint)
     _install_uvloop()
@@ -184,7 +192,7 @@ def _install_uvloop() -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    loaded = _load(args.config)
+    loaded = load(args.config)
     config = loaded.config
     # Read as `serve` reads it: a broken rules file must fail here, not at start.
     registry = load_registry(config.capabilities_file)
@@ -242,7 +250,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _doctor(args: argparse.Namespace) -> int:
     configure("warning")
-    loaded = _load(args.config)
+    loaded = load(args.config)
     checks = asyncio.run(
         examine(loaded, args.provider, context_tokens=args.context_tokens, timeout_s=args.timeout)
     )
@@ -252,7 +260,8 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _socket(args: argparse.Namespace) -> Path:
-    return args.socket or resolve_control_socket(_load(args.config).config)
+    # Not the whole config: the daemon validates a file, the command line only finds it.
+    return args.socket or control_socket(args.config)
 
 
 def _ctl_status(args: argparse.Namespace) -> int:
@@ -284,7 +293,7 @@ def _probe_wait_s(args: argparse.Namespace) -> float:
     here (the daemon's, unless it runs another file; the default if this one
     cannot be read: `--socket` alone needs none)."""
     try:
-        probe_timeout_s = _load(args.config).config.self_healing.probe_timeout_s
+        probe_timeout_s = load(args.config).config.self_healing.probe_timeout_s
     except ConfigError:
         probe_timeout_s = SelfHealingConfig().probe_timeout_s
     return probe_wait_s(probe_timeout_s)

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import collections
 import datetime
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-import msgspec
-
 from coderouterd.clock import Clock
 from coderouterd.config import LoadedConfig, load_config
 from coderouterd.config.model import ProviderConfig, ServerConfig
+from coderouterd.config_source import config_file, missing_config_file, with_server_overrides
 from coderouterd.ctl.model import (
     ProviderActionReply,
     ReloadReply,
@@ -43,7 +43,7 @@ from coderouterd.state.replay import ResponseCapture
 from coderouterd.state.request_recorder import rebudget_events
 from coderouterd.state.service import StateService
 from coderouterd.status import status_of
-from coderouterd.telemetry import events
+from coderouterd.telemetry import events, sdnotify
 from coderouterd.telemetry.deferred import Deferred
 from coderouterd.telemetry.metrics import MetricsBook
 from coderouterd.telemetry.truncation import TruncationWatch
@@ -51,16 +51,6 @@ from coderouterd.telemetry.truncation import TruncationWatch
 # Server settings bound at start-up: a reload reports a change to them
 # instead of applying it.
 _RESTART_ONLY = ("host", "port", "state_dir", "control_socket", "max_body_bytes")
-
-
-def with_server_overrides(loaded: LoadedConfig, overrides: Mapping[str, Any]) -> LoadedConfig:
-    """`loaded` with the server settings given on the command line (None: not given)."""
-    given = {k: v for k, v in overrides.items() if v is not None}
-    if not given:
-        return loaded
-    server = msgspec.structs.replace(loaded.config.server, **given)
-    config = msgspec.structs.replace(loaded.config, server=server)
-    return msgspec.structs.replace(loaded, config=config)
 
 
 class Daemon:
@@ -112,16 +102,11 @@ class Daemon:
         # Requests each provider is sent at once (max_concurrent), across reloads.
         self.slots = slots or Slots()
         self.slots.configure(loaded.config.providers)
-        self.holder = _Holder(
-            build_runtime(
-                loaded,
-                env=env,
-                observer=observer,
-                clock=clock,
-                slots=self.slots,
-                budget_spent=self.budget_spent,
-            )
-        )
+        first = build_runtime(
+            loaded, env=env, observer=observer, clock=clock, slots=self.slots,
+            budget_spent=self.budget_spent, learned=self.windows.learned,
+        )  # fmt: skip
+        self.holder = _Holder(first)
         # Adapters of providers a reload changed, closed once no request uses them.
         self._retired = Retirement()
         # The last config of each provider a reload took out (see pricing).
@@ -131,8 +116,6 @@ class Daemon:
         # Recent conversations' last bodies: a turn's body is read only where
         # it differs from the one before.
         self.bodies = BodyMemo()
-        # Requests the auto router placed, by the id of the rule that matched
-        # ("" when none did), since the start.
         # Requests the auto router placed, by (rule id or "", profile): a reload
         # may send a rule elsewhere, and its past requests stay where they went.
         self.auto_matches: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -303,16 +286,28 @@ class Daemon:
         return status_of(self)
 
     async def reload(self) -> ReloadReply:
-        """Re-read the config file; swap only if the whole new file is valid."""
+        """Re-read the config file; swap only if the whole new file is valid.
+        systemd hears RELOADING=1 before and READY=1 after, whatever the outcome."""
+        # MONOTONIC_USEC is CLOCK_MONOTONIC's, whichever clock the daemon runs on.
+        sdnotify.notify(sdnotify.reloading_state(time.monotonic_ns() // 1000), env=self._env)
+        try:
+            return self._reload()
+        finally:
+            sdnotify.notify(sdnotify.READY, env=self._env)
+
+    def _reload(self) -> ReloadReply:
         current = self.holder.current
-        path = current.loaded.path
-        if path is None:
-            return ReloadReply(ok=True, config_digest=current.loaded.digest)
+        # Started on the built-in default: the file `serve` looks for may exist since.
+        found = current.loaded.path or config_file(None, self._env)
+        if found is None:
+            return self._no_file(current)
+        path = str(found)
         try:
             loaded = with_server_overrides(load_config(path), self._overrides)
             new = build_runtime(
                 loaded, env=self._env, observer=self._observer, clock=self._clock,
                 previous=current, slots=self.slots, budget_spent=self.budget_spent,
+                learned=self.windows.learned,
             )  # fmt: skip
         except ConfigError as exc:
             problems = tuple(str(p) for p in exc.problems)
@@ -360,6 +355,11 @@ class Daemon:
         )
         self.log_unavailable(new)
         return ReloadReply(ok=True, config_digest=loaded.digest, restart_required=restart)
+
+    def _no_file(self, current: Runtime) -> ReloadReply:
+        path, problem = missing_config_file(self._env)
+        self._log.error(events.CONFIG_RELOAD_REJECTED, path=path, problems=[problem])
+        return self._rejected(path, current, (problem,))
 
     def _rejected(self, path: str, current: Runtime, problems: tuple[str, ...]) -> ReloadReply:
         if self.state is not None:

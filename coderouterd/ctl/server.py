@@ -191,7 +191,13 @@ async def _answers(path: Path) -> bool:
 
 
 def _make_private_parent(path: Path) -> None:
-    if (open_to_others := private_dir(path.parent, tighten=False)) is not None:
+    try:
+        open_to_others = private_dir(path.parent, tighten=False)
+    except OSError as exc:
+        # A file in the way, a read-only path (the unit's ProtectSystem=strict).
+        reason = f"cannot create its directory {path.parent}: {exc.strerror or exc}"
+        raise CtlSocketError(path, reason) from exc
+    if open_to_others is not None:
         get_logger().warning(
             events.CTL_SOCKET_DIR_NOT_PRIVATE, directory=str(path.parent), reason=open_to_others
         )
