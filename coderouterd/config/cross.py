@@ -3,12 +3,12 @@
 They run even when fields have problems of their own (load.py's walker
 reports those), so one run of `coderouterd check` lists everything: names
 repeated or unknown, credentials outside api_key_env, headers that cannot
-be sent, a base_url without a usable host or port or with a query, an
-extra_body value that is not JSON, a number that is not finite, a
-restart_command written as a shell line, a tool-loop threshold past its
-window, auto-router rules with no single matcher, a regular expression
-that does not compile, or a profile the auto router would pick that is not
-defined.
+be sent, a base_url without a usable host or port or with a query, a
+base_url password where a bearer key goes too, an extra_body value that is
+not JSON, a number that is not finite, a restart_command written as a
+shell line, a tool-loop threshold past its window, auto-router rules with
+no single matcher, a regular expression that does not compile, or a
+profile the auto router would pick that is not defined.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ def cross_check(data: dict[Any, Any], walker: Problems) -> None:
         _check_credentials(provider, f"providers[{i}]", walker)
         _check_headers(provider, f"providers[{i}]", walker)
         _check_base_url(provider, f"providers[{i}]", walker)
+        _check_url_credentials(provider, f"providers[{i}]", walker)
         _check_extra_body(provider, f"providers[{i}]", walker)
         _check_restart_command(provider, f"providers[{i}]", walker)
     for i, profile in _mappings(data.get("profiles")):
@@ -245,6 +246,32 @@ def _check_base_url(provider: dict[Any, Any], path: str, walker: Problems) -> No
         return
     if (problem := _url_problem(url)) is not None:
         walker.at(join_path(path, "base_url"), problem)
+
+
+def _check_url_credentials(provider: dict[Any, Any], path: str, walker: Problems) -> None:
+    """A user and password in base_url go as basic auth in the Authorization
+    header, where an openai_compat provider's bearer key goes too: one
+    request cannot carry both, and aiohttp would refuse to send any."""
+    url = provider.get("base_url")
+    if provider.get("kind", "openai_compat") != "openai_compat" or not isinstance(url, str):
+        return
+    if isinstance(provider.get("api_key_env"), str):
+        bearer = "api_key_env"
+    elif provider.get("forward_client_key") is True:
+        bearer = "forward_client_key"
+    else:
+        return
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # _check_base_url reports it
+        return
+    if parts.username is not None or parts.password is not None:
+        walker.at(
+            join_path(path, "base_url"),
+            "holds a user and password, sent as basic auth in the Authorization header, "
+            f"where {bearer} puts a bearer key: one request cannot carry both; "
+            "drop one of them",
+        )
 
 
 def _url_problem(url: str) -> str | None:

@@ -12,6 +12,7 @@ DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
 # Client headers an Anthropic upstream understands; everything else the
 # client sent (its own api key, session ids, user agents) stays here.
 _PASS_HEADERS = ("anthropic-version", "anthropic-beta")
+_BETA = "anthropic-beta"
 
 
 class AnthropicAdapter(HttpAdapter):
@@ -29,7 +30,13 @@ class AnthropicAdapter(HttpAdapter):
                 out[name] = value
         out.setdefault("anthropic-version", DEFAULT_ANTHROPIC_VERSION)
         out.update(self._credentials(call.headers))
-        out.update(self.config.extra_headers)
+        for name, value in self.config.extra_headers.items():
+            if name.lower() == _BETA:
+                # A list: the configured betas join the client's, which
+                # turn on features its request body may use.
+                out[_BETA] = _merged_betas(out.get(_BETA, ""), value)
+            else:
+                out[name] = value
         return out
 
     def _credentials(self, client: Mapping[str, str]) -> dict[str, str]:
@@ -44,3 +51,12 @@ class AnthropicAdapter(HttpAdapter):
 
     async def open(self, call: Call, body: bytes) -> UpstreamResponse:
         return await self.post(self.url, body, self.headers(call))
+
+
+def _merged_betas(client: str, configured: str) -> str:
+    """The client's betas, then the configured ones it did not send."""
+    betas: list[str] = []
+    for beta in (*client.split(","), *configured.split(",")):
+        if (name := beta.strip()) and name not in betas:
+            betas.append(name)
+    return ",".join(betas)

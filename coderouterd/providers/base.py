@@ -9,8 +9,11 @@ from __future__ import annotations
 import abc
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.connector import Connection
 
 from coderouterd.config.model import ProviderConfig
 from coderouterd.errors import (
@@ -29,6 +32,10 @@ from coderouterd.wire.retry import retry_after_s
 # An error body is read only to classify it and hand it back to the client;
 # anything past this is dropped rather than buffered.
 _MAX_ERROR_BODY = 256 * 1024
+# A whole (non-streamed) answer past this is no answer a model gives (128k
+# output tokens are a few MB) but a backend writing without end: the attempt
+# fails rather than the daemon's memory filling up until total_s.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 
 class UpstreamResponse:
@@ -64,12 +71,19 @@ class UpstreamResponse:
             ) from exc
 
     async def body(self) -> bytes:
-        try:
-            return await self._resp.read()
-        except (aiohttp.ClientError, OSError) as exc:
-            raise UpstreamProtocolError(
-                self._provider, f"connection lost: {type(exc).__name__}"
-            ) from exc
+        """The whole body, up to MAX_ANSWER_BYTES: past that the connection
+        is dropped and the attempt fails as a malformed answer does."""
+        parts: list[bytes] = []
+        size = 0
+        while chunk := await self.chunk():
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                self.abort()
+                raise UpstreamProtocolError(
+                    self._provider, f"answer over the {MAX_ANSWER_BYTES >> 20} MiB cap"
+                )
+            parts.append(chunk)
+        return b"".join(parts)
 
     def redact(self, data: bytes) -> bytes:
         """`data` (an error event of the stream) without the credentials the
@@ -90,6 +104,22 @@ class UpstreamResponse:
         done, self._done = self._done, None
         if done is not None:
             done()
+
+
+class _Connector(aiohttp.TCPConnector):
+    """A pool that never hands out a connection the upstream wrote on while
+    it was idle (a second response to the last request, a proxy replaying
+    one): aiohttp checks only that it is open, and the next request would
+    be answered with those bytes. Such a connection's protocol holds them,
+    so it says it should close; it is closed and the next one looked at."""
+
+    async def _get(self, *args: Any, **kwargs: Any) -> Connection | None:
+        while (conn := await super()._get(*args, **kwargs)) is not None:
+            protocol = conn.protocol
+            if protocol is None or not protocol.should_close:
+                return conn
+            conn.close()
+        return None
 
 
 class HttpAdapter(abc.ABC):
@@ -121,7 +151,7 @@ class HttpAdapter(abc.ABC):
                 timeout=aiohttp.ClientTimeout(
                     total=None, connect=t.connect_s, sock_connect=t.connect_s
                 ),
-                connector=aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True),
+                connector=_Connector(limit=0, enable_cleanup_closed=True),
                 raise_for_status=False,
             )
         return self._session
@@ -164,7 +194,7 @@ class HttpAdapter(abc.ABC):
         self._users += 1
         try:
             resp = await self._client().post(
-                url, data=body, headers=dict(headers), allow_redirects=False
+                _sendable(url, headers), data=body, headers=dict(headers), allow_redirects=False
             )
         except BaseException as exc:
             self._left()
@@ -183,7 +213,7 @@ class HttpAdapter(abc.ABC):
         self, resp: aiohttp.ClientResponse, url: str, headers: Mapping[str, str]
     ) -> UpstreamError:
         try:
-            body = await resp.content.read(_MAX_ERROR_BODY)
+            body = await _error_body(resp)
         except (aiohttp.ClientError, OSError):
             body = b""
         finally:
@@ -204,6 +234,29 @@ class HttpAdapter(abc.ABC):
             overflow=overflow_in(body) if failed and not memory_pressure else None,
             retry_after_s=retry_after_s(resp.headers, time.time()),
         )
+
+
+def _sendable(url: str, headers: Mapping[str, str]) -> str:
+    """`url` without its user and password when the request carries an
+    Authorization of its own, a client's bearer token forwarded: one header
+    cannot hold both, aiohttp would refuse to send the request, and the key
+    the client chose to send is the one `forward_client_key` asks for. The
+    loader refuses the combinations a config makes by itself (config/cross.py)."""
+    if "@" not in url or not any(name.lower() == "authorization" for name in headers):
+        return url
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+async def _error_body(resp: aiohttp.ClientResponse) -> bytes:
+    """The error body up to _MAX_ERROR_BODY, however many pieces it comes
+    in: `read(n)` gives only what is buffered."""
+    parts: list[bytes] = []
+    left = _MAX_ERROR_BODY
+    while left and (piece := await resp.content.read(left)):
+        parts.append(piece)
+        left -= len(piece)
+    return b"".join(parts)
 
 
 def _not_sent(provider: str, exc: BaseException) -> UpstreamError | None:

@@ -34,6 +34,7 @@ from coderouterd.telemetry import events
 from coderouterd.telemetry.logging import get_logger
 from coderouterd.wire.errors import mentions_memory_pressure
 from coderouterd.wire.overflow import overflow_in
+from coderouterd.wire.sse import FrameTooLargeError
 
 _T = TypeVar("_T")
 _log = get_logger()
@@ -287,6 +288,9 @@ def reading(provider: str, what: str) -> Iterator[None]:
         yield
     except UpstreamError:
         raise
+    except FrameTooLargeError as exc:
+        # A cap the daemon keeps, not a shape it missed: no traceback.
+        raise UpstreamProtocolError(provider, str(exc)) from exc
     except Exception as exc:
         _log.exception(events.PROVIDER_STREAM_UNREADABLE, provider=provider, error=repr(exc))
         raise UpstreamProtocolError(provider, f"unreadable {what} ({type(exc).__name__})") from exc

@@ -18,13 +18,15 @@ class Verdict(enum.Enum):
 def classify_status(
     status: int, error_type: str | None = None, *, memory_pressure: bool = False
 ) -> Verdict:
-    """A backend out of memory may say so with any status: another fits.
-    A redirect is never followed (it could send the key and the prompt to
-    any host): the provider failed, as one answering 5xx does."""
+    """A 4xx (but those above) is the request's fault: it goes back to the
+    client. Any other status is the provider's failure, as a 5xx is: a
+    redirect, never followed (it could send the key and the prompt to any
+    host), or a 1xx taken for the final answer (a protocol switch no one
+    asked for). A backend out of memory may say so with any status: another
+    fits."""
     if 200 <= status < 300:
         return Verdict.OK
-    if status in _RETRYABLE or status >= 500 or error_type == "overloaded_error":
+    client_error = 400 <= status < 500 and status not in _RETRYABLE
+    if not client_error or error_type == "overloaded_error" or memory_pressure:
         return Verdict.NEXT
-    if 300 <= status < 400:
-        return Verdict.NEXT
-    return Verdict.NEXT if memory_pressure else Verdict.RETURN
+    return Verdict.RETURN

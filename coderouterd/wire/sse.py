@@ -20,6 +20,19 @@ class SSEEvent(NamedTuple):
     raw: bytes
 
 
+# An incomplete frame past this is no event a model sends (a huge tool call
+# is a few MB) but an upstream writing without end: held on, it would fill
+# the daemon's memory until the attempt's total_s.
+MAX_FRAME_BYTES = 64 * 1024 * 1024
+
+
+class FrameTooLargeError(ValueError):
+    """An incomplete frame grew past MAX_FRAME_BYTES."""
+
+    def __init__(self) -> None:
+        super().__init__(f"an SSE frame over the {MAX_FRAME_BYTES >> 20} MiB cap")
+
+
 # Past this size an incomplete frame is kept as a list of chunks instead of
 # one bytes object, so that each new chunk is not copied onto all of it.
 _LIST_AT = 16 * 1024
@@ -30,7 +43,8 @@ class SSEDecoder:
 
     A frame holding only comments or nothing is dropped (keep-alive lines).
     Whatever is left when the stream ends is an incomplete frame: `pending`
-    tells a caller that the upstream cut a frame in half.
+    tells a caller that the upstream cut a frame in half. One that grows
+    past MAX_FRAME_BYTES raises FrameTooLargeError.
 
     The search for a frame end resumes where the last one stopped (three
     bytes back, where a terminator may begin), and a large incomplete frame
@@ -40,11 +54,12 @@ class SSEDecoder:
     exactly that.
     """
 
-    __slots__ = ("_buf", "_cr", "_parts", "scanned")
+    __slots__ = ("_buf", "_cr", "_held", "_parts", "scanned")
 
     def __init__(self) -> None:
         self._buf = b""  # the incomplete frame, while it is small
         self._parts: list[bytes] = []  # the incomplete frame, once it is large
+        self._held = 0  # the bytes in _parts
         self._cr = False  # whether it holds a "\r" (then frames may end in "\r")
         self.scanned = 0
 
@@ -82,7 +97,9 @@ class SSEDecoder:
                 start = m.end()
         rest = buf[start:] if start else buf
         if len(rest) > _LIST_AT:
-            self._buf, self._parts = b"", [rest]
+            if len(rest) > MAX_FRAME_BYTES:
+                raise FrameTooLargeError
+            self._buf, self._parts, self._held = b"", [rest], len(rest)
         else:
             self._buf = rest
         self._cr = cr and b"\r" in rest
@@ -105,6 +122,9 @@ class SSEDecoder:
             found = b"\n\n" in chunk or b"\n\n" in boundary
         parts.append(chunk)
         if not found:
+            self._held += len(chunk)
+            if self._held > MAX_FRAME_BYTES:
+                raise FrameTooLargeError
             self.scanned += len(chunk)
             self._cr = cr
             return None
