@@ -228,9 +228,10 @@ class Daemon:
         model: str | None,
         stream: bool,
         started: float,
+        client_disconnected: bool = False,
     ) -> None:
         """Report a request refused before routing (bad body, unknown profile, too
-        large): it has no profile and no attempts, but a summary like any other."""
+        large, its client gone): no profile, no attempts, a summary like any other."""
         self._observer.request_finished(
             RequestSummary(
                 request_id=request_id,
@@ -245,6 +246,7 @@ class Daemon:
                 total_ms=round((self._clock.monotonic() - started) * 1000, 3),
                 usage=None,
                 error=error,
+                client_disconnected=client_disconnected,
             )
         )
 

@@ -20,6 +20,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from coderouterd.config.model import ProfileConfig
 from coderouterd.errors import (
+    BodyTooLargeError,
     CoderouterError,
     InvalidRequestError,
     NoProviderAvailableError,
@@ -41,7 +42,7 @@ from coderouterd.routing.plan import (
     choose_route,
     plan_attempts,
 )
-from coderouterd.routing.progress import Reply
+from coderouterd.routing.progress import CLIENT_CLOSED_STATUS, SHUTDOWN_STATUS, Reply
 from coderouterd.scrub import TEXT_CHARS, clip
 from coderouterd.state.replay import ResponseCapture
 from coderouterd.tasks import ABANDONED_AT_SHUTDOWN, cancelled_by_shutdown
@@ -73,6 +74,9 @@ _WRITERS: dict[str, type[SSEWriter]] = {"anthropic": AnthropicSSEWriter, "openai
 _encode = msgspec.json.Encoder().encode
 _log = get_logger()
 
+# What the request log says of a request whose client left before its body was in.
+_CLIENT_LEFT = "client disconnected"
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -94,20 +98,34 @@ async def _complete(request: web.Request, dialect: str) -> web.StreamResponse:
         try:
             raw = await read_body(request)
         except asyncio.CancelledError as exc:
-            if not cancelled_by_shutdown(exc):
-                raise
+            shutdown = cancelled_by_shutdown(exc)
             daemon.rejected(
                 rid,
                 dialect=dialect,
-                status=503,
-                error=ABANDONED_AT_SHUTDOWN,
+                status=SHUTDOWN_STATUS if shutdown else CLIENT_CLOSED_STATUS,
+                error=ABANDONED_AT_SHUTDOWN if shutdown else _CLIENT_LEFT,
+                model=None,
+                stream=False,
+                started=started,
+                client_disconnected=not shutdown,
+            )
+            if not shutdown:
+                raise
+            # The rest of the body is not read: the connection goes after the answer.
+            request.protocol.close()
+            return plain_error(dialect, SHUTDOWN_STATUS, SHUTTING_DOWN, rid)
+        except RequestError as exc:
+            # Too large, or not readable: refused before routing like a bad body.
+            daemon.rejected(
+                rid,
+                dialect=dialect,
+                status=exc.status,
+                error=clip(str(exc), TEXT_CHARS),
                 model=None,
                 stream=False,
                 started=started,
             )
-            # The rest of the body is not read: the connection goes after the answer.
-            request.protocol.close()
-            return plain_error(dialect, 503, SHUTTING_DOWN, rid)
+            raise
         return await _route(request, dialect, raw, started)
     finally:
         daemon.inflight.remove(rid)
@@ -155,9 +173,9 @@ async def _route(
             prompt_tokens=estimate_prompt_tokens(fields, parsed.media) if windows else None,
             windows=windows,
         )
-    except (CoderouterError, web.HTTPRequestEntityTooLarge) as exc:
+    except CoderouterError as exc:
         # Refused before any provider was chosen: still one log line and one row.
-        status = exc.status if isinstance(exc, web.HTTPException) else status_of(exc)
+        status = status_of(exc)
         daemon.rejected(
             rid,
             dialect=dialect,
@@ -313,10 +331,16 @@ def _loop_guard(
 
 
 async def read_body(request: web.Request) -> bytes:
-    """The request's body; one that cannot be read (a corrupt gzip or
-    deflate encoding, a cut chunked body) is the client's error."""
+    """The request's body; one over server.max_body_bytes, or one that cannot
+    be read (a corrupt gzip or deflate encoding, a cut chunked body), is the
+    client's error."""
     try:
         return await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        limit = request.app[DAEMON].max_body_bytes
+        raise BodyTooLargeError(
+            f"request body is larger than the limit of {limit} bytes ({exc.text})", field="body"
+        ) from exc
     except (RequestPayloadError, HttpProcessingError) as exc:
         # The body is done with, and so is the connection once the answer is
         # out: aiohttp would otherwise read on in the broken body after the

@@ -28,12 +28,12 @@ other spans and of stray tags only the tags go, never the text between
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any
 
 import msgspec
 
+from coderouterd.translate.name_starts import begins_a_name, known_starts
 from coderouterd.translate.repair_literals import parse_keyword_arguments
 from coderouterd.translate.repair_parse import (
     CLOSE_TAG,
@@ -74,11 +74,11 @@ class ToolCallRepair:
         "_cand_len",
         "_cand_parts",
         "_gap",
+        "_known",
         "_max",
         "_names",
         "_out",
         "_pending",
-        "_prefixes",
         "_repairs",
         "_run",
         "_state",
@@ -98,7 +98,7 @@ class ToolCallRepair:
         max_candidate: int = DEFAULT_MAX_CANDIDATE,
     ) -> None:
         self._names = tool_names
-        self._prefixes = _prefixes(tool_names)
+        self._known = known_starts(tool_names)
         self._strip = strip_markup
         self._tags = bool(tool_names) or strip_markup
         self._max = max_candidate
@@ -217,7 +217,7 @@ class ToolCallRepair:
 
     def _call_opener(self, s: str, j: int, *, final: bool) -> tuple[Candidate, int] | bool:
         m = _IDENT.match(s, j)
-        if m is None or m.group() not in self._prefixes:
+        if m is None or not begins_a_name(self._known, m.group()):
             return False
         if m.end() == len(s):
             return not final
@@ -387,9 +387,3 @@ def strip_tool_markup(text: str) -> str:
     stripper = ToolCallRepair(frozenset(), strip_markup=True)
     segments = stripper.feed(text) + stripper.flush()
     return "".join(seg for seg in segments if isinstance(seg, str))
-
-
-@functools.lru_cache(maxsize=64)
-def _prefixes(tool_names: frozenset[str]) -> frozenset[str]:
-    # Every request of a session offers the same tools: build their prefixes once.
-    return frozenset(n[:k] for n in tool_names for k in range(1, len(n) + 1))
