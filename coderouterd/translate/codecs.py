@@ -100,7 +100,7 @@ def _codecs(provider: ProviderConfig, caps: ModelCapabilities) -> dict[str, Code
         }
     return {
         "openai": OpenAIPassthroughCodec(
-            provider.name, provider.model, max_output_tokens=ceiling, filters=filters
+            provider.name, provider.model, max_output_tokens=ceiling, filters=filters, caps=caps
         ),
         "anthropic": AnthropicToOpenAICodec(provider, caps, filters),
     }

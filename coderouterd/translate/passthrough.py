@@ -58,6 +58,13 @@ from coderouterd.translate.openai_passthrough import (
 from coderouterd.translate.params_o2a import budget_within
 from coderouterd.translate.translated import check_completion, offered_tool_names
 from coderouterd.translate.types import Degradation, OutputFilters, read_json
+from coderouterd.translate.unsupported import (
+    ANTHROPIC_TOOL_FIELDS,
+    OPENAI_REASONING_FIELDS,
+    OPENAI_TOOL_FIELDS,
+    without_reasoning,
+    without_tools,
+)
 from coderouterd.wire.errors import reenvelope
 from coderouterd.wire.usage import completed, is_complete, usage_of_body
 
@@ -92,6 +99,7 @@ class AnthropicPassthroughCodec:
         self._strip_cache_control = caps.cache_control is False
         self._fold_system = caps.system_messages is False
         self._drop_effort = caps.effort is False
+        self._drop_tools = caps.tools is False
         self._signed_thinking = caps.signed_thinking
         self._filters = filters if filters is not None and filters.active else None
 
@@ -101,6 +109,8 @@ class AnthropicPassthroughCodec:
         degraded: list[Degradation] = []
         if self._drop_thinking and fields.pop("thinking", None) is not None:
             degraded.append(Degradation("thinking", THINKING_UNSUPPORTED))
+        if self._drop_tools:
+            degraded += without_tools(fields, ANTHROPIC_TOOL_FIELDS)
         messages = fields.get("messages")
         # Only Claude (a backend that checks signatures) refuses these; a local
         # server's Anthropic API gets its model's own output back as it was.
@@ -155,16 +165,24 @@ class OpenAIPassthroughCodec:
         *,
         max_output_tokens: int | None,
         filters: OutputFilters | None = None,
+        caps: ModelCapabilities | None = None,
     ) -> None:
+        caps = caps or ModelCapabilities()
         self._provider = provider
         self._model = msgspec.Raw(_encode(model))
         self._max_output_tokens = max_output_tokens
+        self._drop_tools = caps.tools is False
+        self._drop_reasoning = caps.thinking is False
         self._filters = filters if filters is not None and filters.active else None
 
     def request(self, call: Call) -> tuple[bytes, list[Degradation]]:
         fields = dict(call.fields)
         fields["model"] = self._model
         degraded: list[Degradation] = []
+        if self._drop_tools:
+            degraded += without_tools(fields, OPENAI_TOOL_FIELDS)
+        if self._drop_reasoning:
+            degraded += without_reasoning(fields, OPENAI_REASONING_FIELDS)
         if call.stream:
             fields["stream_options"] = _with_usage(fields.get("stream_options"))
         degraded += clamped(

@@ -7,7 +7,8 @@ from typing import Any
 
 from coderouterd.errors import InvalidRequestError
 from coderouterd.translate.capabilities import THINKING_UNSUPPORTED, ModelCapabilities
-from coderouterd.translate.types import Notes, number_or_none
+from coderouterd.translate.params_o2a import budget_within
+from coderouterd.translate.types import Degradation, Notes, number_or_none
 
 _EFFORT_LIMITS = ((4096, "low"), (16384, "medium"))
 # Anthropic's `output_config.effort` levels as OpenAI reasoning efforts.
@@ -97,3 +98,23 @@ def _reasoning(
 
 def _effort(budget: int) -> str:
     return next((effort for top, effort in _EFFORT_LIMITS if budget < top), "high")
+
+
+def reasoning_within(out: dict[str, Any]) -> list[Degradation]:
+    """A translated request's reasoning budget (OpenRouter's `reasoning:
+    {max_tokens}`) kept below its max_tokens once that is clamped to the
+    provider's limit, as Anthropic requires behind OpenRouter (Claude Code
+    asks 31999 of 32000); the reasoning dropped when no budget Anthropic
+    takes fits (budget_within)."""
+    asked, limit = out.get("reasoning"), out.get("max_tokens")
+    if not isinstance(asked, dict) or not isinstance(limit, int):
+        return []
+    budget = asked.get("max_tokens")
+    if not isinstance(budget, int) or budget < limit:
+        return []
+    fitted = budget_within(budget, limit)
+    if fitted is None:
+        del out["reasoning"]
+        return [Degradation("thinking", f"dropped: max_tokens {limit} leaves no room for it")]
+    out["reasoning"] = {**asked, "max_tokens": fitted}
+    return [Degradation("thinking.budget_tokens", f"lowered to {fitted}, below max_tokens")]

@@ -5,15 +5,22 @@ Schema keyword it does not know, and coding agents' tools use plenty of them
 (`propertyNames`, `exclusiveMinimum`, `const`, `$schema`, `format` …). For a
 backend whose capability rule says `strict_schema: true` the schema keeps
 only the keywords of the OpenAPI subset such backends accept; `const` becomes
-a one-value `enum`, which means the same. Property names are names, never
-keywords: `properties: {format: …}` keeps its `format` property. A list of
-types (`["integer", "null"]`) becomes one `type` and `nullable`.
+a one-value `enum`, which means the same. Gemini takes `enum` only of
+strings on a string schema ("enum: only allowed for STRING type"): an enum
+of strings gets `type: string` when it has no type (a `null` among its
+values becomes `nullable`), any other enum or const is dropped and its
+values told in the description, so the model still reads them. Property
+names are names, never keywords: `properties: {format: …}` keeps its
+`format` property. A list of types (`["integer", "null"]`) becomes one
+`type` and `nullable`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+import msgspec
 
 _KEPT = frozenset(
     {"type", "description", "enum", "nullable", "required", "items", "minItems", "maxItems"}
@@ -46,7 +53,36 @@ def _clean(schema: Mapping[str, Any], dropped: set[str]) -> dict[str, Any]:
             _one_type(value, out)
             continue
         out[key] = _value(key, value, dropped)
+    if "enum" in out:
+        _string_enum(out, "const" if "enum" not in schema else "enum", dropped)
     return out
+
+
+def _string_enum(out: dict[str, Any], keyword: str, dropped: set[str]) -> None:
+    """`out`'s enum (made from `keyword`) as the dialect takes it, or dropped
+    with its values told in the description."""
+    values = out.pop("enum")
+    if isinstance(values, list) and None in values:
+        values = [v for v in values if v is not None]
+        out["nullable"] = True
+    if not isinstance(values, list) or not values:
+        dropped.add(keyword)
+    elif all(isinstance(v, str) for v in values) and out.get("type", "string") == "string":
+        out["type"] = "string"
+        out["enum"] = values
+    else:
+        dropped.add(keyword)
+        _describe(out, values)
+
+
+def _describe(out: dict[str, Any], values: list[Any]) -> None:
+    description = out.get("description")
+    if description is not None and not isinstance(description, str):
+        return
+    allowed = ", ".join(msgspec.json.encode(v).decode() for v in values)
+    out["description"] = (
+        f"{description} (one of: {allowed})" if description else f"One of: {allowed}."
+    )
 
 
 def _one_type(types: list[Any], out: dict[str, Any]) -> None:

@@ -1,5 +1,5 @@
 """Codecs between the two dialects: Anthropic clients on OpenAI-compatible
-providers, and OpenAI clients on Anthropic providers.
+providers, and OpenAI clients on Anthropic providers (translated_openai).
 
 Each request body is decoded whole (translation needs every field), and each
 stream is decoded frame by frame, translated, and encoded again in the
@@ -18,22 +18,21 @@ from coderouterd.config.model import ProviderConfig
 from coderouterd.errors import UpstreamError, UpstreamMemoryError, UpstreamProtocolError
 from coderouterd.routing.call import Call
 from coderouterd.routing.upstream import Out, Transcoder, Unary
-from coderouterd.translate.anthropic_passthrough import NOT_CONTENT, AnthropicPassthrough
+from coderouterd.translate.anthropic_passthrough import NOT_CONTENT
 from coderouterd.translate.capabilities import ModelCapabilities
 from coderouterd.translate.estimate import estimate_prompt_tokens
-from coderouterd.translate.filtered_openai import FilteredOpenAIStream, filter_openai_completion
 from coderouterd.translate.memo_a2o import TranslatedHistory
-from coderouterd.translate.openai_passthrough import (
-    DONE,
-    DONE_FRAME,
-    client_wants_usage,
-    frames_left,
-)
+from coderouterd.translate.openai_passthrough import DONE, frames_left
 from coderouterd.translate.request_a2o import anthropic_to_openai_request
-from coderouterd.translate.request_o2a import openai_to_anthropic_request
-from coderouterd.translate.response_a2o import AnthropicToOpenAIStream, anthropic_to_openai_response
+from coderouterd.translate.request_params import reasoning_within
 from coderouterd.translate.response_o2a import first_choice, openai_to_anthropic_response
 from coderouterd.translate.stream_o2a import OpenAIToAnthropicStream
+from coderouterd.translate.translated_openai import (
+    AnthropicToOpenAITranscoder,
+    OpenAIToAnthropicCodec,
+    decoded_fields,
+    usage_of_counts,
+)
 from coderouterd.translate.types import (
     Degradation,
     OutputFilters,
@@ -43,22 +42,25 @@ from coderouterd.translate.types import (
 from coderouterd.wire.errors import (
     ANTHROPIC_TYPES,
     anthropic_error,
-    error_message_of,
     mentions_memory_pressure,
-    openai_error,
     reenvelope,
 )
-from coderouterd.wire.sse import SSEDecoder, SSEEvent, encode_data, encode_event
+from coderouterd.wire.sse import SSEDecoder, SSEEvent, encode_event
 from coderouterd.wire.usage import Usage
+
+# Both directions' codecs and transcoders are imported from here.
+__all__ = [
+    "AnthropicToOpenAICodec",
+    "AnthropicToOpenAITranscoder",
+    "OpenAIToAnthropicCodec",
+    "OpenAIToAnthropicTranscoder",
+    "check_completion",
+    "offered_tool_names",
+]
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.decode
 _KEPT_RAW = frozenset({"tools", "messages"})
-
-
-def decoded_fields(call: Call, kept_raw: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """The request's top-level fields decoded, but those in `kept_raw`."""
-    return {k: v if k in kept_raw else read_json(v, k) for k, v in call.fields.items()}
 
 
 def offered_tool_names(call: Call) -> frozenset[str]:
@@ -66,20 +68,10 @@ def offered_tool_names(call: Call) -> frozenset[str]:
     return callable_tool_names(call.fields)
 
 
-def _usage(counts: dict[str, Any] | None) -> Usage | None:
-    if not counts:
-        return None
-    known = {k: v for k, v in counts.items() if k in Usage.__struct_fields__}
-    try:
-        return msgspec.convert(known, Usage, strict=False)  # 12.0 is 12
-    except msgspec.ValidationError:
-        return None  # counts no count looks like: unknown, the answer stands
-
-
 def _accounted(counts: dict[str, Any] | None, upstream: object) -> Usage | None:
     """The usage to account: the client's complete counts, except that cache
     counts the upstream did not report are unknown rather than zero."""
-    usage = _usage(counts)
+    usage = usage_of_counts(counts)
     details = upstream.get("prompt_tokens_details") if isinstance(upstream, dict) else None
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
     if usage is not None and not isinstance(cached, int):
@@ -180,76 +172,6 @@ def _anthropic_out(name: str, data: dict[str, Any]) -> Out:
     return Out(encode_event(name, _encode(data)), name not in NOT_CONTENT)
 
 
-class AnthropicToOpenAITranscoder:
-    """An Anthropic stream, as Chat Completions chunks for an OpenAI client;
-    with `filtered`, the chunks go through the provider's output filters as
-    an OpenAI provider's would (filtered_openai)."""
-
-    final_event = "message_stop"
-    usage_estimated = False
-
-    def __init__(
-        self,
-        provider: str,
-        stream: AnthropicToOpenAIStream,
-        *,
-        include_usage: bool,
-        filtered: FilteredOpenAIStream | None = None,
-    ) -> None:
-        self._source = AnthropicPassthrough(provider)
-        self._stream = stream
-        self._include_usage = include_usage
-        self._filtered = filtered
-        self.upstream_error: str | None = None
-        self.upstream_error_body = b""
-
-    @property
-    def repairs(self) -> int:
-        return self._filtered.repairs if self._filtered is not None else 0
-
-    @property
-    def finished(self) -> bool:
-        return self._source.finished
-
-    @property
-    def usage(self) -> Usage | None:
-        return self._source.usage
-
-    def feed(self, chunk: bytes) -> list[Out]:
-        out: list[Out] = []
-        for ev in self._source.events(chunk):
-            if ev.event == "error":
-                self.upstream_error = self._source.upstream_error
-                self.upstream_error_body = self._source.upstream_error_body
-                message = error_message_of(ev.data) or "the upstream reported an error"
-                body = openai_error(500, message, error_type=self.upstream_error)
-                out.append(Out(encode_data(_encode(body)), False))
-                break  # the last of the events: the stream ends at its error
-            chunks = self._stream.feed(ev.event, _decode(ev.data))
-            if self._filtered is not None:
-                chunks = _filtered(self._filtered, chunks, ending=ev.event == "message_stop")
-            if ev.event == "message_stop":
-                chunks += self._stream.finish(self._include_usage)
-            content = ev.event not in NOT_CONTENT
-            out += [Out(encode_data(_encode(c)), content) for c in chunks]
-            if ev.event == "message_stop":
-                out.append(Out(DONE_FRAME, True))
-        return out
-
-    def end(self) -> list[Out]:
-        return self._source.end()
-
-
-def _filtered(
-    stream: FilteredOpenAIStream, chunks: list[dict[str, Any]], *, ending: bool
-) -> list[dict[str, Any]]:
-    """The chunks as the filters send them; at the end, what they still hold."""
-    out: list[dict[str, Any]] = []
-    for chunk in chunks:
-        out += [chunk if c is None else c for c in stream.feed(chunk)]
-    return out + stream.finish() if ending else out
-
-
 class AnthropicToOpenAICodec:
     """Anthropic client, OpenAI-compatible provider."""
 
@@ -274,6 +196,7 @@ class AnthropicToOpenAICodec:
             history=self.history,
             conversation=call.conversation,
         )
+        degraded += reasoning_within(body)
         return _encode(body), degraded
 
     def _settings(self, call: Call) -> dict[str, Any]:
@@ -336,63 +259,3 @@ def _stop_sequences(call: Call) -> frozenset[str]:
     return (
         frozenset(s for s in stop if isinstance(s, str)) if isinstance(stop, list) else frozenset()
     )
-
-
-class OpenAIToAnthropicCodec:
-    """OpenAI client, Anthropic provider. With output filters on (a local
-    server's Messages API), the translated answer goes through them as an
-    OpenAI provider's answer would; with them off, nothing more is done."""
-
-    def __init__(
-        self, provider: ProviderConfig, caps: ModelCapabilities, filters: OutputFilters
-    ) -> None:
-        self._provider = provider
-        self._caps = caps
-        self._filters = filters if filters.active else None
-
-    def request(self, call: Call) -> tuple[bytes, list[Degradation]]:
-        body, degraded = openai_to_anthropic_request(
-            decoded_fields(call),
-            model=self._provider.model,
-            max_output_tokens=self._caps.output_ceiling(self._provider.max_output_tokens),
-            signed_thinking=self._caps.signed_thinking,
-            can_think=self._caps.thinking is not False,
-            cache_control=self._caps.cache_control is not False,
-        )
-        body["stream"] = call.stream
-        return _encode(body), degraded
-
-    def transcoder(self, call: Call) -> Transcoder:
-        stream = AnthropicToOpenAIStream(
-            completion_id=f"chatcmpl-{call.request_id}",
-            model=call.requested_model or self._provider.model,
-            created=call.created,
-        )
-        filtered = None
-        if self._filters is not None:
-            filtered = FilteredOpenAIStream(self._filters, offered_tool_names(call))
-        return AnthropicToOpenAITranscoder(
-            self._provider.name,
-            stream,
-            include_usage=client_wants_usage(call),
-            filtered=filtered,
-        )
-
-    def unary(self, body: bytes, call: Call) -> Unary:
-        try:
-            decoded = _decode(body)
-        except msgspec.DecodeError as exc:
-            raise UpstreamProtocolError(self._provider.name, "response is not JSON") from exc
-        usage = _usage(decoded.get("usage")) if isinstance(decoded, dict) else None
-        completion = anthropic_to_openai_response(decoded, created=call.created)
-        repairs = 0
-        if self._filters is not None:
-            filtered = filter_openai_completion(
-                completion, filters=self._filters, tool_names=offered_tool_names(call)
-            )
-            if filtered is not None:
-                completion, repairs = filtered
-        return Unary(_encode(completion), "application/json", usage, repairs=repairs)
-
-    def error_body(self, status: int, body: bytes) -> bytes:
-        return reenvelope("openai", status, body)

@@ -229,15 +229,8 @@ CALL_EVENTS: list[tuple[str, dict[str, Any]]] = [
     ),
     ("message_stop", {"type": "message_stop"}),
 ]
-# The daemon's codec (translate/translated.py) applies response_a2o's
-# as_function_call when params_o2a.legacy_functions
-# says the client declared legacy functions.
-_WIRED = pytest.mark.xfail(
-    strict=True, reason="translated.py does not yet apply response_a2o.as_function_call"
-)
 
 
-@_WIRED
 async def test_claudes_call_reaches_a_legacy_client_as_its_function_call(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
@@ -257,7 +250,6 @@ async def test_claudes_call_reaches_a_legacy_client_as_its_function_call(
     assert "tool_calls" not in choice["message"]
 
 
-@_WIRED
 async def test_claudes_streamed_call_reaches_a_legacy_client_as_function_call_deltas(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
