@@ -6,7 +6,7 @@ import datetime
 from typing import NamedTuple
 
 from coderouterd.config.model import CostConfig
-from coderouterd.wire.usage import Usage
+from coderouterd.wire.usage import Usage, hour_writes
 
 _MILLION = 1_000_000
 
@@ -24,8 +24,7 @@ def cost_of(usage: Usage, price: CostConfig) -> AttemptCost:
     per_output = price.output_tokens_per_million / _MILLION
     read = usage.cache_read_input_tokens or 0
     created = usage.cache_creation_input_tokens or 0
-    split = usage.cache_creation
-    hour = min(created, (split.ephemeral_1h_input_tokens or 0) if split else 0)
+    hour = hour_writes(usage)
     cache_cost = per_input * (
         read * price.cache_read_discount
         + (created - hour) * price.cache_creation_premium

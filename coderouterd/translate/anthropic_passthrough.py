@@ -18,7 +18,7 @@ from coderouterd.errors import UpstreamProtocolError
 from coderouterd.routing.upstream import Out
 from coderouterd.wire.errors import error_type_of
 from coderouterd.wire.sse import SSEDecoder, SSEEvent, encode_event
-from coderouterd.wire.usage import COUNTS, CacheWrites, Usage, completed, is_complete
+from coderouterd.wire.usage import COUNTS, Usage, completed, is_complete, merged_split
 
 # Events that do not commit a stream: until another event arrives, nothing
 # the provider sent has to reach the client, so another provider may take over.
@@ -58,19 +58,12 @@ def merge_usage(into: Usage, update: Usage) -> None:
     repeats `input_tokens` as 0, as some servers do) does not replace the
     count already known, as the OpenAI client's translated usage keeps it
     (response_a2o), so what is accounted is what that client is told."""
-    _keep_larger(into, update, COUNTS)
-    if update.cache_creation is not None:
-        if into.cache_creation is None:
-            into.cache_creation = CacheWrites()
-        _keep_larger(into.cache_creation, update.cache_creation, CacheWrites.__struct_fields__)
-
-
-def _keep_larger(into: object, update: object, names: tuple[str, ...]) -> None:
-    for name in names:
+    for name in COUNTS:
         value = getattr(update, name)
         known = getattr(into, name)
         if value is not None and (known is None or value > known):
             setattr(into, name, value)
+    into.cache_creation = merged_split(into.cache_creation, update.cache_creation)
 
 
 class AnthropicPassthrough:

@@ -7,21 +7,16 @@ from typing import Any
 import msgspec
 
 
-class CacheWrites(msgspec.Struct, kw_only=True):
-    """Cache writes split by how long the entry lives (`cache_control.ttl`):
-    a 1-hour write is billed higher than a 5-minute one."""
-
-    ephemeral_5m_input_tokens: int | None = None
-    ephemeral_1h_input_tokens: int | None = None
-
-
 class Usage(msgspec.Struct, kw_only=True):
     input_tokens: int | None = None
     output_tokens: int | None = None
     cache_creation_input_tokens: int | None = None
     cache_read_input_tokens: int | None = None
-    # Present when the provider splits cache_creation_input_tokens by ttl.
-    cache_creation: CacheWrites | None = None
+    # Anthropic's split of the cache writes by how long they live
+    # (`ephemeral_5m_input_tokens`, `ephemeral_1h_input_tokens`): a 1-hour
+    # write is billed higher. Read as sent: a server's own shape here must
+    # not cost the four counts (hour_writes reads what it can).
+    cache_creation: Any = None
 
 
 # The counts every answer carries; cache_creation is an optional detail.
@@ -46,6 +41,28 @@ def usage_of_body(body: bytes) -> Usage | None:
         return _decoder.decode(body).usage
     except msgspec.DecodeError:
         return None
+
+
+def hour_writes(usage: Usage) -> int:
+    """The cache writes reported as 1-hour ones, at most all of them."""
+    split = usage.cache_creation
+    hour = split.get("ephemeral_1h_input_tokens") if isinstance(split, dict) else None
+    if not isinstance(hour, int) or isinstance(hour, bool) or hour < 0:
+        return 0
+    return min(hour, usage.cache_creation_input_tokens or 0)
+
+
+def merged_split(known: Any, update: Any) -> Any:
+    """A later cache_creation split over an earlier one: each count the larger
+    (counts are cumulative), anything that is no count as the later sent it."""
+    if not isinstance(update, dict):
+        return known if update is None else update
+    out = dict(known) if isinstance(known, dict) else {}
+    for key, value in update.items():
+        before = out.get(key)
+        if not (isinstance(value, int) and isinstance(before, int) and before > value):
+            out[key] = value
+    return out
 
 
 def is_complete(usage: Usage | None) -> bool:

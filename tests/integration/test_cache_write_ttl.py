@@ -91,3 +91,27 @@ async def test_the_hour_premium_is_configurable(
         await client.messages.create(model="m", max_tokens=5, messages=MESSAGES)
     row = await only_row(d)
     assert row.cost_usd == pytest.approx(COST + 60)
+
+
+@pytest.mark.parametrize("odd", [0, "n/a", [60], {"ephemeral_1h_input_tokens": "60"}])
+# The shape reaches the client as sent, and its SDK's model warns of it.
+@pytest.mark.filterwarnings("ignore::UserWarning")
+async def test_a_split_of_another_shape_costs_nothing_but_itself(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, odd: object
+) -> None:
+    """A server of its own making may send `cache_creation` in any shape: the
+    four counts are accounted as ever, the writes at the 5-minute premium."""
+    events = split_stream()
+    events[0][1]["message"]["usage"] = dict(USAGE, output_tokens=1, cache_creation=odd)
+    fake_upstream.script(
+        Reply(json=dict(anthropic_message("hi"), usage=dict(USAGE, cache_creation=odd)))
+    )
+    fake_upstream.script(Reply(events=events))
+    d = await start_daemon(chain_yaml(provider_yaml("cloud", fake_upstream.url, extra=PRICED)))
+    async with anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0) as client:
+        await client.messages.create(model="m", max_tokens=5, messages=MESSAGES)
+        async with client.messages.stream(model="m", max_tokens=5, messages=MESSAGES) as stream:
+            await stream.get_final_message()
+    await d.state.writer.flush()
+    # 10 + 10 + 100 x 1.25, twice.
+    assert spent(d, "cloud") == pytest.approx(2 * 145.0)
