@@ -160,9 +160,11 @@ async def _healing_ctx(app: web.Application) -> AsyncIterator[None]:
         # known across a restart.
         drift = daemon.drift
         state = daemon.state
-        drift.load(await state.per_provider(reads.recent_answers, drift.watched, drift.window))
+        answers = reads.to_models(reads.recent_answers, drift.models)
+        drift.load(await state.per_provider(answers, drift.watched, drift.window))
         pace = daemon.pace
-        pace.load(await state.per_provider(reads.recent_streams, pace.watched, USUAL))
+        streams = reads.to_models(reads.recent_streams, pace.models)
+        pace.load(await state.per_provider(streams, pace.watched, USUAL))
         daemon.windows.load(
             await state.recent_overflows(
                 FORGET_S,

@@ -177,6 +177,8 @@ def _attempt(a: AttemptRow) -> str:
         parts.append(f"took {_ms(a.latency_ms)}")
     if a.cost_usd:
         parts.append(_usd(a.cost_usd))
+    if a.model is not None:
+        parts.append(f"model {a.model}")
     text = ", ".join(parts)
     return f"{text}: {a.detail}" if a.detail else text
 

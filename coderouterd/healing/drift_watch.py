@@ -11,11 +11,11 @@ verdict a second late costs nothing, while judging after every answer cost
 a request several percent of its CPU. Only providers some profile watches
 (`drift_action` other than `off`) have a window. At start the windows are
 refilled from the request log (each provider's failed attempts and answers
-of the last day, since its last `ctl restore`), so a restart neither
-forgets a drift nor starts one blind, nor brings back one that was
-forgotten. A reload that points a provider at another model or server
-(`model`, `base_url`) sets its window aside: the old backend's outcomes
-do not judge the new one.
+of the last day, since its last `ctl restore`, sent to the model it is
+configured with), so a restart neither forgets a drift nor starts one
+blind, nor brings back one that was forgotten. A reload that points a
+provider at another model or server (`model`, `base_url`) sets its window
+aside: the old backend's outcomes do not judge the new one.
 
 A provider in severe drift that a `demote` profile lists is tried last
 (`demoted()`) until RETRY_S after its last outcome that looked bad on its
@@ -119,6 +119,11 @@ class DriftWatch:
     @property
     def watched(self) -> tuple[str, ...]:
         return tuple(self._windows)
+
+    @property
+    def models(self) -> dict[str, str]:
+        """The model each watched provider is sent: only its outcomes are read back at start."""
+        return {name: self._backends[name][0] for name in self._windows}
 
     @property
     def window(self) -> int:

@@ -9,11 +9,12 @@ an `adaptive` profile tries a demoted provider after the one that follows
 it. `provider.slow` (warning) is logged when a provider turns slow,
 `provider.slow_cleared` when answers at its usual speed bring it back. At
 start the speeds are refilled from the request log (the last day's
-streamed answers), so a restart does not forget a slow backend (demoted
-for what is left of DEMOTE_S after its last slow answer ended; still slow,
-and so cleared in time, when nothing is left). A reload that points a
-provider at another model or server (`model`, `base_url`) forgets its
-speeds: each backend is compared with itself.
+streamed answers of the model the provider is configured with), so a
+restart does not forget a slow backend (demoted for what is left of
+DEMOTE_S after its last slow answer ended; still slow, and so cleared in
+time, when nothing is left). A reload that points a provider at another
+model or server (`model`, `base_url`) forgets its speeds: each backend is
+compared with itself.
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ class PaceWatch:
     @property
     def watched(self) -> tuple[str, ...]:
         return tuple(self._speeds)
+
+    @property
+    def models(self) -> dict[str, str]:
+        """The model each watched provider is sent: only its answers are read back at start."""
+        return {name: self._backends[name][0] for name in self._speeds}
 
     def load(self, answers: Mapping[str, Sequence[Streamed]]) -> None:
         """Start-up: each provider's last streamed answers from the request log, oldest first."""

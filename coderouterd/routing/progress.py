@@ -118,6 +118,7 @@ class Progress:
         # Providers the request went to without its tools (a model that
         # cannot call them): their prompt is measured without them.
         self._without_tools: frozenset[str] = frozenset()
+        self._models = {p.name: p.model for p in plan.attempts}
 
     def _ms(self, since: float) -> float:
         return round((self._clock.monotonic() - since) * 1000, 3)
@@ -182,6 +183,7 @@ class Progress:
             context_window=context_window,
             prompt_tokens=prompt_tokens,
             retry_after_s=retry_after_s,
+            model=self._models.get(provider),
         )
         self.records.append(record)
         if answered:

@@ -38,6 +38,8 @@ class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
     prompt_tokens: int | None = None
     # A failed attempt whose answer asked for a wait (Retry-After), in seconds.
     retry_after_s: float | None = None
+    # The model it was sent to (its provider's `model`); None when skipped.
+    model: str | None = None
 
 
 class RequestSummary(msgspec.Struct, frozen=True, kw_only=True):

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import aiosqlite
 import msgspec
@@ -24,6 +24,8 @@ from coderouterd.state.records import (
     RequestRow,
 )
 from coderouterd.telemetry import events
+
+_T = TypeVar("_T")
 
 
 class BudgetTotal(msgspec.Struct, frozen=True, kw_only=True):
@@ -165,7 +167,7 @@ def _attempt(a: sqlite3.Row) -> AttemptRow:
     return AttemptRow(
         seq=a[1], provider=a[2], outcome=a[3], reason=a[4], detail=a[5], status=a[6],
         ttfb_ms=a[7], latency_ms=a[8], cost_usd=a[9], context_window=a[10], prompt_tokens=a[11],
-        queued_ms=a[12],
+        queued_ms=a[12], model=a[13],
     )  # fmt: skip
 
 
@@ -227,27 +229,41 @@ _RESTORED = (
 )
 
 
+# An attempt `a` sent to the model :m, as far as the log tells: a row written
+# before attempts kept their model counts as one, so an upgrade forgets nothing.
+_SENT_TO_MODEL = "(a.model IS NULL OR a.model = :m)"
+
+
 async def recent_answers(
-    conn: aiosqlite.Connection, provider: str, limit: int, *, now: float
+    conn: aiosqlite.Connection, provider: str, limit: int, *, now: float, model: str
 ) -> list[Answer]:
     """The provider's last `limit` requests, oldest first, that it failed
     or answered whole (status below 400, the client still there) within
-    RECENT_S and since its drift was last forgotten (`ctl restore`); rows
-    written before their reply's shape was kept count only for their
-    failures."""
+    RECENT_S and since its drift was last forgotten (`ctl restore`), its
+    attempts sent to `model` only: another model's outcomes do not judge
+    this one. Rows written before their reply's shape was kept count only
+    for their failures."""
     rows = await conn.execute_fetchall(
         "SELECT output_tokens, stop_reason, tool_use, tools_offered, failures, answered,"  # noqa: S608 - constants
         " finished FROM ("
         f"  SELECT r.ts, {FINISHED} AS finished, r.output_tokens, r.stop_reason,"
         "   r.tool_use, r.tools_offered,"
         "   (SELECT count(*) FROM attempts a WHERE a.request_id = r.id AND a.provider = :p"
-        "    AND a.outcome = 'failed') AS failures,"
+        f"    AND a.outcome = 'failed' AND {_SENT_TO_MODEL}) AS failures,"
         "   (r.provider IS :p AND r.status < 400 AND r.error IS NULL"
-        "    AND r.client_disconnected = 0 AND r.tool_use IS NOT NULL) AS answered"
+        "    AND r.client_disconnected = 0 AND r.tool_use IS NOT NULL"
+        "    AND EXISTS (SELECT 1 FROM attempts a WHERE a.request_id = r.id AND a.provider = :p"
+        f"     AND a.outcome <> 'skipped' AND {_SENT_TO_MODEL})) AS answered"
         "  FROM requests r WHERE r.ts >= :since"
         f") WHERE (failures > 0 OR answered) AND finished > coalesce(({_RESTORED}), 0)"
         " ORDER BY ts DESC LIMIT :limit",
-        {"p": provider, "since": now - RECENT_S, "limit": limit, "event": events.CTL_ACTION},
+        {
+            "p": provider,
+            "m": model,
+            "since": now - RECENT_S,
+            "limit": limit,
+            "event": events.CTL_ACTION,
+        },
     )
     return [
         Answer(
@@ -263,6 +279,34 @@ async def recent_answers(
     ]
 
 
+class ProviderRead(Protocol[_T]):
+    """A read of one provider's last requests (StateService.per_provider)."""
+
+    async def __call__(
+        self, conn: aiosqlite.Connection, provider: str, limit: int, *, now: float
+    ) -> list[_T]: ...
+
+
+class ModelRead(Protocol[_T]):
+    """A read of one provider's last requests to one model (recent_answers, recent_streams)."""
+
+    async def __call__(
+        self, conn: aiosqlite.Connection, provider: str, limit: int, *, now: float, model: str
+    ) -> list[_T]: ...
+
+
+def to_models(read: ModelRead[_T], models: Mapping[str, str]) -> ProviderRead[_T]:
+    """`read` of each provider's requests to its model in `models` (the
+    configured `model`): pace and drift at start-up judge a model on its own."""
+
+    async def bound(
+        conn: aiosqlite.Connection, provider: str, limit: int, *, now: float
+    ) -> list[_T]:
+        return await read(conn, provider, limit, now=now, model=models[provider])
+
+    return bound
+
+
 class Streamed(msgspec.Struct, frozen=True, kw_only=True):
     """A streamed answer: when it ended, its output tokens and its attempt's timings."""
 
@@ -273,16 +317,18 @@ class Streamed(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def recent_streams(
-    conn: aiosqlite.Connection, provider: str, limit: int, *, now: float
+    conn: aiosqlite.Connection, provider: str, limit: int, *, now: float, model: str
 ) -> list[Streamed]:
-    """The provider's last `limit` streamed answers within RECENT_S that
-    reached their client whole, oldest first."""
+    """The provider's last `limit` streamed answers from `model` within
+    RECENT_S that reached their client whole, oldest first: another model
+    decodes at a speed of its own."""
     rows = await conn.execute_fetchall(
-        f"SELECT {FINISHED}, r.output_tokens, a.ttfb_ms, a.latency_ms FROM requests r"  # noqa: S608 - a constant
+        f"SELECT {FINISHED}, r.output_tokens, a.ttfb_ms, a.latency_ms FROM requests r"  # noqa: S608 - constants
         " JOIN attempts a ON a.request_id = r.id AND a.provider = r.provider AND a.outcome = 'ok'"
+        f" AND {_SENT_TO_MODEL}"
         " WHERE r.provider = :p AND r.ts >= :since AND r.stream = 1 AND r.status < 400"
         " AND r.client_disconnected = 0 ORDER BY r.ts DESC LIMIT :limit",
-        {"p": provider, "since": now - RECENT_S, "limit": limit},
+        {"p": provider, "m": model, "since": now - RECENT_S, "limit": limit},
     )
     return [
         Streamed(ts=r[0], output_tokens=r[1], ttfb_ms=r[2], latency_ms=r[3])

@@ -26,7 +26,7 @@ REQUEST_COLUMNS = (
 )  # fmt: skip
 ATTEMPT_COLUMNS = (
     "request_id", "seq", "provider", "outcome", "reason", "detail", "status", "ttfb_ms",
-    "latency_ms", "cost_usd", "context_window", "prompt_tokens", "queued_ms",
+    "latency_ms", "cost_usd", "context_window", "prompt_tokens", "queued_ms", "model",
 )  # fmt: skip
 REPLAY_COLUMNS = (
     "request_id", "ts", "dialect", "profile", "provider", "stream", "request_headers",
@@ -122,12 +122,14 @@ class AttemptRow(msgspec.Struct, frozen=True, kw_only=True):
     prompt_tokens: int | None = None
     # How long it waited for a slot of the provider (max_concurrent) first.
     queued_ms: float | None = None
+    # The model it was sent to; None when skipped, or written before it was kept.
+    model: str | None = None
 
     def statement(self, request_id: str) -> Statement:
         row = (
             request_id, self.seq, self.provider, self.outcome, self.reason, self.detail,
             self.status, self.ttfb_ms, self.latency_ms, self.cost_usd, self.context_window,
-            self.prompt_tokens, self.queued_ms,
+            self.prompt_tokens, self.queued_ms, self.model,
         )  # fmt: skip
         return (INSERT_ATTEMPT, row)
 

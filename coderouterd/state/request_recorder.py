@@ -135,6 +135,7 @@ def _request_row(
             context_window=a.context_window,
             prompt_tokens=a.prompt_tokens,
             queued_ms=a.queued_ms,
+            model=a.model,
         )
         for i, a in enumerate(s.attempts)
     )

@@ -19,7 +19,7 @@ import contextlib
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import aiosqlite
 import msgspec
@@ -39,15 +39,6 @@ from coderouterd.tasks import cancel_and_wait, spawn
 from coderouterd.telemetry import events
 
 _T = TypeVar("_T")
-
-
-class ProviderRead(Protocol[_T]):
-    """A read of one provider's last requests (reads.recent_answers, recent_streams)."""
-
-    async def __call__(
-        self, conn: aiosqlite.Connection, provider: str, limit: int, *, now: float
-    ) -> list[_T]: ...
-
 
 RETENTION_INTERVAL_S = 3600.0
 # Writer settings, bound when the database is opened; a reload reports them.
@@ -276,10 +267,11 @@ class StateService:
         self.writer.submit(AuditEvent(ts=now, event=event, fields=fields, change=change))
 
     async def per_provider(
-        self, read: ProviderRead[_T], providers: Iterable[str], limit: int
+        self, read: reads.ProviderRead[_T], providers: Iterable[str], limit: int
     ) -> dict[str, list[_T]]:
         """What `read` finds of each provider's last `limit` requests, oldest
-        first (drift and pace at start-up: reads.recent_answers, recent_streams)."""
+        first (drift and pace at start-up: reads.recent_answers, recent_streams
+        of each provider's model, reads.to_models)."""
         now = self._clock.wall()
 
         async def job(conn: aiosqlite.Connection) -> dict[str, list[_T]]:

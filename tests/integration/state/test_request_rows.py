@@ -98,6 +98,7 @@ def logged_attempt(line: Mapping[str, Any], seq: int) -> AttemptRow:
         status=a.get("status"),
         ttfb_ms=a.get("ttfb_ms"),
         latency_ms=a.get("latency_ms"),
+        model=a.get("model"),
     )
 
 
