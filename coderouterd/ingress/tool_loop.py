@@ -22,6 +22,15 @@ decoded only for the results of calls that match, and those after the last
 assistant message for whether the user spoke once a run is long enough.
 Ingress keeps the bounds of the last 100 messages: a run is counted within
 them.
+
+An OpenAI client may write its calls the legacy way: an assistant's
+`function_call` and a `role: "function"` message with its result, neither
+with an id. As translate/o2a_tool_messages.FunctionCalls pairs them, a
+result answers the latest unanswered call of its name: an assistant
+message's call is answered by the first result of its name among the
+messages after it. (A result coming only after a later call would answer
+that later call first; the earlier one counts as unanswered, which ends a
+run: such a history is no loop in progress.)
 """
 
 from __future__ import annotations
@@ -65,9 +74,11 @@ class _ToolCall(msgspec.Struct):
 
 class _Message(msgspec.Struct):
     role: str = ""
-    # Anthropic: tool_use blocks in the content; OpenAI: tool_calls beside it.
+    # Anthropic: tool_use blocks in the content; OpenAI: tool_calls beside
+    # it, or the legacy function_call.
     content: list[_Block] | str | None = None
     tool_calls: list[_ToolCall] | None = None
+    function_call: _Function | None = None
 
 
 class _Part(msgspec.Struct):
@@ -81,11 +92,13 @@ class _Part(msgspec.Struct):
 
 
 class _Reply(msgspec.Struct):
-    """A message that is not the assistant's: the user's, or (OpenAI) a tool's result."""
+    """A message that is not the assistant's: the user's, or (OpenAI) a
+    tool's result, by call id, or a legacy function's, by name."""
 
     role: str = ""
     content: list[_Part] | str | None = None
     tool_call_id: str | None = None
+    name: str | None = None
 
 
 class _Role(msgspec.Struct):
@@ -99,6 +112,8 @@ class _Call(NamedTuple):
     name: str
     input: bytes  # its JSON text
     id: str | None
+    # A legacy function_call: no id, its result told by its name.
+    legacy: bool = False
 
 
 # A tool call's result: whether an error, and its content (a tool_result's
@@ -107,11 +122,13 @@ _Result = tuple[bool, msgspec.Raw | list[_Part] | str | None]
 
 
 class _Replies(NamedTuple):
-    """What the messages after an assistant message bring: results by call id,
-    and whether the user said something of their own."""
+    """What the messages after an assistant message bring: results by call
+    id, legacy results by name (the first of each), and whether the user
+    said something of their own."""
 
     results: dict[str, _Result]
     spoke: bool
+    functions: dict[str, _Result]
 
 
 class _Turn:
@@ -131,6 +148,8 @@ class _Turn:
         return self._replies
 
     def result(self, call: _Call) -> _Result | None:
+        if call.legacy:
+            return self.replies().functions.get(call.name)
         return None if call.id is None else self.replies().results.get(call.id)
 
 
@@ -232,6 +251,9 @@ def _turns(body: RequestBody) -> Iterator[_Turn]:
         for c in message.tool_calls or ():
             if c.function is not None and c.function.name is not None:
                 calls.append(_Call(c.function.name, c.function.arguments.encode(), c.id))
+        legacy = message.function_call
+        if legacy is not None and legacy.name is not None:
+            calls.append(_Call(legacy.name, legacy.arguments.encode(), None, legacy=True))
         yield _Turn(calls, after)
         after = []
 
@@ -251,8 +273,10 @@ def _is_assistant(raw: _Raw) -> bool:
 
 def _read(messages: Sequence[_Raw]) -> _Replies:
     """The results the messages bring (Anthropic tool_result blocks, OpenAI
-    role:tool messages), and whether the user said anything besides."""
+    role:tool and legacy role:function messages), and whether the user said
+    anything besides. `messages` are newest first (_turns)."""
     results: dict[str, _Result] = {}
+    functions: dict[str, _Result] = {}
     spoke = False
     for raw in messages:
         try:
@@ -262,15 +286,26 @@ def _read(messages: Sequence[_Raw]) -> _Replies:
         if reply.role == "tool":
             if reply.tool_call_id is not None:
                 results[reply.tool_call_id] = (False, reply.content)
-        elif reply.role != "user":
-            continue
-        elif isinstance(reply.content, str):
-            spoke = spoke or not reply.content.startswith(_REMINDER)
-        else:
-            for p in reply.content or ():
-                if p.type == "tool_result":
-                    if p.tool_use_id is not None:
-                        results[p.tool_use_id] = (bool(p.is_error), p.content)
-                elif p.type != "text" or not (p.text or "").startswith(_REMINDER):
-                    spoke = True
-    return _Replies(results, spoke)
+        elif reply.role == "function":
+            if reply.name is not None:
+                # Read newest first: the earliest of a name is kept, the one
+                # that answers the call before them.
+                functions[reply.name] = (False, reply.content)
+        elif reply.role == "user":
+            spoke = _user(reply.content, results) or spoke
+    return _Replies(results, spoke, functions)
+
+
+def _user(content: list[_Part] | str | None, results: dict[str, _Result]) -> bool:
+    """Whether a user message says something of the user's own; its
+    tool_result blocks go into `results`."""
+    if isinstance(content, str):
+        return not content.startswith(_REMINDER)
+    spoke = False
+    for p in content or ():
+        if p.type == "tool_result":
+            if p.tool_use_id is not None:
+                results[p.tool_use_id] = (bool(p.is_error), p.content)
+        elif p.type != "text" or not (p.text or "").startswith(_REMINDER):
+            spoke = True
+    return spoke

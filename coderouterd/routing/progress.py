@@ -11,14 +11,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import msgspec
-
 from coderouterd.clock import Clock
 from coderouterd.errors import AttemptFailure
 from coderouterd.routing.call import Call
 from coderouterd.routing.plan import Plan
 from coderouterd.routing.records import AttemptRecord, Observer, RequestSummary
-from coderouterd.routing.shape import ReplyShape, offers_tools
+from coderouterd.routing.shape import ReplyShape, tools_callable
 from coderouterd.scrub import TEXT_CHARS, clip
 from coderouterd.tasks import ABANDONED_AT_SHUTDOWN
 from coderouterd.translate.estimate import measure_prompt
@@ -60,32 +58,9 @@ class Reply:
 
 # The degradation a translation notes when it sends a request without its tools.
 TOOLS_FIELD = "tools"
-_TOOL_CHOICE = "tool_choice"
-_NONE = "none"
-
-
-class _Choice(msgspec.Struct):
-    type: str = ""
-
-
-# OpenAI's tool_choice is a string, or an object like Anthropic's.
-_tool_choice = msgspec.json.Decoder(str | _Choice)
-
-
-def _tools_callable(fields: Mapping[str, msgspec.Raw]) -> bool:
-    """Whether the request, as the provider was sent it, let the model call a
-    tool: tools offered, and a tool_choice other than `none`. Drift counts an
-    answer that called none against a model only then."""
-    if not offers_tools(fields):
-        return False
-    raw = fields.get(_TOOL_CHOICE)
-    if raw is None:
-        return True
-    try:
-        choice = _tool_choice.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return True
-    return (choice if isinstance(choice, str) else choice.type) != _NONE
+# What declares tools, and what picks among them: none of it reached a
+# provider sent the request without its tools.
+_TOOL_FIELDS = frozenset({TOOLS_FIELD, "tool_choice", "functions", "function_call"})
 
 
 class Progress:
@@ -258,7 +233,7 @@ class Progress:
             # What that provider was sent, and counted: a backend's count is
             # judged against it (cut prompts, learned windows), and its tool
             # use against the tools it was offered (none: drift).
-            fields = {k: v for k, v in fields.items() if k != TOOLS_FIELD}
+            fields = {k: v for k, v in fields.items() if k not in _TOOL_FIELDS}
         prompt = measure_prompt(fields, self.call.media)
         self._observer.request_finished(
             RequestSummary(
@@ -278,7 +253,7 @@ class Progress:
                 repairs=self.repairs,
                 stop_reason=shape.stop_reason if shape is not None else None,
                 tool_use=shape.tool_use if shape is not None else None,
-                tools_offered=_tools_callable(fields),
+                tools_offered=tools_callable(fields),
                 prompt_estimate=prompt.tokens,
                 prompt_images=prompt.images,
                 prompt_image_tokens=prompt.image_tokens,
