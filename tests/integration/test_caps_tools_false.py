@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pytest
 from structlog.testing import capture_logs
 
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
@@ -65,8 +66,16 @@ async def test_an_anthropic_clients_tools_do_not_reach_an_anthropic_provider_wit
     assert tools_offered(logs) is False
 
 
+@pytest.mark.parametrize(
+    "declared",
+    [
+        {"tools": O_TOOLS, "tool_choice": "required", "parallel_tool_calls": False},
+        {"functions": [O_FUNCTION], "function_call": {"name": "Read"}},
+    ],
+    ids=["tools", "legacy_functions"],
+)
 async def test_an_openai_clients_tools_do_not_reach_an_anthropic_provider_without_tools(
-    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, declared: dict[str, Any]
 ) -> None:
     fake_upstream.default = Reply(json=anthropic_message("a.py holds the parser"))
     provider = provider_yaml("local", fake_upstream.url, extra=NO_TOOLS)
@@ -74,12 +83,7 @@ async def test_an_openai_clients_tools_do_not_reach_an_anthropic_provider_withou
     with capture_logs() as logs:
         async with o_sdk(d.url) as client:
             answer = await client.chat.completions.create(
-                model="m",
-                max_tokens=100,
-                tools=O_TOOLS,
-                tool_choice="required",
-                parallel_tool_calls=False,
-                messages=ASK,
+                model="m", max_tokens=100, messages=ASK, **declared
             )
     assert answer.choices[0].message.content == "a.py holds the parser"
     sent = fake_upstream.requests[0].json
@@ -87,25 +91,3 @@ async def test_an_openai_clients_tools_do_not_reach_an_anthropic_provider_withou
     assert "tool_choice" not in sent
     assert any(d.startswith("tools") for d in dropped(logs))
     assert tools_offered(logs) is False
-
-
-async def test_an_openai_clients_legacy_functions_do_not_reach_an_anthropic_provider_without_tools(
-    start_daemon: StartDaemon, fake_upstream: FakeUpstream
-) -> None:
-    fake_upstream.default = Reply(json=anthropic_message("a.py holds the parser"))
-    provider = provider_yaml("local", fake_upstream.url, extra=NO_TOOLS)
-    d = await start_daemon(chain_yaml(provider))
-    with capture_logs() as logs:
-        async with o_sdk(d.url) as client:
-            answer = await client.chat.completions.create(
-                model="m",
-                max_tokens=100,
-                functions=[O_FUNCTION],
-                function_call={"name": "Read"},
-                messages=ASK,
-            )
-    assert answer.choices[0].message.content == "a.py holds the parser"
-    sent = fake_upstream.requests[0].json
-    assert "tools" not in sent
-    assert "tool_choice" not in sent
-    assert any(d.startswith("tools") for d in dropped(logs))
