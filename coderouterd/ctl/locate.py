@@ -4,14 +4,17 @@ Only `server.control_socket` and `server.state_dir` are read from the config
 file, and nothing else in it is checked: a file half-way through an edit, or
 with a problem, must not keep the command line from the daemon that runs
 fine on the one before (`ctl reload` of such a file is the daemon's to
-reject, with every problem). A YAML syntax error is read around: the lines
-before it still say where the socket is (the `server:` block usually comes
-first). Whatever cannot be read so names neither: the defaults stand.
+reject, with every problem). A file whose YAML is broken is read around: its
+top-level `server:` block is parsed on its own (the first one: the daemon's
+loader refuses a key written twice, at the second), and where the error lies in
+that block, the block's lines before it. Whatever cannot be read so names
+neither: the defaults stand.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -25,8 +28,10 @@ from coderouterd.config_source import config_file
 from coderouterd.errors import ConfigError, ConfigProblem
 
 _PLACES = ("control_socket", "state_dir")
-# Syntax errors read around, each time in the lines before the last one.
-_TRIES = 5
+# The `server` key at the first column, plain or quoted, then a block or flow value.
+_SERVER_KEY = re.compile(r"""server[ \t]*:(?:\s|$)|(["'])server\1[ \t]*:""")
+# Errors inside the server block are read around, each time in the lines before.
+_TRIES = 20
 
 
 def control_socket(named: Path | None, env: Mapping[str, str] = os.environ) -> Path:
@@ -55,14 +60,40 @@ def _places(path: Path) -> dict[str, str]:
 
 
 def _document(text: str) -> object:
-    """The YAML document, or the one the lines before its first syntax error make."""
+    """The YAML document, or, where it cannot be read, one of its `server:` block alone."""
+    try:
+        return YAML(typ="safe").load(text)
+    except Exception:  # any error at all: the server block may still be whole
+        return _server_document(text)
+
+
+def _server_document(text: str) -> object:
+    """The document the top-level `server:` block makes, or the lines of it
+    before its first syntax error make."""
+    lines = _server_block(text.splitlines(keepends=True))
     for _ in range(_TRIES):
         try:
-            return YAML(typ="safe").load(text)
+            return YAML(typ="safe").load("".join(lines))
         except MarkedYAMLError as exc:
-            marks = (exc.context_mark, exc.problem_mark)
-            line = min((m.line for m in marks if m is not None), default=0)
-            text = "".join(text.splitlines(keepends=True)[:line])
+            mark = exc.problem_mark or exc.context_mark
+            # Never the same text twice: at least the last line goes.
+            lines = lines[: min(mark.line if mark is not None else 0, len(lines) - 1)]
         except Exception:  # whatever else stops the parser: the defaults stand
             return None
     return None
+
+
+def _server_block(lines: list[str]) -> list[str]:
+    """The first top-level `server:` line and the indented, blank and comment
+    lines after it, up to the next line at the first column ([] if none)."""
+    start = next((i for i, line in enumerate(lines) if _SERVER_KEY.match(line)), None)
+    if start is None:
+        return []
+    end = start + 1
+    while end < len(lines) and not _top_level(lines[end]):
+        end += 1
+    return lines[start:end]
+
+
+def _top_level(line: str) -> bool:
+    return line[:1] not in ("", " ", "\t", "\r", "\n", "#")

@@ -56,6 +56,7 @@ from coderouterd.translate.openai_passthrough import (
     usage_of_completion,
 )
 from coderouterd.translate.params_o2a import budget_within
+from coderouterd.translate.request_params import reasoning_within
 from coderouterd.translate.translated import check_completion, offered_tool_names
 from coderouterd.translate.types import Degradation, OutputFilters, read_json
 from coderouterd.translate.unsupported import (
@@ -185,9 +186,11 @@ class OpenAIPassthroughCodec:
             degraded += without_reasoning(fields, OPENAI_REASONING_FIELDS)
         if call.stream:
             fields["stream_options"] = _with_usage(fields.get("stream_options"))
-        degraded += clamped(
-            fields, ("max_tokens", "max_completion_tokens"), self._max_output_tokens
-        )
+        limit = self._max_output_tokens
+        clamps = clamped(fields, ("max_tokens", "max_completion_tokens"), limit)
+        if clamps and limit is not None:
+            clamps += _fit_reasoning(fields, limit)
+        degraded += clamps
         return _encode(fields), degraded
 
     def transcoder(self, call: Call) -> Transcoder:
@@ -302,6 +305,21 @@ def _fit_thinking(fields: dict[str, msgspec.Raw], max_tokens: int) -> list[Degra
         return [Degradation("thinking", f"dropped: max_tokens {max_tokens} leaves no room for it")]
     fields["thinking"] = msgspec.Raw(_encode({**thinking, "budget_tokens": fitted}))
     return [Degradation("thinking.budget_tokens", f"lowered to {fitted}, below max_tokens")]
+
+
+def _fit_reasoning(fields: dict[str, msgspec.Raw], max_tokens: int) -> list[Degradation]:
+    """OpenRouter's `reasoning: {max_tokens}` kept below a clamped max_tokens
+    (request_params.reasoning_within), as Anthropic behind OpenRouter requires."""
+    raw = fields.get("reasoning")
+    if raw is None:
+        return []
+    out = {"reasoning": read_json(raw, "reasoning"), "max_tokens": max_tokens}
+    degraded = reasoning_within(out, ("reasoning", "max_tokens"))
+    if "reasoning" not in out:
+        del fields["reasoning"]
+    elif degraded:
+        fields["reasoning"] = msgspec.Raw(_encode(out["reasoning"]))
+    return degraded
 
 
 _USAGE_ONLY = msgspec.Raw(b'{"include_usage":true}')

@@ -100,12 +100,15 @@ def _effort(budget: int) -> str:
     return next((effort for top, effort in _EFFORT_LIMITS if budget < top), "high")
 
 
-def reasoning_within(out: dict[str, Any]) -> list[Degradation]:
-    """A translated request's reasoning budget (OpenRouter's `reasoning:
-    {max_tokens}`) kept below its max_tokens once that is clamped to the
-    provider's limit, as Anthropic requires behind OpenRouter (Claude Code
-    asks 31999 of 32000); the reasoning dropped when no budget Anthropic
-    takes fits (budget_within)."""
+def reasoning_within(
+    out: dict[str, Any], asked_as: tuple[str, str] = ("thinking", "budget_tokens")
+) -> list[Degradation]:
+    """A request's reasoning budget (OpenRouter's `reasoning: {max_tokens}`)
+    kept below its max_tokens once that is clamped to the provider's limit,
+    as Anthropic requires behind OpenRouter (Claude Code asks 31999 of
+    32000); the reasoning dropped when no budget Anthropic takes fits
+    (budget_within). The Degradations name the client's field and its
+    budget's key, `asked_as`."""
     asked, limit = out.get("reasoning"), out.get("max_tokens")
     if not isinstance(asked, dict) or not isinstance(limit, int):
         return []
@@ -115,6 +118,6 @@ def reasoning_within(out: dict[str, Any]) -> list[Degradation]:
     fitted = budget_within(budget, limit)
     if fitted is None:
         del out["reasoning"]
-        return [Degradation("thinking", f"dropped: max_tokens {limit} leaves no room for it")]
+        return [Degradation(asked_as[0], f"dropped: max_tokens {limit} leaves no room for it")]
     out["reasoning"] = {**asked, "max_tokens": fitted}
-    return [Degradation("thinking.budget_tokens", f"lowered to {fitted}, below max_tokens")]
+    return [Degradation(".".join(asked_as), f"lowered to {fitted}, below max_tokens")]

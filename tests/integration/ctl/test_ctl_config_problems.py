@@ -61,6 +61,20 @@ async def test_ctl_reload_of_a_file_with_a_yaml_syntax_error_is_rejected_by_the_
     await _reload_rejected(d, "YAML syntax error")
 
 
+async def test_ctl_reload_of_a_file_with_a_misindented_key_is_rejected_by_the_daemon(
+    serve_process: StartServe, fake_upstream: FakeUpstream
+) -> None:
+    """A top-level key indented by a space, as an editor leaves it: the YAML
+    error names the document's first line as its context, and the command line
+    still finds the socket in the `server:` block rather than call the daemon
+    not running."""
+    body = chain_yaml(provider_yaml("a", fake_upstream.url))
+    d = await serve_process(body)
+    d.write_config(body.replace("\nprofiles:", "\n profiles:"))
+
+    await _reload_rejected(d, "YAML syntax error")
+
+
 async def test_ctl_exclude_reaches_the_daemon_while_its_config_file_is_mid_edit(
     serve_process: StartServe, fake_upstream: FakeUpstream
 ) -> None:
