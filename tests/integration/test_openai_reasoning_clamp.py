@@ -5,7 +5,6 @@ reasoning budget that is not below max_tokens."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from structlog.testing import capture_logs
@@ -14,20 +13,7 @@ from tests.conftest import StartDaemon, chain_yaml
 from tests.fakes.transcripts import openai_completion
 from tests.fakes.upstream import FakeUpstream, Reply
 from tests.integration.clients import o_sdk
-
-
-def openrouter(url: str, limit: int) -> str:
-    return (
-        "\n  - name: openrouter\n    kind: openai_compat\n"
-        f"    base_url: {url}/v1\n    model: anthropic/claude-sonnet-4\n"
-        f"    max_output_tokens: {limit}\n"
-    )
-
-
-def degraded(logs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """Each logged degradation's reason by its field ("field: reason")."""
-    told = [d for e in logs if e["event"] == "capability.degraded" for d in e["dropped"]]
-    return dict(d.split(": ", 1) for d in told)
+from tests.integration.test_openrouter_reasoning_clamp import degraded, openrouter
 
 
 async def ask(
