@@ -30,7 +30,8 @@ BYTES_PER_TOKEN = 4
 # Shorter base64 strings stay in the estimate: too small to hold an image
 # header. (A flat 200 x 200 icon is a few hundred bytes of base64.)
 MIN_PAYLOAD = 64
-_PROMPT_FIELDS = ("system", "messages", "tools")
+# `functions`: an OpenAI client's tools declared the legacy way.
+_PROMPT_FIELDS = ("system", "messages", "tools", "functions")
 # How far from its mark the rest of a source object (or a data URL's
 # scheme) may lie.
 NEAR = 512

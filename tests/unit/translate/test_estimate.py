@@ -268,3 +268,14 @@ def test_any_bytes_give_payloads_inside_them_and_never_an_error(pieces: list[byt
         assert b'"' not in buf[p.at : p.end]
     # Each lies after the last: no byte is left out of the estimate twice.
     assert all(a.end <= b.at for a, b in itertools.pairwise(found))
+
+
+def test_legacy_functions_count_as_tools_do() -> None:
+    """An OpenAI client's tools declared the legacy way are part of its prompt."""
+    declared = msgspec.Raw(
+        json.dumps([{"name": "Read", "parameters": {"type": "object"}}]).encode()
+    )
+    messages = msgspec.Raw(b'[{"role": "user", "content": "hi"}]')
+    as_tools = estimate_prompt_tokens({"messages": messages, "tools": declared})
+    as_functions = estimate_prompt_tokens({"messages": messages, "functions": declared})
+    assert as_functions == as_tools > estimate_prompt_tokens({"messages": messages})
