@@ -15,7 +15,7 @@ from coderouterd.errors import InvalidRequestError
 from coderouterd.translate.anthropic_request import loop_in_progress, starts_thinking
 from coderouterd.translate.cache_o2a import CacheMarks
 from coderouterd.translate.capabilities import THINKING_UNSUPPORTED
-from coderouterd.translate.types import Notes, number_or_none
+from coderouterd.translate.types import Degradation, Notes, number_or_none
 
 DEFAULT_MAX_TOKENS = 4096
 # "xhigh" and "max" (the openai SDK's ReasoningEffort has both) get the
@@ -69,6 +69,25 @@ def budget_within(budget: int, max_tokens: int) -> int | None:
     if max_tokens - 1 < MIN_THINKING_BUDGET:
         return None
     return min(budget, max_tokens - 1)
+
+
+def fit_budget(
+    asked: dict[str, Any], key: str, max_tokens: int, told_as: tuple[str, str]
+) -> tuple[dict[str, Any] | None, list[Degradation]]:
+    """A thinking or reasoning object whose budget (`asked[key]`) must stay
+    below a clamped max_tokens, as Anthropic requires (Claude Code asks 31999
+    of 32000): as it is when it fits, lowered, or None to drop it when no
+    budget Anthropic takes fits (budget_within). The Degradations name the
+    client's field and the budget's key, `told_as`."""
+    budget = asked.get(key)
+    if not isinstance(budget, int) or budget < max_tokens:
+        return asked, []
+    fitted = budget_within(budget, max_tokens)
+    if fitted is None:
+        why = f"dropped: max_tokens {max_tokens} leaves no room for it"
+        return None, [Degradation(told_as[0], why)]
+    lowered = f"lowered to {fitted}, below max_tokens"
+    return {**asked, key: fitted}, [Degradation(".".join(told_as), lowered)]
 
 
 def _max_tokens(

@@ -55,8 +55,7 @@ from coderouterd.translate.openai_passthrough import (
     client_wants_usage,
     usage_of_completion,
 )
-from coderouterd.translate.params_o2a import budget_within
-from coderouterd.translate.request_params import reasoning_within
+from coderouterd.translate.params_o2a import fit_budget
 from coderouterd.translate.translated import check_completion, offered_tool_names
 from coderouterd.translate.types import Degradation, OutputFilters, read_json
 from coderouterd.translate.unsupported import (
@@ -289,36 +288,29 @@ def clamped(
 
 
 def _fit_thinking(fields: dict[str, msgspec.Raw], max_tokens: int) -> list[Degradation]:
-    """A thinking budget kept below a clamped max_tokens, as Anthropic requires
-    (Claude Code asks 31999 of 32000); dropped when no budget Anthropic takes
-    fits (budget_within)."""
-    raw = fields.get("thinking")
-    thinking = read_json(raw, "thinking") if raw is not None else None
-    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
-        return []
-    budget = thinking.get("budget_tokens")
-    if not isinstance(budget, int) or budget < max_tokens:
-        return []
-    fitted = budget_within(budget, max_tokens)
-    if fitted is None:
-        del fields["thinking"]
-        return [Degradation("thinking", f"dropped: max_tokens {max_tokens} leaves no room for it")]
-    fields["thinking"] = msgspec.Raw(_encode({**thinking, "budget_tokens": fitted}))
-    return [Degradation("thinking.budget_tokens", f"lowered to {fitted}, below max_tokens")]
+    """Anthropic's enabled thinking budget kept below a clamped max_tokens."""
+    return _fit(fields, "thinking", "budget_tokens", max_tokens)
 
 
 def _fit_reasoning(fields: dict[str, msgspec.Raw], max_tokens: int) -> list[Degradation]:
-    """OpenRouter's `reasoning: {max_tokens}` kept below a clamped max_tokens
-    (request_params.reasoning_within), as Anthropic behind OpenRouter requires."""
-    raw = fields.get("reasoning")
-    if raw is None:
+    """OpenRouter's `reasoning: {max_tokens}` kept below a clamped max_tokens,
+    as Anthropic behind OpenRouter requires."""
+    return _fit(fields, "reasoning", "max_tokens", max_tokens)
+
+
+def _fit(fields: dict[str, msgspec.Raw], name: str, key: str, max_tokens: int) -> list[Degradation]:
+    """The raw field `name` with its budget `key` fitted (fit_budget), written
+    back only when it changed."""
+    raw = fields.get(name)
+    asked = read_json(raw, name) if raw is not None else None
+    # Only an enabled thinking has a budget; `disabled` and `adaptive` have none.
+    if not isinstance(asked, dict):
         return []
-    out = {"reasoning": read_json(raw, "reasoning"), "max_tokens": max_tokens}
-    degraded = reasoning_within(out, ("reasoning", "max_tokens"))
-    if "reasoning" not in out:
-        del fields["reasoning"]
+    fitted, degraded = fit_budget(asked, key, max_tokens, (name, key))
+    if fitted is None:
+        del fields[name]
     elif degraded:
-        fields["reasoning"] = msgspec.Raw(_encode(out["reasoning"]))
+        fields[name] = msgspec.Raw(_encode(fitted))
     return degraded
 
 

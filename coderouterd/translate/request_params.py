@@ -7,7 +7,7 @@ from typing import Any
 
 from coderouterd.errors import InvalidRequestError
 from coderouterd.translate.capabilities import THINKING_UNSUPPORTED, ModelCapabilities
-from coderouterd.translate.params_o2a import budget_within
+from coderouterd.translate.params_o2a import fit_budget
 from coderouterd.translate.types import Degradation, Notes, number_or_none
 
 _EFFORT_LIMITS = ((4096, "low"), (16384, "medium"))
@@ -100,24 +100,16 @@ def _effort(budget: int) -> str:
     return next((effort for top, effort in _EFFORT_LIMITS if budget < top), "high")
 
 
-def reasoning_within(
-    out: dict[str, Any], asked_as: tuple[str, str] = ("thinking", "budget_tokens")
-) -> list[Degradation]:
-    """A request's reasoning budget (OpenRouter's `reasoning: {max_tokens}`)
-    kept below its max_tokens once that is clamped to the provider's limit,
-    as Anthropic requires behind OpenRouter (Claude Code asks 31999 of
-    32000); the reasoning dropped when no budget Anthropic takes fits
-    (budget_within). The Degradations name the client's field and its
-    budget's key, `asked_as`."""
+def reasoning_within(out: dict[str, Any]) -> list[Degradation]:
+    """A translated request's reasoning budget (OpenRouter's `reasoning:
+    {max_tokens}`) kept below its max_tokens once that is clamped to the
+    provider's limit (fit_budget), named as the Anthropic client asked it."""
     asked, limit = out.get("reasoning"), out.get("max_tokens")
     if not isinstance(asked, dict) or not isinstance(limit, int):
         return []
-    budget = asked.get("max_tokens")
-    if not isinstance(budget, int) or budget < limit:
-        return []
-    fitted = budget_within(budget, limit)
+    fitted, degraded = fit_budget(asked, "max_tokens", limit, ("thinking", "budget_tokens"))
     if fitted is None:
         del out["reasoning"]
-        return [Degradation(asked_as[0], f"dropped: max_tokens {limit} leaves no room for it")]
-    out["reasoning"] = {**asked, "max_tokens": fitted}
-    return [Degradation(".".join(asked_as), f"lowered to {fitted}, below max_tokens")]
+    else:
+        out["reasoning"] = fitted
+    return degraded
