@@ -6,7 +6,6 @@ client, so the same provider would work or fail by the client's dialect."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -19,7 +18,7 @@ from coderouterd.translate.passthrough import OpenAIPassthroughCodec
 from tests.conftest import StartDaemon, chain_yaml
 from tests.fakes.transcripts import openai_completion
 from tests.fakes.upstream import FakeUpstream, Reply
-from tests.integration.clients import o_sdk
+from tests.integration.clients import dropped, o_sdk
 
 O_FUNCTION: Any = {
     "name": "Read",
@@ -34,10 +33,6 @@ def ollama(url: str, model: str) -> str:
     return (
         f"\n  - name: ollama\n    kind: openai_compat\n    base_url: {url}/v1\n    model: {model}\n"
     )
-
-
-def dropped(logs: Sequence[Mapping[str, Any]]) -> list[str]:
-    return [d for e in logs if e["event"] == "capability.degraded" for d in e["dropped"]]
 
 
 def codec(model: str) -> OpenAIPassthroughCodec:

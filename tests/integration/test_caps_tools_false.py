@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message
 from tests.fakes.upstream import FakeUpstream, Reply
-from tests.integration.clients import a_sdk, o_sdk
+from tests.integration.clients import a_sdk, dropped, o_sdk
 
 A_TOOLS: list[Any] = [
     {
@@ -31,10 +31,6 @@ O_FUNCTION: Any = {
 O_TOOLS: list[Any] = [{"type": "function", "function": O_FUNCTION}]
 ASK: list[Any] = [{"role": "user", "content": "what is in a.py?"}]
 NO_TOOLS = "capabilities: {tools: false}"
-
-
-def dropped(logs: Sequence[Mapping[str, Any]]) -> list[str]:
-    return [d for e in logs if e["event"] == "capability.degraded" for d in e["dropped"]]
 
 
 def tools_offered(logs: Sequence[Mapping[str, Any]]) -> bool:

@@ -16,14 +16,11 @@ from structlog.testing import capture_logs
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message
 from tests.fakes.upstream import FakeUpstream, Reply
+from tests.integration.clients import dropped
 from tests.integration.clients import o_sdk as sdk
 
 LONG = "Project conventions: keep functions small. " * 300
 EPH = {"type": "ephemeral"}
-
-
-def dropped(logs: list[Any]) -> list[str]:
-    return [d for e in logs if e["event"] == "capability.degraded" for d in e["dropped"]]
 
 
 def part(text: str, marker: dict[str, Any] | None = None) -> dict[str, Any]:

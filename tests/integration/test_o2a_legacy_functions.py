@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message, anthropic_usage
 from tests.fakes.upstream import FakeUpstream, Reply
+from tests.integration.clients import claude, dropped, post_chat
 from tests.integration.clients import o_sdk as sdk
 
 WEATHER = {
@@ -40,24 +40,6 @@ def legacy_result(name: str, content: str) -> dict[str, Any]:
     return {"role": "function", "name": name, "content": content}
 
 
-async def _claude(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> str:
-    fake_upstream.default = Reply(json=anthropic_message("ok"))
-    d = await start_daemon(chain_yaml(provider_yaml("claude", fake_upstream.url)))
-    return d.url
-
-
-async def _post(url: str, body: dict[str, Any]) -> tuple[int, Any]:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(f"{url}/v1/chat/completions", json=body) as resp,
-    ):
-        return resp.status, await resp.json()
-
-
-def _dropped(logs: list[Any]) -> list[str]:
-    return [d for e in logs if e["event"] == "capability.degraded" for d in e["dropped"]]
-
-
 @pytest.mark.parametrize(
     ("function_call", "tool_choice"),
     [
@@ -76,12 +58,12 @@ async def test_legacy_functions_reach_claude_as_tools(
     """Each function is offered as a tool and `function_call` chooses as
     tool_choice would; one call at a time, as the legacy answer holds one.
     Neither field is recorded as dropped."""
-    url = await _claude(start_daemon, fake_upstream)
+    url = await claude(start_daemon, fake_upstream)
     body: dict[str, Any] = {"model": "x", "messages": [ASK], "functions": [WEATHER]}
     if function_call is not None:
         body["function_call"] = function_call
     with capture_logs() as logs:
-        status, answer = await _post(url, body)
+        status, answer = await post_chat(url, body)
     assert status == 200, answer
     sent = fake_upstream.requests[0].json
     assert sent["tools"] == [
@@ -92,7 +74,7 @@ async def test_legacy_functions_reach_claude_as_tools(
         }
     ]
     assert sent["tool_choice"] == tool_choice
-    assert _dropped(logs) == []
+    assert dropped(logs) == []
 
 
 async def test_a_legacy_function_call_history_reaches_claude_as_a_paired_call_and_result(
@@ -100,7 +82,7 @@ async def test_a_legacy_function_call_history_reaches_claude_as_a_paired_call_an
 ) -> None:
     """The assistant's `function_call` is a tool_use and the `role:
     "function"` message its tool_result, both with one id Claude takes."""
-    url = await _claude(start_daemon, fake_upstream)
+    url = await claude(start_daemon, fake_upstream)
     messages = [
         ASK,
         legacy_call("get_weather", '{"city": "Paris"}'),
@@ -108,7 +90,7 @@ async def test_a_legacy_function_call_history_reaches_claude_as_a_paired_call_an
     ]
     body = {"model": "x", "messages": messages, "functions": [WEATHER]}
     with capture_logs() as logs:
-        status, answer = await _post(url, body)
+        status, answer = await post_chat(url, body)
     assert status == 200, answer
     sent = fake_upstream.requests[0].json["messages"]
     assert [m["role"] for m in sent] == ["user", "assistant", "user"]
@@ -122,7 +104,7 @@ async def test_a_legacy_function_call_history_reaches_claude_as_a_paired_call_an
     }
     assert TOOL_ID.match(use["id"])
     assert result == {"type": "tool_result", "tool_use_id": use["id"], "content": "sunny, 21 C"}
-    assert _dropped(logs) == []
+    assert dropped(logs) == []
 
 
 async def test_each_legacy_result_answers_the_latest_unanswered_call_of_its_name(
@@ -131,7 +113,7 @@ async def test_each_legacy_result_answers_the_latest_unanswered_call_of_its_name
     """Two turns of calls to the same function: each result goes with its
     own call, and the ids are the same when the conversation is sent again
     one turn longer (what Claude cached of it still matches)."""
-    url = await _claude(start_daemon, fake_upstream)
+    url = await claude(start_daemon, fake_upstream)
     history = [
         ASK,
         legacy_call("get_weather", '{"city": "Paris"}'),
@@ -140,7 +122,7 @@ async def test_each_legacy_result_answers_the_latest_unanswered_call_of_its_name
         legacy_result("get_weather", "rainy"),
     ]
     for messages in (history, [*history, {"role": "assistant", "content": "ok"}, ASK]):
-        status, answer = await _post(
+        status, answer = await post_chat(
             url, {"model": "x", "messages": messages, "functions": [WEATHER]}
         )
         assert status == 200, answer
@@ -168,24 +150,24 @@ async def test_a_legacy_result_whose_call_is_gone_reaches_claude_as_text(
 ) -> None:
     """A history trimmed from the front keeps a result whose call is gone:
     it is mended as a tool message's would be, never a 400."""
-    url = await _claude(start_daemon, fake_upstream)
+    url = await claude(start_daemon, fake_upstream)
     messages = [legacy_result("get_weather", "sunny"), {"role": "user", "content": "and now?"}]
     with capture_logs() as logs:
-        status, answer = await _post(url, {"model": "x", "messages": messages})
+        status, answer = await post_chat(url, {"model": "x", "messages": messages})
     assert status == 200, answer
     [turn] = fake_upstream.requests[0].json["messages"]
     assert turn["role"] == "user"
     assert all(b["type"] == "text" for b in turn["content"])
     assert "sunny" in turn["content"][0]["text"]
-    assert [x.split(":")[0] for x in _dropped(logs)] == ["messages.tool_result"]
+    assert [x.split(":")[0] for x in dropped(logs)] == ["messages.tool_result"]
 
 
 async def test_a_legacy_function_message_without_a_name_is_refused_naming_it(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
-    url = await _claude(start_daemon, fake_upstream)
+    url = await claude(start_daemon, fake_upstream)
     messages = [ASK, legacy_call("get_weather", "{}"), {"role": "function", "content": "sunny"}]
-    status, answer = await _post(url, {"model": "x", "messages": messages})
+    status, answer = await post_chat(url, {"model": "x", "messages": messages})
     assert status == 400
     assert "messages[2].name" in answer["error"]["message"]
     assert fake_upstream.requests == []
@@ -239,7 +221,7 @@ async def test_claudes_call_reaches_a_legacy_client_as_its_function_call(
     fake_upstream.default = Reply(json=CALL_MESSAGE)
     d = await start_daemon(chain_yaml(provider_yaml("claude", fake_upstream.url)))
     body = {"model": "x", "messages": [ASK], "functions": [WEATHER]}
-    status, answer = await _post(d.url, body)
+    status, answer = await post_chat(d.url, body)
     assert status == 200, answer
     [choice] = answer["choices"]
     assert choice["finish_reason"] == "function_call"

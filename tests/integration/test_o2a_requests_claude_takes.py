@@ -18,6 +18,7 @@ from coderouterd.translate.params_o2a import THINKING_BUDGETS
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message
 from tests.fakes.upstream import FakeUpstream, Reply
+from tests.integration.clients import dropped
 from tests.integration.clients import o_sdk as sdk
 
 MESSAGES: list[Any] = [{"role": "user", "content": "hello"}]
@@ -25,10 +26,6 @@ MESSAGES: list[Any] = [{"role": "user", "content": "hello"}]
 SDK_EFFORTS = [
     v for arg in typing.get_args(ReasoningEffort) for v in typing.get_args(arg) if v != "none"
 ]
-
-
-def dropped(logs: list[Any]) -> list[str]:
-    return [d for e in logs if e["event"] == "capability.degraded" for d in e["dropped"]]
 
 
 @pytest.mark.parametrize("effort", SDK_EFFORTS)

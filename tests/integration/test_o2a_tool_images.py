@@ -7,13 +7,12 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from tests.conftest import StartDaemon, chain_yaml, provider_yaml
-from tests.fakes.transcripts import anthropic_message
-from tests.fakes.upstream import FakeUpstream, Reply
+from tests.conftest import StartDaemon
+from tests.fakes.upstream import FakeUpstream
+from tests.integration.clients import claude, dropped, post_chat
 from tests.integration.clients import o_sdk as sdk
 
 # A 1 x 1 PNG and the first bytes of a JPEG, as an OpenAI client inlines them.
@@ -36,24 +35,6 @@ SCREENSHOT_CALL = {
 TOOLS = [{"type": "function", "function": {"name": "screenshot"}}]
 
 
-async def _claude(start_daemon: StartDaemon, fake_upstream: FakeUpstream) -> str:
-    fake_upstream.default = Reply(json=anthropic_message("ok"))
-    d = await start_daemon(chain_yaml(provider_yaml("claude", fake_upstream.url)))
-    return d.url
-
-
-async def _post(url: str, body: dict[str, Any]) -> tuple[int, Any]:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(f"{url}/v1/chat/completions", json=body) as resp,
-    ):
-        return resp.status, await resp.json()
-
-
-def _dropped(logs: list[Any]) -> list[str]:
-    return [d for e in logs if e["event"] == "capability.degraded" for d in e["dropped"]]
-
-
 async def test_a_screenshot_a_tool_returned_reaches_claude_inside_its_tool_result(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
@@ -61,7 +42,7 @@ async def test_a_screenshot_a_tool_returned_reaches_claude_inside_its_tool_resul
     text and an `image_url` part: Claude gets both, in order, inside the
     tool_result (Anthropic takes image blocks there), the image's prompt-cache
     marker with it, and nothing is recorded as lost."""
-    url = await _claude(start_daemon, fake_upstream)
+    url = await claude(start_daemon, fake_upstream)
     marker = {"type": "ephemeral"}
     result = {
         "role": "tool",
@@ -79,7 +60,7 @@ async def test_a_screenshot_a_tool_returned_reaches_claude_inside_its_tool_resul
     }
     messages = [{"role": "user", "content": "take a screenshot"}, SCREENSHOT_CALL, result]
     with capture_logs() as logs:
-        status, answer = await _post(url, {"model": "x", "messages": messages, "tools": TOOLS})
+        status, answer = await post_chat(url, {"model": "x", "messages": messages, "tools": TOOLS})
     assert status == 200, answer
     sent = fake_upstream.requests[0].json["messages"]
     [tool_result] = [b for m in sent for b in m["content"] if b["type"] == "tool_result"]
@@ -99,7 +80,7 @@ async def test_a_screenshot_a_tool_returned_reaches_claude_inside_its_tool_resul
             },
         ],
     }
-    assert _dropped(logs) == []
+    assert dropped(logs) == []
 
 
 async def test_a_tool_message_of_text_parts_alone_still_reaches_claude_as_text(
@@ -107,7 +88,7 @@ async def test_a_tool_message_of_text_parts_alone_still_reaches_claude_as_text(
 ) -> None:
     """Parts Anthropic has no block for (audio) are left out and recorded;
     the text is sent."""
-    url = await _claude(start_daemon, fake_upstream)
+    url = await claude(start_daemon, fake_upstream)
     audio = {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}
     result = {
         "role": "tool",
@@ -116,12 +97,12 @@ async def test_a_tool_message_of_text_parts_alone_still_reaches_claude_as_text(
     }
     messages = [{"role": "user", "content": "record"}, SCREENSHOT_CALL, result]
     with capture_logs() as logs:
-        status, answer = await _post(url, {"model": "x", "messages": messages, "tools": TOOLS})
+        status, answer = await post_chat(url, {"model": "x", "messages": messages, "tools": TOOLS})
     assert status == 200, answer
     sent = fake_upstream.requests[0].json["messages"]
     [tool_result] = [b for m in sent for b in m["content"] if b["type"] == "tool_result"]
     assert tool_result["content"] == [{"type": "text", "text": "recorded"}]
-    assert [x.split(":")[0] for x in _dropped(logs)] == ["content.input_audio"]
+    assert [x.split(":")[0] for x in dropped(logs)] == ["content.input_audio"]
 
 
 @pytest.mark.parametrize(
@@ -138,7 +119,7 @@ async def test_an_inline_image_reaches_claude_with_the_media_type_of_its_bytes(
     """OpenAI reads an image's bytes, so clients label images loosely
     (`image/jpg`); Claude takes only image/jpeg, png, gif and webp, and only
     the type the bytes are."""
-    url = await _claude(start_daemon, fake_upstream)
+    url = await claude(start_daemon, fake_upstream)
     parts: Any = [
         {"type": "text", "text": "what is this?"},
         {"type": "image_url", "image_url": {"url": f"data:{label};base64,{data}"}},

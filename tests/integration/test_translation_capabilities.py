@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message, openai_completion
 from tests.fakes.upstream import FakeUpstream, Reply
-from tests.integration.clients import a_sdk
+from tests.integration.clients import a_sdk, dropped
 
 MESSAGES: list[Any] = [
     {
@@ -36,10 +36,6 @@ async def claude_daemon(
         top = "capabilities_file: caps.yaml\n"  # next to the config file
     d = await start_daemon(chain_yaml(provider_yaml("claude", fake.url), top=top))
     return d.url
-
-
-def dropped(logs: list[dict[str, Any]]) -> list[str]:
-    return [d for e in logs if e["event"] == "capability.degraded" for d in e["dropped"]]
 
 
 async def test_a_backend_without_thinking_or_caching_gets_neither_and_the_drops_are_logged(
