@@ -51,6 +51,8 @@ def frames_left(decoder: SSEDecoder) -> list[SSEEvent] | None:
 class _Delta(msgspec.Struct):
     content: str | None = None
     tool_calls: list[Any] | None = None
+    # The legacy form of one tool call, for clients that sent `functions`.
+    function_call: dict[str, Any] | None = None
     reasoning_content: str | None = None
     reasoning: str | None = None
 
@@ -108,12 +110,14 @@ def _produced(delta: _Delta) -> int:
     stream counts them (stream_o2a) for an estimate of the output tokens."""
     chars = len(delta.content or "") + len(delta.reasoning_content or delta.reasoning or "")
     for call in delta.tool_calls or ():
-        function = call.get("function") if isinstance(call, dict) else None
-        if isinstance(function, dict):
-            for key in ("name", "arguments"):
-                value = function.get(key)
-                chars += len(value) if isinstance(value, str) else 0
-    return chars
+        chars += _call_chars(call.get("function") if isinstance(call, dict) else None)
+    return chars + _call_chars(delta.function_call)
+
+
+def _call_chars(function: Any) -> int:
+    if not isinstance(function, dict):
+        return 0
+    return sum(len(v) for k in ("name", "arguments") if isinstance(v := function.get(k), str))
 
 
 def _error_frame(ev: SSEEvent) -> bytes:
@@ -130,7 +134,8 @@ def _error_frame(ev: SSEEvent) -> bytes:
 def _has_content(choice: _Choice) -> bool:
     d = choice.delta
     return choice.finish_reason is not None or (
-        d is not None and bool(d.content or d.tool_calls or d.reasoning_content or d.reasoning)
+        d is not None
+        and bool(d.content or d.tool_calls or d.function_call or d.reasoning_content or d.reasoning)
     )
 
 
@@ -165,7 +170,7 @@ class OpenAIPassthrough:
         self._prompt_tokens = prompt_tokens
         self._decoder = SSEDecoder()
         self._ended = False
-        # Whether a content frame (text, a tool call, reasoning, a finish_reason) came.
+        # Whether a content frame (text, a tool or function call, reasoning, a finish_reason) came.
         self._content = False
         self._chars = 0
         self._reported: Usage | None = None
