@@ -19,6 +19,10 @@ from coderouterd.config.model import ProviderConfig
 
 THRESHOLDS = (80, 100)
 SKIP_BUDGET = "budget_exceeded"
+# Costs are float sums (ten requests at $0.10 add up to 0.9999999999999999):
+# a mark is reached within a billionth of a dollar, far below any price's
+# resolution and far above a sum's rounding error.
+_SLACK = 1e-9
 
 
 def budget_of(provider: ProviderConfig) -> float | None:
@@ -29,7 +33,7 @@ def passed(spent: float, budget: float | None) -> list[int]:
     """The thresholds `spent` has passed under `budget` (None: no budget)."""
     if budget is None or spent <= 0:
         return []
-    return [t for t in THRESHOLDS if budget * t / 100 <= spent]
+    return [t for t in THRESHOLDS if _reaches(spent, budget * t / 100)]
 
 
 class BudgetBook:
@@ -60,11 +64,15 @@ class BudgetBook:
     def exhausted(self, provider: ProviderConfig, month: str) -> bool:
         budget = budget_of(provider)
         # Spending exactly the budget exhausts it: the next call would go over.
-        return budget is not None and self.spent(provider.name, month) >= budget
+        return budget is not None and _reaches(self.spent(provider.name, month), budget)
 
     def blocked(self, providers: Iterable[ProviderConfig], month: str) -> dict[str, str]:
         """Providers the plan must skip this month, with the reason."""
         return {p.name: SKIP_BUDGET for p in providers if self.exhausted(p, month)}
+
+
+def _reaches(spent: float, mark: float) -> bool:
+    return spent >= mark - _SLACK
 
 
 def _newly(now: list[int], before: list[int]) -> list[int]:

@@ -116,3 +116,14 @@ def test_one_add_can_cross_both_thresholds_and_no_budget_means_no_thresholds() -
     assert book.add("cloud", "2026-11", 10.0, 5.0) == [80, 100]
     assert book.add("other", "2026-11", 100.0, None) == []
     assert book.blocked([provider(None)], "2026-11") == {}
+
+
+def test_spend_that_adds_up_to_the_budget_in_floats_reaches_it() -> None:
+    """Ten requests at $0.10 sum to 0.9999999999999999: that is the whole $1
+    budget, both thresholds crossed and the provider skipped, as status
+    shows it spent."""
+    book = BudgetBook()
+    crossed = [t for _ in range(10) for t in book.add("cloud", "2026-11", 0.1, 1.0)]
+    assert book.spent("cloud", "2026-11") < 1.0
+    assert crossed == [80, 100]
+    assert book.exhausted(provider(1.0), "2026-11")
