@@ -195,7 +195,9 @@ def _check_rule(
             continue
         try:
             re.compile(pattern)
-        except re.error as exc:
+        except (re.error, OverflowError, RecursionError) as exc:
+            # Python's own limits (a repeat count past 2**32, groups nested
+            # past the recursion limit) are refusals as well as bad syntax.
             walker.at(f"{path}.match.{key}", f"is not a valid regular expression ({exc})")
 
 

@@ -534,6 +534,20 @@ def test_the_auto_router_with_its_rules_loads() -> None:
             "not a valid regular expression",
         ),
         (
+            # Past re's repeat limit: OverflowError, not re.error.
+            "auto_router: {default_rule_profile: main, rules: [{id: a, profile: cheap, "
+            "match: {model_pattern: 'a{4294967296}'}}]}\n",
+            "auto_router.rules[0].match.model_pattern",
+            "not a valid regular expression",
+        ),
+        (
+            # Groups nested past the recursion limit: RecursionError.
+            "auto_router: {default_rule_profile: main, rules: [{id: a, profile: cheap, "
+            f"match: {{content_regex: '{'(' * 1500}{')' * 1500}'}}}}]}}\n",
+            "auto_router.rules[0].match.content_regex",
+            "not a valid regular expression",
+        ),
+        (
             "auto_router: {default_rule_profile: main, rules: [{id: a, profile: chep, "
             "match: {has_image: true}}]}\n",
             "auto_router.rules[0].profile",
