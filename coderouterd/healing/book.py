@@ -1,15 +1,16 @@
 """The self-healing book's state: what it knows of each provider (pure).
 
 `BookState` holds each provider's policy (from the profiles that list it)
-and health, takes a (re)loaded config, loads the exclusions and the times of
-the restart_commands stored before a restart, restores a provider, and
-answers the planner's questions (which providers are excluded, by hand, or
-cooling down). The decisions that change it are `HealingBook`'s (policy.py).
+and health, takes a (re)loaded config, loads the exclusions, their episodes
+and the times of the restart_commands stored before a restart, counts the
+attempts each provider is answering, restores a provider, and answers the
+planner's questions (which providers are excluded, by hand, or cooling
+down). The decisions that change it are `HealingBook`'s (policy.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -36,6 +37,12 @@ class BookState:
     _policies: dict[str, Policy] = field(default_factory=dict)
     _health: dict[str, ProviderHealth] = field(default_factory=dict)
     _episodes: int = 0
+    # What a reload that removes a provider keeps of it: its restart_command
+    # (running, when it last started), so that a reload that puts it back
+    # neither runs a second one beside it nor sooner than restart_min_interval_s.
+    _gone: dict[str, ProviderHealth] = field(default_factory=dict)
+    # Attempts each provider is answering now (no continuous probe meanwhile).
+    _in_flight: dict[str, int] = field(default_factory=dict)
     # Kept up to date rather than built per request: every plan asks.
     _excluded: frozenset[str] = frozenset()
     _manual: frozenset[str] = frozenset()
@@ -51,6 +58,8 @@ class BookState:
         """Take a (re)loaded config; providers no longer in it are restored."""
         self.settings = config.self_healing
         self._policies = policies_for(config)
+        for name in [n for n in self._gone if n in self._policies]:
+            self._health[name] = self._gone.pop(name)
         for name, policy in self._policies.items():
             if policy.watched:
                 # The first continuous probe one interval from now.
@@ -60,9 +69,29 @@ class BookState:
         out: list[Decision] = []
         for name in [n for n in self._health if n not in self._policies]:
             health = self._health.pop(name)
+            if health.restarting or health.last_restart is not None:
+                self._gone[name] = ProviderHealth(
+                    restarting=health.restarting,
+                    restart_episode=health.restart_episode,
+                    last_restart=health.last_restart,
+                    restarts=health.restarts,
+                )
             if health.excluded is not None:
                 out.append(self._restored(name, health, "config_removed", now_mono))
         return out
+
+    def attempt_started(self, provider: str) -> None:
+        self._in_flight[provider] = self._in_flight.get(provider, 0) + 1
+
+    def attempt_ended(self, provider: str) -> bool:
+        """An attempt that `attempt_started` counted ended: whether the
+        provider has none left (its continuous probes are due again)."""
+        left = self._in_flight.get(provider, 0) - 1
+        if left > 0:
+            self._in_flight[provider] = left
+            return False
+        self._in_flight.pop(provider, None)
+        return True
 
     def excluded(self) -> frozenset[str]:
         """Providers excluded as unhealthy: each profile's action says what to do."""
@@ -89,24 +118,36 @@ class BookState:
         policy = self._policies.get(provider)
         return None if policy is None else policy.threshold
 
+    def load_episodes(self, latest: int) -> None:
+        """The largest episode an earlier run of the daemon numbered (the
+        audit log): later exclusions are numbered after it, never again."""
+        self._episodes = max(self._episodes, latest)
+
     def load(
         self,
         rows: Iterable[tuple[str, str, float, float | None]],
         *,
         now_mono: float,
         now_wall: float,
-        u: float,
+        rand: Callable[[], float],
+        episodes: Mapping[str, int] | None = None,
     ) -> list[Decision]:
         """Exclusions stored before a restart, as (provider, reason, since,
-        until) in wall time: kept with their time, probed soon, never
-        restarted at start-up (a daemon that crash-loops must not loop
-        restarts too); a cooldown keeps what is left of it. Those of providers
-        no longer configured, and cooldowns that ended, are restored."""
+        until) in wall time: kept with their time and `episodes`' number
+        for each (the audit log's; else a new one), probed soon, each at a
+        time of its own (`rand()` in [0, 1) jitters each), never restarted at
+        start-up (a daemon that crash-loops must not loop restarts too); a
+        cooldown keeps what is left of it. Those of providers no longer
+        configured, and cooldowns that ended, are restored."""
         out: list[Decision] = []
+        audited = episodes or {}
         for provider, reason, since_wall, until_wall in rows:
-            self._episodes += 1
+            episode = audited.get(provider)
+            if episode is None:
+                self._episodes += 1
+                episode = self._episodes
             since_mono = now_mono - max(0.0, now_wall - since_wall)
-            ex = Exclusion(reason, since_wall, since_mono, self._episodes)
+            ex = Exclusion(reason, since_wall, since_mono, episode)
             health = self._health.setdefault(provider, ProviderHealth())
             health.excluded = ex
             if until_wall is not None:
@@ -123,7 +164,7 @@ class BookState:
             # A few seconds, so that a backend which came back meanwhile is
             # restored at once, without a probe storm at every restart.
             ex.next_probe = now_mono + min(5.0, self.settings.recovery_initial_interval_s) * (
-                1 + self.settings.recovery_jitter * (2 * u - 1)
+                1 + self.settings.recovery_jitter * (2 * rand() - 1)
             )
         self._changed()
         return out

@@ -122,6 +122,9 @@ class ProviderHealth:
     excluded: Exclusion | None = None
     probing: bool = False
     restarting: bool = False
+    # The episode whose restart_command runs (or ran last): the end of that
+    # run, and of no other, clears `restarting`.
+    restart_episode: int | None = None
     # When its restart_command last started (monotonic), by this daemon or,
     # from the audit log, by the one before it.
     last_restart: float | None = None

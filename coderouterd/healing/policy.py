@@ -12,12 +12,16 @@ probed until a probe succeeds, the delays doubling from
 `recovery_initial_interval_s` to `recovery_max_interval_s` with jitter; its
 restart_command runs once per exclusion (not again within
 `restart_min_interval_s` of the last run, this daemon's or, as the audit log
-tells, an earlier one's), and its first probe comes one initial interval
-after the command ends. A real request that gets through restores it too.
-With continuous probes on, providers in service that are not paid are probed
-after an interval without attempts, and a failed probe counts as a failed
-attempt. The operator may exclude a provider by hand (never probed, back
-only by hand) and restore any exclusion.
+tells, an earlier one's; never two at once), and its first probe comes one
+initial interval (with jitter) after the command ends. A real request that
+gets through restores it too. With continuous probes on, providers in
+service that are not paid are probed after an interval without attempts
+(never while one is answering an attempt), and a failed probe counts as a
+failed attempt. A probe answered with a 4xx that a real request would get
+back counts like such an attempt: the backend is up, so a recovery probe so
+answered restores it, and a continuous one adds nothing to a streak. The
+operator may exclude a provider by hand (never probed, back only by hand)
+and restore any exclusion.
 
 `HealingBook` only decides: every method takes the time and returns what to
 do, and the service (service.py) does it. Each exclusion is an episode with
@@ -224,22 +228,26 @@ class HealingBook(BookState):
             left = round(wait - (now - health.last_restart), 3)
             return RestartSkipped(provider, "too_soon", left, episode)
         health.restarting = True
+        health.restart_episode = episode
         health.last_restart = now
         return Restart(provider, policy.restart, policy.restart_timeout_s, episode)
 
-    def restart_finished(self, provider: str, *, now_mono: float) -> None:
-        """A restart_command ended (whatever its outcome): probe one initial
-        interval later, giving the backend time to come up."""
-        health = self._health.get(provider)
-        if health is None:
+    def restart_finished(self, provider: str, episode: int, *, now_mono: float, u: float) -> None:
+        """The restart_command started for `episode` ended (whatever its
+        outcome): probe one initial interval later (`u` in [0, 1) jitters
+        it), giving the backend time to come up. The provider may have been
+        taken out by a reload meanwhile, and put back."""
+        health = self._health.get(provider) or self._gone.get(provider)
+        if health is None or health.restart_episode != episode:
             return
         health.restarting = False
         health.restarts += 1
         ex = health.excluded
         # Also an exclusion made while this restart ran (a later episode): it
-        # waited for the restart instead of starting its own.
-        if ex is not None and ex.reason != MANUAL and ex.next_probe is None:
-            ex.next_probe = now_mono + self.settings.recovery_initial_interval_s
+        # waited for the restart instead of starting its own. A cooldown has
+        # its end and no probe.
+        if ex is not None and ex.reason == UNHEALTHY and ex.next_probe is None:
+            ex.next_probe = now_mono + self._delay(0, u)
 
     def due(self, now_mono: float) -> list[Decision]:
         """Cooldowns that ended, and probes to send now (each provider has at
@@ -273,6 +281,10 @@ class HealingBook(BookState):
         interval = self.settings.continuous_probe_interval_s
         if policy is None or not policy.watched or interval is None or health.last_seen is None:
             return None
+        if name in self._in_flight:
+            # Busy answering: a probe would wait behind it (a one-slot server)
+            # and time out; its end sets last_seen.
+            return None
         return health.last_seen + interval
 
     def probe_finished(
@@ -287,9 +299,12 @@ class HealingBook(BookState):
         u: float,
         reason: str | None = None,
         status: int | None = None,
+        returned: bool = False,
     ) -> list[Decision]:
         """A probe's result. A recovery probe (the exclusion's episode) that
-        succeeds restores the provider; a continuous one counts like an attempt."""
+        succeeds restores the provider; a continuous one counts like an
+        attempt. `returned`: answered with a 4xx a real request would get
+        back (`ok` too: the backend is up)."""
         health = self._health.get(provider)
         if health is None:
             return []
@@ -300,7 +315,7 @@ class HealingBook(BookState):
         ex = health.excluded
         if episode == CONTINUOUS and ex is None:
             # A provider in service: its probe counts as an attempt would.
-            outcome = "ok" if ok else "failed"
+            outcome = "returned" if returned else "ok" if ok else "failed"
             return self.observe(
                 provider,
                 outcome=outcome,

@@ -3,11 +3,17 @@
 It asks the provider's model for one token, in the provider's own dialect,
 through the provider's adapter (its URL, credentials, extra headers and
 connection pool), outside the engine: a probe is no client request, so it
-writes no request row, spends no budget and tells no observer. A backend
-counts as recovered when it answers 2xx with a JSON object within the
-timeout; a 401/403 is no recovery (the backend is up, but would refuse real
-requests too), unless the provider forwards the client's key and has none
-of its own: a probe has no key to send, and the answer shows the backend up.
+writes no request row, spends no budget and tells no observer. Its answer is
+judged as a real request's would be. A backend counts as recovered when it
+answers 2xx within the timeout with a JSON object (for an OpenAI-compatible
+one, a completion: OpenRouter says an error in a 200 body, which fails a
+real request too); a 401/403 is no recovery (the backend is up, but would
+refuse real requests too), unless the provider forwards the client's key
+and has none of its own: a probe has no key to send, and the answer shows
+the backend up. Nor is another 4xx a failure, when a real request would get
+it back (not 408/409/429, nor out of memory): the backend is up and refused
+the probe's body (a model that takes no `max_tokens`, or wants more than
+one token), so the outcome is `returned`.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from coderouterd.clock import Clock
 from coderouterd.errors import UpstreamError, UpstreamStatusError
 from coderouterd.providers.base import HttpAdapter
 from coderouterd.routing.call import Call
+from coderouterd.routing.verdict import Verdict, classify_status
+from coderouterd.translate.translated import check_completion
 
 _PROMPT = [{"role": "user", "content": "ping"}]
 
@@ -32,10 +40,20 @@ class ProbeOutcome:
     status: int | None = None
     # Why it failed: "timeout", "status_503", "auth_rejected", "not_json", an error's reason.
     reason: str | None = None
+    # Answered with a 4xx a real request would get back (`ok` too: the
+    # backend is up); it counts neither as a failure nor as a success.
+    returned: bool = False
 
 
 def _borrows_keys(adapter: HttpAdapter) -> bool:
     return adapter.config.forward_client_key and not adapter.api_key
+
+
+def _handed_back(exc: UpstreamStatusError) -> bool:
+    """Whether a real request answered so would get the answer back (or
+    try the next provider without blaming this one: a prompt too long)."""
+    verdict = classify_status(exc.status, exc.error_type, memory_pressure=exc.memory_pressure)
+    return verdict is Verdict.RETURN or exc.overflow is not None
 
 
 def probe_body(adapter: HttpAdapter) -> bytes:
@@ -70,19 +88,35 @@ async def probe(adapter: HttpAdapter, *, timeout_s: float, clock: Clock) -> Prob
     except TimeoutError:
         return ProbeOutcome(False, took(), reason="timeout")
     except UpstreamStatusError as exc:
-        auth = exc.status in (401, 403)
-        if auth and _borrows_keys(adapter):
-            # Real requests carry the client's key, which a probe lacks: the
-            # backend answered, so it is up.
-            return ProbeOutcome(True, took(), exc.status, "auth_rejected")
-        reason = "auth_rejected" if auth else f"status_{exc.status}"
-        return ProbeOutcome(False, took(), exc.status, reason)
+        return _refused(adapter, exc, took())
     except UpstreamError as exc:
         return ProbeOutcome(False, took(), reason=exc.reason)
+    return _answered(adapter, resp.status, body, took())
+
+
+def _refused(adapter: HttpAdapter, exc: UpstreamStatusError, latency_ms: float) -> ProbeOutcome:
+    auth = exc.status in (401, 403)
+    if auth and _borrows_keys(adapter):
+        # Real requests carry the client's key, which a probe lacks: the
+        # backend answered, so it is up.
+        return ProbeOutcome(True, latency_ms, exc.status, "auth_rejected")
+    reason = "auth_rejected" if auth else f"status_{exc.status}"
+    if not auth and _handed_back(exc):
+        return ProbeOutcome(True, latency_ms, exc.status, reason, returned=True)
+    return ProbeOutcome(False, latency_ms, exc.status, reason)
+
+
+def _answered(adapter: HttpAdapter, status: int, body: bytes, latency_ms: float) -> ProbeOutcome:
+    """A 2xx answer: a recovery if a real request would take it for one."""
     try:
         answer = msgspec.json.decode(body)
     except msgspec.DecodeError:
         answer = None
     if not isinstance(answer, dict):
-        return ProbeOutcome(False, took(), resp.status, "not_json")
-    return ProbeOutcome(True, took(), resp.status)
+        return ProbeOutcome(False, latency_ms, status, "not_json")
+    if adapter.config.kind != "anthropic":
+        try:
+            check_completion(adapter.name, answer, body)
+        except UpstreamError as exc:
+            return ProbeOutcome(False, latency_ms, status, exc.reason)
+    return ProbeOutcome(True, latency_ms, status)

@@ -1,16 +1,17 @@
 """Self-healing at work: the book's decisions carried out (I/O shell).
 
 `HealingService` observes every attempt of every request (it is one of the
-engine's observers), asks the book (policy.py) what follows, and does it:
-it logs and records an exclusion or a restoration (the `exclusions` row and
-its audit event, state/service.py), runs a restart_command (restart.py)
-and audits its outcome, and probes excluded providers (probe.py) from one
-loop that sleeps until the next probe is due. Everything runs on the event
-loop; probes and restarts are named tasks, at most one of each per
-provider, cancelled together at close (every running restart_command's
-process group gets its SIGTERM at once), after which none starts. A probe's
-outcome also goes on the provider board, like an attempt's, so that `ctl
-status` and /metrics show a backend whose probes fail as failing.
+engine's observers: it counts the attempts each provider is answering),
+asks the book (policy.py) what follows, and does it: it logs and records an
+exclusion or a restoration (report.py: the `exclusions` row and its audit
+event), runs a restart_command (restart.py) and audits its outcome, and
+probes excluded providers (probe.py) from one loop that sleeps until the
+next probe is due. Everything runs on the event loop; probes and restarts
+are named tasks, at most one of each per provider, cancelled together at
+close (every running restart_command's process group gets its SIGTERM at
+once), after which none starts. A probe's outcome also goes on the provider
+board, like an attempt's, so that `ctl status` and /metrics show a backend
+whose probes fail as failing.
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ from coderouterd.healing.decisions import (
 )
 from coderouterd.healing.policy import HealingBook
 from coderouterd.healing.probe import ProbeOutcome, probe
+from coderouterd.healing.report import HealingReport
 from coderouterd.healing.restart import RestartOutcome, run_restart
 from coderouterd.providers.base import HttpAdapter
 from coderouterd.routing.board import ProviderBoard
 from coderouterd.routing.plan import SKIP_BUSY
-from coderouterd.routing.records import AttemptRecord, BaseObserver
+from coderouterd.routing.records import AttemptRecord, BaseObserver, RequestSummary
 from coderouterd.routing.slots import Slots
 from coderouterd.state import reads
 from coderouterd.state.service import StateService
@@ -79,6 +81,7 @@ class HealingService(BaseObserver):
         self._adapters = adapters
         self._state = state
         self._log = log
+        self._report = HealingReport(log, state)
         self._clock = clock
         self._env = env
         self._restart_logs = restart_logs
@@ -89,6 +92,10 @@ class HealingService(BaseObserver):
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        # The provider each request is trying now (its attempt counted in the book).
+        self._trying: dict[str, str] = {}
+        # Exclusions stored before this start, loaded once the audit log is read.
+        self._stored: list[tuple[str, str, float, float | None]] = []
 
     def exclude(self, provider: str, *, uid: int | None) -> bool:
         """`ctl exclude`: whether it changed anything (KeyError: no such provider)."""
@@ -126,7 +133,23 @@ class HealingService(BaseObserver):
         self._apply(decisions, uid=uid)
         return bool(decisions)
 
+    def attempt_started(self, request_id: str, provider: str) -> None:
+        self._attempt_ended(request_id)
+        self._trying[request_id] = provider
+        self.book.attempt_started(provider)
+
+    def request_finished(self, summary: RequestSummary) -> None:
+        # An attempt that ended without its report (a bug) is not counted forever.
+        self._attempt_ended(summary.request_id)
+
+    def _attempt_ended(self, request_id: str) -> None:
+        provider = self._trying.pop(request_id, None)
+        if provider is not None and self.book.attempt_ended(provider):
+            # Its continuous probe is due again: the loop may sleep past it.
+            self._wake.set()
+
     def attempt_finished(self, request_id: str, record: AttemptRecord) -> None:
+        self._attempt_ended(request_id)
         self._apply(
             self.book.observe(
                 record.provider,
@@ -140,10 +163,22 @@ class HealingService(BaseObserver):
         )
 
     def load(self, rows: Iterable[tuple[str, str, float, float | None]]) -> None:
-        """Exclusions stored before this start, as (provider, reason, since, until)."""
+        """Exclusions stored before this start, as (provider, reason, since,
+        until): with a database, loaded by `load_restarts` with the episode
+        the audit log gave each; without, at once."""
+        self._stored = list(rows)
+        if self._state is None:
+            self._load_stored({})
+
+    def _load_stored(self, episodes: Mapping[str, int]) -> None:
         decisions = self.book.load(
-            rows, now_mono=self._clock.monotonic(), now_wall=self._clock.wall(), u=self._rand()
+            self._stored,
+            now_mono=self._clock.monotonic(),
+            now_wall=self._clock.wall(),
+            rand=self._rand,
+            episodes=episodes,
         )
+        self._stored = []
         kept = sorted(self.book.excluded() | self.book.manual() | self.book.cooling())
         if kept:
             self._log.warning(events.PROVIDER_EXCLUDED_AT_STARTUP, providers=kept)
@@ -159,11 +194,16 @@ class HealingService(BaseObserver):
             self._loop_task = spawn(self._run(), name="healing:loop")
 
     async def load_restarts(self) -> None:
-        """Read when each provider's restart_command last ran before this
-        start (the audit log), for restart_min_interval_s; before the first
-        request, like the exclusions (`load`)."""
+        """Read what the audit log tells of the runs before this one, before
+        the first request: the largest episode, so that none is numbered
+        twice; each stored exclusion's episode, loaded with it (`load`);
+        when each provider's restart_command last ran, for
+        restart_min_interval_s."""
         if self._state is None:
             return
+        latest, episodes = await self._state.writer.maintain(reads.episodes)
+        self.book.load_episodes(latest)
+        self._load_stored(episodes)
         started = await self._state.writer.maintain(reads.last_restarts)
         self.book.load_restarts(
             started, now_mono=self._clock.monotonic(), now_wall=self._clock.wall()
@@ -196,28 +236,17 @@ class HealingService(BaseObserver):
         # the request's context), and so does a restart it starts.
         for d in decisions:
             if isinstance(d, Exclude):
-                self._excluded(d, uid)
+                self._report.excluded(d, uid)
             elif isinstance(d, Restore):
-                self._restored(d, uid)
+                self._report.restored(d, uid)
             elif isinstance(d, Restart):
                 self._spawn(self._restart(d), f"healing:restart:{d.provider}")
             elif isinstance(d, RestartSkipped):
-                self._log.info(
-                    events.PROVIDER_RESTART_SKIPPED,
-                    provider=d.provider,
-                    why=d.why,
-                    next_allowed_in_s=d.next_allowed_in_s,
-                    episode=d.episode,
-                )
+                self._report.restart_skipped(d)
             elif isinstance(d, Probe):
                 self._spawn(self._probe(d), f"healing:probe:{d.provider}")
             elif isinstance(d, MemoryPressure):
-                self._log.warning(
-                    events.PROVIDER_MEMORY_PRESSURE,
-                    provider=d.provider,
-                    status=d.status,
-                    cooldown_s=d.cooldown_s,
-                )
+                self._report.memory_pressure(d)
         if decisions:
             self._wake.set()
 
@@ -230,53 +259,18 @@ class HealingService(BaseObserver):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    # Each event goes to the log and, with the same fields, to the audit log
-    # (with its `exclusions` row change: state/service.py).
-
-    def _excluded(self, d: Exclude, uid: int | None) -> None:
-        fields: dict[str, Any] = {
-            "provider": d.provider,
-            "reason": d.reason,
-            "consecutive_failures": d.consecutive_failures,
-            "threshold": d.threshold,
-            "last_reason": d.last_reason,
-            "last_status": d.last_status,
-            "episode": d.episode,
-        }
-        if uid is not None:
-            fields["uid"] = uid
-        if d.until_wall is not None:
-            fields["until"] = d.until_wall
-        self._log.warning(events.PROVIDER_EXCLUDED, **fields)
-        if self._state is not None:
-            self._state.provider_excluded(**fields, since=d.since_wall)
-
-    def _restored(self, d: Restore, uid: int | None) -> None:
-        fields: dict[str, Any] = {
-            "provider": d.provider,
-            "via": d.via,
-            "excluded_for_s": d.excluded_for_s,
-            "probes_failed": d.probes_failed,
-            "episode": d.episode,
-            "latency_ms": d.latency_ms,
-        }
-        if uid is not None:
-            fields["uid"] = uid
-        self._log.info(events.PROVIDER_RESTORED, **fields)
-        if self._state is not None:
-            self._state.provider_restored(**fields)
-
     async def _probe(self, d: Probe) -> None:
         try:
             adapter = self._adapters().get(d.provider)
             reason: str | None = "not_configured"
             status: int | None = None
+            returned = False
             if adapter is None:
                 ok, latency_ms = False, None
             else:
                 outcome = await self._send_probe(adapter)
                 ok, latency_ms = outcome.ok, outcome.latency_ms
-                reason, status = outcome.reason, outcome.status
+                reason, status, returned = outcome.reason, outcome.status, outcome.returned
                 self._on_board(d.provider, outcome)
             self._log.debug(
                 events.PROVIDER_PROBE,
@@ -289,7 +283,7 @@ class HealingService(BaseObserver):
             )
         except Exception as exc:
             # A probe that breaks is a failed probe, never a stuck provider.
-            ok, latency_ms, reason, status = False, None, "probe_error", None
+            ok, latency_ms, reason, status, returned = False, None, "probe_error", None, False
             self._log.exception(events.PROVIDER_PROBE, provider=d.provider, error=repr(exc))
             self._on_board(d.provider, ProbeOutcome(False, 0.0, reason=reason))
         self._apply(
@@ -303,6 +297,7 @@ class HealingService(BaseObserver):
                 u=self._rand(),
                 reason=reason,
                 status=status,
+                returned=returned,
             )
         )
         self._wake.set()
@@ -325,8 +320,10 @@ class HealingService(BaseObserver):
 
     def _on_board(self, provider: str, outcome: ProbeOutcome) -> None:
         """A probe counts on the provider board like an attempt; a change of
-        state is logged as an attempt's is (telemetry/observers.py)."""
-        if self._board is None:
+        state is logged as an attempt's is (telemetry/observers.py). A 4xx
+        a real request would get back says nothing of the backend's health,
+        for the board as for self-healing."""
+        if self._board is None or outcome.returned:
             return
         change = self._board.record_probe(
             provider,
@@ -359,28 +356,10 @@ class HealingService(BaseObserver):
             # start counts restart_min_interval_s from this run.
             took = round((self._clock.monotonic() - started) * 1000, 1)
             stopped = RestartOutcome(None, None, False, took, "", False, _STOPPED)
-            self._restart_ran(d, stopped, log_path)
+            self._report.restart_ran(d, stopped, log_path)
             raise
         finally:
-            self.book.restart_finished(d.provider, now_mono=self._clock.monotonic())
+            now = self._clock.monotonic()
+            self.book.restart_finished(d.provider, d.episode, now_mono=now, u=self._rand())
             self._wake.set()
-        self._restart_ran(d, outcome, log_path)
-
-    def _restart_ran(self, d: Restart, outcome: RestartOutcome, log_path: Path | None) -> None:
-        fields: dict[str, Any] = {
-            "provider": d.provider,
-            "argv": list(d.argv),
-            "exit_status": outcome.exit_status,
-            "signal": outcome.signal,
-            "timed_out": outcome.timed_out,
-            "duration_ms": outcome.duration_ms,
-            "output_tail": outcome.output_tail,
-            "output_truncated": outcome.truncated,
-            "episode": d.episode,
-            "error": outcome.error,
-            "log": None if log_path is None else str(log_path),
-        }
-        level = self._log.info if outcome.ok else self._log.warning
-        level(events.PROVIDER_RESTART_COMMAND, **fields)
-        if self._state is not None:
-            self._state.restart_command_ran(**fields)
+        self._report.restart_ran(d, outcome, log_path)

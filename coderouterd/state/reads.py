@@ -356,6 +356,24 @@ async def last_restarts(conn: aiosqlite.Connection) -> dict[str, float]:
     return {r[0]: r[1] for r in rows if isinstance(r[0], str) and isinstance(r[1], float)}
 
 
+async def episodes(conn: aiosqlite.Connection) -> tuple[int, dict[str, int]]:
+    """The largest episode self-healing's audit events name, and the
+    episode of each provider's last `provider.excluded`: that of its
+    `exclusions` row, written with it in one transaction."""
+    told = (events.PROVIDER_EXCLUDED, events.PROVIDER_RESTORED, events.PROVIDER_RESTART_COMMAND)
+    [(top,)] = await conn.execute_fetchall(
+        "SELECT max(json_extract(fields, '$.episode')) FROM audit WHERE event IN (?, ?, ?)", told
+    )
+    rows = await conn.execute_fetchall(
+        "SELECT json_extract(fields, '$.provider'), json_extract(fields, '$.episode') FROM audit"
+        " WHERE seq IN (SELECT max(seq) FROM audit WHERE event = ?"
+        " GROUP BY json_extract(fields, '$.provider'))",
+        (events.PROVIDER_EXCLUDED,),
+    )
+    last = {r[0]: r[1] for r in rows if isinstance(r[0], str) and isinstance(r[1], int)}
+    return (top if isinstance(top, int) else 0), last
+
+
 def file_sizes(path: Path) -> tuple[int, int]:
     """The database file's size and its WAL's, read from the files alone (a
     damaged database has them too)."""

@@ -209,7 +209,7 @@ def test_a_restart_runs_once_per_exclusion_and_not_again_too_soon() -> None:
     # No probe while the command runs; the first one an initial interval after it.
     assert book.due(1000.0) == []
     assert book.next_due() is None
-    book.restart_finished("a", now_mono=20.0)
+    book.restart_finished("a", 1, now_mono=20.0, u=0.5)
     assert book.next_due() == 50.0
     assert book.health("a").restarts == 1
     [probe] = book.due(50.0)
@@ -240,7 +240,7 @@ def test_a_restart_still_running_is_not_started_twice() -> None:
     assert again[1:] == [RestartSkipped("a", "running", None, 2)]
     # The new exclusion waits for the running restart, then is probed.
     assert book.next_due() is None
-    book.restart_finished("a", now_mono=20.0)
+    book.restart_finished("a", 1, now_mono=20.0, u=0.5)
     assert book.next_due() == 50.0
     assert book.due(50.0) == [Probe("a", 2)]
 
@@ -258,7 +258,7 @@ def test_exclusions_stored_before_a_restart_are_kept_probed_soon_and_not_restart
         [("a", "unhealthy", 1000.0, None), ("gone", "unhealthy", 1100.0, None)],
         now_mono=50.0,
         now_wall=1300.0,
-        u=0.5,
+        rand=lambda: 0.5,
     )
 
     assert decisions == [Restore("gone", "config_removed", 200.0, 0, 2)]
@@ -419,7 +419,10 @@ def test_manual_actions_on_an_unknown_provider_raise_key_error() -> None:
 def test_a_manual_exclusion_stored_before_a_restart_stays_unprobed() -> None:
     book = HealingBook.for_config(config())
 
-    assert book.load([("a", "manual", 100.0, None)], now_mono=5.0, now_wall=200.0, u=0.5) == []
+    assert (
+        book.load([("a", "manual", 100.0, None)], now_mono=5.0, now_wall=200.0, rand=lambda: 0.5)
+        == []
+    )
 
     assert book.manual() == {"a"}
     assert book.next_due() is None
@@ -510,7 +513,7 @@ def test_a_cooldown_stored_before_a_restart_keeps_what_is_left_of_it() -> None:
         [("a", "memory_pressure", 900.0, 1100.0), ("b", "memory_pressure", 800.0, 950.0)],
         now_mono=50.0,
         now_wall=1000.0,
-        u=0.5,
+        rand=lambda: 0.5,
     )
 
     assert decisions == [Restore("b", "expired", 200.0, 0, 2)]
