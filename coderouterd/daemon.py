@@ -39,7 +39,7 @@ from coderouterd.routing.slots import Slots
 from coderouterd.routing.windows import LearnedWindows
 from coderouterd.runtime import Runtime, build_runtime, retired_adapters
 from coderouterd.state.pending import PendingReplay
-from coderouterd.state.replay import ResponseCapture
+from coderouterd.state.replay import ResponseCapture, redact_headers
 from coderouterd.state.request_recorder import rebudget_events
 from coderouterd.state.service import StateService
 from coderouterd.status import status_of
@@ -229,14 +229,16 @@ class Daemon:
         stream: bool,
         started: float,
         client_disconnected: bool = False,
+        profile: str = "",
     ) -> None:
-        """Report a request refused before routing (bad body, unknown profile, too
-        large, its client gone): no profile, no attempts, a summary like any other."""
+        """Report a request refused before any provider was tried: before routing
+        (bad body, unknown profile, too large, its client gone: no profile), or by
+        its profile's policy (`profile`); no attempts, a summary like any other."""
         self._observer.request_finished(
             RequestSummary(
                 request_id=request_id,
                 dialect=dialect,
-                profile="",
+                profile=profile,
                 requested_model=model,
                 provider=None,
                 attempts=(),
@@ -273,7 +275,8 @@ class Daemon:
                 profile=call.profile,
                 provider=provider,
                 stream=call.stream,
-                headers=dict(headers),
+                # Each line of a repeated header (anthropic-beta), not its first only.
+                headers=redact_headers(headers),
                 request_fields=call.fields,
                 conversation=call.conversation,
                 body=call.body,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from coderouterd.clock import Clock
 from coderouterd.ctl.model import InFlight
-from coderouterd.routing.records import BaseObserver
+from coderouterd.routing.records import BaseObserver, RequestSummary
 from coderouterd.tasks import cancel_with
 
 
@@ -19,7 +19,11 @@ class InFlightEntry:
     stream: bool
     started: float
     task: asyncio.Task[object] | None
+    # The provider it is trying now.
     provider: str | None = None
+    # The provider whose answer the client got, as the request's report
+    # names it; None until then, and for one no provider answered.
+    answered: str | None = None
     # The providers whose slot it waits for (max_concurrent), while it does.
     waiting_for: tuple[str, ...] = ()
 
@@ -78,7 +82,7 @@ class InFlightRegistry(BaseObserver):
         )
 
     # Observer: shows which provider each request is currently trying, or
-    # whose slot it waits for.
+    # whose slot it waits for, and which one answered it.
     def waiting_for_slot(self, request_id: str, providers: Sequence[str]) -> None:
         if (entry := self._entries.get(request_id)) is not None:
             entry.provider, entry.waiting_for = None, tuple(providers)
@@ -86,3 +90,7 @@ class InFlightRegistry(BaseObserver):
     def attempt_started(self, request_id: str, provider: str) -> None:
         if (entry := self._entries.get(request_id)) is not None:
             entry.provider, entry.waiting_for = provider, ()
+
+    def request_finished(self, summary: RequestSummary) -> None:
+        if (entry := self._entries.get(summary.request_id)) is not None:
+            entry.answered = summary.provider

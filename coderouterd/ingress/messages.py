@@ -18,7 +18,6 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
-from coderouterd.config.model import ProfileConfig
 from coderouterd.errors import (
     BodyTooLargeError,
     CoderouterError,
@@ -26,30 +25,36 @@ from coderouterd.errors import (
     NoProviderAvailableError,
     RequestError,
 )
-from coderouterd.ingress import tool_loop
-from coderouterd.ingress.body import MESSAGES, RequestBody, parse_body
+from coderouterd.ingress.amend import amended
+from coderouterd.ingress.body import RequestBody, parse_body
 from coderouterd.ingress.errors import error_response, status_of
 from coderouterd.ingress.keys import DAEMON, REQUEST_ID
-from coderouterd.ingress.middleware import REQUEST_ID_HEADER, SHUTTING_DOWN, plain_error
+from coderouterd.ingress.middleware import (
+    REQUEST_ID_HEADER,
+    SHUTTING_DOWN,
+    close_if_stopping,
+    plain_error,
+)
+from coderouterd.ingress.recording import ReplayRecording
 from coderouterd.ingress.sse import AnthropicSSEWriter, OpenAISSEWriter, SSEWriter
 from coderouterd.ingress.turn import read_turn
 from coderouterd.routing.auto import AutoRouter, fence_ratio
 from coderouterd.routing.call import Call
+from coderouterd.routing.engine import Engine
 from coderouterd.routing.plan import (
     MODE_HEADER,
     PROFILE_HEADER,
+    Plan,
     Route,
     choose_route,
     plan_attempts,
 )
 from coderouterd.routing.progress import CLIENT_CLOSED_STATUS, SHUTDOWN_STATUS, Reply
 from coderouterd.scrub import TEXT_CHARS, clip
-from coderouterd.state.replay import ResponseCapture
 from coderouterd.tasks import ABANDONED_AT_SHUTDOWN, cancelled_by_shutdown
 from coderouterd.telemetry import events
 from coderouterd.telemetry.logging import get_logger
 from coderouterd.translate.estimate import BYTES_PER_TOKEN, estimate_prompt_tokens
-from coderouterd.translate.system_text import after_system
 
 # Client headers an adapter may need; the rest never leave this process.
 _CLIENT_HEADERS = ("anthropic-version", "anthropic-beta", "x-api-key", "authorization")
@@ -138,6 +143,9 @@ async def _route(
     runtime = daemon.holder.current
     rid = request[REQUEST_ID]
     parsed: RequestBody | None = None
+    # The profile's name once it is known to exist: a refusal by its policy
+    # (a tool loop under `break`) is the profile's, not one before routing.
+    chosen = ""
     try:
         parsed = daemon.bodies.parse(raw)
         route = choose_route(
@@ -151,6 +159,7 @@ async def _route(
             route = _auto_route(runtime.auto_router, parsed, daemon.auto_matches)
         # None for an unknown profile: plan_attempts says which.
         profile = runtime.config.profile(route.profile)
+        chosen = "" if profile is None else profile.name
         # Windows and the prompt's estimate matter only to a profile that skips by them.
         fit = "off" if profile is None else profile.context_action
         windows = (
@@ -160,7 +169,7 @@ async def _route(
         )
         # What the providers are sent, the profile's system text included: the
         # prompt windows are judged by, and the request log records.
-        fields = _amended(profile, parsed, dialect)
+        fields = amended(profile, parsed, dialect)
         plan = plan_attempts(
             runtime.config,
             route,
@@ -179,6 +188,7 @@ async def _route(
         daemon.rejected(
             rid,
             dialect=dialect,
+            profile=chosen,
             status=status,
             error=clip(str(exc), TEXT_CHARS),
             model=clip(parsed.model) if parsed else None,
@@ -208,58 +218,71 @@ async def _route(
     )
     capture = daemon.replay_capture(plan.profile)
     with daemon.track(call) as entry:
-        if not parsed.stream:
-            bookkeeping: list[Callable[[], None]] = []
-            try:
-                reply = await runtime.engine.unary(routed, plan, after=bookkeeping.append)
-            except (NoProviderAvailableError, RequestError) as exc:
-                return _unanswered(request, call, capture, exc)
-            except asyncio.CancelledError as exc:
-                if not cancelled_by_shutdown(exc):
-                    raise
-                # Logged as abandoned at shutdown by the engine: the client is
-                # told so, and the connection goes after the answer.
-                request.protocol.close()
-                return plain_error(dialect, 503, SHUTTING_DOWN, rid)
-            unary = _response(reply, {REQUEST_ID_HEADER: rid})
-            if capture is not None:
-                capture.add(reply.body)
-                bookkeeping.append(
-                    functools.partial(
-                        daemon.record_replay, call, request.headers, capture, entry.provider
-                    )
-                )
-            await _send_first(request, unary, bookkeeping)
-            return unary
-        sink = _WRITERS[dialect](request, {REQUEST_ID_HEADER: rid})
-        sink.capture = capture
-        # None: the stream went to the client; otherwise a whole reply
-        # (an error before anything was streamed) is still to be sent.
-        try:
-            unsent = await runtime.engine.stream(routed, plan, sink)
-        except (NoProviderAvailableError, RequestError) as exc:
-            return _unanswered(request, call, capture, exc)
-        if unsent is not None and capture is not None:
-            capture.add(unsent.body)
-        response = sink.response if unsent is None else _response(unsent)
-        if capture is not None:
-            daemon.record_replay(call, request.headers, capture, entry.provider)
-        return response
+        replay = ReplayRecording(daemon, call, request.headers, capture, entry)
+        if parsed.stream:
+            return await _stream(request, runtime.engine, routed, plan, replay)
+        return await _unary(request, runtime.engine, routed, plan, replay)
+
+
+async def _unary(
+    request: web.Request, engine: Engine, routed: Call, plan: Plan, replay: ReplayRecording
+) -> web.StreamResponse:
+    rid = routed.request_id
+    bookkeeping: list[Callable[[], None]] = []
+    try:
+        reply = await engine.unary(routed, plan, after=bookkeeping.append)
+    except (NoProviderAvailableError, RequestError) as exc:
+        return _unanswered(routed, replay, exc)
+    except asyncio.CancelledError as exc:
+        if not cancelled_by_shutdown(exc):
+            # Its client left: recorded, with no answer.
+            replay.done()
+            raise
+        # Logged as abandoned at shutdown by the engine: the client is
+        # told so, and the connection goes after the answer.
+        request.protocol.close()
+        told = plain_error(routed.dialect, 503, SHUTTING_DOWN, rid)
+        replay.done(told.body if isinstance(told.body, bytes) else b"")
+        return told
+    unary = _response(reply, {REQUEST_ID_HEADER: rid})
+    # Recorded after the report, which names the provider that answered.
+    bookkeeping.append(functools.partial(replay.done, reply.body))
+    close_if_stopping(request, unary)
+    await _send_first(request, unary, bookkeeping)
+    return unary
+
+
+async def _stream(
+    request: web.Request, engine: Engine, routed: Call, plan: Plan, replay: ReplayRecording
+) -> web.StreamResponse:
+    sink = _WRITERS[routed.dialect](request, {REQUEST_ID_HEADER: routed.request_id})
+    sink.capture = replay.capture
+    # None: the stream went to the client; otherwise a whole reply
+    # (an error before anything was streamed) is still to be sent.
+    try:
+        unsent = await engine.stream(routed, plan, sink)
+    except (NoProviderAvailableError, RequestError) as exc:
+        return _unanswered(routed, replay, exc)
+    except asyncio.CancelledError:
+        # Its client left, or the shutdown cut it: recorded with what was sent.
+        replay.done()
+        raise
+    if unsent is None:
+        replay.done()
+        return sink.response
+    replay.done(unsent.body)
+    return _response(unsent)
 
 
 def _unanswered(
-    request: web.Request,
-    call: Call,
-    capture: ResponseCapture | None,
-    exc: NoProviderAvailableError | RequestError,
+    call: Call, replay: ReplayRecording, exc: NoProviderAvailableError | RequestError
 ) -> web.Response:
     """The error response to a routed request no provider answered (all
     failed, or it could not be written for one), recorded for replay as the
     client gets it. The engine has made its report already."""
     response = error_response(call.dialect, exc, call.request_id)
-    if capture is not None and isinstance(body := response.body, bytes):
-        capture.add(body)
-        request.app[DAEMON].record_replay(call, request.headers, capture, None)
+    if isinstance(body := response.body, bytes):
+        replay.done(body)
     return response
 
 
@@ -283,51 +306,6 @@ def _auto_route(router: AutoRouter, parsed: RequestBody, counts: Counter[tuple[s
         estimated_tokens=turn.estimated_tokens,
     )
     return Route(choice.profile)
-
-
-def _amended(
-    profile: ProfileConfig | None, parsed: RequestBody, dialect: str
-) -> Mapping[str, msgspec.Raw]:
-    """The fields to route: the body's own, after the system prompt the
-    profile's append_system_prompt and then a hint to a model in a tool
-    loop (tool_loop_action: inject); a loop under `break` is refused."""
-    if profile is None:
-        return parsed.fields
-    fields = parsed.fields
-    if profile.append_system_prompt is not None:
-        fields = after_system(fields, dialect, profile.append_system_prompt)
-    return _loop_guard(profile, parsed, fields, dialect)
-
-
-def _loop_guard(
-    profile: ProfileConfig, parsed: RequestBody, fields: Mapping[str, msgspec.Raw], dialect: str
-) -> Mapping[str, msgspec.Raw]:
-    if profile.tool_loop_action == "off":
-        return fields
-    loop = tool_loop.detect(
-        parsed, window=profile.tool_loop_window, threshold=profile.tool_loop_threshold
-    )
-    if loop is None:
-        return fields
-    action = profile.tool_loop_action
-    # The name is the client's (its history's), of any length.
-    tool = clip(loop.tool)
-    _log.warning(
-        events.REQUEST_TOOL_LOOP,
-        profile=profile.name,
-        tool=tool,
-        repeats=loop.repeats,
-        threshold=profile.tool_loop_threshold,
-        window=profile.tool_loop_window,
-        action=action,
-    )
-    if action == "break":
-        raise InvalidRequestError(
-            f"tool loop: {tool} was called {loop.repeats} times in a row with the same "
-            f"input; profile {profile.name!r} stops such loops (tool_loop_action: break)",
-            field=MESSAGES,
-        )
-    return tool_loop.with_hint(fields, dialect) if action == "inject" else fields
 
 
 async def read_body(request: web.Request) -> bytes:

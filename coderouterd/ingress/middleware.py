@@ -120,11 +120,21 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             resp = plain_error(dialect, 500, "internal error in coderouterd", rid)
         if not resp.prepared:
             resp.headers[REQUEST_ID_HEADER] = rid
-            if daemon.stopping:
-                resp.force_close()
+        if daemon.stopping:
+            # Every answer closes its connection now, one its handler began
+            # sending before the shutdown too (its headers did not say so).
+            resp.force_close()
         return resp
     finally:
         structlog.contextvars.unbind_contextvars("request_id")
+
+
+def close_if_stopping(request: web.Request, resp: web.StreamResponse) -> None:
+    """Have `resp`, about to be sent from within its handler, say `Connection:
+    close` once the shutdown has begun, as every answer then does: a client
+    must not send its next request on a connection about to go."""
+    if request.app[DAEMON].stopping:
+        resp.force_close()
 
 
 def plain_error(dialect: str, status: int, message: str, rid: str) -> web.Response:

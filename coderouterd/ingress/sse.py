@@ -17,6 +17,7 @@ from aiohttp import web
 
 from coderouterd.errors import ClientDisconnectedError
 from coderouterd.ingress.keys import REQUEST_ID
+from coderouterd.ingress.middleware import close_if_stopping
 from coderouterd.state.replay import ResponseCapture
 from coderouterd.wire.errors import anthropic_error, openai_error
 from coderouterd.wire.sse import encode_data, encode_event
@@ -61,6 +62,7 @@ class SSEWriter:
                 "x-accel-buffering": "no",
             },
         )
+        close_if_stopping(self._request, resp)
         try:
             await resp.prepare(self._request)
         except ConnectionError as exc:
