@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from coderouterd.ctl.model import ProviderStatus
 from coderouterd.healing.decisions import UNHEALTHY
 from coderouterd.status import status_of
+from coderouterd.telemetry.logging import dropped_lines
 from coderouterd.telemetry.metrics import Exposition
 
 if TYPE_CHECKING:
@@ -69,6 +70,11 @@ def render_metrics(daemon: Daemon) -> str:
         "prompts_truncated",
         "Prompts a backend read far less of than it was sent (its context window is smaller).",
         (({"provider": p}, n) for p, n in daemon.truncation.counts.items()),
+    )
+    out.counter(
+        "log_lines_dropped",
+        "Log lines not written: the log's reader went away (EPIPE, EIO) or its disk is full.",
+        [({}, dropped_lines())],
     )
     out.histogram(
         "time_to_first_byte_seconds",

@@ -33,7 +33,7 @@ def cost_of(usage: Usage, price: CostConfig) -> AttemptCost:
     cost = (
         (usage.input_tokens or 0) * per_input + (usage.output_tokens or 0) * per_output + cache_cost
     )
-    saved = read * per_input * max(0.0, 1 - price.cache_read_discount)
+    saved = max(read, 0) * per_input * max(0.0, 1 - price.cache_read_discount)
     return AttemptCost(cost, saved)
 
 

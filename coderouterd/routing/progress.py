@@ -21,7 +21,7 @@ from coderouterd.scrub import TEXT_CHARS, clip
 from coderouterd.tasks import ABANDONED_AT_SHUTDOWN
 from coderouterd.translate.estimate import measure_prompt
 from coderouterd.translate.types import Degradation
-from coderouterd.wire.usage import Usage
+from coderouterd.wire.usage import Usage, counted, sane_count
 
 if TYPE_CHECKING:
     from coderouterd.routing.streams import KeepAlive
@@ -32,8 +32,13 @@ FALLBACK_REASON_HEADER = "x-coderouter-fallback-reason"
 # The answering provider's answers were drifting (mild or severe) when the request came.
 DRIFT_HEADER = "x-coderouter-drift"
 
-# Degradations told of one request to one provider; the rest are counted.
+# Degradations told of one request to one provider, and their characters
+# (fields and reasons) at most: the rest are counted. Each may quote a name
+# of the client's (256 characters), up to 6 bytes each as JSON: this keeps
+# the line far below journald's 48 KiB, past which it is split into pieces
+# that are no longer JSON.
 _MOST_DEGRADATIONS = 32
+_MOST_DEGRADATION_CHARS = 4096
 
 CLIENT_CLOSED_STATUS = 499
 SHUTDOWN_STATUS = 503
@@ -112,11 +117,15 @@ class Progress:
     def degraded(self, provider: str, degradations: Sequence[Degradation]) -> None:
         """What the request to `provider` left out or changed, told once. Each
         names what the client sent (a block's type, a tool's kind) and is
-        logged: cut to a sane length, and so is their number."""
-        told = [
-            Degradation(clip(d.field), clip(d.reason, TEXT_CHARS))
-            for d in degradations[:_MOST_DEGRADATIONS]
-        ]
+        logged: cut to a sane length, and so are their number and their size."""
+        told: list[Degradation] = []
+        room = _MOST_DEGRADATION_CHARS
+        for d in degradations[:_MOST_DEGRADATIONS]:
+            entry = Degradation(clip(d.field), clip(d.reason, TEXT_CHARS))
+            room -= len(entry.field) + len(entry.reason)
+            if room < 0:
+                break
+            told.append(entry)
         if (more := len(degradations) - len(told)) > 0:
             told.append(Degradation("...", f"{more} more"))
         if any(d.field == TOOLS_FIELD for d in degradations):
@@ -155,8 +164,9 @@ class Progress:
             ttfb_ms=self._attempt_ttfb,
             latency_ms=self._ms(self._attempt_start),
             queued_ms=self._attempt_queued_ms,
-            context_window=context_window,
-            prompt_tokens=prompt_tokens,
+            # Read from the backend's error text: digits of any length.
+            context_window=sane_count(context_window),
+            prompt_tokens=sane_count(prompt_tokens),
             retry_after_s=retry_after_s,
             model=self._models.get(provider),
         )
@@ -248,7 +258,9 @@ class Progress:
                 stream=self.call.stream,
                 ttfb_ms=self.ttfb_ms,
                 total_ms=self._ms(self._start),
-                usage=self.usage,
+                # What the backend reported, as metrics, the spend and the
+                # request log count it: no negative count, none SQLite cannot hold.
+                usage=counted(self.usage),
                 usage_estimated=self.usage_estimated,
                 repairs=self.repairs,
                 stop_reason=shape.stop_reason if shape is not None else None,

@@ -6,11 +6,14 @@ nothing else, so telemetry never depends on log text.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 
+from coderouterd.telemetry import events
+from coderouterd.telemetry.logging import get_logger
 from coderouterd.translate.types import Degradation
 from coderouterd.wire.usage import Usage
 
@@ -109,27 +112,59 @@ class BaseObserver:
 
 
 class Observers:
-    """Fans each report out to every observer, in order."""
+    """Fans each report out to every observer, in order.
 
-    def __init__(self, observers: list[Observer]) -> None:
+    Each is on its own: one that raises (a bug, a log line it could not
+    write) loses its own report, logged with its name, never the routing
+    that reported it or the observers after it.
+    """
+
+    def __init__(self, observers: list[Observer], log: Any = None) -> None:
         self._observers = observers
+        self._log = log if log is not None else get_logger()
 
     def waiting_for_slot(self, request_id: str, providers: Sequence[str]) -> None:
         for o in self._observers:
-            o.waiting_for_slot(request_id, providers)
+            try:
+                o.waiting_for_slot(request_id, providers)
+            except Exception as exc:
+                self._failed(o, "waiting_for_slot", exc)
 
     def attempt_started(self, request_id: str, provider: str) -> None:
         for o in self._observers:
-            o.attempt_started(request_id, provider)
+            try:
+                o.attempt_started(request_id, provider)
+            except Exception as exc:
+                self._failed(o, "attempt_started", exc)
 
     def attempt_finished(self, request_id: str, record: AttemptRecord) -> None:
         for o in self._observers:
-            o.attempt_finished(request_id, record)
+            try:
+                o.attempt_finished(request_id, record)
+            except Exception as exc:
+                self._failed(o, "attempt_finished", exc)
 
     def request_finished(self, summary: RequestSummary) -> None:
         for o in self._observers:
-            o.request_finished(summary)
+            try:
+                o.request_finished(summary)
+            except Exception as exc:
+                self._failed(o, "request_finished", exc)
 
     def degraded(self, request_id: str, provider: str, degradations: Sequence[Degradation]) -> None:
         for o in self._observers:
-            o.degraded(request_id, provider, degradations)
+            try:
+                o.degraded(request_id, provider, degradations)
+            except Exception as exc:
+                self._failed(o, "degraded", exc)
+
+    def _failed(self, observer: Observer, report: str, exc: Exception) -> None:
+        # The log may be what failed: its own failure is not raised either.
+        with contextlib.suppress(Exception):
+            self._log.error(
+                events.TELEMETRY_OBSERVER_FAILED,
+                observer=type(observer).__name__,
+                report=report,
+                error=repr(exc),
+                exc_info=exc,
+            )

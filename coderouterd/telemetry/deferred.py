@@ -11,6 +11,7 @@ consumer in one batch.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -39,10 +40,19 @@ class Deferred(BaseObserver):
             self.flush()
 
     def flush(self) -> None:
-        """Hand what is queued to every consumer now."""
+        """Hand what is queued to every consumer now.
+
+        Whoever asks (a /metrics scrape, a request that filled the list) may
+        have a request id bound for its log lines; the batch is no part of
+        that request, so the consumers run in a context of their own, and
+        what they log (a drift verdict) carries no request id.
+        """
         if not self._pending:
             return
         batch, self._pending = self._pending, []
+        contextvars.Context().run(self._hand_over, batch)
+
+    def _hand_over(self, batch: Sequence[RequestSummary]) -> None:
         for consume in self._consumers:
             try:
                 consume(batch)

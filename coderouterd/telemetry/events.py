@@ -28,6 +28,8 @@ PROVIDER_STREAM_UNREADABLE = "provider.stream_unreadable"
 LIBRARY_LOG = "library.log"
 # A consumer of queued request summaries (drift, /metrics) raised.
 TELEMETRY_DEFERRED_FAILED = "telemetry.deferred_failed"
+# An engine observer raised on a report: it lost that report, and no one else did.
+TELEMETRY_OBSERVER_FAILED = "telemetry.observer_failed"
 
 # Audit log events (also written to the hash-chained audit table).
 DAEMON_STARTED = "daemon.started"

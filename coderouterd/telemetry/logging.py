@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
 from collections.abc import MutableMapping
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO, cast
 
 import msgspec
 import structlog
@@ -80,6 +81,46 @@ def render_bytes(_logger: object, _name: str, event: MutableMapping[str, Any]) -
     return _encoder.encode(event)
 
 
+class _Dropped:
+    """Lines the log's reader could not take since the process started."""
+
+    lines = 0
+
+
+def dropped_lines() -> int:
+    return _Dropped.lines
+
+
+class Sink:
+    """Where the lines go: a stream whose failure costs only the line.
+
+    stderr is a pipe to whatever reads the log (journald, a shipper,
+    `| tee`); when that reader goes away (EPIPE, EIO) or the disk under a
+    file fills, the line is dropped and counted, never raised into the code
+    that logged it, which may be a request half-way through its fallback.
+    No retry: a reader that went away does not come back to this pipe.
+    """
+
+    # structlog keeps a write lock per file in a WeakKeyDictionary.
+    __slots__ = ("__weakref__", "_flush", "_write")
+
+    def __init__(self, stream: Any) -> None:
+        self._write = stream.write
+        self._flush = stream.flush
+
+    def write(self, line: Any) -> None:
+        # The logger flushes after each write: both are done here, so one
+        # failed line is counted once.
+        try:
+            self._write(line)
+            self._flush()
+        except OSError:
+            _Dropped.lines += 1
+
+    def flush(self) -> None:
+        pass
+
+
 def configure(level: str = "info", stream: TextIO | None = None, *, cache: bool = True) -> None:
     out = stream or sys.stderr
     # A stream with a binary layer (stderr, a file) gets the encoded bytes
@@ -89,11 +130,14 @@ def configure(level: str = "info", stream: TextIO | None = None, *, cache: bool 
     renderer: Any
     factory: Any
     if binary is not None:
-        out.flush()  # what was written as text goes out before the first line
-        renderer, factory = render_bytes, structlog.BytesLoggerFactory(binary)
+        with contextlib.suppress(OSError):
+            out.flush()  # what was written as text goes out before the first line
+        # The loggers call only write() and flush(), which a Sink has.
+        renderer = render_bytes
+        factory = structlog.BytesLoggerFactory(cast("BinaryIO", Sink(binary)))
     else:
         renderer = structlog.processors.JSONRenderer(serializer=dumps)
-        factory = structlog.WriteLoggerFactory(out)
+        factory = structlog.WriteLoggerFactory(cast("TextIO", Sink(out)))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

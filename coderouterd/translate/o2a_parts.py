@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from coderouterd.errors import InvalidRequestError
+from coderouterd.scrub import clip
 from coderouterd.translate.cache_o2a import CacheMarks
 from coderouterd.translate.types import Notes
 
@@ -86,7 +87,9 @@ def content_blocks(
             blocks.append(marks.copy(part, image(part.get("image_url"), f"{where}.image_url")))
         else:
             if kind != "text":
-                notes.add(f"content.{kind}", f"{kind} content parts have no Anthropic equivalent")
+                # The client's to choose, and logged: named cut to a sane length.
+                named = clip(str(kind))
+                notes.add(f"content.{named}", f"{named} content parts have no Anthropic equivalent")
             marks.lost(part)
     return blocks
 

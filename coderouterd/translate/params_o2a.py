@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from coderouterd.errors import InvalidRequestError
+from coderouterd.scrub import clip
 from coderouterd.translate.anthropic_request import loop_in_progress, starts_thinking
 from coderouterd.translate.cache_o2a import CacheMarks
 from coderouterd.translate.capabilities import THINKING_UNSUPPORTED
@@ -194,7 +195,8 @@ def _tools(raw: object, notes: Notes, marks: CacheMarks) -> list[dict[str, Any]]
         if tool.get("type") == "function":
             tools.append(marks.copy(tool, _tool(tool.get("function"), f"tools[{j}].function")))
         else:
-            kind = tool.get("type")
+            # The client's to choose, and logged: named cut to a sane length.
+            kind = clip(str(tool.get("type")))
             notes.add(f"tools.{kind}", f"{kind} tools have no Anthropic equivalent")
             marks.lost(tool)
     return tools
@@ -248,7 +250,7 @@ def _tool_choice(choice: object, notes: Notes) -> dict[str, Any]:
             raise InvalidRequestError(problem, field="tool_choice.function.name")
         return {"type": "tool", "name": name}
     if isinstance(choice, Mapping) and isinstance(choice.get("type"), str):
-        kind = choice["type"]
+        kind = clip(choice["type"])
         notes.add("tool_choice", f"tool_choice {kind!r} has no Anthropic equivalent; auto used")
         return {"type": "auto"}
     raise InvalidRequestError("must be auto, none, required or a function", field="tool_choice")

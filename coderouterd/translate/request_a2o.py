@@ -36,6 +36,7 @@ from typing import Any
 import msgspec
 
 from coderouterd.errors import NESTED_TOO_DEEP, InvalidRequestError
+from coderouterd.scrub import clip
 from coderouterd.translate.capabilities import ModelCapabilities
 from coderouterd.translate.memo_a2o import Entry, LastTurn, TranslatedHistory, entry_of
 from coderouterd.translate.request_params import max_tokens, reasoning, sampling
@@ -361,7 +362,7 @@ def _document(block: Mapping[str, Any], notes: Notes) -> str:
 
 
 def _drop_block(block: Mapping[str, Any], notes: Notes) -> None:
-    kind = block["type"]
+    kind = clip(str(block["type"]))  # the client's to name, and logged
     notes.add(f"content.{kind}", f"{kind} blocks have no OpenAI equivalent")
 
 

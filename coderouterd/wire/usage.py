@@ -28,6 +28,29 @@ COUNTS = (
 )
 
 
+# The most tokens one answer is counted for: past any context window and
+# any answer, and far inside the 2**63 - 1 that SQLite's integers hold (a
+# count beyond that fails the whole batch of rows it is written with).
+MAX_COUNT = 10**9
+
+
+def sane_count(n: int | None) -> int | None:
+    """A count a backend reported, below 0 (a bug) read as 0 and beyond
+    MAX_COUNT (a size_t that underflowed) as MAX_COUNT."""
+    return n if n is None or 0 <= n <= MAX_COUNT else min(max(n, 0), MAX_COUNT)
+
+
+def counted(usage: Usage | None) -> Usage | None:
+    """The usage as coderouterd counts it (metrics, spend, the request log),
+    each count sane (sane_count). The client's answer keeps the counts as
+    the backend sent them."""
+    if usage is None:
+        return None
+    counts = {k: getattr(usage, k) for k in COUNTS}
+    sane = {k: sane_count(n) for k, n in counts.items()}
+    return usage if sane == counts else msgspec.structs.replace(usage, **sane)
+
+
 class _WithUsage(msgspec.Struct):
     usage: Usage | None = None
 
