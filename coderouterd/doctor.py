@@ -20,11 +20,13 @@ client would get) but without a daemon and without writing anything:
   every turn of a session pays for its whole prompt.
 
 Each check is OK, WARN (it works, but slower or dearer than it could),
-PROBLEM (with what to change) or SKIP; the exit status is 0 unless one is
-a PROBLEM, then 2 (an unreachable backend included), and 1 when the
-provider cannot be asked at all (no such provider, its API key not set,
-or, for one that forwards its clients' keys, no client key in the
-environment to ask it with).
+PROBLEM (with what to change) or SKIP; an answer cut at the doctor's
+max_tokens while the model still reasons is a WARN, as the check could
+not see its answer. The exit status is 0 unless one is a PROBLEM, then 2
+(an unreachable backend included), and 1 when the provider cannot be
+asked at all (no such provider, its API key not set, or, for one that
+forwards its clients' keys, no client key in the environment to ask it
+with).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import msgspec
 from coderouterd.client_key import client_key
 from coderouterd.clock import SystemClock
 from coderouterd.config import LoadedConfig
-from coderouterd.doctor_answer import Answer, read_answer, refusal, too_long
+from coderouterd.doctor_answer import Answer, cut_unanswered, read_answer, refusal, too_long
 from coderouterd.errors import CoderouterError, NoProviderAvailableError
 from coderouterd.ingress.body import parse_body
 from coderouterd.routing.call import Call
@@ -64,6 +66,10 @@ _TOOL = {
     },
 }
 _WORD = "MARMALADE"
+# Room for a model that reasons before it answers (Qwen3, DeepSeek-R1 and
+# their distills count the reasoning against max_tokens); the answers asked
+# for are a word or a call, so any other model stops far short of it.
+_MAX_TOKENS = 2048
 # Above every Claude model's least cacheable prefix (4096 tokens for some).
 _CACHED_TOKENS = 5000
 # About four bytes a token, like the daemon's own estimates.
@@ -197,7 +203,7 @@ async def examine(
             ("context", lambda: _context(doctor, context_tokens)),
             ("cache", lambda: _cache(doctor)),
         ]
-        if checks[0].verdict != "OK":
+        if checks[0].verdict == "PROBLEM":
             return checks + [Check(n, "SKIP", "the provider gave no answer", 0.0) for n, _ in rest]
         for name, check in rest:
             checks.append(await doctor.timed(name, check))
@@ -226,7 +232,7 @@ def _does_not_fit(prompt: str, overflow: Overflow) -> str:
 def _ask(text: str, **extra: Any) -> dict[str, Any]:
     return {
         "model": "doctor",
-        "max_tokens": 256,
+        "max_tokens": _MAX_TOKENS,
         "messages": [{"role": "user", "content": text}],
         **extra,
     }
@@ -237,9 +243,12 @@ async def _answer(doctor: Doctor) -> tuple[Verdict, str]:
     if answer.status != 200:
         return "PROBLEM", refusal(answer.status, answer.body)
     text = answer.text.strip()
-    if not text:
-        return "PROBLEM", "an empty answer"
-    return "OK", f"answered {text[:40]!r}"
+    if text:
+        return "OK", f"answered {text[:40]!r}"
+    cut = cut_unanswered(answer, _MAX_TOKENS)
+    if cut is not None:
+        return "WARN", f"{cut}: it reasons at length before even a one-word reply (slower turns)"
+    return "PROBLEM", "an empty answer"
 
 
 async def _stream(doctor: Doctor) -> tuple[Verdict, str]:
@@ -268,12 +277,7 @@ async def _tools(doctor: Doctor) -> tuple[Verdict, str]:
         said = refusal(answer.status, answer.body, "a request with tools")
         return "PROBLEM", f"{said}: does the model take tools?"
     if not answer.calls:
-        return (
-            "PROBLEM",
-            f"the model answered {'in text' if answer.text.strip() else 'nothing'} instead of "
-            "calling the tool: a coding agent cannot work with it (try another model, or a chat "
-            "template with tool support)",
-        )
+        return _no_call(answer)
     call = answer.calls[0]
     if not isinstance(call.input, dict):
         return "PROBLEM", f"a tool call whose input is not an object: {call.name} {call.input!r}"
@@ -285,6 +289,18 @@ async def _tools(doctor: Doctor) -> tuple[Verdict, str]:
             "the model wrote the call as text; the output filters lifted it (repair_tool_calls)",
         )
     return "OK", "a structured tool call"
+
+
+def _no_call(answer: Answer) -> tuple[Verdict, str]:
+    cut = cut_unanswered(answer, _MAX_TOKENS)
+    if cut is not None:
+        return "WARN", f"{cut}: this check could not tell whether it calls tools"
+    return (
+        "PROBLEM",
+        f"the model answered {'in text' if answer.text.strip() else 'nothing'} instead of "
+        "calling the tool: a coding agent cannot work with it (try another model, or a chat "
+        "template with tool support)",
+    )
 
 
 async def _context(doctor: Doctor, tokens: int) -> tuple[Verdict, str]:
@@ -311,6 +327,9 @@ async def _context(doctor: Doctor, tokens: int) -> tuple[Verdict, str]:
     counted = f" (the backend counted {seen} input tokens)" if seen is not None else ""
     if _WORD.lower() in answer.text.lower():
         return "OK", f"read back a word from the start of a ~{tokens}-token prompt{counted}"
+    cut = cut_unanswered(answer, _MAX_TOKENS)
+    if cut is not None:
+        return "WARN", f"{cut}: this check could not tell whether the prompt's start was kept"
     return (
         "PROBLEM",
         f"the start of a ~{tokens}-token prompt was lost{counted}: the backend's context window "

@@ -31,23 +31,27 @@ class Answer:
     summary: RequestSummary | None
     text: str
     calls: tuple[ToolCall, ...]
+    thinking_chars: int = 0
+    stop_reason: object = None
 
 
 def read_answer(status: int, body: bytes, summary: RequestSummary | None) -> Answer:
-    text, calls = read_content(body)
-    return Answer(status, body, summary, text, calls)
-
-
-def read_content(body: bytes) -> tuple[str, tuple[ToolCall, ...]]:
-    """The text and the tool calls of an Anthropic message, whatever its shape."""
     try:
         message = msgspec.json.decode(body) if body else {}
     except msgspec.DecodeError:
-        return "", ()
-    blocks = message.get("content") if isinstance(message, dict) else None
+        message = {}
+    message = message if isinstance(message, dict) else {}
+    text, thinking, calls = read_content(message.get("content"))
+    return Answer(status, body, summary, text, calls, thinking, message.get("stop_reason"))
+
+
+def read_content(blocks: object) -> tuple[str, int, tuple[ToolCall, ...]]:
+    """The text, the characters of thinking and the tool calls of an
+    Anthropic message's content, whatever its shape."""
     if isinstance(blocks, str):
-        return blocks, ()
+        return blocks, 0, ()
     text: list[str] = []
+    thinking = 0
     calls: list[ToolCall] = []
     for block in blocks if isinstance(blocks, list) else ():
         if not isinstance(block, dict):
@@ -56,7 +60,28 @@ def read_content(body: bytes) -> tuple[str, tuple[ToolCall, ...]]:
             calls.append(ToolCall(block.get("name"), block.get("input")))
         elif isinstance(block.get("text"), str):
             text.append(block["text"])
-    return "".join(text), tuple(calls)
+        elif block.get("type") == "thinking" and isinstance(block.get("thinking"), str):
+            thinking += len(block["thinking"])
+    return "".join(text), thinking, tuple(calls)
+
+
+def cut_unanswered(answer: Answer, max_tokens: int) -> str | None:
+    """How an answer reads that was cut at max_tokens before any text or
+    call (a model still reasoning: Qwen3 and DeepSeek-R1 count their
+    reasoning against max_tokens); None for any other answer."""
+    if answer.status != 200 or answer.stop_reason != "max_tokens":
+        return None
+    if answer.text.strip() or answer.calls:
+        return None
+    thinking = answer.thinking_chars
+    still = (
+        f" while the model was still reasoning ({thinking} characters of thinking)"
+        if thinking
+        else ""
+    )
+    return (
+        f"the answer reached max_tokens (the doctor allows {max_tokens}){still} with no answer yet"
+    )
 
 
 def refusal(status: int, body: bytes, what: str = "") -> str:

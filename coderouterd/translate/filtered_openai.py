@@ -6,19 +6,21 @@ output pipeline of its own (think filter, then tool-call repair or markup
 stripping) and comes out in the client's dialect: text as `content`,
 thinking as `reasoning_content`, a lifted call as a `tool_calls` item, and
 the finish_reason `tool_calls` once a call was lifted. Tool calls are
-numbered in the order they are sent, lifted and upstream ones alike. A
-lifted call's id is random, shaped like OpenAI's (`call_…`): the client's
-history holds the calls of many answers, and neither the upstream's
-completion id (a local server may repeat it) nor a count is unique across
-them. Text that follows a lifted call keeps the separator the repair puts
-before it (repair.py), so the one content string reads as the model wrote
-it. Held text is
-released before the upstream's own tool calls and before its finish_reason.
-A chunk the filters leave alone (role, usage, tool calls without text …) is
-forwarded as the upstream's own bytes; one that they change is rebuilt with
-the upstream's envelope (id, created, model), its logprobs sent once: with
-the first chunk rebuilt from it, or, while the filters hold all its text,
-with that choice's next chunk.
+numbered in the order they are sent, lifted and upstream ones alike, each
+choice its own; the upstream's are told apart by stream_o2a's rules (its
+module doc: Ollama reuses index 0, Gemini sends none), since a client's SDK
+merges fragments by index and cannot place one without it. A lifted call's
+id is random, shaped like OpenAI's (`call_…`): the client's history holds
+the calls of many answers, and neither the upstream's completion id (a
+local server may repeat it) nor a count is unique across them. Text that
+follows a lifted call keeps the separator the repair puts before it
+(repair.py), so the one content string reads as the model wrote it. Held
+text is released before the upstream's own tool calls and before its
+finish_reason. A chunk the filters leave alone (role, usage, tool calls
+without text …) is forwarded as the upstream's own bytes; one that they
+change is rebuilt with the upstream's envelope (id, created, model), its
+logprobs sent once: with the first chunk rebuilt from it, or, while the
+filters hold all its text, with that choice's next chunk.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import msgspec
 
 from coderouterd.routing.upstream import Out
 from coderouterd.translate.blocks import json_text
+from coderouterd.translate.call_indexes import CallIndexes
 from coderouterd.translate.filtered import FilteredTranscoder
 from coderouterd.translate.openai_passthrough import DONE, OpenAIPassthrough
 from coderouterd.translate.repair import ToolCall
@@ -44,17 +47,14 @@ _encode = msgspec.json.Encoder().encode
 class _ChoiceState:
     """What one choice's filtering keeps between chunks: the choices of an
     n > 1 answer are separate texts, so none may open another's `<think>` or
-    hold another's markup, and each numbers its own tool calls.
-
-    Tool-call indices are given in the order the calls are sent, lifted or
-    the upstream's (renumbered on first appearance), so that they rise.
+    hold another's markup, and each numbers its own tool calls (module doc).
     """
 
-    __slots__ = ("_indices", "_next_index", "lifted", "logprobs", "pipeline")
+    __slots__ = ("_calls", "_next_index", "lifted", "logprobs", "pipeline")
 
     def __init__(self, filters: OutputFilters, tool_names: frozenset[str]) -> None:
         self.pipeline = OutputPipeline(filters, tool_names)
-        self._indices: dict[int, int] = {}  # upstream tool-call index -> ours
+        self._calls = CallIndexes(self._take_index)
         self._next_index = 0
         self.lifted = False
         # The logprobs of chunks whose text the filters still hold: they go
@@ -62,17 +62,7 @@ class _ChoiceState:
         self.logprobs: object = None
 
     def renumbered(self, calls: list[Any]) -> list[Any]:
-        out = []
-        for call in calls:
-            index = call.get("index") if isinstance(call, Mapping) else None
-            if not isinstance(index, int) or isinstance(index, bool):
-                out.append(call)
-                continue
-            if index not in self._indices:
-                self._indices[index] = self._take_index()
-            ours = self._indices[index]
-            out.append(call if ours == index else {**call, "index": ours})
-        return out
+        return self._calls.renumbered(calls)
 
     def deltas(self, pieces: list[Piece]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -89,13 +79,8 @@ class _ChoiceState:
 
     def _call(self, call: ToolCall) -> dict[str, Any]:
         self.lifted = True
-        index = self._take_index()
-        return {
-            "index": index,
-            "id": new_call_id(),
-            "type": "function",
-            "function": _function(call),
-        }
+        index, function = self._take_index(), _function(call)
+        return {"index": index, "id": new_call_id(), "type": "function", "function": function}
 
     def _take_index(self) -> int:
         index, self._next_index = self._next_index, self._next_index + 1
@@ -206,7 +191,7 @@ class FilteredOpenAIStream:
         renumbered = state.renumbered(calls) if isinstance(calls, list) else None
         unchanged = not before and not flushed and pieces == ([("text", text)] if text else [])
         retagged = finish is not None and state.lifted
-        if unchanged and held is None and renumbered == calls and not retagged:
+        if unchanged and held is None and renumbered is calls and not retagged:
             return None
         head = {k: v for k, v in delta.items() if k not in ("content", "tool_calls")}
         deltas = [*before_deltas, *([head] if head else []), *text_deltas]

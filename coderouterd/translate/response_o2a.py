@@ -27,7 +27,7 @@ Decisions:
   and SGLang in its `matched_stop`, is `stop_sequence` with that string.
 * Usage is always complete. Without upstream usage, input is the caller's
   estimate and output is a quarter of the characters the model produced
-  (content, reasoning, tool names and arguments), and it is marked
+  (content, refusal, reasoning, tool names and arguments), and it is marked
   estimated.
 """
 
@@ -335,7 +335,9 @@ def openai_to_anthropic_response(
     reasoning = reasoning_of(message)
     if reasoning:
         blocks.pieces(pipeline.reasoning(reasoning))
-    content = text_of(message.get("content"))
+    # A refusal (`content` null, the words in `refusal`) is the answer's
+    # text, as the stream translator reads it.
+    content = text_of(message.get("content")) + text_of(message.get("refusal"))
     blocks.pieces(pipeline.feed(content) + pipeline.flush())
     chars = len(reasoning) + len(content) + _add_tool_calls(blocks, message)
     usage, estimated = anthropic_usage(

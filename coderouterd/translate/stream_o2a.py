@@ -41,9 +41,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
 from coderouterd.translate.blocks import BlockWriter, Event, json_text
+from coderouterd.translate.call_indexes import whole_object
 from coderouterd.translate.response_o2a import (
     OutputPipeline,
     Piece,
@@ -60,10 +59,6 @@ from coderouterd.translate.types import OutputFilters
 
 __all__ = ["Event", "OpenAIToAnthropicStream"]
 
-# Arguments longer than this are not checked for being whole JSON: calls
-# sent whole in one chunk with their index reused are short in practice.
-_WHOLE_MAX = 64 * 1024
-
 
 @dataclass(slots=True)
 class _Call:
@@ -78,12 +73,7 @@ class _Call:
     args_len: int = 0
 
     def whole(self) -> bool:
-        if not self.args or self.args_len > _WHOLE_MAX:
-            return False
-        try:
-            return isinstance(msgspec.json.decode("".join(self.args)), dict)
-        except msgspec.DecodeError:
-            return False
+        return whole_object(self.args, self.args_len)
 
 
 class OpenAIToAnthropicStream:
