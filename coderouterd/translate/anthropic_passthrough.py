@@ -8,14 +8,27 @@ One frame may be rewritten: a `message_start` whose usage lacks a count
 (Anthropic-compatible servers that do not cache leave the cache counts out)
 gets it as 0, since clients read all four (Claude Code's status line and
 `/context` broke without them). The usage recorded keeps them unknown.
+
+The final output count comes in the last `message_delta`; `message_start`
+holds a placeholder (often 1). A stream that ends without it (cut, left by
+the client, or from a server that reports no usage) is accounted at
+estimated usage, as the OpenAI passthrough does: the input reported, else
+the prompt's estimate, and the output reported or a quarter of the bytes of
+the content deltas, whichever is more. The bytes are counted undecoded, as
+the frame's length less a text delta's envelope, since this is the hot path:
+tool input and thinking deltas, whose envelopes are longer, and JSON
+escapes count a few bytes high, which errs on the side a budget wants.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import msgspec
 
 from coderouterd.errors import UpstreamProtocolError
 from coderouterd.routing.upstream import Out
+from coderouterd.translate.estimate import estimate_text_tokens
 from coderouterd.wire.errors import error_type_of
 from coderouterd.wire.sse import SSEDecoder, SSEEvent, encode_event
 from coderouterd.wire.usage import COUNTS, Usage, completed, is_complete, merged_split
@@ -50,6 +63,11 @@ _UNNAMED = "message"
 # Lax: a count sent as 12.0 is read as 12 (see _observe for worse).
 _start = msgspec.json.Decoder(_MessageStart, strict=False)
 _delta = msgspec.json.Decoder(_MessageDelta, strict=False)
+# What a content_block_delta's data holds beside the model's output, at its
+# smallest (a text delta, sent compact).
+_DELTA_ENVELOPE = len(
+    b'{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":""}}'
+)
 
 
 def merge_usage(into: Usage, update: Usage) -> None:
@@ -69,23 +87,47 @@ def merge_usage(into: Usage, update: Usage) -> None:
 class AnthropicPassthrough:
     final_event = "message_stop"
     repairs = 0
-    usage_estimated = False
     __slots__ = (
         "_decoder",
+        "_final",
+        "_produced",
+        "_prompt_tokens",
         "_provider",
+        "_reported",
         "finished",
         "upstream_error",
         "upstream_error_body",
-        "usage",
     )
 
-    def __init__(self, provider: str) -> None:
+    def __init__(self, provider: str, *, prompt_tokens: Callable[[], int] | None = None) -> None:
+        """`prompt_tokens` estimates the prompt when the stream reports no
+        input count; without it, that count stays unknown."""
         self._provider = provider
+        self._prompt_tokens = prompt_tokens
         self._decoder = SSEDecoder()
+        # Whether a message_delta gave the final output count.
+        self._final = False
+        # About the bytes of the model's output: content deltas' data less _DELTA_ENVELOPE.
+        self._produced = 0
+        self._reported: Usage | None = None
         self.finished = False
         self.upstream_error: str | None = None
         self.upstream_error_body = b""
-        self.usage: Usage | None = None
+
+    @property
+    def usage(self) -> Usage | None:
+        if self._final:
+            return self._reported
+        reported = self._reported or Usage()
+        input_tokens = reported.input_tokens
+        if input_tokens is None and self._prompt_tokens is not None:
+            input_tokens = self._prompt_tokens()
+        output = max(reported.output_tokens or 0, estimate_text_tokens(self._produced))
+        return msgspec.structs.replace(reported, input_tokens=input_tokens, output_tokens=output)
+
+    @property
+    def usage_estimated(self) -> bool:
+        return not self._final
 
     def feed(self, chunk: bytes) -> list[Out]:
         return [Out(ev.raw, ev.event not in NOT_CONTENT) for ev in self.events(chunk)]
@@ -109,8 +151,11 @@ class AnthropicPassthrough:
                 # the event line, so the frame gets the one its type names.
                 raw = encode_event(typed.type, frame.data)
                 ev = events[i] = SSEEvent(typed.type, frame.data, raw)
-            self._observe(ev.event, ev.data)
-            if ev.event == "message_start" and not is_complete(self.usage):
+            if ev.event == "content_block_delta":
+                self._produced += max(len(ev.data) - _DELTA_ENVELOPE, 0)
+            else:
+                self._observe(ev.event, ev.data)
+            if ev.event == "message_start" and not is_complete(self._reported):
                 events[i] = _with_complete_usage(ev)
             elif ev.event in _LAST:
                 return events[: i + 1]
@@ -126,13 +171,15 @@ class AnthropicPassthrough:
             if kind == "message_start":
                 start = _start.decode(data)
                 if start.message and start.message.usage:
-                    self.usage = start.message.usage
+                    self._reported = start.message.usage
             elif kind == "message_delta":
                 delta = _delta.decode(data).usage
                 if delta is not None:
-                    if self.usage is None:
-                        self.usage = Usage()
-                    merge_usage(self.usage, delta)
+                    if self._reported is None:
+                        self._reported = Usage()
+                    merge_usage(self._reported, delta)
+                    if delta.output_tokens is not None:
+                        self._final = True
         except msgspec.ValidationError:
             # Counts in a shape no count has (2.5, "many"): the answer is
             # whole, only its accounting is not; those counts stay unknown.

@@ -18,7 +18,7 @@ the upstream's own bytes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -116,8 +116,17 @@ class FilteredAnthropicTranscoder(FilteredTranscoder):
 
     final_event = "message_stop"
 
-    def __init__(self, provider: str, stream: FilteredAnthropicStream) -> None:
-        self._source: AnthropicPassthrough = AnthropicPassthrough(provider)
+    def __init__(
+        self,
+        provider: str,
+        stream: FilteredAnthropicStream,
+        *,
+        prompt_tokens: Callable[[], int] | None = None,
+    ) -> None:
+        """`prompt_tokens`: as for AnthropicPassthrough, whose accounting this is."""
+        self._source: AnthropicPassthrough = AnthropicPassthrough(
+            provider, prompt_tokens=prompt_tokens
+        )
         self._stream: FilteredAnthropicStream = stream
 
     def feed(self, chunk: bytes) -> list[Out]:

@@ -129,12 +129,14 @@ class AnthropicPassthroughCodec:
         return _encode(fields), degraded
 
     def transcoder(self, call: Call) -> Transcoder:
+        # Estimated only for a stream that reports no input count.
+        prompt_tokens = functools.partial(estimate_prompt_tokens, call.fields, call.media)
         if self._filters is None:
-            return AnthropicPassthrough(self._provider)
+            return AnthropicPassthrough(self._provider, prompt_tokens=prompt_tokens)
         stream = FilteredAnthropicStream(
             self._filters, offered_tool_names(call), f"msg_{call.request_id}"
         )
-        return FilteredAnthropicTranscoder(self._provider, stream)
+        return FilteredAnthropicTranscoder(self._provider, stream, prompt_tokens=prompt_tokens)
 
     def unary(self, body: bytes, call: Call) -> Unary:
         usage = usage_of_body(body)

@@ -8,6 +8,8 @@ answer and stream are put in that form (response_a2o.as_function_call).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -18,6 +20,7 @@ from coderouterd.routing.call import Call
 from coderouterd.routing.upstream import Out, Transcoder, Unary
 from coderouterd.translate.anthropic_passthrough import NOT_CONTENT, AnthropicPassthrough
 from coderouterd.translate.capabilities import ModelCapabilities
+from coderouterd.translate.estimate import estimate_prompt_tokens
 from coderouterd.translate.filtered_openai import FilteredOpenAIStream, filter_openai_completion
 from coderouterd.translate.openai_passthrough import DONE_FRAME, client_wants_usage
 from coderouterd.translate.params_o2a import legacy_functions
@@ -65,7 +68,6 @@ class AnthropicToOpenAITranscoder:
     client declared legacy functions), a call goes as `function_call`."""
 
     final_event = "message_stop"
-    usage_estimated = False
 
     def __init__(
         self,
@@ -75,8 +77,9 @@ class AnthropicToOpenAITranscoder:
         include_usage: bool,
         filtered: FilteredOpenAIStream | None = None,
         functions: bool = False,
+        prompt_tokens: Callable[[], int] | None = None,
     ) -> None:
-        self._source = AnthropicPassthrough(provider)
+        self._source = AnthropicPassthrough(provider, prompt_tokens=prompt_tokens)
         self._stream = stream
         self._include_usage = include_usage
         self._filtered = filtered
@@ -95,6 +98,10 @@ class AnthropicToOpenAITranscoder:
     @property
     def usage(self) -> Usage | None:
         return self._source.usage
+
+    @property
+    def usage_estimated(self) -> bool:
+        return self._source.usage_estimated
 
     def feed(self, chunk: bytes) -> list[Out]:
         out: list[Out] = []
@@ -178,6 +185,8 @@ class OpenAIToAnthropicCodec:
             include_usage=client_wants_usage(call),
             filtered=filtered,
             functions=legacy_functions(call.fields),
+            # Estimated only for a stream that reports no input count.
+            prompt_tokens=functools.partial(estimate_prompt_tokens, call.fields, call.media),
         )
 
     def unary(self, body: bytes, call: Call) -> Unary:
