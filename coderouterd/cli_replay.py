@@ -35,9 +35,14 @@ from coderouterd.ingress.body import parse_body
 from coderouterd.routing.plan import MODE_HEADER, PROFILE_HEADER
 from coderouterd.state import reads
 from coderouterd.state.assemble import Assembled, assemble
-from coderouterd.state.replay import ReplayRecord, diff, get_replay, list_replays, render_diff
+from coderouterd.state.records import RequestRow
+from coderouterd.state.replay import ReplayRecord, get_replay, list_replays
+from coderouterd.state.replay_diff import diff, nothing_compared, render_diff
 
 _PATHS = {"anthropic": "/v1/messages", "openai": "/v1/chat/completions"}
+# No limit on the whole replay, which waits as long as the daemon does for
+# its providers (a slow local model may take minutes); only on connecting.
+_SEND_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10)
 
 
 def add_command(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -112,7 +117,9 @@ class _Target:
     profile: str | None = None
 
 
-def _recorded_provider(config: Config, record: ReplayRecord) -> str | None:
+def _recorded_provider(
+    config: Config, record: ReplayRecord, logged: RequestRow | None
+) -> str | None:
     """The provider the recorded request went to alone (its model named it),
     or None when it went through its recorded profile.
 
@@ -121,8 +128,11 @@ def _recorded_provider(config: Config, record: ReplayRecord) -> str | None:
     sent: no x-coderouter-profile or x-coderouter-mode header, the default
     profile recorded (a profile chosen by the body's `profile` field, which
     the stored body no longer holds, is another), and a model naming no
-    profile but the provider that answered, or, where none did, a provider
-    the config has.
+    profile but the provider that answered; where none did, the provider
+    every attempt of the request log went to (skipped ones too: a chain the
+    request went through lists all its providers). The config the request
+    was routed by had that provider, whether or not the current one does.
+    Without attempts to go by, a provider the config has.
     """
     headers = record.request_headers
     if MODE_HEADER in headers or PROFILE_HEADER in headers:
@@ -134,15 +144,19 @@ def _recorded_provider(config: Config, record: ReplayRecord) -> str | None:
         return None
     if record.provider is not None:
         return model if model == record.provider else None
+    if tried := {a.provider for a in logged.attempts} if logged else set():
+        return model if tried == {model} else None
     return model if config.provider(model) is not None else None
 
 
-def _replay_target(config: Config, record: ReplayRecord, args: argparse.Namespace) -> _Target:
+def _replay_target(
+    config: Config, record: ReplayRecord, logged: RequestRow | None, args: argparse.Namespace
+) -> _Target:
     """The asked provider or profile, else where the recorded request went;
     refused when the config no longer has that provider or profile."""
     if args.provider is not None:
         return _Target(provider=args.provider)
-    if args.profile is None and (alone := _recorded_provider(config, record)) is not None:
+    if args.profile is None and (alone := _recorded_provider(config, record, logged)) is not None:
         if config.provider(alone) is None:
             raise CoderouterError(
                 f"the recorded request went to provider {alone!r} alone, which the config "
@@ -184,11 +198,11 @@ async def _replay_one(args: argparse.Namespace, config: Config, path: Path, sock
             f"no replay record for request {args.request_id!r} "
             "(not recorded, recording off for its profile, or expired)"
         )
-    target = _replay_target(config, record, args)
+    target = _replay_target(config, record, logged, args)
     key = _key_headers(config, target)
     listen = (await fetch_status(socket)).listen
     new, new_ms, new_status = await _resend(f"http://{listen}", record, target, key)
-    changes = None
+    changes, nothing = None, False
     if args.diff:
         recorded = assemble(record.dialect, record.stream, record.response_body or b"")
         changes = diff(
@@ -198,6 +212,7 @@ async def _replay_one(args: argparse.Namespace, config: Config, path: Path, sock
             new_ms=new_ms,
             partial=record.response_truncated,
         )
+        nothing = nothing_compared(recorded, partial=record.response_truncated)
     reply = {
         "status": new_status,
         "latency_ms": round(new_ms, 1),
@@ -205,11 +220,13 @@ async def _replay_one(args: argparse.Namespace, config: Config, path: Path, sock
         "changes": changes,
         # The recorded response was cut at replay.max_record_kb: compared up to the cut.
         "recorded_partial": record.response_truncated,
+        # ... before any of the answer: `changes` holds none of it.
+        "nothing_compared": nothing,
     }
     text = _render_assembled(new, new_status, new_ms)
     if changes is not None:
         text += "\n\n--- diff against the recorded response ---\n" + render_diff(
-            changes, partial=record.response_truncated
+            changes, partial=record.response_truncated, nothing=nothing
         )
     show(reply, text, as_json=args.json)
     return EXIT_OK
@@ -232,16 +249,33 @@ async def _resend(
     else:
         headers[PROFILE_HEADER] = target.profile or record.profile
     started = time.perf_counter()
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            url + _PATHS[record.dialect], data=body, headers=headers, allow_redirects=False
-        ) as resp,
-    ):
-        raw = await resp.read()
-        status_code = resp.status
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=_SEND_TIMEOUT) as http,
+            http.post(
+                url + _PATHS[record.dialect], data=body, headers=headers, allow_redirects=False
+            ) as resp,
+        ):
+            raw = await resp.read()
+            status_code = resp.status
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise CoderouterError(_unsent(url, exc)) from exc
     elapsed_ms = (time.perf_counter() - started) * 1000
     return assemble(record.dialect, record.stream, raw), elapsed_ms, status_code
+
+
+def _unsent(url: str, exc: BaseException) -> str:
+    """Why the replay got no answer, in one line."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        # asyncio words a refusal "Connect call failed ('127.0.0.1', 8088)".
+        errno = exc.os_error.errno
+        why = os.strerror(errno) if errno else str(exc.os_error)
+        return f"cannot connect to coderouterd at {url} to send the replay: {why}"
+    if isinstance(exc, TimeoutError):
+        return f"coderouterd at {url} did not accept the replay's connection in time"
+    # Sent, or partly: the daemon may have routed it, and logged and recorded it.
+    detail = str(exc) or type(exc).__name__
+    return f"the connection to coderouterd at {url} was lost before the whole answer: {detail}"
 
 
 def _render_assembled(a: Assembled, status_code: int, ms: float) -> str:

@@ -5,11 +5,12 @@ vocabulary (an unknown OpenAI finish_reason is kept verbatim, so a diff
 shows what the provider said), usage under Anthropic's keys.
 
 Input is whatever was captured, which may stop anywhere (the capture has a
-size limit and upstreams drop connections). Everything complete up to the
-cut is assembled; `complete` says whether the end of the response
-(`message_stop`, `[DONE]`, a whole JSON body) was seen. `error` is set only
-by an error the provider sent (an error event or envelope), never by the
-cut, so a diff does not mistake a short capture for a failure.
+size limit and upstreams drop connections). Everything up to the cut is
+assembled (of a JSON body, what state/json_prefix reads before it);
+`complete` says whether the end of the response (`message_stop`, `[DONE]`,
+a whole JSON body) was seen. `error` is set only by an error the provider
+sent (an error event or envelope), never by the cut, so a diff does not
+mistake a short capture for a failure.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from coderouterd.state.json_prefix import decode_prefix
 from coderouterd.wire.sse import SSEDecoder, parse_frame
 from coderouterd.wire.stop import stop_of_finish
 
@@ -54,12 +56,7 @@ def assemble(dialect: Dialect, stream: bool, body: bytes) -> Assembled:
     # An error answered before the stream began is a JSON envelope even when
     # a stream was asked for.
     if not stream or body.lstrip()[:1] == b"{":
-        value = _json(body)
-        if not isinstance(value, Mapping):
-            return Assembled()
-        if dialect == "anthropic":
-            return _anthropic_message(value)
-        return _openai_completion(value)
+        return _whole(dialect, body)
     parts = _Parts()
     for data in _frames(body):
         if dialect == "anthropic":
@@ -67,6 +64,19 @@ def assemble(dialect: Dialect, stream: bool, body: bytes) -> Assembled:
         else:
             _openai_chunk(parts, data)
     return parts.build()
+
+
+def _whole(dialect: Dialect, body: bytes) -> Assembled:
+    """A body that is one JSON document; one that does not decode was cut,
+    and what it holds up to the cut is read."""
+    value, complete = _json(body), True
+    if value is None:
+        value, complete = decode_prefix(body), False
+    if not isinstance(value, Mapping):
+        return Assembled()
+    whole = _anthropic_message(value) if dialect == "anthropic" else _openai_completion(value)
+    whole.complete = complete
+    return whole
 
 
 # --- shared -----------------------------------------------------------------
@@ -269,14 +279,23 @@ def _openai_completion(completion: Mapping[str, Any]) -> Assembled:
     if isinstance(message, Mapping):
         parts.text.append(_content_text(message.get("content")))
         parts.thinking.append(_reasoning(message))
-        tool_calls = message.get("tool_calls")
-        for call in tool_calls if isinstance(tool_calls, list) else []:
+        for call in _calls(message):
             function = call.get("function") if isinstance(call, Mapping) else None
             if isinstance(function, Mapping):
                 parts.calls.append(_whole_call(function))
     parts.stop_reason = stop_of_finish(choice.get("finish_reason"))
     parts.usage = _openai_usage(completion.get("usage"))
     return parts.build()
+
+
+def _calls(part: Mapping[str, Any]) -> list[Any]:
+    """A message's (a delta's) `tool_calls`, or its legacy `function_call` as
+    the one call, at index 0, that a client declaring `functions` is sent."""
+    calls = part.get("tool_calls")
+    if isinstance(calls, list):
+        return calls
+    legacy = part.get("function_call")
+    return [{"index": 0, "function": legacy}] if isinstance(legacy, Mapping) else []
 
 
 def _whole_call(function: Mapping[str, Any]) -> _Call:
@@ -309,8 +328,7 @@ def _openai_chunk(parts: _Parts, data: bytes) -> None:
         return
     parts.text.append(_content_text(delta.get("content")))
     parts.thinking.append(_reasoning(delta))
-    tool_calls = delta.get("tool_calls")
-    for fragment in tool_calls if isinstance(tool_calls, list) else []:
+    for fragment in _calls(delta):
         if isinstance(fragment, Mapping):
             _openai_tool_fragment(parts, fragment)
 

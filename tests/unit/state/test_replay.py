@@ -12,14 +12,12 @@ from multidict import CIMultiDict
 from coderouterd.state.assemble import Assembled, ToolCallOut, assemble
 from coderouterd.state.replay import (
     SAFE_HEADERS,
-    Change,
     ResponseCapture,
     compress,
     decompress,
-    diff,
     redact_headers,
-    render_diff,
 )
+from coderouterd.state.replay_diff import Change, diff, render_diff
 from coderouterd.wire.sse import encode_data, encode_event
 from tests.fakes.transcripts import (
     anthropic_error_body,
