@@ -4,10 +4,12 @@ The transcoder forwards each SSE frame's raw bytes untouched. It still looks
 at every frame: its data must be JSON (msgspec validates while skipping
 fields, which is cheap) so a malformed frame never reaches the client, and
 usage, the terminal `message_stop` and in-stream errors are noted on the way.
-One frame may be rewritten: a `message_start` whose usage lacks a count
+Two frames may be rewritten: a `message_start` whose usage lacks a count
 (Anthropic-compatible servers that do not cache leave the cache counts out)
 gets it as 0, since clients read all four (Claude Code's status line and
-`/context` broke without them). The usage recorded keeps them unknown.
+`/context` broke without them); the usage recorded keeps them unknown. And
+a `message_delta` without usage gets the estimated output count: the SDKs'
+stream helpers read `usage.output_tokens` from it and fail without.
 
 The final output count comes in the last `message_delta`; `message_start`
 holds a placeholder (often 1). A stream that ends without it (cut, left by
@@ -88,6 +90,7 @@ class AnthropicPassthrough:
     final_event = "message_stop"
     repairs = 0
     __slots__ = (
+        "_bare_delta",
         "_decoder",
         "_final",
         "_produced",
@@ -107,6 +110,8 @@ class AnthropicPassthrough:
         self._decoder = SSEDecoder()
         # Whether a message_delta gave the final output count.
         self._final = False
+        # Whether the message_delta just observed has no usage (to be given one).
+        self._bare_delta = False
         # About the bytes of the model's output: content deltas' data less _DELTA_ENVELOPE.
         self._produced = 0
         self._reported: Usage | None = None
@@ -122,8 +127,11 @@ class AnthropicPassthrough:
         input_tokens = reported.input_tokens
         if input_tokens is None and self._prompt_tokens is not None:
             input_tokens = self._prompt_tokens()
-        output = max(reported.output_tokens or 0, estimate_text_tokens(self._produced))
+        output = self._output_estimate(reported)
         return msgspec.structs.replace(reported, input_tokens=input_tokens, output_tokens=output)
+
+    def _output_estimate(self, reported: Usage) -> int:
+        return max(reported.output_tokens or 0, estimate_text_tokens(self._produced))
 
     @property
     def usage_estimated(self) -> bool:
@@ -157,6 +165,10 @@ class AnthropicPassthrough:
                 self._observe(ev.event, ev.data)
             if ev.event == "message_start" and not is_complete(self._reported):
                 events[i] = _with_complete_usage(ev)
+            elif ev.event == "message_delta" and self._bare_delta:
+                self._bare_delta = False
+                output = self._output_estimate(self._reported or Usage())
+                events[i] = _with_usage(ev, {"output_tokens": output})
             elif ev.event in _LAST:
                 return events[: i + 1]
         return events
@@ -174,6 +186,7 @@ class AnthropicPassthrough:
                     self._reported = start.message.usage
             elif kind == "message_delta":
                 delta = _delta.decode(data).usage
+                self._bare_delta = delta is None
                 if delta is not None:
                     if self._reported is None:
                         self._reported = Usage()
@@ -198,4 +211,13 @@ def _with_complete_usage(ev: SSEEvent) -> SSEEvent:
         return ev
     message["usage"] = completed(message.get("usage"))
     data = _encode(start)
+    return SSEEvent(ev.event, data, encode_event(ev.event, data))
+
+
+def _with_usage(ev: SSEEvent, usage: dict[str, int]) -> SSEEvent:
+    delta = msgspec.json.decode(ev.data)
+    if not isinstance(delta, dict):
+        return ev
+    delta["usage"] = usage
+    data = _encode(delta)
     return SSEEvent(ev.event, data, encode_event(ev.event, data))

@@ -154,7 +154,6 @@ async def test_an_anthropic_stream_without_usage_is_charged_at_estimated_usage(
     fake_upstream.script(Reply(events=events))
     d = await start_daemon(chain_yaml(provider_yaml("cloud", fake_upstream.url, extra=extra)))
     body = {"model": "m", "max_tokens": 8000, "messages": MESSAGES, "stream": True}
-    # Raw: the SDK's stream helper cannot read a message_delta without usage.
     async with (
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s,
         s.post(d.url + "/v1/messages", json=body) as resp,
@@ -166,3 +165,28 @@ async def test_an_anthropic_stream_without_usage_is_charged_at_estimated_usage(
     row = await only_row(d)
     assert row.prompt_estimate is not None
     assert_priced_as_estimated(d, row, input_tokens=row.prompt_estimate)
+
+
+async def test_a_message_delta_without_usage_reaches_the_sdk_with_the_estimated_output(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    """The SDK's stream helper reads `usage.output_tokens` from the
+    `message_delta`: one sent without usage gets the estimated count, which
+    is also the one the request is priced at."""
+    events = anthropic_text_stream(CHUNKS, input_tokens=10)
+    for name, data in events:
+        if name == "message_delta":
+            del data["usage"]
+    fake_upstream.script(Reply(events=events))
+    d = await start_daemon(chain_yaml(provider_yaml("cloud", fake_upstream.url, extra=PRICED)))
+    client = anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0)
+    try:
+        async with client.messages.stream(model="m", max_tokens=8000, messages=MESSAGES) as stream:
+            message = await stream.get_final_message()
+    finally:
+        await client.close()
+    assert message.content[0].type == "text"
+    assert message.content[0].text == "".join(CHUNKS)
+    assert message.usage.output_tokens == STREAMED_TOKENS
+    await until(lambda: len(d.daemon.inflight) == 0, timeout=5)
+    assert_priced_as_estimated(d, await only_row(d), input_tokens=10)
