@@ -31,3 +31,13 @@ def test_clean(argv: list[str]) -> None:
         check=False,
     )
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_every_module_is_under_400_lines() -> None:
+    """STYLE.md's small units: a module past 400 lines has two reasons to
+    change, and is two modules."""
+    sizes = {
+        str(path.relative_to(ROOT)): len(path.read_text(encoding="utf-8").splitlines())
+        for path in sorted((ROOT / "coderouterd").rglob("*.py"))
+    }
+    assert {path: n for path, n in sizes.items() if n >= 400} == {}
