@@ -99,13 +99,20 @@ async def reading(path: Path, *, current: bool = True) -> AsyncIterator[aiosqlit
     """The database, read-only, closed on leaving; `current`: refused unless
     its schema is the one this coderouterd writes (a reader of an older one
     would fail on the first column it lacks). SQLite's errors, in the block
-    too, leave as a StateError saying what is wrong with the file."""
+    too, leave as a StateError saying what is wrong with the file.
+
+    The block reads in one transaction, so every read sees the same commit:
+    a record and the earlier ones its body continues, or a request and its
+    attempts, even while the daemon's retention deletes and rewrites them
+    between two of its statements."""
     if not path.exists():  # noqa: ASYNC240 - one stat before anything else runs
         raise StateError(f"no state database at {path} (has the daemon run with this config?)")
     if not path.is_file():  # noqa: ASYNC240 - as above
         raise StateError(f"{path} is not a file, so no SQLite database: check server.state_dir")
     conn = await open_db(path, readonly=True)
     try:
+        # Deferred: the snapshot is taken at the first read and held until close.
+        await conn.execute("BEGIN")
         if current:
             _check_current(path, await status(conn, discover()))
         yield conn

@@ -13,6 +13,13 @@ immutable instead.
 is in the WAL file when COMMIT returns. Only a power loss or OS crash can
 take back the last commits; `FULL` closes that gap at the price of an fsync
 per commit.
+
+The `-wal` file keeps its largest size until something truncates it: one
+burst of big records would otherwise hold that much disk for as long as the
+daemon runs. The writer's connection sets `journal_size_limit`, so once a
+checkpoint has copied the WAL back, the next commit that starts it over
+also cuts the file down to JOURNAL_SIZE_LIMIT; `truncate_wal` (after each
+retention pass) empties it, when no reader is in the way.
 """
 
 from __future__ import annotations
@@ -34,6 +41,9 @@ from coderouterd.owner_only import private_file
 
 DB_FILENAME = "coderouterd.db"
 BUSY_TIMEOUT_MS = 5000
+# Above what the automatic checkpoint (every 1000 pages, about 4 MB) lets
+# the WAL reach in ordinary traffic, so only a burst makes a commit truncate it.
+JOURNAL_SIZE_LIMIT = 8 << 20
 # Rows a cursor fetches at a time: aiosqlite.connect's own default.
 _ITER_CHUNK_SIZE = 64
 
@@ -178,6 +188,23 @@ async def _configure(conn: aiosqlite.Connection, *, synchronous: str, readonly: 
         raise StateError(f"state database cannot use WAL (journal_mode is {mode!r})")
     await conn.execute(f"PRAGMA synchronous = {synchronous}")
     await conn.execute("PRAGMA foreign_keys = ON")
+    await conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
+
+
+async def truncate_wal(conn: aiosqlite.Connection) -> None:
+    """Copy the WAL into the database and empty the `-wal` file.
+
+    Not done while a reader still reads from the WAL (a CLI command): this
+    never waits for one (busy_timeout 0 meanwhile), so the writer's batches
+    are not held up; what could be copied is, and the next call tries again.
+    Call outside a transaction.
+    """
+    await conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        # A reader in the way shows as busy=1 in the row it returns, not as an error.
+        await conn.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
 
 @contextlib.asynccontextmanager

@@ -18,7 +18,10 @@ never see a deletion and would empty the database.
 A record stored as a delta on an earlier one (state/deltas.py) outlives
 its base: retention deletes the oldest first. Before a base goes, each
 record continuing it that stays is stored whole, in the same transaction,
-so no record is left naming one that is gone.
+so no record is left naming one that is gone. One that cannot be read (a
+piece already lost, a damaged blob) is left as it was and counted: it was
+unreadable anyway, and failing the pass on it would stop every later pass at
+the same rows.
 
 Pieces of request bodies go once no record, kept or not yet written, can
 name them (piece_cutoff). Over the size cap with no replay left, no kept
@@ -33,9 +36,10 @@ something.
 Why no VACUUM and no incremental_vacuum: VACUUM rewrites the whole file
 (twice its size on disk, the write lock held throughout), and
 incremental_vacuum only works on a database created with
-auto_vacuum=INCREMENTAL, which this schema is not. The WAL file grows with a
-large deletion until the next automatic checkpoint copies it back and
-restarts it; that is bounded by the chunk size and needs no action here.
+auto_vacuum=INCREMENTAL, which this schema is not. The WAL file does not
+shrink by itself after a burst of writes or a large deletion: the pass ends
+by emptying it (db.truncate_wal), and the writer's journal_size_limit cuts
+it down at the next commit after a checkpoint in between.
 """
 
 from __future__ import annotations
@@ -44,13 +48,14 @@ import asyncio
 import json
 import math
 import sqlite3
+import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Literal
 
 import aiosqlite
 import msgspec
 
-from coderouterd.state.db import immediate
+from coderouterd.state.db import immediate, truncate_wal
 from coderouterd.state.pieces import PIECE_REFRESH_S, MissingPieceError
 from coderouterd.state.records import BODY_WHOLE
 from coderouterd.state.replay import compress, request_body
@@ -71,6 +76,9 @@ class RetentionResult(msgspec.Struct, kw_only=True):
     deleted_replays: int = 0
     deleted_pieces: int = 0
     deleted_packs: int = 0
+    # Kept records continuing a deleted one that could not be read, so not
+    # stored whole: each is counted once, in the pass that deletes its base.
+    unreadable_replays: int = 0
 
 
 def age_cutoff(now: float, max_age_days: float) -> float:
@@ -152,7 +160,7 @@ async def retention_steps(
         rows = list(await conn.execute_fetchall("SELECT coalesce(sum(size), 0) FROM replays"))
         total = int(rows[0][0])
         while total > max_replay_bytes:
-            deleted, freed = await _delete_oldest_replays(conn, total, max_replay_bytes)
+            deleted, freed = await _delete_oldest_replays(conn, total, max_replay_bytes, n)
             if deleted == 0:
                 break
             n.deleted_replays, total = n.deleted_replays + deleted, total - freed
@@ -162,6 +170,7 @@ async def retention_steps(
         yield msgspec.structs.replace(n)
     async for _ in _trim_for_size(conn, now, max_bytes, n, forgotten):
         yield msgspec.structs.replace(n)
+    await truncate_wal(conn)
     # The counts of the steps that ended without a yield.
     yield msgspec.structs.replace(n)
 
@@ -183,7 +192,7 @@ async def _trim_for_size(
         if step == "replays":
             # replays.size stands in for the pages a replay holds; the loop
             # measures again, so an underestimate only costs another round.
-            n.deleted_replays += (await _delete_oldest_replays(conn, used, max_bytes))[0]
+            n.deleted_replays += (await _delete_oldest_replays(conn, used, max_bytes, n))[0]
             forgotten()
             yield
             while await _delete_orphans(conn, now, n):
@@ -271,7 +280,7 @@ async def _kept_bytes(conn: aiosqlite.Connection) -> int:
 
 
 async def _delete_oldest_replays(
-    conn: aiosqlite.Connection, total: int, limit: int
+    conn: aiosqlite.Connection, total: int, limit: int, n: RetentionResult
 ) -> tuple[int, int]:
     """Delete just enough of the oldest replays (up to CHUNK); return (count, their sizes)."""
     oldest = [
@@ -280,11 +289,11 @@ async def _delete_oldest_replays(
             "SELECT request_id, size FROM replays ORDER BY ts LIMIT ?", (CHUNK,)
         )
     ]
-    n = oldest_to_delete([size for _, size in oldest], total=total, limit=limit)
-    if n == 0:
+    k = oldest_to_delete([size for _, size in oldest], total=total, limit=limit)
+    if k == 0:
         return 0, 0
-    deleted, grown = await _delete_replays(conn, [rid for rid, _ in oldest[:n]])
-    return deleted, sum(size for _, size in oldest[:n]) - grown
+    deleted, grown = await _delete_replays(conn, [rid for rid, _ in oldest[:k]], n)
+    return deleted, sum(size for _, size in oldest[:k]) - grown
 
 
 async def _delete_requests(
@@ -294,7 +303,7 @@ async def _delete_requests(
     # CASCADE, so the counts are exact and nothing depends on foreign_keys=ON.
     param = (json.dumps(ids),)
     async with immediate(conn):
-        await _store_dependents_whole(conn, param[0])
+        _, unreadable = await _store_dependents_whole(conn, param[0])
         replays = await _rowcount(
             conn, "DELETE FROM replays WHERE request_id IN (SELECT value FROM json_each(?))", param
         )
@@ -306,20 +315,24 @@ async def _delete_requests(
         )
     n.deleted_requests += requests
     n.deleted_replays += replays
+    n.unreadable_replays += unreadable
     if replays:
         forgotten()
 
 
-async def _delete_replays(conn: aiosqlite.Connection, ids: list[str]) -> tuple[int, int]:
+async def _delete_replays(
+    conn: aiosqlite.Connection, ids: list[str], n: RetentionResult
+) -> tuple[int, int]:
     """Delete these replays; return (count, bytes the records continuing them grew by)."""
     param = json.dumps(ids)
     async with immediate(conn):
-        grown = await _store_dependents_whole(conn, param)
+        grown, unreadable = await _store_dependents_whole(conn, param)
         deleted = await _rowcount(
             conn,
             "DELETE FROM replays WHERE request_id IN (SELECT value FROM json_each(?))",
             (param,),
         )
+    n.unreadable_replays += unreadable
     return deleted, grown
 
 
@@ -335,21 +348,29 @@ _STORE_WHOLE = (
 )
 
 
-async def _store_dependents_whole(conn: aiosqlite.Connection, ids_json: str) -> int:
+# What reading back a stored body raises when it cannot be put together:
+# a piece or earlier record lost, a blob that is not zlib, a recipe that is
+# not JSON or names a digest that is not hex.
+_UNREADABLE = (MissingPieceError, zlib.error, msgspec.MsgspecError, ValueError)
+
+
+async def _store_dependents_whole(conn: aiosqlite.Connection, ids_json: str) -> tuple[int, int]:
     """Store whole each record that continues one of these and is not among
-    them; return the bytes they grew by. Call inside the deleting transaction."""
-    grown = 0
+    them; return the bytes they grew by, and how many could not be read (left
+    as they are). Call inside the deleting transaction."""
+    grown = unreadable = 0
     for request_id, old in await conn.execute_fetchall(_DEPENDENTS, (ids_json, ids_json)):
         try:
             body = await request_body(conn, request_id)
-        except MissingPieceError:
-            # Unreadable already (an earlier record was lost): nothing to keep.
+        except _UNREADABLE:
+            # Unreadable already: nothing to keep, and no reason to keep the base.
+            unreadable += 1
             continue
         # A long conversation's body is hundreds of KB: zlib off the event loop.
         blob = await asyncio.to_thread(compress, body)
         grown += len(blob) - old
         await conn.execute(_STORE_WHOLE, (blob, BODY_WHOLE, len(blob), request_id))
-    return grown
+    return grown, unreadable
 
 
 async def _rowcount(

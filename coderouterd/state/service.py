@@ -43,6 +43,8 @@ _T = TypeVar("_T")
 RETENTION_INTERVAL_S = 3600.0
 # Writer settings, bound when the database is opened; a reload reports them.
 _OPEN_ONLY = ("synchronous", "commit_window_ms", "commit_batch", "queue_size")
+# Retention's limits (replay for max_total_mb): a reload changing one runs a pass at once.
+_LIMITS = ("retention_days", "retention_max_mb", "replay")
 
 
 class StateStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -90,6 +92,10 @@ class StateService:
         self._log = log
         self._loops: _Loops | None = None
         self._closed = False
+        self._limits_changed = asyncio.Event()
+        # One pass at a time, the loop's or a tick driven from outside (tests):
+        # the replay cap's steps delete by a total another pass would make stale.
+        self._one_pass = asyncio.Lock()
         # Request ids clients chose for the latest requests, oldest first.
         self.client_ids: tuple[str, ...] = ()
         # Providers excluded when the database was opened (self-healing loads them).
@@ -158,6 +164,8 @@ class StateService:
     def reconfigure(self, config: StateConfig) -> tuple[str, ...]:
         """Apply a reloaded `state` section: retention and replay caps at once;
         returns the writer settings that take effect only after a restart."""
+        if any(getattr(config, k) != getattr(self._config, k) for k in _LIMITS):
+            self._limits_changed.set()
         self._config = config
         self.replays.max_record_bytes = config.replay.max_record_kb * 1024
         return tuple(
@@ -335,28 +343,27 @@ class StateService:
     async def retention_tick(self, now: float) -> float:
         """Run the retention pass due at `now`; return when the next one is due."""
         try:
-            await self._retention_pass(now)
+            async with self._one_pass:
+                await self._retention_pass(now)
         except Exception as exc:  # one failed pass must not end the loop
             self._log.error("state.retention_failed", error=repr(exc))
         return now + RETENTION_INTERVAL_S
 
     async def _retention_loop(self) -> None:
         while True:
+            # Before the pass reads the limits: a reload during it brings another.
+            self._limits_changed.clear()
             due = await self.retention_tick(self._clock.wall())
             # Bounded: a wall clock set back must not postpone retention for long.
             wait = min(max(due - self._clock.wall(), 0.0), RETENTION_INTERVAL_S)
-            await asyncio.sleep(wait)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._limits_changed.wait(), wait)
 
     def stats(self) -> StateStats:
         w = self.writer.stats()
-        size = sum(
-            f.stat().st_size
-            for f in (self.path, self.path.with_name(self.path.name + "-wal"))
-            if f.exists()
-        )
         return StateStats(
             path=str(self.path),
-            size_bytes=size,
+            size_bytes=sum(reads.file_sizes(self.path)),
             queue_depth=w.queue_depth + w.audit_queue_depth,
             dropped=w.dropped + w.audit_dropped,
             failed_rows=w.failed_rows,
