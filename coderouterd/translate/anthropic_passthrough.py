@@ -8,8 +8,9 @@ Two frames may be rewritten: a `message_start` whose usage lacks a count
 (Anthropic-compatible servers that do not cache leave the cache counts out)
 gets it as 0, since clients read all four (Claude Code's status line and
 `/context` broke without them); the usage recorded keeps them unknown. And
-a `message_delta` without usage gets the estimated output count: the SDKs'
-stream helpers read `usage.output_tokens` from it and fail without.
+a `message_delta` without an output count gets the estimated one, beside
+the counts it has: the SDKs' stream helpers read `usage.output_tokens` from
+it and fail without.
 
 The final output count comes in the last `message_delta`; `message_start`
 holds a placeholder (often 1). A stream that ends without it (cut, left by
@@ -110,7 +111,7 @@ class AnthropicPassthrough:
         self._decoder = SSEDecoder()
         # Whether a message_delta gave the final output count.
         self._final = False
-        # Whether the message_delta just observed has no usage (to be given one).
+        # Whether the message_delta just observed has no output count (to be given one).
         self._bare_delta = False
         # About the bytes of the model's output: content deltas' data less _DELTA_ENVELOPE.
         self._produced = 0
@@ -168,7 +169,7 @@ class AnthropicPassthrough:
             elif ev.event == "message_delta" and self._bare_delta:
                 self._bare_delta = False
                 output = self._output_estimate(self._reported or Usage())
-                events[i] = _with_usage(ev, {"output_tokens": output})
+                events[i] = _with_output_count(ev, output)
             elif ev.event in _LAST:
                 return events[: i + 1]
         return events
@@ -186,7 +187,7 @@ class AnthropicPassthrough:
                     self._reported = start.message.usage
             elif kind == "message_delta":
                 delta = _delta.decode(data).usage
-                self._bare_delta = delta is None
+                self._bare_delta = delta is None or delta.output_tokens is None
                 if delta is not None:
                     if self._reported is None:
                         self._reported = Usage()
@@ -214,10 +215,11 @@ def _with_complete_usage(ev: SSEEvent) -> SSEEvent:
     return SSEEvent(ev.event, data, encode_event(ev.event, data))
 
 
-def _with_usage(ev: SSEEvent, usage: dict[str, int]) -> SSEEvent:
+def _with_output_count(ev: SSEEvent, output: int) -> SSEEvent:
     delta = msgspec.json.decode(ev.data)
     if not isinstance(delta, dict):
         return ev
-    delta["usage"] = usage
+    usage = delta.get("usage")
+    delta["usage"] = {**(usage if isinstance(usage, dict) else {}), "output_tokens": output}
     data = _encode(delta)
     return SSEEvent(ev.event, data, encode_event(ev.event, data))

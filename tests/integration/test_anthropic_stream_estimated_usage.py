@@ -167,16 +167,22 @@ async def test_an_anthropic_stream_without_usage_is_charged_at_estimated_usage(
     assert_priced_as_estimated(d, row, input_tokens=row.prompt_estimate)
 
 
-async def test_a_message_delta_without_usage_reaches_the_sdk_with_the_estimated_output(
-    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+@pytest.mark.parametrize(
+    "usage", [None, {}, {"input_tokens": 10}], ids=["absent", "empty", "input_only"]
+)
+async def test_a_message_delta_without_an_output_count_reaches_the_sdk_with_the_estimate(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, usage: dict[str, int] | None
 ) -> None:
     """The SDK's stream helper reads `usage.output_tokens` from the
-    `message_delta`: one sent without usage gets the estimated count, which
-    is also the one the request is priced at."""
+    `message_delta`: one sent without that count gets the estimated one,
+    beside the counts it has, which is also the one the request is priced at."""
     events = anthropic_text_stream(CHUNKS, input_tokens=10)
     for name, data in events:
         if name == "message_delta":
-            del data["usage"]
+            if usage is None:
+                del data["usage"]
+            else:
+                data["usage"] = usage
     fake_upstream.script(Reply(events=events))
     d = await start_daemon(chain_yaml(provider_yaml("cloud", fake_upstream.url, extra=PRICED)))
     client = anthropic.AsyncAnthropic(base_url=d.url, api_key="k", max_retries=0)
