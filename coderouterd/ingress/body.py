@@ -38,6 +38,9 @@ _OPEN_BRACKET = ord("[")
 _CLOSE_BRACKET = ord("]")
 _COMMA = ord(",")
 MESSAGES = "messages"
+AT_LEAST_ONE_MESSAGE = "at least one message is required"
+# Longest spelling of an empty array read for it: `[`, some spacing, `]`.
+_SHORT = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,10 @@ def parse_body(body: bytes) -> RequestBody:
     # its first byte is enough to tell an array.
     if memoryview(messages)[0] != _OPEN_BRACKET:
         raise InvalidRequestError("must be an array", field=MESSAGES)
+    if len(messages) <= _SHORT and bytes(messages)[1:].strip() == b"]":
+        # Both APIs refuse it; a backend given none answers an error of its
+        # own (llama.cpp: "No user query found", a 500) or a prompt nobody asked.
+        raise InvalidRequestError(AT_LEAST_ONE_MESSAGE, field=MESSAGES)
     return RequestBody(
         fields, model, stream, profile, HistoryCheck(messages), media=MediaScan(messages)
     )

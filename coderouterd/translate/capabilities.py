@@ -71,6 +71,9 @@ class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True):
       chat templates and API): an id of the history that is not one is sent
       as 9 alphanumerics made from a hash of it, the same for a call and its
       result (tools_a2o.tool_id). None sends the ids as the client named them.
+      The same models check the order of a chat's roles (mistral_common
+      again): such a backend also gets its messages in that order
+      (mistral_order; `mistral_roles`).
     * max_context_tokens: profiles with `context_action: skip` skip the
       provider for a prompt estimated larger (routing/plan.py).
     * max_output_tokens clamps max_tokens, like the provider's own ceiling.
@@ -90,6 +93,11 @@ class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True):
     tool_id_format: ToolIdFormat | None = None
     max_context_tokens: int | None = None
     max_output_tokens: int | None = None
+
+    @property
+    def mistral_roles(self) -> bool:
+        """Whether the backend takes only Mistral's role order (mistral_order)."""
+        return self.tool_id_format == "mistral"
 
     def output_ceiling(self, provider_limit: int | None) -> int | None:
         """The most `max_tokens` a request may ask of the backend: the lower

@@ -28,14 +28,16 @@ _encode = msgspec.json.Encoder().encode
 
 class Entry(NamedTuple):
     """One message's translation: its OpenAI messages (encoded, comma-joined;
-    b"" for none), the notes it took, and the tool call ids it makes (an
-    assistant message) and answers (a user message's tool results), which
-    tell whether its neighbours pair up without decoding it again."""
+    b"" for none), the notes it took, the tool call ids it makes (an
+    assistant message) and answers (a user message's tool results), and the
+    roles of its messages in order, which tell whether its neighbours pair
+    up, and their roles follow each other, without decoding it again."""
 
     encoded: bytes
     notes: tuple[Degradation, ...]
     calls: tuple[str, ...] = ()
     answers: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,4 +130,5 @@ def entry_of(translated: list[dict[str, Any]]) -> Entry:
             answers += (m["tool_call_id"],)
         elif "tool_calls" in m:
             calls = tuple(c["id"] for c in m["tool_calls"])
-    return Entry(b",".join(_encode(m) for m in translated), (), calls, answers)
+    roles = tuple(m["role"] for m in translated)
+    return Entry(b",".join(_encode(m) for m in translated), (), calls, answers, roles)

@@ -7,19 +7,19 @@ Conventions the OpenAI dialect cannot express directly:
 - Tool results and calls that do not pair up (a client's history trimmed
   from the front, a call given up on) are mended as `tool_pairs` says:
   strict backends refuse them.
-- Images sent to a model without vision become the text `IMAGE_OMITTED`
-  so the model knows something was there. A tool message carries text only:
-  for a vision model the images of a tool result go in the user message
-  after the run of tool messages, which says whose they are, and the tool
-  text says where they went.
-- A plain-text document (`source.type: "text"`) is sent as text, after its
-  title and context; any other document becomes `DOCUMENT_OMITTED`.
-- Text blocks of one message are joined with "\n" into a content string;
-  a message that carries images keeps OpenAI content parts instead.
+- Content blocks (images, documents, search results, and the tool calls and
+  results of a model without tools) go as `content_a2o` says.
 - Tools become functions, and tool call ids the backend's, as `tools_a2o` says.
+- Mistral-family backends get their messages in the role order they take,
+  as `mistral_order` says.
 - Earlier thinking is not sent, except to a backend whose rule says
   `echo_reasoning` (DeepSeek's thinking mode requires it): there the thinking
   of an assistant turn that calls tools goes back as its `reasoning_content`.
+- A conversation that leaves the backend no user or tool message (every
+  block of it dropped, or assistant turns only) is refused (400, `messages`):
+  chat templates refuse it ("No user query found in messages"), a backend
+  failure that would end in an `overloaded_error` the client retries, and a
+  made-up user turn would have the model answer a question nobody asked.
 
 Everything dropped is recorded once per field as a Degradation.
 
@@ -30,30 +30,32 @@ conversation has not sent before.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
 from coderouterd.errors import NESTED_TOO_DEEP, InvalidRequestError
-from coderouterd.scrub import clip
 from coderouterd.translate.capabilities import ModelCapabilities
-from coderouterd.translate.memo_a2o import Entry, LastTurn, TranslatedHistory, entry_of
-from coderouterd.translate.request_params import max_tokens, reasoning, sampling
-from coderouterd.translate.tool_pairs import TOOL_ERROR_PREFIX, pair_tool_messages, pairs_up
-from coderouterd.translate.tools_a2o import (
-    CACHE_CONTROL_DROPPED,
-    note_cache_control,
-    tool_call,
-    tool_id,
-    tools,
+from coderouterd.translate.content_a2o import (
+    blocks,
+    call_as_text,
+    content,
+    drop_block,
+    result_as_text,
+    text_of,
+    tool_result,
+    user_parts,
 )
+from coderouterd.translate.memo_a2o import Entry, LastTurn, TranslatedHistory, entry_of
+from coderouterd.translate.mistral_order import mistral_order, needs_mistral_order, prefixed
+from coderouterd.translate.request_params import max_tokens, reasoning, sampling
+from coderouterd.translate.tool_pairs import pair_tool_messages, pairs_up
+from coderouterd.translate.tools_a2o import CACHE_CONTROL_DROPPED, tool_call, tools
 from coderouterd.translate.types import Degradation, Notes, read_json
 from coderouterd.wire.prefix import kept_items
 
-IMAGE_OMITTED = "[image omitted: this model cannot view images]"
-IMAGE_MOVED = "[image: in the user message after the tool results]"
-DOCUMENT_OMITTED = "[document omitted: this backend cannot read documents]"
+NO_USER_MESSAGE = "leaves no user message this backend can read"
 
 _HANDLED = frozenset(
     {"model", "messages", "system", "max_tokens", "stop_sequences", "temperature", "top_p"}
@@ -127,7 +129,18 @@ def _messages(raw: object, caps: ModelCapabilities, notes: Notes) -> list[dict[s
     out: list[dict[str, Any]] = []
     for i, message in enumerate(raw):
         out += _message(message, f"messages[{i}]", caps, notes)
-    return pair_tool_messages(out, notes)
+    _check_readable(m["role"] for m in out)
+    return _ordered(pair_tool_messages(out, notes), caps)
+
+
+def _ordered(messages: list[dict[str, Any]], caps: ModelCapabilities) -> list[dict[str, Any]]:
+    return prefixed(mistral_order(messages)) if caps.mistral_roles else messages
+
+
+def _check_readable(roles: Iterable[str]) -> None:
+    """Refuse a translation with nothing for the backend to answer (module doc)."""
+    if not any(role in ("user", "tool") for role in roles):
+        raise InvalidRequestError(NO_USER_MESSAGE, field="messages")
 
 
 def _raw_messages(
@@ -180,11 +193,14 @@ def _raw_messages(
     # Compact JSON (no spacing between messages): every end is where it says.
     if conversation is not None and ends and at == len(view) - 1:
         memo.remember_turn(conversation, LastTurn(bytes(view), tuple(ends), tuple(entries), paired))
+    _check_readable(role for e in entries for role in e.roles)
     parts = [e.encoded for e in entries if e.encoded]
-    if paired:
+    reorder = caps.mistral_roles and needs_mistral_order(r for e in entries for r in e.roles)
+    if paired and not reorder:
         return parts
     decoded = msgspec.json.decode(b"[" + b",".join(parts) + b"]")
-    return [_encode(m) for m in pair_tool_messages(decoded, notes)]
+    mended = decoded if paired else pair_tool_messages(decoded, notes)
+    return [_encode(m) for m in _ordered(mended, caps)]
 
 
 def _items(raw: msgspec.Raw | bytes) -> list[msgspec.Raw]:
@@ -224,7 +240,7 @@ def _message(
 def _system_messages(raw: object, path: str, notes: Notes) -> list[dict[str, Any]]:
     if raw is None:
         return []
-    text = "\n\n".join(_texts(_blocks(raw, path), path, notes))
+    text = "\n\n".join(_texts(blocks(raw, path), path, notes))
     return [{"role": "system", "content": text}] if text else []
 
 
@@ -234,50 +250,50 @@ def _texts(blocks: Sequence[Mapping[str, Any]], path: str, notes: Notes) -> list
     for j, block in enumerate(blocks):
         if block.get("type") != "text":
             raise InvalidRequestError("only text blocks are allowed here", field=f"{path}[{j}]")
-        texts.append(_text_of(block, f"{path}[{j}]", notes))
+        texts.append(text_of(block, f"{path}[{j}]", notes))
     return texts
 
 
 def _user(raw: object, path: str, caps: ModelCapabilities, notes: Notes) -> list[dict[str, Any]]:
     """Tool results first, each its own `tool` message, then the rest as one
-    user message, led by the images of the tool results."""
+    user message, led by the images of the tool results. A model without
+    tools gets the results as text in the user message instead."""
     tools: list[dict[str, Any]] = []
     shown: list[dict[str, Any]] = []  # the tool results' images
     parts: list[dict[str, Any]] = []
-    for j, block in enumerate(_blocks(raw, path)):
+    for j, block in enumerate(blocks(raw, path)):
         where, kind = f"{path}[{j}]", block.get("type")
-        if kind == "tool_result":
-            message, images = _tool_result(block, where, caps, notes)
+        if kind == "tool_result" and not caps.tools:
+            parts += result_as_text(block, where, caps, notes)
+        elif kind == "tool_result":
+            message, images = tool_result(block, where, caps, notes)
             tools.append(message)
             if images:
                 said = f"Images from the result of tool call {message['tool_call_id']}:"
                 shown += [{"type": "text", "text": said}, *images]
-        elif kind == "text":
-            parts.append({"type": "text", "text": _text_of(block, where, notes)})
-        elif kind == "image":
-            parts.append(_image(block, where, caps, notes))
-        elif kind == "document":
-            parts.append({"type": "text", "text": _document(block, notes)})
         else:
-            _drop_block(block, notes)
+            parts += user_parts(block, where, caps, notes)
     parts = shown + parts
-    return tools + ([{"role": "user", "content": _content(parts)}] if parts else [])
+    out = tools + ([{"role": "user", "content": content(parts)}] if parts else [])
+    return mistral_order(out) if caps.mistral_roles else out
 
 
 def _assistant(raw: object, path: str, caps: ModelCapabilities, notes: Notes) -> dict[str, Any]:
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
     thinking: list[str] = []
-    for j, block in enumerate(_blocks(raw, path)):
+    for j, block in enumerate(blocks(raw, path)):
         where, kind = f"{path}[{j}]", block.get("type")
         if kind == "text":
-            texts.append(_text_of(block, where, notes))
+            texts.append(text_of(block, where, notes))
+        elif kind == "tool_use" and not caps.tools:
+            texts.append(call_as_text(block["id"], tool_call(block, where, caps, notes), notes))
         elif kind == "tool_use":
             calls.append(tool_call(block, where, caps, notes))
         elif kind in ("thinking", "redacted_thinking"):
             thinking.append(str(block.get("thinking") or ""))
         else:
-            _drop_block(block, notes)
+            drop_block(block, notes)
     message: dict[str, Any] = {"role": "assistant", "content": "\n".join(texts)}
     if calls:
         message["content"] = message["content"] or None
@@ -287,113 +303,3 @@ def _assistant(raw: object, path: str, caps: ModelCapabilities, notes: Notes) ->
     elif thinking:
         notes.add("content.thinking", "earlier thinking is not sent to OpenAI backends")
     return message
-
-
-def _blocks(raw: object, path: str) -> list[Mapping[str, Any]]:
-    """Content as a list of blocks: a string is one text block."""
-    if isinstance(raw, str):
-        return [{"type": "text", "text": raw}]
-    if not isinstance(raw, list):
-        raise InvalidRequestError("must be a string or a list of content blocks", field=path)
-    for j, block in enumerate(raw):
-        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
-            raise InvalidRequestError("must be a content block with a 'type'", field=f"{path}[{j}]")
-    return raw
-
-
-def _text_of(block: Mapping[str, Any], path: str, notes: Notes) -> str:
-    note_cache_control(block, notes)
-    text = block.get("text")
-    if not isinstance(text, str):
-        raise InvalidRequestError("must be a string", field=f"{path}.text")
-    return text
-
-
-def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
-    if all(part["type"] == "text" for part in parts):
-        return "\n".join(part["text"] for part in parts)
-    return parts
-
-
-def _image(
-    block: Mapping[str, Any], path: str, caps: ModelCapabilities, notes: Notes
-) -> dict[str, Any]:
-    note_cache_control(block, notes)
-    url = _image_url(block.get("source"), f"{path}.source")
-    if url is None:
-        notes.add("image.source", "images given by file id cannot be sent to this backend")
-    elif not caps.vision:
-        notes.add("image", "the model cannot view images")
-    else:
-        return {"type": "image_url", "image_url": {"url": url}}
-    return {"type": "text", "text": IMAGE_OMITTED}
-
-
-def _image_url(source: object, path: str) -> str | None:
-    if not isinstance(source, dict):
-        raise InvalidRequestError("must be an object", field=path)
-    kind = source.get("type")
-    if kind == "base64":
-        media, data = source.get("media_type"), source.get("data")
-        if not isinstance(media, str) or not isinstance(data, str):
-            raise InvalidRequestError("needs string 'media_type' and 'data'", field=path)
-        return f"data:{media};base64,{data}"
-    if kind == "url":
-        url = source.get("url")
-        if not isinstance(url, str):
-            raise InvalidRequestError("must be a string", field=f"{path}.url")
-        return url
-    if kind == "file":
-        return None
-    raise InvalidRequestError(f"unknown image source type {kind!r}", field=f"{path}.type")
-
-
-def _document(block: Mapping[str, Any], notes: Notes) -> str:
-    note_cache_control(block, notes)
-    source = block.get("source")
-    data = source.get("data") if isinstance(source, dict) and source.get("type") == "text" else None
-    if not isinstance(data, str):
-        notes.add("content.document", "only plain-text documents can be sent to this backend")
-        return DOCUMENT_OMITTED
-    title, context = block.get("title"), block.get("context")
-    head = [f"[document: {title}]"] if isinstance(title, str) and title else []
-    head += [context] if isinstance(context, str) and context else []
-    return "\n".join([*head, data])
-
-
-def _drop_block(block: Mapping[str, Any], notes: Notes) -> None:
-    kind = clip(str(block["type"]))  # the client's to name, and logged
-    notes.add(f"content.{kind}", f"{kind} blocks have no OpenAI equivalent")
-
-
-def _tool_result(
-    block: Mapping[str, Any], path: str, caps: ModelCapabilities, notes: Notes
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The `tool` message, and the images a vision model gets after it."""
-    note_cache_control(block, notes)
-    call_id, content = block.get("tool_use_id"), block.get("content", "")
-    if not isinstance(call_id, str) or not call_id:
-        raise InvalidRequestError("must be a non-empty string", field=f"{path}.tool_use_id")
-    if content is None:
-        content = ""
-    texts: list[str] = []
-    images: list[dict[str, Any]] = []
-    for j, inner in enumerate(_blocks(content, f"{path}.content")):
-        where, kind = f"{path}.content[{j}]", inner.get("type")
-        if kind == "text":
-            texts.append(_text_of(inner, where, notes))
-        elif kind == "image" and caps.vision:
-            part = _image(inner, where, caps, notes)
-            texts.append(IMAGE_MOVED if part["type"] == "image_url" else part["text"])
-            images += [part] if part["type"] == "image_url" else []
-        elif kind == "image":
-            notes.add("tool_result.image", "tool messages carry text only")
-            texts.append(IMAGE_OMITTED)
-        elif kind == "document":
-            texts.append(_document(inner, notes))
-        else:
-            _drop_block(inner, notes)
-    text = "\n".join(texts)
-    if block.get("is_error") is True:
-        text = TOOL_ERROR_PREFIX + text
-    return {"role": "tool", "tool_call_id": tool_id(call_id, caps), "content": text}, images

@@ -15,6 +15,8 @@ from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message
 from tests.fakes.upstream import FakeUpstream, Reply
 
+USER_HI = {"role": "user", "content": "hi"}
+
 TWO_PROFILES = """\
   - name: default
     providers: [a]
@@ -111,10 +113,10 @@ async def test_profile_selection(
         (b'{"model": 7, "messages": []}', {}, "model"),
         (b'{"model": "m", "messages": {}}', {}, "messages"),
         (b'{"model": "m", "messages": [], "stream": "yes"}', {}, "stream"),
-        (b'{"model": "m", "messages": [], "profile": "nope"}', {}, "profile"),
-        (b'{"model": "m", "messages": []}', {"x-coderouter-mode": "nope"}, "x-coderouter-mode"),
+        (b'{"model": "m", "messages": [{}], "profile": "nope"}', {}, "profile"),
+        (b'{"model": "m", "messages": [{}]}', {"x-coderouter-mode": "nope"}, "x-coderouter-mode"),
         (
-            b'{"model": "m", "messages": []}',
+            b'{"model": "m", "messages": [{}]}',
             {"x-coderouter-profile": "second"},
             "x-coderouter-profile",
         ),
@@ -210,7 +212,7 @@ async def test_missing_api_key_skips_the_provider(
 ) -> None:
     keyed = provider_yaml("keyed", answer.url, extra="api_key_env: NOT_SET_ANYWHERE")
     d = await start_daemon(chain_yaml(keyed, provider_yaml("b", answer.url)), env={})
-    status, headers, _ = await post(d.url, {"model": "m", "messages": []})
+    status, headers, _ = await post(d.url, {"model": "m", "messages": [USER_HI]})
     assert status == 200
     assert headers["x-coderouter-fallback-reason"] == "keyed=missing_api_key"
 
@@ -219,7 +221,7 @@ async def test_request_id_honoured_or_generated(
     start_daemon: StartDaemon, answer: FakeUpstream
 ) -> None:
     url = await two(start_daemon, answer)
-    body = {"model": "m", "messages": []}
+    body = {"model": "m", "messages": [USER_HI]}
     _, headers, _ = await post(url, body, {"x-request-id": "trace-123.abc"})
     assert headers["x-request-id"] == "trace-123.abc"
     _, headers, _ = await post(url, body, {"x-request-id": "bad id\twith spaces"})

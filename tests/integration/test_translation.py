@@ -12,7 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from coderouterd.errors import ConfigError
-from coderouterd.translate.request_a2o import IMAGE_OMITTED
+from coderouterd.translate.content_a2o import IMAGE_OMITTED
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import (
     anthropic_message,

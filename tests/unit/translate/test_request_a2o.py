@@ -12,13 +12,9 @@ from hypothesis import strategies as st
 
 from coderouterd.errors import InvalidRequestError
 from coderouterd.translate.capabilities import ModelCapabilities
+from coderouterd.translate.content_a2o import DOCUMENT_OMITTED, IMAGE_MOVED, IMAGE_OMITTED
 from coderouterd.translate.memo_a2o import TranslatedHistory
-from coderouterd.translate.request_a2o import (
-    DOCUMENT_OMITTED,
-    IMAGE_MOVED,
-    IMAGE_OMITTED,
-    anthropic_to_openai_request,
-)
+from coderouterd.translate.request_a2o import anthropic_to_openai_request
 from coderouterd.translate.types import Degradation
 
 CAPS = ModelCapabilities()
@@ -1220,6 +1216,12 @@ def test_turn_after_turn_the_translation_is_that_of_the_whole_history(
             messages = [*messages[:-1], message]
         else:
             messages = messages[:-1] or [message]
+        if all(m["role"] == "assistant" for m in messages):
+            # Nothing for the backend to answer: refused, by either path.
+            for memo in (history, None):
+                with pytest.raises(InvalidRequestError):
+                    via(memo, messages, conversation=0)
+            continue
         assert via_with_notes(history, messages, conversation=0) == via_with_notes(None, messages)
 
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from coderouterd.errors import InvalidRequestError
 from coderouterd.translate.capabilities import ModelCapabilities
 from coderouterd.translate.memo_a2o import TranslatedHistory
 from coderouterd.translate.request_a2o import anthropic_to_openai_request
@@ -295,6 +297,11 @@ def test_any_anthropic_history_reaches_openai_paired_and_keeps_every_result(
     # Twice, as a conversation's turn and the one after it.
     memo = TranslatedHistory()
     for turn in (history, history + more):
+        if all(m["role"] == "assistant" for m in turn):
+            # Nothing for the backend to answer: refused (request_a2o).
+            with pytest.raises(InvalidRequestError):
+                a2o(turn, memo, conversation=1)
+            continue
         messages, _ = a2o(turn, memo, conversation=1)
         assert openai_refusal({"messages": messages}) is None
         sent = " ".join(str(m.get("content")) for m in messages)
