@@ -22,7 +22,7 @@ from coderouterd.cli_replay import add_command as add_replay_command
 from coderouterd.cli_requests import add_commands as add_request_commands
 from coderouterd.cli_state import add_commands as add_state_commands
 from coderouterd.cli_state import count
-from coderouterd.config.model import SelfHealingConfig
+from coderouterd.config.model import Config, SelfHealingConfig
 from coderouterd.config_source import load
 from coderouterd.ctl.client import (
     fetch_status,
@@ -36,6 +36,7 @@ from coderouterd.doctor import examine, exit_status, render
 from coderouterd.errors import CoderouterError, ConfigError
 from coderouterd.healing.decisions import describe
 from coderouterd.routing.auto import describe as describe_auto
+from coderouterd.scrub import looks_like_key
 from coderouterd.telemetry import events
 from coderouterd.telemetry.logging import configure
 from coderouterd.telemetry.memory import tune_gc, tune_malloc
@@ -198,6 +199,7 @@ def _check(args: argparse.Namespace) -> int:
     registry = load_registry(config.capabilities_file)
     if loaded.path is None and (hint := legacy_hint()) is not None:
         print(f"coderouterd: {hint}", file=sys.stderr)
+    _warn_of_pasted_keys(config)
     print(
         f"ok: {loaded.path or 'built-in default'} ({loaded.digest}); "
         f"{len(config.providers)} providers, {len(config.profiles)} profiles, "
@@ -246,6 +248,19 @@ def _check(args: argparse.Namespace) -> int:
     for line in describe(config):
         print(f"  {line}")
     return EXIT_OK
+
+
+def _warn_of_pasted_keys(config: Config) -> None:
+    """An api_key_env that looks like a key passes for a variable's name (letters,
+    digits, `_`): said here, without the value, which is most likely the key itself."""
+    for i, provider in enumerate(config.providers):
+        if provider.api_key_env is not None and looks_like_key(provider.api_key_env):
+            print(
+                f"coderouterd: warning: providers[{i}].api_key_env (provider {provider.name!r}) "
+                "looks like a key, not the name of an environment variable: put the key in a "
+                "variable and name that here",
+                file=sys.stderr,
+            )
 
 
 def _doctor(args: argparse.Namespace) -> int:

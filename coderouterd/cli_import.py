@@ -28,7 +28,8 @@ from coderouterd.config.legacy import (
     grouped,
     legacy_config_paths,
 )
-from coderouterd.config.load import _parse, _plain, read_config_file
+from coderouterd.config.load import _plain, read_config_file
+from coderouterd.config.yaml_read import parse_yaml
 from coderouterd.errors import CoderouterError, ConfigError, ConfigProblem
 
 EXIT_OK = 0
@@ -140,7 +141,7 @@ def _unwritable(out: Path, reason: OSError | str) -> CoderouterError:
 def _read_mapping(source: Path) -> dict[str, Any]:
     file = str(source)
     _, text = read_config_file(file)
-    data = _plain(_parse(text, file))
+    data = _plain(parse_yaml(text, file))
     if not isinstance(data, dict):
         raise ConfigError([ConfigProblem(file, 1, "", "the top level must be a mapping")])
     return data

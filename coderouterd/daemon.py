@@ -17,11 +17,7 @@ from coderouterd.clock import Clock
 from coderouterd.config import LoadedConfig, load_config
 from coderouterd.config.model import ProviderConfig, ServerConfig
 from coderouterd.config_source import config_file, missing_config_file, with_server_overrides
-from coderouterd.ctl.model import (
-    ProviderActionReply,
-    ReloadReply,
-    StatusReply,
-)
+from coderouterd.ctl.model import ProviderActionReply, ReloadReply, StatusReply
 from coderouterd.errors import ConfigError
 from coderouterd.healing.drift_watch import DriftWatch
 from coderouterd.healing.pace_watch import PaceWatch
@@ -38,6 +34,7 @@ from coderouterd.routing.records import Observer, RequestSummary
 from coderouterd.routing.slots import Slots
 from coderouterd.routing.windows import LearnedWindows
 from coderouterd.runtime import Runtime, build_runtime, retired_adapters
+from coderouterd.scrub import masked_urls, shown_env_name
 from coderouterd.state.pending import PendingReplay
 from coderouterd.state.replay import ResponseCapture, redact_headers
 from coderouterd.state.request_recorder import rebudget_events
@@ -315,14 +312,14 @@ class Daemon:
                 learned=self.windows.learned,
             )  # fmt: skip
         except ConfigError as exc:
-            problems = tuple(str(p) for p in exc.problems)
+            problems = tuple(masked_urls(str(p)) for p in exc.problems)
             self._log.error(events.CONFIG_RELOAD_REJECTED, path=path, problems=list(problems))
             return self._rejected(path, current, problems)
         except Exception as exc:
             # The loader turns what it meets into problems; whatever it still
             # misses must not end a reload half-done or take the daemon down:
             # the running config stays, and the traceback is logged to be fixed.
-            problems = (f"{path}: cannot be loaded ({type(exc).__name__}: {exc})",)
+            problems = (masked_urls(f"{path}: cannot be loaded ({type(exc).__name__}: {exc})"),)
             self._log.exception(events.CONFIG_RELOAD_REJECTED, path=path, problems=list(problems))
             return self._rejected(path, current, problems)
         self.holder.current = new
@@ -383,7 +380,8 @@ class Daemon:
                 events.PROVIDER_UNAVAILABLE,
                 provider=name,
                 reason=reason,
-                api_key_env=p.api_key_env if p else None,
+                # A key pasted where the variable's name goes passes for a name: shown in part.
+                api_key_env=shown_env_name(p.api_key_env) if p and p.api_key_env else None,
             )
 
     async def close_adapters(self) -> None:

@@ -1,8 +1,9 @@
 """Keeping credentials, and text of a client's choosing, out of what is
 logged, shown and stored (pure).
 
-Credentials: which header names carry one, a URL's password, and the keys
-a request was sent with, wherever an upstream quotes them back. Client
+Credentials: which header names carry one, a URL's password (in any text
+that quotes the URL), the keys a request was sent with, wherever an
+upstream quotes them back, and a key pasted where a variable's name goes. Client
 text: names and messages cut to a length one log line can carry, whatever
 the size of the body they came in.
 """
@@ -10,6 +11,7 @@ the size of the body they came in.
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 from collections.abc import Iterable, Mapping
 from typing import overload
@@ -64,6 +66,43 @@ def masked_url(url: str) -> str:
     return f"{scheme}://{shown}@{hostport}{rest[end:]}"
 
 
+# A URL's scheme and authority in free text, up to where a quote, a space
+# or the path ends it: an error of ruamel, msgspec or our own may quote one.
+_URL_AUTHORITY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#\"'`<>]*")
+
+
+def masked_urls(text: str) -> str:
+    """`text` with the password of every URL in it shown as *** (masked_url)."""
+    return _URL_AUTHORITY.sub(lambda m: masked_url(m[0]), text)
+
+
+# A run of letters and digits this long, holding a digit or both cases, is
+# a key's: a variable's name is words (OPENROUTER_API_KEY), a key is random.
+_KEY_RUN = 16
+# A variable's name as it is written: upper-case words joined by "_".
+_PLAIN_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
+# What is shown of a name that may be a key: no more than a key's own prefix (gsk_).
+_SHOWN_OF_KEY = 4
+
+
+def looks_like_key(name: str) -> bool:
+    """Whether `name`, given as an environment variable's, looks like a key
+    pasted in its place (a Mistral key, gsk_..., 64 hex digits)."""
+    return any(
+        len(word) >= _KEY_RUN
+        and (any(c.isdigit() for c in word) or (word.lower() != word != word.upper()))
+        for word in name.split("_")
+    )
+
+
+def shown_env_name(name: str) -> str:
+    """`name` (api_key_env) as logged: whole when it reads as a variable's
+    name, else its first characters only, as it may be the key itself."""
+    if _PLAIN_NAME.fullmatch(name) and not looks_like_key(name):
+        return name
+    return name[:_SHOWN_OF_KEY] + "…"
+
+
 def sent_secrets(headers: Mapping[str, str], url: str) -> list[str]:
     """The credentials a request to `url` with `headers` carries, as an
     upstream might quote them back: each credential header's value (its
@@ -77,9 +116,19 @@ def sent_secrets(headers: Mapping[str, str], url: str) -> list[str]:
     if at:
         user, colon, password = userinfo.partition(":")
         secret = password if colon else user
-        plain = f"{unquote(user)}:{unquote(password)}"
-        found += [secret, unquote(secret), base64.b64encode(plain.encode()).decode()]
+        found += [secret, unquote(secret), *_basic_tokens(f"{unquote(user)}:{unquote(password)}")]
     return sorted({s for s in found if len(s) >= _SHORTEST_SECRET}, key=len, reverse=True)
+
+
+def _basic_tokens(plain: str) -> list[str]:
+    """The basic-auth tokens `user:password` may be sent as: aiohttp encodes
+    a URL's user and password as latin-1 (BasicAuth.from_url), other clients
+    as UTF-8; the two differ once a character is past ASCII."""
+    tokens = [base64.b64encode(plain.encode()).decode()]
+    # Without latin-1 bytes for it, aiohttp cannot send it at all.
+    with contextlib.suppress(UnicodeEncodeError):
+        tokens.append(base64.b64encode(plain.encode("latin-1")).decode())
+    return tokens
 
 
 def redact(data: bytes, secrets: Iterable[str]) -> bytes:

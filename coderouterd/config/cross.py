@@ -19,7 +19,7 @@ import math
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import msgspec
 
@@ -246,7 +246,7 @@ def _check_base_url(provider: dict[Any, Any], path: str, walker: Problems) -> No
     # Another type, or none, is the walker's to report.
     if not isinstance(url, str) or not url:
         return
-    if (problem := _url_problem(url)) is not None:
+    if (problem := _url_problem(url) or _userinfo_problem(url)) is not None:
         walker.at(join_path(path, "base_url"), problem)
 
 
@@ -298,6 +298,19 @@ def _url_problem(url: str) -> str | None:
     if hostport.startswith("[") and hostport.partition("]")[2][:1] not in ("", ":"):
         # urllib passes text after an IPv6 address's "]" ("[::1]x"); aiohttp does not.
         return "is not a valid URL (text after the IPv6 address)"
+    return None
+
+
+def _userinfo_problem(url: str) -> str | None:
+    """aiohttp sends a URL's user and password as basic auth encoded
+    latin-1: with a character past it (say €), every request would fail
+    before it is sent. `url` is one _url_problem passed."""
+    parts = urlsplit(url)
+    try:
+        unquote(parts.username or "").encode("latin-1")
+        unquote(parts.password or "").encode("latin-1")
+    except UnicodeEncodeError:
+        return "holds a user or password with a character basic auth cannot carry (past latin-1)"
     return None
 
 

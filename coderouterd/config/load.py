@@ -19,30 +19,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeGuard, TypeVar, Union, get_args, get_origin
 
 import msgspec
-from ruamel.yaml import YAML
-from ruamel.yaml import events as yaml_events
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
-from ruamel.yaml.composer import ComposerError
-from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
-from ruamel.yaml.error import MarkedYAMLError, StreamMark, YAMLError
 from ruamel.yaml.scalarbool import ScalarBoolean
-from ruamel.yaml.scanner import ScannerError
 
 from coderouterd.config.cross import cross_check, join_path, unknown
 from coderouterd.config.default import default_config
 from coderouterd.config.model import Config
 from coderouterd.config.paths import beside_config
+from coderouterd.config.yaml_read import parse_yaml, problem_text
 from coderouterd.errors import ConfigError, ConfigProblem
 
 _Node = TypeVar("_Node", CommentedMap, CommentedSeq)
-
-# Past these, ruamel's composer, the walker and msgspec would recurse too deep (Python's
-# stack: ~1000 frames) or expand aliases for ever (`&b [*a, *a]` doubles `a`, `&c` `b`...).
-MAX_DEPTH, MAX_VALUES = 64, 100_000
-TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep"
-TOO_MANY = f"more than {MAX_VALUES} values once its aliases are expanded"
-# What ruamel lets out, unmarked, of input it cannot read.
-_SLIPS = (ArithmeticError, AttributeError, LookupError, RuntimeError, TypeError, ValueError)
 
 
 class LoadedConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -88,7 +75,7 @@ def read_config_file(file: str) -> tuple[bytes, str]:
 
 
 def load_config_text(text: str, *, file: str) -> Config:
-    root = _parse(text, file)
+    root = parse_yaml(text, file)
     walker = _Walker(file)
     data = _plain(root)
     if root is None:
@@ -103,78 +90,7 @@ def load_config_text(text: str, *, file: str) -> Config:
     try:
         return msgspec.convert(data, type=Config)
     except msgspec.ValidationError as exc:  # only if the walker misses a rule msgspec enforces
-        raise ConfigError([ConfigProblem(file, None, "", str(exc))]) from exc
-
-
-def _parse(text: str, file: str) -> object:
-    """The YAML document, or ConfigError with the line of what ruamel refused."""
-    try:
-        _measure(text)
-        yaml = YAML(typ="rt")
-        yaml.Constructor = _Constructor
-        return yaml.load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        context = exc.context or ""
-        if context and exc.context_mark is not None and exc.context_mark.line + 1 != line:
-            context += f" (line {exc.context_mark.line + 1})"
-        detail = "; ".join(str(part) for part in (context, exc.problem) if part)
-        problem = ConfigProblem(file, line, "", f"YAML syntax error: {_text(detail)}")
-        raise ConfigError([problem]) from exc
-    except YAMLError as exc:  # the reader's, which checks every character before scanning
-        position = getattr(exc, "position", None)
-        line = text[:position].count("\n") + 1 if isinstance(position, int) else None
-        detail = str(exc).split("\n", 1)[0]
-        raise ConfigError([ConfigProblem(file, line, "", f"YAML error: {detail}")]) from exc
-
-
-def _measure(text: str) -> None:
-    """Refuse nesting past MAX_DEPTH and more than MAX_VALUES values once aliases
-    are expanded, from the parser's events (which come without recursion or expansion)."""
-    # The document, then each open collection: its anchor and [values, height] so far.
-    stack: list[tuple[str | None, list[int]]] = [(None, [0, 0])]
-    anchors: dict[str, list[int]] = {}
-    mark = StreamMark("", 0, 0, 0)  # the scanner may read the first scalar before any event
-    try:
-        for event in YAML(typ="rt").parse(text):
-            mark = event.end_mark
-            anchor, size = None, [0, 1]  # a collection's start; its values count at its end
-            if isinstance(event, yaml_events.CollectionEndEvent):
-                anchor, size = stack.pop()
-            elif isinstance(event, yaml_events.AliasEvent):  # the composer reports unknown ones
-                size = anchors.get(event.anchor, [1, 0])
-            elif isinstance(event, yaml_events.ScalarEvent):
-                anchor, size = event.anchor, [1, 0]
-            elif not isinstance(event, yaml_events.CollectionStartEvent):
-                continue
-            if anchor is not None:
-                anchors[anchor] = size
-            parent = stack[-1][1]
-            parent[0], parent[1] = parent[0] + size[0], max(parent[1], size[1] + 1)
-            if (deep := len(stack) - 1 + size[1] > MAX_DEPTH) or parent[0] > MAX_VALUES:
-                raise ComposerError(None, None, TOO_DEEP if deep else TOO_MANY, event.start_mark)
-            if isinstance(event, yaml_events.CollectionStartEvent):
-                stack.append((event.anchor, [1, 1]))
-    except _SLIPS as exc:  # "\U00110000" in a quoted scalar after `mark`: chr()'s ValueError
-        raise ScannerError(None, None, str(exc), mark) from exc
-
-
-class _Constructor(RoundTripConstructor):
-    """ruamel's, with the node's line on the plain errors it lets out (`!!int abc`,
-    `2024-02-30`, `!!bool maybe`: ValueError, KeyError, IndexError...)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Each collection is filled at once, inside the `try` below, not queued for later.
-        self.deep_construct = True
-
-    def construct_non_recursive_object(self, node: Any, tag: Any = None) -> Any:
-        try:
-            return super().construct_non_recursive_object(node, tag)
-        except _SLIPS as exc:
-            problem = f"not a valid {str(node.tag).rsplit(':', 1)[-1]} ({exc})"
-            raise ConstructorError(problem=problem, problem_mark=node.start_mark) from exc
+        raise ConfigError([ConfigProblem(file, None, "", problem_text(str(exc)))]) from exc
 
 
 @dataclass
@@ -187,7 +103,9 @@ class _Walker:
     lines: dict[str, int] = field(default_factory=dict)
 
     def add(self, line: int | None, path: str, message: str) -> None:
-        self.problems.append(ConfigProblem(self.file, line, _text(path), _text(message)))
+        self.problems.append(
+            ConfigProblem(self.file, line, problem_text(path), problem_text(message))
+        )
 
     def at(self, path: str, message: str) -> None:
         """A problem at a node the walker has visited."""
@@ -362,11 +280,6 @@ def _describe_value(value: object) -> str:
         (date, "a date"),
     )
     return next((name for kind, name in kinds if isinstance(value, kind)), type(value).__name__)
-
-
-def _text(text: str) -> str:
-    # A "\ud800" escape in the file is a lone surrogate, which no log line or JSON reply can carry.
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _short(value: object) -> str:

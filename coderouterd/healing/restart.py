@@ -11,7 +11,7 @@ comes from configuration, so this module treats it with care:
 - Its environment is scrubbed to `PASSED_ENV` plus `CODEROUTERD_PROVIDER`:
   the daemon holds upstream API keys that a restart script must never see.
 - Its stdout and stderr go to a file (the provider's log, emptied at each
-  run), not to a pipe: a script that starts the server in the background
+  run, never through a link), not to a pipe: a script that starts the server in the background
   (`nohup ollama serve &`) leaves the server writing to that output for as
   long as it runs. To a pipe that would mean waiting for an EOF that never
   comes, or closing the read end and killing the server with SIGPIPE at its
@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -150,21 +152,51 @@ def _open_log(path: Path | None) -> tuple[int, str]:
         if path is None:
             with tempfile.TemporaryFile() as unnamed:
                 return os.dup(unnamed.fileno()), ""
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # Read and write: the tail is read back from the same descriptor.
-        flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC
-        fd = os.open(path, flags, 0o600)
-        try:
-            # A file left there by hand may be readable by others.
-            os.fchmod(fd, 0o600)
-        except OSError:
-            os.close(fd)
-            raise
-        return fd, ""
+        return _open_private(path), ""
     except OSError as exc:
         where = path or "a temporary file"
         note = f"(output not kept: cannot open {where}: {_describe(exc)})"
         return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC), note
+
+
+def _open_private(path: Path) -> int:
+    """`path`, emptied and 0600, in its directory made 0700. Whoever may write
+    the state directory (another user's is left as is) could put a symbolic
+    or hard link there to any file of the daemon's user, which would be
+    emptied and overwritten: neither the directory nor the file is followed
+    as a link, and a file that is not a plain one of its own is left as is."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    where = _open_unlinked(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with contextlib.suppress(OSError):  # another user's directory is left as is
+            os.fchmod(where, 0o700)
+        # Not emptied on opening: only once known to be the log itself.
+        # Read and write: the tail is read back from the same descriptor.
+        fd = _open_unlinked(path.name, os.O_RDWR | os.O_CREAT | os.O_APPEND, dir_fd=where)
+    finally:
+        os.close(where)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            raise OSError(errno.EPERM, "not a plain file of its own (a pipe, a hard link...)")
+        # A file left there by hand may be readable by others.
+        os.fchmod(fd, 0o600)
+        os.ftruncate(fd, 0)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _open_unlinked(path: Path | str, flags: int, *, dir_fd: int | None = None) -> int:
+    """os.open of `path` unless it is a symbolic link."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    except OSError as exc:
+        # A link not followed is ELOOP; one opened as a directory is ENOTDIR on Linux.
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise OSError(errno.ELOOP, "a symbolic link, not followed") from exc
+        raise
 
 
 def _tail(fd: int, limit: int) -> tuple[bytes, bool]:

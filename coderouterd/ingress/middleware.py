@@ -44,6 +44,9 @@ def request_id_of(header: str | None) -> str:
 
 
 _GENERATED = f"req_{_ID_PREFIX}"
+# Any process's generated id, this one's or one before a restart (whose
+# prefix differs): none is a client's own, and each names a request already.
+_GENERATED_SHAPE = re.compile(r"req_[0-9a-f]{24}")
 
 
 def _generated() -> str:
@@ -66,9 +69,9 @@ class RequestIds:
         rid = request_id_of(header)
         if rid != header:
             return rid
-        # An id this process generated, sent back (a client that echoes the
-        # x-request-id it got): it names a request already, maybe one in flight.
-        if rid in self._recent or rid.startswith(_GENERATED):
+        # A generated id sent back (a client that echoes the x-request-id it
+        # got): it names a request already, maybe one in flight.
+        if rid in self._recent or _GENERATED_SHAPE.fullmatch(rid):
             return _generated()
         self._recent.put(rid, None)
         return rid

@@ -153,6 +153,10 @@ class HttpAdapter(abc.ABC):
                 ),
                 connector=_Connector(limit=0, enable_cleanup_closed=True),
                 raise_for_status=False,
+                # One session carries every client's requests: a cookie an
+                # upstream set for one (a gateway's session) would go out with
+                # the next client's, who would be served as the first.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 

@@ -188,15 +188,19 @@ async def month_totals(conn: aiosqlite.Connection, month: str) -> dict[str, Budg
 CLIENT_IDS_KEPT = 65_536
 
 
+# A generated id (ingress/middleware.py), which the middleware knows by its shape.
+_GENERATED_ID = "req_" + "[0-9a-f]" * 24
+
+
 async def client_request_ids(conn: aiosqlite.Connection, limit: int) -> list[str]:
-    """The ids clients chose (not generated `req_` ones) among the latest
-    `limit` requests, oldest first: a client that reuses one after a restart
-    gets a new id instead of a row the request log refuses. Only those rows
-    are read, however long the log."""
+    """The ids clients chose (not generated ones) among the latest `limit`
+    requests, oldest first: a client that reuses one after a restart gets a
+    new id instead of a row the request log refuses. Only those rows are
+    read, however long the log."""
     rows = await conn.execute_fetchall(
         "SELECT id FROM (SELECT id, ts FROM requests ORDER BY ts DESC LIMIT ?)"
-        r" WHERE id NOT LIKE 'req\_%' ESCAPE '\' ORDER BY ts",
-        (limit,),
+        " WHERE id NOT GLOB ? ORDER BY ts",
+        (limit, _GENERATED_ID),
     )
     return [str(r[0]) for r in rows]
 

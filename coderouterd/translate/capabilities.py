@@ -18,8 +18,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 from ruamel.yaml.comments import CommentedSeq
 
-from coderouterd.config.load import _own_line, _parse, _plain, _Walker, read_config_file
+from coderouterd.config.load import _own_line, _plain, _Walker, read_config_file
 from coderouterd.config.model import CapabilityFields, ReasoningParam, ToolIdFormat
+from coderouterd.config.yaml_read import parse_yaml
 from coderouterd.errors import ConfigError
 
 RuleKind = Literal["anthropic", "openai_compat", "*"]
@@ -146,7 +147,7 @@ def parse_rules(text: str, *, file: str) -> tuple[CapabilityRule, ...]:
 
     An empty file has no rules. The top level is a list of rule mappings.
     """
-    root = _parse(text, file)
+    root = parse_yaml(text, file)
     if root is None:
         return ()
     walker = _Walker(file)

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from coderouterd.config import default_config_path, load_config_text
-from coderouterd.config.load import MAX_DEPTH, MAX_VALUES
 from coderouterd.config.paths import named_config_path
+from coderouterd.config.yaml_read import MAX_DEPTH, MAX_VALUES
 from coderouterd.errors import ConfigError
 from coderouterd.translate.capabilities import load_registry
 from tests.unit.config.test_load import MINIMAL, problems_of, provider_with
@@ -153,12 +153,17 @@ BASE_URLS = [
     ("'http://127.0.0.1:8080/v1#top'", "must not hold a query (?) or a fragment (#)"),
     # Another scheme is its one problem, not one more for the space.
     ("'ftp://exa mple'", "must start with http:// or https://"),
+    # Basic auth goes latin-1: a € (raw or percent-encoded) can never be sent.
+    ("http://user:pa€ss@127.0.0.1/v1", "past latin-1"),
+    ("http://user:pa%E2%82%ACss@127.0.0.1/v1", "past latin-1"),
+    ("http://us€r@127.0.0.1/v1", "past latin-1"),
     ("http://127.0.0.1:11434/v1", None),
     ("https://api.anthropic.com", None),
     ("http://[::1]:8080/v1", None),
     ("http://ollama_box.local:11434", None),
     ("http://host:65535/", None),
     ("http://bücher.example/v1", None),
+    ("http://user:pässwort@127.0.0.1/v1", None),
 ]
 
 
