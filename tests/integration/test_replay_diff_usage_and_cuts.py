@@ -1,9 +1,11 @@
 """`coderouterd replay ID --diff`: cache usage compared, and a recording cut
-at replay.max_record_kb compared only up to the cut."""
+at replay.max_record_kb, streamed or not, compared only up to the cut; where
+the cut came before any of the answer, the diff says nothing was compared."""
 
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 import msgspec
 import pytest
@@ -18,6 +20,7 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 # Compresses to almost nothing, so the record is kept under a 1 KB limit.
 LONG = "all work and no play " * 150
 CUT = "state:\n  replay:\n    max_record_kb: 1\n"
+DIFF_HEADING = "--- diff against the recorded response ---\n"
 
 
 def _answer(text: str, *, stream: bool) -> Reply:
@@ -105,3 +108,81 @@ async def test_diff_shows_a_change_in_cached_tokens(
         "usage.cache_read_input_tokens": (0, 5000),
         "usage.cache_creation_input_tokens": (5000, 0),
     }
+
+
+def _changes(reply: dict[str, Any]) -> dict[str, Any]:
+    return {c["field"]: c for c in reply["changes"] if c["field"] != "latency_ms"}
+
+
+def _with_calls(text: str, *paths: str) -> dict[str, Any]:
+    """An answer making these calls, then saying `text`."""
+    message = anthropic_message(text, stop_reason="tool_use")
+    calls = [
+        {"type": "tool_use", "id": f"toolu_{i}", "name": "read", "input": {"path": path}}
+        for i, path in enumerate(paths)
+    ]
+    message["content"] = [*calls, *message["content"]]
+    return message
+
+
+async def test_a_cut_unary_recording_still_shows_a_change_before_the_cut(
+    serve_process: StartServe, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.script(
+        Reply(json=anthropic_message(LONG)),
+        Reply(json=anthropic_message("nothing like it " + LONG)),
+        Reply(json=anthropic_message("nothing like it " + LONG)),
+    )
+    d = await serve_process(chain_yaml(provider_yaml("a", fake_upstream.url), top=CUT))
+    rid = await _recorded_cut(d, False)
+    reply = msgspec.json.decode((await _diff(d, rid, "--json"))[1])
+    assert reply["response"]["text"] == "nothing like it " + LONG
+    changes = _changes(reply)
+    assert set(changes) == {"text"}
+    # The recorded side is the text up to the cut.
+    before = changes["text"]["before"]
+    assert len(before) > 100 and LONG.startswith(before)
+    assert reply["recorded_partial"] is True and reply["nothing_compared"] is False
+    shown = (await _diff(d, rid))[1].split(DIFF_HEADING)[1]
+    assert shown.startswith("the recorded response was cut at replay.max_record_kb")
+    assert "+nothing like it all work" in shown
+
+
+async def test_a_cut_unary_recording_shows_a_change_in_a_call_before_the_cut(
+    serve_process: StartServe, fake_upstream: FakeUpstream
+) -> None:
+    """Two calls, then text past the cut: the first call, whole before the
+    cut, is compared in full; the last, by name."""
+    fake_upstream.script(
+        Reply(json=_with_calls(LONG, "a.py", "c.py")),
+        Reply(json=_with_calls(LONG, "b.py", "d.py")),
+    )
+    d = await serve_process(chain_yaml(provider_yaml("a", fake_upstream.url), top=CUT))
+    rid = await _recorded_cut(d, False)
+    reply = msgspec.json.decode((await _diff(d, rid, "--json"))[1])
+    assert reply["response"]["stop_reason"] == "tool_use"
+    changes = {f: (c["before"], c["after"]) for f, c in _changes(reply).items()}
+    assert changes == {"tool_calls[0].input": ({"path": "a.py"}, {"path": "b.py"})}
+
+
+async def test_a_unary_recording_cut_before_the_answer_says_nothing_was_compared(
+    serve_process: StartServe, fake_upstream: FakeUpstream
+) -> None:
+    """The upstream's answer, passed through byte for byte, starts with an id
+    longer than the cut: the recording holds none of the answer, so no
+    change found in it may read as "no differences"."""
+    long_id = "msg_" + "0" * 2000
+    fake_upstream.script(
+        Reply(json=anthropic_message("recorded", message_id=long_id)),
+        Reply(json=anthropic_message("replayed", message_id=long_id)),
+        Reply(json=anthropic_message("replayed", message_id=long_id)),
+    )
+    d = await serve_process(chain_yaml(provider_yaml("a", fake_upstream.url), top=CUT))
+    rid = await _recorded_cut(d, False)
+    reply = msgspec.json.decode((await _diff(d, rid, "--json"))[1])
+    assert reply["response"]["text"] == "replayed"
+    assert _changes(reply) == {}
+    assert reply["recorded_partial"] is True and reply["nothing_compared"] is True
+    shown = (await _diff(d, rid))[1].split(DIFF_HEADING)[1]
+    assert "nothing of it compared" in shown
+    assert "no differences" not in shown
