@@ -287,7 +287,9 @@ def _assistant(raw: object, path: str, caps: ModelCapabilities, notes: Notes) ->
         if kind == "text":
             texts.append(text_of(block, where, notes))
         elif kind == "tool_use" and not caps.tools:
-            texts.append(call_as_text(block["id"], tool_call(block, where, caps, notes), notes))
+            # tool_call checks the block (its id included) before the id is read.
+            call = tool_call(block, where, caps, notes)
+            texts.append(call_as_text(block["id"], call, notes))
         elif kind == "tool_use":
             calls.append(tool_call(block, where, caps, notes))
         elif kind in ("thinking", "redacted_thinking"):

@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import anthropic
+import pytest
 from structlog.testing import capture_logs
 
 from tests.conftest import StartDaemon, chain_yaml
@@ -101,3 +103,20 @@ async def test_a_tool_results_image_reaches_a_vision_model_without_tools_beside_
             {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
         ],
     }
+
+
+async def test_a_history_call_without_an_id_is_the_clients_error(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    """As for any backend: a 400 naming the field, not a server error the
+    SDKs would retry."""
+    url = await on_gemma(start_daemon, fake_upstream)
+    history: list[Any] = [
+        {"role": "user", "content": "read /a"},
+        {"role": "assistant", "content": [{"type": "tool_use", "name": "Read", "input": {}}]},
+        {"role": "user", "content": "go on"},
+    ]
+    async with a_sdk(url) as client:
+        with pytest.raises(anthropic.BadRequestError) as info:
+            await client.messages.create(model="m", max_tokens=50, messages=history, tools=[READ])
+    assert "messages[1].content[0].id" in info.value.message
