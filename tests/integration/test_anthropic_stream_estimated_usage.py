@@ -13,13 +13,11 @@ import aiohttp
 import anthropic
 import pytest
 
-from coderouterd.routing.cost import month_of
-from coderouterd.state import reads
-from coderouterd.state.db import open_db
 from coderouterd.state.records import RequestRow
 from tests.conftest import RunningDaemon, StartDaemon, chain_yaml, provider_yaml, until
 from tests.fakes.transcripts import anthropic_text_stream
 from tests.fakes.upstream import FakeUpstream, Reply
+from tests.integration.test_budget_usage import only_row, spent
 
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
 # $1 per input token, $2 per output token: easy sums.
@@ -34,22 +32,6 @@ CHUNKS = ["x" * 400] * 20
 STREAMED_TOKENS = 2000
 # message_start, content_block_start, then the deltas.
 THROUGH_DELTAS = 2 + len(CHUNKS)
-
-
-def spent(d: RunningDaemon, provider: str) -> float:
-    return d.daemon.budget.spent(provider, month_of(d.daemon.clock.wall()))
-
-
-async def only_row(d: RunningDaemon) -> RequestRow:
-    await d.state.writer.flush()
-    conn = await open_db(d.state.path, readonly=True)
-    try:
-        [(rid,)] = await conn.execute_fetchall("SELECT id FROM requests")
-        row = await reads.request(conn, rid)
-        assert row is not None
-        return row
-    finally:
-        await conn.close()
 
 
 def assert_priced_as_estimated(d: RunningDaemon, row: RequestRow, *, input_tokens: int) -> None:
