@@ -30,7 +30,7 @@ def whole_object(args: list[str], args_len: int) -> bool:
         return False
     try:
         return isinstance(msgspec.json.decode("".join(args)), dict)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # too deep to tell: not whole
         return False
 
 

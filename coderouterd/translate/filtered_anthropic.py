@@ -11,9 +11,10 @@ flushed at the end of each text block, so text blocks stay separate. A
 citation in a text block goes to the text block open when it arrives, or to
 the next one the same upstream block opens (none: its text all became
 thinking or calls, and it is dropped). When a call was lifted from the text
-the stop reason becomes `tool_use`. Frames the filters do not touch
-(message_start, ping, message_stop, error, unknown events) are forwarded as
-the upstream's own bytes.
+a turn that ended (`end_turn`, `stop_sequence`) ends with `tool_use`; any
+other stop reason (`max_tokens`: the call may be cut) is kept. Frames the
+filters do not touch (message_start, ping, message_stop, error, unknown
+events) are forwarded as the upstream's own bytes.
 """
 
 from __future__ import annotations
@@ -33,13 +34,23 @@ from coderouterd.wire.sse import encode_event
 
 _encode = msgspec.json.Encoder().encode
 _THINKING = frozenset({"thinking", "redacted_thinking"})
+# Stop reasons of a turn that ended by itself: with a lifted call it ended
+# for the call. None: the upstream did not say.
+_TURN_ENDED = frozenset({None, "end_turn", "stop_sequence", "tool_use"})
 
 
 class FilteredAnthropicStream:
     """Anthropic events in; None (forward the frame as it is) or the events to send."""
 
-    def __init__(self, filters: OutputFilters, tool_names: frozenset[str], message_id: str) -> None:
-        self._pipeline = OutputPipeline(filters, tool_names)
+    def __init__(
+        self,
+        filters: OutputFilters,
+        tool_names: frozenset[str],
+        message_id: str,
+        offered_names: frozenset[str] = frozenset(),
+    ) -> None:
+        """The names as OutputPipeline takes them."""
+        self._pipeline = OutputPipeline(filters, tool_names, offered_names)
         self._w = BlockWriter(ToolIds(message_id))
         self._text: set[int] = set()  # upstream indices of text blocks
         self._mapped: dict[int, int] = {}  # upstream index -> our index, other blocks
@@ -107,7 +118,7 @@ class FilteredAnthropicStream:
         out = {k: v for k, v in data.items() if k != "type"}
         delta = data.get("delta")
         if self.repairs and isinstance(delta, Mapping):
-            out["delta"] = {**delta, "stop_reason": "tool_use"}
+            out["delta"] = _with_lifted(delta)
         return out
 
 
@@ -147,10 +158,15 @@ class FilteredAnthropicTranscoder(FilteredTranscoder):
 
 
 def filter_anthropic_message(
-    message: dict[str, Any], *, filters: OutputFilters, tool_names: frozenset[str]
+    message: dict[str, Any],
+    *,
+    filters: OutputFilters,
+    tool_names: frozenset[str],
+    offered_names: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, Any], int]:
-    """A whole Messages response with its text blocks filtered; (message, repairs)."""
-    pipeline = OutputPipeline(filters, tool_names)
+    """A whole Messages response with its text blocks filtered (the names as
+    OutputPipeline takes them); (message, repairs)."""
+    pipeline = OutputPipeline(filters, tool_names, offered_names)
     ids = ToolIds(str(message.get("id") or "msg"))
     content: list[Any] = []
     for block in message.get("content") or []:
@@ -169,9 +185,14 @@ def filter_anthropic_message(
         else:
             content += _cited(_built(ids, pieces), block.get("citations"))
     out = {**message, "content": content}
-    if pipeline.repairs:
-        out["stop_reason"] = "tool_use"
-    return out, pipeline.repairs
+    return (_with_lifted(out) if pipeline.repairs else out), pipeline.repairs
+
+
+def _with_lifted(holder: Mapping[str, Any]) -> dict[str, Any]:
+    """A message (or message_delta) that a call was lifted into (module doc)."""
+    if holder.get("stop_reason") not in _TURN_ENDED:
+        return dict(holder)
+    return {**holder, "stop_reason": "tool_use", "stop_sequence": None}
 
 
 def _cited(blocks: list[dict[str, Any]], citations: object) -> list[dict[str, Any]]:

@@ -5,11 +5,13 @@ passthrough forwards bytes. Each choice's `delta.content` goes through an
 output pipeline of its own (think filter, then tool-call repair or markup
 stripping) and comes out in the client's dialect: text as `content`,
 thinking as `reasoning_content`, a lifted call as a `tool_calls` item, and
-the finish_reason `tool_calls` once a call was lifted. Tool calls are
-numbered in the order they are sent, lifted and upstream ones alike, each
-choice its own; the upstream's are told apart by stream_o2a's rules (its
-module doc: Ollama reuses index 0, Gemini sends none), since a client's SDK
-merges fragments by index and cannot place one without it. A lifted call's
+the finish_reason `tool_calls` once a call was lifted, unless the upstream
+said something other than `stop` (`length`: the answer was cut, and the
+client must know). Tool calls are numbered in the order they are sent,
+lifted and upstream ones alike, each choice its own; the upstream's are
+told apart by stream_o2a's rules (its module doc: Ollama reuses index 0,
+Gemini sends none), since a client's SDK merges fragments by index and
+cannot place one without it. A lifted call's
 id is random, shaped like OpenAI's (`call_…`): the client's history holds
 the calls of many answers, and neither the upstream's completion id (a
 local server may repeat it) nor a count is unique across them. Text that
@@ -52,8 +54,10 @@ class _ChoiceState:
 
     __slots__ = ("_calls", "_next_index", "lifted", "logprobs", "pipeline")
 
-    def __init__(self, filters: OutputFilters, tool_names: frozenset[str]) -> None:
-        self.pipeline = OutputPipeline(filters, tool_names)
+    def __init__(
+        self, filters: OutputFilters, tool_names: frozenset[str], offered: frozenset[str]
+    ) -> None:
+        self.pipeline = OutputPipeline(filters, tool_names, offered)
         self._calls = CallIndexes(self._take_index)
         self._next_index = 0
         self.lifted = False
@@ -101,9 +105,16 @@ class FilteredOpenAIStream:
     in the upstream's order, a choice they leave alone as it came.
     """
 
-    def __init__(self, filters: OutputFilters, tool_names: frozenset[str]) -> None:
+    def __init__(
+        self,
+        filters: OutputFilters,
+        tool_names: frozenset[str],
+        offered_names: frozenset[str] = frozenset(),
+    ) -> None:
+        """The names as OutputPipeline takes them."""
         self._filters = filters
         self._tool_names = tool_names
+        self._offered = offered_names
         self._choices: dict[int, _ChoiceState] = {}
         self._envelope: dict[str, Any] = {}
 
@@ -152,7 +163,9 @@ class FilteredOpenAIStream:
         key = index if isinstance(index, int) else 0
         state = self._choices.get(key)
         if state is None:
-            state = self._choices[key] = _ChoiceState(self._filters, self._tool_names)
+            state = self._choices[key] = _ChoiceState(
+                self._filters, self._tool_names, self._offered
+            )
         return state
 
     def _rebuilt(self, choice: object) -> _Rebuilt | None:
@@ -190,15 +203,14 @@ class FilteredOpenAIStream:
         text_deltas = state.deltas(pieces + flushed)
         renumbered = state.renumbered(calls) if isinstance(calls, list) else None
         unchanged = not before and not flushed and pieces == ([("text", text)] if text else [])
-        retagged = finish is not None and state.lifted
-        if unchanged and held is None and renumbered is calls and not retagged:
+        # Computed after the pieces: a call lifted from this chunk's text counts.
+        new_finish = finish_with_lifted(finish) if finish is not None and state.lifted else finish
+        if unchanged and held is None and renumbered is calls and new_finish == finish:
             return None
         head = {k: v for k, v in delta.items() if k not in ("content", "tool_calls")}
         deltas = [*before_deltas, *([head] if head else []), *text_deltas]
         if renumbered is not None:
             deltas.append({"tool_calls": renumbered})
-        # Computed after the pieces: a call lifted from this chunk's text counts.
-        new_finish = "tool_calls" if finish is not None and state.lifted else finish
         logprobs = choice.get("logprobs")
         if held is not None:
             state.logprobs = None
@@ -246,6 +258,14 @@ def _joined(held: object, new: object) -> object:
         elif value is not None:
             out[key] = value
     return out
+
+
+def finish_with_lifted(finish: object) -> object:
+    """The finish_reason of an answer a call was lifted from: a turn that
+    ended (`stop`, or none said) ended with the call; any other reason
+    (`length`, `content_filter`, …) is kept, as the Anthropic translation
+    keeps `max_tokens` (response_o2a.stop_reason_of)."""
+    return "tool_calls" if finish in (None, "stop") else finish
 
 
 def new_call_id() -> str:
@@ -310,17 +330,22 @@ class FilteredOpenAITranscoder(FilteredTranscoder):
 
 
 def filter_openai_completion(
-    body: dict[str, Any], *, filters: OutputFilters, tool_names: frozenset[str]
+    body: dict[str, Any],
+    *,
+    filters: OutputFilters,
+    tool_names: frozenset[str],
+    offered_names: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, Any], int] | None:
     """A whole chat.completion with every choice's content filtered, each
-    through a pipeline of its own; None when nothing changed."""
+    through a pipeline of its own (the names as OutputPipeline takes them);
+    None when nothing changed."""
     choices = body.get("choices")
     if not isinstance(choices, list):
         return None
     out_choices: list[Any] = []
     repairs = 0
     for choice in choices:
-        filtered = _filtered_choice(choice, filters, tool_names)
+        filtered = _filtered_choice(choice, filters, tool_names, offered_names)
         out_choices.append(choice if filtered is None else filtered[0])
         repairs += 0 if filtered is None else filtered[1]
     if all(new is old for new, old in zip(out_choices, choices, strict=True)):
@@ -329,7 +354,7 @@ def filter_openai_completion(
 
 
 def _filtered_choice(
-    choice: object, filters: OutputFilters, tool_names: frozenset[str]
+    choice: object, filters: OutputFilters, tool_names: frozenset[str], offered: frozenset[str]
 ) -> tuple[dict[str, Any], int] | None:
     if not isinstance(choice, Mapping):
         return None
@@ -339,7 +364,7 @@ def _filtered_choice(
     content = message.get("content")
     if not isinstance(content, str) or not content:
         return None
-    pipeline = OutputPipeline(filters, tool_names)
+    pipeline = OutputPipeline(filters, tool_names, offered)
     reasoned = pipeline.reasoning_arrived() if reasoning_of(message) else []
     pieces = reasoned + pipeline.feed(content) + pipeline.flush()
     text = "".join(p[1] for p in pieces if not isinstance(p, ToolCall) and p[0] == "text")
@@ -357,5 +382,5 @@ def _filtered_choice(
             {"id": new_call_id(), "type": "function", "function": _function(c)} for c in calls
         ]
         new_message["tool_calls"] = [*(new_message.get("tool_calls") or []), *lifted]
-        new_choice["finish_reason"] = "tool_calls"
+        new_choice["finish_reason"] = finish_with_lifted(choice.get("finish_reason"))
     return new_choice, pipeline.repairs

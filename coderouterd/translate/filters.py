@@ -24,20 +24,30 @@ Chat templates that put `<think>` into the prompt make the model emit only
 the closing tag. With `assume_open_at_start=True` the start of the run is
 *undecided*: it is held until the first tag decides it. A `</think>` with no
 `<think>` before it makes everything held thinking; a `<think>` makes it
-text; the end of the run makes it text (the model did not think). Holding is
-unavoidable here (nothing is known until the closing tag), so it is bounded:
-past `undecided_limit` characters the held text is released as text and a
-later `</think>` is treated as stray. The caller turns this on only for
-models whose template opens the block, and `reasoning_arrived` turns it off
-again as soon as the server shows that it extracts the reasoning itself
-(`reasoning_content`): then the text cannot start inside a think block.
+text; the end of the run makes it text (the model did not think). A tag
+that would lie inside a tool call if the held text were text (a `</think>`
+in the source of a file that a model that did not think writes) decides
+nothing: it is the call's data. `probe` (when given) makes a scanner of
+candidate calls, the caller's tool-call repair, which reads the held text
+and the tag as text and says whether a call is still open after the tag;
+so a reasoning that merely mentions `<tool_call>`, or drafts a whole call,
+still ends at its `</think>`. Holding is unavoidable here (nothing is known
+until the closing tag), so it is bounded: past `undecided_limit` characters
+the held text is taken for reasoning (a template that opens the block makes
+the model reason first) and released as thinking; what follows streams as
+thinking until a `</think>`, and with none it stays thinking (reasoning cut
+short, as at max_tokens). The caller turns this on
+only for models whose template opens the block, and `reasoning_arrived`
+turns it off again as soon as the server shows that it extracts the
+reasoning itself (`reasoning_content`): then the text cannot start inside a
+think block.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum
-from typing import Literal
+from typing import Literal, Protocol
 
 from coderouterd.translate.types import ThinkMode
 
@@ -45,6 +55,16 @@ SegmentKind = Literal["text", "thinking"]
 ThinkSegment = tuple[SegmentKind, str]
 # Takes the segments released so far; says whether a tag arriving now is data.
 TagGate = Callable[[list[ThinkSegment]], bool]
+
+
+class CandidateProbe(Protocol):
+    """Reads text as the caller's tool-call repair would (module doc)."""
+
+    def feed(self, text: str) -> object: ...
+
+    @property
+    def holding(self) -> bool: ...
+
 
 OPEN_TAG = "<think>"
 CLOSE_TAG = "</think>"
@@ -66,8 +86,11 @@ class ThinkFilter:
         "_held_len",
         "_limit",
         "_mode",
+        "_new_probe",
         "_out",
         "_pending",
+        "_probe",
+        "_probed",
         "_start_state",
         "_state",
         "_trim_lead",
@@ -80,9 +103,13 @@ class ThinkFilter:
         assume_open_at_start: bool = False,
         undecided_limit: int = DEFAULT_UNDECIDED_LIMIT,
         gate: TagGate | None = None,
+        probe: Callable[[], CandidateProbe] | None = None,
     ) -> None:
         self._mode: ThinkMode = mode
         self._gate = gate
+        self._new_probe = probe
+        self._probe: CandidateProbe | None = None  # of the undecided start
+        self._probed = 0  # pieces of `_held` it has read
         self._limit = undecided_limit
         self._start_state = (
             _State.UNDECIDED if assume_open_at_start and mode != "off" else _State.OUTSIDE
@@ -172,6 +199,10 @@ class ThinkFilter:
         if state is _State.OUTSIDE and self._gate is not None and self._gate(self._take()):
             self._emit(tag)
             return
+        if state is _State.UNDECIDED and self._in_held_call(tag):
+            self._emit(tag)
+            self._probed = len(self._held)  # the probe has read the tag
+            return
         if tag == OPEN_TAG:
             if state is _State.INSIDE:
                 self._emit(tag)
@@ -188,11 +219,22 @@ class ThinkFilter:
             return  # a stray closing tag: dropped
         self._trim_lead = True
 
+    def _in_held_call(self, tag: str) -> bool:
+        """Whether the tag, were the held text text, lies inside a tool call."""
+        if self._new_probe is None:
+            return False
+        if self._probe is None:
+            self._probe = self._new_probe()
+        self._probe.feed("".join(self._held[self._probed :]) + tag)
+        return self._probe.holding
+
     def _resolve(self, as_state: _State) -> None:
         """Release the undecided start of the run as thinking or as text."""
         held = "".join(self._held)
         self._held = []
         self._held_len = 0
+        self._probe = None
+        self._probed = 0
         self._state = as_state
         self._emit(held)
 
@@ -203,7 +245,7 @@ class ThinkFilter:
             self._held.append(t)
             self._held_len += len(t)
             if self._held_len > self._limit:
-                self._resolve(_State.OUTSIDE)
+                self._resolve(_State.INSIDE)
             return
         if self._trim_lead:
             t = t.lstrip()

@@ -11,7 +11,8 @@ Streaming: plain text is released as soon as it cannot start a candidate;
 only a candidate span (and trailing whitespace, so that it can be trimmed
 when a call follows) is held. A candidate that turns out not to be a call is
 released verbatim. Each character is examined a bounded number of times; a
-candidate longer than `max_candidate` is given up and released as text.
+candidate longer than `max_candidate` is text however it arrives (given up
+as it passes the limit while streaming, not lifted when it comes whole).
 `scanned` counts the characters handed to the scanner (held text counts
 again each time it is looked at) and joined into candidate spans, so tests
 can check that the work grows linearly with the text.
@@ -21,8 +22,9 @@ it, when text came before it in the run, starts with one separator (the
 wider whitespace run around the call, else a line break), so that one
 content string (OpenAI) keeps the two apart; Anthropic block writers drop
 it with every text block's leading whitespace. With `strip_markup`, a
-`<tool_call>` span holding a call whose name is not offered is dropped; of
-other spans and of stray tags only the tags go, never the text between
+`<tool_call>` span that is not lifted goes whole when it calls only tools
+the request did not offer (`offered`: offered at all, callable now or not);
+of other spans and of stray tags only the tags go, never the text between
 (the whitespace after a tag goes when whitespace came before it).
 """
 
@@ -50,7 +52,9 @@ from coderouterd.translate.repair_parse import (
 # parse_keyword_arguments is re-exported: the tests import it from here.
 __all__ = ["Segment", "ToolCall", "ToolCallRepair", "parse_keyword_arguments", "strip_tool_markup"]
 
-DEFAULT_MAX_CANDIDATE = 64 * 1024
+# A printed call holds a whole file the model writes; the scan is linear, so
+# this bounds only what one candidate holds back.
+DEFAULT_MAX_CANDIDATE = 1024 * 1024
 _MAX_INDENT = 64
 _IDENT = re.compile(r"[A-Za-z0-9_-]+")
 _MID_WITH_TAGS = re.compile(r"[\n<]")
@@ -77,6 +81,7 @@ class ToolCallRepair:
         "_known",
         "_max",
         "_names",
+        "_offered",
         "_out",
         "_pending",
         "_repairs",
@@ -95,9 +100,11 @@ class ToolCallRepair:
         tool_names: frozenset[str],
         *,
         strip_markup: bool = False,
+        offered: frozenset[str] = frozenset(),
         max_candidate: int = DEFAULT_MAX_CANDIDATE,
     ) -> None:
-        self._names = tool_names
+        self._names = tool_names  # the tools a call may be lifted as
+        self._offered = tool_names | offered
         self._known = known_starts(tool_names)
         self._strip = strip_markup
         self._tags = bool(tool_names) or strip_markup
@@ -291,36 +298,35 @@ class ToolCallRepair:
         cand = self._cand
         assert cand is not None
         end = cand.step(s, pos)
-        if end < 0:
-            self._cand_parts.append(s[pos:])
-            self._cand_len += len(s) - pos
-            if final:
-                self._decide(cand.at_eof())
-            elif self._cand_len > self._max:
-                self._decide(False, over_limit=True)
-            return len(s)
-        self._cand_parts.append(s[pos:end])
-        self._cand_len += end - pos
-        self._decide(cand.complete)
-        return end
+        stop = len(s) if end < 0 else end
+        self._cand_parts.append(s[pos:stop])
+        self._cand_len += stop - pos
+        if end >= 0:
+            self._decide(cand.complete)
+        elif final:
+            self._decide(cand.at_eof())
+        elif self._cand_len > self._max:
+            self._decide(False, over_limit=True)
+        return stop
 
     def _decide(self, complete: bool, *, over_limit: bool = False) -> None:
         cand = self._cand
         assert cand is not None
         span = "".join(self._cand_parts)
         self.scanned += len(span)
+        # Past the limit a span is text, whether or not it was seen whole.
+        whole = complete and self._cand_len <= self._max
         self._cand = None
         self._cand_parts = []
         self._cand_len = 0
-        calls = cand.calls(span, self._names) if complete else None
+        calls = cand.calls(span, self._names) if whole else None
         if calls:
             self._lift(calls)
             self._state = ScanState.HEAD if cand.ends_line else ScanState.MID
             return
         if isinstance(cand, TagCandidate) and self._strip:
             self._drop_markup()
-            # A call that cannot be lifted (its name not offered) goes whole.
-            if not (complete and cand.calls(span, None)):
+            if not (whole and self._unoffered(cand.calls(span, None))):
                 inner = span[len(OPEN_TAG) : len(span) - len(CLOSE_TAG) if complete else None]
                 # Tags the span held in its strings are stray once it is text.
                 self._text(inner.replace(OPEN_TAG, "").replace(CLOSE_TAG, ""))
@@ -333,6 +339,10 @@ class ToolCallRepair:
             self._state = code
         else:
             self._state = ScanState.HEAD if span.endswith("\n") else ScanState.MID
+
+    def _unoffered(self, calls: list[Lifted] | None) -> bool:
+        """Whether a span calls only tools the request did not offer."""
+        return bool(calls) and all(name not in self._offered for name, _ in calls or ())
 
     def _lift(self, calls: list[Lifted]) -> None:
         if self._wrote:

@@ -115,10 +115,11 @@ class Brackets:
 
 
 def decode(text: str) -> Any:
-    """The JSON value the text holds, or INVALID."""
+    """The JSON value the text holds, or INVALID (also when it nests deeper
+    than the decoder can follow: a model can be made to print that)."""
     try:
         return msgspec.json.decode(text.strip())
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return INVALID
 
 

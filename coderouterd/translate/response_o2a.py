@@ -11,9 +11,9 @@ Decisions:
   text is a block `{"type": "thinking", "thinking": …, "signature": ""}`.
   The empty signature marks it as unsigned: the engine must never send such
   a block to an Anthropic upstream (it would be rejected as altered).
-* Tool-call arguments are parsed as JSON; an empty string is `{}`; anything
-  that is not a JSON object is kept as `{"_raw": "<the string>"}` so the call
-  still reaches the client and the tool reports the bad input to the model.
+* Tool-call arguments are parsed as JSON; an empty string is `{}`; what is
+  not a JSON object, or nests too deep to read, is `{"_raw": "<the string>"}`
+  so the call still reaches the client and the tool reports the bad input.
 * A text block never starts with whitespace and a whitespace-only text block
   is dropped (Anthropic rejects those when the client sends them back).
 * Every tool_use id is `toolu_<message id>_<n>`, whatever the upstream
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
+from functools import partial
 from typing import Any, Literal
 
 import msgspec
@@ -134,18 +135,28 @@ class OutputPipeline:
 
     Thinking segments end the current text run of the repair, so text held
     back by it comes out before the thinking. A think tag inside a tool-call
-    candidate the repair holds (a `<tool_call>` span, a JSON object) is data
-    of the call: at a tag outside a think block the think filter hands the
-    repair the text before it and asks (`_gate`) before acting on the tag.
+    candidate (a `<tool_call>` span, a JSON object) is data of the call: at
+    a tag outside a think block the think filter hands the repair the text
+    before it and asks (`_gate`); an undecided start is read by a repair of
+    its own (`probe`). Calls are lifted as `tool_names`; markup stripping
+    keeps calls to `offered_names` too.
     """
 
     __slots__ = ("_early", "_markers", "_repair", "_think")
 
-    def __init__(self, filters: OutputFilters, tool_names: frozenset[str]) -> None:
+    def __init__(
+        self,
+        filters: OutputFilters,
+        tool_names: frozenset[str],
+        offered_names: frozenset[str] = frozenset(),
+    ) -> None:
         self._markers = StopMarkers() if filters.strip_stop_markers else None
         names = tool_names if filters.repair_tool_calls else frozenset()
         strip = filters.strip_tool_markup
-        self._repair = ToolCallRepair(names, strip_markup=strip) if names or strip else None
+        offered = tool_names | offered_names
+        self._repair = (
+            ToolCallRepair(names, strip_markup=strip, offered=offered) if names or strip else None
+        )
         # What the gate routed while the think filter was still scanning.
         self._early: list[Piece] = []
         self._think = (
@@ -153,6 +164,7 @@ class OutputPipeline:
                 filters.think,
                 assume_open_at_start=filters.assume_think_open,
                 gate=self._gate if self._repair is not None else None,
+                probe=partial(ToolCallRepair, names, strip_markup=strip) if self._repair else None,
             )
             if filters.think != "off"
             else None
@@ -232,7 +244,7 @@ def parse_arguments(raw: object) -> dict[str, Any]:
         return {}
     try:
         value = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return {"_raw": raw}
     return value if isinstance(value, dict) else {"_raw": raw}
 
@@ -245,7 +257,7 @@ def arguments_json(raw: str) -> str:
         return ""
     try:
         value = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         value = None
     return raw if isinstance(value, dict) else msgspec.json.encode({"_raw": raw}).decode()
 
@@ -324,6 +336,7 @@ def openai_to_anthropic_response(
     tool_names: frozenset[str],
     estimated_input_tokens: int,
     stop_sequences: Collection[str] = (),
+    offered_names: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, Any], int, bool]:
     """(Anthropic message, tool calls repaired, usage estimated)."""
     choice = first_choice(resp.get("choices"))
@@ -331,7 +344,7 @@ def openai_to_anthropic_response(
     if not isinstance(message, Mapping):
         message = {}
     blocks = Blocks(ToolIds(message_id))
-    pipeline = OutputPipeline(filters, tool_names)
+    pipeline = OutputPipeline(filters, tool_names, offered_names)
     reasoning = reasoning_of(message)
     if reasoning:
         blocks.pieces(pipeline.reasoning(reasoning))

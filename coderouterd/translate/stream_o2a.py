@@ -88,12 +88,13 @@ class OpenAIToAnthropicStream:
         tool_names: frozenset[str],
         estimated_input_tokens: int,
         stop_sequences: Collection[str] = (),
+        offered_names: frozenset[str] = frozenset(),
     ) -> None:
         self._message_id = message_id
         self._stop_sequences = stop_sequences
         self._model = model
         self._estimated_input = estimated_input_tokens
-        self._pipeline = OutputPipeline(filters, tool_names)
+        self._pipeline = OutputPipeline(filters, tool_names, offered_names)
         self._w = BlockWriter(ToolIds(message_id))
         self._call: _Call | None = None
         self._by_index: dict[int, _Call] = {}
@@ -162,7 +163,8 @@ class OpenAIToAnthropicStream:
             return []
         self._start_message()
         self._end_call()
-        self._w.close()
+        # What the filters held goes on the open text block: it is the end
+        # of the same text (a line that might have been a call).
         self._deliver(self._pipeline.flush())
         self._w.close()
         self._finished = True

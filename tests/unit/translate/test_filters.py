@@ -124,10 +124,14 @@ def test_assume_open_with_an_opening_tag_first_is_ordinary() -> None:
     ]
 
 
-def test_assume_open_gives_up_past_its_limit_and_later_closing_tag_is_stray() -> None:
+def test_assume_open_past_its_limit_streams_thinking_until_the_closing_tag() -> None:
     f = ThinkFilter("thinking", assume_open_at_start=True, undecided_limit=10)
-    assert f.feed("0123456789ab") == [("text", "0123456789ab")]
-    assert f.feed("c</think>d") == [("text", "cd")]
+    assert f.feed("0123456789ab") == [("thinking", "0123456789ab")]
+    assert f.feed("c</think>d") == [("thinking", "c"), ("text", "d")]
+    # Without a closing tag it stays thinking: reasoning cut short.
+    assert f.feed("0123456789ab") == [("text", "0123456789ab")]  # the same run, after </think>
+    f.flush()
+    assert f.feed("0123456789ab") + f.flush() == [("thinking", "0123456789ab")]
 
 
 def test_flush_ends_the_run_and_the_filter_can_be_fed_again() -> None:

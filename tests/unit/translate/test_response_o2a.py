@@ -196,7 +196,9 @@ def test_without_repair_the_markup_is_stripped_or_kept_as_asked() -> None:
     stripped, repairs, _ = convert(
         completion({"content": text}), OutputFilters(strip_tool_markup=True)
     )
-    assert stripped["content"] == [{"type": "text", "text": "ok done"}]
+    # Read is offered: only the tags go, the call stays as text.
+    call = '{"name": "Read", "arguments": {}}'
+    assert stripped["content"] == [{"type": "text", "text": f"ok {call} done"}]
     assert stripped["stop_reason"] == "end_turn" and repairs == 0
     kept, _, _ = convert(completion({"content": text}), OutputFilters())
     assert kept["content"] == [{"type": "text", "text": text}]
