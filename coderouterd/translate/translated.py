@@ -36,8 +36,10 @@ from coderouterd.translate.translated_openai import (
 from coderouterd.translate.types import (
     Degradation,
     OutputFilters,
+    ToolNames,
     callable_tool_names,
     read_json,
+    tool_names,
 )
 from coderouterd.wire.errors import (
     ANTHROPIC_TYPES,
@@ -56,6 +58,7 @@ __all__ = [
     "OpenAIToAnthropicTranscoder",
     "check_completion",
     "offered_tool_names",
+    "tool_names_of",
 ]
 
 _encode = msgspec.json.Encoder().encode
@@ -66,6 +69,11 @@ _KEPT_RAW = frozenset({"tools", "messages"})
 def offered_tool_names(call: Call) -> frozenset[str]:
     """The tools a call printed as text may be lifted as (types.callable_tool_names)."""
     return callable_tool_names(call.fields)
+
+
+def tool_names_of(call: Call) -> ToolNames:
+    """The request's tool names as the output filters read them (types.tool_names)."""
+    return tool_names(call.fields)
 
 
 def _accounted(counts: dict[str, Any] | None, upstream: object) -> Usage | None:
@@ -200,11 +208,13 @@ class AnthropicToOpenAICodec:
         return _encode(body), degraded
 
     def _settings(self, call: Call) -> dict[str, Any]:
+        names = tool_names_of(call)
         return {
             "message_id": f"msg_{call.request_id}",
             "model": call.requested_model or self._provider.model,
             "filters": self._filters,
-            "tool_names": offered_tool_names(call),
+            "tool_names": names.callable,
+            "offered_names": names.offered,
             "estimated_input_tokens": estimate_prompt_tokens(call.fields, call.media),
             "stop_sequences": _stop_sequences(call),
         }

@@ -33,8 +33,8 @@ from coderouterd.translate.response_a2o import (
 from coderouterd.translate.types import (
     Degradation,
     OutputFilters,
-    callable_tool_names,
     read_json,
+    tool_names,
 )
 from coderouterd.translate.unsupported import OPENAI_TOOL_FIELDS, without_tools
 from coderouterd.wire.errors import error_message_of, openai_error, reenvelope
@@ -178,7 +178,8 @@ class OpenAIToAnthropicCodec:
         )
         filtered = None
         if self._filters is not None:
-            filtered = FilteredOpenAIStream(self._filters, callable_tool_names(call.fields))
+            names = tool_names(call.fields)
+            filtered = FilteredOpenAIStream(self._filters, names.callable, names.offered)
         return AnthropicToOpenAITranscoder(
             self._provider.name,
             stream,
@@ -198,8 +199,12 @@ class OpenAIToAnthropicCodec:
         completion = anthropic_to_openai_response(decoded, created=call.created)
         repairs = 0
         if self._filters is not None:
+            names = tool_names(call.fields)
             filtered = filter_openai_completion(
-                completion, filters=self._filters, tool_names=callable_tool_names(call.fields)
+                completion,
+                filters=self._filters,
+                tool_names=names.callable,
+                offered_names=names.offered,
             )
             if filtered is not None:
                 completion, repairs = filtered

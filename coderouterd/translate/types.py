@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import msgspec
 
@@ -124,20 +124,40 @@ def _names_of(tools: list[_ToolName]) -> frozenset[str]:
     return frozenset(n for n in names if n)
 
 
+class ToolNames(NamedTuple):
+    """The tools a request names, as the output filters read them."""
+
+    # Those the model may call this turn (Anthropic `name` or OpenAI
+    # `function.name`), the only ones a call printed as text is lifted as:
+    # none under tool_choice none, only the forced or allowed ones when
+    # tool_choice names them.
+    callable: frozenset[str]
+    # Every one in `tools` or the legacy `functions`, callable now or not: a
+    # call printed as text to one of them keeps its text when markup is
+    # stripped, where one to a tool never offered goes whole.
+    offered: frozenset[str]
+
+
+def tool_names(fields: Mapping[str, msgspec.Raw]) -> ToolNames:
+    """The request's tool names (ToolNames), from its raw fields."""
+    tools = _names_in(fields.get("tools"))
+    choice = fields.get("tool_choice")
+    callable_ = tools if choice is None else _allowed_by(choice, tools)
+    return ToolNames(callable_, tools | _names_in(fields.get("functions")))
+
+
 def callable_tool_names(fields: Mapping[str, msgspec.Raw]) -> frozenset[str]:
-    """Names of the tools the model may call this turn (Anthropic `name` or
-    OpenAI `function.name`) in a request's raw fields, the only ones a call
-    printed as text is lifted with: none under tool_choice none, only the
-    forced or allowed ones when tool_choice names them."""
-    raw = fields.get("tools")
+    """ToolNames.callable alone."""
+    return tool_names(fields).callable
+
+
+def _names_in(raw: msgspec.Raw | None) -> frozenset[str]:
     if raw is None:
         return frozenset()
     try:
-        names = _names_of(_tool_names.decode(raw))
+        return _names_of(_tool_names.decode(raw))
     except msgspec.DecodeError:
         return frozenset()
-    choice = fields.get("tool_choice")
-    return names if choice is None else _allowed_by(choice, names)
 
 
 def _allowed_by(raw: msgspec.Raw, names: frozenset[str]) -> frozenset[str]:

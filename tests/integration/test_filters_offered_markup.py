@@ -70,3 +70,17 @@ async def test_a_call_to_an_offered_tool_keeps_its_text_beside_one_to_a_tool_not
     async with a_sdk(d.url) as client:
         message = await client.messages.create(**A_KW)
     assert "".join(texts(message)).strip() == "I will read it.\n" + CALL
+
+
+async def test_a_call_to_an_offered_tool_the_model_may_not_call_now_keeps_its_text(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    """Under `tool_choice: none` Read is offered but not callable: the call
+    printed as text is not lifted (repair on), nor dropped as a call to a
+    tool never offered; its text stays, without the tags."""
+    fake_upstream.script(Reply(dialect="openai", json=openai_completion(TEXT)))
+    d = await start_daemon(chain_yaml(local(fake_upstream.url)))
+    async with a_sdk(d.url) as client:
+        message = await client.messages.create(**A_KW, tool_choice={"type": "none"})
+    assert texts(message) == ["I will read it.\n" + CALL]
+    assert message.stop_reason == "end_turn"

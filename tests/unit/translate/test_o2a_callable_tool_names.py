@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from coderouterd.translate.types import callable_tool_names
+from coderouterd.translate.types import callable_tool_names, tool_names
 
 A_TOOLS = [{"name": "Read", "input_schema": {}}, {"name": "Write", "input_schema": {}}]
 O_TOOLS = [{"type": "function", "function": {"name": t["name"]}} for t in A_TOOLS]
@@ -60,3 +60,13 @@ def test_tool_choice_narrows_the_names_a_printed_call_is_lifted_as(
     tools: Any, choice: dict[str, Any], expected: frozenset[str]
 ) -> None:
     assert names(tools, **choice) == expected
+
+
+def test_the_offered_names_are_every_tool_and_legacy_function_whatever_tool_choice() -> None:
+    raw = {
+        "tools": A_TOOLS,
+        "functions": [{"name": "Grep", "parameters": {}}],
+        "tool_choice": {"type": "none"},
+    }
+    named = tool_names({k: msgspec.Raw(json.dumps(v).encode()) for k, v in raw.items()})
+    assert named == (frozenset(), BOTH | {"Grep"})
