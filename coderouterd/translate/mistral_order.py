@@ -61,10 +61,11 @@ def mistral_order(messages: list[Message]) -> list[Message]:
         before = out[-1].get("role") if out else None
         if before == "tool" and role in ("user", "system"):
             text = _text_only(m.get("content"))
-            if text is not None:
+            # A tool message's content may be text parts (OpenAI clients).
+            result = _text_only(out[-1].get("content"))
+            if text is not None and result is not None:
                 if text:
-                    said = _said(role, text)
-                    out[-1] = {**out[-1], "content": f"{out[-1].get('content') or ''}\n\n{said}"}
+                    out[-1] = {**out[-1], "content": f"{result}\n\n{_said(role, text)}"}
                 continue
             out.append({"role": "assistant", "content": BRIDGE})
         elif before == "assistant" and role == "system":

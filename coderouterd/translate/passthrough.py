@@ -1,7 +1,9 @@
 """Codecs for a client and a provider of the same dialect: bytes through.
 
 The request body is forwarded with `model` replaced; fields the capability
-registry says the backend cannot take are removed (each removal recorded).
+registry says the backend cannot take are removed (each removal recorded),
+and a Mistral-family backend gets an OpenAI client's messages with the tool
+call ids and role order it takes (mistral_openai).
 When the provider's output filters are on, its stream and unary body go
 through them in the client's dialect (filtered_anthropic, filtered_openai);
 when they are off, the transcoders forward the upstream's bytes and nothing
@@ -50,6 +52,7 @@ from coderouterd.translate.filtered_openai import (
     FilteredOpenAITranscoder,
     filter_openai_completion,
 )
+from coderouterd.translate.mistral_openai import for_mistral
 from coderouterd.translate.openai_passthrough import (
     OpenAIPassthrough,
     client_wants_usage,
@@ -175,6 +178,7 @@ class OpenAIPassthroughCodec:
         self._max_output_tokens = max_output_tokens
         self._drop_tools = caps.tools is False
         self._drop_reasoning = caps.thinking is False
+        self._mistral = caps if caps.mistral_roles else None
         self._filters = filters if filters is not None and filters.active else None
 
     def request(self, call: Call) -> tuple[bytes, list[Degradation]]:
@@ -185,6 +189,10 @@ class OpenAIPassthroughCodec:
             degraded += without_tools(fields, OPENAI_TOOL_FIELDS)
         if self._drop_reasoning:
             degraded += without_reasoning(fields, OPENAI_REASONING_FIELDS)
+        messages = fields.get("messages")
+        if self._mistral is not None and messages is not None:
+            # Re-encoded only when its ids or role order need it (mistral_openai).
+            fields["messages"] = for_mistral(messages, self._mistral) or messages
         if call.stream:
             fields["stream_options"] = _with_usage(fields.get("stream_options"))
         limit = self._max_output_tokens
