@@ -59,7 +59,7 @@ from coderouterd.translate.openai_passthrough import (
     usage_of_completion,
 )
 from coderouterd.translate.params_o2a import fit_budget
-from coderouterd.translate.translated import check_completion, offered_tool_names
+from coderouterd.translate.translated import check_completion, tool_names_of
 from coderouterd.translate.types import Degradation, OutputFilters, read_json
 from coderouterd.translate.unsupported import (
     ANTHROPIC_TOOL_FIELDS,
@@ -136,8 +136,9 @@ class AnthropicPassthroughCodec:
         prompt_tokens = functools.partial(estimate_prompt_tokens, call.fields, call.media)
         if self._filters is None:
             return AnthropicPassthrough(self._provider, prompt_tokens=prompt_tokens)
+        names = tool_names_of(call)
         stream = FilteredAnthropicStream(
-            self._filters, offered_tool_names(call), f"msg_{call.request_id}"
+            self._filters, names.callable, f"msg_{call.request_id}", names.offered
         )
         return FilteredAnthropicTranscoder(self._provider, stream, prompt_tokens=prompt_tokens)
 
@@ -150,8 +151,12 @@ class AnthropicPassthroughCodec:
         message = _object_of(body, self._provider)
         repairs = 0
         if self._filters is not None:
+            names = tool_names_of(call)
             message, repairs = filter_anthropic_message(
-                message, filters=self._filters, tool_names=offered_tool_names(call)
+                message,
+                filters=self._filters,
+                tool_names=names.callable,
+                offered_names=names.offered,
             )
         if not whole:
             # As in a stream's message_start (anthropic_passthrough.py).
@@ -211,8 +216,9 @@ class OpenAIPassthroughCodec:
         )
         if self._filters is None:
             return source
+        names = tool_names_of(call)
         return FilteredOpenAITranscoder(
-            source, FilteredOpenAIStream(self._filters, offered_tool_names(call))
+            source, FilteredOpenAIStream(self._filters, names.callable, names.offered)
         )
 
     def unary(self, body: bytes, call: Call) -> Unary:
@@ -220,8 +226,12 @@ class OpenAIPassthroughCodec:
         if self._filters is not None:
             completion = _object_of(body, self._provider)
             check_completion(self._provider, completion, body)
+            names = tool_names_of(call)
             filtered = filter_openai_completion(
-                completion, filters=self._filters, tool_names=offered_tool_names(call)
+                completion,
+                filters=self._filters,
+                tool_names=names.callable,
+                offered_names=names.offered,
             )
             if filtered is not None:
                 return Unary(_encode(filtered[0]), "application/json", usage, repairs=filtered[1])

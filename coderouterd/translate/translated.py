@@ -37,7 +37,6 @@ from coderouterd.translate.types import (
     Degradation,
     OutputFilters,
     ToolNames,
-    callable_tool_names,
     read_json,
     tool_names,
 )
@@ -57,18 +56,12 @@ __all__ = [
     "OpenAIToAnthropicCodec",
     "OpenAIToAnthropicTranscoder",
     "check_completion",
-    "offered_tool_names",
     "tool_names_of",
 ]
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.decode
 _KEPT_RAW = frozenset({"tools", "messages"})
-
-
-def offered_tool_names(call: Call) -> frozenset[str]:
-    """The tools a call printed as text may be lifted as (types.callable_tool_names)."""
-    return callable_tool_names(call.fields)
 
 
 def tool_names_of(call: Call) -> ToolNames:

@@ -84,3 +84,28 @@ async def test_a_call_to_an_offered_tool_the_model_may_not_call_now_keeps_its_te
         message = await client.messages.create(**A_KW, tool_choice={"type": "none"})
     assert texts(message) == ["I will read it.\n" + CALL]
     assert message.stop_reason == "end_turn"
+
+
+async def test_an_openai_client_keeps_the_text_of_a_call_to_a_tool_it_may_not_call_now(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    """The passthrough's filters: under `tool_choice: "none"`, and for a
+    tool declared as a legacy function (a call is lifted only as a `tools`
+    entry), the printed call's text stays."""
+    fake_upstream.script(
+        Reply(dialect="openai", json=openai_completion(TEXT)),
+        Reply(dialect="openai", json=openai_completion(TEXT)),
+    )
+    d = await start_daemon(chain_yaml(local(fake_upstream.url)))
+    legacy = [{"name": "Read", "parameters": SCHEMA}]
+    async with o_sdk(d.url) as client:
+        none = await client.chat.completions.create(
+            model="m", messages=MESSAGES, tools=O_TOOLS, tool_choice="none"
+        )
+        functions = await client.chat.completions.create(
+            model="m", messages=MESSAGES, functions=legacy
+        )
+    for completion in (none, functions):
+        message = completion.choices[0].message
+        assert message.content == "I will read it.\n" + CALL
+        assert not message.tool_calls
