@@ -45,7 +45,7 @@ think block.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Literal, Protocol
 
@@ -60,10 +60,10 @@ TagGate = Callable[[list[ThinkSegment]], bool]
 class CandidateProbe(Protocol):
     """Reads text as the caller's tool-call repair would (module doc)."""
 
-    def feed(self, text: str) -> object: ...
+    def feed(self, text: str) -> Sequence[object]: ...
 
     @property
-    def holding(self) -> bool: ...
+    def holding_call(self) -> bool: ...
 
 
 OPEN_TAG = "<think>"
@@ -90,6 +90,7 @@ class ThinkFilter:
         "_out",
         "_pending",
         "_probe",
+        "_probe_called",
         "_probed",
         "_start_state",
         "_state",
@@ -110,6 +111,7 @@ class ThinkFilter:
         self._new_probe = probe
         self._probe: CandidateProbe | None = None  # of the undecided start
         self._probed = 0  # pieces of `_held` it has read
+        self._probe_called = False  # whether it found a whole call in them
         self._limit = undecided_limit
         self._start_state = (
             _State.UNDECIDED if assume_open_at_start and mode != "off" else _State.OUTSIDE
@@ -225,8 +227,10 @@ class ThinkFilter:
             return False
         if self._probe is None:
             self._probe = self._new_probe()
-        self._probe.feed("".join(self._held[self._probed :]) + tag)
-        return self._probe.holding
+        segments = self._probe.feed("".join(self._held[self._probed :]) + tag)
+        self._probed = len(self._held)
+        self._probe_called |= any(not isinstance(seg, str) for seg in segments)
+        return self._probe.holding_call
 
     def _resolve(self, as_state: _State) -> None:
         """Release the undecided start of the run as thinking or as text."""
@@ -235,6 +239,7 @@ class ThinkFilter:
         self._held_len = 0
         self._probe = None
         self._probed = 0
+        self._probe_called = False
         self._state = as_state
         self._emit(held)
 
@@ -245,7 +250,10 @@ class ThinkFilter:
             self._held.append(t)
             self._held_len += len(t)
             if self._held_len > self._limit:
-                self._resolve(_State.INSIDE)
+                # A call in it, whole or still open (a large file written),
+                # was printed by a model that did not think: text, to lift.
+                in_call = self._in_held_call("") or self._probe_called
+                self._resolve(_State.OUTSIDE if in_call else _State.INSIDE)
             return
         if self._trim_lead:
             t = t.lstrip()

@@ -36,7 +36,6 @@ from typing import Any
 import msgspec
 
 from coderouterd.translate.name_starts import begins_a_name, known_starts
-from coderouterd.translate.repair_literals import parse_keyword_arguments
 from coderouterd.translate.repair_parse import (
     CLOSE_TAG,
     OPEN_TAG,
@@ -48,9 +47,6 @@ from coderouterd.translate.repair_parse import (
     ScanState,
     TagCandidate,
 )
-
-# parse_keyword_arguments is re-exported: the tests import it from here.
-__all__ = ["Segment", "ToolCall", "ToolCallRepair", "parse_keyword_arguments", "strip_tool_markup"]
 
 # A printed call holds a whole file the model writes; the scan is linear, so
 # this bounds only what one candidate holds back.
@@ -134,6 +130,15 @@ class ToolCallRepair:
     def holding(self) -> bool:
         """Whether a candidate span is open: text arriving now is its data."""
         return self._cand is not None
+
+    @property
+    def holding_call(self) -> bool:
+        """Whether an open span is a call's: a bare JSON object only once it
+        names a tool (reasoning drafts and abandons others)."""
+        cand = self._cand
+        if isinstance(cand, BareCandidate):
+            return cand.opens_call("".join(self._cand_parts)[:512], self._names)
+        return cand is not None
 
     def feed(self, text: str) -> list[Segment]:
         s = self._pending + text if self._pending else text
@@ -390,10 +395,3 @@ class ToolCallRepair:
 def _wider(a: str, b: str) -> str:
     """The whitespace run with more line breaks, else the longer (a on a tie)."""
     return max(a, b, key=lambda w: (w.count("\n"), len(w)))
-
-
-def strip_tool_markup(text: str) -> str:
-    """Remove tool-call tags from text, keeping what they enclose."""
-    stripper = ToolCallRepair(frozenset(), strip_markup=True)
-    segments = stripper.feed(text) + stripper.flush()
-    return "".join(seg for seg in segments if isinstance(seg, str))

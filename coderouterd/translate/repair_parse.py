@@ -231,6 +231,17 @@ class BareCandidate(_WholeLines):
     def calls(self, span: str, names: frozenset[str] | None) -> list[Lifted] | None:
         return _calls(decode(span), names, allow_list=False, require_args=True)
 
+    @staticmethod
+    def opens_call(head: str, names: frozenset[str]) -> bool:
+        """Whether an object beginning `head` begins as a call of one of
+        `names` (`{"name": "Write"`): reasoning drafts other objects."""
+        m = _NAMED.match(head)
+        return m is not None and m[1] in names
+
+
+# The start of an object that names a call.
+_NAMED = re.compile(r'\s*\{\s*"name"\s*:\s*"([^"\\]*)"')
+
 
 class CallCandidate(_WholeLines):
     __slots__ = ("_name",)

@@ -129,3 +129,55 @@ async def test_long_reasoning_cut_before_its_closing_tag_stays_reasoning(
         message = await client.messages.create(**A_KW)
     assert [b.type for b in message.content] == ["thinking"]
     assert message.stop_reason == "max_tokens"
+
+
+# 70 KB: past the 64 KiB the start is held for, far under the 1 MiB a call may be.
+BIG_ARGS = {"file_path": "big.txt", "content": "print('x')\n" * 6400}
+BIG_CALL = "Writing it.\n<tool_call>" + json.dumps({"name": "Write", "arguments": BIG_ARGS})
+BIG_CALL += "</tool_call>"
+
+
+async def test_a_call_larger_than_the_held_start_is_lifted_when_the_model_did_not_think(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    """The held start passes its limit inside a call, or after a whole one:
+    the model did not think, and the call is lifted, unary and streamed."""
+    fake_upstream.script(
+        Reply(dialect="openai", json=openai_completion(BIG_CALL)),
+        Reply(dialect="openai", events=openai_text_stream(pieces(BIG_CALL, 1000))),
+    )
+    d = await start_daemon(chain_yaml(local(fake_upstream.url, OPEN)))
+    async with a_sdk(d.url) as client:
+        unary = await client.messages.create(**A_KW)
+        async with client.messages.stream(**A_KW) as stream:
+            streamed = await stream.get_final_message()
+    for message in (unary, streamed):
+        assert summary(message) == [("text", "Writing it."), ("tool_use", BIG_ARGS)]
+        assert message.stop_reason == "tool_use"
+
+
+# Reasoning that drafts a JSON object at a line's start and gives it up.
+DRAFT = (
+    "The user wants the settings. Let me draft them as JSON:\n"
+    '{\n  "name": "settings",\n  "debug": true,\n  "level":\n'
+    "Wait, the user asked for YAML, not JSON. Start over.\n"
+)
+
+
+async def test_reasoning_with_an_abandoned_json_draft_ends_at_its_closing_tag(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    """An object that names no tool is no call: the `</think>` after it ends
+    the reasoning, unary and streamed."""
+    text = DRAFT + "</think>\n\n" + ANSWER
+    fake_upstream.script(
+        Reply(dialect="openai", json=openai_completion(text)),
+        Reply(dialect="openai", events=openai_text_stream(pieces(text, 7))),
+    )
+    d = await start_daemon(chain_yaml(local(fake_upstream.url, OPEN)))
+    async with a_sdk(d.url) as client:
+        unary = await client.messages.create(**A_KW)
+        async with client.messages.stream(**A_KW) as stream:
+            streamed = await stream.get_final_message()
+    for message in (unary, streamed):
+        assert summary(message) == [("thinking", None), ("text", ANSWER)]

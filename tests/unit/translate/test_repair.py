@@ -13,9 +13,8 @@ from coderouterd.translate.repair import (
     Segment,
     ToolCall,
     ToolCallRepair,
-    parse_keyword_arguments,
-    strip_tool_markup,
 )
+from coderouterd.translate.repair_literals import parse_keyword_arguments
 
 NAMES = frozenset({"Read", "Write", "Bash"})
 
@@ -227,7 +226,10 @@ def test_strip_mode_drops_tool_markup_that_cannot_be_lifted() -> None:
     ],
 )
 def test_strip_tool_markup(text: str, expected: str) -> None:
-    assert strip_tool_markup(text) == expected
+    """Tool-call tags removed from text, what they enclose kept."""
+    stripper = ToolCallRepair(frozenset(), strip_markup=True)
+    segments = stripper.feed(text) + stripper.flush()
+    assert "".join(seg for seg in segments if isinstance(seg, str)) == expected
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from coderouterd.translate.repair import ToolCall, ToolCallRepair, parse_keyword_arguments
+from coderouterd.translate.repair import ToolCall, ToolCallRepair
+from coderouterd.translate.repair_literals import parse_keyword_arguments
 from tests.unit.translate.test_repair import NAMES, run
 
 CALL = '<tool_call>{"name": "Read", "arguments": {"file_path": "/a"}}</tool_call>'
