@@ -18,6 +18,14 @@ def a_sdk(url: str) -> anthropic.AsyncAnthropic:
     return anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0, timeout=10)
 
 
+async def unary_and_streamed(url: str, kw: Mapping[str, Any]) -> tuple[Any, Any]:
+    """An Anthropic SDK's answer to `kw` asked for whole, then streamed."""
+    async with a_sdk(url) as client:
+        unary = await client.messages.create(**kw)
+        async with client.messages.stream(**kw) as stream:
+            return unary, await stream.get_final_message()
+
+
 def o_sdk(url: str) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0, timeout=10)
 

@@ -9,7 +9,7 @@ from typing import Any
 from tests.conftest import StartDaemon, chain_yaml
 from tests.fakes.transcripts import openai_completion, openai_text_stream
 from tests.fakes.upstream import FakeUpstream, Reply
-from tests.integration.clients import a_sdk, local, o_sdk
+from tests.integration.clients import local, o_sdk, unary_and_streamed
 
 MESSAGES: list[Any] = [{"role": "user", "content": "write it"}]
 A_TOOLS: list[Any] = [
@@ -35,10 +35,7 @@ async def test_a_streamed_call_with_a_large_file_is_lifted_as_a_whole_answer_is(
         Reply(dialect="openai", events=openai_text_stream(PIECES)),
     )
     d = await start_daemon(chain_yaml(local(fake_upstream.url)))
-    async with a_sdk(d.url) as client:
-        unary = await client.messages.create(**A_KW)
-        async with client.messages.stream(**A_KW) as stream:
-            streamed = await stream.get_final_message()
+    unary, streamed = await unary_and_streamed(d.url, A_KW)
     for message in (unary, streamed):
         assert [b.type for b in message.content] == ["text", "tool_use"]
         assert message.content[1].input == ARGS  # type: ignore[union-attr]

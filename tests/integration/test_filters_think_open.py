@@ -10,7 +10,7 @@ from typing import Any
 from tests.conftest import StartDaemon, chain_yaml
 from tests.fakes.transcripts import openai_completion, openai_text_stream
 from tests.fakes.upstream import FakeUpstream, Reply
-from tests.integration.clients import a_sdk, local, o_sdk
+from tests.integration.clients import a_sdk, local, o_sdk, unary_and_streamed
 
 MESSAGES: list[Any] = [{"role": "user", "content": "fix it"}]
 A_TOOLS: list[Any] = [
@@ -91,10 +91,7 @@ async def test_long_reasoning_stays_out_of_the_text(
         Reply(dialect="openai", events=openai_text_stream(pieces(REASONED, 1000))),
     )
     d = await start_daemon(chain_yaml(local(fake_upstream.url, OPEN)))
-    async with a_sdk(d.url) as client:
-        message = await client.messages.create(**A_KW)
-        async with client.messages.stream(**A_KW) as stream:
-            streamed = await stream.get_final_message()
+    message, streamed = await unary_and_streamed(d.url, A_KW)
     for answer in (message, streamed):
         assert [b.type for b in answer.content] == ["thinking", "text"]
         assert answer.content[0].thinking == REASONING  # type: ignore[union-attr]
@@ -147,10 +144,7 @@ async def test_a_call_larger_than_the_held_start_is_lifted_when_the_model_did_no
         Reply(dialect="openai", events=openai_text_stream(pieces(BIG_CALL, 1000))),
     )
     d = await start_daemon(chain_yaml(local(fake_upstream.url, OPEN)))
-    async with a_sdk(d.url) as client:
-        unary = await client.messages.create(**A_KW)
-        async with client.messages.stream(**A_KW) as stream:
-            streamed = await stream.get_final_message()
+    unary, streamed = await unary_and_streamed(d.url, A_KW)
     for message in (unary, streamed):
         assert summary(message) == [("text", "Writing it."), ("tool_use", BIG_ARGS)]
         assert message.stop_reason == "tool_use"
@@ -175,9 +169,6 @@ async def test_reasoning_with_an_abandoned_json_draft_ends_at_its_closing_tag(
         Reply(dialect="openai", events=openai_text_stream(pieces(text, 7))),
     )
     d = await start_daemon(chain_yaml(local(fake_upstream.url, OPEN)))
-    async with a_sdk(d.url) as client:
-        unary = await client.messages.create(**A_KW)
-        async with client.messages.stream(**A_KW) as stream:
-            streamed = await stream.get_final_message()
+    unary, streamed = await unary_and_streamed(d.url, A_KW)
     for message in (unary, streamed):
         assert summary(message) == [("thinking", None), ("text", ANSWER)]
