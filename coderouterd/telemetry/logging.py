@@ -13,6 +13,7 @@ import msgspec
 import structlog
 from aiohttp.http_exceptions import HttpProcessingError
 
+from coderouterd.scrub import masked_urls
 from coderouterd.telemetry import events
 
 # Keys whose values must never reach a log line, whoever passes them.
@@ -36,6 +37,18 @@ def redact_secrets(
             secret = _secret_key[key] = key.lower() in _SECRET_KEYS
         if secret:
             event[key] = "[redacted]"
+    return event
+
+
+def mask_traceback_urls(
+    _logger: object, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """A formatted traceback quotes exception messages and source lines as
+    they are: a URL's password in one (a base_url a library echoed) is
+    shown as ***, as in every other line the daemon writes."""
+    text = event.get("exception")
+    if isinstance(text, str):
+        event["exception"] = masked_urls(text)
     return event
 
 
@@ -145,6 +158,7 @@ def configure(level: str = "info", stream: TextIO | None = None, *, cache: bool 
             UtcStamp(),
             redact_secrets,
             structlog.processors.format_exc_info,
+            mask_traceback_urls,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

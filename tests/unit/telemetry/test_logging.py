@@ -109,3 +109,20 @@ def test_the_timestamp_is_utc_iso_with_microseconds_and_the_current_second() -> 
         at = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
         assert before - 1e-6 <= at <= after
     assert first <= second
+
+
+def test_a_logged_traceback_shows_no_url_password() -> None:
+    out = io.StringIO()
+    configure("info", out, cache=False)
+    try:
+        try:
+            raise ValueError("cannot reach http://user:hunter2@127.0.0.1:9/v1")
+        except ValueError:
+            get_logger().exception("config.reload_rejected")
+    finally:
+        configure("debug", cache=False)
+    (line,) = out.getvalue().splitlines()
+    event = json.loads(line)
+    assert "ValueError" in event["exception"]
+    assert "hunter2" not in line
+    assert "http://user:***@127.0.0.1:9/v1" in event["exception"]
