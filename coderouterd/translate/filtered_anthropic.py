@@ -29,7 +29,7 @@ from coderouterd.translate.anthropic_passthrough import NOT_CONTENT, AnthropicPa
 from coderouterd.translate.blocks import BlockWriter, Event
 from coderouterd.translate.filtered import FilteredTranscoder
 from coderouterd.translate.response_o2a import Blocks, OutputPipeline, ToolIds
-from coderouterd.translate.types import OutputFilters
+from coderouterd.translate.types import OutputFilters, ToolNames
 from coderouterd.wire.sse import encode_event
 
 _encode = msgspec.json.Encoder().encode
@@ -42,15 +42,8 @@ _TURN_ENDED = frozenset({None, "end_turn", "stop_sequence", "tool_use"})
 class FilteredAnthropicStream:
     """Anthropic events in; None (forward the frame as it is) or the events to send."""
 
-    def __init__(
-        self,
-        filters: OutputFilters,
-        tool_names: frozenset[str],
-        message_id: str,
-        offered_names: frozenset[str] = frozenset(),
-    ) -> None:
-        """The names as OutputPipeline takes them."""
-        self._pipeline = OutputPipeline(filters, tool_names, offered_names)
+    def __init__(self, filters: OutputFilters, names: ToolNames, message_id: str) -> None:
+        self._pipeline = OutputPipeline(filters, names)
         self._w = BlockWriter(ToolIds(message_id))
         self._text: set[int] = set()  # upstream indices of text blocks
         self._mapped: dict[int, int] = {}  # upstream index -> our index, other blocks
@@ -161,12 +154,10 @@ def filter_anthropic_message(
     message: dict[str, Any],
     *,
     filters: OutputFilters,
-    tool_names: frozenset[str],
-    offered_names: frozenset[str] = frozenset(),
+    names: ToolNames,
 ) -> tuple[dict[str, Any], int]:
-    """A whole Messages response with its text blocks filtered (the names as
-    OutputPipeline takes them); (message, repairs)."""
-    pipeline = OutputPipeline(filters, tool_names, offered_names)
+    """A whole Messages response with its text blocks filtered; (message, repairs)."""
+    pipeline = OutputPipeline(filters, names)
     ids = ToolIds(str(message.get("id") or "msg"))
     content: list[Any] = []
     for block in message.get("content") or []:

@@ -40,7 +40,7 @@ from coderouterd.translate.filtered import FilteredTranscoder
 from coderouterd.translate.openai_passthrough import DONE, OpenAIPassthrough
 from coderouterd.translate.repair import ToolCall
 from coderouterd.translate.response_o2a import OutputPipeline, Piece, reasoning_of
-from coderouterd.translate.types import OutputFilters
+from coderouterd.translate.types import OutputFilters, ToolNames
 from coderouterd.wire.sse import encode_data, parse_frame
 
 _encode = msgspec.json.Encoder().encode
@@ -54,10 +54,8 @@ class _ChoiceState:
 
     __slots__ = ("_calls", "_next_index", "lifted", "logprobs", "pipeline")
 
-    def __init__(
-        self, filters: OutputFilters, tool_names: frozenset[str], offered: frozenset[str]
-    ) -> None:
-        self.pipeline = OutputPipeline(filters, tool_names, offered)
+    def __init__(self, filters: OutputFilters, names: ToolNames) -> None:
+        self.pipeline = OutputPipeline(filters, names)
         self._calls = CallIndexes(self._take_index)
         self._next_index = 0
         self.lifted = False
@@ -105,16 +103,9 @@ class FilteredOpenAIStream:
     in the upstream's order, a choice they leave alone as it came.
     """
 
-    def __init__(
-        self,
-        filters: OutputFilters,
-        tool_names: frozenset[str],
-        offered_names: frozenset[str] = frozenset(),
-    ) -> None:
-        """The names as OutputPipeline takes them."""
+    def __init__(self, filters: OutputFilters, names: ToolNames) -> None:
         self._filters = filters
-        self._tool_names = tool_names
-        self._offered = offered_names
+        self._names = names
         self._choices: dict[int, _ChoiceState] = {}
         self._envelope: dict[str, Any] = {}
 
@@ -163,9 +154,7 @@ class FilteredOpenAIStream:
         key = index if isinstance(index, int) else 0
         state = self._choices.get(key)
         if state is None:
-            state = self._choices[key] = _ChoiceState(
-                self._filters, self._tool_names, self._offered
-            )
+            state = self._choices[key] = _ChoiceState(self._filters, self._names)
         return state
 
     def _rebuilt(self, choice: object) -> _Rebuilt | None:
@@ -333,19 +322,17 @@ def filter_openai_completion(
     body: dict[str, Any],
     *,
     filters: OutputFilters,
-    tool_names: frozenset[str],
-    offered_names: frozenset[str] = frozenset(),
+    names: ToolNames,
 ) -> tuple[dict[str, Any], int] | None:
     """A whole chat.completion with every choice's content filtered, each
-    through a pipeline of its own (the names as OutputPipeline takes them);
-    None when nothing changed."""
+    through a pipeline of its own; None when nothing changed."""
     choices = body.get("choices")
     if not isinstance(choices, list):
         return None
     out_choices: list[Any] = []
     repairs = 0
     for choice in choices:
-        filtered = _filtered_choice(choice, filters, tool_names, offered_names)
+        filtered = _filtered_choice(choice, filters, names)
         out_choices.append(choice if filtered is None else filtered[0])
         repairs += 0 if filtered is None else filtered[1]
     if all(new is old for new, old in zip(out_choices, choices, strict=True)):
@@ -354,7 +341,7 @@ def filter_openai_completion(
 
 
 def _filtered_choice(
-    choice: object, filters: OutputFilters, tool_names: frozenset[str], offered: frozenset[str]
+    choice: object, filters: OutputFilters, names: ToolNames
 ) -> tuple[dict[str, Any], int] | None:
     if not isinstance(choice, Mapping):
         return None
@@ -364,7 +351,7 @@ def _filtered_choice(
     content = message.get("content")
     if not isinstance(content, str) or not content:
         return None
-    pipeline = OutputPipeline(filters, tool_names, offered)
+    pipeline = OutputPipeline(filters, names)
     reasoned = pipeline.reasoning_arrived() if reasoning_of(message) else []
     pieces = reasoned + pipeline.feed(content) + pipeline.flush()
     text = "".join(p[1] for p in pieces if not isinstance(p, ToolCall) and p[0] == "text")

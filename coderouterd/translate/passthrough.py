@@ -136,9 +136,8 @@ class AnthropicPassthroughCodec:
         prompt_tokens = functools.partial(estimate_prompt_tokens, call.fields, call.media)
         if self._filters is None:
             return AnthropicPassthrough(self._provider, prompt_tokens=prompt_tokens)
-        names = tool_names_of(call)
         stream = FilteredAnthropicStream(
-            self._filters, names.callable, f"msg_{call.request_id}", names.offered
+            self._filters, tool_names_of(call), f"msg_{call.request_id}"
         )
         return FilteredAnthropicTranscoder(self._provider, stream, prompt_tokens=prompt_tokens)
 
@@ -151,12 +150,8 @@ class AnthropicPassthroughCodec:
         message = _object_of(body, self._provider)
         repairs = 0
         if self._filters is not None:
-            names = tool_names_of(call)
             message, repairs = filter_anthropic_message(
-                message,
-                filters=self._filters,
-                tool_names=names.callable,
-                offered_names=names.offered,
+                message, filters=self._filters, names=tool_names_of(call)
             )
         if not whole:
             # As in a stream's message_start (anthropic_passthrough.py).
@@ -216,9 +211,8 @@ class OpenAIPassthroughCodec:
         )
         if self._filters is None:
             return source
-        names = tool_names_of(call)
         return FilteredOpenAITranscoder(
-            source, FilteredOpenAIStream(self._filters, names.callable, names.offered)
+            source, FilteredOpenAIStream(self._filters, tool_names_of(call))
         )
 
     def unary(self, body: bytes, call: Call) -> Unary:
@@ -226,12 +220,8 @@ class OpenAIPassthroughCodec:
         if self._filters is not None:
             completion = _object_of(body, self._provider)
             check_completion(self._provider, completion, body)
-            names = tool_names_of(call)
             filtered = filter_openai_completion(
-                completion,
-                filters=self._filters,
-                tool_names=names.callable,
-                offered_names=names.offered,
+                completion, filters=self._filters, names=tool_names_of(call)
             )
             if filtered is not None:
                 return Unary(_encode(filtered[0]), "application/json", usage, repairs=filtered[1])

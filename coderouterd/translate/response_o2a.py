@@ -44,7 +44,7 @@ from coderouterd.translate.estimate import estimate_text_tokens
 from coderouterd.translate.filters import ThinkFilter
 from coderouterd.translate.markers import StopMarkers
 from coderouterd.translate.repair import ToolCall, ToolCallRepair
-from coderouterd.translate.types import OutputFilters
+from coderouterd.translate.types import OutputFilters, ToolNames
 from coderouterd.wire.stop import FINISH_TO_STOP
 
 _NOT_ID = re.compile(r"[^A-Za-z0-9_-]")
@@ -138,24 +138,20 @@ class OutputPipeline:
     candidate (a `<tool_call>` span, a JSON object) is data of the call: at
     a tag outside a think block the think filter hands the repair the text
     before it and asks (`_gate`); an undecided start is read by a repair of
-    its own (`probe`). Calls are lifted as `tool_names`; markup stripping
-    keeps calls to `offered_names` too.
+    its own (`probe`). Calls are lifted as `names.callable`; markup
+    stripping keeps calls to `names.offered` too.
     """
 
     __slots__ = ("_early", "_markers", "_repair", "_think")
 
-    def __init__(
-        self,
-        filters: OutputFilters,
-        tool_names: frozenset[str],
-        offered_names: frozenset[str] = frozenset(),
-    ) -> None:
+    def __init__(self, filters: OutputFilters, names: ToolNames) -> None:
         self._markers = StopMarkers() if filters.strip_stop_markers else None
-        names = tool_names if filters.repair_tool_calls else frozenset()
+        lifted = names.callable if filters.repair_tool_calls else frozenset()
         strip = filters.strip_tool_markup
-        offered = tool_names | offered_names
+        # A callable tool is an offered one too, whether or not calls are lifted.
+        offered = names.callable | names.offered
         self._repair = (
-            ToolCallRepair(names, strip_markup=strip, offered=offered) if names or strip else None
+            ToolCallRepair(lifted, strip_markup=strip, offered=offered) if lifted or strip else None
         )
         # What the gate routed while the think filter was still scanning.
         self._early: list[Piece] = []
@@ -164,7 +160,7 @@ class OutputPipeline:
                 filters.think,
                 assume_open_at_start=filters.assume_think_open,
                 gate=self._gate if self._repair is not None else None,
-                probe=partial(ToolCallRepair, names, strip_markup=strip) if self._repair else None,
+                probe=partial(ToolCallRepair, lifted, strip_markup=strip) if self._repair else None,
             )
             if filters.think != "off"
             else None
@@ -333,10 +329,9 @@ def openai_to_anthropic_response(
     message_id: str,
     model: str,
     filters: OutputFilters,
-    tool_names: frozenset[str],
+    names: ToolNames,
     estimated_input_tokens: int,
     stop_sequences: Collection[str] = (),
-    offered_names: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, Any], int, bool]:
     """(Anthropic message, tool calls repaired, usage estimated)."""
     choice = first_choice(resp.get("choices"))
@@ -344,7 +339,7 @@ def openai_to_anthropic_response(
     if not isinstance(message, Mapping):
         message = {}
     blocks = Blocks(ToolIds(message_id))
-    pipeline = OutputPipeline(filters, tool_names, offered_names)
+    pipeline = OutputPipeline(filters, names)
     reasoning = reasoning_of(message)
     if reasoning:
         blocks.pieces(pipeline.reasoning(reasoning))

@@ -55,7 +55,7 @@ from coderouterd.translate.response_o2a import (
     stop_of,
     text_of,
 )
-from coderouterd.translate.types import OutputFilters
+from coderouterd.translate.types import OutputFilters, ToolNames
 
 __all__ = ["Event", "OpenAIToAnthropicStream"]
 
@@ -85,16 +85,15 @@ class OpenAIToAnthropicStream:
         message_id: str,
         model: str,
         filters: OutputFilters,
-        tool_names: frozenset[str],
+        names: ToolNames,
         estimated_input_tokens: int,
         stop_sequences: Collection[str] = (),
-        offered_names: frozenset[str] = frozenset(),
     ) -> None:
         self._message_id = message_id
         self._stop_sequences = stop_sequences
         self._model = model
         self._estimated_input = estimated_input_tokens
-        self._pipeline = OutputPipeline(filters, tool_names, offered_names)
+        self._pipeline = OutputPipeline(filters, names)
         self._w = BlockWriter(ToolIds(message_id))
         self._call: _Call | None = None
         self._by_index: dict[int, _Call] = {}

@@ -201,13 +201,11 @@ class AnthropicToOpenAICodec:
         return _encode(body), degraded
 
     def _settings(self, call: Call) -> dict[str, Any]:
-        names = tool_names_of(call)
         return {
             "message_id": f"msg_{call.request_id}",
             "model": call.requested_model or self._provider.model,
             "filters": self._filters,
-            "tool_names": names.callable,
-            "offered_names": names.offered,
+            "names": tool_names_of(call),
             "estimated_input_tokens": estimate_prompt_tokens(call.fields, call.media),
             "stop_sequences": _stop_sequences(call),
         }

@@ -178,8 +178,7 @@ class OpenAIToAnthropicCodec:
         )
         filtered = None
         if self._filters is not None:
-            names = tool_names(call.fields)
-            filtered = FilteredOpenAIStream(self._filters, names.callable, names.offered)
+            filtered = FilteredOpenAIStream(self._filters, tool_names(call.fields))
         return AnthropicToOpenAITranscoder(
             self._provider.name,
             stream,
@@ -199,12 +198,8 @@ class OpenAIToAnthropicCodec:
         completion = anthropic_to_openai_response(decoded, created=call.created)
         repairs = 0
         if self._filters is not None:
-            names = tool_names(call.fields)
             filtered = filter_openai_completion(
-                completion,
-                filters=self._filters,
-                tool_names=names.callable,
-                offered_names=names.offered,
+                completion, filters=self._filters, names=tool_names(call.fields)
             )
             if filtered is not None:
                 completion, repairs = filtered

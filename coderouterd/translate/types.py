@@ -134,8 +134,13 @@ class ToolNames(NamedTuple):
     callable: frozenset[str]
     # Every one in `tools` or the legacy `functions`, callable now or not: a
     # call printed as text to one of them keeps its text when markup is
-    # stripped, where one to a tool never offered goes whole.
-    offered: frozenset[str]
+    # stripped, where one to a tool never offered goes whole. Readers join
+    # it with `callable`, so a ToolNames built by hand may leave those out.
+    offered: frozenset[str] = frozenset()
+
+
+# What a request that names no tool gives: no call is lifted as a tool_use.
+NO_TOOLS = ToolNames(frozenset())
 
 
 def tool_names(fields: Mapping[str, msgspec.Raw]) -> ToolNames:

@@ -15,7 +15,7 @@ from coderouterd.errors import UpstreamProtocolError
 from coderouterd.translate.openai_passthrough import frames_left
 from coderouterd.translate.stream_o2a import OpenAIToAnthropicStream
 from coderouterd.translate.translated import OpenAIToAnthropicTranscoder
-from coderouterd.translate.types import OutputFilters
+from coderouterd.translate.types import NO_TOOLS, OutputFilters
 from coderouterd.wire.sse import SSEDecoder
 
 ROLE = b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n'
@@ -28,7 +28,7 @@ def transcoder() -> OpenAIToAnthropicTranscoder:
         message_id="msg_t",
         model="m",
         filters=OutputFilters(),
-        tool_names=frozenset(),
+        names=NO_TOOLS,
         estimated_input_tokens=9,
     )
     return OpenAIToAnthropicTranscoder("p", stream)

@@ -20,12 +20,12 @@ from coderouterd.translate.filtered_openai import (
     filter_openai_completion,
 )
 from coderouterd.translate.openai_passthrough import OpenAIPassthrough
-from coderouterd.translate.types import OutputFilters
+from coderouterd.translate.types import OutputFilters, ToolNames
 from coderouterd.wire.sse import SSEDecoder
 from tests.unit.translate.test_stream_o2a import assemble, check_sequence
 
 ON = OutputFilters(think="thinking", strip_tool_markup=True, repair_tool_calls=True)
-TOOLS = frozenset({"Read", "Bash"})
+TOOLS = ToolNames(frozenset({"Read", "Bash"}))
 CALL = '<tool_call>{"name": "Read", "arguments": {"file_path": "/a"}}</tool_call>'
 USAGE = {
     "input_tokens": 7,
@@ -126,7 +126,7 @@ def test_an_anthropic_message_is_filtered_like_the_stream() -> None:
         "content": [{"type": "text", "text": "".join(TEXTS)}, tool],
         "stop_reason": "end_turn",
     }
-    out, repairs = filter_anthropic_message(message, filters=ON, tool_names=TOOLS)
+    out, repairs = filter_anthropic_message(message, filters=ON, names=TOOLS)
     assert out["content"] == EXPECTED["content"]
     assert out["stop_reason"] == "tool_use" and repairs == 1
 
@@ -134,7 +134,7 @@ def test_an_anthropic_message_is_filtered_like_the_stream() -> None:
 def test_an_unchanged_text_block_keeps_its_other_fields() -> None:
     block = {"type": "text", "text": "plain", "citations": [{"type": "x"}]}
     out, repairs = filter_anthropic_message(
-        {"id": "m", "content": [block], "stop_reason": "end_turn"}, filters=ON, tool_names=TOOLS
+        {"id": "m", "content": [block], "stop_reason": "end_turn"}, filters=ON, names=TOOLS
     )
     assert out["content"] == [block] and out["stop_reason"] == "end_turn" and repairs == 0
 
@@ -143,14 +143,14 @@ def test_a_changed_text_block_gives_its_citations_to_its_text() -> None:
     citations = [{"type": "char_location", "cited_text": "x"}]
     block = {"type": "text", "text": "Reading.\n" + CALL, "citations": citations}
     out, repairs = filter_anthropic_message(
-        {"id": "m", "content": [block], "stop_reason": "end_turn"}, filters=ON, tool_names=TOOLS
+        {"id": "m", "content": [block], "stop_reason": "end_turn"}, filters=ON, names=TOOLS
     )
     assert [b["type"] for b in out["content"]] == ["text", "tool_use"] and repairs == 1
     assert out["content"][0] == {"type": "text", "text": "Reading.", "citations": citations}
     # Text that all became a call keeps no citation: there is no text to cite.
     block = {"type": "text", "text": CALL, "citations": citations}
     out, _ = filter_anthropic_message(
-        {"id": "m", "content": [block], "stop_reason": "end_turn"}, filters=ON, tool_names=TOOLS
+        {"id": "m", "content": [block], "stop_reason": "end_turn"}, filters=ON, names=TOOLS
     )
     assert [b["type"] for b in out["content"]] == ["tool_use"]
 
@@ -256,4 +256,4 @@ def test_reasoning_and_think_text_both_become_reasoning_content_in_order() -> No
 
 def test_a_whole_completion_without_markup_is_left_as_it_came() -> None:
     body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "fine"}}]}
-    assert filter_openai_completion(body, filters=ON, tool_names=TOOLS) is None
+    assert filter_openai_completion(body, filters=ON, names=TOOLS) is None

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from coderouterd.translate.filters import CLOSE_TAG, ThinkFilter, ThinkSegment
 from coderouterd.translate.response_o2a import OutputPipeline, Piece
-from coderouterd.translate.types import OutputFilters, ThinkMode
+from coderouterd.translate.types import OutputFilters, ThinkMode, ToolNames
 
 
 def run(mode: ThinkMode, pieces: list[str], *, assume_open: bool = False) -> list[ThinkSegment]:
@@ -168,10 +168,11 @@ def test_reasoning_arriving_apart_decides_an_assumed_open_start_as_text() -> Non
 
 
 PIPELINE_FILTERS = OutputFilters(think="thinking", strip_tool_markup=True, repair_tool_calls=True)
+READ = ToolNames(frozenset({"Read"}))
 
 
 def pipeline_run(pieces: list[str]) -> list[Piece]:
-    pipeline = OutputPipeline(PIPELINE_FILTERS, frozenset({"Read"}))
+    pipeline = OutputPipeline(PIPELINE_FILTERS, READ)
     out: list[Piece] = []
     for piece in pieces:
         out += pipeline.feed(piece)
@@ -185,13 +186,13 @@ def test_text_held_back_by_repair_comes_out_before_a_thinking_segment() -> None:
 
 
 def test_structured_reasoning_comes_out_after_the_text_held_before_it() -> None:
-    pipeline = OutputPipeline(PIPELINE_FILTERS, frozenset({"Read"}))
+    pipeline = OutputPipeline(PIPELINE_FILTERS, READ)
     assert pipeline.feed("Checking:\nRea") == [("text", "Checking:")]
     assert pipeline.reasoning("why") == [("text", "\nRea"), ("thinking", "why")]
 
 
 def test_text_held_as_undecided_comes_out_before_structured_reasoning() -> None:
     filters = msgspec.structs.replace(PIPELINE_FILTERS, assume_think_open=True)
-    pipeline = OutputPipeline(filters, frozenset({"Read"}))
+    pipeline = OutputPipeline(filters, READ)
     assert pipeline.feed("An answer") == []
     assert pipeline.reasoning("why") == [("text", "An answer"), ("thinking", "why")]

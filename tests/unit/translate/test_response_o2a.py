@@ -15,12 +15,12 @@ from coderouterd.translate.response_o2a import (
     stop_reason_of,
 )
 from coderouterd.translate.stream_o2a import OpenAIToAnthropicStream
-from coderouterd.translate.types import OutputFilters, ThinkMode
+from coderouterd.translate.types import NO_TOOLS, OutputFilters, ThinkMode, ToolNames
 
 from .test_stream_o2a import assemble, check_sequence
 
 ALL_ON = OutputFilters(think="thinking", strip_tool_markup=True, repair_tool_calls=True)
-NAMES = frozenset({"Read", "Bash"})
+NAMES = ToolNames(frozenset({"Read", "Bash"}))
 
 
 def completion(
@@ -44,7 +44,7 @@ def completion(
 def convert(
     resp: dict[str, Any],
     filters: OutputFilters = ALL_ON,
-    names: frozenset[str] = NAMES,
+    names: ToolNames = NAMES,
     stop_sequences: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, Any], int, bool]:
     return openai_to_anthropic_response(
@@ -52,7 +52,7 @@ def convert(
         message_id="msg_abc",
         model="claude-sonnet-4-5",
         filters=filters,
-        tool_names=names,
+        names=names,
         estimated_input_tokens=500,
         stop_sequences=stop_sequences,
     )
@@ -206,7 +206,7 @@ def test_without_repair_the_markup_is_stripped_or_kept_as_asked() -> None:
 
 def test_repair_needs_offered_tools() -> None:
     text = '<tool_call>{"name": "Read", "arguments": {}}</tool_call>'
-    message, repairs, _ = convert(completion({"content": text}), ALL_ON, frozenset())
+    message, repairs, _ = convert(completion({"content": text}), ALL_ON, NO_TOOLS)
     assert message["content"] == [] and repairs == 0  # no tools: the markup is stripped
 
 
@@ -331,7 +331,7 @@ def test_non_streaming_and_streaming_give_the_same_content(content: str) -> None
         message_id="msg_abc",
         model="m",
         filters=ALL_ON,
-        tool_names=NAMES,
+        names=NAMES,
         estimated_input_tokens=500,
     )
     events = stream.feed({"choices": [{"index": 0, "delta": {"reasoning_content": reasoning}}]})

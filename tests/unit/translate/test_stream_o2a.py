@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coderouterd.translate.stream_o2a import OpenAIToAnthropicStream
-from coderouterd.translate.types import OutputFilters
+from coderouterd.translate.types import NO_TOOLS, OutputFilters, ToolNames
 from coderouterd.wire.sse import SSEDecoder
 
 TRANSCRIPTS = Path(__file__).parent / "transcripts"
@@ -141,7 +141,7 @@ def make_stream(config: dict[str, Any]) -> OpenAIToAnthropicStream:
         message_id=config["message_id"],
         model=config["model"],
         filters=msgspec.convert(config["filters"], OutputFilters),
-        tool_names=frozenset(config["tool_names"]),
+        names=ToolNames(frozenset(config["tool_names"])),
         estimated_input_tokens=config["estimated_input_tokens"],
     )
 
@@ -301,7 +301,7 @@ def stream_of(
         message_id="msg_t",
         model="m",
         filters=filters,
-        tool_names=frozenset(tools),
+        names=ToolNames(frozenset(tools)),
         estimated_input_tokens=100,
     )
 
@@ -515,7 +515,7 @@ def test_a_stop_sequence_the_server_names_is_stop_reason_stop_sequence() -> None
         message_id="msg_t",
         model="m",
         filters=OutputFilters(),
-        tool_names=frozenset(),
+        names=NO_TOOLS,
         estimated_input_tokens=1,
         stop_sequences=frozenset({"</answer>"}),
     )

@@ -16,7 +16,7 @@ import pytest
 from coderouterd.translate.filters import ThinkFilter, ThinkSegment
 from coderouterd.translate.repair import ToolCall
 from coderouterd.translate.response_o2a import OutputPipeline, Piece
-from coderouterd.translate.types import OutputFilters, ThinkMode
+from coderouterd.translate.types import OutputFilters, ThinkMode, ToolNames
 
 SOURCE = (
     "def strip_reasoning(text):\n"
@@ -25,7 +25,7 @@ SOURCE = (
 )
 ARGS = {"file_path": "/w/strip.py", "content": SOURCE}
 CALL = json.dumps({"name": "Write", "arguments": ARGS})
-NAMES = frozenset({"Write", "Read"})
+NAMES = ToolNames(frozenset({"Write", "Read"}))
 # The forms of a call printed as text that the repair lifts.
 FORMS = {
     "tag": f"<tool_call>{CALL}</tool_call>",
@@ -41,9 +41,7 @@ def filters(think: ThinkMode = "thinking", *, repair: bool = True) -> OutputFilt
     )
 
 
-def run(
-    text: str, cut: int, f: OutputFilters | None = None, names: frozenset[str] = NAMES
-) -> list[Any]:
+def run(text: str, cut: int, f: OutputFilters | None = None, names: ToolNames = NAMES) -> list[Any]:
     """`text` fed in pieces of `cut` characters, then flushed; neighbouring
     pieces of one kind joined, calls as (name, arguments)."""
     pipeline = OutputPipeline(f or filters(), names)
@@ -120,7 +118,7 @@ def test_markup_stripping_alone_drops_the_span_of_a_tool_not_offered_whole() -> 
     # Only strip_tool_markup: `Write` is no tool of the request, so its span goes.
     for cut in range(1, 60):
         text = "Here.\n" + FORMS["tag"] + "\nBye."
-        out = run(text, cut, filters(repair=False), frozenset({"Read"}))
+        out = run(text, cut, filters(repair=False), ToolNames(frozenset({"Read"})))
         assert out == [("text", "Here.\nBye.")], cut
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from coderouterd.translate.filters import ThinkFilter
 from coderouterd.translate.repair import ToolCall, ToolCallRepair
 from coderouterd.translate.response_o2a import OutputPipeline, Piece
-from coderouterd.translate.types import OutputFilters
+from coderouterd.translate.types import OutputFilters, ToolNames
 
 NAMES = frozenset({"Write"})
 OPEN = OutputFilters(
@@ -28,7 +28,7 @@ FORMS = {
 
 
 def run(text: str, cut: int) -> list[Any]:
-    pipeline = OutputPipeline(OPEN, NAMES)
+    pipeline = OutputPipeline(OPEN, ToolNames(NAMES))
     pieces: list[Piece] = []
     for i in range(0, len(text), cut):
         pieces += pipeline.feed(text[i : i + cut])

@@ -24,7 +24,7 @@ from coderouterd.translate.translated import (
     AnthropicToOpenAITranscoder,
     OpenAIToAnthropicTranscoder,
 )
-from coderouterd.translate.types import OutputFilters
+from coderouterd.translate.types import OutputFilters, ToolNames
 
 # The words the transcoders look for, so that the shapes they read are hit.
 _KEYS = st.sampled_from(
@@ -72,7 +72,7 @@ TRANSCODERS: dict[str, tuple[bool, Callable[[], Transcoder]]] = {
                 message_id="msg_x",
                 model="m",
                 filters=_filters(),
-                tool_names=frozenset({"Read"}),
+                names=ToolNames(frozenset({"Read"})),
                 estimated_input_tokens=10,
             ),
         ),

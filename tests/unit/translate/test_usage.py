@@ -13,7 +13,7 @@ from coderouterd.translate.openai_passthrough import (
 )
 from coderouterd.translate.stream_o2a import OpenAIToAnthropicStream
 from coderouterd.translate.translated import OpenAIToAnthropicTranscoder
-from coderouterd.translate.types import OutputFilters
+from coderouterd.translate.types import NO_TOOLS, OutputFilters
 
 
 @pytest.mark.parametrize(
@@ -51,7 +51,7 @@ def test_a_translated_stream_shows_the_client_zeros_but_accounts_the_cache_as_un
         message_id="msg_u",
         model="m",
         filters=OutputFilters(),
-        tool_names=frozenset(),
+        names=NO_TOOLS,
         estimated_input_tokens=1,
     )
     transcoder = OpenAIToAnthropicTranscoder("p", stream)
