@@ -25,6 +25,7 @@ from coderouterd.healing.service import HealingService
 from coderouterd.ingress.body import BodyMemo
 from coderouterd.ingress.inflight import InFlightEntry, InFlightRegistry
 from coderouterd.providers.retirement import Retirement
+from coderouterd.reload import ProviderConfigs, restart_required
 from coderouterd.routing.board import ProviderBoard
 from coderouterd.routing.budget import SKIP_BUDGET, BudgetBook, budget_of
 from coderouterd.routing.call import Call
@@ -44,10 +45,6 @@ from coderouterd.telemetry import events, sdnotify
 from coderouterd.telemetry.deferred import Deferred
 from coderouterd.telemetry.metrics import MetricsBook
 from coderouterd.telemetry.truncation import TruncationWatch
-
-# Server settings bound at start-up: a reload reports a change to them
-# instead of applying it.
-_RESTART_ONLY = ("host", "port", "state_dir", "control_socket", "max_body_bytes")
 
 
 class Daemon:
@@ -106,8 +103,8 @@ class Daemon:
         self.holder = _Holder(first)
         # Adapters of providers a reload changed, closed once no request uses them.
         self._retired = Retirement()
-        # The last config of each provider a reload took out (see pricing).
-        self._former: dict[str, ProviderConfig] = {}
+        # Each provider's config in force, or its last one (see pricing).
+        self._configs = ProviderConfigs(loaded.config)
         self.server: ServerConfig = loaded.config.server
         self.max_body_bytes = self.server.max_body_bytes
         # Recent conversations' last bodies: a turn's body is read only where
@@ -129,14 +126,17 @@ class Daemon:
         """The provider's config to price its answers by: the current one, or
         the last one of a provider a reload took out, for the requests that
         were running on it then (they are billed all the same)."""
-        return self.holder.current.config.provider(name) or self._former.get(name)
+        return self._configs.get(name)
 
     def budget_spent(self, provider: ProviderConfig) -> str | None:
         """The plan's reason to skip a provider whose budget is spent this
-        month, asked again as an attempt on it starts (routing/engine.py)."""
-        if budget_of(provider) is None:
+        month, asked again as an attempt on it starts (routing/engine.py):
+        under the budget in force, which a reload may have changed since
+        the plan was made from `provider`."""
+        config = self._configs.get(provider.name) or provider
+        if budget_of(config) is None:
             return None
-        spent = self.budget.exhausted(provider, month_of(self._clock.wall()))
+        spent = self.budget.exhausted(config, month_of(self._clock.wall()))
         return SKIP_BUDGET if spent else None
 
     def ctl_action(self, action: str, uid: int | None) -> None:
@@ -322,20 +322,18 @@ class Daemon:
             problems = (masked_urls(f"{path}: cannot be loaded ({type(exc).__name__}: {exc})"),)
             self._log.exception(events.CONFIG_RELOAD_REJECTED, path=path, problems=list(problems))
             return self._rejected(path, current, problems)
+        # Summaries queued so far are counted under the config they finished
+        # under: priced at its prices (/metrics, as the request log did), put
+        # in the windows of the backends it named (drift, pace).
+        self.deferred.flush()
         self.holder.current = new
         self._retired.retire(retired_adapters(current, new))
-        self._former.update((p.name, p) for p in current.config.providers)
-        for p in new.config.providers:
-            self._former.pop(p.name, None)
+        before = self._configs.swap(new.config)
         self.slots.configure(loaded.config.providers)
         self.healing.reconfigure(loaded.config)
         self.drift.reconfigure(loaded.config)
         self.pace.reconfigure(loaded.config)
-        restart = tuple(
-            f"server.{k}"
-            for k in _RESTART_ONLY
-            if getattr(loaded.config.server, k) != getattr(self.server, k)
-        )
+        restart = restart_required(self.server, loaded.config.server)
         if self.state is not None:
             restart += self.state.reconfigure(loaded.config.state)
             self.state.audit(
@@ -346,7 +344,7 @@ class Daemon:
             )
             # A budget lowered under the month's spend blocks as spend does: audited.
             now = self._clock.wall()
-            for event in rebudget_events(self.budget, current.config, new.config, now):
+            for event in rebudget_events(self.budget, before, new.config, now):
                 self.state.writer.submit(event)
         self._log.info(
             events.CONFIG_RELOADED,

@@ -15,7 +15,12 @@ of the last day, since its last `ctl restore`, sent to the model it is
 configured with), so a restart neither forgets a drift nor starts one
 blind, nor brings back one that was forgotten. A reload that points a
 provider at another model or server (`model`, `base_url`) sets its window
-aside: the old backend's outcomes do not judge the new one.
+aside: the old backend's outcomes do not judge the new one. The reload
+hands over the summaries queued before it first (daemon.py), and `take`
+leaves out the attempts of requests still running then that were sent to
+another model than the one now configured (AttemptRecord.model). An
+attempt does not name its server: one sent to the old `base_url` with the
+same model, finishing after the reload, counts for the new server.
 
 A provider in severe drift that a `demote` profile lists is tried last
 (`demoted()`) until RETRY_S after its last outcome that looked bad on its
@@ -47,7 +52,7 @@ from coderouterd.healing.drift import (
     looks_bad,
     shown,
 )
-from coderouterd.routing.records import RequestSummary
+from coderouterd.routing.records import AttemptRecord, RequestSummary
 from coderouterd.state.reads import Answer
 from coderouterd.telemetry import events
 
@@ -66,6 +71,8 @@ class DriftWatch:
         self._demoting: frozenset[str] = _NONE
         # What each provider talks to (model, base_url).
         self._backends: dict[str, tuple[str, str]] = {}
+        # The model each watched provider is sent: only outcomes of it count.
+        self._models: dict[str, str] = {}
         # Providers drifting now, and how badly: what routing reads per request.
         self.flagged: Mapping[str, Severity] = {}
         self.reconfigure(config)
@@ -85,6 +92,7 @@ class DriftWatch:
             name: Window(size, () if name in changed else self._windows.get(name, ()))
             for name in sorted(watched)
         }
+        self._models = {name: backends[name][0] for name in self._windows}
         for name in list(self._verdicts):
             if name not in watched:
                 del self._verdicts[name]
@@ -123,7 +131,7 @@ class DriftWatch:
     @property
     def models(self) -> dict[str, str]:
         """The model each watched provider is sent: only its outcomes are read back at start."""
-        return {name: self._backends[name][0] for name in self._windows}
+        return dict(self._models)
 
     @property
     def window(self) -> int:
@@ -177,12 +185,13 @@ class DriftWatch:
     def take(self, summaries: Sequence[RequestSummary]) -> None:
         """Put a batch of requests' outcomes in their windows; judge those that changed."""
         touched: dict[str, str | None] = {}
+        models = self._models
         for summary in summaries:
             for attempt in summary.attempts:
-                if attempt.outcome == "failed" and attempt.provider in self._windows:
+                if attempt.outcome == "failed" and _sent_to(attempt, models):
                     self._add(attempt.provider, ERROR, touched)
             name = summary.provider
-            outcome = _outcome(summary) if name in self._windows else None
+            outcome = _outcome(summary, models[name]) if name in models else None
             if name is not None and outcome is not None:
                 self._add(name, outcome, touched)
         for name, why in touched.items():
@@ -234,11 +243,20 @@ class DriftWatch:
             )
 
 
-def _outcome(summary: RequestSummary) -> Outcome | None:
-    """An answer the client got whole (the last attempt `ok`, status below
-    400, the client still there); None for anything else."""
+def _sent_to(attempt: AttemptRecord, models: Mapping[str, str]) -> bool:
+    """Whether the attempt went to the model its provider is watched with
+    now; one that does not name its model counts as sent to it."""
+    model = models.get(attempt.provider)
+    return model is not None and attempt.model in (None, model)
+
+
+def _outcome(summary: RequestSummary, model: str) -> Outcome | None:
+    """An answer of `model` the client got whole (the last attempt `ok`,
+    status below 400, the client still there); None for anything else."""
     last = summary.attempts[-1] if summary.attempts else None
     if last is None or last.outcome != "ok" or summary.status >= 400:
+        return None
+    if last.model is not None and last.model != model:
         return None
     if summary.client_disconnected:
         return None

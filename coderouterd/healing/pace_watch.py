@@ -14,7 +14,12 @@ restart does not forget a slow backend (demoted for what is left of
 DEMOTE_S after its last slow answer ended; still slow, and so cleared in
 time, when nothing is left). A reload that points a provider at another
 model or server (`model`, `base_url`) forgets its speeds: each backend is
-compared with itself.
+compared with itself. The reload hands over the summaries queued before it
+first (daemon.py), and `take` leaves out the answers of streams still
+running then that were sent to another model than the one now configured
+(AttemptRecord.model). An attempt does not name its server: a stream from
+the old `base_url` with the same model, ending after the reload, counts
+as the new server's speed.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ class PaceWatch:
         # What each provider talks to: another model, or another server,
         # decodes at a speed of its own.
         self._backends: dict[str, tuple[str, str]] = {}
+        # The model each watched provider is sent: only answers of it count.
+        self._models: dict[str, str] = {}
         self.reconfigure(config)
 
     def reconfigure(self, config: Config) -> None:
@@ -57,6 +64,7 @@ class PaceWatch:
             for name in watched
         }
         self._until = {n: t for n, t in self._until.items() if n in self._speeds}
+        self._models = {name: backends[name][0] for name in self._speeds}
 
     @property
     def watched(self) -> tuple[str, ...]:
@@ -65,7 +73,7 @@ class PaceWatch:
     @property
     def models(self) -> dict[str, str]:
         """The model each watched provider is sent: only its answers are read back at start."""
-        return {name: self._backends[name][0] for name in self._speeds}
+        return dict(self._models)
 
     def load(self, answers: Mapping[str, Sequence[Streamed]]) -> None:
         """Start-up: each provider's last streamed answers from the request log, oldest first."""
@@ -88,12 +96,16 @@ class PaceWatch:
 
     def take(self, summaries: Sequence[RequestSummary]) -> None:
         touched: dict[str, list[float]] = {}
+        models = self._models
         for s in summaries:
             name = s.provider
-            if name not in self._speeds or not s.stream or s.status >= 400 or not s.attempts:
+            if name not in models or not s.stream or s.status >= 400 or not s.attempts:
                 continue
             last = s.attempts[-1]
             if last.outcome != "ok" or s.client_disconnected or s.usage is None:
+                continue
+            if last.model is not None and last.model != models[name]:
+                # Another model's speed, from a stream a reload outlived.
                 continue
             rate = decode_rate(s.usage.output_tokens, last.ttfb_ms, last.latency_ms)
             if rate is not None:

@@ -10,7 +10,7 @@ provider a reload took out while the request ran (daemon.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from coderouterd.clock import Clock
 from coderouterd.config.model import Config, ProviderConfig
@@ -104,14 +104,18 @@ def threshold_events(
     ]
 
 
-def rebudget_events(book: BudgetBook, old: Config, new: Config, now: float) -> list[AuditEvent]:
+def rebudget_events(
+    book: BudgetBook, before: Mapping[str, ProviderConfig], new: Config, now: float
+) -> list[AuditEvent]:
     """The threshold events of a reload: those this month's spend passes under
-    the `new` config's budgets and did not under the `old` one's."""
+    the `new` config's budgets and did not under the ones `before` it, each
+    provider's config then or, for one an earlier reload took out, its last
+    one (put back with the budget it had, it has crossed nothing)."""
     month = month_of(now)
     events: list[AuditEvent] = []
     for p in new.providers:
-        before = old.provider(p.name)
-        was = budget_of(before) if before is not None else None
+        last = before.get(p.name)
+        was = budget_of(last) if last is not None else None
         crossed = book.rebudgeted(p.name, month, was, budget_of(p))
         events += threshold_events(book, p, month, crossed, now)
     return events

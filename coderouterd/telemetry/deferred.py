@@ -4,8 +4,10 @@ Drift verdicts and the /metrics counters read every request's summary, but
 nothing about them is urgent: the request path only appends the summary to
 a list (each line of Python there costs a request several times its
 microbenchmark at full load), and once a second, before /metrics or
-`ctl status` is answered, and at shutdown, the list is handed to each
-consumer in one batch.
+`ctl status` is answered, before a reload swaps the config, and at
+shutdown, the list is handed to each consumer in one batch. So every
+summary in a batch finished under the config in force when it is counted:
+its prices, its provider's model.
 """
 
 from __future__ import annotations

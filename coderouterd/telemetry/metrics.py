@@ -1,7 +1,9 @@
 """Counters for /metrics, kept from request summaries, and Prometheus's text format (pure).
 
 `MetricsBook.take` gets the summaries in batches (telemetry/deferred.py);
-nothing is read back from log lines. Labels come from the config (provider,
+nothing is read back from log lines. A reload hands over the batch before
+it swaps the config, so an answer is priced by the config it finished
+under, as the request log prices it. Labels come from the config (provider,
 profile) or from small fixed sets (dialect, status, outcome, reason), so
 the number of series stays bounded.
 """
@@ -44,7 +46,8 @@ class Histogram:
 
 @dataclass(slots=True)
 class MetricsBook:
-    # The provider's config when its summaries are counted: its prices.
+    # The provider's config when its summaries are counted: its prices, the
+    # ones in force when they finished (see above).
     pricing: Callable[[str], ProviderConfig | None] = lambda name: None
     requests: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     attempts: Counter[tuple[str, str]] = field(default_factory=Counter)
