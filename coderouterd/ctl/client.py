@@ -13,6 +13,7 @@ from urllib.parse import quote
 import aiohttp
 import msgspec
 
+from coderouterd.config.model import Name
 from coderouterd.ctl.model import ProviderActionReply, ReloadReply, StatusReply
 from coderouterd.errors import CoderouterError
 
@@ -28,11 +29,6 @@ _MESSAGES: dict[Reason, str] = {
 
 # The host is never resolved; the socket path decides where the request goes.
 _BASE_URL = "http://coderouterd"
-
-# Names a URL path cannot carry as a segment: the client resolves `.` and `..`
-# away (even escaped) and an empty one reaches no route. Provider names start
-# with a letter or digit, so none of these is one.
-_NO_SEGMENT = ("", ".", "..")
 
 _STATUS_DECODER = msgspec.json.Decoder(StatusReply)
 _RELOAD_DECODER = msgspec.json.Decoder(ReloadReply)
@@ -87,11 +83,23 @@ async def request_provider_action(
     """`exclude`, `restore` or `probe` one provider; an unknown one comes
     back with `ok=False`. A probe may take longer than the default
     `timeout`: give it `probe_wait_s(...)`."""
-    if provider in _NO_SEGMENT:
+    if not _can_be_provider(provider):
         return await _no_provider(path, action, provider, timeout)
     route = f"/v1/providers/{quote(provider, safe='')}/{action}"
     status, body = await _call(path, "POST", route, timeout)
     return _decode(path, status, body, _ACTION_DECODER, accept=(200, 404))
+
+
+def _can_be_provider(name: str) -> bool:
+    """Whether the config's rule for a name lets a provider have `name`. One
+    it does not is no provider's, answered without asking for it: a URL path
+    cannot carry some (`.` and `..` are resolved away, even escaped; ""
+    reaches no route; one too long overflows the daemon's request line)."""
+    try:
+        msgspec.convert(name, Name)
+    except msgspec.ValidationError:
+        return False
+    return True
 
 
 async def _no_provider(

@@ -13,7 +13,8 @@ class HealingStatus(msgspec.Struct, frozen=True, kw_only=True):
     excluded: bool = False
     reason: str | None = None
     since_wall: float | None = None
-    # None while a restart_command runs (the probe waits for it), or not excluded.
+    # None while a restart_command runs (the probe waits for it) or a probe is
+    # out, or not excluded.
     next_probe_in_s: float | None = None
     # When a cooldown (memory pressure) ends, and how soon.
     until_wall: float | None = None

@@ -17,6 +17,7 @@ from coderouterd.ctl.model import (
     StateStatus,
     StatusReply,
 )
+from coderouterd.healing.decisions import UNHEALTHY
 
 _MISSING = "-"
 
@@ -172,6 +173,10 @@ def _exclusion(h: HealingStatus) -> str:
         shown += ", restarting"
     elif h.next_probe_in_s is not None:
         shown += f", probe in {format_duration(h.next_probe_in_s)}"
+    elif h.reason == UNHEALTHY:
+        # Probed until restored: with no restart running and no probe to
+        # come, one is out.
+        shown += ", probing"
     if h.probes_failed:
         shown += f", {h.probes_failed} probe(s) failed"
     return shown

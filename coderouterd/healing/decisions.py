@@ -103,8 +103,9 @@ class Exclusion:
     since_mono: float
     episode: int
     probes_failed: int = 0
-    # When the next probe is due (monotonic); None while a restart runs, and
-    # for exclusions that are not probed (manual, a cooldown).
+    # When the next probe is due (monotonic); None while a restart runs or
+    # its probe is out, and for exclusions that are not probed (manual, a
+    # cooldown).
     next_probe: float | None = None
     # When a cooldown ends (monotonic and wall time); None: until restored.
     until_mono: float | None = None

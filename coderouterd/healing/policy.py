@@ -251,7 +251,8 @@ class HealingBook(BookState):
 
     def due(self, now_mono: float) -> list[Decision]:
         """Cooldowns that ended, and probes to send now (each provider has at
-        most one in flight)."""
+        most one in flight; an exclusion has no next probe while its probe
+        is out)."""
         out: list[Decision] = []
         for name, health in list(self._health.items()):
             ex = health.excluded
@@ -263,6 +264,9 @@ class HealingBook(BookState):
                 continue
             health.probing = True
             ex = health.excluded
+            if ex is not None:
+                # The next one's time is known once this one is judged.
+                ex.next_probe = None
             out.append(Probe(name, CONTINUOUS if ex is None else ex.episode))
         return out
 

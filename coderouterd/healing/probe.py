@@ -110,7 +110,8 @@ def _answered(adapter: HttpAdapter, status: int, body: bytes, latency_ms: float)
     """A 2xx answer: a recovery if a real request would take it for one."""
     try:
         answer = msgspec.json.decode(body)
-    except msgspec.DecodeError:
+    # Nested past msgspec's depth limit: no answer a real request would take.
+    except (msgspec.DecodeError, RecursionError):
         answer = None
     if not isinstance(answer, dict):
         return ProbeOutcome(False, latency_ms, status, "not_json")

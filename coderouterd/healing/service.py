@@ -53,6 +53,8 @@ from coderouterd.telemetry import events
 _MAX_SLEEP_S = 60.0
 # A `ctl probe` that found no free slot in time (the name the planner gives it).
 _BUSY = SKIP_BUSY
+# The reason of a probe that raised what no answer explains (a bug).
+_PROBE_ERROR = "probe_error"
 # The `error` of a restart_command the daemon's shutdown stopped.
 _STOPPED = "stopped at shutdown"
 
@@ -113,7 +115,17 @@ class HealingService(BaseObserver):
         adapter = self._adapters().get(provider)
         if adapter is None:
             raise KeyError(provider)
-        outcome = await self._send_probe(adapter, slot_wait_s=self.book.settings.probe_timeout_s)
+        started = self._clock.monotonic()
+        try:
+            outcome = await self._send_probe(
+                adapter, slot_wait_s=self.book.settings.probe_timeout_s
+            )
+        except Exception as exc:
+            # A probe that breaks is a failed probe, as a scheduled one is,
+            # never a failed control request.
+            self._log.exception(events.PROVIDER_PROBE, provider=provider, error=repr(exc))
+            took = round((self._clock.monotonic() - started) * 1000, 3)
+            outcome = ProbeOutcome(False, took, reason=_PROBE_ERROR)
         if outcome.reason == _BUSY:
             return outcome, False
         self._on_board(provider, outcome)
@@ -283,7 +295,7 @@ class HealingService(BaseObserver):
             )
         except Exception as exc:
             # A probe that breaks is a failed probe, never a stuck provider.
-            ok, latency_ms, reason, status, returned = False, None, "probe_error", None, False
+            ok, latency_ms, reason, status, returned = False, None, _PROBE_ERROR, None, False
             self._log.exception(events.PROVIDER_PROBE, provider=d.provider, error=repr(exc))
             self._on_board(d.provider, ProbeOutcome(False, 0.0, reason=reason))
         self._apply(

@@ -41,11 +41,16 @@ class InFlightRegistry(BaseObserver):
         return len(self._entries)
 
     def add(self, request_id: str, *, dialect: str, profile: str, stream: bool) -> InFlightEntry:
+        """List a request from its first byte. Added again once its body is
+        read and routed, it is the same request, in flight since that byte."""
+        entry = self._entries.get(request_id)
+        if entry is not None:
+            entry.dialect, entry.profile, entry.stream = dialect, profile, stream
+            return entry
         entry = InFlightEntry(
             dialect, profile, stream, self._clock.monotonic(), asyncio.current_task()
         )
-        # Added again once its body is read and routed: one request still.
-        self.started += request_id not in self._entries
+        self.started += 1
         self._entries[request_id] = entry
         self._idle.clear()
         return entry

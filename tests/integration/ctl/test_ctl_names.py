@@ -15,7 +15,7 @@ from tests.integration.process import StartServe, child_env, run_cli
 pytestmark = pytest.mark.timeout(30)
 
 # `..` and `.` are resolved away in a URL path, "" leaves no segment at all;
-# `/`, `%` and `?` must reach the daemon as part of the name.
+# `/`, `%` and `?` make names no provider can have.
 NAMES = ["..", ".", "", "a/..", "%2E%2E", "a?b"]
 
 
