@@ -193,8 +193,14 @@ async def _adapters_ctx(app: web.Application) -> AsyncIterator[None]:
 async def start_http(daemon: Daemon, host: str, port: int) -> tuple[web.AppRunner, web.TCPSite]:
     # handler_cancellation: a client that disconnects cancels its handler, which
     # cancels the upstream request instead of letting it run to the end.
+    # auto_decompress off: ingress/decode.py decodes request bodies, so a
+    # coding aiohttp cannot decode is refused in the client's envelope.
     runner = web.AppRunner(
-        build_app(daemon), handler_cancellation=True, access_log=None, shutdown_timeout=1.0
+        build_app(daemon),
+        handler_cancellation=True,
+        access_log=None,
+        shutdown_timeout=1.0,
+        auto_decompress=False,
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)

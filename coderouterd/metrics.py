@@ -3,6 +3,8 @@
 Counters come from the MetricsBook (every request's summary, handed over
 in batches); everything that is a state rather than a count is read from
 the same `ctl status` reply an operator sees, so the two never disagree.
+Whether a provider fails is read from the board itself: the status state
+shows an exclusion in its place, and an exclusion does not end a failure.
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ def _gauges(daemon: Daemon, out: Exposition) -> None:
         "provider_failing",
         "1 while a provider's last attempts failed (ctl status: failing), or it is"
         " excluded as unhealthy and not yet back.",
-        (({"provider": p.name}, int(_failing(p))) for p in providers),
+        (({"provider": p.name}, int(_failing(daemon, p))) for p in providers),
     )
     out.gauge(
         "provider_excluded",
@@ -194,7 +196,11 @@ def _gauges(daemon: Daemon, out: Exposition) -> None:
         )
 
 
-def _failing(p: ProviderStatus) -> bool:
-    # Excluded, its state reads "excluded (unhealthy)": an alert on failing
-    # must not resolve the moment self-healing judges the backend broken.
-    return p.state == "failing" or (p.healing.excluded and p.healing.reason == UNHEALTHY)
+def _failing(daemon: Daemon, p: ProviderStatus) -> bool:
+    # The board's own state: the status state reads "excluded (...)" while
+    # a provider is out of rotation, and being out (a memory-pressure
+    # cooldown, `ctl exclude`) fixes nothing. An exclusion as unhealthy
+    # counts too, so an alert on failing does not resolve the moment
+    # self-healing judges the backend broken.
+    failing = daemon.board.get(p.name).state == "failing"
+    return failing or (p.healing.excluded and p.healing.reason == UNHEALTHY)

@@ -14,12 +14,11 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 
 import msgspec
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from coderouterd.errors import (
-    BodyTooLargeError,
     CoderouterError,
     InvalidRequestError,
     NoProviderAvailableError,
@@ -27,6 +26,7 @@ from coderouterd.errors import (
 )
 from coderouterd.ingress.amend import amended
 from coderouterd.ingress.body import RequestBody, parse_body
+from coderouterd.ingress.decode import coding_of, read_decoded, too_large
 from coderouterd.ingress.errors import error_response, status_of
 from coderouterd.ingress.keys import DAEMON, REQUEST_ID
 from coderouterd.ingress.middleware import (
@@ -309,16 +309,19 @@ def _auto_route(router: AutoRouter, parsed: RequestBody, counts: Counter[tuple[s
 
 
 async def read_body(request: web.Request) -> bytes:
-    """The request's body; one over server.max_body_bytes, or one that cannot
-    be read (a corrupt gzip or deflate encoding, a cut chunked body), is the
+    """The request's body, decoded from gzip or deflate; one over
+    server.max_body_bytes (as sent or decoded), one in another coding, or one
+    that cannot be read (a corrupt encoding, a cut chunked body), is the
     client's error."""
+    limit = request.app[DAEMON].max_body_bytes
     try:
-        return await request.read()
+        header = request.headers.get(hdrs.CONTENT_ENCODING)
+        coding = None if header is None else coding_of(header)
+        if coding is None:
+            return await request.read()
+        return await read_decoded(request.content, coding, limit)
     except web.HTTPRequestEntityTooLarge as exc:
-        limit = request.app[DAEMON].max_body_bytes
-        raise BodyTooLargeError(
-            f"request body is larger than the limit of {limit} bytes ({exc.text})", field="body"
-        ) from exc
+        raise too_large(limit, str(exc.text)) from exc
     except (RequestPayloadError, HttpProcessingError) as exc:
         # The body is done with, and so is the connection once the answer is
         # out: aiohttp would otherwise read on in the broken body after the

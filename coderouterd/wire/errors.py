@@ -92,13 +92,22 @@ def error_type_of(body: bytes) -> str | None:
 def anthropic_error(
     status: int, message: str, *, error_type: str | None = None, **extra: Any
 ) -> dict[str, Any]:
-    error = {"type": error_type or ANTHROPIC_TYPES.get(status, "api_error"), "message": message}
+    error = {"type": error_type or _anthropic_type(status), "message": message}
     request_id = extra.pop("request_id", None)
     error.update(extra)
     out: dict[str, Any] = {"type": "error", "error": error}
     if request_id is not None:
         out["request_id"] = request_id
     return out
+
+
+def _anthropic_type(status: int) -> str:
+    # Anthropic keeps `api_error` for its own failures and has
+    # `invalid_request_error` stand for any 4xx it lists no type for
+    # (405, 409, 415, 422): a client's mistake is never reported as ours.
+    if status in ANTHROPIC_TYPES:
+        return ANTHROPIC_TYPES[status]
+    return "invalid_request_error" if 400 <= status < 500 else "api_error"
 
 
 def openai_error(
