@@ -4,6 +4,8 @@
     ├── ConfigError                 the config file has problems (all of them listed)
     ├── RequestError                the client's request cannot be served as sent
     │   ├── InvalidRequestError     a field is missing or of the wrong shape (400)
+    │   │   └── UntranslatableRequestError  not for one provider's dialect or
+    │   │                           model (the next is tried)
     │   ├── UnknownProfileError     the chosen profile does not exist (400)
     │   └── BodyTooLargeError       the body is over server.max_body_bytes (413)
     ├── UpstreamError               one attempt at one provider failed
@@ -61,6 +63,12 @@ class RequestError(CoderouterError):
 
 class InvalidRequestError(RequestError):
     pass
+
+
+class UntranslatableRequestError(InvalidRequestError):
+    """Raised by a translator where the refusal depends on the backend it
+    writes for (a history that leaves it no user message it can read), not
+    on the request alone: another provider of the chain may take it."""
 
 
 # A JSON value too deeply nested to decode is the client's error too.
@@ -155,7 +163,8 @@ class AttemptFailure:
     reason: str
     status: int | None = None
     retry_after_s: float | None = None
-    # False for a provider passed over without a request (skipped by the plan, or busy).
+    # False for a provider passed over without a request: skipped by the
+    # plan, busy, or its request could not be written (refused).
     attempted: bool = True
 
 

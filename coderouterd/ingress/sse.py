@@ -19,8 +19,9 @@ from coderouterd.errors import ClientDisconnectedError
 from coderouterd.ingress.keys import REQUEST_ID
 from coderouterd.ingress.middleware import close_if_stopping
 from coderouterd.state.replay import ResponseCapture
+from coderouterd.wire.error_reply import error_event
 from coderouterd.wire.errors import anthropic_error, openai_error
-from coderouterd.wire.sse import encode_data, encode_event
+from coderouterd.wire.sse import encode_event
 
 _encode = msgspec.json.Encoder().encode
 
@@ -130,7 +131,7 @@ class AnthropicSSEWriter(SSEWriter):
         body = anthropic_error(
             500, message, error_type=error_type, request_id=self._request.get(REQUEST_ID)
         )
-        return encode_event("error", _encode(body))
+        return error_event("anthropic", _encode(body))
 
 
 class OpenAISSEWriter(SSEWriter):
@@ -138,4 +139,4 @@ class OpenAISSEWriter(SSEWriter):
     keepalive_frame = b": keep-alive\n\n"
 
     def error_frame(self, error_type: str, message: str) -> bytes:
-        return encode_data(_encode(openai_error(500, message, error_type=error_type)))
+        return error_event("openai", _encode(openai_error(500, message, error_type=error_type)))

@@ -7,6 +7,15 @@ the conversation on `prompt is too long: N tokens > W maximum`), where a
 503 would have it send the same prompt again. A provider the plan skipped
 for a window smaller than the prompt would have said the same, had it been
 tried: skipping it saves a round trip, and must not change the answer.
+
+When the request could not be written for a provider (its dialect, its
+model: errors.UntranslatableRequestError), the client gets that refusal's
+400, unless a provider it was sent to failed: that one may answer a retry,
+and the all-failed answer, whose attempts list the refusal, has the
+client's SDK retry where a 400 would stop it. A provider the plan skipped
+does not count: this request did not find it failing, and it is often
+skipped for a standing reason (a paid provider blocked, one excluded, a
+budget spent) that a retry would meet again.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 
-from coderouterd.errors import NoProviderAvailableError
+from coderouterd.errors import NoProviderAvailableError, UntranslatableRequestError
 from coderouterd.routing.plan import SKIP_CONTEXT
 from coderouterd.routing.progress import Progress, Reply
 from coderouterd.routing.windows import Learned
@@ -39,16 +48,20 @@ def error_type_for(dialect: str, status: int) -> str:
 def none_answered(
     progress: Progress,
     too_long: tuple[str, Overflow] | None,
+    refused: UntranslatableRequestError | None = None,
     *,
     learned: LearnedOf,
     windows: Mapping[str, int],
 ) -> Reply:
     """The answer when no provider answered: the prompt too long, if one said
     so, or else if the plan skipped one for its window (`learned`, and the
-    `windows` the providers' capabilities declare); else all failed."""
+    `windows` the providers' capabilities declare); else the request `refused`
+    for a provider, unless one it was sent to failed; else all failed."""
     if too_long is None:
         too_long = skipped_for_window(progress, learned, windows)
     if too_long is None:
+        if refused is not None and not any(r.outcome == "failed" for r in progress.records):
+            raise refused
         raise NoProviderAvailableError(progress.plan.profile, progress.failures())
     name, overflow = too_long
     progress.error = overflow.message

@@ -19,6 +19,7 @@ from coderouterd.errors import (
     ClientDisconnectedError,
     NoProviderAvailableError,
     RequestError,
+    UntranslatableRequestError,
     UpstreamError,
     UpstreamStatusError,
 )
@@ -46,7 +47,8 @@ from coderouterd.routing.streams import (
 from coderouterd.routing.upstream import Codec, ProviderRoute
 from coderouterd.routing.verdict import Verdict, classify_status
 from coderouterd.tasks import cancelled_by_shutdown, spawn
-from coderouterd.wire.errors import error_message_of, error_type_of, with_request_id
+from coderouterd.wire.error_reply import as_envelope, error_event, error_reply
+from coderouterd.wire.errors import with_request_id
 from coderouterd.wire.overflow import Overflow
 
 # The reason to skip a provider whose monthly budget is spent, or None.
@@ -130,11 +132,9 @@ class Engine:
                 return None
             if not sink.started:
                 return reply
-            # Pings already committed us to a 200 stream: carry the error inside it,
-            # in the words the client would have read in the error response.
-            kind = error_type_of(reply.body) or error_type_for(call.dialect, reply.status)
-            said = error_message_of(reply.body)
-            await sink.fail(kind, said or f"upstream provider answered {reply.status}")
+            # Pings committed us to a 200 stream: the error response's body goes inside it.
+            body = as_envelope(call.dialect, reply.status, reply.body, call.request_id)
+            await sink.write(error_event(call.dialect, body))
             await sink.finish()
             return None
         except (NoProviderAvailableError, RequestError) as exc:
@@ -143,8 +143,9 @@ class Engine:
             progress.finish(exc.status, error=str(exc))
             if not sink.started:
                 raise
-            # Headers went out with the keep-alive pings: the error must be in-stream.
-            await sink.fail(error_type_for(call.dialect, exc.status), str(exc))
+            # Headers went out with the keep-alive pings: the error response's body, in-stream.
+            body = error_reply(call.dialect, exc, call.request_id)
+            await sink.write(error_event(call.dialect, body))
             await sink.finish()
             return None
         except ClientDisconnectedError:
@@ -167,6 +168,8 @@ class Engine:
     ) -> Reply:
         # The last provider that found the prompt too long for its window, and what it said.
         too_long: tuple[str, Overflow] | None = None
+        # What the first provider the request could not be written for said.
+        refused: UntranslatableRequestError | None = None
         queue = collections.deque(progress.plan.attempts)
         # Providers passed over for want of a free slot (max_concurrent).
         passed: set[str] = set()
@@ -179,10 +182,12 @@ class Engine:
             try:
                 reply = await attempt(self._routes[name])
             except RequestError as exc:
-                # The request cannot be written for this provider: the client's
-                # error, answered as such; no later provider is tried for it.
                 progress.end_attempt("refused", "invalid_request", provider=name, detail=str(exc))
-                raise
+                if not isinstance(exc, UntranslatableRequestError):
+                    # Holds for every provider: the client's error, answered at once.
+                    raise
+                # Not for this provider's dialect or model: another may take it.
+                refused = refused or exc
             except UpstreamStatusError as exc:
                 if (returned := self._status_error(progress, name, exc)) is not None:
                     return returned
@@ -209,7 +214,9 @@ class Engine:
             finally:
                 if gate is not None:
                     gate.give_back()
-        return none_answered(progress, too_long, learned=self._learned, windows=self._windows)
+        return none_answered(
+            progress, too_long, refused, learned=self._learned, windows=self._windows
+        )
 
     async def _next(
         self,

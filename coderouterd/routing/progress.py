@@ -182,7 +182,8 @@ class Progress:
                 r.reason or r.outcome,
                 r.status,
                 r.retry_after_s,
-                attempted=r.outcome != "skipped",
+                # A refused provider was sent nothing, as a skipped one.
+                attempted=r.outcome not in ("skipped", "refused"),
             )
             for r in self.records
         ]

@@ -35,7 +35,7 @@ from typing import Any
 
 import msgspec
 
-from coderouterd.errors import NESTED_TOO_DEEP, InvalidRequestError
+from coderouterd.errors import NESTED_TOO_DEEP, InvalidRequestError, UntranslatableRequestError
 from coderouterd.translate.capabilities import ModelCapabilities
 from coderouterd.translate.content_a2o import (
     blocks,
@@ -140,7 +140,7 @@ def _ordered(messages: list[dict[str, Any]], caps: ModelCapabilities) -> list[di
 def _check_readable(roles: Iterable[str]) -> None:
     """Refuse a translation with nothing for the backend to answer (module doc)."""
     if not any(role in ("user", "tool") for role in roles):
-        raise InvalidRequestError(NO_USER_MESSAGE, field="messages")
+        raise UntranslatableRequestError(NO_USER_MESSAGE, field="messages")
 
 
 def _raw_messages(
