@@ -55,9 +55,13 @@ class ConfigError(CoderouterError):
 class RequestError(CoderouterError):
     status = 400
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
         self.message = message
         self.field = field
+        # A machine-readable cause where Anthropic's API has one for the same
+        # refusal (`error.details.error_code`, which its SDK raises a class
+        # of its own for; OpenAI's envelope: `code`).
+        self.code = code
         super().__init__(f"{field}: {message}" if field else message)
 
 

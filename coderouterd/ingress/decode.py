@@ -25,14 +25,22 @@ _IDENTITY = "identity"
 _ZLIB_METHOD = 8
 
 
-def too_large(limit: int, detail: str) -> BodyTooLargeError:
+# Anthropic's codes for the same refusals (errors.RequestError.code).
+_UNSUPPORTED = "request_body_encoding_unsupported"
+_INVALID = "request_body_encoding_invalid"
+_TOO_LARGE_DECODED = "request_body_too_large_after_decoding"
+
+
+def too_large(limit: int, detail: str, *, decoded: bool = False) -> BodyTooLargeError:
     return BodyTooLargeError(
-        f"request body is larger than the limit of {limit} bytes ({detail})", field="body"
+        f"request body is larger than the limit of {limit} bytes ({detail})",
+        field="body",
+        code=_TOO_LARGE_DECODED if decoded else None,
     )
 
 
 def unreadable(detail: str) -> InvalidRequestError:
-    return InvalidRequestError(f"cannot be read ({detail})", field="body")
+    return InvalidRequestError(f"cannot be read ({detail})", field="body", code=_INVALID)
 
 
 def coding_of(header: str) -> str | None:
@@ -47,6 +55,7 @@ def coding_of(header: str) -> str | None:
             f"content-encoding {clip(header.strip())!r} is not supported: "
             "send the body uncompressed, gzip or deflate",
             field="body",
+            code=_UNSUPPORTED,
         )
     return codings[0]
 
@@ -71,6 +80,8 @@ class Inflater:
         while data:
             if self._z.eof:
                 data = self._next_member(data)
+                if not data:
+                    return
             # One byte past the limit tells a body over it; the input not
             # decoded yet waits in unconsumed_tail, so nothing grows beyond.
             room = self._limit - len(self._out) + 1
@@ -79,14 +90,18 @@ class Inflater:
             except zlib.error as exc:
                 raise unreadable(f"its {self._coding} encoding is corrupt: {exc}") from exc
             if len(self._out) > self._limit:
-                raise too_large(self._limit, f"once decoded from {self._coding}")
+                raise too_large(self._limit, f"once decoded from {self._coding}", decoded=True)
             data = self._z.unconsumed_tail or self._z.unused_data
 
     def _next_member(self, data: bytes) -> bytes:
-        # gzip allows members one after another (RFC 1952); deflate ends once.
+        # gzip allows members one after another (RFC 1952), and zero bytes
+        # after the last (tape-block padding, which gzip itself skips);
+        # deflate ends once.
         if self._coding == "deflate":
             raise unreadable(f"bytes after the end of its {self._coding} stream")
-        self._z = zlib.decompressobj(_GZIP)
+        data = data.lstrip(b"\x00")
+        if data:
+            self._z = zlib.decompressobj(_GZIP)
         return data
 
     def finish(self) -> bytes:

@@ -38,6 +38,11 @@ def error_reply(dialect: str, exc: CoderouterError, request_id: str) -> bytes:
         message = f"{exc.field}: {exc.message}" if exc.field else exc.message
         if exc.field:
             extra["param" if dialect == "openai" else "field"] = exc.field
+        if exc.code is not None:
+            if dialect == "openai":
+                extra["code"] = exc.code
+            else:
+                extra["details"] = {"error_code": exc.code}
     if isinstance(exc, NoProviderAvailableError):
         extra["attempts"] = [
             {"provider": a.provider, "reason": a.reason, "status": a.status} for a in exc.attempts
