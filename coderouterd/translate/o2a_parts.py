@@ -1,6 +1,7 @@
 """An OpenAI message's content parts as Anthropic content blocks (pure):
-text parts as text blocks, `image_url` parts as image blocks, for the user
-messages and the tool results request_o2a builds.
+text parts as text blocks, `image_url` parts as image blocks, `file` parts
+holding a PDF inline (`file_data`, as the openai SDK sends one) as document
+blocks, for the user messages and the tool results request_o2a builds.
 
 An inline image's `media_type` is what its bytes are, when they are one of
 the formats Anthropic takes: Anthropic refuses any other type and an image
@@ -33,6 +34,8 @@ _SIGNATURES = (
     (b"GIF89a", "image/gif"),
 )
 _ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg"}
+_PDF = b"%PDF-"
+_NOT_PDF = "file content parts other than an inline PDF have no Anthropic equivalent"
 
 
 def text(value: str) -> dict[str, Any]:
@@ -76,8 +79,9 @@ def text_blocks(
 def content_blocks(
     content: list[Mapping[str, Any]], path: str, notes: Notes, marks: CacheMarks
 ) -> list[dict[str, Any]]:
-    """The non-blank text parts and the image parts as blocks; a part of
-    another kind (audio, a file) has no Anthropic block and is left out."""
+    """The non-blank text parts, the image parts and the inline PDF files as
+    blocks; a part of another kind (audio, another file) has no Anthropic
+    block and is left out."""
     blocks: list[dict[str, Any]] = []
     for j, part in enumerate(content):
         where, kind = f"{path}[{j}]", part["type"]
@@ -85,8 +89,12 @@ def content_blocks(
             blocks.append(marks.copy(part, text(part["text"])))
         elif kind == "image_url":
             blocks.append(marks.copy(part, image(part.get("image_url"), f"{where}.image_url")))
+        elif kind == "file" and (pdf := _pdf(part.get("file"))) is not None:
+            blocks.append(marks.copy(part, pdf))
         else:
-            if kind != "text":
+            if kind == "file":
+                notes.add("content.file", _NOT_PDF)
+            elif kind != "text":
                 # The client's to choose, and logged: named cut to a sane length.
                 named = clip(str(kind))
                 notes.add(f"content.{named}", f"{named} content parts have no Anthropic equivalent")
@@ -108,13 +116,33 @@ def image(raw: object, path: str) -> dict[str, Any]:
     raise InvalidRequestError(problem, field=f"{path}.url" if isinstance(raw, Mapping) else path)
 
 
-def _media_type(label: str, b64: str) -> str:
-    """The format the image's first bytes say, else its label (normalised)."""
+def _pdf(raw: object) -> dict[str, Any] | None:
+    """A `file` part's `file` as a document block, when it holds a PDF
+    inline: a base64 `data:` URL (or bare base64, which OpenAI also reads)
+    whose bytes are one, whatever its label. None for any other file, and
+    for one named by `file_id` (uploaded to OpenAI, out of Anthropic's reach)."""
+    data = raw.get("file_data") if isinstance(raw, Mapping) else None
+    if not isinstance(data, str):
+        return None
+    b64 = match[2] if (match := _DATA_URL.match(data)) else data
+    if not _head(b64).startswith(_PDF):
+        return None
+    source = {"type": "base64", "media_type": "application/pdf", "data": b64}
+    return {"type": "document", "source": source}
+
+
+def _head(b64: str) -> bytes:
+    """The first bytes of base64 data (up to 12), or none when it is not base64."""
     chars = "".join(b64[: 4 * _HEAD].split())[:_HEAD]  # base64 wrapped in lines too
     try:
-        head = binascii.a2b_base64(chars[: len(chars) - len(chars) % 4])
+        return binascii.a2b_base64(chars[: len(chars) - len(chars) % 4])
     except ValueError:  # not base64 (binascii.Error), or not ASCII
-        head = b""
+        return b""
+
+
+def _media_type(label: str, b64: str) -> str:
+    """The format the image's first bytes say, else its label (normalised)."""
+    head = _head(b64)
     for signature, media_type in _SIGNATURES:
         if head.startswith(signature):
             return media_type

@@ -55,6 +55,9 @@ def limits(
     if budget is not None and signed_thinking and _loop_without_thinking(turns):
         notes.add("reasoning_effort", _LOOP_WITHOUT_THINKING)
         budget = None
+    if budget is not None and _prefill(turns):
+        notes.add("reasoning_effort", _PREFILL)
+        budget = None
     out: dict[str, Any] = {"max_tokens": _max_tokens(body, budget, max_output_tokens, notes)}
     fitted = None if budget is None else budget_within(budget, out["max_tokens"])
     if budget is not None and fitted is None:
@@ -121,6 +124,10 @@ def sampling(body: Mapping[str, Any], *, thinking: bool, notes: Notes) -> dict[s
     if top_p is not None:
         if thinking and top_p < 0.95:
             notes.add("top_p", "Anthropic requires top_p of at least 0.95 with thinking; dropped")
+        elif "temperature" in out:
+            # Claude since Opus 4.1 refuses both (a 400), and Anthropic's
+            # advice for the older ones is to set only one.
+            notes.add("top_p", "Anthropic takes temperature or top_p, not both; dropped")
         else:
             out["top_p"] = top_p
     stop = _stop(body.get("stop"))
@@ -234,8 +241,17 @@ def _tool(function: object, path: str) -> dict[str, Any]:
     tool: dict[str, Any] = {"name": name}
     if isinstance(function.get("description"), str):
         tool["description"] = function["description"]
-    tool["input_schema"] = dict(schema)
+    tool["input_schema"] = _object_schema(schema)
     return tool
+
+
+def _object_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A tool's parameters as Anthropic's input_schema, which must say
+    `type: object`: one that says no type (`{}`, which OpenAI takes for a
+    tool without arguments) gets it, and `properties: {}` when it has none."""
+    if "type" in schema:
+        return dict(schema)
+    return {"type": "object", "properties": {}, **schema}
 
 
 def _tool_choice(choice: object, notes: Notes) -> dict[str, Any]:
@@ -260,6 +276,24 @@ _LOOP_WITHOUT_THINKING = (
     "off for this request: the tool call being answered came without thinking,"
     " which Anthropic requires with thinking on"
 )
+
+
+_PREFILL = (
+    "off for this request: it ends with an assistant message (a prefill),"
+    " which Anthropic takes only with thinking off"
+)
+
+
+def _prefill(turns: list[Any]) -> bool:
+    # Anthropic's extended thinking takes no prefill: with thinking on, a
+    # final assistant message must start with thinking, which an OpenAI
+    # client's never does. Unlike the tool loop, not for Claude alone: it is
+    # the Messages API's rule, and a prefill is rare.
+    return (
+        bool(turns)
+        and turns[-1]["role"] == "assistant"
+        and not starts_thinking(turns[-1]["content"])
+    )
 
 
 def _loop_without_thinking(turns: list[Any]) -> bool:

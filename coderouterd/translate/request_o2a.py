@@ -14,11 +14,13 @@ Anthropic's rules the OpenAI dialect does not have, and how they are met:
 - Every tool result answers a call of the turn before, every call gets a
   result: a history trimmed from the front or a call left unanswered is
   mended as `tool_pairs` says.
-- Tool ids of `^[a-zA-Z0-9_-]+$` only: an id an OpenAI-compatible backend
-  made with other characters (Kimi's `functions.Read:0`) is rewritten the
-  same way in the call and in its result; a legacy `function_call` and the
-  `role: "function"` message answering it, which have none, share one
-  made for them (o2a_tool_messages).
+- Tool ids of `^[a-zA-Z0-9_-]+$` only, none used by two calls: an id an
+  OpenAI-compatible backend made with other characters (Kimi's
+  `functions.Read:0`) is rewritten the same way in the call and in its
+  result, and a call repeating an id of the history (backends that number
+  calls per answer) gets one of its own, as do the results answering it; a
+  legacy `function_call` and the `role: "function"` message answering it,
+  which have none, share one made for them (o2a_tool_messages).
 - Image media types of the four Anthropic takes, matching the bytes: an
   inline image's type is read from its bytes (o2a_parts).
 - No empty or whitespace-only text blocks: they are left out, and a message
@@ -29,11 +31,22 @@ Anthropic's rules the OpenAI dialect does not have, and how they are met:
   go as `{"_raw": "<the arguments>"}`, with a Degradation.
 - Prompt-cache markers (`cache_control`) go on the blocks made from what
   carried them, at most 4 of them (cache_o2a).
+- A tool's input_schema says `type: object`: parameters that say no type
+  (`{}`) get it (params_o2a).
+- No `response_format`: the format asked for is said in the system prompt
+  instead, with a Degradation (o2a_response_format).
+- A `file` part is a `document` block when it holds a PDF inline; any
+  other is left out, with a Degradation (o2a_parts).
 - `max_tokens` is required: `DEFAULT_MAX_TOKENS` (params_o2a) when the
   client sent none (plus the thinking budget when reasoning was asked for).
 - With thinking on, temperature must be 1 and top_p at least 0.95, and tool
   use cannot be forced: the conflicting setting is dropped (for forced tool
-  use, the thinking) with a Degradation.
+  use, the thinking) with a Degradation. temperature and top_p are not both
+  taken (recent Claude models refuse them together): top_p is dropped, with
+  a Degradation.
+- With thinking on, a final assistant message (a prefill) must start with
+  thinking, which an OpenAI client's never does: thinking is off for such a
+  request, with a Degradation.
 - With thinking on, a backend that checks thinking signatures (Claude)
   requires the assistant message whose tool calls are being answered to
   start with signed thinking, which an OpenAI client never has: thinking is
@@ -48,7 +61,13 @@ from typing import Any
 from coderouterd.errors import InvalidRequestError
 from coderouterd.translate.cache_o2a import CacheMarks, system_prompt
 from coderouterd.translate.o2a_parts import content_blocks, part_text, parts, text, text_blocks
-from coderouterd.translate.o2a_tool_messages import FunctionCalls, tool_message_result, tool_use
+from coderouterd.translate.o2a_response_format import format_instruction, with_instruction
+from coderouterd.translate.o2a_tool_messages import (
+    FunctionCalls,
+    ToolIds,
+    tool_message_result,
+    tool_use,
+)
 from coderouterd.translate.params_o2a import limits, sampling, tools
 from coderouterd.translate.tool_pairs import pair_tool_results
 from coderouterd.translate.types import Degradation, Notes
@@ -59,12 +78,12 @@ _HANDLED = frozenset(
     {"model", "messages", "max_tokens", "max_completion_tokens", "stop", "temperature"}
     | {"top_p", "tools", "tool_choice", "parallel_tool_calls", "reasoning_effort", "user"}
     | {"stream", "stream_options", "cache_control", "functions", "function_call"}
+    | {"response_format"}
 )
 _DROPPED = {
     "n": "Anthropic returns a single choice",
     "logprobs": "Anthropic returns no log probabilities",
     "top_logprobs": "Anthropic returns no log probabilities",
-    "response_format": "Anthropic has no enforced JSON output mode",
     "seed": "Anthropic has no sampling seed",
     "presence_penalty": "Anthropic has no presence penalty",
     "frequency_penalty": "Anthropic has no frequency penalty",
@@ -89,6 +108,7 @@ def openai_to_anthropic_request(
     notes = Notes()
     marks = CacheMarks(notes, carry=cache_control)
     system, turns = _conversation(body.get("messages"), notes, marks)
+    system = with_instruction(system, format_instruction(body.get("response_format"), notes))
     out: dict[str, Any] = {"model": model}
     if system:
         out["system"] = system
@@ -125,8 +145,6 @@ def _loses(key: str, value: object) -> bool:
         return False
     if key == "n":
         return value != 1
-    if key == "response_format" and isinstance(value, Mapping):
-        return value.get("type") != "text"
     return True
 
 
@@ -141,6 +159,7 @@ def _conversation(
     systems: list[list[dict[str, Any]]] = []
     turns: list[dict[str, Any]] = []
     legacy = FunctionCalls()
+    ids = ToolIds(raw)
     for i, message in enumerate(raw):
         path = f"messages[{i}]"
         if not isinstance(message, Mapping):
@@ -151,9 +170,10 @@ def _conversation(
         elif role == "user":
             _append(turns, "user", _user_blocks(message, f"{path}.content", notes, marks))
         elif role == "assistant":
-            _append(turns, "assistant", _assistant_blocks(message, i, notes, marks, legacy))
+            blocks = _assistant_blocks(message, i, notes, marks, legacy=legacy, ids=ids)
+            _append(turns, "assistant", blocks)
         elif role == "tool":
-            _append(turns, "user", [tool_message_result(message, path, notes, marks)])
+            _append(turns, "user", [tool_message_result(message, path, notes, marks, ids)])
         elif role == "function":
             _append(turns, "user", [legacy.result(message, i, notes, marks)])
         elif role is None:
@@ -225,7 +245,13 @@ def _end_prefill(turn: dict[str, Any]) -> None:
 
 
 def _assistant_blocks(
-    message: Mapping[str, Any], index: int, notes: Notes, marks: CacheMarks, legacy: FunctionCalls
+    message: Mapping[str, Any],
+    index: int,
+    notes: Notes,
+    marks: CacheMarks,
+    *,
+    legacy: FunctionCalls,
+    ids: ToolIds,
 ) -> list[dict[str, Any]]:
     path = f"messages[{index}]"
     where = f"{path}.content"
@@ -233,8 +259,9 @@ def _assistant_blocks(
     calls = message.get("tool_calls")
     if calls is not None and not isinstance(calls, list):
         raise InvalidRequestError("must be a list", field=f"{path}.tool_calls")
+    ids.message()
     for k, call in enumerate(calls or []):
-        blocks.append(tool_use(call, f"{path}.tool_calls[{k}]", notes))
+        blocks.append(tool_use(call, f"{path}.tool_calls[{k}]", notes, ids))
     if message.get("function_call") is not None:
         blocks.append(legacy.call(message["function_call"], index, notes))
     marks.last(message, blocks)

@@ -48,8 +48,8 @@ CANNOT_THINK = [
     # (request, fields sent besides model and messages)
     ({"reasoning_effort": "high"}, {"max_tokens": DEFAULT_MAX_TOKENS}),
     (
-        {"reasoning_effort": "low", "temperature": 0.2, "top_p": 0.5},
-        {"max_tokens": DEFAULT_MAX_TOKENS, "temperature": 0.2, "top_p": 0.5},
+        {"reasoning_effort": "low", "temperature": 0.2},
+        {"max_tokens": DEFAULT_MAX_TOKENS, "temperature": 0.2},
     ),
     ({"reasoning_effort": "xhigh", "max_tokens": 500}, {"max_tokens": 500}),
 ]
