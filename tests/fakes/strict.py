@@ -14,6 +14,21 @@ from typing import Any
 def anthropic_refusal(body: dict[str, Any]) -> str | None:
     """What Anthropic's Messages API would answer 400 to in this request, if anything."""
     messages = body.get("messages", [])
+    for check in (_block_refusal, tool_pairing_refusal, _unique_ids_refusal):
+        if (problem := check(messages)) is not None:
+            return problem
+    for i, tool in enumerate(body.get("tools") or []):
+        # A client tool (one with a schema; server tools have a `type` instead).
+        schema = tool.get("input_schema")
+        if isinstance(schema, dict) and schema.get("type") != "object":
+            return f"tools.{i}.custom.input_schema.type: Field required"
+    thinking = body.get("thinking") or {}
+    if thinking.get("type", "disabled") == "disabled":
+        return None
+    return _thinking_refusal(messages)
+
+
+def _block_refusal(messages: list[dict[str, Any]]) -> str | None:
     for i, m in enumerate(messages):
         for block in _blocks(m):
             if block.get("type") == "thinking" and not block.get("signature"):
@@ -21,25 +36,38 @@ def anthropic_refusal(body: dict[str, Any]) -> str | None:
             if block.get("type") == "text" and not str(block.get("text") or "").strip():
                 # Anthropic words it "must be non-empty" for "", this for blanks.
                 return f"messages.{i}: text content blocks must contain non-whitespace text"
-    problem = tool_pairing_refusal(messages)
-    if problem is not None:
-        return problem
-    thinking = body.get("thinking") or {}
-    if thinking.get("type", "disabled") == "disabled":
-        return None
-    # With thinking on, the assistant message whose tool calls are answered
-    # must start with (signed) thinking.
+    return None
+
+
+def _unique_ids_refusal(messages: list[dict[str, Any]]) -> str | None:
+    ids = [b.get("id") for m in messages for b in _blocks(m) if b.get("type") == "tool_use"]
+    return "`tool_use` ids must be unique" if len(set(ids)) != len(ids) else None
+
+
+def _thinking_refusal(messages: list[dict[str, Any]]) -> str | None:
+    """With thinking on: a final assistant message (a prefill), and the
+    assistant message whose tool calls are answered, must start with
+    (signed) thinking."""
+    last = messages[-1] if messages else {}
+    if last.get("role") == "assistant" and not _starts_thinking(last):
+        return (
+            "When `thinking` is enabled, a final `assistant` message must start"
+            " with a thinking block"
+        )
     answers = [
         i
         for i, m in enumerate(messages)
         if m.get("role") == "user" and any(b.get("type") == "tool_result" for b in _blocks(m))
     ]
-    if answers and answers[-1] == len(messages) - 1 and answers[-1] > 0:
-        content = _blocks(messages[answers[-1] - 1])
-        first = content[0] if content else {}
-        if first.get("type") not in ("thinking", "redacted_thinking"):
-            return "a final assistant message must start with a thinking block"
+    answered = answers[-1] if answers and answers[-1] == len(messages) - 1 else 0
+    if answered > 0 and not _starts_thinking(messages[answered - 1]):
+        return "a final assistant message must start with a thinking block"
     return None
+
+
+def _starts_thinking(message: dict[str, Any]) -> bool:
+    content = _blocks(message)
+    return bool(content) and content[0].get("type") in ("thinking", "redacted_thinking")
 
 
 def tool_pairing_refusal(messages: list[dict[str, Any]]) -> str | None:
