@@ -16,7 +16,6 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import itertools
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -27,6 +26,7 @@ from coderouterd.errors import NESTED_TOO_DEEP, InvalidRequestError
 from coderouterd.lru import MEMO_BYTES, SizedLRU
 from coderouterd.translate.anthropic_request import HistoryCheck
 from coderouterd.translate.estimate import MediaScan
+from coderouterd.wire.empty import says_nothing
 
 T = TypeVar("T")
 
@@ -40,9 +40,6 @@ _CLOSE_BRACKET = ord("]")
 _COMMA = ord(",")
 MESSAGES = "messages"
 AT_LEAST_ONE_MESSAGE = "at least one message is required"
-# An empty array however spaced; matched in place (no copy) from the `[`,
-# it stops at the first byte of a first message.
-_EMPTY_ARRAY = re.compile(rb"\[[ \t\r\n]*\]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +94,7 @@ def parse_body(body: bytes) -> RequestBody:
     # its first byte is enough to tell an array.
     if memoryview(messages)[0] != _OPEN_BRACKET:
         raise InvalidRequestError("must be an array", field=MESSAGES)
-    if _EMPTY_ARRAY.match(messages):
+    if says_nothing(messages):
         # Both APIs refuse it; a backend given none answers an error of its
         # own (llama.cpp: "No user query found", a 500) or a prompt nobody asked.
         raise InvalidRequestError(AT_LEAST_ONE_MESSAGE, field=MESSAGES)

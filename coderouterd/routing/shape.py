@@ -20,6 +20,7 @@ from typing import TypeVar
 
 import msgspec
 
+from coderouterd.wire.empty import says_nothing
 from coderouterd.wire.sse import parse_frame
 from coderouterd.wire.stop import stop_of_finish
 
@@ -121,10 +122,7 @@ def tools_callable(fields: Mapping[str, msgspec.Raw]) -> bool:
 
 
 def _listed(raw: msgspec.Raw | None) -> bool:
-    if raw is None:
-        return False
-    # A list with an item is at least `[{}]`; only short values are copied.
-    return len(raw) > _SHORT or b"".join(bytes(raw).split()) not in (b"[]", b"null", b"")
+    return raw is not None and not says_nothing(raw)
 
 
 class ReplyShape:

@@ -16,6 +16,7 @@ import msgspec
 
 from coderouterd.translate.capabilities import THINKING_UNSUPPORTED
 from coderouterd.translate.types import Degradation
+from coderouterd.wire.empty import says_nothing
 
 # The Degradation field routing/progress.py reads as "sent without its tools"
 # (TOOLS_FIELD): the provider's tool use and prompt estimate are judged
@@ -29,8 +30,6 @@ OPENAI_TOOL_FIELDS = ("tools", "tool_choice", "parallel_tool_calls", "functions"
 # OpenRouter's object.
 OPENAI_REASONING_FIELDS = ("reasoning_effort", "reasoning")
 _DECLARING = frozenset({"tools", "functions"})
-_NOTHING = (b"", b"null", b"[]", b"{}", b'""', b"false")
-_SHORT = 8
 
 
 def without_tools(fields: dict[str, Any], names: tuple[str, ...]) -> list[Degradation]:
@@ -57,6 +56,5 @@ def _asks(value: object) -> bool:
     """Whether a field's value, decoded or raw JSON, says anything: not
     absent, null, false or empty."""
     if isinstance(value, msgspec.Raw):
-        # Only short values are copied: anything longer holds something.
-        return len(value) > _SHORT or b"".join(bytes(value).split()) not in _NOTHING
+        return not says_nothing(value)
     return value not in (None, False, "", [], {})

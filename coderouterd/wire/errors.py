@@ -17,14 +17,19 @@ _encode = msgspec.json.Encoder().encode
 ANTHROPIC_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
+    402: "billing_error",
     403: "permission_error",
     404: "not_found_error",
     413: "request_too_large",
     429: "rate_limit_error",
     500: "api_error",
     503: "overloaded_error",
+    504: "timeout_error",
     529: "overloaded_error",
 }
+# Of Anthropic's types, those that put the failure on the server's side.
+_ANTHROPIC_SERVER_TYPES = frozenset({"api_error", "overloaded_error", "timeout_error"})
+_ANTHROPIC_CLIENT_TYPES = frozenset(ANTHROPIC_TYPES.values()) - _ANTHROPIC_SERVER_TYPES
 OPENAI_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -43,6 +48,11 @@ class _ErrorDetail(msgspec.Struct):
 
 class _ErrorEnvelope(msgspec.Struct):
     error: _ErrorDetail | str | None = None
+    # vLLM's error has no `error` object: {"object": "error", "message",
+    # "type": "BadRequestError", "code": 400}. Any: a body's other top-level
+    # fields may be of any type, and must not hide its `error`.
+    message: Any = None
+    type: Any = None
 
 
 _error_decoder = msgspec.json.Decoder(_ErrorEnvelope)
@@ -55,6 +65,9 @@ def _detail(body: bytes) -> _ErrorDetail | None:
         return None
     if isinstance(envelope.error, str):
         return _ErrorDetail(message=envelope.error)
+    if envelope.error is None and isinstance(envelope.message, str):
+        kind = envelope.type if isinstance(envelope.type, str) else None
+        return _ErrorDetail(type=kind, message=envelope.message)
     return envelope.error
 
 
@@ -101,13 +114,22 @@ def anthropic_error(
     return out
 
 
-def _anthropic_type(status: int) -> str:
-    # Anthropic keeps `api_error` for its own failures and has
-    # `invalid_request_error` stand for any 4xx it lists no type for
-    # (405, 409, 415, 422): a client's mistake is never reported as ours.
+def _anthropic_type(status: int, said: str | None = None) -> str:
+    """The Anthropic `error.type` of an error of `status`, a backend having
+    said `said`. Anthropic's types are a closed set its SDKs and Claude Code
+    dispatch on, and name the status: a status Anthropic has a type for
+    decides (an OpenAI backend types a bad key's 401 `invalid_request_error`
+    and a spent quota `insufficient_quota`). Of another status, a type of
+    Anthropic's that says the same side's fault is kept; else Anthropic
+    keeps `api_error` for its own failures and has `invalid_request_error`
+    stand for any 4xx it lists no type for (405, 409, 415, 422): a client's
+    mistake is never reported as ours."""
     if status in ANTHROPIC_TYPES:
         return ANTHROPIC_TYPES[status]
-    return "invalid_request_error" if 400 <= status < 500 else "api_error"
+    client_error = 400 <= status < 500
+    if said in (_ANTHROPIC_CLIENT_TYPES if client_error else _ANTHROPIC_SERVER_TYPES):
+        return said
+    return "invalid_request_error" if client_error else "api_error"
 
 
 def openai_error(
@@ -138,7 +160,8 @@ def reenvelope(dialect: str, status: int, body: bytes) -> bytes:
     message = detail.message or text or f"upstream returned HTTP {status}"
     if dialect == "openai":
         return _encode(openai_error(status, message))
-    return _encode(anthropic_error(status, message, error_type=detail.type))
+    kind = _anthropic_type(status, detail.type)
+    return _encode(anthropic_error(status, message, error_type=kind))
 
 
 def with_request_id(dialect: str, body: bytes, request_id: str) -> bytes:
