@@ -25,7 +25,9 @@ that change are decoded and encoded again.
   all (a model that does not reason, earlier in the chain, made the call):
   Anthropic refuses it just the same. With `adaptive` thinking Claude itself
   may make a step without thinking, so nothing is changed.
-* `thinking` for a backend whose registry rule says `thinking: false`.
+* `thinking` for a backend whose registry rule says `thinking: false`, and
+  when a clamped max_tokens leaves no room for its budget (passthrough.py);
+  the same edits go with it, wherever it is removed (thinking_removal).
 * cache_control markers for a backend whose rule says `cache_control:
   false`: on system blocks, content blocks (tool_result contents included),
   tools and the top level.
@@ -44,6 +46,7 @@ from typing import Any
 
 import msgspec
 
+from coderouterd.translate.thinking_removal import remove_thinking
 from coderouterd.translate.types import Degradation, read_json
 
 _encode = msgspec.json.Encoder().encode
@@ -71,9 +74,6 @@ CALL_UNTHOUGHT = Degradation(
     "thinking",
     "off for this request: the tool call being answered came without thinking (a model that"
     " does not reason made it), which Anthropic refuses with thinking enabled",
-)
-CLEAR_THINKING_DROPPED = Degradation(
-    "context_management.edits", "clear_thinking edits dropped with thinking"
 )
 CACHE_CONTROL_DROPPED = Degradation(
     "cache_control", "the backend does not accept prompt caching markers"
@@ -262,23 +262,11 @@ def loop_started_unthought(messages: msgspec.Raw) -> bool:
 def without_thinking(
     fields: MutableMapping[str, msgspec.Raw], why: Degradation = TURN_UNTHOUGHT
 ) -> list[Degradation]:
-    """Turns thinking off for this request (see the module docstring)."""
+    """Turns thinking off for this request (see the module docstring), with
+    the edits that need it (thinking_removal)."""
     if not _thinking_on(fields.get("thinking")):
         return []
-    del fields["thinking"]
-    degraded = [why]
-    raw = fields.get("context_management")
-    value = read_json(raw, "context_management") if raw is not None else None
-    edits = value.get("edits") if isinstance(value, dict) else None
-    if isinstance(value, dict) and isinstance(edits, list):
-        kept = [e for e in edits if not _clears_thinking(e)]
-        if len(kept) != len(edits):
-            degraded.append(CLEAR_THINKING_DROPPED)
-            if kept or len(value) > 1:
-                fields["context_management"] = msgspec.Raw(_encode({**value, "edits": kept}))
-            else:
-                del fields["context_management"]
-    return degraded
+    return remove_thinking(fields, why)
 
 
 _THINKING_TYPES = frozenset({"thinking", "redacted_thinking"})
@@ -299,10 +287,6 @@ def thinking_enabled(raw: msgspec.Raw | None) -> bool:
 def _thinking_on(raw: msgspec.Raw | None) -> bool:
     value = read_json(raw, "thinking") if raw is not None else None
     return isinstance(value, dict) and value.get("type") != "disabled"
-
-
-def _clears_thinking(edit: object) -> bool:
-    return isinstance(edit, dict) and str(edit.get("type", "")).startswith("clear_thinking")
 
 
 def _is_system(message: object) -> bool:

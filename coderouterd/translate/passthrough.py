@@ -8,14 +8,16 @@ When the provider's output filters are on, its stream and unary body go
 through them in the client's dialect (filtered_anthropic, filtered_openai);
 when they are off, the transcoders forward the upstream's bytes and nothing
 else is done: the Anthropic-to-anthropic path is the benchmarked hot path.
-A 2xx unary body that is no JSON object is no answer and falls through, as
-on the translated path; an error body that is not JSON reaches the client
-in its dialect's error envelope.
+A 2xx unary body that is no answer (no JSON object, an error envelope, no
+message or no choice holding one: answer_check) falls through, as on the
+translated path; an error body that is not JSON reaches the client in its
+dialect's error envelope.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import msgspec
@@ -23,6 +25,12 @@ import msgspec
 from coderouterd.errors import NESTED_TOO_DEEP, InvalidRequestError, UpstreamProtocolError
 from coderouterd.routing.call import Call
 from coderouterd.routing.upstream import Transcoder, Unary
+from coderouterd.translate.answer_check import (
+    check_completion,
+    check_message,
+    glance_at_completion,
+    glance_at_message,
+)
 from coderouterd.translate.anthropic_passthrough import AnthropicPassthrough
 from coderouterd.translate.anthropic_request import (
     CACHE_CONTROL_DROPPED,
@@ -59,7 +67,8 @@ from coderouterd.translate.openai_passthrough import (
     usage_of_completion,
 )
 from coderouterd.translate.params_o2a import fit_budget
-from coderouterd.translate.translated import check_completion, tool_names_of
+from coderouterd.translate.thinking_removal import remove_thinking
+from coderouterd.translate.translated import tool_names_of
 from coderouterd.translate.types import Degradation, OutputFilters, read_json
 from coderouterd.translate.unsupported import (
     ANTHROPIC_TOOL_FIELDS,
@@ -69,7 +78,7 @@ from coderouterd.translate.unsupported import (
     without_tools,
 )
 from coderouterd.wire.errors import reenvelope
-from coderouterd.wire.usage import completed, is_complete, usage_of_body
+from coderouterd.wire.usage import completed, is_complete
 
 _encode = msgspec.json.Encoder().encode
 _max_tokens = msgspec.json.Decoder(int)
@@ -82,6 +91,7 @@ class _AnyObject(msgspec.Struct):
 
 
 _any_object = msgspec.json.Decoder(_AnyObject)
+_CANNOT_THINK = Degradation("thinking", THINKING_UNSUPPORTED)
 
 
 class AnthropicPassthroughCodec:
@@ -110,8 +120,8 @@ class AnthropicPassthroughCodec:
         fields = dict(call.fields)
         fields["model"] = self._model
         degraded: list[Degradation] = []
-        if self._drop_thinking and fields.pop("thinking", None) is not None:
-            degraded.append(Degradation("thinking", THINKING_UNSUPPORTED))
+        if self._drop_thinking:
+            degraded += remove_thinking(fields, _CANNOT_THINK)
         if self._drop_tools:
             degraded += without_tools(fields, ANTHROPIC_TOOL_FIELDS)
         messages = fields.get("messages")
@@ -142,12 +152,12 @@ class AnthropicPassthroughCodec:
         return FilteredAnthropicTranscoder(self._provider, stream, prompt_tokens=prompt_tokens)
 
     def unary(self, body: bytes, call: Call) -> Unary:
-        usage = usage_of_body(body)
+        usage, plain = glance_at_message(body)
         whole = is_complete(usage)
-        if self._filters is None and whole:
-            # Its usage was read, so the body is a whole JSON object.
+        if self._filters is None and whole and plain:
             return Unary(body, "application/json", usage)
         message = _object_of(body, self._provider)
+        check_message(self._provider, message, body)
         repairs = 0
         if self._filters is not None:
             message, repairs = filter_anthropic_message(
@@ -216,19 +226,20 @@ class OpenAIPassthroughCodec:
         )
 
     def unary(self, body: bytes, call: Call) -> Unary:
+        if self._filters is None:
+            usage, plain = glance_at_completion(body)
+            if plain:
+                return Unary(body, "application/json", usage)
+        # No plain completion, or one the filters read: decoded and checked whole.
         usage = usage_of_completion(body)
+        completion = _object_of(body, self._provider)
+        check_completion(self._provider, completion, body)
         if self._filters is not None:
-            completion = _object_of(body, self._provider)
-            check_completion(self._provider, completion, body)
             filtered = filter_openai_completion(
                 completion, filters=self._filters, names=tool_names_of(call)
             )
             if filtered is not None:
                 return Unary(_encode(filtered[0]), "application/json", usage, repairs=filtered[1])
-        elif usage is None:
-            # With usage read, the body is a completion; without, it may be
-            # no JSON, or an error in a 200 (OpenRouter's): check it.
-            check_completion(self._provider, _object_of(body, self._provider), body)
         return Unary(body, "application/json", usage)
 
     def error_body(self, status: int, body: bytes) -> bytes:
@@ -298,19 +309,34 @@ def clamped(
 
 
 def _fit_thinking(fields: dict[str, msgspec.Raw], max_tokens: int) -> list[Degradation]:
-    """Anthropic's enabled thinking budget kept below a clamped max_tokens."""
-    return _fit(fields, "thinking", "budget_tokens", max_tokens)
+    """Anthropic's enabled thinking budget kept below a clamped max_tokens;
+    thinking dropped with the edits that need it when none fits."""
+    return _fit(fields, "thinking", "budget_tokens", max_tokens, drop=remove_thinking)
 
 
 def _fit_reasoning(fields: dict[str, msgspec.Raw], max_tokens: int) -> list[Degradation]:
     """OpenRouter's `reasoning: {max_tokens}` kept below a clamped max_tokens,
     as Anthropic behind OpenRouter requires."""
-    return _fit(fields, "reasoning", "max_tokens", max_tokens)
+    return _fit(fields, "reasoning", "max_tokens", max_tokens, drop=_without_reasoning)
 
 
-def _fit(fields: dict[str, msgspec.Raw], name: str, key: str, max_tokens: int) -> list[Degradation]:
+def _without_reasoning(
+    fields: MutableMapping[str, msgspec.Raw], why: Degradation
+) -> list[Degradation]:
+    del fields["reasoning"]
+    return [why]
+
+
+def _fit(
+    fields: dict[str, msgspec.Raw],
+    name: str,
+    key: str,
+    max_tokens: int,
+    *,
+    drop: Callable[[MutableMapping[str, msgspec.Raw], Degradation], list[Degradation]],
+) -> list[Degradation]:
     """The raw field `name` with its budget `key` fitted (fit_budget), written
-    back only when it changed."""
+    back only when it changed; `drop` takes it out when no budget fits."""
     raw = fields.get(name)
     asked = read_json(raw, name) if raw is not None else None
     # Only an enabled thinking has a budget; `disabled` and `adaptive` have none.
@@ -318,8 +344,8 @@ def _fit(fields: dict[str, msgspec.Raw], name: str, key: str, max_tokens: int) -
         return []
     fitted, degraded = fit_budget(asked, key, max_tokens, (name, key))
     if fitted is None:
-        del fields[name]
-    elif degraded:
+        return drop(fields, degraded[0])
+    if degraded:
         fields[name] = msgspec.Raw(_encode(fitted))
     return degraded
 

@@ -38,16 +38,20 @@ def openai_finish_reason(stop_reason: object) -> str:
 
 
 def openai_usage(usage: Mapping[str, Any] | None) -> dict[str, Any]:
-    """OpenAI usage from Anthropic usage: cached and cache-written tokens count as prompt."""
+    """OpenAI usage from Anthropic usage: cached and cache-written tokens count
+    as prompt, and are told apart in its details (the openai SDK's
+    `cached_tokens` and `cache_write_tokens`: a write costs more than a
+    prompt token, a read less)."""
     counts = _counts(usage)
     cache_read = counts["cache_read_input_tokens"]
-    prompt = counts["input_tokens"] + cache_read + counts["cache_creation_input_tokens"]
+    cache_write = counts["cache_creation_input_tokens"]
+    prompt = counts["input_tokens"] + cache_read + cache_write
     completion = counts["output_tokens"]
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cache_read},
+        "prompt_tokens_details": {"cached_tokens": cache_read, "cache_write_tokens": cache_write},
     }
 
 
@@ -60,7 +64,14 @@ def _int(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def anthropic_to_openai_response(message: Mapping[str, Any], *, created: int) -> dict[str, Any]:
+def anthropic_to_openai_response(
+    message: Mapping[str, Any],
+    *,
+    created: int,
+    completion_id: str | None = None,
+    model: str | None = None,
+) -> dict[str, Any]:
+    """The completion a message is; its id and model, unless given, the message's own."""
     texts: list[str] = []
     thinking: list[str] = []
     calls: list[dict[str, Any]] = []
@@ -85,10 +96,10 @@ def anthropic_to_openai_response(message: Mapping[str, Any], *, created: int) ->
         "finish_reason": openai_finish_reason(message.get("stop_reason")),
     }
     return {
-        "id": str(message.get("id", "")),
+        "id": completion_id if completion_id is not None else str(message.get("id", "")),
         "object": "chat.completion",
         "created": created,
-        "model": str(message.get("model", "")),
+        "model": model if model is not None else str(message.get("model", "")),
         "choices": [choice],
         "usage": openai_usage(message.get("usage")),
     }

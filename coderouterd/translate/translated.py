@@ -15,9 +15,10 @@ from typing import Any
 import msgspec
 
 from coderouterd.config.model import ProviderConfig
-from coderouterd.errors import UpstreamError, UpstreamMemoryError, UpstreamProtocolError
+from coderouterd.errors import UpstreamProtocolError
 from coderouterd.routing.call import Call
 from coderouterd.routing.upstream import Out, Transcoder, Unary
+from coderouterd.translate.answer_check import check_completion
 from coderouterd.translate.anthropic_passthrough import NOT_CONTENT
 from coderouterd.translate.capabilities import ModelCapabilities
 from coderouterd.translate.estimate import estimate_prompt_tokens
@@ -25,7 +26,7 @@ from coderouterd.translate.memo_a2o import TranslatedHistory
 from coderouterd.translate.openai_passthrough import DONE, frames_left
 from coderouterd.translate.request_a2o import anthropic_to_openai_request
 from coderouterd.translate.request_params import reasoning_within
-from coderouterd.translate.response_o2a import first_choice, openai_to_anthropic_response
+from coderouterd.translate.response_o2a import openai_to_anthropic_response
 from coderouterd.translate.stream_o2a import OpenAIToAnthropicStream
 from coderouterd.translate.translated_openai import (
     AnthropicToOpenAITranscoder,
@@ -43,7 +44,6 @@ from coderouterd.translate.types import (
 from coderouterd.wire.errors import (
     ANTHROPIC_TYPES,
     anthropic_error,
-    mentions_memory_pressure,
     reenvelope,
 )
 from coderouterd.wire.sse import SSEDecoder, SSEEvent, encode_event
@@ -232,26 +232,6 @@ class AnthropicToOpenAICodec:
 
     def error_body(self, status: int, body: bytes) -> bytes:
         return reenvelope("anthropic", status, body)
-
-
-def check_completion(provider: str, decoded: object, body: bytes) -> None:
-    """A 2xx body that is no completion is no answer, to fall through as a
-    stream's error before its content does (routing.streams.head_error):
-    OpenRouter says an error met once the model started in a 200 body,
-    `{"error": {"code": 502, …}}`; a body without a choice that holds a
-    message says nothing either."""
-    if not isinstance(decoded, dict):
-        raise UpstreamProtocolError(provider, "response is not a JSON object")
-    error = decoded.get("error")
-    if error is not None:
-        detail = error.get("code", error.get("type")) if isinstance(error, dict) else None
-        said = f"error in a successful response: {detail}"
-        kind: type[UpstreamError] = UpstreamProtocolError
-        if mentions_memory_pressure(body):
-            kind = UpstreamMemoryError
-        raise kind(provider, said)
-    if not isinstance(first_choice(decoded.get("choices")).get("message"), dict):
-        raise UpstreamProtocolError(provider, "response has no choice with a message")
 
 
 def _stop_sequences(call: Call) -> frozenset[str]:

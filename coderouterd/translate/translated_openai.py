@@ -18,6 +18,7 @@ from coderouterd.config.model import ProviderConfig
 from coderouterd.errors import UpstreamProtocolError
 from coderouterd.routing.call import Call
 from coderouterd.routing.upstream import Out, Transcoder, Unary
+from coderouterd.translate.answer_check import check_message
 from coderouterd.translate.anthropic_passthrough import NOT_CONTENT, AnthropicPassthrough
 from coderouterd.translate.capabilities import ModelCapabilities
 from coderouterd.translate.estimate import estimate_prompt_tokens
@@ -170,12 +171,17 @@ class OpenAIToAnthropicCodec:
         body["stream"] = call.stream
         return _encode(body), dropped + degraded
 
+    def _settings(self, call: Call) -> dict[str, Any]:
+        """What the answer says of itself, whole or streamed alike: an id of
+        the request's, and the model the client asked for."""
+        return {
+            "completion_id": f"chatcmpl-{call.request_id}",
+            "model": call.requested_model or self._provider.model,
+            "created": call.created,
+        }
+
     def transcoder(self, call: Call) -> Transcoder:
-        stream = AnthropicToOpenAIStream(
-            completion_id=f"chatcmpl-{call.request_id}",
-            model=call.requested_model or self._provider.model,
-            created=call.created,
-        )
+        stream = AnthropicToOpenAIStream(**self._settings(call))
         filtered = None
         if self._filters is not None:
             filtered = FilteredOpenAIStream(self._filters, tool_names(call.fields))
@@ -195,7 +201,8 @@ class OpenAIToAnthropicCodec:
         except msgspec.DecodeError as exc:
             raise UpstreamProtocolError(self._provider.name, "response is not JSON") from exc
         usage = usage_of_counts(decoded.get("usage")) if isinstance(decoded, dict) else None
-        completion = anthropic_to_openai_response(decoded, created=call.created)
+        check_message(self._provider.name, decoded, body)
+        completion = anthropic_to_openai_response(decoded, **self._settings(call))
         repairs = 0
         if self._filters is not None:
             filtered = filter_openai_completion(

@@ -90,6 +90,9 @@ def number_or_none(body: Any, key: str) -> float | int | None:
     return value
 
 
+_NULL = msgspec.Raw(b"null")
+
+
 class _Function(msgspec.Struct):
     name: str | None = None
 
@@ -97,6 +100,29 @@ class _Function(msgspec.Struct):
 class _ToolName(msgspec.Struct):
     name: str | None = None
     function: _Function | None = None
+    # Raw, read for is_server_tool only: a schema is skipped, not built, and
+    # a type of any shape costs no tool its name.
+    type: msgspec.Raw = _NULL
+    input_schema: msgspec.Raw = _NULL
+
+
+def is_server_tool(kind: object, input_schema: object) -> bool:
+    """Whether an Anthropic tool with these decoded `type` and `input_schema`
+    is one Anthropic's servers run (web_search_20250305, code_execution_…):
+    a type other than `custom`, and no schema. The client runs no such
+    call, and a backend other than Claude is sent none of them (tools_a2o)."""
+    return kind not in (None, "custom") and input_schema is None
+
+
+def _callable_by_client(tool: _ToolName) -> bool:
+    """An OpenAI function, or an Anthropic tool but a server tool."""
+    if tool.function is not None or bytes(tool.input_schema) != bytes(_NULL):
+        return True
+    try:
+        kind = _tool_type.decode(tool.type)
+    except msgspec.ValidationError:
+        return False  # a type of no shape a tool of the client's has
+    return not is_server_tool(kind, None)
 
 
 class _Allowed(msgspec.Struct):
@@ -117,6 +143,7 @@ class _ToolChoice(msgspec.Struct):
 # Only the names: the schemas are skipped without being built into objects.
 _tool_names = msgspec.json.Decoder(list[_ToolName])
 _tool_choice = msgspec.json.Decoder(str | _ToolChoice)
+_tool_type = msgspec.json.Decoder(str | None)
 
 
 def _names_of(tools: list[_ToolName]) -> frozenset[str]:
@@ -130,12 +157,14 @@ class ToolNames(NamedTuple):
     # Those the model may call this turn (Anthropic `name` or OpenAI
     # `function.name`), the only ones a call printed as text is lifted as:
     # none under tool_choice none, only the forced or allowed ones when
-    # tool_choice names them.
+    # tool_choice names them, and never a server tool (is_server_tool),
+    # whose call as a tool_use no client could run.
     callable: frozenset[str]
-    # Every one in `tools` or the legacy `functions`, callable now or not: a
-    # call printed as text to one of them keeps its text when markup is
-    # stripped, where one to a tool never offered goes whole. Readers join
-    # it with `callable`, so a ToolNames built by hand may leave those out.
+    # Every one in `tools` or the legacy `functions`, callable now or not
+    # (server tools too): a call printed as text to one of them keeps its
+    # text when markup is stripped, where one to a tool never offered goes
+    # whole. Readers join it with `callable`, so a ToolNames built by hand
+    # may leave those out.
     offered: frozenset[str] = frozenset()
 
 
@@ -145,10 +174,12 @@ NO_TOOLS = ToolNames(frozenset())
 
 def tool_names(fields: Mapping[str, msgspec.Raw]) -> ToolNames:
     """The request's tool names (ToolNames), from its raw fields."""
-    tools = _names_in(fields.get("tools"))
+    tools = _tools_in(fields.get("tools"))
+    offered = _names_of(tools)
+    ours = _names_of([t for t in tools if _callable_by_client(t)])
     choice = fields.get("tool_choice")
-    callable_ = tools if choice is None else _allowed_by(choice, tools)
-    return ToolNames(callable_, tools | _names_in(fields.get("functions")))
+    callable_ = ours if choice is None else _allowed_by(choice, ours)
+    return ToolNames(callable_, offered | _names_of(_tools_in(fields.get("functions"))))
 
 
 def callable_tool_names(fields: Mapping[str, msgspec.Raw]) -> frozenset[str]:
@@ -156,13 +187,13 @@ def callable_tool_names(fields: Mapping[str, msgspec.Raw]) -> frozenset[str]:
     return tool_names(fields).callable
 
 
-def _names_in(raw: msgspec.Raw | None) -> frozenset[str]:
+def _tools_in(raw: msgspec.Raw | None) -> list[_ToolName]:
     if raw is None:
-        return frozenset()
+        return []
     try:
-        return _names_of(_tool_names.decode(raw))
+        return _tool_names.decode(raw)
     except msgspec.DecodeError:
-        return frozenset()
+        return []
 
 
 def _allowed_by(raw: msgspec.Raw, names: frozenset[str]) -> frozenset[str]:

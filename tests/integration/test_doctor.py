@@ -276,7 +276,8 @@ async def test_null_text_or_content_in_an_answer_is_a_problem(
     code, checks = await anthropic_doctor(fake_upstream, tmp_path)
     assert code == 2
     assert checks["tools"]["verdict"] == "PROBLEM"
-    assert "the model answered nothing instead of calling the tool" in checks["tools"]["detail"]
+    # A `content` that is no list is no message: no answer (answer_check).
+    assert "response is not a message with content" in checks["tools"]["detail"]
 
 
 async def test_a_window_too_small_for_the_cached_prompt_is_not_blamed_on_the_markers(

@@ -24,7 +24,7 @@ OPENAI_USAGE = {
     "prompt_tokens": 1210,
     "completion_tokens": 25,
     "total_tokens": 1235,
-    "prompt_tokens_details": {"cached_tokens": 1000},
+    "prompt_tokens_details": {"cached_tokens": 1000, "cache_write_tokens": 200},
 }
 
 
@@ -133,7 +133,7 @@ USAGES = [
             "prompt_tokens": 5,
             "completion_tokens": 7,
             "total_tokens": 12,
-            "prompt_tokens_details": {"cached_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
         },
     ),
     (
@@ -142,7 +142,7 @@ USAGES = [
             "prompt_tokens": 5,
             "completion_tokens": 7,
             "total_tokens": 12,
-            "prompt_tokens_details": {"cached_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
         },
     ),
     (
@@ -151,7 +151,7 @@ USAGES = [
             "prompt_tokens": 0,
             "completion_tokens": 0,
             "total_tokens": 0,
-            "prompt_tokens_details": {"cached_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
         },
     ),
 ]
@@ -260,7 +260,7 @@ def test_a_text_stream() -> None:
                 "prompt_tokens": 1210,
                 "completion_tokens": 12,
                 "total_tokens": 1222,
-                "prompt_tokens_details": {"cached_tokens": 1000},
+                "prompt_tokens_details": {"cached_tokens": 1000, "cache_write_tokens": 200},
             },
         }
     ]
