@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from coderouterd.clock import Clock
 from coderouterd.errors import AttemptFailure
 from coderouterd.routing.call import Call
@@ -19,7 +21,7 @@ from coderouterd.routing.records import AttemptRecord, Observer, RequestSummary
 from coderouterd.routing.shape import ReplyShape, tools_callable
 from coderouterd.scrub import TEXT_CHARS, clip
 from coderouterd.tasks import ABANDONED_AT_SHUTDOWN
-from coderouterd.translate.estimate import measure_prompt
+from coderouterd.translate.estimate import PromptSize, measure_prompt
 from coderouterd.translate.types import Degradation
 from coderouterd.wire.usage import Usage, counted, sane_count
 
@@ -98,6 +100,8 @@ class Progress:
         # Providers the request went to without its tools (a model that
         # cannot call them): their prompt is measured without them.
         self._without_tools: frozenset[str] = frozenset()
+        # The prompt measured as sent with its tools (False) and without (True).
+        self._sizes: dict[bool, PromptSize] = {}
         self._models = {p.name: p.model for p in plan.attempts}
 
     def _ms(self, since: float) -> float:
@@ -169,11 +173,28 @@ class Progress:
             prompt_tokens=sane_count(prompt_tokens),
             retry_after_s=retry_after_s,
             model=self._models.get(provider),
+            # A refused provider was sent nothing to measure.
+            prompt_estimate=None if outcome == "refused" else self._size(provider).tokens,
         )
         self.records.append(record)
         if answered:
             self.provider = provider
         self._observer.attempt_finished(self.call.request_id, record)
+
+    def _size(self, provider: str | None) -> PromptSize:
+        """The prompt as `provider` was sent it (None: whole, tools and all),
+        measured once for each way it was sent. A window a provider refused
+        the prompt by is a limit on what it got, whoever answered."""
+        bare = provider in self._without_tools
+        size = self._sizes.get(bare)
+        if size is None:
+            size = self._sizes[bare] = measure_prompt(self._fields(provider), self.call.media)
+        return size
+
+    def _fields(self, provider: str | None) -> Mapping[str, msgspec.Raw]:
+        if provider in self._without_tools:
+            return {k: v for k, v in self.call.fields.items() if k not in _TOOL_FIELDS}
+        return self.call.fields
 
     def failures(self) -> list[AttemptFailure]:
         return [
@@ -239,13 +260,11 @@ class Progress:
             return
         self._reported = True
         shape = self.shape if self.provider is not None else None
-        fields = self.call.fields
-        if self.provider in self._without_tools:
-            # What that provider was sent, and counted: a backend's count is
-            # judged against it (cut prompts, learned windows), and its tool
-            # use against the tools it was offered (none: drift).
-            fields = {k: v for k, v in fields.items() if k not in _TOOL_FIELDS}
-        prompt = measure_prompt(fields, self.call.media)
+        # What the answering provider was sent, and counted: a backend's count
+        # is judged against it (cut prompts, learned windows), and its tool
+        # use against the tools it was offered (none, when sent without: drift).
+        fields = self._fields(self.provider)
+        prompt = self._size(self.provider)
         self._observer.request_finished(
             RequestSummary(
                 request_id=self.call.request_id,

@@ -43,6 +43,11 @@ class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
     retry_after_s: float | None = None
     # The model it was sent to (its provider's `model`); None when skipped.
     model: str | None = None
+    # The prompt estimated as it was sent to this provider (without the
+    # tools, when it cannot call them: RequestSummary.prompt_estimate is
+    # the answering provider's); None when it was sent nothing (skipped,
+    # refused). A window it refused the prompt by is learned on this.
+    prompt_estimate: int | None = None
 
 
 class RequestSummary(msgspec.Struct, frozen=True, kw_only=True):

@@ -11,7 +11,8 @@ whose window is known to be smaller than the prompt; this module makes the
 window known from the error, or the cut.
 
 What is learned is a limit on the daemon's own prompt estimate (four bytes
-a token), so it compares with the next request's estimate directly: when
+a token) of the prompt as that backend was sent it (tools and all, whoever
+answered), so it compares with the next request's estimate directly: when
 the backend gave its counts (`40960 tokens > 32768`), the estimate at which
 that prompt would have just fit, `estimate * window / tokens`, which
 calibrates the estimate to the backend's tokenizer; when it did not, just
@@ -122,8 +123,11 @@ class LearnedWindows:
         now = self._clock.monotonic()
         for s in summaries:
             for a in s.attempts:
-                if a.outcome == "too_long" and s.prompt_estimate:
-                    limit = limit_of(s.prompt_estimate, a.prompt_tokens, a.context_window)
+                # Measured as this provider was sent it: the one that answered
+                # may have been sent less (no tools).
+                estimate = a.prompt_estimate or s.prompt_estimate
+                if a.outcome == "too_long" and estimate:
+                    limit = limit_of(estimate, a.prompt_tokens, a.context_window)
                     self._learn(a.provider, Learned(limit, a.context_window, now))
             counted = counted_input(s)
             if s.provider is None or not counted:

@@ -17,6 +17,8 @@ class Overflow(msgspec.Struct, frozen=True, kw_only=True):
 
     provider: str
     ts: float
+    # As the provider was sent the prompt (a refusal), or as the request
+    # log kept it (a cut: the answering provider's).
     prompt_estimate: int
     prompt_tokens: int | None = None
     context_window: int | None = None
@@ -28,16 +30,22 @@ class Overflow(msgspec.Struct, frozen=True, kw_only=True):
 _LONGEST_S = 3600.0
 
 
+# The prompt as the refusing provider was sent it; in rows written before
+# attempts kept theirs, the request's (the answering provider's) stands in.
+_REFUSED_ESTIMATE = "coalesce(a.prompt_estimate, r.prompt_estimate)"
+
+
 async def recent_overflows(conn: aiosqlite.Connection, *, since: float) -> list[Overflow]:
     """Each provider's latest `too_long` attempt in a request finished since
-    `since` (`ts`: when it finished)."""
+    `since` (`ts`: when it finished), with the prompt estimated as that
+    provider was sent it."""
     # SQLite takes a bare column of an aggregate query with max() from the
     # row holding the maximum: each provider's latest refusal, whole.
     rows = await conn.execute_fetchall(
-        f"SELECT a.provider, max({FINISHED}), r.prompt_estimate, a.prompt_tokens,"  # noqa: S608 - a constant
+        f"SELECT a.provider, max({FINISHED}), {_REFUSED_ESTIMATE}, a.prompt_tokens,"  # noqa: S608 - constants
         " a.context_window FROM requests r JOIN attempts a ON a.request_id = r.id"
         f" WHERE r.ts >= ? AND {FINISHED} >= ? AND a.outcome = 'too_long'"
-        " AND r.prompt_estimate IS NOT NULL GROUP BY a.provider ORDER BY a.provider",
+        f" AND {_REFUSED_ESTIMATE} IS NOT NULL GROUP BY a.provider ORDER BY a.provider",
         (since - _LONGEST_S, since),
     )
     return [

@@ -167,7 +167,7 @@ def _attempt(a: sqlite3.Row) -> AttemptRow:
     return AttemptRow(
         seq=a[1], provider=a[2], outcome=a[3], reason=a[4], detail=a[5], status=a[6],
         ttfb_ms=a[7], latency_ms=a[8], cost_usd=a[9], context_window=a[10], prompt_tokens=a[11],
-        queued_ms=a[12], model=a[13],
+        queued_ms=a[12], model=a[13], prompt_estimate=a[14],
     )  # fmt: skip
 
 

@@ -27,6 +27,7 @@ REQUEST_COLUMNS = (
 ATTEMPT_COLUMNS = (
     "request_id", "seq", "provider", "outcome", "reason", "detail", "status", "ttfb_ms",
     "latency_ms", "cost_usd", "context_window", "prompt_tokens", "queued_ms", "model",
+    "prompt_estimate",
 )  # fmt: skip
 REPLAY_COLUMNS = (
     "request_id", "ts", "dialect", "profile", "provider", "stream", "request_headers",
@@ -124,12 +125,16 @@ class AttemptRow(msgspec.Struct, frozen=True, kw_only=True):
     queued_ms: float | None = None
     # The model it was sent to; None when skipped, or written before it was kept.
     model: str | None = None
+    # The prompt estimated as this provider was sent it (without the tools,
+    # for one that cannot call them); None when it was sent nothing, or
+    # written before it was kept (the request's estimate stands in).
+    prompt_estimate: int | None = None
 
     def statement(self, request_id: str) -> Statement:
         row = (
             request_id, self.seq, self.provider, self.outcome, self.reason, self.detail,
             self.status, self.ttfb_ms, self.latency_ms, self.cost_usd, self.context_window,
-            self.prompt_tokens, self.queued_ms, self.model,
+            self.prompt_tokens, self.queued_ms, self.model, self.prompt_estimate,
         )  # fmt: skip
         return (INSERT_ATTEMPT, row)
 

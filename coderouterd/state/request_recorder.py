@@ -140,6 +140,7 @@ def _request_row(
             prompt_tokens=a.prompt_tokens,
             queued_ms=a.queued_ms,
             model=a.model,
+            prompt_estimate=a.prompt_estimate,
         )
         for i, a in enumerate(s.attempts)
     )

@@ -99,6 +99,7 @@ def logged_attempt(line: Mapping[str, Any], seq: int) -> AttemptRow:
         ttfb_ms=a.get("ttfb_ms"),
         latency_ms=a.get("latency_ms"),
         model=a.get("model"),
+        prompt_estimate=a.get("prompt_estimate"),
     )
 
 
