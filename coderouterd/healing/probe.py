@@ -28,7 +28,7 @@ from coderouterd.errors import UpstreamError, UpstreamStatusError
 from coderouterd.providers.base import HttpAdapter
 from coderouterd.routing.call import Call
 from coderouterd.routing.verdict import Verdict, classify_status
-from coderouterd.translate.translated import check_completion
+from coderouterd.translate.answer_check import check_completion, check_message
 
 _PROMPT = [{"role": "user", "content": "ping"}]
 
@@ -115,9 +115,9 @@ def _answered(adapter: HttpAdapter, status: int, body: bytes, latency_ms: float)
         answer = None
     if not isinstance(answer, dict):
         return ProbeOutcome(False, latency_ms, status, "not_json")
-    if adapter.config.kind != "anthropic":
-        try:
-            check_completion(adapter.name, answer, body)
-        except UpstreamError as exc:
-            return ProbeOutcome(False, latency_ms, status, exc.reason)
+    check = check_message if adapter.config.kind == "anthropic" else check_completion
+    try:
+        check(adapter.name, answer, body)
+    except UpstreamError as exc:
+        return ProbeOutcome(False, latency_ms, status, exc.reason)
     return ProbeOutcome(True, latency_ms, status)

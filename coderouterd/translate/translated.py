@@ -55,7 +55,6 @@ __all__ = [
     "AnthropicToOpenAITranscoder",
     "OpenAIToAnthropicCodec",
     "OpenAIToAnthropicTranscoder",
-    "check_completion",
     "tool_names_of",
 ]
 

@@ -123,3 +123,36 @@ async def test_a_recovery_probe_refused_as_a_bad_request_restores_the_backend(
         a.default = MAX_TOKENS_REFUSED
 
         await until(lambda: not book.excluded(), timeout=10)
+
+
+async def test_an_anthropic_backend_probed_into_an_error_envelope_in_a_200_stays_out(
+    start_daemon: StartDaemon,
+) -> None:
+    """An excluded Anthropic-kind backend behind a gateway that answers 200
+    with Anthropic's own error envelope fails a real request (it falls
+    through); it fails a probe too, and is restored only by a message."""
+    config = (
+        "self_healing: {recovery_initial_interval_s: 0.2, recovery_max_interval_s: 0.2,"
+        " recovery_jitter: 0, probe_timeout_s: 2}\n"
+        f"providers:{provider_yaml('a', '{a}')}{provider_yaml('b', '{b}')}"
+        "profiles:\n"
+        "  - {name: default, providers: [a, b], backend_health_action: exclude, "
+        "backend_health_threshold: 2}\n"
+    )
+    overloaded = {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
+    async with (
+        FakeUpstream(default=Reply(status=503, json=overloaded)) as a,
+        FakeUpstream(default=Reply(json=anthropic_message("b"))) as b,
+    ):
+        d = await start_daemon(config.replace("{a}", a.url).replace("{b}", b.url))
+        for _ in range(4):
+            assert await ask(d) == 200
+        book = d.daemon.healing.book
+        assert book.excluded() == {"a"}
+        a.default = Reply(status=200, json=overloaded)
+        await until(lambda: not book.excluded() or failed_probes(d) >= 3, timeout=10)
+
+        assert book.excluded() == {"a"}
+        assert failed_probes(d) >= 3
+        a.default = Reply(json=anthropic_message("pong"))
+        await until(lambda: not book.excluded(), timeout=10)
