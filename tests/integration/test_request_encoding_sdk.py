@@ -5,6 +5,7 @@ gzip padded with zero bytes is read, and each refusal carries the
 from __future__ import annotations
 
 import gzip
+import json
 
 import aiohttp
 import anthropic
@@ -28,6 +29,17 @@ BODY = b'{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]
 LIMIT = 100_000
 
 
+async def post(url: str, body: bytes, coding: str) -> tuple[int, bytes]:
+    """`body` sent as JSON in `coding`: the status and the answer's bytes."""
+    headers = {"content-type": "application/json", "content-encoding": coding}
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url, data=body, headers=headers, timeout=timeout) as resp,
+    ):
+        return resp.status, await resp.read()
+
+
 @pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
 async def test_a_gzip_body_padded_with_zeros_is_decoded(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream, path: str
@@ -37,34 +49,17 @@ async def test_a_gzip_body_padded_with_zeros_is_decoded(
     d = await start_daemon(chain_yaml(provider_yaml("a", fake_upstream.url)))
     body = gzip.compress(BODY) + b"\x00" * 8 + gzip.compress(b"") + b"\x00" * 3
     assert gzip.decompress(body) == BODY
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            f"{d.url}{path}",
-            data=body,
-            headers={"content-type": "application/json", "content-encoding": "gzip"},
-            timeout=aiohttp.ClientTimeout(total=10),
-        ) as resp,
-    ):
-        raw = await resp.read()
-        assert resp.status == 200, raw
+    status, raw = await post(d.url + path, body, "gzip")
+    assert status == 200, raw
 
 
 async def test_bytes_after_the_zero_padding_that_are_no_gzip_member_are_refused(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
     d = await start_daemon(chain_yaml(provider_yaml("a", fake_upstream.url)))
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            f"{d.url}/v1/messages",
-            data=gzip.compress(BODY) + b"\x00\x00junk",
-            headers={"content-type": "application/json", "content-encoding": "gzip"},
-            timeout=aiohttp.ClientTimeout(total=10),
-        ) as resp,
-    ):
-        error = (await resp.json())["error"]
-    assert resp.status == 400
+    status, raw = await post(d.url + "/v1/messages", gzip.compress(BODY) + b"\x00\x00junk", "gzip")
+    error = json.loads(raw)["error"]
+    assert status == 400
     assert error["details"] == {"error_code": "request_body_encoding_invalid"}
     assert fake_upstream.requests == []
 
@@ -105,15 +100,7 @@ async def test_an_openai_client_gets_the_same_cause_as_its_code(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
     d = await start_daemon(chain_yaml(provider_yaml("a", fake_upstream.url)))
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            f"{d.url}/v1/chat/completions",
-            data=b"{}",
-            headers={"content-type": "application/json", "content-encoding": "br"},
-            timeout=aiohttp.ClientTimeout(total=10),
-        ) as resp,
-    ):
-        error = (await resp.json())["error"]
-    assert resp.status == 400
+    status, raw = await post(d.url + "/v1/chat/completions", b"{}", "br")
+    error = json.loads(raw)["error"]
+    assert status == 400
     assert (error["param"], error["code"]) == ("body", "request_body_encoding_unsupported")
