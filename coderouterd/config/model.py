@@ -82,6 +82,9 @@ class OutputFiltersConfig(_Strict, frozen=True):
 
 ReasoningParam = Literal["reasoning_effort", "reasoning", "think"]
 ToolIdFormat = Literal["mistral"]
+# The `thinking` types a Claude model takes: `enabled` with budget_tokens,
+# `adaptive`, or both (translate/thinking_shape.py).
+ThinkingModes = Literal["budget", "adaptive", "both"]
 _PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 
 
@@ -98,6 +101,8 @@ class CapabilityFields(_Strict, frozen=True):
     cache_control: bool | msgspec.UnsetType | None = msgspec.UNSET
     system_messages: bool | msgspec.UnsetType | None = msgspec.UNSET
     effort: bool | msgspec.UnsetType | None = msgspec.UNSET
+    thinking_modes: ThinkingModes | msgspec.UnsetType | None = msgspec.UNSET
+    sampling: bool | msgspec.UnsetType | None = msgspec.UNSET
     strict_schema: bool | msgspec.UnsetType = msgspec.UNSET
     echo_reasoning: bool | msgspec.UnsetType = msgspec.UNSET
     signed_thinking: bool | msgspec.UnsetType = msgspec.UNSET

@@ -19,7 +19,12 @@ import msgspec
 from ruamel.yaml.comments import CommentedSeq
 
 from coderouterd.config.load import _own_line, _plain, _Walker, read_config_file
-from coderouterd.config.model import CapabilityFields, ReasoningParam, ToolIdFormat
+from coderouterd.config.model import (
+    CapabilityFields,
+    ReasoningParam,
+    ThinkingModes,
+    ToolIdFormat,
+)
 from coderouterd.config.yaml_read import parse_yaml
 from coderouterd.errors import ConfigError
 
@@ -55,6 +60,14 @@ class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True):
       (and `output_config` when nothing else is left in it; recorded): some
       Anthropic-compatible backends refuse an effort level, Claude Code's
       subagents send one even with thinking disabled. True or None forwards it.
+    * thinking_modes: the `thinking` types the anthropic-kind backend's
+      Claude model takes, since clients shape it for the model they name:
+      "budget" (`enabled` with budget_tokens: Claude 3.7 to 4.5) gets
+      `adaptive` as a budget, "adaptive" (Opus 4.7 and later) gets `enabled`
+      as adaptive; "both" or None forwards it (thinking_shape, recorded).
+    * sampling: false on an anthropic-kind backend removes temperature,
+      top_p and top_k, which its model refuses (Opus 4.7 and later;
+      recorded). True or None forwards them.
     * strict_schema: the openai_compat backend rejects JSON Schema keywords
       outside a small subset (Gemini); tool schemas are cut down to it
       (schema.strict_schema, recorded).
@@ -88,6 +101,8 @@ class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True):
     cache_control: bool | None = None
     system_messages: bool | None = None
     effort: bool | None = None
+    thinking_modes: ThinkingModes | None = None
+    sampling: bool | None = None
     strict_schema: bool = False
     echo_reasoning: bool = False
     signed_thinking: bool = False

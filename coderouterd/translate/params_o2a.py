@@ -22,6 +22,8 @@ DEFAULT_MAX_TOKENS = 4096
 # "xhigh" and "max" (the openai SDK's ReasoningEffort has both) get the
 # largest budget: with the default answer on top, 28672 tokens fit the
 # output limit of every Claude that thinks (Opus 4's 32000 the lowest).
+# An Anthropic client's effort level gets the same budget from a Claude
+# that takes only a budget (thinking_shape).
 THINKING_BUDGETS = {
     "minimal": 1024,
     "low": 2048,

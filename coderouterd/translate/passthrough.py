@@ -1,7 +1,8 @@
 """Codecs for a client and a provider of the same dialect: bytes through.
 
 The request body is forwarded with `model` replaced; fields the capability
-registry says the backend cannot take are removed (each removal recorded),
+registry says the backend cannot take are removed, or `thinking` reshaped
+for its Claude model (thinking_shape; each change recorded),
 and a Mistral-family backend gets an OpenAI client's messages with the tool
 call ids and role order it takes (mistral_openai).
 When the provider's output filters are on, its stream and unary body go
@@ -68,6 +69,7 @@ from coderouterd.translate.openai_passthrough import (
 )
 from coderouterd.translate.params_o2a import fit_budget
 from coderouterd.translate.thinking_removal import remove_thinking
+from coderouterd.translate.thinking_shape import claude_shape
 from coderouterd.translate.translated import tool_names_of
 from coderouterd.translate.types import Degradation, OutputFilters, read_json
 from coderouterd.translate.unsupported import (
@@ -114,6 +116,7 @@ class AnthropicPassthroughCodec:
         self._drop_effort = caps.effort is False
         self._drop_tools = caps.tools is False
         self._signed_thinking = caps.signed_thinking
+        self._shape = claude_shape(caps)
         self._filters = filters if filters is not None and filters.active else None
 
     def request(self, call: Call) -> tuple[bytes, list[Degradation]]:
@@ -122,6 +125,10 @@ class AnthropicPassthroughCodec:
         degraded: list[Degradation] = []
         if self._drop_thinking:
             degraded += remove_thinking(fields, _CANNOT_THINK)
+        # Before the tool-loop check, which reads the thinking type sent, and
+        # before effort goes, which sets a budget.
+        if self._shape is not None:
+            degraded += self._shape.fit(fields)
         if self._drop_tools:
             degraded += without_tools(fields, ANTHROPIC_TOOL_FIELDS)
         messages = fields.get("messages")

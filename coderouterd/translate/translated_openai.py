@@ -31,6 +31,7 @@ from coderouterd.translate.response_a2o import (
     anthropic_to_openai_response,
     as_function_call,
 )
+from coderouterd.translate.thinking_shape import claude_shape
 from coderouterd.translate.types import (
     Degradation,
     OutputFilters,
@@ -146,13 +147,16 @@ class OpenAIToAnthropicCodec:
     server's Messages API), the translated answer goes through them as an
     OpenAI provider's answer would; with them off, nothing more is done.
     A backend that cannot call tools (`capabilities: {tools: false}`) gets
-    the request without its tools, in either form."""
+    the request without its tools, in either form; a Claude model that takes
+    thinking only as adaptive or no sampling parameters gets the translated
+    request so (thinking_shape)."""
 
     def __init__(
         self, provider: ProviderConfig, caps: ModelCapabilities, filters: OutputFilters
     ) -> None:
         self._provider = provider
         self._caps = caps
+        self._shape = claude_shape(caps)
         self._filters = filters if filters.active else None
 
     def request(self, call: Call) -> tuple[bytes, list[Degradation]]:
@@ -168,6 +172,8 @@ class OpenAIToAnthropicCodec:
             can_think=self._caps.thinking is not False,
             cache_control=self._caps.cache_control is not False,
         )
+        if self._shape is not None:
+            degraded += self._shape.fit_translated(body, fields.get("reasoning_effort"))
         body["stream"] = call.stream
         return _encode(body), dropped + degraded
 

@@ -8,11 +8,24 @@ test fails when the daemon forwards a request only a lenient backend takes.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+# Claude generations by model id (a dated id or its alias), as Anthropic's
+# docs list what each takes; other names (`claude-model`) are refused nothing.
+_BUDGET_ONLY = re.compile(
+    r"claude-(3-7-|opus-4-(0|1|5|2025)|sonnet-4-(0|5|2025)|haiku-4-5)", re.IGNORECASE
+)
+_ADAPTIVE_ONLY = re.compile(r"claude-opus-4-[78]", re.IGNORECASE)
+_NO_EFFORT = re.compile(
+    r"claude-(3-|opus-4-(0|1|2025)|sonnet-4-(0|5|2025)|haiku-4-5)", re.IGNORECASE
+)
 
 
 def anthropic_refusal(body: dict[str, Any]) -> str | None:
     """What Anthropic's Messages API would answer 400 to in this request, if anything."""
+    if (problem := generation_refusal(body)) is not None:
+        return problem
     messages = body.get("messages", [])
     for check in (_block_refusal, tool_pairing_refusal, _unique_ids_refusal):
         if (problem := check(messages)) is not None:
@@ -26,6 +39,29 @@ def anthropic_refusal(body: dict[str, Any]) -> str | None:
     if thinking.get("type", "disabled") == "disabled":
         return None
     return _thinking_refusal(messages)
+
+
+def generation_refusal(body: dict[str, Any]) -> str | None:
+    """What the body's Claude `model` refuses of its thinking shape, effort
+    level and sampling parameters, in the API's words: adaptive thinking
+    before Opus 4.6 and Sonnet 4.6, a thinking budget (and temperature,
+    top_p, top_k) on Opus 4.7 and 4.8, an effort level before Opus 4.5."""
+    model = str(body.get("model"))
+    kind = (body.get("thinking") or {}).get("type")
+    if kind == "adaptive" and _BUDGET_ONLY.match(model):
+        return f"thinking.type.adaptive is not supported for model {model}"
+    if kind == "enabled" and _ADAPTIVE_ONLY.match(model):
+        return (
+            '"thinking.type.enabled" is not supported for this model. Use '
+            '"thinking.type.adaptive" and "output_config.effort" to control thinking behavior.'
+        )
+    if "effort" in (body.get("output_config") or {}) and _NO_EFFORT.match(model):
+        return f"output_config.effort: this model ({model}) does not support the effort parameter"
+    if _ADAPTIVE_ONLY.match(model):
+        for name in ("temperature", "top_p", "top_k"):
+            if name in body:
+                return f"`{name}` is deprecated for this model."
+    return None
 
 
 def _block_refusal(messages: list[dict[str, Any]]) -> str | None:

@@ -38,10 +38,28 @@ def problems_of(text: str) -> list[ConfigProblem]:
 
 BUNDLED_CASES = [
     # Anthropic
-    ("anthropic", "claude-sonnet-4-5-20250929", CLAUDE),
-    ("anthropic", "claude-opus-4-1", CLAUDE),
-    ("anthropic", "claude-3-5-haiku-20241022", msgspec.structs.replace(CLAUDE, thinking=False)),
-    ("anthropic", "claude-3-7-sonnet-latest", CLAUDE),
+    (
+        "anthropic",
+        "claude-sonnet-4-5-20250929",
+        msgspec.structs.replace(CLAUDE, thinking_modes="budget", effort=False),
+    ),
+    (
+        "anthropic",
+        "claude-opus-4-1",
+        msgspec.structs.replace(
+            CLAUDE, thinking_modes="budget", effort=False, max_output_tokens=32000
+        ),
+    ),
+    (
+        "anthropic",
+        "claude-3-5-haiku-20241022",
+        msgspec.structs.replace(CLAUDE, thinking=False, effort=False),
+    ),
+    (
+        "anthropic",
+        "claude-3-7-sonnet-latest",
+        msgspec.structs.replace(CLAUDE, thinking_modes="budget", effort=False),
+    ),
     ("anthropic", "qwen3:32b", DEFAULT),
     # Ollama names switch reasoning with think
     (
@@ -231,8 +249,12 @@ def test_user_rules_win_over_bundled_ones(tmp_path: Path) -> None:
         cache_control=False,
         max_context_tokens=200_000,
         max_output_tokens=32000,
+        thinking_modes="budget",
+        effort=False,
     )
-    assert reg.lookup("anthropic", "claude-sonnet-4-5") == CLAUDE
+    assert reg.lookup("anthropic", "claude-sonnet-4-5") == msgspec.structs.replace(
+        CLAUDE, thinking_modes="budget", effort=False
+    )
     assert reg.rules[-1].source == f"{user}:1"
 
 
