@@ -32,7 +32,7 @@ from coderouterd.errors import NESTED_TOO_DEEP, InvalidRequestError
 from coderouterd.translate.capabilities import ModelCapabilities
 from coderouterd.translate.memo_a2o import TranslatedHistory
 from coderouterd.translate.schema import strict_schema
-from coderouterd.translate.types import Notes, is_server_tool, read_json
+from coderouterd.translate.types import Notes, is_anthropic_defined, read_json
 from coderouterd.wire.compact import compact_json
 
 CACHE_CONTROL_DROPPED = "prompt caching markers have no OpenAI equivalent"
@@ -93,8 +93,9 @@ def _tool_list(raw: object, caps: ModelCapabilities, notes: Notes) -> list[dict[
             raise InvalidRequestError("must be an object", field=f"tools[{j}]")
         note_cache_control(tool, notes)
         kind, schema = tool.get("type"), tool.get("input_schema")
-        if is_server_tool(kind, schema):
-            notes.add(f"tools.{kind}", "a server tool (no input_schema) has no OpenAI equivalent")
+        if is_anthropic_defined(kind, schema):
+            said = "a tool Anthropic defines (no input_schema) has no OpenAI equivalent"
+            notes.add(f"tools.{kind}", said)
         elif schema is None:
             # A tool of the client's own needs its schema (Anthropic says so too).
             raise InvalidRequestError("field required", field=f"tools[{j}].input_schema")

@@ -106,12 +106,26 @@ class _ToolName(msgspec.Struct):
     input_schema: msgspec.Raw = _NULL
 
 
-def is_server_tool(kind: object, input_schema: object) -> bool:
+# Anthropic-defined tools whose calls the client runs (Anthropic's tool
+# reference: bash, the text editor, memory, computer use); every other type
+# it defines (web_search_, web_fetch_, code_execution_, tool_search_tool_,
+# advisor_, mcp_toolset, and types yet to come) runs on Anthropic's servers.
+_CLIENT_RUN = ("bash_", "text_editor_", "memory_", "computer_")
+
+
+def is_anthropic_defined(kind: object, input_schema: object) -> bool:
     """Whether an Anthropic tool with these decoded `type` and `input_schema`
-    is one Anthropic's servers run (web_search_20250305, code_execution_…):
-    a type other than `custom`, and no schema. The client runs no such
-    call, and a backend other than Claude is sent none of them (tools_a2o)."""
+    is one Anthropic defines (a type other than `custom`, no schema): a
+    backend other than Claude is sent none of them (tools_a2o)."""
     return kind not in (None, "custom") and input_schema is None
+
+
+def is_server_tool(kind: object, input_schema: object) -> bool:
+    """Whether such a tool runs on Anthropic's servers (web_search_20250305):
+    no client runs its call, so a call printed as text is never lifted as
+    one. An unknown type counts as a server tool: its call stays text."""
+    client_run = isinstance(kind, str) and kind.startswith(_CLIENT_RUN)
+    return is_anthropic_defined(kind, input_schema) and not client_run
 
 
 def _callable_by_client(tool: _ToolName) -> bool:

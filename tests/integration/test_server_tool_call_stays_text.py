@@ -73,3 +73,18 @@ async def test_a_client_tool_beside_a_server_tool_is_still_lifted(
     [call] = [b for b in message.content if b.type == "tool_use"]
     assert call.name == "read" and call.input == {"path": "a.py"}
     assert message.stop_reason == "tool_use"
+
+
+async def test_a_printed_call_to_a_tool_anthropic_defines_for_the_client_is_lifted(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    """bash_20250124 has no input_schema either, but the client runs it:
+    a printed call to it is a tool_use, whole or streamed."""
+    fake_upstream.responder = printed_call("bash", {"command": "ls"})
+    d = await start_daemon(chain_yaml(local(fake_upstream.url)))
+    bash = {"type": "bash_20250124", "name": "bash"}
+    kw: dict[str, Any] = {"model": "m", "max_tokens": 1000, "messages": ASK, "tools": [bash]}
+    for message in await unary_and_streamed(d.url, kw):
+        [call] = [b for b in message.content if b.type == "tool_use"]
+        assert (call.name, call.input) == ("bash", {"command": "ls"})
+        assert message.stop_reason == "tool_use"

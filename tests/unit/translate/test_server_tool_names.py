@@ -16,6 +16,11 @@ WEB_SEARCH = {"type": "web_search_20250305", "name": "web_search", "max_uses": 8
 READ = {"name": "Read", "input_schema": {"type": "object"}}
 CUSTOM = {"type": "custom", "name": "Write", "input_schema": {"type": "object"}}
 FUNCTION = {"type": "function", "function": {"name": "Grep", "parameters": {}}}
+# Anthropic-defined tools the client runs: no schema, and callable.
+BASH = {"type": "bash_20250124", "name": "bash"}
+EDITOR = {"type": "text_editor_20250728", "name": "str_replace_based_edit_tool"}
+MEMORY = {"type": "memory_20250818", "name": "memory"}
+COMPUTER = {"type": "computer_20251124", "name": "computer", "display_width_px": 1024}
 
 
 def names_of(**fields: Any) -> ToolNames:
@@ -38,6 +43,11 @@ def names_of(**fields: Any) -> ToolNames:
         ({"tools": [{"type": {"x": 1}, "name": "odd"}, READ]}, {"Read"}, {"odd", "Read"}),
         # A tool of the client's that lacks its schema is still the client's.
         ({"tools": [{"name": "bare"}]}, {"bare"}, {"bare"}),
+        (
+            {"tools": [BASH, EDITOR, MEMORY, COMPUTER, WEB_SEARCH]},
+            {"bash", "str_replace_based_edit_tool", "memory", "computer"},
+            {"bash", "str_replace_based_edit_tool", "memory", "computer", "web_search"},
+        ),
     ],
 )
 def test_server_tools_are_offered_but_not_callable(
@@ -53,6 +63,14 @@ def test_server_tools_are_offered_but_not_callable(
     [
         ("web_search_20250305", None, True),
         ("code_execution_20250522", None, True),
+        ("web_fetch_20250910", None, True),
+        ("tool_search_tool_regex_20251119", None, True),
+        # A type Anthropic has yet to define: its call stays text.
+        ("someday_20300101", None, True),
+        ("bash_20250124", None, False),
+        ("text_editor_20250728", None, False),
+        ("memory_20250818", None, False),
+        ("computer_20251124", None, False),
         (None, None, False),
         ("custom", None, False),
         ("web_search_20250305", {"type": "object"}, False),
