@@ -23,7 +23,7 @@ from coderouterd.cli_state import (
     reading,
     run_async,
     show,
-    since_of,
+    since,
     utc_time,
 )
 from coderouterd.client_key import client_key
@@ -33,10 +33,11 @@ from coderouterd.ctl.client import fetch_status
 from coderouterd.errors import CoderouterError
 from coderouterd.ingress.body import parse_body
 from coderouterd.routing.plan import MODE_HEADER, PROFILE_HEADER
+from coderouterd.scrub import escape_controls
 from coderouterd.state import reads
 from coderouterd.state.assemble import Assembled, assemble
 from coderouterd.state.records import RequestRow
-from coderouterd.state.replay import ReplayRecord, get_replay, list_replays
+from coderouterd.state.replay import ReplayRecord, ReplaySummary, get_replay, list_replays
 from coderouterd.state.replay_diff import diff, nothing_compared, render_diff
 
 _PATHS = {"anthropic": "/v1/messages", "openai": "/v1/chat/completions"}
@@ -55,7 +56,7 @@ def add_command(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None])
         "--profile", help="send through this profile (default: the recorded one; with list: filter)"
     )
     replay.add_argument("--diff", action="store_true", help="compare with the recorded response")
-    replay.add_argument("--since", help="with list: 30m, 12h, 7d or an ISO date")
+    replay.add_argument("--since", type=since, help="with list: 30m, 12h, 7d or an ISO date")
     replay.add_argument("--limit", type=count, default=50, help="with list: most rows shown")
     replay.add_argument("--socket", type=Path, help="control socket (to find the daemon)")
     replay.set_defaults(func=_replay, usage_error=replay.error)
@@ -91,22 +92,32 @@ def _check_target(config: Config, *, provider: str | None, profile: str | None) 
 
 def _replay_list(args: argparse.Namespace) -> int:
     _, path = db_file(args)
-    since = since_of(args)
 
     async def run() -> int:
         async with reading(path) as conn:
             rows = await list_replays(
-                conn, since=since, provider=args.provider, profile=args.profile, limit=args.limit
+                conn,
+                since=args.since,
+                provider=args.provider,
+                profile=args.profile,
+                limit=args.limit,
             )
-        text = "\n".join(
-            f"{r.request_id}  {utc_time(r.ts)}  {r.dialect:<9} {r.profile:<12} "
-            f"{r.provider or '-':<14} {'stream' if r.stream else 'unary':<6} {r.size:>8}"
-            for r in rows
-        )
+        text = "\n".join(_listed(r) for r in rows)
         show(rows, text or "no replay records", as_json=args.json)
         return EXIT_OK
 
     return run_async(run())
+
+
+def _listed(r: ReplaySummary) -> str:
+    # The request id may be one its client chose (x-request-id).
+    rid, profile, provider = (
+        escape_controls(v) for v in (r.request_id, r.profile, r.provider or "-")
+    )
+    return (
+        f"{rid}  {utc_time(r.ts)}  {r.dialect:<9} {profile:<12} "
+        f"{provider:<14} {'stream' if r.stream else 'unary':<6} {r.size:>8}"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,14 +290,21 @@ def _unsent(url: str, exc: BaseException) -> str:
 
 
 def _render_assembled(a: Assembled, status_code: int, ms: float) -> str:
-    lines = [f"status {status_code}  {ms:.0f} ms  stop_reason {a.stop_reason or '-'}"]
+    """The answer's text and thinking as the model wrote them, lines and all;
+    the backend's words in the other lines escaped (escape_controls)."""
+    stop = escape_controls(a.stop_reason or "-")
+    lines = [f"status {status_code}  {ms:.0f} ms  stop_reason {stop}"]
     if a.error:
-        lines.append(f"error: {a.error}")
+        lines.append(f"error: {escape_controls(a.error)}")
     if a.thinking:
         lines.append(f"thinking: {a.thinking}")
     if a.text:
         lines.append(a.text)
-    lines.extend(f"tool call {c.name}: {json.dumps(c.input, sort_keys=True)}" for c in a.tool_calls)
+    lines.extend(
+        f"tool call {escape_controls(c.name)}: {json.dumps(c.input, sort_keys=True)}"
+        for c in a.tool_calls
+    )
     if a.usage:
-        lines.append("usage: " + ", ".join(f"{k}={v}" for k, v in sorted(a.usage.items())))
+        counts = ", ".join(f"{k}={v}" for k, v in sorted(a.usage.items()))
+        lines.append(escape_controls(f"usage: {counts}"))
     return "\n".join(lines)

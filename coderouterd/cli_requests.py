@@ -21,12 +21,14 @@ from coderouterd.cli_state import (
     reading,
     run_async,
     show,
-    since_of,
+    since,
     utc_time,
 )
 from coderouterd.errors import CoderouterError
+from coderouterd.scrub import escape_controls
 from coderouterd.state import reads
 from coderouterd.state.records import AttemptRow, RequestRow
+from coderouterd.state.usage import USAGE_GROUPS, Usage, usage
 from coderouterd.translate.images import IMAGE_TOKENS
 
 
@@ -36,7 +38,7 @@ def add_commands(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None]
     )
     common_args(req, config_arg)
     req.add_argument("request_id", nargs="?", help="show this request whole")
-    req.add_argument("--since", help="30m, 12h, 7d or an ISO date")
+    req.add_argument("--since", type=since, help="30m, 12h, 7d or an ISO date")
     req.add_argument("--provider", help="only those this provider answered")
     req.add_argument("--profile", help="only those routed through this profile")
     req.add_argument("--failed", action="store_true", help="only those answered with an error")
@@ -45,22 +47,23 @@ def add_commands(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None]
 
     use = sub.add_parser("usage", help="requests, tokens and cost from the request log, by group")
     common_args(use, config_arg)
-    use.add_argument("--since", help="30m, 12h, 7d or an ISO date (default: all the log keeps)")
     use.add_argument(
-        "--by", choices=list(reads.USAGE_GROUPS), default="provider", help="group by (provider)"
+        "--since", type=since, help="30m, 12h, 7d or an ISO date (default: all the log keeps)"
+    )
+    use.add_argument(
+        "--by", choices=list(USAGE_GROUPS), default="provider", help="group by (provider)"
     )
     use.set_defaults(func=_usage)
 
 
 def _requests(args: argparse.Namespace) -> int:
     _, path = db_file(args)
-    since = since_of(args)
 
     async def run() -> int:
         async with reading(path) as conn:
             if args.request_id is None:
                 rows = await reads.recent_requests(
-                    conn, since=since, provider=args.provider, profile=args.profile,
+                    conn, since=args.since, provider=args.provider, profile=args.profile,
                     failed=args.failed, limit=args.limit,
                 )  # fmt: skip
                 show(rows, _table(rows), as_json=args.json)
@@ -82,18 +85,19 @@ def _requests(args: argparse.Namespace) -> int:
 
 def _usage(args: argparse.Namespace) -> int:
     _, path = db_file(args)
-    since = since_of(args)
 
     async def run() -> int:
         async with reading(path) as conn:
-            groups = await reads.usage(conn, since=since, by=args.by)
+            groups = await usage(conn, since=args.since, by=args.by)
         show(groups, _usage_table(groups, args.by), as_json=args.json)
         return EXIT_OK
 
     return run_async(run())
 
 
-# Text.
+# Text: every cell and line through escape_controls, since a client chose
+# some of what they hold (its model's name, its request id, the error text
+# its body caused) and a line break in one would forge a row.
 
 
 def _table(rows: list[RequestRow]) -> str:
@@ -113,8 +117,9 @@ _WIDTHS = (28, 19, 12, 12, 6, 8, 13, 9)
 
 
 def _columns(*cells: str) -> str:
-    padded = [c.ljust(w) for c, w in zip(cells, _WIDTHS, strict=False)]
-    return "  ".join([*padded, *cells[len(_WIDTHS) :]]).rstrip()
+    shown = [escape_controls(c) for c in cells]
+    padded = [c.ljust(w) for c, w in zip(shown, _WIDTHS, strict=False)]
+    return "  ".join([*padded, *shown[len(_WIDTHS) :]]).rstrip()
 
 
 def _path(attempts: tuple[AttemptRow, ...]) -> str:
@@ -158,7 +163,7 @@ def _whole(r: RequestRow, recorded: bool) -> str:
     lines.append(
         f"  replay     coderouterd replay {r.id}" if recorded else "  replay     not recorded"
     )
-    return "\n".join(lines)
+    return "\n".join(escape_controls(line) for line in lines)
 
 
 def _attempt(a: AttemptRow) -> str:
@@ -203,7 +208,7 @@ def _usage_line(r: RequestRow) -> str:
     return ", ".join(counts) + (" (estimated)" if r.usage_estimated else "")
 
 
-def _usage_table(groups: list[reads.Usage], by: str) -> str:
+def _usage_table(groups: list[Usage], by: str) -> str:
     if not groups:
         return "no requests"
     head = (by.upper(), "REQUESTS", "FAILED", "INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE",
@@ -221,7 +226,7 @@ def _usage_table(groups: list[reads.Usage], by: str) -> str:
         str(sum(g.cache_creation_input_tokens for g in groups)),
         _usd(sum(g.cost_usd for g in groups)), _usd(sum(g.savings_usd for g in groups)),
     )  # fmt: skip
-    table = [head, *rows, total]
+    table = [tuple(escape_controls(c) for c in row) for row in (head, *rows, total)]
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     # The group's name to the left, numbers to the right.
     lines = [

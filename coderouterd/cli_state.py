@@ -146,11 +146,6 @@ def _check_current(path: Path, found: MigrationStatus) -> None:
         )
 
 
-def since_of(args: argparse.Namespace) -> float | None:
-    """`--since` as a Unix time, None when not given."""
-    return parse_since(args.since, time.time()) if args.since else None
-
-
 def show(value: Any, text: str, *, as_json: bool) -> None:
     print(msgspec.json.format(msgspec.json.encode(value)).decode() if as_json else text)
 
@@ -265,13 +260,25 @@ def _audit_verify(args: argparse.Namespace) -> int:
 # --since
 
 
+_SINCE_FORMS = "expected 30m, 12h, 7d or an ISO date"
+
+
+def since(text: str) -> float:
+    """The argparse type of `--since`: a Unix time, back from when the command
+    line is read; anything else is a usage error (exit 2), as for a count."""
+    try:
+        return parse_since(text, time.time())
+    except CoderouterError:
+        raise argparse.ArgumentTypeError(f"{text!r}: {_SINCE_FORMS}") from None
+
+
 def parse_since(text: str, now: float) -> float:
     if m := _DURATION.match(text):
         return now - float(m.group(1)) * _UNIT_S[m.group(2)]
     try:
         parsed = datetime.datetime.fromisoformat(text)
     except ValueError as exc:
-        raise CoderouterError(f"--since {text!r}: expected 30m, 12h, 7d or an ISO date") from exc
+        raise CoderouterError(f"--since {text!r}: {_SINCE_FORMS}") from exc
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=datetime.UTC)
     return parsed.timestamp()

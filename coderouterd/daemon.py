@@ -38,7 +38,7 @@ from coderouterd.runtime import Runtime, build_runtime, retired_adapters
 from coderouterd.scrub import masked_urls, shown_env_name
 from coderouterd.state.pending import PendingReplay
 from coderouterd.state.replay import ResponseCapture, redact_headers
-from coderouterd.state.request_recorder import rebudget_events
+from coderouterd.state.request_recorder import arrived, rebudget_events
 from coderouterd.state.service import StateService
 from coderouterd.status import status_of
 from coderouterd.telemetry import events, sdnotify
@@ -261,13 +261,17 @@ class Daemon:
         headers: Mapping[str, str],
         capture: ResponseCapture,
         provider: str | None,
+        *,
+        started: float,
     ) -> None:
+        """Filed under when it arrived, as its request row is (`started`: monotonic)."""
         if self.state is None:
             return
+        took_ms = (self._clock.monotonic() - started) * 1000
         self.state.replays.submit(
             PendingReplay(
                 request_id=call.request_id,
-                ts=self._clock.wall(),
+                ts=arrived(self._clock.wall(), took_ms),
                 dialect=call.dialect,
                 profile=call.profile,
                 provider=provider,

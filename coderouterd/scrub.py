@@ -5,7 +5,8 @@ Credentials: which header names carry one, a URL's password (in any text
 that quotes the URL), the keys a request was sent with, wherever an
 upstream quotes them back, and a key pasted where a variable's name goes. Client
 text: names and messages cut to a length one log line can carry, whatever
-the size of the body they came in.
+the size of the body they came in, and shown on a terminal with its control
+characters escaped, as they are in the log's JSON lines.
 """
 
 from __future__ import annotations
@@ -152,3 +153,21 @@ def clip(text: str | None, limit: int = NAME_CHARS) -> str | None:
     if text is None or len(text) <= limit:
         return text
     return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+# What a terminal or a script reading lines takes for more than a character
+# of text: the C0 controls (line feed, carriage return, escape, ...), DEL, the
+# C1 controls, and the line and paragraph separators str.splitlines breaks at.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """`text` (of a client's or a backend's choosing) as one line of a
+    command's text output: each control character written as its Python
+    escape (\\n, \\x1b, \\u2028), so it can neither add a row nor move the
+    terminal's cursor."""
+    return _CONTROLS.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return match[0].encode("unicode_escape").decode("ascii")

@@ -41,6 +41,9 @@ class ReplayRecording:
         self.capture = capture
         self._entry = entry
         self._done = False
+        # Made just before the engine starts timing the request: the record's
+        # time is taken from it as the request row's is from the engine's.
+        self._started = daemon.clock.monotonic() if capture is not None else 0.0
 
     def done(self, rest: bytes = b"") -> None:
         """Record the request with the response captured, and `rest` after it
@@ -53,7 +56,11 @@ class ReplayRecording:
             if rest:
                 self.capture.add(rest)
             self._daemon.record_replay(
-                self._call, self._headers, self.capture, self._entry.answered
+                self._call,
+                self._headers,
+                self.capture,
+                self._entry.answered,
+                started=self._started,
             )
         except Exception as exc:
             _log.exception(events.REQUEST_BOOKKEEPING_FAILED, error=repr(exc))

@@ -40,6 +40,10 @@ class BudgetTotal(msgspec.Struct, frozen=True, kw_only=True):
 # `requests.ts` is when the request arrived.
 FINISHED = "(r.ts + coalesce(r.total_ms, 0) / 1000.0)"
 
+# Whether a request's client got an error: an error status, or an error event
+# inside a stream its 200 had begun (a cut, a timeout), which keeps the 200.
+FAILED = "(status >= 400 OR error IS NOT NULL)"
+
 # Column names come from records.py, never from input.
 _SELECT_REQUESTS = f"SELECT {', '.join(REQUEST_COLUMNS)} FROM requests"  # noqa: S608
 # The request ids travel as one JSON array: one parameter however many ids.
@@ -59,7 +63,8 @@ async def recent_requests(
     failed: bool = False,
 ) -> list[RequestRow]:
     """The newest requests first, each with its attempts; `failed`: only
-    those the client got an error for (status 400 and above)."""
+    those the client got an error for (FAILED: an error status, or an error
+    event ending a stream)."""
     where: list[str] = []
     params: list[Any] = []
     for column, value in (("ts >= ?", since), ("provider = ?", provider), ("profile = ?", profile)):
@@ -67,7 +72,7 @@ async def recent_requests(
             where.append(column)
             params.append(value)
     if failed:
-        where.append("status >= 400")
+        where.append(FAILED)
     sql = _SELECT_REQUESTS
     if where:
         sql += " WHERE " + " AND ".join(where)
@@ -75,55 +80,6 @@ async def recent_requests(
     params.append(limit)
     rows = await conn.execute_fetchall(sql, params)
     return await _with_attempts(conn, rows)
-
-
-class Usage(msgspec.Struct, frozen=True, kw_only=True):
-    """Requests of one group (a provider, profile, model or UTC day) and what they used."""
-
-    key: str
-    requests: int
-    failed: int
-    input_tokens: int
-    output_tokens: int
-    cache_read_input_tokens: int
-    cache_creation_input_tokens: int
-    # Requests whose usage the backend did not report (estimated) are counted all the same.
-    estimated: int
-    cost_usd: float
-    savings_usd: float
-
-
-# What `usage` groups by: fixed SQL expressions, never input.
-USAGE_GROUPS = {
-    "provider": "COALESCE(provider, '-')",
-    "profile": "CASE WHEN profile = '' THEN '-' ELSE profile END",
-    "model": "COALESCE(requested_model, '-')",
-    "day": "strftime('%Y-%m-%d', ts, 'unixepoch')",
-}
-
-
-async def usage(conn: aiosqlite.Connection, *, since: float | None, by: str) -> list[Usage]:
-    """Totals of the request log (from `since`) per group of `by`."""
-    key = USAGE_GROUPS[by]
-    sql = (
-        f"SELECT {key}, count(*), sum(status >= 400),"  # noqa: S608 - fixed expressions
-        " total(input_tokens), total(output_tokens), total(cache_read_input_tokens),"
-        " total(cache_creation_input_tokens), sum(usage_estimated), total(cost_usd),"
-        " total(savings_usd) FROM requests"
-        + (" WHERE ts >= ?" if since is not None else "")
-        # Days in order; other groups the costliest first, then the busiest.
-        + (" GROUP BY 1 ORDER BY 1" if by == "day" else " GROUP BY 1 ORDER BY 9 DESC, 2 DESC, 1")
-    )
-    rows = await conn.execute_fetchall(sql, () if since is None else (since,))
-    return [_usage(r) for r in rows]
-
-
-def _usage(r: sqlite3.Row) -> Usage:
-    return Usage(
-        key=r[0], requests=r[1], failed=r[2], input_tokens=int(r[3]), output_tokens=int(r[4]),
-        cache_read_input_tokens=int(r[5]), cache_creation_input_tokens=int(r[6]),
-        estimated=r[7], cost_usd=r[8], savings_usd=r[9],
-    )  # fmt: skip
 
 
 async def has_replay(conn: aiosqlite.Connection, request_id: str) -> bool:

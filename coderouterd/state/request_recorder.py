@@ -1,9 +1,10 @@
 """The request log: what each finished request leaves in the database.
 
 `RequestRecorder` is an engine observer: for every summary it computes the
-cost, adds it to the month's budget (in memory, at once, so the next plan
-sees it), and hands the request row together with its budget increment (one
-record), and any budget threshold crossed, to the writer, without awaiting.
+cost, adds it to the budget of the month the request arrived in (in memory,
+at once, so the next plan sees it), and hands the request row together with
+its budget increment (one record), and any budget threshold crossed, to the
+writer, without awaiting.
 `pricing` names the provider's config: the current one, or the last one of a
 provider a reload took out while the request ran (daemon.py).
 """
@@ -60,7 +61,10 @@ class RequestRecorder(BaseObserver):
         if cost_usd is None or provider is None or price is None:
             self._submit(FinishedRequest(row=row))
             return
-        month = month_of(now)
+        # The month the row is filed under (`usage`, `requests --since`), whose
+        # budget let the request in: one answered after midnight on the last
+        # day is still that month's spend.
+        month = month_of(row.ts)
         # The book counts the spend even if the writer drops the record: it is
         # what keeps the budget from being overrun. The drop itself is counted
         # by the writer; only a restart then forgets the spend.
@@ -121,6 +125,12 @@ def rebudget_events(
     return events
 
 
+def arrived(now: float, total_ms: float) -> float:
+    """When a request arrived (wall clock), from the time it finished (`now`)
+    and how long it took: what its row, and its replay record, are filed under."""
+    return now - total_ms / 1000
+
+
 def _request_row(
     s: RequestSummary, now: float, cost: float | None, savings: float | None
 ) -> RequestRow:
@@ -146,7 +156,7 @@ def _request_row(
     )
     return RequestRow(
         id=s.request_id,
-        ts=now - s.total_ms / 1000,
+        ts=arrived(now, s.total_ms),
         dialect=s.dialect,
         profile=s.profile,
         requested_model=s.requested_model,
