@@ -7,7 +7,6 @@ the API keys it holds.
 from __future__ import annotations
 
 import ipaddress
-import sys
 from typing import Any
 
 
@@ -21,10 +20,9 @@ def is_loopback(host: str) -> bool:
 
 
 def warn_non_loopback(log: Any, host: str, event: str) -> None:
-    """On stderr as plain text (a terminal user sees it among the JSON) and as the log `event`."""
+    """A warning log line `event`: stderr carries only JSON lines, so log shippers read it too."""
     message = (
         f"coderouterd is listening on {host}, reachable from other machines. "
         "It has no authentication: anyone who can reach it can spend your API keys."
     )
-    print(f"WARNING: {message}", file=sys.stderr, flush=True)
     log.warning(event, host=host, message=message)

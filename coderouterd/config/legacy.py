@@ -143,10 +143,10 @@ _NOT_BUILT: dict[str, tuple[tuple[object, ...], str]] = {
     "max_tool_calls": ((0,), "no cap on tool calls; tool_loop_action stops repeated calls"),
     "context_budget_action": (
         ("off",),
-        "no context budget or trimming; a backend that says the prompt is too long "
-        "falls through to the next provider, and later prompts as long skip it for 10 "
-        "minutes (context_action: learned); context_action: skip with a provider's "
-        "capabilities.max_context_tokens routes a prompt around a window too small",
+        "no context budget or trimming (its context_budget_* thresholds go with it); a backend "
+        "that says the prompt is too long falls through to the next provider, and later prompts "
+        "as long skip it for 10 minutes (context_action: learned); context_action: skip with a "
+        "provider's capabilities.max_context_tokens routes a prompt around a window too small",
     ),
     "drift_detection_cooldown_s": ((), "drift is judged over the window, without a cooldown"),
 }
@@ -315,7 +315,7 @@ def _profile(
             if value is not None and value not in silent:
                 notes.append(Note(where, f"left out: {why}"))
         elif key.startswith("context_budget_"):
-            continue  # its thresholds: context_budget_action says whether it mattered
+            continue  # its thresholds: the note on context_budget_action names them
         else:
             notes.append(Note(where, "left out: not a setting this converter knows"))
     _loop_threshold(out, path, notes)

@@ -125,7 +125,7 @@ class StateService:
         budget = BudgetBook({(p, month): t.cost_usd for p, t in totals.items()})
 
         def write_failed(exc: Exception, lost: int) -> None:
-            log.error("state.write_failed", error=repr(exc), lost=lost)
+            log.error(events.STATE_WRITE_FAILED, error=repr(exc), lost=lost)
             # Pieces and records of the lost batch may be named by records still to come.
             replays.forget()
 
@@ -137,16 +137,16 @@ class StateService:
             max_queue=config.queue_size,
             on_error=write_failed,
             on_drop=lambda dropped: log.warning(
-                "state.records_dropped", dropped=dropped, queue_size=config.queue_size
+                events.STATE_RECORDS_DROPPED, dropped=dropped, queue_size=config.queue_size
             ),
             on_rename=lambda client_id, stored_id: log.warning(
-                "state.request_id_reused", client_id=client_id, stored_id=stored_id
+                events.STATE_REQUEST_ID_REUSED, client_id=client_id, stored_id=stored_id
             ),
         )
         replays = ReplayRecorder(
             writer,
             max_record_bytes=config.replay.max_record_kb * 1024,
-            on_drop=lambda dropped: log.warning("state.replays_dropped", dropped=dropped),
+            on_drop=lambda dropped: log.warning(events.STATE_REPLAYS_DROPPED, dropped=dropped),
         )
         service = cls(path, conn, writer, replays, budget, config=config, clock=clock, log=log)
         service.client_ids = tuple(client_ids)
@@ -331,7 +331,7 @@ class StateService:
         while (step := await self.writer.maintain(lambda _: anext(steps, None))) is not None:
             result = step
         if any(msgspec.structs.astuple(result)):
-            self._log.info("state.retention", **msgspec.structs.asdict(result))
+            self._log.info(events.STATE_RETENTION, **msgspec.structs.asdict(result))
 
     def _retention_deleted(self) -> None:
         # A conversation's last record, or pieces the recorder believes
@@ -346,7 +346,7 @@ class StateService:
             async with self._one_pass:
                 await self._retention_pass(now)
         except Exception as exc:  # one failed pass must not end the loop
-            self._log.error("state.retention_failed", error=repr(exc))
+            self._log.error(events.STATE_RETENTION_FAILED, error=repr(exc))
         return now + RETENTION_INTERVAL_S
 
     async def _retention_loop(self) -> None:

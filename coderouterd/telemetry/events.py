@@ -14,7 +14,6 @@ SERVER_STOPPING = "server.stopping"
 SERVER_STOPPED = "server.stopped"
 SERVER_DRAIN_TIMEOUT = "server.drain_timed_out"
 SERVER_NON_LOOPBACK = "server.non_loopback_bind"
-CONFIG_LOADED = "config.loaded"
 CONFIG_RELOADED = "config.reloaded"
 CONFIG_RELOAD_REJECTED = "config.reload_rejected"
 # Started on the built-in default while a coderouter-cli config sits where that tool looks.
@@ -65,3 +64,13 @@ PROVIDER_PROMPT_TRUNCATED = "provider.prompt_truncated"
 # Warnings at start: a directory holding prompts or the control socket is open to others.
 STATE_DIR_NOT_PRIVATE = "state.dir_not_private"
 CTL_SOCKET_DIR_NOT_PRIVATE = "ctl.socket_dir_not_private"
+# The state writer (state/service.py): records dropped for a full queue, a
+# batch lost to a failed commit, a client's request id already stored.
+STATE_RECORDS_DROPPED = "state.records_dropped"
+STATE_WRITE_FAILED = "state.write_failed"
+STATE_REQUEST_ID_REUSED = "state.request_id_reused"
+# Replay records dropped: the writer's queue was full, or their request's row is not stored.
+STATE_REPLAYS_DROPPED = "state.replays_dropped"
+# A retention pass that deleted rows, or one that failed.
+STATE_RETENTION = "state.retention"
+STATE_RETENTION_FAILED = "state.retention_failed"

@@ -120,7 +120,7 @@ class ServeProcess:
     config_path: Path | None
     server_settings: dict[str, object]
     log_lines: list[LogLine] = field(default_factory=list)
-    # Every stderr line as text, JSON or not (the non-loopback WARNING is not).
+    # Every stderr line as text, JSON or not (a `serve` that cannot start says why in plain text).
     stderr_lines: list[str] = field(default_factory=list)
     stdout_lines: list[str] = field(default_factory=list)
     listen: str = ""

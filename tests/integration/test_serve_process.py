@@ -400,8 +400,6 @@ async def test_binding_beyond_loopback_warns_loudly(serve_process: StartServe) -
         chain_yaml(provider_yaml("a", "http://127.0.0.1:9")),
         args=["--host", "0.0.0.0", "--port", "0"],  # noqa: S104 - the point of the test
     )
-    warnings = [line for line in d.stderr_lines if line.startswith("WARNING:")]
-    assert any("0.0.0.0" in line for line in warnings), d.stderr_text  # noqa: S104
     [logged] = d.events("server.non_loopback_bind")
     assert logged["host"] == "0.0.0.0"  # noqa: S104
     d.send_signal(signal.SIGTERM)
