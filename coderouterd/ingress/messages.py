@@ -54,7 +54,13 @@ from coderouterd.scrub import TEXT_CHARS, clip
 from coderouterd.tasks import ABANDONED_AT_SHUTDOWN, cancelled_by_shutdown
 from coderouterd.telemetry import events
 from coderouterd.telemetry.logging import get_logger
-from coderouterd.translate.estimate import BYTES_PER_TOKEN, estimate_prompt_tokens
+from coderouterd.translate.capabilities import ModelCapabilities
+from coderouterd.translate.estimate import (
+    BYTES_PER_TOKEN,
+    MediaScan,
+    SentPrompt,
+    estimate_prompt_tokens,
+)
 
 # Client headers an adapter may need; the rest never leave this process.
 _CLIENT_HEADERS = ("anthropic-version", "anthropic-beta", "x-api-key", "authorization")
@@ -179,7 +185,8 @@ async def _route(
             drift=daemon.drift.flagged,
             drift_demoted=daemon.drift.demoted(),
             slow=daemon.pace.demoted(),
-            prompt_tokens=estimate_prompt_tokens(fields, parsed.media) if windows else None,
+            # Measured only for a provider with a window, as it is sent the prompt.
+            prompt_tokens=_sent_estimate(runtime.capabilities, fields, parsed.media),
             windows=windows,
         )
     except CoderouterError as exc:
@@ -284,6 +291,22 @@ def _unanswered(
     if isinstance(body := response.body, bytes):
         replay.done(body)
     return response
+
+
+def _sent_estimate(
+    capabilities: Mapping[str, ModelCapabilities],
+    fields: Mapping[str, msgspec.Raw],
+    media: MediaScan | None,
+) -> Callable[[str], int]:
+    """The prompt's estimate as a provider is sent it: without its tools to
+    one whose model cannot call them, as windows are learned (progress.py)."""
+    prompt = SentPrompt(fields, media)
+
+    def sent_to(provider: str) -> int:
+        caps = capabilities.get(provider)
+        return prompt.size(bare=caps is not None and not caps.tools).tokens
+
+    return sent_to
 
 
 def _auto_route(router: AutoRouter, parsed: RequestBody, counts: Counter[tuple[str, str]]) -> Route:

@@ -122,7 +122,7 @@ def plan_attempts(
     drift: Mapping[str, str] | None = None,
     drift_demoted: Collection[str] = frozenset(),
     slow: Collection[str] = frozenset(),
-    prompt_tokens: int | None = None,
+    prompt_tokens: int | Callable[[str], int] | None = None,
     windows: Mapping[str, int] | None = None,
 ) -> Plan:
     """Ordered providers to try, with every skipped provider and its reason.
@@ -143,8 +143,10 @@ def plan_attempts(
     (of two side by side, the second and then the first after the provider
     that followed both), before the demotions above. A profile whose
     `context_action` is not `off` skips a provider whose context window
-    (`windows`, those its action goes by) is smaller than `prompt_tokens`,
-    the prompt's estimate.
+    (`windows`, those its action goes by) is smaller than `prompt_tokens`:
+    the prompt's estimate, or its estimate as the provider named is sent
+    it (one that cannot call tools is sent none), asked only of a provider
+    with a window.
     """
     profile = config.profile(route.profile)
     if profile is None:
@@ -164,7 +166,7 @@ def plan_attempts(
             reason = SKIP_MEMORY_PRESSURE
         if reason is None and prompt_tokens is not None and profile.context_action != "off":
             window = (windows or {}).get(name)
-            if window is not None and prompt_tokens > window:
+            if window is not None and _sent_to(name, prompt_tokens) > window:
                 reason = SKIP_CONTEXT
         if reason is None:
             attempts.append(provider)
@@ -180,6 +182,10 @@ def plan_attempts(
     ):
         attempts.sort(key=_demotion(profile, excluded, drift_demoted))
     return Plan(profile.name, tuple(attempts), tuple(skipped), drift or {})
+
+
+def _sent_to(provider: str, prompt_tokens: int | Callable[[str], int]) -> int:
+    return prompt_tokens if isinstance(prompt_tokens, int) else prompt_tokens(provider)
 
 
 def _slow_later(attempts: list[ProviderConfig], slow: Collection[str]) -> list[ProviderConfig]:

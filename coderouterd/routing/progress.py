@@ -21,7 +21,7 @@ from coderouterd.routing.records import AttemptRecord, Observer, RequestSummary
 from coderouterd.routing.shape import ReplyShape, tools_callable
 from coderouterd.scrub import TEXT_CHARS, clip
 from coderouterd.tasks import ABANDONED_AT_SHUTDOWN
-from coderouterd.translate.estimate import PromptSize, measure_prompt
+from coderouterd.translate.estimate import PromptSize, SentPrompt
 from coderouterd.translate.types import Degradation
 from coderouterd.wire.usage import Usage, counted, sane_count
 
@@ -65,9 +65,6 @@ class Reply:
 
 # The degradation a translation notes when it sends a request without its tools.
 TOOLS_FIELD = "tools"
-# What declares tools, and what picks among them: none of it reached a
-# provider sent the request without its tools.
-_TOOL_FIELDS = frozenset({TOOLS_FIELD, "tool_choice", "functions", "function_call"})
 
 
 class Progress:
@@ -100,8 +97,7 @@ class Progress:
         # Providers the request went to without its tools (a model that
         # cannot call them): their prompt is measured without them.
         self._without_tools: frozenset[str] = frozenset()
-        # The prompt measured as sent with its tools (False) and without (True).
-        self._sizes: dict[bool, PromptSize] = {}
+        self._prompt = SentPrompt(call.fields, call.media)
         self._models = {p.name: p.model for p in plan.attempts}
 
     def _ms(self, since: float) -> float:
@@ -182,19 +178,13 @@ class Progress:
         self._observer.attempt_finished(self.call.request_id, record)
 
     def _size(self, provider: str | None) -> PromptSize:
-        """The prompt as `provider` was sent it (None: whole, tools and all),
-        measured once for each way it was sent. A window a provider refused
-        the prompt by is a limit on what it got, whoever answered."""
-        bare = provider in self._without_tools
-        size = self._sizes.get(bare)
-        if size is None:
-            size = self._sizes[bare] = measure_prompt(self._fields(provider), self.call.media)
-        return size
+        """The prompt as `provider` was sent it (None: whole, tools and all).
+        A window a provider refused the prompt by is a limit on what it got,
+        whoever answered."""
+        return self._prompt.size(bare=provider in self._without_tools)
 
     def _fields(self, provider: str | None) -> Mapping[str, msgspec.Raw]:
-        if provider in self._without_tools:
-            return {k: v for k, v in self.call.fields.items() if k not in _TOOL_FIELDS}
-        return self.call.fields
+        return self._prompt.fields(bare=provider in self._without_tools)
 
     def failures(self) -> list[AttemptFailure]:
         return [

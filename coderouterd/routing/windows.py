@@ -11,8 +11,9 @@ whose window is known to be smaller than the prompt; this module makes the
 window known from the error, or the cut.
 
 What is learned is a limit on the daemon's own prompt estimate (four bytes
-a token) of the prompt as that backend was sent it (tools and all, whoever
-answered), so it compares with the next request's estimate directly: when
+a token) of the prompt as that backend was sent it (without the tools to a
+model that cannot call them, whoever answered), so it compares with the
+next request's estimate as that backend is sent it (routing/plan.py): when
 the backend gave its counts (`40960 tokens > 32768`), the estimate at which
 that prompt would have just fit, `estimate * window / tokens`, which
 calibrates the estimate to the backend's tokenizer; when it did not, just

@@ -256,5 +256,35 @@ def measure_prompt(fields: Mapping[str, Sized], media: MediaScan | None = None) 
     return PromptSize(max(1, math.ceil(counted / BYTES_PER_TOKEN)))
 
 
+# What declares tools, and what picks among them: none of it reaches a
+# provider whose model cannot call tools (every translation drops it).
+TOOL_FIELDS = frozenset({"tools", "tool_choice", "functions", "function_call"})
+
+
+class SentPrompt:
+    """A request's prompt as a provider is sent it: whole, or `bare` (without
+    its TOOL_FIELDS, to a model that cannot call tools); each way measured
+    once, when first asked. A window a provider has is a limit on what it is
+    sent, so that is what the prompt is judged by against it."""
+
+    __slots__ = ("_fields", "_media", "_sizes")
+
+    def __init__(self, fields: Mapping[str, msgspec.Raw], media: MediaScan | None) -> None:
+        self._fields = fields
+        self._media = media
+        self._sizes: dict[bool, PromptSize] = {}
+
+    def fields(self, *, bare: bool) -> Mapping[str, msgspec.Raw]:
+        if bare:
+            return {k: v for k, v in self._fields.items() if k not in TOOL_FIELDS}
+        return self._fields
+
+    def size(self, *, bare: bool) -> PromptSize:
+        size = self._sizes.get(bare)
+        if size is None:
+            size = self._sizes[bare] = measure_prompt(self.fields(bare=bare), self._media)
+        return size
+
+
 def estimate_text_tokens(chars: int) -> int:
     return math.ceil(chars / BYTES_PER_TOKEN)

@@ -11,8 +11,8 @@ when they are off, the transcoders forward the upstream's bytes and nothing
 else is done: the Anthropic-to-anthropic path is the benchmarked hot path.
 A 2xx unary body that is no answer (no JSON object, an error envelope, no
 message or no choice holding one: answer_check) falls through, as on the
-translated path; an error body that is not JSON reaches the client in its
-dialect's error envelope.
+translated path; an error body that is not the client's dialect's error
+envelope (not JSON, or another server's shape) reaches the client in it.
 """
 
 from __future__ import annotations
@@ -86,13 +86,18 @@ _encode = msgspec.json.Encoder().encode
 _max_tokens = msgspec.json.Decoder(int)
 
 
-class _AnyObject(msgspec.Struct):
-    """Any JSON object. Decoding into it checks a whole body's syntax while
-    skipping its fields, so nothing is built: an answer forwarded as bytes is
-    checked without being decoded."""
+class _ErrorTop(msgspec.Struct):
+    """An error body's `type` and `error`, as JSON text. Decoding into it
+    checks the whole body's syntax while skipping its other fields, so
+    nothing is built: a body forwarded as bytes is checked without being
+    decoded."""
+
+    type: msgspec.Raw = msgspec.Raw(b"")
+    error: msgspec.Raw = msgspec.Raw(b"")
 
 
-_any_object = msgspec.json.Decoder(_AnyObject)
+_error_top = msgspec.json.Decoder(_ErrorTop)
+_ERROR_TYPE = msgspec.Raw(b'"error"')
 _CANNOT_THINK = Degradation("thinking", THINKING_UNSUPPORTED)
 
 
@@ -289,14 +294,20 @@ def _object_of(body: bytes, provider: str) -> dict[str, Any]:
 
 
 def _error_body(dialect: str, status: int, body: bytes) -> bytes:
-    """An upstream error forwarded as it is when it is a JSON object; any other body
-    (Ollama's text/plain `404 page not found`, a proxy's HTML page) as its
-    text in the client's error envelope, since the client is told JSON."""
+    """An upstream error forwarded as it is when it is a JSON object in the
+    client's envelope (Anthropic's `type: error` and `error` object; OpenAI's
+    `error` object), the only one its SDK reads; any other body in that
+    envelope, its message kept: llama.cpp's and vLLM's OpenAI-shaped errors
+    on their Anthropic API, Ollama's text/plain `404 page not found`, a
+    proxy's HTML page. Quoted credentials are already out (providers/base.py)."""
     try:
-        _any_object.decode(body)
-    except msgspec.DecodeError:
+        top = _error_top.decode(body)
+    except (msgspec.DecodeError, RecursionError):
         return reenvelope(dialect, status, body.strip())
-    return body
+    anthropic = dialect == "anthropic"
+    if bytes(top.error).startswith(b"{") and (not anthropic or top.type == _ERROR_TYPE):
+        return body
+    return reenvelope(dialect, status, body)
 
 
 def clamped(

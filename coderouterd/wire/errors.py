@@ -61,7 +61,8 @@ _error_decoder = msgspec.json.Decoder(_ErrorEnvelope)
 def _detail(body: bytes) -> _ErrorDetail | None:
     try:
         envelope = _error_decoder.decode(body)
-    except msgspec.DecodeError:
+    # Nested past msgspec's depth limit: read as a body that is no JSON.
+    except (msgspec.DecodeError, RecursionError):
         return None
     if isinstance(envelope.error, str):
         return _ErrorDetail(message=envelope.error)

@@ -73,7 +73,7 @@ async def test_an_html_error_from_an_anthropic_provider_is_an_anthropic_error(
 async def test_a_json_error_from_the_provider_is_returned_byte_for_byte(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream, kind: str
 ) -> None:
-    body = b'{"error": {"message": "no such model", "type": "invalid_request_error"}, "x": 1}'
+    body = b'{"type": "error", "error": {"message": "no such model", "type": "invalid_request_error"}, "x": 1}'
     fake_upstream.script(Reply(status=400, raw_body=body))
     url = fake_upstream.url + ("/v1" if kind == "openai_compat" else "")
     d = await start_daemon(chain_yaml(provider_yaml("p", url, kind=kind)))

@@ -81,3 +81,11 @@ def test_a_vllm_overflow_is_told_in_its_own_words() -> None:
     overflow = overflow_in(vllm(said))
     assert overflow is not None
     assert overflow.message == said
+
+
+def test_an_error_body_nested_past_the_decoders_depth_is_read_as_text() -> None:
+    # A provider's 4xx too deeply nested to decode is its own words, not our 500.
+    deep = b'{"error": ' * 2000 + b"1" + b"}" * 2000
+    error = json.loads(reenvelope("anthropic", 400, deep))["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["message"].startswith('{"error": {"error"')
