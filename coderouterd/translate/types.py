@@ -130,7 +130,8 @@ def is_server_tool(kind: object, input_schema: object) -> bool:
 
 def _callable_by_client(tool: _ToolName) -> bool:
     """An OpenAI function, or an Anthropic tool but a server tool."""
-    if tool.function is not None or bytes(tool.input_schema) != bytes(_NULL):
+    # Raw compares by its bytes, without copying a schema out of the body.
+    if tool.function is not None or tool.input_schema != _NULL:
         return True
     try:
         kind = _tool_type.decode(tool.type)
