@@ -43,8 +43,11 @@ def body(text: str) -> dict[str, Any]:
     }
 
 
-def estimate(b: dict[str, Any]) -> int:
+def estimate(b: dict[str, Any], *, tools: bool = True) -> int:
+    """The daemon's estimate of `b` sent compact, with its tools or without."""
     fields = {k: msgspec.Raw(msgspec.json.encode(v)) for k, v in b.items()}
+    if not tools:
+        del fields["tools"]
     return estimate_prompt_tokens(fields, None)
 
 
@@ -121,7 +124,7 @@ async def test_each_attempt_row_keeps_the_prompt_as_its_provider_was_sent_it(
         rows = await reads.recent_requests(conn, since=None, provider=None, limit=1)
     finally:
         await conn.close()
-    without_tools = estimate({k: v for k, v in FIRST.items() if k != "tools"})
+    without_tools = estimate(FIRST, tools=False)
     assert rows[0].prompt_estimate == without_tools
     assert [(a.provider, a.prompt_estimate) for a in rows[0].attempts] == [
         ("local", estimate(FIRST)),

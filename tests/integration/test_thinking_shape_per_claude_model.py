@@ -53,6 +53,19 @@ def sent(fake_upstream: FakeUpstream) -> dict[str, Any]:
     return body
 
 
+async def sent_for(
+    runs: str, start_daemon: StartDaemon, fake_upstream: FakeUpstream, /, **request: Any
+) -> dict[str, Any]:
+    """What a provider that runs the Claude model `runs` is sent for one
+    Anthropic SDK `request`, which the strict upstream took."""
+    refused: list[str] = []
+    url = await claude_on(runs, start_daemon, fake_upstream, refused)
+    async with a_sdk(url) as client:
+        await client.messages.create(**request)
+    assert refused == []
+    return sent(fake_upstream)
+
+
 @pytest.mark.parametrize(
     ("effort", "budget"),
     [(None, 24576), ("low", 2048), ("medium", 8192), ("max", 24576)],
@@ -101,19 +114,17 @@ async def test_a_budget_made_from_adaptive_thinking_stays_below_max_tokens(
 ) -> None:
     """Below max_tokens, as Anthropic requires; with no room for 1024 tokens,
     no thinking at all, and the clear_thinking edits that need it go too."""
-    refused: list[str] = []
-    url = await claude_on("claude-sonnet-4-5", start_daemon, fake_upstream, refused)
-    async with a_sdk(url) as client:
-        await client.messages.create(
-            model="claude-opus-4-8",
-            max_tokens=max_tokens,
-            messages=HI,
-            thinking={"type": "adaptive"},
-            output_config={"effort": "high"},
-            extra_body={"context_management": CLEAR_THINKING},
-        )
-    assert refused == []
-    body = sent(fake_upstream)
+    body = await sent_for(
+        "claude-sonnet-4-5",
+        start_daemon,
+        fake_upstream,
+        model="claude-opus-4-8",
+        max_tokens=max_tokens,
+        messages=HI,
+        thinking={"type": "adaptive"},
+        output_config={"effort": "high"},
+        extra_body={"context_management": CLEAR_THINKING},
+    )
     assert body.get("thinking") == thinking
     assert ("context_management" in body) == (thinking is not None)
 
@@ -121,18 +132,16 @@ async def test_a_budget_made_from_adaptive_thinking_stays_below_max_tokens(
 async def test_opus_4_5_gets_a_budget_for_adaptive_thinking_and_keeps_its_effort_level(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
-    refused: list[str] = []
-    url = await claude_on("claude-opus-4-5-20251101", start_daemon, fake_upstream, refused)
-    async with a_sdk(url) as client:
-        await client.messages.create(
-            model="claude-opus-4-8",
-            max_tokens=32000,
-            messages=HI,
-            thinking={"type": "adaptive"},
-            output_config={"effort": "medium"},
-        )
-    assert refused == []
-    body = sent(fake_upstream)
+    body = await sent_for(
+        "claude-opus-4-5-20251101",
+        start_daemon,
+        fake_upstream,
+        model="claude-opus-4-8",
+        max_tokens=32000,
+        messages=HI,
+        thinking={"type": "adaptive"},
+        output_config={"effort": "medium"},
+    )
     assert body["thinking"] == {"type": "enabled", "budget_tokens": 8192}
     assert body["output_config"] == {"effort": "medium"}
 
@@ -184,18 +193,16 @@ async def test_a_budget_reaches_opus_4_8_as_adaptive_thinking_at_the_effort_it_s
 async def test_opus_4_8_gets_no_sampling_parameters(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
-    refused: list[str] = []
-    url = await claude_on("claude-opus-4-8", start_daemon, fake_upstream, refused)
     with capture_logs() as logs:
-        async with a_sdk(url) as client:
-            await client.messages.create(
-                model="claude-sonnet-4-5",
-                max_tokens=1000,
-                messages=HI,
-                extra_body={"temperature": 0.2, "top_k": 40},
-            )
-    assert refused == []
-    body = sent(fake_upstream)
+        body = await sent_for(
+            "claude-opus-4-8",
+            start_daemon,
+            fake_upstream,
+            model="claude-sonnet-4-5",
+            max_tokens=1000,
+            messages=HI,
+            extra_body={"temperature": 0.2, "top_k": 40},
+        )
     assert "temperature" not in body and "top_k" not in body
     assert sorted(d.split(":")[0] for d in dropped(logs)) == ["temperature", "top_k"]
 
@@ -207,8 +214,6 @@ async def test_a_tool_loop_claude_stepped_through_without_thinking_goes_on_sonne
     as a budget to Sonnet 4, thinking then has to go for that step, since
     with a budget Anthropic requires the call being answered to start with
     thinking."""
-    refused: list[str] = []
-    url = await claude_on("claude-sonnet-4-20250514", start_daemon, fake_upstream, refused)
     history: list[Any] = [
         {"role": "user", "content": "read a"},
         {
@@ -217,16 +222,17 @@ async def test_a_tool_loop_claude_stepped_through_without_thinking_goes_on_sonne
         },
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1"}]},
     ]
-    async with a_sdk(url) as client:
-        await client.messages.create(
-            model="claude-opus-4-8",
-            max_tokens=16000,
-            messages=history,
-            thinking={"type": "adaptive"},
-            output_config={"effort": "high"},
-        )
-    assert refused == []
-    assert "thinking" not in sent(fake_upstream)
+    body = await sent_for(
+        "claude-sonnet-4-20250514",
+        start_daemon,
+        fake_upstream,
+        model="claude-opus-4-8",
+        max_tokens=16000,
+        messages=history,
+        thinking={"type": "adaptive"},
+        output_config={"effort": "high"},
+    )
+    assert "thinking" not in body
 
 
 @pytest.mark.parametrize(("reasoning", "effort"), [("minimal", "low"), ("xhigh", "xhigh")])

@@ -5,63 +5,15 @@ tools do not count against its window."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import aiohttp
 import anthropic
-import msgspec
 import openai
 
-from coderouterd.translate.estimate import estimate_prompt_tokens
-from tests.conftest import RunningDaemon, StartDaemon, chain_yaml, provider_yaml, until
+from tests.conftest import StartDaemon, chain_yaml, provider_yaml, until
 from tests.fakes.transcripts import anthropic_error, anthropic_message, openai_completion
 from tests.fakes.upstream import FakeUpstream, Reply
+from tests.integration.test_learned_window_sent_tools import TOOLS, body, estimate, post
 
-# About 1000 estimated tokens of tool schema: most of a coding agent's
-# short prompt.
-TOOLS = [
-    {
-        "name": "Bash",
-        "description": "Runs a shell command. " + "x" * 4000,
-        "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}},
-    }
-]
 NO_TOOLS = "capabilities: {{tools: false}}"
-
-
-def body(text: str) -> dict[str, Any]:
-    return {
-        "model": "m",
-        "max_tokens": 10,
-        "tools": TOOLS,
-        "messages": [{"role": "user", "content": text}],
-    }
-
-
-def estimate(b: dict[str, Any], *, tools: bool = True) -> int:
-    fields = {k: msgspec.Raw(msgspec.json.encode(v)) for k, v in b.items()}
-    if not tools:
-        del fields["tools"]
-    return estimate_prompt_tokens(fields, None)
-
-
-async def post(d: RunningDaemon, b: dict[str, Any]) -> tuple[int, str, str]:
-    """The status, the provider that answered and the fallback reasons."""
-    async with (
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as http,
-        http.post(
-            f"{d.url}/v1/messages",
-            # Compact, as `estimate` measures it.
-            data=msgspec.json.encode(b),
-            headers={"content-type": "application/json"},
-        ) as r,
-    ):
-        await r.read()
-        return (
-            r.status,
-            r.headers.get("x-coderouter-provider", ""),
-            r.headers.get("x-coderouter-fallback-reason", ""),
-        )
 
 
 async def test_a_short_turn_fits_the_window_learned_of_a_provider_sent_no_tools(

@@ -4,29 +4,16 @@ the request log do, not from the moment its body was read and routed."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml, until
 from tests.fakes.upstream import FakeUpstream, Reply
+from tests.integration.test_pace import MovedClock
 
 pytestmark = pytest.mark.timeout(30)
 
 _BODY = b'{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}]}'
-
-
-class MovedClock:
-    """The system clock, moved forward by hand."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def monotonic(self) -> float:
-        return time.monotonic() + self.offset
-
-    def wall(self) -> float:
-        return time.time() + self.offset
 
 
 async def test_a_request_whose_body_took_a_minute_to_upload_is_a_minute_old(
@@ -45,7 +32,7 @@ async def test_a_request_whose_body_took_a_minute_to_upload_is_a_minute_old(
             )
             await writer.drain()
             await until(lambda: len(d.daemon.inflight) == 1, timeout=5)
-            clock.offset += 60
+            clock.advance(60)
             writer.write(_BODY[10:])
             await writer.drain()
             await a.wait_for_requests(1, 5)

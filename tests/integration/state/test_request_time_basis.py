@@ -15,6 +15,7 @@ from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message
 from tests.fakes.upstream import FakeUpstream, Reply
 from tests.integration.state.daemon_cli import cli_json
+from tests.integration.state.test_budget_flow import ShiftedClock, utc
 
 BODY = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
 # 10 input + 5 output tokens at $1 / $2 per token: $20 a request.
@@ -25,27 +26,6 @@ PRICED = """cost:
 """
 # How long the backend takes to answer.
 SLOW_S = 1.5
-
-
-class MovedClock:
-    """Real monotonic time; a wall clock running with real time from the
-    instant it was last moved to."""
-
-    def __init__(self) -> None:
-        self._offset = 0.0
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def wall(self) -> float:
-        return time.time() + self._offset
-
-    def move_to(self, wall: float) -> None:
-        self._offset = wall - time.time()
-
-
-def utc(*args: int) -> float:
-    return datetime.datetime(*args, tzinfo=datetime.UTC).timestamp()
 
 
 def iso(ts: float) -> str:
@@ -88,7 +68,7 @@ async def test_a_request_answered_in_the_next_month_is_spent_in_the_month_it_arr
     `ctl status` and /metrics show now, holds none, as `usage` finds no
     February request."""
     fake_upstream.script(Reply(json=anthropic_message("ok"), delay_before_headers=SLOW_S))
-    clock = MovedClock()
+    clock = ShiftedClock(time.time())
     d = await start_daemon(
         chain_yaml(provider_yaml("cloud", fake_upstream.url, extra=PRICED)), clock=clock
     )
