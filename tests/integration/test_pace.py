@@ -1,6 +1,10 @@
 """Pace through a real daemon: a backend whose streams slow down (a model
 spilled to the CPU) is tried later by an `adaptive` profile, shown, and
-still known to be slow after a restart."""
+still known to be slow after a restart.
+
+Speeds here are set on the daemon's clock, not by sleeping: on a loaded
+machine a stream paced by real sleeps can take twice as long as asked, which
+is the very slowdown pace looks for."""
 
 from __future__ import annotations
 
@@ -21,6 +25,13 @@ from tests.fakes.transcripts import anthropic_text_stream
 from tests.fakes.upstream import FakeUpstream, Reply
 
 PROFILES = "  - {name: main, providers: [local, cloud], adaptive: true}\n"
+# Seconds, on the daemon's clock, from an answer's first content to its end:
+# 100 tokens at 10 a second, and at 1 a second. Real time adds well under a
+# second to either.
+USUAL_S = 10.0
+SLOW_S = 100.0
+# message_start, content_block_start, the first text delta.
+_FIRST_CONTENT = 3
 
 
 def stream(delay_s: float) -> Reply:
@@ -39,43 +50,6 @@ async def ask(d: RunningDaemon) -> str:
     return raw.headers["x-coderouter-provider"]
 
 
-async def test_a_backend_decoding_far_slower_than_usual_is_tried_later_and_remembered(
-    start_daemon: StartDaemon, tmp_path: Path
-) -> None:
-    async with (
-        FakeUpstream(default=stream(0.015)) as local,
-        FakeUpstream(default=stream(0.015)) as cloud,
-    ):
-        config = chain_yaml(
-            provider_yaml("local", local.url), provider_yaml("cloud", cloud.url), profiles=PROFILES
-        )
-        state_dir = tmp_path / "state"
-        d = await start_daemon(config, state_dir=state_dir)
-        with capture_logs() as logs:
-            served = await asyncio.gather(*(ask(d) for _ in range(USUAL_MIN)))
-            assert served == ["local"] * USUAL_MIN
-            # The model no longer fits: the same answers, five times slower.
-            local.default = stream(0.08)
-            served = await asyncio.gather(*(ask(d) for _ in range(RECENT // 2 + 1)))
-            assert served == ["local"] * (RECENT // 2 + 1)
-            await until(lambda: d.daemon.pace.demoted() == {"local"})
-            assert await ask(d) == "cloud"
-        [slow] = [e for e in logs if e["event"] == "provider.slow"]
-        assert slow["provider"] == "local"
-        assert slow["usual_tokens_per_s"] > 1.5 * slow["recent_tokens_per_s"]
-        status = status_of(d.daemon)
-        pace = status.providers[0].pace
-        assert pace is not None and pace.slow and pace.demoted_for_s is not None
-        assert "slow (" in render_status(status) and "tried later for" in render_status(status)
-
-        await d.state.writer.flush()
-        with capture_logs() as logs:
-            again = await start_daemon(config, state_dir=state_dir)
-        assert again.daemon.pace.demoted() == {"local"}
-        assert [e["restored"] for e in logs if e["event"] == "provider.slow"] == [True]
-        assert await ask(again) == "cloud"
-
-
 class MovedClock:
     """The system clock, moved forward by hand."""
 
@@ -92,55 +66,102 @@ class MovedClock:
         self.offset += seconds
 
 
+async def decoded(
+    d: RunningDaemon, clock: MovedClock, fake: FakeUpstream, decode_s: float, n: int = 1
+) -> list[str]:
+    """`n` streamed requests at once, each answered by `fake` in `decode_s`
+    on the daemon's clock from its first content to its end; the providers
+    that answered. The answers pause after their first content until all `n`
+    clients have read it; then the clock moves on and they end."""
+    resume = asyncio.Event()
+    fake.default = Reply(
+        events=anthropic_text_stream(["a", "b", "c", "d"], output_tokens=100),
+        pause_after_frames=_FIRST_CONTENT,
+        resume=resume,
+    )
+    waiting = n
+    body = {"model": "m", "max_tokens": 200, "stream": True,
+            "messages": [{"role": "user", "content": "go on"}]}  # fmt: skip
+
+    async def one(http: aiohttp.ClientSession) -> str:
+        nonlocal waiting
+        async with http.post(f"{d.url}/v1/messages", json=body, headers={"x-api-key": "k"}) as resp:
+            counted = False
+            async for line in resp.content:
+                if not counted and b"content_block_delta" in line:
+                    counted = True
+                    waiting -= 1
+                    if waiting == 0:
+                        clock.advance(decode_s)
+                        resume.set()
+            return resp.headers["x-coderouter-provider"]
+
+    async with aiohttp.ClientSession() as http, asyncio.timeout(30):
+        return list(await asyncio.gather(*(one(http) for _ in range(n))))
+
+
+async def test_a_backend_decoding_far_slower_than_usual_is_tried_later_and_remembered(
+    start_daemon: StartDaemon, tmp_path: Path
+) -> None:
+    clock = MovedClock()
+    async with FakeUpstream() as local, FakeUpstream(default=stream(0)) as cloud:
+        config = chain_yaml(
+            provider_yaml("local", local.url), provider_yaml("cloud", cloud.url), profiles=PROFILES
+        )
+        state_dir = tmp_path / "state"
+        d = await start_daemon(config, state_dir=state_dir, clock=clock)
+        with capture_logs() as logs:
+            served = await decoded(d, clock, local, USUAL_S, USUAL_MIN)
+            assert served == ["local"] * USUAL_MIN
+            # The model no longer fits: the same answers, ten times slower.
+            served = await decoded(d, clock, local, SLOW_S, RECENT // 2 + 1)
+            assert served == ["local"] * (RECENT // 2 + 1)
+            await until(lambda: d.daemon.pace.demoted() == {"local"})
+            assert await ask(d) == "cloud"
+        [slow] = [e for e in logs if e["event"] == "provider.slow"]
+        assert slow["provider"] == "local"
+        assert slow["usual_tokens_per_s"] > 1.5 * slow["recent_tokens_per_s"]
+        status = status_of(d.daemon)
+        pace = status.providers[0].pace
+        assert pace is not None and pace.slow and pace.demoted_for_s is not None
+        assert "slow (" in render_status(status) and "tried later for" in render_status(status)
+
+        await d.state.writer.flush()
+        with capture_logs() as logs:
+            again = await start_daemon(config, state_dir=state_dir, clock=clock)
+        assert again.daemon.pace.demoted() == {"local"}
+        assert [e["restored"] for e in logs if e["event"] == "provider.slow"] == [True]
+        assert await ask(again) == "cloud"
+
+
 async def test_a_slow_backend_back_at_speed_is_tried_first_after_one_answer_at_its_usual_speed(
     start_daemon: StartDaemon,
 ) -> None:
     clock = MovedClock()
-    async with (
-        FakeUpstream(default=stream(0.015)) as local,
-        FakeUpstream(default=stream(0.015)) as cloud,
-    ):
+    async with FakeUpstream() as local, FakeUpstream(default=stream(0)) as cloud:
         config = chain_yaml(
             provider_yaml("local", local.url), provider_yaml("cloud", cloud.url), profiles=PROFILES
         )
         d = await start_daemon(config, clock=clock)
-        assert await asyncio.gather(*(ask(d) for _ in range(USUAL_MIN))) == ["local"] * USUAL_MIN
-        local.default = stream(0.08)
-        assert await asyncio.gather(*(ask(d) for _ in range(RECENT))) == ["local"] * RECENT
+        assert await decoded(d, clock, local, USUAL_S, USUAL_MIN) == ["local"] * USUAL_MIN
+        assert await decoded(d, clock, local, SLOW_S, RECENT) == ["local"] * RECENT
         await until(lambda: d.daemon.pace.demoted() == {"local"})
         # Fixed meanwhile. Ten minutes on, one request finds it back at speed;
         # the median of its last five is still slow, but that answer was not.
-        local.default = stream(0.015)
         clock.advance(DEMOTE_S + 1)
         assert d.daemon.pace.demoted() == frozenset()
         with capture_logs() as logs:
-            assert await ask(d) == "local"
+            assert await decoded(d, clock, local, USUAL_S) == ["local"]
             pace = status_of(d.daemon).providers[0].pace  # takes that answer's summary
             assert pace is not None and pace.slow and pace.demoted_for_s is None
             assert d.daemon.pace.demoted() == frozenset()
             # So it is tried first, and answers at its usual speed end it.
-            assert [await ask(d) for _ in range(RECENT // 2)] == ["local"] * (RECENT // 2)
+            for _ in range(RECENT // 2):
+                assert await decoded(d, clock, local, USUAL_S) == ["local"]
             status_of(d.daemon)
         assert [e["event"] for e in logs if e["event"].startswith("provider.")] == [
             "provider.slow_cleared"
         ]
-
-
-async def ask_slowly(d: RunningDaemon, clock: MovedClock, decode_s: float) -> str:
-    """A streamed request whose answer takes `decode_s` more, on the daemon's
-    clock, from its first content to its end; the provider that answered."""
-    body = {"model": "m", "max_tokens": 200, "stream": True,
-            "messages": [{"role": "user", "content": "go on"}]}  # fmt: skip
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(f"{d.url}/v1/messages", json=body, headers={"x-api-key": "k"}) as resp,
-    ):
-        moved = False
-        async for line in resp.content:
-            if not moved and b"content_block_delta" in line:
-                clock.advance(decode_s)
-                moved = True
-        return resp.headers["x-coderouter-provider"]
 
 
 async def test_a_restart_counts_the_demotion_from_when_the_last_slow_answer_ended(
@@ -148,18 +169,15 @@ async def test_a_restart_counts_the_demotion_from_when_the_last_slow_answer_ende
 ) -> None:
     clock = MovedClock()
     state_dir = tmp_path / "state"
-    async with (
-        FakeUpstream(default=stream(0.015)) as local,
-        FakeUpstream(default=stream(0.015)) as cloud,
-    ):
+    async with FakeUpstream() as local, FakeUpstream(default=stream(0)) as cloud:
         config = chain_yaml(
             provider_yaml("local", local.url), provider_yaml("cloud", cloud.url), profiles=PROFILES
         )
         d = await start_daemon(config, clock=clock, state_dir=state_dir)
-        assert await asyncio.gather(*(ask(d) for _ in range(USUAL_MIN))) == ["local"] * USUAL_MIN
+        assert await decoded(d, clock, local, USUAL_S, USUAL_MIN) == ["local"] * USUAL_MIN
         # Long answers decoded at a crawl: 100 tokens over 200 s each.
         for _ in range(RECENT // 2 + 1):
-            assert await ask_slowly(d, clock, 200.0) == "local"
+            assert await decoded(d, clock, local, 200.0) == ["local"]
             status_of(d.daemon)
         pace = status_of(d.daemon).providers[0].pace
         assert pace is not None and pace.demoted_for_s is not None

@@ -14,7 +14,15 @@ from coderouterd.status import status_of
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml, until
 from tests.fakes.transcripts import anthropic_message
 from tests.fakes.upstream import FakeUpstream, Recorded, Reply
-from tests.integration.test_pace import PROFILES, ask, stream
+from tests.integration.test_pace import (
+    PROFILES,
+    SLOW_S,
+    USUAL_S,
+    MovedClock,
+    ask,
+    decoded,
+    stream,
+)
 
 
 def config(local_url: str, cloud_url: str, *, model: str, profiles: str) -> str:
@@ -55,15 +63,17 @@ async def test_a_provider_switched_to_another_model_is_not_judged_by_the_old_mod
 async def test_a_slow_provider_moved_to_another_server_is_no_longer_slow(
     start_daemon: StartDaemon,
 ) -> None:
+    clock = MovedClock()
     async with (
-        FakeUpstream(default=stream(0.015)) as local,
-        FakeUpstream(default=stream(0.015)) as cloud,
-        FakeUpstream(default=stream(0.015)) as elsewhere,
+        FakeUpstream() as local,
+        FakeUpstream(default=stream(0)) as cloud,
+        FakeUpstream(default=stream(0)) as elsewhere,
     ):
-        d = await start_daemon(config(local.url, cloud.url, model="m", profiles=PROFILES))
-        await asyncio.gather(*(ask(d) for _ in range(USUAL_MIN)))
-        local.default = stream(0.05)
-        await asyncio.gather(*(ask(d) for _ in range(RECENT // 2 + 1)))
+        d = await start_daemon(
+            config(local.url, cloud.url, model="m", profiles=PROFILES), clock=clock
+        )
+        await decoded(d, clock, local, USUAL_S, USUAL_MIN)
+        await decoded(d, clock, local, SLOW_S, RECENT // 2 + 1)
         await until(lambda: d.daemon.pace.demoted() == {"local"})
         # A reload that leaves the backend as it was keeps its speeds.
         d.config_path.write_text(config(local.url, elsewhere.url, model="m", profiles=PROFILES))

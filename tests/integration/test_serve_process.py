@@ -315,9 +315,10 @@ async def test_sigterm_gives_up_on_a_stream_after_the_grace_period(
     [stopped] = d.events("server.stopped")
     assert timed_out["abandoned"] == 1
     # The daemon's own clock: the drain is given up when the grace period ends,
-    # and the abandoned handler is cancelled at once rather than waited for.
-    assert grace_s <= seconds_between(stopping, timed_out) < grace_s + 0.3
-    assert seconds_between(timed_out, stopped) < 0.5
+    # and the abandoned handler is cancelled at once rather than waited for
+    # (the stream had about 5 s to go; the margins are for a loaded machine).
+    assert grace_s <= seconds_between(stopping, timed_out) < grace_s + 1.0
+    assert seconds_between(timed_out, stopped) < 1.5
     assert elapsed < grace_s + 2.0
     [done] = d.events("request.completed")
     assert done["client_disconnected"] is False

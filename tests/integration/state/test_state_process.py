@@ -131,10 +131,11 @@ async def test_audit_verify_catches_an_edited_and_a_deleted_row(
 
 
 # A non-default window, and batches too large to fill, so the window alone
-# decides when records are committed. The slack covers committing a batch and
-# scheduling under load.
+# decides when records are committed. The slack covers committing a batch
+# (on a slow disk a WAL checkpoint's fsync can hold a commit for hundreds of
+# milliseconds) and scheduling on a loaded machine.
 WINDOW_MS = 200
-SLACK_S = (WINDOW_MS + 150) / 1000
+SLACK_S = (WINDOW_MS + 1000) / 1000
 STATE = f"state:\n  commit_window_ms: {WINDOW_MS}\n  commit_batch: 1000000\n"
 
 
@@ -163,7 +164,7 @@ async def test_sigkill_under_load_loses_at_most_the_window(
     )
     d = await serve_process(config, env={"UPSTREAM_KEY": UPSTREAM_KEY})
     completed: list[tuple[str, float]] = []
-    stop_at = time.monotonic() + 1.5
+    stop_at = time.monotonic() + 2.5
 
     async def client() -> None:
         while time.monotonic() < stop_at:
@@ -195,7 +196,7 @@ async def test_sigkill_under_load_loses_at_most_the_window(
     assert (broken, attempts) == (0, len(stored))
     # Anything answered more than a window (and the slack) before the kill is on disk.
     settled = {rid for rid, at in completed if at < killed_at - SLACK_S}
-    assert settled <= stored
+    assert len(settled) > 100 and settled <= stored
     # Request rows and budget totals are committed together: they agree.
     assert budget_rows == len(stored) and abs(budget_cost - row_cost) < 1e-9
     # Restarted on the same database, the daemon's month spend is that of the rows.
