@@ -1,4 +1,9 @@
-"""Command line: serve | check | doctor | ctl ACTION | the state commands."""
+"""Command line: serve | check | doctor | ctl ACTION | the state commands.
+
+A command imports what only it needs when it runs: the daemon (`serve`),
+the probes (`doctor`) and the HTTP client (`ctl`, `replay`) take a third
+of a second to import, which `requests`, `usage` or `check` should not pay.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,6 @@ import msgspec
 import structlog
 
 from coderouterd import __version__
-from coderouterd.app import serve
 from coderouterd.cli_import import add_command as add_import_command
 from coderouterd.cli_import import legacy_hint
 from coderouterd.cli_replay import add_command as add_replay_command
@@ -24,15 +28,8 @@ from coderouterd.cli_state import add_commands as add_state_commands
 from coderouterd.cli_state import count
 from coderouterd.config.model import Config, SelfHealingConfig
 from coderouterd.config_source import load
-from coderouterd.ctl.client import (
-    fetch_status,
-    probe_wait_s,
-    request_provider_action,
-    request_reload,
-)
 from coderouterd.ctl.locate import control_socket
 from coderouterd.ctl.render import render_provider_action, render_reload, render_status
-from coderouterd.doctor import examine, exit_status, render
 from coderouterd.errors import CoderouterError, ConfigError
 from coderouterd.healing.decisions import describe
 from coderouterd.routing.auto import describe as describe_auto
@@ -174,6 +171,8 @@ def _seconds(text: str) -> float:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from coderouterd.app import serve
+
     configure(args.log_level)
     loaded = load(args.config)
     if loaded.path is None and (hint := legacy_hint()) is not None:
@@ -186,7 +185,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _install_uvloop() -> None:
     try:
-        import uvloop  # type: ignore[import-not-found]  # noqa: PLC0415 - optional extra
+        import uvloop  # type: ignore[import-not-found]
     except ImportError:
         return
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
@@ -264,6 +263,8 @@ def _warn_of_pasted_keys(config: Config) -> None:
 
 
 def _doctor(args: argparse.Namespace) -> int:
+    from coderouterd.doctor import examine, exit_status, render
+
     configure("warning")
     loaded = load(args.config)
     checks = asyncio.run(
@@ -280,18 +281,24 @@ def _socket(args: argparse.Namespace) -> Path:
 
 
 def _ctl_status(args: argparse.Namespace) -> int:
+    from coderouterd.ctl.client import fetch_status
+
     reply = asyncio.run(fetch_status(_socket(args)))
     _print_reply(reply, render_status(reply), as_json=args.json)
     return EXIT_OK
 
 
 def _ctl_reload(args: argparse.Namespace) -> int:
+    from coderouterd.ctl.client import request_reload
+
     reply = asyncio.run(request_reload(_socket(args)))
     _print_reply(reply, render_reload(reply), as_json=args.json)
     return EXIT_OK if reply.ok else EXIT_FAILED
 
 
 def _ctl_provider(args: argparse.Namespace) -> int:
+    from coderouterd.ctl.client import request_provider_action
+
     path = _socket(args)
     if args.action == "probe":
         wait_s = _probe_wait_s(args)
@@ -307,6 +314,8 @@ def _probe_wait_s(args: argparse.Namespace) -> float:
     """How long `ctl probe` waits, from the probe_timeout_s of the config read
     here (the daemon's, unless it runs another file; the default if this one
     cannot be read: `--socket` alone needs none)."""
+    from coderouterd.ctl.client import probe_wait_s
+
     try:
         probe_timeout_s = load(args.config).config.self_healing.probe_timeout_s
     except ConfigError:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import msgspec
 
 from coderouterd.cli_state import (
@@ -29,7 +28,6 @@ from coderouterd.cli_state import (
 from coderouterd.client_key import client_key
 from coderouterd.config import resolve_control_socket
 from coderouterd.config.model import Config
-from coderouterd.ctl.client import fetch_status
 from coderouterd.errors import CoderouterError
 from coderouterd.ingress.body import parse_body
 from coderouterd.routing.plan import MODE_HEADER, PROFILE_HEADER
@@ -43,7 +41,7 @@ from coderouterd.state.replay_diff import diff, nothing_compared, render_diff
 _PATHS = {"anthropic": "/v1/messages", "openai": "/v1/chat/completions"}
 # No limit on the whole replay, which waits as long as the daemon does for
 # its providers (a slow local model may take minutes); only on connecting.
-_SEND_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10)
+_CONNECT_TIMEOUT_S = 10
 
 
 def add_command(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -209,6 +207,9 @@ async def _replay_one(args: argparse.Namespace, config: Config, path: Path, sock
             f"no replay record for request {args.request_id!r} "
             "(not recorded, recording off for its profile, or expired)"
         )
+    # The HTTP client is imported only by the replay that sends (cli.py).
+    from coderouterd.ctl.client import fetch_status
+
     target = _replay_target(config, record, logged, args)
     key = _key_headers(config, target)
     listen = (await fetch_status(socket)).listen
@@ -246,6 +247,8 @@ async def _replay_one(args: argparse.Namespace, config: Config, path: Path, sock
 async def _resend(
     url: str, record: ReplayRecord, target: _Target, key: dict[str, str]
 ) -> tuple[Assembled, float, int]:
+    import aiohttp
+
     body = record.request_body
     # The target is named again, exactly: the recorded headers' choice goes.
     chosen = (MODE_HEADER, PROFILE_HEADER)
@@ -259,10 +262,11 @@ async def _resend(
         body = msgspec.json.encode(fields)
     else:
         headers[PROFILE_HEADER] = target.profile or record.profile
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=_CONNECT_TIMEOUT_S)
     started = time.perf_counter()
     try:
         async with (
-            aiohttp.ClientSession(timeout=_SEND_TIMEOUT) as http,
+            aiohttp.ClientSession(timeout=timeout) as http,
             http.post(
                 url + _PATHS[record.dialect], data=body, headers=headers, allow_redirects=False
             ) as resp,
@@ -277,6 +281,8 @@ async def _resend(
 
 def _unsent(url: str, exc: BaseException) -> str:
     """Why the replay got no answer, in one line."""
+    import aiohttp
+
     if isinstance(exc, aiohttp.ClientConnectorError):
         # asyncio words a refusal "Connect call failed ('127.0.0.1', 8088)".
         errno = exc.os_error.errno

@@ -7,14 +7,16 @@ import logging
 import sys
 import time
 from collections.abc import MutableMapping
-from typing import Any, BinaryIO, TextIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO, cast
 
 import msgspec
 import structlog
-from aiohttp.http_exceptions import HttpProcessingError
 
 from coderouterd.scrub import masked_urls
 from coderouterd.telemetry import events
+
+if TYPE_CHECKING:
+    from aiohttp.http_exceptions import HttpProcessingError
 
 # Keys whose values must never reach a log line, whoever passes them.
 _SECRET_KEYS = frozenset({"api_key", "x-api-key", "authorization", "password", "token", "secret"})
@@ -198,8 +200,15 @@ def _refused_request(record: logging.LogRecord) -> HttpProcessingError | None:
     """The parse error of a request head aiohttp's server refused, if the
     record is its 'Error handling request'."""
     exc = record.exc_info[1] if record.exc_info else None
-    if record.name == "aiohttp.server" and isinstance(exc, HttpProcessingError):
-        return exc
+    # Only a serving daemon has aiohttp's server, and so these errors: looked
+    # up, not imported, so the commands that serve nothing need no aiohttp.
+    errors = sys.modules.get("aiohttp.http_exceptions")
+    if (
+        record.name == "aiohttp.server"
+        and errors is not None
+        and isinstance(exc, errors.HttpProcessingError)
+    ):
+        return cast("HttpProcessingError", exc)
     return None
 
 
