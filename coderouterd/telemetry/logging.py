@@ -6,6 +6,7 @@ import contextlib
 import logging
 import sys
 import time
+import warnings
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO, cast
 
@@ -217,3 +218,19 @@ def _route_library_records() -> None:
     for handler in [h for h in root.handlers if isinstance(h, _LibraryRecords)]:
         root.removeHandler(handler)
     root.addHandler(_LibraryRecords(logging.WARNING))
+    # Python's warnings (a library's deprecation, an unclosed resource) go
+    # through logging as well, not as plain text on stderr. Set each time,
+    # not by logging.captureWarnings, which keeps the first hook it replaced.
+    warnings.showwarning = _log_warning
+
+
+def _log_warning(  # noqa: PLR0917 - the signature of warnings.showwarning
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    text = warnings.formatwarning(message, category, filename, lineno, line)
+    logging.getLogger("py.warnings").warning("%s", text.rstrip())

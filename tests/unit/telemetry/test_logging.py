@@ -8,6 +8,7 @@ import logging
 import re
 import time
 import uuid
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -126,3 +127,22 @@ def test_a_logged_traceback_shows_no_url_password() -> None:
     assert "ValueError" in event["exception"]
     assert "hunter2" not in line
     assert "http://user:***@127.0.0.1:9/v1" in event["exception"]
+
+
+def test_a_python_warning_is_written_as_a_json_line_too() -> None:
+    out = io.StringIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        configure("info", out, cache=False)
+        try:
+            warnings.warn("a library's deprecation", DeprecationWarning, stacklevel=1)
+        finally:
+            configure("debug", cache=False)
+    (line,) = out.getvalue().splitlines()
+    event = json.loads(line)
+    assert (event["event"], event["level"], event["logger"]) == (
+        "library.log",
+        "warning",
+        "py.warnings",
+    )
+    assert "DeprecationWarning: a library's deprecation" in event["message"]
