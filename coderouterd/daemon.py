@@ -15,7 +15,7 @@ from typing import Any
 
 from coderouterd.clock import Clock
 from coderouterd.config import LoadedConfig, load_config
-from coderouterd.config.model import ProviderConfig, ServerConfig
+from coderouterd.config.model import Config, ProviderConfig, ServerConfig
 from coderouterd.config_source import config_file, missing_config_file, with_server_overrides
 from coderouterd.ctl.model import ProviderActionReply, ReloadReply, StatusReply
 from coderouterd.errors import ConfigError
@@ -24,6 +24,7 @@ from coderouterd.healing.pace_watch import PaceWatch
 from coderouterd.healing.service import HealingService
 from coderouterd.ingress.body import BodyMemo
 from coderouterd.ingress.inflight import InFlightEntry, InFlightRegistry
+from coderouterd.provider_action import provider_action
 from coderouterd.providers.retirement import Retirement
 from coderouterd.reload import ProviderConfigs, restart_required
 from coderouterd.routing.board import ProviderBoard
@@ -38,7 +39,7 @@ from coderouterd.runtime import Runtime, build_runtime, retired_adapters
 from coderouterd.scrub import masked_urls, shown_env_name
 from coderouterd.state.pending import PendingReplay
 from coderouterd.state.replay import ResponseCapture, redact_headers
-from coderouterd.state.request_recorder import arrived, rebudget_events
+from coderouterd.state.request_recorder import arrived, rebudget_events, start_events
 from coderouterd.state.service import StateService
 from coderouterd.status import status_of
 from coderouterd.telemetry import events, sdnotify
@@ -121,6 +122,17 @@ class Daemon:
         self.started_iso = datetime.datetime.fromtimestamp(
             self.started_wall, datetime.UTC
         ).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if state is not None:
+            self._audit_budgets(state, loaded.config)
+
+    def _audit_budgets(self, state: StateService, config: Config) -> None:
+        """A budget lowered under the month's spend while the daemon was
+        stopped blocks as spend does: audited, as at a reload, unless the
+        month's audit log holds the threshold already."""
+        audited = state.thresholds_audited
+        now = self._clock.wall()
+        for event in start_events(self.budget, config, state.budget_month, audited, now):
+            state.writer.submit(event)
 
     def pricing(self, name: str) -> ProviderConfig | None:
         """The provider's config to price its answers by: the current one, or
@@ -128,16 +140,16 @@ class Daemon:
         were running on it then (they are billed all the same)."""
         return self._configs.get(name)
 
-    def budget_spent(self, provider: ProviderConfig) -> str | None:
-        """The plan's reason to skip a provider whose budget is spent this
-        month, asked again as an attempt on it starts (routing/engine.py):
-        under the budget in force, which a reload may have changed since
-        the plan was made from `provider`."""
+    def budget_spent(self, provider: ProviderConfig, arrived: float) -> str | None:
+        """The plan's reason to skip a provider whose budget is spent in the
+        month a request arrived in (`arrived`, wall clock), the month its
+        spend is filed under, asked again as an attempt on it starts
+        (routing/lineup.py): under the budget in force, which a reload may
+        have changed since the plan was made from `provider`."""
         config = self._configs.get(provider.name) or provider
         if budget_of(config) is None:
             return None
-        spent = self.budget.exhausted(config, month_of(self._clock.wall()))
-        return SKIP_BUDGET if spent else None
+        return SKIP_BUDGET if self.budget.exhausted(config, month_of(arrived)) else None
 
     def ctl_action(self, action: str, uid: int | None) -> None:
         if self.state is not None:
@@ -165,45 +177,7 @@ class Daemon:
     ) -> ProviderActionReply:
         """`ctl exclude` / `ctl restore` / `ctl probe` of one provider."""
         self.ctl_action(f"{action} {provider}", uid)
-        try:
-            if action == "probe":
-                return await self._probe_now(provider, uid)
-            change = self.healing.exclude if action == "exclude" else self.healing.restore
-            changed = change(provider, uid=uid)
-        except KeyError:
-            known = ", ".join(p.name for p in self.holder.current.config.providers)
-            message = f"no provider {provider!r} (configured: {known})"
-            return ProviderActionReply(ok=False, provider=provider, action=action, message=message)
-        if action == "exclude":
-            done = "excluded: no profile tries it until `ctl restore`"
-            message = done if changed else "already excluded by hand"
-        else:
-            # The operator says the backend is fixed: a context window it
-            # told (or showed by cutting a prompt) may have grown too, and
-            # its past answers no longer judge it.
-            forgot = self.windows.forget(provider, via="manual", uid=uid)
-            undrifted = self.drift.forget(provider)
-            message = "restored" if changed else "was not excluded"
-            if forgot:
-                message += "; the context window it told is forgotten"
-            if undrifted:
-                message += "; its drift is forgotten"
-            changed = changed or forgot or undrifted
-        return ProviderActionReply(
-            ok=True, provider=provider, action=action, changed=changed, message=message
-        )
-
-    async def _probe_now(self, provider: str, uid: int | None) -> ProviderActionReply:
-        outcome, restored = await self.healing.probe_now(provider, uid=uid)
-        took = f"{outcome.latency_ms:.0f} ms"
-        status = "" if outcome.status is None else f" (status {outcome.status})"
-        if outcome.ok:
-            message = f"answered in {took}{status}" + ("; restored" if restored else "")
-        else:
-            message = f"failed after {took}: {outcome.reason}{status}"
-        return ProviderActionReply(
-            ok=True, provider=provider, action="probe", changed=restored, message=message
-        )
+        return await provider_action(self, action, provider, uid)
 
     @contextmanager
     def track(self, call: Call) -> Iterator[InFlightEntry]:

@@ -10,7 +10,6 @@ streaming half (the head, pings, forwarding after the commit) is streams.py.
 from __future__ import annotations
 
 import asyncio
-import collections
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from coderouterd.clock import Clock
@@ -25,7 +24,8 @@ from coderouterd.errors import (
 )
 from coderouterd.routing.all_failed import LearnedOf, error_type_for, none_answered
 from coderouterd.routing.call import Call
-from coderouterd.routing.plan import SKIP_BUSY, Plan
+from coderouterd.routing.lineup import BudgetCheck, Lineup, SlotWait
+from coderouterd.routing.plan import Plan
 from coderouterd.routing.progress import Progress, Reply
 from coderouterd.routing.records import Observer
 from coderouterd.routing.shape import ReplyShape
@@ -51,8 +51,8 @@ from coderouterd.wire.error_reply import as_envelope, error_event, error_reply
 from coderouterd.wire.errors import with_request_id
 from coderouterd.wire.overflow import Overflow
 
-# The reason to skip a provider whose monthly budget is spent, or None.
-BudgetCheck = Callable[[ProviderConfig], str | None]
+# BudgetCheck, for those who build an Engine (runtime.py).
+__all__ = ["BudgetCheck", "Engine"]
 
 
 class Engine:
@@ -68,12 +68,11 @@ class Engine:
         learned: LearnedOf | None = None,
         windows: Mapping[str, int] | None = None,
     ) -> None:
-        """`budget_spent`: the reason to skip a provider whose monthly budget
-        is spent, or None; asked as each attempt starts, since the spend may
-        have reached the budget after the plan was made (while the request
-        waited for a slot, or tried the providers before). `learned` and
-        `windows` (the configured ones): what the plan skipped a provider
-        for as too small for the prompt, for the answer when none answers."""
+        """`budget_spent`: the reason to skip a provider whose budget is spent
+        in the month a request arrived in, or None; asked as each attempt
+        starts (lineup.py). `learned` and `windows` (the configured ones):
+        what the plan skipped a provider for as too small for the prompt, for
+        the answer when none answers."""
         self._routes = routes
         self._observer = observer
         self._clock = clock
@@ -164,17 +163,20 @@ class Engine:
         self,
         progress: Progress,
         attempt: Callable[[ProviderRoute], Awaitable[Reply]],
-        wait: Callable[[Sequence[Gate]], Awaitable[int]],
+        wait: SlotWait,
     ) -> Reply:
         # The last provider that found the prompt too long for its window, and what it said.
         too_long: tuple[str, Overflow] | None = None
         # What the first provider the request could not be written for said.
         refused: UntranslatableRequestError | None = None
-        queue = collections.deque(progress.plan.attempts)
-        # Providers passed over for want of a free slot (max_concurrent).
-        passed: set[str] = set()
-        while queue:
-            turn = await self._next(queue, passed, progress, wait)
+        # Progress has just begun timing the request: its row is filed under
+        # now (request_recorder.arrived), and so is its spend.
+        lineup = Lineup(
+            progress, arrived=self._clock.wall(), clock=self._clock, slots=self._slots,
+            budget_spent=self._budget_spent, wait=wait,
+        )  # fmt: skip
+        while lineup:
+            turn = await lineup.next()
             if turn is None:
                 continue
             provider, gate = turn
@@ -218,40 +220,6 @@ class Engine:
             progress, too_long, refused, learned=self._learned, windows=self._windows
         )
 
-    async def _next(
-        self,
-        queue: collections.deque[ProviderConfig],
-        passed: set[str],
-        progress: Progress,
-        wait: Callable[[Sequence[Gate]], Awaitable[int]],
-    ) -> tuple[ProviderConfig, Gate | None] | None:
-        """The provider whose attempt starts now, taken from the queue with its
-        slot (None: it has no limit); None when the one at the head is passed
-        over: its budget spent, or busy (then tried after the rest)."""
-        provider = queue.popleft()
-        name = provider.name
-        if (spent := self._budget_spent(provider)) is not None:
-            progress.skip(name, spent)
-            return None
-        gate = self._slots.kept(name)
-        if gate is None or gate.take_now():
-            progress.start_attempt(name)
-            return provider, gate
-        if queue and name not in passed:
-            # The next provider may answer now; this one is tried after the rest.
-            progress.skip(name, SKIP_BUSY)
-            passed.add(name)
-            queue.append(provider)
-            return None
-        provider, gate, queued_at = await self._first_free(provider, queue, progress, wait)
-        if (spent := self._budget_spent(provider)) is not None:
-            # The requests answered while this one waited spent the budget.
-            gate.give_back()
-            progress.skip(provider.name, spent)
-            return None
-        progress.start_attempt(provider.name, queued_at=queued_at)
-        return provider, gate
-
     def _status_error(
         self, progress: Progress, name: str, exc: UpstreamStatusError
     ) -> Reply | None:
@@ -284,26 +252,6 @@ class Engine:
             # errors do; an upstream's own body goes on as it is, with its id.
             body = with_request_id(call.dialect, body, call.request_id)
         return Reply(exc.status, body, "application/json", headers, outcome="returned")
-
-    async def _first_free(
-        self,
-        provider: ProviderConfig,
-        queue: collections.deque[ProviderConfig],
-        progress: Progress,
-        wait: Callable[[Sequence[Gate]], Awaitable[int]],
-    ) -> tuple[ProviderConfig, Gate, float]:
-        """Whichever of `provider` and the rest of the queue (every one of them
-        passed over as busy) frees a slot first, waited for in line at each,
-        its slot taken, and when the wait began; the others keep their places
-        in the queue."""
-        busy = [(p, g) for p in (provider, *queue) if (g := self._slots.kept(p.name)) is not None]
-        queued_at = self._clock.monotonic()
-        progress.waiting([p.name for p, _ in busy])
-        chosen, gate = busy[await wait([g for _, g in busy])]
-        if chosen is not provider:
-            queue.remove(chosen)
-            queue.appendleft(provider)
-        return chosen, gate, queued_at
 
     async def _unary_attempt(self, route: ProviderRoute, call: Call, progress: Progress) -> Reply:
         adapter, codec = route.adapter, route.codecs[call.dialect]
@@ -385,7 +333,7 @@ def _request_body(codec: Codec, progress: Progress, provider: str) -> bytes:
     return body
 
 
-def _never_spent(provider: ProviderConfig) -> str | None:
+def _never_spent(provider: ProviderConfig, arrived: float) -> str | None:
     return None
 
 

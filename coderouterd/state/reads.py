@@ -23,6 +23,7 @@ from coderouterd.state.records import (
     ExclusionSet,
     RequestRow,
 )
+from coderouterd.state.request_recorder import BUDGET_THRESHOLD
 from coderouterd.telemetry import events
 
 _T = TypeVar("_T")
@@ -138,6 +139,17 @@ async def month_totals(conn: aiosqlite.Connection, month: str) -> dict[str, Budg
         r[0]: BudgetTotal(cost_usd=r[1], input_tokens=r[2], output_tokens=r[3], requests=r[4])
         for r in rows
     }
+
+
+async def thresholds_audited(conn: aiosqlite.Connection, month: str) -> set[tuple[str, int]]:
+    """The budget thresholds the audit log holds as crossed in one UTC month:
+    (provider, percent) of each `budget.threshold_crossed` whose `month` it is."""
+    rows = await conn.execute_fetchall(
+        "SELECT DISTINCT json_extract(fields, '$.provider'), json_extract(fields, '$.percent')"
+        " FROM audit WHERE event = ? AND json_extract(fields, '$.month') = ?",
+        (BUDGET_THRESHOLD, month),
+    )
+    return {(r[0], r[1]) for r in rows if isinstance(r[0], str) and isinstance(r[1], int)}
 
 
 # How many request ids chosen by clients are remembered (at start, from the log).

@@ -12,10 +12,11 @@ provider a reload took out while the request ran (daemon.py).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 
 from coderouterd.clock import Clock
 from coderouterd.config.model import Config, ProviderConfig
-from coderouterd.routing.budget import BudgetBook, budget_of
+from coderouterd.routing.budget import BudgetBook, budget_of, passed
 from coderouterd.routing.cost import cache_outcome, cost_of, month_of
 from coderouterd.routing.records import BaseObserver, RequestSummary
 from coderouterd.state.records import (
@@ -122,6 +123,23 @@ def rebudget_events(
         was = budget_of(last) if last is not None else None
         crossed = book.rebudgeted(p.name, month, was, budget_of(p))
         events += threshold_events(book, p, month, crossed, now)
+    return events
+
+
+def start_events(
+    book: BudgetBook, config: Config, month: str, audited: AbstractSet[tuple[str, int]], now: float
+) -> list[AuditEvent]:
+    """The threshold events of a start: those the month's spend, as loaded,
+    passes under the config's budgets and the month's audit log does not
+    hold yet (`audited`: provider and percent). A budget lowered under the
+    spend while the daemon was stopped is audited as at a reload; under an
+    unchanged one, each threshold passed was audited as it was crossed."""
+    events: list[AuditEvent] = []
+    for p in config.providers:
+        unaudited = [
+            t for t in passed(book.spent(p.name, month), budget_of(p)) if (p.name, t) not in audited
+        ]
+        events += threshold_events(book, p, month, unaudited, now)
     return events
 
 

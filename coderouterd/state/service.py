@@ -1,23 +1,19 @@
 """The daemon's state, opened and closed as one: database, writer, recorders, loops.
 
-Opening migrates the database (refusing one newer than this code), loads
-this month's budget totals, and starts the writer, the replay compressor and
-the retention loop as named tasks. Closing stops the loops and flushes the
-writer, so a clean shutdown loses nothing.
+Opening migrates the database (refusing one newer than this code), reads
+what the start needs (startup.py: this month's budget totals among them),
+and starts the writer, the replay compressor and the retention loop as named
+tasks. Closing stops the loops and flushes the writer, so a clean shutdown
+loses nothing.
 
-Self-healing records what it does through `provider_excluded`,
-`provider_restored` and `restart_command_ran`: an `exclusions` row change
-goes to the writer as one record with its audit event, committed or lost
-together and never dropped for overload. Logging the same events is the
-caller's part.
+Self-healing records what it does through the methods of healing_audit.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -29,11 +25,13 @@ from coderouterd.config.model import StateConfig
 from coderouterd.routing.budget import BudgetBook
 from coderouterd.routing.cost import month_of
 from coderouterd.state import overflows, reads
-from coderouterd.state.db import db_path, open_db, read_error
+from coderouterd.state.db import db_path, open_db
+from coderouterd.state.healing_audit import HealingAudit
 from coderouterd.state.migrate import discover, migrate
 from coderouterd.state.recorder import ReplayRecorder
-from coderouterd.state.records import AuditEvent, ExclusionCleared, ExclusionSet, RowChange
+from coderouterd.state.records import AuditEvent, ExclusionSet
 from coderouterd.state.retention import RetentionResult, retention_steps
+from coderouterd.state.startup import read_startup
 from coderouterd.state.writer import Writer
 from coderouterd.tasks import cancel_and_wait, spawn
 from coderouterd.telemetry import events
@@ -67,7 +65,7 @@ class _Loops(NamedTuple):
     retention: asyncio.Task[None]
 
 
-class StateService:
+class StateService(HealingAudit):
     def __init__(
         self,
         path: Path,
@@ -100,6 +98,10 @@ class StateService:
         self.client_ids: tuple[str, ...] = ()
         # Providers excluded when the database was opened (self-healing loads them).
         self.exclusions: tuple[ExclusionSet, ...] = ()
+        # The month whose spend `budget` was loaded with, and the thresholds
+        # (provider, percent) its audit log then held as crossed.
+        self.budget_month = ""
+        self.thresholds_audited: frozenset[tuple[str, int]] = frozenset()
 
     @classmethod
     async def open(
@@ -112,17 +114,10 @@ class StateService:
         month = month_of(now)
         try:
             await migrate(conn, discover(), now=now)
-            try:
-                totals = await reads.month_totals(conn, month)
-                client_ids = await reads.client_request_ids(conn, reads.CLIENT_IDS_KEPT)
-                exclusions = await reads.exclusions(conn)
-            except sqlite3.Error as e:
-                # A damaged page the migration never touched shows up here.
-                raise read_error(path, e) from e
+            start = await read_startup(conn, path, month)
         except BaseException:
             await conn.close()
             raise
-        budget = BudgetBook({(p, month): t.cost_usd for p, t in totals.items()})
 
         def write_failed(exc: Exception, lost: int) -> None:
             log.error(events.STATE_WRITE_FAILED, error=repr(exc), lost=lost)
@@ -148,9 +143,13 @@ class StateService:
             max_record_bytes=config.replay.max_record_kb * 1024,
             on_drop=lambda dropped: log.warning(events.STATE_REPLAYS_DROPPED, dropped=dropped),
         )
-        service = cls(path, conn, writer, replays, budget, config=config, clock=clock, log=log)
-        service.client_ids = tuple(client_ids)
-        service.exclusions = tuple(exclusions)
+        service = cls(
+            path, conn, writer, replays, start.budget, config=config, clock=clock, log=log
+        )
+        service.client_ids = start.client_ids
+        service.exclusions = start.exclusions
+        service.budget_month = start.month
+        service.thresholds_audited = start.thresholds_audited
         service._start()
         return service
 
@@ -174,105 +173,6 @@ class StateService:
 
     def audit(self, event: str, **fields: Any) -> None:
         self.writer.submit(AuditEvent(ts=self._clock.wall(), event=event, fields=fields))
-
-    def provider_excluded(
-        self,
-        provider: str,
-        *,
-        reason: str,
-        consecutive_failures: int,
-        threshold: int,
-        last_reason: str | None,
-        last_status: int | None,
-        episode: int,
-        until: float | None = None,
-        uid: int | None = None,
-        since: float | None = None,
-    ) -> None:
-        """Take a provider out of rotation: its `exclusions` row with its audit
-        event; `since`: when it was decided (default now)."""
-        now = self._clock.wall() if since is None else since
-        change = ExclusionSet(provider=provider, reason=reason, since=now, until=until)
-        fields = {
-            "provider": provider,
-            "reason": reason,
-            "consecutive_failures": consecutive_failures,
-            "threshold": threshold,
-            "last_reason": last_reason,
-            "last_status": last_status,
-            "episode": episode,
-        }
-        self._audit_at(now, events.PROVIDER_EXCLUDED, fields, change=change, until=until, uid=uid)
-
-    def provider_restored(
-        self,
-        provider: str,
-        *,
-        via: str,
-        excluded_for_s: float,
-        probes_failed: int,
-        episode: int,
-        latency_ms: float | None = None,
-        uid: int | None = None,
-    ) -> None:
-        """Put a provider back: its `exclusions` row goes, with its audit event."""
-        now = self._clock.wall()
-        fields = {
-            "provider": provider,
-            "via": via,
-            "excluded_for_s": excluded_for_s,
-            "probes_failed": probes_failed,
-            "episode": episode,
-        }
-        change = ExclusionCleared(provider=provider)
-        self._audit_at(
-            now, events.PROVIDER_RESTORED, fields, change=change, latency_ms=latency_ms, uid=uid
-        )
-
-    def restart_command_ran(
-        self,
-        provider: str,
-        *,
-        argv: Sequence[str],
-        exit_status: int | None,
-        signal: int | None,
-        timed_out: bool,
-        duration_ms: float,
-        output_tail: str,
-        output_truncated: bool,
-        episode: int,
-        error: str | None = None,
-        log: str | None = None,
-    ) -> None:
-        """Audit one run of a provider's restart_command (no row changes);
-        `error`: why it could not be started; `log`: the file its output went to."""
-        fields = {
-            "provider": provider,
-            "argv": list(argv),
-            "exit_status": exit_status,
-            "signal": signal,
-            "timed_out": timed_out,
-            "duration_ms": duration_ms,
-            "output_tail": output_tail,
-            "output_truncated": output_truncated,
-            "episode": episode,
-        }
-        self._audit_at(
-            self._clock.wall(), events.PROVIDER_RESTART_COMMAND, fields, error=error, log=log
-        )
-
-    def _audit_at(
-        self,
-        now: float,
-        event: str,
-        fields: dict[str, Any],
-        *,
-        change: RowChange | None = None,
-        **optional: Any,
-    ) -> None:
-        # Optional fields appear only when known, so a row says what happened.
-        fields.update((k, v) for k, v in optional.items() if v is not None)
-        self.writer.submit(AuditEvent(ts=now, event=event, fields=fields, change=change))
 
     async def per_provider(
         self, read: reads.ProviderRead[_T], providers: Iterable[str], limit: int

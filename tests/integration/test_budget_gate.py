@@ -123,7 +123,7 @@ async def test_the_engine_skips_a_provider_whose_budget_ran_out_while_a_request_
         clock,
         KeepAlive(30, 30),
         slots,
-        budget_spent=lambda p: SKIP_BUDGET if book.exhausted(p, month) else None,
+        budget_spent=lambda p, _arrived: SKIP_BUDGET if book.exhausted(p, month) else None,
     )
     plan = Plan("p", (cloud,), ())
     try:
