@@ -24,7 +24,9 @@ def config_file(named: Path | None, env: Mapping[str, str] = os.environ) -> Path
         return named
     fallback = default_config_path(env)
     # A file $CODEROUTERD_CONFIG names must exist; set but empty, it names none.
-    if fallback.exists() or named_config_path(env) is not None:
+    # A symlink counts even where it leads nowhere (a dotfiles checkout moved or
+    # not mounted): that file is meant, and cannot be read, not absent.
+    if os.path.lexists(fallback) or named_config_path(env) is not None:
         return fallback
     return None
 

@@ -5,9 +5,10 @@ reports those), so one run of `coderouterd check` lists everything: names
 repeated or unknown, credentials outside api_key_env, headers that cannot
 be sent, a base_url without a usable host or port or with a query, a
 base_url password where a bearer key goes too, an extra_body value that is
-not JSON, a number that is not finite, a restart_command written as a
-shell line, a tool-loop threshold past its window, auto-router rules with
-no single matcher, a regular expression that does not compile, or a
+not JSON (or with a key that is not a string), a number that is not
+finite, a restart_command written as a shell line, a tool-loop threshold
+past its window, a listen host with a port or brackets, auto-router rules
+with no single matcher, a regular expression that does not compile, or a
 profile the auto router would pick that is not defined.
 """
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
-import math
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
@@ -41,6 +41,7 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _UNSENDABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
 _BLANK = re.compile(r"[\s\x00-\x1f\x7f]")
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")  # RFC 1123
 MATCHERS = RuleMatch.__struct_fields__
 # Body fields extra_body may not set: the router's own.
 _OURS = frozenset({"model", "stream", "messages"})
@@ -70,43 +71,54 @@ def cross_check(data: dict[Any, Any], walker: Problems) -> None:
         _check_extra_body(provider, f"providers[{i}]", walker)
         _check_restart_command(provider, f"providers[{i}]", walker)
     for i, profile in _mappings(data.get("profiles")):
-        window = profile.get("tool_loop_window", TOOL_LOOP_WINDOW)
-        threshold = profile.get("tool_loop_threshold", TOOL_LOOP_THRESHOLD)
-        if not isinstance(window, int):  # the walker names it; check against the default
-            window = TOOL_LOOP_WINDOW
-        if isinstance(threshold, int) and threshold > window:
-            walker.at(
-                f"profiles[{i}].tool_loop_threshold",
-                "must be at most tool_loop_window: a loop longer than the window is never seen",
-            )
+        _check_tool_loop(profile, f"profiles[{i}]", walker)
         chain = profile.get("providers")
         for j, name in enumerate(chain if isinstance(chain, list) else []):
             if isinstance(name, str) and providers is not None and name not in providers:
                 walker.at(f"profiles[{i}].providers[{j}]", unknown("provider", name, providers))
     _check_routing(data, profiles, walker)
-    _check_finite(data, "", walker)
+    _check_server_host(data, walker)
 
 
-def _check_finite(value: object, path: str, walker: Problems, line: int | None = None) -> None:
-    """YAML's .inf is a float every lower bound on a field lets through; no
-    timer, budget or period takes it (a timeout of .inf is left out, not
-    written). A .nan in extra_body would be sent as null. A value deeper than
-    the walker went (inside extra_body) is told at the line of the nearest one
-    it visited; a path the walker has already named (a bound .nan fails) is
-    not named twice."""
-    line = walker.lines.get(path, line)
-    if isinstance(value, float) and not math.isfinite(value):
-        if any(p.path == path for p in walker.problems):
+def _check_tool_loop(profile: dict[Any, Any], path: str, walker: Problems) -> None:
+    """A threshold past the window, told at the one of the two the file sets
+    (the threshold when both); one the walker has named is not compared."""
+    window = profile.get("tool_loop_window", TOOL_LOOP_WINDOW)
+    threshold = profile.get("tool_loop_threshold", TOOL_LOOP_THRESHOLD)
+    named = {p.path for p in walker.problems}
+    for key, value in (("tool_loop_window", window), ("tool_loop_threshold", threshold)):
+        if isinstance(value, bool) or not isinstance(value, int) or f"{path}.{key}" in named:
             return
-        if line is not None:
-            walker.lines.setdefault(path, line)
-        walker.at(path, "must be a finite number")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_finite(item, join_path(path, str(key)), walker, line)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            _check_finite(item, f"{path}[{i}]", walker, line)
+    if threshold <= window:
+        return
+    why = "a loop longer than the window is never seen"
+    if "tool_loop_threshold" in profile:
+        message = f"must be at most tool_loop_window ({window}): {why}"
+        walker.at(f"{path}.tool_loop_threshold", message)
+    else:
+        message = f"must be at least tool_loop_threshold ({threshold}, its default): {why}"
+        walker.at(f"{path}.tool_loop_window", message)
+
+
+def _check_server_host(data: dict[Any, Any], walker: Problems) -> None:
+    """server.host goes to the socket as written: with a port or brackets (as in
+    a URL) it would pass `check` and fail only when `serve` binds."""
+    server = data.get("server")
+    host = server.get("host") if isinstance(server, dict) else None
+    if isinstance(host, str) and not _listen_host(host):
+        message = "must be an IP address or a host name, without port or brackets"
+        walker.at("server.host", f"{message} (got {host!r}): the port goes in server.port")
+
+
+def _listen_host(host: str) -> bool:
+    """An IP address, or an RFC 1123 host name not ending in digits (`127.0.0.256`)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        labels = host.removesuffix(".").split(".")
+        name = all(_HOST_LABEL.fullmatch(label) for label in labels)
+        return name and len(host) <= 253 and not labels[-1].isdigit()
+    return True
 
 
 def _check_routing(
@@ -342,6 +354,11 @@ def _check_extra_body(provider: dict[Any, Any], path: str, walker: Problems) -> 
         if key in _OURS:
             walker.at(where, f"'{key}' is set by coderouterd for each request")
             continue
+        if any(
+            p.path == where or p.path.startswith((f"{where}.", f"{where}["))
+            for p in walker.problems
+        ):
+            continue  # the walker named it: a key that is not a string, a tag
         try:
             msgspec.json.encode(value)  # as translate/codecs.py sends it
         except (TypeError, ValueError, OverflowError) as exc:

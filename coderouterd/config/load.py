@@ -8,7 +8,10 @@ in `model.py`: a new field there is validated here without new code.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
+import math
 import os
 import re
 import types
@@ -66,6 +69,9 @@ def read_config_file(file: str) -> tuple[bytes, str]:
         raw = Path(file).read_bytes()
     except OSError as exc:
         reason = exc.strerror or str(exc)
+        if exc.errno == errno.ENOENT and os.path.islink(file):
+            with contextlib.suppress(OSError):
+                reason += f" (a symbolic link to {os.readlink(file)}, which leads to no file)"
         raise ConfigError([ConfigProblem(file, None, "", f"cannot read file: {reason}")]) from exc
     try:
         return raw, raw.decode("utf-8-sig")
@@ -113,6 +119,9 @@ class _Walker:
 
     def check(self, node: object, tp: Any, path: str, line: int) -> None:
         self.lines[path] = line
+        if (tag := _unknown_tag(node)) is not None:
+            self.add(line, path, _tag_message(tag))
+            return
         base, metas = _unwrap(tp)
         origin, args = get_origin(base), get_args(base)
         if origin in (Union, types.UnionType) and type(None) in args:
@@ -129,6 +138,11 @@ class _Walker:
             if self._expect(node, CommentedMap, path, line):
                 self._mapping(node, args[0], args[1], path, line)
                 self._length(len(node), metas, "entry", path, line)
+        elif base is Any and isinstance(node, CommentedMap):
+            # Free-form values (extra_body) are walked too: the lines and tags deep inside.
+            self._mapping(node, Any, Any, path, line)
+        elif base is Any and isinstance(node, CommentedSeq):
+            self._sequence(node, Any, path, line)
         else:
             self._leaf(node, tp, path, line)
 
@@ -137,7 +151,9 @@ class _Walker:
         here = _own_line(node, line)
         for key, value in node.items():
             key_line = _entry_line(node, key, here)
-            if not isinstance(key, str):
+            if (tag := _unknown_tag(key)) is not None:
+                self.add(key_line, path, _tag_message(tag))
+            elif not isinstance(key, str):
                 self.add(key_line, path, f"keys must be strings, got {_describe_value(key)}")
             elif key in fields:
                 value_line = _entry_line(node, key, key_line, value=True)
@@ -156,9 +172,14 @@ class _Walker:
         here = _own_line(node, line)
         for k, v in node.items():
             key_line = _entry_line(node, k, here)
-            entry = join_path(path, str(k))
+            entry = join_path(path, str(_plain_key(k)))
             self.check(v, value, entry, _entry_line(node, k, key_line, value=True))
             self.check(k, key, entry, key_line)  # last, so `lines` keeps the key's line
+            if key is Any and not isinstance(plain := _plain_key(k), str):
+                # A free-form mapping is sent as JSON, where msgspec would turn a
+                # key 1, 1.5 or a date into a string the user never wrote ("1").
+                kind = _describe_value(plain)
+                self.add(key_line, path, f"cannot be sent as JSON: a key is {kind}, not a string")
 
     def _length(self, n: int, metas: list[msgspec.Meta], noun: str, path: str, line: int) -> None:
         for meta in metas:
@@ -176,6 +197,11 @@ class _Walker:
         except UnicodeEncodeError:
             # Only reachable through "\ud800"-style escapes in a quoted YAML string.
             self.add(line, path, "contains an escaped lone surrogate, which is not valid text")
+        else:
+            # YAML's .inf passes every lower bound; no timer, budget or period takes
+            # it, and JSON (extra_body) has none: msgspec would send null.
+            if isinstance(value, float) and not math.isfinite(value):
+                self.add(line, path, "must be a finite number")
 
     def _expect(self, node: object, kind: type[_Node], path: str, line: int) -> TypeGuard[_Node]:
         if not isinstance(node, kind):
@@ -200,13 +226,34 @@ def _without_none(union: Any) -> Any:
     return rest[0] if len(rest) == 1 else Union[rest]  # noqa: UP007 - built from a runtime tuple
 
 
+# ruamel builds the value of every standard tag but `!!str`, which it keeps on
+# the scalar (`!!str 5`). Any other tag it leaves on the node unresolved; with
+# no tags of coderouterd's own, dropping it would read a value not meant.
+_STR_TAG = "tag:yaml.org,2002:str"
+_YAML_TAGS = "tag:yaml.org,2002:"
+
+
+def _unknown_tag(node: object) -> str | None:
+    """The tag of `node` as written (`!ENV`, `!!python/name:x`), when it is not a standard one."""
+    if not isinstance(node, TaggedScalar | CommentedMap | CommentedSeq):
+        return None
+    tag = node.tag.value
+    if not isinstance(tag, str) or tag == _STR_TAG:
+        return None
+    return "!!" + tag.removeprefix(_YAML_TAGS) if tag.startswith(_YAML_TAGS) else tag
+
+
+def _tag_message(tag: str) -> str:
+    return (
+        f"unknown YAML tag {tag}: the file holds plain values only (an API key is read "
+        "from the environment variable api_key_env names)"
+    )
+
+
 def _plain(node: object) -> Any:
     """ruamel's subclasses as plain Python values, as msgspec.convert expects them."""
     if isinstance(node, Mapping):
-        # A mapping or list used as a key (`? {a: 1}`) stays ruamel's hashable node.
-        return {
-            k if isinstance(k, Mapping | tuple) else _plain(k): _plain(v) for k, v in node.items()
-        }
+        return {_plain_key(k): _plain(v) for k, v in node.items()}
     if isinstance(node, list):
         return [_plain(item) for item in node]
     if isinstance(node, TaggedScalar):
@@ -217,6 +264,11 @@ def _plain(node: object) -> Any:
         if isinstance(node, kind):
             return kind(node)
     return node
+
+
+def _plain_key(key: object) -> Any:
+    # A mapping or list used as a key (`? {a: 1}`) stays ruamel's hashable node.
+    return key if isinstance(key, Mapping | tuple) else _plain(key)
 
 
 _MISMATCH = re.compile(r"^Expected `[^`]+`, got `[^`]+`")
