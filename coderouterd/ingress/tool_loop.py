@@ -9,9 +9,10 @@ messages, when it is at least `threshold` long. Only the current state
 counts: the run must be the history's latest activity, the last assistant
 message making the call and the request bringing its result and nothing
 from the user. A loop the agent left, or that the user stepped into, is
-none; and a run counts only the calls after the user's last words beside
-their results (the agent doing as told). The same call with another result
-is progress (Claude Code polling a background shell whose output grows).
+none; and a run counts only the calls after the user's last words, beside
+their results or after an answer in text (the agent doing as told). The
+same call with another result is progress (Claude Code polling a
+background shell whose output grows).
 
 The history is read from its end, one message at a time, and stops at the
 first call that differs: in a conversation without a loop that is the last
@@ -193,21 +194,32 @@ def detect(body: RequestBody, *, window: int, threshold: int) -> ToolLoop | None
 
 def _run(head: _Call, newest: _Turn, older: Iterator[_Turn], window: int) -> int:
     """How many of the last calls (at most `window`) are `head` with its
-    result, since the user last spoke beside the results: the calls of a turn
-    whose results carry the user's words, and those before, were the agent's
-    before the user stepped in, and what it does as told is not a loop. (The
-    newest turn's words are detect's to weigh.)"""
+    result, since the user last spoke: the calls of a turn whose results
+    carry the user's words, or of one before an answer in text that the user
+    replied to, and those before, were the agent's before the user stepped
+    in, and what it does as told is not a loop. A text-only turn that no
+    words of the user's follow does not break the run. (The newest turn's
+    words are detect's to weigh.)"""
     result = newest.result(head)
     run = 0
+    # Text-only turns passed since the last call counted: the user's words
+    # after one (an answer, then a new request) end the run there. They are
+    # read only once an older call matches, as the run would end anyway.
+    passed: list[_Turn] = []
     for turn in itertools.chain((newest,), older):
         for call in reversed(turn.calls):
             if run and not (_same(call, head) and turn.result(call) == result):
                 return run
+            if any(t.replies().spoke for t in passed):
+                return run
             if turn is not newest and turn.replies().spoke:
                 return run
+            passed = []
             run += 1
             if run >= window:
                 return run
+        if not turn.calls:
+            passed.append(turn)
     return run
 
 

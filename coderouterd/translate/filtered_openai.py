@@ -11,18 +11,20 @@ client must know). Tool calls are numbered in the order they are sent,
 lifted and upstream ones alike, each choice its own; the upstream's are
 told apart by stream_o2a's rules (its module doc: Ollama reuses index 0,
 Gemini sends none), since a client's SDK merges fragments by index and
-cannot place one without it. A lifted call's
-id is random, shaped like OpenAI's (`call_…`): the client's history holds
-the calls of many answers, and neither the upstream's completion id (a
-local server may repeat it) nor a count is unique across them. Text that
-follows a lifted call keeps the separator the repair puts before it
-(repair.py), so the one content string reads as the model wrote it. Held
-text is released before the upstream's own tool calls and before its
-finish_reason. A chunk the filters leave alone (role, usage, tool calls
-without text …) is forwarded as the upstream's own bytes; one that they
-change is rebuilt with the upstream's envelope (id, created, model), its
-logprobs sent once: with the first chunk rebuilt from it, or, while the
-filters hold all its text, with that choice's next chunk.
+cannot place one without it. A whole completion lists the calls lifted
+from its text before the upstream's own, the order a stream sends them in
+(the text comes first). A lifted call's id is random, shaped like OpenAI's
+(`call_…`): the client's history holds the calls of many answers, and
+neither the upstream's completion id (a local server may repeat it) nor a
+count is unique across them. Text that follows a lifted call keeps the
+separator the repair puts before it (repair.py), so the one content string
+reads as the model wrote it. Held text is released before the upstream's
+own tool calls and before its finish_reason. A chunk the filters leave
+alone (role, usage, tool calls without text …) is forwarded as the
+upstream's own bytes; one that they change is rebuilt with the upstream's
+envelope (id, created, model), its logprobs sent once: with the first
+chunk rebuilt from it, or, while the filters hold all its text, with that
+choice's next chunk.
 """
 
 from __future__ import annotations
@@ -368,6 +370,8 @@ def _filtered_choice(
         lifted = [
             {"id": new_call_id(), "type": "function", "function": _function(c)} for c in calls
         ]
-        new_message["tool_calls"] = [*(new_message.get("tool_calls") or []), *lifted]
+        # Lifted first, as the stream sends them (the text came before the
+        # upstream's own calls) and as the Anthropic translation places them.
+        new_message["tool_calls"] = [*lifted, *(new_message.get("tool_calls") or [])]
         new_choice["finish_reason"] = finish_with_lifted(choice.get("finish_reason"))
     return new_choice, pipeline.repairs

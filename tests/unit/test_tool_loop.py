@@ -95,8 +95,11 @@ OTHER = ("A", {"path": "b.py"})
         # The window bounds how far back the run is counted.
         ([READ] * 6, 4, 3, ToolLoop("A", 4)),
         ([READ] * 6, 2, 2, ToolLoop("A", 2)),
-        # Text-only turns between the calls do not break the run.
-        ([READ, "thinking aloud", READ, READ], 5, 3, ToolLoop("A", 3)),
+        # An answer in text and the user's reply ("go on") start a new run:
+        # the calls after it count (test_tool_loop_user_words: a text turn
+        # the user did not answer does not break the run).
+        ([READ, "thinking aloud", READ, READ], 5, 3, None),
+        ([READ, READ, "thinking aloud", READ, READ, READ], 5, 3, ToolLoop("A", 3)),
         ([("B", {"cmd": "ls"}), READ, READ], 5, 3, None),
     ],
 )

@@ -1,5 +1,6 @@
-"""A run of tool calls counts only the calls after the user's last words
-beside their results: what the agent does as told is not a loop."""
+"""A run of tool calls counts only the calls after the user's last words,
+beside their results or after an answer in text: what the agent does as told
+is not a loop."""
 
 from __future__ import annotations
 
@@ -42,3 +43,38 @@ def test_an_openai_users_message_between_the_results_cuts_the_run(how: str) -> N
     reminded = openai_history([READ] * 4)
     reminded.insert(8, {"role": "user", "content": REMINDER})
     assert detect(read(reminded, how), **LOOKS) == ToolLoop("A", 4)
+
+
+def text_turn(*after: dict[str, Any]) -> list[dict[str, Any]]:
+    """Three reads with an answer in text after the second result, then `after`."""
+    messages = history([READ] * 3)
+    answer = {"role": "assistant", "content": [{"type": "text", "text": "a.py sets x."}]}
+    return [*messages[:5], answer, *after, *messages[5:]]
+
+
+@pytest.mark.parametrize("how", ["memo", "whole"])
+def test_an_answer_in_text_and_the_users_new_request_start_a_new_run(how: str) -> None:
+    # Read, read, an answer, the user's new task, read: one call since the user spoke.
+    asked = text_turn({"role": "user", "content": "now add a docstring to a.py"})
+    assert detect(read(asked, how), **LOOKS) is None
+    as_blocks = text_turn({"role": "user", "content": [{"type": "text", "text": ASKED}]})
+    assert detect(read(as_blocks, how), **LOOKS) is None
+    # A text turn the user did not answer (only Claude Code's note after it,
+    # or nothing) is the agent thinking aloud: the run goes on through it.
+    noted = text_turn({"role": "user", "content": REMINDER})
+    assert detect(read(noted, how), **LOOKS) == ToolLoop("A", 3)
+    assert detect(read(text_turn(), how), **LOOKS) == ToolLoop("A", 3)
+
+
+@pytest.mark.parametrize("how", ["memo", "whole"])
+def test_an_openai_users_request_after_an_answer_in_text_starts_a_new_run(how: str) -> None:
+    def with_answer(*after: dict[str, Any]) -> list[dict[str, Any]]:
+        messages = openai_history([READ] * 3)
+        # After the second call's `role: tool` message, before the third call.
+        answer = {"role": "assistant", "content": "a.py sets x."}
+        return [*messages[:6], answer, *after, *messages[6:]]
+
+    assert detect(read(with_answer({"role": "user", "content": ASKED}), how), **LOOKS) is None
+    reminded = with_answer({"role": "user", "content": REMINDER})
+    assert detect(read(reminded, how), **LOOKS) == ToolLoop("A", 3)
+    assert detect(read(with_answer(), how), **LOOKS) == ToolLoop("A", 3)
