@@ -359,6 +359,8 @@ async def _shutdown(
     # pre_shutdown would also stop reading the body of a request still
     # uploading, which is in flight and must get its grace period.)
     daemon.stopping = True
+    # A request failing during the grace period starts no restart or probe.
+    daemon.healing.stop_starting()
     await site.stop()
     try:
         async with asyncio.timeout(grace_s):

@@ -7,7 +7,9 @@ comes from configuration, so this module treats it with care:
 - It is an argv list run without a shell: nothing in it is quoted, expanded or
   split, so a provider name or argument cannot inject a second command.
 - It runs in its own session (process group), so a timeout or the daemon's
-  shutdown can kill every helper the command started, not just the leader.
+  shutdown can stop every helper the command started, not just the leader:
+  the group gets SIGTERM, and whatever of it still runs `grace_s` later
+  gets SIGKILL.
 - Its environment is scrubbed to `PASSED_ENV` plus `CODEROUTERD_PROVIDER`:
   the daemon holds upstream API keys that a restart script must never see.
 - Its stdout and stderr go to a file (the provider's log, emptied at each
@@ -50,6 +52,8 @@ PASSED_ENV = (
     "XDG_RUNTIME_DIR",
     "DBUS_SESSION_BUS_ADDRESS",
 )
+# How often a stopping group is checked for having exited.
+_POLL_S = 0.05
 
 
 def restart_log_dir(state_dir: Path) -> Path:
@@ -98,17 +102,74 @@ async def _wait(proc: asyncio.subprocess.Process, timeout_s: float) -> bool:
 
 
 async def _stop_group(proc: asyncio.subprocess.Process, grace_s: float) -> None:
-    """SIGTERM the whole group, give the leader `grace_s`, then SIGKILL the
-    group: helpers that ignore SIGTERM must not outlive the command."""
+    """SIGTERM the whole group and give all of it `grace_s` to exit, then
+    SIGKILL what is left: a helper that stops cleanly on SIGTERM gets its
+    time, one that ignores SIGTERM does not outlive the command. A group
+    gone early ends the wait at once."""
     _signal_group(proc.pid, signal.SIGTERM)
+    gone = False
     try:
-        await _wait(proc, grace_s)
+        gone = await _group_gone(proc.pid, grace_s)
     finally:
-        # Also on a second cancellation while waiting out the grace.
-        _signal_group(proc.pid, signal.SIGKILL)
+        # Also on a second cancellation while waiting out the grace. A group
+        # seen gone is not signalled: its number may be anyone's by now.
+        if not gone:
+            _signal_group(proc.pid, signal.SIGKILL)
     # Bounded even so: a process stuck in the kernel must not hang the daemon;
     # asyncio's child watcher reaps the leader whenever it does exit.
     await _wait(proc, grace_s)
+
+
+async def _group_gone(pgid: int, within_s: float) -> bool:
+    """Whether every process of the group has exited within `within_s`."""
+    deadline = time.monotonic() + within_s
+    while _group_alive(pgid):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        await asyncio.sleep(min(_POLL_S, left))
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of the group still runs. One that has exited and
+    waits to be reaped (a helper orphaned under an init that does not reap,
+    as in many containers) is still in the group, but not running."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        # None of them may be signalled: neither SIGKILL would reach them.
+        return False
+    return not _only_zombies(pgid)
+
+
+def _only_zombies(pgid: int) -> bool:
+    """Whether Linux's /proc shows the group, all of it exited and not yet
+    reaped. Without /proc (macOS), or when it does not show the group (another
+    PID namespace), the answer is no."""
+    seen = False
+    try:
+        with os.scandir("/proc") as entries:
+            for entry in entries:
+                if not entry.name.isdigit():
+                    continue
+                try:
+                    with open(f"/proc/{entry.name}/stat", "rb") as f:
+                        stat_line = f.read()
+                except OSError:
+                    continue  # exited meanwhile
+                # After the command name, which may hold spaces and ")":
+                # state, ppid, pgrp.
+                state, _, pgrp = stat_line.rsplit(b")", 1)[1].split()[:3]
+                if int(pgrp) == pgid:
+                    if state != b"Z":
+                        return False
+                    seen = True
+    except OSError:
+        return False
+    return seen
 
 
 def _describe(exc: Exception) -> str:

@@ -7,11 +7,13 @@ exclusion or a restoration (report.py: the `exclusions` row and its audit
 event), runs a restart_command (restart.py) and audits its outcome, and
 probes excluded providers (probe.py) from one loop that sleeps until the
 next probe is due. Everything runs on the event loop; probes and restarts
-are named tasks, at most one of each per provider, cancelled together at
+are named tasks, at most one of each per provider. None starts once the
+daemon's shutdown has begun (`stop_starting`), whatever a request finishing
+during its grace period decides; those running are cancelled together at
 close (every running restart_command's process group gets its SIGTERM at
-once), after which none starts. A probe's outcome also goes on the provider
-board, like an attempt's, so that `ctl status` and /metrics show a backend
-whose probes fail as failing.
+once). A probe's outcome also goes on the provider board, like an
+attempt's, so that `ctl status` and /metrics show a backend whose probes
+fail as failing.
 """
 
 from __future__ import annotations
@@ -221,6 +223,11 @@ class HealingService(BaseObserver):
             started, now_mono=self._clock.monotonic(), now_wall=self._clock.wall()
         )
 
+    def stop_starting(self) -> None:
+        """The daemon's shutdown has begun: from now on no restart_command
+        or probe starts; those running go on until `close`."""
+        self._closing = True
+
     async def close(self) -> None:
         """Cancel every probe and restart at once, then wait for them all:
         each restart_command's group gets SIGTERM now, not after the grace
@@ -365,7 +372,9 @@ class HealingService(BaseObserver):
             )
         except asyncio.CancelledError:
             # Stopped at shutdown: recorded all the same, so that the next
-            # start counts restart_min_interval_s from this run.
+            # start counts restart_min_interval_s from this run. The command
+            # did start: it is spawned before run_restart first waits, and a
+            # task cancelled before its first step never gets here.
             took = round((self._clock.monotonic() - started) * 1000, 1)
             stopped = RestartOutcome(None, None, False, took, "", False, _STOPPED)
             self._report.restart_ran(d, stopped, log_path)
