@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, runtime_checkable
 
@@ -44,6 +44,8 @@ _log = get_logger()
 # daemon abandoned it at shutdown; one that has stopped reading is then cut
 # off rather than waited for.
 LAST_WORD_S = 0.5
+# The error frame of a stream cut off because its client stopped reading.
+STALLED = "stream cut off: the client had stopped reading it when timeouts.total_s ran out"
 
 
 class StreamSink(Protocol):
@@ -103,6 +105,19 @@ def failed(provider: str, reason: str, detail: str | None = None) -> Ending:
     return Ending(reason, f"upstream provider {provider!r} failed mid-stream: {said}", detail)
 
 
+@dataclass(slots=True)
+class _Client:
+    """A stream's client, and whether a write (a frame, a ping) waits on it to read."""
+
+    sink: StreamSink
+    waited_on: bool = False
+
+    async def wait_on(self, write: Awaitable[None]) -> None:
+        self.waited_on = True
+        await write
+        self.waited_on = False
+
+
 async def pump(
     head: Head,
     *,
@@ -119,21 +134,26 @@ async def pump(
     The deadline bounds the writes to the client as well as the reads: a
     client that stops reading must not hold the attempt (its provider's
     slot, its upstream connection) past total_s. One timer for the whole
-    stream, so a write that completes at once pays for none.
+    stream, so a write that completes at once pays for none. Passed while a
+    write waits on it, that client is cut off as one that left: no failure.
     """
+    client = _Client(sink)
     try:
         async with asyncio.timeout(max(0.0, deadline - clock.monotonic())):
             return await _forward(
                 head,
                 clock=clock,
                 keepalive=keepalive,
-                sink=sink,
+                client=client,
                 idle_s=idle_s,
                 provider=provider,
                 shape=shape,
             )
     except TimeoutError:
-        return failed(provider, "timeout_total")
+        if not client.waited_on:
+            return failed(provider, "timeout_total")
+    await end_stream(sink, STALLED, wait_s=LAST_WORD_S)
+    raise ClientDisconnectedError(STALLED)
 
 
 async def _forward(
@@ -141,7 +161,7 @@ async def _forward(
     *,
     clock: Clock,
     keepalive: KeepAlive,
-    sink: StreamSink,
+    client: _Client,
     idle_s: float,
     provider: str,
     shape: ReplyShape,
@@ -162,7 +182,7 @@ async def _forward(
     while True:
         if frames:
             shape.frames(frames)
-            await sink.write(b"".join(frames))
+            await client.wait_on(client.sink.write(b"".join(frames)))
             heard, quiet_s = clock.monotonic(), keepalive.after_s
         if tc.upstream_error is not None:
             # The event's own words name memory, not the model's before it;
@@ -185,7 +205,7 @@ async def _forward(
                 except TimeoutError:
                     if ping_at >= idle_at:
                         raise
-                await sink.ping()
+                await client.wait_on(client.sink.ping())
                 heard, quiet_s = clock.monotonic(), keepalive.interval_s
                 now = heard
             outs = read_frames(provider, tc, chunk)
@@ -197,7 +217,7 @@ async def _forward(
         if not chunk and not tc.finished:
             if frames:
                 shape.frames(frames)
-                await sink.write(b"".join(frames))
+                await client.wait_on(client.sink.write(b"".join(frames)))
             ended = f"stream ended without {tc.final_event}"
             return failed(provider, UpstreamProtocolError.reason, ended)
 
