@@ -12,18 +12,19 @@ the model produced.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
 
-from coderouterd.errors import UpstreamProtocolError
+from coderouterd.errors import NESTED_TOO_DEEP, InvalidRequestError, UpstreamProtocolError
 from coderouterd.routing.call import Call
 from coderouterd.routing.upstream import Out
 from coderouterd.translate.estimate import estimate_text_tokens
 from coderouterd.wire.sse import SSEDecoder, SSEEvent, encode_data, parse_frame
 from coderouterd.wire.usage import Usage
 
+_encode = msgspec.json.Encoder().encode
 DONE = b"[DONE]"
 DONE_FRAME = b"data: [DONE]\n\n"
 # A `data` field line of a frame: one with no colon is a field with no value.
@@ -65,6 +66,10 @@ class _Choice(msgspec.Struct):
 
 class _Details(msgspec.Struct):
     cached_tokens: int | None = None
+    cache_write_tokens: int | None = None
+
+
+_NO_DETAILS = _Details()
 
 
 class OpenAIUsage(msgspec.Struct):
@@ -87,21 +92,52 @@ class _Chunk(msgspec.Struct):
 _chunk = msgspec.json.Decoder(_Chunk, strict=False)
 
 
-def usage_from_openai(u: OpenAIUsage) -> Usage:
-    """OpenAI counts cached prompt tokens inside prompt_tokens; Anthropic counts them apart.
+def anthropic_counts(
+    prompt: int | None, completion: int | None, cached: int | None, written: int | None
+) -> Usage:
+    """OpenAI usage counts as Anthropic's. OpenAI counts the cached and the
+    cache-written tokens inside prompt_tokens, told apart in its details
+    (`cached_tokens`; `cache_write_tokens`, which OpenRouter reports and
+    coderouterd writes to its own OpenAI clients: response_a2o); Anthropic
+    counts input, cache reads and cache writes apart.
 
-    OpenAI reports no cache writes; without cache details the cache counts are
-    unknown (None), not zero, so the cache outcome says `unknown`. A server
-    that reports more cached tokens than prompt tokens leaves no input at 0,
-    as the translating path does (response_o2a): never a negative count.
+    Without either cache count the cache is unknown (None), not zero, so
+    the cache outcome says `unknown`; with one, the other is 0 (OpenAI's
+    own API reports no cache writes). A server that reports more cache
+    tokens than prompt tokens leaves no input at 0: never a negative count.
     """
-    cached = u.prompt_tokens_details.cached_tokens if u.prompt_tokens_details else None
-    prompt = u.prompt_tokens
+    reported = cached is not None or written is not None
+    read, write = cached or 0, written or 0
     return Usage(
-        input_tokens=max(prompt - (cached or 0), 0) if prompt is not None else None,
-        output_tokens=u.completion_tokens,
-        cache_creation_input_tokens=None if cached is None else 0,
-        cache_read_input_tokens=cached,
+        input_tokens=None if prompt is None else max(prompt - read - write, 0),
+        output_tokens=completion,
+        cache_creation_input_tokens=write if reported else None,
+        cache_read_input_tokens=read if reported else None,
+    )
+
+
+def openai_counts(upstream: object) -> Usage:
+    """anthropic_counts of a decoded OpenAI usage object, each count read on
+    its own: one not there, or no count (a string, a bool), is None."""
+    usage = upstream if isinstance(upstream, Mapping) else {}
+    details = usage.get("prompt_tokens_details")
+    details = details if isinstance(details, Mapping) else {}
+    return anthropic_counts(
+        _count(usage.get("prompt_tokens")),
+        _count(usage.get("completion_tokens")),
+        _count(details.get("cached_tokens")),
+        _count(details.get("cache_write_tokens")),
+    )
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def usage_from_openai(u: OpenAIUsage) -> Usage:
+    details = u.prompt_tokens_details or _NO_DETAILS
+    return anthropic_counts(
+        u.prompt_tokens, u.completion_tokens, details.cached_tokens, details.cache_write_tokens
     )
 
 
@@ -255,6 +291,25 @@ class _UnaryBody(msgspec.Struct):
 _unary = msgspec.json.Decoder(_UnaryBody, strict=False)  # 12.0 is 12
 
 
+class _Answer(msgspec.Struct):
+    choices: list[_Choice] | None = None
+
+
+_answer = msgspec.json.Decoder(_Answer, strict=False)
+
+
+def produced_in_completion(body: bytes) -> int:
+    """Characters of the model's output in a whole completion's choices,
+    counted as a stream's deltas are (for an estimate of the output tokens);
+    a body whose messages this cannot read counts all its bytes, high, the
+    side a budget wants."""
+    try:
+        choices = _answer.decode(body).choices or []
+    except msgspec.DecodeError:
+        return len(body)
+    return sum(_produced(c.message) for c in choices if c.message is not None)
+
+
 def usage_of_completion(body: bytes) -> Usage | None:
     try:
         usage = _unary.decode(body).usage
@@ -269,3 +324,26 @@ def client_wants_usage(call: Call) -> bool:
         return raw is not None and _stream_options.decode(raw).include_usage
     except msgspec.DecodeError:
         return False
+
+
+_USAGE_ONLY = msgspec.Raw(b'{"include_usage":true}')
+
+
+def with_usage_asked(raw: msgspec.Raw | None) -> msgspec.Raw:
+    """The client's `stream_options` asking for usage too; its other options
+    (`include_obfuscation`, …) reach the provider as it sent them."""
+    if raw is None:
+        return _USAGE_ONLY
+    try:
+        options = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return _USAGE_ONLY
+    except RecursionError as exc:
+        # The first read lets through what is nested a little less than this
+        # decode, deeper in the stack, can take.
+        raise InvalidRequestError(NESTED_TOO_DEEP, field="stream_options") from exc
+    if not isinstance(options, dict):
+        return _USAGE_ONLY
+    if options.get("include_usage") is True:
+        return raw
+    return msgspec.Raw(_encode({**options, "include_usage": True}))

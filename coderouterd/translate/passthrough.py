@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from coderouterd.errors import NESTED_TOO_DEEP, InvalidRequestError, UpstreamProtocolError
+from coderouterd.errors import UpstreamProtocolError
 from coderouterd.routing.call import Call
 from coderouterd.routing.upstream import Transcoder, Unary
 from coderouterd.translate.answer_check import (
@@ -32,6 +32,7 @@ from coderouterd.translate.answer_check import (
     glance_at_completion,
     glance_at_message,
 )
+from coderouterd.translate.answer_usage import completion_usage, message_usage
 from coderouterd.translate.anthropic_passthrough import AnthropicPassthrough
 from coderouterd.translate.anthropic_request import (
     CACHE_CONTROL_DROPPED,
@@ -66,6 +67,7 @@ from coderouterd.translate.openai_passthrough import (
     OpenAIPassthrough,
     client_wants_usage,
     usage_of_completion,
+    with_usage_asked,
 )
 from coderouterd.translate.params_o2a import fit_budget
 from coderouterd.translate.thinking_removal import remove_thinking
@@ -170,6 +172,8 @@ class AnthropicPassthroughCodec:
             return Unary(body, "application/json", usage)
         message = _object_of(body, self._provider)
         check_message(self._provider, message, body)
+        # Counted before the filters change the content, as a stream's deltas are.
+        usage, estimated = message_usage(usage, message, call)
         repairs = 0
         if self._filters is not None:
             message, repairs = filter_anthropic_message(
@@ -178,7 +182,8 @@ class AnthropicPassthroughCodec:
         if not whole:
             # As in a stream's message_start (anthropic_passthrough.py).
             message["usage"] = completed(message.get("usage"))
-        return Unary(_encode(message), "application/json", usage, repairs=repairs)
+        body = _encode(message)
+        return Unary(body, "application/json", usage, repairs=repairs, usage_estimated=estimated)
 
     def error_body(self, status: int, body: bytes) -> bytes:
         return _error_body("anthropic", status, body)
@@ -216,7 +221,7 @@ class OpenAIPassthroughCodec:
             # Re-encoded only when its ids or role order need it (mistral_openai).
             fields["messages"] = for_mistral(messages, self._mistral) or messages
         if call.stream:
-            fields["stream_options"] = _with_usage(fields.get("stream_options"))
+            fields["stream_options"] = with_usage_asked(fields.get("stream_options"))
         limit = self._max_output_tokens
         clamps = clamped(fields, ("max_tokens", "max_completion_tokens"), limit)
         if clamps and limit is not None:
@@ -241,18 +246,20 @@ class OpenAIPassthroughCodec:
         if self._filters is None:
             usage, plain = glance_at_completion(body)
             if plain:
-                return Unary(body, "application/json", usage)
+                usage, estimated = completion_usage(usage, body, call)
+                return Unary(body, "application/json", usage, usage_estimated=estimated)
         # No plain completion, or one the filters read: decoded and checked whole.
-        usage = usage_of_completion(body)
         completion = _object_of(body, self._provider)
         check_completion(self._provider, completion, body)
+        usage, estimated = completion_usage(usage_of_completion(body), body, call)
+        repairs = 0
         if self._filters is not None:
             filtered = filter_openai_completion(
                 completion, filters=self._filters, names=tool_names_of(call)
             )
             if filtered is not None:
-                return Unary(_encode(filtered[0]), "application/json", usage, repairs=filtered[1])
-        return Unary(body, "application/json", usage)
+                body, repairs = _encode(filtered[0]), filtered[1]
+        return Unary(body, "application/json", usage, repairs=repairs, usage_estimated=estimated)
 
     def error_body(self, status: int, body: bytes) -> bytes:
         return _error_body("openai", status, body)
@@ -366,29 +373,6 @@ def _fit(
     if degraded:
         fields[name] = msgspec.Raw(_encode(fitted))
     return degraded
-
-
-_USAGE_ONLY = msgspec.Raw(b'{"include_usage":true}')
-
-
-def _with_usage(raw: msgspec.Raw | None) -> msgspec.Raw:
-    """The client's `stream_options` asking for usage too; its other options
-    (`include_obfuscation`, …) reach the provider as it sent them."""
-    if raw is None:
-        return _USAGE_ONLY
-    try:
-        options = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        return _USAGE_ONLY
-    except RecursionError as exc:
-        # The first read lets through what is nested a little less than this
-        # decode, deeper in the stack, can take.
-        raise InvalidRequestError(NESTED_TOO_DEEP, field="stream_options") from exc
-    if not isinstance(options, dict):
-        return _USAGE_ONLY
-    if options.get("include_usage") is True:
-        return raw
-    return msgspec.Raw(_encode({**options, "include_usage": True}))
 
 
 def _int_or_none(raw: msgspec.Raw) -> int:

@@ -43,6 +43,7 @@ import msgspec
 from coderouterd.translate.estimate import estimate_text_tokens
 from coderouterd.translate.filters import ThinkFilter
 from coderouterd.translate.markers import StopMarkers
+from coderouterd.translate.openai_passthrough import openai_counts
 from coderouterd.translate.repair import ToolCall, ToolCallRepair
 from coderouterd.translate.types import OutputFilters, ToolNames
 from coderouterd.wire.stop import FINISH_TO_STOP
@@ -94,25 +95,17 @@ def stop_of(
 def anthropic_usage(
     upstream: object, *, estimated_input_tokens: int, output_chars: int
 ) -> tuple[dict[str, int], bool]:
-    """A complete Anthropic usage object and whether any of it is estimated."""
-    usage = upstream if isinstance(upstream, Mapping) else {}
-    prompt = _int(usage.get("prompt_tokens"))
-    completion = _int(usage.get("completion_tokens"))
-    details = usage.get("prompt_tokens_details")
-    cached = _int(details.get("cached_tokens")) if isinstance(details, Mapping) else None
-    cached = cached or 0
-    estimated = prompt is None or completion is None
-    input_tokens = estimated_input_tokens if prompt is None else max(prompt - cached, 0)
+    """A complete Anthropic usage object and whether any of it is estimated.
+    An estimated input is the whole prompt: no cache count beside it."""
+    counts = openai_counts(upstream)
+    prompt, completion = counts.input_tokens, counts.output_tokens
+    known = prompt is not None
     return {
-        "input_tokens": input_tokens,
+        "input_tokens": estimated_input_tokens if prompt is None else prompt,
         "output_tokens": estimate_text_tokens(output_chars) if completion is None else completion,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": cached if prompt is not None else 0,
-    }, estimated
-
-
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+        "cache_creation_input_tokens": (counts.cache_creation_input_tokens or 0) if known else 0,
+        "cache_read_input_tokens": (counts.cache_read_input_tokens or 0) if known else 0,
+    }, not known or completion is None
 
 
 class ToolIds:

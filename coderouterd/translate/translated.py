@@ -23,7 +23,7 @@ from coderouterd.translate.anthropic_passthrough import NOT_CONTENT
 from coderouterd.translate.capabilities import ModelCapabilities
 from coderouterd.translate.estimate import estimate_prompt_tokens
 from coderouterd.translate.memo_a2o import TranslatedHistory
-from coderouterd.translate.openai_passthrough import DONE, frames_left
+from coderouterd.translate.openai_passthrough import DONE, frames_left, openai_counts
 from coderouterd.translate.request_a2o import anthropic_to_openai_request
 from coderouterd.translate.request_params import reasoning_within
 from coderouterd.translate.response_o2a import openai_to_anthropic_response
@@ -72,9 +72,7 @@ def _accounted(counts: dict[str, Any] | None, upstream: object) -> Usage | None:
     """The usage to account: the client's complete counts, except that cache
     counts the upstream did not report are unknown rather than zero."""
     usage = usage_of_counts(counts)
-    details = upstream.get("prompt_tokens_details") if isinstance(upstream, dict) else None
-    cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    if usage is not None and not isinstance(cached, int):
+    if usage is not None and openai_counts(upstream).cache_read_input_tokens is None:
         usage.cache_read_input_tokens = usage.cache_creation_input_tokens = None
     return usage
 

@@ -19,6 +19,7 @@ from coderouterd.errors import UpstreamProtocolError
 from coderouterd.routing.call import Call
 from coderouterd.routing.upstream import Out, Transcoder, Unary
 from coderouterd.translate.answer_check import check_message
+from coderouterd.translate.answer_usage import message_usage
 from coderouterd.translate.anthropic_passthrough import NOT_CONTENT, AnthropicPassthrough
 from coderouterd.translate.capabilities import ModelCapabilities
 from coderouterd.translate.estimate import estimate_prompt_tokens
@@ -208,6 +209,7 @@ class OpenAIToAnthropicCodec:
             raise UpstreamProtocolError(self._provider.name, "response is not JSON") from exc
         usage = usage_of_counts(decoded.get("usage")) if isinstance(decoded, dict) else None
         check_message(self._provider.name, decoded, body)
+        usage, estimated = message_usage(usage, decoded, call)
         completion = anthropic_to_openai_response(decoded, **self._settings(call))
         repairs = 0
         if self._filters is not None:
@@ -218,7 +220,13 @@ class OpenAIToAnthropicCodec:
                 completion, repairs = filtered
         if legacy_functions(call.fields):
             completion = as_function_call(completion)
-        return Unary(_encode(completion), "application/json", usage, repairs=repairs)
+        return Unary(
+            _encode(completion),
+            "application/json",
+            usage,
+            repairs=repairs,
+            usage_estimated=estimated,
+        )
 
     def error_body(self, status: int, body: bytes) -> bytes:
         return reenvelope("openai", status, body)
