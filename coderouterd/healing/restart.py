@@ -164,12 +164,29 @@ def _only_zombies(pgid: int) -> bool:
                 # state, ppid, pgrp.
                 state, _, pgrp = stat_line.rsplit(b")", 1)[1].split()[:3]
                 if int(pgrp) == pgid:
-                    if state != b"Z":
+                    if state != b"Z" or _threads_run(entry.name):
                         return False
                     seen = True
     except OSError:
         return False
     return seen
+
+
+def _threads_run(pid: str) -> bool:
+    """Whether a process /proc shows as exited still has threads running:
+    its main thread's exit alone makes it `Z` there."""
+    try:
+        with os.scandir(f"/proc/{pid}/task") as tasks:
+            for task in tasks:
+                try:
+                    with open(f"/proc/{pid}/task/{task.name}/stat", "rb") as f:
+                        if f.read().rsplit(b")", 1)[1].split()[0] != b"Z":
+                            return True
+                except OSError:
+                    continue  # that thread ended meanwhile
+    except OSError:
+        return False
+    return False
 
 
 def _describe(exc: Exception) -> str:
