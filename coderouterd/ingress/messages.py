@@ -27,6 +27,7 @@ from coderouterd.errors import (
 from coderouterd.ingress.amend import amended
 from coderouterd.ingress.body import RequestBody, parse_body
 from coderouterd.ingress.decode import coding_of, read_decoded, too_large
+from coderouterd.ingress.delivery import deliver, response_of, send_within
 from coderouterd.ingress.errors import error_response, status_of
 from coderouterd.ingress.keys import DAEMON, REQUEST_ID
 from coderouterd.ingress.middleware import (
@@ -49,7 +50,7 @@ from coderouterd.routing.plan import (
     choose_route,
     plan_attempts,
 )
-from coderouterd.routing.progress import CLIENT_CLOSED_STATUS, SHUTDOWN_STATUS, Reply
+from coderouterd.routing.progress import CLIENT_CLOSED_STATUS, SHUTDOWN_STATUS, Progress
 from coderouterd.scrub import TEXT_CHARS, clip
 from coderouterd.tasks import ABANDONED_AT_SHUTDOWN, cancelled_by_shutdown
 from coderouterd.telemetry import events
@@ -228,16 +229,22 @@ async def _route(
         replay = ReplayRecording(daemon, call, request.headers, capture, entry)
         if parsed.stream:
             return await _stream(request, runtime.engine, routed, plan, replay)
-        return await _unary(request, runtime.engine, routed, plan, replay)
+        return await _unary(request, runtime.engine, routed, plan, replay, started=started)
 
 
 async def _unary(
-    request: web.Request, engine: Engine, routed: Call, plan: Plan, replay: ReplayRecording
+    request: web.Request,
+    engine: Engine,
+    routed: Call,
+    plan: Plan,
+    replay: ReplayRecording,
+    *,
+    started: float,
 ) -> web.StreamResponse:
     rid = routed.request_id
-    bookkeeping: list[Callable[[], None]] = []
+    handed: list[Progress] = []
     try:
-        reply = await engine.unary(routed, plan, after=bookkeeping.append)
+        reply = await engine.unary(routed, plan, after=handed.append)
     except (NoProviderAvailableError, RequestError) as exc:
         return _unanswered(routed, replay, exc)
     except asyncio.CancelledError as exc:
@@ -251,11 +258,16 @@ async def _unary(
         told = plain_error(routed.dialect, 503, SHUTTING_DOWN, rid)
         replay.done(told.body if isinstance(told.body, bytes) else b"")
         return told
-    unary = _response(reply, {REQUEST_ID_HEADER: rid})
-    # Recorded after the report, which names the provider that answered.
-    bookkeeping.append(functools.partial(replay.done, reply.body))
+    unary = response_of(reply, {REQUEST_ID_HEADER: rid})
     close_if_stopping(request, unary)
-    await _send_first(request, unary, bookkeeping)
+    now = request.app[DAEMON].clock.monotonic()
+    await deliver(
+        request,
+        unary,
+        wait_s=send_within(plan, reply, started=started, now=now),
+        progress=handed[0],
+        record=functools.partial(replay.done, reply.body),
+    )
     return unary
 
 
@@ -278,7 +290,7 @@ async def _stream(
         replay.done()
         return sink.response
     replay.done(unsent.body)
-    return _response(unsent)
+    return response_of(unsent)
 
 
 def _unanswered(
@@ -352,35 +364,6 @@ async def read_body(request: web.Request) -> bytes:
         request.content.feed_eof()
         request.protocol.close()
         raise InvalidRequestError(f"cannot be read ({exc})", field="body") from exc
-
-
-def _response(reply: Reply, extra: Mapping[str, str] | None = None) -> web.Response:
-    return web.Response(
-        status=reply.status,
-        body=reply.body,
-        headers={**reply.headers, **(extra or {}), "content-type": reply.content_type},
-    )
-
-
-async def _send_first(
-    request: web.Request, response: web.Response, bookkeeping: list[Callable[[], None]]
-) -> None:
-    """Send a whole reply, then do what only the daemon needs of the request
-    (its report: log line, request row, spend; its replay record): the client
-    does not wait for them. Nothing of it may fail the request now: an error
-    is logged, and the rest still runs."""
-    try:
-        await response.prepare(request)
-        await response.write_eof()
-    except ConnectionError:
-        # The client left; aiohttp finds that too when it finishes the response.
-        pass
-    finally:
-        for step in bookkeeping:
-            try:
-                step()
-            except Exception as exc:
-                _log.exception(events.REQUEST_BOOKKEEPING_FAILED, error=repr(exc))
 
 
 async def count_tokens(request: web.Request) -> web.Response:

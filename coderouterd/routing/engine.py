@@ -83,11 +83,12 @@ class Engine:
         self._windows = windows or {}
 
     async def unary(
-        self, call: Call, plan: Plan, *, after: Callable[[Callable[[], None]], None] | None = None
+        self, call: Call, plan: Plan, *, after: Callable[[Progress], None] | None = None
     ) -> Reply:
-        """The answer to `call`. `after`, if given, is handed the request's report
-        when a reply is returned, for the caller to make once the reply is sent;
-        a call that raises is reported here all the same."""
+        """The answer to `call`. `after`, if given, is handed the request's
+        progress when a reply is returned, for the caller to report once the
+        reply is sent (as cut short, when its client did not take it all); a
+        call that raises is reported here all the same."""
         progress = Progress(call, plan, self._clock, self._observer)
         handed = False
         try:
@@ -96,7 +97,7 @@ class Engine:
             )
             progress.finish(reply.status)
             if after is not None:
-                after(progress.report)
+                after(progress)
                 handed = True
             return reply
         except (NoProviderAvailableError, RequestError) as exc:
@@ -147,8 +148,11 @@ class Engine:
             await sink.write(error_event(call.dialect, body))
             await sink.finish()
             return None
-        except ClientDisconnectedError:
+        except ClientDisconnectedError as exc:
             progress.interrupted(shutdown=False)
+            # A client cut off for not reading (streams.STALLED) is told apart
+            # from one that left in the request's error.
+            progress.error = str(exc) or progress.error
             return None
         except asyncio.CancelledError as exc:
             shutdown = cancelled_by_shutdown(exc)

@@ -18,7 +18,7 @@ import anthropic
 import pytest
 from structlog.testing import capture_logs
 
-from coderouterd.routing.streams import LAST_WORD_S
+from coderouterd.routing.streams import LAST_WORD_S, STALLED
 from coderouterd.status import status_of
 from tests.conftest import RunningDaemon, StartDaemon, chain_yaml, provider_yaml, until
 from tests.fakes.transcripts import anthropic_message, anthropic_text_stream
@@ -108,6 +108,7 @@ async def test_total_s_ends_a_stream_whose_client_stopped_reading(
     assert in_flight == ()
     done = next(e for e in logs if e["event"] == "request.completed")
     assert done["status"] == 499 and done["client_disconnected"] is True
+    assert done["error"] == STALLED
     assert [(a["outcome"], a["reason"]) for a in done["attempts"]] == [
         ("interrupted", "client_disconnected")
     ]
