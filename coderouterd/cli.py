@@ -26,6 +26,7 @@ from coderouterd.cli_replay import add_command as add_replay_command
 from coderouterd.cli_requests import add_commands as add_request_commands
 from coderouterd.cli_state import add_commands as add_state_commands
 from coderouterd.cli_state import count
+from coderouterd.config.cross import listen_host
 from coderouterd.config.model import Config, SelfHealingConfig
 from coderouterd.config_source import load
 from coderouterd.ctl.locate import control_socket
@@ -82,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the daemon in the foreground")
     _config_arg(serve)
-    serve.add_argument("--host", help="override server.host")
+    serve.add_argument("--host", type=_host, help="override server.host")
     serve.add_argument("--port", type=_port, help="override server.port (0 picks a free port)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(func=_serve)
@@ -148,6 +149,15 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _host(text: str) -> str:
+    """`serve --host`: held to what the config file's `server.host` is."""
+    if not listen_host(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: must be an IP address or a host name, without port or brackets"
+        )
+    return text
+
+
 def _port(text: str) -> int:
     """`serve --port`: held to the range the config file's `server.port` is."""
     try:
@@ -174,13 +184,14 @@ def _serve(args: argparse.Namespace) -> int:
     from coderouterd.app import serve
 
     configure(args.log_level)
-    loaded = load(args.config)
+    overrides = {"host": args.host, "port": args.port}
+    loaded = load(args.config, server_overrides=overrides)
     if loaded.path is None and (hint := legacy_hint()) is not None:
         structlog.get_logger().warning(events.CONFIG_LEGACY_IGNORED, hint=hint)
     _install_uvloop()
     tune_malloc()
     tune_gc()
-    return asyncio.run(serve(loaded, server_overrides={"host": args.host, "port": args.port}))
+    return asyncio.run(serve(loaded, server_overrides=overrides))
 
 
 def _install_uvloop() -> None:

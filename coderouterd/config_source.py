@@ -31,9 +31,16 @@ def config_file(named: Path | None, env: Mapping[str, str] = os.environ) -> Path
     return None
 
 
-def load(named: Path | None, env: Mapping[str, str] = os.environ) -> LoadedConfig:
+def load(
+    named: Path | None,
+    env: Mapping[str, str] = os.environ,
+    *,
+    server_overrides: Mapping[str, Any] | None = None,
+) -> LoadedConfig:
     path = config_file(named, env)
-    return load_default_config() if path is None else load_config(path)
+    if path is None:
+        return load_default_config()
+    return load_config(path, server_overrides=server_overrides)
 
 
 def missing_config_file(env: Mapping[str, str] = os.environ) -> tuple[str, str]:

@@ -105,12 +105,12 @@ def _check_server_host(data: dict[Any, Any], walker: Problems) -> None:
     a URL) it would pass `check` and fail only when `serve` binds."""
     server = data.get("server")
     host = server.get("host") if isinstance(server, dict) else None
-    if isinstance(host, str) and not _listen_host(host):
+    if isinstance(host, str) and not listen_host(host):
         message = "must be an IP address or a host name, without port or brackets"
         walker.at("server.host", f"{message} (got {host!r}): the port goes in server.port")
 
 
-def _listen_host(host: str) -> bool:
+def listen_host(host: str) -> bool:
     """An IP address, or an RFC 1123 host name not ending in digits (`127.0.0.256`)."""
     try:
         ipaddress.ip_address(host)

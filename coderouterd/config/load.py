@@ -54,10 +54,15 @@ def load_default_config() -> LoadedConfig:
     return LoadedConfig(config=config, path=None, digest=config_digest(canonical))
 
 
-def load_config(path: str | os.PathLike[str]) -> LoadedConfig:
+def load_config(
+    path: str | os.PathLike[str], *, server_overrides: Mapping[str, object] | None = None
+) -> LoadedConfig:
+    """The config at `path`. `server_overrides`: the server settings the
+    command line gives (`serve --host/--port`; None: not given), which the
+    file's own values do not then have to pass."""
     file = os.fspath(path)
     raw, text = read_config_file(file)
-    config = load_config_text(text, file=file)
+    config = load_config_text(text, file=file, server_overrides=server_overrides)
     if (named := config.capabilities_file) is not None:
         config = msgspec.structs.replace(config, capabilities_file=str(beside_config(named, file)))
     return LoadedConfig(config=config, path=file, digest=config_digest(raw))
@@ -80,7 +85,9 @@ def read_config_file(file: str) -> tuple[bytes, str]:
         raise ConfigError([ConfigProblem(file, line, "", "the file is not valid UTF-8")]) from exc
 
 
-def load_config_text(text: str, *, file: str) -> Config:
+def load_config_text(
+    text: str, *, file: str, server_overrides: Mapping[str, object] | None = None
+) -> Config:
     root = parse_yaml(text, file)
     walker = _Walker(file)
     data = _plain(root)
@@ -91,12 +98,26 @@ def load_config_text(text: str, *, file: str) -> Config:
     else:
         walker.check(root, Config, "", _own_line(root, 1))
         cross_check(data, walker)
+        _override_server(data, walker, server_overrides or {})
     if walker.problems:
         raise ConfigError(sorted(walker.problems, key=lambda p: (p.line or 0, p.path)))
     try:
         return msgspec.convert(data, type=Config)
     except msgspec.ValidationError as exc:  # only if the walker misses a rule msgspec enforces
         raise ConfigError([ConfigProblem(file, None, "", problem_text(str(exc)))]) from exc
+
+
+def _override_server(
+    data: dict[Any, Any], walker: _Walker, overrides: Mapping[str, object]
+) -> None:
+    """The command line's server settings in place of the file's, whose
+    problems then stop nothing: the daemon never uses those values."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given or not isinstance(server := data.setdefault("server", {}), dict):
+        return
+    server.update(given)
+    paths = {f"server.{key}" for key in given}
+    walker.problems = [p for p in walker.problems if p.path not in paths]
 
 
 @dataclass
