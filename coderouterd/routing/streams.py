@@ -1,43 +1,64 @@
 """A stream through its commit point and after (the engine's streaming half).
 
-Until the first content frame (the head) nothing is sent but keep-alive
-pings, so another provider may still take over; after it, frames are
-forwarded as they come, pings fill the client's silences, and a failure
-ends the stream in-stream.
+Until the first content frame (the head, read by stream_head.py) nothing
+is sent but keep-alive pings, so another provider may still take over;
+after it, frames are forwarded as they come, pings fill the client's
+silences, and a failure ends the stream in-stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Protocol, TypeVar
 
 from coderouterd.clock import Clock
-from coderouterd.config.model import TimeoutsConfig
 from coderouterd.errors import (
     MEMORY_PRESSURE,
     ClientDisconnectedError,
     UpstreamError,
-    UpstreamMemoryError,
     UpstreamProtocolError,
-    UpstreamStatusError,
-    UpstreamTimeoutError,
 )
-from coderouterd.routing.call import Call
 from coderouterd.routing.progress import Progress
 from coderouterd.routing.shape import ReplyShape
-from coderouterd.routing.upstream import Adapter, Out, Transcoder, UpstreamBody
+from coderouterd.routing.stream_head import (
+    Head,
+    drop_head,
+    first_wait,
+    open_head,
+    opening,
+    read_frames,
+    reading,
+    redacted,
+)
+from coderouterd.routing.upstream import Out
 from coderouterd.tasks import cancel_and_wait
-from coderouterd.telemetry import events
-from coderouterd.telemetry.logging import get_logger
 from coderouterd.wire.errors import mentions_memory_pressure
-from coderouterd.wire.overflow import overflow_in
-from coderouterd.wire.sse import FrameTooLargeError
+
+# The head's names too: the engine takes the whole stream from here.
+__all__ = [
+    "LAST_WORD_S",
+    "STALLED",
+    "Ending",
+    "Head",
+    "KeepAlive",
+    "StreamSink",
+    "drop_head",
+    "end_stream",
+    "failed",
+    "first_wait",
+    "open_head",
+    "opening",
+    "pump",
+    "read_frames",
+    "reading",
+    "tell_client_of_shutdown",
+    "with_pings",
+]
 
 _T = TypeVar("_T")
-_log = get_logger()
 
 # How long a client may still take to read the end of a stream (its error
 # frame, its last chunk) once the attempt's deadline has passed, or the
@@ -63,21 +84,6 @@ class StreamSink(Protocol):
     async def fail(self, error_type: str, message: str) -> None: ...
 
     async def finish(self) -> None: ...
-
-
-@runtime_checkable
-class _Redacting(Protocol):
-    """An upstream body that knows the credentials its request was sent with."""
-
-    def redact(self, data: bytes) -> bytes: ...
-
-
-def _redacted(resp: UpstreamBody, data: bytes) -> bytes:
-    """`data`, an upstream's error event, without the credentials of the
-    request `resp` answers, should the upstream quote them (some gateways
-    quote the request's headers): it goes on to the client, the logs and
-    the replay record. Only errors pay for the search."""
-    return resp.redact(data) if isinstance(resp, _Redacting) else data
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +234,7 @@ def _for_client(head: Head, outs: list[Out]) -> list[bytes]:
     frames = [o.raw for o in outs]
     if head.transcoder.upstream_error is None:
         return frames
-    return [_redacted(head.resp, f) for f in frames]
+    return [redacted(head.resp, f) for f in frames]
 
 
 async def with_pings(
@@ -258,113 +264,6 @@ async def with_pings(
         raise
 
 
-def drop_head(head: Head) -> None:
-    head.resp.abort()
-
-
-@dataclass(slots=True)
-class Head:
-    """The frames read up to the commit point, and what to continue reading with."""
-
-    resp: UpstreamBody
-    transcoder: Transcoder
-    frames: list[bytes]
-
-
-async def open_head(
-    adapter: Adapter, call: Call, body: bytes, tc: Transcoder, t: TimeoutsConfig
-) -> Head:
-    """Send the request and read until the first content frame, within first_byte_s
-    (or total_s, when that is shorter).
-
-    Anything failing here has sent nothing to the client: the engine may fall back.
-    """
-    wait, phase = first_wait(t.first_byte_s, t.total_s)
-    with opening(adapter.name, phase) as opened:
-        async with asyncio.timeout(wait):
-            resp = opened.resp = await adapter.open(call, body)
-            held: list[bytes] = []
-            while True:
-                chunk = await resp.chunk()
-                outs = read_frames(adapter.name, tc, chunk)
-                if tc.upstream_error is not None:
-                    said = _redacted(resp, tc.upstream_error_body)
-                    raise head_error(adapter.name, resp.status, tc.upstream_error, said)
-                held.extend(o.raw for o in outs)
-                if any(o.content for o in outs):
-                    return Head(resp, tc, held)
-                if not chunk:
-                    raise UpstreamProtocolError(adapter.name, "stream ended before any content")
-
-
-@contextlib.contextmanager
-def reading(provider: str, what: str) -> Iterator[None]:
-    """Whatever else than an upstream error reading a provider's `what` (its
-    stream, its answer) raises, a shape of its bytes the code was not written
-    for, fails it like a malformed one: the next provider is tried, or,
-    after the commit point, the client gets its error frame, never a bare
-    500 or a connection cut without one. Logged with the traceback."""
-    try:
-        yield
-    except UpstreamError:
-        raise
-    except FrameTooLargeError as exc:
-        # A cap the daemon keeps, not a shape it missed: no traceback.
-        raise UpstreamProtocolError(provider, str(exc)) from exc
-    except Exception as exc:
-        _log.exception(events.PROVIDER_STREAM_UNREADABLE, provider=provider, error=repr(exc))
-        raise UpstreamProtocolError(provider, f"unreadable {what} ({type(exc).__name__})") from exc
-
-
-def read_frames(provider: str, tc: Transcoder, chunk: bytes) -> list[Out]:
-    """The frames `chunk` completes (its end when empty); see `reading`."""
-    with reading(provider, "stream"):
-        return tc.feed(chunk) if chunk else tc.end()
-
-
-def head_error(provider: str, status: int, kind: str, said: bytes) -> UpstreamError:
-    """What an error event (of type `kind`, its data `said`) before the first
-    content frame means, read from the event's own words only (text the
-    filters held back, the model's, may come out with it): as an error
-    status would, out of memory first (a window too large to allocate is
-    that), then a prompt that does not fit (llama.cpp and sglang refuse a
-    stream's prompt so, after a 200), else a failure."""
-    if mentions_memory_pressure(said):
-        return UpstreamMemoryError(provider, f"error event before content: {kind}")
-    if (overflow := overflow_in(said)) is not None:
-        # The status is the one the stream came with: the refusal was in it.
-        return UpstreamStatusError(
-            provider, status, said, "application/json", kind, overflow=overflow
-        )
-    return UpstreamProtocolError(provider, f"error event before content: {kind}")
-
-
-@dataclass(slots=True)
-class Opened:
-    """The response an attempt opened, and which limit its timeout is now."""
-
-    phase: str
-    resp: UpstreamBody | None = None
-
-
-@contextlib.contextmanager
-def opening(provider: str, phase: str) -> Iterator[Opened]:
-    """Around an attempt's request: on any failure the response it opened
-    is aborted (its connection is not reused), and a timeout becomes the
-    provider's timeout of the phase it was in."""
-    opened = Opened(phase)
-    try:
-        yield opened
-    except TimeoutError as exc:
-        if opened.resp is not None:
-            opened.resp.abort()
-        raise UpstreamTimeoutError(provider, opened.phase) from exc
-    except BaseException:
-        if opened.resp is not None:
-            opened.resp.abort()
-        raise
-
-
 async def tell_client_of_shutdown(sink: StreamSink) -> None:
     # The stream is being abandoned: end it with an error event rather than a cut.
     with contextlib.suppress(ClientDisconnectedError, ConnectionError):
@@ -389,11 +288,3 @@ async def end_stream(
             await sink.finish()
     except TimeoutError:
         await sink.finish()
-
-
-def first_wait(first_byte_s: float, total_s: float) -> tuple[float, str]:
-    """How long an attempt may wait for its first byte, and which limit that is:
-    total_s bounds the whole attempt, so a first_byte_s beyond it never applies."""
-    if total_s < first_byte_s:
-        return total_s, "total"
-    return first_byte_s, "first_byte"

@@ -8,7 +8,7 @@ HTTP library.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from coderouterd.config.model import ProviderConfig
 from coderouterd.routing.call import Call
@@ -85,6 +85,21 @@ class Transcoder(Protocol):
 
     @property
     def usage(self) -> Usage | None: ...
+
+
+@runtime_checkable
+class Holding(Protocol):
+    """A transcoder whose output filters may hold back the upstream's content
+    (a call printed as text until it is whole, reasoning until `</think>`):
+    it tells when that content began, though no content frame went out yet.
+    One that holds nothing need not say: its first content frame is the
+    upstream's."""
+
+    @property
+    def produced(self) -> bool:
+        """The upstream sent a content frame (text, reasoning, a tool call, a
+        finish reason), whether or not it has gone out to the client yet."""
+        ...
 
 
 class Unary(NamedTuple):

@@ -1,7 +1,7 @@
 """What a 2xx body must be to be an answer (pure).
 
 A 2xx body that is no answer falls through to the next provider, as an
-error event before a stream's content does (routing.streams.head_error):
+error event before a stream's content does (routing.stream_head.head_error):
 OpenRouter says an error met once the model started in a 200 body,
 `{"error": {"code": 502, …}}`, and a gateway in front of Claude may answer
 200 with Anthropic's own envelope, `{"type": "error", "error": {…}}`. An

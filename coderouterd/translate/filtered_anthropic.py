@@ -132,10 +132,17 @@ class FilteredAnthropicTranscoder(FilteredTranscoder):
             provider, prompt_tokens=prompt_tokens
         )
         self._stream: FilteredAnthropicStream = stream
+        self._produced = False
+
+    @property
+    def produced(self) -> bool:
+        """A content event came (upstream.Holding), sent or held by the filters."""
+        return self._produced
 
     def feed(self, chunk: bytes) -> list[Out]:
         out: list[Out] = []
         for ev in self._source.events(chunk):
+            self._produced = self._produced or ev.event not in NOT_CONTENT
             data = msgspec.json.decode(ev.data)
             events = self._stream.feed(ev.event, data) if isinstance(data, dict) else None
             if events is None:

@@ -294,6 +294,12 @@ class FilteredOpenAITranscoder(FilteredTranscoder):
     def __init__(self, source: OpenAIPassthrough, stream: FilteredOpenAIStream) -> None:
         self._source: OpenAIPassthrough = source
         self._stream: FilteredOpenAIStream = stream
+        self._produced = False
+
+    @property
+    def produced(self) -> bool:
+        """A content chunk came (upstream.Holding), sent or held by the filters."""
+        return self._produced
 
     def feed(self, chunk: bytes) -> list[Out]:
         return self._filtered(self._source.feed(chunk))
@@ -307,6 +313,7 @@ class FilteredOpenAITranscoder(FilteredTranscoder):
         error = outs[-1] if outs and self._source.upstream_error is not None else None
         filtered: list[Out] = []
         for out in outs:
+            self._produced = self._produced or out.content
             parsed = parse_frame(out.raw.rstrip(b"\r\n"))
             data = parsed[1] if parsed is not None else b""
             chunks: Sequence[dict[str, Any] | None]

@@ -95,6 +95,11 @@ class OpenAIToAnthropicTranscoder:
         self.upstream_error_body = b""
 
     @property
+    def produced(self) -> bool:
+        """A content chunk came (upstream.Holding), sent or held by the filters."""
+        return self._stream.produced
+
+    @property
     def usage(self) -> Usage | None:
         return _accounted(self._stream.usage, self._stream.upstream_usage)
 

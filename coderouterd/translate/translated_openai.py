@@ -89,6 +89,12 @@ class AnthropicToOpenAITranscoder:
         self._functions = functions
         self.upstream_error: str | None = None
         self.upstream_error_body = b""
+        self._produced = False
+
+    @property
+    def produced(self) -> bool:
+        """A content event came (upstream.Holding), sent or held by the filters."""
+        return self._produced
 
     @property
     def repairs(self) -> int:
@@ -116,6 +122,8 @@ class AnthropicToOpenAITranscoder:
                 body = openai_error(500, message, error_type=self.upstream_error)
                 out.append(Out(encode_data(_encode(body)), False))
                 break  # the last of the events: the stream ends at its error
+            content = ev.event not in NOT_CONTENT
+            self._produced = self._produced or content
             chunks = self._stream.feed(ev.event, _decode(ev.data))
             if self._filtered is not None:
                 chunks = _filtered(self._filtered, chunks, ending=ev.event == "message_stop")
@@ -123,7 +131,6 @@ class AnthropicToOpenAITranscoder:
                 chunks = [as_function_call(c) for c in chunks]
             if ev.event == "message_stop":
                 chunks += self._stream.finish(self._include_usage)
-            content = ev.event not in NOT_CONTENT
             out += [Out(encode_data(_encode(c)), content) for c in chunks]
             if ev.event == "message_stop":
                 out.append(Out(DONE_FRAME, True))
