@@ -19,12 +19,23 @@ the chunks arrive:
   filter hands the segments released so far to `gate` (when given), which
   says whether the tag lies inside a tool call the caller holds; such a tag
   stays text. Between tags the gate costs nothing.
+* a tag in the answer's code is data too: a model asked how to strip
+  reasoning writes `re.sub(r"<think>.*?</think>", …)` in a ```python block
+  or names `<think>` in an inline code span. `_CodeSpans` follows the text
+  outside think blocks (fenced blocks of three or more backticks opened and
+  closed at the start of a line, inline spans closed by a run of as many
+  backticks, or by the end of their line, since an unmatched backtick is
+  text), and a tag inside either stays text; the gate is not asked.
+  Reasoning is not followed: a `</think>` always ends a think block.
 
 Chat templates that put `<think>` into the prompt make the model emit only
 the closing tag. With `assume_open_at_start=True` the start of the run is
 *undecided*: it is held until the first tag decides it. A `</think>` with no
 `<think>` before it makes everything held thinking; a `<think>` makes it
-text; the end of the run makes it text (the model did not think). A tag
+text (and is text itself when that text leaves it in code: the held text
+is followed only once it is text, so outside a call a `</think>` in it
+decides it wherever it lies); the end of the run makes it text (the model
+did not think). A tag
 that would lie inside a tool call if the held text were text (a `</think>`
 in the source of a file that a model that did not think writes) decides
 nothing: it is the call's data. `probe` (when given) makes a scanner of
@@ -45,6 +56,7 @@ think block.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Literal, Protocol
@@ -69,6 +81,74 @@ class CandidateProbe(Protocol):
 OPEN_TAG = "<think>"
 CLOSE_TAG = "</think>"
 DEFAULT_UNDECIDED_LIMIT = 64 * 1024
+_CODE_MARK = re.compile(r"[`\n]")
+
+
+class _CodeSpans:
+    """Whether the answer's text, fed as it is released, stands in code
+    (module doc). A run of backticks is counted across pieces; its end is the
+    next other character (a tag's `<` included)."""
+
+    __slots__ = ("_fence", "_inline", "_line_start", "_run", "_run_at_start")
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._fence = 0  # the length of the run that opened the fenced block
+        self._inline = 0  # the length of the run that opened the inline span
+        self._line_start = True  # nothing but spaces so far on this line
+        self._run = 0
+        self._run_at_start = False
+
+    def new_line(self) -> None:
+        """Text after a think block starts as a line of its own."""
+        self._end_run()
+        self._inline = 0
+        self._line_start = True
+
+    @property
+    def in_code(self) -> bool:
+        self._end_run()
+        return bool(self._fence or self._inline)
+
+    def feed(self, t: str) -> None:
+        pos = 0
+        for m in _CODE_MARK.finditer(t):
+            i = m.start()
+            self._other(t[pos:i])
+            if t[i] == "`":
+                if not self._run:
+                    self._run_at_start = self._line_start
+                self._run += 1
+            else:
+                self._end_run()
+                self._inline = 0
+                self._line_start = True
+            pos = i + 1
+        self._other(t[pos:])
+
+    def _other(self, t: str) -> None:
+        if t:
+            self._end_run()
+            if self._line_start and t.strip(" \t"):
+                self._line_start = False
+
+    def _end_run(self) -> None:
+        n, self._run = self._run, 0
+        if not n:
+            return
+        self._line_start = False
+        if self._fence:
+            if self._run_at_start and n >= self._fence:
+                self._fence = 0
+        elif self._inline:
+            if n == self._inline:
+                self._inline = 0
+        elif self._run_at_start and n >= 3:
+            self._fence = n
+        else:
+            self._inline = n
 
 
 class _State(Enum):
@@ -81,6 +161,7 @@ class ThinkFilter:
     """Feed content text as it arrives; get ordered text/thinking segments back."""
 
     __slots__ = (
+        "_code",
         "_gate",
         "_held",
         "_held_len",
@@ -121,6 +202,7 @@ class ThinkFilter:
         self._held: list[str] = []
         self._held_len = 0
         self._trim_lead = mode != "off"
+        self._code = _CodeSpans()
         self._out: list[ThinkSegment] = []
 
     def feed(self, text: str) -> list[ThinkSegment]:
@@ -150,6 +232,7 @@ class ThinkFilter:
         if end_of_run:
             self._state = self._start_state
             self._trim_lead = True
+            self._code.reset()
         return self._take()
 
     def reasoning_arrived(self) -> list[ThinkSegment]:
@@ -198,7 +281,7 @@ class ThinkFilter:
 
     def _on_tag(self, tag: str) -> None:
         state = self._state
-        if state is _State.OUTSIDE and self._gate is not None and self._gate(self._take()):
+        if state is _State.OUTSIDE and self._is_data():
             self._emit(tag)
             return
         if state is _State.UNDECIDED and self._in_held_call(tag):
@@ -211,15 +294,26 @@ class ThinkFilter:
                 return
             if state is _State.UNDECIDED:
                 self._resolve(_State.OUTSIDE)
+                if self._code.in_code:
+                    self._emit(tag)
+                    return
             self._state = _State.INSIDE
         elif state is _State.INSIDE:
             self._state = _State.OUTSIDE
+            self._code.new_line()
         elif state is _State.UNDECIDED:
             self._resolve(_State.INSIDE)
             self._state = _State.OUTSIDE
         else:
             return  # a stray closing tag: dropped
         self._trim_lead = True
+
+    def _is_data(self) -> bool:
+        """Whether a tag outside a think block is text: in the answer's code,
+        or (the gate says) in a tool call."""
+        if self._code.in_code:
+            return True
+        return self._gate is not None and self._gate(self._take())
 
     def _in_held_call(self, tag: str) -> bool:
         """Whether the tag, were the held text text, lies inside a tool call."""
@@ -255,6 +349,9 @@ class ThinkFilter:
                 in_call = self._in_held_call("") or self._probe_called
                 self._resolve(_State.OUTSIDE if in_call else _State.INSIDE)
             return
+        if self._state is _State.OUTSIDE:
+            # Whitespace trimmed away still ends lines.
+            self._code.feed(t)
         if self._trim_lead:
             t = t.lstrip()
             if not t:

@@ -3,7 +3,7 @@
 Also the pieces the stream translator shares with it: the finish_reason
 mapping, usage, tool-use ids and the output pipeline (think filter, then
 tool-call repair or markup stripping; a think tag inside a call the repair
-holds is the call's data, not reasoning).
+holds, or in the answer's code, is data, not reasoning).
 
 Decisions:
 
@@ -21,8 +21,9 @@ Decisions:
   `functions.Bash:0`) give a new call the id of one already in the
   client's history, and Anthropic refuses a conversation whose tool_use ids
   repeat (the message id holds the request id, unique across answers).
-* A `length` finish is `max_tokens` even with a call in the message (the
-  call was cut: a client must not run it); a `stop` finish on one of the
+* A `length` finish is `max_tokens` and a `content_filter` finish
+  `refusal` even with a call in the message (the answer was cut: a client
+  must not run the call); a `stop` finish on one of the
   request's stop sequences, which vLLM names in the choice's `stop_reason`
   and SGLang in its `matched_stop`, is `stop_sequence` with that string.
 * Usage is always complete. Without upstream usage, input is the caller's
@@ -54,17 +55,17 @@ Piece = tuple[Literal["text", "thinking"], str] | ToolCall
 
 
 def stop_reason_of(finish_reason: object, *, tool_used: bool) -> str:
-    """OpenAI finish_reason as an Anthropic stop_reason (the set is open):
-    `max_tokens` on a `length` finish, else `tool_use` exactly when the
-    answer holds a tool_use block, whatever the upstream said (a
-    `tool_calls` finish with no call is a turn that ended, and a call lifted
-    out of text ends the turn for it)."""
-    if finish_reason == "length":
-        return "max_tokens"
-    if tool_used:
-        return "tool_use"
-    stop = FINISH_TO_STOP.get(finish_reason, "end_turn") if isinstance(finish_reason, str) else ""
-    return "end_turn" if stop in ("", "tool_use") else stop
+    """OpenAI finish_reason as an Anthropic stop_reason (the set is open).
+    A finish that says the answer was cut (`length`: `max_tokens`,
+    `content_filter`: `refusal`) is kept with a call in the message, which
+    a client must not run; otherwise `tool_use` exactly when the answer
+    holds a tool_use block, whatever the upstream said (a `tool_calls`
+    finish with no call is a turn that ended, and a call lifted out of text
+    ends the turn for it)."""
+    stop = FINISH_TO_STOP.get(finish_reason) if isinstance(finish_reason, str) else None
+    if stop in (None, "end_turn", "tool_use"):
+        return "tool_use" if tool_used else "end_turn"
+    return stop
 
 
 def matched_stop_of(choice: Mapping[str, Any]) -> object:

@@ -255,8 +255,8 @@ def test_choice_index_zero_is_used() -> None:
 )
 def test_stop_reason_of(finish: object, stop: str) -> None:
     assert stop_reason_of(finish, tool_used=False) == stop
-    # A call cut at max_tokens is no call to run: the cut wins, as with Anthropic.
-    with_tool = "max_tokens" if finish == "length" else "tool_use"
+    # A call in an answer cut at max_tokens or by a content filter is no call to run: the cut wins.
+    with_tool = stop if finish in ("length", "content_filter") else "tool_use"
     assert stop_reason_of(finish, tool_used=True) == with_tool
 
 
