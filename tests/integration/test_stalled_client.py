@@ -13,6 +13,7 @@ import json
 import socket
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anthropic
 import pytest
@@ -39,15 +40,18 @@ FLOOD = Reply(events=anthropic_text_stream(["y" * 60_000] * 400))
 
 
 @contextlib.asynccontextmanager
-async def stalled_client(port: int) -> AsyncIterator[asyncio.StreamReader]:
-    """A streamed request from a client that reads the response's first bytes
-    and then nothing more, with a small receive buffer so it fills quickly."""
+async def stalled_client(
+    port: int, ask: dict[str, Any] | None = None
+) -> AsyncIterator[asyncio.StreamReader]:
+    """A request (`ask`, a streamed one by default) from a client that reads
+    the response's head and then nothing more, with a small receive buffer
+    so it fills quickly."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
     reader, writer = await asyncio.open_connection(sock=sock)
-    body = json.dumps(STREAM).encode()
+    body = json.dumps(STREAM if ask is None else ask).encode()
     writer.write(
         b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         + f"Content-Length: {len(body)}\r\n\r\n".encode()

@@ -8,11 +8,8 @@ its answer, however slowly, within that time gets all of it."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import socket
 import time
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -26,6 +23,7 @@ from coderouterd.status import status_of
 from tests.conftest import RunningDaemon, StartDaemon, chain_yaml, provider_yaml, until
 from tests.fakes.transcripts import anthropic_message
 from tests.fakes.upstream import FakeUpstream, Reply
+from tests.integration.test_stalled_client import read_to_the_end, stalled_client
 
 pytestmark = pytest.mark.timeout(40)
 
@@ -35,37 +33,6 @@ COST = "cost: {input_tokens_per_million: 1000000, output_tokens_per_million: 100
 # Far more than the socket buffers between the daemon and a client that
 # reads nothing can hold.
 TEXT = "y" * 20_000_000
-
-
-@contextlib.asynccontextmanager
-async def stalled_client(port: int) -> AsyncIterator[asyncio.StreamReader]:
-    """A request from a client that reads the response's head and then
-    nothing more, with a small receive buffer so that it fills quickly."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-    reader, writer = await asyncio.open_connection(sock=sock)
-    body = json.dumps(ASK).encode()
-    writer.write(
-        b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        + f"Content-Length: {len(body)}\r\n\r\n".encode()
-        + body
-    )
-    await writer.drain()
-    async with asyncio.timeout(5):
-        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
-    try:
-        yield reader
-    finally:
-        writer.transport.abort()
-
-
-async def read_to_the_end(reader: asyncio.StreamReader) -> None:
-    """Read all the daemon left in the connection, until it ends or is reset."""
-    with contextlib.suppress(ConnectionError):
-        while await reader.read(1 << 20):
-            pass
 
 
 async def read_slowly(url: str) -> str:
@@ -98,7 +65,7 @@ async def test_total_s_ends_the_wait_for_a_unary_client_that_stopped_reading(
         )
     )
     with capture_logs() as logs:
-        async with stalled_client(int(d.url.rsplit(":", 1)[1])) as reader:
+        async with stalled_client(int(d.url.rsplit(":", 1)[1]), ASK) as reader:
             sent = time.monotonic()
             # Read meanwhile, and slowly: it gets all its answer.
             text = await read_slowly(d.url + "/v1/messages")
