@@ -24,6 +24,7 @@ import msgspec
 from coderouterd.state.json_prefix import decode_prefix
 from coderouterd.wire.sse import SSEDecoder, parse_frame
 from coderouterd.wire.stop import stop_of_finish
+from coderouterd.wire.usage import COUNTS, openai_counts
 
 Dialect = Literal["anthropic", "openai"]
 
@@ -160,19 +161,12 @@ def _merge_anthropic_usage(into: dict[str, int], usage: object) -> None:
 
 
 def _openai_usage(usage: object) -> dict[str, int]:
-    """Prompt tokens split as Anthropic does: cached reads are not input."""
+    """The counts an OpenAI usage object reports, split as Anthropic does:
+    cache reads and writes are not input (wire.usage.openai_counts)."""
     if not isinstance(usage, Mapping):
         return {}
-    out: dict[str, int] = {}
-    details = usage.get("prompt_tokens_details")
-    cached = _int(details.get("cached_tokens")) if isinstance(details, Mapping) else None
-    if (prompt := _int(usage.get("prompt_tokens"))) is not None:
-        out["input_tokens"] = max(prompt - (cached or 0), 0)
-        if cached is not None:
-            out["cache_read_input_tokens"] = cached
-    if (completion := _int(usage.get("completion_tokens"))) is not None:
-        out["output_tokens"] = completion
-    return out
+    counts = msgspec.structs.asdict(openai_counts(usage))
+    return {k: n for k in COUNTS if isinstance(n := counts[k], int)}
 
 
 # --- Anthropic --------------------------------------------------------------

@@ -12,7 +12,7 @@ the model produced.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -22,7 +22,7 @@ from coderouterd.routing.call import Call
 from coderouterd.routing.upstream import Out
 from coderouterd.translate.estimate import estimate_text_tokens
 from coderouterd.wire.sse import SSEDecoder, SSEEvent, encode_data, parse_frame
-from coderouterd.wire.usage import Usage
+from coderouterd.wire.usage import Usage, anthropic_counts
 
 _encode = msgspec.json.Encoder().encode
 DONE = b"[DONE]"
@@ -90,48 +90,6 @@ class _Chunk(msgspec.Struct):
 
 # Lax: a count sent as 12.0 is read as 12.
 _chunk = msgspec.json.Decoder(_Chunk, strict=False)
-
-
-def anthropic_counts(
-    prompt: int | None, completion: int | None, cached: int | None, written: int | None
-) -> Usage:
-    """OpenAI usage counts as Anthropic's. OpenAI counts the cached and the
-    cache-written tokens inside prompt_tokens, told apart in its details
-    (`cached_tokens`; `cache_write_tokens`, which OpenRouter reports and
-    coderouterd writes to its own OpenAI clients: response_a2o); Anthropic
-    counts input, cache reads and cache writes apart.
-
-    Without either cache count the cache is unknown (None), not zero, so
-    the cache outcome says `unknown`; with one, the other is 0 (OpenAI's
-    own API reports no cache writes). A server that reports more cache
-    tokens than prompt tokens leaves no input at 0: never a negative count.
-    """
-    reported = cached is not None or written is not None
-    read, write = cached or 0, written or 0
-    return Usage(
-        input_tokens=None if prompt is None else max(prompt - read - write, 0),
-        output_tokens=completion,
-        cache_creation_input_tokens=write if reported else None,
-        cache_read_input_tokens=read if reported else None,
-    )
-
-
-def openai_counts(upstream: object) -> Usage:
-    """anthropic_counts of a decoded OpenAI usage object, each count read on
-    its own: one not there, or no count (a string, a bool), is None."""
-    usage = upstream if isinstance(upstream, Mapping) else {}
-    details = usage.get("prompt_tokens_details")
-    details = details if isinstance(details, Mapping) else {}
-    return anthropic_counts(
-        _count(usage.get("prompt_tokens")),
-        _count(usage.get("completion_tokens")),
-        _count(details.get("cached_tokens")),
-        _count(details.get("cache_write_tokens")),
-    )
-
-
-def _count(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def usage_from_openai(u: OpenAIUsage) -> Usage:

@@ -44,10 +44,10 @@ import msgspec
 from coderouterd.translate.estimate import estimate_text_tokens
 from coderouterd.translate.filters import ThinkFilter
 from coderouterd.translate.markers import StopMarkers
-from coderouterd.translate.openai_passthrough import openai_counts
 from coderouterd.translate.repair import ToolCall, ToolCallRepair
 from coderouterd.translate.types import OutputFilters, ToolNames
 from coderouterd.wire.stop import FINISH_TO_STOP
+from coderouterd.wire.usage import openai_counts
 
 _NOT_ID = re.compile(r"[^A-Za-z0-9_-]")
 

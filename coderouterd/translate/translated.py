@@ -23,7 +23,7 @@ from coderouterd.translate.anthropic_passthrough import NOT_CONTENT
 from coderouterd.translate.capabilities import ModelCapabilities
 from coderouterd.translate.estimate import estimate_prompt_tokens
 from coderouterd.translate.memo_a2o import TranslatedHistory
-from coderouterd.translate.openai_passthrough import DONE, frames_left, openai_counts
+from coderouterd.translate.openai_passthrough import DONE, frames_left
 from coderouterd.translate.request_a2o import anthropic_to_openai_request
 from coderouterd.translate.request_params import reasoning_within
 from coderouterd.translate.response_o2a import openai_to_anthropic_response
@@ -47,7 +47,7 @@ from coderouterd.wire.errors import (
     reenvelope,
 )
 from coderouterd.wire.sse import SSEDecoder, SSEEvent, encode_event
-from coderouterd.wire.usage import Usage
+from coderouterd.wire.usage import Usage, openai_counts
 
 # Both directions' codecs and transcoders are imported from here.
 __all__ = [

@@ -1,7 +1,9 @@
-"""Token usage as the Anthropic wire reports it, and reading it from a whole body."""
+"""Token usage as the Anthropic wire reports it, reading it from a whole body,
+and OpenAI's counts split as Anthropic splits them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -98,3 +100,45 @@ def completed(usage: object) -> dict[str, Any]:
     any other key kept as it is."""
     given: dict[str, Any] = usage if isinstance(usage, dict) else {}
     return {**given, **{k: given.get(k) or 0 for k in COUNTS}}
+
+
+def anthropic_counts(
+    prompt: int | None, completion: int | None, cached: int | None, written: int | None
+) -> Usage:
+    """OpenAI usage counts as Anthropic's. OpenAI counts the cached and the
+    cache-written tokens inside prompt_tokens, told apart in its details
+    (`cached_tokens`; `cache_write_tokens`, which OpenRouter reports and
+    coderouterd writes to its own OpenAI clients: response_a2o); Anthropic
+    counts input, cache reads and cache writes apart.
+
+    Without either cache count the cache is unknown (None), not zero, so
+    the cache outcome says `unknown`; with one, the other is 0 (OpenAI's
+    own API reports no cache writes). A server that reports more cache
+    tokens than prompt tokens leaves no input at 0: never a negative count.
+    """
+    reported = cached is not None or written is not None
+    read, write = cached or 0, written or 0
+    return Usage(
+        input_tokens=None if prompt is None else max(prompt - read - write, 0),
+        output_tokens=completion,
+        cache_creation_input_tokens=write if reported else None,
+        cache_read_input_tokens=read if reported else None,
+    )
+
+
+def openai_counts(upstream: object) -> Usage:
+    """anthropic_counts of a decoded OpenAI usage object, each count read on
+    its own: one not there, or no count (a string, a bool), is None."""
+    usage = upstream if isinstance(upstream, Mapping) else {}
+    details = usage.get("prompt_tokens_details")
+    details = details if isinstance(details, Mapping) else {}
+    return anthropic_counts(
+        _count(usage.get("prompt_tokens")),
+        _count(usage.get("completion_tokens")),
+        _count(details.get("cached_tokens")),
+        _count(details.get("cache_write_tokens")),
+    )
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -183,7 +183,12 @@ OPENAI_EXPECTED = Assembled(
         ToolCallOut("Read", {"file_path": "/src/a.py"}),
     ],
     stop_reason="tool_use",
-    usage={"input_tokens": 260, "cache_read_input_tokens": 640, "output_tokens": 61},
+    usage={
+        "input_tokens": 260,
+        "cache_read_input_tokens": 640,
+        "cache_creation_input_tokens": 0,
+        "output_tokens": 61,
+    },
     complete=True,
 )
 
@@ -567,3 +572,21 @@ def test_render_shows_text_as_a_unified_diff_and_scalars_inline() -> None:
 def test_render_shows_a_missing_value_and_a_line_ending_change() -> None:
     changes = [Change("stop_reason", None, "end_turn"), Change("text", "a\n", "a")]
     assert render_diff(changes) == "stop_reason: (none) -> end_turn\ntext: 'a\\n' -> 'a'"
+
+
+def test_an_openai_answers_cache_writes_are_not_its_input() -> None:
+    """As the request row counts them (wire.usage.openai_counts), so that a
+    replay's diff compares like with like."""
+    usage = {
+        "prompt_tokens": 100,
+        "completion_tokens": 5,
+        "prompt_tokens_details": {"cached_tokens": 20, "cache_write_tokens": 30},
+    }
+    body = {"choices": [{"index": 0, "message": {"content": "ok"}, "finish_reason": "stop"}]}
+    assembled = assemble("openai", False, json.dumps({**body, "usage": usage}).encode())
+    assert assembled.usage == {
+        "input_tokens": 50,
+        "output_tokens": 5,
+        "cache_creation_input_tokens": 30,
+        "cache_read_input_tokens": 20,
+    }

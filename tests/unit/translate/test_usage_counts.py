@@ -14,13 +14,11 @@ from coderouterd.translate.answer_usage import answer_usage, completion_usage, m
 from coderouterd.translate.estimate import estimate_prompt_tokens
 from coderouterd.translate.openai_passthrough import (
     OpenAIUsage,
-    anthropic_counts,
-    openai_counts,
     produced_in_completion,
     usage_from_openai,
 )
 from coderouterd.translate.response_o2a import anthropic_usage
-from coderouterd.wire.usage import Usage
+from coderouterd.wire.usage import Usage, anthropic_counts, openai_counts
 
 CALL = Call(
     request_id="r",
