@@ -41,9 +41,10 @@ def response_of(reply: Reply, extra: Mapping[str, str] | None = None) -> web.Res
 def send_within(plan: Plan, reply: Reply, *, started: float, now: float) -> float:
     """How long the client may take to read `reply`: what is left of the
     answering provider's total_s (the longest of the chain's, for an answer
-    of the daemon's own) since the request began, which is no later than the
-    attempt's own deadline, as total_s bounds the writes to a stream's
-    client; and at least a last word's time, as at the end of a stream."""
+    of the daemon's own) since its attempt `started`, the attempt's own
+    deadline, as total_s bounds the writes to a stream's client (the
+    providers tried before, and a wait for a slot, take nothing of it); and
+    at least a last word's time, as at the end of a stream."""
     provider = reply.headers.get(PROVIDER_HEADER)
     limits = [p.timeouts.total_s for p in plan.attempts if provider in (None, p.name)]
     return max(started + max(limits, default=0.0) - now, LAST_WORD_S)

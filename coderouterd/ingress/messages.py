@@ -229,7 +229,7 @@ async def _route(
         replay = ReplayRecording(daemon, call, request.headers, capture, entry)
         if parsed.stream:
             return await _stream(request, runtime.engine, routed, plan, replay)
-        return await _unary(request, runtime.engine, routed, plan, replay, started=started)
+        return await _unary(request, runtime.engine, routed, plan, replay)
 
 
 async def _unary(
@@ -238,8 +238,6 @@ async def _unary(
     routed: Call,
     plan: Plan,
     replay: ReplayRecording,
-    *,
-    started: float,
 ) -> web.StreamResponse:
     rid = routed.request_id
     handed: list[Progress] = []
@@ -261,11 +259,12 @@ async def _unary(
     unary = response_of(reply, {REQUEST_ID_HEADER: rid})
     close_if_stopping(request, unary)
     now = request.app[DAEMON].clock.monotonic()
+    progress = handed[0]
     await deliver(
         request,
         unary,
-        wait_s=send_within(plan, reply, started=started, now=now),
-        progress=handed[0],
+        wait_s=send_within(plan, reply, started=progress.attempt_started, now=now),
+        progress=progress,
         record=functools.partial(replay.done, reply.body),
     )
     return unary

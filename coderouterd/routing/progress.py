@@ -110,6 +110,12 @@ class Progress:
         self._attempt_queued_ms = None if queued_at is None else self._ms(queued_at)
         self._observer.attempt_started(self.call.request_id, provider)
 
+    @property
+    def attempt_started(self) -> float:
+        """When the latest attempt began, after any wait for its slot
+        (monotonic); the request's start before any began."""
+        return self._attempt_start
+
     def waiting(self, providers: Sequence[str]) -> None:
         """The request waits in line for a slot of any of `providers`."""
         self._observer.waiting_for_slot(self.call.request_id, providers)
