@@ -57,6 +57,8 @@ _MAX_SLEEP_S = 60.0
 _BUSY = SKIP_BUSY
 # The reason of a probe that raised what no answer explains (a bug).
 _PROBE_ERROR = "probe_error"
+# The reason `ctl probe` gets once the daemon's shutdown has begun.
+_SHUTTING_DOWN = "shutting_down"
 # The `error` of a restart_command the daemon's shutdown stopped.
 _STOPPED = "stopped at shutdown"
 
@@ -117,6 +119,9 @@ class HealingService(BaseObserver):
         adapter = self._adapters().get(provider)
         if adapter is None:
             raise KeyError(provider)
+        if self._closing:
+            # Nothing starts once the shutdown has begun (stop_starting).
+            return ProbeOutcome(False, 0.0, reason=_SHUTTING_DOWN), False
         started = self._clock.monotonic()
         try:
             outcome = await self._send_probe(

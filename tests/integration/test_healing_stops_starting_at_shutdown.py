@@ -14,6 +14,7 @@ import pytest
 
 from coderouterd.state.audit import tail
 from coderouterd.state.db import DB_FILENAME, open_db
+from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_error, anthropic_message
 from tests.fakes.upstream import FakeUpstream, Reply
 from tests.integration.process import StartServe
@@ -96,3 +97,14 @@ async def test_no_restart_command_or_probe_starts_once_shutdown_has_begun(
         await conn.close()
     assert "provider.excluded" in rows
     assert "provider.restart_command" not in rows
+
+
+async def test_ctl_probe_once_shutdown_has_begun_sends_nothing(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream
+) -> None:
+    d = await start_daemon(chain_yaml(provider_yaml("a", fake_upstream.url)))
+    d.daemon.healing.stop_starting()  # as the shutdown does (app.py)
+    reply = await d.daemon.provider_action("probe", "a", None)
+    assert reply.ok and not reply.changed
+    assert reply.message == "failed after 0 ms: shutting_down"
+    assert fake_upstream.requests == []
