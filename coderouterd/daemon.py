@@ -129,9 +129,8 @@ class Daemon:
         """A budget lowered under the month's spend while the daemon was
         stopped blocks as spend does: audited, as at a reload, unless the
         month's audit log holds the threshold already."""
-        audited = state.thresholds_audited
         now = self._clock.wall()
-        for event in start_events(self.budget, config, state.budget_month, audited, now):
+        for event in start_events(self.budget, config, state.budget_month, now):
             state.writer.submit(event)
 
     def pricing(self, name: str) -> ProviderConfig | None:

@@ -9,6 +9,12 @@ A threshold (a percent of the budget) is passed once the month's spend
 reaches that share of it; a budget of 0 is passed by any spend. Spend
 crosses a threshold when it passes it (`add`), and so does a new budget
 under the spend already made (`rebudgeted`, at a reload).
+
+The book also holds the thresholds audited for each provider, month and
+budget (`audit`), loaded from the audit log at start-up: a threshold of one
+budget crossed again in a month (a budget raised, then put back by a reload
+or a restart) is audited once, so an alert on it fires once; the thresholds
+of another budget (a raised one the spend then passes) are its own.
 """
 
 from __future__ import annotations
@@ -19,6 +25,9 @@ from coderouterd.config.model import ProviderConfig
 
 THRESHOLDS = (80, 100)
 SKIP_BUDGET = "budget_exceeded"
+# Months whose audited thresholds are kept: this one's and the last one's,
+# which a request that arrived before midnight is still spent in.
+_MONTHS_AUDITED = 2
 # Costs are float sums (ten requests at $0.10 add up to 0.9999999999999999):
 # a mark is reached within a billionth of a dollar, far below any price's
 # resolution and far above a sum's rounding error.
@@ -37,8 +46,18 @@ def passed(spent: float, budget: float | None) -> list[int]:
 
 
 class BudgetBook:
-    def __init__(self, totals: Mapping[tuple[str, str], float] | None = None) -> None:
+    def __init__(
+        self,
+        totals: Mapping[tuple[str, str], float] | None = None,
+        audited: Iterable[tuple[str, str, float, int]] = (),
+    ) -> None:
+        """`audited`: (provider, month, budget, percent) of each threshold
+        the audit log holds as crossed."""
         self._spent: dict[tuple[str, str], float] = dict(totals or {})
+        # Month -> (provider, budget, percent) of each threshold audited in it.
+        self._audited: dict[str, set[tuple[str, float, int]]] = {}
+        for provider, month, budget, percent in audited:
+            self.audit(provider, month, budget, [percent])
 
     def spent(self, provider: str, month: str) -> float:
         return self._spent.get((provider, month), 0.0)
@@ -60,6 +79,19 @@ class BudgetBook:
         did not under the `old` one (None: none)."""
         spent = self.spent(provider, month)
         return _newly(passed(spent, new), passed(spent, old))
+
+    def audit(self, provider: str, month: str, budget: float, crossed: Iterable[int]) -> list[int]:
+        """Of the thresholds of `budget` `crossed`, those not audited yet in
+        the provider's month: they count as audited from now on."""
+        percents = list(crossed)
+        if not percents:
+            return []
+        done = self._audited.setdefault(month, set())
+        fresh = [t for t in percents if (provider, budget, t) not in done]
+        done.update((provider, budget, t) for t in fresh)
+        for old in sorted(self._audited)[:-_MONTHS_AUDITED]:
+            del self._audited[old]
+        return fresh
 
     def exhausted(self, provider: ProviderConfig, month: str) -> bool:
         budget = budget_of(provider)

@@ -141,15 +141,21 @@ async def month_totals(conn: aiosqlite.Connection, month: str) -> dict[str, Budg
     }
 
 
-async def thresholds_audited(conn: aiosqlite.Connection, month: str) -> set[tuple[str, int]]:
+async def thresholds_audited(conn: aiosqlite.Connection, month: str) -> set[tuple[str, float, int]]:
     """The budget thresholds the audit log holds as crossed in one UTC month:
-    (provider, percent) of each `budget.threshold_crossed` whose `month` it is."""
+    (provider, budget, percent) of each `budget.threshold_crossed` whose
+    `month` it is."""
     rows = await conn.execute_fetchall(
-        "SELECT DISTINCT json_extract(fields, '$.provider'), json_extract(fields, '$.percent')"
+        "SELECT DISTINCT json_extract(fields, '$.provider'), json_extract(fields, '$.budget_usd'),"
+        " json_extract(fields, '$.percent')"
         " FROM audit WHERE event = ? AND json_extract(fields, '$.month') = ?",
         (BUDGET_THRESHOLD, month),
     )
-    return {(r[0], r[1]) for r in rows if isinstance(r[0], str) and isinstance(r[1], int)}
+    return {
+        (p, float(b), t)
+        for p, b, t in rows
+        if isinstance(p, str) and isinstance(b, int | float) and isinstance(t, int)
+    }
 
 
 # How many request ids chosen by clients are remembered (at start, from the log).

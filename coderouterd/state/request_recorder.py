@@ -12,7 +12,6 @@ provider a reload took out while the request ran (daemon.py).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from collections.abc import Set as AbstractSet
 
 from coderouterd.clock import Clock
 from coderouterd.config.model import Config, ProviderConfig
@@ -91,8 +90,12 @@ def threshold_events(
     book: BudgetBook, provider: ProviderConfig, month: str, crossed: list[int], now: float
 ) -> list[AuditEvent]:
     """The `budget.threshold_crossed` audit events of the thresholds (percent
-    of the provider's budget) its month's spend has just crossed."""
+    of the provider's budget) its month's spend has just crossed, but for
+    those of that budget the book holds as audited for that month already.
+    Every threshold event goes through here, so that the book knows it audited."""
     budget = budget_of(provider)
+    if budget is None:
+        return []
     return [
         AuditEvent(
             ts=now,
@@ -105,7 +108,7 @@ def threshold_events(
                 "budget_usd": budget,
             },
         )
-        for percent in crossed
+        for percent in book.audit(provider.name, month, budget, crossed)
     ]
 
 
@@ -113,9 +116,11 @@ def rebudget_events(
     book: BudgetBook, before: Mapping[str, ProviderConfig], new: Config, now: float
 ) -> list[AuditEvent]:
     """The threshold events of a reload: those this month's spend passes under
-    the `new` config's budgets and did not under the ones `before` it, each
+    the `new` config's budgets and did not under the ones `before` it (each
     provider's config then or, for one an earlier reload took out, its last
-    one (put back with the budget it had, it has crossed nothing)."""
+    one: put back with the budget it had, it has crossed nothing), unless
+    the month has audited them under that budget already (a budget raised,
+    then put back)."""
     month = month_of(now)
     events: list[AuditEvent] = []
     for p in new.providers:
@@ -126,20 +131,17 @@ def rebudget_events(
     return events
 
 
-def start_events(
-    book: BudgetBook, config: Config, month: str, audited: AbstractSet[tuple[str, int]], now: float
-) -> list[AuditEvent]:
+def start_events(book: BudgetBook, config: Config, month: str, now: float) -> list[AuditEvent]:
     """The threshold events of a start: those the month's spend, as loaded,
-    passes under the config's budgets and the month's audit log does not
-    hold yet (`audited`: provider and percent). A budget lowered under the
-    spend while the daemon was stopped is audited as at a reload; under an
+    passes under the config's budgets and the month's audit log, which the
+    book was loaded with, does not hold yet. A budget lowered under the spend
+    while the daemon was stopped is audited as at a reload; under an
     unchanged one, each threshold passed was audited as it was crossed."""
     events: list[AuditEvent] = []
     for p in config.providers:
-        unaudited = [
-            t for t in passed(book.spent(p.name, month), budget_of(p)) if (p.name, t) not in audited
-        ]
-        events += threshold_events(book, p, month, unaudited, now)
+        events += threshold_events(
+            book, p, month, passed(book.spent(p.name, month), budget_of(p)), now
+        )
     return events
 
 

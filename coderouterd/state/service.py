@@ -98,10 +98,8 @@ class StateService(HealingAudit):
         self.client_ids: tuple[str, ...] = ()
         # Providers excluded when the database was opened (self-healing loads them).
         self.exclusions: tuple[ExclusionSet, ...] = ()
-        # The month whose spend `budget` was loaded with, and the thresholds
-        # (provider, percent) its audit log then held as crossed.
+        # The month whose spend, and whose thresholds audited, `budget` was loaded with.
         self.budget_month = ""
-        self.thresholds_audited: frozenset[tuple[str, int]] = frozenset()
 
     @classmethod
     async def open(
@@ -149,7 +147,6 @@ class StateService(HealingAudit):
         service.client_ids = start.client_ids
         service.exclusions = start.exclusions
         service.budget_month = start.month
-        service.thresholds_audited = start.thresholds_audited
         service._start()
         return service
 

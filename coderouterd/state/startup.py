@@ -20,11 +20,9 @@ from coderouterd.state.records import ExclusionSet
 
 
 class Startup(NamedTuple):
-    # The UTC month whose spend `budget` holds.
+    # The UTC month whose spend, and whose thresholds audited, `budget` holds.
     month: str
     budget: BudgetBook
-    # (provider, percent) of each `budget.threshold_crossed` of that month.
-    thresholds_audited: frozenset[tuple[str, int]]
     client_ids: tuple[str, ...]
     exclusions: tuple[ExclusionSet, ...]
 
@@ -41,8 +39,10 @@ async def read_startup(conn: aiosqlite.Connection, path: Path, month: str) -> St
         raise read_error(path, e) from e
     return Startup(
         month=month,
-        budget=BudgetBook({(p, month): t.cost_usd for p, t in totals.items()}),
-        thresholds_audited=frozenset(audited),
+        budget=BudgetBook(
+            {(p, month): t.cost_usd for p, t in totals.items()},
+            audited=((p, month, budget, percent) for p, budget, percent in audited),
+        ),
         client_ids=tuple(client_ids),
         exclusions=tuple(exclusions),
     )

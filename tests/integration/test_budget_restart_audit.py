@@ -112,11 +112,12 @@ async def test_a_budget_lowered_under_the_spend_across_a_restart_is_audited_once
     assert crossed(await crossings(again)) == expected
 
 
-async def test_a_restart_audits_only_the_thresholds_the_month_has_not_crossed_yet(
+async def test_a_restart_audits_the_thresholds_of_a_lowered_budget(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
-    """$20 spent of a $25 budget crosses 80 %, audited then; the budget is
-    lowered to $10 across a restart: only 100 % is audited by the start."""
+    """$20 spent of a $25 budget crosses its 80 %, audited then; the budget
+    is lowered to $10 across a restart: the start audits $10's 80 % and
+    100 %, and the next start nothing."""
     fake_upstream.default = Reply(json=anthropic_message("ok"))
     clock = ShiftedClock(MID_MARCH)
     month = "2027-03"
@@ -125,10 +126,10 @@ async def test_a_restart_audits_only_the_thresholds_the_month_has_not_crossed_ye
     assert crossed(await crossings(first)) == [("cloud", month, 80, 25)]
 
     lowered = await restart(first, start_daemon, config(fake_upstream.url, 10), clock)
-    assert crossed(await crossings(lowered)) == [
-        ("cloud", month, 80, 25),
-        ("cloud", month, 100, 10),
-    ]
+    expected = [("cloud", month, 80, 25), ("cloud", month, 80, 10), ("cloud", month, 100, 10)]
+    assert crossed(await crossings(lowered)) == expected
+    again = await restart(lowered, start_daemon, config(fake_upstream.url, 10), clock)
+    assert crossed(await crossings(again)) == expected
 
 
 async def test_thresholds_audited_in_an_earlier_month_do_not_stand_for_this_ones(
