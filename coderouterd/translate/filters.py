@@ -31,11 +31,13 @@ the chunks arrive:
 Chat templates that put `<think>` into the prompt make the model emit only
 the closing tag. With `assume_open_at_start=True` the start of the run is
 *undecided*: it is held until the first tag decides it. A `</think>` with no
-`<think>` before it makes everything held thinking; a `<think>` makes it
-text (and is text itself when that text leaves it in code: the held text
-is followed only once it is text, so outside a call a `</think>` in it
-decides it wherever it lies); the end of the run makes it text (the model
-did not think). A tag
+`<think>` before it makes everything held thinking, wherever it lies; a
+`<think>` makes it text, unless the held text, read as text, leaves the tag
+in code: then it is held as data and decides nothing, since reasoning names
+the tag in backticks (`_held_code` reads the held text so). After such a
+`<think>`, a `</think>` that the held text leaves in code is data too (an
+answer's `re.sub(r"<think>.*?</think>", …)`); the end of the run makes the
+start text (the model did not think). A tag
 that would lie inside a tool call if the held text were text (a `</think>`
 in the source of a file that a model that did not think writes) decides
 nothing: it is the call's data. `probe` (when given) makes a scanner of
@@ -164,6 +166,9 @@ class ThinkFilter:
         "_code",
         "_gate",
         "_held",
+        "_held_code",
+        "_held_code_read",
+        "_held_code_tag",
         "_held_len",
         "_limit",
         "_mode",
@@ -201,6 +206,9 @@ class ThinkFilter:
         self._pending = ""
         self._held: list[str] = []
         self._held_len = 0
+        self._held_code = _CodeSpans()  # the held text read as text
+        self._held_code_read = 0  # pieces of `_held` it has read
+        self._held_code_tag = False  # whether a `<think>` in code was held
         self._trim_lead = mode != "off"
         self._code = _CodeSpans()
         self._out: list[ThinkSegment] = []
@@ -285,23 +293,26 @@ class ThinkFilter:
             self._emit(tag)
             return
         if state is _State.UNDECIDED and self._in_held_call(tag):
-            self._emit(tag)
-            self._probed = len(self._held)  # the probe has read the tag
+            self._hold_data(tag)
             return
         if tag == OPEN_TAG:
             if state is _State.INSIDE:
                 self._emit(tag)
                 return
             if state is _State.UNDECIDED:
-                self._resolve(_State.OUTSIDE)
-                if self._code.in_code:
-                    self._emit(tag)
+                if self._in_held_code():
+                    self._held_code_tag = True
+                    self._hold_data(tag)
                     return
+                self._resolve(_State.OUTSIDE)
             self._state = _State.INSIDE
         elif state is _State.INSIDE:
             self._state = _State.OUTSIDE
             self._code.new_line()
         elif state is _State.UNDECIDED:
+            if self._held_code_tag and self._in_held_code():
+                self._hold_data(tag)
+                return
             self._resolve(_State.INSIDE)
             self._state = _State.OUTSIDE
         else:
@@ -326,6 +337,17 @@ class ThinkFilter:
         self._probe_called |= any(not isinstance(seg, str) for seg in segments)
         return self._probe.holding_call
 
+    def _in_held_code(self) -> bool:
+        """Whether a tag arriving now, were the held text text, lies in code."""
+        self._held_code.feed("".join(self._held[self._held_code_read :]))
+        self._held_code_read = len(self._held)
+        return self._held_code.in_code
+
+    def _hold_data(self, tag: str) -> None:
+        """Hold a tag that decides nothing as the undecided start's text."""
+        self._emit(tag)
+        self._probed = len(self._held)  # the probe, if any, has read the tag
+
     def _resolve(self, as_state: _State) -> None:
         """Release the undecided start of the run as thinking or as text."""
         held = "".join(self._held)
@@ -334,6 +356,9 @@ class ThinkFilter:
         self._probe = None
         self._probed = 0
         self._probe_called = False
+        self._held_code.reset()
+        self._held_code_read = 0
+        self._held_code_tag = False
         self._state = as_state
         self._emit(held)
 

@@ -21,6 +21,7 @@ ANSWER = (
     "The `<think>` tag opens it and `</think>` closes it."
 )
 REASONING = "They want a regex."
+NAMING = "They want the `<think>` blocks gone: a regex."
 MESSAGES: list[Any] = [{"role": "user", "content": "how do I strip the reasoning?"}]
 # What the model writes: no reasoning, a think block, or (a chat template
 # that opens the block, as for DeepSeek-R1 distills) only its closing tag.
@@ -28,6 +29,8 @@ WRITTEN = {
     "no reasoning": ("local", ANSWER, ""),
     "think block": ("local", f"<think>{REASONING}</think>\n\n{ANSWER}", REASONING),
     "template opened": ("deepseek-r1-distill", f"{REASONING}</think>\n\n{ANSWER}", REASONING),
+    # Its reasoning names `<think>` in backticks before its `</think>`.
+    "template opened, tag named": ("deepseek-r1-distill", f"{NAMING}</think>\n\n{ANSWER}", NAMING),
 }
 
 

@@ -77,11 +77,33 @@ def test_a_template_opened_block_closed_before_the_code_is_thinking() -> None:
         assert out == [("thinking", "They ask for a regex.\n"), ("text", FENCED)], cut
 
 
-def test_an_answer_that_did_not_think_keeps_the_tags_of_its_code() -> None:
-    # The template opened a block the model left at once: its `<think>` in
-    # code decides the start as text, and is text itself.
-    for cut in (1, 3, 9, 1000):
-        assert run(FENCED, cut, assume_open=True) == [("text", FENCED)], cut
+# A template-opened reasoner (QwQ, an R1 distill) names the tags in its
+# reasoning, in backticks, before the `</think>` that ends it.
+NAMING = "They want the `<think>` blocks gone, up to ``</think>``: a regex.\n"
+
+
+@pytest.mark.parametrize("repair", [True, False])
+def test_reasoning_naming_the_tags_in_code_is_thinking_at_every_split(repair: bool) -> None:
+    text = NAMING + "</think>\n\n" + INLINE
+    for cut in range(1, len(text) + 1):
+        out = run(text, cut, assume_open=True, repair=repair)
+        assert out == [("thinking", NAMING), ("text", INLINE)], cut
+
+
+@pytest.mark.parametrize("text", [FENCED, INLINE], ids=["fenced", "inline"])
+def test_an_answer_that_did_not_think_keeps_its_code_at_every_split(text: str) -> None:
+    # The template opened a block the model never used: its `<think>` in
+    # code decides nothing, nor does a `</think>` in code after it; the end
+    # of the run makes the held start text.
+    for cut in range(1, len(text) + 1):
+        assert run(text, cut, assume_open=True) == [("text", text)], cut
+
+
+def test_a_think_tag_out_of_code_still_decides_the_start_is_text() -> None:
+    text = "Name `<think>` here.\n<think>a</think>b"
+    for cut in (1, 4, 1000):
+        out = run(text, cut, assume_open=True)
+        assert out == [("text", "Name `<think>` here.\n"), ("thinking", "a"), ("text", "b")]
 
 
 def test_tags_after_the_code_closes_are_markup_again() -> None:
@@ -167,3 +189,21 @@ def filtered(pieces: list[str], *, assume_open: bool = False) -> list[tuple[str,
         else:
             out.append((kind, t))
     return out
+
+
+# Reasoning whose first tag is a `<think>` in code: whatever follows in code.
+NAMED = [" `<think>`", "\n```py\n<think>.*?</think>\n```\n"]
+
+
+@given(
+    st.sampled_from(NAMED),
+    st.lists(st.sampled_from([*IN_CODE, *NAMED]), max_size=10),
+    st.data(),
+)
+def test_reasoning_naming_the_tags_in_code_ends_at_its_closing_tag(
+    first: str, rest: list[str], data: st.DataObject
+) -> None:
+    reasoning = first + "".join(rest) + "\n"
+    text = reasoning + "</think>\n\nDone."
+    out = filtered(chunks(text, data), assume_open=True)
+    assert out == [("thinking", reasoning.lstrip()), ("text", "Done.")]
