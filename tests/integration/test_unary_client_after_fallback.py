@@ -15,9 +15,11 @@ from tests.integration.test_unary_client_stalled import TEXT, read_slowly
 
 pytestmark = pytest.mark.timeout(40)
 
-TOTAL_S = 4.0
+# The read takes about 2 s: room to spare in b's own 6 s, too little in the 1 s
+# the request's total_s would leave after a's 5 s.
+TOTAL_S = 6.0
 # The first provider fails (a 503 falls through) after most of its total_s.
-FIRST_FAILS_AFTER_S = 3.0
+FIRST_FAILS_AFTER_S = 5.0
 
 
 async def test_a_steady_reader_is_not_cut_because_an_earlier_provider_was_slow(
