@@ -26,11 +26,11 @@ BODY = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": 
 SLOW_BUSY = Reply(
     status=503,
     json=anthropic_error(503, "overloaded_error", "busy").json,
-    delay_before_headers=0.5,
+    delay_before_headers=1.0,
 )
 # Keeps the daemon in its grace period for a second after the failures,
 # time enough for a restart_command to run and a probe to go out.
-SLOWER_OK = Reply(json=anthropic_message("ok"), delay_before_headers=1.5)
+SLOWER_OK = Reply(json=anthropic_message("ok"), delay_before_headers=2.0)
 
 
 async def test_no_restart_command_or_probe_starts_once_shutdown_has_begun(
