@@ -282,9 +282,7 @@ class Daemon:
             return self._no_file(current)
         path = str(found)
         try:
-            loaded = with_server_overrides(
-                load_config(path, server_overrides=self._overrides), self._overrides
-            )
+            loaded = load_config(path, server_overrides=self._overrides)
             new = build_runtime(
                 loaded, env=self._env, observer=self._observer, clock=self._clock,
                 previous=current, slots=self.slots, budget_spent=self.budget_spent,

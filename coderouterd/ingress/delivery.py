@@ -74,9 +74,8 @@ async def deliver(
         raise
     finally:
         if taken != "all":
-            progress.interrupted(shutdown=shutdown)
-        if taken == "stalled":
-            progress.error = CLIENT_STALLED
+            stalled = CLIENT_STALLED if taken == "stalled" else None
+            progress.interrupted(shutdown=shutdown, stalled=stalled)
         for step in (progress.report, record):
             try:
                 step()

@@ -149,10 +149,8 @@ class Engine:
             await sink.finish()
             return None
         except ClientDisconnectedError as exc:
-            progress.interrupted(shutdown=False)
-            # A client cut off for not reading (streams.STALLED) is told apart
-            # from one that left in the request's error.
-            progress.error = str(exc) or progress.error
+            # Raised with words only for a client cut off for not reading (streams.STALLED).
+            progress.interrupted(shutdown=False, stalled=str(exc) or None)
             return None
         except asyncio.CancelledError as exc:
             shutdown = cancelled_by_shutdown(exc)

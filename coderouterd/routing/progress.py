@@ -242,14 +242,17 @@ class Progress:
         short before then answered nobody, whatever the upstream had sent."""
         return self.call.stream and self._attempt_ttfb is not None
 
-    def interrupted(self, *, shutdown: bool) -> None:
-        """The request was cut short: by the client leaving, or by the daemon shutting down."""
+    def interrupted(self, *, shutdown: bool, stalled: str | None = None) -> None:
+        """The request was cut short: by the client leaving, or by the daemon
+        shutting down. `stalled`: the client was cut off for not reading, and
+        why, told apart from one that left in the request's error."""
         if shutdown:
             self.status = SHUTDOWN_STATUS
             self.error = ABANDONED_AT_SHUTDOWN
         else:
             self.client_disconnected = True
             self.status = CLIENT_CLOSED_STATUS
+            self.error = stalled or self.error
 
     def report(self) -> None:
         if self._reported:
