@@ -7,7 +7,8 @@
     │   │   └── UntranslatableRequestError  not for one provider's dialect or
     │   │                           model (the next is tried)
     │   ├── UnknownProfileError     the chosen profile does not exist (400)
-    │   └── BodyTooLargeError       the body is over server.max_body_bytes (413)
+    │   ├── BodyTooLargeError       the body is over server.max_body_bytes (413)
+    │   └── BodyTimeoutError        the body did not arrive within server.body_timeout_s (408)
     ├── UpstreamError               one attempt at one provider failed
     │   ├── UpstreamConnectError    no connection could be made
     │   ├── UpstreamTimeoutError    a deadline passed (connect / first_byte / idle / total)
@@ -85,6 +86,10 @@ class UnknownProfileError(RequestError):
 
 class BodyTooLargeError(RequestError):
     status = 413
+
+
+class BodyTimeoutError(RequestError):
+    status = 408
 
 
 # An attempt's reason when the backend said it ran out of memory.

@@ -317,6 +317,9 @@ class ServerConfig(_Strict, frozen=True):
     control_socket: str | None = None
     grace_period_s: NonNegative = 30.0
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024 * 1024
+    # A client that sends its headers and then stalls its body would hold a
+    # connection and an in-flight entry for ever: the whole body has this long.
+    body_timeout_s: Positive = 60.0
     keepalive_after_s: Positive = 10.0
     keepalive_interval_s: Positive = 10.0
 

@@ -6,15 +6,20 @@ any middleware runs, so the client gets no error envelope and no request
 id. Decoded here, what a body decodes to is held to server.max_body_bytes
 as it grows: a small body that would decode to gigabytes is refused at the
 limit, never held whole. A body in no coding is read as aiohttp reads it.
+The whole body, in any coding, has server.body_timeout_s to arrive.
 """
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 
-from aiohttp import StreamReader
+from aiohttp import StreamReader, hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
-from coderouterd.errors import BodyTooLargeError, InvalidRequestError
+from coderouterd.errors import BodyTimeoutError, BodyTooLargeError, InvalidRequestError
+from coderouterd.ingress.keys import DAEMON
 from coderouterd.scrub import clip
 
 # zlib's window bits for each coding: gzip's header and trailer, zlib's.
@@ -121,3 +126,39 @@ async def read_decoded(content: StreamReader, coding: str, limit: int) -> bytes:
             raise too_large(limit, f"at least {received} bytes sent in {coding}")
         inflater.feed(chunk)
     return inflater.finish()
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request's body, decoded from gzip or deflate; one over
+    server.max_body_bytes (as sent or decoded), one in another coding, one
+    that cannot be read (a corrupt encoding, a cut chunked body), or one not
+    whole within server.body_timeout_s, is the client's error."""
+    daemon = request.app[DAEMON]
+    limit = daemon.max_body_bytes
+    timeout_s = daemon.holder.current.config.server.body_timeout_s
+    try:
+        async with asyncio.timeout(timeout_s):
+            header = request.headers.get(hdrs.CONTENT_ENCODING)
+            coding = None if header is None else coding_of(header)
+            if coding is None:
+                return await request.read()
+            return await read_decoded(request.content, coding, limit)
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise too_large(limit, str(exc.text)) from exc
+    except (RequestPayloadError, HttpProcessingError) as exc:
+        _drop_connection(request)
+        raise InvalidRequestError(f"cannot be read ({exc})", field="body") from exc
+    except TimeoutError as exc:
+        _drop_connection(request)
+        raise BodyTimeoutError(
+            f"did not arrive in full within server.body_timeout_s ({timeout_s:g} s)",
+            field="body",
+        ) from exc
+
+
+def _drop_connection(request: web.Request) -> None:
+    # The body is done with, and so is the connection once the answer is
+    # out: aiohttp would otherwise read on in the rest of the body after the
+    # answer, fail again and log it as unhandled.
+    request.content.feed_eof()
+    request.protocol.close()

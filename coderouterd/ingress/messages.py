@@ -14,19 +14,16 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 
 import msgspec
-from aiohttp import hdrs, web
-from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.web_protocol import RequestPayloadError
+from aiohttp import web
 
 from coderouterd.errors import (
     CoderouterError,
-    InvalidRequestError,
     NoProviderAvailableError,
     RequestError,
 )
 from coderouterd.ingress.amend import amended
 from coderouterd.ingress.body import RequestBody, parse_body
-from coderouterd.ingress.decode import coding_of, read_decoded, too_large
+from coderouterd.ingress.decode import read_body
 from coderouterd.ingress.delivery import deliver, response_of, send_within
 from coderouterd.ingress.errors import error_response, status_of
 from coderouterd.ingress.keys import DAEMON, REQUEST_ID
@@ -340,29 +337,6 @@ def _auto_route(router: AutoRouter, parsed: RequestBody, counts: Counter[tuple[s
         estimated_tokens=turn.estimated_tokens,
     )
     return Route(choice.profile)
-
-
-async def read_body(request: web.Request) -> bytes:
-    """The request's body, decoded from gzip or deflate; one over
-    server.max_body_bytes (as sent or decoded), one in another coding, or one
-    that cannot be read (a corrupt encoding, a cut chunked body), is the
-    client's error."""
-    limit = request.app[DAEMON].max_body_bytes
-    try:
-        header = request.headers.get(hdrs.CONTENT_ENCODING)
-        coding = None if header is None else coding_of(header)
-        if coding is None:
-            return await request.read()
-        return await read_decoded(request.content, coding, limit)
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise too_large(limit, str(exc.text)) from exc
-    except (RequestPayloadError, HttpProcessingError) as exc:
-        # The body is done with, and so is the connection once the answer is
-        # out: aiohttp would otherwise read on in the broken body after the
-        # answer, fail again and log it as unhandled.
-        request.content.feed_eof()
-        request.protocol.close()
-        raise InvalidRequestError(f"cannot be read ({exc})", field="body") from exc
 
 
 async def count_tokens(request: web.Request) -> web.Response:
