@@ -6,10 +6,11 @@ repeated or unknown, credentials outside api_key_env, headers that cannot
 be sent, a base_url without a usable host or port or with a query, a
 base_url password where a bearer key goes too, an extra_body value that is
 not JSON (or with a key that is not a string), a number that is not
-finite, a restart_command written as a shell line, a tool-loop threshold
-past its window, a listen host with a port or brackets, auto-router rules
-with no single matcher, a regular expression that does not compile, or a
-profile the auto router would pick that is not defined.
+finite, a restart_command written as a shell line, numbers out of order (a
+tool-loop threshold past its window, a first probe delay past its cap), a
+listen host with a port or brackets, auto-router rules with no single
+matcher, a regular expression that does not compile, or a profile the auto
+router would pick that is not defined.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from coderouterd.config.model import (
     TOOL_LOOP_WINDOW,
     AutoRouterConfig,
     RuleMatch,
+    SelfHealingConfig,
 )
+from coderouterd.config.order import check_order
 from coderouterd.errors import ConfigProblem
 from coderouterd.scrub import is_credential_header
 
@@ -78,26 +81,23 @@ def cross_check(data: dict[Any, Any], walker: Problems) -> None:
                 walker.at(f"profiles[{i}].providers[{j}]", unknown("provider", name, providers))
     _check_routing(data, profiles, walker)
     _check_server_host(data, walker)
+    _check_recovery(data, walker)
 
 
 def _check_tool_loop(profile: dict[Any, Any], path: str, walker: Problems) -> None:
-    """A threshold past the window, told at the one of the two the file sets
-    (the threshold when both); one the walker has named is not compared."""
-    window = profile.get("tool_loop_window", TOOL_LOOP_WINDOW)
-    threshold = profile.get("tool_loop_threshold", TOOL_LOOP_THRESHOLD)
-    named = {p.path for p in walker.problems}
-    for key, value in (("tool_loop_window", window), ("tool_loop_threshold", threshold)):
-        if isinstance(value, bool) or not isinstance(value, int) or f"{path}.{key}" in named:
-            return
-    if threshold <= window:
-        return
+    low, high = ("tool_loop_threshold", TOOL_LOOP_THRESHOLD), ("tool_loop_window", TOOL_LOOP_WINDOW)
     why = "a loop longer than the window is never seen"
-    if "tool_loop_threshold" in profile:
-        message = f"must be at most tool_loop_window ({window}): {why}"
-        walker.at(f"{path}.tool_loop_threshold", message)
-    else:
-        message = f"must be at least tool_loop_threshold ({threshold}, its default): {why}"
-        walker.at(f"{path}.tool_loop_window", message)
+    check_order(profile, path, low, high, why=why, walker=walker)
+
+
+def _check_recovery(data: dict[Any, Any], walker: Problems) -> None:
+    block, defaults = data.get("self_healing"), SelfHealingConfig()
+    low = ("recovery_initial_interval_s", defaults.recovery_initial_interval_s)
+    high = ("recovery_max_interval_s", defaults.recovery_max_interval_s)
+    why = "probe delays grow from the first to the cap"
+    check_order(
+        block if isinstance(block, dict) else {}, "self_healing", low, high, why=why, walker=walker
+    )
 
 
 def _check_server_host(data: dict[Any, Any], walker: Problems) -> None:
