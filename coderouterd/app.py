@@ -314,6 +314,7 @@ async def _serve(
         config_path=loaded.path,
         config_digest=loaded.digest,
     )
+    daemon.audit_start()
     sdnotify.notify(sdnotify.READY)
     trim = malloc_trim()
     trimmer = (

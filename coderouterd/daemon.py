@@ -15,7 +15,7 @@ from typing import Any
 
 from coderouterd.clock import Clock
 from coderouterd.config import LoadedConfig, load_config
-from coderouterd.config.model import Config, ProviderConfig, ServerConfig
+from coderouterd.config.model import ProviderConfig, ServerConfig
 from coderouterd.config_source import config_file, missing_config_file, with_server_overrides
 from coderouterd.ctl.model import ProviderActionReply, ReloadReply, StatusReply
 from coderouterd.errors import ConfigError
@@ -122,16 +122,17 @@ class Daemon:
         self.started_iso = datetime.datetime.fromtimestamp(
             self.started_wall, datetime.UTC
         ).strftime("%Y-%m-%dT%H:%M:%SZ")
-        if state is not None:
-            self._audit_budgets(state, loaded.config)
 
-    def _audit_budgets(self, state: StateService, config: Config) -> None:
-        """A budget lowered under the month's spend while the daemon was
-        stopped blocks as spend does: audited, as at a reload, unless the
-        month's audit log holds the threshold already."""
-        now = self._clock.wall()
-        for event in start_events(self.budget, config, state.budget_month, now):
-            state.writer.submit(event)
+    def audit_start(self) -> None:
+        """Once the daemon serves: a budget lowered under the month's spend
+        while the daemon was stopped blocks as spend does, audited as at a
+        reload unless the month's audit log holds the threshold already. Not
+        before: a start that fails to bind would file what it never enforced."""
+        if self.state is None:
+            return
+        config, now = self.holder.current.config, self._clock.wall()
+        for event in start_events(self.budget, config, self.state.budget_month, now):
+            self.state.writer.submit(event)
 
     def pricing(self, name: str) -> ProviderConfig | None:
         """The provider's config to price its answers by: the current one, or

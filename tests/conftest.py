@@ -83,6 +83,7 @@ async def start_daemon(tmp_path: Path) -> AsyncIterator[StartDaemon]:
         try:
             daemon = build_daemon(loaded, clock=clock, env=env or {}, state=state)
             runner, _site = await start_http(daemon, "127.0.0.1", 0)
+            daemon.audit_start()  # as `serve` does once it listens
         except BaseException:
             await state.close()
             raise
