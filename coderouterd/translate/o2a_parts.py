@@ -66,11 +66,18 @@ def part_text(part: Mapping[str, Any], path: str) -> str:
 def text_blocks(
     content: list[Mapping[str, Any]], path: str, marks: CacheMarks
 ) -> list[dict[str, Any]]:
-    """The non-blank text parts as text blocks; other parts are skipped."""
+    """The non-blank text parts as text blocks, an assistant's refusal parts
+    among them (their words are the turn's text); other parts are skipped."""
     blocks = []
     for j, part in enumerate(content):
         if part["type"] == "text" and (value := part_text(part, f"{path}[{j}]")).strip():
             blocks.append(marks.copy(part, text(value)))
+        elif (
+            part["type"] == "refusal"
+            and isinstance(said := part.get("refusal"), str)
+            and said.strip()
+        ):
+            blocks.append(marks.copy(part, text(said)))
         else:
             marks.lost(part)
     return blocks

@@ -256,6 +256,11 @@ def _assistant_blocks(
     path = f"messages[{index}]"
     where = f"{path}.content"
     blocks = text_blocks(parts(message.get("content"), where), where, marks)
+    # The SDK's message for a refusal holds its words here, content null: they
+    # are the turn's text, as a refusal in an answer is (response_o2a).
+    refusal = message.get("refusal")
+    if isinstance(refusal, str) and refusal.strip():
+        blocks.append(text(refusal))
     calls = message.get("tool_calls")
     if calls is not None and not isinstance(calls, list):
         raise InvalidRequestError("must be a list", field=f"{path}.tool_calls")

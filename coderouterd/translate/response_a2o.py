@@ -224,9 +224,16 @@ class AnthropicToOpenAIStream:
         if kind == "thinking_delta" and delta.get("thinking"):
             return self._emit({"reasoning_content": str(delta["thinking"])})
         fragment = delta.get("partial_json")
-        if kind == "input_json_delta" and isinstance(index, int) and index in self._tool_index:
+        # An empty fragment says nothing: a start that carried the whole input
+        # still has it sent when the block stops.
+        if (
+            kind == "input_json_delta"
+            and fragment
+            and isinstance(index, int)
+            and index in self._tool_index
+        ):
             self._pending_input.pop(index, None)
-            return self._arguments(index, str(fragment)) if fragment else []
+            return self._arguments(index, str(fragment))
         return []
 
     def _block_stop(self, data: Mapping[str, Any]) -> list[dict[str, Any]]:
