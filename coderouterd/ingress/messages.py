@@ -340,7 +340,15 @@ def _auto_route(router: AutoRouter, parsed: RequestBody, counts: Counter[tuple[s
 
 
 async def count_tokens(request: web.Request) -> web.Response:
-    parsed = parse_body(await read_body(request))
+    daemon, rid = request.app[DAEMON], request[REQUEST_ID]
+    # In flight while its body arrives: a shutdown gives it its grace period
+    # as it does a completion's.
+    daemon.inflight.add(rid, dialect="anthropic", profile="", stream=False)
+    try:
+        raw = await read_body(request)
+    finally:
+        daemon.inflight.remove(rid)
+    parsed = parse_body(raw)
     estimate = estimate_prompt_tokens(parsed.fields, parsed.media)
     return web.Response(
         body=_encode({"input_tokens": estimate}),

@@ -144,8 +144,7 @@ class Progress:
 
     def first_byte(self) -> None:
         self._attempt_ttfb = self._ms(self._attempt_start)
-        if self.ttfb_ms is None:
-            self.ttfb_ms = self._ms(self._start)
+        self.ttfb_ms = self._ms(self._start)
 
     def end_attempt(
         self,
@@ -181,6 +180,10 @@ class Progress:
         self.records.append(record)
         if answered:
             self.provider = provider
+        elif outcome != "interrupted":
+            # The first byte of an answer that fell through is no answer's:
+            # the request's is the one of the attempt that answers, if any.
+            self.ttfb_ms = None
         self._observer.attempt_finished(self.call.request_id, record)
 
     def _size(self, provider: str | None) -> PromptSize:
