@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from hypothesis import settings
 
 from coderouterd.app import build_daemon, start_http
 from coderouterd.clock import Clock, SystemClock
@@ -26,6 +27,11 @@ from tests.fakes.upstream import FakeUpstream, fake_upstream  # noqa: F401 - fix
 from tests.integration.process import serve_process, short_dir  # noqa: F401 - fixtures
 
 TEST_API_KEY = "sk-test-coderouterd-0123456789abcdef"
+
+# No time limit per example: a test asserts what the code does, never how
+# fast a loaded machine runs it (bench/ measures speed).
+settings.register_profile("coderouterd", deadline=None)
+settings.load_profile("coderouterd")
 
 
 @pytest.fixture(autouse=True, scope="session")

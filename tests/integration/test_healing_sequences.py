@@ -169,7 +169,8 @@ async def test_excluded_again_soon_after_a_restore_is_not_restarted_but_still_pr
     ):
         d = await start_daemon(
             config(a.url, b.url, a_extra=f"restart_command: [{sys.executable}, {script}]").replace(
-                "recovery_initial_interval_s: 0.2", "recovery_initial_interval_s: 30"
+                "recovery_initial_interval_s: 0.2, recovery_max_interval_s: 0.4",
+                "recovery_initial_interval_s: 30, recovery_max_interval_s: 30",
             ),
             env={"PATH": os.environ["PATH"]},
         )
