@@ -20,7 +20,7 @@ import msgspec
 from coderouterd.routing.call import Call
 from coderouterd.translate.estimate import estimate_prompt_tokens, estimate_text_tokens
 from coderouterd.translate.openai_passthrough import produced_in_completion
-from coderouterd.wire.usage import Usage
+from coderouterd.wire.usage import Usage, filled
 
 _encode = msgspec.json.Encoder().encode
 
@@ -28,21 +28,14 @@ _encode = msgspec.json.Encoder().encode
 def answer_usage(
     reported: Usage | None, call: Call, produced: Callable[[], int]
 ) -> tuple[Usage | None, bool]:
-    """(usage, estimated): `reported` when it has its input and output
-    counts; else those it lacks estimated, its other counts as reported (a
-    cache count it lacks stays unknown). `produced` gives the characters (or
-    bytes) of the model's output, read only when the output count is missing."""
-    if reported is not None and None not in (reported.input_tokens, reported.output_tokens):
-        return reported, False
-    known = reported or Usage()
-    input_tokens = known.input_tokens
-    if input_tokens is None:
-        input_tokens = estimate_prompt_tokens(call.fields, call.media)
-    output_tokens = known.output_tokens
-    if output_tokens is None:
-        output_tokens = estimate_text_tokens(produced())
-    usage = msgspec.structs.replace(known, input_tokens=input_tokens, output_tokens=output_tokens)
-    return usage, True
+    """(usage, estimated), the counts `reported` lacks estimated (wire.usage
+    `filled`). `produced` gives the characters (or bytes) of the model's
+    output, read only when the output count is missing."""
+    return filled(
+        reported,
+        lambda: estimate_prompt_tokens(call.fields, call.media),
+        lambda: estimate_text_tokens(produced()),
+    )
 
 
 def message_usage(

@@ -22,7 +22,7 @@ from coderouterd.routing.call import Call
 from coderouterd.routing.upstream import Out
 from coderouterd.translate.estimate import estimate_text_tokens
 from coderouterd.wire.sse import SSEDecoder, SSEEvent, encode_data, parse_frame
-from coderouterd.wire.usage import Usage, anthropic_counts
+from coderouterd.wire.usage import Usage, anthropic_counts, filled
 
 _encode = msgspec.json.Encoder().encode
 DONE = b"[DONE]"
@@ -174,15 +174,19 @@ class OpenAIPassthrough:
 
     @property
     def usage(self) -> Usage | None:
-        if self._reported is not None or self._prompt_tokens is None:
-            return self._reported
-        return Usage(
-            input_tokens=self._prompt_tokens(), output_tokens=estimate_text_tokens(self._chars)
-        )
+        return self._filled()[0]
 
     @property
     def usage_estimated(self) -> bool:
-        return self._reported is None and self._prompt_tokens is not None
+        return self._filled()[1]
+
+    def _filled(self) -> tuple[Usage | None, bool]:
+        """The usage chunk's counts, those it lacks (or all, without one) estimated."""
+        if self._prompt_tokens is None:
+            return self._reported, False
+        return filled(
+            self._reported, self._prompt_tokens, lambda: estimate_text_tokens(self._chars)
+        )
 
     def feed(self, chunk: bytes) -> list[Out]:
         return self._outs(self._decoder.feed(chunk))

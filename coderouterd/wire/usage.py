@@ -3,7 +3,7 @@ and OpenAI's counts split as Anthropic splits them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -142,3 +142,20 @@ def openai_counts(upstream: object) -> Usage:
 
 def _count(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def filled(
+    reported: Usage | None, input_tokens: Callable[[], int], output_tokens: Callable[[], int]
+) -> tuple[Usage, bool]:
+    """(usage, estimated): `reported` when it has its input and output counts;
+    else those it lacks from the estimates given, its other counts as
+    reported (a cache count it lacks stays unknown). An estimate is asked
+    for only when its count is missing."""
+    if reported is not None and None not in (reported.input_tokens, reported.output_tokens):
+        return reported, False
+    known = reported or Usage()
+    return msgspec.structs.replace(
+        known,
+        input_tokens=input_tokens() if known.input_tokens is None else known.input_tokens,
+        output_tokens=output_tokens() if known.output_tokens is None else known.output_tokens,
+    ), True

@@ -202,6 +202,28 @@ async def test_an_openai_passthrough_stream_without_a_usage_chunk_is_charged_at_
     assert row.usage_estimated
 
 
+@pytest.mark.parametrize("extra", [UNFILTERED, PRICED], ids=["unfiltered", "filtered"])
+async def test_an_openai_passthrough_usage_chunk_without_prompt_tokens_has_its_input_estimated(
+    start_daemon: StartDaemon, fake_upstream: FakeUpstream, extra: str
+) -> None:
+    """A server whose usage chunk counts only the completion: the output is
+    taken as reported and the input estimated, the usage marked estimated
+    and charged, as a whole answer's missing count is."""
+    events = openai_text_stream(["abcd", "efgh"], completion_tokens=7)
+    del events[-1][1]["usage"]["prompt_tokens"]
+    fake_upstream.script(Reply(events=events, dialect="openai"))
+    d = await start_daemon(
+        chain_yaml(provider_yaml("o", fake_upstream.url + "/v1", kind="openai_compat", extra=extra))
+    )
+    async with openai.AsyncOpenAI(base_url=f"{d.url}/v1", api_key="k", max_retries=0) as client:
+        stream = await client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+        _ = [c async for c in stream]
+    row = await only_row(d)
+    assert_estimated(row, output_tokens=7)
+    assert row.usage_estimated
+    assert spent(d, "o") == pytest.approx(row.cost_usd)
+
+
 async def test_more_cached_tokens_than_prompt_tokens_never_make_spend_negative(
     start_daemon: StartDaemon, fake_upstream: FakeUpstream
 ) -> None:
