@@ -7,11 +7,14 @@ Media sent inline are not text: a screenshot's base64 is hundreds of
 kilobytes that a backend counts as about a thousand tokens. Four bytes a
 token would make it tens of thousands, and a prompt with one image would
 look too long for a local model's window, or look cut when the backend
-read it whole. So the base64 of an image or a document (an Anthropic
-`source: {type: base64}`, an OpenAI `data:` URL) is left out of the
-estimate; an image counts what its pixels cost (translate/images.py), a
-document nothing (its pages cannot be counted without reading it, so the
-estimate errs low, the safe side for every use of it).
+read it whole. So the base64 of every inline medium the daemon takes is
+left out of the estimate: an Anthropic `source: {type: base64}`; an
+OpenAI `data:` URL (an image part's `url`, or its `image_url` given as the
+URL itself, o2a_parts.image); a `file` part's `file_data`, a data URL or
+bare base64 (o2a_parts); an `input_audio` part's `data`. An image counts
+what its pixels cost (translate/images.py), a document or a sound nothing
+(what they cost cannot be told without reading them, so the estimate errs
+low, the safe side for every use of it).
 """
 
 from __future__ import annotations
@@ -44,8 +47,15 @@ _COMMA = ord(",")
 # not text inside a string (where its quotes would be escaped).
 _TYPE_KEY = re.compile(rb'"type"\s*:\s*\Z')
 _DATA_KEY = re.compile(rb'"data"\s*:\s*\Z')
-_URL_KEY = re.compile(rb'"url"\s*:\s*\Z')
+# The keys whose string an OpenAI data URL is (the module docstring).
+_URL_KEY = re.compile(rb'"(?:url|image_url|file_data)"\s*:\s*\Z')
 _SOURCE_KEY = re.compile(rb'"source"\s*:\s*\Z')
+# Inline media without a `base64` mark end a key so: `"file_data"` and the
+# `"data"` of an `input_audio` (Anthropic's sources end so too, and carry a mark).
+_BARE_MARK = b'data"'
+_FILE_DATA = b'"file_'
+_FILE_KEY = re.compile(rb'"file"\s*:\s*\Z')
+_AUDIO_KEY = re.compile(rb'"input_audio"\s*:\s*\Z')
 # The end of a base64 string followed by the next key of its object.
 _BASE64_END = re.compile(rb'[A-Za-z0-9+/]{16}={0,2}"(?=\s*,)')
 
@@ -101,14 +111,28 @@ class MediaScan:
 
 
 def find_payloads(buf: bytes) -> list[Payload]:
-    """The base64 strings of at least MIN_PAYLOAD bytes in `buf` (JSON), each
-    the `data` of an object whose `type` is `base64`, or a `data:` URL's.
+    """The base64 strings of at least MIN_PAYLOAD bytes in `buf` (JSON), in
+    order: each the `data` of an object whose `type` is `base64`, a `data:`
+    URL's, or an OpenAI file's or sound's (`file_data`, `input_audio`).
 
     Only JSON's own structure counts (a base64 URL quoted in a file's text
     is text), and each mark is looked at within NEAR bytes of it, plus the
     string it finds, which the search then goes on after: the scan stays
     linear whatever the text holds.
     """
+    out = _marked_payloads(buf)
+    bare = _bare_payloads(buf)
+    if not bare:
+        return out
+    merged: list[Payload] = []
+    for found in sorted(out + bare, key=lambda p: p.at):
+        if not merged or found.at >= merged[-1].end:
+            merged.append(found)
+    return merged
+
+
+def _marked_payloads(buf: bytes) -> list[Payload]:
+    """The payloads a `base64` mark shows: a source's `type`, a data URL's scheme."""
     out: list[Payload] = []
     i = buf.find(_MARK)
     while i != -1:
@@ -127,6 +151,40 @@ def find_payloads(buf: bytes) -> list[Payload]:
     return out
 
 
+def _bare_payloads(buf: bytes) -> list[Payload]:
+    """An OpenAI `file` part's `file_data` held as bare base64 (as a data URL
+    it has a mark), and an `input_audio` part's `data`: both count nothing."""
+    out: list[Payload] = []
+    i = buf.find(_BARE_MARK)
+    while i != -1:
+        found = _bare_at(buf, i)
+        after = i + len(_BARE_MARK)
+        if found is not None:
+            if found.size >= MIN_PAYLOAD:
+                out.append(found)
+            after = max(after, found.end)
+        i = buf.find(_BARE_MARK, after)
+    return out
+
+
+def _bare_at(buf: bytes, i: int) -> Payload | None:
+    if buf.endswith(_FILE_DATA, 0, i):
+        key, holder = i - len(_FILE_DATA), _FILE_KEY
+    elif i and buf[i - 1] == _QUOTE:
+        key, holder = i - 1, _AUDIO_KEY
+    else:
+        return None
+    if not _held_by(buf, key, holder):
+        return None
+    value = _string_after(buf, i + len(_BARE_MARK))
+    if value is None:
+        return None
+    start, end = value
+    if holder is _FILE_KEY and buf.startswith(b"data:", start):
+        return None  # a data URL: found by its mark
+    return Payload(start, end - start, False)
+
+
 def _payload_at(buf: bytes, i: int) -> Payload | None:
     before = buf[i - 1] if i else -1
     after = buf[i + len(_MARK)] if i + len(_MARK) < len(buf) else -1
@@ -140,7 +198,8 @@ def _payload_at(buf: bytes, i: int) -> Payload | None:
 
 
 def _data_url(buf: bytes, i: int) -> Payload | None:
-    """`"url":"data:image/png;base64,...`: the string goes on to its closing quote."""
+    """`"url":"data:image/png;base64,...` (or `"image_url":`, `"file_data":`):
+    the string goes on to its closing quote."""
     scheme = buf.rfind(b'"data:', max(0, i - NEAR), i)
     if scheme == -1 or buf.find(b'"', scheme + 1, i) != -1:
         return None
@@ -197,11 +256,16 @@ def _brace_between(buf: bytes, lo: int, hi: int) -> bool:
 def _is_source(buf: bytes, first: int) -> bool:
     """Whether the object holding `buf[first]` (its first key or its data)
     is a content block's `source`, not, say, a tool call's input."""
+    return _held_by(buf, first, _SOURCE_KEY)
+
+
+def _held_by(buf: bytes, first: int, key: re.Pattern[bytes]) -> bool:
+    """Whether the object holding `buf[first]` is the value of `key`."""
     opened = buf.rfind(b"{", max(0, first - NEAR), first)
     return (
         opened != -1
         and buf.find(b"}", opened, first) == -1
-        and _SOURCE_KEY.search(buf, max(0, opened - 24), opened) is not None
+        and key.search(buf, max(0, opened - 24), opened) is not None
     )
 
 
