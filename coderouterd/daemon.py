@@ -94,6 +94,7 @@ class Daemon:
         self.truncation = truncation
         # Context windows the backends' overflow errors and cut prompts told.
         self.windows = windows or LearnedWindows(clock)
+        self.windows.reconfigure(loaded.config)
         # Requests each provider is sent at once (max_concurrent), across reloads.
         self.slots = slots or Slots()
         self.slots.configure(loaded.config.providers)
@@ -302,7 +303,9 @@ class Daemon:
             return self._rejected(path, current, problems)
         # Summaries queued so far are counted under the config they finished
         # under: priced at its prices (/metrics, as the request log did), put
-        # in the windows of the backends it named (drift, pace).
+        # in the windows of the backends it named (drift, pace, learned
+        # context windows), before a reload that moved a provider to another
+        # backend sets them aside.
         self.deferred.flush()
         self.holder.current = new
         self._retired.retire(retired_adapters(current, new))
@@ -311,6 +314,7 @@ class Daemon:
         self.healing.reconfigure(loaded.config)
         self.drift.reconfigure(loaded.config)
         self.pace.reconfigure(loaded.config)
+        self.windows.reconfigure(loaded.config)
         restart = restart_required(self.server, loaded.config.server)
         if self.state is not None:
             restart += self.state.reconfigure(loaded.config.state)

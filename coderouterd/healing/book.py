@@ -1,11 +1,19 @@
 """The self-healing book's state: what it knows of each provider (pure).
 
-`BookState` holds each provider's policy (from the profiles that list it)
-and health, takes a (re)loaded config, loads the exclusions, their episodes
-and the times of the restart_commands stored before a restart, counts the
-attempts each provider is answering, restores a provider, and answers the
-planner's questions (which providers are excluded, by hand, or cooling
-down). The decisions that change it are `HealingBook`'s (policy.py).
+`BookState` holds each provider's policy (from the profiles that list it),
+health and backend, takes a (re)loaded config, loads the exclusions, their
+episodes and the times of the restart_commands stored before a restart,
+counts the attempts each provider is answering, restores a provider, and
+answers the planner's questions (which providers are excluded, by hand, or
+cooling down). The decisions that change it are `HealingBook`'s (policy.py).
+
+A reload that points a provider at another model or server (`model`,
+`base_url`) starts its streak of failures afresh, and the attempts sent to
+the old backend that end after it count for nothing (`sent_to_current`):
+the old backend's failures do not judge the new one, nor does its success
+restore it. An attempt is taken to have gone to the model it names and to
+the server configured when it began. An exclusion in force stays: its
+probes go to the new backend and restore it once it answers.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from coderouterd.healing.decisions import (
     next_probe_delay,
     policies_for,
 )
+from coderouterd.routing.backends import Backend, backends_of, moved, sent_elsewhere
 
 
 @dataclass(slots=True)
@@ -47,6 +56,8 @@ class BookState:
     _excluded: frozenset[str] = frozenset()
     _manual: frozenset[str] = frozenset()
     _cooling: frozenset[str] = frozenset()
+    # What each provider talks to (model, base_url).
+    _backends: dict[str, Backend] = field(default_factory=dict)
 
     @classmethod
     def for_config(cls, config: Config, *, now_mono: float = 0.0) -> Self:
@@ -58,6 +69,11 @@ class BookState:
         """Take a (re)loaded config; providers no longer in it are restored."""
         self.settings = config.self_healing
         self._policies = policies_for(config)
+        backends = backends_of(config)
+        for name in moved(self._backends, backends) & self._health.keys():
+            health = self._health[name]
+            health.streak, health.last_failure = 0, None
+        self._backends = backends
         for name in [n for n in self._gone if n in self._policies]:
             self._health[name] = self._gone.pop(name)
         for name, policy in self._policies.items():
@@ -79,6 +95,20 @@ class BookState:
             if health.excluded is not None:
                 out.append(self._restored(name, health, "config_removed", now_mono))
         return out
+
+    def backend(self, provider: str) -> Backend | None:
+        """What `provider` talks to now: an attempt starting keeps it."""
+        return self._backends.get(provider)
+
+    def sent_to_current(self, provider: str, model: str | None, started: Backend | None) -> bool:
+        """Whether an attempt sent to `model`, begun while `provider` talked
+        to `started`, went to the backend it talks to now. Its server is
+        the one configured when it began: one begun after a reload, for a
+        request planned before it, is taken for the new server's."""
+        backend = self._backends.get(provider)
+        if backend is None:
+            return True
+        return (started is None or started == backend) and not sent_elsewhere(model, backend[0])
 
     def attempt_started(self, provider: str) -> None:
         self._in_flight[provider] = self._in_flight.get(provider, 0) + 1

@@ -52,6 +52,7 @@ from coderouterd.healing.drift import (
     looks_bad,
     shown,
 )
+from coderouterd.routing.backends import Backend, backends_of, moved, sent_elsewhere
 from coderouterd.routing.records import AttemptRecord, RequestSummary
 from coderouterd.state.reads import Answer
 from coderouterd.telemetry import events
@@ -70,7 +71,7 @@ class DriftWatch:
         self._until: dict[str, float] = {}
         self._demoting: frozenset[str] = _NONE
         # What each provider talks to (model, base_url).
-        self._backends: dict[str, tuple[str, str]] = {}
+        self._backends: dict[str, Backend] = {}
         # The model each watched provider is sent: only outcomes of it count.
         self._models: dict[str, str] = {}
         # Providers drifting now, and how badly: what routing reads per request.
@@ -84,9 +85,9 @@ class DriftWatch:
             name for p in config.profiles if p.drift_action == "demote" for name in p.providers
         )
         size = self._size = config.drift.window
-        backends = {p.name: (p.model, p.base_url) for p in config.providers}
+        backends = backends_of(config)
         # Another model, or another server: the old one's outcomes say nothing of it.
-        changed = {n for n, b in self._backends.items() if backends.get(n, b) != b}
+        changed = moved(self._backends, backends)
         self._backends = backends
         self._windows = {
             name: Window(size, () if name in changed else self._windows.get(name, ()))
@@ -247,7 +248,7 @@ def _sent_to(attempt: AttemptRecord, models: Mapping[str, str]) -> bool:
     """Whether the attempt went to the model its provider is watched with
     now; one that does not name its model counts as sent to it."""
     model = models.get(attempt.provider)
-    return model is not None and attempt.model in (None, model)
+    return model is not None and not sent_elsewhere(attempt.model, model)
 
 
 def _outcome(summary: RequestSummary, model: str) -> Outcome | None:
@@ -256,7 +257,7 @@ def _outcome(summary: RequestSummary, model: str) -> Outcome | None:
     last = summary.attempts[-1] if summary.attempts else None
     if last is None or last.outcome != "ok" or summary.status >= 400:
         return None
-    if last.model is not None and last.model != model:
+    if sent_elsewhere(last.model, model):
         return None
     if summary.client_disconnected:
         return None

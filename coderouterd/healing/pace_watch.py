@@ -30,6 +30,7 @@ from typing import Any
 from coderouterd.clock import Clock
 from coderouterd.config.model import Config
 from coderouterd.healing.pace import DEMOTE_S, Pace, Speeds, decode_rate
+from coderouterd.routing.backends import Backend, backends_of, moved, sent_elsewhere
 from coderouterd.routing.records import RequestSummary
 from coderouterd.state.reads import Streamed
 from coderouterd.telemetry import events
@@ -46,15 +47,15 @@ class PaceWatch:
         self._until: dict[str, float] = {}
         # What each provider talks to: another model, or another server,
         # decodes at a speed of its own.
-        self._backends: dict[str, tuple[str, str]] = {}
+        self._backends: dict[str, Backend] = {}
         # The model each watched provider is sent: only answers of it count.
         self._models: dict[str, str] = {}
         self.reconfigure(config)
 
     def reconfigure(self, config: Config) -> None:
         watched = sorted({n for p in config.profiles if p.adaptive for n in p.providers})
-        backends = {p.name: (p.model, p.base_url) for p in config.providers}
-        changed = {n for n, b in self._backends.items() if backends.get(n, b) != b}
+        backends = backends_of(config)
+        changed = moved(self._backends, backends)
         self._backends = backends
         for name in changed & self._until.keys():
             del self._until[name]
@@ -104,7 +105,7 @@ class PaceWatch:
             last = s.attempts[-1]
             if last.outcome != "ok" or s.client_disconnected or s.usage is None:
                 continue
-            if last.model is not None and last.model != models[name]:
+            if sent_elsewhere(last.model, models[name]):
                 # Another model's speed, from a stream a reload outlived.
                 continue
             rate = decode_rate(s.usage.output_tokens, last.ttfb_ms, last.latency_ms)

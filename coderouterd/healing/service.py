@@ -41,6 +41,7 @@ from coderouterd.healing.probe import ProbeOutcome, probe
 from coderouterd.healing.report import HealingReport
 from coderouterd.healing.restart import RestartOutcome, run_restart
 from coderouterd.providers.base import HttpAdapter
+from coderouterd.routing.backends import Backend
 from coderouterd.routing.board import ProviderBoard
 from coderouterd.routing.plan import SKIP_BUSY
 from coderouterd.routing.records import AttemptRecord, BaseObserver, RequestSummary
@@ -98,8 +99,9 @@ class HealingService(BaseObserver):
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
-        # The provider each request is trying now (its attempt counted in the book).
-        self._trying: dict[str, str] = {}
+        # The provider each request is trying now (its attempt counted in the
+        # book), and the backend it talked to when the attempt began.
+        self._trying: dict[str, tuple[str, Backend | None]] = {}
         # Exclusions stored before this start, loaded once the audit log is read.
         self._stored: list[tuple[str, str, float, float | None]] = []
 
@@ -154,21 +156,25 @@ class HealingService(BaseObserver):
 
     def attempt_started(self, request_id: str, provider: str) -> None:
         self._attempt_ended(request_id)
-        self._trying[request_id] = provider
+        self._trying[request_id] = provider, self.book.backend(provider)
         self.book.attempt_started(provider)
 
     def request_finished(self, summary: RequestSummary) -> None:
         # An attempt that ended without its report (a bug) is not counted forever.
         self._attempt_ended(summary.request_id)
 
-    def _attempt_ended(self, request_id: str) -> None:
-        provider = self._trying.pop(request_id, None)
-        if provider is not None and self.book.attempt_ended(provider):
+    def _attempt_ended(self, request_id: str) -> Backend | None:
+        """The backend the attempt began on."""
+        provider, backend = self._trying.pop(request_id, ("", None))
+        if provider and self.book.attempt_ended(provider):
             # Its continuous probe is due again: the loop may sleep past it.
             self._wake.set()
+        return backend
 
     def attempt_finished(self, request_id: str, record: AttemptRecord) -> None:
-        self._attempt_ended(request_id)
+        started = self._attempt_ended(request_id)
+        if not self.book.sent_to_current(record.provider, record.model, started):
+            return
         self._apply(
             self.book.observe(
                 record.provider,

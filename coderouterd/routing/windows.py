@@ -25,15 +25,25 @@ A limit is forgotten `FORGET_S` after it was learned (a backend restarted
 with a larger window gets its chance again; the first prompt too long for
 it then teaches the limit again), or as soon as the backend reads a prompt
 over it whole (one sent by a profile that does not skip), or when the
-operator says it was fixed (`ctl restore`). A backend that fails again
-within FORGET_S of getting its chance back keeps its limit twice as long
-each time, up to MAX_HOLD_S: a cut prompt is a turn answered by a model
-that lost its instructions, not worth paying every ten minutes. The
-request log keeps each refusal with the counts it named, and each cut
-answer with what the backend read, and the audit log each long hold and
-each limit forgotten early, so a restarted daemon reads back what it had
-learned, and for how long (`load`); only the doubling of a hold that has
-ended is not kept (the next one after a restart starts at FORGET_S).
+operator says it was fixed (`ctl restore`), or when a reload points the
+provider at another model or server (`model`, `base_url`) or takes it out:
+what the old backend told is not the new one's window. Requests still
+running on the old model then, refused or cut after the reload, teach
+nothing (their attempts name the model they were sent to,
+AttemptRecord.model); an attempt does not name its server, so one to the
+old `base_url` with the same model counts for the new server.
+
+A backend that fails again within FORGET_S of getting its chance back
+keeps its limit twice as long each time, up to MAX_HOLD_S: a cut prompt is
+a turn answered by a model that lost its instructions, not worth paying
+every ten minutes. The request log keeps each refusal with the counts it
+named, and each cut answer with what the backend read, and the audit log
+each long hold and each limit forgotten early, so a restarted daemon reads
+back what it had learned, and for how long (`load`); a limit forgotten at
+a reload that moved its provider is told, so it is not read back. A
+`model` or `base_url` changed while the daemon was down is not noticed:
+what the old backend told is read back. Only the doubling of a hold that
+has ended is not kept (the next one after a restart starts at FORGET_S).
 """
 
 from __future__ import annotations
@@ -44,6 +54,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from coderouterd.clock import Clock
+from coderouterd.config.model import Config
+from coderouterd.routing.backends import Backend, backends_of, moved, sent_elsewhere
 from coderouterd.routing.records import RequestSummary
 from coderouterd.state.overflows import Recent
 from coderouterd.telemetry import events
@@ -89,6 +101,30 @@ class LearnedWindows:
         # Each provider's last limit, kept past its hold for FORGET_S: one
         # learned again within that time holds twice as long.
         self._last: dict[str, Learned] = {}
+        # What each provider talks to; empty until configured (then every
+        # attempt counts).
+        self._backends: dict[str, Backend] = {}
+
+    def reconfigure(self, config: Config) -> None:
+        """Take a (re)loaded config: what was learned of a provider it points
+        at another model or server, or takes out, is forgotten, and told so
+        (`via`: `backend_changed`, `config_removed`), so that a restart does
+        not read it back."""
+        backends = backends_of(config)
+        changed = moved(self._backends, backends)
+        removed = self._backends.keys() - backends.keys()
+        self._backends = backends
+        for name in sorted(changed | removed):
+            self.forget(name, via="backend_changed" if name in changed else "config_removed")
+
+    def _current(self, provider: str, model: str | None) -> bool:
+        """Whether what `provider` told, sent to `model`, came from the backend
+        it is configured with: neither one a reload moved it from, nor one
+        of a provider a reload took out."""
+        if not self._backends:
+            return True
+        backend = self._backends.get(provider)
+        return backend is not None and not sent_elsewhere(model, backend[0])
 
     def load(self, recent: Recent) -> None:
         """What the logs kept (state/overflows.py): each provider's latest
@@ -120,18 +156,21 @@ class LearnedWindows:
 
     def take(self, summaries: Sequence[RequestSummary]) -> None:
         """Learn from every attempt whose prompt did not fit, and every answer
-        from a prompt the backend cut (a Deferred consumer)."""
+        from a prompt the backend cut (a Deferred consumer), of the backend each
+        provider is configured with."""
         now = self._clock.monotonic()
         for s in summaries:
             for a in s.attempts:
                 # Measured as this provider was sent it: the one that answered
                 # may have been sent less (no tools).
                 estimate = a.prompt_estimate or s.prompt_estimate
-                if a.outcome == "too_long" and estimate:
+                if a.outcome == "too_long" and estimate and self._current(a.provider, a.model):
                     limit = limit_of(estimate, a.prompt_tokens, a.context_window)
                     self._learn(a.provider, Learned(limit, a.context_window, now))
             counted = counted_input(s)
-            if s.provider is None or not counted:
+            # The answer is the last attempt's.
+            model = s.attempts[-1].model if s.attempts else None
+            if s.provider is None or not counted or not self._current(s.provider, model):
                 continue
             pictured = s.prompt_image_tokens
             if was_cut(s.prompt_estimate, counted, pictured):
@@ -162,8 +201,9 @@ class LearnedWindows:
 
     def forget(self, provider: str, *, via: str, uid: int | None = None) -> bool:
         """Forget what was learned of `provider` (`via`: its window grew,
-        `read_whole`; the operator says so, `manual`); whether anything
-        still held (then it is told: provider.window_forgotten)."""
+        `read_whole`; the operator says so, `manual`; a reload moved it to
+        another backend, `backend_changed`, or took it out, `config_removed`);
+        whether anything still held (then it is told: provider.window_forgotten)."""
         now = self._clock.monotonic()
         self._last.pop(provider, None)
         held = self._learned.pop(provider, None)
