@@ -100,7 +100,8 @@ class Daemon:
         self.slots.configure(loaded.config.providers)
         first = build_runtime(
             loaded, env=env, observer=observer, clock=clock, slots=self.slots,
-            budget_spent=self.budget_spent, learned=self.windows.learned,
+            budget_spent=self.budget_spent, rotation=self.healing.book,
+            learned=self.windows.learned,
         )  # fmt: skip
         self.holder = _Holder(first)
         # Adapters of providers a reload changed, closed once no request uses them.
@@ -288,7 +289,7 @@ class Daemon:
             new = build_runtime(
                 loaded, env=self._env, observer=self._observer, clock=self._clock,
                 previous=current, slots=self.slots, budget_spent=self.budget_spent,
-                learned=self.windows.learned,
+                rotation=self.healing.book, learned=self.windows.learned,
             )  # fmt: skip
         except ConfigError as exc:
             problems = tuple(masked_urls(str(p)) for p in exc.problems)

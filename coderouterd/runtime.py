@@ -9,8 +9,9 @@ request uses them (providers/retirement.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from coderouterd.clock import Clock
 from coderouterd.config import LoadedConfig
@@ -20,7 +21,8 @@ from coderouterd.providers.base import HttpAdapter
 from coderouterd.providers.openai_compat import OpenAICompatAdapter
 from coderouterd.routing.all_failed import LearnedOf
 from coderouterd.routing.auto import AutoRouter
-from coderouterd.routing.engine import BudgetCheck, Engine
+from coderouterd.routing.engine import BudgetCheck, Engine, RotationCheck
+from coderouterd.routing.plan import rotation_skip
 from coderouterd.routing.records import Observer
 from coderouterd.routing.slots import Slots
 from coderouterd.routing.streams import KeepAlive
@@ -31,6 +33,14 @@ from coderouterd.translate.codecs import codecs_for
 SKIP_MISSING_KEY = "missing_api_key"
 SKIP_NO_TRANSLATION = "dialect_not_supported"
 DIALECTS = ("anthropic", "openai")
+
+
+class Rotation(Protocol):
+    """The providers out of rotation as of now (the self-healing book)."""
+
+    def manual(self) -> Collection[str]: ...
+    def excluded(self) -> Collection[str]: ...
+    def cooling(self) -> Collection[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +76,13 @@ def build_runtime(
     previous: Runtime | None = None,
     slots: Slots | None = None,
     budget_spent: BudgetCheck | None = None,
+    rotation: Rotation | None = None,
     learned: LearnedOf | None = None,
 ) -> Runtime:
     """`slots`: the daemon's provider slots, shared by every generation;
-    `budget_spent`: whether a provider's budget ran out, asked as each
-    attempt starts; `learned`: the windows learned of the providers
-    (LearnedWindows.learned)."""
+    `budget_spent`: whether a provider's budget ran out, and `rotation`:
+    which providers are out of rotation, both asked as each attempt starts;
+    `learned`: the windows learned of the providers (LearnedWindows.learned)."""
     config = loaded.config
     registry = load_registry(config.capabilities_file)
     adapters: dict[str, HttpAdapter] = {}
@@ -99,6 +110,7 @@ def build_runtime(
     engine = Engine(
         routes, observer, clock, keepalive, slots,
         budget_spent=budget_spent, learned=learned, windows=windows,
+        out_of_rotation=None if rotation is None else _rotation_check(config, rotation),
     )  # fmt: skip
     budgeted = tuple(
         p for p in config.providers if p.cost and p.cost.monthly_budget_usd is not None
@@ -106,6 +118,22 @@ def build_runtime(
     auto = config.auto_routing
     router = AutoRouter(auto) if auto is not None else None
     return Runtime(loaded, adapters, engine, unavailable, budgeted, router, capabilities, windows)
+
+
+def _rotation_check(config: Config, rotation: Rotation) -> RotationCheck:
+    """What the plan asks of a provider out of rotation, under the profile
+    of this generation's config the request's plan was made from."""
+
+    def out_of_rotation(profile: str, provider: str) -> str | None:
+        chosen = config.profile(profile)
+        if chosen is None:
+            return None
+        return rotation_skip(
+            chosen, provider,
+            manual=rotation.manual(), excluded=rotation.excluded(), cooling=rotation.cooling(),
+        )  # fmt: skip
+
+    return out_of_rotation
 
 
 def retired_adapters(old: Runtime, new: Runtime) -> list[HttpAdapter]:

@@ -24,7 +24,7 @@ from coderouterd.errors import (
 )
 from coderouterd.routing.all_failed import LearnedOf, error_type_for, none_answered
 from coderouterd.routing.call import Call
-from coderouterd.routing.lineup import BudgetCheck, Lineup, SlotWait
+from coderouterd.routing.lineup import BudgetCheck, Lineup, RotationCheck, SlotWait
 from coderouterd.routing.plan import Plan
 from coderouterd.routing.progress import Progress, Reply
 from coderouterd.routing.records import Observer
@@ -51,8 +51,8 @@ from coderouterd.wire.error_reply import as_envelope, error_event, error_reply
 from coderouterd.wire.errors import with_request_id
 from coderouterd.wire.overflow import Overflow
 
-# BudgetCheck, for those who build an Engine (runtime.py).
-__all__ = ["BudgetCheck", "Engine"]
+# BudgetCheck and RotationCheck, for those who build an Engine (runtime.py).
+__all__ = ["BudgetCheck", "Engine", "RotationCheck"]
 
 
 class Engine:
@@ -65,20 +65,23 @@ class Engine:
         slots: Slots | None = None,
         *,
         budget_spent: BudgetCheck | None = None,
+        out_of_rotation: RotationCheck | None = None,
         learned: LearnedOf | None = None,
         windows: Mapping[str, int] | None = None,
     ) -> None:
         """`budget_spent`: the reason to skip a provider whose budget is spent
-        in the month a request arrived in, or None; asked as each attempt
-        starts (lineup.py). `learned` and `windows` (the configured ones):
-        what the plan skipped a provider for as too small for the prompt, for
-        the answer when none answers."""
+        in the month a request arrived in, or None; `out_of_rotation`: the
+        reason a profile skips a provider taken out of rotation, or None;
+        both asked as each attempt starts (lineup.py). `learned` and
+        `windows` (the configured ones): what the plan skipped a provider
+        for as too small for the prompt, for the answer when none answers."""
         self._routes = routes
         self._observer = observer
         self._clock = clock
         self._keepalive = keepalive
         self._slots = slots or Slots()
         self._budget_spent = budget_spent or _never_spent
+        self._out_of_rotation = out_of_rotation or _never_out
         self._learned = learned or _nothing_learned
         self._windows = windows or {}
 
@@ -175,7 +178,7 @@ class Engine:
         # now (request_recorder.arrived), and so is its spend.
         lineup = Lineup(
             progress, arrived=self._clock.wall(), clock=self._clock, slots=self._slots,
-            budget_spent=self._budget_spent, wait=wait,
+            budget_spent=self._budget_spent, out_of_rotation=self._out_of_rotation, wait=wait,
         )  # fmt: skip
         while lineup:
             turn = await lineup.next()
@@ -336,6 +339,10 @@ def _request_body(codec: Codec, progress: Progress, provider: str) -> bytes:
 
 
 def _never_spent(provider: ProviderConfig, arrived: float) -> str | None:
+    return None
+
+
+def _never_out(profile: str, provider: str) -> str | None:
     return None
 
 

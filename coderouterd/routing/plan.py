@@ -49,6 +49,9 @@ class Plan:
     skipped: tuple[Skip, ...]
     # Providers whose answers are drifting when the plan was made, and how badly.
     drift: Mapping[str, str] = field(default_factory=dict)
+    # The attempts are providers skipped for soft reasons, tried as nothing
+    # else was left: a soft reason met again at run time skips none of them.
+    last_resort: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,10 +163,9 @@ def plan_attempts(
             skipped.append(Skip(name, "unknown_provider"))
             continue
         reason = _skip_reason(config, profile, provider, unavailable or {})
-        if reason is None and name in excluded and profile.backend_health_action == "exclude":
-            reason = SKIP_EXCLUDED
-        if reason is None and name in cooling and profile.memory_pressure_action == "skip":
-            reason = SKIP_MEMORY_PRESSURE
+        if reason is None:
+            # Taken out by hand: `unavailable` says so (Daemon.unavailable).
+            reason = rotation_skip(profile, name, excluded=excluded, cooling=cooling)
         if reason is None and prompt_tokens is not None and profile.context_action != "off":
             window = (windows or {}).get(name)
             if window is not None and _sent_to(name, prompt_tokens) > window:
@@ -174,14 +176,43 @@ def plan_attempts(
             skipped.append(Skip(name, reason))
     if slow and profile.adaptive:
         attempts = _slow_later(attempts, slow)
-    if not attempts and any(s.reason in _SOFT for s in skipped):
+    last_resort = not attempts and any(s.reason in _SOFT for s in skipped)
+    if last_resort:
         attempts = [p for s in skipped if s.reason in _SOFT if (p := config.provider(s.provider))]
         skipped = [s for s in skipped if s.reason not in _SOFT]
     elif (excluded and profile.backend_health_action == "demote") or (
         drift_demoted and profile.drift_action == "demote"
     ):
         attempts.sort(key=_demotion(profile, excluded, drift_demoted))
-    return Plan(profile.name, tuple(attempts), tuple(skipped), drift or {})
+    return Plan(profile.name, tuple(attempts), tuple(skipped), drift or {}, last_resort)
+
+
+def rotation_skip(
+    profile: ProfileConfig,
+    name: str,
+    *,
+    manual: Collection[str] = frozenset(),
+    excluded: Collection[str] = frozenset(),
+    cooling: Collection[str] = frozenset(),
+) -> str | None:
+    """Why `profile` skips provider `name` taken out of rotation, or None:
+    by the operator (`manual`: every profile), by self-healing (`excluded`:
+    an `exclude` profile), cooling down after running out of memory
+    (`cooling`: a `skip` profile). Asked by the plan, and again as an
+    attempt starts (lineup.py) for what changed while the request waited."""
+    if name in manual:
+        return SKIP_EXCLUDED_MANUAL
+    if name in excluded and profile.backend_health_action == "exclude":
+        return SKIP_EXCLUDED
+    if name in cooling and profile.memory_pressure_action == "skip":
+        return SKIP_MEMORY_PRESSURE
+    return None
+
+
+def is_soft(reason: str) -> bool:
+    """Whether a provider skipped for `reason` is tried all the same when
+    nothing else is left to try."""
+    return reason in _SOFT
 
 
 def _sent_to(provider: str, prompt_tokens: int | Callable[[str], int]) -> int:
