@@ -9,6 +9,7 @@ through the package's own `cli-wrapper.cjs`, which finds that binary itself.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -25,23 +26,27 @@ def install_claude_code() -> list[str]:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         raise RuntimeError("the end-to-end tests need node and npm on PATH")
-    if not _WRAPPER.exists():
-        _CACHE.mkdir(parents=True, exist_ok=True)
-        # A fixed argv with npm as found on PATH; no shell.
-        subprocess.run(  # noqa: S603
-            [
-                npm,
-                "install",
-                "--prefix",
-                str(_CACHE),
-                "--no-audit",
-                "--no-fund",
-                f"@anthropic-ai/claude-code@{CLAUDE_CODE_VERSION}",
-            ],
-            check=True,
-            timeout=_INSTALL_TIMEOUT_S,
-            stdout=subprocess.DEVNULL,
-        )
+    _CACHE.mkdir(parents=True, exist_ok=True)
+    # One install at a time: test processes run side by side (pytest-xdist),
+    # and two npm installs into one prefix would corrupt it.
+    with (_CACHE / ".install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _WRAPPER.exists():
+            # A fixed argv with npm as found on PATH; no shell.
+            subprocess.run(  # noqa: S603
+                [
+                    npm,
+                    "install",
+                    "--prefix",
+                    str(_CACHE),
+                    "--no-audit",
+                    "--no-fund",
+                    f"@anthropic-ai/claude-code@{CLAUDE_CODE_VERSION}",
+                ],
+                check=True,
+                timeout=_INSTALL_TIMEOUT_S,
+                stdout=subprocess.DEVNULL,
+            )
     return [node, str(_WRAPPER)]
 
 
