@@ -19,7 +19,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from coderouterd.errors import BodyTimeoutError, BodyTooLargeError, InvalidRequestError
-from coderouterd.ingress.keys import DAEMON
+from coderouterd.ingress.keys import BODY_ABANDONED, DAEMON
 from coderouterd.scrub import clip
 
 # zlib's window bits for each coding: gzip's header and trailer, zlib's.
@@ -159,6 +159,9 @@ async def read_body(request: web.Request) -> bytes:
 def _drop_connection(request: web.Request) -> None:
     # The body is done with, and so is the connection once the answer is
     # out: aiohttp would otherwise read on in the rest of the body after the
-    # answer, fail again and log it as unhandled.
+    # answer, fail again and log it as unhandled. The answer says so
+    # (`Connection: close`, middleware), so that a client retrying it does
+    # not send its retry on this connection.
     request.content.feed_eof()
     request.protocol.close()
+    request[BODY_ABANDONED] = True

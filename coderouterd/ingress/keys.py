@@ -13,3 +13,5 @@ if TYPE_CHECKING:
 DAEMON: web.AppKey[Daemon] = web.AppKey("daemon")
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 REQUEST_IDS: web.AppKey[RequestIds] = web.AppKey("request_ids")
+# Set when the request's body was left unread: its answer closes the connection.
+BODY_ABANDONED: web.RequestKey[bool] = web.RequestKey("body_abandoned", bool)

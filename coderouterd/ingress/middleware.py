@@ -12,7 +12,7 @@ from aiohttp import web
 
 from coderouterd.errors import BodyTooLargeError, CoderouterError
 from coderouterd.ingress.errors import error_response
-from coderouterd.ingress.keys import DAEMON, REQUEST_ID, REQUEST_IDS
+from coderouterd.ingress.keys import BODY_ABANDONED, DAEMON, REQUEST_ID, REQUEST_IDS
 from coderouterd.lru import SizedLRU
 from coderouterd.state.reads import CLIENT_IDS_KEPT
 from coderouterd.telemetry import events
@@ -123,9 +123,10 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             resp = plain_error(dialect, 500, "internal error in coderouterd", rid)
         if not resp.prepared:
             resp.headers[REQUEST_ID_HEADER] = rid
-        if daemon.stopping:
+        if daemon.stopping or request.get(BODY_ABANDONED, False):
             # Every answer closes its connection now, one its handler began
-            # sending before the shutdown too (its headers did not say so).
+            # sending before the shutdown too (its headers did not say so);
+            # so does one to a request whose body was left unread.
             resp.force_close()
         return resp
     finally:

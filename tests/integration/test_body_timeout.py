@@ -1,7 +1,9 @@
 """A client that sends its headers and then stalls its body is answered 408
 once server.body_timeout_s has passed, in its dialect's envelope naming
 `body`, and the connection is closed: it does not hold a connection and an
-in-flight entry until it leaves (README: `server.body_timeout_s`)."""
+in-flight entry until it leaves (README: `server.body_timeout_s`). The
+answer says `Connection: close`, so that a client retrying the 408 (both
+SDKs do) does not send its retry on the connection being closed."""
 
 from __future__ import annotations
 
@@ -57,6 +59,7 @@ async def test_a_stalled_body_is_answered_408_in_the_clients_dialect_and_logged(
     reply = await stalled_upload(d, PATHS[dialect], b'{"model":"m",', gzip=False)
     status, headers, body = split(reply)
     assert status == 408
+    assert headers["connection"].lower() == "close"
     message = "body: did not arrive in full within server.body_timeout_s (0.5 s)"
     if dialect == "anthropic":
         assert body["type"] == "error"
