@@ -161,9 +161,17 @@ def _whole(r: RequestRow, recorded: bool) -> str:
     lines.append("  attempts" if r.attempts else "  attempts   none (refused before routing)")
     lines.extend(f"    {a.seq + 1}. {_attempt(a)}" for a in r.attempts)
     lines.append(
-        f"  replay     coderouterd replay {r.id}" if recorded else "  replay     not recorded"
+        f"  replay     {_replay_command(r.id)}" if recorded else "  replay     not recorded"
     )
     return "\n".join(escape_controls(line) for line in lines)
+
+
+def _replay_command(request_id: str) -> str:
+    """The command that replays `request_id`. A client may have chosen the id
+    (x-request-id): `list`, or one starting with `-`, is no positional."""
+    if request_id == "list" or request_id.startswith("-"):
+        return f"coderouterd replay --id={request_id}"
+    return f"coderouterd replay {request_id}"
 
 
 def _attempt(a: AttemptRow) -> str:

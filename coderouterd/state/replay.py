@@ -152,16 +152,29 @@ _SELECT_BODY = (
 # Bound per query, well under SQLite's limit on variables.
 _PIECES_PER_QUERY = 500
 
+# What reading back a stored record raises when it cannot be put together:
+# a piece or earlier record lost, a blob that is not zlib, a recipe that is
+# not JSON or names a digest that is not hex.
+UNREADABLE = (pieces.MissingPieceError, zlib.error, msgspec.MsgspecError, ValueError)
+
 
 async def get_replay(conn: aiosqlite.Connection, request_id: str) -> ReplayRecord | None:
     """The record, its request body whole again; MissingPieceError if a piece
-    or an earlier record its body continues is gone."""
+    or an earlier record its body continues is gone, or a blob is damaged."""
     async with conn.execute(_SELECT_ONE, (request_id,)) as cursor:
         row = await cursor.fetchone()
     if row is None:
         return None
     response = row[7]
     body = await request_body(conn, request_id)
+    try:
+        headers = _headers_decoder.decode(row[6])
+    except UNREADABLE as exc:
+        raise _damaged(request_id, "request headers", exc) from exc
+    try:
+        response_body = None if response is None else decompress(response)
+    except UNREADABLE as exc:
+        raise _damaged(request_id, "response body", exc) from exc
     return ReplayRecord(
         request_id=row[0],
         ts=row[1],
@@ -169,16 +182,32 @@ async def get_replay(conn: aiosqlite.Connection, request_id: str) -> ReplayRecor
         profile=row[3],
         provider=row[4],
         stream=bool(row[5]),
-        request_headers=_headers_decoder.decode(row[6]),
+        request_headers=headers,
         request_body=body,
-        response_body=None if response is None else decompress(response),
+        response_body=response_body,
         response_truncated=bool(row[8]),
     )
 
 
 async def request_body(conn: aiosqlite.Connection, request_id: str) -> bytes:
     """A stored record's request body, whole: its blob, with its pieces joined
-    in or the earlier records it continues read first."""
+    in or the earlier records it continues read first. MissingPieceError when
+    it cannot be put together: a piece or earlier record gone, a blob damaged."""
+    try:
+        return await _request_body(conn, request_id)
+    except pieces.MissingPieceError:
+        raise
+    except UNREADABLE as exc:
+        raise _damaged(request_id, "request body", exc) from exc
+
+
+def _damaged(request_id: str, what: str, exc: Exception) -> pieces.MissingPieceError:
+    return pieces.MissingPieceError(
+        f"the replay record of {request_id} is damaged: its {what} cannot be read ({exc})"
+    )
+
+
+async def _request_body(conn: aiosqlite.Connection, request_id: str) -> bytes:
     added: list[tuple[int, bytes]] = []
     at = request_id
     while True:

@@ -48,7 +48,6 @@ import asyncio
 import json
 import math
 import sqlite3
-import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Literal
 
@@ -56,9 +55,9 @@ import aiosqlite
 import msgspec
 
 from coderouterd.state.db import immediate, truncate_wal
-from coderouterd.state.pieces import PIECE_REFRESH_S, MissingPieceError
+from coderouterd.state.pieces import PIECE_REFRESH_S
 from coderouterd.state.records import BODY_WHOLE
-from coderouterd.state.replay import compress, request_body
+from coderouterd.state.replay import UNREADABLE, compress, request_body
 
 CHUNK = 500
 SECONDS_PER_DAY = 86_400.0
@@ -348,12 +347,6 @@ _STORE_WHOLE = (
 )
 
 
-# What reading back a stored body raises when it cannot be put together:
-# a piece or earlier record lost, a blob that is not zlib, a recipe that is
-# not JSON or names a digest that is not hex.
-_UNREADABLE = (MissingPieceError, zlib.error, msgspec.MsgspecError, ValueError)
-
-
 async def _store_dependents_whole(conn: aiosqlite.Connection, ids_json: str) -> tuple[int, int]:
     """Store whole each record that continues one of these and is not among
     them; return the bytes they grew by, and how many could not be read (left
@@ -362,7 +355,7 @@ async def _store_dependents_whole(conn: aiosqlite.Connection, ids_json: str) -> 
     for request_id, old in await conn.execute_fetchall(_DEPENDENTS, (ids_json, ids_json)):
         try:
             body = await request_body(conn, request_id)
-        except _UNREADABLE:
+        except UNREADABLE:
             # Unreadable already: nothing to keep, and no reason to keep the base.
             unreadable += 1
             continue
