@@ -13,25 +13,15 @@ import pytest
 
 from coderouterd.state.audit import tail
 from coderouterd.state.db import DB_FILENAME, open_db
-from tests.conftest import chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message
 from tests.fakes.upstream import FakeUpstream, Reply
 from tests.integration.process import ServeProcess, StartServe
+from tests.integration.test_budget_restart_audit import config
 
 pytestmark = pytest.mark.timeout(60)
 
 BODY = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
 STARTED, THRESHOLD = "daemon.started", "budget.threshold_crossed"
-
-
-def config(url: str, budget: float) -> str:
-    """$1 per input token, $2 per output token: 10 in and 5 out is $20."""
-    priced = f"""cost:
-  input_tokens_per_million: 1000000
-  output_tokens_per_million: 2000000
-  monthly_budget_usd: {budget}
-"""
-    return chain_yaml(provider_yaml("cloud", url, extra=priced), provider_yaml("local", url))
 
 
 async def audited(d: ServeProcess) -> list[str]:
