@@ -22,6 +22,13 @@ from tests.conftest import RunningDaemon, StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message
 from tests.fakes.upstream import FakeUpstream, Reply
 
+
+def gzip_fixed(data: bytes) -> bytes:
+    """gzip without a timestamp: the same bytes, so the same test ids, in
+    every test process (pytest-xdist's workers must collect alike)."""
+    return gzip.compress(data, mtime=0)
+
+
 BODY = b'{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}'
 MESSAGES = json.loads(BODY)["messages"]
 LIMIT = 2048
@@ -111,8 +118,8 @@ async def test_a_body_in_a_coding_the_daemon_cannot_decode_is_logged_counted_and
 @pytest.mark.parametrize(
     ("coding", "encoded"),
     [
-        ("x-gzip", gzip.compress(BODY)),
-        ("gzip, identity", gzip.compress(BODY)),
+        ("x-gzip", gzip_fixed(BODY)),
+        ("gzip, identity", gzip_fixed(BODY)),
     ],
 )
 async def test_a_gzip_body_under_another_spelling_is_decoded_and_answered(
@@ -127,12 +134,12 @@ async def test_a_gzip_body_under_another_spelling_is_decoded_and_answered(
 @pytest.mark.parametrize(
     ("coding", "encoded"),
     [
-        ("gzip", gzip.compress(BODY)),
-        ("GZip", gzip.compress(BODY)),
+        ("gzip", gzip_fixed(BODY)),
+        ("GZip", gzip_fixed(BODY)),
         ("deflate", zlib.compress(BODY)),
         ("deflate", deflate_raw(BODY)),
         # Members one after another, as RFC 1952 allows.
-        ("gzip", gzip.compress(BODY[:20]) + gzip.compress(BODY[20:])),
+        ("gzip", gzip_fixed(BODY[:20]) + gzip_fixed(BODY[20:])),
     ],
 )
 async def test_a_gzip_or_deflate_body_is_decoded_and_answered(
@@ -149,7 +156,7 @@ async def test_a_small_body_that_decodes_past_the_limit_is_refused_at_the_limit(
 ) -> None:
     d = await daemon(start_daemon, fake_upstream)
     # 2 MB of spaces inside the JSON, about 2 KB sent: within the limit as sent.
-    bomb = gzip.compress(BODY[:-1] + b" " * 2_000_000 + b"}")
+    bomb = gzip_fixed(BODY[:-1] + b" " * 2_000_000 + b"}")
     assert len(bomb) < LIMIT
     with capture_logs() as logs:
         status, _, rid, raw = await post(d, "/v1/messages", bomb, "gzip")
