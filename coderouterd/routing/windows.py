@@ -37,12 +37,16 @@ A backend that fails again within FORGET_S of getting its chance back
 keeps its limit twice as long each time, up to MAX_HOLD_S: a cut prompt is
 a turn answered by a model that lost its instructions, not worth paying
 every ten minutes. The request log keeps each refusal with the counts it
-named, and each cut answer with what the backend read, and the audit log
-each long hold and each limit forgotten early, so a restarted daemon reads
-back what it had learned, and for how long (`load`); a limit forgotten at
-a reload that moved its provider is told, so it is not read back. A
-`model` or `base_url` changed while the daemon was down is not noticed:
-what the old backend told is read back. Only the doubling of a hold that
+named and the model it came from, and each cut answer with what the
+backend read and its model, and the audit log each long hold (with its
+model) and each limit forgotten early, so a restarted daemon reads back
+what it had learned, and for how long (`load`): only of the model each
+provider is configured with, so neither an old model's refusal ending
+after a reload nor what the old model told before a `model` changed while
+the daemon was down is read back. A limit forgotten at a reload that moved
+its provider is told, so it is not read back; a `base_url` changed while
+the daemon was down is not noticed (the log does not name the server):
+what the old server told is read back. Only the doubling of a hold that
 has ended is not kept (the next one after a restart starts at FORGET_S).
 """
 
@@ -131,21 +135,23 @@ class LearnedWindows:
         long hold, still running, then its latest refusal and cut of the
         last FORGET_S learned on top of it, each placed on the monotonic
         clock by its age; nothing from before the provider's limit was last
-        forgotten."""
+        forgotten, nor of another model than the one it is configured with
+        (a row naming none counts as that one's)."""
         wall, now = self._clock.wall(), self._clock.monotonic()
 
         def since(ts: float) -> float:
             return now - max(0.0, wall - ts)
 
-        def current(provider: str, ts: float) -> bool:
-            return ts > recent.forgotten.get(provider, float("-inf"))
+        def current(provider: str, ts: float, model: str | None) -> bool:
+            forgotten = recent.forgotten.get(provider, float("-inf"))
+            return ts > forgotten and self._current(provider, model)
 
-        for h in recent.held:
-            if current(h.provider, h.ts) and wall - h.ts < h.hold_s:
+        for h in sorted(recent.held, key=lambda h: h.ts):
+            if current(h.provider, h.ts, h.model) and wall - h.ts < h.hold_s:
                 held = Learned(h.limit, h.window, since(h.ts), h.cut, h.hold_s)
                 self._learned[h.provider] = self._last[h.provider] = held
         for o in sorted(recent.overflows, key=lambda o: o.ts):
-            if not current(o.provider, o.ts):
+            if not current(o.provider, o.ts, o.model):
                 continue
             if o.read_tokens is not None:
                 learned = Learned(o.read_tokens, None, since(o.ts), cut=True)
@@ -194,9 +200,13 @@ class LearnedWindows:
         learned = dataclasses.replace(learned, hold_s=hold)
         self._learned[provider] = self._last[provider] = learned
         if hold > FORGET_S and not told:
+            # Whose window it is, so that a restart after the provider's
+            # `model` changed does not hold the new model to it.
+            backend = self._backends.get(provider)
+            model = {} if backend is None else {"model": backend[0]}
             self._tell(
                 events.PROVIDER_WINDOW_HELD, provider=provider, limit=learned.limit,
-                hold_s=learned.hold_s, window=learned.window, cut=learned.cut,
+                hold_s=learned.hold_s, window=learned.window, cut=learned.cut, **model,
             )  # fmt: skip
 
     def forget(self, provider: str, *, via: str, uid: int | None = None) -> bool:

@@ -1,6 +1,6 @@
 """What the request log and the audit log say of prompts too long for a
-backend: refusals, cuts, and when a learned window was forgotten (read at
-start by routing/windows.py)."""
+backend: refusals, cuts and long holds, each with the model it came from,
+and when a learned window was forgotten (read at start by routing/windows.py)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ class Overflow(msgspec.Struct, frozen=True, kw_only=True):
     prompt_tokens: int | None = None
     context_window: int | None = None
     read_tokens: int | None = None
+    # The model the refused (or cut) prompt was sent to; None in rows
+    # written before attempts kept it.
+    model: str | None = None
 
 
 # Refusals and cuts are dated by when their request finished (FINISHED);
@@ -36,24 +39,38 @@ _REFUSED_ESTIMATE = "coalesce(a.prompt_estimate, r.prompt_estimate)"
 
 
 async def recent_overflows(conn: aiosqlite.Connection, *, since: float) -> list[Overflow]:
-    """Each provider's latest `too_long` attempt in a request finished since
-    `since` (`ts`: when it finished), with the prompt estimated as that
-    provider was sent it."""
+    """Each provider's latest `too_long` attempt to each model in a request
+    finished since `since` (`ts`: when it finished), with the prompt
+    estimated as that provider was sent it: another model's refusal must not
+    hide the latest of the model the provider is configured with."""
     # SQLite takes a bare column of an aggregate query with max() from the
     # row holding the maximum: each provider's latest refusal, whole.
     rows = await conn.execute_fetchall(
-        f"SELECT a.provider, max({FINISHED}), {_REFUSED_ESTIMATE}, a.prompt_tokens,"  # noqa: S608 - constants
+        f"SELECT a.provider, a.model, max({FINISHED}), {_REFUSED_ESTIMATE}, a.prompt_tokens,"  # noqa: S608 - constants
         " a.context_window FROM requests r JOIN attempts a ON a.request_id = r.id"
         f" WHERE r.ts >= ? AND {FINISHED} >= ? AND a.outcome = 'too_long'"
-        f" AND {_REFUSED_ESTIMATE} IS NOT NULL GROUP BY a.provider ORDER BY a.provider",
+        f" AND {_REFUSED_ESTIMATE} IS NOT NULL"
+        " GROUP BY a.provider, a.model ORDER BY a.provider, a.model",
         (since - _LONGEST_S, since),
     )
     return [
         Overflow(
-            provider=r[0], ts=r[1], prompt_estimate=r[2], prompt_tokens=r[3], context_window=r[4]
+            provider=provider,
+            model=model,
+            ts=ts,
+            prompt_estimate=estimate,
+            prompt_tokens=tokens,
+            context_window=window,
         )
-        for r in rows
+        for provider, model, ts, estimate, tokens, window in rows
     ]
+
+
+# The model that answered the request `r`: its last attempt's, as no attempt
+# follows the one that answers.
+_ANSWERING_MODEL = (
+    "SELECT a.model FROM attempts a WHERE a.request_id = r.id ORDER BY a.seq DESC LIMIT 1"
+)
 
 
 async def recent_cuts(
@@ -64,15 +81,17 @@ async def recent_cuts(
     min_tokens: int,
     image_tokens: int,
 ) -> list[Overflow]:
-    """Each provider's latest answer, finished since `since` (`ts`: when), from
-    a prompt it cut: of a prompt whose text (the estimate without what its
-    inline images count for; `image_tokens` each in rows from before that was
-    kept) is estimated at `min_tokens` or more, it read (input tokens, cache
-    reads and writes, as it reported them) under `ratio` of that
-    (telemetry/truncation.py, was_cut)."""
+    """Each provider's latest answer from each model (its request's last
+    attempt's), finished since `since` (`ts`: when), from a prompt it cut: of
+    a prompt whose text (the estimate without what its inline images count
+    for; `image_tokens` each in rows from before that was kept) is estimated
+    at `min_tokens` or more, it read (input tokens, cache reads and writes,
+    as it reported them) under `ratio` of that (telemetry/truncation.py,
+    was_cut)."""
     rows = await conn.execute_fetchall(
-        "SELECT provider, max(finished), prompt_estimate, read FROM ("  # noqa: S608 - a constant
-        f"  SELECT provider, {FINISHED} AS finished, prompt_estimate, input_tokens"
+        "SELECT provider, model, max(finished), prompt_estimate, read FROM ("  # noqa: S608 - a constant
+        f"  SELECT provider, ({_ANSWERING_MODEL}) AS model, {FINISHED} AS finished,"
+        "   prompt_estimate, input_tokens"
         "   + coalesce(cache_read_input_tokens, 0) + coalesce(cache_creation_input_tokens, 0)"
         "   AS read, prompt_estimate"
         "   - coalesce(prompt_image_tokens, coalesce(prompt_images, 0) * :image_tokens) AS text"
@@ -80,7 +99,7 @@ async def recent_cuts(
         "  WHERE ts >= :arrived AND provider IS NOT NULL AND usage_estimated = 0"
         "   AND input_tokens IS NOT NULL"
         ") WHERE finished >= :since AND text >= :min_tokens AND read > 0 AND read < :ratio * text"
-        " GROUP BY provider ORDER BY provider",
+        " GROUP BY provider, model ORDER BY provider, model",
         {
             "since": since,
             "arrived": since - _LONGEST_S,
@@ -89,7 +108,10 @@ async def recent_cuts(
             "image_tokens": image_tokens,
         },
     )
-    return [Overflow(provider=r[0], ts=r[1], prompt_estimate=r[2], read_tokens=r[3]) for r in rows]
+    return [
+        Overflow(provider=r[0], model=r[1], ts=r[2], prompt_estimate=r[3], read_tokens=r[4])
+        for r in rows
+    ]
 
 
 class Held(msgspec.Struct, frozen=True, kw_only=True):
@@ -102,13 +124,16 @@ class Held(msgspec.Struct, frozen=True, kw_only=True):
     hold_s: float
     window: int | None = None
     cut: bool = False
+    # The model the limit was learned of; None in events from before it was told.
+    model: str | None = None
 
 
 async def windows_held(conn: aiosqlite.Connection, *, since: float) -> list[Held]:
-    """Each provider's latest `provider.window_held` audit event since `since`."""
+    """Each provider's latest `provider.window_held` audit event of each model
+    since `since`."""
     rows = await conn.execute_fetchall(
         "SELECT fields, max(ts) FROM audit WHERE event = ? AND ts >= ?"
-        " GROUP BY json_extract(fields, '$.provider')",
+        " GROUP BY json_extract(fields, '$.provider'), json_extract(fields, '$.model')",
         (events.PROVIDER_WINDOW_HELD, since),
     )
     held = []

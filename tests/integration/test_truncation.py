@@ -188,7 +188,8 @@ async def test_a_backend_that_cuts_again_soon_is_held_longer_even_after_a_restar
             "SELECT fields FROM audit WHERE event = 'provider.window_held'"
         ).fetchall()
     assert json.loads(fields) == {
-        "provider": "local", "limit": 4096, "hold_s": 2 * FORGET_S, "window": None, "cut": True
+        "provider": "local", "limit": 4096, "hold_s": 2 * FORGET_S, "window": None, "cut": True,
+        "model": "local-model",
     }  # fmt: skip
     # Restarted 15 minutes later: still held, as it would have been.
     clock.advance(FORGET_S * 1.5)

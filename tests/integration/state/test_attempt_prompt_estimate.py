@@ -52,7 +52,12 @@ async def test_a_refusal_is_read_back_with_the_prompt_its_provider_was_sent(
     assert [a.prompt_estimate for a in row.attempts] == [1344, 309]
     assert await overflows.recent_overflows(conn, since=NOW - 600) == [
         overflows.Overflow(
-            provider="local", ts=NOW, prompt_estimate=1344, prompt_tokens=1475, context_window=1310
+            provider="local",
+            ts=NOW,
+            prompt_estimate=1344,
+            prompt_tokens=1475,
+            context_window=1310,
+            model="local-model",
         )
     ]
 
