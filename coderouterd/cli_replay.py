@@ -7,7 +7,7 @@ import argparse
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from coderouterd.cli_state import (
     utc_time,
 )
 from coderouterd.client_key import client_key
-from coderouterd.config import resolve_control_socket
+from coderouterd.config import LoadedConfig, resolve_control_socket
 from coderouterd.config.model import Config
 from coderouterd.errors import CoderouterError
 from coderouterd.ingress.body import parse_body
@@ -75,43 +75,38 @@ def _replay(args: argparse.Namespace) -> int:
     if args.provider is not None and args.profile is not None:
         args.usage_error("argument --profile: not allowed with argument --provider")
     loaded, path = db_file(args)
-    _check_profile(loaded.config, args.profile)
     socket = args.socket or resolve_control_socket(loaded.config)
-    return run_async(_replay_one(args, loaded.config, path, socket))
+    return run_async(_replay_one(args, loaded, path, socket))
 
 
-def _check_profile(config: Config, profile: str | None) -> None:
-    """Refuse an unknown --profile before sending (the daemon would refuse it
-    only once sent). The config file's profiles: the daemon's status names none."""
-    if profile is not None and config.profile(profile) is None:
-        known = ", ".join(p.name for p in config.profiles)
-        raise CoderouterError(f"--profile {profile!r}: no such profile (configured: {known})")
-
-
-def _check_provider(config: Config, running: tuple[str, ...], provider: str) -> None:
-    """Refuse a --provider the running daemon would route elsewhere: a model
-    naming no provider of its goes to the default profile, one naming a
-    profile to that profile."""
-    if provider not in running:
+def _same_config(loaded: LoadedConfig, running: str) -> None:
+    """The replay's target is checked against the config file and routed by
+    the running daemon (its digest `running`): the two must be one, or a
+    provider, profile or client key the file names may not be the daemon's."""
+    if running != loaded.digest:
+        where = loaded.path or "the built-in default"
         raise CoderouterError(
-            f"--provider {provider!r}: no such provider (configured: {', '.join(running)})"
-            + _not_loaded(config, provider)
+            f"the running coderouterd's config ({running}) is not {where} as it is now "
+            f"({loaded.digest}): `coderouterd ctl reload` to load it, or name the file "
+            "the daemon runs with --config"
         )
-    if config.profile(provider) is not None:
+
+
+def _check_target(config: Config, *, provider: str | None, profile: str | None) -> None:
+    """Refuse a replay the daemon would route elsewhere than asked: a model
+    naming no provider goes to the default profile, one naming a profile to
+    that profile; an unknown profile would be refused only after the send."""
+    if provider is not None and config.provider(provider) is None:
+        known = ", ".join(p.name for p in config.providers)
+        raise CoderouterError(f"--provider {provider!r}: no such provider (configured: {known})")
+    if provider is not None and config.profile(provider) is not None:
         raise CoderouterError(
             f"--provider {provider!r}: a profile has that name too, and a request naming it "
             f"goes through the profile: use --profile {provider}, or rename one of them"
         )
-
-
-def _not_loaded(config: Config, provider: str) -> str:
-    """What to add when the config file has a provider the running daemon lacks."""
-    if config.provider(provider) is None:
-        return ""
-    return (
-        "; the config file has it, which the running coderouterd has not loaded: "
-        "run `coderouterd ctl reload` first"
-    )
+    if profile is not None and config.profile(profile) is None:
+        known = ", ".join(p.name for p in config.profiles)
+        raise CoderouterError(f"--profile {profile!r}: no such profile (configured: {known})")
 
 
 def _replay_list(args: argparse.Namespace) -> int:
@@ -185,24 +180,18 @@ def _recorded_provider(
 
 
 def _replay_target(
-    config: Config,
-    running: tuple[str, ...],
-    record: ReplayRecord,
-    logged: RequestRow | None,
-    args: argparse.Namespace,
+    config: Config, record: ReplayRecord, logged: RequestRow | None, args: argparse.Namespace
 ) -> _Target:
     """The asked provider or profile, else where the recorded request went;
-    refused when the running daemon (`running`: its providers) or the config
-    no longer has that provider or profile."""
+    refused when the config no longer has that provider or profile."""
+    _check_target(config, provider=args.provider, profile=args.profile)
     if args.provider is not None:
-        _check_provider(config, running, args.provider)
         return _Target(provider=args.provider)
     if args.profile is None and (alone := _recorded_provider(config, record, logged)) is not None:
-        if alone not in running:
+        if config.provider(alone) is None:
             raise CoderouterError(
                 f"the recorded request went to provider {alone!r} alone, which the config "
                 "no longer has: name another with --provider, or a profile with --profile"
-                + _not_loaded(config, alone)
             )
         return _Target(provider=alone)
     name = args.profile or record.profile
@@ -231,7 +220,10 @@ def _key_headers(config: Config, target: _Target) -> dict[str, str]:
     return {}
 
 
-async def _replay_one(args: argparse.Namespace, config: Config, path: Path, socket: Path) -> int:
+async def _replay_one(
+    args: argparse.Namespace, loaded: LoadedConfig, path: Path, socket: Path
+) -> int:
+    config = loaded.config
     async with reading(path) as conn:
         record = await get_replay(conn, args.request_id)
         logged = await reads.request(conn, args.request_id)
@@ -243,10 +235,9 @@ async def _replay_one(args: argparse.Namespace, config: Config, path: Path, sock
     # The HTTP client is imported only by the replay that sends (cli.py).
     from coderouterd.ctl.client import fetch_status
 
-    # Checked against the daemon that will route the replay, not the file.
     status = await fetch_status(socket)
-    running = tuple(p.name for p in status.providers)
-    target = _replay_target(config, running, record, logged, args)
+    _same_config(loaded, status.config_digest)
+    target = _replay_target(config, record, logged, args)
     key = _key_headers(config, target)
     new, new_ms, new_status = await _resend(f"http://{status.listen}", record, target, key)
     changes, nothing = None, False
@@ -308,30 +299,10 @@ async def _resend(
         ):
             raw = await resp.read()
             status_code = resp.status
-            _check_answered(target, resp.headers)
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise CoderouterError(_unsent(url, exc)) from exc
     elapsed_ms = (time.perf_counter() - started) * 1000
     return assemble(record.dialect, record.stream, raw), elapsed_ms, status_code
-
-
-def _check_answered(target: _Target, headers: Mapping[str, str]) -> None:
-    """Refuse to show as one provider's the answer of a replay sent to it
-    alone that the daemon routed elsewhere (its config not the file's): one
-    another provider gave, or, where none answered, one after trying others.
-    An error naming no provider (all failed) carries its attempts in its text."""
-    from coderouterd.routing.progress import FALLBACK_PATH_HEADER, PROVIDER_HEADER
-
-    if target.provider is None:
-        return
-    answered = headers.get(PROVIDER_HEADER)
-    went = {answered} if answered else set(headers.get(FALLBACK_PATH_HEADER, "").split(","))
-    if others := sorted(went - {target.provider, ""}):
-        raise CoderouterError(
-            f"the replay sent to provider {target.provider!r} alone went to "
-            f"{', '.join(others)}: the running coderouterd routes it elsewhere (is its config "
-            "the file's? `coderouterd ctl reload`); that answer is not shown"
-        )
 
 
 def _unsent(url: str, exc: BaseException) -> str:

@@ -1,7 +1,7 @@
-"""`coderouterd replay ID` to one provider alone goes to that provider of the
-running daemon or nowhere: a provider only the config file has (not yet
-loaded) is refused before anything is sent, and an answer the daemon routed
-to another provider is refused rather than shown as that provider's."""
+"""`coderouterd replay ID` checks its target (provider, profile, client key)
+against the config file and has the running daemon route it: it is refused
+before anything is sent unless the daemon runs that file as it is now, so a
+replay to one provider alone goes to that provider or nowhere."""
 
 from __future__ import annotations
 
@@ -18,10 +18,7 @@ from tests.integration.state.test_state_process import cli_args, post, wait_comm
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 TOO_LONG = "prompt is too long: 40000 tokens > 32768 maximum"
-NOT_LOADED = (
-    "; the config file has it, which the running coderouterd has not loaded: "
-    "run `coderouterd ctl reload` first"
-)
+NOT_LOADED = "`coderouterd ctl reload` to load it, or name the file the daemon runs with --config"
 
 
 def _by_model(too_long: frozenset[str] = frozenset()) -> Callable[[Recorded], Reply]:
@@ -48,85 +45,85 @@ async def _replay(d: ServeProcess, rid: str, *options: str) -> CliResult:
     )  # fmt: skip
 
 
-async def test_a_provider_only_the_config_file_has_is_refused_before_sending(
-    serve_process: StartServe, fake_upstream: FakeUpstream
+async def _reload(d: ServeProcess) -> None:
+    run = await run_cli("ctl", "reload", "--socket", str(d.socket_path), env=child_env(d.root))
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+A, B = "a", "b"
+DEFAULT = "  - name: default\n    providers: [a]\n"
+
+
+def _edits(url: str) -> dict[str, tuple[str, str]]:
+    """(running, file) configs that differ where a replay to `b` would go."""
+    a, b = provider_yaml(A, url), provider_yaml(B, url)
+    forwarding = provider_yaml(B, url, extra="forward_client_key: true\n")
+    return {
+        # b only in the file: the daemon would send a body naming no provider
+        # of its own to the default profile, to a.
+        "provider-added": (chain_yaml(a), chain_yaml(a, b)),
+        # The daemon has a profile b (through a) the file lacks: a body
+        # naming b would go through it, to a.
+        "profile-dropped": (
+            chain_yaml(a, b, profiles=DEFAULT + "  - name: b\n    providers: [a]\n"),
+            chain_yaml(a, b, profiles=DEFAULT),
+        ),
+        # b forwards its clients' keys in the daemon, not in the file: the
+        # replay would be sent without the key a client sends.
+        "key-forwarding": (
+            chain_yaml(a, forwarding, profiles=DEFAULT),
+            chain_yaml(a, b, profiles=DEFAULT),
+        ),
+    }
+
+
+@pytest.mark.parametrize("edit", ["provider-added", "profile-dropped", "key-forwarding"])
+async def test_a_config_file_the_daemon_has_not_loaded_is_refused_before_sending(
+    serve_process: StartServe, fake_upstream: FakeUpstream, edit: str
 ) -> None:
-    """b is added to the file, not reloaded: the daemon would send a body
-    whose model names no provider of its own to the default profile, to a."""
     fake_upstream.responder = _by_model()
-    a = provider_yaml("a", fake_upstream.url)
-    d = await serve_process(chain_yaml(a))
+    running, edited = _edits(fake_upstream.url)[edit]
+    d = await serve_process(running)
     rid = await _recorded(d)
-    d.write_config(chain_yaml(a, provider_yaml("b", fake_upstream.url)))
-    run = await _replay(d, rid, "--provider", "b")
+    d.write_config(edited)
+    run = await _replay(d, rid, "--provider", B)
     assert run.returncode == 1, run.stdout
     [line] = run.stderr.splitlines()
-    assert line == f"coderouterd: --provider 'b': no such provider (configured: a){NOT_LOADED}"
-    assert len(fake_upstream.requests) == 1  # nothing sent
+    assert line.startswith("coderouterd: the running coderouterd's config (sha256:"), line
+    assert line.endswith(NOT_LOADED), line
+    assert len(fake_upstream.requests) == 1  # the recorded request; nothing sent since
 
 
-async def test_a_recorded_provider_the_running_daemon_lacks_is_refused_before_sending(
+async def test_once_reloaded_the_provider_added_answers_the_replay_alone(
     serve_process: StartServe, fake_upstream: FakeUpstream
 ) -> None:
-    """`model: b` sent the request to b alone; a reload removed b, and the
-    file has it again, not yet loaded."""
     fake_upstream.responder = _by_model()
-    a, b = provider_yaml("a", fake_upstream.url), provider_yaml("b", fake_upstream.url)
-    d = await serve_process(chain_yaml(a, b, profiles="  - name: default\n    providers: [a]\n"))
-    rid = await _recorded(d, "b")
+    running, edited = _edits(fake_upstream.url)["provider-added"]
+    d = await serve_process(running)
+    rid = await _recorded(d)
+    d.write_config(edited)
+    await _reload(d)
+    run = await _replay(d, rid, "--provider", B)
+    assert run.returncode == 0, run.stderr
+    assert msgspec.json.decode(run.stdout)["response"]["text"] == "answered by b-model"
+    assert [r.json["model"] for r in fake_upstream.requests] == ["a-model", "b-model"]
+
+
+async def test_a_recorded_provider_the_config_no_longer_has_is_refused_before_sending(
+    serve_process: StartServe, fake_upstream: FakeUpstream
+) -> None:
+    """`model: b` sent the request to b alone; a reload removed b."""
+    fake_upstream.responder = _by_model()
+    a, b = provider_yaml(A, fake_upstream.url), provider_yaml(B, fake_upstream.url)
+    d = await serve_process(chain_yaml(a, b, profiles=DEFAULT))
+    rid = await _recorded(d, B)
     assert fake_upstream.requests[-1].json["model"] == "b-model"
     d.write_config(chain_yaml(a))
-    env = child_env(d.root)
-    reload = await run_cli("ctl", "reload", "--socket", str(d.socket_path), env=env)
-    assert reload.returncode == 0, reload.stdout + reload.stderr
-    d.write_config(chain_yaml(a, b, profiles="  - name: default\n    providers: [a]\n"))
+    await _reload(d)
     run = await _replay(d, rid)
     assert run.returncode == 1, run.stdout
     [line] = run.stderr.splitlines()
     assert line.startswith(
         "coderouterd: the recorded request went to provider 'b' alone, which the config no longer has"
     ), line
-    assert line.endswith(NOT_LOADED), line
     assert len(fake_upstream.requests) == 1
-
-
-@pytest.mark.parametrize("a_refuses", [False, True], ids=["a-answers", "a-refuses"])
-async def test_an_answer_the_daemon_routed_to_another_provider_is_not_shown_as_the_asked_ones(
-    serve_process: StartServe, fake_upstream: FakeUpstream, a_refuses: bool
-) -> None:
-    """The running daemon has a profile b (through a) beside provider b; the
-    file, not yet loaded, has no profile b. A body naming `b` goes through
-    that profile: a answers (the provider header names it), or refuses the
-    prompt as too long for it (no provider answered; the fallback path
-    names a); either way not b."""
-    a, b = provider_yaml("a", fake_upstream.url), provider_yaml("b", fake_upstream.url)
-    profiles = "  - name: default\n    providers: [a]\n"
-    d = await serve_process(
-        chain_yaml(a, b, profiles=profiles + "  - name: b\n    providers: [a]\n")
-    )
-    fake_upstream.responder = _by_model()
-    rid = await _recorded(d)
-    fake_upstream.responder = _by_model(frozenset({"a-model"} if a_refuses else ()))
-    d.write_config(chain_yaml(a, b, profiles=profiles))
-    run = await _replay(d, rid, "--provider", "b")
-    assert run.returncode == 1, run.stdout
-    [line] = run.stderr.splitlines()
-    assert line.startswith(
-        "coderouterd: the replay sent to provider 'b' alone went to a: the running "
-        "coderouterd routes it elsewhere"
-    ), line
-    assert [r.json["model"] for r in fake_upstream.requests] == ["a-model", "a-model"]
-
-
-async def test_a_provider_the_running_daemon_has_answers_alone(
-    serve_process: StartServe, fake_upstream: FakeUpstream
-) -> None:
-    """The file, not yet loaded, has dropped b; the daemon still has it."""
-    fake_upstream.responder = _by_model()
-    a, b = provider_yaml("a", fake_upstream.url), provider_yaml("b", fake_upstream.url)
-    d = await serve_process(chain_yaml(a, b))
-    rid = await _recorded(d)
-    d.write_config(chain_yaml(a))
-    run = await _replay(d, rid, "--provider", "b")
-    assert run.returncode == 0, run.stderr
-    assert msgspec.json.decode(run.stdout)["response"]["text"] == "answered by b-model"
