@@ -46,7 +46,8 @@ def send_within(plan: Plan, reply: Reply, *, started: float, now: float) -> floa
     providers tried before, and a wait for a slot, take nothing of it); and
     at least a last word's time, as at the end of a stream."""
     provider = reply.headers.get(PROVIDER_HEADER)
-    limits = [p.timeouts.total_s for p in plan.attempts if provider in (None, p.name)]
+    tried = (*plan.attempts, *plan.reserve)
+    limits = [p.timeouts.total_s for p in tried if provider in (None, p.name)]
     return max(started + max(limits, default=0.0) - now, LAST_WORD_S)
 
 

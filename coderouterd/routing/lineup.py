@@ -8,9 +8,14 @@ comes. So is whether it is out of rotation (plan.rotation_skip): the
 operator or self-healing may have taken it out meanwhile. A soft reason
 (plan.is_soft) skips it only while another provider is left that nothing
 skips, or one was tried: as in the plan, soft reasons never leave a request
-nothing to try. A provider whose slots (max_concurrent) are all taken is
-tried after the rest; when every one left is busy, the request waits in line
-at each and takes whichever frees a slot first.
+nothing to try. So the providers the plan skipped for soft reasons are kept
+in reserve: when the queue runs out with no attempt started on a provider
+nothing skipped, they are asked about again and sorted out as a plan made
+now would (plan.sort_out): those nothing skips are tried, else those only
+soft reasons skip; one a hard reason skips now (taken out by hand, its
+budget spent) stays out. A provider whose slots (max_concurrent) are all
+taken is tried after the rest; when every one left is busy, the request
+waits in line at each and takes whichever frees a slot first.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from coderouterd.clock import Clock
 from coderouterd.config.model import ProviderConfig
-from coderouterd.routing.plan import SKIP_BUSY, is_soft
+from coderouterd.routing.plan import SKIP_BUSY, SKIP_CONTEXT, is_soft, sort_out
 from coderouterd.routing.progress import Progress
 from coderouterd.routing.slots import Gate, Slots
 
@@ -47,7 +52,13 @@ class Lineup:
         wait: SlotWait,
     ) -> None:
         """`arrived`: when the request arrived (wall clock)."""
-        self._queue = collections.deque(progress.plan.attempts)
+        plan = progress.plan
+        self._queue = collections.deque(plan.attempts)
+        # Skipped by the plan for soft reasons: tried when nothing else is left.
+        self._reserve = list(plan.reserve)
+        self._last_resort = plan.last_resort
+        # A window is not asked about again at run time: the plan's reason stands.
+        self._too_small = {s.provider for s in plan.skipped if s.reason == SKIP_CONTEXT}
         # Providers passed over for want of a free slot.
         self._passed: set[str] = set()
         self._progress = progress
@@ -61,14 +72,17 @@ class Lineup:
         self._held = False
 
     def __bool__(self) -> bool:
-        return bool(self._queue)
+        return bool(self._queue) or (bool(self._reserve) and not self._held)
 
     async def next(self) -> tuple[ProviderConfig, Gate | None] | None:
         """The provider whose attempt starts now, taken from the queue with its
         slot (None: it has no limit); None when the one at the head is passed
         over: its budget spent, out of rotation, or busy (then tried after
-        the rest)."""
+        the rest), or when the queue ran out and the reserve refills it."""
         progress, queue = self._progress, self._queue
+        if not queue:
+            self._draw_reserve()
+            return None
         provider = queue.popleft()
         name = provider.name
         reason, fit = self._passed_over(provider)
@@ -109,19 +123,41 @@ class Lineup:
         return reason, False
 
     def _skipped_for(self, provider: ProviderConfig) -> str | None:
-        """The plan's reason to skip `provider` as of now: its budget spent, or
-        out of rotation under the request's profile; None if there is none."""
+        """The plan's reason to skip `provider` as of now: its budget spent,
+        out of rotation under the request's profile, or its window smaller
+        than the prompt; None if there is none."""
         spent = self._budget_spent(provider, self._arrived)
         if spent is not None:
             return spent
-        return self._out_of_rotation(self._progress.plan.profile, provider.name)
+        out = self._out_of_rotation(self._progress.plan.profile, provider.name)
+        if out is None and provider.name in self._too_small:
+            return SKIP_CONTEXT
+        return out
 
     def _another_left(self) -> bool:
-        """Whether the request was sent to, or has yet to try, a provider
-        nothing skips: never so when the plan was the last resort already."""
-        if self._progress.plan.last_resort:
+        """Whether the request was sent to, or has yet to try (in the queue or
+        the reserve), a provider nothing skips: never so once the providers
+        tried are the last resort."""
+        if self._last_resort:
             return False
-        return self._held or any(self._skipped_for(p) is None for p in self._queue)
+        left = (*self._queue, *self._reserve)
+        return self._held or any(self._skipped_for(p) is None for p in left)
+
+    def _draw_reserve(self) -> None:
+        """The queue ran out with no attempt started on a provider nothing
+        skipped: the reserve's providers are sorted out as a plan made now
+        would sort them. Each is reported by what it meets now: its earlier
+        skip gives way to its attempt, or to the reason that skips it now;
+        those soft reasons skip while another is tried stay in reserve."""
+        reserve = {p.name: p for p in self._reserve}
+        checked = [(name, self._skipped_for(p)) for name, p in reserve.items()]
+        tried, skipped, self._last_resort = sort_out(checked)
+        self._queue.extend(reserve[name] for name in tried)
+        self._reserve = [reserve[s.provider] for s in skipped if is_soft(s.reason)]
+        for name in reserve:
+            self._progress.unskip(name)
+        for s in skipped:
+            self._progress.skip(s.provider, s.reason)
 
     async def _first_free(self, provider: ProviderConfig) -> tuple[ProviderConfig, Gate, float]:
         """Whichever of `provider` and the rest of the queue (every one of them

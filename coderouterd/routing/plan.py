@@ -7,7 +7,7 @@ see why a provider was not tried.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from coderouterd.config.model import Config, ProfileConfig, ProviderConfig
@@ -52,6 +52,10 @@ class Plan:
     # The attempts are providers skipped for soft reasons, tried as nothing
     # else was left: a soft reason met again at run time skips none of them.
     last_resort: bool = False
+    # The providers skipped for soft reasons, in order, when the plan is not
+    # the last resort: asked about again at run time when the attempts run
+    # out with none tried that nothing skips (lineup.py).
+    reserve: tuple[ProviderConfig, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,12 +159,11 @@ def plan_attempts(
     if profile is None:
         raise UnknownProfileError(f"unknown profile {clip(route.profile)!r}", field="profile")
     names = (route.only_provider,) if route.only_provider else profile.providers
-    attempts: list[ProviderConfig] = []
-    skipped: list[Skip] = []
+    checked: list[tuple[str, str | None]] = []
     for name in names:
         provider = config.provider(name)
         if provider is None:  # config.check guarantees this cannot happen for profiles
-            skipped.append(Skip(name, "unknown_provider"))
+            checked.append((name, "unknown_provider"))
             continue
         reason = _skip_reason(config, profile, provider, unavailable or {})
         if reason is None:
@@ -170,21 +173,35 @@ def plan_attempts(
             window = (windows or {}).get(name)
             if window is not None and _sent_to(name, prompt_tokens) > window:
                 reason = SKIP_CONTEXT
-        if reason is None:
-            attempts.append(provider)
-        else:
-            skipped.append(Skip(name, reason))
-    if slow and profile.adaptive:
-        attempts = _slow_later(attempts, slow)
-    last_resort = not attempts and any(s.reason in _SOFT for s in skipped)
-    if last_resort:
-        attempts = [p for s in skipped if s.reason in _SOFT if (p := config.provider(s.provider))]
-        skipped = [s for s in skipped if s.reason not in _SOFT]
-    elif (excluded and profile.backend_health_action == "demote") or (
-        drift_demoted and profile.drift_action == "demote"
-    ):
-        attempts.sort(key=_demotion(profile, excluded, drift_demoted))
-    return Plan(profile.name, tuple(attempts), tuple(skipped), drift or {}, last_resort)
+        checked.append((name, reason))
+    tried, skipped, last_resort = sort_out(checked)
+    attempts = [p for name in tried if (p := config.provider(name))]
+    reserve = [p for s in skipped if s.reason in _SOFT if (p := config.provider(s.provider))]
+    if not last_resort:
+        if slow and profile.adaptive:
+            attempts = _slow_later(attempts, slow)
+        if (excluded and profile.backend_health_action == "demote") or (
+            drift_demoted and profile.drift_action == "demote"
+        ):
+            attempts.sort(key=_demotion(profile, excluded, drift_demoted))
+    return Plan(
+        profile.name, tuple(attempts), tuple(skipped), drift or {}, last_resort, tuple(reserve)
+    )
+
+
+def sort_out(checked: Sequence[tuple[str, str | None]]) -> tuple[list[str], list[Skip], bool]:
+    """Of providers in order, each named with the reason to skip it (None:
+    nothing skips it), those to try, those skipped with their reasons, and
+    whether those to try are the last resort: when nothing is left that no
+    reason skips, those only a soft reason skips are tried all the same.
+    Asked by the plan, and again at run time of the providers it skipped
+    for soft reasons, when the attempts run out (lineup.py)."""
+    tried = [name for name, reason in checked if reason is None]
+    skipped = [Skip(name, reason) for name, reason in checked if reason is not None]
+    if tried or not any(s.reason in _SOFT for s in skipped):
+        return tried, skipped, False
+    soft = [s.provider for s in skipped if s.reason in _SOFT]
+    return soft, [s for s in skipped if s.reason not in _SOFT], True
 
 
 def rotation_skip(

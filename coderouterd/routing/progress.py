@@ -98,7 +98,7 @@ class Progress:
         # cannot call them): their prompt is measured without them.
         self._without_tools: frozenset[str] = frozenset()
         self._prompt = SentPrompt(call.fields, call.media)
-        self._models = {p.name: p.model for p in plan.attempts}
+        self._models = {p.name: p.model for p in (*plan.attempts, *plan.reserve)}
 
     def _ms(self, since: float) -> float:
         return round((self._clock.monotonic() - since) * 1000, 3)
@@ -141,6 +141,15 @@ class Progress:
     def skip(self, provider: str, reason: str) -> None:
         """A provider passed over at run time (busy), like those the plan skipped."""
         self.records.append(AttemptRecord(provider=provider, outcome="skipped", reason=reason))
+
+    def unskip(self, provider: str) -> None:
+        """Withdraw the latest skip of `provider`: asked about again at run
+        time (lineup.py), it is reported by what it meets then."""
+        for i in range(len(self.records) - 1, -1, -1):
+            record = self.records[i]
+            if record.provider == provider and record.outcome == "skipped":
+                del self.records[i]
+                return
 
     def first_byte(self) -> None:
         self._attempt_ttfb = self._ms(self._attempt_start)
