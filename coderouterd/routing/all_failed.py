@@ -73,10 +73,12 @@ def none_answered(
 def skipped_for_window(
     progress: Progress, learned: LearnedOf, windows: Mapping[str, int]
 ) -> tuple[str, Overflow] | None:
-    """Of the providers the plan skipped for a window smaller than the prompt,
-    the one with the largest window (a client compacts the least to fit
-    it), and what it would have said."""
-    skipped = [s.provider for s in progress.plan.skipped if s.reason == SKIP_CONTEXT]
+    """Of the providers skipped for a window smaller than the prompt (and
+    not tried after all, as a last resort), the one with the largest window
+    (a client compacts the least to fit it), and what it would have said."""
+    skipped = [
+        r.provider for r in progress.records if r.outcome == "skipped" and r.reason == SKIP_CONTEXT
+    ]
     if not skipped:
         return None
     # Measured as the plan measured it: on the fields the providers are sent.

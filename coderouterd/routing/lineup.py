@@ -87,7 +87,7 @@ class Lineup:
         name = provider.name
         reason, fit = self._passed_over(provider)
         if reason is not None:
-            progress.skip(name, reason)
+            self._pass_over(provider, reason)
             return None
         gate = self._slots.kept(name)
         if gate is None or gate.take_now():
@@ -106,11 +106,18 @@ class Lineup:
         reason, fit = self._passed_over(provider)
         if reason is not None:
             gate.give_back()
-            progress.skip(provider.name, reason)
+            self._pass_over(provider, reason)
             return None
         self._held |= fit
         progress.start_attempt(provider.name, queued_at=queued_at)
         return provider, gate
+
+    def _pass_over(self, provider: ProviderConfig, reason: str) -> None:
+        """Skip `provider` for `reason`; one a soft reason skips waits in
+        reserve, for when the rest are skipped for hard reasons."""
+        self._progress.skip(provider.name, reason)
+        if is_soft(reason):
+            self._reserve.append(provider)
 
     def _passed_over(self, provider: ProviderConfig) -> tuple[str | None, bool]:
         """Why `provider` is passed over as its turn comes (None: it is tried),
@@ -154,10 +161,9 @@ class Lineup:
         tried, skipped, self._last_resort = sort_out(checked)
         self._queue.extend(reserve[name] for name in tried)
         self._reserve = [reserve[s.provider] for s in skipped if is_soft(s.reason)]
+        now = {s.provider: s.reason for s in skipped}
         for name in reserve:
-            self._progress.unskip(name)
-        for s in skipped:
-            self._progress.skip(s.provider, s.reason)
+            self._progress.reskip(name, now.get(name))
 
     async def _first_free(self, provider: ProviderConfig) -> tuple[ProviderConfig, Gate, float]:
         """Whichever of `provider` and the rest of the queue (every one of them

@@ -160,11 +160,13 @@ def plan_attempts(
         raise UnknownProfileError(f"unknown profile {clip(route.profile)!r}", field="profile")
     names = (route.only_provider,) if route.only_provider else profile.providers
     checked: list[tuple[str, str | None]] = []
+    found: dict[str, ProviderConfig] = {}
     for name in names:
         provider = config.provider(name)
         if provider is None:  # config.check guarantees this cannot happen for profiles
             checked.append((name, "unknown_provider"))
             continue
+        found[name] = provider
         reason = _skip_reason(config, profile, provider, unavailable or {})
         if reason is None:
             # Taken out by hand: `unavailable` says so (Daemon.unavailable).
@@ -175,8 +177,8 @@ def plan_attempts(
                 reason = SKIP_CONTEXT
         checked.append((name, reason))
     tried, skipped, last_resort = sort_out(checked)
-    attempts = [p for name in tried if (p := config.provider(name))]
-    reserve = [p for s in skipped if s.reason in _SOFT if (p := config.provider(s.provider))]
+    attempts = [found[name] for name in tried]
+    reserve = [found[s.provider] for s in skipped if s.reason in _SOFT]
     if not last_resort:
         if slow and profile.adaptive:
             attempts = _slow_later(attempts, slow)

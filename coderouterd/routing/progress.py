@@ -142,13 +142,19 @@ class Progress:
         """A provider passed over at run time (busy), like those the plan skipped."""
         self.records.append(AttemptRecord(provider=provider, outcome="skipped", reason=reason))
 
-    def unskip(self, provider: str) -> None:
-        """Withdraw the latest skip of `provider`: asked about again at run
-        time (lineup.py), it is reported by what it meets then."""
+    def reskip(self, provider: str, reason: str | None) -> None:
+        """Asked about again at run time (lineup.py), `provider`'s latest skip
+        stands if the same reason skips it now; else it gives way to what it
+        meets now, in the order things happened: the reason that skips it
+        now, told anew, or (None) the attempt that follows."""
         for i in range(len(self.records) - 1, -1, -1):
             record = self.records[i]
             if record.provider == provider and record.outcome == "skipped":
+                if record.reason == reason:
+                    return
                 del self.records[i]
+                if reason is not None:
+                    self.skip(provider, reason)
                 return
 
     def first_byte(self) -> None:
