@@ -42,6 +42,7 @@ class OutOfRotation:
     def __init__(self) -> None:
         self.by_hand: set[str] = set()
         self.unhealthy: set[str] = set()
+        self.cooled: set[str] = set()
 
     def manual(self) -> frozenset[str]:
         return frozenset(self.by_hand)
@@ -50,7 +51,7 @@ class OutOfRotation:
         return frozenset(self.unhealthy)
 
     def cooling(self) -> frozenset[str]:
-        return frozenset()
+        return frozenset(self.cooled)
 
 
 def call(rid: str) -> Call:

@@ -30,7 +30,7 @@ from tests.integration.test_excluded_while_waiting import (
     post,
     waiting,
 )
-from tests.integration.test_excluded_while_waiting_engine import call
+from tests.integration.test_excluded_while_waiting_engine import OutOfRotation, call
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -80,24 +80,6 @@ async def test_a_waiting_request_whose_provider_is_taken_out_by_hand_goes_to_one
     for header in ("x-coderouter-fallback-path", "x-coderouter-fallback-reason"):
         assert headers[header] == new_headers[header]
     assert headers["x-coderouter-fallback-reason"] == "local=excluded_manual"
-
-
-class OutOfRotation:
-    """The providers out of rotation, as the self-healing book tells them."""
-
-    def __init__(self) -> None:
-        self.by_hand: set[str] = set()
-        self.unhealthy: set[str] = set()
-        self.cooled: set[str] = set()
-
-    def manual(self) -> frozenset[str]:
-        return frozenset(self.by_hand)
-
-    def excluded(self) -> frozenset[str]:
-        return frozenset(self.unhealthy)
-
-    def cooling(self) -> frozenset[str]:
-        return frozenset(self.cooled)
 
 
 class Summaries(BaseObserver):

@@ -26,7 +26,8 @@ from coderouterd.translate.estimate import estimate_prompt_tokens
 from tests.conftest import provider_yaml, until
 from tests.fakes.transcripts import anthropic_error, anthropic_message
 from tests.fakes.upstream import FakeUpstream, Reply
-from tests.integration.test_excluded_while_waiting_reserve import OutOfRotation, Summaries
+from tests.integration.test_excluded_while_waiting_engine import OutOfRotation
+from tests.integration.test_excluded_while_waiting_reserve import Summaries
 
 pytestmark = pytest.mark.timeout(30)
 
