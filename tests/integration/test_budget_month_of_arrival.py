@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import time
 from typing import Any
 
 import aiohttp
@@ -14,6 +13,7 @@ import pytest
 from coderouterd.routing.budget import SKIP_BUDGET
 from coderouterd.state import reads
 from coderouterd.state.db import open_db
+from tests.clocks import ShiftedClock
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml, until
 from tests.fakes.transcripts import anthropic_message
 from tests.fakes.upstream import FakeUpstream, Reply
@@ -32,19 +32,6 @@ cost:
   output_tokens_per_million: 2000000
   monthly_budget_usd: 20
 """
-
-
-class ShiftedClock:
-    """Real time, running on from a wall time the test chooses."""
-
-    def __init__(self, wall: float) -> None:
-        self._offset = wall - time.time()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def wall(self) -> float:
-        return time.time() + self._offset
 
 
 MIDNIGHT = datetime.datetime(2027, 2, 1, tzinfo=datetime.UTC).timestamp()

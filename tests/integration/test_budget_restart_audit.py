@@ -6,7 +6,6 @@ reload, and a restart with the same budgets audits nothing again."""
 from __future__ import annotations
 
 import datetime
-import time
 from typing import Any
 
 import aiohttp
@@ -15,6 +14,7 @@ import pytest
 from coderouterd.clock import Clock
 from coderouterd.state.audit import tail
 from coderouterd.state.db import open_db
+from tests.clocks import ShiftedClock
 from tests.conftest import RunningDaemon, StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message
 from tests.fakes.upstream import FakeUpstream, Reply
@@ -35,22 +35,6 @@ def config(url: str, budget: float) -> str:
   monthly_budget_usd: {budget}
 """
     return chain_yaml(provider_yaml("cloud", url, extra=priced), provider_yaml("local", url))
-
-
-class ShiftedClock:
-    """Real monotonic time; wall time that a test can move to another month."""
-
-    def __init__(self, wall: float) -> None:
-        self._offset = wall - time.time()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def wall(self) -> float:
-        return time.time() + self._offset
-
-    def move_to(self, wall: float) -> None:
-        self._offset = wall - time.time()
 
 
 async def answered_by(d: RunningDaemon) -> str:

@@ -12,12 +12,12 @@ import datetime
 
 import pytest
 
+from tests.clocks import ShiftedClock
 from tests.conftest import RunningDaemon, StartDaemon
 from tests.fakes.transcripts import anthropic_message
 from tests.fakes.upstream import FakeUpstream, Reply
 from tests.integration.test_budget_restart_audit import (
     MID_MARCH,
-    ShiftedClock,
     answered_by,
     blocked,
     config,

@@ -4,7 +4,6 @@ ending after the reload teaches nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 from pathlib import Path
@@ -13,7 +12,7 @@ import anthropic
 import pytest
 
 from tests.conftest import RunningDaemon, StartDaemon, provider_yaml, until
-from tests.fakes.transcripts import anthropic_error, anthropic_error_body, anthropic_message
+from tests.fakes.transcripts import anthropic_error, anthropic_message
 from tests.fakes.upstream import FakeUpstream, Reply
 
 pytestmark = pytest.mark.timeout(30)
@@ -106,28 +105,3 @@ async def test_a_window_forgotten_as_its_provider_moved_to_another_server_stays_
         assert restarted.daemon.windows.learned("small") is None
         assert await ask(restarted) == ("small", None)
         assert len(new.requests) == 2
-
-
-async def test_a_refusal_by_the_old_model_ending_after_the_reload_teaches_nothing(
-    start_daemon: StartDaemon,
-) -> None:
-    """A long prompt is on its way to the 32k model when the operator
-    switches `small` to the 128k one: its refusal, after the reload, is the
-    old model's and says nothing of the new one's window."""
-    slow_refusal = Reply(
-        status=400,
-        json=anthropic_error_body("invalid_request_error", TOO_LONG),
-        delay_before_headers=1.0,
-    )
-    async with FakeUpstream() as small, FakeUpstream(default=answers("big")) as big:
-        small.script(slow_refusal)
-        small.default = answers("small")
-        d = await start_daemon(config(small.url, big.url))
-        running = asyncio.create_task(ask(d))
-        await small.wait_for_requests(1, timeout=5)
-        await reload(d, config(small.url, big.url, "qwen-128k"))
-        assert await running == ("big", "small=context_exceeded")
-        d.daemon.deferred.flush()
-        assert d.daemon.windows.learned("small") is None
-        assert await ask(d) == ("small", None)
-        assert [r.json["model"] for r in small.requests] == ["qwen-32k", "qwen-128k"]

@@ -85,6 +85,7 @@ async def test_an_old_models_refusal_ending_after_a_reload_is_not_read_back_at_a
         again = await restarted(start_daemon, d, new_config)
         assert again.daemon.windows.learned("small") is None
         assert await ask(again) == ("small", None)
+    assert [r.json["model"] for r in small.requests] == [OLD, NEW]
 
 
 @pytest.mark.parametrize("backend", [refuses, cuts], ids=["refused", "cut"])

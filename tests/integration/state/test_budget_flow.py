@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import time
 
 import anthropic
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from coderouterd.state import reads
 from coderouterd.state.audit import tail
 from coderouterd.state.db import open_db
+from tests.clocks import ShiftedClock
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message
 from tests.fakes.upstream import FakeUpstream, Reply
@@ -22,22 +22,6 @@ PRICED = """cost:
   output_tokens_per_million: 200000
   monthly_budget_usd: 5
 """
-
-
-class ShiftedClock:
-    """Real monotonic time; wall time that a test can move to another month."""
-
-    def __init__(self, wall: float) -> None:
-        self._offset = wall - time.time()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def wall(self) -> float:
-        return time.time() + self._offset
-
-    def move_to(self, wall: float) -> None:
-        self._offset = wall - time.time()
 
 
 def utc(*args: int) -> float:

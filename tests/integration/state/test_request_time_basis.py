@@ -11,11 +11,12 @@ import aiohttp
 
 from coderouterd.state import reads
 from coderouterd.state.db import open_db
+from tests.clocks import ShiftedClock
 from tests.conftest import StartDaemon, chain_yaml, provider_yaml
 from tests.fakes.transcripts import anthropic_message
 from tests.fakes.upstream import FakeUpstream, Reply
 from tests.integration.state.daemon_cli import cli_json
-from tests.integration.state.test_budget_flow import ShiftedClock, utc
+from tests.integration.state.test_budget_flow import utc
 
 BODY = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
 # 10 input + 5 output tokens at $1 / $2 per token: $20 a request.
